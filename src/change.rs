@@ -1,0 +1,164 @@
+//! The seam: what every source emits and everything downstream consumes.
+//!
+//! A source turns its protocol into [`SourceEvent`]s — snapshot rows, table-level events and one
+//! [`Transaction`] per source transaction — and nothing after this point knows whether they came
+//! from pgoutput or a binlog. Positions are totally ordered per source, so re-delivered
+//! transactions can be recognised and skipped.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::registry::{TableId, TableSchema};
+use crate::value::Value;
+
+/// The name of a source, as configured (`[sources.shop]` → `shop`).
+pub type SourceName = Arc<str>;
+
+/// A point in one source's history. PostgreSQL: the commit's `end_lsn`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Position(pub u64);
+
+impl Position {
+    pub const ZERO: Position = Position(0);
+
+    /// Parses PostgreSQL's `X/Y` LSN text.
+    pub fn parse_lsn(s: &str) -> Option<Position> {
+        let (hi, lo) = s.trim().split_once('/')?;
+        let hi = u64::from_str_radix(hi, 16).ok()?;
+        let lo = u64::from_str_radix(lo, 16).ok()?;
+        Some(Position((hi << 32) | lo))
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+    }
+}
+
+impl Serialize for Position {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A row of a watched table: values in the table's column order (see [`crate::registry`]).
+/// Immutable and shared: the replica, deltas and results hold the same allocation.
+pub type Row = Arc<[Value]>;
+
+/// A primary-key value, in key-column order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key(pub Arc<[Value]>);
+
+impl Key {
+    pub fn of(row: &[Value], key_columns: &[usize]) -> Key {
+        Key(key_columns.iter().map(|&i| row[i].clone()).collect())
+    }
+
+    /// The empty key, used by table-wide operations (truncate).
+    pub fn none() -> Key {
+        Key(Arc::from(Vec::new()))
+    }
+}
+
+/// A tuple as the source sent it: `None` marks a value the source did not send (an unchanged
+/// TOAST column, a column outside a key-only before-image). That is not NULL, and the replica
+/// fills it from the row it holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Image(pub Vec<Option<Value>>);
+
+impl Image {
+    pub fn is_complete(&self) -> bool {
+        self.0.iter().all(Option::is_some)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Insert,
+    Update,
+    Delete,
+    Truncate,
+}
+
+/// One row change inside a transaction.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub table: TableId,
+    pub op: Op,
+    /// The key of the row after the change (insert, update) or of the removed row (delete); for
+    /// an update that moved the key, `before` carries the old key.
+    pub key: Key,
+    /// Update: the old key (key-only image) or the full old row (REPLICA IDENTITY FULL), when
+    /// the source sent one. Delete: the old key or row.
+    pub before: Option<Image>,
+    pub after: Option<Image>,
+}
+
+/// Why a table's contents were reset or need to be.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetReason {
+    Truncate,
+    Resync,
+    Quarantine,
+}
+
+/// Events about a whole table, carried through the seam so that the engines reset instead of
+/// diffing.
+#[derive(Clone, Debug)]
+pub enum TableEvent {
+    /// The table's initial copy starts, with the shape its rows have; its queries answer
+    /// `NOT_READY` until `SnapshotEnd`. Any rows the replica held for it are dropped.
+    SnapshotBegin { schema: Arc<TableSchema> },
+    /// The initial copy is complete and consistent as of `position`.
+    SnapshotEnd { table: TableId, position: Position, rows: u64 },
+    /// The table's column set changed at the source. Rows decoded after this event still use
+    /// the last known shape (columns the source dropped read as NULL, added ones are ignored)
+    /// until the table is resynced; `columns` is what the source now sends.
+    SchemaChanged { table: TableId, columns: Vec<Arc<str>> },
+}
+
+/// One committed source transaction.
+#[derive(Clone, Debug)]
+pub struct Transaction {
+    pub source: SourceName,
+    pub position: Position,
+    /// Commit time, microseconds since the Unix epoch.
+    pub commit_ts: i64,
+    /// The source's transaction id (PostgreSQL xid).
+    pub xid: u64,
+    pub changes: Vec<Change>,
+    /// Table events decoded inside the transaction, each with the index of the change it
+    /// precedes (a relation can change between two row changes).
+    pub table_events: Vec<(usize, TableEvent)>,
+}
+
+/// What a source emits, in order.
+#[derive(Clone, Debug)]
+pub enum SourceEvent {
+    Table(TableEvent),
+    /// A chunk of a table's initial copy (complete rows).
+    SnapshotRows { table: TableId, rows: Vec<Row> },
+    /// Every watched table has been copied: the replica is consistent as of `position`, and
+    /// the stream continues after it.
+    Consistent { source: SourceName, position: Position },
+    Transaction(Transaction),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsn_text_round_trips() {
+        let p = Position::parse_lsn("16/B374D848").unwrap();
+        assert_eq!(p.0, 0x16_B374_D848);
+        assert_eq!(p.to_string(), "16/B374D848");
+        assert_eq!(Position::parse_lsn("0/0"), Some(Position::ZERO));
+        assert_eq!(Position::parse_lsn("nonsense"), None);
+    }
+}

@@ -1,0 +1,387 @@
+//! Configuration: one TOML file, overlaid by `OPSLIVE_…` environment variables.
+//!
+//! Nested keys are joined with `__` in the environment, so `[sources.shop] url = …` is also
+//! `OPSLIVE_SOURCES__SHOP__URL`. Unknown keys and bad values are refused with the key path;
+//! passwords in URLs never appear in logs or `Debug` output.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Deserializer};
+
+use crate::registry::{Registry, RegistryError};
+
+/// Everything opslive reads at start.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP/GraphQL server.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where opslive keeps local files (checkpoints, later).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// opslive's own database (never part of a publication).
+    #[serde(default)]
+    pub app_database: AppDatabase,
+    /// The databases to read changes from, by name.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppDatabase {
+    /// Default: the first source's server, database `opslive`.
+    pub url: Option<SecretUrl>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Postgres,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub kind: SourceKind,
+    /// `postgres://user:password@host:port/database`
+    pub url: SecretUrl,
+    /// Replication slot; default `opslive_<source>`.
+    pub slot: Option<String>,
+    /// Publication; default `opslive_<source>`. Created when missing.
+    pub publication: Option<String>,
+    /// Rows per snapshot chunk handed to the replica.
+    #[serde(default = "default_snapshot_chunk")]
+    pub snapshot_chunk_rows: usize,
+    pub tables: Vec<TableConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    /// `schema.table`, or `table` in `public`.
+    pub table: String,
+    /// Name in GraphQL and `tail`; default: the table name. Unique across sources.
+    pub name: Option<String>,
+    /// Columns to keep ordered indexes on (the ones people filter and sort by).
+    #[serde(default)]
+    pub indexes: Vec<String>,
+    /// Columns that never enter memory (personal data).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+
+fn default_snapshot_chunk() -> usize {
+    1024
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("invalid configuration: `{key}`: {message}")]
+    Key { key: String, message: String },
+}
+
+impl From<RegistryError> for ConfigError {
+    fn from(e: RegistryError) -> Self {
+        ConfigError::Invalid(e.to_string())
+    }
+}
+
+impl Config {
+    /// Reads the file (if given) and the environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError::Missing(path.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        Self::from_figment(figment.merge(env_overlay()))
+    }
+
+    /// Parses TOML text with the environment overlay (for tests and embedded defaults).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Self::from_figment(Figment::new().merge(Toml::string(text)).merge(env_overlay()))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment.extract().map_err(|e| {
+            // One message per problem, each naming its key and where it came from.
+            ConfigError::Invalid(e.into_iter().map(|e| describe(&e)).collect::<Vec<_>>().join("; "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (name, source) in &self.sources {
+            let key = |k: &str| format!("sources.{name}.{k}");
+            if !is_simple_identifier(name) {
+                return Err(ConfigError::Key {
+                    key: format!("sources.{name}"),
+                    message: "source names must be lowercase letters, digits and _".into(),
+                });
+            }
+            for (k, v) in [("slot", source.slot_name(name)), ("publication", source.publication_name(name))] {
+                if !is_simple_identifier(&v) || v.len() > 63 {
+                    return Err(ConfigError::Key {
+                        key: key(k),
+                        message: format!("`{v}` must be at most 63 lowercase letters, digits and _"),
+                    });
+                }
+            }
+            if !matches!(source.url.0.scheme(), "postgres" | "postgresql") {
+                return Err(ConfigError::Key {
+                    key: key("url"),
+                    message: format!("expected a postgres:// URL, got {}", source.url),
+                });
+            }
+            if source.tables.is_empty() {
+                return Err(ConfigError::Key { key: key("tables"), message: "list at least one table".into() });
+            }
+            if source.snapshot_chunk_rows == 0 {
+                return Err(ConfigError::Key { key: key("snapshot_chunk_rows"), message: "must be at least 1".into() });
+            }
+            for (i, t) in source.tables.iter().enumerate() {
+                let (schema, table) = t.schema_and_table();
+                let tkey = |k: &str| format!("sources.{name}.tables[{i}].{k}");
+                if schema.is_empty() || table.is_empty() || t.table.matches('.').count() > 1 {
+                    return Err(ConfigError::Key {
+                        key: tkey("table"),
+                        message: format!("`{}` is not `schema.table` or `table`", t.table),
+                    });
+                }
+                let gql = t.graphql_name();
+                if !is_graphql_name(&gql) {
+                    return Err(ConfigError::Key {
+                        key: tkey("name"),
+                        message: format!("`{gql}` is not a GraphQL name (letters, digits, _; not starting with a digit or __)"),
+                    });
+                }
+                if let Some(c) = t.indexes.iter().find(|c| t.exclude.contains(c)) {
+                    return Err(ConfigError::Key {
+                        key: tkey("indexes"),
+                        message: format!("column `{c}` is both indexed and excluded"),
+                    });
+                }
+            }
+        }
+        self.registry()?;
+        Ok(())
+    }
+
+    /// The watched tables of every source.
+    pub fn registry(&self) -> Result<Registry, ConfigError> {
+        let mut registry = Registry::default();
+        for (name, source) in &self.sources {
+            for t in &source.tables {
+                let (schema, table) = t.schema_and_table();
+                registry.add(
+                    Arc::from(name.as_str()),
+                    schema,
+                    table,
+                    &t.graphql_name(),
+                    t.indexes.iter().map(|c| Arc::from(c.as_str())).collect(),
+                    t.exclude.iter().map(|c| Arc::from(c.as_str())).collect(),
+                )?;
+            }
+        }
+        Ok(registry)
+    }
+
+    /// The app database URL: configured, or the first source's server with database `opslive`.
+    pub fn app_database_url(&self) -> Option<SecretUrl> {
+        if let Some(url) = &self.app_database.url {
+            return Some(url.clone());
+        }
+        let source = self.sources.values().next()?;
+        let mut url = source.url.0.clone();
+        url.set_path("/opslive");
+        Some(SecretUrl(url))
+    }
+}
+
+impl SourceConfig {
+    pub fn slot_name(&self, source: &str) -> String {
+        self.slot.clone().unwrap_or_else(|| format!("opslive_{source}"))
+    }
+
+    pub fn publication_name(&self, source: &str) -> String {
+        self.publication.clone().unwrap_or_else(|| format!("opslive_{source}"))
+    }
+}
+
+impl TableConfig {
+    pub fn schema_and_table(&self) -> (&str, &str) {
+        self.table.split_once('.').unwrap_or(("public", &self.table))
+    }
+
+    pub fn graphql_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.schema_and_table().1.to_string())
+    }
+}
+
+fn env_overlay() -> Env {
+    // OPSLIVE_CONFIG and OPSLIVE_LOG are read by the command line, not the file's keys.
+    Env::prefixed("OPSLIVE_").split("__").ignore(&["config", "log", "log_format"])
+}
+
+fn describe(e: &figment::Error) -> String {
+    let key = if e.path.is_empty() { String::new() } else { format!("`{}`: ", e.path.join(".")) };
+    let origin = match &e.metadata {
+        Some(m) if m.name.contains("environment") => {
+            let var = format!("OPSLIVE_{}", e.path.join("__").to_uppercase());
+            format!(" (from environment variable {var})")
+        }
+        Some(m) => match &m.source {
+            Some(figment::Source::File(p)) => format!(" (in {})", p.display()),
+            _ => String::new(),
+        },
+        None => String::new(),
+    };
+    format!("{key}{}{origin}", e.kind)
+}
+
+pub fn is_simple_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn is_graphql_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with("__")
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// A URL whose password is never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(pub url::Url);
+
+impl SecretUrl {
+    pub fn parse(s: &str) -> Result<SecretUrl, url::ParseError> {
+        url::Url::parse(s).map(SecretUrl)
+    }
+
+    /// The full URL, password included: only for handing to a database driver.
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.clone();
+        if shown.password().is_some() {
+            let _ = shown.set_password(Some("REDACTED"));
+        }
+        // Passwords can also ride in the query string (libpq's `password=`).
+        if shown.query_pairs().any(|(k, _)| k == "password") {
+            let pairs: Vec<(String, String)> = shown
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k == "password" { "REDACTED".to_string() } else { v.into_owned() };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            shown.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        f.write_str(shown.as_str())
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        // Never echo the text back: it may hold a password.
+        SecretUrl::parse(&s).map_err(|e| serde::de::Error::custom(format!("not a valid URL ({e})")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+        [sources.shop]
+        kind = "postgres"
+        url = "postgres://opslive:hunter2@127.0.0.1:5432/shop"
+        [[sources.shop.tables]]
+        table = "public.orders"
+        indexes = ["status"]
+        exclude = ["customer_email"]
+    "#;
+
+    #[test]
+    fn defaults_and_names() {
+        let c = Config::from_toml(BASE).unwrap();
+        let s = &c.sources["shop"];
+        assert_eq!(s.slot_name("shop"), "opslive_shop");
+        assert_eq!(s.tables[0].graphql_name(), "orders");
+        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.app_database_url().unwrap().0.path(), "/opslive");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let c = Config::from_toml(BASE).unwrap();
+        let shown = format!("{:?} {}", c, c.sources["shop"].url);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("REDACTED"));
+        let u = SecretUrl::parse("postgres://h/db?user=a&password=secret").unwrap();
+        assert!(!u.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn unknown_keys_name_their_path() {
+        let err = Config::from_toml(&format!("{BASE}\nslott = 1")).unwrap_err().to_string();
+        assert!(err.contains("slott"), "{err}");
+        let err = Config::from_toml(&BASE.replace("indexes", "indexs")).unwrap_err().to_string();
+        assert!(err.contains("sources.shop.tables") || err.contains("indexs"), "{err}");
+        let err = Config::from_toml(&BASE.replace("\"postgres\"\n", "\"oracle\"\n")).unwrap_err().to_string();
+        assert!(err.contains("sources.shop.kind"), "{err}");
+        let err = Config::from_toml(&format!("{BASE}\nlisten = \"nowhere\"")).unwrap_err().to_string();
+        assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let bad_slot = BASE.replace("kind = \"postgres\"", "kind = \"postgres\"\nslot = \"My-Slot\"");
+        let err = Config::from_toml(&bad_slot).unwrap_err().to_string();
+        assert!(err.contains("sources.shop.slot"), "{err}");
+        let err = Config::from_toml(&BASE.replace("public.orders", "a.b.c")).unwrap_err().to_string();
+        assert!(err.contains("sources.shop.tables[0].table"), "{err}");
+        let err = Config::from_toml(&BASE.replace("[\"status\"]", "[\"customer_email\"]")).unwrap_err().to_string();
+        assert!(err.contains("both indexed and excluded"), "{err}");
+        let dup = format!("{BASE}\n[[sources.shop.tables]]\ntable = \"other.orders\"\n");
+        let err = Config::from_toml(&dup).unwrap_err().to_string();
+        assert!(err.contains("GraphQL name `orders`"), "{err}");
+    }
+}

@@ -1,0 +1,51 @@
+//! Typed errors at the boundaries, and the one place that decides what is worth retrying.
+
+use crate::change::Position;
+
+/// Why a source stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot connect to source `{source_name}` at {url}: {detail}")]
+    Connect { source_name: String, url: String, detail: String },
+    /// The database is not set up for CDC; the message says what to change.
+    #[error("source `{source_name}` is not ready for change data capture:\n{problems}")]
+    Preflight { source_name: String, problems: String },
+    #[error("source `{source_name}`: {context}: {error}")]
+    Sql {
+        source_name: String,
+        context: String,
+        #[source]
+        error: tokio_postgres::Error,
+    },
+    #[error("source `{source_name}`: replication stream: {error}")]
+    Replication {
+        source_name: String,
+        #[source]
+        error: pgwire_replication::PgWireError,
+    },
+    #[error("source `{source_name}` sent a message opslive cannot read at {position}: {detail}")]
+    Protocol { source_name: String, position: Position, detail: String },
+    #[error("source `{source_name}`, table {table}: cannot decode a row at {position}: {detail}")]
+    Decode { source_name: String, table: String, position: Position, detail: String },
+    #[error("source `{source_name}`: the snapshot of {table} was rewritten (TRUNCATE or table rewrite) {attempts} times while it was being read; giving up")]
+    SnapshotUnstable { source_name: String, table: String, attempts: u32 },
+    /// The consumer went away (shutdown): not an error to report.
+    #[error("source `{0}`: the pipeline stopped")]
+    Closed(String),
+}
+
+impl SourceError {
+    /// Whether running the source again may succeed without a person changing something:
+    /// lost connections and server restarts yes; configuration and data problems no.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SourceError::Connect { .. } | SourceError::Replication { .. } => true,
+            SourceError::Sql { error, .. } => error.is_closed() || error.as_db_error().is_none(),
+            SourceError::SnapshotUnstable { .. } => true,
+            SourceError::Preflight { .. }
+            | SourceError::Protocol { .. }
+            | SourceError::Decode { .. }
+            | SourceError::Closed(_) => false,
+        }
+    }
+}

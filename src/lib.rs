@@ -1,0 +1,28 @@
+//! opslive: a live operations dashboard driven by change data capture.
+//!
+//! The data flows one way:
+//!
+//! ```text
+//!  PostgreSQL ──pgoutput──► source ─► SourceEvent ─► replica ─► Applied deltas ─► (live, kpi, alert)
+//!                           (per db)  (the seam)     (tables)
+//! ```
+//!
+//! - [`source`] owns each database's protocol and emits [`change::SourceEvent`]s;
+//! - [`change`] and [`value`] are the seam: typed rows, positions, table events;
+//! - [`replica`] is the in-memory copy, applied purely, returning deltas;
+//! - [`pipeline`] wires a source to the replica with backpressure;
+//! - [`store`] is opslive's own database; [`config`] the one configuration struct;
+//! - [`tail`] and [`serve`] are the commands built on them.
+
+pub mod change;
+pub mod config;
+pub mod error;
+pub mod pipeline;
+pub mod registry;
+pub mod replica;
+pub mod serve;
+pub mod source;
+pub mod store;
+pub mod tail;
+pub mod value;
+pub mod watermark;

@@ -1,0 +1,181 @@
+//! The watched tables: who they are (from configuration) and what they look like (from the
+//! source's catalog).
+//!
+//! A table is identified by (source, schema, table) and gets a [`TableId`] and a GraphQL name
+//! that is unique across sources. Its shape — a [`TableSchema`] — is discovered by the source and
+//! travels through the seam inside table events, so the replica and the engines always read rows
+//! with the column set they were decoded with.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::change::SourceName;
+
+/// Index of a watched table in the registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct TableId(pub u32);
+
+/// A watched table as configured.
+#[derive(Clone, Debug)]
+pub struct TableSpec {
+    pub id: TableId,
+    pub source: SourceName,
+    pub schema: Arc<str>,
+    pub table: Arc<str>,
+    /// Unique across all sources; what GraphQL and `tail` call the table.
+    pub name: Arc<str>,
+    /// Columns people filter by: the replica keeps ordered indexes on them.
+    pub indexes: Vec<Arc<str>>,
+    /// Columns that never enter memory (personal data).
+    pub exclude: Vec<Arc<str>>,
+}
+
+impl TableSpec {
+    /// `schema.table`, quoted for SQL.
+    pub fn qualified_sql(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.table))
+    }
+}
+
+impl fmt::Display for TableSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.source, self.schema, self.table)
+    }
+}
+
+/// Quotes an SQL identifier (doubling embedded quotes).
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The type of a column, independent of the source's type system.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    Numeric,
+    Text,
+    Uuid,
+    Date,
+    Time,
+    Timestamp,
+    TimestampTz,
+    Interval,
+    Json,
+    Bytes,
+    Array(Box<ColumnType>),
+    /// A type opslive does not interpret; its values are [`crate::value::Value::Other`].
+    Other(Arc<str>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    pub name: Arc<str>,
+    pub ty: ColumnType,
+    pub nullable: bool,
+}
+
+/// The shape of a watched table at one version of its column set.
+#[derive(Clone, Debug)]
+pub struct TableSchema {
+    pub spec: Arc<TableSpec>,
+    /// Visible columns in source order (excluded columns are not here).
+    pub columns: Vec<Column>,
+    /// Positions in `columns` of the primary-key columns, in key order.
+    pub key: Vec<usize>,
+    /// Positions in `columns` of the indexed columns.
+    pub indexed: Vec<usize>,
+    /// Incremented each time the source reports a different column set.
+    pub version: u32,
+}
+
+impl TableSchema {
+    pub fn id(&self) -> TableId {
+        self.spec.id
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| &*c.name == name)
+    }
+}
+
+/// All watched tables, from configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    tables: Vec<Arc<TableSpec>>,
+    by_source_table: HashMap<(SourceName, Arc<str>, Arc<str>), TableId>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("GraphQL name `{name}` is used by both {first} and {second}: give one of them another `name`")]
+    DuplicateName { name: String, first: String, second: String },
+    #[error("table {0} is listed twice")]
+    DuplicateTable(String),
+}
+
+impl Registry {
+    /// Registers a table; ids follow registration order.
+    pub fn add(
+        &mut self,
+        source: SourceName,
+        schema: &str,
+        table: &str,
+        name: &str,
+        indexes: Vec<Arc<str>>,
+        exclude: Vec<Arc<str>>,
+    ) -> Result<TableId, RegistryError> {
+        let id = TableId(self.tables.len() as u32);
+        let spec = TableSpec {
+            id,
+            source: source.clone(),
+            schema: schema.into(),
+            table: table.into(),
+            name: name.into(),
+            indexes,
+            exclude,
+        };
+        if let Some(other) = self.tables.iter().find(|t| t.name == spec.name) {
+            return Err(RegistryError::DuplicateName {
+                name: name.to_string(),
+                first: other.to_string(),
+                second: spec.to_string(),
+            });
+        }
+        let k = (source, spec.schema.clone(), spec.table.clone());
+        if self.by_source_table.contains_key(&k) {
+            return Err(RegistryError::DuplicateTable(spec.to_string()));
+        }
+        self.by_source_table.insert(k, id);
+        self.tables.push(Arc::new(spec));
+        Ok(id)
+    }
+
+    pub fn get(&self, id: TableId) -> Option<&Arc<TableSpec>> {
+        self.tables.get(id.0 as usize)
+    }
+
+    pub fn find(&self, source: &str, schema: &str, table: &str) -> Option<TableId> {
+        self.by_source_table.get(&(Arc::from(source), Arc::from(schema), Arc::from(table))).copied()
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Arc<TableSpec>> {
+        self.tables.iter().find(|t| &*t.name == name)
+    }
+
+    pub fn tables(&self) -> impl Iterator<Item = &Arc<TableSpec>> {
+        self.tables.iter()
+    }
+
+    pub fn of_source<'a>(&'a self, source: &'a str) -> impl Iterator<Item = &'a Arc<TableSpec>> + 'a {
+        self.tables.iter().filter(move |t| &*t.source == source)
+    }
+}

@@ -1,0 +1,235 @@
+//! The in-memory replica of every watched table.
+//!
+//! `apply` is pure: it takes one [`SourceEvent`], changes the tables and returns what changed
+//! ([`Applied`]) for the engines downstream. A transaction at or below the source's applied
+//! position is skipped, so a source may re-deliver after a reconnect without effect. Values the
+//! source did not send (unchanged TOAST) are filled from the row the replica holds.
+
+mod delta;
+mod table;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use delta::{Anomaly, AnomalyKind, Applied, Delta, RowDelta, TxInfo};
+pub use table::{Index, Table, TableState};
+
+use crate::change::{
+    Change, Image, Key, Op, Position, ResetReason, Row, SourceEvent, SourceName, TableEvent,
+    Transaction,
+};
+use crate::registry::TableId;
+use crate::value::Value;
+
+/// A consistent, cheaply cloned version of the replica.
+#[derive(Clone, Debug, Default)]
+pub struct Replica {
+    tables: HashMap<TableId, Table>,
+    /// Highest applied position per source.
+    applied: HashMap<SourceName, Position>,
+}
+
+impl Replica {
+    pub fn new() -> Replica {
+        Replica::default()
+    }
+
+    pub fn table(&self, id: TableId) -> Option<&Table> {
+        self.tables.get(&id)
+    }
+
+    pub fn tables(&self) -> impl Iterator<Item = &Table> {
+        self.tables.values()
+    }
+
+    /// The position up to which the source's changes are applied (zero before its snapshot is
+    /// consistent).
+    pub fn applied_position(&self, source: &str) -> Position {
+        self.applied.get(source).copied().unwrap_or(Position::ZERO)
+    }
+
+    pub fn apply(&mut self, event: &SourceEvent) -> Applied {
+        match event {
+            SourceEvent::Table(ev) => self.apply_table_event(ev),
+            SourceEvent::SnapshotRows { table, rows } => self.apply_snapshot_rows(*table, rows),
+            SourceEvent::Consistent { source, position } => {
+                let slot = self.applied.entry(source.clone()).or_default();
+                *slot = (*slot).max(*position);
+                Applied {
+                    deltas: vec![Delta::Consistent { source: source.clone(), position: *position }],
+                    ..Applied::default()
+                }
+            }
+            SourceEvent::Transaction(tx) => self.apply_transaction(tx),
+        }
+    }
+
+    fn apply_table_event(&mut self, ev: &TableEvent) -> Applied {
+        let delta = match ev {
+            TableEvent::SnapshotBegin { schema } => {
+                self.tables.insert(schema.id(), Table::new(schema.clone()));
+                Delta::SnapshotBegin { schema: schema.clone() }
+            }
+            TableEvent::SnapshotEnd { table, rows, .. } => {
+                if let Some(t) = self.tables.get_mut(table) {
+                    t.state = TableState::Ready;
+                }
+                Delta::SnapshotEnd { table: *table, rows: *rows }
+            }
+            TableEvent::SchemaChanged { table, columns } => {
+                self.mark_stale(*table, columns);
+                Delta::SchemaChanged { table: *table, columns: columns.clone() }
+            }
+        };
+        Applied { deltas: vec![delta], ..Applied::default() }
+    }
+
+    fn mark_stale(&mut self, table: TableId, columns: &[Arc<str>]) {
+        if let Some(t) = self.tables.get_mut(&table) {
+            let known: Vec<&str> = t.schema.columns.iter().map(|c| &*c.name).collect();
+            t.state = TableState::Stale {
+                reason: format!(
+                    "source columns changed from ({}) to ({}); a resync is needed",
+                    known.join(", "),
+                    columns.iter().map(|c| &**c).collect::<Vec<_>>().join(", ")
+                ),
+            };
+        }
+    }
+
+    fn apply_snapshot_rows(&mut self, table: TableId, rows: &[Row]) -> Applied {
+        let mut applied = Applied::default();
+        let Some(t) = self.tables.get_mut(&table) else {
+            applied.anomalies.push(Anomaly { table, key: Key::none(), kind: AnomalyKind::UnknownTable });
+            return applied;
+        };
+        let key_columns = t.schema.key.clone();
+        for row in rows {
+            let key = Key::of(row, &key_columns);
+            if t.upsert(key.clone(), row.clone()).is_some() {
+                applied.anomalies.push(Anomaly { table, key, kind: AnomalyKind::InsertExisting });
+            }
+        }
+        applied.deltas.push(Delta::SnapshotRows { table, rows: rows.to_vec() });
+        applied
+    }
+
+    fn apply_transaction(&mut self, tx: &Transaction) -> Applied {
+        let mut applied = Applied {
+            tx: Some(TxInfo {
+                source: tx.source.clone(),
+                position: tx.position,
+                commit_ts: tx.commit_ts,
+                xid: tx.xid,
+            }),
+            ..Applied::default()
+        };
+        if tx.position <= self.applied_position(&tx.source) {
+            applied.skipped = true;
+            return applied;
+        }
+        let mut events = tx.table_events.iter().peekable();
+        for (ordinal, change) in tx.changes.iter().enumerate() {
+            while let Some((_, ev)) = events.next_if(|(at, _)| *at <= ordinal) {
+                let mut out = self.apply_table_event(ev);
+                applied.deltas.append(&mut out.deltas);
+            }
+            self.apply_change(ordinal as u32, change, &mut applied);
+        }
+        for (_, ev) in events {
+            let mut out = self.apply_table_event(ev);
+            applied.deltas.append(&mut out.deltas);
+        }
+        self.applied.insert(tx.source.clone(), tx.position);
+        applied
+    }
+
+    fn apply_change(&mut self, ordinal: u32, change: &Change, applied: &mut Applied) {
+        let table_id = change.table;
+        let Some(t) = self.tables.get_mut(&table_id) else {
+            applied.anomalies.push(Anomaly {
+                table: table_id,
+                key: change.key.clone(),
+                kind: AnomalyKind::UnknownTable,
+            });
+            return;
+        };
+        let anomaly = |kind, key: &Key| Anomaly { table: table_id, key: key.clone(), kind };
+        let delta = |op, key: Key, before, after| {
+            Delta::Row(RowDelta { table: table_id, op, ordinal, key, before, after })
+        };
+        match change.op {
+            Op::Truncate => {
+                t.clear();
+                applied.deltas.push(Delta::Reset { table: table_id, reason: ResetReason::Truncate });
+            }
+            Op::Insert => {
+                let Some(row) = change.after.as_ref().and_then(|a| complete(a, None)) else {
+                    applied.anomalies.push(anomaly(AnomalyKind::UnsentValueForMissingRow, &change.key));
+                    return;
+                };
+                let old = t.upsert(change.key.clone(), row.clone());
+                if old.is_some() {
+                    applied.anomalies.push(anomaly(AnomalyKind::InsertExisting, &change.key));
+                }
+                applied.deltas.push(delta(Op::Insert, change.key.clone(), old, Some(row)));
+            }
+            Op::Update => {
+                let old_key = change
+                    .before
+                    .as_ref()
+                    .and_then(|b| key_of_image(b, &t.schema.key))
+                    .unwrap_or_else(|| change.key.clone());
+                let old = t.get(&old_key).cloned();
+                let Some(row) = change.after.as_ref().and_then(|a| complete(a, old.as_ref())) else {
+                    applied.anomalies.push(anomaly(AnomalyKind::UnsentValueForMissingRow, &old_key));
+                    return;
+                };
+                if old.is_none() {
+                    applied.anomalies.push(anomaly(AnomalyKind::UpdateMissing, &old_key));
+                }
+                if old_key != change.key {
+                    t.remove(&old_key);
+                    if t.get(&change.key).is_some() {
+                        applied.anomalies.push(anomaly(AnomalyKind::InsertExisting, &change.key));
+                    }
+                }
+                t.upsert(change.key.clone(), row.clone());
+                applied.deltas.push(delta(Op::Update, change.key.clone(), old, Some(row)));
+            }
+            Op::Delete => match t.remove(&change.key) {
+                Some(old) => {
+                    applied.deltas.push(delta(Op::Delete, change.key.clone(), Some(old), None))
+                }
+                None => applied.anomalies.push(anomaly(AnomalyKind::DeleteMissing, &change.key)),
+            },
+        }
+    }
+}
+
+/// Builds a full row from an image, taking unsent values from `old`. `None` when a value is
+/// unsent and there is no old row to take it from.
+fn complete(image: &Image, old: Option<&Row>) -> Option<Row> {
+    image
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, cell)| match cell {
+            Some(v) => Some(v.clone()),
+            None => old.map(|o| o[i].clone()),
+        })
+        .collect::<Option<Vec<Value>>>()
+        .map(Row::from)
+}
+
+/// The key of a before-image, if it carries every key column.
+fn key_of_image(image: &Image, key_columns: &[usize]) -> Option<Key> {
+    key_columns
+        .iter()
+        .map(|&i| image.0.get(i).cloned().flatten())
+        .collect::<Option<Vec<Value>>>()
+        .map(|v| Key(v.into()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,155 @@
+//! One watched table in memory: rows by primary key, ordered indexes on chosen columns.
+//!
+//! Both live in persistent maps (`imbl`), so cloning a table is O(1): a reader takes a
+//! transaction-consistent version while apply goes on, and unchanged subtrees are shared.
+
+use std::ops::RangeBounds;
+use std::sync::Arc;
+
+use imbl::{OrdMap, OrdSet};
+
+use crate::change::{Key, Row};
+use crate::registry::TableSchema;
+use crate::value::Value;
+
+/// Whether a table's rows can be served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TableState {
+    /// The initial copy is being loaded: queries must answer `NOT_READY`.
+    Loading,
+    Ready,
+    /// The rows are exact for the columns the replica knows, but the source's column set
+    /// changed; the table needs a resync.
+    Stale { reason: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct Index {
+    /// Position of the indexed column in the schema.
+    pub column: usize,
+    entries: OrdSet<(Value, Key)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Table {
+    pub schema: Arc<TableSchema>,
+    pub state: TableState,
+    rows: OrdMap<Key, Row>,
+    indexes: Vec<Index>,
+    approx_bytes: usize,
+}
+
+impl Table {
+    pub fn new(schema: Arc<TableSchema>) -> Table {
+        let indexes = schema
+            .indexed
+            .iter()
+            .map(|&column| Index { column, entries: OrdSet::new() })
+            .collect();
+        Table { schema, state: TableState::Loading, rows: OrdMap::new(), indexes, approx_bytes: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn get(&self, key: &Key) -> Option<&Row> {
+        self.rows.get(key)
+    }
+
+    /// Rows in primary-key order.
+    pub fn rows(&self) -> impl Iterator<Item = (&Key, &Row)> {
+        self.rows.iter()
+    }
+
+    /// An estimate of the memory the rows take (values and row overhead, not shared tree nodes).
+    pub fn approx_bytes(&self) -> usize {
+        self.approx_bytes
+    }
+
+    /// Keys of the rows whose `column` lies in `range`, in (value, key) order. `None` when the
+    /// column has no index.
+    pub fn index_range<'a>(
+        &'a self,
+        column: usize,
+        range: impl RangeBounds<Value> + 'a,
+    ) -> Option<impl Iterator<Item = &'a Key> + 'a> {
+        use std::ops::Bound;
+        let index = self.indexes.iter().find(|i| i.column == column)?;
+        // Keys sort after the empty key, so (v, empty) starts v and the next step past
+        // (v, max) ends it; `Key` has no max, so bound the end by checking the value.
+        let start = match range.start_bound() {
+            Bound::Included(v) => Bound::Included((v.clone(), Key::none())),
+            Bound::Excluded(v) => Bound::Excluded((v.clone(), Key::none())),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let end = range.end_bound().cloned();
+        let start_excluded = match range.start_bound() {
+            Bound::Excluded(v) => Some(v.clone()),
+            _ => None,
+        };
+        Some(
+            index
+                .entries
+                .range((start, Bound::Unbounded))
+                .skip_while(move |(v, _)| start_excluded.as_ref() == Some(v))
+                .take_while(move |(v, _)| match &end {
+                    Bound::Included(e) => v <= e,
+                    Bound::Excluded(e) => v < e,
+                    Bound::Unbounded => true,
+                })
+                .map(|(_, k)| k),
+        )
+    }
+
+    /// Inserts or replaces a row, keeping indexes; returns the row it replaced.
+    pub fn upsert(&mut self, key: Key, row: Row) -> Option<Row> {
+        let old = self.remove(&key);
+        for index in &mut self.indexes {
+            index.entries.insert((row[index.column].clone(), key.clone()));
+        }
+        self.approx_bytes += row_bytes(&row) + key_bytes(&key);
+        self.rows.insert(key, row);
+        old
+    }
+
+    pub fn remove(&mut self, key: &Key) -> Option<Row> {
+        let old = self.rows.remove(key)?;
+        for index in &mut self.indexes {
+            index.entries.remove(&(old[index.column].clone(), key.clone()));
+        }
+        self.approx_bytes = self.approx_bytes.saturating_sub(row_bytes(&old) + key_bytes(key));
+        Some(old)
+    }
+
+    pub fn clear(&mut self) {
+        self.rows = OrdMap::new();
+        for index in &mut self.indexes {
+            index.entries = OrdSet::new();
+        }
+        self.approx_bytes = 0;
+    }
+}
+
+fn key_bytes(key: &Key) -> usize {
+    key.0.iter().map(value_bytes).sum::<usize>() + 16
+}
+
+fn row_bytes(row: &Row) -> usize {
+    row.iter().map(value_bytes).sum::<usize>() + 16
+}
+
+fn value_bytes(v: &Value) -> usize {
+    std::mem::size_of::<Value>()
+        + match v {
+            Value::Numeric(s) | Value::Text(s) | Value::Json(s) => s.len() + 16,
+            Value::Other { type_name, text } => type_name.len() + text.len() + 32,
+            Value::Bytes(b) => b.len() + 16,
+            Value::Array(items) => items.iter().map(value_bytes).sum::<usize>() + 16,
+            _ => 0,
+        }
+}

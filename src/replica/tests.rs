@@ -1,0 +1,146 @@
+//! Unit tests of apply: skip-by-position, unsent-value fill, key moves, anomalies, indexes.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::registry::{Column, ColumnType, Registry, TableSchema};
+
+fn schema() -> Arc<TableSchema> {
+    let mut reg = Registry::default();
+    let id = reg.add("s".into(), "public", "t", "t", vec!["status".into()], vec![]).unwrap();
+    let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
+    Arc::new(TableSchema {
+        spec: reg.get(id).unwrap().clone(),
+        columns: vec![col("id", ColumnType::Int8), col("status", ColumnType::Text), col("body", ColumnType::Text)],
+        key: vec![0],
+        indexed: vec![1],
+        version: 1,
+    })
+}
+
+fn v(id: i64, status: &str, body: &str) -> Vec<Option<Value>> {
+    vec![Some(Value::Int8(id)), Some(Value::text(status)), Some(Value::text(body))]
+}
+
+fn key(id: i64) -> Key {
+    Key(Arc::from(vec![Value::Int8(id)]))
+}
+
+fn tx(pos: u64, changes: Vec<Change>) -> SourceEvent {
+    SourceEvent::Transaction(Transaction {
+        source: "s".into(),
+        position: Position(pos),
+        commit_ts: 0,
+        xid: pos,
+        changes,
+        table_events: vec![],
+    })
+}
+
+fn change(op: Op, k: i64, before: Option<Vec<Option<Value>>>, after: Option<Vec<Option<Value>>>) -> Change {
+    Change { table: TableId(0), op, key: key(k), before: before.map(Image), after: after.map(Image) }
+}
+
+fn loaded() -> Replica {
+    let mut r = Replica::new();
+    let s = schema();
+    r.apply(&SourceEvent::Table(TableEvent::SnapshotBegin { schema: s }));
+    let rows = vec![Row::from(vec![Value::Int8(1), Value::text("open"), Value::text("x".repeat(3000).as_str())])];
+    let out = r.apply(&SourceEvent::SnapshotRows { table: TableId(0), rows });
+    assert!(out.anomalies.is_empty());
+    r.apply(&SourceEvent::Table(TableEvent::SnapshotEnd { table: TableId(0), position: Position(10), rows: 1 }));
+    r.apply(&SourceEvent::Consistent { source: "s".into(), position: Position(10) });
+    r
+}
+
+#[test]
+fn transactions_at_or_below_the_applied_position_are_skipped() {
+    let mut r = loaded();
+    let out = r.apply(&tx(10, vec![change(Op::Insert, 2, None, Some(v(2, "new", "b")))]));
+    assert!(out.skipped && out.deltas.is_empty());
+    let out = r.apply(&tx(11, vec![change(Op::Insert, 2, None, Some(v(2, "new", "b")))]));
+    assert!(!out.skipped && out.deltas.len() == 1);
+    let out = r.apply(&tx(11, vec![change(Op::Insert, 3, None, Some(v(3, "new", "b")))]));
+    assert!(out.skipped, "re-delivery of the same position must not apply twice");
+    assert_eq!(r.table(TableId(0)).unwrap().len(), 2);
+    assert_eq!(r.applied_position("s"), Position(11));
+}
+
+#[test]
+fn unsent_values_are_filled_from_the_held_row() {
+    let mut r = loaded();
+    let after = vec![Some(Value::Int8(1)), Some(Value::text("closed")), None];
+    let out = r.apply(&tx(11, vec![change(Op::Update, 1, None, Some(after))]));
+    assert!(out.anomalies.is_empty());
+    let row = r.table(TableId(0)).unwrap().get(&key(1)).unwrap().clone();
+    assert_eq!(row[1], Value::text("closed"));
+    assert_eq!(row[2], Value::text("x".repeat(3000).as_str()));
+    let Delta::Row(d) = &out.deltas[0] else { panic!() };
+    assert_eq!(d.before.as_ref().unwrap()[1], Value::text("open"));
+}
+
+#[test]
+fn unsent_value_for_a_missing_row_is_an_anomaly_not_a_null() {
+    let mut r = loaded();
+    let after = vec![Some(Value::Int8(5)), Some(Value::text("closed")), None];
+    let out = r.apply(&tx(11, vec![change(Op::Update, 5, None, Some(after))]));
+    assert_eq!(out.anomalies[0].kind, AnomalyKind::UnsentValueForMissingRow);
+    assert!(r.table(TableId(0)).unwrap().get(&key(5)).is_none());
+}
+
+#[test]
+fn key_updates_move_the_row_and_its_index_entries() {
+    let mut r = loaded();
+    let before = vec![Some(Value::Int8(1)), None, None];
+    let out = r.apply(&tx(11, vec![change(Op::Update, 7, Some(before), Some(v(7, "moved", "b")))]));
+    assert!(out.anomalies.is_empty(), "{:?}", out.anomalies);
+    let t = r.table(TableId(0)).unwrap();
+    assert!(t.get(&key(1)).is_none());
+    assert_eq!(t.get(&key(7)).unwrap()[1], Value::text("moved"));
+    let moved: Vec<_> = t.index_range(1, Value::text("moved")..=Value::text("moved")).unwrap().collect();
+    assert_eq!(moved, vec![&key(7)]);
+    assert_eq!(t.index_range(1, Value::text("open")..=Value::text("open")).unwrap().count(), 0);
+}
+
+#[test]
+fn anomalies_are_reported() {
+    let mut r = loaded();
+    let out = r.apply(&tx(
+        11,
+        vec![
+            change(Op::Insert, 1, None, Some(v(1, "dup", "b"))),
+            change(Op::Delete, 9, Some(vec![Some(Value::Int8(9)), None, None]), None),
+            change(Op::Update, 8, None, Some(v(8, "u", "b"))),
+        ],
+    ));
+    let kinds: Vec<_> = out.anomalies.iter().map(|a| a.kind).collect();
+    assert_eq!(kinds, vec![AnomalyKind::InsertExisting, AnomalyKind::DeleteMissing, AnomalyKind::UpdateMissing]);
+}
+
+#[test]
+fn truncate_resets_and_clones_keep_their_version() {
+    let mut r = loaded();
+    let before = r.clone();
+    let out = r.apply(&tx(11, vec![Change { table: TableId(0), op: Op::Truncate, key: Key::none(), before: None, after: None }]));
+    assert!(matches!(out.deltas[0], Delta::Reset { reason: ResetReason::Truncate, .. }));
+    assert_eq!(r.table(TableId(0)).unwrap().len(), 0);
+    assert_eq!(r.table(TableId(0)).unwrap().approx_bytes(), 0);
+    assert_eq!(before.table(TableId(0)).unwrap().len(), 1, "an earlier version is unaffected");
+}
+
+#[test]
+fn index_ranges() {
+    let mut r = loaded();
+    let mut changes = vec![];
+    for (i, s) in ["a", "b", "b", "c", "d"].iter().enumerate() {
+        changes.push(change(Op::Insert, 100 + i as i64, None, Some(v(100 + i as i64, s, ""))));
+    }
+    r.apply(&tx(11, changes));
+    let t = r.table(TableId(0)).unwrap();
+    let count = |range: (std::ops::Bound<Value>, std::ops::Bound<Value>)| t.index_range(1, range).unwrap().count();
+    use std::ops::Bound::*;
+    assert_eq!(count((Included(Value::text("b")), Included(Value::text("c")))), 3);
+    assert_eq!(count((Excluded(Value::text("b")), Excluded(Value::text("d")))), 1);
+    assert_eq!(count((Unbounded, Excluded(Value::text("b")))), 1);
+    assert_eq!(count((Excluded(Value::text("c")), Unbounded)), 2, "d and open");
+}

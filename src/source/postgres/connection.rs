@@ -1,0 +1,102 @@
+//! Opening connections to a PostgreSQL source: plain SQL (tokio-postgres) and replication
+//! (pgwire-replication), both from one URL and both with the same pinned session settings, so
+//! snapshot and stream print values identically.
+
+use std::time::Duration;
+
+use pgwire_replication::{Lsn, ReplicationConfig};
+use tokio_postgres::config::Host;
+
+use super::text::PINNED_OPTIONS;
+use crate::config::SecretUrl;
+use crate::error::SourceError;
+
+/// Connection settings of one source.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub source_name: String,
+    pub url: SecretUrl,
+    config: tokio_postgres::Config,
+}
+
+impl Endpoint {
+    pub fn new(source_name: &str, url: &SecretUrl) -> Result<Endpoint, SourceError> {
+        let mut config: tokio_postgres::Config = url.expose().parse().map_err(|e: tokio_postgres::Error| {
+            SourceError::Connect {
+                source_name: source_name.into(),
+                url: url.to_string(),
+                detail: format!("not a valid PostgreSQL URL: {e}"),
+            }
+        })?;
+        config.options(PINNED_OPTIONS);
+        config.application_name("opslive");
+        config.connect_timeout(Duration::from_secs(10));
+        Ok(Endpoint { source_name: source_name.into(), url: url.clone(), config })
+    }
+
+    fn connect_error(&self, detail: impl std::fmt::Display) -> SourceError {
+        SourceError::Connect {
+            source_name: self.source_name.clone(),
+            url: self.url.to_string(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// An SQL session; its connection task ends with the returned client.
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, SourceError> {
+        let (client, connection) = self
+            .config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| self.connect_error(describe_pg_error(&e)))?;
+        let source = self.source_name.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(source = %source, error = %e, "source SQL connection closed");
+            }
+        });
+        Ok(client)
+    }
+
+    /// Settings for a replication session on `slot`, streaming `publication`.
+    pub fn replication(&self, slot: &str, publication: &str, start: Lsn) -> Result<ReplicationConfig, SourceError> {
+        let (host, port) = match (self.config.get_hosts().first(), self.config.get_ports().first()) {
+            (Some(Host::Tcp(h)), port) => (h.clone(), port.copied().unwrap_or(5432)),
+            (Some(Host::Unix(path)), port) => (path.display().to_string(), port.copied().unwrap_or(5432)),
+            (None, port) => ("127.0.0.1".to_string(), port.copied().unwrap_or(5432)),
+        };
+        let user = self.config.get_user().unwrap_or("postgres").to_string();
+        let password = self
+            .config
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .unwrap_or_default();
+        let dbname = self.config.get_dbname().unwrap_or(&user).to_string();
+        Ok(ReplicationConfig::new(host, user, password, dbname, slot, publication)
+            .with_port(port)
+            .with_start_lsn(start)
+            .with_options(PINNED_OPTIONS)
+            .with_application_name(format!("opslive:{}", self.source_name))
+            // Acks are cheap; a short interval keeps the slot close to what was applied.
+            .with_status_interval(Duration::from_secs(1))
+            .with_wakeup_interval(Duration::from_secs(5)))
+    }
+}
+
+/// A readable one-line description of a driver error, with the server's message when there is
+/// one (tokio-postgres' Display says only "db error").
+pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{}: {}", db.severity(), db.message());
+            if let Some(hint) = db.hint() {
+                s.push_str(&format!(" (hint: {hint})"));
+            }
+            s
+        }
+        None => match std::error::Error::source(e) {
+            Some(inner) => format!("{e}: {inner}"),
+            None => e.to_string(),
+        },
+    }
+}

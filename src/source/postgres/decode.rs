@@ -1,0 +1,195 @@
+//! Stage two of decoding: pgoutput messages → [`Change`]s in the watched tables' shapes.
+//!
+//! Keeps the relation cache (pgoutput sends each table's Relation message before its first row
+//! change in a session and again after it changes), maps relation columns to the replica's columns
+//! by name, drops excluded columns before parsing them, and tells apart NULL from a value the
+//! server did not send.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::catalog::PgTable;
+use super::pgoutput::{Message, OldKind, Relation, Tuple, TupleValue};
+use super::text;
+use crate::change::{Change, Image, Key, Op, TableEvent};
+use crate::registry::{Registry, TableId};
+use crate::value::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("row change for relation {0} before its Relation message")]
+    UnknownRelation(u32),
+    #[error("{table}: {detail}")]
+    Table { table: String, detail: String },
+}
+
+/// How one relation's columns map onto a watched table's columns.
+struct RelationMap {
+    table: TableId,
+    /// For each replica column, the relation column holding it (`None`: dropped at the source).
+    source_column: Vec<Option<usize>>,
+}
+
+pub struct Decoder {
+    source: Arc<str>,
+    registry: Arc<Registry>,
+    tables: HashMap<TableId, PgTable>,
+    /// `None` marks a relation that is published but not watched.
+    relations: HashMap<u32, Option<RelationMap>>,
+}
+
+/// What one message turned into.
+pub enum Decoded {
+    Change(Change),
+    Table(TableEvent),
+    Nothing,
+}
+
+impl Decoder {
+    pub fn new(source: Arc<str>, registry: Arc<Registry>, tables: impl IntoIterator<Item = PgTable>) -> Decoder {
+        let tables = tables.into_iter().map(|t| (t.schema.id(), t)).collect();
+        Decoder { source, registry, tables, relations: HashMap::new() }
+    }
+
+    /// Decodes one message; several for a multi-table TRUNCATE.
+    pub fn decode(&mut self, msg: Message, out: &mut Vec<Decoded>) -> Result<(), DecodeError> {
+        match msg {
+            Message::Relation(rel) => out.push(self.relation(rel)),
+            Message::Insert { relation, new } => {
+                if let Some(map) = self.map(relation)? {
+                    let after = self.image(map, &new, false)?;
+                    let key = self.key(map.table, &after)?;
+                    out.push(Decoded::Change(Change { table: map.table, op: Op::Insert, key, before: None, after: Some(after) }));
+                }
+            }
+            Message::Update { relation, old, new } => {
+                if let Some(map) = self.map(relation)? {
+                    let after = self.image(map, &new, false)?;
+                    let key = self.key(map.table, &after)?;
+                    let before = match old {
+                        Some((kind, tuple)) => Some(self.image(map, &tuple, kind == OldKind::Key)?),
+                        None => None,
+                    };
+                    out.push(Decoded::Change(Change { table: map.table, op: Op::Update, key, before, after: Some(after) }));
+                }
+            }
+            Message::Delete { relation, old: (kind, tuple) } => {
+                if let Some(map) = self.map(relation)? {
+                    let before = self.image(map, &tuple, kind == OldKind::Key)?;
+                    let key = self.key(map.table, &before)?;
+                    out.push(Decoded::Change(Change { table: map.table, op: Op::Delete, key, before: Some(before), after: None }));
+                }
+            }
+            Message::Truncate { relations, .. } => {
+                for relation in relations {
+                    if let Some(map) = self.map(relation)? {
+                        out.push(Decoded::Change(Change {
+                            table: map.table,
+                            op: Op::Truncate,
+                            key: Key::none(),
+                            before: None,
+                            after: None,
+                        }));
+                    }
+                }
+            }
+            Message::Begin { .. }
+            | Message::Commit { .. }
+            | Message::Origin { .. }
+            | Message::Type { .. }
+            | Message::Message { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn map(&self, relation: u32) -> Result<Option<&RelationMap>, DecodeError> {
+        match self.relations.get(&relation) {
+            Some(m) => Ok(m.as_ref()),
+            None => Err(DecodeError::UnknownRelation(relation)),
+        }
+    }
+
+    fn relation(&mut self, rel: Relation) -> Decoded {
+        let Some(table) = self.registry.find(&self.source, &rel.namespace, &rel.name) else {
+            self.relations.insert(rel.oid, None);
+            return Decoded::Nothing;
+        };
+        let Some(known) = self.tables.get(&table) else {
+            self.relations.insert(rel.oid, None);
+            return Decoded::Nothing;
+        };
+        let spec = &known.schema.spec;
+        let source_column: Vec<Option<usize>> = known
+            .schema
+            .columns
+            .iter()
+            .map(|c| rel.columns.iter().position(|rc| *rc.name == *c.name))
+            .collect();
+        let sent: Vec<(&str, u32)> = rel
+            .columns
+            .iter()
+            .filter(|c| !spec.exclude.iter().any(|e| **e == c.name))
+            .map(|c| (c.name.as_str(), c.type_oid))
+            .collect();
+        let expected: Vec<(&str, u32)> = known
+            .schema
+            .columns
+            .iter()
+            .zip(&known.column_type_oids)
+            .map(|(c, oid)| (&*c.name, *oid))
+            .collect();
+        let changed = sent != expected;
+        self.relations.insert(rel.oid, Some(RelationMap { table, source_column }));
+        if changed {
+            tracing::warn!(source = %self.source, table = %spec, "the table's columns changed at the source; it needs a resync");
+            Decoded::Table(TableEvent::SchemaChanged {
+                table,
+                columns: sent.iter().map(|(n, _)| Arc::from(*n)).collect(),
+            })
+        } else {
+            Decoded::Nothing
+        }
+    }
+
+    /// Converts a tuple into the table's column order. In a key-only old tuple the non-key
+    /// columns are NULL markers that mean "not sent", so they become absent.
+    fn image(&self, map: &RelationMap, tuple: &Tuple, key_only: bool) -> Result<Image, DecodeError> {
+        let table = &self.tables[&map.table];
+        let mut cells = Vec::with_capacity(map.source_column.len());
+        for (i, column) in table.schema.columns.iter().enumerate() {
+            let is_key = table.schema.key.contains(&i);
+            let cell = match map.source_column[i].and_then(|j| tuple.get(j)) {
+                // A column the source no longer has: NULL until the table is resynced.
+                None => Some(Value::Null),
+                Some(_) if key_only && !is_key => None,
+                Some(TupleValue::Null) => Some(Value::Null),
+                Some(TupleValue::Unchanged) => None,
+                Some(TupleValue::Text(bytes)) => {
+                    let s = std::str::from_utf8(bytes).map_err(|_| self.error(map.table, format!("column `{}` is not UTF-8", column.name)))?;
+                    Some(text::parse(&column.ty, s).map_err(|e| self.error(map.table, format!("column `{}`: {e}", column.name)))?)
+                }
+                Some(TupleValue::Binary(_)) => {
+                    return Err(self.error(map.table, "binary tuple values are not requested and cannot be read".into()));
+                }
+            };
+            cells.push(cell);
+        }
+        Ok(Image(cells))
+    }
+
+    fn key(&self, table: TableId, image: &Image) -> Result<Key, DecodeError> {
+        let schema = &self.tables[&table].schema;
+        schema
+            .key
+            .iter()
+            .map(|&i| image.0[i].clone())
+            .collect::<Option<Vec<Value>>>()
+            .map(|v| Key(v.into()))
+            .ok_or_else(|| self.error(table, "a key column was not sent".into()))
+    }
+
+    fn error(&self, table: TableId, detail: String) -> DecodeError {
+        let name = self.tables.get(&table).map(|t| t.schema.spec.to_string()).unwrap_or_default();
+        DecodeError::Table { table: name, detail }
+    }
+}

@@ -1,0 +1,148 @@
+//! The initial copy: every watched table read inside the snapshot the slot exported, so that
+//! each committed transaction is either in the copy or in the stream after the slot's
+//! consistent point, never both and never neither.
+
+use std::sync::Arc;
+
+use futures_util::{StreamExt, pin_mut};
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+
+use super::catalog::{PgTable, TableProblems, read_table};
+use super::copy_text::{CopyError, LineBuffer, split_fields};
+use super::text;
+use crate::change::{Position, Row, SourceEvent, TableEvent};
+use crate::error::SourceError;
+use crate::registry::{TableSpec, quote_ident};
+use crate::value::Value;
+
+/// A transaction on the exported snapshot.
+pub struct SnapshotTx<'a> {
+    pub client: &'a Client,
+    pub source_name: &'a str,
+}
+
+/// Outcome of reading the tables' shapes inside the snapshot.
+pub enum Shapes {
+    Ready(Vec<PgTable>),
+    /// The table was truncated or rewritten after the snapshot was exported: its data in the
+    /// snapshot would read as empty. Take the snapshot again.
+    Rewritten(String),
+}
+
+impl SnapshotTx<'_> {
+    fn sql(&self, context: String) -> impl FnOnce(tokio_postgres::Error) -> SourceError + '_ {
+        move |error| SourceError::Sql { source_name: self.source_name.into(), context, error }
+    }
+
+    /// Opens the transaction on `snapshot_name` (or on a fresh snapshot when `None`).
+    pub async fn begin(&self, snapshot_name: Option<&str>) -> Result<(), SourceError> {
+        let mut sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;".to_string();
+        if let Some(name) = snapshot_name {
+            sql.push_str(&format!(" SET TRANSACTION SNAPSHOT '{}';", name.replace('\'', "''")));
+        }
+        self.client.batch_execute(&sql).await.map_err(self.sql("importing the slot's snapshot".into()))
+    }
+
+    /// Locks each table against rewrites (ACCESS SHARE lets writes through) and reads its shape,
+    /// applying the TRUNCATE guard.
+    pub async fn shapes(&self, specs: &[Arc<TableSpec>], version: u32) -> Result<Shapes, SourceError> {
+        let mut tables = Vec::new();
+        let mut problems = Vec::new();
+        for spec in specs {
+            let lock = format!("LOCK TABLE {} IN ACCESS SHARE MODE", spec.qualified_sql());
+            self.client.batch_execute(&lock).await.map_err(self.sql(format!("locking {spec}")))?;
+            match read_table(self.client, spec, version).await.map_err(self.sql(format!("reading the catalog for {spec}")))? {
+                Ok(t) => {
+                    if t.relfilenode_in_snapshot != 0 && t.relfilenode_in_snapshot != t.relfilenode_now {
+                        return Ok(Shapes::Rewritten(spec.to_string()));
+                    }
+                    tables.push(t)
+                }
+                Err(TableProblems(mut p)) => problems.append(&mut p),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(SourceError::Preflight {
+                source_name: self.source_name.into(),
+                problems: super::preflight::bullet(&problems),
+            });
+        }
+        Ok(Shapes::Ready(tables))
+    }
+
+    /// Copies one table into `out` in chunks, between SnapshotBegin and SnapshotEnd.
+    pub async fn copy_table(
+        &self,
+        table: &PgTable,
+        position: Position,
+        chunk_rows: usize,
+        out: &mpsc::Sender<SourceEvent>,
+    ) -> Result<u64, SourceError> {
+        let schema = &table.schema;
+        let id = schema.id();
+        send(out, SourceEvent::Table(TableEvent::SnapshotBegin { schema: schema.clone() }), self.source_name).await?;
+        let columns = schema.columns.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
+        let copy = format!("COPY (SELECT {columns} FROM {}) TO STDOUT", schema.spec.qualified_sql());
+        let stream = self.client.copy_out(&copy).await.map_err(self.sql(format!("copying {}", schema.spec)))?;
+        pin_mut!(stream);
+        let mut lines = LineBuffer::default();
+        let width = schema.columns.len();
+        let mut chunk: Vec<Row> = Vec::with_capacity(chunk_rows);
+        let mut total = 0u64;
+        let decode_error = |detail: String| SourceError::Decode {
+            source_name: self.source_name.into(),
+            table: schema.spec.to_string(),
+            position,
+            detail,
+        };
+        while let Some(data) = stream.next().await {
+            let data = data.map_err(self.sql(format!("copying {}", schema.spec)))?;
+            let mut ready = Vec::new();
+            lines.feed(&data, |line| {
+                let mut fields = Vec::with_capacity(width);
+                split_fields(line, &mut fields).map_err(|e| decode_error(e.to_string()))?;
+                if fields.len() != schema.columns.len() {
+                    return Err(decode_error(CopyError::FieldCount { expected: width, found: fields.len() }.to_string()));
+                }
+                let row = fields
+                    .iter()
+                    .zip(&schema.columns)
+                    .map(|(f, c)| match f {
+                        None => Ok(Value::Null),
+                        Some(t) => text::parse(&c.ty, t).map_err(|e| decode_error(format!("column `{}`: {e}", c.name))),
+                    })
+                    .collect::<Result<Vec<Value>, _>>()?;
+                ready.push(Row::from(row));
+                Ok(())
+            })?;
+            for row in ready {
+                chunk.push(row);
+                total += 1;
+                if chunk.len() == chunk_rows {
+                    let rows = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_rows));
+                    send(out, SourceEvent::SnapshotRows { table: id, rows }, self.source_name).await?;
+                }
+            }
+        }
+        lines.finish().map_err(|e| decode_error(e.to_string()))?;
+        if !chunk.is_empty() {
+            send(out, SourceEvent::SnapshotRows { table: id, rows: chunk }, self.source_name).await?;
+        }
+        send(out, SourceEvent::Table(TableEvent::SnapshotEnd { table: id, position, rows: total }), self.source_name).await?;
+        Ok(total)
+    }
+
+    pub async fn commit(&self) -> Result<(), SourceError> {
+        self.client.batch_execute("COMMIT").await.map_err(self.sql("ending the snapshot".into()))
+    }
+
+    pub async fn rollback(&self) {
+        let _ = self.client.batch_execute("ROLLBACK").await;
+    }
+}
+
+/// Sends downstream; a closed channel means the pipeline is shutting down.
+pub async fn send(out: &mpsc::Sender<SourceEvent>, ev: SourceEvent, source_name: &str) -> Result<(), SourceError> {
+    out.send(ev).await.map_err(|_| SourceError::Closed(source_name.into()))
+}
