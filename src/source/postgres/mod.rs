@@ -36,7 +36,7 @@ use catalog::TableProblems;
 use snapshot::{Shapes, SnapshotTx, send};
 
 /// How many times a snapshot is retaken when a table is rewritten under it.
-const SNAPSHOT_ATTEMPTS: u32 = 5;
+const SNAPSHOT_ATTEMPTS: u32 = 8;
 
 /// Everything needed to run one PostgreSQL source.
 pub struct PostgresSource {
@@ -52,6 +52,7 @@ pub struct PostgresSource {
     pub chunk_rows: usize,
     pub registry: Arc<Registry>,
     pub watermarks: Arc<Watermarks>,
+    pub stats: Arc<super::SourceStats>,
     /// Record the raw stream to this file.
     pub capture: Option<PathBuf>,
 }
@@ -75,6 +76,7 @@ impl PostgresSource {
             chunk_rows: 1024,
             registry,
             watermarks,
+            stats: Arc::default(),
             capture: None,
         })
     }
@@ -124,9 +126,13 @@ impl PostgresSource {
                     tracing::warn!(source = %name, table = %table, attempt, "table rewritten while the snapshot was taken; taking it again");
                     snap.rollback().await;
                     drop(repl);
+                    self.stats.snapshot_retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if attempt == SNAPSHOT_ATTEMPTS {
                         return Err(SourceError::SnapshotUnstable { source_name: name, table, attempts: attempt });
                     }
+                    // Step out of the rhythm of whatever keeps rewriting the table.
+                    let pause = rand::random_range(50..150) * u64::from(attempt);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
                     continue;
                 }
             };

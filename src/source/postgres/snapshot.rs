@@ -44,14 +44,16 @@ impl SnapshotTx<'_> {
         self.client.batch_execute(&sql).await.map_err(self.sql("importing the slot's snapshot".into()))
     }
 
-    /// Locks each table against rewrites (ACCESS SHARE lets writes through) and reads its shape,
-    /// applying the TRUNCATE guard.
+    /// Locks the tables against rewrites (ACCESS SHARE lets writes through) and reads their
+    /// shapes, applying the TRUNCATE guard. All tables are locked in one statement, right after
+    /// the snapshot is imported, to keep the window for a rewrite small.
     pub async fn shapes(&self, specs: &[Arc<TableSpec>], version: u32) -> Result<Shapes, SourceError> {
+        let names = specs.iter().map(|s| s.qualified_sql()).collect::<Vec<_>>().join(", ");
+        let lock = format!("LOCK TABLE {names} IN ACCESS SHARE MODE");
+        self.client.batch_execute(&lock).await.map_err(self.sql("locking the watched tables".into()))?;
         let mut tables = Vec::new();
         let mut problems = Vec::new();
         for spec in specs {
-            let lock = format!("LOCK TABLE {} IN ACCESS SHARE MODE", spec.qualified_sql());
-            self.client.batch_execute(&lock).await.map_err(self.sql(format!("locking {spec}")))?;
             match read_table(self.client, spec, version).await.map_err(self.sql(format!("reading the catalog for {spec}")))? {
                 Ok(t) => {
                     if t.relfilenode_in_snapshot != 0 && t.relfilenode_in_snapshot != t.relfilenode_now {

@@ -1,0 +1,156 @@
+//! Running opslive's PostgreSQL pipeline in-process against a test server, and reading the
+//! expected rows back from PostgreSQL for comparison.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use opslive::change::{Key, Position, SourceEvent};
+use opslive::config::SecretUrl;
+use opslive::error::SourceError;
+use opslive::pipeline::{ApplyLoop, CHANNEL_CAPACITY};
+use opslive::registry::{Registry, TableId};
+use opslive::replica::{Anomaly, Replica};
+use opslive::source::postgres::{PostgresSource, text};
+use opslive::value::Value;
+use opslive::watermark::Watermarks;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// What the apply loop saw, for assertions.
+#[derive(Default)]
+pub struct Seen {
+    pub anomalies: Vec<Anomaly>,
+    /// Position of every applied (not skipped) transaction, in apply order.
+    pub positions: Vec<Position>,
+    pub skipped: usize,
+    pub consistent_at: Option<Position>,
+}
+
+pub struct Running {
+    pub versions: watch::Receiver<Arc<Replica>>,
+    pub seen: Arc<Mutex<Seen>>,
+    pub watermarks: Arc<Watermarks>,
+    pub cancel: CancellationToken,
+    pub source: JoinHandle<Result<(), SourceError>>,
+    pub applier: JoinHandle<Replica>,
+    pub registry: Arc<Registry>,
+    pub stats: Arc<opslive::source::SourceStats>,
+}
+
+/// Starts source + replica for `tables` (`schema.table` names, GraphQL name = table name).
+pub fn start(url: &str, slot: &str, tables: &[&str]) -> Running {
+    let mut registry = Registry::default();
+    for t in tables {
+        let (schema, table) = t.split_once('.').unwrap_or(("public", t));
+        registry.add("src".into(), schema, table, table, vec![], vec![]).unwrap();
+    }
+    let registry = Arc::new(registry);
+    let watermarks = Arc::new(Watermarks::default());
+    let url = SecretUrl::parse(url).unwrap();
+    let source = PostgresSource::new("src", &url, slot.into(), format!("{slot}_pub"), registry.clone(), watermarks.clone()).unwrap();
+    let stats = source.stats.clone();
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let cancel = CancellationToken::new();
+    let source = tokio::spawn(source.run(tx, cancel.clone()));
+    let (apply, versions) = ApplyLoop::new(HashMap::from([(Arc::from("src"), watermarks.clone())]));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let s = seen.clone();
+    let applier = tokio::spawn(apply.run(rx, move |event, applied| {
+        let mut s = s.lock().unwrap();
+        s.anomalies.extend(applied.anomalies.iter().cloned());
+        match event {
+            SourceEvent::Transaction(tx) if applied.skipped => {
+                let _ = tx;
+                s.skipped += 1
+            }
+            SourceEvent::Transaction(tx) => s.positions.push(tx.position),
+            SourceEvent::Consistent { position, .. } => s.consistent_at = Some(*position),
+            _ => {}
+        }
+    }));
+    Running { versions, seen, watermarks, cancel, source, applier, registry, stats }
+}
+
+impl Running {
+    /// Waits (on replica versions, not time) until `pred` holds; panics with the source's
+    /// error if the source stops first.
+    pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&Replica) -> bool) -> Arc<Replica> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            {
+                let current = self.versions.borrow_and_update().clone();
+                if pred(&current) {
+                    return current;
+                }
+            }
+            if self.source.is_finished() {
+                let r = (&mut self.source).await;
+                panic!("source stopped while waiting for {what}: {r:?}");
+            }
+            tokio::select! {
+                changed = self.versions.changed() => changed.expect("apply loop ended"),
+                _ = tokio::time::sleep_until(deadline) => panic!("timed out waiting for {what}"),
+                // The source ending is noticed at the top of the loop.
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+            }
+        }
+    }
+
+    pub fn table_id(&self, name: &str) -> TableId {
+        self.registry.by_name(name).unwrap().id
+    }
+
+    pub async fn stop(self) -> Replica {
+        self.cancel.cancel();
+        let r = self.source.await.unwrap();
+        assert!(r.is_ok(), "source ended with {r:?}");
+        self.applier.await.unwrap()
+    }
+}
+
+/// Reads a table from PostgreSQL over the simple-query (text) protocol — a different path
+/// from COPY and pgoutput — and parses it with the replica's column types, keyed like the
+/// replica.
+pub async fn source_rows(client: &tokio_postgres::Client, replica: &Replica, table: TableId) -> Vec<(Key, Vec<Value>)> {
+    let t = replica.table(table).expect("table in replica");
+    let schema = &t.schema;
+    let cols = schema.columns.iter().map(|c| format!("\"{}\"", c.name)).collect::<Vec<_>>().join(", ");
+    client
+        .batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = iso_8601; SET extra_float_digits = 3; SET bytea_output = hex")
+        .await
+        .unwrap();
+    let msgs = client.simple_query(&format!("SELECT {cols} FROM {}", schema.spec.qualified_sql())).await.unwrap();
+    let mut rows: Vec<(Key, Vec<Value>)> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })
+        .map(|r| {
+            let row: Vec<Value> = schema
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| match r.get(i) {
+                    None => Value::Null,
+                    Some(s) => text::parse(&c.ty, s).unwrap(),
+                })
+                .collect();
+            (Key::of(&row, &schema.key), row)
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
+/// Asserts the replica's table equals `expected` row for row, with a readable first mismatch.
+pub fn assert_same(replica: &Replica, table: TableId, expected: &[(Key, Vec<Value>)]) {
+    let t = replica.table(table).unwrap();
+    let got: Vec<(&Key, &[Value])> = t.rows().map(|(k, r)| (k, &r[..])).collect();
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        assert_eq!(g.0, &e.0, "row {i} of {}: key differs", t.schema.spec);
+        assert_eq!(g.1, &e.1[..], "row {i} of {} (key {:?}): values differ", t.schema.spec, e.0);
+    }
+    assert_eq!(got.len(), expected.len(), "{}: replica has {} rows, source {}", t.schema.spec, got.len(), expected.len());
+}
