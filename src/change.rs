@@ -142,10 +142,16 @@ pub struct Transaction {
 pub enum SourceEvent {
     Table(TableEvent),
     /// A chunk of a table's initial copy (complete rows).
-    SnapshotRows { table: TableId, rows: Vec<Row> },
+    SnapshotRows {
+        table: TableId,
+        rows: Vec<Row>,
+    },
     /// Every watched table has been copied: the replica is consistent as of `position`, and
     /// the stream continues after it.
-    Consistent { source: SourceName, position: Position },
+    Consistent {
+        source: SourceName,
+        position: Position,
+    },
     Transaction(Transaction),
 }
 

@@ -175,7 +175,9 @@ impl Config {
                 if !is_graphql_name(&gql) {
                     return Err(ConfigError::Key {
                         key: tkey("name"),
-                        message: format!("`{gql}` is not a GraphQL name (letters, digits, _; not starting with a digit or __)"),
+                        message: format!(
+                            "`{gql}` is not a GraphQL name (letters, digits, _; not starting with a digit or __)"
+                        ),
                     });
                 }
                 if let Some(c) = t.indexes.iter().find(|c| t.exclude.contains(c)) {

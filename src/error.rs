@@ -27,7 +27,9 @@ pub enum SourceError {
     Protocol { source_name: String, position: Position, detail: String },
     #[error("source `{source_name}`, table {table}: cannot decode a row at {position}: {detail}")]
     Decode { source_name: String, table: String, position: Position, detail: String },
-    #[error("source `{source_name}`: the snapshot of {table} was rewritten (TRUNCATE or table rewrite) {attempts} times while it was being read; giving up")]
+    #[error(
+        "source `{source_name}`: the snapshot of {table} was rewritten (TRUNCATE or table rewrite) {attempts} times while it was being read; giving up"
+    )]
     SnapshotUnstable { source_name: String, table: String, attempts: u32 },
     /// The consumer went away (shutdown): not an error to report.
     #[error("source `{0}`: the pipeline stopped")]

@@ -145,7 +145,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         bail!("--url needs at least one --table to watch");
                     }
                     SecretUrl::parse(&url).context("--url is not a valid URL")?;
-                    let list = tables.iter().map(|t| format!("{{ table = {} }}", toml_string(t))).collect::<Vec<_>>().join(", ");
+                    let list = tables
+                        .iter()
+                        .map(|t| format!("{{ table = {} }}", toml_string(t)))
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     let text = format!(
                         "[sources.tail]\nkind = \"postgres\"\nurl = {}\ntables = [{list}]\n",
                         toml_string(&url)
@@ -172,7 +176,9 @@ async fn tail(
 ) -> anyhow::Result<()> {
     let registry = Arc::new(config.registry()?);
     let (name, sc) = match &source {
-        Some(s) => config.sources.get_key_value(s).with_context(|| format!("no source named `{s}` in the configuration"))?,
+        Some(s) => {
+            config.sources.get_key_value(s).with_context(|| format!("no source named `{s}` in the configuration"))?
+        }
         None => config.sources.iter().next().context("the configuration has no sources")?,
     };
     for t in &filter {

@@ -43,7 +43,11 @@ impl ApplyLoop {
     }
 
     /// Applies events until every sender is gone; `sink` sees each result in order.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<SourceEvent>, mut sink: impl FnMut(&SourceEvent, &Applied)) -> Replica {
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<SourceEvent>,
+        mut sink: impl FnMut(&SourceEvent, &Applied),
+    ) -> Replica {
         while let Some(event) = rx.recv().await {
             let applied = self.apply(&event);
             sink(&event, &applied);

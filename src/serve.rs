@@ -57,7 +57,8 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> Result<(), Serv
             let (name, url, registry, chunk) = (name.clone(), sc.url.clone(), registry.clone(), sc.snapshot_chunk_rows);
             let (slot, publication) = (sc.slot_name(&name), sc.publication_name(&name));
             move || -> Result<PostgresSource, SourceError> {
-                let mut s = PostgresSource::new(&name, &url, slot.clone(), publication.clone(), registry.clone(), w.clone())?;
+                let mut s =
+                    PostgresSource::new(&name, &url, slot.clone(), publication.clone(), registry.clone(), w.clone())?;
                 s.chunk_rows = chunk;
                 Ok(s)
             }
@@ -165,4 +166,3 @@ async fn supervise(
         delay = (delay * 2).min(Duration::from_secs(30));
     }
 }
-

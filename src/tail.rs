@@ -89,7 +89,8 @@ impl<W: Write> TailWriter<W> {
                     let Some(tx) = &applied.tx else { continue };
                     // An insert that replaced a row is an anomaly; its before is not the
                     // source's, so it is not shown as one.
-                    let before = if d.op == Op::Insert { None } else { d.before.as_ref().map(|r| row_json(&schema, r)) };
+                    let before =
+                        if d.op == Op::Insert { None } else { d.before.as_ref().map(|r| row_json(&schema, r)) };
                     let line = json!({
                         "source": &*tx.source,
                         "table": &*schema.spec.name,

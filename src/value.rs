@@ -45,7 +45,10 @@ pub enum Value {
     Bytes(Arc<[u8]>),
     Array(Arc<[Value]>),
     /// A type opslive does not know, with its type name and the source's text for it.
-    Other { type_name: Arc<str>, text: Arc<str> },
+    Other {
+        type_name: Arc<str>,
+        text: Arc<str>,
+    },
 }
 
 /// A PostgreSQL-style interval: months and days are kept apart from time because their length
@@ -150,9 +153,7 @@ impl Ord for Value {
             (Json(a), Json(b)) => a.cmp(b),
             (Bytes(a), Bytes(b)) => a.cmp(b),
             (Array(a), Array(b)) => a.iter().cmp(b.iter()),
-            (Other { type_name: ta, text: a }, Other { type_name: tb, text: b }) => {
-                ta.cmp(tb).then_with(|| a.cmp(b))
-            }
+            (Other { type_name: ta, text: a }, Other { type_name: tb, text: b }) => ta.cmp(tb).then_with(|| a.cmp(b)),
             (a, b) => a.rank().cmp(&b.rank()),
         }
     }
@@ -169,7 +170,13 @@ impl Hash for Value {
             Int2(_) | Int4(_) | Int8(_) => self.as_i64().hash(state),
             Float4(_) | Float8(_) => {
                 let v = self.as_f64().unwrap_or(0.0);
-                let v = if v.is_nan() { f64::NAN } else if v == 0.0 { 0.0 } else { v };
+                let v = if v.is_nan() {
+                    f64::NAN
+                } else if v == 0.0 {
+                    0.0
+                } else {
+                    v
+                };
                 v.to_bits().hash(state)
             }
             Numeric(n) => numeric_normal(n).hash(state),

@@ -62,7 +62,11 @@ async fn seed(client: &tokio_postgres::Client) {
 }
 
 /// One random transaction of 1–6 statements; about one in ten rolls back.
-async fn random_tx(client: &mut tokio_postgres::Client, rng: &mut rand::rngs::StdRng, writer: u64) -> Result<(), tokio_postgres::Error> {
+async fn random_tx(
+    client: &mut tokio_postgres::Client,
+    rng: &mut rand::rngs::StdRng,
+    writer: u64,
+) -> Result<(), tokio_postgres::Error> {
     let tx = client.transaction().await?;
     for _ in 0..rng.random_range(1..=6) {
         let id: i64 = rng.random_range(1..6000);
@@ -77,7 +81,11 @@ async fn random_tx(client: &mut tokio_postgres::Client, rng: &mut rand::rngs::St
             }
             25..=49 => {
                 // Leaves `big` unchanged: it arrives as an unchanged TOAST value.
-                tx.execute("UPDATE items SET qty = qty + 1, note = $2, at = now() WHERE id = $1", &[&id, &format!("u{writer}")]).await?;
+                tx.execute(
+                    "UPDATE items SET qty = qty + 1, note = $2, at = now() WHERE id = $1",
+                    &[&id, &format!("u{writer}")],
+                )
+                .await?;
             }
             50..=54 => {
                 tx.execute("UPDATE items SET big = $2 WHERE id = $1", &[&id, &big_text(rng)]).await?;
@@ -88,10 +96,18 @@ async fn random_tx(client: &mut tokio_postgres::Client, rng: &mut rand::rngs::St
             63..=67 => {
                 // Primary-key update.
                 let to: i64 = rng.random_range(6000..12000);
-                tx.execute("UPDATE items SET id = $2 WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM items WHERE id = $2)", &[&id, &to]).await?;
+                tx.execute(
+                    "UPDATE items SET id = $2 WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM items WHERE id = $2)",
+                    &[&id, &to],
+                )
+                .await?;
             }
             68..=71 => {
-                tx.execute("UPDATE items SET price = price * 2, ratio = 'Infinity' WHERE grp = $1 AND id % 17 = $2", &[&(id as i32 % 10), &(writer as i64 % 17)]).await?;
+                tx.execute(
+                    "UPDATE items SET price = price * 2, ratio = 'Infinity' WHERE grp = $1 AND id % 17 = $2",
+                    &[&(id as i32 % 10), &(writer as i64 % 17)],
+                )
+                .await?;
             }
             72..=81 => {
                 let lid: i64 = rng.random_range(1..400);
@@ -108,7 +124,11 @@ async fn random_tx(client: &mut tokio_postgres::Client, rng: &mut rand::rngs::St
             86..=93 => {
                 let a = rng.random_range(0..60);
                 tx.execute("UPDATE pairs SET v = v + 1, b = b || '' WHERE a = $1", &[&a]).await?;
-                tx.execute("INSERT INTO pairs VALUES ($1, $2, 0) ON CONFLICT DO NOTHING", &[&a, &format!("n{}", rng.random::<u16>())]).await?;
+                tx.execute(
+                    "INSERT INTO pairs VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
+                    &[&a, &format!("n{}", rng.random::<u16>())],
+                )
+                .await?;
             }
             _ => {
                 tx.execute("INSERT INTO unwatched (v) VALUES ('noise')", &[]).await?;
@@ -191,7 +211,8 @@ async fn replica_equals_source_after_concurrent_writes_during_snapshot() {
     setup.batch_execute("INSERT INTO items (id, grp) VALUES (-1, 0)").await.unwrap();
     let marker = Key(Arc::from(vec![Value::Int8(-1)]));
     let items = running.table_id("items");
-    let replica = running.wait_for("the marker row", |r| r.table(items).is_some_and(|t| t.get(&marker).is_some())).await;
+    let replica =
+        running.wait_for("the marker row", |r| r.table(items).is_some_and(|t| t.get(&marker).is_some())).await;
 
     for table in ["items", "ledger", "pairs"] {
         let id = running.table_id(table);
@@ -201,9 +222,16 @@ async fn replica_equals_source_after_concurrent_writes_during_snapshot() {
     }
     {
         let seen = running.seen.lock().unwrap();
-        assert!(seen.anomalies.is_empty(), "the stream contradicted the replica: {:?}", &seen.anomalies[..seen.anomalies.len().min(10)]);
+        assert!(
+            seen.anomalies.is_empty(),
+            "the stream contradicted the replica: {:?}",
+            &seen.anomalies[..seen.anomalies.len().min(10)]
+        );
         assert!(seen.positions.windows(2).all(|w| w[0] < w[1]), "transactions applied out of commit order");
-        assert!(seen.positions.first().unwrap() > &seen.consistent_at.unwrap(), "a streamed transaction at or before the snapshot");
+        assert!(
+            seen.positions.first().unwrap() > &seen.consistent_at.unwrap(),
+            "a streamed transaction at or before the snapshot"
+        );
         assert_eq!(seen.skipped, 0);
         eprintln!(
             "committed {} transactions ({} before the snapshot), {} truncates; applied {} streamed transactions",

@@ -17,12 +17,7 @@ async fn two_servers_start_in_parallel_with_logical_wal() {
     for server in [&a, &b] {
         let client = server.connect("postgres").await;
         let row = client.query_one("SHOW wal_level", &[]).await.unwrap();
-        assert_eq!(
-            row.get::<_, String>(0),
-            "logical",
-            "server on port {}",
-            server.port()
-        );
+        assert_eq!(row.get::<_, String>(0), "logical", "server on port {}", server.port());
         let row = client.query_one("SHOW port", &[]).await.unwrap();
         assert_eq!(row.get::<_, String>(0), server.port().to_string());
     }
@@ -51,23 +46,13 @@ async fn table_survives_kill_and_restart() {
         .unwrap();
 
     server.kill().await;
-    assert!(
-        client.query_one("SELECT 1", &[]).await.is_err(),
-        "a killed server must not answer"
-    );
+    assert!(client.query_one("SELECT 1", &[]).await.is_err(), "a killed server must not answer");
 
     server.restart().await;
     assert_eq!(server.port(), port, "restart keeps the port");
     let client = server.connect("smoke").await;
-    let row = client
-        .query_one("SELECT note FROM survivor WHERE id = 1", &[])
-        .await
-        .unwrap();
+    let row = client.query_one("SELECT note FROM survivor WHERE id = 1", &[]).await.unwrap();
     assert_eq!(row.get::<_, String>(0), "before the crash");
     let row = client.query_one("SHOW wal_level", &[]).await.unwrap();
-    assert_eq!(
-        row.get::<_, String>(0),
-        "logical",
-        "settings survive the restart"
-    );
+    assert_eq!(row.get::<_, String>(0), "logical", "settings survive the restart");
 }

@@ -34,16 +34,33 @@ pub struct TxInfo {
 pub enum Delta {
     Row(RowDelta),
     /// Rows of a table's initial copy, in the order the source read them.
-    SnapshotRows { table: TableId, rows: Vec<Row> },
+    SnapshotRows {
+        table: TableId,
+        rows: Vec<Row>,
+    },
     /// A table starts being (re)loaded: everything downstream of it resets.
-    SnapshotBegin { schema: Arc<TableSchema> },
-    SnapshotEnd { table: TableId, rows: u64 },
+    SnapshotBegin {
+        schema: Arc<TableSchema>,
+    },
+    SnapshotEnd {
+        table: TableId,
+        rows: u64,
+    },
     /// All rows of the table are gone at once.
-    Reset { table: TableId, reason: ResetReason },
+    Reset {
+        table: TableId,
+        reason: ResetReason,
+    },
     /// The source's column set for the table no longer matches the replica's.
-    SchemaChanged { table: TableId, columns: Vec<Arc<str>> },
+    SchemaChanged {
+        table: TableId,
+        columns: Vec<Arc<str>>,
+    },
     /// Every table of the source is loaded; the replica is consistent as of `position`.
-    Consistent { source: SourceName, position: Position },
+    Consistent {
+        source: SourceName,
+        position: Position,
+    },
 }
 
 /// One row's change. Insert: `after` only. Delete: `before` only. Update: both (their keys

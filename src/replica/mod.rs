@@ -15,8 +15,7 @@ pub use delta::{Anomaly, AnomalyKind, Applied, Delta, RowDelta, TxInfo};
 pub use table::{Index, Table, TableState};
 
 use crate::change::{
-    Change, Image, Key, Op, Position, ResetReason, Row, SourceEvent, SourceName, TableEvent,
-    Transaction,
+    Change, Image, Key, Op, Position, ResetReason, Row, SourceEvent, SourceName, TableEvent, Transaction,
 };
 use crate::registry::TableId;
 use crate::value::Value;
@@ -116,12 +115,7 @@ impl Replica {
 
     fn apply_transaction(&mut self, tx: &Transaction) -> Applied {
         let mut applied = Applied {
-            tx: Some(TxInfo {
-                source: tx.source.clone(),
-                position: tx.position,
-                commit_ts: tx.commit_ts,
-                xid: tx.xid,
-            }),
+            tx: Some(TxInfo { source: tx.source.clone(), position: tx.position, commit_ts: tx.commit_ts, xid: tx.xid }),
             ..Applied::default()
         };
         if tx.position <= self.applied_position(&tx.source) {
@@ -155,9 +149,8 @@ impl Replica {
             return;
         };
         let anomaly = |kind, key: &Key| Anomaly { table: table_id, key: key.clone(), kind };
-        let delta = |op, key: Key, before, after| {
-            Delta::Row(RowDelta { table: table_id, op, ordinal, key, before, after })
-        };
+        let delta =
+            |op, key: Key, before, after| Delta::Row(RowDelta { table: table_id, op, ordinal, key, before, after });
         match change.op {
             Op::Truncate => {
                 t.clear();
@@ -198,9 +191,7 @@ impl Replica {
                 applied.deltas.push(delta(Op::Update, change.key.clone(), old, Some(row)));
             }
             Op::Delete => match t.remove(&change.key) {
-                Some(old) => {
-                    applied.deltas.push(delta(Op::Delete, change.key.clone(), Some(old), None))
-                }
+                Some(old) => applied.deltas.push(delta(Op::Delete, change.key.clone(), Some(old), None)),
                 None => applied.anomalies.push(anomaly(AnomalyKind::DeleteMissing, &change.key)),
             },
         }

@@ -20,7 +20,9 @@ pub enum TableState {
     Ready,
     /// The rows are exact for the columns the replica knows, but the source's column set
     /// changed; the table needs a resync.
-    Stale { reason: String },
+    Stale {
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -41,11 +43,7 @@ pub struct Table {
 
 impl Table {
     pub fn new(schema: Arc<TableSchema>) -> Table {
-        let indexes = schema
-            .indexed
-            .iter()
-            .map(|&column| Index { column, entries: OrdSet::new() })
-            .collect();
+        let indexes = schema.indexed.iter().map(|&column| Index { column, entries: OrdSet::new() }).collect();
         Table { schema, state: TableState::Loading, rows: OrdMap::new(), indexes, approx_bytes: 0 }
     }
 

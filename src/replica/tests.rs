@@ -121,7 +121,10 @@ fn anomalies_are_reported() {
 fn truncate_resets_and_clones_keep_their_version() {
     let mut r = loaded();
     let before = r.clone();
-    let out = r.apply(&tx(11, vec![Change { table: TableId(0), op: Op::Truncate, key: Key::none(), before: None, after: None }]));
+    let out = r.apply(&tx(
+        11,
+        vec![Change { table: TableId(0), op: Op::Truncate, key: Key::none(), before: None, after: None }],
+    ));
     assert!(matches!(out.deltas[0], Delta::Reset { reason: ResetReason::Truncate, .. }));
     assert_eq!(r.table(TableId(0)).unwrap().len(), 0);
     assert_eq!(r.table(TableId(0)).unwrap().approx_bytes(), 0);

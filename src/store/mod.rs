@@ -17,7 +17,11 @@ use crate::config::SecretUrl;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("app database {url}: {error}")]
-    Connect { url: String, #[source] error: sqlx::Error },
+    Connect {
+        url: String,
+        #[source]
+        error: sqlx::Error,
+    },
     #[error("app database: applying migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("app database: {0}")]

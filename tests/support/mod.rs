@@ -132,9 +132,7 @@ pub struct RunAs {
 
 impl RunAs {
     pub fn service(user: &'static str) -> RunAs {
-        RunAs {
-            user: (current_uid() == 0).then_some(user),
-        }
+        RunAs { user: (current_uid() == 0).then_some(user) }
     }
 
     /// Builds a command that runs `program` as this account. Its working directory
@@ -167,9 +165,7 @@ impl RunAs {
 
     pub async fn chown(&self, paths: &[&Path]) {
         if let Some(cmd) = self.chown_command(paths) {
-            run(&mut Command::from(cmd), "chown")
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+            run(&mut Command::from(cmd), "chown").await.unwrap_or_else(|e| panic!("{e}"));
         }
     }
 
@@ -199,24 +195,13 @@ pub async fn run(cmd: &mut Command, what: &str) -> Result<Output, String> {
         .output()
         .await
         .map_err(|e| format!("{what}: could not spawn: {e}"))?;
-    if out.status.success() {
-        Ok(out)
-    } else {
-        Err(describe(what, &out))
-    }
+    if out.status.success() { Ok(out) } else { Err(describe(what, &out)) }
 }
 
 /// The blocking version of [`run`], for template building and `Drop`.
 pub fn run_blocking(cmd: &mut StdCommand, what: &str) -> Result<Output, String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{what}: could not spawn: {e}"))?;
-    if out.status.success() {
-        Ok(out)
-    } else {
-        Err(describe(what, &out))
-    }
+    let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("{what}: could not spawn: {e}"))?;
+    if out.status.success() { Ok(out) } else { Err(describe(what, &out)) }
 }
 
 /// Returns up to the last `max_lines` lines that were written to `path` after
@@ -305,22 +290,16 @@ fn publish_template(staging: TempDir, cache_root: &Path, final_dir: &Path) {
                     .tempdir_in(cache_root)
                     .unwrap_or_else(|e| panic!("temp dir in {}: {e}", cache_root.display()));
                 let dest = sibling.path().join("t");
-                run_blocking(
-                    StdCommand::new("cp").arg("-a").arg(&source).arg(&dest),
-                    "cp -a template",
-                )
-                .unwrap_or_else(|e| panic!("{e}"));
+                run_blocking(StdCommand::new("cp").arg("-a").arg(&source).arg(&dest), "cp -a template")
+                    .unwrap_or_else(|e| panic!("{e}"));
                 source = dest;
                 _sibling = Some(sibling);
             }
             Err(_) if final_dir.exists() => {
                 // Left over from something else and incomplete (this module never
                 // publishes an incomplete template). Move it aside, then delete it.
-                let junk = cache_root.join(format!(
-                    ".opslive-template-junk-{}-{}",
-                    std::process::id(),
-                    rand::random::<u32>()
-                ));
+                let junk =
+                    cache_root.join(format!(".opslive-template-junk-{}-{}", std::process::id(), rand::random::<u32>()));
                 if fs::rename(final_dir, &junk).is_ok() {
                     let _ = fs::remove_dir_all(&junk);
                 }
@@ -403,25 +382,13 @@ fn pg_install() -> &'static PgInstall {
     static INSTALL: OnceLock<PgInstall> = OnceLock::new();
     INSTALL.get_or_init(|| {
         let bin_dir = pg_bin_dir();
-        let out = run_blocking(
-            StdCommand::new(bin_dir.join("postgres")).arg("-V"),
-            "postgres -V",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let out = run_blocking(StdCommand::new(bin_dir.join("postgres")).arg("-V"), "postgres -V")
+            .unwrap_or_else(|e| panic!("{e}"));
         // "postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
         let version = String::from_utf8_lossy(&out.stdout).into_owned();
-        let major: String = version
-            .split(')')
-            .nth(1)
-            .unwrap_or("")
-            .trim_start()
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        assert!(
-            !major.is_empty(),
-            "can't parse PostgreSQL version from {version:?}"
-        );
+        let major: String =
+            version.split(')').nth(1).unwrap_or("").trim_start().chars().take_while(char::is_ascii_digit).collect();
+        assert!(!major.is_empty(), "can't parse PostgreSQL version from {version:?}");
         PgInstall { bin_dir, major }
     })
 }
@@ -431,11 +398,7 @@ fn pg_install() -> &'static PgInstall {
 /// PATH on Debian.
 fn pg_bin_dir() -> PathBuf {
     let has_server = |dir: &Path| dir.join("postgres").is_file() && dir.join("pg_ctl").is_file();
-    if let Ok(out) = StdCommand::new("pg_config")
-        .arg("--bindir")
-        .stderr(Stdio::null())
-        .output()
-    {
+    if let Ok(out) = StdCommand::new("pg_config").arg("--bindir").stderr(Stdio::null()).output() {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         if out.status.success() && has_server(&dir) {
             return dir;
@@ -450,22 +413,15 @@ fn pg_bin_dir() -> PathBuf {
         .collect();
     versions.sort();
     versions.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
-        panic!(
-            "no PostgreSQL server binaries found (pg_config --bindir, /usr/lib/postgresql/*/bin)"
-        )
+        panic!("no PostgreSQL server binaries found (pg_config --bindir, /usr/lib/postgresql/*/bin)")
     })
 }
 
 /// Returns the cached initdb template. The cluster is in `<template>/data`.
 async fn pg_template(install: &'static PgInstall, run_as: RunAs) -> PathBuf {
-    let key = format!(
-        "opslive-pg-template-{}-{}-v{PG_TEMPLATE_FORMAT}",
-        install.major,
-        current_uid()
-    );
-    let join = tokio::task::spawn_blocking(move || {
-        cached_template(&key, |dir| build_pg_template(install, run_as, dir))
-    });
+    let key = format!("opslive-pg-template-{}-{}-v{PG_TEMPLATE_FORMAT}", install.major, current_uid());
+    let join =
+        tokio::task::spawn_blocking(move || cached_template(&key, |dir| build_pg_template(install, run_as, dir)));
     match join.await {
         Ok(dir) => dir,
         Err(e) => match e.try_into_panic() {
@@ -484,13 +440,7 @@ fn build_pg_template(install: &PgInstall, run_as: RunAs, dir: &Path) -> Result<(
             .std_command(&install.bin_dir.join("initdb"))
             .arg("-D")
             .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-            ])
+            .args(["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C"])
             .arg("--no-instructions"),
         "initdb",
     )?;
@@ -548,16 +498,10 @@ impl PgServer {
     pub async fn start_with(settings: &[(&str, &str)]) -> PgServer {
         for (name, value) in settings {
             assert!(
-                !name.is_empty()
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_.".contains(c)),
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.".contains(c)),
                 "bad PostgreSQL setting name {name:?}"
             );
-            assert!(
-                !value.contains(['\n', '\r']),
-                "bad value for {name}: {value:?}"
-            );
+            assert!(!value.contains(['\n', '\r']), "bad value for {name}: {value:?}");
         }
         let install = pg_install();
         let run_as = RunAs::service("postgres");
@@ -569,15 +513,9 @@ impl PgServer {
         let log_file = dir.path().join("server.log");
         fs::create_dir(&socket_dir).unwrap_or_else(|e| panic!("mkdir socket dir: {e}"));
         fs::File::create(&log_file).unwrap_or_else(|e| panic!("create log file: {e}"));
-        run(
-            Command::new("cp")
-                .arg("-a")
-                .arg(template.join("data"))
-                .arg(&data_dir),
-            "cp -a template",
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        run(Command::new("cp").arg("-a").arg(template.join("data")).arg(&data_dir), "cp -a template")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         run_as.chown(&[&data_dir, &socket_dir, &log_file]).await;
 
         let mut server = PgServer {
@@ -590,10 +528,7 @@ impl PgServer {
             watchdog: None,
             dir,
         };
-        server.watchdog = Some(Watchdog::spawn(
-            server.dir.path(),
-            &server.stop_command_std(),
-        ));
+        server.watchdog = Some(Watchdog::spawn(server.dir.path(), &server.stop_command_std()));
         // If this panics or the future is dropped, `server` is dropped and cleans up.
         server.boot(settings).await;
         server
@@ -607,9 +542,7 @@ impl PgServer {
             self.write_config(settings);
             let log_start = file_len(&self.log_file);
             let result = run(
-                self.pg_ctl()
-                    .args(["start", "-w", "-t", PG_CTL_TIMEOUT_SECS, "-l"])
-                    .arg(&self.log_file),
+                self.pg_ctl().args(["start", "-w", "-t", PG_CTL_TIMEOUT_SECS, "-l"]).arg(&self.log_file),
                 "pg_ctl start",
             )
             .await;
@@ -654,8 +587,7 @@ impl PgServer {
             conf.push_str(&format!("{name} = '{}'\n", value.replace('\'', "''")));
         }
         // Written as root; the file is 0644, so postgres can read it.
-        fs::write(self.data_dir.join("opslive.conf"), conf)
-            .unwrap_or_else(|e| panic!("write opslive.conf: {e}"));
+        fs::write(self.data_dir.join("opslive.conf"), conf).unwrap_or_else(|e| panic!("write opslive.conf: {e}"));
     }
 
     /// `pg_ctl -D <data>` as the server's account.
@@ -679,12 +611,7 @@ impl PgServer {
     /// postmaster and all its children have exited. Errors (e.g. "not running")
     /// are ignored.
     fn stop_immediate_blocking(&self) {
-        let _ = self
-            .stop_command_std()
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = self.stop_command_std().stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
     }
 
     pub fn port(&self) -> u16 {
@@ -744,8 +671,7 @@ impl PgServer {
     /// `synchronous_commit=off` (the default here) in the last moments may be lost.
     pub async fn kill(&self) {
         run(
-            self.pg_ctl()
-                .args(["stop", "-m", "immediate", "-w", "-t", PG_CTL_TIMEOUT_SECS]),
+            self.pg_ctl().args(["stop", "-m", "immediate", "-w", "-t", PG_CTL_TIMEOUT_SECS]),
             "pg_ctl stop -m immediate",
         )
         .await
@@ -759,17 +685,7 @@ impl PgServer {
     pub async fn restart(&self) {
         let log_start = file_len(&self.log_file);
         run(
-            self.pg_ctl()
-                .args([
-                    "restart",
-                    "-m",
-                    "fast",
-                    "-w",
-                    "-t",
-                    PG_CTL_TIMEOUT_SECS,
-                    "-l",
-                ])
-                .arg(&self.log_file),
+            self.pg_ctl().args(["restart", "-m", "fast", "-w", "-t", PG_CTL_TIMEOUT_SECS, "-l"]).arg(&self.log_file),
             "pg_ctl restart -m fast",
         )
         .await

@@ -48,7 +48,9 @@ pub fn start(url: &str, slot: &str, tables: &[&str]) -> Running {
     let registry = Arc::new(registry);
     let watermarks = Arc::new(Watermarks::default());
     let url = SecretUrl::parse(url).unwrap();
-    let source = PostgresSource::new("src", &url, slot.into(), format!("{slot}_pub"), registry.clone(), watermarks.clone()).unwrap();
+    let source =
+        PostgresSource::new("src", &url, slot.into(), format!("{slot}_pub"), registry.clone(), watermarks.clone())
+            .unwrap();
     let stats = source.stats.clone();
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let cancel = CancellationToken::new();
@@ -152,5 +154,12 @@ pub fn assert_same(replica: &Replica, table: TableId, expected: &[(Key, Vec<Valu
         assert_eq!(g.0, &e.0, "row {i} of {}: key differs", t.schema.spec);
         assert_eq!(g.1, &e.1[..], "row {i} of {} (key {:?}): values differ", t.schema.spec, e.0);
     }
-    assert_eq!(got.len(), expected.len(), "{}: replica has {} rows, source {}", t.schema.spec, got.len(), expected.len());
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "{}: replica has {} rows, source {}",
+        t.schema.spec,
+        got.len(),
+        expected.len()
+    );
 }

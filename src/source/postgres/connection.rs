@@ -21,13 +21,12 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn new(source_name: &str, url: &SecretUrl) -> Result<Endpoint, SourceError> {
-        let mut config: tokio_postgres::Config = url.expose().parse().map_err(|e: tokio_postgres::Error| {
-            SourceError::Connect {
+        let mut config: tokio_postgres::Config =
+            url.expose().parse().map_err(|e: tokio_postgres::Error| SourceError::Connect {
                 source_name: source_name.into(),
                 url: url.to_string(),
                 detail: format!("not a valid PostgreSQL URL: {e}"),
-            }
-        })?;
+            })?;
         config.options(PINNED_OPTIONS);
         config.application_name("opslive");
         config.connect_timeout(Duration::from_secs(10));
@@ -44,11 +43,8 @@ impl Endpoint {
 
     /// An SQL session; its connection task ends with the returned client.
     pub async fn connect(&self) -> Result<tokio_postgres::Client, SourceError> {
-        let (client, connection) = self
-            .config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| self.connect_error(describe_pg_error(&e)))?;
+        let (client, connection) =
+            self.config.connect(tokio_postgres::NoTls).await.map_err(|e| self.connect_error(describe_pg_error(&e)))?;
         let source = self.source_name.clone();
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -66,11 +62,7 @@ impl Endpoint {
             (None, port) => ("127.0.0.1".to_string(), port.copied().unwrap_or(5432)),
         };
         let user = self.config.get_user().unwrap_or("postgres").to_string();
-        let password = self
-            .config
-            .get_password()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .unwrap_or_default();
+        let password = self.config.get_password().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
         let dbname = self.config.get_dbname().unwrap_or(&user).to_string();
         Ok(ReplicationConfig::new(host, user, password, dbname, slot, publication)
             .with_port(port)

@@ -59,7 +59,13 @@ impl Decoder {
                 if let Some(map) = self.map(relation)? {
                     let after = self.image(map, &new, false)?;
                     let key = self.key(map.table, &after)?;
-                    out.push(Decoded::Change(Change { table: map.table, op: Op::Insert, key, before: None, after: Some(after) }));
+                    out.push(Decoded::Change(Change {
+                        table: map.table,
+                        op: Op::Insert,
+                        key,
+                        before: None,
+                        after: Some(after),
+                    }));
                 }
             }
             Message::Update { relation, old, new } => {
@@ -70,14 +76,26 @@ impl Decoder {
                         Some((kind, tuple)) => Some(self.image(map, &tuple, kind == OldKind::Key)?),
                         None => None,
                     };
-                    out.push(Decoded::Change(Change { table: map.table, op: Op::Update, key, before, after: Some(after) }));
+                    out.push(Decoded::Change(Change {
+                        table: map.table,
+                        op: Op::Update,
+                        key,
+                        before,
+                        after: Some(after),
+                    }));
                 }
             }
             Message::Delete { relation, old: (kind, tuple) } => {
                 if let Some(map) = self.map(relation)? {
                     let before = self.image(map, &tuple, kind == OldKind::Key)?;
                     let key = self.key(map.table, &before)?;
-                    out.push(Decoded::Change(Change { table: map.table, op: Op::Delete, key, before: Some(before), after: None }));
+                    out.push(Decoded::Change(Change {
+                        table: map.table,
+                        op: Op::Delete,
+                        key,
+                        before: Some(before),
+                        after: None,
+                    }));
                 }
             }
             Message::Truncate { relations, .. } => {
@@ -119,25 +137,16 @@ impl Decoder {
             return Decoded::Nothing;
         };
         let spec = &known.schema.spec;
-        let source_column: Vec<Option<usize>> = known
-            .schema
-            .columns
-            .iter()
-            .map(|c| rel.columns.iter().position(|rc| *rc.name == *c.name))
-            .collect();
+        let source_column: Vec<Option<usize>> =
+            known.schema.columns.iter().map(|c| rel.columns.iter().position(|rc| *rc.name == *c.name)).collect();
         let sent: Vec<(&str, u32)> = rel
             .columns
             .iter()
             .filter(|c| !spec.exclude.iter().any(|e| **e == c.name))
             .map(|c| (c.name.as_str(), c.type_oid))
             .collect();
-        let expected: Vec<(&str, u32)> = known
-            .schema
-            .columns
-            .iter()
-            .zip(&known.column_type_oids)
-            .map(|(c, oid)| (&*c.name, *oid))
-            .collect();
+        let expected: Vec<(&str, u32)> =
+            known.schema.columns.iter().zip(&known.column_type_oids).map(|(c, oid)| (&*c.name, *oid)).collect();
         let changed = sent != expected;
         self.relations.insert(rel.oid, Some(RelationMap { table, source_column }));
         if changed {
@@ -165,11 +174,17 @@ impl Decoder {
                 Some(TupleValue::Null) => Some(Value::Null),
                 Some(TupleValue::Unchanged) => None,
                 Some(TupleValue::Text(bytes)) => {
-                    let s = std::str::from_utf8(bytes).map_err(|_| self.error(map.table, format!("column `{}` is not UTF-8", column.name)))?;
-                    Some(text::parse(&column.ty, s).map_err(|e| self.error(map.table, format!("column `{}`: {e}", column.name)))?)
+                    let s = std::str::from_utf8(bytes)
+                        .map_err(|_| self.error(map.table, format!("column `{}` is not UTF-8", column.name)))?;
+                    Some(
+                        text::parse(&column.ty, s)
+                            .map_err(|e| self.error(map.table, format!("column `{}`: {e}", column.name)))?,
+                    )
                 }
                 Some(TupleValue::Binary(_)) => {
-                    return Err(self.error(map.table, "binary tuple values are not requested and cannot be read".into()));
+                    return Err(
+                        self.error(map.table, "binary tuple values are not requested and cannot be read".into())
+                    );
                 }
             };
             cells.push(cell);

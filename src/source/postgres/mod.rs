@@ -150,8 +150,18 @@ impl PostgresSource {
             } else {
                 for table in &tables {
                     let id = table.schema.id();
-                    send(&out, SourceEvent::Table(crate::change::TableEvent::SnapshotBegin { schema: table.schema.clone() }), &name).await?;
-                    send(&out, SourceEvent::Table(crate::change::TableEvent::SnapshotEnd { table: id, position, rows: 0 }), &name).await?;
+                    send(
+                        &out,
+                        SourceEvent::Table(crate::change::TableEvent::SnapshotBegin { schema: table.schema.clone() }),
+                        &name,
+                    )
+                    .await?;
+                    send(
+                        &out,
+                        SourceEvent::Table(crate::change::TableEvent::SnapshotEnd { table: id, position, rows: 0 }),
+                        &name,
+                    )
+                    .await?;
                 }
             }
             snap.commit().await?;
@@ -192,7 +202,11 @@ pub fn decode_capture_for_test(source: &str, registry: Arc<Registry>, bytes: &[u
             let columns: Vec<Column> = rel
                 .columns
                 .iter()
-                .map(|c| Column { name: c.name.as_str().into(), ty: text::column_type(c.type_oid, "unknown", array_element(c.type_oid)), nullable: true })
+                .map(|c| Column {
+                    name: c.name.as_str().into(),
+                    ty: text::column_type(c.type_oid, "unknown", array_element(c.type_oid)),
+                    nullable: true,
+                })
                 .collect();
             let key = rel.columns.iter().enumerate().filter(|(_, c)| c.flags & 1 == 1).map(|(i, _)| i).collect();
             tables.push(catalog::PgTable {
@@ -211,7 +225,9 @@ pub fn decode_capture_for_test(source: &str, registry: Arc<Registry>, bytes: &[u
         for d in decoded.drain(..) {
             if let decode::Decoded::Change(c) = d {
                 let image = |i: &Option<crate::change::Image>| {
-                    i.as_ref().map(|i| i.0.iter().map(|v| v.as_ref().map(|v| serde_json::to_value(v).unwrap())).collect::<Vec<_>>())
+                    i.as_ref().map(|i| {
+                        i.0.iter().map(|v| v.as_ref().map(|v| serde_json::to_value(v).unwrap())).collect::<Vec<_>>()
+                    })
                 };
                 out.push(serde_json::json!({"op": c.op, "key": c.key.0, "before": image(&c.before), "after": image(&c.after)}).to_string());
             }

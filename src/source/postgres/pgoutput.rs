@@ -23,17 +23,51 @@ pub enum ProtocolError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    Begin { final_lsn: u64, commit_ts: i64, xid: u32 },
-    Commit { flags: u8, commit_lsn: u64, end_lsn: u64, commit_ts: i64 },
-    Origin { lsn: u64, name: String },
+    Begin {
+        final_lsn: u64,
+        commit_ts: i64,
+        xid: u32,
+    },
+    Commit {
+        flags: u8,
+        commit_lsn: u64,
+        end_lsn: u64,
+        commit_ts: i64,
+    },
+    Origin {
+        lsn: u64,
+        name: String,
+    },
     Relation(Relation),
-    Type { oid: u32, namespace: String, name: String },
-    Insert { relation: u32, new: Tuple },
+    Type {
+        oid: u32,
+        namespace: String,
+        name: String,
+    },
+    Insert {
+        relation: u32,
+        new: Tuple,
+    },
     /// `old` is the key-only (`K`) or full (`O`) old tuple when the server sent one.
-    Update { relation: u32, old: Option<(OldKind, Tuple)>, new: Tuple },
-    Delete { relation: u32, old: (OldKind, Tuple) },
-    Truncate { options: u8, relations: Vec<u32> },
-    Message { transactional: bool, lsn: u64, prefix: String, content: Bytes },
+    Update {
+        relation: u32,
+        old: Option<(OldKind, Tuple)>,
+        new: Tuple,
+    },
+    Delete {
+        relation: u32,
+        old: (OldKind, Tuple),
+    },
+    Truncate {
+        options: u8,
+        relations: Vec<u32>,
+    },
+    Message {
+        transactional: bool,
+        lsn: u64,
+        prefix: String,
+        content: Bytes,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,11 +13,8 @@ use crate::registry::{TableSpec, quote_ident};
 
 /// Server-level checks: `wal_level`, replication privilege, free slots.
 pub async fn check_server(client: &Client, source_name: &str, user_slot: &str) -> Result<(), SourceError> {
-    let sql = |error, context: &str| SourceError::Sql {
-        source_name: source_name.into(),
-        context: context.into(),
-        error,
-    };
+    let sql =
+        |error, context: &str| SourceError::Sql { source_name: source_name.into(), context: context.into(), error };
     let row = client
         .query_one(
             "SELECT current_setting('wal_level'), \
@@ -92,21 +89,34 @@ pub async fn ensure_publication(
     let table_list = tables.iter().map(|t| t.qualified_sql()).collect::<Vec<_>>().join(", ");
     let fail = |what: String, e: &tokio_postgres::Error, fix: String| SourceError::Preflight {
         source_name: source_name.into(),
-        problems: bullet(&[format!("{what} failed ({}); as a superuser or the tables' owner run: {fix}", describe_pg_error(e))]),
+        problems: bullet(&[format!(
+            "{what} failed ({}); as a superuser or the tables' owner run: {fix}",
+            describe_pg_error(e)
+        )]),
     };
     match pub_row {
         None => {
             let stmt = format!("CREATE PUBLICATION {publication} FOR TABLE {table_list}");
-            client.batch_execute(&stmt).await.map_err(|e| fail(format!("creating publication {publication}"), &e, stmt.clone()))?;
+            client
+                .batch_execute(&stmt)
+                .await
+                .map_err(|e| fail(format!("creating publication {publication}"), &e, stmt.clone()))?;
             tracing::info!(source = source_name, publication, "created publication");
         }
         Some(row) => {
             if !row.get::<_, bool>(0) {
-                let stmt = format!("ALTER PUBLICATION {publication} SET (publish = 'insert, update, delete, truncate')");
-                client.batch_execute(&stmt).await.map_err(|e| fail(format!("widening publication {publication}"), &e, stmt.clone()))?;
+                let stmt =
+                    format!("ALTER PUBLICATION {publication} SET (publish = 'insert, update, delete, truncate')");
+                client
+                    .batch_execute(&stmt)
+                    .await
+                    .map_err(|e| fail(format!("widening publication {publication}"), &e, stmt.clone()))?;
             }
             let published: Vec<(String, String)> = client
-                .query("SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1", &[&publication])
+                .query(
+                    "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+                    &[&publication],
+                )
                 .await
                 .map_err(|e| sql(e, "reading publication tables".into()))?
                 .iter()
@@ -119,7 +129,10 @@ pub async fn ensure_publication(
                 .collect();
             if !missing.is_empty() {
                 let stmt = format!("ALTER PUBLICATION {publication} ADD TABLE {}", missing.join(", "));
-                client.batch_execute(&stmt).await.map_err(|e| fail(format!("adding tables to publication {publication}"), &e, stmt.clone()))?;
+                client
+                    .batch_execute(&stmt)
+                    .await
+                    .map_err(|e| fail(format!("adding tables to publication {publication}"), &e, stmt.clone()))?;
                 tracing::info!(source = source_name, publication, added = missing.len(), "added tables to publication");
             }
         }

@@ -18,7 +18,8 @@ pub struct NewSlot {
 
 /// Drops `slot` if it exists and no one is using it.
 pub async fn drop_if_exists(client: &Client, source_name: &str, slot: &str) -> Result<(), SourceError> {
-    let sql = |error, context: &str| SourceError::Sql { source_name: source_name.into(), context: context.into(), error };
+    let sql =
+        |error, context: &str| SourceError::Sql { source_name: source_name.into(), context: context.into(), error };
     let row = client
         .query_opt("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
         .await

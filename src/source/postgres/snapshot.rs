@@ -54,7 +54,10 @@ impl SnapshotTx<'_> {
         let mut tables = Vec::new();
         let mut problems = Vec::new();
         for spec in specs {
-            match read_table(self.client, spec, version).await.map_err(self.sql(format!("reading the catalog for {spec}")))? {
+            match read_table(self.client, spec, version)
+                .await
+                .map_err(self.sql(format!("reading the catalog for {spec}")))?
+            {
                 Ok(t) => {
                     if t.relfilenode_in_snapshot != 0 && t.relfilenode_in_snapshot != t.relfilenode_now {
                         return Ok(Shapes::Rewritten(spec.to_string()));
@@ -105,7 +108,9 @@ impl SnapshotTx<'_> {
                 let mut fields = Vec::with_capacity(width);
                 split_fields(line, &mut fields).map_err(|e| decode_error(e.to_string()))?;
                 if fields.len() != schema.columns.len() {
-                    return Err(decode_error(CopyError::FieldCount { expected: width, found: fields.len() }.to_string()));
+                    return Err(decode_error(
+                        CopyError::FieldCount { expected: width, found: fields.len() }.to_string(),
+                    ));
                 }
                 let row = fields
                     .iter()
@@ -131,7 +136,8 @@ impl SnapshotTx<'_> {
         if !chunk.is_empty() {
             send(out, SourceEvent::SnapshotRows { table: id, rows: chunk }, self.source_name).await?;
         }
-        send(out, SourceEvent::Table(TableEvent::SnapshotEnd { table: id, position, rows: total }), self.source_name).await?;
+        send(out, SourceEvent::Table(TableEvent::SnapshotEnd { table: id, position, rows: total }), self.source_name)
+            .await?;
         Ok(total)
     }
 

@@ -342,11 +342,17 @@ mod tests {
         assert!(matches!(p(ColumnType::Float8, "NaN"), Value::Float8(v) if v.is_nan()));
         assert_eq!(p(ColumnType::Float8, "-Infinity"), Value::Float8(f64::NEG_INFINITY));
         assert_eq!(p(ColumnType::Float4, "1.1"), Value::Float4(1.1));
-        assert_eq!(json(&p(ColumnType::Numeric, "123456789012345678901234567890.000000001")), "\"123456789012345678901234567890.000000001\"");
+        assert_eq!(
+            json(&p(ColumnType::Numeric, "123456789012345678901234567890.000000001")),
+            "\"123456789012345678901234567890.000000001\""
+        );
         assert_eq!(json(&p(ColumnType::Numeric, "NaN")), "\"NaN\"");
         assert!(parse(&ColumnType::Numeric, "1e5").is_err());
         assert!(parse(&ColumnType::Int4, "12x").is_err());
-        assert_eq!(json(&p(ColumnType::Uuid, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")), "\"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\"");
+        assert_eq!(
+            json(&p(ColumnType::Uuid, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")),
+            "\"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\""
+        );
         assert_eq!(json(&p(ColumnType::Bytes, "\\xdeadbeef")), "\"\\\\xdeadbeef\"");
         assert_eq!(json(&p(ColumnType::Json, "{\"a\": [1, 2.50]}")), "{\"a\": [1, 2.50]}");
         assert!(parse(&ColumnType::Json, "{").is_err());
