@@ -106,7 +106,10 @@ async fn main() {
     let pg = support::PgServer::start_with(&[("max_wal_size", "4GB"), ("shared_buffers", "512MB")]).await;
     let url = pg.create_database("bench").await;
     let sql = pg.connect("bench").await;
-    println!("cdc bench: {rows} rows, {tx_rows} rows per transaction in the backlog, {runs} runs, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "cdc bench: {rows} rows, {tx_rows} rows per transaction in the backlog, {runs} runs, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
 
     // Snapshot.
     sql.batch_execute(TABLE).await.unwrap();
@@ -129,7 +132,10 @@ async fn main() {
         // Wait until the slot exists (the snapshot of the empty table is done) before writing.
         while p.watermarks.values().received.0 == 0 {
             let exists: bool = sql
-                .query_one("SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active)", &[&format!("bench_drain_{run}")])
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active)",
+                    &[&format!("bench_drain_{run}")],
+                )
                 .await
                 .unwrap()
                 .get(0);
@@ -149,7 +155,12 @@ async fn main() {
         let (took, p) = apply_until(p, rows).await;
         p.stop().await;
         let rate = rows as f64 / took.as_secs_f64();
-        println!("  backlog run {run}: wrote in {:.2} s, drained in {:.2} s, {:.0} rows/s", wrote.as_secs_f64(), took.as_secs_f64(), rate);
+        println!(
+            "  backlog run {run}: wrote in {:.2} s, drained in {:.2} s, {:.0} rows/s",
+            wrote.as_secs_f64(),
+            took.as_secs_f64(),
+            rate
+        );
         drain.push(rate);
     }
     println!("snapshot: median {:.0} rows/s", median(snapshot));

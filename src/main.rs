@@ -204,11 +204,11 @@ async fn tail(
     // Output goes through a blocking writer; a closed pipe (`| head`) ends tail quietly.
     tokio::task::block_in_place(|| {
         tokio::runtime::Handle::current().block_on(apply.run(rx, |event, applied| {
-            if broken.is_none() {
-                if let Err(e) = writer.write(event, applied) {
-                    broken = Some(e);
-                    stop.cancel();
-                }
+            if broken.is_none()
+                && let Err(e) = writer.write(event, applied)
+            {
+                broken = Some(e);
+                stop.cancel();
             }
         }))
     });

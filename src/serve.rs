@@ -119,11 +119,11 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> Result<(), Serv
 
     let mut failure = None;
     while let Some(done) = sources.join_next().await {
-        if let Ok(Err(e)) = done {
-            if failure.is_none() {
-                failure = Some(e);
-                cancel.cancel();
-            }
+        if let Ok(Err(e)) = done
+            && failure.is_none()
+        {
+            failure = Some(e);
+            cancel.cancel();
         }
     }
     cancel.cancel();

@@ -43,8 +43,10 @@ impl<W: Write> TailWriter<W> {
                 self.schemas.insert(schema.id(), schema.clone());
             }
         }
-        if self.raw {
-            if let SourceEvent::Transaction(tx) = event {
+        if self.raw
+            && let SourceEvent::Transaction(tx) = event
+        {
+            {
                 if applied.skipped {
                     return Ok(());
                 }

@@ -14,11 +14,10 @@ async fn opslive(args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
+    tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
         .await
         .expect("opslive did not exit")
-        .unwrap();
-    out
+        .unwrap()
 }
 
 fn stderr(out: &Output) -> String {

@@ -55,16 +55,4 @@ impl Store {
         .await?;
         Ok(())
     }
-
-    pub async fn sources(&self) -> Result<Vec<(SourceRecord, String)>, StoreError> {
-        let rows: Vec<(String, String, Option<String>, Option<String>, String)> = sqlx::query_as(
-            "SELECT s.name, s.kind, s.slot, s.publication, w.applied FROM sources s JOIN source_watermarks w ON w.source = s.name ORDER BY s.name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, kind, slot, publication, applied)| (SourceRecord { name, kind, slot, publication }, applied))
-            .collect())
-    }
 }

@@ -115,7 +115,7 @@ impl Decoder {
             | Message::Commit { .. }
             | Message::Origin { .. }
             | Message::Type { .. }
-            | Message::Message { .. } => {}
+            | Message::Logical { .. } => {}
         }
         Ok(())
     }

@@ -62,7 +62,8 @@ pub enum Message {
         options: u8,
         relations: Vec<u32>,
     },
-    Message {
+    /// A message written with `pg_logical_emit_message()`.
+    Logical {
         transactional: bool,
         lsn: u64,
         prefix: String,
@@ -269,7 +270,7 @@ pub fn parse(buf: Bytes) -> Result<Message, ProtocolError> {
             let prefix = r.string("Message prefix")?;
             let len = r.u32("Message length")? as usize;
             let content = r.take(len, "Message content")?;
-            Message::Message { transactional, lsn, prefix, content }
+            Message::Logical { transactional, lsn, prefix, content }
         }
         other => return Err(ProtocolError::UnknownMessage(other as char)),
     };
