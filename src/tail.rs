@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
-use serde_json::{Map, Value as Json, json};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
 use crate::change::{Image, Op, SourceEvent};
 use crate::registry::{TableId, TableSchema};
@@ -46,43 +47,41 @@ impl<W: Write> TailWriter<W> {
         if self.raw
             && let SourceEvent::Transaction(tx) = event
         {
-            {
-                if applied.skipped {
-                    return Ok(());
-                }
-                for (ordinal, c) in tx.changes.iter().enumerate() {
-                    let Some(schema) = self.shown(c.table) else { continue };
-                    let line = json!({
-                        "source": &*tx.source,
-                        "table": &*schema.spec.name,
-                        "op": c.op,
-                        "key": key_json(schema, &c.key.0, c.op),
-                        "before": c.before.as_ref().map(|i| image_json(schema, i)),
-                        "after": c.after.as_ref().map(|i| image_json(schema, i)),
-                        "position": tx.position,
-                        "ordinal": ordinal,
-                        "commit_ts": Value::TimestampTz(tx.commit_ts),
-                        "tx": tx.xid,
-                    });
-                    self.line(&line)?;
-                }
+            if applied.skipped {
                 return Ok(());
             }
+            for (ordinal, c) in tx.changes.iter().enumerate() {
+                let Some(schema) = self.shown(c.table).cloned() else { continue };
+                let key = (c.op != Op::Truncate).then(|| Fields::key(&schema, &c.key.0));
+                let line = ChangeLine {
+                    source: &tx.source,
+                    table: &schema.spec.name,
+                    op: c.op.into(),
+                    key,
+                    before: c.before.as_ref().map(|i| Fields::image(&schema, i)),
+                    after: c.after.as_ref().map(|i| Fields::image(&schema, i)),
+                    position: tx.position,
+                    ordinal: ordinal as u32,
+                    commit_ts: Value::TimestampTz(tx.commit_ts),
+                    tx: tx.xid,
+                };
+                self.line(&line)?;
+            }
+            return Ok(());
         }
         for delta in &applied.deltas {
             match delta {
                 Delta::SnapshotRows { table, rows } => {
                     let Some(schema) = self.shown(*table).cloned() else { continue };
-                    let source = &*schema.spec.source;
                     for row in rows {
                         let key: Vec<Value> = schema.key.iter().map(|&i| row[i].clone()).collect();
-                        let line = json!({
-                            "op": "snapshot",
-                            "source": source,
-                            "table": &*schema.spec.name,
-                            "key": key_json(&schema, &key, Op::Insert),
-                            "after": row_json(&schema, row),
-                        });
+                        let line = SnapshotLine {
+                            op: "snapshot",
+                            source: &schema.spec.source,
+                            table: &schema.spec.name,
+                            key: Fields::key(&schema, &key),
+                            after: Fields::row(&schema, row),
+                        };
                         self.line(&line)?;
                     }
                 }
@@ -91,49 +90,51 @@ impl<W: Write> TailWriter<W> {
                     let Some(tx) = &applied.tx else { continue };
                     // An insert that replaced a row is an anomaly; its before is not the
                     // source's, so it is not shown as one.
-                    let before =
-                        if d.op == Op::Insert { None } else { d.before.as_ref().map(|r| row_json(&schema, r)) };
-                    let line = json!({
-                        "source": &*tx.source,
-                        "table": &*schema.spec.name,
-                        "op": d.op,
-                        "key": key_json(&schema, &d.key.0, d.op),
-                        "before": before,
-                        "after": d.after.as_ref().map(|r| row_json(&schema, r)),
-                        "position": tx.position,
-                        "ordinal": d.ordinal,
-                        "commit_ts": Value::TimestampTz(tx.commit_ts),
-                        "tx": tx.xid,
-                    });
+                    let before = if d.op == Op::Insert { None } else { d.before.as_deref() };
+                    let line = ChangeLine {
+                        source: &tx.source,
+                        table: &schema.spec.name,
+                        op: d.op.into(),
+                        key: Some(Fields::key(&schema, &d.key.0)),
+                        before: before.map(|r| Fields::row(&schema, r)),
+                        after: d.after.as_deref().map(|r| Fields::row(&schema, r)),
+                        position: tx.position,
+                        ordinal: d.ordinal,
+                        commit_ts: Value::TimestampTz(tx.commit_ts),
+                        tx: tx.xid,
+                    };
                     self.line(&line)?;
                 }
                 Delta::Reset { table, reason } => {
                     let Some(schema) = self.shown(*table).cloned() else { continue };
                     let Some(tx) = &applied.tx else { continue };
-                    let op = match reason {
-                        crate::change::ResetReason::Truncate => json!("truncate"),
-                        other => json!(other),
+                    let line = ChangeLine {
+                        source: &tx.source,
+                        table: &schema.spec.name,
+                        op: match reason {
+                            crate::change::ResetReason::Truncate => "truncate",
+                            crate::change::ResetReason::Resync => "resync",
+                            crate::change::ResetReason::Quarantine => "quarantine",
+                        },
+                        key: None,
+                        before: None,
+                        after: None,
+                        position: tx.position,
+                        ordinal: 0,
+                        commit_ts: Value::TimestampTz(tx.commit_ts),
+                        tx: tx.xid,
                     };
-                    let line = json!({
-                        "source": &*tx.source,
-                        "table": &*schema.spec.name,
-                        "op": op,
-                        "key": null, "before": null, "after": null,
-                        "position": tx.position,
-                        "commit_ts": Value::TimestampTz(tx.commit_ts),
-                        "tx": tx.xid,
-                    });
                     self.line(&line)?;
                 }
                 Delta::SchemaChanged { table, columns } => {
                     let Some(schema) = self.shown(*table).cloned() else { continue };
-                    let line = json!({
-                        "op": "schema_changed",
-                        "source": &*schema.spec.source,
-                        "table": &*schema.spec.name,
-                        "columns": columns.iter().map(|c| &**c).collect::<Vec<_>>(),
-                        "position": applied.tx.as_ref().map(|t| t.position),
-                    });
+                    let line = SchemaLine {
+                        op: "schema_changed",
+                        source: &schema.spec.source,
+                        table: &schema.spec.name,
+                        columns: columns.iter().map(|c| &**c).collect(),
+                        position: applied.tx.as_ref().map(|t| t.position),
+                    };
                     self.line(&line)?;
                 }
                 Delta::SnapshotBegin { .. } | Delta::SnapshotEnd { .. } | Delta::Consistent { .. } => {}
@@ -142,7 +143,7 @@ impl<W: Write> TailWriter<W> {
         Ok(())
     }
 
-    fn line(&mut self, v: &Json) -> std::io::Result<()> {
+    fn line(&mut self, v: &impl Serialize) -> std::io::Result<()> {
         serde_json::to_writer(&mut self.out, v)?;
         self.out.write_all(b"\n")?;
         self.out.flush()
@@ -153,31 +154,79 @@ impl<W: Write> TailWriter<W> {
     }
 }
 
-fn row_json(schema: &TableSchema, row: &[Value]) -> Json {
-    let mut m = Map::with_capacity(row.len());
-    for (c, v) in schema.columns.iter().zip(row) {
-        m.insert(c.name.to_string(), serde_json::to_value(v).unwrap_or(Json::Null));
-    }
-    Json::Object(m)
-}
-
-fn image_json(schema: &TableSchema, image: &Image) -> Json {
-    let mut m = Map::new();
-    for (c, v) in schema.columns.iter().zip(&image.0) {
-        if let Some(v) = v {
-            m.insert(c.name.to_string(), serde_json::to_value(v).unwrap_or(Json::Null));
+impl From<Op> for &'static str {
+    fn from(op: Op) -> &'static str {
+        match op {
+            Op::Insert => "insert",
+            Op::Update => "update",
+            Op::Delete => "delete",
+            Op::Truncate => "truncate",
         }
     }
-    Json::Object(m)
 }
 
-fn key_json(schema: &TableSchema, key: &[Value], op: Op) -> Json {
-    if op == Op::Truncate {
-        return Json::Null;
+#[derive(Serialize)]
+struct SnapshotLine<'a> {
+    op: &'static str,
+    source: &'a str,
+    table: &'a str,
+    key: Fields<'a>,
+    after: Fields<'a>,
+}
+
+#[derive(Serialize)]
+struct ChangeLine<'a> {
+    source: &'a str,
+    table: &'a str,
+    op: &'static str,
+    key: Option<Fields<'a>>,
+    before: Option<Fields<'a>>,
+    after: Option<Fields<'a>>,
+    position: crate::change::Position,
+    ordinal: u32,
+    commit_ts: Value,
+    tx: u64,
+}
+
+#[derive(Serialize)]
+struct SchemaLine<'a> {
+    op: &'static str,
+    source: &'a str,
+    table: &'a str,
+    columns: Vec<&'a str>,
+    position: Option<crate::change::Position>,
+}
+
+/// Column name → value, serialised straight from the row so values keep their exact text
+/// (JSON columns are embedded as written, not re-parsed into floats). Absent values are left out.
+struct Fields<'a> {
+    schema: &'a TableSchema,
+    columns: Vec<usize>,
+    values: Vec<Option<&'a Value>>,
+}
+
+impl<'a> Fields<'a> {
+    fn row(schema: &'a TableSchema, row: &'a [Value]) -> Self {
+        Fields { schema, columns: (0..row.len()).collect(), values: row.iter().map(Some).collect() }
     }
-    let mut m = Map::new();
-    for (&i, v) in schema.key.iter().zip(key) {
-        m.insert(schema.columns[i].name.to_string(), serde_json::to_value(v).unwrap_or(Json::Null));
+
+    fn image(schema: &'a TableSchema, image: &'a Image) -> Self {
+        Fields { schema, columns: (0..image.0.len()).collect(), values: image.0.iter().map(Option::as_ref).collect() }
     }
-    Json::Object(m)
+
+    fn key(schema: &'a TableSchema, key: &'a [Value]) -> Self {
+        Fields { schema, columns: schema.key.clone(), values: key.iter().map(Some).collect() }
+    }
+}
+
+impl Serialize for Fields<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        for (&c, v) in self.columns.iter().zip(&self.values) {
+            if let Some(v) = v {
+                m.serialize_entry(&*self.schema.columns[c].name, v)?;
+            }
+        }
+        m.end()
+    }
 }

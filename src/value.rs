@@ -269,6 +269,7 @@ impl Serialize for Value {
             Value::Int2(v) => s.serialize_i16(*v),
             Value::Int4(v) => s.serialize_i32(*v),
             Value::Int8(v) => s.collect_str(v),
+            Value::Float4(v) if v.is_finite() => s.serialize_f32(*v),
             Value::Float4(v) => serialize_float(f64::from(*v), s),
             Value::Float8(v) => serialize_float(*v, s),
             Value::Numeric(n) | Value::Text(n) => s.serialize_str(n),
@@ -487,6 +488,7 @@ mod tests {
         assert_eq!(json(&Value::Float8(f64::NAN)), "\"NaN\"");
         assert_eq!(json(&Value::Float8(f64::NEG_INFINITY)), "\"-Infinity\"");
         assert_eq!(json(&Value::Float8(0.1)), "0.1");
+        assert_eq!(json(&Value::Float4(1.1)), "1.1", "no digits from widening to f64");
         assert_eq!(json(&Value::Numeric(Arc::from("12.50"))), "\"12.50\"");
         assert_eq!(json(&Value::Json(Arc::from("{\"a\": 1.000000000000000001}"))), "{\"a\": 1.000000000000000001}");
         assert_eq!(json(&Value::Date(0)), "\"1970-01-01\"");

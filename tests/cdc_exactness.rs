@@ -36,6 +36,10 @@ CREATE TABLE ledger (id bigint PRIMARY KEY, account text NOT NULL, amount numeri
 ALTER TABLE ledger REPLICA IDENTITY FULL;
 CREATE TABLE pairs (a int, b text, v int, PRIMARY KEY (a, b));
 CREATE TABLE unwatched (id serial PRIMARY KEY, v text);
+-- Rows identified by another unique index than the primary key.
+CREATE TABLE coded (id int PRIMARY KEY, code text NOT NULL, v int);
+CREATE UNIQUE INDEX coded_code ON coded (code);
+ALTER TABLE coded REPLICA IDENTITY USING INDEX coded_code;
 ";
 
 fn big_text(rng: &mut impl Rng) -> String {
@@ -55,7 +59,8 @@ async fn seed(client: &tokio_postgres::Client) {
                     decode(md5(g::text), 'hex')
              FROM generate_series(1, 3000) g;
              INSERT INTO ledger SELECT g, 'acct' || (g % 7), g * 0.01, NULL FROM generate_series(1, 300) g;
-             INSERT INTO pairs SELECT g % 50, 'k' || (g / 50), g FROM generate_series(1, 500) g;",
+             INSERT INTO pairs SELECT g % 50, 'k' || (g / 50), g FROM generate_series(1, 500) g;
+             INSERT INTO coded SELECT g, 'c' || g, g FROM generate_series(1, 200) g;",
         )
         .await
         .unwrap();
@@ -130,6 +135,13 @@ async fn random_tx(
                 )
                 .await?;
             }
+            94..=96 => {
+                // Moves a row's identity (the replica identity index), or deletes it.
+                let c = rng.random_range(1..250);
+                let to = rng.random_range(1..100_000);
+                tx.execute("UPDATE coded SET code = 'c' || $2::int, v = v + 1 WHERE code = 'c' || $1::int AND NOT EXISTS (SELECT 1 FROM coded WHERE code = 'c' || $2::int)", &[&c, &to]).await?;
+                tx.execute("DELETE FROM coded WHERE id = $1", &[&(c + 7)]).await?;
+            }
             _ => {
                 tx.execute("INSERT INTO unwatched (v) VALUES ('noise')", &[]).await?;
             }
@@ -190,7 +202,7 @@ async fn replica_equals_source_after_concurrent_writes_during_snapshot() {
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let mut running = start(&url, "exact", &["items", "ledger", "pairs"]);
+    let mut running = start(&url, "exact", &["items", "ledger", "pairs", "coded"]);
     running.wait_for("the snapshot", |r| r.applied_position("src").0 > 0).await;
     let at_snapshot = committed.load(Ordering::Relaxed);
     // Keep writing after the snapshot until plenty of streamed transactions were applied.
@@ -214,7 +226,7 @@ async fn replica_equals_source_after_concurrent_writes_during_snapshot() {
     let replica =
         running.wait_for("the marker row", |r| r.table(items).is_some_and(|t| t.get(&marker).is_some())).await;
 
-    for table in ["items", "ledger", "pairs"] {
+    for table in ["items", "ledger", "pairs", "coded"] {
         let id = running.table_id(table);
         let expected = source_rows(&setup, &replica, id).await;
         assert!(!expected.is_empty());

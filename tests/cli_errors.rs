@@ -14,10 +14,7 @@ async fn opslive(args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
-        .await
-        .expect("opslive did not exit")
-        .unwrap()
+    tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output()).await.expect("opslive did not exit").unwrap()
 }
 
 fn stderr(out: &Output) -> String {

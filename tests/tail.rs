@@ -133,3 +133,34 @@ async fn tail_prints_every_committed_change_once_in_commit_order() {
         assert_eq!(got["id"], Json::String(id.clone()), "int8 prints as a string");
     }
 }
+
+/// Values print exactly as the source holds them: JSON numbers keep their digits, float4 does
+/// not grow digits, int8 and numeric are strings.
+#[tokio::test]
+async fn tail_keeps_exact_values() {
+    let pg = PgServer::start().await;
+    let url = pg.create_database("shop").await;
+    pg.connect("shop")
+        .await
+        .batch_execute(
+            r#"CREATE TABLE v (id bigint PRIMARY KEY, doc jsonb, r real, n numeric);
+               INSERT INTO v VALUES (9007199254740993, '{"b": [true, 1.000000000000000001], "big": 12345678901234567890.5}', 1.1, 0.10);"#,
+        )
+        .await
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opslive"))
+        .args(["tail", "--url", &url, "--table", "v"])
+        .env("OPSLIVE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line =
+        tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line()).await.unwrap().unwrap().unwrap();
+    child.kill().await.unwrap();
+    assert!(line.contains(r#""doc":{"b": [true, 1.000000000000000001], "big": 12345678901234567890.5}"#), "{line}");
+    assert!(line.contains(r#""r":1.1,"#), "{line}");
+    assert!(line.contains(r#""id":"9007199254740993""#), "{line}");
+    assert!(line.contains(r#""n":"0.10""#), "{line}");
+}

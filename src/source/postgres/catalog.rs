@@ -66,13 +66,14 @@ pub async fn read_table(
             &[&oid],
         )
         .await?;
-    // The primary key, or else the replica identity index, in key order.
+    // The key rows are identified by: the replica identity index when one is named (that is
+    // what key-only old tuples carry), else the primary key; in key order.
     let key_names: Vec<String> = client
         .query(
             "SELECT a.attname::text FROM ( \
                 SELECT i.indrelid, i.indkey FROM pg_index i \
                 WHERE i.indrelid = $1 AND (i.indisprimary OR i.indisreplident) \
-                ORDER BY i.indisprimary DESC LIMIT 1) i \
+                ORDER BY i.indisreplident DESC, i.indisprimary DESC LIMIT 1) i \
              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord) \
              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
              ORDER BY k.ord",
