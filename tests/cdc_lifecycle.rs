@@ -1,0 +1,98 @@
+//! The source's life cycle: acknowledgements follow what was applied, a restart drops the old
+//! slot and snapshots afresh, and a changed column set is detected and reported.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opslive::change::{Key, Position};
+use opslive::replica::TableState;
+use opslive::value::Value;
+use support::PgServer;
+use support::pipeline::{assert_same, source_rows, start};
+
+fn key(id: i64) -> Key {
+    Key(Arc::from(vec![Value::Int8(id)]))
+}
+
+async fn confirmed_flush(client: &tokio_postgres::Client, slot: &str) -> Option<Position> {
+    let row = client
+        .query_opt("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+        .await
+        .unwrap()?;
+    row.get::<_, Option<String>>(0).and_then(|s| Position::parse_lsn(&s))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_follow_applied_and_a_restart_takes_a_fresh_snapshot() {
+    let pg = PgServer::start().await;
+    let url = pg.create_database("shop").await;
+    let sql = pg.connect("shop").await;
+    sql.batch_execute(
+        "CREATE TABLE t (id bigint PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 100) g;",
+    )
+    .await
+    .unwrap();
+
+    let mut running = start(&url, "life", &["t"]);
+    let t = running.table_id("t");
+    running.wait_for("the snapshot", |r| r.applied_position("src").0 > 0).await;
+    sql.batch_execute("INSERT INTO t VALUES (1000, 'after snapshot')").await.unwrap();
+    let replica = running.wait_for("row 1000", |r| r.table(t).is_some_and(|t| t.get(&key(1000)).is_some())).await;
+    let applied = replica.applied_position("src");
+    // The slot is acknowledged up to the applied position (status updates go out every second).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let flushed = confirmed_flush(&sql, "life").await.expect("slot exists");
+        if flushed >= applied {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "slot confirmed {flushed}, applied {applied}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(running.watermarks.values().applied, applied);
+    running.stop().await;
+
+    // Changes while stopped; then a restart on the same slot name: the old slot is dropped (it
+    // cannot be resumed into an empty replica) and a fresh snapshot includes them.
+    sql.batch_execute("DELETE FROM t WHERE id <= 10; UPDATE t SET v = 'while stopped' WHERE id = 50;").await.unwrap();
+    let mut running = start(&url, "life", &["t"]);
+    let replica = running.wait_for("the second snapshot", |r| r.applied_position("src") > applied).await;
+    let expected = source_rows(&sql, &replica, t).await;
+    assert_same(&replica, t, &expected);
+    assert_eq!(replica.table(t).unwrap().len(), 91);
+    let slots: i64 = sql.query_one("SELECT count(*) FROM pg_replication_slots", &[]).await.unwrap().get(0);
+    assert_eq!(slots, 1, "the old slot was replaced, not leaked");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_column_set_is_reported_and_rows_keep_flowing() {
+    let pg = PgServer::start().await;
+    let url = pg.create_database("shop").await;
+    let sql = pg.connect("shop").await;
+    sql.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY, v text, gone int); INSERT INTO t VALUES (1, 'a', 1);")
+        .await
+        .unwrap();
+    let mut running = start(&url, "schema", &["t"]);
+    let t = running.table_id("t");
+    running.wait_for("the snapshot", |r| r.applied_position("src").0 > 0).await;
+
+    sql.batch_execute("ALTER TABLE t ADD COLUMN extra int DEFAULT 7; ALTER TABLE t DROP COLUMN gone; INSERT INTO t (id, v) VALUES (2, 'b');")
+        .await
+        .unwrap();
+    let replica = running.wait_for("row 2", |r| r.table(t).is_some_and(|t| t.get(&key(2)).is_some())).await;
+    let table = replica.table(t).unwrap();
+    match &table.state {
+        TableState::Stale { reason } => {
+            assert!(reason.contains("id, v, gone") && reason.contains("id, v, extra"), "{reason}")
+        }
+        other => panic!("expected the table to be marked stale, got {other:?}"),
+    }
+    let row = table.get(&key(2)).unwrap();
+    // Known columns keep flowing; the dropped one reads NULL until the table is resynced.
+    assert_eq!(&row[..], &[Value::Int8(2), Value::text("b"), Value::Null][..]);
+    assert!(running.seen.lock().unwrap().anomalies.is_empty());
+    running.stop().await;
+}
