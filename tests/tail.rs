@@ -10,8 +10,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value as Json;
 use support::PgServer;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// Starts `opslive tail` on one table, with its stdout as lines.
+fn spawn_tail(url: &str, table: &str) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opslive"))
+        .args(["tail", "--url", url, "--table", table])
+        .env("OPSLIVE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tail_prints_every_committed_change_once_in_commit_order() {
@@ -52,14 +65,7 @@ async fn tail_prints_every_committed_change_once_in_commit_order() {
         }));
     }
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_opslive"))
-        .args(["tail", "--url", &url, "--table", "events"])
-        .env("OPSLIVE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = spawn_tail(&url, "events");
     let mut parsed: Vec<Json> = Vec::new();
     let mut streamed = 0;
     let mut marker_sent = false;
@@ -148,14 +154,7 @@ async fn tail_keeps_exact_values() {
         )
         .await
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_opslive"))
-        .args(["tail", "--url", &url, "--table", "v"])
-        .env("OPSLIVE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = spawn_tail(&url, "v");
     let line =
         tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line()).await.unwrap().unwrap().unwrap();
     child.kill().await.unwrap();
