@@ -53,9 +53,12 @@ async fn acks_follow_applied_and_a_restart_takes_a_fresh_snapshot() {
     }
     assert_eq!(running.watermarks.values().applied, applied);
     running.stop().await;
+    assert_eq!(confirmed_flush(&sql, "life").await, None, "a clean stop drops the slot: it holds no WAL");
 
-    // Changes while stopped; then a restart on the same slot name: the old slot is dropped (it
-    // cannot be resumed into an empty replica) and a fresh snapshot includes them.
+    // A slot left by a crash, changes while stopped, then a restart on the same slot name: the
+    // old slot is dropped (it cannot be resumed into an empty replica) and a fresh snapshot
+    // includes the changes.
+    sql.batch_execute("SELECT pg_create_logical_replication_slot('life', 'pgoutput')").await.unwrap();
     sql.batch_execute("DELETE FROM t WHERE id <= 10; UPDATE t SET v = 'while stopped' WHERE id = 50;").await.unwrap();
     let mut running = start(&url, "life", &["t"]);
     let replica = running.wait_for("the second snapshot", |r| r.applied_position("src") > applied).await;

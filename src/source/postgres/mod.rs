@@ -183,7 +183,14 @@ impl PostgresSource {
                 watermarks: self.watermarks.clone(),
                 capture,
             };
-            return stream.run(out, cancel).await;
+            stream.run(out, cancel).await?;
+            if !self.temporary {
+                // The next start snapshots afresh on a new slot, so this one has no use once
+                // stopped: drop it rather than let it hold WAL while opslive is down.
+                // (Checkpoints, which resume a slot, will keep it.)
+                slot::drop_when_released(&sql, &name, &self.slot).await;
+            }
+            return Ok(());
         }
         unreachable!("the loop returns on its last attempt")
     }

@@ -40,10 +40,30 @@ pub async fn drop_if_exists(client: &Client, source_name: &str, slot: &str) -> R
                 .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
                 .await
                 .map_err(|e| sql(e, "dropping the previous replication slot"))?;
-            tracing::info!(source = source_name, slot, "dropped the previous slot: this start takes a fresh snapshot");
+            tracing::debug!(source = source_name, slot, "dropped the slot");
             Ok(())
         }
     }
+}
+
+/// Drops `slot` once its session has let go of it; a failure is only logged (the next start
+/// drops it anyway).
+pub async fn drop_when_released(client: &Client, source_name: &str, slot: &str) {
+    for _ in 0..100 {
+        match drop_if_exists(client, source_name, slot).await {
+            Ok(()) => {
+                tracing::info!(source = source_name, slot, "dropped the slot on shutdown");
+                return;
+            }
+            // Still held by the walsender that is shutting down.
+            Err(SourceError::Preflight { .. }) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            Err(e) => {
+                tracing::warn!(source = source_name, slot, error = %e, "cannot drop the slot on shutdown");
+                return;
+            }
+        }
+    }
+    tracing::warn!(source = source_name, slot, "the slot was still in use after shutdown; the next start drops it");
 }
 
 /// Creates the slot on a gated replication session (before it starts streaming).

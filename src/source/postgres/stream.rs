@@ -132,7 +132,10 @@ impl Stream {
         if let Some(c) = self.capture.as_mut() {
             c.flush();
         }
-        self.repl.stop();
+        // Ends the session and waits for it, so the slot is released when this returns.
+        if let Err(error) = self.repl.shutdown().await {
+            tracing::debug!(source = %name, error = %error, "replication session ended with an error");
+        }
         Ok(())
     }
 
