@@ -99,3 +99,34 @@ async fn a_changed_column_set_is_reported_and_rows_keep_flowing() {
     assert!(running.seen.lock().unwrap().anomalies.is_empty());
     running.stop().await;
 }
+
+/// Writes only to unwatched tables still move the slot forward, so its WAL is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_to_unwatched_tables_still_advance_the_slot() {
+    let pg = PgServer::start().await;
+    let url = pg.create_database("shop").await;
+    let sql = pg.connect("shop").await;
+    sql.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY); CREATE TABLE other (id serial PRIMARY KEY, v text);")
+        .await
+        .unwrap();
+    let mut running = start(&url, "idle", &["t"]);
+    running.wait_for("the snapshot", |r| r.applied_position("src").0 > 0).await;
+    let applied = running.watermarks.values().applied;
+    for _ in 0..50 {
+        sql.batch_execute("INSERT INTO other (v) SELECT repeat('x', 1000) FROM generate_series(1, 100)").await.unwrap();
+    }
+    let written: String = sql.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.unwrap().get(0);
+    let written = Position::parse_lsn(&written).unwrap();
+    assert!(written > applied);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let flushed = confirmed_flush(&sql, "idle").await.unwrap();
+        if flushed >= written {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "slot stuck at {flushed}, WAL at {written}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(running.watermarks.values().applied, applied, "nothing watched was applied");
+    running.stop().await;
+}

@@ -182,6 +182,7 @@ impl PostgresSource {
                 decoder: decode::Decoder::new(self.name.clone(), self.registry.clone(), tables),
                 watermarks: self.watermarks.clone(),
                 capture,
+                idle_at: position,
             };
             stream.run(out, cancel).await?;
             if !self.temporary {

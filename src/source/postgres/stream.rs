@@ -26,6 +26,9 @@ pub struct Stream {
     pub decoder: Decoder,
     pub watermarks: Arc<Watermarks>,
     pub capture: Option<Capture>,
+    /// The server's send position from the last keepalive that came between transactions:
+    /// everything before it has been received.
+    pub idle_at: Position,
 }
 
 struct Open {
@@ -124,7 +127,13 @@ impl Stream {
                     send(&out, SourceEvent::Transaction(tx), &name).await?;
                     self.ack();
                 }
-                ReplicationEvent::KeepAlive { .. } | ReplicationEvent::Message { .. } => {}
+                ReplicationEvent::KeepAlive { wal_end, .. } => {
+                    if open.is_none() {
+                        self.idle_at = self.idle_at.max(Position(wal_end.0));
+                        self.ack();
+                    }
+                }
+                ReplicationEvent::Message { .. } => {}
                 ReplicationEvent::StoppedAt { .. } => break,
             }
         }
@@ -139,8 +148,16 @@ impl Stream {
         Ok(())
     }
 
+    /// Acknowledges what is durable. When everything received has been applied and the server
+    /// has since sent only keepalives, its send position is acknowledged too: otherwise a quiet
+    /// slot (or one whose writes are all to unwatched tables) would hold WAL, and PostgreSQL's
+    /// shutdown, which waits for the client to confirm everything sent, would hang.
     fn ack(&self) {
-        let target = self.watermarks.ack_target();
+        let w = self.watermarks.values();
+        let mut target = self.watermarks.ack_target();
+        if target >= w.received && self.idle_at > target {
+            target = self.idle_at;
+        }
         if target > Position::ZERO {
             self.repl.update_applied_lsn(Lsn(target.0));
             self.watermarks.acknowledged(target);
