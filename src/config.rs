@@ -189,6 +189,18 @@ impl Config {
             }
         }
         self.registry()?;
+        if let Some(app) = self.app_database_url() {
+            for (name, source) in &self.sources {
+                if same_database(&app.0, &source.url.0) {
+                    return Err(ConfigError::Key {
+                        key: "app_database.url".into(),
+                        message: format!(
+                            "opslive's own database must not be the database of source `{name}` ({app}): its tables would be replicated back"
+                        ),
+                    });
+                }
+            }
+        }
         Ok(())
     }
 
@@ -262,6 +274,16 @@ fn describe(e: &figment::Error) -> String {
         None => String::new(),
     };
     format!("{key}{}{origin}", e.kind)
+}
+
+/// Whether two PostgreSQL URLs name the same database on the same server.
+fn same_database(a: &url::Url, b: &url::Url) -> bool {
+    let port = |u: &url::Url| u.port().unwrap_or(5432);
+    let host = |u: &url::Url| match u.host_str() {
+        Some("localhost") | None => "127.0.0.1".to_string(),
+        Some(h) => h.to_string(),
+    };
+    host(a) == host(b) && port(a) == port(b) && a.path() == b.path()
 }
 
 pub fn is_simple_identifier(s: &str) -> bool {
@@ -382,6 +404,9 @@ mod tests {
         assert!(err.contains("sources.shop.tables[0].table"), "{err}");
         let err = Config::from_toml(&BASE.replace("[\"status\"]", "[\"customer_email\"]")).unwrap_err().to_string();
         assert!(err.contains("both indexed and excluded"), "{err}");
+        let same = format!("[app_database]\nurl = \"postgres://x@localhost/shop\"\n{BASE}");
+        let err = Config::from_toml(&same).unwrap_err().to_string();
+        assert!(err.contains("app_database.url") && err.contains("source `shop`"), "{err}");
         let dup = format!("{BASE}\n[[sources.shop.tables]]\ntable = \"other.orders\"\n");
         let err = Config::from_toml(&dup).unwrap_err().to_string();
         assert!(err.contains("GraphQL name `orders`"), "{err}");
