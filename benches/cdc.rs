@@ -7,8 +7,10 @@
 //! - snapshot: the table holds N rows; time from the source's start until the replica is
 //!   consistent (slot creation, COPY, decode, apply).
 //! - backlog drain: a slot is created on the empty table, N rows are committed in
-//!   `TX_ROWS`-row transactions while nothing reads the slot (the source blocks on its bounded
-//!   channel), then the replica starts applying; time until it holds all N rows.
+//!   `TX_ROWS`-row transactions while nothing reads the slot (the source blocks on a bounded
+//!   channel of 4 events), then the replica starts applying; time until it holds all N rows.
+//! - commit → applied: 1,000 single-row autocommit inserts; time from the commit returning to
+//!   the writer (and from the insert being sent) until the row is in a published replica version.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -41,7 +43,7 @@ struct Pipeline {
     watermarks: Arc<Watermarks>,
 }
 
-fn source(url: &str, slot: &str) -> Pipeline {
+fn source(url: &str, slot: &str, capacity: usize) -> Pipeline {
     let mut registry = Registry::default();
     registry.add("bench".into(), "public", "bench", "bench", vec!["status".into()], vec![]).unwrap();
     let watermarks = Arc::new(Watermarks::default());
@@ -55,7 +57,7 @@ fn source(url: &str, slot: &str) -> Pipeline {
     )
     .unwrap();
     src.chunk_rows = 1024;
-    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let (tx, rx) = mpsc::channel(capacity);
     let cancel = CancellationToken::new();
     let source = tokio::spawn(src.run(tx, cancel.clone()));
     Pipeline { cancel, events: rx, source, watermarks }
@@ -70,19 +72,22 @@ async fn apply_until(p: Pipeline, rows: usize) -> (Duration, Pipeline2) {
     loop {
         {
             let r = versions.borrow_and_update();
-            if r.applied_position("bench").0 > 0 && r.tables().next().is_some_and(|t| t.len() >= rows) {
+            if r.applied_position("bench").0 > 0
+                && r.tables().next().is_some_and(|t| t.len() >= rows && t.state == opslive::replica::TableState::Ready)
+            {
                 break;
             }
         }
         versions.changed().await.expect("apply loop ended early");
     }
-    (started.elapsed(), Pipeline2 { cancel: p.cancel, source: p.source, applier })
+    (started.elapsed(), Pipeline2 { cancel: p.cancel, source: p.source, applier, versions })
 }
 
 struct Pipeline2 {
     cancel: CancellationToken,
     source: tokio::task::JoinHandle<Result<(), opslive::error::SourceError>>,
     applier: tokio::task::JoinHandle<Replica>,
+    versions: watch::Receiver<Arc<Replica>>,
 }
 
 impl Pipeline2 {
@@ -103,7 +108,14 @@ async fn main() {
     let rows = env_or("OPSLIVE_BENCH_ROWS", 1_000_000);
     let tx_rows = env_or("OPSLIVE_BENCH_TX_ROWS", 1_000);
     let runs = env_or("OPSLIVE_BENCH_RUNS", 3);
-    let pg = support::PgServer::start_with(&[("max_wal_size", "4GB"), ("shared_buffers", "512MB")]).await;
+    // synchronous_commit=on: the walsender sends only flushed WAL, so with it off a commit would
+    // wait for the WAL writer (200 ms) before it could stream. fsync stays off (no disk waits).
+    let pg = support::PgServer::start_with(&[
+        ("max_wal_size", "4GB"),
+        ("shared_buffers", "512MB"),
+        ("synchronous_commit", "on"),
+    ])
+    .await;
     let url = pg.create_database("bench").await;
     let sql = pg.connect("bench").await;
     println!(
@@ -117,7 +129,7 @@ async fn main() {
     sql.batch_execute("VACUUM ANALYZE bench").await.unwrap();
     let mut snapshot = Vec::new();
     for run in 0..runs {
-        let (took, p) = apply_until(source(&url, &format!("bench_snap_{run}")), rows).await;
+        let (took, p) = apply_until(source(&url, &format!("bench_snap_{run}"), CHANNEL_CAPACITY), rows).await;
         p.stop().await;
         let rate = rows as f64 / took.as_secs_f64();
         println!("  snapshot run {run}: {:.2} s, {:.0} rows/s", took.as_secs_f64(), rate);
@@ -128,7 +140,9 @@ async fn main() {
     let mut drain = Vec::new();
     for run in 0..runs {
         sql.batch_execute("TRUNCATE bench").await.unwrap();
-        let p = source(&url, &format!("bench_drain_{run}"));
+        // A short channel: the source may not decode the backlog ahead of the replica while it
+        // is being written (the production channel would hold all of it).
+        let p = source(&url, &format!("bench_drain_{run}"), 4);
         // Wait until the slot exists (the snapshot of the empty table is done) before writing.
         while p.watermarks.values().received.0 == 0 {
             let exists: bool = sql
@@ -163,6 +177,37 @@ async fn main() {
         );
         drain.push(rate);
     }
+    // Commit → applied latency of single-row transactions on an idle stream.
+    sql.batch_execute("TRUNCATE bench").await.unwrap();
+    let (_, p) = apply_until(source(&url, "bench_latency", CHANNEL_CAPACITY), 0).await;
+    let mut versions = p.versions.clone();
+    let mut latencies = Vec::new();
+    let mut round_trips = Vec::new();
+    for i in 1..=1000i64 {
+        let sent = Instant::now();
+        sql.execute("INSERT INTO bench (id, grp) VALUES ($1, 0)", &[&i]).await.unwrap();
+        let committed = Instant::now();
+        loop {
+            if versions.borrow_and_update().tables().next().is_some_and(|t| t.len() as i64 >= i) {
+                break;
+            }
+            versions.changed().await.unwrap();
+        }
+        latencies.push(committed.elapsed().as_secs_f64() * 1000.0);
+        round_trips.push(sent.elapsed().as_secs_f64() * 1000.0);
+    }
+    p.stop().await;
+    for (what, mut v) in [("commit returned → applied", latencies), ("insert sent → applied", round_trips)] {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let pct = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
+        println!(
+            "{what}, 1,000 single-row transactions: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            pct(0.5),
+            pct(0.99),
+            pct(1.0)
+        );
+    }
+
     println!("snapshot: median {:.0} rows/s", median(snapshot));
     println!("backlog drain: median {:.0} rows/s (applied to the replica)", median(drain));
 }
