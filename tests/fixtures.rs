@@ -4,13 +4,12 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::sync::Arc;
 
 use opslive::config::Config;
 use support::PgServer;
 use support::pipeline::{assert_same, source_rows, start};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::serve::Serve;
 
 async fn fixture_server() -> (PgServer, String) {
     let pg = PgServer::start().await;
@@ -128,25 +127,12 @@ async fn excluded_columns_never_reach_the_replica_and_serve_records_watermarks()
     applier.await.unwrap();
 
     // `serve`: runs, records watermarks in the app database, stops on SIGTERM with exit 0.
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_opslive"))
-        .args(["serve", "--config", config_path.to_str().unwrap(), "--log-format", "json"])
-        .env("OPSLIVE_LOG", "info")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let line = tokio::time::timeout(std::time::Duration::from_secs(60), logs.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .expect("serve exited");
-        assert!(!line.contains("@example.") && !line.contains("WARN"), "unexpected log line: {line}");
-        if line.contains("replica consistent") {
-            break;
-        }
-    }
+    let mut serve = Serve::start(&config_path);
+    serve
+        .wait_log("replica consistent", |line| {
+            assert!(!line.contains("@example.") && !line.contains("WARN"), "unexpected log line: {line}")
+        })
+        .await;
     let app = pg.connect("opslive").await;
     let applied = loop {
         let row = app
@@ -164,10 +150,7 @@ async fn excluded_columns_never_reach_the_replica_and_serve_records_watermarks()
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     assert!(applied.contains('/'));
-    let pid = child.id().unwrap() as i32;
-    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
-    assert!(status.success(), "serve exited with {status}");
+    serve.terminate().await;
     // A stopped opslive holds no WAL: its slot is gone (the next start snapshots afresh).
     let slots: i64 =
         pg.connect("shop").await.query_one("SELECT count(*) FROM pg_replication_slots", &[]).await.unwrap().get(0);

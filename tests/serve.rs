@@ -3,28 +3,10 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use support::PgServer;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::ChildStderr;
-
-/// Reads JSON log lines until one whose message contains `what`.
-async fn wait_log(logs: &mut Lines<BufReader<ChildStderr>>, what: &str) -> serde_json::Value {
-    loop {
-        let line = tokio::time::timeout(Duration::from_secs(60), logs.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("no log line with {what:?} within 60 s"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("serve exited before logging {what:?}"));
-        let v: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
-        if v["fields"]["message"].as_str().is_some_and(|m| m.contains(what)) {
-            return v;
-        }
-    }
-}
+use support::serve::Serve;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_reconnects_after_the_database_restarts() {
@@ -42,21 +24,17 @@ async fn serve_reconnects_after_the_database_restarts() {
         format!("[sources.shop]\nkind = \"postgres\"\nurl = \"{url}\"\n[[sources.shop.tables]]\ntable = \"orders\"\n"),
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_opslive"))
-        .args(["serve", "--config", config.to_str().unwrap(), "--log-format", "json"])
-        .env("OPSLIVE_LOG", "info")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = wait_log(&mut logs, "replica consistent").await;
+    let mut serve = Serve::start(&config);
+    let first = serve.wait_log("replica consistent", |_| {}).await;
 
     pg.restart().await;
-    let failed = wait_log(&mut logs, "source failed; retrying").await;
+    let failed = serve.wait_log("source failed; retrying", |_| {}).await;
     assert!(failed["fields"]["error"].as_str().is_some_and(|e| !e.is_empty()), "{failed}");
-    let second = wait_log(&mut logs, "replica consistent").await;
-    assert!(second["fields"]["position"].as_str() > first["fields"]["position"].as_str() || second != first);
+    let second = serve.wait_log("replica consistent", |_| {}).await;
+    let at = |v: &serde_json::Value| {
+        opslive::change::Position::parse_lsn(v["fields"]["position"].as_str().unwrap()).unwrap()
+    };
+    assert!(at(&second) > at(&first), "the fresh snapshot is later than the first");
 
     // Streaming again: a new row shows up in the applied watermark.
     let shop = pg.connect("shop").await;
@@ -81,8 +59,5 @@ async fn serve_reconnects_after_the_database_restarts() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
-    assert!(status.success(), "serve exited with {status}");
+    serve.terminate().await;
 }

@@ -45,6 +45,7 @@
 #![allow(dead_code)] // each test binary uses a different subset of this module
 
 pub mod pipeline;
+pub mod serve;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;

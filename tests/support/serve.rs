@@ -1,0 +1,52 @@
+//! Running `opslive serve` as a process with JSON logs, and waiting on its log lines.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, Command};
+
+pub struct Serve {
+    pub child: Child,
+    logs: Lines<BufReader<ChildStderr>>,
+}
+
+impl Serve {
+    pub fn start(config: &Path) -> Serve {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_opslive"))
+            .args(["serve", "--config", config.to_str().unwrap(), "--log-format", "json"])
+            .env("OPSLIVE_LOG", "info")
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let logs = BufReader::new(child.stderr.take().unwrap()).lines();
+        Serve { child, logs }
+    }
+
+    /// Reads log lines until one whose message contains `what`; `check` sees every line read.
+    pub async fn wait_log(&mut self, what: &str, check: impl Fn(&str)) -> serde_json::Value {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(60), self.logs.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no log line with {what:?} within 60 s"))
+                .unwrap()
+                .unwrap_or_else(|| panic!("serve exited before logging {what:?}"));
+            check(&line);
+            let v: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+            if v["fields"]["message"].as_str().is_some_and(|m| m.contains(what)) {
+                return v;
+            }
+        }
+    }
+
+    /// Sends SIGTERM and asserts a clean exit.
+    pub async fn terminate(mut self) {
+        let pid = self.child.id().unwrap().to_string();
+        std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.unwrap().unwrap();
+        assert!(status.success(), "serve exited with {status}");
+    }
+}
