@@ -112,10 +112,12 @@ impl Stream {
                     let Some(tx) = open.take() else { continue };
                     let position = Position(end_lsn.0);
                     last_position = position;
-                    self.watermarks.received(position);
+                    // A transaction with nothing watched in it (servers before 15 send those) is
+                    // not passed on, so it must not raise `received` above what can be applied.
                     if tx.changes.is_empty() && tx.table_events.is_empty() {
                         continue;
                     }
+                    self.watermarks.received(position);
                     let tx = Transaction {
                         source: name.clone(),
                         position,
