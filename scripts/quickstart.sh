@@ -11,6 +11,11 @@ BIN=$( (pg_config --bindir 2>/dev/null) || true)
 if [ -z "$BIN" ] || [ ! -x "$BIN/initdb" ]; then
   BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
 fi
+if { [ -z "$BIN" ] || [ ! -x "$BIN/initdb" ]; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing PostgreSQL's server binaries (apt-get install postgresql)..." >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+fi
 if [ -z "$BIN" ] || [ ! -x "$BIN/initdb" ]; then
   echo "PostgreSQL server binaries not found: install them with 'apt-get install postgresql'" >&2
   exit 1
