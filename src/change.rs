@@ -69,12 +69,6 @@ impl Key {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Image(pub Vec<Option<Value>>);
 
-impl Image {
-    pub fn is_complete(&self) -> bool {
-        self.0.iter().all(Option::is_some)
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {

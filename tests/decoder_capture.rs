@@ -306,9 +306,10 @@ fn every_type_has_its_canonical_json() {
             ("big", "null"),
         ],
     );
-    // real 1.1: the same float4 as PostgreSQL's. (Its JSON text is 1.100000023841858 today, the
-    // f32 widened to f64, not the "1.1" PostgreSQL sent; that is not asserted here.)
+    // real 1.1: the same float4 as PostgreSQL's, printed as PostgreSQL sent it (not widened to
+    // f64 digits).
     assert_eq!(float(&row4[5]) as f32, 1.1f32, "f4 is {}", row4[5]);
+    assert_eq!(row4[5], "1.1");
     // The smallest subnormal double.
     assert_eq!(float(&row4[6]), 5e-324, "f8 is {}", row4[6]);
 

@@ -62,10 +62,7 @@ pub fn start(url: &str, slot: &str, tables: &[&str]) -> Running {
         let mut s = s.lock().unwrap();
         s.anomalies.extend(applied.anomalies.iter().cloned());
         match event {
-            SourceEvent::Transaction(tx) if applied.skipped => {
-                let _ = tx;
-                s.skipped += 1
-            }
+            SourceEvent::Transaction(_) if applied.skipped => s.skipped += 1,
             SourceEvent::Transaction(tx) => s.positions.push(tx.position),
             SourceEvent::Consistent { position, .. } => s.consistent_at = Some(*position),
             _ => {}

@@ -16,33 +16,50 @@ pub struct NewSlot {
     pub snapshot_name: Option<String>,
 }
 
-/// Drops `slot` if it exists and no one is using it.
-pub async fn drop_if_exists(client: &Client, source_name: &str, slot: &str) -> Result<(), SourceError> {
-    let sql =
-        |error, context: &str| SourceError::Sql { source_name: source_name.into(), context: context.into(), error };
+/// Who holds a slot.
+enum Holder {
+    NoSlot,
+    Free,
+    /// The server process streaming from it.
+    Process(i32),
+}
+
+async fn holder(client: &Client, source_name: &str, slot: &str) -> Result<Holder, SourceError> {
     let row = client
         .query_opt("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
         .await
-        .map_err(|e| sql(e, "reading replication slots"))?;
-    match row {
-        None => Ok(()),
-        Some(row) => {
-            if let Some(pid) = row.get::<_, Option<i32>>(0) {
-                return Err(SourceError::Preflight {
-                    source_name: source_name.into(),
-                    problems: format!(
-                        "  - replication slot `{slot}` is in use by server process {pid} (another opslive serving this source?); \
-                         stop it, or give this instance another `slot`"
-                    ),
-                });
-            }
-            client
-                .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
-                .await
-                .map_err(|e| sql(e, "dropping the previous replication slot"))?;
-            tracing::debug!(source = source_name, slot, "dropped the slot");
-            Ok(())
-        }
+        .map_err(|error| sql_error(source_name, "reading replication slots", error))?;
+    Ok(match row {
+        None => Holder::NoSlot,
+        Some(row) => row.get::<_, Option<i32>>(0).map_or(Holder::Free, Holder::Process),
+    })
+}
+
+async fn drop(client: &Client, source_name: &str, slot: &str) -> Result<(), SourceError> {
+    client
+        .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .map_err(|error| sql_error(source_name, "dropping the replication slot", error))?;
+    tracing::debug!(source = source_name, slot, "dropped the slot");
+    Ok(())
+}
+
+fn sql_error(source_name: &str, context: &str, error: tokio_postgres::Error) -> SourceError {
+    SourceError::Sql { source_name: source_name.into(), context: context.into(), error }
+}
+
+/// Drops `slot` if it exists and no one is using it.
+pub async fn drop_if_exists(client: &Client, source_name: &str, slot: &str) -> Result<(), SourceError> {
+    match holder(client, source_name, slot).await? {
+        Holder::NoSlot => Ok(()),
+        Holder::Free => drop(client, source_name, slot).await,
+        Holder::Process(pid) => Err(SourceError::Preflight {
+            source_name: source_name.into(),
+            problems: format!(
+                "  - replication slot `{slot}` is in use by server process {pid} (another opslive serving this source?); \
+                 stop it, or give this instance another `slot`"
+            ),
+        }),
     }
 }
 
@@ -50,18 +67,21 @@ pub async fn drop_if_exists(client: &Client, source_name: &str, slot: &str) -> R
 /// drops it anyway).
 pub async fn drop_when_released(client: &Client, source_name: &str, slot: &str) {
     for _ in 0..100 {
-        match drop_if_exists(client, source_name, slot).await {
-            Ok(()) => {
-                tracing::info!(source = source_name, slot, "dropped the slot on shutdown");
-                return;
-            }
+        let outcome = match holder(client, source_name, slot).await {
+            Ok(Holder::NoSlot) => return,
+            Ok(Holder::Free) => drop(client, source_name, slot).await,
             // Still held by the walsender that is shutting down.
-            Err(SourceError::Preflight { .. }) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-            Err(e) => {
-                tracing::warn!(source = source_name, slot, error = %e, "cannot drop the slot on shutdown");
-                return;
+            Ok(Holder::Process(_)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
             }
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) => tracing::info!(source = source_name, slot, "dropped the slot on shutdown"),
+            Err(e) => tracing::warn!(source = source_name, slot, error = %e, "cannot drop the slot on shutdown"),
         }
+        return;
     }
     tracing::warn!(source = source_name, slot, "the slot was still in use after shutdown; the next start drops it");
 }
