@@ -116,10 +116,12 @@ impl PostgresSource {
             let mut repl = ReplicationClient::connect_gated(config)
                 .await
                 .map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
-            let new_slot = slot::create(&mut repl, &name, &self.slot, self.temporary, self.snapshot).await?;
+            // Connected before the slot exists, so nothing but one round trip separates the
+            // snapshot's export from the tables' lock.
             let snap_client = self.endpoint.connect().await?;
+            let new_slot = slot::create(&mut repl, &name, &self.slot, self.temporary, self.snapshot).await?;
             let snap = SnapshotTx { client: &snap_client, source_name: &name };
-            snap.begin(new_slot.snapshot_name.as_deref()).await?;
+            snap.begin_and_lock(new_slot.snapshot_name.as_deref(), &specs).await?;
             let tables = match snap.shapes(&specs, 1).await? {
                 Shapes::Ready(tables) => tables,
                 Shapes::Rewritten(table) => {

@@ -35,22 +35,29 @@ impl SnapshotTx<'_> {
         move |error| SourceError::Sql { source_name: self.source_name.into(), context, error }
     }
 
-    /// Opens the transaction on `snapshot_name` (or on a fresh snapshot when `None`).
-    pub async fn begin(&self, snapshot_name: Option<&str>) -> Result<(), SourceError> {
+    /// Opens the transaction on `snapshot_name` (or on a fresh snapshot when `None`) and locks
+    /// the tables against rewrites (ACCESS SHARE lets writes through), in one round trip: the
+    /// shorter the time from the slot's export to the lock, the less room for a TRUNCATE to slip
+    /// in and force the snapshot to be taken again.
+    pub async fn begin_and_lock(
+        &self,
+        snapshot_name: Option<&str>,
+        specs: &[Arc<TableSpec>],
+    ) -> Result<(), SourceError> {
         let mut sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;".to_string();
         if let Some(name) = snapshot_name {
             sql.push_str(&format!(" SET TRANSACTION SNAPSHOT '{}';", name.replace('\'', "''")));
         }
-        self.client.batch_execute(&sql).await.map_err(self.sql("importing the slot's snapshot".into()))
+        let names = specs.iter().map(|s| s.qualified_sql()).collect::<Vec<_>>().join(", ");
+        sql.push_str(&format!(" LOCK TABLE {names} IN ACCESS SHARE MODE;"));
+        self.client
+            .batch_execute(&sql)
+            .await
+            .map_err(self.sql("importing the slot's snapshot and locking the tables".into()))
     }
 
-    /// Locks the tables against rewrites (ACCESS SHARE lets writes through) and reads their
-    /// shapes, applying the TRUNCATE guard. All tables are locked in one statement, right after
-    /// the snapshot is imported, to keep the window for a rewrite small.
+    /// Reads the locked tables' shapes, applying the TRUNCATE guard.
     pub async fn shapes(&self, specs: &[Arc<TableSpec>], version: u32) -> Result<Shapes, SourceError> {
-        let names = specs.iter().map(|s| s.qualified_sql()).collect::<Vec<_>>().join(", ");
-        let lock = format!("LOCK TABLE {names} IN ACCESS SHARE MODE");
-        self.client.batch_execute(&lock).await.map_err(self.sql("locking the watched tables".into()))?;
         let mut tables = Vec::new();
         let mut problems = Vec::new();
         for spec in specs {
