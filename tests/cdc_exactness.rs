@@ -273,20 +273,27 @@ async fn a_truncate_between_slot_and_read_retakes_the_snapshot() {
 
     // Rewrites the table, with an update of a row just before, until a snapshot was retaken.
     let truncator = pg.connect("shop").await;
-    let mut running = start(&url, "guard", &["ledger"]);
-    let mut rounds = 0;
-    while running.stats.snapshot_retries.load(Ordering::Relaxed) == 0 {
-        assert!(rounds < 500, "no TRUNCATE landed between slot and read in {rounds} rounds");
+    let rewrite = "BEGIN; UPDATE ledger SET memo = 'touched' WHERE id = 1; TRUNCATE ledger;
+                   INSERT INTO ledger SELECT g, 'b', g, 'new' FROM generate_series(1, 100) g; COMMIT";
+    // The race is not forced, so a snapshot may finish between two rewrites; then the pipeline
+    // is started again, until one snapshot had to be retaken.
+    let mut attempt = 0;
+    let mut running = loop {
+        attempt += 1;
+        assert!(attempt <= 30, "no TRUNCATE landed between slot and read in {attempt} snapshots");
+        let running = start(&url, "guard", &["ledger"]);
+        while running.stats.snapshot_retries.load(Ordering::Relaxed) == 0 && !running.source.is_finished() {
+            if running.seen.lock().unwrap().consistent_at.is_some() {
+                break;
+            }
+            truncator.batch_execute(rewrite).await.unwrap();
+        }
+        if running.stats.snapshot_retries.load(Ordering::Relaxed) > 0 {
+            break running;
+        }
         assert!(!running.source.is_finished(), "source ended");
-        truncator
-            .batch_execute(
-                "BEGIN; UPDATE ledger SET memo = 'touched' WHERE id = 1; TRUNCATE ledger;
-                 INSERT INTO ledger SELECT g, 'b', g, 'new' FROM generate_series(1, 100) g; COMMIT",
-            )
-            .await
-            .unwrap();
-        rounds += 1;
-    }
+        running.stop().await;
+    };
     setup.batch_execute("INSERT INTO ledger VALUES (-1, 'marker', 0, NULL)").await.unwrap();
     let id = running.table_id("ledger");
     let marker = Key(Arc::from(vec![Value::Int8(-1)]));
