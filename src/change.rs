@@ -107,7 +107,9 @@ pub enum ResetReason {
 pub enum TableEvent {
     /// The table's initial copy starts, with the shape its rows have; its queries answer
     /// `NOT_READY` until `SnapshotEnd`. Any rows the replica held for it are dropped.
-    SnapshotBegin { schema: Arc<TableSchema> },
+    /// `estimated_rows` is the source's own estimate of the table's size (statistics), for
+    /// progress reporting only.
+    SnapshotBegin { schema: Arc<TableSchema>, estimated_rows: Option<u64> },
     /// The initial copy is complete and consistent as of `position`.
     SnapshotEnd { table: TableId, position: Position, rows: u64 },
     /// The table's column set changed at the source. Rows decoded after this event still use

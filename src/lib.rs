@@ -12,8 +12,9 @@
 //! - [`replica`] is the in-memory copy, applied purely, returning deltas;
 //! - [`pipeline`] wires a source to the replica with backpressure;
 //! - [`store`] is opslive's own database; [`config`] the one configuration struct;
-//! - [`tail`] and [`serve`] are the commands built on them.
+//! - [`tail`] and [`serve`] are the commands built on them; [`api`] is serve's HTTP face.
 
+pub mod api;
 pub mod change;
 pub mod config;
 pub mod error;

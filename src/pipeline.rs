@@ -5,12 +5,14 @@
 //! version for readers, advances the applied watermark, and hands every [`Applied`] to a sink.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, watch};
 
-use crate::change::{SourceEvent, SourceName};
+use crate::change::{Op, SourceEvent, SourceName, TableEvent};
+use crate::registry::TableId;
 use crate::replica::{Applied, Replica};
 use crate::watermark::Watermarks;
 
@@ -18,7 +20,7 @@ use crate::watermark::Watermarks;
 /// transactions across a scheduling hiccup; a snapshot chunk is one event.
 pub const CHANNEL_CAPACITY: usize = 1024;
 
-/// Counters of the apply loop.
+/// Counters of the apply loop, read by the metrics endpoint.
 #[derive(Debug, Default)]
 pub struct ApplyStats {
     pub transactions: AtomicU64,
@@ -26,6 +28,72 @@ pub struct ApplyStats {
     pub row_changes: AtomicU64,
     pub snapshot_rows: AtomicU64,
     pub anomalies: AtomicU64,
+    /// Per table, by id; a table appears when its snapshot begins.
+    tables: Mutex<Vec<Arc<TableCounters>>>,
+    /// Per source: commit at the source → applied here, in seconds.
+    delays: Mutex<HashMap<SourceName, Histogram>>,
+}
+
+/// What happened to one table.
+#[derive(Debug, Default)]
+pub struct TableCounters {
+    pub inserts: AtomicU64,
+    pub updates: AtomicU64,
+    pub deletes: AtomicU64,
+    pub truncates: AtomicU64,
+    /// Rows of the current (or last) snapshot applied so far.
+    pub snapshot_rows: AtomicU64,
+    /// The source's estimate of the table's size when the snapshot began (`u64::MAX`: none).
+    pub snapshot_estimated_rows: AtomicU64,
+    pub snapshot_done: AtomicBool,
+    /// Snapshots begun, including reloads.
+    pub snapshots: AtomicU64,
+}
+
+/// Buckets of the commit → applied delay: from sub-millisecond to a minute.
+const DELAY_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0];
+
+impl ApplyStats {
+    /// A copy of the per-table counters that exist so far, by table id.
+    pub fn tables(&self) -> Vec<(TableId, Arc<TableCounters>)> {
+        let tables = self.tables.lock().expect("stats lock");
+        tables.iter().enumerate().map(|(i, c)| (TableId(i as u32), c.clone())).collect()
+    }
+
+    /// The commit → applied delay histogram of each source.
+    pub fn delays(&self) -> Vec<(SourceName, Histogram)> {
+        self.delays.lock().expect("stats lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// The loop's own handles on the shared counters, so that counting a change takes no lock.
+#[derive(Default)]
+struct Counters {
+    tables: Vec<Arc<TableCounters>>,
+    delays: HashMap<SourceName, Histogram>,
+}
+
+impl Counters {
+    fn table(&mut self, stats: &ApplyStats, id: TableId) -> &TableCounters {
+        let i = id.0 as usize;
+        if i >= self.tables.len() {
+            let mut shared = stats.tables.lock().expect("stats lock");
+            while shared.len() <= i {
+                shared.push(Arc::default());
+            }
+            self.tables = shared.clone();
+        }
+        &self.tables[i]
+    }
+
+    fn delay(&mut self, stats: &ApplyStats, source: &SourceName) -> &Histogram {
+        self.delays.entry(source.clone()).or_insert_with(|| {
+            let h = Histogram::new(DELAY_BUCKETS);
+            stats.delays.lock().expect("stats lock").insert(source.clone(), h.clone());
+            h
+        })
+    }
 }
 
 pub struct ApplyLoop {
@@ -34,12 +102,22 @@ pub struct ApplyLoop {
     /// Every version of the replica, for readers that need a consistent view.
     pub published: watch::Sender<Arc<Replica>>,
     pub stats: Arc<ApplyStats>,
+    counters: Counters,
 }
 
 impl ApplyLoop {
     pub fn new(watermarks: HashMap<SourceName, Arc<Watermarks>>) -> (ApplyLoop, watch::Receiver<Arc<Replica>>) {
         let (published, rx) = watch::channel(Arc::new(Replica::new()));
-        (ApplyLoop { replica: Replica::new(), watermarks, published, stats: Arc::default() }, rx)
+        (
+            ApplyLoop {
+                replica: Replica::new(),
+                watermarks,
+                published,
+                stats: Arc::default(),
+                counters: Counters::default(),
+            },
+            rx,
+        )
     }
 
     /// Applies events until every sender is gone; `sink` sees each result in order.
@@ -62,7 +140,13 @@ impl ApplyLoop {
 
     pub fn apply(&mut self, event: &SourceEvent) -> Applied {
         let applied = self.replica.apply(event);
-        let s = &self.stats;
+        self.count(event, &applied);
+        applied
+    }
+
+    fn count(&mut self, event: &SourceEvent, applied: &Applied) {
+        let s = &*self.stats;
+        let c = &mut self.counters;
         if !applied.anomalies.is_empty() {
             s.anomalies.fetch_add(applied.anomalies.len() as u64, Ordering::Relaxed);
             for a in &applied.anomalies {
@@ -77,22 +161,49 @@ impl ApplyLoop {
                 } else {
                     s.transactions.fetch_add(1, Ordering::Relaxed);
                     s.row_changes.fetch_add(tx.changes.len() as u64, Ordering::Relaxed);
+                    for change in &tx.changes {
+                        let t = c.table(s, change.table);
+                        match change.op {
+                            Op::Insert => &t.inserts,
+                            Op::Update => &t.updates,
+                            Op::Delete => &t.deletes,
+                            Op::Truncate => &t.truncates,
+                        }
+                        .fetch_add(1, Ordering::Relaxed);
+                    }
+                    let now = chrono::Utc::now().timestamp_micros();
+                    c.delay(s, &tx.source).observe((now - tx.commit_ts).max(0) as f64 / 1e6);
                 }
                 if let Some(w) = self.watermarks.get(&tx.source) {
                     w.applied(tx.position);
+                    w.applied_commit(tx.commit_ts);
                 }
             }
-            SourceEvent::SnapshotRows { rows, .. } => {
+            SourceEvent::SnapshotRows { table, rows } => {
                 s.snapshot_rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                c.table(s, *table).snapshot_rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
             }
             SourceEvent::Consistent { source, position } => {
                 if let Some(w) = self.watermarks.get(source) {
                     w.received(*position);
                     w.applied(*position);
+                    w.set_consistent(true);
                 }
             }
-            SourceEvent::Table(_) => {}
+            SourceEvent::Table(TableEvent::SnapshotBegin { schema, estimated_rows }) => {
+                let t = c.table(s, schema.id());
+                t.snapshots.fetch_add(1, Ordering::Relaxed);
+                t.snapshot_rows.store(0, Ordering::Relaxed);
+                t.snapshot_estimated_rows.store(estimated_rows.unwrap_or(u64::MAX), Ordering::Relaxed);
+                t.snapshot_done.store(false, Ordering::Relaxed);
+                if let Some(w) = self.watermarks.get(&schema.spec.source) {
+                    w.set_consistent(false);
+                }
+            }
+            SourceEvent::Table(TableEvent::SnapshotEnd { table, .. }) => {
+                c.table(s, *table).snapshot_done.store(true, Ordering::Relaxed);
+            }
+            SourceEvent::Table(TableEvent::SchemaChanged { .. }) => {}
         }
-        applied
     }
 }

@@ -13,10 +13,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::{ApiError, Listener, OpsState, SourceView};
 use crate::change::{SourceEvent, SourceName};
 use crate::config::{Config, ConfigError, SourceKind};
 use crate::error::SourceError;
 use crate::pipeline::{ApplyLoop, CHANNEL_CAPACITY};
+use crate::source::SourceStats;
 use crate::source::postgres::PostgresSource;
 use crate::store::{SourceRecord, Store, StoreError};
 use crate::watermark::Watermarks;
@@ -29,6 +31,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
 }
 
 pub async fn serve(config: Config, cancel: CancellationToken) -> Result<(), ServeError> {
@@ -36,16 +40,21 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> Result<(), Serv
     let app_url = config
         .app_database_url()
         .ok_or_else(|| ConfigError::Invalid("no sources and no app_database.url: nothing to serve".into()))?;
+    // Bound first: a taken port is a configuration error, found before any slot is created.
+    let listener = Listener::bind(config.listen).await?;
     let store = Store::open(&app_url).await?;
     let mut watermarks: HashMap<SourceName, Arc<Watermarks>> = HashMap::new();
     let (tx, rx) = mpsc::channel::<SourceEvent>(CHANNEL_CAPACITY);
     let mut sources = JoinSet::new();
+    let mut views = Vec::new();
     for (name, sc) in &config.sources {
         match sc.kind {
             SourceKind::Postgres => {}
         }
         let w = Arc::new(Watermarks::default());
+        let stats = Arc::new(SourceStats::default());
         watermarks.insert(Arc::from(name.as_str()), w.clone());
+        views.push(SourceView { name: Arc::from(name.as_str()), watermarks: w.clone(), stats: stats.clone() });
         let record = SourceRecord {
             name: name.clone(),
             kind: "postgres".into(),
@@ -55,20 +64,24 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> Result<(), Serv
         store.register_source(&record).await?;
         let make = {
             let (name, url, registry, chunk) = (name.clone(), sc.url.clone(), registry.clone(), sc.snapshot_chunk_rows);
-            let (slot, publication) = (sc.slot_name(&name), sc.publication_name(&name));
+            let (slot, publication, stats) = (sc.slot_name(&name), sc.publication_name(&name), stats.clone());
             move || -> Result<PostgresSource, SourceError> {
                 let mut s =
                     PostgresSource::new(&name, &url, slot.clone(), publication.clone(), registry.clone(), w.clone())?;
                 s.chunk_rows = chunk;
+                s.stats = stats.clone();
                 Ok(s)
             }
         };
-        sources.spawn(supervise(name.clone(), make, tx.clone(), cancel.clone()));
+        sources.spawn(supervise(name.clone(), make, stats, tx.clone(), cancel.clone()));
     }
     drop(tx);
 
-    let (apply, _versions) = ApplyLoop::new(watermarks.clone());
+    let (apply, versions) = ApplyLoop::new(watermarks.clone());
     let stats = apply.stats.clone();
+    let ops = OpsState { registry: registry.clone(), sources: views, apply: stats.clone(), replica: versions };
+    tracing::info!(addr = %listener.addr, "listening");
+    let http = tokio::spawn(listener.serve(crate::api::router(ops), cancel.clone()));
     let (snap_tx, mut snap_rx) = mpsc::unbounded_channel();
     let applier = tokio::spawn(apply.run(rx, move |event, _| {
         if let SourceEvent::Consistent { source, position } = event {
@@ -129,6 +142,10 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> Result<(), Serv
     cancel.cancel();
     let _ = applier.await;
     let _ = recorder.await;
+    match http.await {
+        Ok(Err(e)) if failure.is_none() => return Err(e.into()),
+        _ => {}
+    }
     match failure {
         Some(e) => Err(e.into()),
         None => Ok(()),
@@ -139,6 +156,7 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> Result<(), Serv
 async fn supervise(
     name: String,
     make: impl Fn() -> Result<PostgresSource, SourceError>,
+    stats: Arc<SourceStats>,
     out: mpsc::Sender<SourceEvent>,
     cancel: CancellationToken,
 ) -> Result<(), SourceError> {
@@ -152,8 +170,14 @@ async fn supervise(
         match result {
             Ok(()) => tracing::warn!(source = %name, "replication stream ended; reconnecting"),
             Err(SourceError::Closed(_)) => return Ok(()),
-            Err(e) if e.is_retryable() => tracing::error!(source = %name, error = %e, "source failed; retrying"),
-            Err(e) => return Err(e),
+            Err(e) if e.is_retryable() => {
+                tracing::error!(source = %name, error = %e, "source failed; retrying");
+                stats.failed(e.to_string());
+            }
+            Err(e) => {
+                stats.failed(e.to_string());
+                return Err(e);
+            }
         }
         if started.elapsed() > Duration::from_secs(60) {
             delay = Duration::from_millis(500);

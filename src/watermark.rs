@@ -4,7 +4,7 @@
 //! acknowledge) and the pipeline (which writes `applied`): the source learns what is durable
 //! without anything calling back up the data flow.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use crate::change::Position;
 
@@ -13,6 +13,14 @@ pub struct Watermarks {
     received: AtomicU64,
     applied: AtomicU64,
     acknowledged: AtomicU64,
+    /// The source server's own position (its current WAL end), polled by the source: how far
+    /// there is to go.
+    server: AtomicU64,
+    /// Commit time (µs since the Unix epoch) of the newest applied transaction.
+    applied_commit_ts: AtomicI64,
+    /// Whether the replica holds a complete, consistent copy of the source's tables: set when
+    /// the source's consistent point is applied, cleared when one of its tables is reloaded.
+    consistent: AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -39,6 +47,44 @@ impl Watermarks {
     /// replica lives only in memory that is `applied` (a restart takes a fresh snapshot anyway).
     pub fn ack_target(&self) -> Position {
         Position(self.applied.load(Ordering::Acquire))
+    }
+
+    pub fn server(&self, p: Position) {
+        self.server.fetch_max(p.0, Ordering::Relaxed);
+    }
+
+    pub fn applied_commit(&self, commit_ts_micros: i64) {
+        self.applied_commit_ts.fetch_max(commit_ts_micros, Ordering::Relaxed);
+    }
+
+    pub fn set_consistent(&self, consistent: bool) {
+        self.consistent.store(consistent, Ordering::Release);
+    }
+
+    pub fn is_consistent(&self) -> bool {
+        self.consistent.load(Ordering::Acquire)
+    }
+
+    /// Bytes of source history not yet processed: from what the replica covers (applied, or
+    /// acknowledged when the rest was of no interest) to the server's newest known position.
+    pub fn lag_bytes(&self) -> u64 {
+        let covered = self.applied.load(Ordering::Acquire).max(self.acknowledged.load(Ordering::Relaxed));
+        self.server.load(Ordering::Relaxed).saturating_sub(covered)
+    }
+
+    /// How far behind the source the replica is, in time: zero when every transaction received
+    /// is applied; otherwise the age of the newest applied commit (a bound on how stale the
+    /// replica is). WAL the server has not sent yet shows in [`lag_bytes`](Self::lag_bytes)
+    /// instead: it may hold nothing watched, and an idle source must not look late.
+    pub fn lag_seconds(&self, now_micros: i64) -> f64 {
+        let v = self.values();
+        let pending = v.received > v.applied;
+        let last = self.applied_commit_ts.load(Ordering::Relaxed);
+        if !pending || last == 0 { 0.0 } else { (now_micros - last).max(0) as f64 / 1e6 }
+    }
+
+    pub fn server_position(&self) -> Position {
+        Position(self.server.load(Ordering::Relaxed))
     }
 
     pub fn values(&self) -> WatermarkValues {

@@ -65,7 +65,7 @@ impl Replica {
 
     fn apply_table_event(&mut self, ev: &TableEvent) -> Applied {
         let delta = match ev {
-            TableEvent::SnapshotBegin { schema } => {
+            TableEvent::SnapshotBegin { schema, .. } => {
                 self.tables.insert(schema.id(), Table::new(schema.clone()));
                 Delta::SnapshotBegin { schema: schema.clone() }
             }

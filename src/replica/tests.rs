@@ -44,7 +44,7 @@ fn change(op: Op, k: i64, before: Option<Vec<Option<Value>>>, after: Option<Vec<
 fn loaded() -> Replica {
     let mut r = Replica::new();
     let s = schema();
-    r.apply(&SourceEvent::Table(TableEvent::SnapshotBegin { schema: s }));
+    r.apply(&SourceEvent::Table(TableEvent::SnapshotBegin { schema: s, estimated_rows: None }));
     let rows = vec![Row::from(vec![Value::Int8(1), Value::text("open"), Value::text("x".repeat(3000).as_str())])];
     let out = r.apply(&SourceEvent::SnapshotRows { table: TableId(0), rows });
     assert!(out.anomalies.is_empty());

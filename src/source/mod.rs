@@ -4,11 +4,39 @@
 
 pub mod postgres;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// Counters a source keeps about itself (exported as metrics).
+/// What a source and its supervisor know about its state (exported as metrics and readiness).
 #[derive(Debug, Default)]
 pub struct SourceStats {
     /// Snapshots abandoned because a table was rewritten while they were taken.
     pub snapshot_retries: AtomicU64,
+    /// Streaming from the source right now (set once the consistent point is sent, cleared as
+    /// soon as the session ends).
+    pub connected: AtomicBool,
+    /// Sessions that ended in a retryable failure.
+    pub failures: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl SourceStats {
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    pub fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Ordering::Release);
+    }
+
+    /// Records a failed session; the message is the error's, which never carries row values.
+    pub fn failed(&self, message: String) {
+        self.set_connected(false);
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock().expect("stats lock") = Some(message);
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().expect("stats lock").clone()
+    }
 }

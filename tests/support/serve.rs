@@ -17,6 +17,8 @@ impl Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_opslive"))
             .args(["serve", "--config", config.to_str().unwrap(), "--log-format", "json"])
             .env("OPSLIVE_LOG", "info")
+            // Tests run in parallel: each server takes a free port and logs it.
+            .env("OPSLIVE_LISTEN", "127.0.0.1:0")
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -40,6 +42,12 @@ impl Serve {
                 return v;
             }
         }
+    }
+
+    /// Waits for the HTTP server's address.
+    pub async fn wait_listening(&mut self) -> std::net::SocketAddr {
+        let v = self.wait_log("listening", |_| {}).await;
+        v["fields"]["addr"].as_str().unwrap().parse().unwrap()
     }
 
     /// Sends SIGTERM and asserts a clean exit.

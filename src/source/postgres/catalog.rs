@@ -20,6 +20,8 @@ pub struct PgTable {
     /// rewritten after the snapshot was taken (see the snapshot's TRUNCATE guard).
     pub relfilenode_in_snapshot: u32,
     pub relfilenode_now: u32,
+    /// The planner's row count estimate (`pg_class.reltuples`), for snapshot progress.
+    pub estimated_rows: Option<u64>,
 }
 
 /// Problems found with one table, each with what to change.
@@ -36,7 +38,7 @@ pub async fn read_table(
     let rel = client
         .query_opt(
             "SELECT c.oid, c.relreplident::text, c.relfilenode, pg_relation_filenode(c.oid), \
-                    has_table_privilege(c.oid, 'SELECT') \
+                    has_table_privilege(c.oid, 'SELECT'), c.reltuples::float8 \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
             &[&&*spec.schema, &&*spec.table],
@@ -52,6 +54,9 @@ pub async fn read_table(
     let relfilenode_in_snapshot: u32 = rel.get(2);
     let relfilenode_now: Option<u32> = rel.get(3);
     let can_select: bool = rel.get(4);
+    // -1 until the table was first vacuumed or analysed: no estimate.
+    let reltuples: f64 = rel.get(5);
+    let estimated_rows = (reltuples >= 0.0).then_some(reltuples as u64);
 
     let columns = client
         .query(
@@ -138,5 +143,6 @@ pub async fn read_table(
         column_type_oids: type_oids,
         relfilenode_in_snapshot,
         relfilenode_now: relfilenode_now.unwrap_or(0),
+        estimated_rows,
     }))
 }

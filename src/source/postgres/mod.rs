@@ -87,6 +87,13 @@ impl PostgresSource {
 
     /// Runs until cancelled or an error; emits the snapshot, then transactions.
     pub async fn run(self, out: mpsc::Sender<SourceEvent>, cancel: CancellationToken) -> Result<(), SourceError> {
+        let stats = self.stats.clone();
+        let result = self.session(out, cancel).await;
+        stats.set_connected(false);
+        result
+    }
+
+    async fn session(self, out: mpsc::Sender<SourceEvent>, cancel: CancellationToken) -> Result<(), SourceError> {
         let name = self.name.to_string();
         let sql = self.endpoint.connect().await?;
         preflight::check_server(&sql, &name, &self.slot).await?;
@@ -154,7 +161,10 @@ impl PostgresSource {
                     let id = table.schema.id();
                     send(
                         &out,
-                        SourceEvent::Table(crate::change::TableEvent::SnapshotBegin { schema: table.schema.clone() }),
+                        SourceEvent::Table(crate::change::TableEvent::SnapshotBegin {
+                            schema: table.schema.clone(),
+                            estimated_rows: None,
+                        }),
                         &name,
                     )
                     .await?;
@@ -169,6 +179,7 @@ impl PostgresSource {
             snap.commit().await?;
             drop(snap_client);
             send(&out, SourceEvent::Consistent { source: self.name.clone(), position }, &name).await?;
+            self.stats.set_connected(true);
             repl.wait_started().await.map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
             let capture = match &self.capture {
                 Some(path) => Some(capture::Capture::create(path).map_err(|e| SourceError::Protocol {
@@ -186,7 +197,12 @@ impl PostgresSource {
                 capture,
                 idle_at: position,
             };
-            stream.run(out, cancel).await?;
+            // The server's own position, for the lag metrics, is polled beside the stream on the
+            // SQL session (the stream's keepalives report only what was sent).
+            tokio::select! {
+                result = stream.run(out, cancel) => result?,
+                () = poll_server_position(&sql, &self.watermarks) => {}
+            }
             if !self.temporary {
                 // The next start snapshots afresh on a new slot, so this one has no use once
                 // stopped: drop it rather than let it hold WAL while opslive is down.
@@ -196,6 +212,29 @@ impl PostgresSource {
             return Ok(());
         }
         unreachable!("the loop returns on its last attempt")
+    }
+}
+
+/// How often the server's WAL position is read for the lag metrics.
+const SERVER_POSITION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reads the server's flushed WAL position (what a walsender may send) forever.
+async fn poll_server_position(sql: &tokio_postgres::Client, watermarks: &Watermarks) {
+    let query = "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
+                 ELSE pg_current_wal_flush_lsn() END)::text";
+    let mut tick = tokio::time::interval(SERVER_POSITION_INTERVAL);
+    loop {
+        tick.tick().await;
+        match sql.query_one(query, &[]).await {
+            Ok(row) => {
+                if let Some(p) = row.get::<_, Option<String>>(0).as_deref().and_then(crate::change::Position::parse_lsn)
+                {
+                    watermarks.server(p);
+                }
+            }
+            // The stream notices a lost server itself; this only feeds a metric.
+            Err(e) => tracing::debug!(error = %e, "cannot read the server's WAL position"),
+        }
     }
 }
 
@@ -224,6 +263,7 @@ pub fn decode_capture_for_test(source: &str, registry: Arc<Registry>, bytes: &[u
                 column_type_oids: rel.columns.iter().map(|c| c.type_oid).collect(),
                 relfilenode_in_snapshot: 0,
                 relfilenode_now: 0,
+                estimated_rows: None,
             });
         }
     }

@@ -93,7 +93,15 @@ impl SnapshotTx<'_> {
     ) -> Result<u64, SourceError> {
         let schema = &table.schema;
         let id = schema.id();
-        send(out, SourceEvent::Table(TableEvent::SnapshotBegin { schema: schema.clone() }), self.source_name).await?;
+        send(
+            out,
+            SourceEvent::Table(TableEvent::SnapshotBegin {
+                schema: schema.clone(),
+                estimated_rows: table.estimated_rows,
+            }),
+            self.source_name,
+        )
+        .await?;
         let columns = schema.columns.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
         let copy = format!("COPY (SELECT {columns} FROM {}) TO STDOUT", schema.spec.qualified_sql());
         let stream = self.client.copy_out(&copy).await.map_err(self.sql(format!("copying {}", schema.spec)))?;

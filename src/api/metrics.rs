@@ -1,0 +1,246 @@
+//! `/metrics`: Prometheus text exposition of the data flow's state.
+//!
+//! Nothing is counted twice: the pipeline and the sources keep plain atomics (no metrics
+//! library on the hot path but a histogram observation per transaction), and a collector reads
+//! them at scrape time. Labels name sources and tables, never row values.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry as PromRegistry;
+
+use super::OpsState;
+use super::health::Readiness;
+
+pub struct Metrics {
+    registry: PromRegistry,
+}
+
+impl Metrics {
+    pub fn new(state: OpsState) -> Metrics {
+        let mut registry = PromRegistry::with_prefix("opslive");
+        registry.register_collector(Box::new(FlowCollector(state)));
+        Metrics { registry }
+    }
+
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+pub async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
+    match metrics.render() {
+        Ok(body) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response(),
+    }
+}
+
+#[derive(Debug)]
+struct FlowCollector(OpsState);
+
+type Labels = Vec<(&'static str, String)>;
+
+/// One metric family: a name, help, type and its labelled samples.
+struct Family<'a> {
+    encoder: MetricEncoder<'a>,
+    kind: MetricType,
+}
+
+impl<'a> Family<'a> {
+    fn new(
+        encoder: &'a mut DescriptorEncoder,
+        name: &'a str,
+        help: &str,
+        kind: MetricType,
+    ) -> Result<Family<'a>, std::fmt::Error> {
+        Ok(Family { encoder: encoder.encode_descriptor(name, help, None, kind)?, kind })
+    }
+
+    fn sample(&mut self, labels: &Labels, value: f64) -> Result<(), std::fmt::Error> {
+        let mut e = self.encoder.encode_family(labels)?;
+        match self.kind {
+            MetricType::Counter => e.encode_counter::<Labels, f64, f64>(&value, None),
+            _ => e.encode_gauge(&value),
+        }
+    }
+}
+
+impl Collector for FlowCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let state = &self.0;
+        let source = |name: &str| -> Labels { vec![("source", name.to_string())] };
+        let table_labels = |id| -> Option<Labels> {
+            let spec = state.registry.get(id)?;
+            Some(vec![("source", spec.source.to_string()), ("table", spec.name.to_string())])
+        };
+
+        let readiness = Readiness::of(state);
+        let mut f =
+            Family::new(&mut enc, "ready", "1 when every source streams and its tables are loaded", MetricType::Gauge)?;
+        f.sample(&vec![], f64::from(u8::from(readiness.ready)))?;
+
+        let mut f = Family::new(&mut enc, "source_connected", "1 while the source streams", MetricType::Gauge)?;
+        for s in &state.sources {
+            f.sample(&source(&s.name), f64::from(u8::from(s.stats.is_connected())))?;
+        }
+        let mut f = Family::new(
+            &mut enc,
+            "source_failures",
+            "Source sessions that ended in a failure and were retried",
+            MetricType::Counter,
+        )?;
+        for s in &state.sources {
+            f.sample(&source(&s.name), s.stats.failures.load(Relaxed) as f64)?;
+        }
+        let mut f = Family::new(
+            &mut enc,
+            "source_snapshot_retries",
+            "Snapshots retaken because a table was rewritten (TRUNCATE) while they were taken",
+            MetricType::Counter,
+        )?;
+        for s in &state.sources {
+            f.sample(&source(&s.name), s.stats.snapshot_retries.load(Relaxed) as f64)?;
+        }
+
+        let mut f = Family::new(
+            &mut enc,
+            "source_position_bytes",
+            "Source log positions (PostgreSQL LSN as a byte offset): the server's flushed end, and how far \
+             opslive received, applied and acknowledged",
+            MetricType::Gauge,
+        )?;
+        for s in &state.sources {
+            let v = s.watermarks.values();
+            for (which, p) in [
+                ("server", s.watermarks.server_position()),
+                ("received", v.received),
+                ("applied", v.applied),
+                ("acknowledged", v.acknowledged),
+            ] {
+                let mut labels = source(&s.name);
+                labels.push(("watermark", which.to_string()));
+                f.sample(&labels, p.0 as f64)?;
+            }
+        }
+        let mut f = Family::new(
+            &mut enc,
+            "replication_lag_bytes",
+            "Source log bytes between the server's flushed end and what the replica covers",
+            MetricType::Gauge,
+        )?;
+        for s in &state.sources {
+            f.sample(&source(&s.name), s.watermarks.lag_bytes() as f64)?;
+        }
+        let now = chrono::Utc::now().timestamp_micros();
+        let mut f = Family::new(
+            &mut enc,
+            "replication_lag_seconds",
+            "While transactions are received but not applied: age of the newest applied commit; else 0",
+            MetricType::Gauge,
+        )?;
+        for s in &state.sources {
+            f.sample(&source(&s.name), s.watermarks.lag_seconds(now))?;
+        }
+        {
+            let mut e = enc.encode_descriptor(
+                "apply_delay_seconds",
+                "Time from a transaction's commit at the source to its application in the replica",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (name, histogram) in state.apply.delays() {
+                histogram.encode(e.encode_family(&source(&name))?)?;
+            }
+        }
+
+        let tables = state.apply.tables();
+        let mut f =
+            Family::new(&mut enc, "changes_applied", "Row changes applied to the replica", MetricType::Counter)?;
+        for (id, c) in &tables {
+            let Some(labels) = table_labels(*id) else { continue };
+            for (op, n) in
+                [("insert", &c.inserts), ("update", &c.updates), ("delete", &c.deletes), ("truncate", &c.truncates)]
+            {
+                let mut l = labels.clone();
+                l.push(("op", op.to_string()));
+                f.sample(&l, n.load(Relaxed) as f64)?;
+            }
+        }
+        let mut f = Family::new(
+            &mut enc,
+            "transactions_applied",
+            "Source transactions applied to the replica",
+            MetricType::Counter,
+        )?;
+        f.sample(&vec![], state.apply.transactions.load(Relaxed) as f64)?;
+        let mut f = Family::new(
+            &mut enc,
+            "replica_anomalies",
+            "Changes that contradicted the replica (a correct pipeline has none)",
+            MetricType::Counter,
+        )?;
+        f.sample(&vec![], state.apply.anomalies.load(Relaxed) as f64)?;
+
+        let mut f = Family::new(
+            &mut enc,
+            "snapshot_rows",
+            "Rows of the table's current (or last) snapshot applied so far",
+            MetricType::Gauge,
+        )?;
+        for (id, c) in &tables {
+            let Some(labels) = table_labels(*id) else { continue };
+            f.sample(&labels, c.snapshot_rows.load(Relaxed) as f64)?;
+        }
+        let mut f = Family::new(
+            &mut enc,
+            "snapshot_estimated_rows",
+            "The source's estimate of the table's rows when its snapshot began (absent when it has none)",
+            MetricType::Gauge,
+        )?;
+        for (id, c) in &tables {
+            let Some(labels) = table_labels(*id) else { continue };
+            let estimate = c.snapshot_estimated_rows.load(Relaxed);
+            if estimate != u64::MAX {
+                f.sample(&labels, estimate as f64)?;
+            }
+        }
+        let mut f =
+            Family::new(&mut enc, "snapshot_complete", "1 once the table's snapshot is applied", MetricType::Gauge)?;
+        for (id, c) in &tables {
+            let Some(labels) = table_labels(*id) else { continue };
+            f.sample(&labels, f64::from(u8::from(c.snapshot_done.load(Relaxed))))?;
+        }
+        let mut f =
+            Family::new(&mut enc, "snapshots", "Snapshots begun per table, reloads included", MetricType::Counter)?;
+        for (id, c) in &tables {
+            let Some(labels) = table_labels(*id) else { continue };
+            f.sample(&labels, c.snapshots.load(Relaxed) as f64)?;
+        }
+
+        let replica = state.replica.borrow().clone();
+        let mut f = Family::new(&mut enc, "replica_rows", "Rows held in memory per table", MetricType::Gauge)?;
+        for t in replica.tables() {
+            let Some(labels) = table_labels(t.schema.id()) else { continue };
+            f.sample(&labels, t.len() as f64)?;
+        }
+        let mut f = Family::new(
+            &mut enc,
+            "replica_memory_bytes",
+            "Estimated memory of the rows held per table (values and row overhead)",
+            MetricType::Gauge,
+        )?;
+        for t in replica.tables() {
+            let Some(labels) = table_labels(t.schema.id()) else { continue };
+            f.sample(&labels, t.approx_bytes() as f64)?;
+        }
+        Ok(())
+    }
+}

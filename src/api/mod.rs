@@ -1,0 +1,83 @@
+//! The HTTP face of `serve`: operations endpoints today (`/healthz`, `/readyz`, `/metrics`);
+//! GraphQL joins them here.
+//!
+//! Handlers only read shared state (atomics, the published replica version): serving a scrape
+//! never waits on the data flow, and a slow client never slows it down.
+
+mod health;
+mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::change::SourceName;
+use crate::pipeline::ApplyStats;
+use crate::registry::Registry;
+use crate::replica::Replica;
+use crate::source::SourceStats;
+use crate::watermark::Watermarks;
+
+pub use health::Readiness;
+
+/// One source as the operations endpoints see it.
+#[derive(Clone, Debug)]
+pub struct SourceView {
+    pub name: SourceName,
+    pub watermarks: Arc<Watermarks>,
+    pub stats: Arc<SourceStats>,
+}
+
+/// Everything the endpoints read.
+#[derive(Clone, Debug)]
+pub struct OpsState {
+    pub registry: Arc<Registry>,
+    pub sources: Vec<SourceView>,
+    pub apply: Arc<ApplyStats>,
+    pub replica: watch::Receiver<Arc<Replica>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("cannot listen on {addr}: {error} (set `listen` to a free address)")]
+    Bind { addr: SocketAddr, error: std::io::Error },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+pub fn router(state: OpsState) -> Router {
+    let metrics = metrics::Metrics::new(state.clone());
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(Arc::new(state))
+        .merge(Router::new().route("/metrics", get(metrics::scrape)).with_state(Arc::new(metrics)))
+}
+
+/// A bound listener: binding is separate from serving so that the address (with port 0
+/// resolved) can be reported before requests are taken.
+pub struct Listener {
+    listener: TcpListener,
+    pub addr: SocketAddr,
+}
+
+impl Listener {
+    pub async fn bind(addr: SocketAddr) -> Result<Listener, ApiError> {
+        let listener = TcpListener::bind(addr).await.map_err(|error| ApiError::Bind { addr, error })?;
+        let addr = listener.local_addr().map_err(|error| ApiError::Bind { addr, error })?;
+        Ok(Listener { listener, addr })
+    }
+
+    /// Serves `router` until `cancel`, then lets requests in flight finish.
+    pub async fn serve(self, router: Router, cancel: CancellationToken) -> Result<(), ApiError> {
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await
+            .map_err(ApiError::Serve)
+    }
+}
