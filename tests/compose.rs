@@ -1,0 +1,154 @@
+//! `docker-compose.yml` is checked, not run (no Docker engine here): the databases are set up
+//! for change data capture, opslive's environment and mounted configuration are what opslive
+//! itself accepts, and every file it mounts exists in the repository.
+
+use std::collections::BTreeMap;
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn compose() -> Yaml {
+    let text = std::fs::read_to_string("docker-compose.yml").unwrap();
+    YamlLoader::load_from_str(&text).unwrap().remove(0)
+}
+
+fn service<'a>(doc: &'a Yaml, name: &str) -> &'a Yaml {
+    let s = &doc["services"][name];
+    assert!(!s.is_badvalue(), "service {name} is defined");
+    s
+}
+
+fn strings(y: &Yaml) -> Vec<String> {
+    match y {
+        Yaml::Array(items) => items.iter().map(|i| i.as_str().expect("a string item").to_string()).collect(),
+        Yaml::String(s) => s.split_whitespace().map(String::from).collect(),
+        other => panic!("expected a list or a string, got {other:?}"),
+    }
+}
+
+/// A database command line's `--name=value` / `-c name=value` settings, `-` and `_` alike.
+fn settings(args: &[String]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut it = args.iter().peekable();
+    while let Some(a) = it.next() {
+        let setting = if a == "-c" { it.next().cloned() } else { a.strip_prefix("--").map(String::from) };
+        if let Some(s) = setting {
+            let (k, v) = s.split_once('=').unwrap_or((&s, ""));
+            out.insert(k.replace('-', "_"), v.to_string());
+        }
+    }
+    out
+}
+
+fn environment(s: &Yaml) -> BTreeMap<String, String> {
+    match &s["environment"] {
+        Yaml::Hash(h) => h
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Yaml::String(s) => s.clone(),
+                    Yaml::Integer(i) => i.to_string(),
+                    other => panic!("environment value {other:?}"),
+                };
+                (k.as_str().unwrap().to_string(), v)
+            })
+            .collect(),
+        Yaml::BadValue => BTreeMap::new(),
+        other => panic!("environment as a map, got {other:?}"),
+    }
+}
+
+/// `host:container[:mode]` bind mounts of a service (named volumes skipped).
+fn bind_mounts(s: &Yaml) -> Vec<(String, String)> {
+    strings(&s["volumes"])
+        .into_iter()
+        .filter(|v| v.starts_with("./"))
+        .map(|v| {
+            let mut parts = v.split(':');
+            (parts.next().unwrap().to_string(), parts.next().expect("a container path").to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn postgres_has_logical_replication_and_the_fixtures() {
+    let doc = compose();
+    let pg = service(&doc, "postgres");
+    assert!(pg["image"].as_str().unwrap().starts_with("postgres:15"));
+    let s = settings(&strings(&pg["command"]));
+    assert_eq!(s.get("wal_level").map(String::as_str), Some("logical"));
+    assert!(s["max_replication_slots"].parse::<u32>().unwrap() >= 2);
+    assert!(s["max_wal_senders"].parse::<u32>().unwrap() >= 2);
+    let mounts = bind_mounts(pg);
+    for (host, container) in &mounts {
+        assert!(std::path::Path::new(host).is_file(), "{host} exists");
+        assert!(container.starts_with("/docker-entrypoint-initdb.d/"), "{container}");
+    }
+    // Schema before seed: the entrypoint runs them in name order.
+    let order: Vec<&str> = mounts.iter().map(|(h, _)| h.as_str()).collect();
+    assert_eq!(order, ["./fixtures/postgres/schema.sql", "./fixtures/postgres/seed.sql"]);
+    let mut names: Vec<&str> = mounts.iter().map(|(_, c)| c.as_str()).collect();
+    let unsorted = names.clone();
+    names.sort();
+    assert_eq!(names, unsorted);
+    assert_eq!(environment(pg)["POSTGRES_DB"], "shop");
+}
+
+#[test]
+fn mariadb_writes_a_full_row_binlog() {
+    let doc = compose();
+    let db = service(&doc, "mariadb");
+    assert!(db["image"].as_str().unwrap().starts_with("mariadb:10.11"));
+    let s = settings(&strings(&db["command"]));
+    assert!(s.contains_key("log_bin"), "binary log on: {s:?}");
+    assert_eq!(s["binlog_format"], "ROW");
+    assert_eq!(s["binlog_row_image"], "FULL");
+    assert_eq!(s["binlog_row_metadata"], "FULL");
+    assert!(s["server_id"].parse::<u32>().unwrap() > 0);
+    // Compressed row events are skipped by binlog readers: they would lose rows silently.
+    assert_ne!(s.get("log_bin_compress").map(String::as_str), Some("ON"));
+}
+
+#[test]
+fn redis_is_there_for_the_instances() {
+    let doc = compose();
+    assert!(service(&doc, "redis")["image"].as_str().unwrap().starts_with("redis:7"));
+}
+
+#[test]
+fn opslive_service_runs_a_configuration_opslive_accepts() {
+    let doc = compose();
+    let ops = service(&doc, "opslive");
+    assert_eq!(strings(&ops["command"]), ["serve"]);
+    for db in ["postgres", "mariadb", "redis"] {
+        assert_eq!(
+            ops["depends_on"][db]["condition"].as_str(),
+            Some("service_healthy"),
+            "opslive waits for {db} to be healthy"
+        );
+        assert!(!doc["services"][db]["healthcheck"].is_badvalue(), "{db} has a healthcheck");
+    }
+    let env = environment(ops);
+    let mounts = bind_mounts(ops);
+    let (host_config, _) =
+        mounts.iter().find(|(_, c)| *c == env["OPSLIVE_CONFIG"]).expect("OPSLIVE_CONFIG points at a mounted file");
+    assert!(std::path::Path::new(host_config).is_file());
+    assert!(std::path::Path::new("Dockerfile").is_file(), "`build: .` has a Dockerfile");
+
+    // Load that file with that environment, as the container would.
+    for (k, v) in &env {
+        // SAFETY: this test binary's tests do not read the environment concurrently; nextest
+        // runs each test in its own process.
+        unsafe { std::env::set_var(k, v) };
+    }
+    let config = opslive::config::Config::load(Some(std::path::Path::new(host_config))).unwrap();
+    let published = strings(&ops["ports"]);
+    assert!(published.iter().any(|p| p.ends_with(&format!(":{}", config.listen.port()))), "{published:?}");
+    assert!(config.listen.ip().is_unspecified(), "reachable from outside the container");
+    let url = &config.sources["shop"].url.0;
+    assert_eq!(url.host_str(), Some("postgres"), "the source is the compose PostgreSQL");
+    assert_eq!(url.path(), "/shop");
+    assert_eq!(url.password(), environment(service(&doc, "postgres")).get("POSTGRES_PASSWORD").map(String::as_str));
+    let app = config.app_database_url().unwrap();
+    assert_eq!(app.0.host_str(), Some("postgres"));
+    assert_ne!(app.0.path(), "/shop", "the app database is not the source");
+}
