@@ -17,11 +17,13 @@
 pub mod api;
 pub mod change;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod pipeline;
 pub mod registry;
 pub mod replica;
 pub mod serve;
+pub mod sim;
 pub mod source;
 pub mod store;
 pub mod tail;

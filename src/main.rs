@@ -72,6 +72,88 @@ enum Command {
     },
     /// Create the app database if needed and apply its migrations.
     Migrate,
+    /// The whole product on this machine, from nothing: a private PostgreSQL (wal_level=logical,
+    /// its own port) with the fixture data, the traffic simulator writing into it, and `serve`
+    /// reading it. Prints the URLs and a `tail` command to watch; Ctrl-C stops everything.
+    Demo {
+        /// Where the demo database's files go (recreated at each run).
+        #[arg(long, default_value = "./data/demo")]
+        data_dir: PathBuf,
+        /// The demo database's port (when taken, or 0: any free port).
+        #[arg(long, default_value_t = 54329)]
+        pg_port: u16,
+        /// opslive's HTTP address (when the port is taken: any free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// No simulated traffic: change the database yourself.
+        #[arg(long)]
+        no_sim: bool,
+        #[command(flatten)]
+        traffic: SimArgs,
+    },
+    /// Write realistic business traffic into a source database until stopped (Ctrl-C).
+    ///
+    /// Orders are placed across channels and move through their statuses, stock is reserved,
+    /// picked and replenished, tickets are opened, assigned, answered and solved, agents come
+    /// and go, and payment reconciliation batches are matched, now and then with exceptions.
+    /// The volume follows the time of day in each region (quiet at night, peaks late morning and
+    /// evening). The database needs the fixture schema and seed data
+    /// (fixtures/postgres/schema.sql and seed.sql); nothing is written when they are missing.
+    Simulate {
+        /// Source to write to (default: the first configured).
+        #[arg(long, conflicts_with = "url")]
+        source: Option<String>,
+        /// A PostgreSQL URL to write to without a configuration file.
+        #[arg(long)]
+        url: Option<String>,
+        #[command(flatten)]
+        traffic: SimArgs,
+    },
+}
+
+/// The simulator's traffic settings (shared by `simulate` and `demo`).
+#[derive(clap::Args, Clone)]
+struct SimArgs {
+    /// Average business events (transactions) per second over a day.
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Incident spikes: order intake jumps FACTOR times for about 40 s (a flash sale), then a
+    /// wave of tickets follows; the first 15 s after start, then every 4 to 8 minutes.
+    /// `--burst` alone means a factor of 5.
+    #[arg(long, value_name = "FACTOR", num_args = 0..=1, default_missing_value = "5")]
+    burst: Option<f64>,
+    /// Real time one simulated day takes, e.g. `10m` to show a whole day's shape in ten
+    /// minutes; `24h` follows the wall clock.
+    #[arg(long, default_value = "24h", value_parser = opslive::sim::parse_duration)]
+    day_length: std::time::Duration,
+    /// Simulated time at start: `HH:MM` (UTC, today) or an RFC 3339 timestamp (default: now).
+    #[arg(long)]
+    start: Option<String>,
+    /// Random seed: with the same seed and --start, a run follows the same day and spikes and
+    /// plans alike (default: random, logged at start).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Database connections to write with.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+}
+
+impl SimArgs {
+    fn options(self) -> anyhow::Result<opslive::sim::SimOptions> {
+        let start = self
+            .start
+            .map(|s| opslive::sim::parse_start(&s, chrono::Utc::now().date_naive()))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--start: {e}"))?;
+        Ok(opslive::sim::SimOptions {
+            rate: self.rate,
+            burst: self.burst,
+            day_length: self.day_length,
+            start,
+            seed: self.seed.unwrap_or_else(rand::random),
+            connections: self.connections,
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -136,6 +218,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let url = config.app_database_url().context("set app_database.url (or configure a source)")?;
             Store::open(&url).await?;
             eprintln!("app database {url} is up to date");
+            Ok(())
+        }
+        Command::Simulate { source, url, traffic } => {
+            let url = match url {
+                Some(url) => url,
+                None => {
+                    let config = Config::load(cli.config.as_deref())?;
+                    let sc = match &source {
+                        Some(s) => config
+                            .sources
+                            .get(s)
+                            .with_context(|| format!("no source named `{s}` in the configuration"))?,
+                        None => {
+                            config.sources.values().next().context("the configuration has no sources; pass --url")?
+                        }
+                    };
+                    sc.url.expose().to_string()
+                }
+            };
+            let stats = Arc::new(opslive::sim::SimStats::default());
+            opslive::sim::run(&url, traffic.options()?, stats, shutdown_token()).await?;
+            Ok(())
+        }
+        Command::Demo { data_dir, pg_port, listen, no_sim, traffic } => {
+            let options = opslive::demo::DemoOptions {
+                data_dir,
+                pg_port,
+                listen,
+                sim: if no_sim { None } else { Some(traffic.options()?) },
+            };
+            opslive::demo::run(options, shutdown_token()).await?;
             Ok(())
         }
         Command::Tail { source, tables, url, no_snapshot, capture } => {

@@ -9,7 +9,7 @@ use tokio_postgres::config::Host;
 
 use super::text::PINNED_OPTIONS;
 use crate::config::SecretUrl;
-use crate::error::SourceError;
+use crate::error::{SourceError, describe_pg_error};
 
 /// Connection settings of one source.
 #[derive(Clone)]
@@ -72,23 +72,5 @@ impl Endpoint {
             // Acks are cheap; a short interval keeps the slot close to what was applied.
             .with_status_interval(Duration::from_secs(1))
             .with_wakeup_interval(Duration::from_secs(5)))
-    }
-}
-
-/// A readable one-line description of a driver error, with the server's message when there is
-/// one (tokio-postgres' Display says only "db error").
-pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => {
-            let mut s = format!("{}: {}", db.severity(), db.message());
-            if let Some(hint) = db.hint() {
-                s.push_str(&format!(" (hint: {hint})"));
-            }
-            s
-        }
-        None => match std::error::Error::source(e) {
-            Some(inner) => format!("{e}: {inner}"),
-            None => e.to_string(),
-        },
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use tokio_postgres::Client;
 
-use super::connection::describe_pg_error;
 use crate::error::SourceError;
+use crate::error::describe_pg_error;
 use crate::registry::{TableSpec, quote_ident};
 
 /// Server-level checks: `wal_level`, replication privilege, free slots.

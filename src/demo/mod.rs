@@ -1,0 +1,194 @@
+//! `opslive demo`: the whole product on one machine, from nothing, in one command.
+//!
+//! A private PostgreSQL is created from the machine's binaries and loaded with the fixtures;
+//! opslive serves it with the example configuration while the simulator writes business traffic
+//! into it. Everything stops in order on Ctrl-C — simulator, server (which drops its slot),
+//! database — so nothing is left running and the next run starts clean.
+
+mod postgres;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use postgres::{LocalPgError, LocalPostgres};
+
+use crate::config::{Config, ConfigError};
+use crate::serve::ServeError;
+use crate::sim::{SimError, SimOptions, SimStats};
+
+/// The fixtures every demo loads, built into the binary so the demo runs from any directory.
+pub const FIXTURE_SCHEMA: &str = include_str!("../../fixtures/postgres/schema.sql");
+pub const FIXTURE_SEED: &str = include_str!("../../fixtures/postgres/seed.sql");
+/// The documented example configuration, which the demo runs as it is (database URL and
+/// listen address aside).
+pub const EXAMPLE_CONFIG: &str = include_str!("../../fixtures/opslive.example.toml");
+const EXAMPLE_URL: &str = "postgres://postgres@127.0.0.1:5432/shop";
+const EXAMPLE_LISTEN: &str = "listen = \"127.0.0.1:8080\"";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Postgres(#[from] LocalPgError),
+    #[error("loading the fixtures into the demo database: {0}")]
+    Fixtures(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error(transparent)]
+    Sim(#[from] SimError),
+}
+
+pub struct DemoOptions {
+    /// Where the database's files go (recreated at each run).
+    pub data_dir: PathBuf,
+    /// The database's port; taken or 0: any free one.
+    pub pg_port: u16,
+    /// opslive's HTTP address; when the port is taken, any free one.
+    pub listen: SocketAddr,
+    /// `None`: no simulated traffic.
+    pub sim: Option<SimOptions>,
+}
+
+/// Runs the demo until `cancel`.
+pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), DemoError> {
+    let bin = LocalPostgres::find_binaries()?;
+    let root = cluster_root(&options.data_dir);
+    let port = free_or_any(options.pg_port);
+    eprintln!("starting a private PostgreSQL on port {port} in {} …", root.display());
+    let pg = tokio::task::spawn_blocking(move || {
+        let mut pg = LocalPostgres::create(bin, &root, port)?;
+        pg.start()?;
+        Ok::<_, LocalPgError>(pg)
+    })
+    .await
+    .expect("the database setup does not panic")?;
+    // From here on the database is stopped however this function ends (`LocalPostgres` stops
+    // it when dropped).
+    let shop = pg.url("shop");
+    eprintln!("loading the fixtures (orders, inventory, tickets, reconciliation) …");
+    load_fixtures(&pg.url("postgres"), &shop).await?;
+
+    let listen = free_or_any_addr(options.listen);
+    let config = Config::from_toml(&demo_config(&shop, listen))?;
+    let serve_cancel = cancel.child_token();
+    let mut server: JoinHandle<Result<(), ServeError>> =
+        tokio::spawn(crate::serve::serve(config, serve_cancel.clone()));
+
+    let sim_cancel = cancel.child_token();
+    let stats = Arc::new(SimStats::default());
+    let mut sim: Option<JoinHandle<Result<(), SimError>>> = options.sim.as_ref().map(|o| {
+        let (url, o, stats, cancel) = (shop.clone(), o.clone(), stats.clone(), sim_cancel.clone());
+        tokio::spawn(async move { crate::sim::run(&url, o, stats, cancel).await })
+    });
+    print_banner(&shop, listen, &pg, options.sim.as_ref());
+
+    // Runs until Ctrl-C, or until the server or the simulator fails.
+    let mut outcome: Result<(), DemoError> = Ok(());
+    tokio::select! {
+        () = cancel.cancelled() => {}
+        r = &mut server => {
+            outcome = r.expect("the server task does not panic").map_err(DemoError::from);
+            server = tokio::spawn(async { Ok(()) });
+        }
+        Some(r) = async { match sim.as_mut() { Some(h) => Some(h.await), None => None } } => {
+            outcome = r.expect("the simulator task does not panic").map_err(DemoError::from);
+            sim = None;
+        }
+    }
+    // Writers first, then the reader (it drops its slot), then the database.
+    sim_cancel.cancel();
+    if let Some(h) = sim
+        && let Ok(Err(e)) = h.await
+        && outcome.is_ok()
+    {
+        outcome = Err(e.into());
+    }
+    serve_cancel.cancel();
+    if let Ok(Err(e)) = server.await
+        && outcome.is_ok()
+    {
+        outcome = Err(e.into());
+    }
+    eprintln!("stopping the demo database …");
+    tokio::task::spawn_blocking(move || drop(pg)).await.expect("stopping the database does not panic");
+    outcome
+}
+
+/// The cluster's directory: under `data_dir`, unless PostgreSQL's service account (used when
+/// running as root) cannot reach it there.
+pub fn cluster_root(data_dir: &Path) -> PathBuf {
+    let wanted = data_dir.join("postgres");
+    if postgres::reachable_by_service_account(data_dir) {
+        return wanted;
+    }
+    let fallback = std::env::temp_dir().join("opslive-demo");
+    tracing::info!(
+        wanted = %data_dir.display(),
+        used = %fallback.display(),
+        "the postgres account cannot reach the data directory; the demo database lives elsewhere"
+    );
+    fallback
+}
+
+fn free_or_any(port: u16) -> u16 {
+    if port != 0 && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        return port;
+    }
+    std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(port)
+}
+
+fn free_or_any_addr(addr: SocketAddr) -> SocketAddr {
+    if addr.port() != 0 && std::net::TcpListener::bind(addr).is_ok() {
+        return addr;
+    }
+    let any = SocketAddr::new(addr.ip(), 0);
+    std::net::TcpListener::bind(any).and_then(|l| l.local_addr()).unwrap_or(addr)
+}
+
+/// The example configuration pointed at the demo database and address.
+pub fn demo_config(url: &str, listen: SocketAddr) -> String {
+    assert!(EXAMPLE_CONFIG.contains(EXAMPLE_URL) && EXAMPLE_CONFIG.contains(EXAMPLE_LISTEN));
+    EXAMPLE_CONFIG.replace(EXAMPLE_URL, url).replace(EXAMPLE_LISTEN, &format!("listen = \"{listen}\""))
+}
+
+async fn load_fixtures(admin_url: &str, shop_url: &str) -> Result<(), DemoError> {
+    let fail = |e: tokio_postgres::Error| DemoError::Fixtures(crate::error::describe_pg_error(&e));
+    let connect = |url: String| async move {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        Ok::<_, tokio_postgres::Error>(client)
+    };
+    connect(admin_url.to_string()).await.map_err(fail)?.batch_execute("CREATE DATABASE shop").await.map_err(fail)?;
+    let shop = connect(shop_url.to_string()).await.map_err(fail)?;
+    shop.batch_execute(FIXTURE_SCHEMA).await.map_err(fail)?;
+    shop.batch_execute(FIXTURE_SEED).await.map_err(fail)?;
+    // Statistics give the snapshot progress its row estimates.
+    shop.batch_execute("ANALYZE").await.map_err(fail)?;
+    Ok(())
+}
+
+fn print_banner(shop: &str, listen: SocketAddr, pg: &LocalPostgres, sim: Option<&SimOptions>) {
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "opslive".into());
+    let traffic = match sim {
+        Some(o) => format!("{} events/s on average{}", o.rate, if o.burst.is_some() { ", with bursts" } else { "" }),
+        None => "off (--no-sim)".into(),
+    };
+    println!(
+        "\nopslive demo is running\n\
+         \n  database   {shop}\n             (files and log in {})\
+         \n  metrics    http://{listen}/metrics\
+         \n  readiness  http://{listen}/readyz\
+         \n  traffic    {traffic}\
+         \n\n  watch the changes arrive:\
+         \n    {exe} tail --url {shop} --table orders --table tickets --no-snapshot\
+         \n  or query the source:\
+         \n    psql {shop}\
+         \n\nCtrl-C stops everything.\n",
+        pg.log_file().parent().map(|p| p.display().to_string()).unwrap_or_default(),
+    );
+}
