@@ -1,5 +1,5 @@
-//! The HTTP face of `serve`: operations endpoints today (`/healthz`, `/readyz`, `/metrics`);
-//! GraphQL joins them here.
+//! The HTTP face of `serve`: operations endpoints today (`/healthz`, `/readyz`, `/metrics`) and
+//! a status page at `/` that reads them; GraphQL joins them here.
 //!
 //! Handlers only read shared state (atomics, the published replica version): serving a scrape
 //! never waits on the data flow, and a slow client never slows it down.
@@ -53,10 +53,17 @@ pub enum ApiError {
 pub fn router(state: OpsState) -> Router {
     let metrics = metrics::Metrics::new(state.clone());
     Router::new()
+        .route("/", get(status_page))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .with_state(Arc::new(state))
         .merge(Router::new().route("/metrics", get(metrics::scrape)).with_state(Arc::new(metrics)))
+}
+
+/// A page for people: readiness, sources and tables, refreshed from `/metrics` and `/readyz` in
+/// the browser (one static file, no build step).
+async fn status_page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("status.html"))
 }
 
 /// A bound listener: binding is separate from serving so that the address (with port 0

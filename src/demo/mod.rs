@@ -181,6 +181,7 @@ fn print_banner(shop: &str, listen: SocketAddr, pg: &LocalPostgres, sim: Option<
     println!(
         "\nopslive demo is running\n\
          \n  database   {shop}\n             (files and log in {})\
+         \n  status     http://{listen}/   (open it in a browser)\
          \n  metrics    http://{listen}/metrics\
          \n  readiness  http://{listen}/readyz\
          \n  traffic    {traffic}\
