@@ -88,6 +88,10 @@ enum Command {
         /// No simulated traffic: change the database yourself.
         #[arg(long)]
         no_sim: bool,
+        /// Directory of PostgreSQL's server binaries (default: `pg_config --bindir`, else the
+        /// newest /usr/lib/postgresql/*/bin).
+        #[arg(long)]
+        pg_bin: Option<PathBuf>,
         #[command(flatten)]
         traffic: SimArgs,
     },
@@ -241,8 +245,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             opslive::sim::run(&url, traffic.options()?, stats, shutdown_token()).await?;
             Ok(())
         }
-        Command::Demo { data_dir, pg_port, listen, no_sim, traffic } => {
+        Command::Demo { data_dir, pg_port, listen, no_sim, pg_bin, traffic } => {
             let options = opslive::demo::DemoOptions {
+                pg_bin,
                 data_dir,
                 pg_port,
                 listen,

@@ -36,12 +36,17 @@ pub enum ServeError {
 }
 
 pub async fn serve(config: Config, cancel: CancellationToken) -> Result<(), ServeError> {
+    // Bound first: a taken port is a configuration error, found before any slot is created.
+    let listener = Listener::bind(config.listen).await?;
+    serve_on(config, listener, cancel).await
+}
+
+/// Like [`serve`], on a listener the caller has bound (and may have told people about).
+pub async fn serve_on(config: Config, listener: Listener, cancel: CancellationToken) -> Result<(), ServeError> {
     let registry = Arc::new(config.registry()?);
     let app_url = config
         .app_database_url()
         .ok_or_else(|| ConfigError::Invalid("no sources and no app_database.url: nothing to serve".into()))?;
-    // Bound first: a taken port is a configuration error, found before any slot is created.
-    let listener = Listener::bind(config.listen).await?;
     let store = Store::open(&app_url).await?;
     let mut watermarks: HashMap<SourceName, Arc<Watermarks>> = HashMap::new();
     let (tx, rx) = mpsc::channel::<SourceEvent>(CHANNEL_CAPACITY);

@@ -170,3 +170,21 @@ async fn demo_shows_live_traffic_and_stops_clean() {
     demo.interrupt().await;
     assert_eq!(processes_using(dir.path()), Vec::<String>::new(), "nothing left running");
 }
+
+#[tokio::test]
+async fn missing_postgresql_binaries_name_the_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_opslive"))
+        .args(["demo", "--pg-bin"])
+        .arg(dir.path())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
+    assert!(stderr.contains(dir.path().to_str().unwrap()), "says where it looked: {stderr}");
+    assert!(!dir.path().join("data").exists(), "nothing created");
+}

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use postgres::{LocalPgError, LocalPostgres};
 
+use crate::api::Listener;
 use crate::config::{Config, ConfigError};
 use crate::serve::ServeError;
 use crate::sim::{SimError, SimOptions, SimStats};
@@ -44,6 +45,8 @@ pub enum DemoError {
 }
 
 pub struct DemoOptions {
+    /// PostgreSQL's server binaries; `None`: found on this machine.
+    pub pg_bin: Option<PathBuf>,
     /// Where the database's files go (recreated at each run).
     pub data_dir: PathBuf,
     /// The database's port; taken or 0: any free one.
@@ -56,7 +59,10 @@ pub struct DemoOptions {
 
 /// Runs the demo until `cancel`.
 pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), DemoError> {
-    let bin = LocalPostgres::find_binaries()?;
+    let bin = match &options.pg_bin {
+        Some(dir) => LocalPostgres::binaries_in(dir)?,
+        None => LocalPostgres::find_binaries()?,
+    };
     let root = cluster_root(&options.data_dir);
     let port = free_or_any(options.pg_port);
     eprintln!("starting a private PostgreSQL on port {port} in {} …", root.display());
@@ -73,11 +79,16 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
     eprintln!("loading the fixtures (orders, inventory, tickets, reconciliation) …");
     load_fixtures(&pg.url("postgres"), &shop).await?;
 
-    let listen = free_or_any_addr(options.listen);
+    // Bound here, so the address printed below already takes connections.
+    let listener = match Listener::bind(options.listen).await {
+        Ok(l) => l,
+        Err(_) => Listener::bind(SocketAddr::new(options.listen.ip(), 0)).await.map_err(ServeError::from)?,
+    };
+    let listen = listener.addr;
     let config = Config::from_toml(&demo_config(&shop, listen))?;
     let serve_cancel = cancel.child_token();
     let mut server: JoinHandle<Result<(), ServeError>> =
-        tokio::spawn(crate::serve::serve(config, serve_cancel.clone()));
+        tokio::spawn(crate::serve::serve_on(config, listener, serve_cancel.clone()));
 
     let sim_cancel = cancel.child_token();
     let stats = Arc::new(SimStats::default());
@@ -140,14 +151,6 @@ fn free_or_any(port: u16) -> u16 {
         return port;
     }
     std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(port)
-}
-
-fn free_or_any_addr(addr: SocketAddr) -> SocketAddr {
-    if addr.port() != 0 && std::net::TcpListener::bind(addr).is_ok() {
-        return addr;
-    }
-    let any = SocketAddr::new(addr.ip(), 0);
-    std::net::TcpListener::bind(any).and_then(|l| l.local_addr()).unwrap_or(addr)
 }
 
 /// The example configuration pointed at the demo database and address.

@@ -17,10 +17,10 @@ const PG_CTL_TIMEOUT: &str = "60";
 #[derive(Debug, thiserror::Error)]
 pub enum LocalPgError {
     #[error(
-        "PostgreSQL's server binaries (initdb, pg_ctl, postgres) were not found in `pg_config --bindir` or \
-         /usr/lib/postgresql/*/bin: install the Debian package `postgresql` (apt-get install postgresql)"
+        "PostgreSQL's server binaries (initdb, pg_ctl, postgres) were not found in {looked_in}: install the \
+         Debian package `postgresql` (apt-get install postgresql)"
     )]
-    NotInstalled,
+    NotInstalled { looked_in: String },
     #[error("cannot prepare {path}: {error}")]
     Dir { path: PathBuf, error: std::io::Error },
     #[error("{what} failed: {detail}")]
@@ -40,7 +40,6 @@ pub struct LocalPostgres {
 impl LocalPostgres {
     /// Finds the server binaries: `pg_config --bindir`, else the newest /usr/lib/postgresql.
     pub fn find_binaries() -> Result<PathBuf, LocalPgError> {
-        let has_server = |dir: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file());
         if let Ok(out) = Command::new("pg_config").arg("--bindir").stderr(Stdio::null()).output() {
             let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
             if out.status.success() && has_server(&dir) {
@@ -55,7 +54,18 @@ impl LocalPostgres {
             .filter(|(_, bin)| has_server(bin))
             .collect();
         versions.sort();
-        versions.pop().map(|(_, bin)| bin).ok_or(LocalPgError::NotInstalled)
+        versions.pop().map(|(_, bin)| bin).ok_or_else(|| LocalPgError::NotInstalled {
+            looked_in: "`pg_config --bindir` or /usr/lib/postgresql/*/bin".into(),
+        })
+    }
+
+    /// Uses the server binaries in `dir` (a chosen PostgreSQL version).
+    pub fn binaries_in(dir: &Path) -> Result<PathBuf, LocalPgError> {
+        if has_server(dir) {
+            Ok(dir.to_path_buf())
+        } else {
+            Err(LocalPgError::NotInstalled { looked_in: dir.display().to_string() })
+        }
     }
 
     /// Creates a fresh cluster under `root`, first stopping one a previous run left running
@@ -207,6 +217,10 @@ pub fn reachable_by_service_account(dir: &Path) -> bool {
         .skip(1)
         .filter(|a| a.exists())
         .all(|a| std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+}
+
+fn has_server(dir: &Path) -> bool {
+    ["initdb", "pg_ctl", "postgres"].iter().all(|b| dir.join(b).is_file())
 }
 
 fn service_account() -> Option<&'static str> {

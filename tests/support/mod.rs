@@ -395,28 +395,10 @@ fn pg_install() -> &'static PgInstall {
     })
 }
 
-/// Finds the PostgreSQL binaries with `pg_config --bindir`. If that fails, it
-/// uses the highest version under /usr/lib/postgresql. The binaries are not on
-/// PATH on Debian.
+/// The PostgreSQL binaries the demo would use (`pg_config --bindir`, else the newest
+/// /usr/lib/postgresql/*/bin).
 fn pg_bin_dir() -> PathBuf {
-    let has_server = |dir: &Path| dir.join("postgres").is_file() && dir.join("pg_ctl").is_file();
-    if let Ok(out) = StdCommand::new("pg_config").arg("--bindir").stderr(Stdio::null()).output() {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if out.status.success() && has_server(&dir) {
-            return dir;
-        }
-    }
-    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
-        .filter(|(_, bin)| has_server(bin))
-        .collect();
-    versions.sort();
-    versions.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
-        panic!("no PostgreSQL server binaries found (pg_config --bindir, /usr/lib/postgresql/*/bin)")
-    })
+    opslive::demo::LocalPostgres::find_binaries().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Returns the cached initdb template. The cluster is in `<template>/data`.
