@@ -25,8 +25,9 @@ impl Demo {
     async fn start(dir: &Path, run: usize) -> Demo {
         let log = dir.join(format!("demo-{run}.log"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_opslive"))
-            .args(["demo", "--pg-port", "0", "--listen", "127.0.0.1:0", "--rate", "200", "--data-dir"])
-            .arg(dir.join("data"))
+            // A relative data directory, as the README's command gives.
+            .args(["demo", "--pg-port", "0", "--listen", "127.0.0.1:0", "--rate", "200", "--data-dir", "data"])
+            .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())

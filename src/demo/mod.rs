@@ -133,6 +133,7 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
 /// The cluster's directory: under `data_dir`, unless PostgreSQL's service account (used when
 /// running as root) cannot reach it there.
 pub fn cluster_root(data_dir: &Path) -> PathBuf {
+    let data_dir = &std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
     let wanted = data_dir.join("postgres");
     if postgres::reachable_by_service_account(data_dir) {
         return wanted;

@@ -71,6 +71,8 @@ impl LocalPostgres {
     /// Creates a fresh cluster under `root`, first stopping one a previous run left running
     /// there (killed before it could clean up) and removing its files.
     pub fn create(bin: PathBuf, root: &Path, port: u16) -> Result<LocalPostgres, LocalPgError> {
+        // The server's tools run from `/` (see `run_tool`): relative paths would land there.
+        let root = &std::path::absolute(root).map_err(|error| LocalPgError::Dir { path: root.into(), error })?;
         let pg = LocalPostgres { bin, root: root.to_path_buf(), port, run_as: service_account(), running: false };
         pg.stop_leftover();
         let dir_error = |path: &Path| {
@@ -141,9 +143,8 @@ impl LocalPostgres {
     /// Stops a server a previous run under `root` left running (killed before it could clean
     /// up), if there is one.
     pub fn stop_leftover_at(root: &Path) {
-        if let Ok(bin) = LocalPostgres::find_binaries() {
-            let pg =
-                LocalPostgres { bin, root: root.to_path_buf(), port: 0, run_as: service_account(), running: false };
+        if let (Ok(bin), Ok(root)) = (LocalPostgres::find_binaries(), std::path::absolute(root)) {
+            let pg = LocalPostgres { bin, root, port: 0, run_as: service_account(), running: false };
             pg.stop_leftover();
         }
     }
