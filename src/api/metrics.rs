@@ -94,7 +94,7 @@ impl Collector for FlowCollector {
         let mut f = Family::new(
             &mut enc,
             "source_failures",
-            "Source sessions that ended in a failure and were retried",
+            "Source sessions that ended in a failure",
             MetricType::Counter,
         )?;
         for s in &state.sources {

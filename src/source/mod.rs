@@ -15,7 +15,7 @@ pub struct SourceStats {
     /// Streaming from the source right now (set once the consistent point is sent, cleared as
     /// soon as the session ends).
     pub connected: AtomicBool,
-    /// Sessions that ended in a retryable failure.
+    /// Sessions that ended in a failure (retried, or fatal).
     pub failures: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
