@@ -38,11 +38,17 @@ pub enum ServeError {
 pub async fn serve(config: Config, cancel: CancellationToken) -> Result<(), ServeError> {
     // Bound first: a taken port is a configuration error, found before any slot is created.
     let listener = Listener::bind(config.listen).await?;
-    serve_on(config, listener, cancel).await
+    serve_on(config, listener, Vec::new(), cancel).await
 }
 
-/// Like [`serve`], on a listener the caller has bound (and may have told people about).
-pub async fn serve_on(config: Config, listener: Listener, cancel: CancellationToken) -> Result<(), ServeError> {
+/// Like [`serve`], on a listener the caller has bound (and may have told people about), with
+/// more metrics on `/metrics`.
+pub async fn serve_on(
+    config: Config,
+    listener: Listener,
+    extra_metrics: Vec<Box<dyn prometheus_client::collector::Collector>>,
+    cancel: CancellationToken,
+) -> Result<(), ServeError> {
     let registry = Arc::new(config.registry()?);
     let app_url = config
         .app_database_url()
@@ -86,7 +92,7 @@ pub async fn serve_on(config: Config, listener: Listener, cancel: CancellationTo
     let stats = apply.stats.clone();
     let ops = OpsState { registry: registry.clone(), sources: views, apply: stats.clone(), replica: versions };
     tracing::info!(addr = %listener.addr, "listening");
-    let http = tokio::spawn(listener.serve(crate::api::router(ops), cancel.clone()));
+    let http = tokio::spawn(listener.serve(crate::api::router(ops, extra_metrics), cancel.clone()));
     let (snap_tx, mut snap_rx) = mpsc::unbounded_channel();
     let applier = tokio::spawn(apply.run(rx, move |event, _| {
         if let SourceEvent::Consistent { source, position } = event {

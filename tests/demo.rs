@@ -69,7 +69,9 @@ impl Demo {
             let live = [("orders", "insert"), ("orders", "update"), ("tickets", "insert")]
                 .iter()
                 .all(|(t, op)| n(t, op).is_some_and(|v| v > 0.0));
-            if live && value(&s, "opslive_ready", &[]) == Some(1.0) {
+            // What the simulator wrote is on the same page as what was applied.
+            let written = value(&s, "opslive_sim_events_total", &[("kind", "order_placed")]);
+            if live && written.is_some_and(|n| n > 0.0) && value(&s, "opslive_ready", &[]) == Some(1.0) {
                 assert_eq!(value(&s, "opslive_replica_anomalies_total", &[]), Some(0.0));
                 return;
             }

@@ -17,15 +17,19 @@ use prometheus_client::registry::Registry as PromRegistry;
 
 use super::OpsState;
 use super::health::Readiness;
+use crate::sim::SimStats;
 
 pub struct Metrics {
     registry: PromRegistry,
 }
 
 impl Metrics {
-    pub fn new(state: OpsState) -> Metrics {
+    pub fn new(state: OpsState, extra: Vec<Box<dyn Collector>>) -> Metrics {
         let mut registry = PromRegistry::with_prefix("opslive");
         registry.register_collector(Box::new(FlowCollector(state)));
+        for collector in extra {
+            registry.register_collector(collector);
+        }
         Metrics { registry }
     }
 
@@ -91,12 +95,8 @@ impl Collector for FlowCollector {
         for s in &state.sources {
             f.sample(&source(&s.name), f64::from(u8::from(s.stats.is_connected())))?;
         }
-        let mut f = Family::new(
-            &mut enc,
-            "source_failures",
-            "Source sessions that ended in a failure",
-            MetricType::Counter,
-        )?;
+        let mut f =
+            Family::new(&mut enc, "source_failures", "Source sessions that ended in a failure", MetricType::Counter)?;
         for s in &state.sources {
             f.sample(&source(&s.name), s.stats.failures.load(Relaxed) as f64)?;
         }
@@ -242,5 +242,31 @@ impl Collector for FlowCollector {
             f.sample(&labels, t.approx_bytes() as f64)?;
         }
         Ok(())
+    }
+}
+
+/// The simulator's counters, when it runs in the same process (`opslive demo`): what was
+/// written, next to what was applied.
+#[derive(Debug)]
+pub struct SimCollector(pub Arc<SimStats>);
+
+impl Collector for SimCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = &self.0;
+        let mut f =
+            Family::new(&mut enc, "sim_events", "Simulated business events committed, by kind", MetricType::Counter)?;
+        for (kind, n) in stats.by_kind() {
+            f.sample(&vec![("kind", kind.name().to_string())], n as f64)?;
+        }
+        for (name, help, value) in [
+            ("sim_skipped", "Simulated events that found nothing to do (the row had moved on)", stats.skipped()),
+            ("sim_dropped", "Simulated events not run because the database could not keep up", stats.dropped()),
+            ("sim_conflicts", "Simulated events given up after repeated lock conflicts", stats.conflicts()),
+            ("sim_failed", "Simulated events the database refused", stats.failed()),
+        ] {
+            Family::new(&mut enc, name, help, MetricType::Counter)?.sample(&vec![], value as f64)?;
+        }
+        Family::new(&mut enc, "sim_planned_rate", "Events per second the simulator aims at now", MetricType::Gauge)?
+            .sample(&vec![], stats.planned_rate())
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use prometheus_client::collector::Collector;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,7 @@ use crate::source::SourceStats;
 use crate::watermark::Watermarks;
 
 pub use health::Readiness;
+pub use metrics::SimCollector;
 
 /// One source as the operations endpoints see it.
 #[derive(Clone, Debug)]
@@ -50,8 +52,10 @@ pub enum ApiError {
     Serve(std::io::Error),
 }
 
-pub fn router(state: OpsState) -> Router {
-    let metrics = metrics::Metrics::new(state.clone());
+/// The router; `extra_metrics` join the data flow's on `/metrics` (the demo adds the
+/// simulator's).
+pub fn router(state: OpsState, extra_metrics: Vec<Box<dyn Collector>>) -> Router {
+    let metrics = metrics::Metrics::new(state.clone(), extra_metrics);
     Router::new()
         .route("/", get(status_page))
         .route("/healthz", get(health::healthz))

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use postgres::{LocalPgError, LocalPostgres};
 
-use crate::api::Listener;
+use crate::api::{Listener, SimCollector};
 use crate::config::{Config, ConfigError};
 use crate::serve::ServeError;
 use crate::sim::{SimError, SimOptions, SimStats};
@@ -87,11 +87,15 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
     let listen = listener.addr;
     let config = Config::from_toml(&demo_config(&shop, listen))?;
     let serve_cancel = cancel.child_token();
+    let stats = Arc::new(SimStats::default());
+    let extra: Vec<Box<dyn prometheus_client::collector::Collector>> = match options.sim {
+        Some(_) => vec![Box::new(SimCollector(stats.clone()))],
+        None => Vec::new(),
+    };
     let mut server: JoinHandle<Result<(), ServeError>> =
-        tokio::spawn(crate::serve::serve_on(config, listener, serve_cancel.clone()));
+        tokio::spawn(crate::serve::serve_on(config, listener, extra, serve_cancel.clone()));
 
     let sim_cancel = cancel.child_token();
-    let stats = Arc::new(SimStats::default());
     let mut sim: Option<JoinHandle<Result<(), SimError>>> = options.sim.as_ref().map(|o| {
         let (url, o, stats, cancel) = (shop.clone(), o.clone(), stats.clone(), sim_cancel.clone());
         tokio::spawn(async move { crate::sim::run(&url, o, stats, cancel).await })
