@@ -161,11 +161,12 @@ impl Collector for FlowCollector {
             }
         }
 
-        let tables = state.apply.tables();
+        // Each table's counters with its labels, looked up once per scrape.
+        let tables: Vec<(Labels, _)> =
+            state.apply.tables().into_iter().filter_map(|(id, c)| Some((table_labels(id)?, c))).collect();
         let mut f =
             Family::new(&mut enc, "changes_applied", "Row changes applied to the replica", MetricType::Counter)?;
-        for (id, c) in &tables {
-            let Some(labels) = table_labels(*id) else { continue };
+        for (labels, c) in &tables {
             for (op, n) in
                 [("insert", &c.inserts), ("update", &c.updates), ("delete", &c.deletes), ("truncate", &c.truncates)]
             {
@@ -195,9 +196,8 @@ impl Collector for FlowCollector {
             "Rows of the table's current (or last) snapshot applied so far",
             MetricType::Gauge,
         )?;
-        for (id, c) in &tables {
-            let Some(labels) = table_labels(*id) else { continue };
-            f.sample(&labels, c.snapshot_rows.load(Relaxed) as f64)?;
+        for (labels, c) in &tables {
+            f.sample(labels, c.snapshot_rows.load(Relaxed) as f64)?;
         }
         let mut f = Family::new(
             &mut enc,
@@ -205,31 +205,29 @@ impl Collector for FlowCollector {
             "The source's estimate of the table's rows when its snapshot began (absent when it has none)",
             MetricType::Gauge,
         )?;
-        for (id, c) in &tables {
-            let Some(labels) = table_labels(*id) else { continue };
+        for (labels, c) in &tables {
             let estimate = c.snapshot_estimated_rows.load(Relaxed);
             if estimate != u64::MAX {
-                f.sample(&labels, estimate as f64)?;
+                f.sample(labels, estimate as f64)?;
             }
         }
         let mut f =
             Family::new(&mut enc, "snapshot_complete", "1 once the table's snapshot is applied", MetricType::Gauge)?;
-        for (id, c) in &tables {
-            let Some(labels) = table_labels(*id) else { continue };
-            f.sample(&labels, f64::from(u8::from(c.snapshot_done.load(Relaxed))))?;
+        for (labels, c) in &tables {
+            f.sample(labels, f64::from(u8::from(c.snapshot_done.load(Relaxed))))?;
         }
         let mut f =
             Family::new(&mut enc, "snapshots", "Snapshots begun per table, reloads included", MetricType::Counter)?;
-        for (id, c) in &tables {
-            let Some(labels) = table_labels(*id) else { continue };
-            f.sample(&labels, c.snapshots.load(Relaxed) as f64)?;
+        for (labels, c) in &tables {
+            f.sample(labels, c.snapshots.load(Relaxed) as f64)?;
         }
 
         let replica = state.replica.borrow().clone();
+        let held: Vec<(Labels, usize, usize)> =
+            replica.tables().filter_map(|t| Some((table_labels(t.schema.id())?, t.len(), t.approx_bytes()))).collect();
         let mut f = Family::new(&mut enc, "replica_rows", "Rows held in memory per table", MetricType::Gauge)?;
-        for t in replica.tables() {
-            let Some(labels) = table_labels(t.schema.id()) else { continue };
-            f.sample(&labels, t.len() as f64)?;
+        for (labels, rows, _) in &held {
+            f.sample(labels, *rows as f64)?;
         }
         let mut f = Family::new(
             &mut enc,
@@ -237,9 +235,8 @@ impl Collector for FlowCollector {
             "Estimated memory of the rows held per table (values and row overhead)",
             MetricType::Gauge,
         )?;
-        for t in replica.tables() {
-            let Some(labels) = table_labels(t.schema.id()) else { continue };
-            f.sample(&labels, t.approx_bytes() as f64)?;
+        for (labels, _, bytes) in &held {
+            f.sample(labels, *bytes as f64)?;
         }
         Ok(())
     }
