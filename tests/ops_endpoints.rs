@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use support::PgServer;
 use support::http::{get, samples, value};
-use support::serve::Serve;
+use support::serve::{Serve, write_config};
 
 /// A value that must never appear in a log line.
 const SECRET: &str = "do-not-log-4711";
@@ -46,15 +46,7 @@ async fn health_readiness_and_metrics_follow_the_source() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("opslive.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[sources.shop]\nkind = \"postgres\"\nurl = \"{url}\"\n\
-             [[sources.shop.tables]]\ntable = \"orders\"\n[[sources.shop.tables]]\ntable = \"tickets\"\n"
-        ),
-    )
-    .unwrap();
+    let config = write_config(dir.path(), &url, &["orders", "tickets"]);
     let no_secret = |line: &str| assert!(!line.contains(SECRET), "a row value was logged: {line}");
     let mut serve = Serve::start(&config);
     let addr = serve.wait_listening().await;

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use support::PgServer;
-use support::serve::Serve;
+use support::serve::{Serve, write_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_reconnects_after_the_database_restarts() {
@@ -18,12 +18,7 @@ async fn serve_reconnects_after_the_database_restarts() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("opslive.toml");
-    std::fs::write(
-        &config,
-        format!("[sources.shop]\nkind = \"postgres\"\nurl = \"{url}\"\n[[sources.shop.tables]]\ntable = \"orders\"\n"),
-    )
-    .unwrap();
+    let config = write_config(dir.path(), &url, &["orders"]);
     let mut serve = Serve::start(&config);
     let first = serve.wait_log("replica consistent", |_| {}).await;
 

@@ -7,6 +7,17 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, Command};
 
+/// Writes `opslive.toml` in `dir`: one PostgreSQL source `shop` at `url` watching `tables`.
+pub fn write_config(dir: &Path, url: &str, tables: &[&str]) -> std::path::PathBuf {
+    let mut text = format!("[sources.shop]\nkind = \"postgres\"\nurl = \"{url}\"\n");
+    for t in tables {
+        text.push_str(&format!("[[sources.shop.tables]]\ntable = \"{t}\"\n"));
+    }
+    let path = dir.join("opslive.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 pub struct Serve {
     pub child: Child,
     logs: Lines<BufReader<ChildStderr>>,
