@@ -1,0 +1,225 @@
+//! One measure of one group: an accumulator that takes values in and gives them back.
+//!
+//! Every accumulator is exact under removal, which is what lets live queries and KPIs follow
+//! row deltas instead of recomputing: integer sums in `i128`, numeric sums as exact decimals,
+//! float sums exactly in units of 2^-1074, and min/max over an ordered multiset (removing the
+//! current minimum must reveal the next one).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bigdecimal::num_bigint::BigInt;
+
+use super::float_sum::FloatSum;
+use super::numeric::{NumericSum, pg_div_text};
+use super::{AggFn, AggregateError};
+use crate::query::type_label;
+use crate::registry::ColumnType;
+use crate::value::Value;
+
+/// How a measure accumulates, chosen once from the function and the column type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    CountValues,
+    /// sum of int2/int4: int8.
+    SumIntToInt8,
+    /// sum of int8: numeric.
+    SumIntToNumeric,
+    SumNumeric,
+    SumFloat4,
+    SumFloat8,
+    AvgInt,
+    AvgNumeric,
+    AvgFloat,
+    Min,
+    Max,
+}
+
+/// The type PostgreSQL gives `f(column)`, or `None` when it has no such aggregate (sum of text,
+/// min of a boolean, ...). `count` works on every type.
+pub fn result_type(f: AggFn, ty: &ColumnType) -> Option<ColumnType> {
+    kind(f, ty).map(|k| match k {
+        Kind::CountValues | Kind::SumIntToInt8 => ColumnType::Int8,
+        Kind::SumIntToNumeric | Kind::SumNumeric | Kind::AvgInt | Kind::AvgNumeric => ColumnType::Numeric,
+        Kind::SumFloat4 => ColumnType::Float4,
+        Kind::SumFloat8 | Kind::AvgFloat => ColumnType::Float8,
+        Kind::Min | Kind::Max => ty.clone(),
+    })
+}
+
+pub(crate) fn kind(f: AggFn, ty: &ColumnType) -> Option<Kind> {
+    use ColumnType as T;
+    Some(match (f, ty) {
+        (AggFn::Count, _) => Kind::CountValues,
+        (AggFn::Sum, T::Int2 | T::Int4) => Kind::SumIntToInt8,
+        (AggFn::Sum, T::Int8) => Kind::SumIntToNumeric,
+        (AggFn::Sum, T::Numeric) => Kind::SumNumeric,
+        (AggFn::Sum, T::Float4) => Kind::SumFloat4,
+        (AggFn::Sum, T::Float8) => Kind::SumFloat8,
+        (AggFn::Avg, T::Int2 | T::Int4 | T::Int8) => Kind::AvgInt,
+        (AggFn::Avg, T::Numeric) => Kind::AvgNumeric,
+        (AggFn::Avg, T::Float4 | T::Float8) => Kind::AvgFloat,
+        // The types PostgreSQL has min/max for among those the replica decodes.
+        (
+            AggFn::Min | AggFn::Max,
+            T::Int2
+            | T::Int4
+            | T::Int8
+            | T::Float4
+            | T::Float8
+            | T::Numeric
+            | T::Text
+            | T::Date
+            | T::Time
+            | T::Timestamp
+            | T::TimestampTz
+            | T::Interval,
+        ) => {
+            if f == AggFn::Min {
+                Kind::Min
+            } else {
+                Kind::Max
+            }
+        }
+        _ => return None,
+    })
+}
+
+pub(crate) fn checked_kind(f: AggFn, column: &crate::registry::Column) -> Result<Kind, AggregateError> {
+    kind(f, &column.ty).ok_or_else(|| AggregateError::Unsupported {
+        function: f.name(),
+        column: column.name.to_string(),
+        ty: type_label(&column.ty),
+    })
+}
+
+/// The running state of one measure in one group.
+#[derive(Clone, Debug)]
+pub(crate) enum Accumulator {
+    Count(u64),
+    Int {
+        sum: i128,
+        count: u64,
+    },
+    Numeric(NumericSum),
+    Float(FloatSum),
+    /// Each distinct non-null value with how many rows hold it.
+    Extremes(BTreeMap<Value, u64>),
+}
+
+impl Accumulator {
+    pub(crate) fn new(kind: Kind) -> Accumulator {
+        match kind {
+            Kind::CountValues => Accumulator::Count(0),
+            Kind::SumIntToInt8 | Kind::SumIntToNumeric | Kind::AvgInt => Accumulator::Int { sum: 0, count: 0 },
+            Kind::SumNumeric | Kind::AvgNumeric => Accumulator::Numeric(NumericSum::default()),
+            Kind::SumFloat4 | Kind::SumFloat8 | Kind::AvgFloat => Accumulator::Float(FloatSum::default()),
+            Kind::Min | Kind::Max => Accumulator::Extremes(BTreeMap::new()),
+        }
+    }
+
+    /// Takes in one value (NULLs are ignored, as by every SQL aggregate but `count(*)`).
+    pub(crate) fn add(&mut self, value: &Value) {
+        if value.is_null() {
+            return;
+        }
+        match self {
+            Accumulator::Count(n) => *n += 1,
+            Accumulator::Int { sum, count } => {
+                if let Some(v) = int(value) {
+                    *sum += v;
+                    *count += 1;
+                }
+            }
+            Accumulator::Numeric(s) => {
+                if let Value::Numeric(text) = value {
+                    s.add(text);
+                }
+            }
+            Accumulator::Float(s) => {
+                if let Some(x) = float(value) {
+                    s.add(x);
+                }
+            }
+            Accumulator::Extremes(values) => *values.entry(value.clone()).or_default() += 1,
+        }
+    }
+
+    /// Gives back one value taken in before.
+    pub(crate) fn remove(&mut self, value: &Value) {
+        if value.is_null() {
+            return;
+        }
+        match self {
+            Accumulator::Count(n) => *n = n.saturating_sub(1),
+            Accumulator::Int { sum, count } => {
+                if let Some(v) = int(value) {
+                    *sum -= v;
+                    *count = count.saturating_sub(1);
+                }
+            }
+            Accumulator::Numeric(s) => {
+                if let Value::Numeric(text) = value {
+                    s.remove(text);
+                }
+            }
+            Accumulator::Float(s) => {
+                if let Some(x) = float(value) {
+                    s.remove(x);
+                }
+            }
+            Accumulator::Extremes(values) => {
+                if let Some(n) = values.get_mut(value) {
+                    *n -= 1;
+                    if *n == 0 {
+                        values.remove(value);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The measure's value as PostgreSQL would return it; NULL when no non-null value was
+    /// taken in (except `count`, which is then 0).
+    pub(crate) fn value(&self, kind: Kind) -> Value {
+        let numeric = |text: String| Value::Numeric(Arc::from(text));
+        match (self, kind) {
+            (Accumulator::Count(n), _) => Value::Int8(i64::try_from(*n).unwrap_or(i64::MAX)),
+            (Accumulator::Int { count: 0, .. }, _) => Value::Null,
+            // PostgreSQL would fail with "bigint out of range" past i64; the exact value is
+            // more useful than an error, so it is returned as numeric instead.
+            (Accumulator::Int { sum, .. }, Kind::SumIntToInt8) => match i64::try_from(*sum) {
+                Ok(v) => Value::Int8(v),
+                Err(_) => numeric(sum.to_string()),
+            },
+            (Accumulator::Int { sum, count }, Kind::AvgInt) => numeric(pg_div_text(&BigInt::from(*sum), 0, *count)),
+            (Accumulator::Int { sum, .. }, _) => numeric(sum.to_string()),
+            (Accumulator::Numeric(s), Kind::AvgNumeric) => s.avg_text().map_or(Value::Null, numeric),
+            (Accumulator::Numeric(s), _) => s.sum_text().map_or(Value::Null, numeric),
+            (Accumulator::Float(s), Kind::SumFloat4) => s.sum().map_or(Value::Null, |x| Value::Float4(x as f32)),
+            (Accumulator::Float(s), Kind::AvgFloat) => s.avg().map_or(Value::Null, Value::Float8),
+            (Accumulator::Float(s), _) => s.sum().map_or(Value::Null, Value::Float8),
+            (Accumulator::Extremes(values), Kind::Max) => {
+                values.last_key_value().map_or(Value::Null, |(v, _)| v.clone())
+            }
+            (Accumulator::Extremes(values), _) => values.first_key_value().map_or(Value::Null, |(v, _)| v.clone()),
+        }
+    }
+}
+
+fn int(value: &Value) -> Option<i128> {
+    match value {
+        Value::Int2(v) => Some((*v).into()),
+        Value::Int4(v) => Some((*v).into()),
+        Value::Int8(v) => Some((*v).into()),
+        _ => None,
+    }
+}
+
+fn float(value: &Value) -> Option<f64> {
+    match value {
+        Value::Float4(v) => Some((*v).into()),
+        Value::Float8(v) => Some(*v),
+        _ => None,
+    }
+}
