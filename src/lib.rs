@@ -13,15 +13,15 @@
 //! - [`pipeline`] wires a source to the replica with backpressure;
 //! - [`store`] is opslive's own database; [`config`] the one configuration struct;
 //! - [`tail`] and [`serve`] are the commands built on them; [`api`] is serve's HTTP face.
-pub mod aggregate;
 
+pub mod aggregate;
 pub mod api;
 pub mod change;
 pub mod config;
 pub mod demo;
-pub mod query;
 pub mod error;
 pub mod pipeline;
+pub mod query;
 pub mod registry;
 pub mod replica;
 pub mod serve;
