@@ -32,6 +32,38 @@ pub struct Config {
     /// The databases to read changes from, by name.
     #[serde(default)]
     pub sources: BTreeMap<String, SourceConfig>,
+    /// How requests prove who they are.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`: the keys tokens are verified with and the rules their claims must meet (see
+/// `crate::auth`; defaults in `crate::auth::settings`). With neither `hs256_secret` nor
+/// `jwks_url`, every request is refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Shared HS256 secret, at least 32 bytes: development, the demo and `opslive token`.
+    pub hs256_secret: Option<crate::auth::Secret>,
+    /// The issuer's JSON Web Key Set (RS256/ES256 public keys), e.g.
+    /// `https://TENANT.auth0.com/.well-known/jwks.json`.
+    pub jwks_url: Option<String>,
+    /// When set, tokens must carry exactly this `iss`.
+    pub issuer: Option<String>,
+    /// When set, a token's `aud` must include one of these (one string or a list).
+    #[serde(deserialize_with = "crate::auth::settings::one_or_many")]
+    pub audience: Vec<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds (default 0).
+    pub leeway_seconds: u64,
+    /// The claim holding the role: a name (default `role`), or a namespace claim and a name in
+    /// it, `https://opslive.dev/claims.role`.
+    pub role_claim: String,
+    /// How often the JWKS is fetched again (default 5m).
+    #[serde(deserialize_with = "crate::auth::settings::duration")]
+    pub jwks_refresh: std::time::Duration,
+    /// Least time between the refetches that tokens naming unknown keys cause (default 30s).
+    #[serde(deserialize_with = "crate::auth::settings::duration")]
+    pub jwks_min_refetch: std::time::Duration,
 }
 
 #[derive(Debug, Default, Deserialize)]

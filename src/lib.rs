@@ -16,6 +16,7 @@
 
 pub mod aggregate;
 pub mod api;
+pub mod auth;
 pub mod change;
 pub mod config;
 pub mod demo;

@@ -272,6 +272,10 @@ mod tests {
         assert_eq!(sum(&["-1", "-2"]).avg_text().as_deref(), Some("-1.5000000000000000"));
         assert_eq!(sum(&["0"]).avg_text().as_deref(), Some("0.00000000000000000000"));
         assert_eq!(sum(&["12.34", "0.01"]).avg_text().as_deref(), Some("6.1750000000000000"));
+        assert_eq!(sum(&["1.5"]).avg_text().as_deref(), Some("1.50000000000000000000"));
+        assert_eq!(sum(&["1.50", "2.5"]).avg_text().as_deref(), Some("2.0000000000000000"));
+        assert_eq!(sum(&["123456789012", "7"]).avg_text().as_deref(), Some("61728394509.50000000"));
+        assert_eq!(sum(&["0.000001234", "0.00000001"]).avg_text().as_deref(), Some("0.000000622000000000000000"));
     }
 
     #[test]
