@@ -35,6 +35,10 @@ pub struct Config {
     /// How requests prove who they are.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// The role policy file (see fixtures/policy.toml), relative to the working directory. It is
+    /// reloaded when it changes. Without one, no role may read anything.
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
 }
 
 /// `[auth]`: the keys tokens are verified with and the rules their claims must meet (see

@@ -22,6 +22,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod pipeline;
+pub mod policy;
 pub mod query;
 pub mod registry;
 pub mod replica;

@@ -13,11 +13,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::graphql::GraphqlState;
 use crate::api::{ApiError, Listener, OpsState, SourceView};
+use crate::auth::{AuthConfigError, Authenticator};
 use crate::change::{SourceEvent, SourceName};
 use crate::config::{Config, ConfigError, SourceKind};
 use crate::error::SourceError;
 use crate::pipeline::{ApplyLoop, CHANNEL_CAPACITY};
+use crate::policy::{Policy, PolicyError, PolicyStore};
 use crate::source::SourceStats;
 use crate::source::postgres::PostgresSource;
 use crate::store::{SourceRecord, Store, StoreError};
@@ -33,6 +36,10 @@ pub enum ServeError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Api(#[from] ApiError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Auth(#[from] AuthConfigError),
 }
 
 pub async fn serve(config: Config, cancel: CancellationToken) -> Result<(), ServeError> {
@@ -50,6 +57,17 @@ pub async fn serve_on(
     cancel: CancellationToken,
 ) -> Result<(), ServeError> {
     let registry = Arc::new(config.registry()?);
+    // Who may read what is settled before any slot is created: a bad policy or key set stops
+    // the start with its message.
+    let policy = match &config.policy {
+        Some(path) => Policy::load(path, &registry)?,
+        None => {
+            tracing::warn!("no `policy` file is configured: every GraphQL request will be refused");
+            Policy::deny_all()
+        }
+    };
+    let policy = PolicyStore::new(policy);
+    let auth = Authenticator::from_config(&config.auth).await?;
     let app_url = config
         .app_database_url()
         .ok_or_else(|| ConfigError::Invalid("no sources and no app_database.url: nothing to serve".into()))?;
@@ -90,9 +108,16 @@ pub async fn serve_on(
 
     let (apply, versions) = ApplyLoop::new(watermarks.clone());
     let stats = apply.stats.clone();
+    if let Some(path) = &config.policy {
+        let reload =
+            crate::policy::watch_file(policy.clone(), path.clone(), registry.clone(), versions.clone(), cancel.clone());
+        tokio::spawn(reload);
+    }
+    let graphql = GraphqlState::new(auth, policy, versions.clone());
     let ops = OpsState { registry: registry.clone(), sources: views, apply: stats.clone(), replica: versions };
     tracing::info!(addr = %listener.addr, "listening");
-    let http = tokio::spawn(listener.serve(crate::api::router(ops, extra_metrics), cancel.clone()));
+    let router = crate::api::router(ops, extra_metrics).merge(crate::api::graphql::router(graphql));
+    let http = tokio::spawn(listener.serve(router, cancel.clone()));
     let (snap_tx, mut snap_rx) = mpsc::unbounded_channel();
     let applier = tokio::spawn(apply.run(rx, move |event, _| {
         if let SourceEvent::Consistent { source, position } = event {

@@ -1,0 +1,66 @@
+//! The GraphQL API: a schema generated per role from the watched tables and the policy,
+//! answered from the live replica.
+//!
+//! ```text
+//!  request ─► auth (token → Principal) ─► policy (role → grants) ─► role schema (cached)
+//!          ─► resolvers: where ∧ row filter ─► query / aggregate engine ─► replica version
+//! ```
+//!
+//! - [`view`]: a table as one role sees it; [`types`], [`aggregates`], [`scalars`] and
+//!   [`schema`] generate the role's schema from its views; [`cache`] keeps it until the policy or
+//!   a table's shape changes;
+//! - [`arguments`] reads `where`/`orderBy`/`groupBy`/keys into the engine's types; [`resolve`]
+//!   answers; [`errors`] gives every error an `extensions.code`; [`http`] is the transport.
+//!
+//! Every root field is a pure function of (view, arguments, replica version), which is what
+//! the live queries of the next step need to maintain them as subscriptions from deltas.
+
+mod aggregates;
+mod arguments;
+mod cache;
+pub mod errors;
+mod http;
+mod resolve;
+mod scalars;
+pub mod schema;
+mod types;
+mod view;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::sync::watch;
+
+use crate::auth::Authenticator;
+use crate::policy::PolicyStore;
+use crate::replica::Replica;
+
+pub use arguments::MAX_ROWS;
+pub use cache::SchemaCache;
+
+/// What the GraphQL endpoints read.
+#[derive(Debug)]
+pub struct GraphqlState {
+    pub auth: Authenticator,
+    pub policy: PolicyStore,
+    pub replica: watch::Receiver<Arc<Replica>>,
+    pub cache: SchemaCache,
+}
+
+impl GraphqlState {
+    pub fn new(auth: Authenticator, policy: PolicyStore, replica: watch::Receiver<Arc<Replica>>) -> GraphqlState {
+        GraphqlState { auth, policy, replica, cache: SchemaCache::default() }
+    }
+}
+
+/// `/graphql` (POST, GET, GraphiQL) and `/graphql/schema.graphql`.
+pub fn router(state: GraphqlState) -> Router {
+    Router::new()
+        .route("/graphql", get(http::get).post(http::post))
+        .route("/graphql/schema.graphql", get(http::sdl))
+        .with_state(Arc::new(state))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+//! One role's schema, generated from its table views.
+//!
+//! For each table the role may read: `orders(where, orderBy, limit, offset)`,
+//! `ordersByKey(<key columns>)` and `ordersAggregate(where, groupBy)`, as its grant allows.
+//! Depth and complexity are capped so a single document cannot make the server walk every
+//! table many times over.
+
+use std::sync::Arc;
+
+use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, Schema, SchemaError, TypeRef};
+
+use super::resolve;
+use super::scalars::{output_type, scalar_types};
+use super::types::{self, Shared};
+use super::view::TableView;
+
+/// Deepest selection accepted. Data queries are at most four levels deep
+/// (`ordersAggregate { sum { total } }` plus a fragment); GraphiQL's introspection query
+/// needs 13.
+pub const MAX_DEPTH: usize = 16;
+/// Most fields one document may select (each alias counts).
+pub const MAX_COMPLEXITY: usize = 2_000;
+
+/// Builds the schema of a role that sees `views` (sorted by table name for a stable SDL).
+pub fn build(views: &[Arc<TableView>]) -> Result<Schema, SchemaError> {
+    let mut shared = Shared::default();
+    let mut query =
+        Object::new("Query").description("Read the live replica. Each role sees only what its policy grants.");
+    let mut objects = Vec::new();
+    let mut inputs = Vec::new();
+    let mut enums = Vec::new();
+    for view in views {
+        objects.push(types::row_object(view, &mut shared));
+        inputs.push(types::bool_exp(view, &mut shared));
+        let order_by = types::order_by(view, &mut shared);
+        let where_arg = || InputValue::new("where", TypeRef::named(types::bool_exp_name(view)));
+        let ops = view.operations();
+        if ops.rows {
+            let mut field =
+                Field::new(&view.field, TypeRef::named_nn_list_nn(&view.type_name), resolve::rows(view.clone()))
+                    .description(format!(
+                        "Rows of `{}`, in primary-key order unless `orderBy` says otherwise; `limit` is at most \
+                     {max}, and without it an answer of more than {max} rows is refused.",
+                        view.schema.spec.name,
+                        max = super::arguments::MAX_ROWS
+                    ))
+                    .argument(where_arg());
+            if order_by.is_some() {
+                field = field.argument(InputValue::new("orderBy", TypeRef::named_nn_list(types::order_by_name(view))));
+            }
+            field = field
+                .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
+                .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT)));
+            query = query.field(field);
+        }
+        if ops.by_key
+            && let Some(key) = view.key_columns()
+        {
+            let mut field = Field::new(
+                format!("{}ByKey", view.field),
+                TypeRef::named(&view.type_name),
+                resolve::by_key(view.clone()),
+            )
+            .description("The row with this primary key, or null.");
+            for column in key {
+                field = field.argument(InputValue::new(&column.name, output_type(&column.ty, false)));
+            }
+            query = query.field(field);
+        }
+        if ops.aggregate {
+            let mut field = Field::new(
+                format!("{}Aggregate", view.field),
+                TypeRef::named_nn_list_nn(types::group_name(view)),
+                resolve::aggregate(view.clone()),
+            )
+            .description("count, sum, avg, min and max over the rows; one group per distinct `groupBy` value (one group without it).")
+            .argument(where_arg());
+            if let Some(columns) = types::column_enum(view) {
+                field =
+                    field.argument(InputValue::new("groupBy", TypeRef::named_nn_list(types::column_enum_name(view))));
+                enums.push(columns);
+            }
+            query = query.field(field);
+            objects.extend(types::aggregate_types(view, &mut shared));
+        }
+        inputs.extend(order_by);
+    }
+    if views.is_empty() {
+        // A schema needs a field; this one says why there is nothing else.
+        query = query.field(Field::new("noTablesGranted", TypeRef::named_nn(TypeRef::STRING), |_| {
+            FieldFuture::new(async {
+                Ok(Some(FieldValue::value("the policy grants this role no table that is loaded")))
+            })
+        }));
+    }
+    let comparisons: Vec<_> = std::mem::take(&mut shared.comparisons).into_iter().collect();
+    for (name, ty) in comparisons {
+        inputs.push(types::comparison(&name, &ty, &mut shared));
+    }
+    if shared.order_direction {
+        enums.push(types::order_direction());
+    }
+    let mut builder =
+        Schema::build("Query", None, None).limit_depth(MAX_DEPTH).limit_complexity(MAX_COMPLEXITY).register(query);
+    for t in objects {
+        builder = builder.register(t);
+    }
+    for t in inputs {
+        builder = builder.register(t);
+    }
+    for t in enums {
+        builder = builder.register(t);
+    }
+    for t in scalar_types(&shared.scalars) {
+        builder = builder.register(t);
+    }
+    builder.finish()
+}
+
+/// The schema as SDL, formatted for reading and diffing (the committed `graphql/schema.graphql`).
+pub fn sdl(schema: &Schema) -> String {
+    schema.sdl_with_options(async_graphql::SDLExportOptions::new().use_space_ident().indent_width(2))
+}

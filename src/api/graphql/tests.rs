@@ -1,0 +1,221 @@
+//! In-process checks of the generated schema and its resolvers on a small replica; the HTTP
+//! transport, auth and real data are covered by `tests/graphql_*.rs`.
+
+use std::sync::Arc;
+
+use serde_json::{Value as Json, json};
+
+use super::cache::views;
+use super::errors;
+use super::resolve::Scope;
+use super::schema;
+use crate::auth::Principal;
+use crate::change::{Position, Row, SourceEvent, TableEvent};
+use crate::policy::store::Current;
+use crate::policy::{Policy, PolicyStore};
+use crate::registry::{Column, ColumnType, Registry, TableId, TableSchema};
+use crate::replica::Replica;
+use crate::value::Value;
+
+const POLICY: &str = r#"
+[roles.admin]
+all_tables = true
+
+[roles.clerk.tables.orders]
+columns = { except = ["notes"] }
+filter = { warehouseId = { in = { claim = "warehouses" } } }
+"#;
+
+fn registry() -> Registry {
+    let mut r = Registry::default();
+    r.add("shop".into(), "public", "orders", "orders", vec!["status".into()], vec![]).unwrap();
+    r
+}
+
+fn orders_schema(registry: &Registry) -> Arc<TableSchema> {
+    let col = |name: &str, ty, nullable| Column { name: name.into(), ty, nullable };
+    Arc::new(TableSchema {
+        spec: registry.get(TableId(0)).unwrap().clone(),
+        columns: vec![
+            col("id", ColumnType::Int8, false),
+            col("status", ColumnType::Text, false),
+            col("total", ColumnType::Numeric, false),
+            col("warehouse_id", ColumnType::Text, false),
+            col("item_count", ColumnType::Int4, false),
+            col("notes", ColumnType::Text, true),
+            col("attrs", ColumnType::Json, true),
+        ],
+        key: vec![0],
+        indexed: vec![1],
+        version: 1,
+    })
+}
+
+fn row(id: i64, status: &str, total: &str, warehouse: &str, items: i32, notes: Option<&str>) -> Row {
+    Row::from(vec![
+        Value::Int8(id),
+        Value::text(status),
+        Value::Numeric(total.into()),
+        Value::text(warehouse),
+        Value::Int4(items),
+        notes.map(Value::text).unwrap_or(Value::Null),
+        Value::Json(Arc::from("{\"gift\": true, \"n\": 1.000000000000000001}")),
+    ])
+}
+
+fn replica(ready: bool) -> Replica {
+    let registry = registry();
+    let mut r = Replica::new();
+    r.apply(&SourceEvent::Table(TableEvent::SnapshotBegin { schema: orders_schema(&registry), estimated_rows: None }));
+    let rows = vec![
+        row(1, "paid", "10.50", "WH-BER", 1, Some("ring twice")),
+        row(2, "pending", "99.99", "WH-MAD", 3, None),
+        row(3, "paid", "5.00", "WH-BER", 2, None),
+        row(4, "shipped", "120.00", "WH-NJE", 5, None),
+    ];
+    r.apply(&SourceEvent::SnapshotRows { table: TableId(0), rows });
+    if ready {
+        r.apply(&SourceEvent::Table(TableEvent::SnapshotEnd { table: TableId(0), position: Position(1), rows: 4 }));
+    }
+    r
+}
+
+fn current() -> Current {
+    PolicyStore::new(Policy::from_toml(POLICY, "test", &registry()).unwrap()).current()
+}
+
+async fn run(role: &str, claims: Json, replica: Replica, query: &str) -> (bool, Json) {
+    let policy = current();
+    let tables: Vec<Arc<TableSchema>> = replica.tables().map(|t| t.schema.clone()).collect();
+    let schema = schema::build(&views(role, &policy, &tables)).unwrap();
+    let principal = Principal {
+        role: role.into(),
+        subject: None,
+        claims: claims.as_object().cloned().unwrap_or_default(),
+        expires_at: None,
+    };
+    let request = async_graphql::Request::new(query).data(Scope { principal, replica: Arc::new(replica) });
+    let mut response = schema.execute(request).await;
+    let refused = errors::label(&mut response);
+    (refused, serde_json::to_value(&response).unwrap())
+}
+
+fn codes(answer: &Json) -> Vec<String> {
+    answer["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["extensions"]["code"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn rows_filter_order_and_page() {
+    let q = r#"{ orders(where: { status: { in: ["paid", "shipped"] }, total: { gte: "5" } },
+                        orderBy: [{ total: DESC }], limit: 2, offset: 1) { id total status itemCount attrs } }"#;
+    let (_, a) = run("admin", json!({}), replica(true), q).await;
+    assert_eq!(
+        a["data"]["orders"],
+        json!([
+            { "id": "1", "total": "10.50", "status": "paid", "itemCount": 1, "attrs": { "gift": true, "n": 1.0 } },
+            { "id": "3", "total": "5.00", "status": "paid", "itemCount": 2, "attrs": { "gift": true, "n": 1.0 } },
+        ]),
+        "{a}"
+    );
+    let (_, a) =
+        run("admin", json!({}), replica(true), r#"{ orders(where: { notes: { isNull: false } }) { id notes } }"#).await;
+    assert_eq!(a["data"]["orders"], json!([{ "id": "1", "notes": "ring twice" }]));
+}
+
+#[tokio::test]
+async fn json_values_keep_every_digit_on_the_wire() {
+    let policy = current();
+    let replica = replica(true);
+    let tables: Vec<Arc<TableSchema>> = replica.tables().map(|t| t.schema.clone()).collect();
+    let schema = schema::build(&views("admin", &policy, &tables)).unwrap();
+    let principal = Principal { role: "admin".into(), subject: None, claims: Default::default(), expires_at: None };
+    let request = async_graphql::Request::new("{ ordersByKey(id: \"2\") { attrs } }")
+        .data(Scope { principal, replica: Arc::new(replica) });
+    let text = serde_json::to_string(&schema.execute(request).await).unwrap();
+    assert!(text.contains("1.000000000000000001"), "{text}");
+}
+
+#[tokio::test]
+async fn the_row_filter_applies_to_rows_keys_and_aggregates() {
+    let clerk = json!({ "warehouses": ["WH-BER"] });
+    let (_, a) = run("clerk", clerk.clone(), replica(true), "{ orders { id warehouseId } }").await;
+    assert_eq!(
+        a["data"]["orders"],
+        json!([{ "id": "1", "warehouseId": "WH-BER" }, { "id": "3", "warehouseId": "WH-BER" }])
+    );
+    let (_, a) = run(
+        "clerk",
+        clerk.clone(),
+        replica(true),
+        r#"{ a: ordersByKey(id: "1") { id } b: ordersByKey(id: "2") { id } }"#,
+    )
+    .await;
+    assert_eq!(a["data"], json!({ "a": { "id": "1" }, "b": null }), "a row outside the filter reads as missing");
+    let q = "{ ordersAggregate(groupBy: [STATUS]) { key { status } count sum { total itemCount } avg { total } max { total } } }";
+    let (_, a) = run("clerk", clerk.clone(), replica(true), q).await;
+    assert_eq!(
+        a["data"]["ordersAggregate"],
+        json!([{ "key": { "status": "paid" }, "count": 2, "sum": { "total": "15.50", "itemCount": "3" },
+                 "avg": { "total": "7.7500000000000000" }, "max": { "total": "10.50" } }]),
+        "{a}"
+    );
+    let (_, a) = run("clerk", json!({}), replica(true), "{ orders { id } }").await;
+    assert_eq!(codes(&a), ["FORBIDDEN"], "a token without the claim: {a}");
+    assert!(a["data"].is_null());
+}
+
+#[tokio::test]
+async fn hidden_columns_are_not_in_the_schema() {
+    let clerk = json!({ "warehouses": ["WH-BER"] });
+    for q in [
+        "{ orders { notes } }",
+        r#"{ orders(where: { notes: { isNull: false } }) { id } }"#,
+        "{ orders(orderBy: { notes: ASC }) { id } }",
+        "{ ordersAggregate(groupBy: [NOTES]) { count } }",
+        "{ ordersAggregate { max { notes } } }",
+    ] {
+        let (refused, a) = run("clerk", clerk.clone(), replica(true), q).await;
+        assert!(refused, "{q}: {a}");
+        assert_eq!(codes(&a), ["GRAPHQL_VALIDATION_FAILED"], "{q}: {a}");
+    }
+    let (_, a) = run("clerk", clerk, replica(true), r#"{ __type(name: "Orders") { fields { name } } }"#).await;
+    let fields: Vec<&str> =
+        a["data"]["__type"]["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["id", "status", "total", "warehouseId", "itemCount", "attrs"]);
+}
+
+#[tokio::test]
+async fn loading_tables_and_bad_input_have_codes() {
+    let (_, a) = run("admin", json!({}), replica(false), "{ orders { id } }").await;
+    assert_eq!(codes(&a), ["NOT_READY"], "{a}");
+    let (_, a) = run("admin", json!({}), replica(true), r#"{ orders(where: { total: { gt: "1e3" } }) { id } }"#).await;
+    assert_eq!(codes(&a), ["BAD_USER_INPUT"], "{a}");
+    let (_, a) = run("admin", json!({}), replica(true), "{ orders(limit: -1) { id } }").await;
+    assert_eq!(codes(&a), ["BAD_USER_INPUT"], "{a}");
+    let (_, a) =
+        run("admin", json!({}), replica(true), r#"{ orders(where: { status: { like: "x\\" } }) { id } }"#).await;
+    assert_eq!(codes(&a), ["BAD_USER_INPUT"], "{a}");
+}
+
+#[test]
+fn the_admin_schema_reads_as_expected() {
+    let replica = replica(true);
+    let tables: Vec<Arc<TableSchema>> = replica.tables().map(|t| t.schema.clone()).collect();
+    let sdl = schema::sdl(&schema::build(&views("admin", &current(), &tables)).unwrap());
+    for line in [
+        "orders(where: OrdersBoolExp, orderBy: [OrdersOrderBy!], limit: Int, offset: Int): [Orders!]!",
+        "ordersByKey(id: BigInt!): Orders",
+        "ordersAggregate(where: OrdersBoolExp, groupBy: [OrdersColumn!]): [OrdersAggregateGroup!]!",
+        "notes: String\n",
+        "total: Numeric!",
+        "attrs: NullComparisonExp",
+        "scalar BigInt",
+    ] {
+        assert!(sdl.contains(line), "missing {line:?} in\n{sdl}");
+    }
+}

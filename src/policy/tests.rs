@@ -1,0 +1,120 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::config::Config;
+use crate::registry::{Column, ColumnType, TableSchema};
+
+const FIXTURE: &str = include_str!("../../fixtures/policy.toml");
+
+fn registry() -> Registry {
+    Config::from_toml(crate::demo::EXAMPLE_CONFIG).unwrap().registry().unwrap()
+}
+
+/// The fixture `inventory` and `customers` tables as the source reports them (customers'
+/// email and phone are excluded from memory by the example configuration).
+fn schema(registry: &Registry, table: &str) -> TableSchema {
+    let column = |name: &str, ty: ColumnType| Column { name: name.into(), ty, nullable: false };
+    let (columns, key) = match table {
+        "inventory" => (
+            vec![
+                column("sku", ColumnType::Text),
+                column("warehouse_id", ColumnType::Text),
+                column("on_hand", ColumnType::Int4),
+                column("reserved", ColumnType::Int4),
+                column("reorder_point", ColumnType::Int4),
+                column("updated_at", ColumnType::TimestampTz),
+            ],
+            vec![0, 1],
+        ),
+        "customers" => (
+            vec![
+                column("id", ColumnType::Int8),
+                column("name", ColumnType::Text),
+                column("region", ColumnType::Text),
+                column("created_at", ColumnType::TimestampTz),
+            ],
+            vec![0],
+        ),
+        other => panic!("no test schema for {other}"),
+    };
+    TableSchema { spec: registry.by_name(table).unwrap().clone(), columns, key, indexed: vec![], version: 1 }
+}
+
+#[test]
+fn the_fixture_loads_and_fits_its_tables() {
+    let r = registry();
+    let p = Policy::from_toml(FIXTURE, "fixtures/policy.toml", &r).unwrap();
+    let roles: Vec<&str> = p.roles().collect();
+    assert_eq!(roles, ["admin", "analyst", "finance", "ops_manager", "support_lead", "warehouse_lead"]);
+    let (inventory, customers) = (schema(&r, "inventory"), schema(&r, "customers"));
+    p.check([&inventory, &customers]).unwrap();
+
+    let lead = p.grant("warehouse_lead", &inventory).unwrap().unwrap();
+    assert_eq!(lead.columns, [0, 1, 2, 3, 4, 5]);
+    assert!(lead.filter.is_some());
+    assert_eq!(lead.operations, Operations::ALL);
+    assert!(p.grant("warehouse_lead", &customers).unwrap().is_none(), "not listed: denied");
+
+    let analyst = p.grant("analyst", &customers).unwrap().unwrap();
+    assert_eq!(analyst.columns, [0, 2, 3], "name hidden; email and phone never entered memory");
+    let ops = p.grant("ops_manager", &inventory).unwrap().unwrap();
+    assert_eq!(ops.operations, Operations { rows: false, by_key: false, aggregate: true });
+    assert_eq!(ops.columns, [0, 1, 2, 3, 4]);
+    let admin = p.grant("admin", &customers).unwrap().unwrap();
+    assert_eq!(admin.columns, [0, 1, 2, 3]);
+    assert!(p.grant("nobody", &customers).unwrap().is_none(), "unknown roles see nothing");
+}
+
+#[test]
+fn errors_name_the_file_role_and_table() {
+    let r = registry();
+    let err = |text: &str| Policy::from_toml(text, "p.toml", &r).unwrap_err().to_string();
+    let e = err("[roles.a.tables.ordrs]\ncolumns = \"*\"\n");
+    assert!(e.starts_with("policy p.toml: role `a`, table `ordrs`: no watched table") && e.contains("orders"), "{e}");
+    let e = err("[roles.a.tables.orders]\nfilter = { status = { eq = \"paid\" } }\n");
+    assert!(e.contains("`columns` is required"), "{e}");
+    let e = err("[roles.a.tables.orders]\ncolumns = \"all\"\n");
+    assert!(e.contains("use \"*\""), "{e}");
+    let e = err("[roles.a.tables.orders]\ncolumns = \"*\"\nfilter = { status = { equals = \"paid\" } }\n");
+    assert!(e.contains("role `a`, table `orders`: filter: at `status.equals`: unknown operator"), "{e}");
+    let e = err("[roles.a.tables.orders]\ncolums = \"*\"\n");
+    assert!(e.starts_with("policy p.toml:") && e.contains("colums"), "{e}");
+    let e = err("[roles.a]\nall_tables = \"yes\"\n");
+    assert!(e.contains("all_tables") || e.contains("invalid type"), "{e}");
+
+    // Columns and literal types are checked against the table's schema.
+    let inventory = schema(&r, "inventory");
+    let check =
+        |text: &str| Policy::from_toml(text, "p.toml", &r).unwrap().check([&inventory]).unwrap_err().to_string();
+    let e = check("[roles.a.tables.inventory]\ncolumns = [\"sku\", \"onHnad\"]\n");
+    assert!(e.contains("role `a`, table `inventory`: unknown column `onHnad`"), "{e}");
+    let e = check("[roles.a.tables.inventory]\ncolumns = \"*\"\nfilter = { onHand = { lt = \"few\" } }\n");
+    assert!(e.contains("table `inventory`: filter: `onHand.lt`: expected a 32-bit integer"), "{e}");
+    let e = check("[roles.a.tables.inventory]\ncolumns = \"*\"\nfilter = { onHand = { like = \"1%\" } }\n");
+    assert!(e.contains("does not support `like`"), "{e}");
+}
+
+#[test]
+fn a_filter_can_read_hidden_columns() {
+    let r = registry();
+    let text =
+        "[roles.a.tables.inventory]\ncolumns = [\"sku\", \"onHand\"]\nfilter = { warehouseId = { eq = \"WH-BER\" } }\n";
+    let p = Policy::from_toml(text, "p.toml", &r).unwrap();
+    let g = p.grant("a", &schema(&r, "inventory")).unwrap().unwrap();
+    assert_eq!(g.columns, [0, 2]);
+    assert!(g.filter.is_some());
+}
+
+#[test]
+fn the_store_swaps_whole_versions() {
+    let r = registry();
+    let store = PolicyStore::new(Policy::deny_all());
+    let first = store.current();
+    assert!(!first.policy.has_role("admin"));
+    let generation = store.replace(Policy::from_toml(FIXTURE, "f", &r).unwrap());
+    let now = store.current();
+    assert_eq!(now.generation, generation);
+    assert!(now.generation > first.generation && now.policy.has_role("admin"));
+    assert!(!first.policy.has_role("admin"), "a reader keeps the version it took");
+    let _ = Arc::clone(&now.policy);
+}
