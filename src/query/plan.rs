@@ -25,10 +25,15 @@ pub(crate) enum Candidates<'a> {
     Keys(Vec<&'a Key>),
 }
 
+/// A range of one column's values, as an index scan takes it.
+pub(crate) type ValueRange = (Bound<Value>, Bound<Value>);
+
 /// One way to read a column's index: value ranges, each scanned in order.
 struct Access {
     column: usize,
-    ranges: Vec<(Bound<Value>, Bound<Value>)>,
+    ranges: Vec<ValueRange>,
+    /// Made of comparisons (one range, possibly empty) rather than an `in` list or `IS NULL`.
+    from_comparisons: bool,
 }
 
 /// Finds the cheapest index access the filter's top level allows, counting (up to the best so
@@ -108,19 +113,24 @@ fn accesses(table: &Table, conjuncts: &[Filter]) -> Vec<Access> {
                     points.sort();
                     points.dedup();
                     let ranges = points.into_iter().map(|v| (Bound::Included(v.clone()), Bound::Included(v.clone())));
-                    lists.push(Access { column: *column, ranges: ranges.collect() });
+                    lists.push(Access { column: *column, ranges: ranges.collect(), from_comparisons: false });
                 }
             }
             Filter::IsNull { column, is_null: true } if indexed(*column) => lists.push(Access {
                 column: *column,
                 ranges: vec![(Bound::Included(Value::Null), Bound::Included(Value::Null))],
+                from_comparisons: false,
             }),
             _ => {}
         }
     }
     let mut out: Vec<Access> = ranges
         .into_iter()
-        .map(|(column, lo, hi)| Access { column, ranges: if empty(&lo, &hi) { vec![] } else { vec![(lo, hi)] } })
+        .map(|(column, lo, hi)| Access {
+            column,
+            ranges: if empty(&lo, &hi) { vec![] } else { vec![(lo, hi)] },
+            from_comparisons: true,
+        })
         .collect();
     out.extend(lists);
     out
@@ -156,13 +166,30 @@ fn empty(lo: &Bound<Value>, hi: &Bound<Value>) -> bool {
     }
 }
 
+/// The values of `column` a passing row can have, from the filter's top-level comparisons on
+/// it: `Some(None)` when they contradict each other, `None` when there are none. Any such
+/// comparison also rules out NULL.
+pub(crate) fn column_range(table: &Table, filter: &Filter, column: usize) -> Option<Option<ValueRange>> {
+    accesses(table, filter.conjuncts())
+        .into_iter()
+        .find(|a| a.column == column && a.from_comparisons)
+        .map(|a| a.ranges.into_iter().next())
+}
+
 /// Every row of `table` that passes `filter`, read through an index where one helps.
 pub fn matching_rows<'a>(table: &'a Table, filter: &'a Filter) -> Box<dyn Iterator<Item = &'a Row> + 'a> {
-    match candidates(table, filter) {
-        Candidates::None => Box::new(std::iter::empty()),
-        Candidates::All => Box::new(table.rows().map(|(_, row)| row).filter(move |row| filter.matches(row))),
-        Candidates::Keys(keys) => {
-            Box::new(keys.into_iter().filter_map(|k| table.get(k)).filter(move |row| filter.matches(row)))
+    candidates(table, filter).rows(table, filter)
+}
+
+impl<'a> Candidates<'a> {
+    /// The candidate rows that pass `filter`.
+    pub(crate) fn rows(self, table: &'a Table, filter: &'a Filter) -> Box<dyn Iterator<Item = &'a Row> + 'a> {
+        match self {
+            Candidates::None => Box::new(std::iter::empty()),
+            Candidates::All => Box::new(table.rows().map(|(_, row)| row).filter(move |row| filter.matches(row))),
+            Candidates::Keys(keys) => {
+                Box::new(keys.into_iter().filter_map(|k| table.get(k)).filter(move |row| filter.matches(row)))
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ use std::ops::Bound;
 
 use super::filter::Filter;
 use super::order::{OrderBy, RowOrder};
-use super::plan::{Candidates, candidates, matching_rows};
+use super::plan::{Candidates, candidates, column_range};
 use crate::change::{Key, Row};
 use crate::replica::Table;
 use crate::value::Value;
@@ -43,13 +43,14 @@ pub fn select(table: &Table, query: &Query) -> Vec<Row> {
     if wanted == Some(0) {
         return Vec::new();
     }
+    let candidates = candidates(table, &query.filter);
     if let Some(wanted) = wanted
-        && prefer_index_walk(table, query, wanted)
+        && prefer_index_walk(table, query, &candidates, wanted)
         && let Some(rows) = index_walk(table, query, &order, wanted)
     {
         return page(rows, query.offset, wanted);
     }
-    let rows: Vec<Row> = matching_rows(table, &query.filter).cloned().collect();
+    let rows: Vec<Row> = candidates.rows(table, &query.filter).cloned().collect();
     sort_page(rows, &order, query.offset, wanted)
 }
 
@@ -79,12 +80,12 @@ fn page(mut rows: Vec<Row>, offset: usize, wanted: usize) -> Vec<Row> {
 
 /// Whether walking the first order column's index beats narrowing by the filter: it does unless
 /// the filter's own index access already yields few rows.
-fn prefer_index_walk(table: &Table, query: &Query, wanted: usize) -> bool {
+fn prefer_index_walk(table: &Table, query: &Query, candidates: &Candidates<'_>, wanted: usize) -> bool {
     let Some(first) = query.order.first() else { return false };
     if !table.schema.indexed.contains(&first.column) {
         return false;
     }
-    match candidates(table, &query.filter) {
+    match candidates {
         Candidates::None => false,
         Candidates::All => true,
         // Sorting a few candidates is cheaper than a walk that may skip many rows the
@@ -98,8 +99,16 @@ fn prefer_index_walk(table: &Table, query: &Query, wanted: usize) -> bool {
 /// are emitted, so the result is exactly the sorted prefix.
 fn index_walk(table: &Table, query: &Query, order: &RowOrder, wanted: usize) -> Option<Vec<Row>> {
     let first = query.order.first()?;
-    let non_null = table.index_range(first.column, (Bound::Excluded(Value::Null), Bound::Unbounded))?;
-    let nulls = table.index_range(first.column, Value::Null..=Value::Null)?;
+    // Comparisons on the order column bound the walk, and leave out its NULLs.
+    let (non_null, nulls) = match column_range(table, &query.filter, first.column) {
+        Some(None) => return Some(Vec::new()),
+        Some(Some((lo, hi))) => (table.index_range(first.column, (lo, hi))?, None),
+        None => (
+            table.index_range(first.column, (Bound::Excluded(Value::Null), Bound::Unbounded))?,
+            Some(table.index_range(first.column, Value::Null..=Value::Null)?),
+        ),
+    };
+    let nulls = nulls.into_iter().flatten();
     // The index runs ascending; a descending walk reads it back to front.
     let non_null: Box<dyn Iterator<Item = &Key>> =
         if first.descending { Box::new(non_null.collect::<Vec<_>>().into_iter().rev()) } else { Box::new(non_null) };
