@@ -95,6 +95,22 @@ enum Command {
         #[command(flatten)]
         traffic: SimArgs,
     },
+    /// Mint a development token (HS256, signed with `auth.hs256_secret`) and print it.
+    ///
+    /// For the demo and for development: production tokens come from the identity provider.
+    /// Claims are `key=value`; a value that parses as JSON is taken as JSON, so
+    /// `--claim warehouses='["W1","W2"]'` is an array and `--claim region=eu` a string.
+    Token {
+        /// The role the token carries (in the claim `auth.role_claim`).
+        #[arg(long)]
+        role: String,
+        /// A claim to add, `key=value`; repeat for more.
+        #[arg(long = "claim", value_name = "KEY=VALUE", value_parser = opslive::auth::parse_claim)]
+        claims: Vec<(String, serde_json::Value)>,
+        /// How long the token is valid, e.g. `8h`, `30m`.
+        #[arg(long, default_value = "8h", value_parser = opslive::sim::parse_duration)]
+        ttl: std::time::Duration,
+    },
     /// Write realistic business traffic into a source database until stopped (Ctrl-C).
     ///
     /// Orders are placed across channels and move through their statuses, stock is reserved,
@@ -215,6 +231,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let config = Config::load(cli.config.as_deref())?;
             opslive::serve::serve(config, shutdown_token()).await?;
+            Ok(())
+        }
+        Command::Token { role, claims, ttl } => {
+            let config = Config::load(cli.config.as_deref())?;
+            let token = opslive::auth::mint_for(&config.auth, &role, claims.into_iter().collect(), ttl)?;
+            println!("{token}");
             Ok(())
         }
         Command::Migrate => {

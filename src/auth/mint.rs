@@ -27,6 +27,10 @@ pub fn mint_for(
     ttl: Duration,
 ) -> Result<String, AuthError> {
     let secret = config.hs256_secret.as_ref().ok_or(AuthError::NoSigningSecret)?;
+    if secret.expose().len() < super::MIN_SECRET_BYTES {
+        // The server refuses to start with it; a token that no server accepts helps nobody.
+        return Err(AuthError::Mint(format!("auth.hs256_secret must be at least {} bytes", super::MIN_SECRET_BYTES)));
+    }
     mint(secret.expose(), &config.role_claim, &config.audience, config.issuer.as_deref(), role, claims, ttl)
 }
 

@@ -73,7 +73,7 @@ struct Inner {
 }
 
 /// HS256 keys shorter than the hash output are refused (RFC 7518 §3.2).
-const MIN_SECRET_BYTES: usize = 32;
+pub(crate) const MIN_SECRET_BYTES: usize = 32;
 
 const JWKS_ALGORITHMS: [Algorithm; 8] = [
     Algorithm::RS256,
