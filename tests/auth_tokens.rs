@@ -430,3 +430,50 @@ fn unsigned(claims: &Value) -> String {
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
     format!("{header}.{}.", URL_SAFE_NO_PAD.encode(claims.to_string()))
 }
+
+/// `https://` issuers go through rustls with the platform's trust store: a certificate nobody
+/// vouches for is refused (and the TLS stack is there at all — it has no bundled default).
+#[tokio::test]
+async fn an_https_issuer_with_an_untrusted_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = tokio::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .await
+        .expect("openssl is installed");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = tokio::process::Command::new("openssl")
+        .args(["s_server", "-www", "-accept", &format!("127.0.0.1:{port}"), "-cert"])
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // s_server prints ACCEPT once it listens.
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(server.stdout.take().unwrap()));
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("ACCEPT") {
+                return;
+            }
+        }
+        panic!("openssl s_server exited before listening");
+    })
+    .await
+    .expect("openssl s_server listens within 20 s");
+
+    let cfg = AuthConfig { jwks_url: Some(format!("https://127.0.0.1:{port}/jwks.json")), ..AuthConfig::default() };
+    let auth = Authenticator::from_config(&cfg).await.unwrap();
+    let err = auth.authenticate(&rsa_a().sign(&claims("admin"))).await.unwrap_err();
+    assert_eq!(err.code(), "AUTH_UNAVAILABLE", "{err}");
+    assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
+}

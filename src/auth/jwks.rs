@@ -177,12 +177,14 @@ impl Jwks {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| format!("{}: {}", self.url, chain(&e)))?;
+            .map_err(|e| format!("{}: {}", self.url, chain(&e.without_url())))?;
         if !response.status().is_success() {
             return Err(format!("{} answered {}", self.url, response.status()));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| format!("{}: {}", self.url, chain(&e)))? {
+        while let Some(chunk) =
+            response.chunk().await.map_err(|e| format!("{}: {}", self.url, chain(&e.without_url())))?
+        {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_BODY_BYTES {
                 return Err(format!("{} sent more than {} KiB", self.url, MAX_BODY_BYTES / 1024));

@@ -156,6 +156,27 @@ impl Authenticator {
         self.authenticate(token).await.map(Some)
     }
 
+    /// Verifies the token of a WebSocket `connection_init` payload, in the shapes clients
+    /// send: `{"Authorization": "Bearer …"}` (any case), the same inside `"headers"` (Hasura's
+    /// console, Apollo links), or a raw JWT as `"token"` / `"authToken"`. `Ok(None)` when the
+    /// payload holds none of them.
+    pub async fn from_init_payload(&self, payload: Option<&Value>) -> Result<Option<Principal>, AuthError> {
+        let Some(Value::Object(payload)) = payload else { return Ok(None) };
+        let authorization = |object: &Map<String, Value>| {
+            object.iter().find(|(k, _)| k.eq_ignore_ascii_case("authorization")).map(|(_, v)| v.clone())
+        };
+        let nested = payload.get("headers").and_then(Value::as_object).and_then(authorization);
+        if let Some(value) = authorization(payload).or(nested) {
+            let Value::String(value) = value else { return Err(AuthError::NotBearer) };
+            return self.from_header(Some(&value)).await;
+        }
+        match payload.get("token").or_else(|| payload.get("authToken")) {
+            Some(Value::String(token)) => self.authenticate(token).await.map(Some),
+            Some(_) => Err(AuthError::Malformed("the `token` of connection_init is not a string".into())),
+            None => Ok(None),
+        }
+    }
+
     /// Like [`from_header`](Self::from_header), refusing a request without a token.
     pub async fn require(&self, value: Option<&str>) -> Result<Principal, AuthError> {
         self.from_header(value).await?.ok_or(AuthError::Missing)

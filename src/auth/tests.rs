@@ -169,3 +169,26 @@ async fn leeway_and_issuer_apply_to_verified_tokens() {
     let minted = mint_for(&cfg, "finance", Map::new(), Duration::from_secs(60)).unwrap();
     assert_eq!(&*auth.authenticate(&minted).await.unwrap().role, "finance");
 }
+
+#[tokio::test]
+async fn connection_init_payloads_in_the_usual_shapes() {
+    let auth = hs256(|_| {}).await;
+    let token = mint_hs256(SECRET, "support_lead", Map::new(), Duration::from_secs(60)).unwrap();
+    let bearer = format!("Bearer {token}");
+    for payload in [
+        json!({"Authorization": bearer}),
+        json!({"authorization": bearer}),
+        json!({"headers": {"Authorization": bearer}}),
+        json!({"token": token}),
+        json!({"authToken": token}),
+    ] {
+        let p = auth.from_init_payload(Some(&payload)).await.unwrap();
+        assert_eq!(p.map(|p| p.role).as_deref(), Some("support_lead"), "{payload}");
+    }
+    assert!(auth.from_init_payload(None).await.unwrap().is_none());
+    assert!(auth.from_init_payload(Some(&json!({"other": 1}))).await.unwrap().is_none());
+    assert!(auth.from_init_payload(Some(&json!({"Authorization": 5}))).await.is_err());
+    let expired = sign(SECRET, &json!({"role": "a", "exp": unix_now() - 10}));
+    let err = auth.from_init_payload(Some(&json!({"token": expired}))).await.unwrap_err();
+    assert_eq!(err.code(), "TOKEN_EXPIRED");
+}
