@@ -8,7 +8,7 @@ use async_graphql::Lookahead;
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, Object, TypeRef};
 
 use super::errors::{Code, error};
-use super::scalars::{output_type, to_graphql};
+use super::scalars::{field_value, output_type};
 use super::types::Shared;
 use super::view::TableView;
 use crate::aggregate::{AggFn, AggregateSpec, GroupResult, result_type};
@@ -69,7 +69,7 @@ pub fn measure_fields(view: &TableView, f: AggFn, shared: &mut Shared) -> Option
                 let g = ctx.parent_value.try_downcast_ref::<GroupOut>()?;
                 // Every selected measure was computed (see `spec`); a miss is a bug, not a null.
                 let v = g.measure(f, position).ok_or_else(|| error(Code::Internal, "a measure was not computed"))?;
-                Ok(Some(FieldValue::value(to_graphql(v))))
+                Ok(field_value(Some(v)))
             })
         }));
     }

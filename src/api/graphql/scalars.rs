@@ -73,6 +73,15 @@ pub fn output_type(ty: &ColumnType, nullable: bool) -> TypeRef {
     }
 }
 
+/// A column value as a field's answer: SQL NULL is the field's null (async-graphql refuses a
+/// null *value* for a custom scalar; an absent one is GraphQL's null).
+pub fn field_value(value: Option<&Value>) -> Option<async_graphql::dynamic::FieldValue<'static>> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(async_graphql::dynamic::FieldValue::value(to_graphql(v))),
+    }
+}
+
 /// A row value in its canonical JSON form.
 pub fn to_graphql(value: &Value) -> Gql {
     match value {

@@ -30,11 +30,13 @@ pub fn build(views: &[Arc<TableView>]) -> Result<Schema, SchemaError> {
     let mut inputs = Vec::new();
     let mut enums = Vec::new();
     for view in views {
-        objects.push(types::row_object(view, &mut shared));
+        let ops = view.operations();
+        if ops.rows || ops.by_key {
+            objects.push(types::row_object(view, &mut shared));
+        }
         inputs.push(types::bool_exp(view, &mut shared));
         let order_by = types::order_by(view, &mut shared);
         let where_arg = || InputValue::new("where", TypeRef::named(types::bool_exp_name(view)));
-        let ops = view.operations();
         if ops.rows {
             let mut field =
                 Field::new(&view.field, TypeRef::named_nn_list_nn(&view.type_name), resolve::rows(view.clone()))

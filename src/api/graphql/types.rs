@@ -13,7 +13,7 @@ use async_graphql::dynamic::{
 };
 
 use super::aggregates::{GroupOut, measure_fields};
-use super::scalars::{output_type, scalar_name, to_graphql};
+use super::scalars::{field_value, output_type, scalar_name};
 use super::view::{FieldColumn, TableView};
 use crate::aggregate::AggFn;
 use crate::change::Row;
@@ -77,7 +77,7 @@ pub fn row_object(view: &TableView, shared: &mut Shared) -> Object {
         object = object.field(Field::new(&column.name, output_type(&column.ty, column.nullable), move |ctx| {
             FieldFuture::new(async move {
                 let row = ctx.parent_value.try_downcast_ref::<Row>()?;
-                Ok(Some(FieldValue::value(row.get(position).map(to_graphql).unwrap_or_default())))
+                Ok(field_value(row.get(position)))
             })
         }));
     }
@@ -196,7 +196,7 @@ pub fn aggregate_types(view: &Arc<TableView>, shared: &mut Shared) -> Vec<Object
             key = key.field(Field::new(&column.name, output_type(&column.ty, true), move |ctx| {
                 FieldFuture::new(async move {
                     let g = ctx.parent_value.try_downcast_ref::<GroupOut>()?;
-                    Ok(Some(FieldValue::value(g.key_value(position).map(to_graphql).unwrap_or_default())))
+                    Ok(field_value(g.key_value(position)))
                 })
             }));
         }

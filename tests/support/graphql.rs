@@ -1,0 +1,159 @@
+//! Talking to `/graphql` as a client would: tokens minted with the test secret, POST and GET
+//! over a plain HTTP/1.1 connection, and a server started on the fixture schema with the
+//! fixture (or a given) policy.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value as Json, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::PgServer;
+use super::serve::Serve;
+
+/// The HS256 secret every test server accepts (at least 32 bytes, as auth requires).
+pub const SECRET: &str = "opslive-test-secret-0123456789abcdef";
+
+/// The fixture policy, as committed.
+pub fn fixture_policy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/policy.toml")
+}
+
+/// A token for `role` with extra `claims`, valid for an hour.
+pub fn token(role: &str, claims: Json) -> String {
+    let claims = claims.as_object().cloned().unwrap_or_default();
+    opslive::auth::mint_hs256(SECRET, role, claims, Duration::from_secs(3600)).expect("minting a test token")
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub text: String,
+}
+
+impl Reply {
+    /// The body as JSON (panics with the body when it is not).
+    pub fn json(&self) -> Json {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// The `extensions.code` of every error.
+    pub fn codes(&self) -> Vec<String> {
+        let body = self.json();
+        body["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e["extensions"]["code"].as_str().unwrap_or("<none>").to_string())
+            .collect()
+    }
+}
+
+/// One request: `method path`, extra headers, a body.
+pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        Ok::<_, std::io::Error>(raw)
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(60), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: no answer within 60 s"))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let text = String::from_utf8(raw).expect("a UTF-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status code");
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let text = if chunked { dechunk(body) } else { body.to_string() };
+    Reply { status, content_type: header("content-type").unwrap_or_default(), text }
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").expect("a chunk size line");
+        let size = usize::from_str_radix(size.trim(), 16).expect("a hex chunk size");
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+}
+
+/// POSTs a GraphQL request with `token`.
+pub async fn post(addr: SocketAddr, token: Option<&str>, query: &str, variables: Json) -> Reply {
+    let body = json!({ "query": query, "variables": variables }).to_string();
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(b) = &bearer {
+        headers.push(("Authorization", b.as_str()));
+    }
+    request(addr, "POST", "/graphql", &headers, &body).await
+}
+
+/// POSTs a query that must succeed without errors, and returns its `data`.
+pub async fn data(addr: SocketAddr, token: &str, query: &str, variables: Json) -> Json {
+    let reply = post(addr, Some(token), query, variables).await;
+    let body = reply.json();
+    let shown: String = reply.text.chars().take(3000).collect();
+    assert!(reply.status == 200 && body.get("errors").is_none(), "{query}\n→ {} {shown}", reply.status);
+    body["data"].clone()
+}
+
+/// `opslive serve` on a private PostgreSQL loaded with the fixture schema (and `data`, SQL run
+/// after it), watching the tables of the example configuration, with `policy`.
+pub struct Shop {
+    pub pg: PgServer,
+    pub serve: Serve,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl Shop {
+    pub async fn start(data: &str, policy: &Path) -> Shop {
+        let pg = PgServer::start().await;
+        let url = pg.create_database("shop").await;
+        let shop = pg.connect("shop").await;
+        shop.batch_execute(opslive::demo::FIXTURE_SCHEMA).await.expect("loading the fixture schema");
+        if !data.is_empty() {
+            shop.batch_execute(data).await.unwrap_or_else(|e| panic!("loading test data: {e}"));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let example = opslive::demo::demo_config(&url, "127.0.0.1:0".parse().unwrap());
+        let config = format!(
+            "policy = {}\n{example}\n[auth]\nhs256_secret = \"{SECRET}\"\n",
+            serde_json::to_string(&policy.display().to_string()).unwrap()
+        );
+        let path = dir.path().join("opslive.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut serve = Serve::start(&path);
+        let addr = serve.wait_listening().await;
+        serve.wait_log("replica consistent", |_| {}).await;
+        // Consistent is logged as it is applied; the version readers see follows at once.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while super::http::get(addr, "/readyz").await.status != 200 {
+            assert!(Instant::now() < deadline, "serve did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Shop { pg, serve, addr, dir }
+    }
+}
