@@ -103,7 +103,8 @@ impl Authenticator {
             None => None,
         };
         if hs256.is_none() && jwks.is_none() {
-            tracing::warn!("no auth.hs256_secret or auth.jwks_url is configured: every request will be refused");
+            // Info, not a warning: serving only the operations endpoints is a normal setup.
+            tracing::info!("no auth.hs256_secret or auth.jwks_url is configured: every GraphQL request will be refused");
         }
         let rules = ClaimRules {
             issuer: cfg.issuer.clone(),
