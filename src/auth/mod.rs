@@ -104,7 +104,9 @@ impl Authenticator {
         };
         if hs256.is_none() && jwks.is_none() {
             // Info, not a warning: serving only the operations endpoints is a normal setup.
-            tracing::info!("no auth.hs256_secret or auth.jwks_url is configured: every GraphQL request will be refused");
+            tracing::info!(
+                "no auth.hs256_secret or auth.jwks_url is configured: every GraphQL request will be refused"
+            );
         }
         let rules = ClaimRules {
             issuer: cfg.issuer.clone(),
