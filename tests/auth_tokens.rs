@@ -5,6 +5,8 @@
 //!
 //! Test keys are PEM files generated once with OpenSSL (fixtures/keys/README.md).
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -476,4 +478,123 @@ async fn an_https_issuer_with_an_untrusted_certificate_is_refused() {
     let err = auth.authenticate(&rsa_a().sign(&claims("admin"))).await.unwrap_err();
     assert_eq!(err.code(), "AUTH_UNAVAILABLE", "{err}");
     assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
+}
+
+/// The real server with `[auth]` from its configuration file: tokens from the issuer's JWKS
+/// (RS256, ES256 with a claim the policy filters on) and from `opslive token` are served;
+/// forgeries get a 401 with their code and no data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_issuer_tokens_and_refuses_forgeries() {
+    use support::graphql::{fixture_policy, post};
+
+    let (rsa, ec, stranger) = (rsa_a(), ec_a(), rsa_b());
+    let issuer = Issuer::start(&[&rsa, &ec]).await;
+    let pg = support::PgServer::start().await;
+    let url = pg.create_database("shop").await;
+    let shop = pg.connect("shop").await;
+    shop.batch_execute(opslive::demo::FIXTURE_SCHEMA).await.unwrap();
+    shop.batch_execute(
+        "INSERT INTO warehouses VALUES ('WH-HID', 'Hidden', 'eu', 'Europe/Berlin'), ('WH-OPN', 'Open', 'eu', 'Europe/Madrid')",
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "policy = {policy}\n{example}\n[auth]\nhs256_secret = \"{SECRET}\"\njwks_url = \"{jwks}\"\nissuer = \"https://id.test/\"\naudience = \"opslive\"\n",
+        policy = serde_json::to_string(&fixture_policy().display().to_string()).unwrap(),
+        example = opslive::demo::demo_config(&url, "127.0.0.1:0".parse().unwrap()),
+        jwks = issuer.url,
+    );
+    let path = dir.path().join("opslive.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut serve = support::serve::Serve::start(&path);
+    let addr = serve.wait_listening().await;
+    serve.wait_log("replica consistent", |_| {}).await;
+    assert!(issuer.fetches() >= 1, "serve fetched the issuer's keys at start");
+
+    let good = |role: &str, extra: Value| {
+        let mut c = json!({"role": role, "exp": now() + 600, "iss": "https://id.test/", "aud": ["opslive"]});
+        c.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+        c
+    };
+    let query = "{ warehouses(orderBy: {id: ASC}) { id } }";
+    let ids = |body: &Value| -> Vec<String> {
+        body["data"]["warehouses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w["id"].as_str().map(String::from))
+            .collect()
+    };
+    // The replica is consistent when logged; the version readers see may follow a moment later.
+    let admin = rsa.sign(&good("admin", json!({})));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        let reply = post(addr, Some(&admin), query, json!({})).await;
+        let body = reply.json();
+        if reply.status == 200 && body.get("errors").is_none() && ids(&body).len() == 2 {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "admin never saw both warehouses: {}", reply.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ids(&body), ["WH-HID", "WH-OPN"]);
+
+    // ES256, with the claim the warehouse lead's row filter refers to.
+    let lead = ec.sign(&good("warehouse_lead", json!({"warehouses": ["WH-OPN"]})));
+    let reply = post(addr, Some(&lead), query, json!({})).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(ids(&reply.json()), ["WH-OPN"]);
+
+    // `opslive token` with the server's configuration: its output is accepted.
+    let out = opslive(&["token", "--config", path.to_str().unwrap(), "--role", "admin", "--ttl", "5m"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let minted = String::from_utf8(out.stdout).unwrap();
+    let reply = post(addr, Some(minted.trim()), query, json!({})).await;
+    assert_eq!(ids(&reply.json()), ["WH-HID", "WH-OPN"], "{}", reply.text);
+
+    let public_pem = include_bytes!("../fixtures/keys/rsa-a.pub.pem");
+    let forgeries: Vec<(&str, Option<String>, &str)> = vec![
+        ("no token", None, "UNAUTHENTICATED"),
+        ("alg none", Some(unsigned(&good("admin", json!({})))), "INVALID_TOKEN"),
+        (
+            "tampered",
+            Some(tamper(&rsa.sign(&good("analyst", json!({}))), |c| c["role"] = json!("admin"))),
+            "INVALID_TOKEN",
+        ),
+        (
+            "another key under a known kid",
+            Some(stranger.sign_as(Algorithm::RS256, "rsa-a", &good("admin", json!({})))),
+            "INVALID_TOKEN",
+        ),
+        ("unknown kid", Some(stranger.sign(&good("admin", json!({})))), "INVALID_TOKEN"),
+        ("HS256 with the public key", Some(sign_hs256(public_pem, &good("admin", json!({})))), "INVALID_TOKEN"),
+        (
+            "expired",
+            Some(rsa.sign(&json!({"role": "admin", "exp": now() - 1, "iss": "https://id.test/", "aud": "opslive"}))),
+            "TOKEN_EXPIRED",
+        ),
+        (
+            "wrong issuer",
+            Some(rsa.sign(&json!({"role": "admin", "exp": now() + 60, "iss": "https://evil.test/", "aud": "opslive"}))),
+            "INVALID_TOKEN",
+        ),
+        (
+            "wrong audience",
+            Some(rsa.sign(&json!({"role": "admin", "exp": now() + 60, "iss": "https://id.test/", "aud": "other"}))),
+            "INVALID_TOKEN",
+        ),
+    ];
+    for (what, token, code) in forgeries {
+        let reply = post(addr, token.as_deref(), query, json!({})).await;
+        assert_eq!(reply.status, 401, "{what}: {}", reply.text);
+        assert_eq!(reply.codes(), [code], "{what}: {}", reply.text);
+        let body = reply.json();
+        assert!(body.get("data").is_none_or(Value::is_null), "{what}: data in a refusal: {}", reply.text);
+        assert!(!reply.text.contains("WH-"), "{what}: row values in a refusal: {}", reply.text);
+        if let Some(token) = token {
+            assert!(!reply.text.contains(&token), "{what}: the answer repeats the token");
+        }
+    }
+    serve.terminate().await;
 }
