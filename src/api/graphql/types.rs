@@ -171,7 +171,7 @@ pub fn column_enum(view: &TableView) -> Option<Enum> {
     Some(
         Enum::new(column_enum_name(view))
             .description(format!("Columns of `{}` to group by.", view.field))
-            .items(columns.iter().map(|c| EnumItem::new(&c.enum_value).description(format!("`{}`", c.name)))),
+            .items(columns.iter().map(|c| EnumItem::new(&c.enum_value))),
     )
 }
 
