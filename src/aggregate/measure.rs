@@ -2,14 +2,14 @@
 //!
 //! Every accumulator is exact under removal, which is what lets live queries and KPIs follow
 //! row deltas instead of recomputing: integer sums in `i128`, numeric sums as exact decimals,
-//! float sums exactly in units of 2^-1074, and min/max over an ordered multiset (removing the
-//! current minimum must reveal the next one).
+//! float sums exactly in units of 2^-1074, and min/max over an ordered multiset
+//! ([`super::extremes`]).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bigdecimal::num_bigint::BigInt;
 
+use super::extremes::Extremes;
 use super::float_sum::FloatSum;
 use super::numeric::{NumericSum, pg_div_text};
 use super::{AggFn, AggregateError};
@@ -97,14 +97,10 @@ pub(crate) fn checked_kind(f: AggFn, column: &crate::registry::Column) -> Result
 #[derive(Clone, Debug)]
 pub(crate) enum Accumulator {
     Count(u64),
-    Int {
-        sum: i128,
-        count: u64,
-    },
+    Int { sum: i128, count: u64 },
     Numeric(NumericSum),
     Float(FloatSum),
-    /// Each distinct non-null value with how many rows hold it.
-    Extremes(BTreeMap<Value, u64>),
+    Extremes(Extremes),
 }
 
 impl Accumulator {
@@ -114,7 +110,7 @@ impl Accumulator {
             Kind::SumIntToInt8 | Kind::SumIntToNumeric | Kind::AvgInt => Accumulator::Int { sum: 0, count: 0 },
             Kind::SumNumeric | Kind::AvgNumeric => Accumulator::Numeric(NumericSum::default()),
             Kind::SumFloat4 | Kind::SumFloat8 | Kind::AvgFloat => Accumulator::Float(FloatSum::default()),
-            Kind::Min | Kind::Max => Accumulator::Extremes(BTreeMap::new()),
+            Kind::Min | Kind::Max => Accumulator::Extremes(Extremes::default()),
         }
     }
 
@@ -141,7 +137,7 @@ impl Accumulator {
                     s.add(x);
                 }
             }
-            Accumulator::Extremes(values) => *values.entry(value.clone()).or_default() += 1,
+            Accumulator::Extremes(values) => values.add(value),
         }
     }
 
@@ -168,14 +164,7 @@ impl Accumulator {
                     s.remove(x);
                 }
             }
-            Accumulator::Extremes(values) => {
-                if let Some(n) = values.get_mut(value) {
-                    *n -= 1;
-                    if *n == 0 {
-                        values.remove(value);
-                    }
-                }
-            }
+            Accumulator::Extremes(values) => values.remove(value),
         }
     }
 
@@ -199,10 +188,8 @@ impl Accumulator {
             (Accumulator::Float(s), Kind::SumFloat4) => s.sum().map_or(Value::Null, |x| Value::Float4(x as f32)),
             (Accumulator::Float(s), Kind::AvgFloat) => s.avg().map_or(Value::Null, Value::Float8),
             (Accumulator::Float(s), _) => s.sum().map_or(Value::Null, Value::Float8),
-            (Accumulator::Extremes(values), Kind::Max) => {
-                values.last_key_value().map_or(Value::Null, |(v, _)| v.clone())
-            }
-            (Accumulator::Extremes(values), _) => values.first_key_value().map_or(Value::Null, |(v, _)| v.clone()),
+            (Accumulator::Extremes(values), Kind::Max) => values.max(),
+            (Accumulator::Extremes(values), _) => values.min(),
         }
     }
 }

@@ -1,0 +1,112 @@
+//! The ordered multiset behind `min` and `max`: removing the current minimum must reveal the
+//! next one, so every value is kept with how many rows hold it.
+//!
+//! Values that compare equal can still print differently: numeric `1.5` and `1.50`, float
+//! `0` and `-0`. PostgreSQL's `min`/`max` return the last of such equals it scanned. Each
+//! class of equal values therefore keeps its spellings in arrival order and answers with the
+//! latest one still held — never a spelling that no current row has, and, for rows that
+//! arrived in the table's scan order (a snapshot), the same one PostgreSQL returns.
+
+use std::collections::BTreeMap;
+
+use crate::value::Value;
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Extremes {
+    /// Each class of equal values, with its distinct spellings and how many rows hold each,
+    /// oldest first.
+    classes: BTreeMap<Value, Vec<(Value, u64)>>,
+}
+
+/// Whether two equal values are also spelled the same.
+fn same_spelling(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Numeric(x), Value::Numeric(y)) => x == y,
+        (Value::Float4(x), Value::Float4(y)) => x.to_bits() == y.to_bits(),
+        (Value::Float8(x), Value::Float8(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
+impl Extremes {
+    pub(crate) fn add(&mut self, value: &Value) {
+        let spellings = self.classes.entry(value.clone()).or_default();
+        match spellings.iter().position(|(s, _)| same_spelling(s, value)) {
+            Some(i) => {
+                // The latest arrival goes last, as the last one scanned would.
+                let (spelling, n) = spellings.remove(i);
+                spellings.push((spelling, n + 1));
+            }
+            None => spellings.push((value.clone(), 1)),
+        }
+    }
+
+    pub(crate) fn remove(&mut self, value: &Value) {
+        let Some(spellings) = self.classes.get_mut(value) else { return };
+        if let Some(i) = spellings.iter().position(|(s, _)| same_spelling(s, value)) {
+            spellings[i].1 -= 1;
+            if spellings[i].1 == 0 {
+                spellings.remove(i);
+            }
+        }
+        if spellings.is_empty() {
+            self.classes.remove(value);
+        }
+    }
+
+    pub(crate) fn min(&self) -> Value {
+        self.classes.first_key_value().and_then(|(_, s)| s.last()).map_or(Value::Null, |(v, _)| v.clone())
+    }
+
+    pub(crate) fn max(&self) -> Value {
+        self.classes.last_key_value().and_then(|(_, s)| s.last()).map_or(Value::Null, |(v, _)| v.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn n(s: &str) -> Value {
+        Value::Numeric(Arc::from(s))
+    }
+
+    fn text(v: &Value) -> String {
+        v.to_canonical_string()
+    }
+
+    #[test]
+    fn answers_with_a_spelling_a_current_row_has() {
+        let mut e = Extremes::default();
+        e.add(&n("0.0"));
+        e.add(&n("0"));
+        e.add(&n("3"));
+        assert_eq!(text(&e.min()), "0");
+        e.remove(&n("0"));
+        assert_eq!(text(&e.min()), "0.0");
+        e.add(&n("0.00"));
+        e.add(&n("0.0"));
+        assert_eq!(text(&e.min()), "0.0");
+        e.remove(&n("0.0"));
+        e.remove(&n("0.0"));
+        assert_eq!(text(&e.min()), "0.00");
+        e.remove(&n("0.00"));
+        assert_eq!(text(&e.min()), "3");
+        assert_eq!(text(&e.max()), "3");
+        e.remove(&n("3"));
+        assert_eq!(e.min(), Value::Null);
+        assert!(e.classes.is_empty());
+    }
+
+    #[test]
+    fn negative_zero_is_its_own_spelling() {
+        let mut e = Extremes::default();
+        e.add(&Value::Float8(0.0));
+        e.add(&Value::Float8(-0.0));
+        assert!(matches!(e.max(), Value::Float8(x) if x.is_sign_negative()));
+        e.remove(&Value::Float8(-0.0));
+        assert!(matches!(e.max(), Value::Float8(x) if x.is_sign_positive()));
+    }
+}
