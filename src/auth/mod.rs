@@ -127,7 +127,12 @@ impl Authenticator {
         if inner.hs256.is_none() && inner.jwks.is_none() {
             return Err(AuthError::NotConfigured);
         }
-        let header = header::read_header(token)?;
+        let header = header::read_header(token).map_err(|e| match e {
+            AuthError::AlgorithmNotAccepted { alg, .. } => {
+                AuthError::AlgorithmNotAccepted { alg, accepted: self.accepted() }
+            }
+            other => other,
+        })?;
         let key = match (header.alg, &inner.hs256, &inner.jwks) {
             (Algorithm::HS256, Some(secret), _) => secret.clone(),
             (alg, _, Some(jwks)) if JWKS_ALGORITHMS.contains(&alg) => jwks.key_for(header.kid.as_deref(), alg).await?,

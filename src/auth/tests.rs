@@ -145,6 +145,10 @@ async fn only_hs256_without_an_issuer() {
     .unwrap();
     let err = auth.authenticate(&token).await.unwrap_err();
     assert!(matches!(&err, AuthError::AlgorithmNotAccepted { accepted, .. } if accepted == "HS256"), "{err}");
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"hs256"}"#);
+    let odd = format!("{header}.{}.c2ln", URL_SAFE_NO_PAD.encode("{}"));
+    let err = auth.authenticate(&odd).await.unwrap_err();
+    assert_eq!(err.to_string(), "tokens signed with `hs256` are not accepted here (accepted: HS256)");
 }
 
 #[tokio::test]
