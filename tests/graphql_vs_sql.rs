@@ -23,11 +23,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value as Json, json};
 use support::PgServer;
+use support::graphql::{SECRET, post, token};
 use support::serve::Serve;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-const SECRET: &str = "graphql-vs-sql-test-secret-of-at-least-32-bytes";
 const ROWS: i64 = 3000;
 
 // ---------------------------------------------------------------------------------------------
@@ -481,8 +479,7 @@ async fn start() -> Setup {
     let mut serve = Serve::start(&config);
     let addr = serve.wait_listening().await;
     serve.wait_log("replica consistent", |_| {}).await;
-    let token = opslive::auth::mint_hs256(SECRET, "admin", serde_json::Map::new(), Duration::from_secs(3600))
-        .expect("mint a token");
+    let token = token("admin", json!({}));
     let setup = Setup { pg, serve, addr, token, data, rng, seed, _dir: dir };
     // The replica is consistent; its version reaches the API right after.
     wait_until(&setup, "fuzzByKey(id: \"1\") { id }", |d| !d["fuzzByKey"].is_null()).await;
@@ -493,7 +490,7 @@ async fn start() -> Setup {
 async fn wait_until(setup: &Setup, query: &str, done: impl Fn(&Json) -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let answer = post(setup.addr, &setup.token, &json!({ "query": format!("{{ {query} }}") })).await;
+        let answer = post(setup.addr, Some(&setup.token), &format!("{{ {query} }}"), json!({})).await.json();
         if answer.get("errors").is_none() && done(&answer["data"]) {
             return;
         }
@@ -502,49 +499,8 @@ async fn wait_until(setup: &Setup, query: &str, done: impl Fn(&Json) -> bool) {
     }
 }
 
-/// POST /graphql with the token; the parsed JSON answer.
-async fn post(addr: SocketAddr, token: &str, body: &Json) -> Json {
-    let body = serde_json::to_vec(body).expect("serialise");
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        let head = format!(
-            "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(&body).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        Ok::<_, std::io::Error>(raw)
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .expect("an answer within 10 s")
-        .expect("an HTTP exchange");
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP response");
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let mut body = raw[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        body = dechunk(&body);
-    }
-    serde_json::from_slice(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&body)))
-}
-
-fn dechunk(mut rest: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let line = rest.windows(2).position(|w| w == b"\r\n").expect("a chunk size line");
-        let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..line]).trim(), 16).expect("a hex chunk size");
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&rest[line + 2..line + 2 + size]);
-        rest = &rest[line + 4 + size..];
-    }
-}
-
 async fn graphql(setup: &Setup, query: &str, variables: Json) -> Json {
-    let answer = post(setup.addr, &setup.token, &json!({ "query": query, "variables": variables })).await;
+    let answer = post(setup.addr, Some(&setup.token), query, variables.clone()).await.json();
     if let Some(errors) = answer.get("errors") {
         panic!("seed {}: GraphQL errors {errors}\nquery: {query}\nvariables: {variables}", setup.seed);
     }
