@@ -5,6 +5,7 @@
 //! into it. Everything stops in order on Ctrl-C — simulator, server (which drops its slot),
 //! database — so nothing is left running and the next run starts clean.
 
+mod access;
 mod postgres;
 
 use std::net::SocketAddr;
@@ -42,6 +43,8 @@ pub enum DemoError {
     Serve(#[from] ServeError),
     #[error(transparent)]
     Sim(#[from] SimError),
+    #[error("writing the demo's policy and configuration in {dir}: {error}")]
+    Files { dir: PathBuf, error: std::io::Error },
 }
 
 pub struct DemoOptions {
@@ -85,7 +88,11 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
         Err(_) => Listener::bind(SocketAddr::new(options.listen.ip(), 0)).await.map_err(ServeError::from)?,
     };
     let listen = listener.addr;
-    let config = Config::from_toml(&demo_config(&shop, listen))?;
+    // The fixture policy and a secret made for this run, in files next to the database: the
+    // policy reloads when edited, and `opslive token --config` mints more tokens.
+    let (access, text) = access::write(&options.data_dir, &demo_config(&shop, listen))
+        .map_err(|error| DemoError::Files { dir: options.data_dir.clone(), error })?;
+    let config = Config::from_toml(&text)?;
     let serve_cancel = cancel.child_token();
     let stats = Arc::new(SimStats::default());
     let extra: Vec<Box<dyn prometheus_client::collector::Collector>> = match options.sim {
@@ -100,7 +107,7 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
         let (url, o, stats, cancel) = (shop.clone(), o.clone(), stats.clone(), sim_cancel.clone());
         tokio::spawn(async move { crate::sim::run(&url, o, stats, cancel).await })
     });
-    print_banner(&shop, listen, &pg, options.sim.as_ref());
+    print_banner(&shop, listen, &pg, options.sim.as_ref(), &access);
 
     // Runs until Ctrl-C, or until the server or the simulator fails.
     let mut outcome: Result<(), DemoError> = Ok(());
@@ -180,7 +187,13 @@ async fn load_fixtures(admin_url: &str, shop_url: &str) -> Result<(), DemoError>
     Ok(())
 }
 
-fn print_banner(shop: &str, listen: SocketAddr, pg: &LocalPostgres, sim: Option<&SimOptions>) {
+fn print_banner(
+    shop: &str,
+    listen: SocketAddr,
+    pg: &LocalPostgres,
+    sim: Option<&SimOptions>,
+    access: &access::AccessFiles,
+) {
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "opslive".into());
     let traffic = match sim {
         Some(o) => format!("{} events/s on average{}", o.rate, if o.burst.is_some() { ", with bursts" } else { "" }),
@@ -193,11 +206,13 @@ fn print_banner(shop: &str, listen: SocketAddr, pg: &LocalPostgres, sim: Option<
          \n  metrics    http://{listen}/metrics\
          \n  readiness  http://{listen}/readyz\
          \n  traffic    {traffic}\
+         \n{graphql}\
          \n\n  watch the changes arrive:\
          \n    {exe} tail --url {shop} --table orders --table tickets --no-snapshot\
          \n  or query the source:\
          \n    psql {shop}\
          \n\nCtrl-C stops everything.\n",
         pg.log_file().parent().map(|p| p.display().to_string()).unwrap_or_default(),
+        graphql = access::banner(access, listen, &exe).unwrap_or_else(|e| format!("\n  graphql    no tokens: {e}\n")),
     );
 }
