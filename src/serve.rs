@@ -113,7 +113,7 @@ pub async fn serve_on(
             crate::policy::watch_file(policy.clone(), path.clone(), registry.clone(), versions.clone(), cancel.clone());
         tokio::spawn(reload);
     }
-    let graphql = GraphqlState::new(auth, policy, versions.clone());
+    let graphql = GraphqlState::new(auth, policy, registry.clone(), versions.clone());
     let ops = OpsState { registry: registry.clone(), sources: views, apply: stats.clone(), replica: versions };
     tracing::info!(addr = %listener.addr, "listening");
     let router = crate::api::router(ops, extra_metrics).merge(crate::api::graphql::router(graphql));

@@ -139,6 +139,11 @@ impl Policy {
         self.roles.get(role).and_then(|r| r.description.as_deref())
     }
 
+    /// Whether the policy grants `role` anything of `table` (by name), whatever its columns.
+    pub fn mentions(&self, role: &str, table: &str) -> bool {
+        self.roles.get(role).is_some_and(|r| r.all_tables || r.tables.contains_key(table))
+    }
+
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.contains_key(role)
     }

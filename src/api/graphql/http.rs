@@ -119,10 +119,18 @@ async fn execute(state: &GraphqlState, principal: Principal, request: Request) -
         Ok(found) => found,
         Err((status, code, message)) => return refuse(status, code, message),
     };
-    let request = request.data(Scope { principal, replica });
+    let role = principal.role.clone();
+    let request = request.data(Scope { principal, replica: replica.clone() });
     let mut response = schema.execute(request).await;
-    let refused = errors::label(&mut response);
-    json(if refused { StatusCode::BAD_REQUEST } else { StatusCode::OK }, &response)
+    let status = if !errors::label(&mut response) {
+        StatusCode::OK
+    } else if super::loading::relabel(&mut response, &role, &state.policy.current().policy, &state.registry, &replica) {
+        // Only tables still loading were missing: the same request will work shortly.
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    json(status, &response)
 }
 
 /// Why a request is refused before execution.

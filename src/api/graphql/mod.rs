@@ -20,6 +20,7 @@ mod arguments;
 mod cache;
 pub mod errors;
 mod http;
+mod loading;
 mod resolve;
 mod scalars;
 pub mod schema;
@@ -34,6 +35,7 @@ use tokio::sync::watch;
 
 use crate::auth::Authenticator;
 use crate::policy::PolicyStore;
+use crate::registry::Registry;
 use crate::replica::Replica;
 
 pub use arguments::MAX_ROWS;
@@ -44,13 +46,19 @@ pub use cache::SchemaCache;
 pub struct GraphqlState {
     pub auth: Authenticator,
     pub policy: PolicyStore,
+    pub registry: Arc<Registry>,
     pub replica: watch::Receiver<Arc<Replica>>,
     pub cache: SchemaCache,
 }
 
 impl GraphqlState {
-    pub fn new(auth: Authenticator, policy: PolicyStore, replica: watch::Receiver<Arc<Replica>>) -> GraphqlState {
-        GraphqlState { auth, policy, replica, cache: SchemaCache::default() }
+    pub fn new(
+        auth: Authenticator,
+        policy: PolicyStore,
+        registry: Arc<Registry>,
+        replica: watch::Receiver<Arc<Replica>>,
+    ) -> GraphqlState {
+        GraphqlState { auth, policy, registry, replica, cache: SchemaCache::default() }
     }
 }
 

@@ -222,3 +222,36 @@ fn the_admin_schema_reads_as_expected() {
         assert!(sdl.contains(line), "missing {line:?} in\n{sdl}");
     }
 }
+
+#[tokio::test]
+async fn a_granted_table_not_loaded_yet_is_not_ready() {
+    let mut registry = registry();
+    registry.add("shop".into(), "public", "tickets", "tickets", vec![], vec![]).unwrap();
+    let policy = Policy::from_toml(POLICY, "test", &registry).unwrap();
+    let replica = replica(true);
+    let (refused, _) = run("admin", json!({}), replica.clone(), "{ tickets { id } ordersAggregate { count } }").await;
+    assert!(refused);
+    let tables: Vec<Arc<TableSchema>> = replica.tables().map(|t| t.schema.clone()).collect();
+    let schema = schema::build(&views("admin", &current(), &tables)).unwrap();
+    let execute = |q: &'static str| {
+        let principal = Principal { role: "admin".into(), subject: None, claims: Default::default(), expires_at: None };
+        let request = async_graphql::Request::new(q).data(Scope { principal, replica: Arc::new(replica.clone()) });
+        let schema = schema.clone();
+        async move {
+            let mut response = schema.execute(request).await;
+            assert!(errors::label(&mut response));
+            response
+        }
+    };
+    let mut r = execute("{ ticketsAggregate { count } }").await;
+    assert!(super::loading::relabel(&mut r, "admin", &policy, &registry, &replica));
+    let a = serde_json::to_value(&r).unwrap();
+    assert_eq!(codes(&a), ["NOT_READY"], "{a}");
+    assert!(a["errors"][0]["message"].as_str().unwrap().contains("`tickets` is not loaded yet"));
+    // Not for a role the policy does not grant the table, nor for a name that is no table.
+    let mut r = execute("{ tickets { id } }").await;
+    assert!(!super::loading::relabel(&mut r, "clerk", &policy, &registry, &replica));
+    assert_eq!(codes(&serde_json::to_value(&r).unwrap()), ["GRAPHQL_VALIDATION_FAILED"]);
+    let mut r = execute("{ ticketz { id } }").await;
+    assert!(!super::loading::relabel(&mut r, "admin", &policy, &registry, &replica));
+}
