@@ -8,14 +8,22 @@
 //! arrived in the table's scan order (a snapshot), the same one PostgreSQL returns.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use crate::value::Value;
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Extremes {
-    /// Each class of equal values, with its distinct spellings and how many rows hold each,
-    /// oldest first.
-    classes: BTreeMap<Value, Vec<(Value, u64)>>,
+    classes: BTreeMap<Value, Class>,
+}
+
+/// One class of equal values.
+#[derive(Clone, Debug)]
+enum Class {
+    /// Every row holds the map key's own spelling (the usual case: no allocation).
+    One(u64),
+    /// Distinct spellings with how many rows hold each, oldest first.
+    Many(Vec<(Value, u64)>),
 }
 
 /// Whether two equal values are also spelled the same.
@@ -30,36 +38,64 @@ fn same_spelling(a: &Value, b: &Value) -> bool {
 
 impl Extremes {
     pub(crate) fn add(&mut self, value: &Value) {
-        let spellings = self.classes.entry(value.clone()).or_default();
-        match spellings.iter().position(|(s, _)| same_spelling(s, value)) {
-            Some(i) => {
-                // The latest arrival goes last, as the last one scanned would.
-                let (spelling, n) = spellings.remove(i);
-                spellings.push((spelling, n + 1));
+        let mut entry = match self.classes.entry(value.clone()) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(Class::One(1));
+                return;
             }
-            None => spellings.push((value.clone(), 1)),
+            Entry::Occupied(occupied) => occupied,
+        };
+        let key = entry.key().clone();
+        let class = entry.get_mut();
+        match class {
+            Class::One(n) if same_spelling(&key, value) => *n += 1,
+            Class::One(n) => *class = Class::Many(vec![(key, *n), (value.clone(), 1)]),
+            Class::Many(spellings) => match spellings.iter().position(|(s, _)| same_spelling(s, value)) {
+                Some(i) => {
+                    // The latest arrival goes last, as the last one scanned would.
+                    let (spelling, n) = spellings.remove(i);
+                    spellings.push((spelling, n + 1));
+                }
+                None => spellings.push((value.clone(), 1)),
+            },
         }
     }
 
     pub(crate) fn remove(&mut self, value: &Value) {
-        let Some(spellings) = self.classes.get_mut(value) else { return };
-        if let Some(i) = spellings.iter().position(|(s, _)| same_spelling(s, value)) {
-            spellings[i].1 -= 1;
-            if spellings[i].1 == 0 {
-                spellings.remove(i);
+        let Some(class) = self.classes.get_mut(value) else { return };
+        let empty = match class {
+            Class::One(n) => {
+                *n = n.saturating_sub(1);
+                *n == 0
             }
-        }
-        if spellings.is_empty() {
+            Class::Many(spellings) => {
+                if let Some(i) = spellings.iter().position(|(s, _)| same_spelling(s, value)) {
+                    spellings[i].1 -= 1;
+                    if spellings[i].1 == 0 {
+                        spellings.remove(i);
+                    }
+                }
+                spellings.is_empty()
+            }
+        };
+        if empty {
             self.classes.remove(value);
         }
     }
 
+    fn spelling<'a>(key: &'a Value, class: &'a Class) -> &'a Value {
+        match class {
+            Class::One(_) => key,
+            Class::Many(spellings) => spellings.last().map_or(key, |(v, _)| v),
+        }
+    }
+
     pub(crate) fn min(&self) -> Value {
-        self.classes.first_key_value().and_then(|(_, s)| s.last()).map_or(Value::Null, |(v, _)| v.clone())
+        self.classes.first_key_value().map_or(Value::Null, |(k, c)| Self::spelling(k, c).clone())
     }
 
     pub(crate) fn max(&self) -> Value {
-        self.classes.last_key_value().and_then(|(_, s)| s.last()).map_or(Value::Null, |(v, _)| v.clone())
+        self.classes.last_key_value().map_or(Value::Null, |(k, c)| Self::spelling(k, c).clone())
     }
 }
 
@@ -98,6 +134,12 @@ mod tests {
         e.remove(&n("3"));
         assert_eq!(e.min(), Value::Null);
         assert!(e.classes.is_empty());
+        // A class with one spelling again after the others left still answers correctly.
+        e.add(&n("7.0"));
+        e.add(&n("7"));
+        e.remove(&n("7"));
+        e.add(&n("7.0"));
+        assert_eq!(text(&e.max()), "7.0");
     }
 
     #[test]

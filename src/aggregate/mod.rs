@@ -18,6 +18,7 @@
 //! dates, times, timestamps and intervals; `count(column)` counts non-null values and works on
 //! every type.
 
+mod decimal_sum;
 mod extremes;
 mod float_sum;
 mod groups;

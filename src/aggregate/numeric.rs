@@ -1,6 +1,6 @@
 //! Exact decimal arithmetic for sums and averages, with PostgreSQL's result scales.
 //!
-//! A numeric sum is kept as an exact [`BigDecimal`] plus counts of NaN and ±Infinity inputs,
+//! A numeric sum is kept exactly ([`super::decimal_sum`]) plus counts of NaN and ±Infinity inputs,
 //! and the multiset of input scales: PostgreSQL prints `sum(numeric)` with the largest input
 //! display scale, and when the one value carrying it is removed, the next largest takes over.
 //! Averages (of integers or numerics) are PostgreSQL's `numeric_div(sum, count)`: the scale
@@ -8,11 +8,11 @@
 //! scale) and the quotient is rounded half away from zero — reproduced here digit for digit.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
-use bigdecimal::BigDecimal;
 use bigdecimal::num_bigint::{BigInt, Sign};
 use bigdecimal::num_traits::{Signed, Zero};
+
+use super::decimal_sum::{DecimalSum, scale_of};
 
 /// PostgreSQL's `NUMERIC_MIN_SIG_DIGITS`: a quotient gets at least this many significant digits.
 const MIN_SIG_DIGITS: i64 = 16;
@@ -21,28 +21,25 @@ const MAX_DISPLAY_SCALE: i64 = 1000;
 /// PostgreSQL stores numerics in base-10000 digits; weights are counted in them.
 const DEC_DIGITS: i64 = 4;
 
-/// One numeric input, parsed.
-pub(crate) enum NumericInput {
-    Finite { value: BigDecimal, scale: i64 },
+/// One numeric input, classified.
+pub(crate) enum NumericInput<'a> {
+    Finite { text: &'a str, scale: i64 },
     NaN,
     PosInf,
     NegInf,
 }
 
-impl NumericInput {
-    /// Parses PostgreSQL's numeric text. Text that is not a number (which the decoder never
-    /// produces) counts as NaN, so it shows in the result instead of vanishing.
-    pub(crate) fn parse(text: &str) -> NumericInput {
+impl NumericInput<'_> {
+    /// Classifies PostgreSQL's numeric text. Text that is not a number (which the decoder
+    /// never produces) counts as NaN, so it shows in the result instead of vanishing.
+    pub(crate) fn parse(text: &str) -> NumericInput<'_> {
         match text {
             "NaN" => NumericInput::NaN,
             "Infinity" => NumericInput::PosInf,
             "-Infinity" => NumericInput::NegInf,
-            _ => match BigDecimal::from_str(text) {
-                Ok(value) => {
-                    let scale = text.split_once('.').map_or(0, |(_, frac)| frac.len() as i64);
-                    NumericInput::Finite { value, scale }
-                }
-                Err(_) => NumericInput::NaN,
+            _ => match scale_of(text) {
+                Some(scale) => NumericInput::Finite { text, scale },
+                None => NumericInput::NaN,
             },
         }
     }
@@ -51,7 +48,7 @@ impl NumericInput {
 /// An exact, removable sum of numeric values.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct NumericSum {
-    finite: BigDecimal,
+    finite: DecimalSum,
     /// How many finite inputs have each display scale.
     scales: BTreeMap<i64, u64>,
     nan: u64,
@@ -82,8 +79,8 @@ impl NumericSum {
     pub(crate) fn add(&mut self, text: &str) {
         self.count += 1;
         match NumericInput::parse(text) {
-            NumericInput::Finite { value, scale } => {
-                self.finite += value;
+            NumericInput::Finite { text, scale } => {
+                self.finite.add(text, false);
                 *self.scales.entry(scale).or_default() += 1;
             }
             NumericInput::NaN => self.nan += 1,
@@ -95,8 +92,8 @@ impl NumericSum {
     pub(crate) fn remove(&mut self, text: &str) {
         self.count = self.count.saturating_sub(1);
         match NumericInput::parse(text) {
-            NumericInput::Finite { value, scale } => {
-                self.finite -= value;
+            NumericInput::Finite { text, scale } => {
+                self.finite.add(text, true);
                 if let Some(n) = self.scales.get_mut(&scale) {
                     *n -= 1;
                     if *n == 0 {
@@ -127,7 +124,7 @@ impl NumericSum {
     fn finite_at_scale(&self) -> (BigInt, i64) {
         let scale = self.scales.last_key_value().map_or(0, |(s, _)| *s);
         // Every input has at most this scale, so the exact sum has no digits beyond it.
-        let (unscaled, _) = self.finite.with_scale(scale).into_bigint_and_exponent();
+        let (unscaled, _) = self.finite.total().with_scale(scale).into_bigint_and_exponent();
         (unscaled, scale)
     }
 
