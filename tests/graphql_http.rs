@@ -116,6 +116,12 @@ async fn transport_tokens_and_errors() {
     let d = data(addr, &admin, "{ products(limit: 10000, offset: 10000) { sku } }", json!({})).await;
     assert_eq!(d["products"].as_array().unwrap().len(), 1);
 
+    // Aliases cannot multiply the cap: a request returns at most 50,000 rows in all.
+    let many = (0..6).map(|i| format!("p{i}: products(limit: 10000) {{ sku }}")).collect::<Vec<_>>().join(" ");
+    let reply = post(addr, Some(&admin), &format!("{{ {many} }}"), json!({})).await;
+    assert!(reply.codes().contains(&"BAD_USER_INPUT".to_string()), "{}", &reply.text[..reply.text.len().min(500)]);
+    assert!(reply.text.contains("more than 50000 rows in all"), "{}", &reply.text[..reply.text.len().min(500)]);
+
     // Depth is capped.
     let mut deep = String::from("name");
     for _ in 0..20 {

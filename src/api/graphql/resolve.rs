@@ -6,6 +6,7 @@
 //! not ready answers `NOT_READY`, never partial rows.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_graphql::dynamic::{FieldFuture, FieldValue, ResolverContext};
 
@@ -18,11 +19,44 @@ use crate::auth::Principal;
 use crate::query::{Filter, Query, select};
 use crate::replica::{Replica, Table, TableState};
 
+/// Rows (and groups) one request may return over all its fields: aliases could otherwise ask
+/// for [`MAX_ROWS`] many times over.
+pub const MAX_ROWS_PER_REQUEST: usize = 50_000;
+
 /// What every resolver of one request reads: the caller and the replica version it is
 /// answered from.
 pub struct Scope {
     pub principal: Principal,
     pub replica: Arc<Replica>,
+    /// Rows this request has returned so far.
+    pub rows: AtomicUsize,
+}
+
+impl Scope {
+    pub fn new(principal: Principal, replica: Arc<Replica>) -> Scope {
+        Scope { principal, replica, rows: AtomicUsize::new(0) }
+    }
+
+    /// Counts `n` more rows against the request's budget.
+    fn spend(&self, n: usize) -> Result<(), async_graphql::Error> {
+        let total = self.rows.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+        if total > MAX_ROWS_PER_REQUEST {
+            return Err(error(
+                Code::BadUserInput,
+                format!("this request asks for more than {MAX_ROWS_PER_REQUEST} rows in all: split it"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Runs the engine off the async workers: a scan or sort of a large table takes milliseconds,
+/// which must not hold up the sockets and the replica's apply loop sharing the runtime.
+async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, async_graphql::Error> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        tracing::error!(error = %e, "a query task failed");
+        error(Code::Internal, "the query failed")
+    })
 }
 
 /// The view's table in this request's replica version, if it can be answered from.
@@ -55,7 +89,7 @@ pub fn rows(view: Arc<TableView>) -> impl for<'a> Fn(ResolverContext<'a>) -> Fie
         let view = view.clone();
         FieldFuture::new(async move {
             let scope = ctx.data::<Scope>()?;
-            let table = ready(&view, &scope.replica)?;
+            ready(&view, &scope.replica)?;
             let (limit, offset) = arguments::page(&ctx.args)?;
             let query = Query {
                 filter: filter(&view, &ctx, scope)?,
@@ -65,13 +99,15 @@ pub fn rows(view: Arc<TableView>) -> impl for<'a> Fn(ResolverContext<'a>) -> Fie
                 offset,
             };
             let query = query.validate(&view.schema).map_err(|e| error(Code::BadUserInput, e.to_string()))?;
-            let rows = select(table, &query);
+            let (replica, id) = (scope.replica.clone(), view.id());
+            let rows = off_runtime(move || replica.table(id).map(|t| select(t, &query)).unwrap_or_default()).await?;
             if limit.is_none() && rows.len() > MAX_ROWS {
                 return Err(error(
                     Code::BadUserInput,
                     format!("more than {MAX_ROWS} rows of `{}` match: page with `limit` and `offset`", view.field),
                 ));
             }
+            scope.spend(rows.len())?;
             Ok(Some(FieldValue::list(rows.into_iter().map(FieldValue::owned_any))))
         })
     }
@@ -97,19 +133,24 @@ pub fn aggregate(view: Arc<TableView>) -> impl for<'a> Fn(ResolverContext<'a>) -
         let view = view.clone();
         FieldFuture::new(async move {
             let scope = ctx.data::<Scope>()?;
-            let table = ready(&view, &scope.replica)?;
+            ready(&view, &scope.replica)?;
             let filter = filter(&view, &ctx, scope)?;
             let group_by = arguments::group_by(&view, &ctx.args)?;
             let spec = aggregates::spec(&view, group_by, &ctx.look_ahead());
-            let aggregate =
-                aggregate_table(table, &filter, spec.clone()).map_err(|e| error(Code::BadUserInput, e.to_string()))?;
-            let groups = aggregate.groups();
+            let (replica, id, work_spec) = (scope.replica.clone(), view.id(), spec.clone());
+            let groups = off_runtime(move || match replica.table(id) {
+                Some(table) => aggregate_table(table, &filter, work_spec).map(|a| a.groups()),
+                None => Ok(Vec::new()),
+            })
+            .await?
+            .map_err(|e| error(Code::BadUserInput, e.to_string()))?;
             if groups.len() > MAX_ROWS {
                 return Err(error(
                     Code::BadUserInput,
                     format!("more than {MAX_ROWS} groups: group by fewer columns or narrow `where`"),
                 ));
             }
+            scope.spend(groups.len())?;
             let groups = groups.into_iter().map(|result| {
                 FieldValue::owned_any(GroupOut {
                     result,

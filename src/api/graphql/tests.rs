@@ -95,7 +95,7 @@ async fn run(role: &str, claims: Json, replica: Replica, query: &str) -> (bool, 
         claims: claims.as_object().cloned().unwrap_or_default(),
         expires_at: None,
     };
-    let request = async_graphql::Request::new(query).data(Scope { principal, replica: Arc::new(replica) });
+    let request = async_graphql::Request::new(query).data(Scope::new(principal, Arc::new(replica)));
     let mut response = schema.execute(request).await;
     let refused = errors::label(&mut response);
     (refused, serde_json::to_value(&response).unwrap())
@@ -138,7 +138,7 @@ async fn json_values_keep_every_digit_on_the_wire() {
     let schema = schema::build(&views("admin", &policy, &tables)).unwrap();
     let principal = Principal { role: "admin".into(), subject: None, claims: Default::default(), expires_at: None };
     let request = async_graphql::Request::new("{ ordersByKey(id: \"3\") { attrs } }")
-        .data(Scope { principal, replica: Arc::new(replica) });
+        .data(Scope::new(principal, Arc::new(replica)));
     let text = serde_json::to_string(&schema.execute(request).await).unwrap();
     assert!(text.contains("1.000000000000000001"), "{text}");
 }
@@ -235,7 +235,7 @@ async fn a_granted_table_not_loaded_yet_is_not_ready() {
     let schema = schema::build(&views("admin", &current(), &tables)).unwrap();
     let execute = |q: &'static str| {
         let principal = Principal { role: "admin".into(), subject: None, claims: Default::default(), expires_at: None };
-        let request = async_graphql::Request::new(q).data(Scope { principal, replica: Arc::new(replica.clone()) });
+        let request = async_graphql::Request::new(q).data(Scope::new(principal, Arc::new(replica.clone())));
         let schema = schema.clone();
         async move {
             let mut response = schema.execute(request).await;
