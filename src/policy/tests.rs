@@ -1,3 +1,6 @@
+//! Unit tests of the policy: the fixture file against the fixture tables, error messages that
+//! name file, role and table, hidden columns in row filters, whole-version swaps.
+
 use std::sync::Arc;
 
 use super::*;
