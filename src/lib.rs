@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod change;
+pub mod checkpoint;
 pub mod config;
 pub mod demo;
 pub mod error;

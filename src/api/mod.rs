@@ -42,6 +42,8 @@ pub struct OpsState {
     pub sources: Vec<SourceView>,
     pub apply: Arc<ApplyStats>,
     pub replica: watch::Receiver<Arc<Replica>>,
+    /// The checkpoint writer's counters, when checkpoints are on.
+    pub checkpoints: Option<Arc<crate::checkpoint::writer::CheckpointStats>>,
 }
 
 #[derive(Debug, thiserror::Error)]

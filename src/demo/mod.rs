@@ -42,6 +42,8 @@ pub enum DemoError {
     Serve(#[from] ServeError),
     #[error(transparent)]
     Sim(#[from] SimError),
+    #[error("{0}")]
+    Io(String),
 }
 
 pub struct DemoOptions {
@@ -85,7 +87,13 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
         Err(_) => Listener::bind(SocketAddr::new(options.listen.ip(), 0)).await.map_err(ServeError::from)?,
     };
     let listen = listener.addr;
-    let config = Config::from_toml(&demo_config(&shop, listen))?;
+    let mut config = Config::from_toml(&demo_config(&shop, listen))?;
+    // The database was created afresh: an earlier demo's checkpoint describes another one.
+    config.data_dir = std::path::absolute(&options.data_dir).unwrap_or_else(|_| options.data_dir.clone()).join("opslive");
+    let stale = crate::checkpoint::path_in(&config.data_dir);
+    if stale.exists() {
+        std::fs::remove_file(&stale).map_err(|e| DemoError::Io(format!("cannot remove {}: {e}", stale.display())))?;
+    }
     let serve_cancel = cancel.child_token();
     let stats = Arc::new(SimStats::default());
     let extra: Vec<Box<dyn prometheus_client::collector::Collector>> = match options.sim {

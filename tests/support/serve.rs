@@ -9,7 +9,11 @@ use tokio::process::{Child, ChildStderr, Command};
 
 /// Writes `opslive.toml` in `dir`: one PostgreSQL source `shop` at `url` watching `tables`.
 pub fn write_config(dir: &Path, url: &str, tables: &[&str]) -> std::path::PathBuf {
-    let mut text = format!("[sources.shop]\nkind = \"postgres\"\nurl = \"{url}\"\n");
+    let data = dir.join("data");
+    let mut text = format!(
+        "data_dir = \"{}\"\n[checkpoint]\ninterval_seconds = 0.5\n[sources.shop]\nkind = \"postgres\"\nurl = \"{url}\"\nheartbeat_seconds = 1\n",
+        data.display()
+    );
     for t in tables {
         text.push_str(&format!("[[sources.shop.tables]]\ntable = \"{t}\"\n"));
     }

@@ -1,7 +1,9 @@
 //! Streaming: replication events → one [`Transaction`] per source transaction.
 //!
 //! Relation and row messages between Begin and Commit are decoded into the transaction, which is
-//! sent downstream whole at Commit with the commit's `end_lsn` as its position. The slot is
+//! sent downstream whole at Commit with the commit's `end_lsn` as its position. Between
+//! transactions, keepalives and heartbeat messages tell how far the server has gone with nothing
+//! watched to send: that becomes a `Progress` event, so a quiet slot still advances. The slot is
 //! acknowledged up to what the watermarks say is durable, never further.
 
 use std::sync::Arc;
@@ -26,10 +28,13 @@ pub struct Stream {
     pub decoder: Decoder,
     pub watermarks: Arc<Watermarks>,
     pub capture: Option<Capture>,
-    /// The server's send position from the last keepalive that came between transactions:
-    /// everything before it has been received.
+    /// The last position reported downstream (a transaction's or a `Progress`).
     pub idle_at: Position,
+    pub stats: Arc<crate::source::SourceStats>,
 }
+
+/// The prefix of opslive's heartbeat messages (`pg_logical_emit_message`).
+pub const HEARTBEAT_PREFIX: &str = "opslive.heartbeat";
 
 struct Open {
     xid: u64,
@@ -118,6 +123,7 @@ impl Stream {
                         continue;
                     }
                     self.watermarks.received(position);
+                    self.idle_at = self.idle_at.max(position);
                     let tx = Transaction {
                         source: name.clone(),
                         position,
@@ -131,11 +137,20 @@ impl Stream {
                 }
                 ReplicationEvent::KeepAlive { wal_end, .. } => {
                     if open.is_none() {
-                        self.idle_at = self.idle_at.max(Position(wal_end.0));
-                        self.ack();
+                        self.progress(Position(wal_end.0), &out).await?;
                     }
                 }
-                ReplicationEvent::Message { .. } => {}
+                ReplicationEvent::Message { transactional, lsn, prefix, content } => {
+                    if prefix == HEARTBEAT_PREFIX {
+                        let sent: Option<i64> = std::str::from_utf8(&content).ok().and_then(|s| s.parse().ok());
+                        if let Some(sent) = sent {
+                            self.stats.heartbeat_seen(sent);
+                        }
+                    }
+                    if !transactional && open.is_none() {
+                        self.progress(Position(lsn.0), &out).await?;
+                    }
+                }
                 ReplicationEvent::StoppedAt { .. } => break,
             }
         }
@@ -150,16 +165,22 @@ impl Stream {
         Ok(())
     }
 
-    /// Acknowledges what is durable. When everything received has been applied and the server
-    /// has since sent only keepalives, its send position is acknowledged too: otherwise a quiet
-    /// slot (or one whose writes are all to unwatched tables) would hold WAL, and PostgreSQL's
-    /// shutdown, which waits for the client to confirm everything sent, would hang.
-    fn ack(&self) {
-        let w = self.watermarks.values();
-        let mut target = self.watermarks.ack_target();
-        if target >= w.received && self.idle_at > target {
-            target = self.idle_at;
+    /// Reports that the server has nothing watched up to `position` (it is between
+    /// transactions): otherwise a quiet slot, or one whose writes are all to unwatched tables,
+    /// would hold WAL, and PostgreSQL's shutdown, which waits for the client to confirm
+    /// everything sent, would hang.
+    async fn progress(&mut self, position: Position, out: &mpsc::Sender<SourceEvent>) -> Result<(), SourceError> {
+        if position <= self.idle_at {
+            return Ok(());
         }
+        self.idle_at = position;
+        send(out, SourceEvent::Progress { source: self.source_name.clone(), position }, &self.source_name).await?;
+        Ok(())
+    }
+
+    /// Acknowledges what is durable.
+    fn ack(&self) {
+        let target = self.watermarks.ack_target();
         if target > Position::ZERO {
             self.repl.update_applied_lsn(Lsn(target.0));
             self.watermarks.acknowledged(target);
