@@ -127,6 +127,8 @@ async fn writes_to_unwatched_tables_still_advance_the_slot() {
         assert!(tokio::time::Instant::now() < deadline, "slot stuck at {flushed}, WAL at {written}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(running.watermarks.values().applied, applied, "nothing watched was applied");
+    assert!(running.seen.lock().unwrap().positions.is_empty(), "nothing watched was applied");
+    // The replica is known to be current past those writes, without a transaction for them.
+    assert!(running.watermarks.values().applied > applied);
     running.stop().await;
 }
