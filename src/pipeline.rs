@@ -116,16 +116,7 @@ impl ApplyLoop {
         watermarks: HashMap<SourceName, Arc<Watermarks>>,
     ) -> (ApplyLoop, watch::Receiver<Arc<Replica>>) {
         let (published, rx) = watch::channel(Arc::new(replica.clone()));
-        (
-            ApplyLoop {
-                replica,
-                watermarks,
-                published,
-                stats: Arc::default(),
-                counters: Counters::default(),
-            },
-            rx,
-        )
+        (ApplyLoop { replica, watermarks, published, stats: Arc::default(), counters: Counters::default() }, rx)
     }
 
     /// Applies events until every sender is gone; `sink` sees each result in order.

@@ -16,11 +16,11 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{ApiError, Listener, OpsState, SourceView};
 use crate::change::{Position, SourceEvent, SourceName};
 use crate::checkpoint::{self, CheckpointError, writer::Checkpointer};
-use crate::registry::Registry;
-use crate::replica::{Replica, TableState};
 use crate::config::{Config, ConfigError, SourceKind};
 use crate::error::SourceError;
 use crate::pipeline::{ApplyLoop, CHANNEL_CAPACITY};
+use crate::registry::Registry;
+use crate::replica::{Replica, TableState};
 use crate::source::SourceStats;
 use crate::source::postgres::{Endpoint, PostgresSource, Resume};
 use crate::store::{SourceRecord, Store, StoreError};
@@ -115,7 +115,8 @@ pub async fn serve_on(
     drop(tx);
 
     let stats = apply.stats.clone();
-    let source_stats: Vec<(SourceName, Arc<SourceStats>)> = views.iter().map(|v| (v.name.clone(), v.stats.clone())).collect();
+    let source_stats: Vec<(SourceName, Arc<SourceStats>)> =
+        views.iter().map(|v| (v.name.clone(), v.stats.clone())).collect();
     let ops = OpsState {
         registry: registry.clone(),
         sources: views,
@@ -137,7 +138,8 @@ pub async fn serve_on(
 
     // Persist watermarks once a second; the database is told what opslive has applied.
     let recorder = {
-        let (store, watermarks, cancel, registry) = (store.clone(), watermarks.clone(), cancel.clone(), registry.clone());
+        let (store, watermarks, cancel, registry) =
+            (store.clone(), watermarks.clone(), cancel.clone(), registry.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             let mut last_log = std::time::Instant::now();
@@ -261,7 +263,12 @@ struct ChangeRates {
 impl ChangeRates {
     const WINDOW: usize = 10;
 
-    fn sample(&mut self, apply: &crate::pipeline::ApplyStats, registry: &Registry, sources: &[(SourceName, Arc<SourceStats>)]) {
+    fn sample(
+        &mut self,
+        apply: &crate::pipeline::ApplyStats,
+        registry: &Registry,
+        sources: &[(SourceName, Arc<SourceStats>)],
+    ) {
         use std::sync::atomic::Ordering::Relaxed;
         let mut counts: HashMap<SourceName, u64> = HashMap::new();
         for (id, c) in apply.tables() {
@@ -318,7 +325,9 @@ async fn final_checkpoint(checkpointer: &Checkpointer, replica: Replica, endpoin
                 }
             }
         }
-        Ok(Err(e)) => tracing::error!(error = %e, "cannot write the final checkpoint; the next start resumes from the last one"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot write the final checkpoint; the next start resumes from the last one")
+        }
         Err(e) => tracing::error!(error = %e, "the final checkpoint failed"),
     }
 }

@@ -189,7 +189,12 @@ impl Collector for FlowCollector {
                     MetricType::Counter,
                     c.failures.load(Relaxed) as f64,
                 ),
-                ("checkpoint_bytes", "Size of the last checkpoint", MetricType::Gauge, c.last_bytes.load(Relaxed) as f64),
+                (
+                    "checkpoint_bytes",
+                    "Size of the last checkpoint",
+                    MetricType::Gauge,
+                    c.last_bytes.load(Relaxed) as f64,
+                ),
                 ("checkpoint_rows", "Rows in the last checkpoint", MetricType::Gauge, c.last_rows.load(Relaxed) as f64),
                 (
                     "checkpoint_duration_seconds",
@@ -280,6 +285,13 @@ impl Collector for FlowCollector {
             MetricType::Counter,
         )?;
         f.sample(&vec![], state.apply.transactions.load(Relaxed) as f64)?;
+        let mut f = Family::new(
+            &mut enc,
+            "transactions_skipped",
+            "Source transactions delivered again (after a reconnect or restart) and skipped by position",
+            MetricType::Counter,
+        )?;
+        f.sample(&vec![], state.apply.skipped.load(Relaxed) as f64)?;
         let mut f = Family::new(
             &mut enc,
             "replica_anomalies",

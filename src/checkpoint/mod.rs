@@ -66,7 +66,9 @@ pub enum CheckpointError {
     Missing(PathBuf),
     #[error("the checkpoint {path} is damaged ({detail}); it is ignored")]
     Corrupt { path: PathBuf, detail: String },
-    #[error("the checkpoint {path} was written by an incompatible version (format {found}, this build reads {FORMAT}); it is ignored")]
+    #[error(
+        "the checkpoint {path} was written by an incompatible version (format {found}, this build reads {FORMAT}); it is ignored"
+    )]
     Incompatible { path: PathBuf, found: u32 },
     #[error("cannot {action} the checkpoint {path}: {error}")]
     Io { action: &'static str, path: PathBuf, error: io::Error },
@@ -80,7 +82,11 @@ pub fn path_in(data_dir: &Path) -> PathBuf {
 /// Writes `replica` as the checkpoint of `data_dir`. Only sources that reached their consistent
 /// point are written, with their tables that are loaded (a table still loading is left out and
 /// will be copied again).
-pub fn write(data_dir: &Path, replica: &Replica, slots: &HashMap<SourceName, String>) -> Result<Written, CheckpointError> {
+pub fn write(
+    data_dir: &Path,
+    replica: &Replica,
+    slots: &HashMap<SourceName, String>,
+) -> Result<Written, CheckpointError> {
     let started = Instant::now();
     let path = path_in(data_dir);
     let io_err = |action, error| CheckpointError::Io { action, path: path.clone(), error };
@@ -98,7 +104,11 @@ pub fn write(data_dir: &Path, replica: &Replica, slots: &HashMap<SourceName, Str
         written_at: chrono::Utc::now().timestamp_micros(),
         sources: sources
             .iter()
-            .map(|(name, position)| StoredSource { name: name.to_string(), slot: slots[name].clone(), position: position.0 })
+            .map(|(name, position)| StoredSource {
+                name: name.to_string(),
+                slot: slots[name].clone(),
+                position: position.0,
+            })
             .collect(),
         tables: tables.len() as u32,
     };
@@ -229,7 +239,10 @@ pub fn load(data_dir: &Path, registry: &Registry) -> Result<Loaded, CheckpointEr
         if stored.key.iter().any(|&k| k as usize >= stored.columns.len())
             || rows.iter().any(|r| r.len() != stored.columns.len())
         {
-            return Err(corrupt(format!("a row of {label} does not have its table's {} columns", stored.columns.len())));
+            return Err(corrupt(format!(
+                "a row of {label} does not have its table's {} columns",
+                stored.columns.len()
+            )));
         }
         let schema = Arc::new(schema_of(spec, stored.columns, stored.key, stored.version));
         let state = match stored.state {

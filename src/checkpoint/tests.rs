@@ -44,7 +44,10 @@ fn replica(reg: &Registry, rows: i64) -> Replica {
     let schema = Arc::new(TableSchema { spec, columns, key: vec![0], indexed: vec![1], version: 3 });
     let mut r = Replica::new();
     r.apply(&SourceEvent::Table(TableEvent::SnapshotBegin { schema, estimated_rows: None }));
-    r.apply(&SourceEvent::SnapshotRows { table: crate::registry::TableId(0), rows: (0..rows).map(every_kind).collect() });
+    r.apply(&SourceEvent::SnapshotRows {
+        table: crate::registry::TableId(0),
+        rows: (0..rows).map(every_kind).collect(),
+    });
     r.apply(&SourceEvent::Table(TableEvent::SnapshotEnd {
         table: crate::registry::TableId(0),
         position: Position(42),
@@ -69,7 +72,8 @@ fn round_trip_keeps_rows_positions_and_state() {
     let loaded = load(dir.path(), &reg).unwrap();
     assert!(loaded.missing.is_empty(), "{:?}", loaded.missing);
     assert_eq!(loaded.sources["s"], SourceMark { slot: "slot_s".into(), position: Position(42) });
-    let (a, b) = (r.table(crate::registry::TableId(0)).unwrap(), loaded.replica.table(crate::registry::TableId(0)).unwrap());
+    let (a, b) =
+        (r.table(crate::registry::TableId(0)).unwrap(), loaded.replica.table(crate::registry::TableId(0)).unwrap());
     assert_eq!(b.state, TableState::Ready);
     assert_eq!(b.since, Position(42));
     assert_eq!(b.schema.version, 3);

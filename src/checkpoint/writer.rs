@@ -107,7 +107,12 @@ impl Checkpointer {
             let written = tokio::task::spawn_blocking(move || this.write(&replica)).await;
             match written {
                 Ok(Ok(w)) => {
-                    tracing::debug!(rows = w.rows, bytes = w.bytes, ms = w.elapsed.as_millis() as u64, "checkpoint written");
+                    tracing::debug!(
+                        rows = w.rows,
+                        bytes = w.bytes,
+                        ms = w.elapsed.as_millis() as u64,
+                        "checkpoint written"
+                    );
                     last = now;
                     wait = interval.max(w.elapsed * PACE);
                 }

@@ -89,7 +89,8 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
     let listen = listener.addr;
     let mut config = Config::from_toml(&demo_config(&shop, listen))?;
     // The database was created afresh: an earlier demo's checkpoint describes another one.
-    config.data_dir = std::path::absolute(&options.data_dir).unwrap_or_else(|_| options.data_dir.clone()).join("opslive");
+    config.data_dir =
+        std::path::absolute(&options.data_dir).unwrap_or_else(|_| options.data_dir.clone()).join("opslive");
     let stale = crate::checkpoint::path_in(&config.data_dir);
     if stale.exists() {
         std::fs::remove_file(&stale).map_err(|e| DemoError::Io(format!("cannot remove {}: {e}", stale.display())))?;

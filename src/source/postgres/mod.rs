@@ -348,9 +348,13 @@ pub async fn acknowledge_on_shutdown(endpoint: &Endpoint, name: &str, slot_name:
     }
     .await;
     match result {
-        Ok(true) => tracing::info!(source = name, slot = slot_name, position = %position, "slot acknowledged up to the final checkpoint"),
+        Ok(true) => {
+            tracing::info!(source = name, slot = slot_name, position = %position, "slot acknowledged up to the final checkpoint")
+        }
         Ok(false) => {}
-        Err(e) => tracing::warn!(source = name, slot = slot_name, error = %e, "cannot acknowledge the final checkpoint; the next start replays from the last acknowledged position"),
+        Err(e) => {
+            tracing::warn!(source = name, slot = slot_name, error = %e, "cannot acknowledge the final checkpoint; the next start replays from the last acknowledged position")
+        }
     }
 }
 

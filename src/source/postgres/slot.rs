@@ -176,7 +176,10 @@ pub async fn advance_when_released(
             Some(s) if s.active_pid.is_some() => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
             Some(_) => {
                 client
-                    .execute("SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)", &[&slot, &position.to_string()])
+                    .execute(
+                        "SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)",
+                        &[&slot, &position.to_string()],
+                    )
                     .await
                     .map_err(|error| sql_error(source_name, "acknowledging the slot", error))?;
                 return Ok(true);
