@@ -127,19 +127,18 @@ impl PostgresSource {
         }
         preflight::ensure_publication(&sql, &name, &self.publication, &specs).await?;
 
-        if let Some(resume) = self.resume.clone().filter(|_| !self.temporary) {
-            if let Some(tables) = self.resumable(&sql, &resume, now).await? {
-                let config = self.endpoint.replication(&self.slot, &self.publication, Lsn(resume.position.0))?;
-                let repl = ReplicationClient::connect(config)
-                    .await
-                    .map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
-                tracing::info!(source = %name, slot = %self.slot, position = %resume.position, "resuming the slot; no snapshot needed");
-                self.stats.resumes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                send(&out, SourceEvent::Consistent { source: self.name.clone(), position: resume.position }, &name)
-                    .await?;
-                self.stats.set_connected(true);
-                return self.stream(sql, repl, tables, resume.position, out, cancel).await;
-            }
+        if let Some(resume) = self.resume.clone().filter(|_| !self.temporary)
+            && let Some(tables) = self.resumable(&sql, &resume, now).await?
+        {
+            let config = self.endpoint.replication(&self.slot, &self.publication, Lsn(resume.position.0))?;
+            let repl = ReplicationClient::connect(config)
+                .await
+                .map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
+            tracing::info!(source = %name, slot = %self.slot, position = %resume.position, "resuming the slot; no snapshot needed");
+            self.stats.resumes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            send(&out, SourceEvent::Consistent { source: self.name.clone(), position: resume.position }, &name).await?;
+            self.stats.set_connected(true);
+            return self.stream(sql, repl, tables, resume.position, out, cancel).await;
         }
 
         for attempt in 1..=SNAPSHOT_ATTEMPTS {
@@ -228,7 +227,7 @@ impl PostgresSource {
         // After a crash the server may not have noticed yet that the old session is gone.
         let mut state = slot::state(sql, name, &self.slot).await?;
         for _ in 0..100 {
-            if !state.as_ref().is_some_and(|s| s.active_pid.is_some()) {
+            if state.as_ref().is_none_or(|s| s.active_pid.is_none()) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
