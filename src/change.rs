@@ -119,6 +119,9 @@ pub enum TableEvent {
     /// The table's changes cannot be decoded or applied from `position` on: it is set aside
     /// (its queries answer `NOT_READY`) while the rest of the source streams, until a resync.
     Quarantined { table: TableId, position: Position, reason: String },
+    /// The table is about to be copied again on its own (resync): its queries answer
+    /// `NOT_READY` until the copy's `SnapshotEnd`; the other tables go on streaming.
+    ResyncBegin { table: TableId, reason: String },
 }
 
 /// One committed source transaction.

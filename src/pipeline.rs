@@ -208,7 +208,9 @@ impl ApplyLoop {
             SourceEvent::Table(TableEvent::SnapshotEnd { table, .. }) => {
                 c.table(s, *table).snapshot_done.store(true, Ordering::Relaxed);
             }
-            SourceEvent::Table(TableEvent::SchemaChanged { .. } | TableEvent::Quarantined { .. }) => {}
+            SourceEvent::Table(
+                TableEvent::SchemaChanged { .. } | TableEvent::Quarantined { .. } | TableEvent::ResyncBegin { .. },
+            ) => {}
         }
     }
 }

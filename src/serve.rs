@@ -294,22 +294,27 @@ impl ChangeRates {
     }
 }
 
-/// Where a source's next session may resume: the replica's position for it, when the replica
-/// holds every table of the source loaded (not mid-copy).
+/// Where a source's next session may resume: the replica's position for it, once it has been
+/// consistent. Tables it does not hold loaded are copied again on their own.
 fn resume_point(replica: &Replica, registry: &Registry, source: &str) -> Option<Resume> {
     let position = replica.applied_position(source);
     if position == Position::ZERO {
         return None;
     }
-    let mut tables = Vec::new();
+    let mut resume = Resume { position, ..Resume::default() };
     for spec in registry.of_source(source) {
-        let table = replica.table(spec.id)?;
-        if table.state == TableState::Loading {
-            return None;
+        let Some(table) = replica.table(spec.id) else {
+            resume.reload.push(spec.id);
+            continue;
+        };
+        match table.state {
+            TableState::Ready => {}
+            TableState::Quarantined { .. } => resume.quarantined.push(spec.id),
+            TableState::Loading | TableState::Stale { .. } => resume.reload.push(spec.id),
         }
-        tables.push(table.schema.clone());
+        resume.tables.push(table.schema.clone());
     }
-    Some(Resume { position, tables })
+    Some(resume)
 }
 
 /// At shutdown, once everything received is applied: one last checkpoint, acknowledged on

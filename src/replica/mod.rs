@@ -103,6 +103,12 @@ impl Replica {
                 self.mark_stale(*table, columns);
                 Delta::SchemaChanged { table: *table, columns: columns.clone() }
             }
+            TableEvent::ResyncBegin { table, .. } => {
+                if let Some(t) = self.tables.get_mut(table) {
+                    t.state = TableState::Loading;
+                }
+                Delta::Reset { table: *table, reason: ResetReason::Resync }
+            }
             TableEvent::Quarantined { table, position, reason } => {
                 if let Some(t) = self.tables.get_mut(table) {
                     t.state = TableState::Quarantined { reason: reason.clone(), position: *position };
@@ -188,6 +194,7 @@ impl Replica {
             TableEvent::SnapshotBegin { schema, .. } => schema.id(),
             TableEvent::SnapshotEnd { table, .. }
             | TableEvent::SchemaChanged { table, .. }
+            | TableEvent::ResyncBegin { table, .. }
             | TableEvent::Quarantined { table, .. } => *table,
         };
         if !self.follows(table, position) {

@@ -5,6 +5,8 @@
 pub mod postgres;
 
 use std::sync::Mutex;
+
+use crate::registry::TableId;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 /// What a source and its supervisor know about its state (exported as metrics and readiness).
@@ -21,6 +23,8 @@ pub struct SourceStats {
     pub resumes: AtomicU64,
     /// Sessions that copied every table (a first start, or the slot or checkpoint was unusable).
     pub snapshots: AtomicU64,
+    /// Tables copied again on their own (columns changed, added, quarantined, rewritten).
+    pub resyncs: AtomicU64,
     last_error: Mutex<Option<String>>,
     /// When the newest heartbeat that came back through the stream was emitted (µs since the
     /// Unix epoch; 0: none yet).
@@ -31,6 +35,30 @@ pub struct SourceStats {
     slot: Mutex<Option<SlotHealth>>,
     /// Row changes applied per second over the last window (f64 bits), kept by serve.
     changes_per_second: AtomicU64,
+}
+
+/// Tables someone asked to copy again (the API, the `resync` command), for the source's stream
+/// to pick up. Survives reconnects: a request made while the source is away waits for it.
+#[derive(Debug, Default)]
+pub struct ResyncRequests {
+    pending: Mutex<Vec<(TableId, String)>>,
+    notify: tokio::sync::Notify,
+}
+
+impl ResyncRequests {
+    pub fn request(&self, table: TableId, reason: String) {
+        self.pending.lock().expect("requests lock").push((table, reason));
+        self.notify.notify_one();
+    }
+
+    /// Returns when a request may be pending.
+    pub async fn wait(&self) {
+        self.notify.notified().await
+    }
+
+    pub fn take(&self) -> Vec<(TableId, String)> {
+        std::mem::take(&mut *self.pending.lock().expect("requests lock"))
+    }
 }
 
 /// A replication slot's state as the server reports it.

@@ -10,8 +10,10 @@ mod catalog;
 mod connection;
 mod copy_text;
 mod decode;
+mod held;
 mod pgoutput;
 mod preflight;
+mod resync;
 mod slot;
 mod snapshot;
 mod stream;
@@ -27,16 +29,13 @@ use tokio_util::sync::CancellationToken;
 pub use capture::replay as replay_capture;
 pub use connection::Endpoint;
 
-use crate::change::{Position, SourceEvent, SourceName};
+use crate::change::{Position, SourceEvent, SourceName, TableEvent};
 use crate::config::SecretUrl;
 use crate::error::SourceError;
-use crate::registry::{Registry, TableSchema, TableSpec};
+use crate::registry::{Registry, TableId, TableSchema, TableSpec};
 use crate::watermark::Watermarks;
 use catalog::{PgTable, TableProblems};
-use snapshot::{Shapes, SnapshotTx, send};
-
-/// How many times a snapshot is retaken when a table is rewritten under it.
-const SNAPSHOT_ATTEMPTS: u32 = 8;
+use snapshot::{SnapshotTx, send};
 
 /// Everything needed to run one PostgreSQL source.
 pub struct PostgresSource {
@@ -61,6 +60,8 @@ pub struct PostgresSource {
     pub keep_slot: bool,
     /// Emit a heartbeat through the slot this often.
     pub heartbeat: Option<std::time::Duration>,
+    /// Resyncs asked for from outside.
+    pub requests: Arc<super::ResyncRequests>,
 }
 
 impl PostgresSource {
@@ -87,6 +88,7 @@ impl PostgresSource {
             resume: None,
             keep_slot: false,
             heartbeat: None,
+            requests: Arc::default(),
         })
     }
 
@@ -128,7 +130,7 @@ impl PostgresSource {
         preflight::ensure_publication(&sql, &name, &self.publication, &specs).await?;
 
         if let Some(resume) = self.resume.clone().filter(|_| !self.temporary)
-            && let Some(tables) = self.resumable(&sql, &resume, now).await?
+            && let Some((tables, resync)) = self.resumable(&sql, &resume, now).await?
         {
             let config = self.endpoint.replication(&self.slot, &self.publication, Lsn(resume.position.0))?;
             let repl = ReplicationClient::connect(config)
@@ -138,91 +140,74 @@ impl PostgresSource {
             self.stats.resumes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             send(&out, SourceEvent::Consistent { source: self.name.clone(), position: resume.position }, &name).await?;
             self.stats.set_connected(true);
-            return self.stream(sql, repl, tables, resume.position, out, cancel).await;
+            return self.stream(sql, repl, tables, resume.position, resync, out, cancel).await;
         }
 
-        for attempt in 1..=SNAPSHOT_ATTEMPTS {
-            if !self.temporary {
-                slot::drop_if_exists(&sql, &name, &self.slot).await?;
-            }
-            let config = self.endpoint.replication(&self.slot, &self.publication, Lsn(0))?;
-            let mut repl = ReplicationClient::connect_gated(config)
-                .await
-                .map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
-            // Connected before the slot exists, so nothing but one round trip separates the
-            // snapshot's export from the tables' lock.
-            let snap_client = self.endpoint.connect().await?;
-            let new_slot = slot::create(&mut repl, &name, &self.slot, self.temporary, self.snapshot).await?;
-            let snap = SnapshotTx { client: &snap_client, source_name: &name };
-            snap.begin_and_lock(new_slot.snapshot_name.as_deref(), &specs).await?;
-            let tables = match snap.shapes(&specs, 1).await? {
-                Shapes::Ready(tables) => tables,
-                Shapes::Rewritten(table) => {
-                    tracing::warn!(source = %name, table = %table, attempt, "table rewritten while the snapshot was taken; taking it again");
-                    snap.rollback().await;
-                    drop(repl);
-                    self.stats.snapshot_retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if attempt == SNAPSHOT_ATTEMPTS {
-                        return Err(SourceError::SnapshotUnstable { source_name: name, table, attempts: attempt });
-                    }
-                    // Step out of the rhythm of whatever keeps rewriting the table.
-                    let pause = rand::random_range(50..150) * u64::from(attempt);
-                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-                    continue;
-                }
-            };
-            // The snapshot is imported: the replication session may now start; what it sends
-            // waits in its bounded buffer while the tables are copied.
-            repl.start().await.map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
-            let position = new_slot.consistent_point;
-            tracing::info!(source = %name, slot = %self.slot, consistent_point = %position, "slot created");
-            self.stats.snapshots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if self.snapshot {
-                for table in &tables {
-                    let started = std::time::Instant::now();
-                    let rows = snap.copy_table(table, position, self.chunk_rows, &out).await?;
-                    tracing::info!(source = %name, table = %table.schema.spec, rows, ms = started.elapsed().as_millis() as u64, "table copied");
-                }
-            } else {
-                for table in &tables {
-                    let id = table.schema.id();
-                    send(
-                        &out,
-                        SourceEvent::Table(crate::change::TableEvent::SnapshotBegin {
-                            schema: table.schema.clone(),
-                            estimated_rows: None,
-                        }),
-                        &name,
-                    )
-                    .await?;
-                    send(
-                        &out,
-                        SourceEvent::Table(crate::change::TableEvent::SnapshotEnd { table: id, position, rows: 0 }),
-                        &name,
-                    )
-                    .await?;
-                }
-            }
-            snap.commit().await?;
-            drop(snap_client);
-            send(&out, SourceEvent::Consistent { source: self.name.clone(), position }, &name).await?;
-            self.stats.set_connected(true);
-            repl.wait_started().await.map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
-            return self.stream(sql, repl, tables, position, out, cancel).await;
+        if !self.temporary {
+            slot::drop_if_exists(&sql, &name, &self.slot).await?;
         }
-        unreachable!("the loop returns on its last attempt")
+        let config = self.endpoint.replication(&self.slot, &self.publication, Lsn(0))?;
+        let mut repl = ReplicationClient::connect_gated(config)
+            .await
+            .map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
+        // Connected before the slot exists, so nothing but one round trip separates the
+        // snapshot's export from the tables' lock.
+        let snap_client = self.endpoint.connect().await?;
+        let new_slot = slot::create(&mut repl, &name, &self.slot, self.temporary, self.snapshot).await?;
+        let snap = SnapshotTx { client: &snap_client, source_name: &name };
+        snap.begin_and_lock(new_slot.snapshot_name.as_deref(), &specs).await?;
+        let (tables, rewritten): (Vec<PgTable>, Vec<PgTable>) =
+            snap.shapes(&specs, 1).await?.into_iter().partition(|t| !t.rewritten());
+        // The snapshot is imported: the replication session may now start; what it sends
+        // waits in its bounded buffer while the tables are copied.
+        repl.start().await.map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
+        let position = new_slot.consistent_point;
+        tracing::info!(source = %name, slot = %self.slot, consistent_point = %position, "slot created");
+        self.stats.snapshots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.snapshot {
+            for table in &tables {
+                let started = std::time::Instant::now();
+                let rows = snap.copy_table(table, position, self.chunk_rows, &out).await?;
+                tracing::info!(source = %name, table = %table.schema.spec, rows, ms = started.elapsed().as_millis() as u64, "table copied");
+            }
+        } else {
+            for table in &tables {
+                let id = table.schema.id();
+                let begin = TableEvent::SnapshotBegin { schema: table.schema.clone(), estimated_rows: None };
+                send(&out, SourceEvent::Table(begin), &name).await?;
+                send(&out, SourceEvent::Table(TableEvent::SnapshotEnd { table: id, position, rows: 0 }), &name).await?;
+            }
+        }
+        // A table truncated or rewritten after the snapshot was exported reads as empty in it
+        // (TRUNCATE is not MVCC-safe): it is copied again on its own while the rest streams.
+        let mut resync = Vec::new();
+        for table in &rewritten {
+            tracing::warn!(source = %name, table = %table.schema.spec, "table rewritten while the snapshot was taken; it is copied again on its own");
+            self.stats.snapshot_retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let begin =
+                TableEvent::SnapshotBegin { schema: table.schema.clone(), estimated_rows: table.estimated_rows };
+            send(&out, SourceEvent::Table(begin), &name).await?;
+            resync.push((table.schema.id(), "truncated or rewritten while the snapshot was taken".to_string()));
+        }
+        snap.commit().await?;
+        drop(snap_client);
+        send(&out, SourceEvent::Consistent { source: self.name.clone(), position }, &name).await?;
+        self.stats.set_connected(true);
+        repl.wait_started().await.map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
+        self.stream(sql, repl, tables, position, resync, out, cancel).await
     }
 
     /// Whether the slot can be resumed from `resume` (the replica's position): it exists, is not
-    /// invalidated, has not been acknowledged past the replica, and every watched table still
-    /// has the columns the replica holds. Says why not in the log; `Some` gives the tables'
-    /// shapes to decode with.
+    /// invalidated, and has not been acknowledged past the replica. Says why not in the log.
+    /// `Some` gives the shapes to decode with, and the tables to copy again on their own: those
+    /// the replica does not hold (added, or still loading), and those whose columns changed
+    /// while opslive was away.
     async fn resumable(
         &self,
         sql: &tokio_postgres::Client,
         resume: &Resume,
         now: Vec<PgTable>,
-    ) -> Result<Option<Vec<PgTable>>, SourceError> {
+    ) -> Result<Option<(Vec<PgTable>, Vec<(TableId, String)>)>, SourceError> {
         let name = &*self.name;
         // After a crash the server may not have noticed yet that the old session is gone.
         let mut state = slot::state(sql, name, &self.slot).await?;
@@ -256,28 +241,26 @@ impl PostgresSource {
             }
             Some(_) => None,
         };
+        if let Some(reason) = why_not {
+            tracing::warn!(source = %name, slot = %self.slot, reason = %reason, "cannot resume; taking a fresh snapshot on a new slot");
+            return Ok(None);
+        }
         let mut tables = Vec::with_capacity(now.len());
-        let mut reason = why_not;
+        let mut resync = Vec::new();
         for table in now {
-            if reason.is_some() {
-                break;
-            }
             let id = table.schema.id();
             match resume.tables.iter().find(|t| t.id() == id) {
-                None => reason = Some(format!("table {} is not in the replica", table.schema.spec)),
+                _ if resume.reload.contains(&id) => {
+                    resync.push((id, "not in the replica (added, or its copy did not finish)".to_string()))
+                }
+                None => resync.push((id, "not in the replica (added, or its copy did not finish)".to_string())),
                 Some(held) if !same_shape(held, &table.schema) => {
-                    reason = Some(format!("the columns of {} changed while opslive was stopped", table.schema.spec))
+                    resync.push((id, "its columns changed while opslive was stopped".to_string()))
                 }
                 Some(held) => tables.push(PgTable { schema: held.clone(), ..table }),
             }
         }
-        match reason {
-            None => Ok(Some(tables)),
-            Some(reason) => {
-                tracing::warn!(source = %name, slot = %self.slot, reason = %reason, "cannot resume; taking a fresh snapshot on a new slot");
-                Ok(None)
-            }
-        }
+        Ok(Some((tables, resync)))
     }
 
     /// Streams from a started replication session until cancelled, beside a task that polls
@@ -288,10 +271,24 @@ impl PostgresSource {
         repl: ReplicationClient,
         tables: Vec<PgTable>,
         position: Position,
+        resync: Vec<(TableId, String)>,
         out: mpsc::Sender<SourceEvent>,
         cancel: CancellationToken,
     ) -> Result<(), SourceError> {
         let name = self.name.to_string();
+        let quarantined = self.resume.as_ref().map(|r| r.quarantined.clone()).unwrap_or_default();
+        let held = held::Held::new(
+            held::Jobs {
+                endpoint: self.endpoint.clone(),
+                source_name: self.name.clone(),
+                slot: self.slot.clone(),
+                publication: self.publication.clone(),
+                chunk_rows: self.chunk_rows,
+                registry: self.registry.clone(),
+                out: out.clone(),
+            },
+            quarantined,
+        );
         let capture = match &self.capture {
             Some(path) => Some(capture::Capture::create(path).map_err(|e| SourceError::Protocol {
                 source_name: name.clone(),
@@ -308,10 +305,12 @@ impl PostgresSource {
             capture,
             idle_at: position,
             stats: self.stats.clone(),
+            held,
+            requests: self.requests.clone(),
         };
         let monitor = Monitor { sql: &sql, slot: &self.slot, watermarks: &self.watermarks, stats: &self.stats };
         tokio::select! {
-            result = stream.run(out, cancel) => result?,
+            result = stream.run(out, cancel, resync) => result?,
             () = monitor.run(self.heartbeat) => {}
         }
         if !self.temporary && !self.keep_slot {
@@ -325,10 +324,15 @@ impl PostgresSource {
 
 /// Where a session may resume from: the replica's position for the source and the shapes of
 /// the tables it holds.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Resume {
     pub position: Position,
+    /// Tables the replica holds, with their shapes.
     pub tables: Vec<Arc<TableSchema>>,
+    /// Tables to copy again on their own (still loading, columns changed).
+    pub reload: Vec<TableId>,
+    /// Tables set aside until someone asks for a resync.
+    pub quarantined: Vec<TableId>,
 }
 
 /// Same columns (names, types, order) and key: rows decoded with one read right with the other.
