@@ -140,7 +140,8 @@ impl PostgresSource {
             self.stats.resumes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             send(&out, SourceEvent::Consistent { source: self.name.clone(), position: resume.position }, &name).await?;
             self.stats.set_connected(true);
-            return self.stream(sql, repl, tables, resume.position, resync, out, cancel).await;
+            let started = Started { repl, tables, position: resume.position, resync };
+            return self.stream(sql, started, out, cancel).await;
         }
 
         if !self.temporary {
@@ -194,7 +195,7 @@ impl PostgresSource {
         send(&out, SourceEvent::Consistent { source: self.name.clone(), position }, &name).await?;
         self.stats.set_connected(true);
         repl.wait_started().await.map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
-        self.stream(sql, repl, tables, position, resync, out, cancel).await
+        self.stream(sql, Started { repl, tables, position, resync }, out, cancel).await
     }
 
     /// Whether the slot can be resumed from `resume` (the replica's position): it exists, is not
@@ -268,13 +269,11 @@ impl PostgresSource {
     async fn stream(
         self,
         sql: tokio_postgres::Client,
-        repl: ReplicationClient,
-        tables: Vec<PgTable>,
-        position: Position,
-        resync: Vec<(TableId, String)>,
+        started: Started,
         out: mpsc::Sender<SourceEvent>,
         cancel: CancellationToken,
     ) -> Result<(), SourceError> {
+        let Started { repl, tables, position, resync } = started;
         let name = self.name.to_string();
         let quarantined = self.resume.as_ref().map(|r| r.quarantined.clone()).unwrap_or_default();
         let held = held::Held::new(
@@ -320,6 +319,15 @@ impl PostgresSource {
         }
         Ok(())
     }
+}
+
+/// A replication session ready to stream: its tables' shapes, where it starts, and the tables
+/// to copy again on their own first.
+struct Started {
+    repl: ReplicationClient,
+    tables: Vec<PgTable>,
+    position: Position,
+    resync: Vec<(TableId, String)>,
 }
 
 /// Where a session may resume from: the replica's position for the source and the shapes of
