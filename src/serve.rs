@@ -79,6 +79,7 @@ pub async fn serve_on(
     let mut sources = JoinSet::new();
     let mut views = Vec::new();
     let mut endpoints = Vec::new();
+    let mut resync = HashMap::new();
     for (name, sc) in &config.sources {
         match sc.kind {
             SourceKind::Postgres => {}
@@ -86,6 +87,8 @@ pub async fn serve_on(
         let source_name: SourceName = Arc::from(name.as_str());
         let w = watermarks[&source_name].clone();
         let stats = Arc::new(SourceStats::default());
+        let requests = Arc::new(crate::source::ResyncRequests::default());
+        resync.insert(source_name.clone(), requests.clone());
         views.push(SourceView { name: source_name.clone(), watermarks: w.clone(), stats: stats.clone() });
         endpoints.push((source_name.clone(), Endpoint::new(name, &sc.url)?, sc.slot_name(name)));
         let record = SourceRecord {
@@ -107,6 +110,7 @@ pub async fn serve_on(
                 s.keep_slot = durable;
                 s.heartbeat = heartbeat;
                 s.resume = resume_point(&versions.borrow(), &registry, &name);
+                s.requests = requests.clone();
                 Ok(s)
             }
         };
@@ -123,6 +127,7 @@ pub async fn serve_on(
         apply: stats.clone(),
         replica: versions.clone(),
         checkpoints: durable.then(|| checkpointer.stats.clone()),
+        resync,
     };
     tracing::info!(addr = %listener.addr, "listening");
     let http = tokio::spawn(listener.serve(crate::api::router(ops, extra_metrics), cancel.clone()));

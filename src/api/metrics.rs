@@ -117,6 +117,11 @@ impl Collector for FlowCollector {
                 (|s: &crate::source::SourceStats| s.resumes.load(Relaxed)) as fn(&crate::source::SourceStats) -> u64,
             ),
             (
+                "source_resyncs",
+                "Tables copied again on their own (columns changed, added, quarantined, rewritten during a snapshot)",
+                |s| s.resyncs.load(Relaxed),
+            ),
+            (
                 "source_full_snapshots",
                 "Sessions that copied every table (a first start, or no usable checkpoint or slot)",
                 |s| s.snapshots.load(Relaxed),

@@ -254,13 +254,25 @@ impl Decoder {
 
     fn key(&self, table: TableId, image: &Image) -> Result<Key, DecodeError> {
         let schema = &self.tables[&table].schema;
-        schema
-            .key
-            .iter()
-            .map(|&i| image.0[i].clone())
-            .collect::<Option<Vec<Value>>>()
-            .map(|v| Key(v.into()))
-            .ok_or_else(|| self.error(table, "a key column was not sent".into()))
+        // Key columns are NOT NULL (primary key, or a replica identity index): a NULL there is
+        // a column the server did not send — the table's replica identity no longer matches
+        // the key its rows are held by.
+        let mut key = Vec::with_capacity(schema.key.len());
+        for &i in &schema.key {
+            match &image.0[i] {
+                Some(v) if !v.is_null() => key.push(v.clone()),
+                _ => {
+                    return Err(self.error(
+                        table,
+                        format!(
+                            "key column `{}` was not sent (did the table's REPLICA IDENTITY change?)",
+                            schema.columns[i].name
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(Key(key.into()))
     }
 
     fn error(&self, table: TableId, detail: String) -> DecodeError {
