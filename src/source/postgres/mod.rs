@@ -438,7 +438,13 @@ pub fn decode_capture_for_test(source: &str, registry: Arc<Registry>, bytes: &[u
                     nullable: true,
                 })
                 .collect();
-            let key = rel.columns.iter().enumerate().filter(|(_, c)| c.flags & 1 == 1).map(|(i, _)| i).collect();
+            // Under REPLICA IDENTITY FULL every column is flagged; the captured tables have
+            // their primary key first.
+            let key = if rel.replica_identity == b'f' {
+                vec![0]
+            } else {
+                rel.columns.iter().enumerate().filter(|(_, c)| c.flags & 1 == 1).map(|(i, _)| i).collect()
+            };
             tables.push(catalog::PgTable {
                 schema: Arc::new(TableSchema { spec, columns, key, indexed: vec![], version: 1 }),
                 column_type_oids: rel.columns.iter().map(|c| c.type_oid).collect(),
