@@ -243,6 +243,186 @@ async fn load(
     }
 }
 
+/// Restart time with `rows` replica rows: the real `opslive serve` (release) loads its
+/// checkpoint and resumes its slot; timed from process start to its "replica consistent" log.
+async fn restart(pg: &support::PgServer, url: &str, rows: usize, runs: usize) -> String {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("opslive.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[sources.shop]\nkind = \"postgres\"\nurl = \"{url}\"\n\
+             [[sources.shop.tables]]\ntable = \"bench\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    // Waits for a log line containing `what`; returns when it came.
+    async fn until(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStderr>>, what: &str) -> String {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains(what) {
+                return line;
+            }
+        }
+        panic!("serve ended before {what:?}");
+    }
+    let start = |config: &std::path::Path| {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_opslive"))
+            .args(["serve", "--config", config.to_str().unwrap(), "--log-format", "json"])
+            .env("OPSLIVE_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        (child, lines)
+    };
+    let stop = |child: &tokio::process::Child| {
+        std::process::Command::new("kill").args(["-TERM", &child.id().unwrap().to_string()]).status().unwrap();
+    };
+    // First start: the snapshot; the clean stop writes the checkpoint.
+    let (mut child, mut lines) = start(&config);
+    until(&mut lines, "replica consistent").await;
+    stop(&child);
+    child.wait().await.unwrap();
+    let mut took = Vec::new();
+    let mut load_ms = Vec::new();
+    for run in 0..runs {
+        let started = Instant::now();
+        let (mut child, mut lines) = start(&config);
+        let loaded = until(&mut lines, "checkpoint loaded").await;
+        until(&mut lines, "resuming the slot").await;
+        until(&mut lines, "replica consistent").await;
+        let secs = started.elapsed().as_secs_f64();
+        let v: serde_json::Value = serde_json::from_str(&loaded).unwrap();
+        load_ms.push(v["fields"]["ms"].as_f64().unwrap_or(0.0));
+        println!(
+            "  restart run {run}: streaming {secs:.2} s after start ({:.0} ms reading the checkpoint)",
+            load_ms[run]
+        );
+        took.push(secs);
+        stop(&child);
+        child.wait().await.unwrap();
+    }
+    let size = std::fs::metadata(dir.path().join("data").join(opslive::checkpoint::FILE_NAME)).map_or(0, |m| m.len());
+    let line = format!(
+        "restart with {rows} replica rows ({:.0} MB checkpoint): streaming again a median {:.2} s after the process \
+         started ({:.0} ms of it reading the checkpoint); no snapshot",
+        size as f64 / 1e6,
+        median(took),
+        median(load_ms)
+    );
+    println!("{line}");
+    let _ = pg;
+    line
+}
+
+/// Apply latency of single-row transactions on a replica of `rows` rows, alone and while
+/// checkpoints are written back to back on another thread.
+fn checkpoint_while_applying(rows: usize) -> String {
+    use opslive::change::{Change, Image, Key, Op, Position, TableEvent, Transaction};
+    use opslive::registry::{Column, ColumnType, TableSchema};
+    let mut registry = Registry::default();
+    let id = registry.add("s".into(), "public", "t", "t", vec!["grp".into()], vec![]).unwrap();
+    let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
+    let schema = Arc::new(TableSchema {
+        spec: registry.get(id).unwrap().clone(),
+        columns: vec![
+            col("id", ColumnType::Int8),
+            col("grp", ColumnType::Int4),
+            col("amount", ColumnType::Numeric),
+            col("status", ColumnType::Text),
+            col("note", ColumnType::Text),
+        ],
+        key: vec![0],
+        indexed: vec![1],
+        version: 1,
+    });
+    let row = |i: i64| -> Vec<Value> {
+        vec![
+            Value::Int8(i),
+            Value::Int4((i % 100) as i32),
+            Value::Numeric(format!("{}.{:02}", i % 1000, i % 100).into()),
+            Value::text(["pending", "paid", "shipped"][(i % 3) as usize]),
+            Value::Text(format!("order {i}").into()),
+        ]
+    };
+    let mut replica = Replica::new();
+    replica.apply(&SourceEvent::Table(TableEvent::SnapshotBegin { schema, estimated_rows: None }));
+    for chunk in (0..rows as i64).collect::<Vec<_>>().chunks(4096) {
+        replica.apply(&SourceEvent::SnapshotRows { table: id, rows: chunk.iter().map(|&i| row(i).into()).collect() });
+    }
+    replica.apply(&SourceEvent::Table(TableEvent::SnapshotEnd { table: id, position: Position(1), rows: rows as u64 }));
+    replica.apply(&SourceEvent::Consistent { source: "s".into(), position: Position(1) });
+    let slots = HashMap::from([(Arc::<str>::from("s"), "slot".to_string())]);
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let written = opslive::checkpoint::write(dir.path(), &replica, &slots).unwrap();
+    let write_s = started.elapsed().as_secs_f64();
+
+    let mut position = 1u64;
+    let mut measure = |replica: &mut Replica, n: usize| -> Vec<f64> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            position += 1;
+            let i = rows as i64 + position as i64;
+            let tx = Transaction {
+                source: "s".into(),
+                position: Position(position),
+                commit_ts: 0,
+                xid: position,
+                changes: vec![Change {
+                    table: id,
+                    op: Op::Insert,
+                    key: Key(vec![Value::Int8(i)].into()),
+                    before: None,
+                    after: Some(Image(row(i).into_iter().map(Some).collect())),
+                }],
+                table_events: vec![],
+            };
+            let t = Instant::now();
+            replica.apply(&SourceEvent::Transaction(tx));
+            // Publishing a version is part of applying (what the checkpointer reads).
+            std::hint::black_box(Arc::new(replica.clone()));
+            out.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        out
+    };
+    let mut alone = measure(&mut replica, 50_000);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let writer = {
+        let (stop, writes, snapshot, dir) = (stop.clone(), writes.clone(), replica.clone(), dir.path().to_path_buf());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                opslive::checkpoint::write(&dir, &snapshot, &slots).unwrap();
+                writes.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let mut during = measure(&mut replica, 50_000);
+    while writes.load(Ordering::Relaxed) == 0 {
+        during.extend(measure(&mut replica, 1_000));
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let line = format!(
+        "apply of a 1-row transaction on a {rows}-row replica: alone p50 {:.1} µs, p99 {:.1} µs; while checkpoints \
+         ({:.0} MB, {:.2} s each, {} written meanwhile) are written: p50 {:.1} µs, p99 {:.1} µs, max {:.0} µs",
+        percentile(&mut alone, 0.5),
+        percentile(&mut alone, 0.99),
+        written.bytes as f64 / 1e6,
+        write_s,
+        writes.load(Ordering::Relaxed),
+        percentile(&mut during, 0.5),
+        percentile(&mut during, 0.99),
+        percentile(&mut during, 1.0),
+    );
+    println!("{line}");
+    line
+}
+
 fn percentile(v: &mut [f64], q: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[((v.len() as f64 * q) as usize).min(v.len() - 1)]
@@ -273,12 +453,23 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
+    let phases = std::env::var("OPSLIVE_BENCH_PHASES")
+        .unwrap_or_else(|_| "snapshot,drain,latency,load,checkpoint,restart".into());
+    let phase = |name: &str| phases.split(',').any(|p| p.trim() == name);
+
     // Snapshot.
     sql.batch_execute(TABLE).await.unwrap();
     sql.batch_execute(&format!("INSERT INTO bench {ROWS_SQL}(1, {rows}) g")).await.unwrap();
     sql.batch_execute("VACUUM ANALYZE bench").await.unwrap();
     let mut snapshot = Vec::new();
-    for run in 0..runs {
+    let mut summary = Vec::new();
+    if phase("restart") {
+        summary.push(restart(&pg, &url, rows, runs).await);
+    }
+    if phase("checkpoint") {
+        summary.push(checkpoint_while_applying(rows));
+    }
+    for run in 0..if phase("snapshot") { runs } else { 0 } {
         let (took, p) = apply_until(source(&url, &format!("bench_snap_{run}"), CHANNEL_CAPACITY), rows).await;
         p.stop().await;
         let rate = rows as f64 / took.as_secs_f64();
@@ -288,7 +479,7 @@ async fn main() {
 
     // Backlog drain.
     let mut drain = Vec::new();
-    for run in 0..runs {
+    for run in 0..if phase("drain") { runs } else { 0 } {
         sql.batch_execute("TRUNCATE bench").await.unwrap();
         // A short channel: the source may not decode the backlog ahead of the replica while it
         // is being written (the production channel would hold all of it).
@@ -328,41 +519,42 @@ async fn main() {
         drain.push(rate);
     }
     // Commit → applied latency of single-row transactions on an idle stream.
-    sql.batch_execute("TRUNCATE bench").await.unwrap();
-    let (_, p) = apply_until(source(&url, "bench_latency", CHANNEL_CAPACITY), 0).await;
-    let mut versions = p.versions.clone();
-    let mut latencies = Vec::new();
-    let mut round_trips = Vec::new();
-    for i in 1..=1000i64 {
-        let sent = Instant::now();
-        sql.execute("INSERT INTO bench (id, grp) VALUES ($1, 0)", &[&i]).await.unwrap();
-        let committed = Instant::now();
-        loop {
-            if versions.borrow_and_update().tables().next().is_some_and(|t| t.len() as i64 >= i) {
-                break;
+    if phase("latency") {
+        sql.batch_execute("TRUNCATE bench").await.unwrap();
+        let (_, p) = apply_until(source(&url, "bench_latency", CHANNEL_CAPACITY), 0).await;
+        let mut versions = p.versions.clone();
+        let mut latencies = Vec::new();
+        let mut round_trips = Vec::new();
+        for i in 1..=1000i64 {
+            let sent = Instant::now();
+            sql.execute("INSERT INTO bench (id, grp) VALUES ($1, 0)", &[&i]).await.unwrap();
+            let committed = Instant::now();
+            loop {
+                if versions.borrow_and_update().tables().next().is_some_and(|t| t.len() as i64 >= i) {
+                    break;
+                }
+                versions.changed().await.unwrap();
             }
-            versions.changed().await.unwrap();
+            latencies.push(committed.elapsed().as_secs_f64() * 1000.0);
+            round_trips.push(sent.elapsed().as_secs_f64() * 1000.0);
         }
-        latencies.push(committed.elapsed().as_secs_f64() * 1000.0);
-        round_trips.push(sent.elapsed().as_secs_f64() * 1000.0);
-    }
-    p.stop().await;
-    for (what, mut v) in [("commit returned → applied", latencies), ("insert sent → applied", round_trips)] {
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let pct = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
-        println!(
-            "{what}, 1,000 single-row transactions: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-            pct(0.5),
-            pct(0.99),
-            pct(1.0)
-        );
+        p.stop().await;
+        for (what, mut v) in [("commit returned → applied", latencies), ("insert sent → applied", round_trips)] {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let pct = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
+            println!(
+                "{what}, 1,000 single-row transactions: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                pct(0.5),
+                pct(0.99),
+                pct(1.0)
+            );
+        }
     }
 
     // Live lag under the fastest insert load.
     let writers = env_or("OPSLIVE_BENCH_WRITERS", 4);
     let secs = env_or("OPSLIVE_BENCH_LOAD_SECS", 10) as u64;
-    let mut summary = Vec::new();
-    for tx_rows in [1, 100] {
+    for tx_rows in if phase("load") { vec![1, 100] } else { vec![] } {
         let alone = load(&pg, &url, &format!("alone_{tx_rows}"), writers, tx_rows, secs, false).await;
         let mut live = load(&pg, &url, &format!("live_{tx_rows}"), writers, tx_rows, secs, true).await;
         let line = format!(
@@ -384,8 +576,12 @@ async fn main() {
         summary.push(line);
     }
 
-    println!("snapshot: median {:.0} rows/s", median(snapshot));
-    println!("backlog drain: median {:.0} rows/s (applied to the replica)", median(drain));
+    if !snapshot.is_empty() {
+        println!("snapshot: median {:.0} rows/s", median(snapshot));
+    }
+    if !drain.is_empty() {
+        println!("backlog drain: median {:.0} rows/s (applied to the replica)", median(drain));
+    }
     for line in summary {
         println!("{line}");
     }

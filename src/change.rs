@@ -116,6 +116,12 @@ pub enum TableEvent {
     /// the last known shape (columns the source dropped read as NULL, added ones are ignored)
     /// until the table is resynced; `columns` is what the source now sends.
     SchemaChanged { table: TableId, columns: Vec<Arc<str>> },
+    /// The table's changes cannot be decoded or applied from `position` on: it is set aside
+    /// (its queries answer `NOT_READY`) while the rest of the source streams, until a resync.
+    Quarantined { table: TableId, position: Position, reason: String },
+    /// The table is about to be copied again on its own (resync): its queries answer
+    /// `NOT_READY` until the copy's `SnapshotEnd`; the other tables go on streaming.
+    ResyncBegin { table: TableId, reason: String },
 }
 
 /// One committed source transaction.
@@ -149,6 +155,13 @@ pub enum SourceEvent {
         position: Position,
     },
     Transaction(Transaction),
+    /// Nothing watched happened at the source up to `position` (a quiet stream, a heartbeat,
+    /// writes to other tables): the replica is current as of it, so it may be checkpointed
+    /// and acknowledged, and the slot does not hold WAL for nothing.
+    Progress {
+        source: SourceName,
+        position: Position,
+    },
 }
 
 #[cfg(test)]

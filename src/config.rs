@@ -23,9 +23,12 @@ pub struct Config {
     /// Address of the HTTP/GraphQL server.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// Where opslive keeps local files (checkpoints, later).
+    /// Where opslive keeps local files: the replica's checkpoint.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Checkpoints of the replica in `data_dir`, so a restart resumes instead of copying again.
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
     /// opslive's own database (never part of a publication).
     #[serde(default)]
     pub app_database: AppDatabase,
@@ -77,6 +80,42 @@ pub struct AppDatabase {
     pub url: Option<SecretUrl>,
 }
 
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Off: the replica lives only in memory and every start copies the tables again.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Seconds between checkpoints while the replica changes (at least four times the time
+    /// the last one took). The slot keeps the WAL written since the last checkpoint.
+    #[serde(default = "default_checkpoint_interval")]
+    pub interval_seconds: f64,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig { enabled: true, interval_seconds: default_checkpoint_interval() }
+    }
+}
+
+impl CheckpointConfig {
+    pub fn interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.interval_seconds.max(0.05))
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_checkpoint_interval() -> f64 {
+    5.0
+}
+
+fn default_heartbeat() -> f64 {
+    10.0
+}
+
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
@@ -96,6 +135,10 @@ pub struct SourceConfig {
     /// Rows per snapshot chunk handed to the replica.
     #[serde(default = "default_snapshot_chunk")]
     pub snapshot_chunk_rows: usize,
+    /// Seconds between heartbeats written through the slot (`pg_logical_emit_message`), so the
+    /// slot advances while the watched tables are quiet; 0 turns them off.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_seconds: f64,
     pub tables: Vec<TableConfig>,
 }
 
@@ -278,6 +321,10 @@ impl SourceConfig {
 
     pub fn publication_name(&self, source: &str) -> String {
         self.publication.clone().unwrap_or_else(|| format!("opslive_{source}"))
+    }
+
+    pub fn heartbeat(&self) -> Option<std::time::Duration> {
+        (self.heartbeat_seconds > 0.0).then(|| std::time::Duration::from_secs_f64(self.heartbeat_seconds))
     }
 }
 

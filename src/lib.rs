@@ -18,6 +18,7 @@ pub mod aggregate;
 pub mod api;
 pub mod auth;
 pub mod change;
+pub mod checkpoint;
 pub mod config;
 pub mod demo;
 pub mod error;

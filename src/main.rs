@@ -45,9 +45,17 @@ enum LogFormat {
 enum Command {
     /// Read every configured source into the in-memory replica and keep it current.
     ///
-    /// Each start takes a fresh snapshot on a new replication slot (the replica lives in
-    /// memory), then streams. Watermarks are recorded in the app database every second.
+    /// The replica is checkpointed in `data_dir`: a restart loads it and resumes the slot
+    /// (no new snapshot). Watermarks are recorded in the app database every second.
     Serve,
+    /// Ask a running `serve` to copy one table again on its own (clears a quarantine).
+    Resync {
+        /// The table's GraphQL name.
+        table: String,
+        /// The running server's address (default: `listen` from the configuration).
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Print what opslive sees, one JSON object per line: snapshot rows, then every change.
     ///
     /// Uses a temporary replication slot, so it never disturbs a running `serve`. Reads the
@@ -237,6 +245,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(cli.config.as_deref())?;
             let token = opslive::auth::mint_for(&config.auth, &role, claims.into_iter().collect(), ttl)?;
             println!("{token}");
+            Ok(())
+        }
+        Command::Resync { table, server } => {
+            let base = match server {
+                Some(s) => s,
+                None => format!("http://{}", Config::load(cli.config.as_deref())?.listen),
+            };
+            let url = format!("{}/tables/{}/resync", base.trim_end_matches('/'), table);
+            // reqwest is built without a default TLS backend; one is installed once here.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let response = reqwest::Client::new()
+                .post(&url)
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the server at {base} (is `opslive serve` running?)"))?;
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            if !status.is_success() {
+                bail!("the server refused ({status}): {}", body.trim());
+            }
+            eprintln!("{}", body.trim());
             Ok(())
         }
         Command::Migrate => {

@@ -107,17 +107,16 @@ pub struct ApplyLoop {
 
 impl ApplyLoop {
     pub fn new(watermarks: HashMap<SourceName, Arc<Watermarks>>) -> (ApplyLoop, watch::Receiver<Arc<Replica>>) {
-        let (published, rx) = watch::channel(Arc::new(Replica::new()));
-        (
-            ApplyLoop {
-                replica: Replica::new(),
-                watermarks,
-                published,
-                stats: Arc::default(),
-                counters: Counters::default(),
-            },
-            rx,
-        )
+        ApplyLoop::starting_from(Replica::new(), watermarks)
+    }
+
+    /// An apply loop whose replica starts as `replica` (a checkpoint's).
+    pub fn starting_from(
+        replica: Replica,
+        watermarks: HashMap<SourceName, Arc<Watermarks>>,
+    ) -> (ApplyLoop, watch::Receiver<Arc<Replica>>) {
+        let (published, rx) = watch::channel(Arc::new(replica.clone()));
+        (ApplyLoop { replica, watermarks, published, stats: Arc::default(), counters: Counters::default() }, rx)
     }
 
     /// Applies events until every sender is gone; `sink` sees each result in order.
@@ -183,6 +182,12 @@ impl ApplyLoop {
                 s.snapshot_rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
                 c.table(s, *table).snapshot_rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
             }
+            SourceEvent::Progress { source, position } => {
+                if let Some(w) = self.watermarks.get(source) {
+                    w.received(*position);
+                    w.applied(*position);
+                }
+            }
             SourceEvent::Consistent { source, position } => {
                 if let Some(w) = self.watermarks.get(source) {
                     w.received(*position);
@@ -203,7 +208,9 @@ impl ApplyLoop {
             SourceEvent::Table(TableEvent::SnapshotEnd { table, .. }) => {
                 c.table(s, *table).snapshot_done.store(true, Ordering::Relaxed);
             }
-            SourceEvent::Table(TableEvent::SchemaChanged { .. }) => {}
+            SourceEvent::Table(
+                TableEvent::SchemaChanged { .. } | TableEvent::Quarantined { .. } | TableEvent::ResyncBegin { .. },
+            ) => {}
         }
     }
 }

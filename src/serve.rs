@@ -16,13 +16,16 @@ use tokio_util::sync::CancellationToken;
 use crate::api::graphql::GraphqlState;
 use crate::api::{ApiError, Listener, OpsState, SourceView};
 use crate::auth::{AuthConfigError, Authenticator};
-use crate::change::{SourceEvent, SourceName};
 use crate::config::{Config, ConfigError, SourceKind};
 use crate::error::SourceError;
 use crate::pipeline::{ApplyLoop, CHANNEL_CAPACITY};
 use crate::policy::{Policy, PolicyError, PolicyStore};
+use crate::change::{Position, SourceEvent, SourceName};
+use crate::checkpoint::{self, CheckpointError, writer::Checkpointer};
+use crate::registry::Registry;
+use crate::replica::{Replica, TableState};
 use crate::source::SourceStats;
-use crate::source::postgres::PostgresSource;
+use crate::source::postgres::{Endpoint, PostgresSource, Resume};
 use crate::store::{SourceRecord, Store, StoreError};
 use crate::watermark::Watermarks;
 
@@ -72,18 +75,40 @@ pub async fn serve_on(
         .app_database_url()
         .ok_or_else(|| ConfigError::Invalid("no sources and no app_database.url: nothing to serve".into()))?;
     let store = Store::open(&app_url).await?;
+    let durable = config.checkpoint.enabled;
     let mut watermarks: HashMap<SourceName, Arc<Watermarks>> = HashMap::new();
+    let mut slots: HashMap<SourceName, String> = HashMap::new();
+    for (name, sc) in &config.sources {
+        let w = Arc::new(Watermarks::default());
+        w.set_durable(durable);
+        watermarks.insert(Arc::from(name.as_str()), w);
+        slots.insert(Arc::from(name.as_str()), sc.slot_name(name));
+    }
+    let replica = if durable { restore(&config, &registry, &slots, &watermarks) } else { Replica::new() };
+    let (apply, versions) = ApplyLoop::starting_from(replica, watermarks.clone());
+    let checkpointer = Checkpointer {
+        data_dir: config.data_dir.clone(),
+        slots: slots.clone(),
+        watermarks: watermarks.clone(),
+        stats: Arc::default(),
+    };
+
     let (tx, rx) = mpsc::channel::<SourceEvent>(CHANNEL_CAPACITY);
     let mut sources = JoinSet::new();
     let mut views = Vec::new();
+    let mut endpoints = Vec::new();
+    let mut resync = HashMap::new();
     for (name, sc) in &config.sources {
         match sc.kind {
             SourceKind::Postgres => {}
         }
-        let w = Arc::new(Watermarks::default());
+        let source_name: SourceName = Arc::from(name.as_str());
+        let w = watermarks[&source_name].clone();
         let stats = Arc::new(SourceStats::default());
-        watermarks.insert(Arc::from(name.as_str()), w.clone());
-        views.push(SourceView { name: Arc::from(name.as_str()), watermarks: w.clone(), stats: stats.clone() });
+        let requests = Arc::new(crate::source::ResyncRequests::default());
+        resync.insert(source_name.clone(), requests.clone());
+        views.push(SourceView { name: source_name.clone(), watermarks: w.clone(), stats: stats.clone() });
+        endpoints.push((source_name.clone(), Endpoint::new(name, &sc.url)?, sc.slot_name(name)));
         let record = SourceRecord {
             name: name.clone(),
             kind: "postgres".into(),
@@ -94,11 +119,16 @@ pub async fn serve_on(
         let make = {
             let (name, url, registry, chunk) = (name.clone(), sc.url.clone(), registry.clone(), sc.snapshot_chunk_rows);
             let (slot, publication, stats) = (sc.slot_name(&name), sc.publication_name(&name), stats.clone());
+            let (versions, heartbeat) = (versions.clone(), sc.heartbeat());
             move || -> Result<PostgresSource, SourceError> {
                 let mut s =
                     PostgresSource::new(&name, &url, slot.clone(), publication.clone(), registry.clone(), w.clone())?;
                 s.chunk_rows = chunk;
                 s.stats = stats.clone();
+                s.keep_slot = durable;
+                s.heartbeat = heartbeat;
+                s.resume = resume_point(&versions.borrow(), &registry, &name);
+                s.requests = requests.clone();
                 Ok(s)
             }
         };
@@ -106,7 +136,6 @@ pub async fn serve_on(
     }
     drop(tx);
 
-    let (apply, versions) = ApplyLoop::new(watermarks.clone());
     let stats = apply.stats.clone();
     if let Some(path) = &config.policy {
         let reload =
@@ -114,7 +143,16 @@ pub async fn serve_on(
         tokio::spawn(reload);
     }
     let graphql = GraphqlState::new(auth, policy, registry.clone(), versions.clone());
-    let ops = OpsState { registry: registry.clone(), sources: views, apply: stats.clone(), replica: versions };
+    let source_stats: Vec<(SourceName, Arc<SourceStats>)> =
+        views.iter().map(|v| (v.name.clone(), v.stats.clone())).collect();
+    let ops = OpsState {
+        registry: registry.clone(),
+        sources: views,
+        apply: stats.clone(),
+        replica: versions.clone(),
+        checkpoints: durable.then(|| checkpointer.stats.clone()),
+        resync,
+    };
     tracing::info!(addr = %listener.addr, "listening");
     let router = crate::api::router(ops, extra_metrics).merge(crate::api::graphql::router(graphql));
     let http = tokio::spawn(listener.serve(router, cancel.clone()));
@@ -124,14 +162,20 @@ pub async fn serve_on(
             let _ = snap_tx.send((source.clone(), *position));
         }
     }));
+    let writer = durable.then(|| {
+        tokio::spawn(checkpointer.clone().run(versions.clone(), config.checkpoint.interval(), cancel.clone()))
+    });
 
     // Persist watermarks once a second; the database is told what opslive has applied.
     let recorder = {
-        let (store, watermarks, cancel) = (store.clone(), watermarks.clone(), cancel.clone());
+        let (store, watermarks, cancel, registry) =
+            (store.clone(), watermarks.clone(), cancel.clone(), registry.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             let mut last_log = std::time::Instant::now();
+            let mut rates = ChangeRates::default();
             loop {
+                rates.sample(&stats, &registry, &source_stats);
                 let stop = tokio::select! {
                     _ = tick.tick() => false,
                     Some((source, position)) = snap_rx.recv() => {
@@ -176,7 +220,13 @@ pub async fn serve_on(
         }
     }
     cancel.cancel();
-    let _ = applier.await;
+    let replica = applier.await.ok();
+    if let Some(writer) = writer {
+        let _ = writer.await;
+        if let Some(replica) = replica.filter(|r| r.applied_positions().next().is_some()) {
+            final_checkpoint(&checkpointer, replica, &endpoints).await;
+        }
+    }
     let _ = recorder.await;
     match http.await {
         Ok(Err(e)) if failure.is_none() => return Err(e.into()),
@@ -185,6 +235,135 @@ pub async fn serve_on(
     match failure {
         Some(e) => Err(e.into()),
         None => Ok(()),
+    }
+}
+
+/// The replica from the data directory's checkpoint, with each source's watermarks set to
+/// where it stands; an empty replica (every source copies its tables) when there is none or it
+/// cannot be used, with the reason in the log.
+fn restore(
+    config: &Config,
+    registry: &Registry,
+    slots: &HashMap<SourceName, String>,
+    watermarks: &HashMap<SourceName, Arc<Watermarks>>,
+) -> Replica {
+    match checkpoint::load(&config.data_dir, registry) {
+        Ok(loaded) => {
+            for note in &loaded.notes {
+                tracing::warn!(note = %note, "checkpoint");
+            }
+            let mut replica = loaded.replica;
+            for (source, mark) in &loaded.sources {
+                if slots.get(source) != Some(&mark.slot) {
+                    tracing::warn!(source = %source, slot = %mark.slot, "the checkpoint was taken on another slot; the source takes a fresh snapshot");
+                    replica.forget_source(source);
+                    continue;
+                }
+                if let Some(w) = watermarks.get(source) {
+                    w.checkpointed(mark.position);
+                    w.received(mark.position);
+                    w.applied(mark.position);
+                }
+            }
+            tracing::info!(
+                path = %checkpoint::path_in(&config.data_dir).display(),
+                rows = loaded.rows,
+                ms = loaded.elapsed.as_millis() as u64,
+                "checkpoint loaded"
+            );
+            replica
+        }
+        Err(CheckpointError::Missing(path)) => {
+            tracing::info!(path = %path.display(), "no checkpoint yet; every source takes a snapshot");
+            Replica::new()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot use the checkpoint; every source takes a fresh snapshot on a new slot");
+            Replica::new()
+        }
+    }
+}
+
+/// Row changes per second per source, over a sliding window of one-second samples.
+#[derive(Default)]
+struct ChangeRates {
+    samples: std::collections::VecDeque<(std::time::Instant, HashMap<SourceName, u64>)>,
+}
+
+impl ChangeRates {
+    const WINDOW: usize = 10;
+
+    fn sample(
+        &mut self,
+        apply: &crate::pipeline::ApplyStats,
+        registry: &Registry,
+        sources: &[(SourceName, Arc<SourceStats>)],
+    ) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut counts: HashMap<SourceName, u64> = HashMap::new();
+        for (id, c) in apply.tables() {
+            if let Some(spec) = registry.get(id) {
+                *counts.entry(spec.source.clone()).or_default() += c.inserts.load(Relaxed)
+                    + c.updates.load(Relaxed)
+                    + c.deletes.load(Relaxed)
+                    + c.truncates.load(Relaxed);
+            }
+        }
+        let now = std::time::Instant::now();
+        if let Some((then, old)) = self.samples.front() {
+            let secs = now.duration_since(*then).as_secs_f64().max(1e-3);
+            for (name, stats) in sources {
+                let delta = counts.get(name).copied().unwrap_or(0).saturating_sub(old.get(name).copied().unwrap_or(0));
+                stats.set_changes_per_second(delta as f64 / secs);
+            }
+        }
+        self.samples.push_back((now, counts));
+        if self.samples.len() > Self::WINDOW {
+            self.samples.pop_front();
+        }
+    }
+}
+
+/// Where a source's next session may resume: the replica's position for it, once it has been
+/// consistent. Tables it does not hold loaded are copied again on their own.
+fn resume_point(replica: &Replica, registry: &Registry, source: &str) -> Option<Resume> {
+    let position = replica.applied_position(source);
+    if position == Position::ZERO {
+        return None;
+    }
+    let mut resume = Resume { position, ..Resume::default() };
+    for spec in registry.of_source(source) {
+        let Some(table) = replica.table(spec.id) else {
+            resume.reload.push(spec.id);
+            continue;
+        };
+        match table.state {
+            TableState::Ready => {}
+            TableState::Quarantined { .. } => resume.quarantined.push(spec.id),
+            TableState::Loading | TableState::Stale { .. } => resume.reload.push(spec.id),
+        }
+        resume.tables.push(table.schema.clone());
+    }
+    Some(resume)
+}
+
+/// At shutdown, once everything received is applied: one last checkpoint, acknowledged on
+/// each slot (the replication session's own last acknowledgement is lost on shutdown).
+async fn final_checkpoint(checkpointer: &Checkpointer, replica: Replica, endpoints: &[(SourceName, Endpoint, String)]) {
+    let writer = checkpointer.clone();
+    match tokio::task::spawn_blocking(move || writer.write(&replica)).await {
+        Ok(Ok(written)) => {
+            tracing::info!(rows = written.rows, ms = written.elapsed.as_millis() as u64, "final checkpoint written");
+            for (source, position) in &written.sources {
+                if let Some((_, endpoint, slot)) = endpoints.iter().find(|(s, _, _)| s == source) {
+                    crate::source::postgres::acknowledge_on_shutdown(endpoint, source, slot, *position).await;
+                }
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot write the final checkpoint; the next start resumes from the last one")
+        }
+        Err(e) => tracing::error!(error = %e, "the final checkpoint failed"),
     }
 }
 

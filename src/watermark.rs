@@ -1,4 +1,5 @@
-//! Per-source watermarks: how far changes have been received, applied and acknowledged.
+//! Per-source watermarks: how far changes have been received, applied, checkpointed and
+//! acknowledged.
 //!
 //! Shared through atomics between the source (which writes `received` and reads what it may
 //! acknowledge) and the pipeline (which writes `applied`): the source learns what is durable
@@ -12,6 +13,10 @@ use crate::change::Position;
 pub struct Watermarks {
     received: AtomicU64,
     applied: AtomicU64,
+    /// Written in a durable checkpoint (when checkpoints are on).
+    checkpointed: AtomicU64,
+    /// Checkpoints are on: the source may acknowledge only what they hold.
+    durable: AtomicBool,
     acknowledged: AtomicU64,
     /// The source server's own position (its current WAL end), polled by the source: how far
     /// there is to go.
@@ -27,6 +32,7 @@ pub struct Watermarks {
 pub struct WatermarkValues {
     pub received: Position,
     pub applied: Position,
+    pub checkpointed: Position,
     pub acknowledged: Position,
 }
 
@@ -43,10 +49,26 @@ impl Watermarks {
         self.acknowledged.fetch_max(p.0, Ordering::Relaxed);
     }
 
-    /// What the source may acknowledge: the lowest durability watermark that exists. While the
-    /// replica lives only in memory that is `applied` (a restart takes a fresh snapshot anyway).
+    pub fn checkpointed(&self, p: Position) {
+        self.checkpointed.fetch_max(p.0, Ordering::Release);
+    }
+
+    /// Checkpoints are on: from now on only checkpointed positions are acknowledged.
+    pub fn set_durable(&self, durable: bool) {
+        self.durable.store(durable, Ordering::Release);
+    }
+
+    /// What the source may acknowledge: the lowest durability watermark that exists —
+    /// `checkpointed` when checkpoints are on (a restart resumes from the checkpoint, so the
+    /// slot must keep everything after it), otherwise `applied` (a restart takes a fresh
+    /// snapshot anyway).
     pub fn ack_target(&self) -> Position {
-        Position(self.applied.load(Ordering::Acquire))
+        let applied = self.applied.load(Ordering::Acquire);
+        if self.durable.load(Ordering::Acquire) {
+            Position(applied.min(self.checkpointed.load(Ordering::Acquire)))
+        } else {
+            Position(applied)
+        }
     }
 
     pub fn server(&self, p: Position) {
@@ -91,6 +113,7 @@ impl Watermarks {
         WatermarkValues {
             received: Position(self.received.load(Ordering::Relaxed)),
             applied: Position(self.applied.load(Ordering::Acquire)),
+            checkpointed: Position(self.checkpointed.load(Ordering::Acquire)),
             acknowledged: Position(self.acknowledged.load(Ordering::Relaxed)),
         }
     }

@@ -143,12 +143,15 @@ async fn health_readiness_and_metrics_follow_the_source() {
     assert_eq!(metric(addr, "opslive_source_connected", &[("source", "shop")]).await, Some(0.0));
     assert_eq!(metric(addr, "opslive_ready", &[]).await, Some(0.0));
 
-    // It comes back: ready again after a fresh snapshot, with the failure counted.
+    // It comes back: ready again, the slot resumed from the replica's position (no second
+    // snapshot), with the failure counted.
     pg.restart().await;
     poll("ready again", async || (get(addr, "/readyz").await.status == 200).then_some(())).await;
     let s = samples(&get(addr, "/metrics").await.body);
     assert!(value(&s, "opslive_source_failures_total", &[("source", "shop")]).unwrap() >= 1.0);
-    assert_eq!(value(&s, "opslive_snapshots_total", &orders), Some(2.0));
+    assert_eq!(value(&s, "opslive_snapshots_total", &orders), Some(1.0));
+    assert!(value(&s, "opslive_source_resumes_total", &[("source", "shop")]).unwrap() >= 1.0);
+    assert_eq!(value(&s, "opslive_source_full_snapshots_total", &[("source", "shop")]), Some(1.0));
     assert_eq!(value(&s, "opslive_replica_rows", &orders), Some(595.0));
     let ready: serde_json::Value = serde_json::from_str(&get(addr, "/readyz").await.body).unwrap();
     assert!(ready["sources"][0]["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{ready}");

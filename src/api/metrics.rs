@@ -110,6 +110,113 @@ impl Collector for FlowCollector {
             f.sample(&source(&s.name), s.stats.snapshot_retries.load(Relaxed) as f64)?;
         }
 
+        for (name, help, read) in [
+            (
+                "source_resumes",
+                "Sessions that resumed the slot from the replica's position (a restart with a checkpoint, a reconnect)",
+                (|s: &crate::source::SourceStats| s.resumes.load(Relaxed)) as fn(&crate::source::SourceStats) -> u64,
+            ),
+            (
+                "source_resyncs",
+                "Tables copied again on their own (columns changed, added, quarantined, rewritten during a snapshot)",
+                |s| s.resyncs.load(Relaxed),
+            ),
+            (
+                "source_full_snapshots",
+                "Sessions that copied every table (a first start, or no usable checkpoint or slot)",
+                |s| s.snapshots.load(Relaxed),
+            ),
+        ] {
+            let mut f = Family::new(&mut enc, name, help, MetricType::Counter)?;
+            for s in &state.sources {
+                f.sample(&source(&s.name), read(&s.stats) as f64)?;
+            }
+        }
+        let slots: Vec<_> = state.sources.iter().filter_map(|s| Some((s, s.stats.slot()?))).collect();
+        let mut f = Family::new(
+            &mut enc,
+            "slot_retained_wal_bytes",
+            "WAL the replication slot keeps on the source server (from its restart_lsn to the current end)",
+            MetricType::Gauge,
+        )?;
+        for (s, h) in &slots {
+            f.sample(&source(&s.name), h.retained_bytes as f64)?;
+        }
+        let mut f = Family::new(
+            &mut enc,
+            "slot_safe_wal_bytes",
+            "WAL that may still be written before the slot is invalidated (absent when unlimited)",
+            MetricType::Gauge,
+        )?;
+        for (s, h) in &slots {
+            if let Some(b) = h.safe_wal_bytes {
+                f.sample(&source(&s.name), b as f64)?;
+            }
+        }
+        let mut f = Family::new(
+            &mut enc,
+            "slot_wal_status",
+            "1 for the slot's wal_status (reserved, extended, unreserved, lost)",
+            MetricType::Gauge,
+        )?;
+        for (s, h) in &slots {
+            let mut labels = source(&s.name);
+            labels.push(("status", h.wal_status.clone()));
+            f.sample(&labels, 1.0)?;
+        }
+        let now_micros = chrono::Utc::now().timestamp_micros();
+        let mut f = Family::new(
+            &mut enc,
+            "heartbeat_age_seconds",
+            "Time since the newest heartbeat that came back through the slot was written",
+            MetricType::Gauge,
+        )?;
+        for s in &state.sources {
+            if let Some(age) = s.stats.heartbeat_age(now_micros) {
+                f.sample(&source(&s.name), age)?;
+            }
+        }
+        let mut f = Family::new(
+            &mut enc,
+            "changes_per_second",
+            "Row changes applied per second, over the last 10 seconds",
+            MetricType::Gauge,
+        )?;
+        for s in &state.sources {
+            f.sample(&source(&s.name), s.stats.changes_per_second())?;
+        }
+        if let Some(c) = &state.checkpoints {
+            for (name, help, kind, value) in [
+                ("checkpoint_writes", "Checkpoints written", MetricType::Counter, c.writes.load(Relaxed) as f64),
+                (
+                    "checkpoint_failures",
+                    "Checkpoints that could not be written",
+                    MetricType::Counter,
+                    c.failures.load(Relaxed) as f64,
+                ),
+                (
+                    "checkpoint_bytes",
+                    "Size of the last checkpoint",
+                    MetricType::Gauge,
+                    c.last_bytes.load(Relaxed) as f64,
+                ),
+                ("checkpoint_rows", "Rows in the last checkpoint", MetricType::Gauge, c.last_rows.load(Relaxed) as f64),
+                (
+                    "checkpoint_duration_seconds",
+                    "Time the last checkpoint took to write",
+                    MetricType::Gauge,
+                    c.last_duration_micros.load(Relaxed) as f64 / 1e6,
+                ),
+            ] {
+                Family::new(&mut enc, name, help, kind)?.sample(&vec![], value)?;
+            }
+            let at = c.last_written_at.load(Relaxed) as i64;
+            if at > 0 {
+                Family::new(&mut enc, "checkpoint_age_seconds", "Time since the last checkpoint", MetricType::Gauge)?
+                    .sample(&vec![], (now_micros - at).max(0) as f64 / 1e6)?;
+            }
+        }
+
         let mut f = Family::new(
             &mut enc,
             "source_position_bytes",
@@ -123,6 +230,7 @@ impl Collector for FlowCollector {
                 ("server", s.watermarks.server_position()),
                 ("received", v.received),
                 ("applied", v.applied),
+                ("checkpointed", v.checkpointed),
                 ("acknowledged", v.acknowledged),
             ] {
                 let mut labels = source(&s.name);
@@ -184,6 +292,13 @@ impl Collector for FlowCollector {
         f.sample(&vec![], state.apply.transactions.load(Relaxed) as f64)?;
         let mut f = Family::new(
             &mut enc,
+            "transactions_skipped",
+            "Source transactions delivered again (after a reconnect or restart) and skipped by position",
+            MetricType::Counter,
+        )?;
+        f.sample(&vec![], state.apply.skipped.load(Relaxed) as f64)?;
+        let mut f = Family::new(
+            &mut enc,
             "replica_anomalies",
             "Changes that contradicted the replica (a correct pipeline has none)",
             MetricType::Counter,
@@ -225,6 +340,18 @@ impl Collector for FlowCollector {
         let replica = state.replica.borrow().clone();
         let held: Vec<(Labels, usize, usize)> =
             replica.tables().filter_map(|t| Some((table_labels(t.schema.id())?, t.len(), t.approx_bytes()))).collect();
+        let mut f = Family::new(
+            &mut enc,
+            "table_state",
+            "1 for the table's state: loading, ready, stale (columns changed, resync pending) or quarantined",
+            MetricType::Gauge,
+        )?;
+        for t in replica.tables() {
+            if let Some(mut labels) = table_labels(t.schema.id()) {
+                labels.push(("state", t.state.name().to_string()));
+                f.sample(&labels, 1.0)?;
+            }
+        }
         let mut f = Family::new(&mut enc, "replica_rows", "Rows held in memory per table", MetricType::Gauge)?;
         for (labels, rows, _) in &held {
             f.sample(labels, *rows as f64)?;

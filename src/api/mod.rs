@@ -7,6 +7,7 @@
 pub mod graphql;
 mod health;
 mod metrics;
+mod tables;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,6 +44,10 @@ pub struct OpsState {
     pub sources: Vec<SourceView>,
     pub apply: Arc<ApplyStats>,
     pub replica: watch::Receiver<Arc<Replica>>,
+    /// The checkpoint writer's counters, when checkpoints are on.
+    pub checkpoints: Option<Arc<crate::checkpoint::writer::CheckpointStats>>,
+    /// Where to ask each source for a table's resync.
+    pub resync: std::collections::HashMap<SourceName, Arc<crate::source::ResyncRequests>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +66,8 @@ pub fn router(state: OpsState, extra_metrics: Vec<Box<dyn Collector>>) -> Router
         .route("/", get(status_page))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/tables", get(tables::list))
+        .route("/tables/{name}/resync", axum::routing::post(tables::resync))
         .with_state(Arc::new(state))
         .merge(Router::new().route("/metrics", get(metrics::scrape)).with_state(Arc::new(metrics)))
 }

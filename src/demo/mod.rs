@@ -45,6 +45,8 @@ pub enum DemoError {
     Sim(#[from] SimError),
     #[error("writing the demo's policy and configuration in {dir}: {error}")]
     Files { dir: PathBuf, error: std::io::Error },
+    #[error("{0}")]
+    Io(String),
 }
 
 pub struct DemoOptions {
@@ -92,7 +94,14 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
     // policy reloads when edited, and `opslive token --config` mints more tokens.
     let (access, text) = access::write(&options.data_dir, &demo_config(&shop, listen))
         .map_err(|error| DemoError::Files { dir: options.data_dir.clone(), error })?;
-    let config = Config::from_toml(&text)?;
+    let mut config = Config::from_toml(&text)?;
+    // The database was created afresh: an earlier demo's checkpoint describes another one.
+    config.data_dir =
+        std::path::absolute(&options.data_dir).unwrap_or_else(|_| options.data_dir.clone()).join("opslive");
+    let stale = crate::checkpoint::path_in(&config.data_dir);
+    if stale.exists() {
+        std::fs::remove_file(&stale).map_err(|e| DemoError::Io(format!("cannot remove {}: {e}", stale.display())))?;
+    }
     let serve_cancel = cancel.child_token();
     let stats = Arc::new(SimStats::default());
     let extra: Vec<Box<dyn prometheus_client::collector::Collector>> = match options.sim {

@@ -1,8 +1,9 @@
 //! The in-memory replica of every watched table.
 //!
 //! `apply` is pure: it takes one [`SourceEvent`], changes the tables and returns what changed
-//! ([`Applied`]) for the engines downstream. A transaction at or below the source's applied
-//! position is skipped, so a source may re-deliver after a reconnect without effect. Values the
+//! ([`Applied`]) for the engines downstream. A change at or below its table's position is
+//! skipped, so a source may re-deliver after a reconnect or a restart without effect, and one
+//! table can be reloaded at its own consistent point while the others stream. Values the
 //! source did not send (unchanged TOAST) are filled from the row the replica holds.
 
 mod delta;
@@ -47,6 +48,22 @@ impl Replica {
         self.applied.get(source).copied().unwrap_or(Position::ZERO)
     }
 
+    /// Every source's applied position.
+    pub fn applied_positions(&self) -> impl Iterator<Item = (&SourceName, Position)> {
+        self.applied.iter().map(|(s, p)| (s, *p))
+    }
+
+    /// Drops a source's tables and position (its checkpoint cannot be resumed).
+    pub fn forget_source(&mut self, source: &str) {
+        self.tables.retain(|_, t| &*t.schema.spec.source != source);
+        self.applied.remove(source);
+    }
+
+    /// A replica rebuilt from stored tables and positions (a checkpoint).
+    pub fn restore(tables: Vec<Table>, applied: HashMap<SourceName, Position>) -> Replica {
+        Replica { tables: tables.into_iter().map(|t| (t.schema.id(), t)).collect(), applied }
+    }
+
     pub fn apply(&mut self, event: &SourceEvent) -> Applied {
         match event {
             SourceEvent::Table(ev) => self.apply_table_event(ev),
@@ -60,6 +77,12 @@ impl Replica {
                 }
             }
             SourceEvent::Transaction(tx) => self.apply_transaction(tx),
+            SourceEvent::Progress { source, position } => {
+                if let Some(slot) = self.applied.get_mut(source) {
+                    *slot = (*slot).max(*position);
+                }
+                Applied::default()
+            }
         }
     }
 
@@ -69,15 +92,28 @@ impl Replica {
                 self.tables.insert(schema.id(), Table::new(schema.clone()));
                 Delta::SnapshotBegin { schema: schema.clone() }
             }
-            TableEvent::SnapshotEnd { table, rows, .. } => {
+            TableEvent::SnapshotEnd { table, rows, position } => {
                 if let Some(t) = self.tables.get_mut(table) {
                     t.state = TableState::Ready;
+                    t.since = *position;
                 }
                 Delta::SnapshotEnd { table: *table, rows: *rows }
             }
             TableEvent::SchemaChanged { table, columns } => {
                 self.mark_stale(*table, columns);
                 Delta::SchemaChanged { table: *table, columns: columns.clone() }
+            }
+            TableEvent::ResyncBegin { table, .. } => {
+                if let Some(t) = self.tables.get_mut(table) {
+                    t.state = TableState::Loading;
+                }
+                Delta::Reset { table: *table, reason: ResetReason::Resync }
+            }
+            TableEvent::Quarantined { table, position, reason } => {
+                if let Some(t) = self.tables.get_mut(table) {
+                    t.state = TableState::Quarantined { reason: reason.clone(), position: *position };
+                }
+                Delta::Reset { table: *table, reason: ResetReason::Quarantine }
             }
         };
         Applied { deltas: vec![delta], ..Applied::default() }
@@ -118,24 +154,55 @@ impl Replica {
             tx: Some(TxInfo { source: tx.source.clone(), position: tx.position, commit_ts: tx.commit_ts, xid: tx.xid }),
             ..Applied::default()
         };
-        if tx.position <= self.applied_position(&tx.source) {
-            applied.skipped = true;
-            return applied;
-        }
         let mut events = tx.table_events.iter().peekable();
+        let mut any = false;
         for (ordinal, change) in tx.changes.iter().enumerate() {
             while let Some((_, ev)) = events.next_if(|(at, _)| *at <= ordinal) {
-                let mut out = self.apply_table_event(ev);
-                applied.deltas.append(&mut out.deltas);
+                any |= self.apply_table_event_at(tx.position, ev, &mut applied);
             }
-            self.apply_change(ordinal as u32, change, &mut applied);
+            if self.follows(change.table, tx.position) {
+                any = true;
+                self.apply_change(ordinal as u32, change, &mut applied);
+            }
         }
         for (_, ev) in events {
-            let mut out = self.apply_table_event(ev);
-            applied.deltas.append(&mut out.deltas);
+            any |= self.apply_table_event_at(tx.position, ev, &mut applied);
         }
-        self.applied.insert(tx.source.clone(), tx.position);
+        // Positions only advance once every change of a transaction is applied.
+        for change in &tx.changes {
+            if let Some(t) = self.tables.get_mut(&change.table) {
+                t.since = t.since.max(tx.position);
+            }
+        }
+        let source_applied = self.applied.entry(tx.source.clone()).or_default();
+        applied.skipped = !any && tx.position <= *source_applied;
+        *source_applied = (*source_applied).max(tx.position);
         applied
+    }
+
+    /// Whether a change at `position` is new for the table: not already in its rows, and the
+    /// table is followed (not quarantined). Unknown tables are reported by `apply_change`.
+    fn follows(&self, table: TableId, position: Position) -> bool {
+        match self.tables.get(&table) {
+            Some(t) => position > t.since && !matches!(t.state, TableState::Quarantined { .. }),
+            None => true,
+        }
+    }
+
+    fn apply_table_event_at(&mut self, position: Position, ev: &TableEvent, applied: &mut Applied) -> bool {
+        let table = match ev {
+            TableEvent::SnapshotBegin { schema, .. } => schema.id(),
+            TableEvent::SnapshotEnd { table, .. }
+            | TableEvent::SchemaChanged { table, .. }
+            | TableEvent::ResyncBegin { table, .. }
+            | TableEvent::Quarantined { table, .. } => *table,
+        };
+        if !self.follows(table, position) {
+            return false;
+        }
+        let mut out = self.apply_table_event(ev);
+        applied.deltas.append(&mut out.deltas);
+        true
     }
 
     fn apply_change(&mut self, ordinal: u32, change: &Change, applied: &mut Applied) {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
 
-use crate::change::{Key, Row};
+use crate::change::{Key, Position, Row};
 use crate::registry::TableSchema;
 use crate::value::Value;
 
@@ -23,6 +23,28 @@ pub enum TableState {
     Stale {
         reason: String,
     },
+    /// The table's changes could not be decoded or applied from `position` on: its rows are set
+    /// aside (no longer followed) until a resync reloads it.
+    Quarantined {
+        reason: String,
+        position: Position,
+    },
+}
+
+impl TableState {
+    /// Whether queries may be answered from the table's rows.
+    pub fn is_ready(&self) -> bool {
+        matches!(self, TableState::Ready)
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            TableState::Loading => "loading",
+            TableState::Ready => "ready",
+            TableState::Stale { .. } => "stale",
+            TableState::Quarantined { .. } => "quarantined",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -36,6 +58,11 @@ pub struct Index {
 pub struct Table {
     pub schema: Arc<TableSchema>,
     pub state: TableState,
+    /// Every change of the source at or below this position is in the rows: the snapshot's
+    /// consistent point, then each applied transaction's. A change at or below it is a
+    /// re-delivery and is skipped, table by table, so that one table can be reloaded (resync)
+    /// while the others stream.
+    pub since: Position,
     rows: OrdMap<Key, Row>,
     indexes: Vec<Index>,
     approx_bytes: usize,
@@ -44,7 +71,31 @@ pub struct Table {
 impl Table {
     pub fn new(schema: Arc<TableSchema>) -> Table {
         let indexes = schema.indexed.iter().map(|&column| Index { column, entries: OrdSet::new() }).collect();
-        Table { schema, state: TableState::Loading, rows: OrdMap::new(), indexes, approx_bytes: 0 }
+        Table {
+            schema,
+            state: TableState::Loading,
+            since: Position::ZERO,
+            rows: OrdMap::new(),
+            indexes,
+            approx_bytes: 0,
+        }
+    }
+
+    /// A table rebuilt from stored rows (a checkpoint), in the given state.
+    pub fn restore(
+        schema: Arc<TableSchema>,
+        state: TableState,
+        since: Position,
+        rows: impl IntoIterator<Item = Row>,
+    ) -> Table {
+        let mut table = Table::new(schema);
+        let key_columns = table.schema.key.clone();
+        for row in rows {
+            table.upsert(Key::of(&row, &key_columns), row);
+        }
+        table.state = state;
+        table.since = since;
+        table
     }
 
     pub fn len(&self) -> usize {

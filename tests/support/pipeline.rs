@@ -23,6 +23,9 @@ pub struct Seen {
     pub anomalies: Vec<Anomaly>,
     /// Position of every applied (not skipped) transaction, in apply order.
     pub positions: Vec<Position>,
+    /// The same per table: a table copied again on its own (resync) catches up with its held
+    /// changes after others have moved on, so order holds table by table.
+    pub by_table: HashMap<opslive::registry::TableId, Vec<Position>>,
     pub skipped: usize,
     pub consistent_at: Option<Position>,
 }
@@ -63,7 +66,17 @@ pub fn start(url: &str, slot: &str, tables: &[&str]) -> Running {
         s.anomalies.extend(applied.anomalies.iter().cloned());
         match event {
             SourceEvent::Transaction(_) if applied.skipped => s.skipped += 1,
-            SourceEvent::Transaction(tx) => s.positions.push(tx.position),
+            SourceEvent::Transaction(tx) => {
+                s.positions.push(tx.position);
+                let mut tables: Vec<_> = tx.changes.iter().map(|c| c.table).collect();
+                tables.dedup();
+                for t in tables {
+                    let list = s.by_table.entry(t).or_default();
+                    if list.last() != Some(&tx.position) {
+                        list.push(tx.position);
+                    }
+                }
+            }
             SourceEvent::Consistent { position, .. } => s.consistent_at = Some(*position),
             _ => {}
         }

@@ -9,7 +9,11 @@ use tokio::process::{Child, ChildStderr, Command};
 
 /// Writes `opslive.toml` in `dir`: one PostgreSQL source `shop` at `url` watching `tables`.
 pub fn write_config(dir: &Path, url: &str, tables: &[&str]) -> std::path::PathBuf {
-    let mut text = format!("[sources.shop]\nkind = \"postgres\"\nurl = \"{url}\"\n");
+    let data = dir.join("data");
+    let mut text = format!(
+        "data_dir = \"{}\"\n[checkpoint]\ninterval_seconds = 0.5\n[sources.shop]\nkind = \"postgres\"\nurl = \"{url}\"\nheartbeat_seconds = 1\n",
+        data.display()
+    );
     for t in tables {
         text.push_str(&format!("[[sources.shop.tables]]\ntable = \"{t}\"\n"));
     }
@@ -20,31 +24,52 @@ pub fn write_config(dir: &Path, url: &str, tables: &[&str]) -> std::path::PathBu
 
 pub struct Serve {
     pub child: Child,
-    logs: Lines<BufReader<ChildStderr>>,
+    /// Every log line, read as it comes so the server never blocks on a full pipe.
+    logs: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+/// Reads the server's log lines into a channel; with `SERVE_TEST_LOGS=<dir>` they are also
+/// appended to a file there, for looking at a failed run.
+fn pump(mut lines: Lines<BufReader<ChildStderr>>, pid: u32) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut file = std::env::var_os("SERVE_TEST_LOGS").map(|dir| {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::File::create(std::path::Path::new(&dir).join(format!("serve-{pid}.log"))).unwrap()
+    });
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(f) = file.as_mut() {
+                use std::io::Write;
+                let _ = writeln!(f, "{line}");
+            }
+            let _ = tx.send(line);
+        }
+    });
+    rx
 }
 
 impl Serve {
     pub fn start(config: &Path) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_opslive"))
             .args(["serve", "--config", config.to_str().unwrap(), "--log-format", "json"])
-            .env("OPSLIVE_LOG", "info")
+            .env("OPSLIVE_LOG", std::env::var("SERVE_TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into()))
             // Tests run in parallel: each server takes a free port and logs it.
             .env("OPSLIVE_LISTEN", "127.0.0.1:0")
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let logs = BufReader::new(child.stderr.take().unwrap()).lines();
+        let pid = child.id().unwrap_or_default();
+        let logs = pump(BufReader::new(child.stderr.take().unwrap()).lines(), pid);
         Serve { child, logs }
     }
 
     /// Reads log lines until one whose message contains `what`; `check` sees every line read.
     pub async fn wait_log(&mut self, what: &str, check: impl Fn(&str)) -> serde_json::Value {
         loop {
-            let line = tokio::time::timeout(Duration::from_secs(60), self.logs.next_line())
+            let line = tokio::time::timeout(Duration::from_secs(60), self.logs.recv())
                 .await
                 .unwrap_or_else(|_| panic!("no log line with {what:?} within 60 s"))
-                .unwrap()
                 .unwrap_or_else(|| panic!("serve exited before logging {what:?}"));
             check(&line);
             let v: serde_json::Value =

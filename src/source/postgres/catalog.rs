@@ -24,6 +24,15 @@ pub struct PgTable {
     pub estimated_rows: Option<u64>,
 }
 
+impl PgTable {
+    /// The table was truncated or rewritten after the snapshot was exported: inside the
+    /// snapshot its rows would read as empty (TRUNCATE is not MVCC-safe), so it must be copied
+    /// again on its own.
+    pub fn rewritten(&self) -> bool {
+        self.relfilenode_in_snapshot != 0 && self.relfilenode_in_snapshot != self.relfilenode_now
+    }
+}
+
 /// Problems found with one table, each with what to change.
 #[derive(Debug, Default)]
 pub struct TableProblems(pub Vec<String>);

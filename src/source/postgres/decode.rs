@@ -17,10 +17,11 @@ use crate::value::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
+    /// A row of a watched table that cannot be read; the table is quarantined.
     #[error("row change for relation {0} before its Relation message")]
     UnknownRelation(u32),
     #[error("{table}: {detail}")]
-    Table { table: String, detail: String },
+    Table { table: String, id: TableId, detail: String },
 }
 
 /// How one relation's columns map onto a watched table's columns.
@@ -34,8 +35,12 @@ pub struct Decoder {
     source: Arc<str>,
     registry: Arc<Registry>,
     tables: HashMap<TableId, PgTable>,
-    /// `None` marks a relation that is published but not watched.
+    /// `None` marks a relation that is published but not watched (or whose table is being
+    /// resynced and has no shape installed).
     relations: HashMap<u32, Option<RelationMap>>,
+    /// Every watched relation seen, and its newest Relation message: a table whose shape is
+    /// installed again after a resync maps its columns from it.
+    seen: HashMap<u32, (TableId, Relation)>,
 }
 
 /// What one message turned into.
@@ -48,7 +53,61 @@ pub enum Decoded {
 impl Decoder {
     pub fn new(source: Arc<str>, registry: Arc<Registry>, tables: impl IntoIterator<Item = PgTable>) -> Decoder {
         let tables = tables.into_iter().map(|t| (t.schema.id(), t)).collect();
-        Decoder { source, registry, tables, relations: HashMap::new() }
+        Decoder { source, registry, tables, relations: HashMap::new(), seen: HashMap::new() }
+    }
+
+    /// The watched table a relation oid stands for, once its Relation message was seen.
+    pub fn table_of(&self, relation: u32) -> Option<TableId> {
+        self.seen.get(&relation).map(|(t, _)| *t)
+    }
+
+    /// The watched table a Relation message describes (by name, from the configuration).
+    pub fn watched(&self, rel: &Relation) -> Option<TableId> {
+        self.registry.find(&self.source, &rel.namespace, &rel.name)
+    }
+
+    /// Records a Relation message of a table whose changes are held back (resync): its rows
+    /// are decoded later, with the shape the resync installs.
+    pub fn remember(&mut self, rel: Relation) {
+        if let Some(table) = self.watched(&rel) {
+            self.relations.insert(rel.oid, None);
+            self.seen.insert(rel.oid, (table, rel));
+        }
+    }
+
+    /// Stops decoding a table (its resync begins): its shape is dropped until `install`.
+    pub fn forget(&mut self, table: TableId) {
+        self.tables.remove(&table);
+        for (oid, (t, _)) in &self.seen {
+            if *t == table {
+                self.relations.insert(*oid, None);
+            }
+        }
+    }
+
+    /// Installs a table's shape (after its resync) and maps its columns from the newest
+    /// Relation message seen for it. A difference is not reported here: the server sends a new
+    /// Relation message before the table's next change whenever its columns changed.
+    pub fn install(&mut self, table: PgTable) {
+        let id = table.schema.id();
+        let source_column_for = |rel: &Relation| -> Vec<Option<usize>> {
+            table.schema.columns.iter().map(|c| rel.columns.iter().position(|rc| *rc.name == *c.name)).collect()
+        };
+        let maps: Vec<(u32, Vec<Option<usize>>)> = self
+            .seen
+            .iter()
+            .filter(|(_, (t, _))| *t == id)
+            .map(|(oid, (_, rel))| (*oid, source_column_for(rel)))
+            .collect();
+        for (oid, source_column) in maps {
+            self.relations.insert(oid, Some(RelationMap { table: id, source_column }));
+        }
+        self.tables.insert(id, table);
+    }
+
+    /// The shape a table is decoded with.
+    pub fn shape(&self, table: TableId) -> Option<&PgTable> {
+        self.tables.get(&table)
     }
 
     /// Decodes one message; several for a multi-table TRUNCATE.
@@ -132,6 +191,7 @@ impl Decoder {
             self.relations.insert(rel.oid, None);
             return Decoded::Nothing;
         };
+        self.seen.insert(rel.oid, (table, rel.clone()));
         let Some(known) = self.tables.get(&table) else {
             self.relations.insert(rel.oid, None);
             return Decoded::Nothing;
@@ -194,17 +254,29 @@ impl Decoder {
 
     fn key(&self, table: TableId, image: &Image) -> Result<Key, DecodeError> {
         let schema = &self.tables[&table].schema;
-        schema
-            .key
-            .iter()
-            .map(|&i| image.0[i].clone())
-            .collect::<Option<Vec<Value>>>()
-            .map(|v| Key(v.into()))
-            .ok_or_else(|| self.error(table, "a key column was not sent".into()))
+        // Key columns are NOT NULL (primary key, or a replica identity index): a NULL there is
+        // a column the server did not send — the table's replica identity no longer matches
+        // the key its rows are held by.
+        let mut key = Vec::with_capacity(schema.key.len());
+        for &i in &schema.key {
+            match &image.0[i] {
+                Some(v) if !v.is_null() => key.push(v.clone()),
+                _ => {
+                    return Err(self.error(
+                        table,
+                        format!(
+                            "key column `{}` was not sent (did the table's REPLICA IDENTITY change?)",
+                            schema.columns[i].name
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(Key(key.into()))
     }
 
     fn error(&self, table: TableId, detail: String) -> DecodeError {
         let name = self.tables.get(&table).map(|t| t.schema.spec.to_string()).unwrap_or_default();
-        DecodeError::Table { table: name, detail }
+        DecodeError::Table { table: name, id: table, detail }
     }
 }

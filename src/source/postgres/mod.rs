@@ -10,8 +10,10 @@ mod catalog;
 mod connection;
 mod copy_text;
 mod decode;
+mod held;
 mod pgoutput;
 mod preflight;
+mod resync;
 mod slot;
 mod snapshot;
 mod stream;
@@ -27,16 +29,13 @@ use tokio_util::sync::CancellationToken;
 pub use capture::replay as replay_capture;
 pub use connection::Endpoint;
 
-use crate::change::{SourceEvent, SourceName};
+use crate::change::{Position, SourceEvent, SourceName, TableEvent};
 use crate::config::SecretUrl;
 use crate::error::SourceError;
-use crate::registry::{Registry, TableSpec};
+use crate::registry::{Registry, TableId, TableSchema, TableSpec};
 use crate::watermark::Watermarks;
-use catalog::TableProblems;
-use snapshot::{Shapes, SnapshotTx, send};
-
-/// How many times a snapshot is retaken when a table is rewritten under it.
-const SNAPSHOT_ATTEMPTS: u32 = 8;
+use catalog::{PgTable, TableProblems};
+use snapshot::{SnapshotTx, send};
 
 /// Everything needed to run one PostgreSQL source.
 pub struct PostgresSource {
@@ -55,6 +54,14 @@ pub struct PostgresSource {
     pub stats: Arc<super::SourceStats>,
     /// Record the raw stream to this file.
     pub capture: Option<PathBuf>,
+    /// Resume the slot from the replica's position when possible, instead of a snapshot.
+    pub resume: Option<Resume>,
+    /// Keep the slot when the session ends (checkpoints resume it).
+    pub keep_slot: bool,
+    /// Emit a heartbeat through the slot this often.
+    pub heartbeat: Option<std::time::Duration>,
+    /// Resyncs asked for from outside.
+    pub requests: Arc<super::ResyncRequests>,
 }
 
 impl PostgresSource {
@@ -78,6 +85,10 @@ impl PostgresSource {
             watermarks,
             stats: Arc::default(),
             capture: None,
+            resume: None,
+            keep_slot: false,
+            heartbeat: None,
+            requests: Arc::default(),
         })
     }
 
@@ -85,7 +96,8 @@ impl PostgresSource {
         self.registry.of_source(&self.name).cloned().collect()
     }
 
-    /// Runs until cancelled or an error; emits the snapshot, then transactions.
+    /// Runs until cancelled or an error: resumes the slot when `resume` allows it, otherwise
+    /// emits a snapshot; then transactions.
     pub async fn run(self, out: mpsc::Sender<SourceEvent>, cancel: CancellationToken) -> Result<(), SourceError> {
         let stats = self.stats.clone();
         let result = self.session(out, cancel).await;
@@ -100,14 +112,16 @@ impl PostgresSource {
         let specs = self.specs();
         // Report every table problem before touching publication or slot.
         let mut problems = Vec::new();
+        let mut now = Vec::new();
         for spec in &specs {
             let read = catalog::read_table(&sql, spec, 1).await.map_err(|error| SourceError::Sql {
                 source_name: name.clone(),
                 context: format!("reading the catalog for {spec}"),
                 error,
             })?;
-            if let Err(TableProblems(mut p)) = read {
-                problems.append(&mut p);
+            match read {
+                Ok(table) => now.push(table),
+                Err(TableProblems(mut p)) => problems.append(&mut p),
             }
         }
         if !problems.is_empty() {
@@ -115,125 +129,292 @@ impl PostgresSource {
         }
         preflight::ensure_publication(&sql, &name, &self.publication, &specs).await?;
 
-        for attempt in 1..=SNAPSHOT_ATTEMPTS {
-            if !self.temporary {
-                slot::drop_if_exists(&sql, &name, &self.slot).await?;
-            }
-            let config = self.endpoint.replication(&self.slot, &self.publication, Lsn(0))?;
-            let mut repl = ReplicationClient::connect_gated(config)
+        if let Some(resume) = self.resume.clone().filter(|_| !self.temporary)
+            && let Some((tables, resync)) = self.resumable(&sql, &resume, now).await?
+        {
+            let config = self.endpoint.replication(&self.slot, &self.publication, Lsn(resume.position.0))?;
+            let repl = ReplicationClient::connect(config)
                 .await
                 .map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
-            // Connected before the slot exists, so nothing but one round trip separates the
-            // snapshot's export from the tables' lock.
-            let snap_client = self.endpoint.connect().await?;
-            let new_slot = slot::create(&mut repl, &name, &self.slot, self.temporary, self.snapshot).await?;
-            let snap = SnapshotTx { client: &snap_client, source_name: &name };
-            snap.begin_and_lock(new_slot.snapshot_name.as_deref(), &specs).await?;
-            let tables = match snap.shapes(&specs, 1).await? {
-                Shapes::Ready(tables) => tables,
-                Shapes::Rewritten(table) => {
-                    tracing::warn!(source = %name, table = %table, attempt, "table rewritten while the snapshot was taken; taking it again");
-                    snap.rollback().await;
-                    drop(repl);
-                    self.stats.snapshot_retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if attempt == SNAPSHOT_ATTEMPTS {
-                        return Err(SourceError::SnapshotUnstable { source_name: name, table, attempts: attempt });
-                    }
-                    // Step out of the rhythm of whatever keeps rewriting the table.
-                    let pause = rand::random_range(50..150) * u64::from(attempt);
-                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-                    continue;
-                }
-            };
-            // The snapshot is imported: the replication session may now start; what it sends
-            // waits in its bounded buffer while the tables are copied.
-            repl.start().await.map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
-            let position = new_slot.consistent_point;
-            tracing::info!(source = %name, slot = %self.slot, consistent_point = %position, "slot created");
-            if self.snapshot {
-                for table in &tables {
-                    let started = std::time::Instant::now();
-                    let rows = snap.copy_table(table, position, self.chunk_rows, &out).await?;
-                    tracing::info!(source = %name, table = %table.schema.spec, rows, ms = started.elapsed().as_millis() as u64, "table copied");
-                }
-            } else {
-                for table in &tables {
-                    let id = table.schema.id();
-                    send(
-                        &out,
-                        SourceEvent::Table(crate::change::TableEvent::SnapshotBegin {
-                            schema: table.schema.clone(),
-                            estimated_rows: None,
-                        }),
-                        &name,
-                    )
-                    .await?;
-                    send(
-                        &out,
-                        SourceEvent::Table(crate::change::TableEvent::SnapshotEnd { table: id, position, rows: 0 }),
-                        &name,
-                    )
-                    .await?;
-                }
-            }
-            snap.commit().await?;
-            drop(snap_client);
-            send(&out, SourceEvent::Consistent { source: self.name.clone(), position }, &name).await?;
+            tracing::info!(source = %name, slot = %self.slot, position = %resume.position, "resuming the slot; no snapshot needed");
+            self.stats.resumes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            send(&out, SourceEvent::Consistent { source: self.name.clone(), position: resume.position }, &name).await?;
             self.stats.set_connected(true);
-            repl.wait_started().await.map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
-            let capture = match &self.capture {
-                Some(path) => Some(capture::Capture::create(path).map_err(|e| SourceError::Protocol {
-                    source_name: name.clone(),
-                    position,
-                    detail: format!("cannot write capture file {}: {e}", path.display()),
-                })?),
-                None => None,
-            };
-            let stream = stream::Stream {
-                source_name: self.name.clone(),
-                repl,
-                decoder: decode::Decoder::new(self.name.clone(), self.registry.clone(), tables),
-                watermarks: self.watermarks.clone(),
-                capture,
-                idle_at: position,
-            };
-            // The server's own position, for the lag metrics, is polled beside the stream on the
-            // SQL session (the stream's keepalives report only what was sent).
-            tokio::select! {
-                result = stream.run(out, cancel) => result?,
-                () = poll_server_position(&sql, &self.watermarks) => {}
-            }
-            if !self.temporary {
-                // The next start snapshots afresh on a new slot, so this one has no use once
-                // stopped: drop it rather than let it hold WAL while opslive is down.
-                // (Checkpoints, which resume a slot, will keep it.)
-                slot::drop_when_released(&sql, &name, &self.slot).await;
-            }
-            return Ok(());
+            let started = Started { repl, tables, position: resume.position, resync };
+            return self.stream(sql, started, out, cancel).await;
         }
-        unreachable!("the loop returns on its last attempt")
+
+        if !self.temporary {
+            slot::drop_if_exists(&sql, &name, &self.slot).await?;
+        }
+        let config = self.endpoint.replication(&self.slot, &self.publication, Lsn(0))?;
+        let mut repl = ReplicationClient::connect_gated(config)
+            .await
+            .map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
+        // Connected before the slot exists, so nothing but one round trip separates the
+        // snapshot's export from the tables' lock.
+        let snap_client = self.endpoint.connect().await?;
+        let new_slot = slot::create(&mut repl, &name, &self.slot, self.temporary, self.snapshot).await?;
+        let snap = SnapshotTx { client: &snap_client, source_name: &name };
+        snap.begin_and_lock(new_slot.snapshot_name.as_deref(), &specs).await?;
+        let (tables, rewritten): (Vec<PgTable>, Vec<PgTable>) =
+            snap.shapes(&specs, 1).await?.into_iter().partition(|t| !t.rewritten());
+        // The snapshot is imported: the replication session may now start; what it sends
+        // waits in its bounded buffer while the tables are copied.
+        repl.start().await.map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
+        let position = new_slot.consistent_point;
+        tracing::info!(source = %name, slot = %self.slot, consistent_point = %position, "slot created");
+        self.stats.snapshots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.snapshot {
+            for table in &tables {
+                let started = std::time::Instant::now();
+                let rows = snap.copy_table(table, position, self.chunk_rows, &out).await?;
+                tracing::info!(source = %name, table = %table.schema.spec, rows, ms = started.elapsed().as_millis() as u64, "table copied");
+            }
+        } else {
+            for table in &tables {
+                let id = table.schema.id();
+                let begin = TableEvent::SnapshotBegin { schema: table.schema.clone(), estimated_rows: None };
+                send(&out, SourceEvent::Table(begin), &name).await?;
+                send(&out, SourceEvent::Table(TableEvent::SnapshotEnd { table: id, position, rows: 0 }), &name).await?;
+            }
+        }
+        // A table truncated or rewritten after the snapshot was exported reads as empty in it
+        // (TRUNCATE is not MVCC-safe): it is copied again on its own while the rest streams.
+        let mut resync = Vec::new();
+        for table in &rewritten {
+            tracing::warn!(source = %name, table = %table.schema.spec, "table rewritten while the snapshot was taken; it is copied again on its own");
+            self.stats.snapshot_retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let begin =
+                TableEvent::SnapshotBegin { schema: table.schema.clone(), estimated_rows: table.estimated_rows };
+            send(&out, SourceEvent::Table(begin), &name).await?;
+            resync.push((table.schema.id(), "truncated or rewritten while the snapshot was taken".to_string()));
+        }
+        snap.commit().await?;
+        drop(snap_client);
+        send(&out, SourceEvent::Consistent { source: self.name.clone(), position }, &name).await?;
+        self.stats.set_connected(true);
+        repl.wait_started().await.map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
+        self.stream(sql, Started { repl, tables, position, resync }, out, cancel).await
+    }
+
+    /// Whether the slot can be resumed from `resume` (the replica's position): it exists, is not
+    /// invalidated, and has not been acknowledged past the replica. Says why not in the log.
+    /// `Some` gives the shapes to decode with, and the tables to copy again on their own: those
+    /// the replica does not hold (added, or still loading), and those whose columns changed
+    /// while opslive was away.
+    async fn resumable(
+        &self,
+        sql: &tokio_postgres::Client,
+        resume: &Resume,
+        now: Vec<PgTable>,
+    ) -> Result<Option<(Vec<PgTable>, Vec<(TableId, String)>)>, SourceError> {
+        let name = &*self.name;
+        // After a crash the server may not have noticed yet that the old session is gone.
+        let mut state = slot::state(sql, name, &self.slot).await?;
+        for _ in 0..100 {
+            if state.as_ref().is_none_or(|s| s.active_pid.is_none()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            state = slot::state(sql, name, &self.slot).await?;
+        }
+        let why_not = match state {
+            None => Some("the replication slot is gone (dropped, or never created on this server)".to_string()),
+            Some(s) if s.wal_status.as_deref() == Some("lost") => {
+                Some("the replication slot was invalidated (wal_status = lost: max_slot_wal_keep_size exceeded)".into())
+            }
+            Some(s) if s.confirmed_flush > resume.position => Some(format!(
+                "the replication slot is acknowledged up to {} but the replica only holds changes up to {}: \
+                 the slot was used or recreated since",
+                s.confirmed_flush, resume.position
+            )),
+            Some(s) if s.active_pid.is_some() => {
+                return Err(SourceError::Preflight {
+                    source_name: name.into(),
+                    problems: format!(
+                        "  - replication slot `{}` is in use by server process {} (another opslive serving this source?); \
+                         stop it, or give this instance another `slot`",
+                        self.slot,
+                        s.active_pid.unwrap_or_default()
+                    ),
+                });
+            }
+            Some(_) => None,
+        };
+        if let Some(reason) = why_not {
+            tracing::warn!(source = %name, slot = %self.slot, reason = %reason, "cannot resume; taking a fresh snapshot on a new slot");
+            return Ok(None);
+        }
+        let mut tables = Vec::with_capacity(now.len());
+        let mut resync = Vec::new();
+        for table in now {
+            let id = table.schema.id();
+            match resume.tables.iter().find(|t| t.id() == id) {
+                _ if resume.reload.contains(&id) => {
+                    resync.push((id, "not in the replica (added, or its copy did not finish)".to_string()))
+                }
+                None => resync.push((id, "not in the replica (added, or its copy did not finish)".to_string())),
+                Some(held) if !same_shape(held, &table.schema) => {
+                    resync.push((id, "its columns changed while opslive was stopped".to_string()))
+                }
+                Some(held) => tables.push(PgTable { schema: held.clone(), ..table }),
+            }
+        }
+        Ok(Some((tables, resync)))
+    }
+
+    /// Streams from a started replication session until cancelled, beside a task that polls
+    /// the server (WAL position, slot health) and emits heartbeats.
+    async fn stream(
+        self,
+        sql: tokio_postgres::Client,
+        started: Started,
+        out: mpsc::Sender<SourceEvent>,
+        cancel: CancellationToken,
+    ) -> Result<(), SourceError> {
+        let Started { repl, tables, position, resync } = started;
+        let name = self.name.to_string();
+        let quarantined = self.resume.as_ref().map(|r| r.quarantined.clone()).unwrap_or_default();
+        let held = held::Held::new(
+            held::Jobs {
+                endpoint: self.endpoint.clone(),
+                source_name: self.name.clone(),
+                slot: self.slot.clone(),
+                publication: self.publication.clone(),
+                chunk_rows: self.chunk_rows,
+                registry: self.registry.clone(),
+                out: out.clone(),
+            },
+            quarantined,
+        );
+        let capture = match &self.capture {
+            Some(path) => Some(capture::Capture::create(path).map_err(|e| SourceError::Protocol {
+                source_name: name.clone(),
+                position,
+                detail: format!("cannot write capture file {}: {e}", path.display()),
+            })?),
+            None => None,
+        };
+        let stream = stream::Stream {
+            source_name: self.name.clone(),
+            repl,
+            decoder: decode::Decoder::new(self.name.clone(), self.registry.clone(), tables),
+            watermarks: self.watermarks.clone(),
+            capture,
+            idle_at: position,
+            stats: self.stats.clone(),
+            held,
+            requests: self.requests.clone(),
+        };
+        let monitor = Monitor { sql: &sql, slot: &self.slot, watermarks: &self.watermarks, stats: &self.stats };
+        tokio::select! {
+            result = stream.run(out, cancel, resync) => result?,
+            () = monitor.run(self.heartbeat) => {}
+        }
+        if !self.temporary && !self.keep_slot {
+            // Without checkpoints the next start snapshots afresh on a new slot, so this one has
+            // no use once stopped: drop it rather than let it hold WAL while opslive is down.
+            slot::drop_when_released(&sql, &name, &self.slot).await;
+        }
+        Ok(())
     }
 }
 
-/// How often the server's WAL position is read for the lag metrics.
-const SERVER_POSITION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// A replication session ready to stream: its tables' shapes, where it starts, and the tables
+/// to copy again on their own first.
+struct Started {
+    repl: ReplicationClient,
+    tables: Vec<PgTable>,
+    position: Position,
+    resync: Vec<(TableId, String)>,
+}
 
-/// Reads the server's flushed WAL position (what a walsender may send) forever.
-async fn poll_server_position(sql: &tokio_postgres::Client, watermarks: &Watermarks) {
-    let query = "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
-                 ELSE pg_current_wal_flush_lsn() END)::text";
-    let mut tick = tokio::time::interval(SERVER_POSITION_INTERVAL);
-    loop {
-        tick.tick().await;
-        match sql.query_one(query, &[]).await {
-            Ok(row) => {
-                if let Some(p) = row.get::<_, Option<String>>(0).as_deref().and_then(crate::change::Position::parse_lsn)
+/// Where a session may resume from: the replica's position for the source and the shapes of
+/// the tables it holds.
+#[derive(Clone, Debug, Default)]
+pub struct Resume {
+    pub position: Position,
+    /// Tables the replica holds, with their shapes.
+    pub tables: Vec<Arc<TableSchema>>,
+    /// Tables to copy again on their own (still loading, columns changed).
+    pub reload: Vec<TableId>,
+    /// Tables set aside until someone asks for a resync.
+    pub quarantined: Vec<TableId>,
+}
+
+/// Same columns (names, types, order) and key: rows decoded with one read right with the other.
+fn same_shape(a: &TableSchema, b: &TableSchema) -> bool {
+    a.columns.len() == b.columns.len()
+        && a.columns.iter().zip(&b.columns).all(|(x, y)| x.name == y.name && x.ty == y.ty)
+        && a.key == b.key
+}
+
+/// After shutdown: acknowledges `position` (the final checkpoint's) on the slot, which
+/// pgwire-replication's shutdown does not do. Waits for the walsender to let go of the slot.
+pub async fn acknowledge_on_shutdown(endpoint: &Endpoint, name: &str, slot_name: &str, position: Position) {
+    let result = async {
+        let sql = endpoint.connect().await?;
+        slot::advance_when_released(&sql, name, slot_name, position).await
+    }
+    .await;
+    match result {
+        Ok(true) => {
+            tracing::info!(source = name, slot = slot_name, position = %position, "slot acknowledged up to the final checkpoint")
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(source = name, slot = slot_name, error = %e, "cannot acknowledge the final checkpoint; the next start replays from the last acknowledged position")
+        }
+    }
+}
+
+/// How often the server's WAL position and the slot's state are read.
+const MONITOR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Polls the server beside the stream: its WAL position (for the lag), the slot's health, and
+/// emits heartbeats that travel through the slot.
+struct Monitor<'a> {
+    sql: &'a tokio_postgres::Client,
+    slot: &'a str,
+    watermarks: &'a Watermarks,
+    stats: &'a super::SourceStats,
+}
+
+impl Monitor<'_> {
+    async fn run(&self, heartbeat: Option<std::time::Duration>) {
+        let query = "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
+                     ELSE pg_current_wal_flush_lsn() END)::text";
+        let mut tick = tokio::time::interval(MONITOR_INTERVAL);
+        let mut last_beat = std::time::Instant::now();
+        loop {
+            tick.tick().await;
+            match self.sql.query_one(query, &[]).await {
+                Ok(row) => {
+                    if let Some(p) = row.get::<_, Option<String>>(0).as_deref().and_then(Position::parse_lsn) {
+                        self.watermarks.server(p);
+                    }
+                }
+                // The stream notices a lost server itself; this only feeds metrics.
+                Err(e) => tracing::debug!(error = %e, "cannot read the server's WAL position"),
+            }
+            match slot::health(self.sql, self.slot).await {
+                Ok(h) => self.stats.set_slot(h),
+                Err(e) => tracing::debug!(error = %e, "cannot read the slot's state"),
+            }
+            if let Some(every) = heartbeat
+                && last_beat.elapsed() >= every
+            {
+                last_beat = std::time::Instant::now();
+                let now = chrono::Utc::now().timestamp_micros().to_string();
+                if let Err(e) = self
+                    .sql
+                    .execute("SELECT pg_logical_emit_message(false, $1, $2)", &[&stream::HEARTBEAT_PREFIX, &now])
+                    .await
                 {
-                    watermarks.server(p);
+                    tracing::warn!(error = %crate::error::describe_pg_error(&e), "cannot emit a heartbeat");
                 }
             }
-            // The stream notices a lost server itself; this only feeds a metric.
-            Err(e) => tracing::debug!(error = %e, "cannot read the server's WAL position"),
         }
     }
 }
@@ -257,7 +438,13 @@ pub fn decode_capture_for_test(source: &str, registry: Arc<Registry>, bytes: &[u
                     nullable: true,
                 })
                 .collect();
-            let key = rel.columns.iter().enumerate().filter(|(_, c)| c.flags & 1 == 1).map(|(i, _)| i).collect();
+            // Under REPLICA IDENTITY FULL every column is flagged; the captured tables have
+            // their primary key first.
+            let key = if rel.replica_identity == b'f' {
+                vec![0]
+            } else {
+                rel.columns.iter().enumerate().filter(|(_, c)| c.flags & 1 == 1).map(|(i, _)| i).collect()
+            };
             tables.push(catalog::PgTable {
                 schema: Arc::new(TableSchema { spec, columns, key, indexed: vec![], version: 1 }),
                 column_type_oids: rel.columns.iter().map(|c| c.type_oid).collect(),

@@ -1,7 +1,10 @@
-//! Replication slots: dropping the old one and creating a new one that exports a snapshot.
+//! Replication slots: their state and health, dropping an unusable one, creating one that
+//! exports a snapshot, and acknowledging one explicitly at shutdown.
 //!
-//! Until checkpoints exist the replica lives only in memory, so every start takes a fresh
-//! snapshot on a new slot: resuming an old slot into an empty replica would lose rows silently.
+//! A slot is resumed only into a replica that holds everything up to where the slot was
+//! acknowledged (a checkpoint, or the running replica after a reconnect); otherwise the old
+//! slot is dropped and a new one created with a fresh snapshot — resuming an old slot into an
+//! empty replica would lose rows silently.
 
 use pgwire_replication::ReplicationClient;
 use tokio_postgres::Client;
@@ -113,4 +116,75 @@ pub async fn create(
         detail: "CREATE_REPLICATION_SLOT returned no consistent point".into(),
     })?;
     Ok(NewSlot { consistent_point, snapshot_name: if export_snapshot { text(2) } else { None } })
+}
+
+/// A slot's state, for deciding whether it can be resumed.
+pub struct SlotState {
+    pub wal_status: Option<String>,
+    pub confirmed_flush: Position,
+    pub active_pid: Option<i32>,
+}
+
+/// The slot's state, `None` when it does not exist.
+pub async fn state(client: &Client, source_name: &str, slot: &str) -> Result<Option<SlotState>, SourceError> {
+    let row = client
+        .query_opt(
+            "SELECT wal_status, confirmed_flush_lsn::text, active_pid FROM pg_replication_slots \
+             WHERE slot_name = $1 AND database = current_database()",
+            &[&slot],
+        )
+        .await
+        .map_err(|error| sql_error(source_name, "reading replication slots", error))?;
+    Ok(row.map(|row| SlotState {
+        wal_status: row.get(0),
+        confirmed_flush: row.get::<_, Option<String>>(1).as_deref().and_then(Position::parse_lsn).unwrap_or_default(),
+        active_pid: row.get(2),
+    }))
+}
+
+/// The slot's health for the metrics: WAL status, retained WAL, safe WAL size.
+pub async fn health(client: &Client, slot: &str) -> Result<Option<crate::source::SlotHealth>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT coalesce(wal_status, ''), \
+                    coalesce(pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
+                                                  ELSE pg_current_wal_lsn() END, restart_lsn), 0)::int8, \
+                    safe_wal_size \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await?;
+    Ok(row.map(|row| crate::source::SlotHealth {
+        wal_status: row.get(0),
+        retained_bytes: row.get::<_, i64>(1).max(0) as u64,
+        safe_wal_bytes: row.get(2),
+    }))
+}
+
+/// Moves the slot's acknowledged position up to `position` once its session has let go of it.
+/// `Ok(false)` when there was nothing to do (no slot, or already there).
+pub async fn advance_when_released(
+    client: &Client,
+    source_name: &str,
+    slot: &str,
+    position: Position,
+) -> Result<bool, SourceError> {
+    for _ in 0..100 {
+        match state(client, source_name, slot).await? {
+            None => return Ok(false),
+            Some(s) if s.confirmed_flush >= position => return Ok(false),
+            Some(s) if s.active_pid.is_some() => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            Some(_) => {
+                client
+                    .execute(
+                        "SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)",
+                        &[&slot, &position.to_string()],
+                    )
+                    .await
+                    .map_err(|error| sql_error(source_name, "acknowledging the slot", error))?;
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }

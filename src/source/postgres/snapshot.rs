@@ -22,14 +22,6 @@ pub struct SnapshotTx<'a> {
     pub source_name: &'a str,
 }
 
-/// Outcome of reading the tables' shapes inside the snapshot.
-pub enum Shapes {
-    Ready(Vec<PgTable>),
-    /// The table was truncated or rewritten after the snapshot was exported: its data in the
-    /// snapshot would read as empty. Take the snapshot again.
-    Rewritten(String),
-}
-
 impl SnapshotTx<'_> {
     fn sql(&self, context: String) -> impl FnOnce(tokio_postgres::Error) -> SourceError + '_ {
         move |error| SourceError::Sql { source_name: self.source_name.into(), context, error }
@@ -56,8 +48,9 @@ impl SnapshotTx<'_> {
             .map_err(self.sql("importing the slot's snapshot and locking the tables".into()))
     }
 
-    /// Reads the locked tables' shapes, applying the TRUNCATE guard.
-    pub async fn shapes(&self, specs: &[Arc<TableSpec>], version: u32) -> Result<Shapes, SourceError> {
+    /// Reads the locked tables' shapes; [`PgTable::rewritten`] tells which ones the snapshot
+    /// cannot be trusted for (the TRUNCATE guard).
+    pub async fn shapes(&self, specs: &[Arc<TableSpec>], version: u32) -> Result<Vec<PgTable>, SourceError> {
         let mut tables = Vec::new();
         let mut problems = Vec::new();
         for spec in specs {
@@ -65,12 +58,7 @@ impl SnapshotTx<'_> {
                 .await
                 .map_err(self.sql(format!("reading the catalog for {spec}")))?
             {
-                Ok(t) => {
-                    if t.relfilenode_in_snapshot != 0 && t.relfilenode_in_snapshot != t.relfilenode_now {
-                        return Ok(Shapes::Rewritten(spec.to_string()));
-                    }
-                    tables.push(t)
-                }
+                Ok(t) => tables.push(t),
                 Err(TableProblems(mut p)) => problems.append(&mut p),
             }
         }
@@ -80,7 +68,7 @@ impl SnapshotTx<'_> {
                 problems: super::preflight::bullet(&problems),
             });
         }
-        Ok(Shapes::Ready(tables))
+        Ok(tables)
     }
 
     /// Copies one table into `out` in chunks, between SnapshotBegin and SnapshotEnd.

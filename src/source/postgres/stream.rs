@@ -1,7 +1,9 @@
 //! Streaming: replication events → one [`Transaction`] per source transaction.
 //!
 //! Relation and row messages between Begin and Commit are decoded into the transaction, which is
-//! sent downstream whole at Commit with the commit's `end_lsn` as its position. The slot is
+//! sent downstream whole at Commit with the commit's `end_lsn` as its position. Between
+//! transactions, keepalives and heartbeat messages tell how far the server has gone with nothing
+//! watched to send: that becomes a `Progress` event, so a quiet slot still advances. The slot is
 //! acknowledged up to what the watermarks say is durable, never further.
 
 use std::sync::Arc;
@@ -11,12 +13,17 @@ use pgwire_replication::{Lsn, ReplicationClient, ReplicationEvent};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use std::collections::HashMap;
+
 use super::capture::Capture;
-use super::decode::{Decoded, Decoder};
-use super::pgoutput;
+use super::decode::{DecodeError, Decoded, Decoder};
+use super::held::{Held, HeldTx, Route};
+use super::pgoutput::{self, Message};
+use super::resync::Resynced;
 use super::snapshot::send;
 use crate::change::{Position, SourceEvent, TableEvent, Transaction};
 use crate::error::SourceError;
+use crate::registry::TableId;
 use crate::value::PG_EPOCH_OFFSET_MICROS;
 use crate::watermark::Watermarks;
 
@@ -26,10 +33,17 @@ pub struct Stream {
     pub decoder: Decoder,
     pub watermarks: Arc<Watermarks>,
     pub capture: Option<Capture>,
-    /// The server's send position from the last keepalive that came between transactions:
-    /// everything before it has been received.
+    /// The last position reported downstream (a transaction's or a `Progress`).
     pub idle_at: Position,
+    pub stats: Arc<crate::source::SourceStats>,
+    /// Tables being resynced or quarantined.
+    pub held: Held,
+    /// Resyncs asked for from outside (the API).
+    pub requests: Arc<crate::source::ResyncRequests>,
 }
+
+/// The prefix of opslive's heartbeat messages (`pg_logical_emit_message`).
+pub const HEARTBEAT_PREFIX: &str = "opslive.heartbeat";
 
 struct Open {
     xid: u64,
@@ -37,21 +51,43 @@ struct Open {
     final_lsn: u64,
     changes: Vec<crate::change::Change>,
     table_events: Vec<(usize, TableEvent)>,
+    /// Messages of tables being resynced, held back.
+    held: Vec<(TableId, Message)>,
 }
 
 impl Stream {
-    pub async fn run(mut self, out: mpsc::Sender<SourceEvent>, cancel: CancellationToken) -> Result<(), SourceError> {
+    /// Streams until cancelled. `resync` lists tables to copy again first, with why.
+    pub async fn run(
+        mut self,
+        out: mpsc::Sender<SourceEvent>,
+        cancel: CancellationToken,
+        resync: Vec<(TableId, String)>,
+    ) -> Result<(), SourceError> {
         let name = self.source_name.clone();
         let mut open: Option<Open> = None;
-        let mut decoded = Vec::new();
         let mut last_position = Position::ZERO;
+        for (table, reason) in resync {
+            self.start_resync(table, reason, &out).await?;
+        }
         // Acks are also sent when the stream is quiet, so what was applied reaches the server.
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let requests = self.requests.clone();
         loop {
             let event = tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tick.tick() => { self.ack(); continue }
+                Some(done) = self.held.running.join_next() => {
+                    let (table, result) = done.expect("a resync task does not panic");
+                    self.resynced(table, result, &out).await?;
+                    continue;
+                }
+                _ = requests.wait() => {
+                    for (table, reason) in requests.take() {
+                        self.start_resync(table, reason, &out).await?;
+                    }
+                    continue;
+                }
                 ev = self.repl.recv() => ev,
             };
             let event = match event {
@@ -70,6 +106,7 @@ impl Stream {
                         final_lsn: final_lsn.0,
                         changes: Vec::new(),
                         table_events: Vec::new(),
+                        held: Vec::new(),
                     });
                 }
                 ReplicationEvent::XLogData { data, .. } => {
@@ -82,26 +119,32 @@ impl Stream {
                         position,
                         detail: e.to_string(),
                     })?;
-                    self.decoder.decode(msg, &mut decoded).map_err(|e| SourceError::Decode {
-                        source_name: name.to_string(),
-                        table: match &e {
-                            super::decode::DecodeError::Table { table, .. } => table.clone(),
-                            super::decode::DecodeError::UnknownRelation(oid) => format!("relation {oid}"),
-                        },
-                        position,
-                        detail: e.to_string(),
-                    })?;
-                    let Some(tx) = open.as_mut() else {
-                        // Row messages only come inside transactions; a Relation outside one
-                        // just primed the cache.
-                        decoded.clear();
-                        continue;
-                    };
-                    for d in decoded.drain(..) {
-                        match d {
-                            Decoded::Change(c) => tx.changes.push(c),
-                            Decoded::Table(ev) => tx.table_events.push((tx.changes.len(), ev)),
-                            Decoded::Nothing => {}
+                    for (route, msg) in self.split(msg) {
+                        match (route, open.as_mut()) {
+                            (Route::Drop, _) => {}
+                            (Route::Hold(table), Some(tx)) => tx.held.push((table, msg)),
+                            // A Relation outside a transaction only primes the cache (done).
+                            (Route::Hold(_), None) => {}
+                            (Route::Decode, tx) => {
+                                let mut scratch = Open {
+                                    xid: 0,
+                                    commit_ts: 0,
+                                    final_lsn: 0,
+                                    changes: Vec::new(),
+                                    table_events: Vec::new(),
+                                    held: Vec::new(),
+                                };
+                                let in_tx = tx.is_some();
+                                let target = tx.unwrap_or(&mut scratch);
+                                let changed = self.decode_into(msg, target, position)?;
+                                if !in_tx {
+                                    target.changes.clear();
+                                }
+                                for table in changed {
+                                    self.start_resync(table, "the table's columns changed at the source".into(), &out)
+                                        .await?;
+                                }
+                            }
                         }
                     }
                 }
@@ -112,12 +155,15 @@ impl Stream {
                     let Some(tx) = open.take() else { continue };
                     let position = Position(end_lsn.0);
                     last_position = position;
-                    // A transaction with nothing watched in it (servers before 15 send those) is
-                    // not passed on, so it must not raise `received` above what can be applied.
+                    self.hold(tx.held, position, tx.commit_ts, tx.xid);
+                    // A transaction with nothing to apply now (held back, or nothing watched)
+                    // is passed on as progress only.
                     if tx.changes.is_empty() && tx.table_events.is_empty() {
+                        self.progress(position, &out).await?;
                         continue;
                     }
                     self.watermarks.received(position);
+                    self.idle_at = self.idle_at.max(position);
                     let tx = Transaction {
                         source: name.clone(),
                         position,
@@ -131,11 +177,20 @@ impl Stream {
                 }
                 ReplicationEvent::KeepAlive { wal_end, .. } => {
                     if open.is_none() {
-                        self.idle_at = self.idle_at.max(Position(wal_end.0));
-                        self.ack();
+                        self.progress(Position(wal_end.0), &out).await?;
                     }
                 }
-                ReplicationEvent::Message { .. } => {}
+                ReplicationEvent::Message { transactional, lsn, prefix, content } => {
+                    if prefix == HEARTBEAT_PREFIX {
+                        let sent: Option<i64> = std::str::from_utf8(&content).ok().and_then(|s| s.parse().ok());
+                        if let Some(sent) = sent {
+                            self.stats.heartbeat_seen(sent);
+                        }
+                    }
+                    if !transactional && open.is_none() {
+                        self.progress(Position(lsn.0), &out).await?;
+                    }
+                }
                 ReplicationEvent::StoppedAt { .. } => break,
             }
         }
@@ -143,6 +198,7 @@ impl Stream {
         if let Some(c) = self.capture.as_mut() {
             c.flush();
         }
+        self.held.running.abort_all();
         // Ends the session and waits for it, so the slot is released when this returns.
         if let Err(error) = self.repl.shutdown().await {
             tracing::debug!(source = %name, error = %error, "replication session ended with an error");
@@ -150,16 +206,188 @@ impl Stream {
         Ok(())
     }
 
-    /// Acknowledges what is durable. When everything received has been applied and the server
-    /// has since sent only keepalives, its send position is acknowledged too: otherwise a quiet
-    /// slot (or one whose writes are all to unwatched tables) would hold WAL, and PostgreSQL's
-    /// shutdown, which waits for the client to confirm everything sent, would hang.
-    fn ack(&self) {
-        let w = self.watermarks.values();
-        let mut target = self.watermarks.ack_target();
-        if target >= w.received && self.idle_at > target {
-            target = self.idle_at;
+    /// Where each part of a message goes: decoded now, held back (resync) or dropped
+    /// (quarantine). A TRUNCATE naming several tables is split.
+    fn split(&mut self, msg: Message) -> Vec<(Route, Message)> {
+        let table = match &msg {
+            Message::Relation(rel) => {
+                let table = self.decoder.watched(rel);
+                if table.is_some_and(|t| !matches!(self.held.route(Some(t)), Route::Decode)) {
+                    self.decoder.remember(rel.clone());
+                }
+                table
+            }
+            Message::Insert { relation, .. } | Message::Update { relation, .. } | Message::Delete { relation, .. } => {
+                self.decoder.table_of(*relation)
+            }
+            Message::Truncate { options, relations } => {
+                let mut parts: Vec<(Route, Message)> = Vec::new();
+                let mut decode = Vec::new();
+                for r in relations {
+                    match self.held.route(self.decoder.table_of(*r)) {
+                        Route::Decode => decode.push(*r),
+                        route => parts.push((route, Message::Truncate { options: *options, relations: vec![*r] })),
+                    }
+                }
+                if !decode.is_empty() {
+                    parts.push((Route::Decode, Message::Truncate { options: *options, relations: decode }));
+                }
+                return parts;
+            }
+            _ => None,
+        };
+        vec![(self.held.route(table), msg)]
+    }
+
+    /// Decodes one message into `tx`; a table whose rows cannot be read is quarantined there.
+    /// Returns the tables whose columns changed (they need a resync).
+    fn decode_into(&mut self, msg: Message, tx: &mut Open, position: Position) -> Result<Vec<TableId>, SourceError> {
+        let mut decoded = Vec::new();
+        let mut changed = Vec::new();
+        match self.decoder.decode(msg, &mut decoded) {
+            Ok(()) => {}
+            Err(DecodeError::Table { table, id, detail }) => {
+                tracing::error!(source = %self.source_name, table = %table, position = %position, error = %detail, "cannot decode a change; the table is quarantined until it is resynced");
+                self.held.quarantined.insert(id);
+                self.decoder.forget(id);
+                let reason = format!("cannot decode a change at {position}: {detail}");
+                tx.table_events.push((tx.changes.len(), TableEvent::Quarantined { table: id, position, reason }));
+                return Ok(changed);
+            }
+            Err(e @ DecodeError::UnknownRelation(_)) => {
+                return Err(SourceError::Protocol {
+                    source_name: self.source_name.to_string(),
+                    position,
+                    detail: e.to_string(),
+                });
+            }
         }
+        for d in decoded {
+            match d {
+                Decoded::Change(c) => tx.changes.push(c),
+                Decoded::Table(ev) => {
+                    if let TableEvent::SchemaChanged { table, .. } = &ev {
+                        changed.push(*table);
+                    }
+                    tx.table_events.push((tx.changes.len(), ev));
+                }
+                Decoded::Nothing => {}
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Keeps a committed transaction's held messages with their table's resync.
+    fn hold(&mut self, messages: Vec<(TableId, Message)>, position: Position, commit_ts: i64, xid: u64) {
+        let mut by_table: HashMap<TableId, Vec<Message>> = HashMap::new();
+        for (table, msg) in messages {
+            by_table.entry(table).or_default().push(msg);
+        }
+        for (table, messages) in by_table {
+            if let Some(r) = self.held.resyncing.get_mut(&table) {
+                r.held.push(HeldTx { position, commit_ts, xid, messages });
+            }
+        }
+    }
+
+    /// Begins a table's resync: its queries answer NOT_READY and its changes are held.
+    async fn start_resync(
+        &mut self,
+        table: TableId,
+        reason: String,
+        out: &mpsc::Sender<SourceEvent>,
+    ) -> Result<(), SourceError> {
+        let version = self.decoder.shape(table).map_or(1, |t| t.schema.version);
+        if !self.held.start(table, reason.clone(), version) {
+            return Ok(());
+        }
+        self.decoder.forget(table);
+        self.stats.resyncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        send(out, SourceEvent::Table(TableEvent::ResyncBegin { table, reason }), &self.source_name).await
+    }
+
+    /// A resync ended: on success the table's new shape is installed and the changes held
+    /// since are applied after its consistent point; on failure it is retried, a bounded
+    /// number of times, then quarantined.
+    async fn resynced(
+        &mut self,
+        table: TableId,
+        result: Result<Resynced, SourceError>,
+        out: &mpsc::Sender<SourceEvent>,
+    ) -> Result<(), SourceError> {
+        let name = self.source_name.clone();
+        let done = match result {
+            Ok(done) => done,
+            Err(SourceError::Closed(s)) => return Err(SourceError::Closed(s)),
+            Err(e) => {
+                if self.held.retry(table, &e) {
+                    tracing::warn!(source = %name, table = %self.held.label(table), error = %e, "resync failed; trying again");
+                    return Ok(());
+                }
+                let r = self.held.resyncing.remove(&table);
+                let attempts = r.map_or(0, |r| r.attempts + r.races);
+                let reason = format!("resync failed {attempts} times: {e}");
+                tracing::error!(source = %name, table = %self.held.label(table), error = %e, "resync failed; the table is quarantined");
+                self.held.quarantined.insert(table);
+                let position = self.idle_at;
+                return send(out, SourceEvent::Table(TableEvent::Quarantined { table, position, reason }), &name).await;
+            }
+        };
+        let Some(resyncing) = self.held.resyncing.remove(&table) else { return Ok(()) };
+        self.decoder.install(done.table);
+        for held in resyncing.held {
+            if held.position <= done.position {
+                continue;
+            }
+            let mut tx = Open {
+                xid: held.xid,
+                commit_ts: held.commit_ts,
+                final_lsn: held.position.0,
+                changes: Vec::new(),
+                table_events: Vec::new(),
+                held: Vec::new(),
+            };
+            let mut again = false;
+            for msg in held.messages {
+                again |= !self.decode_into(msg, &mut tx, held.position)?.is_empty();
+            }
+            if !tx.changes.is_empty() || !tx.table_events.is_empty() {
+                let tx = Transaction {
+                    source: name.clone(),
+                    position: held.position,
+                    commit_ts: tx.commit_ts,
+                    xid: tx.xid,
+                    changes: tx.changes,
+                    table_events: tx.table_events,
+                };
+                send(out, SourceEvent::Transaction(tx), &name).await?;
+            }
+            if again {
+                // The columns changed again while it was copied: copy it once more (what is
+                // still held was committed before the next copy's consistent point).
+                self.start_resync(table, "the table's columns changed again during its resync".into(), out).await?;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports that the server has nothing watched up to `position` (it is between
+    /// transactions): otherwise a quiet slot, or one whose writes are all to unwatched tables,
+    /// would hold WAL, and PostgreSQL's shutdown, which waits for the client to confirm
+    /// everything sent, would hang.
+    async fn progress(&mut self, position: Position, out: &mpsc::Sender<SourceEvent>) -> Result<(), SourceError> {
+        if position <= self.idle_at {
+            return Ok(());
+        }
+        self.idle_at = position;
+        send(out, SourceEvent::Progress { source: self.source_name.clone(), position }, &self.source_name).await?;
+        Ok(())
+    }
+
+    /// Acknowledges what is durable.
+    fn ack(&self) {
+        let target = self.watermarks.ack_target();
         if target > Position::ZERO {
             self.repl.update_applied_lsn(Lsn(target.0));
             self.watermarks.acknowledged(target);

@@ -1,0 +1,75 @@
+//! `/tables`: each watched table's state as the replica holds it, and `POST
+//! /tables/{name}/resync` to copy one again on its own (clears a quarantine).
+//!
+//! The request is handed to the table's source, which picks it up in its stream (or when it is
+//! back, if it is away); progress shows here and in the metrics.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use super::OpsState;
+use crate::replica::TableState;
+
+#[derive(Debug, Serialize)]
+pub struct TableView {
+    pub name: String,
+    pub source: String,
+    pub table: String,
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub rows: usize,
+    /// The table holds every change up to this source position.
+    pub position: String,
+    pub schema_version: u32,
+}
+
+pub async fn list(State(state): State<Arc<OpsState>>) -> Json<Vec<TableView>> {
+    let replica = state.replica.borrow().clone();
+    let views = state
+        .registry
+        .tables()
+        .map(|spec| {
+            let t = replica.table(spec.id);
+            TableView {
+                name: spec.name.to_string(),
+                source: spec.source.to_string(),
+                table: format!("{}.{}", spec.schema, spec.table),
+                state: t.map_or("loading", |t| t.state.name()),
+                reason: t.and_then(|t| match &t.state {
+                    TableState::Stale { reason } | TableState::Quarantined { reason, .. } => Some(reason.clone()),
+                    _ => None,
+                }),
+                rows: t.map_or(0, |t| t.len()),
+                position: t.map_or_else(String::new, |t| t.since.to_string()),
+                schema_version: t.map_or(0, |t| t.schema.version),
+            }
+        })
+        .collect();
+    Json(views)
+}
+
+pub async fn resync(
+    State(state): State<Arc<OpsState>>,
+    Path(name): Path<String>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let Some(spec) = state.registry.by_name(&name) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": format!("no watched table is named `{name}`") })),
+        );
+    };
+    let Some(requests) = state.resync.get(&spec.source) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": format!("source `{}` is not running", spec.source) })),
+        );
+    };
+    requests.request(spec.id, "asked for through the API".into());
+    tracing::info!(table = %spec, "resync requested");
+    (StatusCode::ACCEPTED, Json(serde_json::json!({ "table": name, "resync": "requested" })))
+}

@@ -1,0 +1,284 @@
+//! `opslive serve` keeps Debezium's promises: a restart (even SIGKILL) loses nothing and
+//! re-applies nothing, an unusable checkpoint or slot leads to a clean fresh snapshot, and a
+//! quiet slot still advances.
+//!
+//! The replica is read back from the checkpoint a clean stop (SIGTERM) writes, and compared row
+//! for row with the source table read over SQL.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use opslive::change::Position;
+use opslive::config::Config;
+use rand::Rng;
+use support::PgServer;
+use support::http::{get, samples, value};
+use support::pipeline::{assert_same, source_rows};
+use support::serve::{Serve, write_config};
+use tokio::sync::RwLock;
+
+const SCHEMA: &str =
+    "CREATE TABLE items (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0, v text, amount numeric(12,2));
+     CREATE TABLE other (id serial PRIMARY KEY, v text);";
+
+/// Random single- and multi-statement transactions on `items` until dropped; each one holds
+/// the read side of `pause`, so a writer of the lock waits for the one in flight.
+fn random_writer(url: String, pause: Arc<RwLock<()>>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut next_id: i64 = 1_000_000;
+        loop {
+            let client = match support_connect(&url).await {
+                Some(c) => c,
+                None => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            loop {
+                let sql = {
+                    let mut rng = rand::rng();
+                    let mut stmts = Vec::new();
+                    for _ in 0..rng.random_range(1..6) {
+                        let id = rng.random_range(1..20_000);
+                        stmts.push(match rng.random_range(0..4) {
+                            0 => {
+                                next_id += 1;
+                                format!(
+                                    "INSERT INTO items VALUES ({next_id}, 0, 'new {next_id}', {}.25)",
+                                    rng.random_range(0..1000)
+                                )
+                            }
+                            1 => format!("DELETE FROM items WHERE id = {id}"),
+                            _ => format!("UPDATE items SET n = n + 1, v = 'u{}' WHERE id = {id}", rng.random::<u32>()),
+                        });
+                    }
+                    format!("BEGIN; {}; COMMIT;", stmts.join("; "))
+                };
+                let _held = pause.read().await;
+                if client.batch_execute(&sql).await.is_err() {
+                    break;
+                }
+            }
+        }
+    })
+}
+
+async fn support_connect(url: &str) -> Option<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.ok()?;
+    tokio::spawn(conn);
+    Some(client)
+}
+
+async fn setup(rows: i64) -> (PgServer, String, tempfile::TempDir, PathBuf) {
+    let pg = PgServer::start().await;
+    let url = pg.create_database("shop").await;
+    let sql = pg.connect("shop").await;
+    sql.batch_execute(SCHEMA).await.unwrap();
+    sql.batch_execute(&format!(
+        "INSERT INTO items SELECT g, 0, 'row ' || g, g * 1.5 FROM generate_series(1, {rows}) g"
+    ))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &url, &["items"]);
+    (pg, url, dir, config)
+}
+
+/// Where the last commit ends: the insert position (with `synchronous_commit = off` the write
+/// position may still be behind the newest commits).
+async fn current_lsn(sql: &tokio_postgres::Client) -> Position {
+    let lsn: String = sql.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).await.unwrap().get(0);
+    Position::parse_lsn(&lsn).unwrap()
+}
+
+async fn metric(addr: std::net::SocketAddr, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    value(&samples(&get(addr, "/metrics").await.body), name, labels)
+}
+
+/// Waits until the server has applied everything up to `target`.
+async fn caught_up(addr: std::net::SocketAddr, target: Position) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let applied =
+            metric(addr, "opslive_source_position_bytes", &[("source", "shop"), ("watermark", "applied")]).await;
+        if applied.is_some_and(|a| a as u64 >= target.0) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not caught up with {target} (applied {applied:?})");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Stops the server cleanly and compares its final checkpoint with the source table.
+async fn stop_and_compare(serve: Serve, config: &Path, sql: &tokio_postgres::Client) -> Position {
+    serve.terminate().await;
+    let config = Config::load(Some(config)).unwrap();
+    let registry = config.registry().unwrap();
+    let loaded = opslive::checkpoint::load(&config.data_dir, &registry).unwrap();
+    let items = registry.by_name("items").unwrap().id;
+    let expected = source_rows(sql, &loaded.replica, items).await;
+    assert_same(&loaded.replica, items, &expected);
+    loaded.sources["shop"].position
+}
+
+/// SIGKILL at random moments (mid-snapshot, mid-transaction, mid-checkpoint) while random
+/// writes go on: after each restart the replica equals the source, resumed from the checkpoint
+/// without a new snapshot, with no change applied twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_points_loses_and_repeats_nothing() {
+    let (pg, url, dir, config) = setup(20_000).await;
+    let sql = pg.connect("shop").await;
+    let pause = Arc::new(RwLock::new(()));
+    let writer = random_writer(url.clone(), pause.clone());
+    let checkpoint = dir.path().join("data").join(opslive::checkpoint::FILE_NAME);
+    let mut resumed_runs = 0;
+    let mut mid_checkpoint = 0;
+    for round in 0..10 {
+        // A kill mid-snapshot (the first rounds, before any checkpoint exists, kill early),
+        // mid-stream, or while a checkpoint is written (every 0.5 s here).
+        let had_checkpoint = checkpoint.exists();
+        let mut serve = Serve::start(&config);
+        let addr = serve.wait_listening().await;
+        if round >= 7 {
+            // While a checkpoint is being written: its temporary file exists.
+            let tmp = checkpoint.with_extension("tmp");
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while !tmp.exists() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            mid_checkpoint += u32::from(tmp.exists());
+        } else {
+            let delay = if round < 2 { rand::rng().random_range(50..400) } else { rand::rng().random_range(300..2500) };
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        if had_checkpoint {
+            // The restart resumed the slot; it did not copy the table again.
+            let resumes = metric(addr, "opslive_source_resumes_total", &[("source", "shop")]).await;
+            let snapshots = metric(addr, "opslive_source_full_snapshots_total", &[("source", "shop")]).await;
+            if resumes == Some(1.0) {
+                assert_eq!(snapshots, Some(0.0), "round {round}: resumed and snapshotted");
+                resumed_runs += 1;
+            }
+        }
+        serve.child.kill().await.unwrap();
+
+        // Restart, catch up with the writes so far, check, and stop cleanly.
+        let mut serve = Serve::start(&config);
+        let addr = serve.wait_listening().await;
+        let paused = pause.write().await;
+        let target = current_lsn(&sql).await;
+        caught_up(addr, target).await;
+        assert_eq!(metric(addr, "opslive_replica_anomalies_total", &[]).await, Some(0.0), "round {round}");
+        if had_checkpoint {
+            assert_eq!(metric(addr, "opslive_source_full_snapshots_total", &[("source", "shop")]).await, Some(0.0));
+        }
+        let position = stop_and_compare(serve, &config, &sql).await;
+        assert!(position >= target, "round {round}: checkpoint at {position}, writes up to {target}");
+        drop(paused);
+    }
+    assert!(resumed_runs >= 5, "only {resumed_runs} of the killed runs resumed from a checkpoint");
+    assert!(mid_checkpoint >= 1, "no kill landed while a checkpoint was written");
+    writer.abort();
+}
+
+/// The database restarts (`pg_ctl restart -m fast`) under a running server while writes go
+/// on: it reconnects, resumes and ends equal to the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_restarting_under_a_running_server_loses_nothing() {
+    let (pg, url, _dir, config) = setup(5_000).await;
+    let pause = Arc::new(RwLock::new(()));
+    let writer = random_writer(url.clone(), pause.clone());
+    let mut serve = Serve::start(&config);
+    let addr = serve.wait_listening().await;
+    serve.wait_log("replica consistent", |_| {}).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pg.restart().await;
+    serve.wait_log("resuming the slot; no snapshot needed", |_| {}).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let sql = pg.connect("shop").await;
+    let _paused = pause.write().await;
+    let target = current_lsn(&sql).await;
+    caught_up(addr, target).await;
+    assert_eq!(metric(addr, "opslive_replica_anomalies_total", &[]).await, Some(0.0));
+    assert!(metric(addr, "opslive_source_failures_total", &[("source", "shop")]).await.unwrap() >= 1.0);
+    stop_and_compare(serve, &config, &sql).await;
+    writer.abort();
+}
+
+/// A damaged checkpoint and a dropped slot each lead to a fresh snapshot on a new slot, said
+/// in the log, and an exact replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_checkpoint_or_a_dropped_slot_means_a_clean_resnapshot() {
+    let (pg, _url, dir, config) = setup(3_000).await;
+    let sql = pg.connect("shop").await;
+    let mut serve = Serve::start(&config);
+    serve.wait_log("replica consistent", |_| {}).await;
+    stop_and_compare(serve, &config, &sql).await;
+
+    // Damage the file: one flipped byte in the middle.
+    let path = dir.path().join("data").join(opslive::checkpoint::FILE_NAME);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    sql.batch_execute("UPDATE items SET n = n + 1 WHERE id % 7 = 0; DELETE FROM items WHERE id % 11 = 0")
+        .await
+        .unwrap();
+    let mut serve = Serve::start(&config);
+    let why = serve.wait_log("cannot use the checkpoint", |_| {}).await;
+    assert!(why["fields"]["error"].as_str().unwrap().contains("damaged"), "{why}");
+    serve.wait_log("table copied", |_| {}).await;
+    serve.wait_log("replica consistent", |_| {}).await;
+    stop_and_compare(serve, &config, &sql).await;
+
+    // Drop the slot while opslive is stopped.
+    sql.batch_execute("SELECT pg_drop_replication_slot('opslive_shop')").await.unwrap();
+    sql.batch_execute("INSERT INTO items SELECT g, 0, 'late', 1 FROM generate_series(50001, 50100) g").await.unwrap();
+    let mut serve = Serve::start(&config);
+    let why = serve.wait_log("cannot resume", |_| {}).await;
+    assert!(why["fields"]["reason"].as_str().unwrap().contains("slot is gone"), "{why}");
+    serve.wait_log("table copied", |_| {}).await;
+    serve.wait_log("replica consistent", |_| {}).await;
+    stop_and_compare(serve, &config, &sql).await;
+}
+
+/// Writes only to an unwatched table still move the slot's `confirmed_flush_lsn` past them
+/// (through heartbeats and checkpoints), so the slot does not hold WAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_slot_still_advances() {
+    let (pg, _url, _dir, config) = setup(100).await;
+    let sql = pg.connect("shop").await;
+    let mut serve = Serve::start(&config);
+    let addr = serve.wait_listening().await;
+    serve.wait_log("replica consistent", |_| {}).await;
+    for _ in 0..20 {
+        sql.batch_execute("INSERT INTO other (v) SELECT repeat('x', 1000) FROM generate_series(1, 200)").await.unwrap();
+    }
+    let written = current_lsn(&sql).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let flushed: String = sql
+            .query_one(
+                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'opslive_shop'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if Position::parse_lsn(&flushed).unwrap() >= written {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "slot stuck at {flushed}, WAL at {written}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let s = samples(&get(addr, "/metrics").await.body);
+    assert_eq!(value(&s, "opslive_changes_applied_total", &[("table", "items"), ("op", "insert")]), Some(0.0));
+    assert!(value(&s, "opslive_heartbeat_age_seconds", &[("source", "shop")]).is_some_and(|a| a < 10.0));
+    assert!(value(&s, "opslive_slot_retained_wal_bytes", &[("source", "shop")]).is_some());
+    assert_eq!(value(&s, "opslive_slot_wal_status", &[("source", "shop"), ("status", "reserved")]), Some(1.0));
+    assert!(value(&s, "opslive_checkpoint_writes_total", &[]).is_some_and(|n| n >= 1.0));
+    serve.terminate().await;
+}

@@ -1,0 +1,127 @@
+//! A table whose changes cannot be decoded is quarantined — named with the position, in the
+//! logs, `/tables` and the metrics — while the other tables stream on; a resync (API or the
+//! `resync` command) brings it back once its data can be read, and a resync that keeps failing
+//! gives up after bounded retries and leaves it quarantined.
+//!
+//! The undecodable change is real: a DBA switches the table's replica identity to another
+//! unique index, so a DELETE's old tuple carries that index's column and not the key the
+//! replica rows are held by.
+
+mod support;
+
+use std::time::Duration;
+
+use support::PgServer;
+use support::http::{get, samples, value};
+use support::serve::{Serve, write_config};
+
+async fn table_state(addr: std::net::SocketAddr, name: &str) -> serde_json::Value {
+    let tables: serde_json::Value = serde_json::from_str(&get(addr, "/tables").await.body).unwrap();
+    tables.as_array().unwrap().iter().find(|t| t["name"] == name).unwrap().clone()
+}
+
+async fn wait_state(addr: std::net::SocketAddr, name: &str, state: &str) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let t = table_state(addr, name).await;
+        if t["state"] == state {
+            return t;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{name} never became {state}: {t}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn rows(addr: std::net::SocketAddr, name: &str) -> u64 {
+    table_state(addr, name).await["rows"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_table_does_not_stop_the_others() {
+    let pg = PgServer::start().await;
+    let url = pg.create_database("shop").await;
+    let sql = pg.connect("shop").await;
+    sql.batch_execute(
+        "CREATE TABLE good (id bigint PRIMARY KEY, v text);
+         CREATE TABLE bad (id bigint PRIMARY KEY, code text NOT NULL UNIQUE, v text);
+         INSERT INTO good SELECT g, 'g' FROM generate_series(1, 10) g;
+         INSERT INTO bad SELECT g, 'c' || g, 'b' FROM generate_series(1, 10) g;",
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &url, &["good", "bad"]);
+    let mut serve = Serve::start(&config);
+    let addr = serve.wait_listening().await;
+    serve.wait_log("replica consistent", |_| {}).await;
+
+    // The delete's old tuple now holds `code`, not `id`; in a transaction that also writes the
+    // good table.
+    sql.batch_execute(
+        "ALTER TABLE bad REPLICA IDENTITY USING INDEX bad_code_key;
+         BEGIN; DELETE FROM bad WHERE id = 3; INSERT INTO good VALUES (11, 'g'); COMMIT;",
+    )
+    .await
+    .unwrap();
+    let logged = serve.wait_log("the table is quarantined", |_| {}).await;
+    assert!(logged["fields"]["table"].as_str().unwrap().contains("bad"), "{logged}");
+    assert!(logged["fields"]["position"].as_str().is_some_and(|p| p.contains('/')), "{logged}");
+    let bad = wait_state(addr, "bad", "quarantined").await;
+    assert!(bad["reason"].as_str().unwrap().contains("was not sent"), "{bad}");
+
+    // The others go on: the good table's rows keep arriving.
+    sql.batch_execute(
+        "INSERT INTO good SELECT g, 'g' FROM generate_series(12, 50) g; INSERT INTO bad VALUES (12, 'c12', 'ok')",
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while rows(addr, "good").await < 50 {
+        assert!(tokio::time::Instant::now() < deadline, "the good table stopped streaming");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(table_state(addr, "good").await["state"], "ready");
+    let s = samples(&get(addr, "/metrics").await.body);
+    assert_eq!(value(&s, "opslive_table_state", &[("table", "bad"), ("state", "quarantined")]), Some(1.0));
+    assert_eq!(value(&s, "opslive_ready", &[]), Some(1.0), "the source as a whole still serves");
+
+    // A resync while the table cannot be followed at all (no replica identity) fails a
+    // bounded number of times and leaves it quarantined, saying why.
+    sql.batch_execute("ALTER TABLE bad REPLICA IDENTITY NOTHING").await.unwrap();
+    let asked = post(addr, "/tables/bad/resync").await;
+    assert!(asked.starts_with("HTTP/1.1 202"), "{asked}");
+    serve.wait_log("resync failed; the table is quarantined", |_| {}).await;
+    let bad = wait_state(addr, "bad", "quarantined").await;
+    assert!(bad["reason"].as_str().unwrap().contains("resync failed 3 times"), "{bad}");
+
+    // Fixed at the source, resynced with the command: back, with every row.
+    sql.batch_execute("ALTER TABLE bad REPLICA IDENTITY DEFAULT").await.unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_opslive"))
+        .args(["resync", "bad", "--server", &format!("http://{addr}")])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bad_position = wait_state(addr, "bad", "ready").await["position"].clone();
+    assert_eq!(rows(addr, "bad").await, 10, "1–10 without 3, and 12");
+    sql.batch_execute("INSERT INTO bad VALUES (13, 'c13', 'after'); DELETE FROM bad WHERE id = 1").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while rows(addr, "bad").await != 10 || table_state(addr, "bad").await["position"] == bad_position {
+        assert!(tokio::time::Instant::now() < deadline, "the resynced table does not stream");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let unknown = post(addr, "/tables/nope/resync").await;
+    assert!(unknown.starts_with("HTTP/1.1 404"), "{unknown}");
+    serve.terminate().await;
+}
+
+/// A bare POST (the operations endpoints take no body).
+async fn post(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    raw
+}
