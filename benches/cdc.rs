@@ -260,15 +260,22 @@ async fn restart(pg: &support::PgServer, url: &str, rows: usize, runs: usize) ->
     .unwrap();
     // Waits for a log line containing `what`; returns when it came.
     async fn until(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStderr>>, what: &str) -> String {
+        let mut seen = Vec::new();
         while let Some(line) = lines.next_line().await.unwrap() {
             if line.contains(what) {
                 return line;
             }
+            seen.push(line);
         }
-        panic!("serve ended before {what:?}");
+        panic!("serve ended before {what:?}:\n{}", seen.join("\n"));
     }
     let start = |config: &std::path::Path| {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_opslive"))
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_opslive"));
+        // The bench's own settings are not the server's (its OPSLIVE_ overlay refuses them).
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("OPSLIVE_BENCH")) {
+            cmd.env_remove(key);
+        }
+        let mut child = cmd
             .args(["serve", "--config", config.to_str().unwrap(), "--log-format", "json"])
             .env("OPSLIVE_LOG", "info")
             .stderr(std::process::Stdio::piped())
