@@ -72,10 +72,9 @@ fn ready<'a>(view: &TableView, replica: &'a Replica) -> Result<&'a Table, async_
         TableState::Loading => {
             Err(error(Code::NotReady, format!("table `{}` is loading its snapshot; retry shortly", view.field)))
         }
-        TableState::Quarantined { reason, .. } => Err(error(
-            Code::NotReady,
-            format!("table `{}` is quarantined until it is resynced: {reason}", view.field),
-        )),
+        TableState::Quarantined { reason, .. } => {
+            Err(error(Code::NotReady, format!("table `{}` is quarantined until it is resynced: {reason}", view.field)))
+        }
         TableState::Stale { reason } => {
             Err(error(Code::NotReady, format!("table `{}` is waiting for a resync: {reason}", view.field)))
         }
