@@ -65,7 +65,8 @@ pub async fn serve_on(
     let policy = match &config.policy {
         Some(path) => Policy::load(path, &registry)?,
         None => {
-            tracing::warn!("no `policy` file is configured: every GraphQL request will be refused");
+            // Info, not a warning: serving only the operations endpoints is a normal setup.
+            tracing::info!("no `policy` file is configured: every GraphQL request will be refused");
             Policy::deny_all()
         }
     };
