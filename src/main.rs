@@ -55,6 +55,9 @@ enum Command {
         /// The running server's address (default: `listen` from the configuration).
         #[arg(long)]
         server: Option<String>,
+        /// A token of the `admin` role, when the server has authentication configured.
+        #[arg(long)]
+        token: Option<String>,
     },
     /// Print what opslive sees, one JSON object per line: snapshot rows, then every change.
     ///
@@ -247,7 +250,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-        Command::Resync { table, server } => {
+        Command::Resync { table, server, token } => {
             let base = match server {
                 Some(s) => s,
                 None => format!("http://{}", Config::load(cli.config.as_deref())?.listen),
@@ -255,8 +258,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let url = format!("{}/tables/{}/resync", base.trim_end_matches('/'), table);
             // reqwest is built without a default TLS backend; one is installed once here.
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let response = reqwest::Client::new()
-                .post(&url)
+            let mut request = reqwest::Client::new().post(&url);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request
                 .send()
                 .await
                 .with_context(|| format!("cannot reach the server at {base} (is `opslive serve` running?)"))?;

@@ -143,7 +143,7 @@ pub async fn serve_on(
             crate::policy::watch_file(policy.clone(), path.clone(), registry.clone(), versions.clone(), cancel.clone());
         tokio::spawn(reload);
     }
-    let graphql = GraphqlState::new(auth, policy, registry.clone(), versions.clone());
+    let graphql = GraphqlState::new(auth.clone(), policy, registry.clone(), versions.clone());
     let source_stats: Vec<(SourceName, Arc<SourceStats>)> =
         views.iter().map(|v| (v.name.clone(), v.stats.clone())).collect();
     let ops = OpsState {
@@ -153,6 +153,7 @@ pub async fn serve_on(
         replica: versions.clone(),
         checkpoints: durable.then(|| checkpointer.stats.clone()),
         resync,
+        auth: auth.is_configured().then(|| auth.clone()),
     };
     tracing::info!(addr = %listener.addr, "listening");
     let router = crate::api::router(ops, extra_metrics).merge(crate::api::graphql::router(graphql));

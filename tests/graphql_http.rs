@@ -177,6 +177,10 @@ async fn a_table_waiting_for_a_resync_is_not_ready() {
     let mut shop = Shop::start(DATA, &fixture_policy()).await;
     let admin = token("admin", json!({}));
     let client = shop.pg.connect("shop").await;
+    // An open transaction with an id holds the resync at its slot creation (which waits for
+    // running transactions), so the table stays not ready until it ends.
+    let blocker = shop.pg.connect("shop").await;
+    blocker.batch_execute("CREATE TABLE scratch (x int); BEGIN; INSERT INTO scratch VALUES (1);").await.unwrap();
     client
         .batch_execute(
             "ALTER TABLE tickets ADD COLUMN channel text;
@@ -184,7 +188,7 @@ async fn a_table_waiting_for_a_resync_is_not_ready() {
         )
         .await
         .unwrap();
-    shop.serve.wait_log("columns changed", |_| {}).await;
+    shop.serve.wait_log("resyncing the table", |_| {}).await;
     let reply = until_code(&shop, &admin, "{ tickets { id subject } }", "NOT_READY").await;
     assert_eq!(reply.status, 200);
     assert!(reply.json()["data"].is_null(), "no partial rows: {}", reply.text);
@@ -192,6 +196,37 @@ async fn a_table_waiting_for_a_resync_is_not_ready() {
     // The other tables still answer.
     let d = data(shop.addr, &admin, "{ ordersAggregate { count } }", json!({})).await;
     assert_eq!(d["ordersAggregate"][0]["count"], 20);
+    // With authentication configured, asking for a resync needs the admin role.
+    let path = "/tables/tickets/resync";
+    assert_eq!(request(shop.addr, "POST", path, &[], "").await.status, 401);
+    let analyst = format!("Bearer {}", token("analyst", json!({})));
+    assert_eq!(request(shop.addr, "POST", path, &[("Authorization", &analyst)], "").await.status, 403);
+    let bearer = format!("Bearer {admin}");
+    assert_eq!(request(shop.addr, "POST", path, &[("Authorization", &bearer)], "").await.status, 202);
+    // Once the resync can run, the table is back with its new column.
+    blocker.batch_execute("COMMIT").await.unwrap();
+    shop.serve.wait_log("table resynced", |_| {}).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let reply = support::graphql::post(
+            shop.addr,
+            Some(&admin),
+            "{ tickets(where: {channel: {eq: \"email\"}}) { subject channel } }",
+            json!({}),
+        )
+        .await;
+        if reply.codes().is_empty() {
+            assert_eq!(
+                reply.json()["data"]["tickets"],
+                json!([{ "subject": "Refund", "channel": "email" }]),
+                "{}",
+                reply.text
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "tickets did not come back: {}", reply.text);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,6 +48,9 @@ pub struct OpsState {
     pub checkpoints: Option<Arc<crate::checkpoint::writer::CheckpointStats>>,
     /// Where to ask each source for a table's resync.
     pub resync: std::collections::HashMap<SourceName, Arc<crate::source::ResyncRequests>>,
+    /// When keys are configured, operations that change something (a resync) need a token of
+    /// the `admin` role.
+    pub auth: Option<crate::auth::Authenticator>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,8 @@
 //! `/tables`: each watched table's state as the replica holds it, and `POST
 //! /tables/{name}/resync` to copy one again on its own (clears a quarantine).
 //!
-//! The request is handed to the table's source, which picks it up in its stream (or when it is
+//! With authentication configured, a resync needs a token of the `admin` role. The request
+//! is handed to the table's source, which picks it up in its stream (or when it is
 //! back, if it is away); progress shows here and in the metrics.
 
 use std::sync::Arc;
@@ -53,10 +54,27 @@ pub async fn list(State(state): State<Arc<OpsState>>) -> Json<Vec<TableView>> {
     Json(views)
 }
 
+/// The role that may ask for a resync when authentication is configured.
+pub const ADMIN_ROLE: &str = "admin";
+
 pub async fn resync(
     State(state): State<Arc<OpsState>>,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> (StatusCode, Json<serde_json::Value>) {
+    if let Some(auth) = &state.auth {
+        let header = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        match auth.require(header).await {
+            Ok(p) if &*p.role == ADMIN_ROLE => {}
+            Ok(p) => {
+                let message = format!("role `{}` may not ask for a resync (only `{ADMIN_ROLE}`)", p.role);
+                return (StatusCode::FORBIDDEN, Json(serde_json::json!({ "error": message, "code": "FORBIDDEN" })));
+            }
+            Err(e) => {
+                return (e.http_status(), Json(serde_json::json!({ "error": e.to_string(), "code": e.code() })));
+            }
+        }
+    }
     let Some(spec) = state.registry.by_name(&name) else {
         return (
             StatusCode::NOT_FOUND,

@@ -185,6 +185,11 @@ impl Authenticator {
         }
     }
 
+    /// Whether any key is configured (otherwise every token is refused).
+    pub fn is_configured(&self) -> bool {
+        self.inner.hs256.is_some() || self.inner.jwks.is_some()
+    }
+
     /// Like [`from_header`](Self::from_header), refusing a request without a token.
     pub async fn require(&self, value: Option<&str>) -> Result<Principal, AuthError> {
         self.from_header(value).await?.ok_or(AuthError::Missing)
