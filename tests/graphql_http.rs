@@ -147,7 +147,19 @@ async fn transport_tokens_and_errors() {
     let page = request(addr, "GET", "/graphql", &[("Accept", "text/html,application/xhtml+xml")], "").await;
     assert_eq!(page.status, 200);
     assert!(page.content_type.starts_with("text/html"), "{}", page.content_type);
-    assert!(page.text.contains("GraphiQL") && page.text.contains("createUrl('/graphql')"), "{}", page.text);
+    assert!(page.text.contains("GraphiQL") && page.text.contains("url: '/graphql'"), "{}", page.text);
+    // Everything the page loads comes from this server (no CDN: it works offline).
+    let sources: Vec<&str> = page.text.split(['"', '\'']).filter(|s| s.starts_with("/graphql/assets/")).collect();
+    assert_eq!(sources.len(), 4, "{}", page.text);
+    assert!(!page.text.contains("http://") && !page.text.contains("https://"), "{}", page.text);
+    for src in sources {
+        let asset = request(addr, "GET", src, &[], "").await;
+        assert_eq!(asset.status, 200, "{src}");
+        assert!(asset.text.len() > 5_000, "{src}: {} bytes", asset.text.len());
+        let kind = if src.ends_with(".css") { "text/css" } else { "text/javascript" };
+        assert!(asset.content_type.starts_with(kind), "{src}: {}", asset.content_type);
+    }
+    assert_eq!(request(addr, "GET", "/graphql/assets/nope.js", &[], "").await.status, 404);
 
     // The caller's SDL.
     let sdl = request(addr, "GET", "/graphql/schema.graphql", &[auth], "").await;

@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use async_graphql::dynamic::Schema;
-use async_graphql::http::GraphiQLSource;
 use async_graphql::{Request, Response};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -104,10 +103,27 @@ pub async fn sdl(State(state): State<Arc<GraphqlState>>, headers: HeaderMap) -> 
     }
 }
 
-/// GraphiQL, as async-graphql ships it: the page loads React and GraphiQL from unpkg.com in the
-/// browser (nothing is fetched by the server). Tokens go in its Headers tab.
-fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").title("opslive GraphiQL").finish())
+/// GraphiQL 3 with React 18, vendored (see `graphiql/LICENSES.txt`) and served from this
+/// server, so the explorer works where the browser has no other network. Tokens go in its
+/// Headers tab.
+fn graphiql() -> Html<&'static str> {
+    Html(include_str!("graphiql/index.html"))
+}
+
+/// GraphiQL's scripts and stylesheet, compiled into the binary.
+pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> axum::response::Response {
+    let (body, content_type): (&'static [u8], &str) = match name.as_str() {
+        "graphiql.min.js" => (include_bytes!("graphiql/graphiql.min.js"), "text/javascript; charset=utf-8"),
+        "graphiql.min.css" => (include_bytes!("graphiql/graphiql.min.css"), "text/css; charset=utf-8"),
+        "react.production.min.js" => {
+            (include_bytes!("graphiql/react.production.min.js"), "text/javascript; charset=utf-8")
+        }
+        "react-dom.production.min.js" => {
+            (include_bytes!("graphiql/react-dom.production.min.js"), "text/javascript; charset=utf-8")
+        }
+        _ => return (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
+    };
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=86400")], body).into_response()
 }
 
 async fn execute(state: &GraphqlState, principal: Principal, request: Request) -> Answer {

@@ -67,6 +67,7 @@ pub fn router(state: GraphqlState) -> Router {
     Router::new()
         .route("/graphql", get(http::get).post(http::post))
         .route("/graphql/schema.graphql", get(http::sdl))
+        .route("/graphql/assets/{name}", get(http::asset))
         .with_state(Arc::new(state))
 }
 
