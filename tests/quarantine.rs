@@ -12,7 +12,7 @@ mod support;
 use std::time::Duration;
 
 use support::PgServer;
-use support::http::{get, samples, value};
+use support::http::{get, request, samples, value};
 use support::serve::{Serve, write_config};
 
 async fn table_state(addr: std::net::SocketAddr, name: &str) -> serde_json::Value {
@@ -88,8 +88,8 @@ async fn a_quarantined_table_does_not_stop_the_others() {
     // A resync while the table cannot be followed at all (no replica identity) fails a
     // bounded number of times and leaves it quarantined, saying why.
     sql.batch_execute("ALTER TABLE bad REPLICA IDENTITY NOTHING").await.unwrap();
-    let asked = post(addr, "/tables/bad/resync").await;
-    assert!(asked.starts_with("HTTP/1.1 202"), "{asked}");
+    let asked = request(addr, "POST", "/tables/bad/resync", &[], "").await;
+    assert_eq!(asked.status, 202, "{}", asked.body);
     serve.wait_log("resync failed; the table is quarantined", |_| {}).await;
     let bad = wait_state(addr, "bad", "quarantined").await;
     assert!(bad["reason"].as_str().unwrap().contains("resync failed 3 times"), "{bad}");
@@ -110,18 +110,7 @@ async fn a_quarantined_table_does_not_stop_the_others() {
         assert!(tokio::time::Instant::now() < deadline, "the resynced table does not stream");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let unknown = post(addr, "/tables/nope/resync").await;
-    assert!(unknown.starts_with("HTTP/1.1 404"), "{unknown}");
+    let unknown = request(addr, "POST", "/tables/nope/resync", &[], "").await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
     serve.terminate().await;
-}
-
-/// A bare POST (the operations endpoints take no body).
-async fn post(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).await.unwrap();
-    raw
 }

@@ -1,4 +1,4 @@
-//! A minimal HTTP/1.1 GET for the operations endpoints (a client library would add a large
+//! A minimal HTTP/1.1 client for the server's endpoints (a client library would add a large
 //! dependency tree for three requests).
 
 use std::net::SocketAddr;
@@ -14,28 +14,40 @@ pub struct Response {
 }
 
 pub async fn get(addr: SocketAddr, path: &str) -> Response {
+    request(addr, "GET", path, &[], "").await
+}
+
+/// One request: `method path`, extra headers, a body.
+pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await?;
         Ok::<_, std::io::Error>(raw)
     };
-    let raw = tokio::time::timeout(Duration::from_secs(10), exchange)
+    let raw = tokio::time::timeout(Duration::from_secs(60), exchange)
         .await
-        .unwrap_or_else(|_| panic!("GET {path}: no answer within 10 s"))
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        .unwrap_or_else(|_| panic!("{method} {path}: no answer within 60 s"))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
     let text = String::from_utf8(raw).expect("a UTF-8 response");
     let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status code");
-    let content_type = head
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_string()))
-        .unwrap_or_default();
-    let body =
-        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.into() };
-    Response { status, content_type, body }
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked { dechunk(body) } else { body.to_string() };
+    Response { status, content_type: header("content-type").unwrap_or_default(), body }
 }
 
 fn dechunk(mut rest: &str) -> String {
