@@ -77,7 +77,9 @@ impl Stream {
             let event = tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tick.tick() => { self.ack(); continue }
-                Some(done) = self.held.running.join_next() => {
+                // Only between transactions: a transaction still open may hold messages of the
+                // table, which would miss the catch-up and be lost at its commit.
+                Some(done) = self.held.running.join_next(), if open.is_none() => {
                     let (table, result) = done.expect("a resync task does not panic");
                     self.resynced(table, result, &out).await?;
                     continue;
