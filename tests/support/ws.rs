@@ -72,8 +72,10 @@ impl WsClient {
     /// The next protocol message other than keepalives (pings are answered), or how the
     /// connection closed.
     pub async fn message(&mut self) -> Result<Json, Closed> {
+        // One deadline for the whole wait: keepalives must not extend it.
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let frame = tokio::time::timeout(WAIT, self.socket.next()).await.expect("a message within the wait");
+            let frame = tokio::time::timeout_at(deadline, self.socket.next()).await.expect("a message within the wait");
             match frame {
                 Some(Ok(Message::Text(text))) => {
                     let message: Json = serde_json::from_str(&text).expect("server messages are JSON");

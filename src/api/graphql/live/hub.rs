@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::compile::{LiveRequest, Render};
-use super::outbox::{Delivery, Outbox, Pushed};
+use super::outbox::{Delivery, Kind, Outbox, Pushed};
 use super::render::{self, AsOf, Json, UpdateBody};
 use crate::change::SourceName;
 use crate::live::{Batch, Current, LiveError, LiveSet, QueryId, RowsDiff, Step};
@@ -182,7 +182,8 @@ impl Hub {
         let shared = self.shared.get_mut(&key).expect("just added");
         let payload = first_payload(&self.set, shared, as_of);
         if let Some(payload) = payload {
-            outbox.push(&sub, Delivery::Next { payload, patch: false });
+            let kind = if matches!(shared.request.render, Render::Patches { .. }) { Kind::Reset } else { Kind::Full };
+            outbox.push(&sub, Delivery::Next { payload, kind });
             self.stats.deliveries.fetch_add(1, Ordering::Relaxed);
         }
         shared.subscribers.push(Subscriber { outbox, sub });
@@ -237,7 +238,8 @@ impl Hub {
                     shared.seq += 1;
                     shared.last = None;
                     let payload = not_ready_payload(&reason, as_of, shared.seq);
-                    fan_out(shared, Delivery::Next { payload, patch: false }, &self.stats);
+                    // An error result stands for the whole state, like a reset.
+                    fan_out(shared, Delivery::Next { payload, kind: Kind::Reset }, &self.stats);
                 }
                 Step::Ended(reason) => {
                     fan_out(shared, Delivery::Error(errors(&reason, "SCHEMA_CHANGED")), &self.stats);
@@ -272,12 +274,13 @@ impl Hub {
                 self.stats.payloads.fetch_add(1, Ordering::Relaxed);
                 for s in &shared.subscribers {
                     self.stats.deliveries.fetch_add(1, Ordering::Relaxed);
-                    if s.outbox.push(&s.sub, Delivery::Next { payload: payload.clone(), patch: !reset }) == Pushed::NeedsReset {
+                    let kind = if reset { Kind::Reset } else { Kind::Patch };
+                    if s.outbox.push(&s.sub, Delivery::Next { payload: payload.clone(), kind }) == Pushed::NeedsReset {
                         let r = reset_payload.get_or_insert_with(|| {
                             patches_payload(&shared.request.field, fields, &UpdateBody::Reset(all), as_of, shared.seq, all.len())
                         });
                         self.stats.resets_for_slow_clients.fetch_add(1, Ordering::Relaxed);
-                        s.outbox.replace(&s.sub, Delivery::Next { payload: r.clone(), patch: false });
+                        s.outbox.replace(&s.sub, Delivery::Next { payload: r.clone(), kind: Kind::Reset });
                     }
                 }
             }
@@ -292,7 +295,7 @@ impl Hub {
                 shared.seq += 1;
                 shared.last = Some(payload.clone());
                 self.stats.payloads.fetch_add(1, Ordering::Relaxed);
-                fan_out(shared, Delivery::Next { payload, patch: false }, &self.stats);
+                fan_out(shared, Delivery::Next { payload, kind: Kind::Full }, &self.stats);
             }
         }
     }
