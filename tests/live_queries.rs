@@ -33,12 +33,19 @@ fn seq(payload: &Json) -> u64 {
 /// Reads one result for each of `subscriptions` (in whatever order they come; a second one
 /// for the same id before the others fails), and checks each continues its sequence and
 /// equals a fresh query.
-async fn expect_updates(ws: &mut WsClient, shop: &Shop, token: &str, subscriptions: &[(&str, &str)], seqs: &mut BTreeMap<&str, u64>) {
+async fn expect_updates(
+    ws: &mut WsClient,
+    shop: &Shop,
+    token: &str,
+    subscriptions: &[(&str, &str)],
+    seqs: &mut BTreeMap<&str, u64>,
+) {
     let mut pending: Vec<(&str, &str)> = subscriptions.to_vec();
     while !pending.is_empty() {
         let message = ws.message().await.expect("an update");
         let id = message["id"].as_str().unwrap_or_default().to_string();
-        let i = pending.iter().position(|(p, _)| *p == id).unwrap_or_else(|| panic!("an unexpected message: {message}"));
+        let i =
+            pending.iter().position(|(p, _)| *p == id).unwrap_or_else(|| panic!("an unexpected message: {message}"));
         let (id, doc) = pending.remove(i);
         let payload = &message["payload"];
         let last = seqs.get_mut(id).unwrap();
@@ -125,7 +132,8 @@ impl PatchClient {
         } else {
             assert_eq!(seq, self.seq + 1, "a patch follows the previous update without a gap");
             let patch = &update["patch"];
-            let mut gone: Vec<Json> = patch["removedKeys"].as_array().unwrap().iter().map(|k| k["id"].clone()).collect();
+            let mut gone: Vec<Json> =
+                patch["removedKeys"].as_array().unwrap().iter().map(|k| k["id"].clone()).collect();
             let upserts = patch["upserts"].as_array().unwrap();
             gone.extend(upserts.iter().map(|u| u["row"]["id"].clone()));
             self.rows.retain(|r| !gone.contains(&r["id"]));
@@ -175,10 +183,14 @@ async fn patches_rebuild_the_exact_result_after_thousands_of_random_changes() {
             statements += 1;
             let id = 1 + next(60);
             match next(4) {
-                0 => tx += &format!(
-                    "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count, created_at) VALUES ('web', 1, '{}', {}, 'EUR', 'WH-BER', 'eu', 1, '2026-03-01'::timestamptz + {} * interval '1 second');",
-                    statuses[next(4) as usize], next(40), next(1000)
-                ),
+                0 => {
+                    tx += &format!(
+                        "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count, created_at) VALUES ('web', 1, '{}', {}, 'EUR', 'WH-BER', 'eu', 1, '2026-03-01'::timestamptz + {} * interval '1 second');",
+                        statuses[next(4) as usize],
+                        next(40),
+                        next(1000)
+                    )
+                }
                 1 => tx += &format!("UPDATE orders SET status = '{}' WHERE id = {id};", statuses[next(4) as usize]),
                 2 => tx += &format!("UPDATE orders SET total = {} WHERE id = {id};", next(40)),
                 _ => tx += &format!("DELETE FROM orders WHERE id = {id};"),
@@ -263,7 +275,10 @@ async fn rows_enter_and_leave_by_policy_and_unseen_rows_are_never_sent() {
     db.batch_execute("UPDATE orders SET warehouse_id = 'WH-BER' WHERE id = 3").await.unwrap();
     let update = ws.next("mine").await;
     frames.push(update.to_string());
-    assert_eq!(update["data"]["ordersPatches"]["patch"]["upserts"][0]["row"], json!({"id": "3", "warehouseId": "WH-BER"}));
+    assert_eq!(
+        update["data"]["ordersPatches"]["patch"]["upserts"][0]["row"],
+        json!({"id": "3", "warehouseId": "WH-BER"})
+    );
     client.apply(&update["data"]["ordersPatches"]);
 
     let mine: Vec<String> = client.rows.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
@@ -283,7 +298,9 @@ async fn rows_enter_and_leave_by_policy_and_unseen_rows_are_never_sent() {
 async fn metric(shop: &Shop, name: &str) -> f64 {
     let body = support::http::get(shop.addr, "/metrics").await.body;
     body.lines()
-        .find_map(|l| l.strip_prefix(&format!("opslive_{name} ")).or_else(|| l.strip_prefix(&format!("opslive_{name}_total "))))
+        .find_map(|l| {
+            l.strip_prefix(&format!("opslive_{name} ")).or_else(|| l.strip_prefix(&format!("opslive_{name}_total ")))
+        })
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no metric {name} in:\n{body}"))
 }
@@ -315,7 +332,11 @@ async fn identical_subscriptions_cost_one_evaluation() {
             assert!(payload["data"]["orders"].to_string().contains(&format!("\"{}\"", 30 - n)));
         }
     }
-    assert_eq!(metric(&shop, "live_evaluations").await - evaluations, 5.0, "one evaluation per transaction, not per subscriber");
+    assert_eq!(
+        metric(&shop, "live_evaluations").await - evaluations,
+        5.0,
+        "one evaluation per transaction, not per subscriber"
+    );
     assert_eq!(metric(&shop, "live_payloads").await - payloads, 5.0, "one payload per transaction, shared");
     drop(clients);
 }
@@ -330,7 +351,13 @@ async fn the_legacy_protocol_and_bad_input() {
     legacy.subscribe("q", "query { ordersAggregate { count } }", json!({})).await;
     assert_eq!(legacy.next("q").await["data"]["ordersAggregate"][0]["count"], 30);
     assert_eq!(legacy.message().await.unwrap(), json!({"id": "q", "type": "complete"}));
-    legacy.subscribe("s", "subscription($w: String!) { orders(where: {warehouseId: {eq: $w}}, limit: 2) { id } }", json!({"w": "WH-MAD"})).await;
+    legacy
+        .subscribe(
+            "s",
+            "subscription($w: String!) { orders(where: {warehouseId: {eq: $w}}, limit: 2) { id } }",
+            json!({"w": "WH-MAD"}),
+        )
+        .await;
     assert_eq!(legacy.next("s").await["data"]["orders"], json!([{"id": "1"}, {"id": "3"}]));
     legacy.subscribe("bad", "subscription { orders { nope } }", json!({})).await;
     let error = legacy.next("bad").await;
@@ -344,7 +371,11 @@ async fn the_legacy_protocol_and_bad_input() {
     let mut ws = WsClient::connect(shop.addr, TRANSPORT_WS, &admin).await;
     ws.subscribe("p", "subscription { orders { id }", json!({})).await;
     let e = ws.message().await.unwrap();
-    assert_eq!((e["type"].as_str(), e["payload"][0]["extensions"]["code"].as_str()), (Some("error"), Some("GRAPHQL_PARSE_FAILED")), "{e}");
+    assert_eq!(
+        (e["type"].as_str(), e["payload"][0]["extensions"]["code"].as_str()),
+        (Some("error"), Some("GRAPHQL_PARSE_FAILED")),
+        "{e}"
+    );
     ws.subscribe("p", "subscription { ordersByKey(id: \"1\") { id } }", json!({})).await;
     assert_eq!(ws.next("p").await["data"]["ordersByKey"]["id"], "1");
     // The same id twice while it is open: 4409.
@@ -376,7 +407,13 @@ async fn the_legacy_protocol_and_bad_input() {
     assert_eq!(ws.closed().await.code, 1009);
 
     // A token that expires closes its connection.
-    let short = opslive::auth::mint_hs256(support::graphql::SECRET, "admin", Default::default(), std::time::Duration::from_secs(2)).unwrap();
+    let short = opslive::auth::mint_hs256(
+        support::graphql::SECRET,
+        "admin",
+        Default::default(),
+        std::time::Duration::from_secs(2),
+    )
+    .unwrap();
     let mut ws = WsClient::connect(shop.addr, TRANSPORT_WS, &short).await;
     let closed = ws.closed().await;
     assert_eq!(closed.code, 4403, "{closed:?}");

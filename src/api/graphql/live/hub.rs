@@ -43,9 +43,19 @@ pub struct LiveStats {
 }
 
 enum Command {
-    Subscribe { request: LiveRequest, outbox: Arc<Outbox>, sub: Arc<str>, reply: oneshot::Sender<Result<(), LiveError>> },
-    Stop { outbox: u64, sub: Arc<str> },
-    Gone { outbox: u64 },
+    Subscribe {
+        request: LiveRequest,
+        outbox: Arc<Outbox>,
+        sub: Arc<str>,
+        reply: oneshot::Sender<Result<(), LiveError>>,
+    },
+    Stop {
+        outbox: u64,
+        sub: Arc<str>,
+    },
+    Gone {
+        outbox: u64,
+    },
 }
 
 /// The handle connections use.
@@ -121,10 +131,8 @@ struct Hub {
 
 impl Hub {
     fn new(replica: Arc<Replica>, stats: Arc<LiveStats>) -> Hub {
-        let as_of = replica
-            .applied_positions()
-            .map(|(s, p)| (s.clone(), AsOf { position: p, commit_ts: None }))
-            .collect();
+        let as_of =
+            replica.applied_positions().map(|(s, p)| (s.clone(), AsOf { position: p, commit_ts: None })).collect();
         Hub { set: LiveSet::new(), replica, shared: HashMap::new(), by_query: HashMap::new(), as_of, stats }
     }
 
@@ -193,10 +201,10 @@ impl Hub {
     fn as_of_for(&self, key: &str) -> AsOf {
         let Some(shared) = self.shared.get(key) else { return AsOf::default() };
         let source = &shared.request.spec.schema.spec.source;
-        self.as_of.get(source).copied().unwrap_or_else(|| AsOf {
-            position: self.replica.applied_position(source),
-            commit_ts: None,
-        })
+        self.as_of
+            .get(source)
+            .copied()
+            .unwrap_or_else(|| AsOf { position: self.replica.applied_position(source), commit_ts: None })
     }
 
     fn drop_where(&mut self, gone: impl Fn(&Subscriber) -> bool) {
@@ -268,7 +276,8 @@ impl Hub {
                     return;
                 }
                 shared.seq += 1;
-                let body = if reset { UpdateBody::Reset(all) } else { UpdateBody::Patch { diff: rows, key: key_columns } };
+                let body =
+                    if reset { UpdateBody::Reset(all) } else { UpdateBody::Patch { diff: rows, key: key_columns } };
                 let payload = patches_payload(&shared.request.field, fields, &body, as_of, shared.seq, all.len());
                 let mut reset_payload: Option<Arc<str>> = None;
                 self.stats.payloads.fetch_add(1, Ordering::Relaxed);
@@ -277,7 +286,14 @@ impl Hub {
                     let kind = if reset { Kind::Reset } else { Kind::Patch };
                     if s.outbox.push(&s.sub, Delivery::Next { payload: payload.clone(), kind }) == Pushed::NeedsReset {
                         let r = reset_payload.get_or_insert_with(|| {
-                            patches_payload(&shared.request.field, fields, &UpdateBody::Reset(all), as_of, shared.seq, all.len())
+                            patches_payload(
+                                &shared.request.field,
+                                fields,
+                                &UpdateBody::Reset(all),
+                                as_of,
+                                shared.seq,
+                                all.len(),
+                            )
                         });
                         self.stats.resets_for_slow_clients.fetch_add(1, Ordering::Relaxed);
                         s.outbox.replace(&s.sub, Delivery::Next { payload: r.clone(), kind: Kind::Reset });

@@ -87,7 +87,13 @@ impl Json {
         self.0.push(']');
     }
 
-    pub fn groups(&mut self, fields: &Fields<GroupField>, groups: &[GroupResult], group_by: &[usize], measures: &[(crate::aggregate::AggFn, usize)]) {
+    pub fn groups(
+        &mut self,
+        fields: &Fields<GroupField>,
+        groups: &[GroupResult],
+        group_by: &[usize],
+        measures: &[(crate::aggregate::AggFn, usize)],
+    ) {
         self.0.push('[');
         for (i, g) in groups.iter().enumerate() {
             if i > 0 {
@@ -250,9 +256,8 @@ fn patch(out: &mut Json, fields: &Fields<PatchField>, diff: &RowsDiff, key: &[us
                         out.0.push(',');
                     }
                     // Only the key columns: a removed row's other values are not news.
-                    let key_only: Vec<Value> = (0..row.len())
-                        .map(|c| if key.contains(&c) { row[c].clone() } else { Value::Null })
-                        .collect();
+                    let key_only: Vec<Value> =
+                        (0..row.len()).map(|c| if key.contains(&c) { row[c].clone() } else { Value::Null }).collect();
                     out.row(f, &key_only);
                 }
                 out.0.push(']');
