@@ -44,7 +44,7 @@ pub struct LiveStats {
 
 enum Command {
     Subscribe {
-        request: LiveRequest,
+        request: Box<LiveRequest>,
         outbox: Arc<Outbox>,
         sub: Arc<str>,
         reply: oneshot::Sender<Result<(), LiveError>>,
@@ -86,7 +86,7 @@ impl LiveHub {
     /// Registers a subscription; its first result is in the outbox when this returns `Ok`.
     pub async fn subscribe(&self, request: LiveRequest, outbox: &Arc<Outbox>, sub: Arc<str>) -> Result<(), LiveError> {
         let (reply, answer) = oneshot::channel();
-        let command = Command::Subscribe { request, outbox: outbox.clone(), sub, reply };
+        let command = Command::Subscribe { request: Box::new(request), outbox: outbox.clone(), sub, reply };
         if self.commands.send(command).is_err() {
             return Err(LiveError::NotReady("the server is shutting down".into()));
         }
@@ -165,7 +165,7 @@ impl Hub {
     fn command(&mut self, command: Command) {
         match command {
             Command::Subscribe { request, outbox, sub, reply } => {
-                let _ = reply.send(self.subscribe(request, outbox, sub));
+                let _ = reply.send(self.subscribe(*request, outbox, sub));
             }
             Command::Stop { outbox, sub } => self.drop_where(|s| s.outbox.id == outbox && s.sub == sub),
             Command::Gone { outbox } => self.drop_where(|s| s.outbox.id == outbox),
@@ -354,12 +354,7 @@ fn full_payload(request: &LiveRequest, current: Current<'_>, as_of: AsOf, seq: u
     out.raw(":");
     match (&request.render, current) {
         (Render::Rows(fields), Current::Rows(rows)) => out.rows(fields, rows),
-        (Render::Row(fields), Current::Row(row)) => match row {
-            Some(row) => out.row(fields, row),
-            None => {
-                out.raw("null");
-            }
-        },
+        (Render::Row(fields), Current::Row(Some(row))) => out.row(fields, row),
         (Render::Groups { fields, group_by, measures }, Current::Groups(groups)) => {
             out.groups(fields, &groups, group_by, measures)
         }

@@ -23,6 +23,12 @@ pub struct AsOf {
 /// A JSON writer into one buffer.
 pub struct Json(pub String);
 
+impl Default for Json {
+    fn default() -> Json {
+        Json::new()
+    }
+}
+
 impl Json {
     pub fn new() -> Json {
         Json(String::with_capacity(256))

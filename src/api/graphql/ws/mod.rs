@@ -78,10 +78,7 @@ struct Connection {
 
 impl Connection {
     async fn serve(mut self, cancel: CancellationToken) {
-        let close = match self.run(&cancel).await {
-            Ok(()) => None,
-            Err(close) => Some(close),
-        };
+        let close = self.run(&cancel).await.err();
         if let Some(hub) = &self.state.live {
             hub.gone(&self.outbox);
         }
