@@ -257,7 +257,7 @@ impl Decoder {
         // Key columns are NOT NULL (primary key, or a replica identity index): a NULL there is
         // a column the server did not send — the table's replica identity no longer matches
         // the key its rows are held by.
-        if let Some(&i) = schema.key.iter().find(|&&i| !image.0[i].as_ref().is_some_and(|v| !v.is_null())) {
+        if let Some(&i) = schema.key.iter().find(|&&i| image.0[i].as_ref().is_none_or(|v| v.is_null())) {
             return Err(self.error(
                 schema.id(),
                 format!(
