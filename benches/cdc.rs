@@ -14,8 +14,13 @@
 //! - live lag under the fastest insert load: `OPSLIVE_BENCH_WRITERS` connections (default 4)
 //!   insert as fast as PostgreSQL takes it for `OPSLIVE_BENCH_LOAD_SECS` (default 10), first
 //!   with nothing reading the slot (the load PostgreSQL sustains alone), then with opslive
-//!   streaming; single-row and 100-row transactions. A sampler notes, every 20 ms, what each
-//!   writer has committed and times how long until the replica has applied all of it.
+//!   streaming; single-row and 100-row transactions (`OPSLIVE_BENCH_LOAD_TX_ROWS`, default
+//!   `1,100`). A sampler notes, every 20 ms, what each writer has committed and times how long
+//!   until the replica has applied all of it.
+//! - sustained load: the highest rate of 100-row transactions (writers paced to an offered
+//!   rate) that PostgreSQL takes with opslive streaming while commit → applied lag stays under
+//!   1 s at p99; found by bisection between 0 and the unpaced rate, `OPSLIVE_BENCH_SUSTAIN_STEPS`
+//!   steps (default 5) of `OPSLIVE_BENCH_LOAD_SECS` each.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -130,8 +135,9 @@ struct LoadResult {
     catch_up_ms: f64,
 }
 
-/// Writers insert into `bench` as fast as they can for `secs`; with `streaming`, a sampler
-/// measures commit → applied lag meanwhile.
+/// Writers insert into `bench` as fast as they can for `secs` (or, with `rate`, paced to offer
+/// that many rows/s in all); with `streaming`, a sampler measures commit → applied lag meanwhile.
+#[allow(clippy::too_many_arguments)]
 async fn load(
     pg: &support::PgServer,
     url: &str,
@@ -140,6 +146,7 @@ async fn load(
     tx_rows: usize,
     secs: u64,
     streaming: bool,
+    rate: Option<f64>,
 ) -> LoadResult {
     let sql = pg.connect("bench").await;
     sql.batch_execute("TRUNCATE bench").await.unwrap();
@@ -179,7 +186,16 @@ async fn load(
                 .unwrap();
             let mut next = w as i64;
             let mut transactions = 0u64;
+            // Each writer offers its share of the rate; one that falls behind does not burst.
+            let mut pace = rate.map(|rate| {
+                let mut tick = tokio::time::interval(Duration::from_secs_f64((writers * tx_rows) as f64 / rate));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick
+            });
             while !stop.load(Ordering::Relaxed) {
+                if let Some(tick) = pace.as_mut() {
+                    tick.tick().await;
+                }
                 client.execute(&statement, &[&next]).await.unwrap();
                 next += (tx_rows * writers) as i64;
                 progress.committed[w].store(next - writers as i64, Ordering::Relaxed);
@@ -461,7 +477,7 @@ async fn main() {
     );
 
     let phases = std::env::var("OPSLIVE_BENCH_PHASES")
-        .unwrap_or_else(|_| "snapshot,drain,latency,load,checkpoint,restart".into());
+        .unwrap_or_else(|_| "snapshot,drain,latency,load,sustain,checkpoint,restart".into());
     let phase = |name: &str| phases.split(',').any(|p| p.trim() == name);
 
     // Snapshot.
@@ -561,9 +577,17 @@ async fn main() {
     // Live lag under the fastest insert load.
     let writers = env_or("OPSLIVE_BENCH_WRITERS", 4);
     let secs = env_or("OPSLIVE_BENCH_LOAD_SECS", 10) as u64;
-    for tx_rows in if phase("load") { vec![1, 100] } else { vec![] } {
-        let alone = load(&pg, &url, &format!("alone_{tx_rows}"), writers, tx_rows, secs, false).await;
-        let mut live = load(&pg, &url, &format!("live_{tx_rows}"), writers, tx_rows, secs, true).await;
+    let load_sizes = match phase("load") {
+        true => std::env::var("OPSLIVE_BENCH_LOAD_TX_ROWS").unwrap_or_else(|_| "1,100".into()),
+        false => String::new(),
+    };
+    let mut unpaced_100 = None;
+    for tx_rows in load_sizes.split(',').filter_map(|n| n.trim().parse::<usize>().ok()) {
+        let alone = load(&pg, &url, &format!("alone_{tx_rows}"), writers, tx_rows, secs, false, None).await;
+        let mut live = load(&pg, &url, &format!("live_{tx_rows}"), writers, tx_rows, secs, true, None).await;
+        if tx_rows == 100 {
+            unpaced_100 = Some(live.rows_per_s);
+        }
         let line = format!(
             "live lag, {writers} writers of {tx_rows}-row transactions for {secs} s: PostgreSQL alone sustains \
              {:.0} tx/s ({:.0} rows/s); with opslive streaming {:.0} tx/s ({:.0} rows/s), commit → applied lag \
@@ -579,6 +603,50 @@ async fn main() {
             live.lags_ms.len(),
             live.catch_up_ms
         );
+        println!("{line}");
+        summary.push(line);
+    }
+
+    // The highest paced rate of 100-row transactions with lag p99 under 1 s.
+    if phase("sustain") {
+        let steps = env_or("OPSLIVE_BENCH_SUSTAIN_STEPS", 5);
+        let mut high = match unpaced_100 {
+            Some(rate) => rate,
+            None => load(&pg, &url, "sustain_top", writers, 100, secs, true, None).await.rows_per_s,
+        };
+        let mut best: Option<(f64, LoadResult)> = None;
+        let mut low = 0.0;
+        for step in 0..steps {
+            let offered = (low + high) / 2.0;
+            let mut r = load(&pg, &url, &format!("sustain_{step}"), writers, 100, secs, true, Some(offered)).await;
+            let p99 = percentile(&mut r.lags_ms, 0.99);
+            // Sustained: PostgreSQL took (nearly) what was offered, and opslive kept up.
+            let ok = r.rows_per_s >= 0.95 * offered && p99 < 1000.0;
+            println!(
+                "  sustain step {step}: offered {offered:.0} rows/s, written {:.0} rows/s, lag p50 {:.1} ms, p99 {p99:.1} ms: {}",
+                r.rows_per_s,
+                percentile(&mut r.lags_ms, 0.5),
+                if ok { "kept up" } else { "fell behind" }
+            );
+            if ok {
+                low = offered;
+                best = Some((offered, r));
+            } else {
+                high = offered;
+            }
+        }
+        let line = match best {
+            Some((offered, mut r)) => format!(
+                "sustained load, {writers} writers of 100-row transactions paced for {secs} s: the highest rate found                  with commit → applied lag p99 < 1 s is {:.0} rows/s written (offered {offered:.0}): lag p50 {:.1} ms,                  p99 {:.1} ms, max {:.1} ms",
+                r.rows_per_s,
+                percentile(&mut r.lags_ms, 0.5),
+                percentile(&mut r.lags_ms, 0.99),
+                percentile(&mut r.lags_ms, 1.0)
+            ),
+            None => {
+                format!("sustained load: no paced rate tried kept lag p99 under 1 s (lowest tried {high:.0} rows/s)")
+            }
+        };
         println!("{line}");
         summary.push(line);
     }

@@ -152,6 +152,7 @@ impl Replica {
     fn apply_transaction(&mut self, tx: &Transaction) -> Applied {
         let mut applied = Applied {
             tx: Some(TxInfo { source: tx.source.clone(), position: tx.position, commit_ts: tx.commit_ts, xid: tx.xid }),
+            deltas: Vec::with_capacity(tx.changes.len()),
             ..Applied::default()
         };
         let mut events = tx.table_events.iter().peekable();
@@ -268,16 +269,23 @@ impl Replica {
 /// Builds a full row from an image, taking unsent values from `old`. `None` when a value is
 /// unsent and there is no old row to take it from.
 fn complete(image: &Image, old: Option<&Row>) -> Option<Row> {
-    image
-        .0
-        .iter()
-        .enumerate()
-        .map(|(i, cell)| match cell {
-            Some(v) => Some(v.clone()),
-            None => old.map(|o| o[i].clone()),
-        })
-        .collect::<Option<Vec<Value>>>()
-        .map(Row::from)
+    // Checked before building, so the row is collected from an exact-size iterator straight
+    // into its one allocation (collecting through `Option` would build a `Vec` and copy it).
+    if old.is_none() && image.0.iter().any(Option::is_none) {
+        return None;
+    }
+    Some(
+        image
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| match (cell, old) {
+                (Some(v), _) => v.clone(),
+                (None, Some(o)) => o[i].clone(),
+                (None, None) => unreachable!("checked above"),
+            })
+            .collect(),
+    )
 }
 
 /// The key of a before-image, if it carries every key column.

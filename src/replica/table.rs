@@ -190,12 +190,28 @@ impl Table {
 
     /// Inserts or replaces a row, keeping indexes; returns the row it replaced.
     pub fn upsert(&mut self, key: Key, row: Row) -> Option<Row> {
-        let old = self.remove(&key);
-        for index in &mut self.indexes {
-            index.entries.insert((row[index.column].clone(), key.clone()));
+        // One descent of the row map, replacing in place: a remove first would walk (and, on a
+        // tree shared with a published version, copy) the same path twice.
+        let added = row_bytes(&row) + key_bytes(&key);
+        let old = self.rows.insert(key.clone(), row.clone());
+        if let Some(old) = &old {
+            self.approx_bytes = self.approx_bytes.saturating_sub(row_bytes(old) + key_bytes(&key));
         }
-        self.approx_bytes += row_bytes(&row) + key_bytes(&key);
-        self.rows.insert(key, row);
+        for index in &mut self.indexes {
+            let value = &row[index.column];
+            match &old {
+                // The entry (value, key) would be removed and put back as it was.
+                Some(old) if old[index.column] == *value => {}
+                Some(old) => {
+                    index.entries.remove(&(old[index.column].clone(), key.clone()));
+                    index.entries.insert((value.clone(), key.clone()));
+                }
+                None => {
+                    index.entries.insert((value.clone(), key.clone()));
+                }
+            }
+        }
+        self.approx_bytes += added;
         old
     }
 

@@ -147,3 +147,27 @@ fn index_ranges() {
     assert_eq!(count((Unbounded, Excluded(Value::text("b")))), 1);
     assert_eq!(count((Excluded(Value::text("c")), Unbounded)), 2, "d and open");
 }
+
+#[test]
+fn updates_in_place_keep_the_index_and_size_exact() {
+    let mut r = loaded();
+    r.apply(&tx(
+        11,
+        vec![
+            // The indexed value stays: only the row changes.
+            change(Op::Update, 1, None, Some(v(1, "open", "y"))),
+            change(Op::Insert, 2, None, Some(v(2, "open", "b"))),
+            // The indexed value changes: the old entry goes.
+            change(Op::Update, 2, None, Some(v(2, "closed", "bb"))),
+            // An insert over an existing key replaces its entry too.
+            change(Op::Insert, 1, None, Some(v(1, "closed", "z"))),
+        ],
+    ));
+    let t = r.table(TableId(0)).unwrap();
+    let keys = |s: &str| t.index_range(1, Value::text(s)..=Value::text(s)).unwrap().cloned().collect::<Vec<_>>();
+    assert!(keys("open").is_empty());
+    assert_eq!(keys("closed"), vec![key(1), key(2)]);
+    // The same rows loaded afresh take the same room.
+    let fresh = Table::restore(t.schema.clone(), TableState::Ready, Position(11), t.rows().map(|(_, row)| row.clone()));
+    assert_eq!(t.approx_bytes(), fresh.approx_bytes());
+}

@@ -115,9 +115,9 @@ impl Decoder {
         match msg {
             Message::Relation(rel) => out.push(self.relation(rel)),
             Message::Insert { relation, new } => {
-                if let Some(map) = self.map(relation)? {
-                    let after = self.image(map, &new, false)?;
-                    let key = self.key(map.table, &after)?;
+                if let Some((map, table)) = self.map(relation)? {
+                    let after = self.image(map, table, &new, false)?;
+                    let key = self.key(table, &after)?;
                     out.push(Decoded::Change(Change {
                         table: map.table,
                         op: Op::Insert,
@@ -128,11 +128,11 @@ impl Decoder {
                 }
             }
             Message::Update { relation, old, new } => {
-                if let Some(map) = self.map(relation)? {
-                    let after = self.image(map, &new, false)?;
-                    let key = self.key(map.table, &after)?;
+                if let Some((map, table)) = self.map(relation)? {
+                    let after = self.image(map, table, &new, false)?;
+                    let key = self.key(table, &after)?;
                     let before = match old {
-                        Some((kind, tuple)) => Some(self.image(map, &tuple, kind == OldKind::Key)?),
+                        Some((kind, tuple)) => Some(self.image(map, table, &tuple, kind == OldKind::Key)?),
                         None => None,
                     };
                     out.push(Decoded::Change(Change {
@@ -145,9 +145,9 @@ impl Decoder {
                 }
             }
             Message::Delete { relation, old: (kind, tuple) } => {
-                if let Some(map) = self.map(relation)? {
-                    let before = self.image(map, &tuple, kind == OldKind::Key)?;
-                    let key = self.key(map.table, &before)?;
+                if let Some((map, table)) = self.map(relation)? {
+                    let before = self.image(map, table, &tuple, kind == OldKind::Key)?;
+                    let key = self.key(table, &before)?;
                     out.push(Decoded::Change(Change {
                         table: map.table,
                         op: Op::Delete,
@@ -159,7 +159,7 @@ impl Decoder {
             }
             Message::Truncate { relations, .. } => {
                 for relation in relations {
-                    if let Some(map) = self.map(relation)? {
+                    if let Some((map, _)) = self.map(relation)? {
                         out.push(Decoded::Change(Change {
                             table: map.table,
                             op: Op::Truncate,
@@ -179,9 +179,11 @@ impl Decoder {
         Ok(())
     }
 
-    fn map(&self, relation: u32) -> Result<Option<&RelationMap>, DecodeError> {
+    /// The relation's column map and the shape of its table (`None`: not decoded).
+    fn map(&self, relation: u32) -> Result<Option<(&RelationMap, &PgTable)>, DecodeError> {
         match self.relations.get(&relation) {
-            Some(m) => Ok(m.as_ref()),
+            // A map exists only while its table's shape is installed (`install`, `forget`).
+            Some(m) => Ok(m.as_ref().and_then(|m| Some((m, self.tables.get(&m.table)?)))),
             None => Err(DecodeError::UnknownRelation(relation)),
         }
     }
@@ -222,15 +224,13 @@ impl Decoder {
 
     /// Converts a tuple into the table's column order. In a key-only old tuple the non-key
     /// columns are NULL markers that mean "not sent", so they become absent.
-    fn image(&self, map: &RelationMap, tuple: &Tuple, key_only: bool) -> Result<Image, DecodeError> {
-        let table = &self.tables[&map.table];
+    fn image(&self, map: &RelationMap, table: &PgTable, tuple: &Tuple, key_only: bool) -> Result<Image, DecodeError> {
         let mut cells = Vec::with_capacity(map.source_column.len());
         for (i, column) in table.schema.columns.iter().enumerate() {
-            let is_key = table.schema.key.contains(&i);
             let cell = match map.source_column[i].and_then(|j| tuple.get(j)) {
                 // A column the source no longer has: NULL until the table is resynced.
                 None => Some(Value::Null),
-                Some(_) if key_only && !is_key => None,
+                Some(_) if key_only && !table.schema.key.contains(&i) => None,
                 Some(TupleValue::Null) => Some(Value::Null),
                 Some(TupleValue::Unchanged) => None,
                 Some(TupleValue::Text(bytes)) => {
@@ -252,27 +252,22 @@ impl Decoder {
         Ok(Image(cells))
     }
 
-    fn key(&self, table: TableId, image: &Image) -> Result<Key, DecodeError> {
-        let schema = &self.tables[&table].schema;
+    fn key(&self, table: &PgTable, image: &Image) -> Result<Key, DecodeError> {
+        let schema = &table.schema;
         // Key columns are NOT NULL (primary key, or a replica identity index): a NULL there is
         // a column the server did not send — the table's replica identity no longer matches
         // the key its rows are held by.
-        let mut key = Vec::with_capacity(schema.key.len());
-        for &i in &schema.key {
-            match &image.0[i] {
-                Some(v) if !v.is_null() => key.push(v.clone()),
-                _ => {
-                    return Err(self.error(
-                        table,
-                        format!(
-                            "key column `{}` was not sent (did the table's REPLICA IDENTITY change?)",
-                            schema.columns[i].name
-                        ),
-                    ));
-                }
-            }
+        if let Some(&i) = schema.key.iter().find(|&&i| image.0[i].as_ref().is_none_or(|v| v.is_null())) {
+            return Err(self.error(
+                schema.id(),
+                format!(
+                    "key column `{}` was not sent (did the table's REPLICA IDENTITY change?)",
+                    schema.columns[i].name
+                ),
+            ));
         }
-        Ok(Key(key.into()))
+        // Checked above; collected from an exact-size iterator, the key is one allocation.
+        Ok(Key(schema.key.iter().map(|&i| image.0[i].clone().unwrap_or(Value::Null)).collect()))
     }
 
     fn error(&self, table: TableId, detail: String) -> DecodeError {

@@ -306,6 +306,7 @@ impl PostgresSource {
             stats: self.stats.clone(),
             held,
             requests: self.requests.clone(),
+            decoded: Vec::new(),
         };
         let monitor = Monitor { sql: &sql, slot: &self.slot, watermarks: &self.watermarks, stats: &self.stats };
         tokio::select! {

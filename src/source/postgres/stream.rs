@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use std::collections::HashMap;
 
+use smallvec::{SmallVec, smallvec};
+
 use super::capture::Capture;
 use super::decode::{DecodeError, Decoded, Decoder};
 use super::held::{Held, HeldTx, Route};
@@ -40,6 +42,8 @@ pub struct Stream {
     pub held: Held,
     /// Resyncs asked for from outside (the API).
     pub requests: Arc<crate::source::ResyncRequests>,
+    /// What the decoder made of the current message; kept to reuse its allocation.
+    pub decoded: Vec<Decoded>,
 }
 
 /// The prefix of opslive's heartbeat messages (`pg_logical_emit_message`).
@@ -209,8 +213,9 @@ impl Stream {
     }
 
     /// Where each part of a message goes: decoded now, held back (resync) or dropped
-    /// (quarantine). A TRUNCATE naming several tables is split.
-    fn split(&mut self, msg: Message) -> Vec<(Route, Message)> {
+    /// (quarantine). A TRUNCATE naming several tables is split; any other message stays whole
+    /// (inline, no allocation: this runs for every row streamed).
+    fn split(&mut self, msg: Message) -> SmallVec<[(Route, Message); 1]> {
         let table = match &msg {
             Message::Relation(rel) => {
                 let table = self.decoder.watched(rel);
@@ -223,7 +228,7 @@ impl Stream {
                 self.decoder.table_of(*relation)
             }
             Message::Truncate { options, relations } => {
-                let mut parts: Vec<(Route, Message)> = Vec::new();
+                let mut parts = SmallVec::new();
                 let mut decode = Vec::new();
                 for r in relations {
                     match self.held.route(self.decoder.table_of(*r)) {
@@ -238,13 +243,13 @@ impl Stream {
             }
             _ => None,
         };
-        vec![(self.held.route(table), msg)]
+        smallvec![(self.held.route(table), msg)]
     }
 
     /// Decodes one message into `tx`; a table whose rows cannot be read is quarantined there.
     /// Returns the tables whose columns changed (they need a resync).
     fn decode_into(&mut self, msg: Message, tx: &mut Open, position: Position) -> Result<Vec<TableId>, SourceError> {
-        let mut decoded = Vec::new();
+        let mut decoded = std::mem::take(&mut self.decoded);
         let mut changed = Vec::new();
         match self.decoder.decode(msg, &mut decoded) {
             Ok(()) => {}
@@ -254,6 +259,8 @@ impl Stream {
                 self.decoder.forget(id);
                 let reason = format!("cannot decode a change at {position}: {detail}");
                 tx.table_events.push((tx.changes.len(), TableEvent::Quarantined { table: id, position, reason }));
+                decoded.clear();
+                self.decoded = decoded;
                 return Ok(changed);
             }
             Err(e @ DecodeError::UnknownRelation(_)) => {
@@ -264,7 +271,7 @@ impl Stream {
                 });
             }
         }
-        for d in decoded {
+        for d in decoded.drain(..) {
             match d {
                 Decoded::Change(c) => tx.changes.push(c),
                 Decoded::Table(ev) => {
@@ -276,6 +283,7 @@ impl Stream {
                 Decoded::Nothing => {}
             }
         }
+        self.decoded = decoded;
         Ok(changed)
     }
 

@@ -160,8 +160,17 @@ fn parse_seconds(text: &str) -> Option<(i64, i64)> {
     if frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let micros = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().ok()? };
-    Some((s, micros))
+    Some((s, micros(frac)?))
+}
+
+/// Up to six fraction digits (checked by the caller) → microseconds, without a padded copy:
+/// timestamps are parsed once per column of every row streamed.
+fn micros(frac: &str) -> Option<i64> {
+    if frac.is_empty() {
+        return Some(0);
+    }
+    let digits: i64 = frac.parse().ok()?;
+    Some(digits * 10i64.pow(6 - frac.len() as u32))
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff][±HH[:MM[:SS]]][ BC]` → microseconds since the Unix epoch (UTC
@@ -226,7 +235,7 @@ fn parse_interval(text: &str) -> Option<Interval> {
                     return None;
                 }
                 let s: i64 = s.parse().ok()?;
-                let f: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().ok()? };
+                let f = micros(frac)?;
                 let v = s.checked_mul(1_000_000)?.checked_add(f)?;
                 if negative { -v } else { v }
             }
