@@ -201,7 +201,14 @@ async fn a_table_waiting_for_a_resync_is_not_ready() {
         .await
         .unwrap();
     shop.serve.wait_log("resyncing the table", |_| {}).await;
-    let reply = until_code(&shop, &admin, "{ tickets { id subject } }", "NOT_READY").await;
+    // The resync begins while the ALTER's transaction is still being streamed: the table reads
+    // as loading until that transaction's schema change is applied, then as waiting for a resync.
+    let mut reply = until_code(&shop, &admin, "{ tickets { id subject } }", "NOT_READY").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !reply.text.contains("resync") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        reply = until_code(&shop, &admin, "{ tickets { id subject } }", "NOT_READY").await;
+    }
     assert_eq!(reply.status, 200);
     assert!(reply.json()["data"].is_null(), "no partial rows: {}", reply.text);
     assert!(reply.text.contains("resync"), "{}", reply.text);
