@@ -46,12 +46,30 @@ impl Json {
         self
     }
 
-    fn key(&mut self, first: &mut bool, key: &str) {
-        if !std::mem::take(first) {
-            self.0.push(',');
+    /// `{"key": …, …}`: one field per selected field, each written by `write`.
+    fn object<T>(&mut self, fields: &Fields<T>, mut write: impl FnMut(&mut Json, &T)) {
+        self.0.push('{');
+        for (i, (key, field)) in fields.iter().enumerate() {
+            if i > 0 {
+                self.0.push(',');
+            }
+            self.string(key);
+            self.0.push(':');
+            write(self, field);
         }
-        self.string(key);
-        self.0.push(':');
+        self.0.push('}');
+    }
+
+    /// `[…]`, each item written by `write`.
+    fn list<I: IntoIterator>(&mut self, items: I, mut write: impl FnMut(&mut Json, I::Item)) {
+        self.0.push('[');
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.0.push(',');
+            }
+            write(self, item);
+        }
+        self.0.push(']');
     }
 
     pub fn value(&mut self, v: Option<&Value>) {
@@ -67,30 +85,22 @@ impl Json {
         }
     }
 
-    pub fn row(&mut self, fields: &Fields<RowField>, row: &[Value]) {
-        self.0.push('{');
-        let mut first = true;
-        for (key, field) in fields {
-            self.key(&mut first, key);
-            match field {
-                RowField::Column(i) => self.value(row.get(*i)),
-                RowField::Typename(t) => {
-                    self.string(t);
-                }
+    /// An object of columns, each value read by `value` from the column's position.
+    fn columns<'v>(&mut self, fields: &Fields<RowField>, value: impl Fn(usize) -> Option<&'v Value>) {
+        self.object(fields, |out, field| match field {
+            RowField::Column(i) => out.value(value(*i)),
+            RowField::Typename(t) => {
+                out.string(t);
             }
-        }
-        self.0.push('}');
+        });
+    }
+
+    pub fn row(&mut self, fields: &Fields<RowField>, row: &[Value]) {
+        self.columns(fields, |i| row.get(i));
     }
 
     pub fn rows(&mut self, fields: &Fields<RowField>, rows: &[Row]) {
-        self.0.push('[');
-        for (i, row) in rows.iter().enumerate() {
-            if i > 0 {
-                self.0.push(',');
-            }
-            self.row(fields, row);
-        }
-        self.0.push(']');
+        self.list(rows, |out, row| out.row(fields, row));
     }
 
     pub fn groups(
@@ -100,79 +110,34 @@ impl Json {
         group_by: &[usize],
         measures: &[(crate::aggregate::AggFn, usize)],
     ) {
-        self.0.push('[');
-        for (i, g) in groups.iter().enumerate() {
-            if i > 0 {
-                self.0.push(',');
-            }
-            self.0.push('{');
-            let mut first = true;
-            for (key, field) in fields {
-                self.key(&mut first, key);
-                match field {
-                    GroupField::Count => {
-                        let _ = write!(self.0, "{}", i64::try_from(g.count).unwrap_or(i64::MAX));
-                    }
-                    GroupField::Typename(t) => {
-                        self.string(t);
-                    }
-                    GroupField::Key(columns) => {
-                        self.0.push('{');
-                        let mut first = true;
-                        for (key, c) in columns {
-                            self.key(&mut first, key);
-                            match c {
-                                RowField::Column(p) => {
-                                    let v = group_by.iter().position(|q| q == p).and_then(|i| g.key.get(i));
-                                    self.value(v);
-                                }
-                                RowField::Typename(t) => {
-                                    self.string(t);
-                                }
-                            }
-                        }
-                        self.0.push('}');
-                    }
-                    GroupField::Measure(f, columns) => {
-                        self.0.push('{');
-                        let mut first = true;
-                        for (key, c) in columns {
-                            self.key(&mut first, key);
-                            match c {
-                                RowField::Column(p) => {
-                                    let v = measures.iter().position(|m| *m == (*f, *p)).and_then(|i| g.values.get(i));
-                                    self.value(v);
-                                }
-                                RowField::Typename(t) => {
-                                    self.string(t);
-                                }
-                            }
-                        }
-                        self.0.push('}');
-                    }
+        self.list(groups, |out, g| {
+            out.object(fields, |out, field| match field {
+                GroupField::Count => {
+                    let _ = write!(out.0, "{}", i64::try_from(g.count).unwrap_or(i64::MAX));
                 }
-            }
-            self.0.push('}');
-        }
-        self.0.push(']');
+                GroupField::Typename(t) => {
+                    out.string(t);
+                }
+                GroupField::Key(columns) => {
+                    out.columns(columns, |p| group_by.iter().position(|q| *q == p).and_then(|i| g.key.get(i)))
+                }
+                GroupField::Measure(f, columns) => {
+                    out.columns(columns, |p| measures.iter().position(|m| *m == (*f, p)).and_then(|i| g.values.get(i)))
+                }
+            })
+        });
     }
 
     pub fn as_of(&mut self, fields: &Fields<AsOfField>, as_of: AsOf) {
-        self.0.push('{');
-        let mut first = true;
-        for (key, field) in fields {
-            self.key(&mut first, key);
-            match field {
-                AsOfField::Position => {
-                    self.string(&as_of.position.to_string());
-                }
-                AsOfField::CommitTs => self.value(as_of.commit_ts.map(Value::TimestampTz).as_ref()),
-                AsOfField::Typename(t) => {
-                    self.string(t);
-                }
+        self.object(fields, |out, field| match field {
+            AsOfField::Position => {
+                out.string(&as_of.position.to_string());
             }
-        }
-        self.0.push('}');
+            AsOfField::CommitTs => out.value(as_of.commit_ts.map(Value::TimestampTz).as_ref()),
+            AsOfField::Typename(t) => {
+                out.string(t);
+            }
+        });
     }
 
     /// `{"asOf":{…},"seq":N}`: the extensions of a plain subscription's result.
@@ -193,82 +158,41 @@ pub enum UpdateBody<'a> {
 
 /// One incremental update object (`…Patches` field value).
 pub fn update(out: &mut Json, fields: &Fields<UpdateField>, body: &UpdateBody<'_>, as_of: AsOf, seq: u64) {
-    out.0.push('{');
-    let mut first = true;
-    for (k, field) in fields {
-        out.key(&mut first, k);
-        match field {
-            UpdateField::Seq => {
-                let _ = write!(out.0, "{seq}");
-            }
-            UpdateField::AsOf(f) => out.as_of(f, as_of),
-            UpdateField::Typename(t) => {
-                out.string(t);
-            }
-            UpdateField::Reset(f) => match body {
-                UpdateBody::Reset(rows) => out.rows(f, rows),
-                UpdateBody::Patch { .. } => {
-                    out.raw("null");
-                }
-            },
-            UpdateField::Patch(f) => match body {
-                UpdateBody::Reset(_) => {
-                    out.raw("null");
-                }
-                UpdateBody::Patch { diff, key } => patch(out, f, diff, key),
-            },
+    out.object(fields, |out, field| match (field, body) {
+        (UpdateField::Seq, _) => {
+            let _ = write!(out.0, "{seq}");
         }
-    }
-    out.0.push('}');
+        (UpdateField::AsOf(f), _) => out.as_of(f, as_of),
+        (UpdateField::Typename(t), _) => {
+            out.string(t);
+        }
+        (UpdateField::Reset(f), UpdateBody::Reset(rows)) => out.rows(f, rows),
+        (UpdateField::Patch(f), UpdateBody::Patch { diff, key }) => patch(out, f, diff, key),
+        (UpdateField::Reset(_), _) | (UpdateField::Patch(_), _) => {
+            out.raw("null");
+        }
+    });
 }
 
 fn patch(out: &mut Json, fields: &Fields<PatchField>, diff: &RowsDiff, key: &[usize]) {
-    out.0.push('{');
-    let mut first = true;
-    for (k, field) in fields {
-        out.key(&mut first, k);
-        match field {
-            PatchField::Typename(t) => {
-                out.string(t);
-            }
-            PatchField::Upserts(f) => {
-                out.0.push('[');
-                for (i, (index, row)) in diff.upserts.iter().enumerate() {
-                    if i > 0 {
-                        out.0.push(',');
-                    }
-                    out.0.push('{');
-                    let mut first = true;
-                    for (k, field) in f {
-                        out.key(&mut first, k);
-                        match field {
-                            UpsertField::Index => {
-                                let _ = write!(out.0, "{index}");
-                            }
-                            UpsertField::Row(f) => out.row(f, row),
-                            UpsertField::Typename(t) => {
-                                out.string(t);
-                            }
-                        }
-                    }
-                    out.0.push('}');
-                }
-                out.0.push(']');
-            }
-            PatchField::RemovedKeys(f) => {
-                out.0.push('[');
-                for (i, row) in diff.removed.iter().enumerate() {
-                    if i > 0 {
-                        out.0.push(',');
-                    }
-                    // Only the key columns: a removed row's other values are not news.
-                    let key_only: Vec<Value> =
-                        (0..row.len()).map(|c| if key.contains(&c) { row[c].clone() } else { Value::Null }).collect();
-                    out.row(f, &key_only);
-                }
-                out.0.push(']');
-            }
+    out.object(fields, |out, field| match field {
+        PatchField::Typename(t) => {
+            out.string(t);
         }
-    }
-    out.0.push('}');
+        PatchField::Upserts(f) => out.list(&diff.upserts, |out, (index, row)| {
+            out.object(f, |out, field| match field {
+                UpsertField::Index => {
+                    let _ = write!(out.0, "{index}");
+                }
+                UpsertField::Row(f) => out.row(f, row),
+                UpsertField::Typename(t) => {
+                    out.string(t);
+                }
+            })
+        }),
+        // Only the key columns: a removed row's other values are not news.
+        PatchField::RemovedKeys(f) => {
+            out.list(&diff.removed, |out, row| out.columns(f, |c| key.contains(&c).then(|| &row[c])))
+        }
+    });
 }
