@@ -299,3 +299,160 @@ async fn connect(endpoint: &Endpoint, index: usize) -> Result<Socket, String> {
 fn text_message(text: &str) -> Message {
     Message::Text(Utf8Bytes::from(text.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpListener;
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+    use super::*;
+
+    /// A stand-in server: the protocol's steps in order, checking what the client sends.
+    async fn serve_one(listener: TcpListener, frames: Vec<String>, handled: tokio::sync::oneshot::Sender<()>) {
+        let (stream, _) = listener.accept().await.unwrap();
+        let ws = tokio_tungstenite::accept_hdr_async(stream, |req: &Request, mut resp: Response| {
+            let asked = req.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok()).unwrap_or("");
+            assert_eq!(asked, "graphql-transport-ws");
+            resp.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("graphql-transport-ws"));
+            Ok(resp)
+        });
+        let mut ws = ws.await.unwrap();
+        let next_json = async |ws: &mut WebSocketStream<TcpStream>| -> serde_json::Value {
+            loop {
+                if let Message::Text(t) = ws.next().await.unwrap().unwrap() {
+                    return serde_json::from_str(t.as_str()).unwrap();
+                }
+            }
+        };
+        let init = next_json(&mut ws).await;
+        assert_eq!(init["type"], "connection_init");
+        assert_eq!(init["payload"]["Authorization"], "Bearer T");
+        ws.send(text_message(r#"{"type":"connection_ack"}"#)).await.unwrap();
+        let subscribe = next_json(&mut ws).await;
+        assert_eq!(subscribe["type"], "subscribe");
+        assert_eq!(subscribe["id"], "1");
+        assert!(subscribe["payload"]["query"].as_str().unwrap().starts_with("subscription"));
+        ws.send(text_message(r#"{"type":"ping"}"#)).await.unwrap();
+        assert_eq!(next_json(&mut ws).await["type"], "pong");
+        for f in frames {
+            ws.send(text_message(&f)).await.unwrap();
+        }
+        // The client reads in order: its pong means every frame before it was handled.
+        ws.send(text_message(r#"{"type":"ping"}"#)).await.unwrap();
+        assert_eq!(next_json(&mut ws).await["type"], "pong");
+        handled.send(()).unwrap();
+        // Until the client ends the subscription and closes.
+        assert_eq!(next_json(&mut ws).await["type"], "complete");
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    }
+
+    fn patch(seq: u64, upserts: &[i64], removed: &[i64]) -> String {
+        let upserts: Vec<_> =
+            upserts.iter().map(|id| serde_json::json!({"index": 0, "row": {"id": id.to_string()}})).collect();
+        let removed: Vec<_> = removed.iter().map(|id| serde_json::json!({"id": id.to_string()})).collect();
+        serde_json::json!({"id": "1", "type": "next", "payload": {"data": {"ordersPatches": {
+            "seq": seq, "reset": null, "patch": {"upserts": upserts, "removedKeys": removed}}}}})
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_client_follows_its_live_query_and_records_each_entering_row() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let epoch = Instant::now();
+        // Changes 0..3 have ids 100..103; 0 is warm-up, 1 and 2 measured, 2 not yet committed.
+        let ledger = Arc::new(Ledger::new(epoch, 100, 3, 1));
+        ledger.committed(0, epoch);
+        ledger.committed(1, epoch);
+        let reset = r#"{"id":"1","type":"next","payload":{"data":{"ordersPatches":{"seq":1,"reset":[{"id":"5"},{"id":"4"}],"patch":null}}}}"#;
+        let frames = vec![
+            reset.to_string(),
+            patch(2, &[100], &[4]),
+            patch(3, &[101], &[5]),
+            patch(4, &[101], &[]),
+            patch(5, &[102], &[100]),
+            patch(6, &[42], &[101]),
+            patch(7, &[], &[7]),
+        ];
+        let (handled_tx, handled) = tokio::sync::oneshot::channel();
+        let server = tokio::spawn(serve_one(listener, frames, handled_tx));
+        let shared = Arc::new(Shared {
+            endpoint: Endpoint {
+                url: format!("ws://{addr}/graphql"),
+                addr,
+                token: "T".into(),
+                source_ips: vec![],
+                setup_timeout: Duration::from_secs(10),
+            },
+            ledger: ledger.clone(),
+            latency: LatencyRecorder::new(1),
+            tally: Tally::default(),
+            form: Form::Patches,
+        });
+        let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
+        let cancel = CancellationToken::new();
+        let sub = Subscriber { index: 0, query: 3, document: Arc::from("subscription { x }"), limit: 2 };
+        let client = tokio::spawn(run(sub, shared.clone(), ready_tx, cancel.clone()));
+        assert_eq!(ready_rx.recv().await, Some(Ok(3)));
+        handled.await.unwrap();
+        cancel.cancel();
+        client.await.unwrap();
+        server.await.unwrap();
+
+        let t = &shared.tally;
+        assert_eq!(t.errors.load(Ordering::Relaxed), 0, "{:?}", t.error_messages());
+        assert_eq!(t.messages.load(Ordering::Relaxed), 10, "ack, 2 pings, reset, 6 patches");
+        assert_eq!(t.foreign.load(Ordering::Relaxed), 1, "42 is not the writer's");
+        assert_eq!(t.changed.load(Ordering::Relaxed), 1, "101 was held already");
+        assert_eq!(t.early.load(Ordering::Relaxed), 1, "102 came before its commit returned");
+        assert_eq!(t.inconsistencies.load(Ordering::Relaxed), 1, "7 was never held");
+        // The writer's call for 102 returns only now: every change reached its one subscriber.
+        ledger.committed(2, Instant::now());
+        let count = ledger.count(|_| 1);
+        assert_eq!((count.changes, count.delivered, count.missing, count.extra), (3, 3, 0, 0), "{count:?}");
+        assert_eq!(shared.latency.summary().samples, 2, "101 and 102 measured, 100 is warm-up");
+    }
+
+    #[tokio::test]
+    async fn a_refused_subscription_is_reported_not_waited_for() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_hdr_async(stream, |_: &Request, mut resp: Response| {
+                resp.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("graphql-transport-ws"));
+                Ok(resp)
+            })
+            .await
+            .unwrap();
+            let _init = ws.next().await;
+            ws.send(text_message(r#"{"type":"connection_ack"}"#)).await.unwrap();
+            let _subscribe = ws.next().await;
+            let error = r#"{"id":"1","type":"error","payload":[{"message":"no","extensions":{"code":"FORBIDDEN"}}]}"#;
+            ws.send(text_message(error)).await.unwrap();
+        });
+        let shared = Arc::new(Shared {
+            endpoint: Endpoint {
+                url: format!("ws://{addr}/graphql"),
+                addr,
+                token: "T".into(),
+                source_ips: vec![],
+                setup_timeout: Duration::from_secs(10),
+            },
+            ledger: Arc::new(Ledger::new(Instant::now(), 0, 1, 0)),
+            latency: LatencyRecorder::new(1),
+            tally: Tally::default(),
+            form: Form::Full,
+        });
+        let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
+        let sub = Subscriber { index: 0, query: 0, document: Arc::from("subscription { x }"), limit: 2 };
+        tokio::spawn(run(sub, shared, ready_tx, CancellationToken::new()));
+        let answer = ready_rx.recv().await.unwrap().unwrap_err();
+        assert!(answer.contains("FORBIDDEN"), "{answer}");
+        server.await.unwrap();
+    }
+}

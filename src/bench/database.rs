@@ -81,7 +81,10 @@ pub async fn prepare(url: &str, warehouses: usize, changes: usize) -> Result<Pre
         .map_err(pg)?
         .get(0);
     let base = highest + 10_000;
-    client.execute("SELECT setval($1::regclass, $2)", &[&sequence, &(base + changes as i64)]).await.map_err(pg)?;
+    client
+        .execute("SELECT setval($1::text::regclass, $2)", &[&sequence, &(base + changes as i64)])
+        .await
+        .map_err(pg)?;
     Ok(Prepared { warehouses: found, customers, base })
 }
 
