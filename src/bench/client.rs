@@ -303,20 +303,23 @@ fn text_message(text: &str) -> Message {
 #[cfg(test)]
 mod tests {
     use tokio::net::TcpListener;
-    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 
     use super::*;
+
+    /// The handshake's answer: the client asks for graphql-transport-ws and gets it.
+    #[allow(clippy::result_large_err)] // the signature of tungstenite's handshake callback
+    fn answer_protocol(req: &Request, mut resp: Response) -> Result<Response, ErrorResponse> {
+        let asked = req.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert_eq!(asked, "graphql-transport-ws");
+        resp.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("graphql-transport-ws"));
+        Ok(resp)
+    }
 
     /// A stand-in server: the protocol's steps in order, checking what the client sends.
     async fn serve_one(listener: TcpListener, frames: Vec<String>, handled: tokio::sync::oneshot::Sender<()>) {
         let (stream, _) = listener.accept().await.unwrap();
-        let ws = tokio_tungstenite::accept_hdr_async(stream, |req: &Request, mut resp: Response| {
-            let asked = req.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok()).unwrap_or("");
-            assert_eq!(asked, "graphql-transport-ws");
-            resp.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("graphql-transport-ws"));
-            Ok(resp)
-        });
-        let mut ws = ws.await.unwrap();
+        let mut ws = tokio_tungstenite::accept_hdr_async(stream, answer_protocol).await.unwrap();
         let next_json = async |ws: &mut WebSocketStream<TcpStream>| -> serde_json::Value {
             loop {
                 if let Message::Text(t) = ws.next().await.unwrap().unwrap() {
@@ -423,12 +426,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
-            let mut ws = tokio_tungstenite::accept_hdr_async(stream, |_: &Request, mut resp: Response| {
-                resp.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("graphql-transport-ws"));
-                Ok(resp)
-            })
-            .await
-            .unwrap();
+            let mut ws = tokio_tungstenite::accept_hdr_async(stream, answer_protocol).await.unwrap();
             let _init = ws.next().await;
             ws.send(text_message(r#"{"type":"connection_ack"}"#)).await.unwrap();
             let _subscribe = ws.next().await;
