@@ -10,6 +10,8 @@
 //! - [`source`] owns each database's protocol and emits [`change::SourceEvent`]s;
 //! - [`change`] and [`value`] are the seam: typed rows, positions, table events;
 //! - [`replica`] is the in-memory copy, applied purely, returning deltas;
+//! - [`live`] keeps live query results up to date from those deltas (pure; the GraphQL
+//!   subscriptions in [`api`] run it);
 //! - [`pipeline`] wires a source to the replica with backpressure;
 //! - [`store`] is opslive's own database; [`config`] the one configuration struct;
 //! - [`tail`] and [`serve`] are the commands built on them; [`api`] is serve's HTTP face;
@@ -23,6 +25,7 @@ pub mod change;
 pub mod checkpoint;
 pub mod config;
 pub mod demo;
+pub mod live;
 pub mod error;
 pub mod pipeline;
 pub mod policy;

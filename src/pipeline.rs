@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::change::{Op, SourceEvent, SourceName, TableEvent};
 use crate::registry::TableId;
+use crate::live::Batch;
 use crate::replica::{Applied, Replica};
 use crate::watermark::Watermarks;
 
@@ -119,18 +120,32 @@ impl ApplyLoop {
         (ApplyLoop { replica, watermarks, published, stats: Arc::default(), counters: Counters::default() }, rx)
     }
 
-    /// Applies events until every sender is gone; `sink` sees each result in order.
+    /// Applies events until every sender is gone; `sink` sees each result in order, and so does
+    /// `live` (with the replica version after it) when live queries follow the replica.
     pub async fn run(
         mut self,
         mut rx: mpsc::Receiver<SourceEvent>,
+        live: Option<mpsc::Sender<Batch>>,
         mut sink: impl FnMut(&SourceEvent, &Applied),
     ) -> Replica {
         while let Some(event) = rx.recv().await {
             let applied = self.apply(&event);
             sink(&event, &applied);
+            let mut version = None;
+            if let Some(live) = &live
+                && Batch::wanted(&applied)
+            {
+                let replica = Arc::new(self.replica.clone());
+                version = Some(replica.clone());
+                // Waits when live queries fall far behind: backpressure, like the source's channel.
+                if live.send(Batch { applied, replica }).await.is_err() {
+                    tracing::debug!("live queries stopped");
+                }
+            }
             // Publish once per burst: readers want the newest version, not every step.
             if rx.is_empty() {
-                self.published.send_replace(Arc::new(self.replica.clone()));
+                let version = version.unwrap_or_else(|| Arc::new(self.replica.clone()));
+                self.published.send_replace(version);
             }
         }
         self.published.send_replace(Arc::new(self.replica.clone()));

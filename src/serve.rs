@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::graphql::GraphqlState;
+use crate::api::graphql::{GraphqlState, LiveHub};
 use crate::api::{ApiError, Listener, OpsState, SourceView};
 use crate::auth::{AuthConfigError, Authenticator};
 use crate::change::{Position, SourceEvent, SourceName};
@@ -143,7 +143,12 @@ pub async fn serve_on(
             crate::policy::watch_file(policy.clone(), path.clone(), registry.clone(), versions.clone(), cancel.clone());
         tokio::spawn(reload);
     }
-    let graphql = GraphqlState::new(auth.clone(), policy, registry.clone(), versions.clone());
+    // Live queries follow the replica event by event, from the version it starts at.
+    let (live_tx, live_rx) = mpsc::channel(crate::live::BATCH_CAPACITY);
+    let hub = LiveHub::start(versions.borrow().clone(), live_rx, cancel.clone());
+    let live_stats = hub.stats.clone();
+    let graphql =
+        GraphqlState::new(auth.clone(), policy, registry.clone(), versions.clone()).with_live(hub, cancel.clone());
     let source_stats: Vec<(SourceName, Arc<SourceStats>)> =
         views.iter().map(|v| (v.name.clone(), v.stats.clone())).collect();
     let ops = OpsState {
@@ -154,12 +159,13 @@ pub async fn serve_on(
         checkpoints: durable.then(|| checkpointer.stats.clone()),
         resync,
         auth: auth.is_configured().then(|| auth.clone()),
+        live: Some(live_stats),
     };
     tracing::info!(addr = %listener.addr, "listening");
     let router = crate::api::router(ops, extra_metrics).merge(crate::api::graphql::router(graphql));
     let http = tokio::spawn(listener.serve(router, cancel.clone()));
     let (snap_tx, mut snap_rx) = mpsc::unbounded_channel();
-    let applier = tokio::spawn(apply.run(rx, move |event, _| {
+    let applier = tokio::spawn(apply.run(rx, Some(live_tx), move |event, _| {
         if let SourceEvent::Consistent { source, position } = event {
             let _ = snap_tx.send((source.clone(), *position));
         }

@@ -1,6 +1,6 @@
 //! The GraphQL contract as committed files: the admin's SDL for the fixture configuration is
 //! `graphql/schema.graphql` (this test fails when it drifts; `UPDATE_SCHEMA=1` rewrites it), and
-//! every query in `graphql/examples/` runs on the fixture data without an error. GraphiQL's own
+//! every query (and live query) in `graphql/examples/` runs on the fixture data without an error. GraphiQL's own
 //! introspection query fits the depth and complexity limits for every role.
 
 mod support;
@@ -79,7 +79,23 @@ async fn the_committed_schema_and_examples_match_the_server() {
     assert!((5..=10).contains(&examples.len()), "5 to 10 examples, found {}", examples.len());
     for path in examples {
         let query = std::fs::read_to_string(&path).unwrap();
-        let d = data(shop.addr, &admin, &query, json!({})).await;
+        let d = if query.lines().any(|l| l.starts_with("subscription")) {
+            // A live query: its first result, over WebSocket.
+            let mut ws = support::ws::WsClient::connect(shop.addr, support::ws::TRANSPORT_WS, &admin).await;
+            ws.subscribe("example", &query, json!({})).await;
+            let payload = ws.next("example").await;
+            assert!(payload.get("errors").is_none(), "{}: {payload}", path.display());
+            let mut d = payload["data"].clone();
+            // An incremental result's rows are in its reset.
+            for v in d.as_object_mut().unwrap().values_mut() {
+                if v.get("reset").is_some() {
+                    *v = v["reset"].clone();
+                }
+            }
+            d
+        } else {
+            data(shop.addr, &admin, &query, json!({})).await
+        };
         let answered = d.as_object().unwrap().values().all(|v| !v.is_null());
         assert!(answered, "{}: {d}", path.display());
         let non_empty = d.as_object().unwrap().values().any(|v| v.as_array().is_none_or(|a| !a.is_empty()));

@@ -217,6 +217,39 @@ impl Collector for FlowCollector {
             }
         }
 
+        if let Some(l) = &state.live {
+            for (name, help, kind, value) in [
+                ("live_subscriptions", "Open live subscriptions", MetricType::Gauge, l.subscriptions.load(Relaxed)),
+                (
+                    "live_queries",
+                    "Distinct live queries (identical subscriptions share one)",
+                    MetricType::Gauge,
+                    l.queries.load(Relaxed),
+                ),
+                (
+                    "live_evaluations",
+                    "Live query results updated: one per distinct query per transaction that touched it",
+                    MetricType::Counter,
+                    l.evaluations.load(Relaxed),
+                ),
+                (
+                    "live_payloads",
+                    "Live updates serialised (each shared by every subscriber of its query)",
+                    MetricType::Counter,
+                    l.payloads.load(Relaxed),
+                ),
+                ("live_deliveries", "Live messages left for subscribers", MetricType::Counter, l.deliveries.load(Relaxed)),
+                (
+                    "live_slow_client_resets",
+                    "Patches replaced by a reset because the client had not taken the previous one",
+                    MetricType::Counter,
+                    l.resets_for_slow_clients.load(Relaxed),
+                ),
+            ] {
+                Family::new(&mut enc, name, help, kind)?.sample(&vec![], value as f64)?;
+            }
+        }
+
         let mut f = Family::new(
             &mut enc,
             "source_position_bytes",

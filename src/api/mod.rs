@@ -51,6 +51,8 @@ pub struct OpsState {
     /// When keys are configured, operations that change something (a resync) need a token of
     /// the `admin` role.
     pub auth: Option<crate::auth::Authenticator>,
+    /// The live hub's counters.
+    pub live: Option<Arc<crate::api::graphql::live::LiveStats>>,
 }
 
 #[derive(Debug, thiserror::Error)]

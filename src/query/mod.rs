@@ -29,7 +29,7 @@ pub use filter::{CompareOp, Filter, Truth};
 pub use like::{PatternError, check_pattern, like_matches};
 pub use order::{OrderBy, RowOrder, compare_rows};
 pub use plan::matching_rows;
-pub use select::{Query, select};
+pub use select::{Query, select, select_after};
 pub use validate::{QueryError, type_label};
 
 #[cfg(test)]

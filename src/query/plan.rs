@@ -136,7 +136,7 @@ fn accesses(table: &Table, conjuncts: &[Filter]) -> Vec<Access> {
     out
 }
 
-fn tighter_lower(a: Bound<Value>, b: Bound<Value>) -> Bound<Value> {
+pub(crate) fn tighter_lower(a: Bound<Value>, b: Bound<Value>) -> Bound<Value> {
     match (&a, &b) {
         (Bound::Unbounded, _) => b,
         (_, Bound::Unbounded) => a,
@@ -146,7 +146,7 @@ fn tighter_lower(a: Bound<Value>, b: Bound<Value>) -> Bound<Value> {
     }
 }
 
-fn tighter_upper(a: Bound<Value>, b: Bound<Value>) -> Bound<Value> {
+pub(crate) fn tighter_upper(a: Bound<Value>, b: Bound<Value>) -> Bound<Value> {
     match (&a, &b) {
         (Bound::Unbounded, _) => b,
         (_, Bound::Unbounded) => a,
@@ -158,7 +158,7 @@ fn tighter_upper(a: Bound<Value>, b: Bound<Value>) -> Bound<Value> {
 
 /// Whether no value lies between the bounds (such ranges must not reach the index, whose
 /// range scan expects start ≤ end).
-fn empty(lo: &Bound<Value>, hi: &Bound<Value>) -> bool {
+pub(crate) fn empty(lo: &Bound<Value>, hi: &Bound<Value>) -> bool {
     match (lo, hi) {
         (Bound::Included(a), Bound::Included(b)) => a > b,
         (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => a >= b,

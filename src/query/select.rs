@@ -11,7 +11,7 @@ use std::ops::Bound;
 
 use super::filter::Filter;
 use super::order::{OrderBy, RowOrder};
-use super::plan::{Candidates, candidates, column_range};
+use super::plan::{Candidates, candidates, column_range, empty, tighter_lower, tighter_upper};
 use crate::change::{Key, Row};
 use crate::replica::Table;
 use crate::value::Value;
@@ -38,6 +38,13 @@ impl Query {
 /// The rows are shared with the replica (`Arc`), not copied. The caller checks the table's
 /// state first: a table that is not ready must not be answered from.
 pub fn select(table: &Table, query: &Query) -> Vec<Row> {
+    select_after(table, query, None)
+}
+
+/// Like [`select`], for the rows that come strictly after `after` in the query's order: how a
+/// live query refills a window that lost rows, walking on from its last row instead of
+/// starting over.
+pub fn select_after(table: &Table, query: &Query, after: Option<&Row>) -> Vec<Row> {
     let order = RowOrder::new(query.order.clone(), table.schema.key.clone());
     let wanted = query.limit.map(|limit| query.offset.saturating_add(limit));
     if wanted == Some(0) {
@@ -46,11 +53,12 @@ pub fn select(table: &Table, query: &Query) -> Vec<Row> {
     let candidates = candidates(table, &query.filter);
     if let Some(wanted) = wanted
         && prefer_index_walk(table, query, &candidates, wanted)
-        && let Some(rows) = index_walk(table, query, &order, wanted)
+        && let Some(rows) = index_walk(table, query, &order, wanted, after)
     {
         return page(rows, query.offset, wanted);
     }
-    let rows: Vec<Row> = candidates.rows(table, &query.filter).cloned().collect();
+    let beyond = |row: &Row| after.is_none_or(|a| order.compare(row, a) == Ordering::Greater);
+    let rows: Vec<Row> = candidates.rows(table, &query.filter).filter(|r| beyond(r)).cloned().collect();
     sort_page(rows, &order, query.offset, wanted)
 }
 
@@ -95,25 +103,42 @@ fn prefer_index_walk(table: &Table, query: &Query, candidates: &Candidates<'_>, 
 }
 
 /// Reads rows in the order of the first `ORDER BY` column's index until `wanted` rows passed
-/// the filter. Rows that tie on that column are sorted by the rest of the order before they
-/// are emitted, so the result is exactly the sorted prefix.
-fn index_walk(table: &Table, query: &Query, order: &RowOrder, wanted: usize) -> Option<Vec<Row>> {
+/// the filter (and come after `after`). Rows that tie on that column are sorted by the rest of
+/// the order before they are emitted, so the result is exactly the sorted prefix.
+fn index_walk(table: &Table, query: &Query, order: &RowOrder, wanted: usize, after: Option<&Row>) -> Option<Vec<Row>> {
     let first = query.order.first()?;
     // Comparisons on the order column bound the walk, and leave out its NULLs.
-    let (non_null, nulls) = match column_range(table, &query.filter, first.column) {
+    let (mut lo, mut hi, mut with_nulls) = match column_range(table, &query.filter, first.column) {
         Some(None) => return Some(Vec::new()),
-        Some(Some((lo, hi))) => (table.index_range(first.column, (lo, hi))?, None),
-        None => (
-            table.index_range(first.column, (Bound::Excluded(Value::Null), Bound::Unbounded))?,
-            Some(table.index_range(first.column, Value::Null..=Value::Null)?),
-        ),
+        Some(Some((lo, hi))) => (lo, hi, false),
+        None => (Bound::Excluded(Value::Null), Bound::Unbounded, true),
     };
+    let mut with_values = true;
+    // Start the walk at `after`'s value rather than skipping every row before it.
+    if let Some(after) = after {
+        match after.get(first.column) {
+            Some(v) if !v.is_null() => {
+                if first.descending {
+                    hi = tighter_upper(hi, Bound::Included(v.clone()));
+                } else {
+                    lo = tighter_lower(lo, Bound::Included(v.clone()));
+                }
+                with_nulls &= !first.nulls_first;
+            }
+            _ => with_values = first.nulls_first,
+        }
+    }
+    let values: Box<dyn Iterator<Item = &Key>> = if !with_values || empty(&lo, &hi) {
+        Box::new(std::iter::empty())
+    } else if first.descending {
+        Box::new(table.index_range_desc(first.column, (lo, hi))?)
+    } else {
+        Box::new(table.index_range(first.column, (lo, hi))?)
+    };
+    let nulls = if with_nulls { Some(table.index_range(first.column, Value::Null..=Value::Null)?) } else { None };
     let nulls = nulls.into_iter().flatten();
-    // The index runs ascending; a descending walk reads it back to front.
-    let non_null: Box<dyn Iterator<Item = &Key>> =
-        if first.descending { Box::new(non_null.collect::<Vec<_>>().into_iter().rev()) } else { Box::new(non_null) };
     let keys: Box<dyn Iterator<Item = &Key>> =
-        if first.nulls_first { Box::new(nulls.chain(non_null)) } else { Box::new(non_null.chain(nulls)) };
+        if first.nulls_first { Box::new(nulls.chain(values)) } else { Box::new(values.chain(nulls)) };
 
     let mut out: Vec<Row> = Vec::with_capacity(wanted.min(table.len()));
     let mut tie: Vec<Row> = Vec::new();
@@ -123,7 +148,7 @@ fn index_walk(table: &Table, query: &Query, order: &RowOrder, wanted: usize) -> 
     };
     let column = |row: &Row| -> Value { row.get(first.column).cloned().unwrap_or(Value::Null) };
     for row in keys.filter_map(|k| table.get(k)) {
-        if !query.filter.matches(row) {
+        if !query.filter.matches(row) || after.is_some_and(|a| order.compare(row, a) != Ordering::Greater) {
             continue;
         }
         if let Some(last) = tie.first()

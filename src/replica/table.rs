@@ -155,6 +155,39 @@ impl Table {
         )
     }
 
+    /// Like [`index_range`](Self::index_range), in descending (value, key) order: a "latest
+    /// first" walk reads the index back to front instead of collecting it.
+    pub fn index_range_desc<'a>(
+        &'a self,
+        column: usize,
+        range: impl RangeBounds<Value> + 'a,
+    ) -> Option<impl Iterator<Item = &'a Key> + 'a> {
+        use std::ops::Bound;
+        let index = self.indexes.iter().find(|i| i.column == column)?;
+        // Start after every entry of the highest wanted value: (v, empty) is the first entry of
+        // v, so the entries below it are those of smaller values; for an included upper end,
+        // skip from the top down to it instead.
+        let (top, skip_above) = match range.end_bound() {
+            Bound::Excluded(v) => (Bound::Excluded((v.clone(), Key::none())), None),
+            Bound::Included(v) => (Bound::Unbounded, Some(v.clone())),
+            Bound::Unbounded => (Bound::Unbounded, None),
+        };
+        let start = range.start_bound().cloned();
+        Some(
+            index
+                .entries
+                .range((Bound::Unbounded, top))
+                .rev()
+                .skip_while(move |(v, _)| skip_above.as_ref().is_some_and(|above| v > above))
+                .take_while(move |(v, _)| match &start {
+                    Bound::Included(s) => v >= s,
+                    Bound::Excluded(s) => v > s,
+                    Bound::Unbounded => true,
+                })
+                .map(|(_, k)| k),
+        )
+    }
+
     /// Inserts or replaces a row, keeping indexes; returns the row it replaced.
     pub fn upsert(&mut self, key: Key, row: Row) -> Option<Row> {
         let old = self.remove(&key);

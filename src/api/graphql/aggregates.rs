@@ -35,7 +35,7 @@ impl GroupOut {
     }
 }
 
-fn label(f: AggFn) -> &'static str {
+pub(super) fn label(f: AggFn) -> &'static str {
     match f {
         AggFn::Count => "Count",
         AggFn::Sum => "Sum",

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use async_graphql::dynamic::Schema;
 use async_graphql::{Request, Response};
 use axum::body::Bytes;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse};
@@ -70,7 +71,15 @@ pub async fn post(State(state): State<Arc<GraphqlState>>, headers: HeaderMap, bo
     }
 }
 
-pub async fn get(State(state): State<Arc<GraphqlState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Answer {
+pub async fn get(
+    State(state): State<Arc<GraphqlState>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Answer {
+    if let Ok(ws) = upgrade {
+        return super::ws::upgrade(state, ws);
+    }
     let query = query.unwrap_or_default();
     let has_document = url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "query");
     let wants_html =
@@ -150,11 +159,11 @@ async fn execute(state: &GraphqlState, principal: Principal, request: Request) -
 }
 
 /// Why a request is refused before execution.
-type Refusal = (StatusCode, Code, String);
+pub(super) type Refusal = (StatusCode, Code, String);
 
 impl GraphqlState {
     /// The schema of the caller's role and the replica version it was built for.
-    fn role_schema(&self, principal: &Principal) -> Result<(Schema, Arc<Replica>), Refusal> {
+    pub(super) fn role_schema(&self, principal: &Principal) -> Result<(Schema, Arc<Replica>), Refusal> {
         let policy = self.policy.current();
         if !policy.policy.has_role(&principal.role) {
             return Err((

@@ -10,7 +10,8 @@
 //!   [`schema`] generate the role's schema from its views; [`cache`] keeps it until the policy or
 //!   a table's shape changes;
 //! - [`arguments`] reads `where`/`orderBy`/`groupBy`/keys into the engine's types; [`resolve`]
-//!   answers; [`errors`] gives every error an `extensions.code`; [`http`] is the transport.
+//!   answers; [`errors`] gives every error an `extensions.code`; [`http`] is the transport;
+//! - [`live`] serves subscriptions as live queries, over the WebSocket transport in [`ws`].
 //!
 //! Every root field is a pure function of (view, arguments, replica version), which is what
 //! the live queries of the next step need to maintain them as subscriptions from deltas.
@@ -20,18 +21,21 @@ mod arguments;
 mod cache;
 pub mod errors;
 mod http;
+pub mod live;
 mod loading;
 mod resolve;
 mod scalars;
 pub mod schema;
 mod types;
 mod view;
+mod ws;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::policy::PolicyStore;
@@ -40,6 +44,7 @@ use crate::replica::Replica;
 
 pub use arguments::MAX_ROWS;
 pub use cache::SchemaCache;
+pub use live::LiveHub;
 
 /// What the GraphQL endpoints read.
 #[derive(Debug)]
@@ -49,6 +54,10 @@ pub struct GraphqlState {
     pub registry: Arc<Registry>,
     pub replica: watch::Receiver<Arc<Replica>>,
     pub cache: SchemaCache,
+    /// The live hub subscriptions register with (none: subscriptions are refused).
+    pub live: Option<LiveHub>,
+    /// Closes WebSocket connections when the server stops.
+    pub shutdown: CancellationToken,
 }
 
 impl GraphqlState {
@@ -58,11 +67,26 @@ impl GraphqlState {
         registry: Arc<Registry>,
         replica: watch::Receiver<Arc<Replica>>,
     ) -> GraphqlState {
-        GraphqlState { auth, policy, registry, replica, cache: SchemaCache::default() }
+        GraphqlState {
+            auth,
+            policy,
+            registry,
+            replica,
+            cache: SchemaCache::default(),
+            live: None,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// With live queries served by `hub`, and connections closed when `shutdown` fires.
+    pub fn with_live(mut self, hub: LiveHub, shutdown: CancellationToken) -> GraphqlState {
+        self.live = Some(hub);
+        self.shutdown = shutdown;
+        self
     }
 }
 
-/// `/graphql` (POST, GET, GraphiQL) and `/graphql/schema.graphql`.
+/// `/graphql` (POST, GET, WebSocket, GraphiQL) and `/graphql/schema.graphql`.
 pub fn router(state: GraphqlState) -> Router {
     Router::new()
         .route("/graphql", get(http::get).post(http::post))

@@ -60,7 +60,7 @@ async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stati
 }
 
 /// The view's table in this request's replica version, if it can be answered from.
-fn ready<'a>(view: &TableView, replica: &'a Replica) -> Result<&'a Table, async_graphql::Error> {
+pub(super) fn ready<'a>(view: &TableView, replica: &'a Replica) -> Result<&'a Table, async_graphql::Error> {
     let table = replica
         .table(view.id())
         .ok_or_else(|| error(Code::NotReady, format!("table `{}` is not loaded yet; retry shortly", view.field)))?;
@@ -82,7 +82,7 @@ fn ready<'a>(view: &TableView, replica: &'a Replica) -> Result<&'a Table, async_
 }
 
 /// The client's `where` and the role's row filter, checked against the table.
-fn filter(view: &TableView, ctx: &ResolverContext<'_>, scope: &Scope) -> Result<Filter, async_graphql::Error> {
+pub(super) fn filter(view: &TableView, ctx: &ResolverContext<'_>, scope: &Scope) -> Result<Filter, async_graphql::Error> {
     let filter = arguments::where_filter(view, &ctx.args)?.and(arguments::policy_filter(view, &scope.principal)?);
     filter.validate(&view.schema).map_err(|e| error(Code::BadUserInput, e.to_string()))
 }

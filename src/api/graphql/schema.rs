@@ -7,9 +7,11 @@
 
 use std::sync::Arc;
 
-use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, Schema, SchemaError, TypeRef};
+use async_graphql::dynamic::{
+    Field, FieldFuture, FieldValue, InputValue, Object, Schema, SchemaError, Subscription, TypeRef,
+};
 
-use super::resolve;
+use super::{live, resolve};
 use super::scalars::{output_type, scalar_types};
 use super::types::{self, Shared};
 use super::view::TableView;
@@ -95,6 +97,24 @@ pub fn build(views: &[Arc<TableView>]) -> Result<Schema, SchemaError> {
             })
         }));
     }
+    // Every query field is also a live query.
+    let mut subscription = Subscription::new("Subscription").description(
+        "Live queries: each field answers at once, then again after every source transaction that changes its \
+         answer. Served over WebSocket at /graphql (graphql-transport-ws, or the legacy graphql-ws).",
+    );
+    let mut live_types = Vec::new();
+    for view in views {
+        subscription = live::schema::fields(subscription, view);
+        if view.operations().rows
+            && let Some(types) = live::schema::patch_types(view)
+        {
+            live_types.extend(types);
+        }
+    }
+    if !live_types.is_empty() {
+        live_types.push(live::schema::as_of());
+        shared.scalars.insert("Timestamptz");
+    }
     let comparisons: Vec<_> = std::mem::take(&mut shared.comparisons).into_iter().collect();
     for (name, ty) in comparisons {
         inputs.push(types::comparison(&name, &ty, &mut shared));
@@ -102,8 +122,19 @@ pub fn build(views: &[Arc<TableView>]) -> Result<Schema, SchemaError> {
     if shared.order_direction {
         enums.push(types::order_direction());
     }
+    let live_fields = views.iter().any(|v| {
+        let ops = v.operations();
+        ops.rows || ops.aggregate || (ops.by_key && v.key_columns().is_some())
+    });
+    let root = live_fields.then_some("Subscription");
     let mut builder =
-        Schema::build("Query", None, None).limit_depth(MAX_DEPTH).limit_complexity(MAX_COMPLEXITY).register(query);
+        Schema::build("Query", None, root).limit_depth(MAX_DEPTH).limit_complexity(MAX_COMPLEXITY).register(query);
+    if live_fields {
+        builder = builder.register(subscription);
+    }
+    for t in live_types {
+        builder = builder.register(t);
+    }
     for t in objects {
         builder = builder.register(t);
     }

@@ -1,0 +1,402 @@
+//! The live hub: one task that owns every live query, follows the replica transaction by
+//! transaction, and hands each update to the outboxes of its subscribers.
+//!
+//! ```text
+//!  apply loop ── Batch(applied, replica version) ──►┐
+//!  connections ── subscribe / stop / gone ─────────►├─► hub ─► LiveSet (engine) ─► render once
+//!                                                   │          ─► every subscriber's Outbox
+//! ```
+//!
+//! Subscriptions and batches arrive on channels the hub reads in order, so a new
+//! subscription's first result is computed from exactly the replica version the next batch
+//! follows on from: no update is missed or applied twice. Subscriptions with the same compiled
+//! query and the same answer shape share one entry (`LiveRequest::share`): computed once,
+//! serialised once, sent to each.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::compile::{LiveRequest, Render};
+use super::outbox::{Delivery, Outbox, Pushed};
+use super::render::{self, AsOf, Json, UpdateBody};
+use crate::change::SourceName;
+use crate::live::{Batch, Current, LiveError, LiveSet, QueryId, RowsDiff, Step};
+use crate::replica::Replica;
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct LiveStats {
+    pub subscriptions: AtomicU64,
+    pub queries: AtomicU64,
+    /// Query results updated: one per distinct query per transaction that touched it.
+    pub evaluations: AtomicU64,
+    /// Payloads written (each shared by every subscriber of its query).
+    pub payloads: AtomicU64,
+    /// Messages left for subscribers.
+    pub deliveries: AtomicU64,
+    /// Patches turned into a reset because the client had not taken the previous one.
+    pub resets_for_slow_clients: AtomicU64,
+}
+
+enum Command {
+    Subscribe { request: LiveRequest, outbox: Arc<Outbox>, sub: Arc<str>, reply: oneshot::Sender<Result<(), LiveError>> },
+    Stop { outbox: u64, sub: Arc<str> },
+    Gone { outbox: u64 },
+}
+
+/// The handle connections use.
+#[derive(Clone, Debug)]
+pub struct LiveHub {
+    commands: mpsc::UnboundedSender<Command>,
+    pub stats: Arc<LiveStats>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl LiveHub {
+    /// Starts the hub on the batches of an apply loop whose replica is `replica` now.
+    pub fn start(replica: Arc<Replica>, batches: mpsc::Receiver<Batch>, cancel: CancellationToken) -> LiveHub {
+        // Unbounded on purpose: commands are small and each connection sends a bounded number
+        // (its subscriptions); blocking a socket's reader on the hub would gain nothing.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(LiveStats::default());
+        let hub = Hub::new(replica, stats.clone());
+        tokio::spawn(hub.run(rx, batches, cancel));
+        LiveHub { commands: tx, stats }
+    }
+
+    /// Registers a subscription; its first result is in the outbox when this returns `Ok`.
+    pub async fn subscribe(&self, request: LiveRequest, outbox: &Arc<Outbox>, sub: Arc<str>) -> Result<(), LiveError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Subscribe { request, outbox: outbox.clone(), sub, reply };
+        if self.commands.send(command).is_err() {
+            return Err(LiveError::NotReady("the server is shutting down".into()));
+        }
+        answer.await.unwrap_or_else(|_| Err(LiveError::NotReady("the server is shutting down".into())))
+    }
+
+    pub fn stop(&self, outbox: &Outbox, sub: Arc<str>) {
+        let _ = self.commands.send(Command::Stop { outbox: outbox.id, sub });
+    }
+
+    /// The connection closed: every subscription of it ends.
+    pub fn gone(&self, outbox: &Outbox) {
+        let _ = self.commands.send(Command::Gone { outbox: outbox.id });
+    }
+}
+
+struct Subscriber {
+    outbox: Arc<Outbox>,
+    sub: Arc<str>,
+}
+
+/// One distinct live query and its subscribers.
+struct Shared {
+    request: LiveRequest,
+    query: QueryId,
+    /// Updates of this result so far.
+    seq: u64,
+    subscribers: Vec<Subscriber>,
+    /// The last full-form payload: an update that would send the same bytes is not sent.
+    last: Option<Arc<str>>,
+}
+
+struct Hub {
+    set: LiveSet,
+    replica: Arc<Replica>,
+    shared: HashMap<String, Shared>,
+    by_query: HashMap<QueryId, String>,
+    /// The last transaction seen per source, for `asOf`.
+    as_of: HashMap<SourceName, AsOf>,
+    stats: Arc<LiveStats>,
+}
+
+impl Hub {
+    fn new(replica: Arc<Replica>, stats: Arc<LiveStats>) -> Hub {
+        let as_of = replica
+            .applied_positions()
+            .map(|(s, p)| (s.clone(), AsOf { position: p, commit_ts: None }))
+            .collect();
+        Hub { set: LiveSet::new(), replica, shared: HashMap::new(), by_query: HashMap::new(), as_of, stats }
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut batches: mpsc::Receiver<Batch>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                // Batches first: a subscription waits at most one batch, and the data flow
+                // never waits on subscribers.
+                biased;
+                batch = batches.recv() => match batch {
+                    Some(batch) => self.batch(batch),
+                    None => break,
+                },
+                Some(command) = commands.recv() => self.command(command),
+                _ = cancel.cancelled() => break,
+            }
+        }
+        for shared in self.shared.values() {
+            for s in &shared.subscribers {
+                s.outbox.push(&s.sub, Delivery::Error(errors("the server is shutting down", "NOT_READY")));
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Subscribe { request, outbox, sub, reply } => {
+                let _ = reply.send(self.subscribe(request, outbox, sub));
+            }
+            Command::Stop { outbox, sub } => self.drop_where(|s| s.outbox.id == outbox && s.sub == sub),
+            Command::Gone { outbox } => self.drop_where(|s| s.outbox.id == outbox),
+        }
+        self.count();
+    }
+
+    fn count(&self) {
+        let subs: usize = self.shared.values().map(|s| s.subscribers.len()).sum();
+        self.stats.subscriptions.store(subs as u64, Ordering::Relaxed);
+        self.stats.queries.store(self.shared.len() as u64, Ordering::Relaxed);
+    }
+
+    fn subscribe(&mut self, request: LiveRequest, outbox: Arc<Outbox>, sub: Arc<str>) -> Result<(), LiveError> {
+        let key = request.share.clone();
+        if !self.shared.contains_key(&key) {
+            let query = self.set.add(request.spec.clone(), &self.replica)?;
+            self.by_query.insert(query, key.clone());
+            self.shared.insert(key.clone(), Shared { request, query, seq: 1, subscribers: Vec::new(), last: None });
+        }
+        let as_of = self.as_of_for(&key);
+        let shared = self.shared.get_mut(&key).expect("just added");
+        let payload = first_payload(&self.set, shared, as_of);
+        if let Some(payload) = payload {
+            outbox.push(&sub, Delivery::Next { payload, patch: false });
+            self.stats.deliveries.fetch_add(1, Ordering::Relaxed);
+        }
+        shared.subscribers.push(Subscriber { outbox, sub });
+        Ok(())
+    }
+
+    fn as_of_for(&self, key: &str) -> AsOf {
+        let Some(shared) = self.shared.get(key) else { return AsOf::default() };
+        let source = &shared.request.spec.schema.spec.source;
+        self.as_of.get(source).copied().unwrap_or_else(|| AsOf {
+            position: self.replica.applied_position(source),
+            commit_ts: None,
+        })
+    }
+
+    fn drop_where(&mut self, gone: impl Fn(&Subscriber) -> bool) {
+        let mut empty = Vec::new();
+        for (key, shared) in &mut self.shared {
+            shared.subscribers.retain(|s| !gone(s));
+            if shared.subscribers.is_empty() {
+                empty.push(key.clone());
+            }
+        }
+        for key in empty {
+            if let Some(shared) = self.shared.remove(&key) {
+                self.set.remove(shared.query);
+                self.by_query.remove(&shared.query);
+            }
+        }
+    }
+
+    fn batch(&mut self, batch: Batch) {
+        self.replica = batch.replica;
+        if let Some(tx) = &batch.applied.tx {
+            self.as_of.insert(tx.source.clone(), AsOf { position: tx.position, commit_ts: Some(tx.commit_ts) });
+        }
+        let before = self.set.evaluations;
+        let steps = self.set.apply(&batch.applied, &self.replica);
+        self.stats.evaluations.fetch_add(self.set.evaluations - before, Ordering::Relaxed);
+        let mut ended = Vec::new();
+        for (query, step) in steps {
+            let Some(key) = self.by_query.get(&query).cloned() else { continue };
+            let as_of = self.as_of_for(&key);
+            if let Step::Changed { reset, rows } = &step {
+                self.changed(&key, *reset, rows, as_of);
+                continue;
+            }
+            let shared = self.shared.get_mut(&key).expect("indexed");
+            match step {
+                Step::Changed { .. } => {}
+                Step::NotReady(reason) => {
+                    shared.seq += 1;
+                    shared.last = None;
+                    let payload = not_ready_payload(&reason, as_of, shared.seq);
+                    fan_out(shared, Delivery::Next { payload, patch: false }, &self.stats);
+                }
+                Step::Ended(reason) => {
+                    fan_out(shared, Delivery::Error(errors(&reason, "SCHEMA_CHANGED")), &self.stats);
+                    ended.push(key);
+                }
+            }
+        }
+        for key in ended {
+            if let Some(shared) = self.shared.remove(&key) {
+                self.set.remove(shared.query);
+                self.by_query.remove(&shared.query);
+            }
+        }
+        if !self.shared.is_empty() {
+            self.count();
+        }
+    }
+
+    fn changed(&mut self, key: &str, reset: bool, rows: &RowsDiff, as_of: AsOf) {
+        let shared = self.shared.get_mut(key).expect("indexed");
+        let Some(current) = self.set.current(shared.query) else { return };
+        match &shared.request.render {
+            Render::Patches { fields, key: key_columns } => {
+                let Current::Rows(all) = current else { return };
+                if rows.is_empty() && !reset {
+                    return;
+                }
+                shared.seq += 1;
+                let body = if reset { UpdateBody::Reset(all) } else { UpdateBody::Patch { diff: rows, key: key_columns } };
+                let payload = patches_payload(&shared.request.field, fields, &body, as_of, shared.seq, all.len());
+                let mut reset_payload: Option<Arc<str>> = None;
+                self.stats.payloads.fetch_add(1, Ordering::Relaxed);
+                for s in &shared.subscribers {
+                    self.stats.deliveries.fetch_add(1, Ordering::Relaxed);
+                    if s.outbox.push(&s.sub, Delivery::Next { payload: payload.clone(), patch: !reset }) == Pushed::NeedsReset {
+                        let r = reset_payload.get_or_insert_with(|| {
+                            patches_payload(&shared.request.field, fields, &UpdateBody::Reset(all), as_of, shared.seq, all.len())
+                        });
+                        self.stats.resets_for_slow_clients.fetch_add(1, Ordering::Relaxed);
+                        s.outbox.replace(&s.sub, Delivery::Next { payload: r.clone(), patch: false });
+                    }
+                }
+            }
+            _ => {
+                let payload = full_payload(&shared.request, current, as_of, shared.seq + 1);
+                // The same answer again (a change to columns or groups the client did not
+                // select): nothing it shows changed, so nothing is sent.
+                let body = |p: &str| p.split_once(",\"extensions\":").map(|(b, _)| b.to_string());
+                if shared.last.as_deref().and_then(body) == body(&payload) && !reset {
+                    return;
+                }
+                shared.seq += 1;
+                shared.last = Some(payload.clone());
+                self.stats.payloads.fetch_add(1, Ordering::Relaxed);
+                fan_out(shared, Delivery::Next { payload, patch: false }, &self.stats);
+            }
+        }
+    }
+}
+
+fn fan_out(shared: &Shared, delivery: Delivery, stats: &LiveStats) {
+    for s in &shared.subscribers {
+        s.outbox.push(&s.sub, delivery.clone());
+    }
+    stats.deliveries.fetch_add(shared.subscribers.len() as u64, Ordering::Relaxed);
+}
+
+/// The first message of a new subscriber: the current result (a reset in the incremental form).
+fn first_payload(set: &LiveSet, shared: &mut Shared, as_of: AsOf) -> Option<Arc<str>> {
+    let current = set.current(shared.query)?;
+    Some(match (&shared.request.render, current) {
+        (Render::Patches { fields, .. }, Current::Rows(all)) => {
+            patches_payload(&shared.request.field, fields, &UpdateBody::Reset(all), as_of, shared.seq, all.len())
+        }
+        (_, current) => {
+            let payload = full_payload(&shared.request, current, as_of, shared.seq);
+            shared.last.get_or_insert_with(|| payload.clone());
+            payload
+        }
+    })
+}
+
+const TOO_MANY: &str = "more than 10000 rows match this live query: narrow `where` or set `limit`";
+
+/// `{"data":{field: result},"extensions":{"asOf":…,"seq":…}}`
+fn full_payload(request: &LiveRequest, current: Current<'_>, as_of: AsOf, seq: u64) -> Arc<str> {
+    if let Current::Rows(rows) = &current
+        && rows.len() > super::super::arguments::MAX_ROWS
+    {
+        return error_payload(TOO_MANY, "BAD_USER_INPUT", as_of, seq);
+    }
+    let mut out = Json::new();
+    out.raw("{\"data\":{");
+    out.string(&request.field);
+    out.raw(":");
+    match (&request.render, current) {
+        (Render::Rows(fields), Current::Rows(rows)) => out.rows(fields, rows),
+        (Render::Row(fields), Current::Row(row)) => match row {
+            Some(row) => out.row(fields, row),
+            None => {
+                out.raw("null");
+            }
+        },
+        (Render::Groups { fields, group_by, measures }, Current::Groups(groups)) => {
+            out.groups(fields, &groups, group_by, measures)
+        }
+        _ => {
+            out.raw("null");
+        }
+    }
+    out.raw("},\"extensions\":");
+    out.extensions(as_of, seq);
+    out.raw("}");
+    Arc::from(out.0)
+}
+
+fn patches_payload(
+    field: &str,
+    fields: &super::projection::Fields<super::projection::UpdateField>,
+    body: &UpdateBody<'_>,
+    as_of: AsOf,
+    seq: u64,
+    total: usize,
+) -> Arc<str> {
+    if total > super::super::arguments::MAX_ROWS {
+        return error_payload(TOO_MANY, "BAD_USER_INPUT", as_of, seq);
+    }
+    let mut out = Json::new();
+    out.raw("{\"data\":{");
+    out.string(field);
+    out.raw(":");
+    render::update(&mut out, fields, body, as_of, seq);
+    out.raw("}}");
+    Arc::from(out.0)
+}
+
+/// A result that is only an error (the table is not ready): the subscription stays open and
+/// the result follows when it can be answered again.
+fn not_ready_payload(reason: &str, as_of: AsOf, seq: u64) -> Arc<str> {
+    error_payload(reason, "NOT_READY", as_of, seq)
+}
+
+fn error_payload(message: &str, code: &str, as_of: AsOf, seq: u64) -> Arc<str> {
+    let mut out = Json::new();
+    out.raw("{\"data\":null,\"errors\":");
+    out.raw(&errors(message, code));
+    out.raw(",\"extensions\":");
+    out.extensions(as_of, seq);
+    out.raw("}");
+    Arc::from(out.0)
+}
+
+/// A JSON array of one GraphQL error with a code.
+pub fn errors(message: &str, code: &str) -> Arc<str> {
+    let mut out = Json::new();
+    out.raw("[{\"message\":");
+    out.string(message);
+    out.raw(",\"extensions\":{\"code\":");
+    out.string(code);
+    out.raw("}}]");
+    Arc::from(out.0)
+}

@@ -1,0 +1,336 @@
+//! `/graphql` over WebSocket: `graphql-transport-ws` and the legacy `graphql-ws`.
+//!
+//! One task per connection. It waits for `connection_init` (token in its payload), then reads
+//! client messages and writes what its [`Outbox`] holds, until either side closes, the token
+//! expires, or the server stops. Subscriptions are compiled by async-graphql (parse, validate,
+//! bind variables) through the role's schema and registered with the live hub; queries and
+//! other operations sent over the socket are executed as over HTTP and answered once.
+//!
+//! Refusals follow graphql-transport-ws's close codes: 4400 bad message, 4401 subscribe before
+//! the ack, 4403 refused token or role, 4408 no `connection_init` in time, 4409 a duplicate
+//! operation id; the legacy protocol gets `connection_error` before its close. Frames larger
+//! than [`MAX_MESSAGE_BYTES`] close the connection with 1009.
+
+pub mod protocol;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::parser::types::OperationType;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+use super::GraphqlState;
+use super::errors;
+use super::live::{Delivery, LiveSlot, Outbox};
+use super::resolve::Scope;
+use crate::auth::Principal;
+use crate::live::LiveError;
+use protocol::{ClientMessage, Frames, Protocol};
+
+/// The largest client message accepted: GraphQL documents are small; anything bigger is a
+/// mistake or an attack, and closes the connection rather than being buffered.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Time a client has to send `connection_init`.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Between keepalives (`ping`, or the legacy `ka`).
+pub const KEEPALIVE: Duration = Duration::from_secs(15);
+/// Operations one connection may have open at once.
+pub const MAX_OPERATIONS: usize = 200;
+
+/// Upgrades the request and serves the connection.
+pub fn upgrade(state: Arc<GraphqlState>, ws: WebSocketUpgrade) -> Response {
+    let protocol = ws
+        .requested_protocols()
+        .filter_map(|p| p.to_str().ok())
+        .flat_map(|p| p.split(','))
+        .find_map(|p| Protocol::from_name(p.trim()))
+        // A client that names no subprotocol gets the current one.
+        .unwrap_or(Protocol::TransportWs);
+    ws.protocols(Protocol::NAMES)
+        // Small buffers: thousands of mostly idle sockets should not each hold 128 KiB.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| async move {
+            let cancel = state.shutdown.clone();
+            Connection { state, socket, frames: Frames(protocol), outbox: Outbox::new(), open: HashSet::new() }
+                .serve(cancel)
+                .await
+        })
+}
+
+/// How a connection ends.
+struct Close(u16, String);
+
+struct Connection {
+    state: Arc<GraphqlState>,
+    socket: WebSocket,
+    frames: Frames,
+    outbox: Arc<Outbox>,
+    /// Ids of the operations that are open.
+    open: HashSet<Arc<str>>,
+}
+
+impl Connection {
+    async fn serve(mut self, cancel: CancellationToken) {
+        let close = match self.run(&cancel).await {
+            Ok(()) => None,
+            Err(close) => Some(close),
+        };
+        if let Some(hub) = &self.state.live {
+            hub.gone(&self.outbox);
+        }
+        self.outbox.close();
+        if let Some(Close(code, reason)) = close {
+            if self.frames.0 == Protocol::Legacy && code == 4403 {
+                let _ = self.socket.send(text(self.frames.connection_error(&reason))).await;
+            }
+            // Close reasons are limited to 123 bytes.
+            let reason: String = reason.chars().take(120).collect();
+            let _ = self.socket.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))).await;
+        }
+    }
+
+    async fn run(&mut self, cancel: &CancellationToken) -> Result<(), Close> {
+        let principal = self.handshake().await?;
+        let expires = principal.expires_at.map(|at| {
+            let now = chrono::Utc::now().timestamp();
+            tokio::time::Instant::now() + Duration::from_secs(at.saturating_sub(now).max(0) as u64)
+        });
+        let expiry = async move {
+            match expires {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expiry);
+        let mut policy = self.state.policy.subscribe();
+        let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+        let outbox = self.outbox.clone();
+        loop {
+            tokio::select! {
+                message = self.socket.recv() => match message {
+                    None => return Ok(()),
+                    Some(Err(e)) => return Err(socket_error(&e)),
+                    Some(Ok(Message::Text(text))) => self.message(&principal, text.as_str()).await?,
+                    Some(Ok(Message::Binary(_))) => return Err(Close(4400, "send text frames".into())),
+                    Some(Ok(Message::Close(_))) => return Ok(()),
+                    Some(Ok(_)) => {}
+                },
+                _ = outbox.ready() => self.write_waiting().await?,
+                _ = keepalive.tick() => self.send(self.frames.keepalive()).await?,
+                _ = &mut expiry => return Err(Close(4403, "the token expired: connect again with a new one".into())),
+                changed = policy.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    // Row filters and columns were compiled under the old policy: end the
+                    // subscriptions rather than keep sending what the role may no longer see.
+                    self.end_all("the role policy changed: subscribe again").await?;
+                }
+                _ = cancel.cancelled() => return Err(Close(1001, "the server is shutting down".into())),
+            }
+        }
+    }
+
+    /// Waits for `connection_init`, authenticates it and acknowledges.
+    async fn handshake(&mut self) -> Result<Principal, Close> {
+        let first = tokio::time::timeout(INIT_TIMEOUT, self.socket.recv())
+            .await
+            .map_err(|_| Close(4408, "connection initialisation timeout".into()))?;
+        let text = match first {
+            None | Some(Ok(Message::Close(_))) => return Err(Close(1000, String::new())),
+            Some(Err(e)) => return Err(socket_error(&e)),
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(_)) => return Err(Close(4400, "expected connection_init".into())),
+        };
+        let payload = match protocol::parse(self.frames.0, text.as_str()) {
+            Ok(ClientMessage::Init(payload)) => payload,
+            Ok(ClientMessage::Subscribe { .. }) => return Err(Close(4401, "Unauthorized".into())),
+            Ok(_) => return Err(Close(4400, "expected connection_init".into())),
+            Err(e) => return Err(Close(4400, e.0)),
+        };
+        let principal = match self.state.auth.from_init_payload(payload.as_ref()).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                return Err(Close(4403, "Forbidden: put `Authorization: Bearer <token>` in the connection_init payload".into()));
+            }
+            Err(e) => return Err(Close(4403, format!("Forbidden: {e}"))),
+        };
+        if !self.state.policy.current().policy.has_role(&principal.role) {
+            return Err(Close(4403, format!("Forbidden: role `{}` is not in the policy", principal.role)));
+        }
+        self.send(self.frames.ack()).await?;
+        Ok(principal)
+    }
+
+    async fn message(&mut self, principal: &Principal, text: &str) -> Result<(), Close> {
+        match protocol::parse(self.frames.0, text).map_err(|e| Close(4400, e.0))? {
+            ClientMessage::Init(_) => Err(Close(4429, "Too many initialisation requests".into())),
+            ClientMessage::Ping => self.send(self.frames.pong()).await,
+            ClientMessage::Pong => Ok(()),
+            ClientMessage::Terminate => Err(Close(1000, String::new())),
+            ClientMessage::Stop { id } => {
+                if let Some(id) = self.open.take(id.as_str()) {
+                    if let Some(hub) = &self.state.live {
+                        hub.stop(&self.outbox, id.clone());
+                    }
+                    self.outbox.forget(&id);
+                }
+                Ok(())
+            }
+            ClientMessage::Subscribe { id, request } => {
+                let id: Arc<str> = Arc::from(id);
+                if self.open.contains(&id) {
+                    return Err(Close(4409, format!("Subscriber for {id} already exists")));
+                }
+                if self.open.len() >= MAX_OPERATIONS {
+                    let e = errors_json(errors::Code::BadRequest, &format!("at most {MAX_OPERATIONS} operations per connection"));
+                    return self.send_all(self.frames.error(&id, &e)).await;
+                }
+                self.operation(principal, id, *request).await
+            }
+        }
+    }
+
+    /// Runs one operation: a subscription is registered with the hub; anything else is
+    /// executed and answered once.
+    async fn operation(&mut self, principal: &Principal, id: Arc<str>, request: async_graphql::Request) -> Result<(), Close> {
+        let document = match async_graphql::parser::parse_query(&request.query) {
+            Ok(d) => d,
+            Err(e) => return self.send_all(self.frames.error(&id, &errors_json(errors::Code::ParseFailed, &e.to_string()))).await,
+        };
+        let is_subscription = document
+            .operations
+            .iter()
+            .find(|(name, _)| match (&request.operation_name, name) {
+                (Some(wanted), Some(name)) => name.as_str() == wanted,
+                (None, _) => true,
+                _ => false,
+            })
+            .is_some_and(|(_, op)| op.node.ty == OperationType::Subscription);
+        let (schema, replica) = match self.state.role_schema(principal) {
+            Ok(found) => found,
+            Err((_, code, message)) => return self.send_all(self.frames.error(&id, &errors_json(code, &message))).await,
+        };
+        let scope = Scope::new(principal.clone(), replica.clone());
+        if !is_subscription {
+            let mut response = schema.execute(request.data(scope)).await;
+            errors::label(&mut response);
+            let payload = serde_json::to_string(&response).unwrap_or_else(|_| "{}".into());
+            self.send(self.frames.next(&id, &payload)).await?;
+            return self.send(self.frames.complete(&id)).await;
+        }
+        let Some(hub) = self.state.live.clone() else {
+            let e = errors_json(errors::Code::Internal, "live queries are not running on this server");
+            return self.send_all(self.frames.error(&id, &e)).await;
+        };
+        let slot = Arc::new(LiveSlot::default());
+        let mut stream = schema.execute_stream(request.data(scope).data(slot.clone()));
+        let mut failure = None;
+        while let Some(mut response) = stream.next().await {
+            if !response.errors.is_empty() {
+                errors::label(&mut response);
+                failure = Some(response);
+                break;
+            }
+        }
+        drop(stream);
+        let live = match (failure, slot.take()) {
+            (Some(response), _) => {
+                let e = serde_json::to_string(&response.errors).unwrap_or_else(|_| "[]".into());
+                return self.send_all(self.frames.error(&id, &e)).await;
+            }
+            (None, Some(live)) => live,
+            (None, None) => {
+                let e = errors_json(errors::Code::BadRequest, "the subscription selects no live field");
+                return self.send_all(self.frames.error(&id, &e)).await;
+            }
+        };
+        match hub.subscribe(live, &self.outbox, id.clone()).await {
+            Ok(()) => {
+                self.open.insert(id);
+                Ok(())
+            }
+            Err(LiveError::NotReady(reason)) => {
+                self.send_all(self.frames.error(&id, &errors_json(errors::Code::NotReady, &reason))).await
+            }
+            Err(LiveError::Invalid(reason)) => {
+                self.send_all(self.frames.error(&id, &errors_json(errors::Code::BadUserInput, &reason))).await
+            }
+        }
+    }
+
+    /// Writes everything the outbox holds, then flushes once.
+    async fn write_waiting(&mut self) -> Result<(), Close> {
+        let waiting = self.outbox.take();
+        for (id, delivery) in waiting {
+            // A message for an operation the client has stopped meanwhile is dropped.
+            if !self.open.contains(&id) {
+                continue;
+            }
+            match delivery {
+                Delivery::Next { payload, .. } => {
+                    self.socket.feed(text(self.frames.next(&id, &payload))).await.map_err(|e| socket_error(&e))?
+                }
+                Delivery::Error(errors) => {
+                    self.open.remove(&id);
+                    for frame in self.frames.error(&id, &errors) {
+                        self.socket.feed(text(frame)).await.map_err(|e| socket_error(&e))?;
+                    }
+                }
+            }
+        }
+        self.socket.flush().await.map_err(|e| socket_error(&e))
+    }
+
+    async fn end_all(&mut self, reason: &str) -> Result<(), Close> {
+        let open: Vec<Arc<str>> = self.open.drain().collect();
+        let e = errors_json(errors::Code::Forbidden, reason);
+        for id in open {
+            if let Some(hub) = &self.state.live {
+                hub.stop(&self.outbox, id.clone());
+            }
+            self.outbox.forget(&id);
+            for frame in self.frames.error(&id, &e) {
+                self.socket.feed(text(frame)).await.map_err(|e| socket_error(&e))?;
+            }
+        }
+        self.socket.flush().await.map_err(|e| socket_error(&e))
+    }
+
+    async fn send(&mut self, frame: String) -> Result<(), Close> {
+        self.socket.send(text(frame)).await.map_err(|e| socket_error(&e))
+    }
+
+    async fn send_all(&mut self, frames: Vec<String>) -> Result<(), Close> {
+        for frame in frames {
+            self.socket.feed(text(frame)).await.map_err(|e| socket_error(&e))?;
+        }
+        self.socket.flush().await.map_err(|e| socket_error(&e))
+    }
+}
+
+fn text(frame: String) -> Message {
+    Message::Text(Utf8Bytes::from(frame))
+}
+
+fn errors_json(code: errors::Code, message: &str) -> String {
+    super::live::hub::errors(message, code.as_str()).to_string()
+}
+
+/// A read or write failed: an oversized frame gets 1009 and a reason; anything else means the
+/// peer is gone.
+fn socket_error(e: &axum::Error) -> Close {
+    let text = e.to_string();
+    if text.contains("too long") || text.contains("Message too big") || text.contains("Space limit") {
+        Close(1009, format!("message larger than {MAX_MESSAGE_BYTES} bytes"))
+    } else {
+        Close(1011, String::new())
+    }
+}

@@ -1,0 +1,314 @@
+//! The live engine against the one-shot engine: after every transaction of a random history,
+//! each live result must equal a fresh query over the same replica version, and a step must
+//! be reported exactly when the result changed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::aggregate::{AggFn, AggregateSpec};
+use crate::change::{Change, Image, Key, Op, Position, SourceEvent, Transaction};
+use crate::query::{CompareOp, Filter, OrderBy, Query, select};
+use crate::registry::{Column, ColumnType, Registry, TableSchema};
+use crate::replica::TableState;
+use crate::value::Value;
+
+// Columns: 0 id int8 (key), 1 qty int4 (indexed), 2 status text (indexed), 3 created int8
+// (indexed), 4 note text.
+fn schema() -> Arc<TableSchema> {
+    let mut reg = Registry::default();
+    let id = reg.add("s".into(), "public", "t", "t", vec![], vec![]).expect("register");
+    let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
+    Arc::new(TableSchema {
+        spec: reg.get(id).expect("spec").clone(),
+        columns: vec![
+            col("id", ColumnType::Int8),
+            col("qty", ColumnType::Int4),
+            col("status", ColumnType::Text),
+            col("created", ColumnType::Int8),
+            col("note", ColumnType::Text),
+        ],
+        key: vec![0],
+        indexed: vec![1, 2, 3],
+        version: 1,
+    })
+}
+
+fn replica(schema: &Arc<TableSchema>) -> Replica {
+    let mut table = Table::new(schema.clone());
+    table.state = TableState::Ready;
+    Replica::restore(vec![table], HashMap::from([(Arc::from("s"), Position(1))]))
+}
+
+#[derive(Clone, Debug)]
+enum Write {
+    Upsert { id: i64, qty: Option<i32>, status: Option<&'static str>, created: i64 },
+    Delete { id: i64 },
+    /// Moves a row to another key.
+    Rekey { from: i64, to: i64 },
+    Truncate,
+}
+
+fn write() -> impl Strategy<Value = Write> {
+    let status = prop::option::of(prop::sample::select(vec!["new", "paid", "shipped"]));
+    prop_oneof![
+        8 => (0i64..40, prop::option::of(-3i32..4), status, 0i64..30)
+            .prop_map(|(id, qty, status, created)| Write::Upsert { id, qty, status, created }),
+        3 => (0i64..40).prop_map(|id| Write::Delete { id }),
+        1 => (0i64..40, 0i64..40).prop_map(|(from, to)| Write::Rekey { from, to }),
+        1 => Just(Write::Truncate),
+    ]
+}
+
+fn row(id: i64, qty: Option<i32>, status: Option<&str>, created: i64) -> Vec<Value> {
+    vec![
+        Value::Int8(id),
+        qty.map_or(Value::Null, Value::Int4),
+        status.map_or(Value::Null, Value::text),
+        Value::Int8(created),
+        Value::text("n"),
+    ]
+}
+
+fn full(values: &[Value]) -> Image {
+    Image(values.iter().cloned().map(Some).collect())
+}
+
+/// Turns writes into one valid transaction against the replica's current rows.
+fn transaction(r: &Replica, schema: &Arc<TableSchema>, writes: &[Write], position: u64) -> Transaction {
+    let table = schema.id();
+    let mut rows: HashMap<i64, Row> =
+        r.table(table).expect("table").rows().map(|(k, v)| (int(&k.0[0]), v.clone())).collect();
+    let mut changes = Vec::new();
+    for w in writes {
+        match w {
+            Write::Upsert { id, qty, status, created } => {
+                let new = row(*id, *qty, *status, *created);
+                let op = if rows.contains_key(id) { Op::Update } else { Op::Insert };
+                changes.push(Change { table, op, key: Key(vec![Value::Int8(*id)].into()), before: None, after: Some(full(&new)) });
+                rows.insert(*id, new.into());
+            }
+            Write::Delete { id } => {
+                if rows.remove(id).is_some() {
+                    let key = Key(vec![Value::Int8(*id)].into());
+                    changes.push(Change { table, op: Op::Delete, key, before: None, after: None });
+                }
+            }
+            Write::Rekey { from, to } => {
+                if from != to && !rows.contains_key(to) && let Some(old) = rows.remove(from) {
+                    let mut new = old.to_vec();
+                    new[0] = Value::Int8(*to);
+                    let before = Image(vec![Some(Value::Int8(*from)), None, None, None, None]);
+                    changes.push(Change { table, op: Op::Update, key: Key(vec![Value::Int8(*to)].into()), before: Some(before), after: Some(full(&new)) });
+                    rows.insert(*to, new.into());
+                }
+            }
+            Write::Truncate => {
+                rows.clear();
+                changes.push(Change { table, op: Op::Truncate, key: Key::none(), before: None, after: None });
+            }
+        }
+    }
+    Transaction { source: Arc::from("s"), position: Position(position), commit_ts: 0, xid: position, changes, table_events: vec![] }
+}
+
+fn int(v: &Value) -> i64 {
+    if let Value::Int8(i) = v { *i } else { -1 }
+}
+
+fn ids(rows: &[Row]) -> Vec<i64> {
+    rows.iter().map(|r| int(&r[0])).collect()
+}
+
+fn filter() -> impl Strategy<Value = Filter> {
+    prop_oneof![
+        Just(Filter::True),
+        prop::sample::select(vec!["new", "paid", "shipped"])
+            .prop_map(|s| Filter::Compare { column: 2, op: CompareOp::Eq, value: Value::text(s) }),
+        (-3i32..4).prop_map(|q| Filter::Compare { column: 1, op: CompareOp::Gte, value: Value::Int4(q) }),
+        (0i64..30).prop_map(|c| Filter::And(vec![
+            Filter::Compare { column: 3, op: CompareOp::Lt, value: Value::Int8(c) },
+            Filter::IsNull { column: 1, is_null: false },
+        ])),
+    ]
+}
+
+fn query() -> impl Strategy<Value = Query> {
+    let term = (1usize..4, any::<bool>(), any::<bool>()).prop_map(|(column, descending, nulls_first)| OrderBy {
+        column,
+        descending,
+        nulls_first,
+    });
+    (filter(), prop::collection::vec(term, 0..3), prop::option::of(0usize..12), 0usize..4)
+        .prop_map(|(filter, order, limit, offset)| Query { filter, order, limit, offset })
+}
+
+fn spec(schema: &Arc<TableSchema>, shape: Shape) -> LiveSpec {
+    LiveSpec { table: schema.id(), schema: schema.clone(), shape }
+}
+
+/// The result a fresh computation gives, in the engine's terms.
+fn fresh(r: &Replica, spec: &LiveSpec) -> String {
+    let table = r.table(spec.table).expect("table");
+    match &spec.shape {
+        Shape::Rows(q) => format!("{:?}", select(table, q)),
+        Shape::Row { key, filter } => format!("{:?}", table.get(key).filter(|r| filter.matches(r))),
+        Shape::Aggregate { filter, spec } => {
+            format!("{:?}", aggregate_table(table, filter, spec.clone()).expect("aggregate").groups())
+        }
+    }
+}
+
+fn live(set: &LiveSet, id: QueryId) -> String {
+    match set.current(id).expect("ready") {
+        Current::Rows(rows) => format!("{rows:?}"),
+        Current::Row(row) => format!("{row:?}"),
+        Current::Groups(groups) => format!("{groups:?}"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn live_results_equal_fresh_queries(
+        initial in prop::collection::vec(write(), 0..40),
+        history in prop::collection::vec(prop::collection::vec(write(), 1..5), 1..40),
+        queries in prop::collection::vec(query(), 1..5),
+        key in 0i64..40,
+        agg_filter in filter(),
+    ) {
+        let schema = schema();
+        let mut r = replica(&schema);
+        let tx = transaction(&r, &schema, &initial, 2);
+        r.apply(&SourceEvent::Transaction(tx));
+        let mut set = LiveSet::new();
+        let mut specs: Vec<LiveSpec> = queries.into_iter().map(|q| {
+            spec(&schema, Shape::Rows(q.validate(&schema).expect("valid")))
+        }).collect();
+        specs.push(spec(&schema, Shape::Row { key: Key(vec![Value::Int8(key)].into()), filter: Filter::True }));
+        specs.push(spec(&schema, Shape::Aggregate {
+            filter: agg_filter,
+            spec: AggregateSpec { group_by: vec![2], measures: vec![(AggFn::Sum, 1), (AggFn::Max, 3)] },
+        }));
+        let ids: Vec<QueryId> = specs.iter().map(|s| set.add(s.clone(), &r).expect("ready")).collect();
+        for (n, writes) in history.iter().enumerate() {
+            let before: Vec<String> = ids.iter().map(|id| live(&set, *id)).collect();
+            let tx = transaction(&r, &schema, writes, 3 + n as u64);
+            let applied = r.apply(&SourceEvent::Transaction(tx));
+            let steps = set.apply(&applied, &r);
+            let mut seen = std::collections::HashSet::new();
+            for (id, _) in &steps {
+                prop_assert!(seen.insert(*id), "one step per query per transaction");
+            }
+            for (i, (id, spec)) in ids.iter().zip(&specs).enumerate() {
+                let now = live(&set, *id);
+                prop_assert_eq!(&now, &fresh(&r, spec), "query {} after transaction {}", i, n);
+                let step = steps.iter().find(|(s, _)| s == id).map(|(_, s)| s);
+                let rows_query = matches!(spec.shape, Shape::Rows(_));
+                if now != before[i] {
+                    prop_assert!(step.is_some(), "query {} changed without a step", i);
+                } else if rows_query {
+                    // Row and aggregate results report any touch; rows only a real change.
+                    let resets = matches!(step, Some(Step::Changed { reset: true, .. }));
+                    prop_assert!(step.is_none() || resets, "query {} reported a step without a change", i);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_diff_rebuilds_the_new_result_from_the_old(
+        initial in prop::collection::vec(write(), 0..40),
+        history in prop::collection::vec(prop::collection::vec(write(), 1..5), 1..30),
+        q in query(),
+    ) {
+        let schema = schema();
+        let mut r = replica(&schema);
+        let tx = transaction(&r, &schema, &initial, 2);
+        r.apply(&SourceEvent::Transaction(tx));
+        let mut set = LiveSet::new();
+        let id = set.add(spec(&schema, Shape::Rows(q.validate(&schema).expect("valid"))), &r).expect("ready");
+        let mut client: Vec<Row> = match set.current(id) { Some(Current::Rows(rows)) => rows.to_vec(), _ => unreachable!() };
+        for (n, writes) in history.iter().enumerate() {
+            let tx = transaction(&r, &schema, writes, 3 + n as u64);
+            let applied = r.apply(&SourceEvent::Transaction(tx));
+            for (_, step) in set.apply(&applied, &r) {
+                match step {
+                    Step::Changed { reset: true, .. } => {
+                        client = match set.current(id) { Some(Current::Rows(rows)) => rows.to_vec(), _ => unreachable!() };
+                    }
+                    Step::Changed { reset: false, rows } => {
+                        // What a client does with a patch: drop removed and upserted keys, then
+                        // insert the upserts at their indexes, lowest first.
+                        let gone: std::collections::HashSet<i64> =
+                            rows.removed.iter().chain(rows.upserts.iter().map(|(_, r)| r)).map(|r| int(&r[0])).collect();
+                        client.retain(|r| !gone.contains(&int(&r[0])));
+                        for (index, row) in rows.upserts {
+                            client.insert(index, row);
+                        }
+                    }
+                    other => prop_assert!(false, "unexpected step {:?}", other),
+                }
+            }
+            let want: Vec<Row> = match set.current(id) { Some(Current::Rows(rows)) => rows.to_vec(), _ => unreachable!() };
+            prop_assert_eq!(ids(&client), ids(&want), "after transaction {}", n);
+        }
+    }
+}
+
+#[test]
+fn a_latest_first_window_refills_from_the_index() {
+    let schema = schema();
+    let mut r = replica(&schema);
+    let writes: Vec<Write> =
+        (0..100).map(|i| Write::Upsert { id: i, qty: Some(1), status: Some("paid"), created: i }).collect();
+    let tx = transaction(&r, &schema, &writes, 2);
+    r.apply(&SourceEvent::Transaction(tx));
+    let q = Query { filter: Filter::True, order: vec![OrderBy::desc(3)], limit: Some(3), offset: 0 };
+    let mut set = LiveSet::new();
+    let id = set.add(spec(&schema, Shape::Rows(q)), &r).expect("ready");
+    let shown = |set: &LiveSet| match set.current(id) {
+        Some(Current::Rows(rows)) => ids(rows),
+        _ => unreachable!(),
+    };
+    assert_eq!(shown(&set), [99, 98, 97]);
+    // Deleting the two newest leaves one; the refill walks on to 96 and 95.
+    let tx = transaction(&r, &schema, &[Write::Delete { id: 99 }, Write::Delete { id: 98 }], 3);
+    let applied = r.apply(&SourceEvent::Transaction(tx));
+    let steps = set.apply(&applied, &r);
+    assert_eq!(shown(&set), [97, 96, 95]);
+    let Some((_, Step::Changed { reset: false, rows })) = steps.first() else { panic!("{steps:?}") };
+    assert_eq!(ids(&rows.removed), [99, 98]);
+    assert_eq!(rows.upserts.iter().map(|(i, r)| (*i, int(&r[0]))).collect::<Vec<_>>(), [(1, 96), (2, 95)]);
+    // A change to a row outside the window is no step at all.
+    let tx = transaction(&r, &schema, &[Write::Upsert { id: 3, qty: Some(2), status: None, created: 3 }], 4);
+    let applied = r.apply(&SourceEvent::Transaction(tx));
+    assert!(set.apply(&applied, &r).is_empty());
+    assert_eq!(set.evaluations, 1);
+}
+
+#[test]
+fn a_table_reload_pauses_and_resets_its_queries() {
+    let schema = schema();
+    let mut r = replica(&schema);
+    let tx = transaction(&r, &schema, &[Write::Upsert { id: 1, qty: None, status: None, created: 1 }], 2);
+    r.apply(&SourceEvent::Transaction(tx));
+    let mut set = LiveSet::new();
+    let id = set.add(spec(&schema, Shape::Rows(Query::all())), &r).expect("ready");
+    let begin = r.apply(&SourceEvent::Table(crate::change::TableEvent::ResyncBegin {
+        table: schema.id(),
+        reason: "test".into(),
+    }));
+    assert!(matches!(set.apply(&begin, &r).as_slice(), [(_, Step::NotReady(_))]));
+    assert!(set.current(id).is_none());
+    let end = r.apply(&SourceEvent::Table(crate::change::TableEvent::SnapshotEnd {
+        table: schema.id(),
+        rows: 1,
+        position: Position(5),
+    }));
+    assert!(matches!(set.apply(&end, &r).as_slice(), [(_, Step::Changed { reset: true, .. })]));
+    assert!(matches!(set.current(id), Some(Current::Rows(rows)) if ids(rows) == [1]));
+}

@@ -1,0 +1,177 @@
+//! The rows of an ordered, paged live query, kept up to date from row deltas.
+//!
+//! The window holds the first `offset + limit` matching rows in the query's total order (its
+//! `ORDER BY`, then primary key), or every matching row when there is no limit. A delta
+//! removes its old row if the window holds it and places its new row by binary search; a row
+//! that sorts past a full window is not held. When the window loses rows and may not hold
+//! every match any more, it is refilled after the transaction by walking the table's ordered
+//! index on from its last row (`select_after`) — never by running the query again from the
+//! top.
+
+use std::cmp::Ordering;
+
+use crate::change::Row;
+use crate::query::{Filter, Query, RowOrder, select_after};
+use crate::replica::Table;
+
+#[derive(Clone, Debug)]
+pub struct Window {
+    query: Query,
+    order: RowOrder,
+    /// `offset + limit`; `None` without a limit.
+    capacity: Option<usize>,
+    /// Sorted by `order`.
+    rows: Vec<Row>,
+    /// `rows` holds every matching row of the table.
+    complete: bool,
+    /// Rows left the window while rows beyond it may exist: refill before reading.
+    short: bool,
+}
+
+impl Window {
+    /// The window of `query` over one table version.
+    pub fn fill(table: &Table, query: Query) -> Window {
+        let order = RowOrder::new(query.order.clone(), table.schema.key.clone());
+        let capacity = query.limit.map(|l| l.saturating_add(query.offset));
+        let mut window = Window { query, order, capacity, rows: Vec::new(), complete: false, short: true };
+        window.refill(table);
+        window
+    }
+
+    pub fn filter(&self) -> &Filter {
+        &self.query.filter
+    }
+
+    /// The result: the window past `offset`.
+    pub fn visible(&self) -> &[Row] {
+        self.rows.get(self.query.offset..).unwrap_or(&[])
+    }
+
+    /// Applies one row's change. Returns whether the window's rows changed.
+    pub fn apply(&mut self, before: Option<&Row>, after: Option<&Row>) -> bool {
+        let mut changed = false;
+        if let Some(old) = before.filter(|r| self.query.filter.matches(r))
+            && let Ok(i) = self.position(old)
+        {
+            self.rows.remove(i);
+            changed = true;
+            self.short |= !self.complete;
+        }
+        if let Some(new) = after.filter(|r| self.query.filter.matches(r)) {
+            match self.position(new) {
+                // The same key at the same place (a replayed insert): the newer row wins.
+                Ok(i) => {
+                    self.rows[i] = new.clone();
+                    changed = true;
+                }
+                Err(i) => {
+                    let full = self.capacity.is_some_and(|c| self.rows.len() >= c);
+                    // Past the last held row, the row belongs here only if nothing unseen lies
+                    // between: the window holds every match and has room. Otherwise it is
+                    // beyond a full window, or a refill will reach it.
+                    if i < self.rows.len() || (self.complete && !full) {
+                        self.rows.insert(i, new.clone());
+                        changed = true;
+                        if let Some(c) = self.capacity
+                            && self.rows.len() > c
+                        {
+                            self.rows.pop();
+                            self.complete = false;
+                        }
+                    } else if full {
+                        // A match past a full window: the window no longer holds every match.
+                        self.complete = false;
+                    }
+                }
+            }
+        }
+        changed
+    }
+
+    /// Whether rows left and the window must be refilled from the table.
+    pub fn is_short(&self) -> bool {
+        self.short && self.capacity.is_some_and(|c| self.rows.len() < c)
+    }
+
+    /// Tops the window up from `table` (the version after the transaction), walking on from
+    /// its last row.
+    pub fn refill(&mut self, table: &Table) {
+        self.short = false;
+        let room = match self.capacity {
+            Some(c) if self.rows.len() >= c => return,
+            Some(c) => Some(c - self.rows.len()),
+            None if self.complete => return,
+            None => None,
+        };
+        let query = Query { filter: self.query.filter.clone(), order: self.query.order.clone(), limit: room, offset: 0 };
+        let more = select_after(table, &query, self.rows.last());
+        self.complete = room.is_none_or(|room| more.len() < room);
+        self.rows.extend(more);
+    }
+
+    /// Where `row` is (`Ok`), or would go (`Err`), by the window's order.
+    fn position(&self, row: &Row) -> Result<usize, usize> {
+        self.rows.binary_search_by(|held| self.order.compare(held, row))
+    }
+
+    pub fn order(&self) -> &RowOrder {
+        &self.order
+    }
+}
+
+/// How a result's rows changed: rows that left (by their old row) and rows that entered or
+/// changed, with their index in the new result.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RowsDiff {
+    pub removed: Vec<Row>,
+    pub upserts: Vec<(usize, Row)>,
+}
+
+impl RowsDiff {
+    pub fn is_empty(&self) -> bool {
+        self.removed.is_empty() && self.upserts.is_empty()
+    }
+}
+
+/// The difference between two results of one query, both sorted by `order`: a merge walk,
+/// linear in their lengths. A row whose key is in both but whose values changed (a different
+/// row) is an upsert, not a removal; a row removed and not upserted again left the result.
+pub fn diff(order: &RowOrder, old: &[Row], new: &[Row]) -> RowsDiff {
+    let mut out = RowsDiff::default();
+    let (mut i, mut j) = (0, 0);
+    let mut gone = Vec::new();
+    while i < old.len() || j < new.len() {
+        let step = match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) => order.compare(a, b),
+            (Some(_), None) => Ordering::Less,
+            _ => Ordering::Greater,
+        };
+        match step {
+            Ordering::Equal => {
+                // Same key and sort values; the row itself may still differ in other columns.
+                if !std::sync::Arc::ptr_eq(&old[i], &new[j]) && old[i] != new[j] {
+                    out.upserts.push((j, new[j].clone()));
+                }
+                i += 1;
+                j += 1;
+            }
+            Ordering::Less => {
+                gone.push(old[i].clone());
+                i += 1;
+            }
+            Ordering::Greater => {
+                out.upserts.push((j, new[j].clone()));
+                j += 1;
+            }
+        }
+    }
+    // A row that moved (its sort values changed) is upserted at its new index; only keys that
+    // are no longer in the result are removals.
+    if !gone.is_empty() {
+        let key = &order.key;
+        let moved: std::collections::HashSet<Vec<&crate::value::Value>> =
+            out.upserts.iter().map(|(_, r)| key.iter().map(|&k| &r[k]).collect()).collect();
+        out.removed = gone.into_iter().filter(|r| !moved.contains(&key.iter().map(|&k| &r[k]).collect::<Vec<_>>())).collect();
+    }
+    out
+}

@@ -1,0 +1,122 @@
+//! Live queries through real client libraries and a real browser: graphql-ws (the
+//! graphql-transport-ws protocol) and subscriptions-transport-ws (the legacy graphql-ws
+//! protocol) from npm, and opslive's GraphiQL in Chromium. Each sees a commit arrive.
+//!
+//! Needs `npm ci --prefix tests/clients` (`.ci/run` does it) and Debian's `chromium`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+use support::graphql::{Shop, data, fixture_policy, token};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+const DATA: &str = "
+    INSERT INTO warehouses VALUES ('WH-BER', 'Berlin', 'eu', 'Europe/Berlin');
+    INSERT INTO customers (name, email, phone, region) VALUES ('Ada', 'ada@example.com', NULL, 'eu');
+    INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count, notes)
+      SELECT 'web', 1, 'paid', g, 'EUR', 'WH-BER', 'eu', 1, 'seed ' || g FROM generate_series(1, 5) g;
+";
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+/// A Node script of tests/clients, printing one JSON value per line.
+struct Script {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Script {
+    fn start(script: &str, args: &[&str]) -> Script {
+        assert!(
+            clients_dir().join("node_modules").is_dir(),
+            "the client libraries are missing: run `npm ci --prefix tests/clients`"
+        );
+        let mut child = Command::new("node")
+            .arg(clients_dir().join(script))
+            .args(args)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Script { child, lines }
+    }
+
+    /// The next line, as JSON.
+    async fn next(&mut self) -> Json {
+        let line = tokio::time::timeout(Duration::from_secs(30), self.lines.next_line())
+            .await
+            .expect("the client printed within 30 s")
+            .expect("reading the client")
+            .unwrap_or_else(|| panic!("the client exited"));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    /// Reads lines until one satisfies `wanted`.
+    async fn until(&mut self, wanted: impl Fn(&Json) -> bool) -> Json {
+        loop {
+            let line = self.next().await;
+            if wanted(&line) {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+const LATEST: &str = "subscription { orders(orderBy: {id: DESC}, limit: 3) { id notes } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_libraries_of_both_protocols_follow_commits() {
+    let shop = Shop::start(DATA, &fixture_policy()).await;
+    let admin = token("admin", json!({}));
+    let db = shop.pg.connect("shop").await;
+    let url = format!("ws://{}/graphql", shop.addr);
+    for protocol in ["transport", "legacy"] {
+        let mut client = Script::start("subscribe.mjs", &[protocol, &url, &admin, LATEST]);
+        let fresh = data(shop.addr, &admin, &LATEST.replacen("subscription", "query", 1), json!({})).await;
+        let first = client.next().await;
+        assert_eq!(first["data"], fresh, "{protocol}: the first result is the query's");
+        let note = format!("from {protocol}");
+        db.execute(
+            "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count, notes) VALUES ('web', 1, 'paid', 1, 'EUR', 'WH-BER', 'eu', 1, $1)",
+            &[&note],
+        )
+        .await
+        .unwrap();
+        let update = client.next().await;
+        assert_eq!(update["data"]["orders"][0]["notes"], json!(note), "{protocol}: {update}");
+        let fresh = data(shop.addr, &admin, &LATEST.replacen("subscription", "query", 1), json!({})).await;
+        assert_eq!(update["data"], fresh, "{protocol}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_shows_a_live_query_update_as_it_commits() {
+    let shop = Shop::start(DATA, &fixture_policy()).await;
+    let admin = token("admin", json!({}));
+    let db = shop.pg.connect("shop").await;
+    let url = format!("http://{}/graphql", shop.addr);
+    let mut page = Script::start("graphiql.mjs", &[&url, &admin, LATEST]);
+    let first = page.until(|text| text.as_str().is_some_and(|t| t.contains("seed 5"))).await;
+    assert!(first.as_str().unwrap().contains("\"data\""), "{first}");
+    db.batch_execute(
+        "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count, notes) VALUES ('web', 1, 'paid', 1, 'EUR', 'WH-BER', 'eu', 1, 'committed just now')",
+    )
+    .await
+    .unwrap();
+    let shown = page.until(|text| text.as_str().is_some_and(|t| t.contains("committed just now"))).await;
+    assert!(!shown.as_str().unwrap().contains("seed 3"), "the window moved on: {shown}");
+}
