@@ -59,6 +59,9 @@ pub struct Tally {
     pub changed: AtomicU64,
     /// Patches that did not fit the client's result (see `mirror`).
     pub inconsistencies: AtomicU64,
+    /// Whole results in the patch form after the first: the server coalesced patches a client
+    /// had not taken yet, or the table was reset.
+    pub resets: AtomicU64,
     pub errors: AtomicU64,
     error_messages: Mutex<BTreeMap<String, u64>>,
 }
@@ -166,7 +169,12 @@ pub async fn run(
             Ok(ServerMessage::Next { payload, .. }) => match frame::update(shared.form, payload) {
                 Ok(update) => {
                     let entered = match update {
-                        Update::Whole(keys) => mirror.replace(keys),
+                        Update::Whole(keys) => {
+                            if shared.form == Form::Patches {
+                                shared.tally.resets.fetch_add(1, Ordering::Relaxed);
+                            }
+                            mirror.replace(keys)
+                        }
                         Update::Patch { upserts, removed } => mirror.patch(&upserts, &removed),
                     };
                     for id in entered.new {

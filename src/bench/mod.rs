@@ -433,6 +433,7 @@ async fn scenario_run(
         foreign_rows: tally.foreign.load(Ordering::Relaxed),
         changed_rows: tally.changed.load(Ordering::Relaxed),
         inconsistent_patches: tally.inconsistencies.load(Ordering::Relaxed),
+        resets: tally.resets.load(Ordering::Relaxed),
         received: Traffic {
             messages,
             bytes,
@@ -443,6 +444,8 @@ async fn scenario_run(
         bench: Usage::new(std::process::id(), own_cpu, 0, own_peak, usage::memory(None).map(|m| m.hwm).unwrap_or(0)),
         client_errors: tally.errors.load(Ordering::Relaxed),
         error_messages: tally.error_messages(),
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average: at_end.load_average,
     })
 }
 
@@ -453,6 +456,7 @@ struct Snapshot {
     bytes: u64,
     server_cpu: Option<usage::CpuReading>,
     own_cpu: Option<usage::CpuReading>,
+    load_average: Option<f64>,
 }
 
 impl Snapshot {
@@ -463,6 +467,7 @@ impl Snapshot {
             bytes: tally.bytes.load(Ordering::Relaxed),
             server_cpu: server.and_then(|pid| usage::cpu(Some(pid)).ok()),
             own_cpu: usage::cpu(None).ok(),
+            load_average: usage::load_average(),
         }
     }
 }

@@ -34,12 +34,19 @@ pub struct Report {
     pub changed_rows: u64,
     /// Patches that did not fit a client's result (lost or misapplied).
     pub inconsistent_patches: u64,
+    /// Whole results after the first in the patch form (the server's answer to a client that
+    /// fell behind: its unsent patches replaced by the current result).
+    pub resets: u64,
     pub received: Traffic,
     pub server: Option<Usage>,
     /// The bench process itself: clients and writer, on the same cores.
     pub bench: Usage,
     pub client_errors: u64,
     pub error_messages: Vec<(String, u64)>,
+    /// Cores of the machine, and its 1-minute load average at the end of the window (anything
+    /// else running competes with the server, the database and the clients).
+    pub cores: usize,
+    pub load_average: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -212,6 +219,9 @@ impl fmt::Display for Report {
                 b.cpu_percent, b.rss_peak_mb
             ),
         )?;
+        if self.resets > 0 {
+            row(f, "resets", format!("{} whole results replaced patches clients had not taken yet", self.resets))?;
+        }
         if self.foreign_rows + self.changed_rows > 0 {
             row(
                 f,
@@ -222,6 +232,15 @@ impl fmt::Display for Report {
                 ),
             )?;
         }
+        row(
+            f,
+            "machine",
+            format!(
+                "{} cores, load average {} at the end of the window",
+                self.cores,
+                self.load_average.map_or("unknown".into(), |l| format!("{l:.2}"))
+            ),
+        )?;
         row(f, "client errors", self.client_errors.to_string())?;
         for (message, count) in &self.error_messages {
             row(f, "", format!("{count} × {message}"))?;
@@ -253,11 +272,14 @@ mod tests {
             foreign_rows: 0,
             changed_rows: 0,
             inconsistent_patches: 0,
+            resets: 0,
             received: Traffic::default(),
             server: None,
             bench: Usage::default(),
             client_errors: 0,
             error_messages: vec![],
+            cores: 2,
+            load_average: Some(1.5),
         }
     }
 

@@ -82,6 +82,11 @@ impl RssSampler {
     }
 }
 
+/// The machine's 1-minute load average: other work on the same cores shows in every figure.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
 fn proc_path(pid: Option<u32>, file: &str) -> String {
     match pid {
         Some(pid) => format!("/proc/{pid}/{file}"),
