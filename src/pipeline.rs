@@ -12,8 +12,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, watch};
 
 use crate::change::{Op, SourceEvent, SourceName, TableEvent};
-use crate::registry::TableId;
 use crate::live::Batch;
+use crate::registry::TableId;
 use crate::replica::{Applied, Replica};
 use crate::watermark::Watermarks;
 

@@ -238,7 +238,12 @@ impl Collector for FlowCollector {
                     MetricType::Counter,
                     l.payloads.load(Relaxed),
                 ),
-                ("live_deliveries", "Live messages left for subscribers", MetricType::Counter, l.deliveries.load(Relaxed)),
+                (
+                    "live_deliveries",
+                    "Live messages left for subscribers",
+                    MetricType::Counter,
+                    l.deliveries.load(Relaxed),
+                ),
                 (
                     "live_slow_client_resets",
                     "Patches replaced by a reset because the client had not taken the previous one",

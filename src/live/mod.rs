@@ -243,6 +243,9 @@ impl LiveSet {
             }
         }
         let mut out = Vec::new();
+        // In registration order, so subscribers see a transaction's updates in a stable order.
+        let mut touched: Vec<(QueryId, Touch)> = touched.into_iter().collect();
+        touched.sort_unstable_by_key(|(id, _)| *id);
         for (id, touch) in touched {
             let entry = self.queries.get_mut(&id).expect("touched queries exist");
             let table = replica.table(entry.spec.table);

@@ -44,10 +44,20 @@ fn replica(schema: &Arc<TableSchema>) -> Replica {
 
 #[derive(Clone, Debug)]
 enum Write {
-    Upsert { id: i64, qty: Option<i32>, status: Option<&'static str>, created: i64 },
-    Delete { id: i64 },
+    Upsert {
+        id: i64,
+        qty: Option<i32>,
+        status: Option<&'static str>,
+        created: i64,
+    },
+    Delete {
+        id: i64,
+    },
     /// Moves a row to another key.
-    Rekey { from: i64, to: i64 },
+    Rekey {
+        from: i64,
+        to: i64,
+    },
     Truncate,
 }
 
@@ -87,7 +97,13 @@ fn transaction(r: &Replica, schema: &Arc<TableSchema>, writes: &[Write], positio
             Write::Upsert { id, qty, status, created } => {
                 let new = row(*id, *qty, *status, *created);
                 let op = if rows.contains_key(id) { Op::Update } else { Op::Insert };
-                changes.push(Change { table, op, key: Key(vec![Value::Int8(*id)].into()), before: None, after: Some(full(&new)) });
+                changes.push(Change {
+                    table,
+                    op,
+                    key: Key(vec![Value::Int8(*id)].into()),
+                    before: None,
+                    after: Some(full(&new)),
+                });
                 rows.insert(*id, new.into());
             }
             Write::Delete { id } => {
@@ -97,11 +113,20 @@ fn transaction(r: &Replica, schema: &Arc<TableSchema>, writes: &[Write], positio
                 }
             }
             Write::Rekey { from, to } => {
-                if from != to && !rows.contains_key(to) && let Some(old) = rows.remove(from) {
+                if from != to
+                    && !rows.contains_key(to)
+                    && let Some(old) = rows.remove(from)
+                {
                     let mut new = old.to_vec();
                     new[0] = Value::Int8(*to);
                     let before = Image(vec![Some(Value::Int8(*from)), None, None, None, None]);
-                    changes.push(Change { table, op: Op::Update, key: Key(vec![Value::Int8(*to)].into()), before: Some(before), after: Some(full(&new)) });
+                    changes.push(Change {
+                        table,
+                        op: Op::Update,
+                        key: Key(vec![Value::Int8(*to)].into()),
+                        before: Some(before),
+                        after: Some(full(&new)),
+                    });
                     rows.insert(*to, new.into());
                 }
             }
@@ -111,7 +136,14 @@ fn transaction(r: &Replica, schema: &Arc<TableSchema>, writes: &[Write], positio
             }
         }
     }
-    Transaction { source: Arc::from("s"), position: Position(position), commit_ts: 0, xid: position, changes, table_events: vec![] }
+    Transaction {
+        source: Arc::from("s"),
+        position: Position(position),
+        commit_ts: 0,
+        xid: position,
+        changes,
+        table_events: vec![],
+    }
 }
 
 fn int(v: &Value) -> i64 {
@@ -125,8 +157,11 @@ fn ids(rows: &[Row]) -> Vec<i64> {
 fn filter() -> impl Strategy<Value = Filter> {
     prop_oneof![
         Just(Filter::True),
-        prop::sample::select(vec!["new", "paid", "shipped"])
-            .prop_map(|s| Filter::Compare { column: 2, op: CompareOp::Eq, value: Value::text(s) }),
+        prop::sample::select(vec!["new", "paid", "shipped"]).prop_map(|s| Filter::Compare {
+            column: 2,
+            op: CompareOp::Eq,
+            value: Value::text(s)
+        }),
         (-3i32..4).prop_map(|q| Filter::Compare { column: 1, op: CompareOp::Gte, value: Value::Int4(q) }),
         (0i64..30).prop_map(|c| Filter::And(vec![
             Filter::Compare { column: 3, op: CompareOp::Lt, value: Value::Int8(c) },

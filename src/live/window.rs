@@ -103,7 +103,8 @@ impl Window {
             None if self.complete => return,
             None => None,
         };
-        let query = Query { filter: self.query.filter.clone(), order: self.query.order.clone(), limit: room, offset: 0 };
+        let query =
+            Query { filter: self.query.filter.clone(), order: self.query.order.clone(), limit: room, offset: 0 };
         let more = select_after(table, &query, self.rows.last());
         self.complete = room.is_none_or(|room| more.len() < room);
         self.rows.extend(more);
@@ -171,7 +172,8 @@ pub fn diff(order: &RowOrder, old: &[Row], new: &[Row]) -> RowsDiff {
         let key = &order.key;
         let moved: std::collections::HashSet<Vec<&crate::value::Value>> =
             out.upserts.iter().map(|(_, r)| key.iter().map(|&k| &r[k]).collect()).collect();
-        out.removed = gone.into_iter().filter(|r| !moved.contains(&key.iter().map(|&k| &r[k]).collect::<Vec<_>>())).collect();
+        out.removed =
+            gone.into_iter().filter(|r| !moved.contains(&key.iter().map(|&k| &r[k]).collect::<Vec<_>>())).collect();
     }
     out
 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value as Json, json};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const TRANSPORT_WS: &str = "graphql-transport-ws";
@@ -72,8 +72,10 @@ impl WsClient {
     /// The next protocol message other than keepalives (pings are answered), or how the
     /// connection closed.
     pub async fn message(&mut self) -> Result<Json, Closed> {
+        // One deadline for the whole wait: keepalives must not extend it.
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let frame = tokio::time::timeout(WAIT, self.socket.next()).await.expect("a message within the wait");
+            let frame = tokio::time::timeout_at(deadline, self.socket.next()).await.expect("a message within the wait");
             match frame {
                 Some(Ok(Message::Text(text))) => {
                     let message: Json = serde_json::from_str(&text).expect("server messages are JSON");

@@ -82,7 +82,11 @@ pub(super) fn ready<'a>(view: &TableView, replica: &'a Replica) -> Result<&'a Ta
 }
 
 /// The client's `where` and the role's row filter, checked against the table.
-pub(super) fn filter(view: &TableView, ctx: &ResolverContext<'_>, scope: &Scope) -> Result<Filter, async_graphql::Error> {
+pub(super) fn filter(
+    view: &TableView,
+    ctx: &ResolverContext<'_>,
+    scope: &Scope,
+) -> Result<Filter, async_graphql::Error> {
     let filter = arguments::where_filter(view, &ctx.args)?.and(arguments::policy_filter(view, &scope.principal)?);
     filter.validate(&view.schema).map_err(|e| error(Code::BadUserInput, e.to_string()))
 }

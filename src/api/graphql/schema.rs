@@ -11,10 +11,10 @@ use async_graphql::dynamic::{
     Field, FieldFuture, FieldValue, InputValue, Object, Schema, SchemaError, Subscription, TypeRef,
 };
 
-use super::{live, resolve};
 use super::scalars::{output_type, scalar_types};
 use super::types::{self, Shared};
 use super::view::TableView;
+use super::{live, resolve};
 
 /// Deepest selection accepted. Data queries are at most four levels deep
 /// (`ordersAggregate { sum { total } }` plus a fragment); GraphiQL's introspection query

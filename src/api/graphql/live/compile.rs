@@ -77,7 +77,10 @@ type Updates = stream::Empty<async_graphql::Result<FieldValue<'static>>>;
 
 fn hand_over(ctx: &ResolverContext<'_>, request: LiveRequest) -> async_graphql::Result<Updates> {
     let slot = ctx.data::<std::sync::Arc<LiveSlot>>().map_err(|_| {
-        error(Code::BadRequest, "subscriptions are served over WebSocket at /graphql (graphql-transport-ws or graphql-ws)")
+        error(
+            Code::BadRequest,
+            "subscriptions are served over WebSocket at /graphql (graphql-transport-ws or graphql-ws)",
+        )
     })?;
     slot.put(request);
     Ok(stream::empty())
@@ -127,7 +130,8 @@ pub fn aggregate(view: &TableView, ctx: &ResolverContext<'_>) -> async_graphql::
     let group_by = arguments::group_by(view, &ctx.args)?;
     let spec = super::super::aggregates::spec(view, group_by, &ctx.look_ahead());
     // Checked now, so an unusable aggregate is an error of the subscribe, not of a later update.
-    crate::aggregate::Aggregate::new(spec.clone(), &view.schema).map_err(|e| error(Code::BadUserInput, e.to_string()))?;
+    crate::aggregate::Aggregate::new(spec.clone(), &view.schema)
+        .map_err(|e| error(Code::BadUserInput, e.to_string()))?;
     let render = Render::Groups {
         fields: projection::group(view, &ctx.ctx.field())?,
         group_by: spec.group_by.clone(),

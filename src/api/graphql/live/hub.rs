@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::compile::{LiveRequest, Render};
-use super::outbox::{Delivery, Outbox, Pushed};
+use super::outbox::{Delivery, Kind, Outbox, Pushed};
 use super::render::{self, AsOf, Json, UpdateBody};
 use crate::change::SourceName;
 use crate::live::{Batch, Current, LiveError, LiveSet, QueryId, RowsDiff, Step};
@@ -43,9 +43,19 @@ pub struct LiveStats {
 }
 
 enum Command {
-    Subscribe { request: LiveRequest, outbox: Arc<Outbox>, sub: Arc<str>, reply: oneshot::Sender<Result<(), LiveError>> },
-    Stop { outbox: u64, sub: Arc<str> },
-    Gone { outbox: u64 },
+    Subscribe {
+        request: Box<LiveRequest>,
+        outbox: Arc<Outbox>,
+        sub: Arc<str>,
+        reply: oneshot::Sender<Result<(), LiveError>>,
+    },
+    Stop {
+        outbox: u64,
+        sub: Arc<str>,
+    },
+    Gone {
+        outbox: u64,
+    },
 }
 
 /// The handle connections use.
@@ -76,7 +86,7 @@ impl LiveHub {
     /// Registers a subscription; its first result is in the outbox when this returns `Ok`.
     pub async fn subscribe(&self, request: LiveRequest, outbox: &Arc<Outbox>, sub: Arc<str>) -> Result<(), LiveError> {
         let (reply, answer) = oneshot::channel();
-        let command = Command::Subscribe { request, outbox: outbox.clone(), sub, reply };
+        let command = Command::Subscribe { request: Box::new(request), outbox: outbox.clone(), sub, reply };
         if self.commands.send(command).is_err() {
             return Err(LiveError::NotReady("the server is shutting down".into()));
         }
@@ -121,10 +131,8 @@ struct Hub {
 
 impl Hub {
     fn new(replica: Arc<Replica>, stats: Arc<LiveStats>) -> Hub {
-        let as_of = replica
-            .applied_positions()
-            .map(|(s, p)| (s.clone(), AsOf { position: p, commit_ts: None }))
-            .collect();
+        let as_of =
+            replica.applied_positions().map(|(s, p)| (s.clone(), AsOf { position: p, commit_ts: None })).collect();
         Hub { set: LiveSet::new(), replica, shared: HashMap::new(), by_query: HashMap::new(), as_of, stats }
     }
 
@@ -157,7 +165,7 @@ impl Hub {
     fn command(&mut self, command: Command) {
         match command {
             Command::Subscribe { request, outbox, sub, reply } => {
-                let _ = reply.send(self.subscribe(request, outbox, sub));
+                let _ = reply.send(self.subscribe(*request, outbox, sub));
             }
             Command::Stop { outbox, sub } => self.drop_where(|s| s.outbox.id == outbox && s.sub == sub),
             Command::Gone { outbox } => self.drop_where(|s| s.outbox.id == outbox),
@@ -182,7 +190,8 @@ impl Hub {
         let shared = self.shared.get_mut(&key).expect("just added");
         let payload = first_payload(&self.set, shared, as_of);
         if let Some(payload) = payload {
-            outbox.push(&sub, Delivery::Next { payload, patch: false });
+            let kind = if matches!(shared.request.render, Render::Patches { .. }) { Kind::Reset } else { Kind::Full };
+            outbox.push(&sub, Delivery::Next { payload, kind });
             self.stats.deliveries.fetch_add(1, Ordering::Relaxed);
         }
         shared.subscribers.push(Subscriber { outbox, sub });
@@ -192,10 +201,10 @@ impl Hub {
     fn as_of_for(&self, key: &str) -> AsOf {
         let Some(shared) = self.shared.get(key) else { return AsOf::default() };
         let source = &shared.request.spec.schema.spec.source;
-        self.as_of.get(source).copied().unwrap_or_else(|| AsOf {
-            position: self.replica.applied_position(source),
-            commit_ts: None,
-        })
+        self.as_of
+            .get(source)
+            .copied()
+            .unwrap_or_else(|| AsOf { position: self.replica.applied_position(source), commit_ts: None })
     }
 
     fn drop_where(&mut self, gone: impl Fn(&Subscriber) -> bool) {
@@ -237,7 +246,8 @@ impl Hub {
                     shared.seq += 1;
                     shared.last = None;
                     let payload = not_ready_payload(&reason, as_of, shared.seq);
-                    fan_out(shared, Delivery::Next { payload, patch: false }, &self.stats);
+                    // An error result stands for the whole state, like a reset.
+                    fan_out(shared, Delivery::Next { payload, kind: Kind::Reset }, &self.stats);
                 }
                 Step::Ended(reason) => {
                     fan_out(shared, Delivery::Error(errors(&reason, "SCHEMA_CHANGED")), &self.stats);
@@ -266,18 +276,27 @@ impl Hub {
                     return;
                 }
                 shared.seq += 1;
-                let body = if reset { UpdateBody::Reset(all) } else { UpdateBody::Patch { diff: rows, key: key_columns } };
+                let body =
+                    if reset { UpdateBody::Reset(all) } else { UpdateBody::Patch { diff: rows, key: key_columns } };
                 let payload = patches_payload(&shared.request.field, fields, &body, as_of, shared.seq, all.len());
                 let mut reset_payload: Option<Arc<str>> = None;
                 self.stats.payloads.fetch_add(1, Ordering::Relaxed);
                 for s in &shared.subscribers {
                     self.stats.deliveries.fetch_add(1, Ordering::Relaxed);
-                    if s.outbox.push(&s.sub, Delivery::Next { payload: payload.clone(), patch: !reset }) == Pushed::NeedsReset {
+                    let kind = if reset { Kind::Reset } else { Kind::Patch };
+                    if s.outbox.push(&s.sub, Delivery::Next { payload: payload.clone(), kind }) == Pushed::NeedsReset {
                         let r = reset_payload.get_or_insert_with(|| {
-                            patches_payload(&shared.request.field, fields, &UpdateBody::Reset(all), as_of, shared.seq, all.len())
+                            patches_payload(
+                                &shared.request.field,
+                                fields,
+                                &UpdateBody::Reset(all),
+                                as_of,
+                                shared.seq,
+                                all.len(),
+                            )
                         });
                         self.stats.resets_for_slow_clients.fetch_add(1, Ordering::Relaxed);
-                        s.outbox.replace(&s.sub, Delivery::Next { payload: r.clone(), patch: false });
+                        s.outbox.replace(&s.sub, Delivery::Next { payload: r.clone(), kind: Kind::Reset });
                     }
                 }
             }
@@ -292,7 +311,7 @@ impl Hub {
                 shared.seq += 1;
                 shared.last = Some(payload.clone());
                 self.stats.payloads.fetch_add(1, Ordering::Relaxed);
-                fan_out(shared, Delivery::Next { payload, patch: false }, &self.stats);
+                fan_out(shared, Delivery::Next { payload, kind: Kind::Full }, &self.stats);
             }
         }
     }
@@ -335,12 +354,7 @@ fn full_payload(request: &LiveRequest, current: Current<'_>, as_of: AsOf, seq: u
     out.raw(":");
     match (&request.render, current) {
         (Render::Rows(fields), Current::Rows(rows)) => out.rows(fields, rows),
-        (Render::Row(fields), Current::Row(row)) => match row {
-            Some(row) => out.row(fields, row),
-            None => {
-                out.raw("null");
-            }
-        },
+        (Render::Row(fields), Current::Row(Some(row))) => out.row(fields, row),
         (Render::Groups { fields, group_by, measures }, Current::Groups(groups)) => {
             out.groups(fields, &groups, group_by, measures)
         }

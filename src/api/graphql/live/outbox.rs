@@ -16,10 +16,19 @@ use tokio::sync::Notify;
 /// A message for one subscription. Payloads are shared by every subscriber of a query.
 #[derive(Clone, Debug)]
 pub enum Delivery {
-    /// A result (`next`/`data`); `patch`: an incremental patch, which cannot replace another.
-    Next { payload: Arc<str>, patch: bool },
+    /// A result (`next`/`data`).
+    Next { payload: Arc<str>, kind: Kind },
     /// The subscription failed or ended: a JSON array of GraphQL errors, then `complete`.
     Error(Arc<str>),
+}
+
+/// What a result is, for coalescing: a newer full result or reset stands for everything
+/// before it; a patch only for itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Full,
+    Reset,
+    Patch,
 }
 
 /// What happened to a pushed message.
@@ -71,9 +80,9 @@ impl Outbox {
         }
         let waiting = w.items.iter_mut().find(|(s, d)| s == sub && matches!(d, Delivery::Next { .. }));
         match (waiting, &delivery) {
-            (Some((_, Delivery::Next { patch: true, .. })), Delivery::Next { patch: true, .. }) => {
-                return Pushed::NeedsReset;
-            }
+            // A patch applies to the state the waiting message leads to: together they need a
+            // reset to the newest state, which the caller supplies.
+            (Some(_), Delivery::Next { kind: Kind::Patch, .. }) => return Pushed::NeedsReset,
             (Some((_, old)), Delivery::Next { .. }) => {
                 *old = delivery;
                 self.coalesced.fetch_add(1, Ordering::Relaxed);
@@ -128,5 +137,44 @@ impl Outbox {
         let mut w = self.lock();
         w.closed = true;
         w.items.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn next(payload: &str, kind: Kind) -> Delivery {
+        Delivery::Next { payload: Arc::from(payload), kind }
+    }
+
+    fn waiting(outbox: &Outbox) -> Vec<String> {
+        outbox
+            .take()
+            .into_iter()
+            .map(|(s, d)| match d {
+                Delivery::Next { payload, .. } => format!("{s}:{payload}"),
+                Delivery::Error(e) => format!("{s}:error {e}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_waiting_message_per_subscription() {
+        let outbox = Outbox::new();
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        assert_eq!(outbox.push(&a, next("full 1", Kind::Full)), Pushed::Queued);
+        assert_eq!(outbox.push(&b, next("reset 1", Kind::Reset)), Pushed::Queued);
+        assert_eq!(outbox.push(&a, next("full 2", Kind::Full)), Pushed::Queued);
+        // A patch behind a waiting reset or patch cannot be sent as it is.
+        assert_eq!(outbox.push(&b, next("patch 2", Kind::Patch)), Pushed::NeedsReset);
+        outbox.replace(&b, next("reset 2", Kind::Reset));
+        assert_eq!(waiting(&outbox), ["a:full 2", "b:reset 2"]);
+        // Once taken, a patch queues normally; an error always queues behind.
+        assert_eq!(outbox.push(&b, next("patch 3", Kind::Patch)), Pushed::Queued);
+        assert_eq!(outbox.push(&b, Delivery::Error(Arc::from("[]"))), Pushed::Queued);
+        assert_eq!(waiting(&outbox), ["b:patch 3", "b:error []"]);
+        outbox.close();
+        assert_eq!(outbox.push(&a, next("late", Kind::Full)), Pushed::Closed);
     }
 }

@@ -107,7 +107,10 @@ fn object<T>(
 }
 
 /// A pseudo-field merging several selections of one response key (their sub-selections add up).
-fn merged<'a, T>(same: &[SelectionField<'a>], mut each: impl FnMut(&SelectionField<'a>) -> Result<Fields<T>>) -> Result<Fields<T>>
+fn merged<'a, T>(
+    same: &[SelectionField<'a>],
+    mut each: impl FnMut(&SelectionField<'a>) -> Result<Fields<T>>,
+) -> Result<Fields<T>>
 where
     T: PartialEq,
 {
@@ -131,7 +134,11 @@ pub fn row(view: &TableView, field: &SelectionField<'_>) -> Result<Fields<RowFie
         if name == "__typename" {
             return Ok(RowField::Typename(view.type_name.clone()));
         }
-        view.columns.iter().find(|c| c.name == name).map(|c| RowField::Column(c.position)).ok_or_else(|| unexpected(name))
+        view.columns
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| RowField::Column(c.position))
+            .ok_or_else(|| unexpected(name))
     })
 }
 
@@ -146,7 +153,11 @@ fn key_object(view: &TableView, type_name: String, same: &[SelectionField<'_>]) 
             if name == "__typename" {
                 return Ok(RowField::Typename(type_name.clone()));
             }
-            view.columns.iter().find(|c| c.name == name).map(|c| RowField::Column(c.position)).ok_or_else(|| unexpected(name))
+            view.columns
+                .iter()
+                .find(|c| c.name == name)
+                .map(|c| RowField::Column(c.position))
+                .ok_or_else(|| unexpected(name))
         })
     })
 }

@@ -23,6 +23,12 @@ pub struct AsOf {
 /// A JSON writer into one buffer.
 pub struct Json(pub String);
 
+impl Default for Json {
+    fn default() -> Json {
+        Json::new()
+    }
+}
+
 impl Json {
     pub fn new() -> Json {
         Json(String::with_capacity(256))
@@ -87,7 +93,13 @@ impl Json {
         self.0.push(']');
     }
 
-    pub fn groups(&mut self, fields: &Fields<GroupField>, groups: &[GroupResult], group_by: &[usize], measures: &[(crate::aggregate::AggFn, usize)]) {
+    pub fn groups(
+        &mut self,
+        fields: &Fields<GroupField>,
+        groups: &[GroupResult],
+        group_by: &[usize],
+        measures: &[(crate::aggregate::AggFn, usize)],
+    ) {
         self.0.push('[');
         for (i, g) in groups.iter().enumerate() {
             if i > 0 {
@@ -250,9 +262,8 @@ fn patch(out: &mut Json, fields: &Fields<PatchField>, diff: &RowsDiff, key: &[us
                         out.0.push(',');
                     }
                     // Only the key columns: a removed row's other values are not news.
-                    let key_only: Vec<Value> = (0..row.len())
-                        .map(|c| if key.contains(&c) { row[c].clone() } else { Value::Null })
-                        .collect();
+                    let key_only: Vec<Value> =
+                        (0..row.len()).map(|c| if key.contains(&c) { row[c].clone() } else { Value::Null }).collect();
                     out.row(f, &key_only);
                 }
                 out.0.push(']');

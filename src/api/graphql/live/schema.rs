@@ -43,7 +43,12 @@ impl Names {
 /// A field whose value only the live hub writes.
 fn written_by_hub(name: &str, ty: TypeRef) -> Field {
     Field::new(name, ty, |_| {
-        FieldFuture::new(async { Err::<Option<async_graphql::dynamic::FieldValue>, _>(error(Code::Internal, "live values are written by the live hub")) })
+        FieldFuture::new(async {
+            Err::<Option<async_graphql::dynamic::FieldValue>, _>(error(
+                Code::Internal,
+                "live values are written by the live hub",
+            ))
+        })
     })
 }
 
@@ -113,7 +118,10 @@ pub fn fields(mut root: Subscription, view: &Arc<TableView>) -> Subscription {
             let v = v.clone();
             SubscriptionFieldFuture::new(async move { compile::rows(&v, &ctx, compile::Form::Full) })
         })
-        .description(format!("`{}` as a live query: the whole result now, and again after each source transaction that changes it.", view.field));
+        .description(format!(
+            "`{}` as a live query: the whole result now, and again after each source transaction that changes it.",
+            view.field
+        ));
         root = root.field(page_args(field));
         if view.key_columns().is_some() {
             let v = view.clone();
@@ -137,11 +145,12 @@ pub fn fields(mut root: Subscription, view: &Arc<TableView>) -> Subscription {
         && let Some(key) = view.key_columns()
     {
         let v = view.clone();
-        let mut field = SubscriptionField::new(format!("{}ByKey", view.field), TypeRef::named(&view.type_name), move |ctx| {
-            let v = v.clone();
-            SubscriptionFieldFuture::new(async move { compile::by_key(&v, &ctx) })
-        })
-        .description("The row with this key (or null), again each time it changes.");
+        let mut field =
+            SubscriptionField::new(format!("{}ByKey", view.field), TypeRef::named(&view.type_name), move |ctx| {
+                let v = v.clone();
+                SubscriptionFieldFuture::new(async move { compile::by_key(&v, &ctx) })
+            })
+            .description("The row with this key (or null), again each time it changes.");
         for column in key {
             field = field.argument(InputValue::new(&column.name, output_type(&column.ty, false)));
         }

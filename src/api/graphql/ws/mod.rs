@@ -78,10 +78,7 @@ struct Connection {
 
 impl Connection {
     async fn serve(mut self, cancel: CancellationToken) {
-        let close = match self.run(&cancel).await {
-            Ok(()) => None,
-            Err(close) => Some(close),
-        };
+        let close = self.run(&cancel).await.err();
         if let Some(hub) = &self.state.live {
             hub.gone(&self.outbox);
         }
@@ -158,7 +155,10 @@ impl Connection {
         let principal = match self.state.auth.from_init_payload(payload.as_ref()).await {
             Ok(Some(p)) => p,
             Ok(None) => {
-                return Err(Close(4403, "Forbidden: put `Authorization: Bearer <token>` in the connection_init payload".into()));
+                return Err(Close(
+                    4403,
+                    "Forbidden: put `Authorization: Bearer <token>` in the connection_init payload".into(),
+                ));
             }
             Err(e) => return Err(Close(4403, format!("Forbidden: {e}"))),
         };
@@ -190,7 +190,10 @@ impl Connection {
                     return Err(Close(4409, format!("Subscriber for {id} already exists")));
                 }
                 if self.open.len() >= MAX_OPERATIONS {
-                    let e = errors_json(errors::Code::BadRequest, &format!("at most {MAX_OPERATIONS} operations per connection"));
+                    let e = errors_json(
+                        errors::Code::BadRequest,
+                        &format!("at most {MAX_OPERATIONS} operations per connection"),
+                    );
                     return self.send_all(self.frames.error(&id, &e)).await;
                 }
                 self.operation(principal, id, *request).await
@@ -200,10 +203,19 @@ impl Connection {
 
     /// Runs one operation: a subscription is registered with the hub; anything else is
     /// executed and answered once.
-    async fn operation(&mut self, principal: &Principal, id: Arc<str>, request: async_graphql::Request) -> Result<(), Close> {
+    async fn operation(
+        &mut self,
+        principal: &Principal,
+        id: Arc<str>,
+        request: async_graphql::Request,
+    ) -> Result<(), Close> {
         let document = match async_graphql::parser::parse_query(&request.query) {
             Ok(d) => d,
-            Err(e) => return self.send_all(self.frames.error(&id, &errors_json(errors::Code::ParseFailed, &e.to_string()))).await,
+            Err(e) => {
+                return self
+                    .send_all(self.frames.error(&id, &errors_json(errors::Code::ParseFailed, &e.to_string())))
+                    .await;
+            }
         };
         let is_subscription = document
             .operations
@@ -216,7 +228,9 @@ impl Connection {
             .is_some_and(|(_, op)| op.node.ty == OperationType::Subscription);
         let (schema, replica) = match self.state.role_schema(principal) {
             Ok(found) => found,
-            Err((_, code, message)) => return self.send_all(self.frames.error(&id, &errors_json(code, &message))).await,
+            Err((_, code, message)) => {
+                return self.send_all(self.frames.error(&id, &errors_json(code, &message))).await;
+            }
         };
         let scope = Scope::new(principal.clone(), replica.clone());
         if !is_subscription {

@@ -37,9 +37,14 @@ pub enum ClientMessage {
     Ping,
     Pong,
     /// `subscribe` (or legacy `start`): an operation under the client's id.
-    Subscribe { id: String, request: Box<Request> },
+    Subscribe {
+        id: String,
+        request: Box<Request>,
+    },
     /// `complete` (or legacy `stop`): the client no longer wants operation `id`.
-    Stop { id: String },
+    Stop {
+        id: String,
+    },
     /// Legacy `connection_terminate`.
     Terminate,
 }
@@ -164,7 +169,10 @@ mod tests {
         assert!(matches!(parse(Protocol::Legacy, r#"{"id":"1","type":"stop"}"#), Ok(ClientMessage::Stop { .. })));
         assert!(matches!(parse(Protocol::TransportWs, r#"{"type":"ping"}"#), Ok(ClientMessage::Ping)));
         let no_id = r#"{"type":"subscribe","payload":{"query":"{ x }"}}"#;
-        assert_eq!(parse(Protocol::TransportWs, no_id).err(), Some(ProtocolError("`subscribe` needs a non-empty `id`".into())));
+        assert_eq!(
+            parse(Protocol::TransportWs, no_id).err(),
+            Some(ProtocolError("`subscribe` needs a non-empty `id`".into()))
+        );
         assert!(parse(Protocol::TransportWs, "not json").is_err());
     }
 
