@@ -59,6 +59,9 @@ pub struct Tally {
     pub changed: AtomicU64,
     /// Patches that did not fit the client's result (see `mirror`).
     pub inconsistencies: AtomicU64,
+    /// Patches whose `seq` was not the previous message's + 1: a patch was lost on the way (a
+    /// client that falls behind must get a reset instead).
+    pub seq_gaps: AtomicU64,
     /// Whole results in the patch form after the first: the server coalesced patches a client
     /// had not taken yet, or the table was reset.
     pub resets: AtomicU64,
@@ -116,7 +119,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let setup = tokio::time::timeout(shared.endpoint.setup_timeout, subscribe(&sub, &shared));
-    let (mut ws, mut mirror) = tokio::select! {
+    let (mut ws, mut mirror, mut last_seq) = tokio::select! {
         () = cancel.cancelled() => return,
         r = setup => match r {
             Ok(Ok(subscribed)) => subscribed,
@@ -167,7 +170,7 @@ pub async fn run(
         shared.tally.bytes.fetch_add(text.len() as u64, Ordering::Relaxed);
         match frame::parse(text.as_str()) {
             Ok(ServerMessage::Next { payload, .. }) => match frame::update(shared.form, payload) {
-                Ok(update) => {
+                Ok((update, seq)) => {
                     let entered = match update {
                         Update::Whole(keys) => {
                             if shared.form == Form::Patches {
@@ -175,8 +178,16 @@ pub async fn run(
                             }
                             mirror.replace(keys)
                         }
-                        Update::Patch { upserts, removed } => mirror.patch(&upserts, &removed),
+                        Update::Patch { upserts, removed } => {
+                            if let (Some(seq), Some(last)) = (seq, last_seq)
+                                && seq != last + 1
+                            {
+                                shared.tally.seq_gaps.fetch_add(1, Ordering::Relaxed);
+                            }
+                            mirror.patch(&upserts, &removed)
+                        }
                     };
+                    last_seq = seq.or(last_seq);
                     for id in entered.new {
                         match shared.ledger.deliver(id, arrival) {
                             Delivery::Foreign => {
@@ -233,7 +244,7 @@ pub async fn run(
 
 /// Connection, `connection_init`, `subscribe`, and the first result (not counted: its rows were
 /// there before the run).
-async fn subscribe(sub: &Subscriber, shared: &Shared) -> Result<(Socket, Mirror), String> {
+async fn subscribe(sub: &Subscriber, shared: &Shared) -> Result<(Socket, Mirror, Option<u64>), String> {
     let endpoint = &shared.endpoint;
     let mut ws = connect(endpoint, sub.index).await?;
     let init = serde_json::json!({
@@ -271,11 +282,12 @@ async fn subscribe(sub: &Subscriber, shared: &Shared) -> Result<(Socket, Mirror)
             ServerMessage::Pong => {}
             ServerMessage::Next { payload, .. } if acked => {
                 let mut mirror = Mirror::new(sub.limit);
-                match frame::update(shared.form, payload).map_err(|e| format!("first result: {e}"))? {
+                let (update, seq) = frame::update(shared.form, payload).map_err(|e| format!("first result: {e}"))?;
+                match update {
                     Update::Whole(keys) => mirror.replace(keys),
                     Update::Patch { .. } => return Err("the first message is a patch, not the whole result".into()),
                 };
-                return Ok((ws, mirror));
+                return Ok((ws, mirror, seq));
             }
             ServerMessage::Error { payload, .. } => {
                 return Err(format!("subscription refused: {}", frame::first_error(payload)));
@@ -387,7 +399,7 @@ mod tests {
             patch(4, &[101], &[]),
             patch(5, &[102], &[100]),
             patch(6, &[42], &[101]),
-            patch(7, &[], &[7]),
+            patch(8, &[], &[7]),
         ];
         let (handled_tx, handled) = tokio::sync::oneshot::channel();
         let server = tokio::spawn(serve_one(listener, frames, handled_tx));
@@ -421,6 +433,7 @@ mod tests {
         assert_eq!(t.changed.load(Ordering::Relaxed), 1, "101 was held already");
         assert_eq!(t.early.load(Ordering::Relaxed), 1, "102 came before its commit returned");
         assert_eq!(t.inconsistencies.load(Ordering::Relaxed), 1, "7 was never held");
+        assert_eq!(t.seq_gaps.load(Ordering::Relaxed), 1, "patch 7 never came");
         // The writer's call for 102 returns only now: every change reached its one subscriber.
         ledger.committed(2, Instant::now());
         let count = ledger.count(|_| 1);

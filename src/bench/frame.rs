@@ -90,25 +90,29 @@ pub enum Update {
     Patch { upserts: Vec<i64>, removed: Vec<i64> },
 }
 
-/// Reads the row keys out of a `next` payload of `form`; GraphQL errors inside it are returned
-/// as the error.
-pub fn update(form: Form, payload: &RawValue) -> Result<Update, FrameError> {
+/// Reads the row keys out of a `next` payload of `form`, with the message's `seq` when it has
+/// one; GraphQL errors inside it are returned as the error.
+pub fn update(form: Form, payload: &RawValue) -> Result<(Update, Option<u64>), FrameError> {
     match form {
         Form::Full => {
             let p: Payload<Vec<Row>> = from_raw(payload)?;
-            Ok(Update::Whole(p.into_data()?.into_iter().map(|r| r.id.0).collect()))
+            let seq = p.extensions.as_ref().and_then(|e| e.seq);
+            Ok((Update::Whole(p.into_data()?.into_iter().map(|r| r.id.0).collect()), seq))
         }
         Form::Patches => {
             let p: Payload<Patches> = from_raw(payload)?;
             let patches = p.into_data()?;
-            match (patches.reset, patches.patch) {
-                (Some(reset), _) => Ok(Update::Whole(reset.into_iter().map(|r| r.id.0).collect())),
-                (None, Some(patch)) => Ok(Update::Patch {
+            let update = match (patches.reset, patches.patch) {
+                (Some(reset), _) => Update::Whole(reset.into_iter().map(|r| r.id.0).collect()),
+                (None, Some(patch)) => Update::Patch {
                     upserts: patch.upserts.into_iter().map(|u| u.row.id.0).collect(),
                     removed: patch.removed_keys.into_iter().map(|r| r.id.0).collect(),
-                }),
-                (None, None) => Err(FrameError::Malformed("a patch message with neither `reset` nor `patch`".into())),
-            }
+                },
+                (None, None) => {
+                    return Err(FrameError::Malformed("a patch message with neither `reset` nor `patch`".into()));
+                }
+            };
+            Ok((update, patches.seq))
         }
     }
 }
@@ -135,6 +139,14 @@ struct Payload<T> {
     data: Option<OnlyField<T>>,
     #[serde(default)]
     errors: Vec<GraphqlError>,
+    #[serde(default)]
+    extensions: Option<Extensions>,
+}
+
+#[derive(Deserialize)]
+struct Extensions {
+    #[serde(default)]
+    seq: Option<u64>,
 }
 
 impl<T> Payload<T> {
@@ -171,6 +183,8 @@ impl GraphqlError {
 
 #[derive(Deserialize)]
 struct Patches {
+    #[serde(default)]
+    seq: Option<u64>,
     #[serde(default)]
     reset: Option<Vec<Row>>,
     #[serde(default)]
@@ -273,9 +287,9 @@ mod tests {
             {"id":"40012","status":"paid","createdAt":"2026-11-28T12:00:00.123456Z"},
             {"id":"17","status":"paid","createdAt":"2026-11-28T11:00:00Z","nested":{"a":[1,2,{"id":"x"}]}}]},
             "extensions":{"asOf":{"position":"0/1A2B3C8","commitTs":"2026-11-28T12:00:00.123456Z"},"seq":7}}}"#;
-        assert_eq!(update(Form::Full, next(text)).unwrap(), Update::Whole(vec![40012, 17]));
+        assert_eq!(update(Form::Full, next(text)).unwrap(), (Update::Whole(vec![40012, 17]), Some(7)));
         let empty = r#"{"id":"1","type":"next","payload":{"data":{"orders":[]}}}"#;
-        assert_eq!(update(Form::Full, next(empty)).unwrap(), Update::Whole(vec![]));
+        assert_eq!(update(Form::Full, next(empty)).unwrap(), (Update::Whole(vec![]), None));
     }
 
     #[test]
@@ -283,7 +297,7 @@ mod tests {
         let reset = r#"{"id":"1","type":"next","payload":{"data":{"ordersPatches":{"seq":1,
             "asOf":{"position":"0/16B3748","commitTs":"2026-11-28T12:00:00Z"},
             "reset":[{"id":"3","status":"paid"},{"id":"2","status":"paid"}],"patch":null}}}}"#;
-        assert_eq!(update(Form::Patches, next(reset)).unwrap(), Update::Whole(vec![3, 2]));
+        assert_eq!(update(Form::Patches, next(reset)).unwrap(), (Update::Whole(vec![3, 2]), Some(1)));
         let patch = r#"{"id":"1","type":"next","payload":{"data":{"ordersPatches":{"seq":8,
             "asOf":{"position":"0/1A2B3C8","commitTs":"2026-11-28T12:00:00.123456Z"},"reset":null,
             "patch":{"upserts":[{"index":0,"row":{"id":"123","status":"paid"}}],"removedKeys":[{"id":"99"}]}}}}}"#;

@@ -340,14 +340,20 @@ async fn scenario_run(
     let start = Instant::now() + Duration::from_millis(200);
     let pacer = Pacer::new(start, shape.rate);
     let writer_cancel = cancel.child_token();
-    let writer = tokio::spawn(writer::run(
+    let writer = match writer::spawn(
         database.to_string(),
         options.writers,
         plan.clone(),
         ledger.clone(),
         pacer,
         writer_cancel.clone(),
-    ));
+    ) {
+        Ok(w) => w,
+        Err(e) => {
+            stop_clients(clients).await;
+            return Err(e);
+        }
+    };
     let window_start = pacer.due(measured_from);
     tokio::time::sleep_until(window_start.into()).await;
     let at_start = Snapshot::take(&shared.tally, server.pid);
@@ -366,9 +372,9 @@ async fn scenario_run(
             stop_clients(clients).await;
             return Err(e);
         }
-        Err(e) => {
+        Err(_) => {
             stop_clients(clients).await;
-            return Err(BenchError::Io(format!("the writer task failed: {e}")));
+            return Err(BenchError::Io("the writer thread ended without a result".into()));
         }
     };
     let expected = |n: usize| plan.expected(n, &queries, &subscribers);
@@ -434,6 +440,7 @@ async fn scenario_run(
         changed_rows: tally.changed.load(Ordering::Relaxed),
         inconsistent_patches: tally.inconsistencies.load(Ordering::Relaxed),
         resets: tally.resets.load(Ordering::Relaxed),
+        seq_gaps: tally.seq_gaps.load(Ordering::Relaxed),
         received: Traffic {
             messages,
             bytes,

@@ -34,6 +34,8 @@ pub struct Report {
     pub changed_rows: u64,
     /// Patches that did not fit a client's result (lost or misapplied).
     pub inconsistent_patches: u64,
+    /// Patches whose `seq` did not follow the previous message's.
+    pub seq_gaps: u64,
     /// Whole results after the first in the patch form (the server's answer to a client that
     /// fell behind: its unsent patches replaced by the current result).
     pub resets: u64,
@@ -105,6 +107,9 @@ impl Report {
         }
         if self.inconsistent_patches > 0 {
             out.push(format!("{} patches did not fit the client's result", self.inconsistent_patches));
+        }
+        if self.seq_gaps > 0 {
+            out.push(format!("{} patches did not follow the previous message (seq gap)", self.seq_gaps));
         }
         if self.writer.failed > 0 {
             out.push(format!("{} inserts failed", self.writer.failed));
@@ -272,6 +277,7 @@ mod tests {
             foreign_rows: 0,
             changed_rows: 0,
             inconsistent_patches: 0,
+            seq_gaps: 0,
             resets: 0,
             received: Traffic::default(),
             server: None,

@@ -8,6 +8,10 @@
 //! second with a round trip and a WAL flush each. If the connections fall behind, changes queue
 //! and go as fast as they can; the report gives the rate achieved.
 //!
+//! The writer has a thread and a runtime of its own: on the runtime of a thousand clients, the
+//! task whose commit just returned would wait its turn behind their frames before it could note
+//! the instant, which would move latencies by the clients' backlog (and the schedule with it).
+//!
 //! Each row's id is chosen here (`OVERRIDING SYSTEM VALUE`), from a range reserved beforehand,
 //! so a client can tell which change a row is from the row alone (see `ledger`).
 
@@ -15,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::BenchError;
@@ -58,6 +62,30 @@ pub struct WriterStats {
     /// The latest a change was sent after its due time.
     pub max_behind: Duration,
     pub errors: Vec<String>,
+}
+
+/// [`run`] on a thread and a current-thread runtime of its own; its outcome comes through the
+/// receiver.
+pub fn spawn(
+    url: String,
+    connections: usize,
+    plan: Arc<Plan>,
+    ledger: Arc<Ledger>,
+    pacer: Pacer,
+    cancel: CancellationToken,
+) -> Result<oneshot::Receiver<Result<WriterStats, BenchError>>, BenchError> {
+    let (tx, rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("bench-writer".into())
+        .spawn(move || {
+            let outcome = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(run(url, connections, plan, ledger, pacer, cancel)),
+                Err(e) => Err(BenchError::Io(format!("cannot start the writer's runtime: {e}"))),
+            };
+            let _ = tx.send(outcome);
+        })
+        .map_err(|e| BenchError::Io(format!("cannot start the writer thread: {e}")))?;
+    Ok(rx)
 }
 
 /// Writes the plan's changes on `connections` connections, paced from `start`; stops early on
