@@ -303,14 +303,14 @@ mod tests {
             "patch":{"upserts":[{"index":0,"row":{"id":"123","status":"paid"}}],"removedKeys":[{"id":"99"}]}}}}}"#;
         assert_eq!(
             update(Form::Patches, next(patch)).unwrap(),
-            Update::Patch { upserts: vec![123], removed: vec![99] }
+            (Update::Patch { upserts: vec![123], removed: vec![99] }, Some(8))
         );
         // Field order is free in JSON: `patch` before `reset`, keys as numbers.
         let reordered = r#"{"payload":{"data":{"p":{"patch":{"removedKeys":[],"upserts":[{"row":{"id":5},"index":1}]},
             "reset":null}}},"type":"next","id":"1"}"#;
         assert_eq!(
             update(Form::Patches, next(reordered)).unwrap(),
-            Update::Patch { upserts: vec![5], removed: vec![] }
+            (Update::Patch { upserts: vec![5], removed: vec![] }, None)
         );
     }
 
