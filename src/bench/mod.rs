@@ -47,8 +47,6 @@ use scenario::{LiveQuery, Plan, ScenarioKind, Shape};
 use server::ServerProcess;
 use writer::Pacer;
 
-pub use report::Report as BenchReport;
-
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     #[error(transparent)]
