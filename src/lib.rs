@@ -14,11 +14,13 @@
 //!   subscriptions in [`api`] run it);
 //! - [`pipeline`] wires a source to the replica with backpressure;
 //! - [`store`] is opslive's own database; [`config`] the one configuration struct;
-//! - [`tail`] and [`serve`] are the commands built on them; [`api`] is serve's HTTP face.
+//! - [`tail`] and [`serve`] are the commands built on them; [`api`] is serve's HTTP face;
+//!   [`bench`] is the load tool that measures live queries end to end.
 
 pub mod aggregate;
 pub mod api;
 pub mod auth;
+pub mod bench;
 pub mod change;
 pub mod checkpoint;
 pub mod config;

@@ -140,6 +140,107 @@ enum Command {
         #[command(flatten)]
         traffic: SimArgs,
     },
+    /// Load test of live queries: N WebSocket clients on live queries while a writer commits R
+    /// changes/s into PostgreSQL; prints commit → frame latency, deliveries, traffic, and the
+    /// server's CPU and memory.
+    ///
+    /// Self-contained by default: a private PostgreSQL with the fixtures and `opslive serve` of
+    /// this binary are started for the run and stopped after it. Exits non-zero when an expected
+    /// delivery is missing or a client failed.
+    Bench(Box<BenchArgs>),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// spread: 1,000 clients over 100 (warehouse × status) queries, latest 50, 1,000 changes/s;
+    /// hot: 1,000 clients on the latest 100 orders, 100 changes/s; custom: set the numbers below.
+    #[arg(long, value_enum, default_value_t = opslive::bench::scenario::ScenarioKind::Spread)]
+    scenario: opslive::bench::scenario::ScenarioKind,
+    /// WebSocket clients, one subscription each (default: the scenario's).
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Committed changes per second (default: the scenario's).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Distinct live queries; 1 is the unfiltered one (default: the scenario's).
+    #[arg(long)]
+    queries: Option<usize>,
+    /// Rows in each live result (default: the scenario's).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Live query form: `patches` (reset, then upserts and removed keys) or `full` results.
+    #[arg(long, value_enum, default_value_t = opslive::bench::frame::Form::Patches)]
+    form: opslive::bench::frame::Form,
+    /// Measured time, after the warm-up.
+    #[arg(long, default_value = "30s", value_parser = opslive::sim::parse_duration)]
+    duration: std::time::Duration,
+    /// Writing before the measurement starts (not in the latency figures).
+    #[arg(long, default_value = "5s", value_parser = opslive::sim::parse_duration)]
+    warmup: std::time::Duration,
+    /// Writer connections to PostgreSQL.
+    #[arg(long, default_value_t = 4)]
+    writers: usize,
+    /// How long to wait for the last deliveries once the writer is done.
+    #[arg(long, default_value = "10s", value_parser = opslive::sim::parse_duration)]
+    drain: std::time::Duration,
+    /// Connect the clients from this many loopback addresses (127.0.0.1 … 127.0.0.N), for a
+    /// server that limits connections per address.
+    #[arg(long, default_value_t = 1)]
+    source_ips: usize,
+    /// Random seed of the writer's plan (default: random).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print the report as JSON on stdout (progress still goes to stderr).
+    #[arg(long)]
+    json: bool,
+    /// A running server to measure instead (`http://127.0.0.1:8080`); needs --database and --token.
+    #[arg(long, requires_all = ["database", "token"])]
+    server: Option<String>,
+    /// The source database that server watches (fixture schema); the writer inserts orders there.
+    #[arg(long, requires = "server")]
+    database: Option<String>,
+    /// A token the server accepts, of a role that sees `orders` (e.g. from `opslive token --role admin`).
+    #[arg(long, requires = "server")]
+    token: Option<String>,
+    /// The running server's process id, to report its CPU and memory.
+    #[arg(long, requires = "server")]
+    server_pid: Option<u32>,
+    /// Directory of PostgreSQL's server binaries for the private database.
+    #[arg(long, conflicts_with = "server")]
+    pg_bin: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    fn options(self) -> anyhow::Result<opslive::bench::BenchOptions> {
+        let preset = self.scenario.shape();
+        let shape = opslive::bench::scenario::Shape {
+            clients: self.clients.unwrap_or(preset.clients),
+            rate: self.rate.unwrap_or(preset.rate),
+            queries: self.queries.unwrap_or(preset.queries),
+            limit: self.limit.unwrap_or(preset.limit),
+        };
+        let target = match (self.server, self.database, self.token) {
+            (Some(server), Some(database), Some(token)) => {
+                opslive::bench::Target::External { server, database, token, server_pid: self.server_pid }
+            }
+            _ => opslive::bench::Target::Local {
+                exe: std::env::current_exe().context("cannot find this executable to run `serve` from")?,
+                pg_bin: self.pg_bin,
+            },
+        };
+        Ok(opslive::bench::BenchOptions {
+            scenario: self.scenario,
+            shape,
+            form: self.form,
+            duration: self.duration,
+            warmup: self.warmup,
+            writers: self.writers,
+            drain: self.drain,
+            source_ips: self.source_ips,
+            seed: self.seed.unwrap_or_else(rand::random),
+            target,
+        })
+    }
 }
 
 /// The simulator's traffic settings (shared by `simulate` and `demo`).
@@ -311,6 +412,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 sim: if no_sim { None } else { Some(traffic.options()?) },
             };
             opslive::demo::run(options, shutdown_token()).await?;
+            Ok(())
+        }
+        Command::Bench(args) => {
+            let json = args.json;
+            let report = opslive::bench::run(args.options()?, shutdown_token()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            let failures = report.failures();
+            if !failures.is_empty() {
+                bail!("the run failed: {}", failures.join("; "));
+            }
             Ok(())
         }
         Command::Tail { source, tables, url, no_snapshot, capture } => {

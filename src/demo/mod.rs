@@ -5,7 +5,7 @@
 //! into it. Everything stops in order on Ctrl-C — simulator, server (which drops its slot),
 //! database — so nothing is left running and the next run starts clean.
 
-mod access;
+pub mod access;
 mod postgres;
 
 use std::net::SocketAddr;
@@ -70,19 +70,10 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
     };
     let root = cluster_root(&options.data_dir);
     let port = free_or_any(options.pg_port);
-    eprintln!("starting a private PostgreSQL on port {port} in {} …", root.display());
-    let pg = tokio::task::spawn_blocking(move || {
-        let mut pg = LocalPostgres::create(bin, &root, port)?;
-        pg.start()?;
-        Ok::<_, LocalPgError>(pg)
-    })
-    .await
-    .expect("the database setup does not panic")?;
     // From here on the database is stopped however this function ends (`LocalPostgres` stops
     // it when dropped).
+    let pg = fixture_database(bin, root, port, &[]).await?;
     let shop = pg.url("shop");
-    eprintln!("loading the fixtures (orders, inventory, tickets, reconciliation) …");
-    load_fixtures(&pg.url("postgres"), &shop).await?;
 
     // Bound here, so the address printed below already takes connections.
     let listener = match Listener::bind(options.listen).await {
@@ -167,7 +158,32 @@ pub fn cluster_root(data_dir: &Path) -> PathBuf {
     fallback
 }
 
-fn free_or_any(port: u16) -> u16 {
+/// A fresh PostgreSQL cluster under `root` on `port` (with extra server `settings`), started,
+/// with the fixture schema and seed data in database `shop`: what the demo serves and the load
+/// tool (`opslive bench`) measures.
+pub async fn fixture_database(
+    bin: PathBuf,
+    root: PathBuf,
+    port: u16,
+    settings: &[(&str, &str)],
+) -> Result<LocalPostgres, DemoError> {
+    eprintln!("starting a private PostgreSQL on port {port} in {} …", root.display());
+    let settings: Vec<(String, String)> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let pg = tokio::task::spawn_blocking(move || {
+        let mut pg = LocalPostgres::create(bin, &root, port)?;
+        let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        pg.start_with(&settings)?;
+        Ok::<_, LocalPgError>(pg)
+    })
+    .await
+    .expect("the database setup does not panic")?;
+    eprintln!("loading the fixtures (orders, inventory, tickets, reconciliation) …");
+    load_fixtures(&pg.url("postgres"), &pg.url("shop")).await?;
+    Ok(pg)
+}
+
+/// `port` when it is free (and not 0), else any free port.
+pub fn free_or_any(port: u16) -> u16 {
     if port != 0 && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
         return port;
     }

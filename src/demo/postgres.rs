@@ -101,12 +101,21 @@ impl LocalPostgres {
     }
 
     pub fn start(&mut self) -> Result<(), LocalPgError> {
-        let options = format!(
+        self.start_with(&[])
+    }
+
+    /// Starts the server with extra settings (`name`, `value`) on top of the ones logical
+    /// replication needs, e.g. `fsync = off` for a load test that measures opslive, not the disk.
+    pub fn start_with(&mut self, settings: &[(&str, &str)]) -> Result<(), LocalPgError> {
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=10 \
              -c max_wal_senders=10",
             self.port,
             self.socket_dir().display()
         );
+        for (name, value) in settings {
+            options.push_str(&format!(" -c {name}={value}"));
+        }
         let log = self.log_file();
         let mut cmd = self.run_tool("pg_ctl");
         cmd.arg("start").arg("-D").arg(self.data_dir()).args(["-w", "-t", PG_CTL_TIMEOUT, "-o", &options, "-l"]);

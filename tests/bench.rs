@@ -1,0 +1,73 @@
+//! `opslive bench` end to end, as a user runs it: the binary starts its own PostgreSQL and
+//! `opslive serve`, subscribes its clients, writes, and reports. A tiny run (20 clients, 50
+//! changes/s, 3 s) checks the tool's plumbing and the server's promise together: every change
+//! reaches every subscriber whose live query it enters, in both forms of live query.
+//!
+//! Latency figures are not asserted: on a shared two-core machine they measure the machine.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+/// Runs `opslive bench` with `args` and returns its JSON report; fails with its stderr.
+async fn bench(args: &[&str]) -> Json {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_opslive"));
+    cmd.arg("bench").args(args).arg("--json");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("OPSLIVE_") {
+            cmd.env_remove(key);
+        }
+    }
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).spawn().unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())
+        .await
+        .expect("the bench ends within 4 minutes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "opslive bench failed ({}):\n{stdout}\n{stderr}", out.status);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not a JSON report ({e}):\n{stdout}\n{stderr}"))
+}
+
+fn assert_every_delivery_arrived(report: &Json, clients: u64, per_change: u64) {
+    let shown = serde_json::to_string_pretty(report).unwrap();
+    assert_eq!(report["clients_ready"], clients, "{shown}");
+    let d = &report["deliveries"];
+    let changes = d["changes"].as_u64().unwrap();
+    // 50/s for 1 s of warm-up and 3 s measured.
+    assert_eq!(changes, 200, "every planned change was committed: {shown}");
+    assert_eq!(d["expected"].as_u64().unwrap(), changes * per_change, "{shown}");
+    assert_eq!(d["missing"], 0, "{shown}");
+    assert_eq!(d["extra"], 0, "{shown}");
+    assert_eq!(d["delivered"], d["expected"], "{shown}");
+    assert_eq!(report["client_errors"], 0, "{shown}");
+    assert_eq!(report["inconsistent_patches"], 0, "{shown}");
+    assert_eq!(report["foreign_rows"], 0, "only the writer's rows enter the results: {shown}");
+    // The measured changes' deliveries all have a latency.
+    assert_eq!(report["latency"]["samples"].as_u64().unwrap(), 150 * per_change, "{shown}");
+    assert!(report["received"]["messages"].as_u64().unwrap() > 0, "{shown}");
+    assert!(report["server"]["cpu_percent"].as_f64().is_some(), "{shown}");
+    assert!(report["server"]["rss_peak_mb"].as_f64().unwrap() > 0.0, "{shown}");
+}
+
+const TINY: &[&str] =
+    &["--scenario", "custom", "--clients", "20", "--rate", "50", "--duration", "3s", "--warmup", "1s", "--seed", "7"];
+
+#[tokio::test]
+async fn spread_patches_reach_every_subscriber() {
+    // 20 clients over 4 (warehouse × status) queries: 5 subscribers per change.
+    let args = [TINY, &["--queries", "4", "--limit", "10", "--form", "patches"]].concat();
+    let report = bench(&args).await;
+    assert_eq!(report["queries"], 4);
+    assert_every_delivery_arrived(&report, 20, 5);
+}
+
+#[tokio::test]
+async fn hot_full_results_reach_every_subscriber() {
+    // Everybody on the latest 20 orders, whole results in every message.
+    let args = [TINY, &["--queries", "1", "--limit", "20", "--form", "full"]].concat();
+    let report = bench(&args).await;
+    assert_eq!(report["queries"], 1);
+    assert_every_delivery_arrived(&report, 20, 20);
+}
