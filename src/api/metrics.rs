@@ -246,7 +246,7 @@ impl Collector for FlowCollector {
                 ),
                 (
                     "live_slow_client_resets",
-                    "Patches replaced by a reset because the client had not taken the previous one",
+                    "Resets sent instead of patches to clients that had too many waiting",
                     MetricType::Counter,
                     l.resets_for_slow_clients.load(Relaxed),
                 ),

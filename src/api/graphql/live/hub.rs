@@ -38,7 +38,7 @@ pub struct LiveStats {
     pub payloads: AtomicU64,
     /// Messages left for subscribers.
     pub deliveries: AtomicU64,
-    /// Patches turned into a reset because the client had not taken the previous one.
+    /// Patches turned into a reset because the client had too many waiting.
     pub resets_for_slow_clients: AtomicU64,
 }
 

@@ -1,11 +1,12 @@
 //! One connection's outgoing live messages, bounded by coalescing.
 //!
-//! The hub never waits for a socket: it leaves each subscription's message here and wakes the
-//! connection's writer. A subscription has at most one message waiting; when a newer one comes
-//! before the writer took the last, the newer replaces it (a full result supersedes the
-//! previous one; two patches in a row become one reset, which the hub supplies). A slow client
-//! therefore costs memory bounded by its subscriptions, and gets the latest state when it
-//! catches up, never a backlog — and never slows the hub, the replica or other clients.
+//! The hub never waits for a socket: it leaves each subscription's messages here and wakes the
+//! connection's writer. A newer full result (or reset) replaces whatever waits for its
+//! subscription; patches queue behind it, up to [`MAX_WAITING_PATCHES`], after which the hub
+//! sends one reset to the newest state instead. A slow client therefore costs memory bounded by
+//! its subscriptions (and the queued payloads are shared with every other subscriber); one
+//! that is briefly behind catches up on small patches, one that stays behind gets the latest
+//! state, never an endless backlog — and it never slows the hub, the replica or other clients.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -40,6 +41,9 @@ pub enum Pushed {
     /// The connection is gone.
     Closed,
 }
+
+/// Patches one subscription may have waiting before they are replaced by a reset.
+pub const MAX_WAITING_PATCHES: usize = 32;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -78,17 +82,20 @@ impl Outbox {
         if w.closed {
             return Pushed::Closed;
         }
-        let waiting = w.items.iter_mut().find(|(s, d)| s == sub && matches!(d, Delivery::Next { .. }));
-        match (waiting, &delivery) {
-            // A patch applies to the state the waiting message leads to: together they need a
-            // reset to the newest state, which the caller supplies.
-            (Some(_), Delivery::Next { kind: Kind::Patch, .. }) => return Pushed::NeedsReset,
-            (Some((_, old)), Delivery::Next { .. }) => {
-                *old = delivery;
-                self.coalesced.fetch_add(1, Ordering::Relaxed);
-                return Pushed::Queued;
+        match &delivery {
+            Delivery::Next { kind: Kind::Patch, .. } => {
+                // Patches queue behind what waits (they are shared, so a queue costs no copy)
+                // up to a bound; past it, one reset to the newest state is cheaper to send and
+                // to read than the backlog.
+                let waiting = w.items.iter().filter(|(s, d)| s == sub && matches!(d, Delivery::Next { .. })).count();
+                if waiting >= MAX_WAITING_PATCHES {
+                    return Pushed::NeedsReset;
+                }
+                w.items.push((sub.clone(), delivery));
             }
-            _ => w.items.push((sub.clone(), delivery)),
+            // A full result or a reset stands for everything before it.
+            Delivery::Next { .. } => self.supersede(&mut w, sub, delivery),
+            Delivery::Error(_) => w.items.push((sub.clone(), delivery)),
         }
         drop(w);
         self.notify.notify_one();
@@ -101,15 +108,16 @@ impl Outbox {
         if w.closed {
             return;
         }
-        match w.items.iter_mut().find(|(s, d)| s == sub && matches!(d, Delivery::Next { .. })) {
-            Some((_, old)) => {
-                *old = delivery;
-                self.coalesced.fetch_add(1, Ordering::Relaxed);
-            }
-            None => w.items.push((sub.clone(), delivery)),
-        }
+        self.supersede(&mut w, sub, delivery);
         drop(w);
         self.notify.notify_one();
+    }
+
+    fn supersede(&self, w: &mut Waiting, sub: &Arc<str>, delivery: Delivery) {
+        let before = w.items.len();
+        w.items.retain(|(s, d)| !(s == sub && matches!(d, Delivery::Next { .. })));
+        self.coalesced.fetch_add((before - w.items.len()) as u64, Ordering::Relaxed);
+        w.items.push((sub.clone(), delivery));
     }
 
     /// Waits until something is waiting.
@@ -160,20 +168,22 @@ mod tests {
     }
 
     #[test]
-    fn one_waiting_message_per_subscription() {
+    fn full_results_supersede_and_patches_queue_up_to_a_bound() {
         let outbox = Outbox::new();
         let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
         assert_eq!(outbox.push(&a, next("full 1", Kind::Full)), Pushed::Queued);
         assert_eq!(outbox.push(&b, next("reset 1", Kind::Reset)), Pushed::Queued);
         assert_eq!(outbox.push(&a, next("full 2", Kind::Full)), Pushed::Queued);
-        // A patch behind a waiting reset or patch cannot be sent as it is.
-        assert_eq!(outbox.push(&b, next("patch 2", Kind::Patch)), Pushed::NeedsReset);
+        assert_eq!(outbox.push(&b, next("patch 2", Kind::Patch)), Pushed::Queued);
+        assert_eq!(waiting(&outbox), ["b:reset 1", "a:full 2", "b:patch 2"]);
+        // Patches queue up to the bound; past it the caller sends one reset instead.
+        for n in 0..MAX_WAITING_PATCHES {
+            assert_eq!(outbox.push(&b, next(&format!("patch {n}"), Kind::Patch)), Pushed::Queued);
+        }
+        assert_eq!(outbox.push(&b, next("one too many", Kind::Patch)), Pushed::NeedsReset);
         outbox.replace(&b, next("reset 2", Kind::Reset));
-        assert_eq!(waiting(&outbox), ["a:full 2", "b:reset 2"]);
-        // Once taken, a patch queues normally; an error always queues behind.
-        assert_eq!(outbox.push(&b, next("patch 3", Kind::Patch)), Pushed::Queued);
         assert_eq!(outbox.push(&b, Delivery::Error(Arc::from("[]"))), Pushed::Queued);
-        assert_eq!(waiting(&outbox), ["b:patch 3", "b:error []"]);
+        assert_eq!(waiting(&outbox), ["b:reset 2", "b:error []"]);
         outbox.close();
         assert_eq!(outbox.push(&a, next("late", Kind::Full)), Pushed::Closed);
     }
