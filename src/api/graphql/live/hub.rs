@@ -115,8 +115,8 @@ struct Shared {
     /// Updates of this result so far.
     seq: u64,
     subscribers: Vec<Subscriber>,
-    /// The last full-form payload: an update that would send the same bytes is not sent.
-    last: Option<Arc<str>>,
+    /// The last full-form payload: an update whose result is the same is not sent.
+    last: Option<FullPayload>,
 }
 
 struct Hub {
@@ -255,15 +255,16 @@ impl Hub {
                 }
             }
         }
+        if ended.is_empty() {
+            return;
+        }
         for key in ended {
             if let Some(shared) = self.shared.remove(&key) {
                 self.set.remove(shared.query);
                 self.by_query.remove(&shared.query);
             }
         }
-        if !self.shared.is_empty() {
-            self.count();
-        }
+        self.count();
     }
 
     fn changed(&mut self, key: &str, reset: bool, rows: &RowsDiff, as_of: AsOf) {
@@ -304,12 +305,12 @@ impl Hub {
                 let payload = full_payload(&shared.request, current, as_of, shared.seq + 1);
                 // The same answer again (a change to columns or groups the client did not
                 // select): nothing it shows changed, so nothing is sent.
-                let body = |p: &str| p.split_once(",\"extensions\":").map(|(b, _)| b.to_string());
-                if shared.last.as_deref().and_then(body) == body(&payload) && !reset {
+                if !reset && shared.last.as_ref().is_some_and(|last| last.data() == payload.data()) {
                     return;
                 }
                 shared.seq += 1;
                 shared.last = Some(payload.clone());
+                let payload = payload.text;
                 self.stats.payloads.fetch_add(1, Ordering::Relaxed);
                 fan_out(shared, Delivery::Next { payload, kind: Kind::Full }, &self.stats);
             }
@@ -333,16 +334,29 @@ fn first_payload(set: &LiveSet, shared: &mut Shared, as_of: AsOf) -> Option<Arc<
         }
         (_, current) => {
             let payload = full_payload(&shared.request, current, as_of, shared.seq);
-            shared.last.get_or_insert_with(|| payload.clone());
-            payload
+            shared.last.get_or_insert_with(|| payload.clone()).text.clone()
         }
     })
 }
 
 const TOO_MANY: &str = "more than 10000 rows match this live query: narrow `where` or set `limit`";
 
+/// A full-form message and where its result ends (before `extensions`, which change with every
+/// transaction).
+#[derive(Clone)]
+struct FullPayload {
+    text: Arc<str>,
+    data_end: usize,
+}
+
+impl FullPayload {
+    fn data(&self) -> &str {
+        &self.text[..self.data_end]
+    }
+}
+
 /// `{"data":{field: result},"extensions":{"asOf":…,"seq":…}}`
-fn full_payload(request: &LiveRequest, current: Current<'_>, as_of: AsOf, seq: u64) -> Arc<str> {
+fn full_payload(request: &LiveRequest, current: Current<'_>, as_of: AsOf, seq: u64) -> FullPayload {
     if let Current::Rows(rows) = &current
         && rows.len() > super::super::arguments::MAX_ROWS
     {
@@ -362,10 +376,12 @@ fn full_payload(request: &LiveRequest, current: Current<'_>, as_of: AsOf, seq: u
             out.raw("null");
         }
     }
-    out.raw("},\"extensions\":");
+    out.raw("}");
+    let data_end = out.0.len();
+    out.raw(",\"extensions\":");
     out.extensions(as_of, seq);
     out.raw("}");
-    Arc::from(out.0)
+    FullPayload { text: Arc::from(out.0), data_end }
 }
 
 fn patches_payload(
@@ -377,7 +393,7 @@ fn patches_payload(
     total: usize,
 ) -> Arc<str> {
     if total > super::super::arguments::MAX_ROWS {
-        return error_payload(TOO_MANY, "BAD_USER_INPUT", as_of, seq);
+        return error_payload(TOO_MANY, "BAD_USER_INPUT", as_of, seq).text;
     }
     let mut out = Json::new();
     out.raw("{\"data\":{");
@@ -391,17 +407,18 @@ fn patches_payload(
 /// A result that is only an error (the table is not ready): the subscription stays open and
 /// the result follows when it can be answered again.
 fn not_ready_payload(reason: &str, as_of: AsOf, seq: u64) -> Arc<str> {
-    error_payload(reason, "NOT_READY", as_of, seq)
+    error_payload(reason, "NOT_READY", as_of, seq).text
 }
 
-fn error_payload(message: &str, code: &str, as_of: AsOf, seq: u64) -> Arc<str> {
+fn error_payload(message: &str, code: &str, as_of: AsOf, seq: u64) -> FullPayload {
     let mut out = Json::new();
     out.raw("{\"data\":null,\"errors\":");
     out.raw(&errors(message, code));
+    let data_end = out.0.len();
     out.raw(",\"extensions\":");
     out.extensions(as_of, seq);
     out.raw("}");
-    Arc::from(out.0)
+    FullPayload { text: Arc::from(out.0), data_end }
 }
 
 /// A JSON array of one GraphQL error with a code.
