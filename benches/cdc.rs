@@ -56,7 +56,7 @@ struct Pipeline {
 }
 
 fn source(url: &str, slot: &str, capacity: usize) -> Pipeline {
-    let mut registry = Registry::default();
+    let registry = Registry::default();
     registry.add("bench".into(), "public", "bench", "bench", vec!["status".into()], vec![]).unwrap();
     let watermarks = Arc::new(Watermarks::default());
     let mut src = PostgresSource::new(
@@ -346,7 +346,7 @@ async fn restart(pg: &support::PgServer, url: &str, rows: usize, runs: usize) ->
 fn checkpoint_while_applying(rows: usize) -> String {
     use opslive::change::{Change, Image, Key, Op, Position, TableEvent, Transaction};
     use opslive::registry::{Column, ColumnType, TableSchema};
-    let mut registry = Registry::default();
+    let registry = Registry::default();
     let id = registry.add("s".into(), "public", "t", "t", vec!["grp".into()], vec![]).unwrap();
     let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
     let schema = Arc::new(TableSchema {

@@ -42,6 +42,9 @@ pub struct Config {
     /// reloaded when it changes. Without one, no role may read anything.
     #[serde(default)]
     pub policy: Option<PathBuf>,
+    /// The file this was read from: the server reads it again for tables added at run time.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
 /// `[auth]`: the keys tokens are verified with and the rules their claims must meet (see
@@ -195,7 +198,9 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        Self::from_figment(figment.merge(env_overlay()))
+        let mut config = Self::from_figment(figment.merge(env_overlay()))?;
+        config.path = path.map(Path::to_path_buf);
+        Ok(config)
     }
 
     /// Parses TOML text with the environment overlay (for tests and embedded defaults).
@@ -285,7 +290,7 @@ impl Config {
 
     /// The watched tables of every source.
     pub fn registry(&self) -> Result<Registry, ConfigError> {
-        let mut registry = Registry::default();
+        let registry = Registry::default();
         for (name, source) in &self.sources {
             for t in &source.tables {
                 let (schema, table) = t.schema_and_table();

@@ -30,6 +30,7 @@ pub mod live;
 pub mod pipeline;
 pub mod policy;
 pub mod query;
+pub mod reconfigure;
 pub mod registry;
 pub mod replica;
 pub mod serve;
@@ -38,6 +39,7 @@ pub mod source;
 pub mod store;
 pub mod tail;
 pub mod value;
+pub mod watched_file;
 pub mod watermark;
 
 /// The allocator of every binary built on this crate (server, tools, tests, benches). The stream

@@ -8,9 +8,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
+use tokio::sync::watch;
 
 use crate::change::SourceName;
 
@@ -108,10 +109,36 @@ impl TableSchema {
 }
 
 /// All watched tables, from configuration.
-#[derive(Clone, Debug, Default)]
+///
+/// Append-only: a table added to the configuration at run time gets the next id, and ids never
+/// change while the process runs, so everything keyed by [`TableId`] stays valid. Readers take
+/// the lock only to look a table up (per relation, per request), never across I/O.
+#[derive(Debug)]
 pub struct Registry {
+    inner: RwLock<Tables>,
+    /// The number of tables, for whoever must act when one is added (the policy is checked
+    /// again: a role may name a table the registry did not have yet).
+    grown: watch::Sender<usize>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Tables {
     tables: Vec<Arc<TableSpec>>,
     by_source_table: HashMap<(SourceName, Arc<str>, Arc<str>), TableId>,
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry { inner: RwLock::default(), grown: watch::Sender::new(0) }
+    }
+}
+
+impl Clone for Registry {
+    fn clone(&self) -> Registry {
+        let tables = self.read().clone();
+        let n = tables.tables.len();
+        Registry { inner: RwLock::new(tables), grown: watch::Sender::new(n) }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,9 +150,13 @@ pub enum RegistryError {
 }
 
 impl Registry {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Tables> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Registers a table; ids follow registration order.
     pub fn add(
-        &mut self,
+        &self,
         source: SourceName,
         schema: &str,
         table: &str,
@@ -133,7 +164,8 @@ impl Registry {
         indexes: Vec<Arc<str>>,
         exclude: Vec<Arc<str>>,
     ) -> Result<TableId, RegistryError> {
-        let id = TableId(self.tables.len() as u32);
+        let mut tables = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let id = TableId(tables.tables.len() as u32);
         let spec = TableSpec {
             id,
             source: source.clone(),
@@ -143,7 +175,7 @@ impl Registry {
             indexes,
             exclude,
         };
-        if let Some(other) = self.tables.iter().find(|t| t.name == spec.name) {
+        if let Some(other) = tables.tables.iter().find(|t| t.name == spec.name) {
             return Err(RegistryError::DuplicateName {
                 name: name.to_string(),
                 first: other.to_string(),
@@ -151,31 +183,49 @@ impl Registry {
             });
         }
         let k = (source, spec.schema.clone(), spec.table.clone());
-        if self.by_source_table.contains_key(&k) {
+        if tables.by_source_table.contains_key(&k) {
             return Err(RegistryError::DuplicateTable(spec.to_string()));
         }
-        self.by_source_table.insert(k, id);
-        self.tables.push(Arc::new(spec));
+        tables.by_source_table.insert(k, id);
+        tables.tables.push(Arc::new(spec));
+        let n = tables.tables.len();
+        drop(tables);
+        self.grown.send_replace(n);
         Ok(id)
     }
 
-    pub fn get(&self, id: TableId) -> Option<&Arc<TableSpec>> {
-        self.tables.get(id.0 as usize)
+    pub fn get(&self, id: TableId) -> Option<Arc<TableSpec>> {
+        self.read().tables.get(id.0 as usize).cloned()
     }
 
     pub fn find(&self, source: &str, schema: &str, table: &str) -> Option<TableId> {
-        self.by_source_table.get(&(Arc::from(source), Arc::from(schema), Arc::from(table))).copied()
+        self.read().by_source_table.get(&(Arc::from(source), Arc::from(schema), Arc::from(table))).copied()
     }
 
-    pub fn by_name(&self, name: &str) -> Option<&Arc<TableSpec>> {
-        self.tables.iter().find(|t| &*t.name == name)
+    pub fn by_name(&self, name: &str) -> Option<Arc<TableSpec>> {
+        self.read().tables.iter().find(|t| &*t.name == name).cloned()
     }
 
-    pub fn tables(&self) -> impl Iterator<Item = &Arc<TableSpec>> {
-        self.tables.iter()
+    /// Every table, in id order, as of now.
+    pub fn tables(&self) -> std::vec::IntoIter<Arc<TableSpec>> {
+        self.read().tables.clone().into_iter()
     }
 
-    pub fn of_source<'a>(&'a self, source: &'a str) -> impl Iterator<Item = &'a Arc<TableSpec>> + 'a {
-        self.tables.iter().filter(move |t| &*t.source == source)
+    /// The tables of one source, in id order, as of now.
+    pub fn of_source(&self, source: &str) -> Vec<Arc<TableSpec>> {
+        self.read().tables.iter().filter(|t| &*t.source == source).cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().tables.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Changes (to the number of tables) whenever a table is added.
+    pub fn subscribe(&self) -> watch::Receiver<usize> {
+        self.grown.subscribe()
     }
 }

@@ -138,6 +138,9 @@ pub async fn serve_on(
     drop(tx);
 
     let stats = apply.stats.clone();
+    if let Some(path) = &config.path {
+        tokio::spawn(crate::reconfigure::watch(path.clone(), registry.clone(), resync.clone(), cancel.clone()));
+    }
     if let Some(path) = &config.policy {
         let reload =
             crate::policy::watch_file(policy.clone(), path.clone(), registry.clone(), versions.clone(), cancel.clone());

@@ -36,7 +36,7 @@ fn capture() -> Vec<u8> {
 }
 
 fn registry(tables: &[&str]) -> Arc<Registry> {
-    let mut r = Registry::default();
+    let r = Registry::default();
     for t in tables {
         r.add("cap".into(), "public", t, t, vec![], vec![]).expect("registers");
     }

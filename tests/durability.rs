@@ -14,10 +14,12 @@ use std::time::Duration;
 use opslive::change::Position;
 use opslive::config::Config;
 use rand::Rng;
+use serde_json::json;
 use support::PgServer;
+use support::graphql::{SECRET, post, token};
 use support::http::{get, samples, value};
 use support::pipeline::{assert_same, source_rows};
-use support::serve::{Serve, write_config};
+use support::serve::{Serve, write_config, write_config_with};
 use tokio::sync::RwLock;
 
 const SCHEMA: &str =
@@ -114,13 +116,24 @@ async fn caught_up(addr: std::net::SocketAddr, target: Position) {
 
 /// Stops the server cleanly and compares its final checkpoint with the source table.
 async fn stop_and_compare(serve: Serve, config: &Path, sql: &tokio_postgres::Client) -> Position {
+    stop_and_compare_tables(serve, config, sql, &["items"]).await
+}
+
+async fn stop_and_compare_tables(
+    serve: Serve,
+    config: &Path,
+    sql: &tokio_postgres::Client,
+    tables: &[&str],
+) -> Position {
     serve.terminate().await;
     let config = Config::load(Some(config)).unwrap();
     let registry = config.registry().unwrap();
     let loaded = opslive::checkpoint::load(&config.data_dir, &registry).unwrap();
-    let items = registry.by_name("items").unwrap().id;
-    let expected = source_rows(sql, &loaded.replica, items).await;
-    assert_same(&loaded.replica, items, &expected);
+    for table in tables {
+        let id = registry.by_name(table).unwrap().id;
+        let expected = source_rows(sql, &loaded.replica, id).await;
+        assert_same(&loaded.replica, id, &expected);
+    }
     loaded.sources["shop"].position
 }
 
@@ -281,4 +294,99 @@ async fn an_idle_slot_still_advances() {
     assert_eq!(value(&s, "opslive_slot_wal_status", &[("source", "shop"), ("status", "reserved")]), Some(1.0));
     assert!(value(&s, "opslive_checkpoint_writes_total", &[]).is_some_and(|n| n >= 1.0));
     serve.terminate().await;
+}
+
+/// A table added to the configuration file while the server runs (random writes going on to
+/// it and to the watched table) is copied on its own and then follows its changes exactly; a
+/// policy that names it, rejected while it was not watched, is taken once it is, and its rows
+/// are in GraphQL. Taking a table out only says it waits for a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_added_to_the_configuration_is_copied_alone_and_then_streams() {
+    let (pg, url, dir, config) = setup(20_000).await;
+    let sql = pg.connect("shop").await;
+    sql.batch_execute("INSERT INTO other (v) SELECT 'o' || g FROM generate_series(1, 5000) g").await.unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "[roles.ops.tables.items]\ncolumns = \"*\"\n").unwrap();
+    let top = format!("policy = {:?}\nauth = {{ hs256_secret = {SECRET:?} }}\n", policy.display().to_string());
+    let with_auth = |tables: &[&str]| write_config_with(dir.path(), &url, tables, &top);
+    with_auth(&["items"]);
+    let mut serve = Serve::start(&config);
+    let addr = serve.wait_listening().await;
+    serve.wait_log("replica consistent", |_| {}).await;
+
+    let pause = Arc::new(RwLock::new(()));
+    let items_writer = random_writer(url.clone(), pause.clone());
+    let other_writer = {
+        let (url, pause) = (url.clone(), pause.clone());
+        tokio::spawn(async move {
+            let client = support_connect(&url).await.unwrap();
+            loop {
+                let sql = {
+                    let mut rng = rand::rng();
+                    let id = rng.random_range(1..6_000);
+                    format!(
+                        "BEGIN; INSERT INTO other (v) VALUES ('new'); UPDATE other SET v = 'u{}' WHERE id = {id}; \
+                         DELETE FROM other WHERE id = {}; COMMIT;",
+                        rng.random::<u32>(),
+                        rng.random_range(1..6_000)
+                    )
+                };
+                let _held = pause.read().await;
+                if client.batch_execute(&sql).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+
+    // A policy naming a table that is not watched is refused and the old one stays.
+    std::fs::write(&policy, "[roles.ops.tables.items]\ncolumns = \"*\"\n[roles.ops.tables.other]\ncolumns = \"*\"\n")
+        .unwrap();
+    let refused = serve.wait_log("policy rejected", |_| {}).await;
+    assert!(refused["fields"]["error"].as_str().unwrap().contains("no watched table is called `other`"), "{refused}");
+
+    with_auth(&["items", "other"]);
+    let added = serve.wait_log("table added to the configuration", |_| {}).await;
+    assert_eq!(added["fields"]["table"], "shop.public.other", "{added}");
+    // Copied on its own: no other table is resynced, and the source is never restarted.
+    // The policy is tried again as soon as the table is registered, so its reload may come
+    // before or after the copy.
+    let reloaded = std::cell::Cell::new(false);
+    let check = |line: &str| {
+        assert!(!line.contains("resyncing the table") || line.contains("other"), "{line}");
+        assert!(!line.contains("source failed"), "{line}");
+        reloaded.set(reloaded.get() || line.contains("policy reloaded"));
+    };
+    let copied = serve.wait_log("table resynced", &check).await;
+    assert!(copied["fields"]["table"].as_str().unwrap().contains("other"), "{copied}");
+    if !reloaded.get() {
+        serve.wait_log("policy reloaded", &check).await;
+    }
+
+    let token = token("ops", json!({}));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = post(addr, Some(&token), "{ otherAggregate { count } }", json!({})).await.json();
+        if reply["data"]["otherAggregate"][0]["count"].as_u64().is_some_and(|n| n > 1_000) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the added table never answered: {reply}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Writes go on a while after the copy, then stop; the replica must equal both tables.
+    let stream_after = current_lsn(&sql).await;
+    caught_up(addr, stream_after).await;
+    let stop = pause.write().await;
+    items_writer.abort();
+    other_writer.abort();
+    drop(stop);
+    caught_up(addr, current_lsn(&sql).await).await;
+
+    // Taken out again: still watched until the next start, and the log says so.
+    with_auth(&["items"]);
+    let note = serve.wait_log("configuration change not applied while running", |_| {}).await;
+    assert!(note["fields"]["note"].as_str().unwrap().contains("shop.public.other is no longer configured"), "{note}");
+    with_auth(&["items", "other"]);
+    stop_and_compare_tables(serve, &config, &sql, &["items", "other"]).await;
 }

@@ -11,7 +11,7 @@ use crate::registry::{Column, ColumnType, Registry, TableSchema};
 // Columns: 0 id int8, 1 grp text, 2 qty int4, 3 amount numeric, 4 score float8, 5 label text,
 // 6 big int8, 7 small float4.
 fn schema() -> TableSchema {
-    let mut reg = Registry::default();
+    let reg = Registry::default();
     let id = reg.add("s".into(), "public", "t", "t", vec![], vec![]).expect("register");
     let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
     TableSchema {

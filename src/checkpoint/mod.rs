@@ -199,7 +199,7 @@ pub fn load(data_dir: &Path, registry: &Registry) -> Result<Loaded, CheckpointEr
     let mut notes = Vec::new();
     let mut sources = HashMap::new();
     for s in header.sources {
-        if registry.of_source(&s.name).next().is_none() {
+        if registry.of_source(&s.name).is_empty() {
             notes.push(format!("source `{}` is no longer configured; its tables are dropped", s.name));
             continue;
         }
@@ -244,7 +244,7 @@ pub fn load(data_dir: &Path, registry: &Registry) -> Result<Loaded, CheckpointEr
                 stored.columns.len()
             )));
         }
-        let schema = Arc::new(schema_of(spec, stored.columns, stored.key, stored.version));
+        let schema = Arc::new(schema_of(&spec, stored.columns, stored.key, stored.version));
         let state = match stored.state {
             StoredState::Ready => TableState::Ready,
             StoredState::Stale { reason } => TableState::Stale { reason },

@@ -9,7 +9,7 @@ use crate::registry::{Column, ColumnType, Registry};
 use crate::value::Interval;
 
 fn registry(exclude: Vec<Arc<str>>) -> Registry {
-    let mut reg = Registry::default();
+    let reg = Registry::default();
     reg.add("s".into(), "public", "t", "t", vec!["v".into()], exclude).unwrap();
     reg
 }

@@ -111,7 +111,7 @@ impl Policy {
             let mut tables = BTreeMap::new();
             for (table, tf) in rf.tables {
                 if registry.by_name(&table).is_none() {
-                    let known: Vec<&str> = registry.tables().map(|t| &*t.name).collect();
+                    let known: Vec<String> = registry.tables().map(|t| t.name.to_string()).collect();
                     return Err(invalid(
                         Some(&table),
                         format!("no watched table is called `{table}` (watched: {})", known.join(", ")),

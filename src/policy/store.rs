@@ -7,7 +7,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -15,10 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Policy, PolicyError};
 use crate::registry::Registry;
 use crate::replica::Replica;
-
-/// How often the file is compared with the loaded one. Reading a small file once a second is
-/// cheaper than a file-notification dependency, and catches editors that replace the file.
-const POLL_INTERVAL: Duration = Duration::from_secs(1);
+use crate::watched_file::WatchedFile;
 
 /// One version of the policy; `generation` grows with every successful reload, so caches
 /// built from a policy know when they are stale.
@@ -60,7 +56,8 @@ impl PolicyStore {
 }
 
 /// Reloads the policy from `path` whenever its contents change or the process gets SIGHUP,
-/// until `cancel`.
+/// until `cancel`. A policy rejected for naming a table the server does not watch yet is tried
+/// again when tables are added to the configuration.
 pub async fn watch_file(
     store: PolicyStore,
     path: PathBuf,
@@ -68,39 +65,27 @@ pub async fn watch_file(
     replica: watch::Receiver<Arc<Replica>>,
     cancel: CancellationToken,
 ) {
-    let mut last = std::fs::read(&path).ok();
-    let mut tick = tokio::time::interval(POLL_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    #[cfg(unix)]
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut file = WatchedFile::new(path);
+    let mut grown = registry.subscribe();
+    let mut rejected = false;
     loop {
-        #[cfg(unix)]
-        let signalled = async {
-            match hangup.as_mut() {
-                Some(s) => s.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let signalled = std::future::pending::<Option<()>>();
-        let forced = tokio::select! {
+        tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tick.tick() => false,
-            _ = signalled => true,
-        };
-        let now = std::fs::read(&path).ok();
-        if !forced && now == last {
-            continue;
+            () = file.changed() => {}
+            Ok(()) = grown.changed(), if rejected => {}
         }
-        last = now;
-        let file = path.display().to_string();
-        match reload(&path, &registry, &replica.borrow()) {
+        let name = file.path().display().to_string();
+        match reload(file.path(), &registry, &replica.borrow()) {
             Ok(policy) => {
+                rejected = false;
                 let roles = policy.roles().count();
                 let generation = store.replace(policy);
-                tracing::info!(file = %file, roles, generation, "policy reloaded");
+                tracing::info!(file = %name, roles, generation, "policy reloaded");
             }
-            Err(e) => tracing::warn!(file = %file, error = %e, "policy rejected; the previous policy stays in force"),
+            Err(e) => {
+                rejected = true;
+                tracing::warn!(file = %name, error = %e, "policy rejected; the previous policy stays in force")
+            }
         }
     }
 }

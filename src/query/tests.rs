@@ -14,7 +14,7 @@ use crate::value::Value;
 // Columns: 0 id int8 (key), 1 qty int4 (indexed), 2 status text (indexed), 3 amount numeric,
 // 4 score float8 (indexed), 5 note text.
 fn schema() -> Arc<TableSchema> {
-    let mut reg = Registry::default();
+    let reg = Registry::default();
     let id = reg.add("s".into(), "public", "t", "t", vec![], vec![]).expect("register");
     let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
     Arc::new(TableSchema {

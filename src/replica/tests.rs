@@ -6,7 +6,7 @@ use super::*;
 use crate::registry::{Column, ColumnType, Registry, TableSchema};
 
 fn schema() -> Arc<TableSchema> {
-    let mut reg = Registry::default();
+    let reg = Registry::default();
     let id = reg.add("s".into(), "public", "t", "t", vec!["status".into()], vec![]).unwrap();
     let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
     Arc::new(TableSchema {

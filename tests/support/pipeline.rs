@@ -43,7 +43,7 @@ pub struct Running {
 
 /// Starts source + replica for `tables` (`schema.table` names, GraphQL name = table name).
 pub fn start(url: &str, slot: &str, tables: &[&str]) -> Running {
-    let mut registry = Registry::default();
+    let registry = Registry::default();
     for t in tables {
         let (schema, table) = t.split_once('.').unwrap_or(("public", t));
         registry.add("src".into(), schema, table, table, vec![], vec![]).unwrap();

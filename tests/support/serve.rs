@@ -9,16 +9,24 @@ use tokio::process::{Child, ChildStderr, Command};
 
 /// Writes `opslive.toml` in `dir`: one PostgreSQL source `shop` at `url` watching `tables`.
 pub fn write_config(dir: &Path, url: &str, tables: &[&str]) -> std::path::PathBuf {
+    write_config_with(dir, url, tables, "")
+}
+
+/// Like [`write_config`], with `top` (top-level keys and tables) first. Written whole and
+/// renamed into place, so a server reading the file again never sees half of it.
+pub fn write_config_with(dir: &Path, url: &str, tables: &[&str], top: &str) -> std::path::PathBuf {
     let data = dir.join("data");
     let mut text = format!(
-        "data_dir = \"{}\"\n[checkpoint]\ninterval_seconds = 0.5\n[sources.shop]\nkind = \"postgres\"\nurl = \"{url}\"\nheartbeat_seconds = 1\n",
+        "{top}data_dir = \"{}\"\n[checkpoint]\ninterval_seconds = 0.5\n[sources.shop]\nkind = \"postgres\"\nurl = \"{url}\"\nheartbeat_seconds = 1\n",
         data.display()
     );
     for t in tables {
         text.push_str(&format!("[[sources.shop.tables]]\ntable = \"{t}\"\n"));
     }
     let path = dir.join("opslive.toml");
-    std::fs::write(&path, text).unwrap();
+    let staged = dir.join("opslive.toml.new");
+    std::fs::write(&staged, text).unwrap();
+    std::fs::rename(&staged, &path).unwrap();
     path
 }
 

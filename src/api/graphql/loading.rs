@@ -5,6 +5,8 @@
 //! field". For a table the caller's role is granted, that is really "not ready": the error is
 //! relabelled `NOT_READY`, so a client retries instead of concluding the table does not exist.
 
+use std::sync::Arc;
+
 use async_graphql::Response;
 
 use super::errors::Code;
@@ -16,10 +18,10 @@ use crate::replica::Replica;
 /// Relabels "unknown field" errors about granted tables that are not loaded yet. Returns
 /// whether every error is now `NOT_READY`.
 pub fn relabel(response: &mut Response, role: &str, policy: &Policy, registry: &Registry, replica: &Replica) -> bool {
-    let missing: Vec<(String, &str)> = registry
+    let missing: Vec<(String, Arc<str>)> = registry
         .tables()
         .filter(|t| replica.table(t.id).is_none() && policy.mentions(role, &t.name))
-        .map(|t| (root_field_name(&t.name), &*t.name))
+        .map(|t| (root_field_name(&t.name), t.name.clone()))
         .collect();
     if missing.is_empty() {
         return false;

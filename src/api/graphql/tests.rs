@@ -27,7 +27,7 @@ filter = { warehouseId = { in = { claim = "warehouses" } } }
 "#;
 
 fn registry() -> Registry {
-    let mut r = Registry::default();
+    let r = Registry::default();
     r.add("shop".into(), "public", "orders", "orders", vec!["status".into()], vec![]).unwrap();
     r
 }
@@ -225,7 +225,7 @@ fn the_admin_schema_reads_as_expected() {
 
 #[tokio::test]
 async fn a_granted_table_not_loaded_yet_is_not_ready() {
-    let mut registry = registry();
+    let registry = registry();
     registry.add("shop".into(), "public", "tickets", "tickets", vec![], vec![]).unwrap();
     let policy = Policy::from_toml(POLICY, "test", &registry).unwrap();
     let replica = replica(true);

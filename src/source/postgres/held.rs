@@ -127,7 +127,7 @@ impl Held {
     }
 
     fn spawn(&mut self, table: TableId, version: u32, pause: Duration) {
-        let Some(spec) = self.jobs.registry.get(table).cloned() else { return };
+        let Some(spec) = self.jobs.registry.get(table) else { return };
         let job = Job {
             endpoint: self.jobs.endpoint.clone(),
             source_name: self.jobs.source_name.clone(),

@@ -93,7 +93,7 @@ impl PostgresSource {
     }
 
     fn specs(&self) -> Vec<Arc<TableSpec>> {
-        self.registry.of_source(&self.name).cloned().collect()
+        self.registry.of_source(&self.name)
     }
 
     /// Runs until cancelled or an error: resumes the slot when `resume` allows it, otherwise
@@ -429,7 +429,7 @@ pub fn decode_capture_for_test(source: &str, registry: Arc<Registry>, bytes: &[u
     for m in &messages {
         if let pgoutput::Message::Relation(rel) = m {
             let Some(id) = registry.find(source, &rel.namespace, &rel.name) else { continue };
-            let spec = registry.get(id).expect("registered").clone();
+            let spec = registry.get(id).expect("registered");
             let columns: Vec<Column> = rel
                 .columns
                 .iter()

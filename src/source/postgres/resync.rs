@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 
 use super::catalog::PgTable;
 use super::connection::Endpoint;
-use super::slot;
 use super::snapshot::SnapshotTx;
+use super::{preflight, slot};
 use crate::change::{Position, SourceEvent};
 use crate::error::SourceError;
 use crate::registry::TableSpec;
@@ -57,6 +57,9 @@ pub async fn run(job: Job) -> Result<Resynced, SourceError> {
         .await
         .map_err(|error| SourceError::Replication { source_name: name.into(), error })?;
     let client = job.endpoint.connect().await?;
+    // A table added to the configuration at run time is not published yet. Added before the
+    // consistent point, so every change after it reaches the stream.
+    preflight::ensure_publication(&client, name, &job.publication, std::slice::from_ref(&job.spec)).await?;
     let new_slot = slot::create(&mut repl, name, &temp_slot, true, true).await?;
     let snap = SnapshotTx { client: &client, source_name: name };
     let specs = [job.spec.clone()];
