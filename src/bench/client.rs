@@ -382,6 +382,23 @@ mod tests {
         .to_string()
     }
 
+    /// What a test client needs to reach the test server at `addr`.
+    fn shared_on(addr: SocketAddr, ledger: Arc<Ledger>, form: Form) -> Arc<Shared> {
+        Arc::new(Shared {
+            endpoint: Endpoint {
+                url: format!("ws://{addr}/graphql"),
+                addr,
+                token: "T".into(),
+                source_ips: vec![],
+                setup_timeout: Duration::from_secs(10),
+            },
+            ledger,
+            latency: LatencyRecorder::new(1),
+            tally: Tally::default(),
+            form,
+        })
+    }
+
     #[tokio::test]
     async fn a_client_follows_its_live_query_and_records_each_entering_row() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -403,19 +420,7 @@ mod tests {
         ];
         let (handled_tx, handled) = tokio::sync::oneshot::channel();
         let server = tokio::spawn(serve_one(listener, frames, handled_tx));
-        let shared = Arc::new(Shared {
-            endpoint: Endpoint {
-                url: format!("ws://{addr}/graphql"),
-                addr,
-                token: "T".into(),
-                source_ips: vec![],
-                setup_timeout: Duration::from_secs(10),
-            },
-            ledger: ledger.clone(),
-            latency: LatencyRecorder::new(1),
-            tally: Tally::default(),
-            form: Form::Patches,
-        });
+        let shared = shared_on(addr, ledger.clone(), Form::Patches);
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
         let cancel = CancellationToken::new();
         let sub = Subscriber { index: 0, query: 3, document: Arc::from("subscription { x }"), limit: 2 };
@@ -454,19 +459,7 @@ mod tests {
             let error = r#"{"id":"1","type":"error","payload":[{"message":"no","extensions":{"code":"FORBIDDEN"}}]}"#;
             ws.send(text_message(error)).await.unwrap();
         });
-        let shared = Arc::new(Shared {
-            endpoint: Endpoint {
-                url: format!("ws://{addr}/graphql"),
-                addr,
-                token: "T".into(),
-                source_ips: vec![],
-                setup_timeout: Duration::from_secs(10),
-            },
-            ledger: Arc::new(Ledger::new(Instant::now(), 0, 1, 0)),
-            latency: LatencyRecorder::new(1),
-            tally: Tally::default(),
-            form: Form::Full,
-        });
+        let shared = shared_on(addr, Arc::new(Ledger::new(Instant::now(), 0, 1, 0)), Form::Full);
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
         let sub = Subscriber { index: 0, query: 0, document: Arc::from("subscription { x }"), limit: 2 };
         tokio::spawn(run(sub, shared, ready_tx, CancellationToken::new()));
