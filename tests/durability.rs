@@ -353,7 +353,8 @@ async fn a_table_added_to_the_configuration_is_copied_alone_and_then_streams() {
     // before or after the copy.
     let reloaded = std::cell::Cell::new(false);
     let check = |line: &str| {
-        assert!(!line.contains("resyncing the table") || line.contains("other"), "{line}");
+        let added = line.contains("public.other") || line.contains("public.missing");
+        assert!(!line.contains("resyncing the table") || added, "{line}");
         assert!(!line.contains("source failed"), "{line}");
         reloaded.set(reloaded.get() || line.contains("policy reloaded"));
     };
@@ -381,6 +382,15 @@ async fn a_table_added_to_the_configuration_is_copied_alone_and_then_streams() {
     items_writer.abort();
     other_writer.abort();
     drop(stop);
+    caught_up(addr, current_lsn(&sql).await).await;
+
+    // A table that does not exist: its copy fails a bounded number of times and it is set
+    // aside with the reason; the source goes on.
+    with_auth(&["items", "other", "missing"]);
+    let failed = serve.wait_log("resync failed; the table is quarantined", check).await;
+    assert!(failed["fields"]["table"].as_str().unwrap().contains("missing"), "{failed}");
+    assert!(failed["fields"]["error"].as_str().unwrap().contains("does not exist"), "{failed}");
+    sql.batch_execute("INSERT INTO items VALUES (99999999, 1, 'after', 1)").await.unwrap();
     caught_up(addr, current_lsn(&sql).await).await;
 
     // Taken out again: still watched until the next start, and the log says so.

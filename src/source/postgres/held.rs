@@ -104,6 +104,7 @@ impl Held {
     /// race with a TRUNCATE is retried more often and sooner than other failures: it says
     /// nothing about the table, only that it was rewritten at that moment.
     pub fn retry(&mut self, table: TableId, error: &SourceError) -> bool {
+        let label = self.label(table);
         let Some(r) = self.resyncing.get_mut(&table) else { return false };
         let pause = if matches!(error, SourceError::SnapshotUnstable { .. }) {
             if r.races >= resync::RACE_ATTEMPTS {
@@ -119,7 +120,7 @@ impl Held {
             r.attempts += 1;
             Duration::from_millis(500 * u64::from(r.attempts) + rand::random_range(0..250))
         };
-        tracing::info!(source = %self.jobs.source_name, table = %table.0, reason = %r.reason, attempt = r.attempts + r.races, "resyncing the table again");
+        tracing::info!(source = %self.jobs.source_name, table = %label, reason = %r.reason, attempt = r.attempts + r.races, "resyncing the table again");
         // Copying again starts from a new consistent point: what was held is dropped then.
         let version = self.versions.get(&table).copied().unwrap_or(1);
         self.spawn(table, version, pause);
