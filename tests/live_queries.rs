@@ -292,6 +292,20 @@ async fn rows_enter_and_leave_by_policy_and_unseen_rows_are_never_sent() {
     assert_eq!(mine, want);
     let needle = format!("\"{madrid_only}\"");
     assert!(frames.iter().all(|f| !f.contains(&needle)), "a row the role may not see was sent");
+
+    // Another role's rules change: this role's subscriptions go on.
+    let mut shop = shop;
+    std::fs::write(&policy, format!("{REGIONAL_POLICY}\n[roles.auditor]\nall_tables = true\n")).unwrap();
+    shop.serve.wait_log("policy reloaded", |_| {}).await;
+    db.batch_execute("UPDATE orders SET warehouse_id = 'WH-BER' WHERE id = 2").await.unwrap();
+    let update = ws.next("mine").await;
+    assert_eq!(update["data"]["ordersPatches"]["patch"]["upserts"][0]["row"]["id"], "2", "{update}");
+    // Its own rules change: its subscriptions end, saying why.
+    std::fs::write(&policy, REGIONAL_POLICY.replace("except = [\"notes\"]", "except = [\"notes\", \"total\"]"))
+        .unwrap();
+    let ended = ws.message().await.unwrap();
+    assert_eq!((ended["id"].as_str(), ended["type"].as_str()), (Some("mine"), Some("error")), "{ended}");
+    assert_eq!(ended["payload"][0]["extensions"]["code"], "FORBIDDEN", "{ended}");
 }
 
 /// A sample of `/metrics`.

@@ -45,14 +45,14 @@ struct RolePolicy {
     tables: BTreeMap<String, TableRule>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct TableRule {
     columns: ColumnRule,
     filter: Option<Arc<Condition>>,
     operations: Operations,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum ColumnRule {
     All,
     Only(Vec<String>),
@@ -142,6 +142,15 @@ impl Policy {
     /// Whether the policy grants `role` anything of `table` (by name), whatever its columns.
     pub fn mentions(&self, role: &str, table: &str) -> bool {
         self.roles.get(role).is_some_and(|r| r.all_tables || r.tables.contains_key(table))
+    }
+
+    /// Whether `role` has the same rules in both policies (its description aside).
+    pub fn same_rules(&self, other: &Policy, role: &str) -> bool {
+        match (self.roles.get(role), other.roles.get(role)) {
+            (Some(a), Some(b)) => a.all_tables == b.all_tables && a.tables == b.tables,
+            (None, None) => true,
+            _ => false,
+        }
     }
 
     pub fn has_role(&self, role: &str) -> bool {

@@ -121,3 +121,18 @@ fn the_store_swaps_whole_versions() {
     assert!(!first.policy.has_role("admin"), "a reader keeps the version it took");
     let _ = Arc::clone(&now.policy);
 }
+
+#[test]
+fn a_role_keeps_its_rules_when_only_others_change() {
+    let r = registry();
+    let lead = "[roles.lead.tables.inventory]\ncolumns = \"*\"\nfilter = { warehouseId = { in = { claim = \"warehouses\" } } }\n";
+    let before = Policy::from_toml(lead, "a", &r).unwrap();
+    let other =
+        Policy::from_toml(&format!("{lead}[roles.ops]\ndescription = \"new\"\nall_tables = true\n"), "b", &r).unwrap();
+    assert!(other.same_rules(&before, "lead"), "another role was added");
+    assert!(!other.same_rules(&before, "ops"), "ops is new");
+    let narrowed = lead.replace("columns = \"*\"", "columns = [\"sku\"]");
+    assert!(!Policy::from_toml(&narrowed, "c", &r).unwrap().same_rules(&before, "lead"));
+    let refiltered = lead.replace("in = { claim = \"warehouses\" }", "eq = \"WH-BER\"");
+    assert!(!Policy::from_toml(&refiltered, "d", &r).unwrap().same_rules(&before, "lead"));
+}

@@ -135,6 +135,8 @@ impl Connection {
         };
         tokio::pin!(expiry);
         let mut policy = self.state.policy.subscribe();
+        // The rules this connection's subscriptions were compiled under.
+        let mut rules = policy.borrow_and_update().policy.clone();
         let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
         let outbox = self.outbox.clone();
         loop {
@@ -154,9 +156,15 @@ impl Connection {
                     if changed.is_err() {
                         return Ok(());
                     }
-                    // Row filters and columns were compiled under the old policy: end the
-                    // subscriptions rather than keep sending what the role may no longer see.
-                    self.end_all("the role policy changed: subscribe again").await?;
+                    let now = policy.borrow_and_update().policy.clone();
+                    let same = now.same_rules(&rules, &principal.role);
+                    rules = now;
+                    // Row filters and columns were compiled under the old rules: when the
+                    // role's changed, end the subscriptions rather than keep sending what it
+                    // may no longer see. Another role's edit (or a table added) ends nothing.
+                    if !same {
+                        self.end_all("the role policy changed: subscribe again").await?;
+                    }
                 }
                 _ = cancel.cancelled() => return Err(Close(1001, "the server is shutting down".into())),
             }
