@@ -96,6 +96,18 @@ async fn committed_transactions_reach_subscribers_as_one_message_each() {
     // visible change must then be the very next message, one step further.
     db.batch_execute("UPDATE orders SET notes = 'quiet' WHERE id = 1").await.unwrap();
     db.batch_execute("UPDATE customers SET name = 'Bo B.' WHERE id = 2").await.unwrap();
+    // A change only `one` shows: once it has arrived, a new subscriber of `counts` (whose
+    // answer did not change, so nothing was sent) starts from that transaction, not from the
+    // last one that changed `counts`.
+    db.batch_execute("UPDATE orders SET notes = 'seen' WHERE id = 2").await.unwrap();
+    let shown = ws.next("one").await;
+    *seqs.get_mut("one").unwrap() = seq(&shown);
+    ws.subscribe("counts again", counts, json!({})).await;
+    let joined = ws.next("counts again").await;
+    ws.stop("counts again").await;
+    assert_eq!(joined["data"], fresh(&shop, &admin, counts).await);
+    assert_eq!(joined["extensions"]["asOf"], shown["extensions"]["asOf"], "{joined}");
+
     db.batch_execute("UPDATE orders SET status = 'cancelled' WHERE id = 31").await.unwrap();
     expect_updates(&mut ws, &shop, &admin, &[("latest", latest), ("counts", counts)], &mut seqs).await;
 

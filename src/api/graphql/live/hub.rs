@@ -334,7 +334,8 @@ fn first_payload(set: &LiveSet, shared: &mut Shared, as_of: AsOf) -> Option<Arc<
         }
         (_, current) => {
             let payload = full_payload(&shared.request, current, as_of, shared.seq);
-            shared.last.get_or_insert_with(|| payload.clone()).text.clone()
+            shared.last.get_or_insert_with(|| payload.clone());
+            payload.text
         }
     })
 }
