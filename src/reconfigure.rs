@@ -39,7 +39,8 @@ pub fn plan(running: &Registry, config: &Config) -> Result<Plan, String> {
     for spec in wanted.tables() {
         let Some(id) = running.find(&spec.source, &spec.schema, &spec.table) else {
             if running.of_source(&spec.source).is_empty() {
-                plan.deferred.push(format!("source `{}` is new: it is started at the next start", spec.source));
+                plan.deferred
+                    .push(format!("source `{}` is new: sources are started only when the server starts", spec.source));
             } else {
                 plan.added.push(spec);
             }
