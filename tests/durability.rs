@@ -390,6 +390,19 @@ async fn a_table_added_to_the_configuration_is_copied_alone_and_then_streams() {
     let failed = serve.wait_log("resync failed; the table is quarantined", check).await;
     assert!(failed["fields"]["table"].as_str().unwrap().contains("missing"), "{failed}");
     assert!(failed["fields"]["error"].as_str().unwrap().contains("does not exist"), "{failed}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let tables: serde_json::Value = serde_json::from_str(&get(addr, "/tables").await.body).unwrap();
+        let missing = tables.as_array().unwrap().iter().find(|t| t["name"] == "missing").unwrap().clone();
+        if missing["state"] == "quarantined" {
+            assert!(missing["reason"].as_str().unwrap().contains("does not exist"), "{missing}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "/tables never said why: {missing}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let state = metric(addr, "opslive_table_state", &[("table", "missing"), ("state", "quarantined")]).await;
+    assert_eq!(state, Some(1.0));
     sql.batch_execute("INSERT INTO items VALUES (99999999, 1, 'after', 1)").await.unwrap();
     caught_up(addr, current_lsn(&sql).await).await;
 

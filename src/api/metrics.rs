@@ -384,9 +384,10 @@ impl Collector for FlowCollector {
             "1 for the table's state: loading, ready, stale (columns changed, resync pending) or quarantined",
             MetricType::Gauge,
         )?;
-        for t in replica.tables() {
-            if let Some(mut labels) = table_labels(t.schema.id()) {
-                labels.push(("state", t.state.name().to_string()));
+        let states = replica.tables().map(|t| (t.schema.id(), t.state.name()));
+        for (id, state) in states.chain(replica.never_loaded_tables().map(|id| (id, "quarantined"))) {
+            if let Some(mut labels) = table_labels(id) {
+                labels.push(("state", state.to_string()));
                 f.sample(&labels, 1.0)?;
             }
         }

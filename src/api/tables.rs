@@ -40,11 +40,16 @@ pub async fn list(State(state): State<Arc<OpsState>>) -> Json<Vec<TableView>> {
                 name: spec.name.to_string(),
                 source: spec.source.to_string(),
                 table: format!("{}.{}", spec.schema, spec.table),
-                state: t.map_or("loading", |t| t.state.name()),
-                reason: t.and_then(|t| match &t.state {
-                    TableState::Stale { reason } | TableState::Quarantined { reason, .. } => Some(reason.clone()),
-                    _ => None,
-                }),
+                state: match (t, replica.never_loaded(spec.id)) {
+                    (Some(t), _) => t.state.name(),
+                    (None, Some(_)) => "quarantined",
+                    (None, None) => "loading",
+                },
+                reason: match t.map(|t| &t.state) {
+                    Some(TableState::Stale { reason } | TableState::Quarantined { reason, .. }) => Some(reason.clone()),
+                    Some(_) => None,
+                    None => replica.never_loaded(spec.id).map(str::to_string),
+                },
                 rows: t.map_or(0, |t| t.len()),
                 position: t.map_or_else(String::new, |t| t.since.to_string()),
                 schema_version: t.map_or(0, |t| t.schema.version),

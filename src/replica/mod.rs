@@ -27,6 +27,10 @@ pub struct Replica {
     tables: HashMap<TableId, Table>,
     /// Highest applied position per source.
     applied: HashMap<SourceName, Position>,
+    /// Tables set aside before they ever loaded (a table added to the configuration that
+    /// cannot be copied): why, so `/tables` and the metrics can say so. Not checkpointed: a
+    /// restart tries them again.
+    never_loaded: HashMap<TableId, String>,
 }
 
 impl Replica {
@@ -40,6 +44,15 @@ impl Replica {
 
     pub fn tables(&self) -> impl Iterator<Item = &Table> {
         self.tables.values()
+    }
+
+    /// Why a table that never loaded was set aside, if it was.
+    pub fn never_loaded(&self, id: TableId) -> Option<&str> {
+        self.never_loaded.get(&id).map(String::as_str)
+    }
+
+    pub fn never_loaded_tables(&self) -> impl Iterator<Item = TableId> + '_ {
+        self.never_loaded.keys().copied()
     }
 
     /// The position up to which the source's changes are applied (zero before its snapshot is
@@ -61,7 +74,11 @@ impl Replica {
 
     /// A replica rebuilt from stored tables and positions (a checkpoint).
     pub fn restore(tables: Vec<Table>, applied: HashMap<SourceName, Position>) -> Replica {
-        Replica { tables: tables.into_iter().map(|t| (t.schema.id(), t)).collect(), applied }
+        Replica {
+            tables: tables.into_iter().map(|t| (t.schema.id(), t)).collect(),
+            applied,
+            never_loaded: HashMap::new(),
+        }
     }
 
     pub fn apply(&mut self, event: &SourceEvent) -> Applied {
@@ -89,6 +106,7 @@ impl Replica {
     fn apply_table_event(&mut self, ev: &TableEvent) -> Applied {
         let delta = match ev {
             TableEvent::SnapshotBegin { schema, .. } => {
+                self.never_loaded.remove(&schema.id());
                 self.tables.insert(schema.id(), Table::new(schema.clone()));
                 Delta::SnapshotBegin { schema: schema.clone() }
             }
@@ -104,14 +122,18 @@ impl Replica {
                 Delta::SchemaChanged { table: *table, columns: columns.clone() }
             }
             TableEvent::ResyncBegin { table, .. } => {
+                self.never_loaded.remove(table);
                 if let Some(t) = self.tables.get_mut(table) {
                     t.state = TableState::Loading;
                 }
                 Delta::Reset { table: *table, reason: ResetReason::Resync }
             }
             TableEvent::Quarantined { table, position, reason } => {
-                if let Some(t) = self.tables.get_mut(table) {
-                    t.state = TableState::Quarantined { reason: reason.clone(), position: *position };
+                match self.tables.get_mut(table) {
+                    Some(t) => t.state = TableState::Quarantined { reason: reason.clone(), position: *position },
+                    None => {
+                        self.never_loaded.insert(*table, reason.clone());
+                    }
                 }
                 Delta::Reset { table: *table, reason: ResetReason::Quarantine }
             }

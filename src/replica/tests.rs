@@ -171,3 +171,21 @@ fn updates_in_place_keep_the_index_and_size_exact() {
     let fresh = Table::restore(t.schema.clone(), TableState::Ready, Position(11), t.rows().map(|(_, row)| row.clone()));
     assert_eq!(t.approx_bytes(), fresh.approx_bytes());
 }
+
+#[test]
+fn a_table_set_aside_before_it_ever_loaded_says_why_until_it_is_copied() {
+    let mut r = loaded();
+    let never = TableId(7);
+    let reason = "relation \"public.nope\" does not exist".to_string();
+    r.apply(&SourceEvent::Table(TableEvent::Quarantined {
+        table: never,
+        position: Position(20),
+        reason: reason.clone(),
+    }));
+    assert_eq!(r.never_loaded(never), Some(reason.as_str()));
+    assert_eq!(r.never_loaded_tables().collect::<Vec<_>>(), [never]);
+    assert!(r.table(never).is_none(), "nothing to hold");
+    assert!(r.never_loaded(TableId(0)).is_none(), "a loaded table keeps its state in the table");
+    r.apply(&SourceEvent::Table(TableEvent::ResyncBegin { table: never, reason: "asked".into() }));
+    assert!(r.never_loaded(never).is_none(), "tried again: loading, no longer set aside");
+}

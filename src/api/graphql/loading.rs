@@ -12,16 +12,16 @@ use async_graphql::Response;
 use super::errors::Code;
 use crate::policy::Policy;
 use crate::policy::names::root_field_name;
-use crate::registry::Registry;
+use crate::registry::{Registry, TableSpec};
 use crate::replica::Replica;
 
 /// Relabels "unknown field" errors about granted tables that are not loaded yet. Returns
 /// whether every error is now `NOT_READY`.
 pub fn relabel(response: &mut Response, role: &str, policy: &Policy, registry: &Registry, replica: &Replica) -> bool {
-    let missing: Vec<(String, Arc<str>)> = registry
+    let missing: Vec<(String, Arc<TableSpec>)> = registry
         .tables()
         .filter(|t| replica.table(t.id).is_none() && policy.mentions(role, &t.name))
-        .map(|t| (root_field_name(&t.name), t.name.clone()))
+        .map(|t| (root_field_name(&t.name), t))
         .collect();
     if missing.is_empty() {
         return false;
@@ -38,7 +38,11 @@ pub fn relabel(response: &mut Response, role: &str, policy: &Policy, registry: &
             field.strip_prefix(root.as_str()).is_some_and(|rest| ["", "ByKey", "Aggregate"].contains(&rest))
         });
         if let Some((_, table)) = table {
-            e.message = format!("table `{table}` is not loaded yet: its source has not read it; retry shortly");
+            let name = &table.name;
+            e.message = match replica.never_loaded(table.id) {
+                Some(reason) => format!("table `{name}` could not be loaded ({reason}); it is retried on a resync"),
+                None => format!("table `{name}` is not loaded yet: its source has not read it; retry shortly"),
+            };
             e.extensions.get_or_insert_with(Default::default).set("code", Code::NotReady.as_str());
         }
     }
