@@ -16,7 +16,7 @@ use super::latency::LatencyRecorder;
 use super::ledger::Ledger;
 use super::report::{Report, Traffic, Usage, WriterFigures};
 use super::scenario::{self, LiveQuery, Plan};
-use super::writer::{self, Pacer};
+use super::writer::{Pacer, Writer};
 use super::{BenchError, BenchOptions, Measured, database, planned_changes, usage};
 
 /// Handshakes in flight at once: a thousand SYNs in one go would overflow the listen backlog and
@@ -100,14 +100,15 @@ impl Run<'_> {
         let start = Instant::now() + Duration::from_millis(200);
         let pacer = Pacer::new(start, shape.rate);
         let writer_cancel = cancel.child_token();
-        let writer = match writer::spawn(
-            database.to_string(),
-            options.writers,
-            plan.clone(),
-            ledger.clone(),
+        let writer = Writer {
+            url: database.to_string(),
+            connections: options.writers,
+            plan: plan.clone(),
+            ledger: ledger.clone(),
             pacer,
-            writer_cancel.clone(),
-        ) {
+            cancel: writer_cancel.clone(),
+        };
+        let writer = match writer.spawn() {
             Ok(w) => w,
             Err(e) => {
                 stop_clients(clients).await;

@@ -64,121 +64,119 @@ pub struct WriterStats {
     pub errors: Vec<String>,
 }
 
-/// [`run`] on a thread and a current-thread runtime of its own; its outcome comes through the
-/// receiver.
-pub fn spawn(
-    url: String,
-    connections: usize,
-    plan: Arc<Plan>,
-    ledger: Arc<Ledger>,
-    pacer: Pacer,
-    cancel: CancellationToken,
-) -> Result<oneshot::Receiver<Result<WriterStats, BenchError>>, BenchError> {
-    let (tx, rx) = oneshot::channel();
-    std::thread::Builder::new()
-        .name("bench-writer".into())
-        .spawn(move || {
-            let outcome = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt.block_on(run(url, connections, plan, ledger, pacer, cancel)),
-                Err(e) => Err(BenchError::Io(format!("cannot start the writer's runtime: {e}"))),
-            };
-            let _ = tx.send(outcome);
-        })
-        .map_err(|e| BenchError::Io(format!("cannot start the writer thread: {e}")))?;
-    Ok(rx)
+/// The paced writer: the plan's changes on `connections` connections to `url`, each due when
+/// `pacer` says; stops early on `cancel`.
+pub struct Writer {
+    pub url: String,
+    pub connections: usize,
+    pub plan: Arc<Plan>,
+    pub ledger: Arc<Ledger>,
+    pub pacer: Pacer,
+    pub cancel: CancellationToken,
 }
 
-/// Writes the plan's changes on `connections` connections, paced from `start`; stops early on
-/// `cancel`.
-pub async fn run(
-    url: String,
-    connections: usize,
-    plan: Arc<Plan>,
-    ledger: Arc<Ledger>,
-    pacer: Pacer,
-    cancel: CancellationToken,
-) -> Result<WriterStats, BenchError> {
-    let mut clients = Vec::new();
-    for _ in 0..connections.max(1) {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.map_err(pg)?;
-        tokio::spawn(connection);
-        let insert = client.prepare(INSERT).await.map_err(pg)?;
-        clients.push((client, insert));
-    }
-    // Enough room that the pacer never waits on a slow moment of the connections, small enough
-    // that a writer that cannot keep up does not hide it for long.
-    let (tx, rx) = mpsc::channel::<usize>(1024);
-    let rx = Arc::new(Mutex::new(rx));
-    let stop = Arc::new(AtomicBool::new(false));
-    let behind_ns = Arc::new(AtomicU64::new(0));
-    let total = ledger.len();
-    let pacer_thread = {
-        let stop = stop.clone();
+impl Writer {
+    /// [`Writer::run`] on a thread and a current-thread runtime of its own; its outcome comes
+    /// through the receiver.
+    pub fn spawn(self) -> Result<oneshot::Receiver<Result<WriterStats, BenchError>>, BenchError> {
+        let (tx, rx) = oneshot::channel();
         std::thread::Builder::new()
-            .name("bench-pacer".into())
+            .name("bench-writer".into())
             .spawn(move || {
-                for n in 0..total {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let due = pacer.due(n);
-                    let now = Instant::now();
-                    if due > now {
-                        std::thread::sleep(due - now);
-                    }
-                    if tx.blocking_send(n).is_err() {
-                        break;
-                    }
-                }
-            })
-            .map_err(|e| BenchError::Io(format!("cannot start the pacer thread: {e}")))?
-    };
-    let mut tasks = Vec::new();
-    for (client, insert) in clients {
-        let (rx, plan, ledger, cancel) = (rx.clone(), plan.clone(), ledger.clone(), cancel.clone());
-        let behind_ns = behind_ns.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut errors = Vec::new();
-            loop {
-                let next = tokio::select! {
-                    () = cancel.cancelled() => None,
-                    n = async { rx.lock().await.recv().await } => n,
+                let outcome = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt.block_on(self.run()),
+                    Err(e) => Err(BenchError::Io(format!("cannot start the writer's runtime: {e}"))),
                 };
-                let Some(n) = next else { break };
-                // Late against the schedule when it actually goes out, queueing included.
-                behind_ns.fetch_max(pacer.due(n).elapsed().as_nanos() as u64, Ordering::Relaxed);
-                let row = plan.row(n);
-                let result = client
-                    .execute(&insert, &[&ledger.id(n), &row.customer, &row.status, &row.warehouse, &row.region])
-                    .await;
-                match result {
-                    Ok(_) => ledger.committed(n, Instant::now()),
-                    Err(e) => {
-                        ledger.failed(n);
-                        if errors.len() < 10 {
-                            errors.push(crate::error::describe_pg_error(&e));
+                let _ = tx.send(outcome);
+            })
+            .map_err(|e| BenchError::Io(format!("cannot start the writer thread: {e}")))?;
+        Ok(rx)
+    }
+
+    async fn run(self) -> Result<WriterStats, BenchError> {
+        let Writer { url, connections, plan, ledger, pacer, cancel } = self;
+        let mut clients = Vec::new();
+        for _ in 0..connections.max(1) {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.map_err(pg)?;
+            tokio::spawn(connection);
+            let insert = client.prepare(INSERT).await.map_err(pg)?;
+            clients.push((client, insert));
+        }
+        // Enough room that the pacer never waits on a slow moment of the connections, small enough
+        // that a writer that cannot keep up does not hide it for long.
+        let (tx, rx) = mpsc::channel::<usize>(1024);
+        let rx = Arc::new(Mutex::new(rx));
+        let stop = Arc::new(AtomicBool::new(false));
+        let behind_ns = Arc::new(AtomicU64::new(0));
+        let total = ledger.len();
+        let pacer_thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("bench-pacer".into())
+                .spawn(move || {
+                    for n in 0..total {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let due = pacer.due(n);
+                        let now = Instant::now();
+                        if due > now {
+                            std::thread::sleep(due - now);
+                        }
+                        if tx.blocking_send(n).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| BenchError::Io(format!("cannot start the pacer thread: {e}")))?
+        };
+        let mut tasks = Vec::new();
+        for (client, insert) in clients {
+            let (rx, plan, ledger, cancel) = (rx.clone(), plan.clone(), ledger.clone(), cancel.clone());
+            let behind_ns = behind_ns.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut errors = Vec::new();
+                loop {
+                    let next = tokio::select! {
+                        () = cancel.cancelled() => None,
+                        n = async { rx.lock().await.recv().await } => n,
+                    };
+                    let Some(n) = next else { break };
+                    // Late against the schedule when it actually goes out, queueing included.
+                    behind_ns.fetch_max(pacer.due(n).elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    let row = plan.row(n);
+                    let result = client
+                        .execute(&insert, &[&ledger.id(n), &row.customer, &row.status, &row.warehouse, &row.region])
+                        .await;
+                    match result {
+                        Ok(_) => ledger.committed(n, Instant::now()),
+                        Err(e) => {
+                            ledger.failed(n);
+                            if errors.len() < 10 {
+                                errors.push(crate::error::describe_pg_error(&e));
+                            }
                         }
                     }
                 }
-            }
-            errors
-        }));
-    }
-    let started = Some(Instant::now());
-    let mut stats = WriterStats { started, ..WriterStats::default() };
-    for t in tasks {
-        match t.await {
-            Ok(errors) => stats.errors.extend(errors),
-            Err(e) => stats.errors.push(format!("a writer task failed: {e}")),
+                errors
+            }));
         }
+        let started = Some(Instant::now());
+        let mut stats = WriterStats { started, ..WriterStats::default() };
+        for t in tasks {
+            match t.await {
+                Ok(errors) => stats.errors.extend(errors),
+                Err(e) => stats.errors.push(format!("a writer task failed: {e}")),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        // The receiver is gone once the tasks ended, so a pacer blocked on a full queue wakes up.
+        drop(rx);
+        let _ = tokio::task::spawn_blocking(move || pacer_thread.join()).await;
+        stats.finished = Some(Instant::now());
+        stats.max_behind = Duration::from_nanos(behind_ns.load(Ordering::Relaxed));
+        Ok(stats)
     }
-    stop.store(true, Ordering::Relaxed);
-    // The receiver is gone once the tasks ended, so a pacer blocked on a full queue wakes up.
-    drop(rx);
-    let _ = tokio::task::spawn_blocking(move || pacer_thread.join()).await;
-    stats.finished = Some(Instant::now());
-    stats.max_behind = Duration::from_nanos(behind_ns.load(Ordering::Relaxed));
-    Ok(stats)
 }
 
 fn pg(e: tokio_postgres::Error) -> BenchError {
