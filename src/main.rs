@@ -493,7 +493,7 @@ async fn tail(
     let mut broken = None;
     // Output goes through a blocking writer; a closed pipe (`| head`) ends tail quietly.
     tokio::task::block_in_place(|| {
-        tokio::runtime::Handle::current().block_on(apply.run(rx, None, |event, applied| {
+        tokio::runtime::Handle::current().block_on(apply.run(rx, Vec::new(), |event, applied| {
             if broken.is_none()
                 && let Err(e) = writer.write(event, applied)
             {

@@ -1,8 +1,11 @@
-//! The one way through the house: source events → replica → whoever consumes the deltas.
+//! The one way through the house: source events → replica → the engines after apply.
 //!
 //! A source task feeds a bounded channel (so a slow replica slows the source, and the source's
 //! server, rather than growing memory); the apply loop owns the replica, publishes each new
-//! version for readers, advances the applied watermark, and hands every [`Applied`] to a sink.
+//! version for readers, advances the applied watermark, and hands every [`Batch`] to each of
+//! its named [`Consumer`]s (live queries, KPIs and alerts, …) in order, over bounded channels:
+//! a consumer that falls far behind makes the loop wait, which is backpressure to the source,
+//! never a dropped or reordered batch.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,14 +15,67 @@ use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, watch};
 
 use crate::change::{Op, SourceEvent, SourceName, TableEvent};
-use crate::live::Batch;
 use crate::registry::TableId;
-use crate::replica::{Applied, Replica};
-use crate::watermark::Watermarks;
+use crate::replica::{Applied, Delta, Replica};
+use crate::watermark::{DurableMark, Watermarks};
 
 /// Events buffered between a source and the replica. Large enough to carry a burst of small
 /// transactions across a scheduling hiccup; a snapshot chunk is one event.
 pub const CHANNEL_CAPACITY: usize = 1024;
+
+/// Batches waiting between the apply loop and one consumer. When a consumer falls this far
+/// behind, the apply loop waits: backpressure to the source, as everywhere in the pipeline.
+pub const BATCH_CAPACITY: usize = 1024;
+
+/// One applied event with the replica version after it: what the apply loop hands to every
+/// consumer, in order. Shared: each consumer reads the same batch.
+#[derive(Debug)]
+pub struct Batch {
+    pub applied: Applied,
+    pub replica: Arc<Replica>,
+    /// When it was applied (µs since the Unix epoch): the instant time-relative rules are
+    /// evaluated at for this batch.
+    pub at: i64,
+}
+
+impl Batch {
+    /// Whether engines after apply have anything to do with this event (snapshot rows of a
+    /// loading table and consistency marks are not theirs).
+    pub fn wanted(applied: &Applied) -> bool {
+        applied.deltas.iter().any(|d| !matches!(d, Delta::SnapshotRows { .. } | Delta::Consistent { .. }))
+    }
+}
+
+/// An engine after apply: a name for logs and metrics, its bounded inbox and, for a durable
+/// consumer, the mark through which acknowledgement waits for it.
+#[derive(Clone, Debug)]
+pub struct Consumer {
+    pub name: &'static str,
+    pub batches: mpsc::Sender<Arc<Batch>>,
+    pub durable: Option<Arc<DurableMark>>,
+}
+
+impl Consumer {
+    /// A consumer and the receiving end its runtime reads.
+    pub fn channel(name: &'static str) -> (Consumer, mpsc::Receiver<Arc<Batch>>) {
+        let (batches, rx) = mpsc::channel(BATCH_CAPACITY);
+        (Consumer { name, batches, durable: None }, rx)
+    }
+
+    /// A consumer whose writes bound what sources may acknowledge: each source's watermarks
+    /// wait for `mark`.
+    pub fn durable(
+        name: &'static str,
+        mark: Arc<DurableMark>,
+        watermarks: &HashMap<SourceName, Arc<Watermarks>>,
+    ) -> (Consumer, mpsc::Receiver<Arc<Batch>>) {
+        for w in watermarks.values() {
+            w.add_consumer(mark.clone());
+        }
+        let (batches, rx) = mpsc::channel(BATCH_CAPACITY);
+        (Consumer { name, batches, durable: Some(mark) }, rx)
+    }
+}
 
 /// Counters of the apply loop, read by the metrics endpoint.
 #[derive(Debug, Default)]
@@ -120,26 +176,39 @@ impl ApplyLoop {
         (ApplyLoop { replica, watermarks, published, stats: Arc::default(), counters: Counters::default() }, rx)
     }
 
-    /// Applies events until every sender is gone; `sink` sees each result in order, and so does
-    /// `live` (with the replica version after it) when live queries follow the replica.
+    /// Applies events until every sender is gone; `sink` sees each result in order, and so
+    /// does every consumer (with the replica version after it). A consumer that has stopped is
+    /// dropped from the list; the others go on.
     pub async fn run(
         mut self,
         mut rx: mpsc::Receiver<SourceEvent>,
-        live: Option<mpsc::Sender<Batch>>,
+        mut consumers: Vec<Consumer>,
         mut sink: impl FnMut(&SourceEvent, &Applied),
     ) -> Replica {
         while let Some(event) = rx.recv().await {
             let applied = self.apply(&event);
             sink(&event, &applied);
             let mut version = None;
-            if let Some(live) = &live
-                && Batch::wanted(&applied)
-            {
+            if !consumers.is_empty() && Batch::wanted(&applied) {
                 let replica = Arc::new(self.replica.clone());
                 version = Some(replica.clone());
-                // Waits when live queries fall far behind: backpressure, like the source's channel.
-                if live.send(Batch { applied, replica }).await.is_err() {
-                    tracing::debug!("live queries stopped");
+                let at = chrono::Utc::now().timestamp_micros();
+                let batch = Arc::new(Batch { applied, replica, at });
+                let mut stopped = Vec::new();
+                for (i, c) in consumers.iter().enumerate() {
+                    // Marked before it is sent, so acknowledgement can never pass a
+                    // transaction that sits in a consumer's inbox.
+                    if let (Some(mark), Some(tx)) = (&c.durable, &batch.applied.tx) {
+                        mark.handed(tx.position);
+                    }
+                    // Waits when a consumer falls far behind: backpressure, like the source's channel.
+                    if c.batches.send(batch.clone()).await.is_err() {
+                        tracing::debug!(consumer = c.name, "consumer stopped");
+                        stopped.push(i);
+                    }
+                }
+                for i in stopped.into_iter().rev() {
+                    consumers.remove(i);
                 }
             }
             // Publish once per burst: readers want the newest version, not every step.

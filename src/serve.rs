@@ -20,7 +20,7 @@ use crate::change::{Position, SourceEvent, SourceName};
 use crate::checkpoint::{self, CheckpointError, writer::Checkpointer};
 use crate::config::{Config, ConfigError, SourceKind};
 use crate::error::SourceError;
-use crate::pipeline::{ApplyLoop, CHANNEL_CAPACITY};
+use crate::pipeline::{ApplyLoop, CHANNEL_CAPACITY, Consumer};
 use crate::policy::{Policy, PolicyError, PolicyStore};
 use crate::registry::Registry;
 use crate::replica::{Replica, TableState};
@@ -147,7 +147,7 @@ pub async fn serve_on(
         tokio::spawn(reload);
     }
     // Live queries follow the replica event by event, from the version it starts at.
-    let (live_tx, live_rx) = mpsc::channel(crate::live::BATCH_CAPACITY);
+    let (live_tx, live_rx) = Consumer::channel("live");
     let hub = LiveHub::start(versions.borrow().clone(), live_rx, cancel.clone());
     let live_stats = hub.stats.clone();
     let graphql =
@@ -168,7 +168,7 @@ pub async fn serve_on(
     let router = crate::api::router(ops, extra_metrics).merge(crate::api::graphql::router(graphql));
     let http = tokio::spawn(listener.serve(router, cancel.clone()));
     let (snap_tx, mut snap_rx) = mpsc::unbounded_channel();
-    let applier = tokio::spawn(apply.run(rx, Some(live_tx), move |event, _| {
+    let applier = tokio::spawn(apply.run(rx, vec![live_tx], move |event, _| {
         if let SourceEvent::Consistent { source, position } = event {
             let _ = snap_tx.send((source.clone(), *position));
         }

@@ -6,8 +6,50 @@
 //! without anything calling back up the data flow.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::change::Position;
+
+/// How far one durable consumer after apply (alert transitions, KPI history; later the
+/// notification outbox and the Redis bus) has made one source's transactions durable.
+///
+/// The apply loop marks a transaction `handed` before it sends it; the consumer marks it
+/// `durable` once everything it derived from it is written. A consumer with nothing in hand
+/// (durable ≥ handed) holds nothing back, so a quiet consumer never stops the slot from
+/// advancing on heartbeats.
+#[derive(Debug, Default)]
+pub struct DurableMark {
+    pub name: &'static str,
+    handed: AtomicU64,
+    durable: AtomicU64,
+}
+
+impl DurableMark {
+    pub fn new(name: &'static str) -> Arc<DurableMark> {
+        Arc::new(DurableMark { name, ..DurableMark::default() })
+    }
+
+    pub fn handed(&self, p: Position) {
+        self.handed.fetch_max(p.0, Ordering::AcqRel);
+    }
+
+    pub fn durable(&self, p: Position) {
+        self.durable.fetch_max(p.0, Ordering::AcqRel);
+    }
+
+    /// The highest position this consumer allows to be acknowledged, if it holds anything back.
+    pub fn limit(&self) -> Option<Position> {
+        // `durable` first: a consumer that catches up between the two loads is seen as
+        // holding back, the safe way to be wrong.
+        let durable = self.durable.load(Ordering::Acquire);
+        let handed = self.handed.load(Ordering::Acquire);
+        (durable < handed).then_some(Position(durable))
+    }
+
+    pub fn values(&self) -> (Position, Position) {
+        (Position(self.handed.load(Ordering::Acquire)), Position(self.durable.load(Ordering::Acquire)))
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Watermarks {
@@ -26,6 +68,8 @@ pub struct Watermarks {
     /// Whether the replica holds a complete, consistent copy of the source's tables: set when
     /// the source's consistent point is applied, cleared when one of its tables is reloaded.
     consistent: AtomicBool,
+    /// The durable consumers after apply: acknowledgement waits for each of them.
+    consumers: Mutex<Vec<Arc<DurableMark>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -58,17 +102,33 @@ impl Watermarks {
         self.durable.store(durable, Ordering::Release);
     }
 
+    /// Registers a durable consumer of this source's transactions.
+    pub fn add_consumer(&self, mark: Arc<DurableMark>) {
+        self.consumers.lock().unwrap_or_else(|p| p.into_inner()).push(mark);
+    }
+
+    pub fn consumers(&self) -> Vec<Arc<DurableMark>> {
+        self.consumers.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// What the source may acknowledge: the lowest durability watermark that exists —
     /// `checkpointed` when checkpoints are on (a restart resumes from the checkpoint, so the
     /// slot must keep everything after it), otherwise `applied` (a restart takes a fresh
-    /// snapshot anyway).
+    /// snapshot anyway) — and no further than any durable consumer has written what it
+    /// derived (a restart re-delivers the rest to it).
     pub fn ack_target(&self) -> Position {
         let applied = self.applied.load(Ordering::Acquire);
-        if self.durable.load(Ordering::Acquire) {
-            Position(applied.min(self.checkpointed.load(Ordering::Acquire)))
+        let mut target = if self.durable.load(Ordering::Acquire) {
+            applied.min(self.checkpointed.load(Ordering::Acquire))
         } else {
-            Position(applied)
+            applied
+        };
+        for mark in self.consumers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            if let Some(limit) = mark.limit() {
+                target = target.min(limit.0);
+            }
         }
+        Position(target)
     }
 
     pub fn server(&self, p: Position) {
@@ -116,5 +176,42 @@ impl Watermarks {
             checkpointed: Position(self.checkpointed.load(Ordering::Acquire)),
             acknowledged: Position(self.acknowledged.load(Ordering::Relaxed)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_durable_consumer_holds_the_acknowledgement_back_until_it_has_written() {
+        let w = Watermarks::default();
+        let mark = DurableMark::new("alerts");
+        w.add_consumer(mark.clone());
+        w.applied(Position(100));
+        assert_eq!(w.ack_target(), Position(100), "a consumer with nothing in hand holds nothing back");
+        mark.handed(Position(150));
+        w.applied(Position(150));
+        assert_eq!(w.ack_target(), Position(100), "handed but not yet durable");
+        mark.durable(Position(150));
+        assert_eq!(w.ack_target(), Position(150));
+        // A heartbeat moves `applied` past everything the consumer was handed.
+        w.applied(Position(400));
+        assert_eq!(w.ack_target(), Position(400));
+    }
+
+    #[test]
+    fn checkpoints_and_consumers_both_bound_the_acknowledgement() {
+        let w = Watermarks::default();
+        w.set_durable(true);
+        let mark = DurableMark::new("kpi_history");
+        w.add_consumer(mark.clone());
+        w.applied(Position(300));
+        w.checkpointed(Position(250));
+        mark.handed(Position(300));
+        mark.durable(Position(200));
+        assert_eq!(w.ack_target(), Position(200));
+        mark.durable(Position(300));
+        assert_eq!(w.ack_target(), Position(250));
     }
 }

@@ -40,7 +40,7 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
             f.write_str("a duration such as \"5m\", \"90s\" or \"250ms\", or a number of seconds")
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-            crate::sim::parse_duration(v).map_err(E::custom)
+            crate::duration::parse_duration(v).map_err(E::custom)
         }
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
             Ok(Duration::from_secs(v))

@@ -28,25 +28,6 @@ use crate::change::Row;
 use crate::registry::TableId;
 use crate::replica::{Applied, Delta, Replica, Table, TableState};
 
-/// Batches waiting between the apply loop and live queries. When live queries fall this far
-/// behind, the apply loop waits: backpressure to the source, as everywhere in the pipeline.
-pub const BATCH_CAPACITY: usize = 1024;
-
-/// One applied event with the replica version after it: what the apply loop hands to live
-/// queries, in order.
-pub struct Batch {
-    pub applied: Applied,
-    pub replica: std::sync::Arc<Replica>,
-}
-
-impl Batch {
-    /// Whether live queries have anything to do with this event (snapshot rows of a loading
-    /// table and consistency marks are not theirs).
-    pub fn wanted(applied: &Applied) -> bool {
-        applied.deltas.iter().any(|d| !matches!(d, Delta::SnapshotRows { .. } | Delta::Consistent { .. }))
-    }
-}
-
 /// A registered live query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueryId(pub u64);

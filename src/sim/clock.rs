@@ -5,8 +5,8 @@
 //! only ever asks "what is the simulated time `elapsed` seconds after start?", never the wall
 //! clock, which is what makes runs with the same seed and start reproducible.
 //!
-//! Also here: the small parsers for the command line's `--day-length 10m` and `--start 09:30`
-//! (a duration crate would be a dependency for three units).
+//! Also here: the parser for the command line's `--start 09:30` (durations such as
+//! `--day-length 10m` are [`crate::duration`]'s).
 
 use std::time::Duration;
 
@@ -43,40 +43,6 @@ impl SimClock {
         // Microseconds keep a multi-year run (at 144x) comfortably inside i64.
         self.start + TimeDelta::microseconds((elapsed * self.speed * 1e6) as i64)
     }
-}
-
-/// Parses a duration such as `90s`, `10m`, `1h30m`, `1.5h`, `24h`, `2d` or `500ms`. A bare number
-/// is refused, because "10" could mean seconds or minutes.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let s = text.trim();
-    if s.is_empty() {
-        return Err("empty duration; write e.g. `90s`, `10m` or `24h`".into());
-    }
-    let mut total = 0.0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let (number, after) = rest.split_at(number_len);
-        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_len);
-        let value: f64 =
-            number.parse().map_err(|_| format!("`{text}` is not a duration; write e.g. `90s`, `10m` or `24h`"))?;
-        let seconds = match unit.trim() {
-            "ms" => 0.001,
-            "s" | "sec" | "secs" => 1.0,
-            "m" | "min" | "mins" => 60.0,
-            "h" | "hr" | "hrs" => 3600.0,
-            "d" | "day" | "days" => 86_400.0,
-            "" => return Err(format!("`{text}` needs a unit: ms, s, m, h or d (e.g. `{number}s`)")),
-            other => return Err(format!("unknown unit `{other}` in `{text}`; use ms, s, m, h or d")),
-        };
-        total += value * seconds;
-        rest = after;
-    }
-    if !total.is_finite() || total > 1e9 {
-        return Err(format!("`{text}` is too long"));
-    }
-    Ok(Duration::from_secs_f64(total))
 }
 
 /// Parses the simulated start time: `HH:MM` or `HH:MM:SS` (UTC, on `today`), or a full RFC 3339

@@ -39,7 +39,8 @@ use tokio::time::Instant;
 use tokio_postgres::{Client, NoTls};
 use tokio_util::sync::CancellationToken;
 
-pub use clock::{parse_duration, parse_start};
+pub use crate::duration::parse_duration;
+pub use clock::parse_start;
 pub use error::SimError;
 pub use plan::{Backlog, EventKind, Planned, Planner};
 pub use stats::SimStats;

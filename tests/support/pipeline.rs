@@ -61,7 +61,7 @@ pub fn start(url: &str, slot: &str, tables: &[&str]) -> Running {
     let (apply, versions) = ApplyLoop::new(HashMap::from([(Arc::from("src"), watermarks.clone())]));
     let seen = Arc::new(Mutex::new(Seen::default()));
     let s = seen.clone();
-    let applier = tokio::spawn(apply.run(rx, None, move |event, applied| {
+    let applier = tokio::spawn(apply.run(rx, Vec::new(), move |event, applied| {
         let mut s = s.lock().unwrap();
         s.anomalies.extend(applied.anomalies.iter().cloned());
         match event {

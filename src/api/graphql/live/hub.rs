@@ -24,7 +24,8 @@ use super::compile::{LiveRequest, Render};
 use super::outbox::{Delivery, Kind, Outbox, Pushed};
 use super::render::{self, AsOf, Json, UpdateBody};
 use crate::change::SourceName;
-use crate::live::{Batch, Current, LiveError, LiveSet, QueryId, RowsDiff, Step};
+use crate::pipeline::Batch;
+use crate::live::{Current, LiveError, LiveSet, QueryId, RowsDiff, Step};
 use crate::replica::Replica;
 
 /// Counters for `/metrics`.
@@ -73,7 +74,7 @@ impl std::fmt::Debug for Command {
 
 impl LiveHub {
     /// Starts the hub on the batches of an apply loop whose replica is `replica` now.
-    pub fn start(replica: Arc<Replica>, batches: mpsc::Receiver<Batch>, cancel: CancellationToken) -> LiveHub {
+    pub fn start(replica: Arc<Replica>, batches: mpsc::Receiver<Arc<Batch>>, cancel: CancellationToken) -> LiveHub {
         // Unbounded on purpose: commands are small and each connection sends a bounded number
         // (its subscriptions); blocking a socket's reader on the hub would gain nothing.
         let (tx, rx) = mpsc::unbounded_channel();
@@ -139,7 +140,7 @@ impl Hub {
     async fn run(
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
-        mut batches: mpsc::Receiver<Batch>,
+        mut batches: mpsc::Receiver<Arc<Batch>>,
         cancel: CancellationToken,
     ) {
         loop {
@@ -223,8 +224,8 @@ impl Hub {
         }
     }
 
-    fn batch(&mut self, batch: Batch) {
-        self.replica = batch.replica;
+    fn batch(&mut self, batch: Arc<Batch>) {
+        self.replica = batch.replica.clone();
         if let Some(tx) = &batch.applied.tx {
             self.as_of.insert(tx.source.clone(), AsOf { position: tx.position, commit_ts: Some(tx.commit_ts) });
         }

@@ -1,0 +1,301 @@
+//! The KPI runtime: one task that owns the KPI engine, follows the apply loop batch by batch,
+//! publishes a board of every KPI's current value for readers, and hands each batch's KPI
+//! changes on to the alert runtime in order.
+//!
+//! ```text
+//!  apply loop ── Arc<Batch> ──►┐
+//!  GraphQL ── define / remove ─►├─► KpiSet (engine) ─► board (watch: queries, subscriptions)
+//!                              │                     ─► KpiStep ─► alert runtime
+//! ```
+//!
+//! Definitions arrive on a channel read between batches, so a new KPI's first value is computed
+//! from exactly the replica version the next batch follows on from. The board is a persistent
+//! map: publishing a new version shares every unchanged KPI with the previous one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use imbl::OrdMap;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::compile::{CompiledKpi, compile_kpi};
+use super::definition::{DefinitionError, KpiDefinition};
+use super::engine::{KpiId, KpiSet, KpiValue};
+use crate::change::{Position, SourceName};
+use crate::pipeline::Batch;
+use crate::policy::PolicyStore;
+use crate::registry::TableSchema;
+use crate::replica::Replica;
+
+/// A KPI as stored: its definition and who made it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KpiRecord {
+    pub id: KpiId,
+    pub definition: KpiDefinition,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+    /// µs since the Unix epoch.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Where a value stands in its source's history.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AsOf {
+    pub position: Position,
+    /// µs since the Unix epoch; unknown before the first transaction.
+    pub commit_ts: Option<i64>,
+}
+
+/// One KPI on the board.
+#[derive(Clone, Debug)]
+pub struct KpiEntry {
+    pub record: Arc<KpiRecord>,
+    /// `None` when the definition does not bind to its table right now (the reason is in
+    /// `value`).
+    pub compiled: Option<Arc<CompiledKpi>>,
+    pub value: KpiValue,
+    /// Updates of this KPI's value so far (1 is the first).
+    pub seq: u64,
+    pub as_of: AsOf,
+}
+
+/// Every KPI's current value: what queries read and subscriptions follow.
+#[derive(Clone, Debug, Default)]
+pub struct KpiBoard {
+    pub kpis: OrdMap<KpiId, KpiEntry>,
+}
+
+/// One batch's effect on the KPIs, for the alert runtime.
+#[derive(Clone, Debug)]
+pub struct KpiStep {
+    /// The batch, when the step follows one (time-driven steps have none).
+    pub batch: Option<Arc<Batch>>,
+    /// The KPIs whose value changed, with the new value.
+    pub changed: Vec<(KpiId, KpiValue)>,
+    /// KPIs that were removed.
+    pub removed: Vec<KpiId>,
+    /// The board after the step.
+    pub board: Arc<KpiBoard>,
+}
+
+enum Command {
+    Define { record: Arc<KpiRecord>, reply: oneshot::Sender<Result<(), DefinitionError>> },
+    Remove { id: KpiId },
+}
+
+/// The handle GraphQL and the server use.
+#[derive(Clone, Debug)]
+pub struct KpiHub {
+    commands: mpsc::UnboundedSender<Command>,
+    pub board: watch::Receiver<Arc<KpiBoard>>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl KpiHub {
+    /// Starts the runtime on `batches`, from `replica` (the version the first batch follows
+    /// on from), with `records` already defined. Each step goes on to `steps` when given.
+    pub fn start(
+        replica: Arc<Replica>,
+        policy: PolicyStore,
+        records: Vec<KpiRecord>,
+        batches: mpsc::Receiver<Arc<Batch>>,
+        steps: Option<mpsc::Sender<KpiStep>>,
+        cancel: CancellationToken,
+    ) -> KpiHub {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let mut runtime = Runtime {
+            set: KpiSet::new(),
+            replica,
+            policy,
+            board: KpiBoard::default(),
+            published: watch::Sender::new(Arc::new(KpiBoard::default())),
+            as_of: HashMap::new(),
+        };
+        for record in records {
+            let id = record.id;
+            if let Err(e) = runtime.define(Arc::new(record)) {
+                // Kept on the board with the reason; bound again when its table loads.
+                tracing::info!(kpi = id.0, error = %e, "a stored KPI does not bind yet");
+            }
+        }
+        runtime.publish();
+        let board = runtime.published.subscribe();
+        tokio::spawn(runtime.run(rx, batches, steps, cancel));
+        KpiHub { commands, board }
+    }
+
+    /// Defines or redefines a KPI; its first value is on the board when this returns `Ok`.
+    pub async fn define(&self, record: KpiRecord) -> Result<(), DefinitionError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || DefinitionError::new("kpi", "the server is shutting down");
+        self.commands.send(Command::Define { record: Arc::new(record), reply }).map_err(|_| stopped())?;
+        let mut board = self.board.clone();
+        let result = answer.await.map_err(|_| stopped())?;
+        // The board is published before the reply; mark it seen so callers read the new one.
+        board.borrow_and_update();
+        result
+    }
+
+    pub fn remove(&self, id: KpiId) {
+        let _ = self.commands.send(Command::Remove { id });
+    }
+
+    pub fn current(&self) -> Arc<KpiBoard> {
+        self.board.borrow().clone()
+    }
+}
+
+struct Runtime {
+    set: KpiSet,
+    replica: Arc<Replica>,
+    policy: PolicyStore,
+    board: KpiBoard,
+    published: watch::Sender<Arc<KpiBoard>>,
+    as_of: HashMap<SourceName, AsOf>,
+}
+
+impl Runtime {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut batches: mpsc::Receiver<Arc<Batch>>,
+        steps: Option<mpsc::Sender<KpiStep>>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            let step = tokio::select! {
+                biased;
+                batch = batches.recv() => match batch {
+                    Some(batch) => self.batch(batch),
+                    None => break,
+                },
+                Some(command) = commands.recv() => self.command(command),
+                _ = cancel.cancelled() => break,
+            };
+            if let (Some(steps), Some(step)) = (&steps, step) {
+                // Waits when alerts fall behind: backpressure up to the apply loop.
+                if steps.send(step).await.is_err() {
+                    tracing::debug!("alert runtime stopped");
+                }
+            }
+        }
+    }
+
+    fn tables(&self) -> Vec<Arc<TableSchema>> {
+        self.replica.tables().map(|t| t.schema.clone()).collect()
+    }
+
+    fn compile(&self, record: &KpiRecord) -> Result<CompiledKpi, DefinitionError> {
+        compile_kpi(&record.definition, &self.tables(), &self.policy.current().policy)
+    }
+
+    /// Binds and adds a KPI. A definition that no longer binds (its table is not loaded yet,
+    /// a column went away) stays on the board with the reason, and is bound again when its
+    /// table is reloaded.
+    fn define(&mut self, record: Arc<KpiRecord>) -> Result<(), DefinitionError> {
+        let id = record.id;
+        let result = self.compile(&record);
+        let (compiled, value) = match &result {
+            Ok(compiled) => {
+                self.set.insert(id, compiled.clone(), &self.replica);
+                let value = self.set.value(id).cloned().unwrap_or(KpiValue::NotReady(String::new()));
+                (Some(Arc::new(compiled.clone())), value)
+            }
+            Err(e) => {
+                self.set.remove(id);
+                (None, KpiValue::NotReady(format!("the definition does not fit its table: {e}")))
+            }
+        };
+        let as_of = compiled.as_ref().map(|c| self.as_of_for(&c.schema.spec.source)).unwrap_or_default();
+        let seq = self.board.kpis.get(&id).map_or(1, |e| e.seq + 1);
+        self.board.kpis.insert(id, KpiEntry { record, compiled, value, seq, as_of });
+        result.map(|_| ())
+    }
+
+    fn as_of_for(&self, source: &SourceName) -> AsOf {
+        self.as_of
+            .get(source)
+            .copied()
+            .unwrap_or_else(|| AsOf { position: self.replica.applied_position(source), commit_ts: None })
+    }
+
+    fn publish(&self) -> Arc<KpiBoard> {
+        let board = Arc::new(self.board.clone());
+        self.published.send_replace(board.clone());
+        board
+    }
+
+    fn command(&mut self, command: Command) -> Option<KpiStep> {
+        match command {
+            Command::Define { record, reply } => {
+                let id = record.id;
+                let result = self.define(record);
+                let board = self.publish();
+                let _ = reply.send(result);
+                let value = board.kpis.get(&id).map(|e| e.value.clone())?;
+                Some(KpiStep { batch: None, changed: vec![(id, value)], removed: Vec::new(), board })
+            }
+            Command::Remove { id } => {
+                self.set.remove(id);
+                self.board.kpis.remove(&id);
+                let board = self.publish();
+                Some(KpiStep { batch: None, changed: Vec::new(), removed: vec![id], board })
+            }
+        }
+    }
+
+    fn batch(&mut self, batch: Arc<Batch>) -> Option<KpiStep> {
+        self.replica = batch.replica.clone();
+        if let Some(tx) = &batch.applied.tx {
+            self.as_of.insert(tx.source.clone(), AsOf { position: tx.position, commit_ts: Some(tx.commit_ts) });
+        }
+        let outcome = self.set.apply(&batch.applied, &self.replica);
+        let mut changed = Vec::with_capacity(outcome.changed.len());
+        for id in outcome.changed {
+            let Some(value) = self.set.value(id).cloned() else { continue };
+            let Some(mut entry) = self.board.kpis.get(&id).cloned() else { continue };
+            entry.value = value.clone();
+            entry.seq += 1;
+            if let Some(c) = &entry.compiled {
+                entry.as_of = self.as_of_for(&c.schema.spec.source);
+            }
+            self.board.kpis.insert(id, entry);
+            changed.push((id, value));
+        }
+        // Also KPIs whose definition did not bind before: their table may have just loaded.
+        let unbound: Vec<Arc<KpiRecord>> = self
+            .board
+            .kpis
+            .values()
+            .filter(|e| e.compiled.is_none())
+            .map(|e| e.record.clone())
+            .chain(outcome.reshaped.iter().filter_map(|id| self.board.kpis.get(id).map(|e| e.record.clone())))
+            .collect();
+        let table_events = batch.applied.tx.is_none();
+        if table_events || !outcome.reshaped.is_empty() {
+            for record in unbound {
+                let id = record.id;
+                let before = self.board.kpis.get(&id).map(|e| e.value.clone());
+                if self.define(record).is_err() && outcome.reshaped.contains(&id) {
+                    tracing::warn!(kpi = id.0, "a KPI no longer fits its table after a schema change");
+                }
+                let after = self.board.kpis.get(&id).map(|e| e.value.clone());
+                if let Some(value) = after.filter(|a| Some(a) != before.as_ref()) {
+                    changed.push((id, value));
+                }
+            }
+        }
+        if changed.is_empty() && batch.applied.tx.is_none() {
+            return None;
+        }
+        let board = if changed.is_empty() { self.published.borrow().clone() } else { self.publish() };
+        Some(KpiStep { batch: Some(batch), changed, removed: Vec::new(), board })
+    }
+}
