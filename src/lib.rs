@@ -18,6 +18,7 @@
 //!   [`bench`] is the load tool that measures live queries end to end.
 
 pub mod aggregate;
+pub mod alert;
 pub mod api;
 pub mod auth;
 pub mod bench;

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use crate::change::{Op, SourceEvent, SourceName, TableEvent};
 use crate::registry::TableId;
 use crate::replica::{Applied, Delta, Replica};
-use crate::watermark::{DurableMark, Watermarks};
+use crate::watermark::{DurableMarks, Watermarks};
 
 /// Events buffered between a source and the replica. Large enough to carry a burst of small
 /// transactions across a scheduling hiccup; a snapshot chunk is one event.
@@ -52,7 +52,7 @@ impl Batch {
 pub struct Consumer {
     pub name: &'static str,
     pub batches: mpsc::Sender<Arc<Batch>>,
-    pub durable: Option<Arc<DurableMark>>,
+    pub durable: Option<DurableMarks>,
 }
 
 impl Consumer {
@@ -63,17 +63,10 @@ impl Consumer {
     }
 
     /// A consumer whose writes bound what sources may acknowledge: each source's watermarks
-    /// wait for `mark`.
-    pub fn durable(
-        name: &'static str,
-        mark: Arc<DurableMark>,
-        watermarks: &HashMap<SourceName, Arc<Watermarks>>,
-    ) -> (Consumer, mpsc::Receiver<Arc<Batch>>) {
-        for w in watermarks.values() {
-            w.add_consumer(mark.clone());
-        }
+    /// wait for its mark in `marks`, which the consumer raises as it writes.
+    pub fn durable(name: &'static str, marks: DurableMarks) -> (Consumer, mpsc::Receiver<Arc<Batch>>) {
         let (batches, rx) = mpsc::channel(BATCH_CAPACITY);
-        (Consumer { name, batches, durable: Some(mark) }, rx)
+        (Consumer { name, batches, durable: Some(marks) }, rx)
     }
 }
 
@@ -198,8 +191,8 @@ impl ApplyLoop {
                 for (i, c) in consumers.iter().enumerate() {
                     // Marked before it is sent, so acknowledgement can never pass a
                     // transaction that sits in a consumer's inbox.
-                    if let (Some(mark), Some(tx)) = (&c.durable, &batch.applied.tx) {
-                        mark.handed(tx.position);
+                    if let (Some(marks), Some(tx)) = (&c.durable, &batch.applied.tx) {
+                        marks.handed(&tx.source, tx.position);
                     }
                     // Waits when a consumer falls far behind: backpressure, like the source's channel.
                     if c.batches.send(batch.clone()).await.is_err() {

@@ -30,7 +30,13 @@ impl DurableMark {
     }
 
     pub fn handed(&self, p: Position) {
-        self.handed.fetch_max(p.0, Ordering::AcqRel);
+        let before = self.handed.fetch_max(p.0, Ordering::AcqRel);
+        // A consumer that had written everything it was handed holds nothing before `p`: what
+        // lies between was of no interest to it. Acknowledging up to just before `p` keeps the
+        // slot moving without waiting for the consumer to take `p` in.
+        if p.0 > before && self.durable.load(Ordering::Acquire) >= before {
+            self.durable.fetch_max(p.0 - 1, Ordering::AcqRel);
+        }
     }
 
     pub fn durable(&self, p: Position) {
@@ -48,6 +54,42 @@ impl DurableMark {
 
     pub fn values(&self) -> (Position, Position) {
         (Position(self.handed.load(Ordering::Acquire)), Position(self.durable.load(Ordering::Acquire)))
+    }
+}
+
+/// One durable consumer's marks, one per source (positions of different sources do not
+/// compare).
+#[derive(Clone, Debug, Default)]
+pub struct DurableMarks {
+    pub name: &'static str,
+    marks: std::collections::HashMap<crate::change::SourceName, Arc<DurableMark>>,
+}
+
+impl DurableMarks {
+    /// A mark per source, each registered with that source's watermarks.
+    pub fn register(
+        name: &'static str,
+        watermarks: &std::collections::HashMap<crate::change::SourceName, Arc<Watermarks>>,
+    ) -> DurableMarks {
+        let mut marks = std::collections::HashMap::new();
+        for (source, w) in watermarks {
+            let mark = DurableMark::new(name);
+            w.add_consumer(mark.clone());
+            marks.insert(source.clone(), mark);
+        }
+        DurableMarks { name, marks }
+    }
+
+    pub fn handed(&self, source: &str, p: Position) {
+        if let Some(m) = self.marks.get(source) {
+            m.handed(p);
+        }
+    }
+
+    pub fn durable(&self, source: &str, p: Position) {
+        if let Some(m) = self.marks.get(source) {
+            m.durable(p);
+        }
     }
 }
 
@@ -192,9 +234,14 @@ mod tests {
         assert_eq!(w.ack_target(), Position(100), "a consumer with nothing in hand holds nothing back");
         mark.handed(Position(150));
         w.applied(Position(150));
-        assert_eq!(w.ack_target(), Position(100), "handed but not yet durable");
+        assert_eq!(w.ack_target(), Position(149), "handed but not yet durable: up to just before it");
+        w.applied(Position(160));
+        mark.handed(Position(160));
+        assert_eq!(w.ack_target(), Position(149), "the consumer is still at 150");
         mark.durable(Position(150));
         assert_eq!(w.ack_target(), Position(150));
+        mark.durable(Position(160));
+        assert_eq!(w.ack_target(), Position(160));
         // A heartbeat moves `applied` past everything the consumer was handed.
         w.applied(Position(400));
         assert_eq!(w.ack_target(), Position(400));
@@ -208,6 +255,7 @@ mod tests {
         w.add_consumer(mark.clone());
         w.applied(Position(300));
         w.checkpointed(Position(250));
+        mark.handed(Position(100));
         mark.handed(Position(300));
         mark.durable(Position(200));
         assert_eq!(w.ack_target(), Position(200));

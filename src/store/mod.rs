@@ -4,6 +4,7 @@
 //! publication; its schema lives in `migrations/` and is applied at start and by
 //! `opslive migrate`.
 
+pub mod alerts;
 mod watermarks;
 
 use sqlx::migrate::MigrateDatabase;
@@ -26,6 +27,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("app database: {0}")]
     Query(#[from] sqlx::Error),
+    /// A name that must be unique is taken (the user's error, not the database's).
+    #[error("{0}")]
+    Duplicate(String),
 }
 
 /// Handle on the app database.

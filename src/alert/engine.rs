@@ -1,0 +1,551 @@
+//! The alert engine: every rule's instances and their states, moved by KPI values, row deltas
+//! and the passing of time.
+//!
+//! Pure: no I/O, no clock. States go Normal → Pending (while `for` runs) → Firing → Resolved;
+//! with `keepFiringFor` an instance whose condition clears keeps firing that long. Every change
+//! of state is a [`Transition`] carrying its cause: the transaction (source, position, commit
+//! time) whose change moved it, or the due time of a time-driven one. Event times are commit
+//! times and due times, never "now", so a transaction delivered again after a restart yields
+//! the same transitions with the same causes, which the store records once.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value as Json};
+
+use super::rule::{BoundRule, RuleId, Target, Threshold};
+use crate::change::{Position, Row, SourceName};
+use crate::kpi::{KpiBoard, KpiId, KpiValue};
+use crate::replica::{Applied, Delta, Replica};
+use crate::value::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlertState {
+    Normal,
+    Pending,
+    Firing,
+    Resolved,
+}
+
+impl AlertState {
+    pub const ALL: [AlertState; 4] = [AlertState::Normal, AlertState::Pending, AlertState::Firing, AlertState::Resolved];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertState::Normal => "NORMAL",
+            AlertState::Pending => "PENDING",
+            AlertState::Firing => "FIRING",
+            AlertState::Resolved => "RESOLVED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AlertState> {
+        AlertState::ALL.into_iter().find(|a| a.name() == s)
+    }
+}
+
+/// Why a transition happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// A committed transaction changed what the rule reads.
+    Transaction { source: SourceName, position: Position, commit_ts: i64 },
+    /// Time passed: `for` elapsed, `keepFiringFor` ran out, a rule was evaluated as defined.
+    Due { at: i64 },
+}
+
+impl Cause {
+    /// When it happened (µs since the Unix epoch): commit time or due time.
+    pub fn at(&self) -> i64 {
+        match self {
+            Cause::Transaction { commit_ts, .. } => *commit_ts,
+            Cause::Due { at } => *at,
+        }
+    }
+
+    /// What makes a transition unique with its rule, instance and new state.
+    pub fn key(&self) -> String {
+        match self {
+            Cause::Transaction { source, position, .. } => format!("tx:{source}:{}", position.0),
+            Cause::Due { at } => format!("due:{at}"),
+        }
+    }
+}
+
+/// Who acknowledged an instance, when, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ack {
+    pub by: Option<String>,
+    pub at: i64,
+    pub note: Option<String>,
+}
+
+/// One instance of a rule that is not Normal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Instance {
+    pub rule: RuleId,
+    /// `""` for an ungrouped KPI; the JSON of the group key or of the row key.
+    pub key: String,
+    pub labels: BTreeMap<String, String>,
+    pub state: AlertState,
+    /// When it entered its state.
+    pub since: i64,
+    /// When its condition last became true.
+    pub active_since: i64,
+    /// When time alone moves it next: Pending → Firing, or a cleared Firing → Resolved.
+    pub due: Option<i64>,
+    /// Whether its condition holds now.
+    pub condition: bool,
+    /// The value that was tested (KPI rules), as exact text.
+    pub value: Option<String>,
+    /// The row's columns the rule reads (row rules).
+    pub row: Option<Json>,
+    pub acknowledged: Option<Ack>,
+    /// The cause of the last transition.
+    pub cause: Option<Cause>,
+}
+
+/// A change of state, with its provenance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    pub rule: RuleId,
+    pub instance: String,
+    pub labels: BTreeMap<String, String>,
+    pub from: AlertState,
+    pub to: AlertState,
+    pub cause: Cause,
+    pub value: Option<String>,
+    /// The row before and after the change, limited to the columns the rule reads.
+    pub before: Option<Json>,
+    pub after: Option<Json>,
+    pub summary: String,
+}
+
+/// What one observation of an instance's condition brings.
+struct Observation {
+    key: String,
+    labels: BTreeMap<String, String>,
+    condition: bool,
+    value: Option<String>,
+    before: Option<Json>,
+    after: Option<Json>,
+    /// For summaries: `{{column}}` of a row, `{{group}}`.
+    fields: Map<String, Json>,
+}
+
+#[derive(Debug, Default)]
+pub struct AlertSet {
+    rules: BTreeMap<RuleId, BoundRule>,
+    instances: BTreeMap<(RuleId, String), Instance>,
+}
+
+impl AlertSet {
+    pub fn new() -> AlertSet {
+        AlertSet::default()
+    }
+
+    pub fn rules(&self) -> impl Iterator<Item = &BoundRule> {
+        self.rules.values()
+    }
+
+    pub fn rule(&self, id: RuleId) -> Option<&BoundRule> {
+        self.rules.get(&id)
+    }
+
+    pub fn instances(&self) -> impl Iterator<Item = &Instance> {
+        self.instances.values()
+    }
+
+    pub fn instance(&self, rule: RuleId, key: &str) -> Option<&Instance> {
+        self.instances.get(&(rule, key.to_string()))
+    }
+
+    /// Takes instances back as they were recorded (after a restart): their state, since,
+    /// acknowledgement. The next evaluation continues from them, so a firing instance whose
+    /// condition still holds does not fire again.
+    pub fn restore(&mut self, instances: impl IntoIterator<Item = Instance>) {
+        for i in instances {
+            self.instances.insert((i.rule, i.key.clone()), i);
+        }
+    }
+
+    /// Adds or replaces a rule and evaluates it on what is there now (`cause` is when).
+    pub fn set_rule(&mut self, rule: BoundRule, board: &KpiBoard, replica: &Replica, cause: &Cause) -> Vec<Transition> {
+        let id = rule.id;
+        let replaced = self.rules.insert(id, rule).is_some();
+        let mut out = Vec::new();
+        if replaced {
+            // A changed rule starts over: its open instances are re-evaluated below, and the
+            // ones its new condition no longer covers resolve.
+            for inst in self.instances.values_mut().filter(|i| i.rule == id) {
+                inst.condition = false;
+            }
+        }
+        let rule = &self.rules[&id];
+        let observations: Vec<Observation> = match &rule.target {
+            Target::Kpi { kpi, test } => match board.kpis.get(kpi) {
+                Some(entry) => kpi_observations(&entry.value, *test, &entry.compiled.as_ref().map(|c| c.group_names.clone()).unwrap_or_default()),
+                None => Vec::new(),
+            },
+            Target::Rows { schema, filter, labels, columns } => match replica.table(schema.id()) {
+                Some(table) if table.state == crate::replica::TableState::Ready => crate::query::matching_rows(table, filter)
+                    .map(|row| row_observation(schema, labels, columns, None, Some(row), true))
+                    .collect(),
+                _ => Vec::new(),
+            },
+        };
+        let seen: Vec<String> = observations.iter().map(|o| o.key.clone()).collect();
+        for o in observations {
+            out.extend(self.observe(id, o, cause));
+        }
+        let stale: Vec<String> =
+            self.instances.keys().filter(|(r, k)| *r == id && !seen.contains(k)).map(|(_, k)| k.clone()).collect();
+        for key in stale {
+            let o = Observation { key, labels: BTreeMap::new(), condition: false, value: None, before: None, after: None, fields: Map::new() };
+            out.extend(self.observe(id, o, cause));
+        }
+        out
+    }
+
+    /// Removes a rule and its instances (its history stays in the store).
+    pub fn remove_rule(&mut self, id: RuleId) {
+        self.rules.remove(&id);
+        self.instances.retain(|(r, _), _| *r != id);
+    }
+
+    /// Evaluates the rules on KPIs whose value changed.
+    pub fn on_kpis(&mut self, changed: &[(KpiId, KpiValue)], board: &KpiBoard, cause: &Cause) -> Vec<Transition> {
+        let mut out = Vec::new();
+        for (kpi, value) in changed {
+            if matches!(value, KpiValue::NotReady(_)) {
+                // Not knowing is not normal: instances keep their state until the value is back.
+                continue;
+            }
+            let group_names = board.kpis.get(kpi).and_then(|e| e.compiled.as_ref()).map(|c| c.group_names.clone()).unwrap_or_default();
+            let rules: Vec<(RuleId, Threshold)> = self
+                .rules
+                .values()
+                .filter_map(|r| match &r.target {
+                    Target::Kpi { kpi: k, test } if k == kpi => Some((r.id, *test)),
+                    _ => None,
+                })
+                .collect();
+            for (id, test) in rules {
+                let observations = kpi_observations(value, test, &group_names);
+                let seen: Vec<String> = observations.iter().map(|o| o.key.clone()).collect();
+                for o in observations {
+                    out.extend(self.observe(id, o, cause));
+                }
+                // Groups that disappeared (no rows left) are no longer breaching.
+                let gone: Vec<String> =
+                    self.instances.keys().filter(|(r, k)| *r == id && !seen.contains(k)).map(|(_, k)| k.clone()).collect();
+                for key in gone {
+                    let o = Observation { key, labels: BTreeMap::new(), condition: false, value: None, before: None, after: None, fields: Map::new() };
+                    out.extend(self.observe(id, o, cause));
+                }
+            }
+        }
+        out
+    }
+
+    /// Evaluates row rules on one applied event's row deltas.
+    pub fn on_rows(&mut self, applied: &Applied, replica: &Replica, cause: &Cause) -> Vec<Transition> {
+        let mut out = Vec::new();
+        let row_rules: Vec<RuleId> =
+            self.rules.values().filter(|r| matches!(r.target, Target::Rows { .. })).map(|r| r.id).collect();
+        if row_rules.is_empty() {
+            return out;
+        }
+        for delta in &applied.deltas {
+            match delta {
+                Delta::Row(d) => {
+                    for id in &row_rules {
+                        let Target::Rows { schema, filter, labels, columns } = &self.rules[id].target else { continue };
+                        if schema.id() != d.table {
+                            continue;
+                        }
+                        let was = d.before.as_ref().is_some_and(|r| filter.matches(r));
+                        let is = d.after.as_ref().is_some_and(|r| filter.matches(r));
+                        if !was && !is {
+                            continue;
+                        }
+                        let (schema, labels, columns) = (schema.clone(), labels.clone(), columns.clone());
+                        let (before, after) = (d.before.as_ref(), d.after.as_ref());
+                        let same_key = matches!((before, after), (Some(b), Some(a)) if row_key(&schema, b) == row_key(&schema, a));
+                        if was && is && same_key {
+                            let o = row_observation(&schema, &labels, &columns, before, after, true);
+                            out.extend(self.observe(*id, o, cause));
+                            continue;
+                        }
+                        if was {
+                            // The row left the condition (changed, deleted, or its key moved).
+                            let o = row_observation(&schema, &labels, &columns, before, after.filter(|_| same_key), false);
+                            out.extend(self.observe(*id, o, cause));
+                        }
+                        if is {
+                            let o = row_observation(&schema, &labels, &columns, before.filter(|_| same_key), after, true);
+                            out.extend(self.observe(*id, o, cause));
+                        }
+                    }
+                }
+                Delta::Reset { table, .. } | Delta::SnapshotEnd { table, .. } => {
+                    // The table was emptied or reloaded: row rules on it are evaluated afresh.
+                    let ids: Vec<RuleId> = row_rules
+                        .iter()
+                        .copied()
+                        .filter(|id| matches!(&self.rules[id].target, Target::Rows { schema, .. } if schema.id() == *table))
+                        .collect();
+                    for id in ids {
+                        let rule = self.rules[&id].clone();
+                        out.extend(self.set_rule(rule, &KpiBoard::default(), replica, cause));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// When time alone next moves an instance.
+    pub fn next_due(&self) -> Option<i64> {
+        self.instances.values().filter_map(|i| i.due).min()
+    }
+
+    /// Moves every instance whose due time is at or before `now`.
+    pub fn advance(&mut self, now: i64) -> Vec<Transition> {
+        let due: Vec<(RuleId, String)> =
+            self.instances.iter().filter(|(_, i)| i.due.is_some_and(|d| d <= now)).map(|(k, _)| k.clone()).collect();
+        let mut out = Vec::new();
+        for key in due {
+            let Some(rule) = self.rules.get(&key.0).cloned() else { continue };
+            let Some(inst) = self.instances.get_mut(&key) else { continue };
+            let at = inst.due.take().expect("due");
+            let cause = Cause::Due { at };
+            match inst.state {
+                AlertState::Pending if inst.condition => {
+                    out.push(transition(&rule, inst, AlertState::Firing, &cause, None, None));
+                    inst.state = AlertState::Firing;
+                    inst.since = at;
+                    inst.cause = Some(cause);
+                }
+                AlertState::Firing if !inst.condition => {
+                    out.push(transition(&rule, inst, AlertState::Resolved, &cause, None, None));
+                    self.instances.remove(&key);
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Records an acknowledgement: it stops repeats until the instance resolves.
+    pub fn acknowledge(&mut self, rule: RuleId, key: &str, ack: Ack) -> Result<&Instance, String> {
+        let inst = self
+            .instances
+            .get_mut(&(rule, key.to_string()))
+            .ok_or_else(|| "no such alert instance is pending or firing".to_string())?;
+        inst.acknowledged = Some(ack);
+        Ok(inst)
+    }
+
+    /// One instance's condition observed under `cause`: the state machine's single step.
+    fn observe(&mut self, id: RuleId, o: Observation, cause: &Cause) -> Option<Transition> {
+        let rule = self.rules.get(&id)?.clone();
+        let at = cause.at();
+        let slot = (id, o.key.clone());
+        match self.instances.get_mut(&slot) {
+            None if o.condition => {
+                let mut labels = rule.definition.labels.clone();
+                labels.extend(o.labels.clone());
+                let mut inst = Instance {
+                    rule: id,
+                    key: o.key.clone(),
+                    labels,
+                    state: AlertState::Normal,
+                    since: at,
+                    active_since: at,
+                    due: None,
+                    condition: true,
+                    value: o.value.clone(),
+                    row: o.after.clone(),
+                    acknowledged: None,
+                    cause: Some(cause.clone()),
+                };
+                let to = if rule.for_micros > 0 { AlertState::Pending } else { AlertState::Firing };
+                let t = transition_with(&rule, &inst, to, cause, o.before.clone(), o.after.clone(), &o.fields);
+                inst.state = to;
+                if to == AlertState::Pending {
+                    inst.due = Some(at + rule.for_micros);
+                }
+                self.instances.insert(slot, inst);
+                Some(t)
+            }
+            None => None,
+            Some(inst) => {
+                inst.condition = o.condition;
+                if o.value.is_some() {
+                    inst.value = o.value.clone();
+                }
+                if o.after.is_some() {
+                    inst.row = o.after.clone();
+                }
+                match (inst.state, o.condition) {
+                    (AlertState::Pending, true) => None,
+                    (AlertState::Pending, false) => {
+                        let t = transition_with(&rule, inst, AlertState::Normal, cause, o.before, o.after, &o.fields);
+                        self.instances.remove(&slot);
+                        Some(t)
+                    }
+                    (AlertState::Firing, true) => {
+                        // Breaching again while keep-firing ran: it simply goes on firing.
+                        inst.due = None;
+                        None
+                    }
+                    (AlertState::Firing, false) if rule.keep_firing_micros > 0 => {
+                        if inst.due.is_none() {
+                            inst.due = Some(at + rule.keep_firing_micros);
+                        }
+                        None
+                    }
+                    (AlertState::Firing, false) => {
+                        let t = transition_with(&rule, inst, AlertState::Resolved, cause, o.before, o.after, &o.fields);
+                        self.instances.remove(&slot);
+                        Some(t)
+                    }
+                    (AlertState::Normal | AlertState::Resolved, _) => None,
+                }
+            }
+        }
+    }
+}
+
+fn transition(rule: &BoundRule, inst: &Instance, to: AlertState, cause: &Cause, before: Option<Json>, after: Option<Json>) -> Transition {
+    transition_with(rule, inst, to, cause, before, after, &Map::new())
+}
+
+fn transition_with(
+    rule: &BoundRule,
+    inst: &Instance,
+    to: AlertState,
+    cause: &Cause,
+    before: Option<Json>,
+    after: Option<Json>,
+    fields: &Map<String, Json>,
+) -> Transition {
+    Transition {
+        rule: rule.id,
+        instance: inst.key.clone(),
+        labels: inst.labels.clone(),
+        from: inst.state,
+        to,
+        cause: cause.clone(),
+        value: inst.value.clone(),
+        before,
+        after,
+        summary: summary(rule, inst, fields),
+    }
+}
+
+/// The rule's summary with its placeholders filled in.
+pub fn summary(rule: &BoundRule, inst: &Instance, fields: &Map<String, Json>) -> String {
+    let threshold = match &rule.target {
+        Target::Kpi { test, .. } => test.describe(),
+        Target::Rows { .. } => String::new(),
+    };
+    let default = match &rule.target {
+        Target::Kpi { .. } => "{{rule}}: {{value}} ({{threshold}}){{group}}".to_string(),
+        Target::Rows { .. } => "{{rule}}: {{instance}}".to_string(),
+    };
+    let template = rule.definition.summary.clone().unwrap_or(default);
+    let group = if inst.key.is_empty() || matches!(rule.target, Target::Rows { .. }) {
+        String::new()
+    } else {
+        format!(" for {}", inst.labels.iter().filter(|(k, _)| !rule.definition.labels.contains_key(*k)).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))
+    };
+    let mut out = template
+        .replace("{{rule}}", &rule.definition.name)
+        .replace("{{value}}", inst.value.as_deref().unwrap_or("?"))
+        .replace("{{threshold}}", &threshold)
+        .replace("{{group}}", &group)
+        .replace("{{instance}}", &inst.key);
+    let row = fields.is_empty().then(|| inst.row.as_ref().and_then(Json::as_object)).flatten().unwrap_or(fields);
+    for (name, value) in row {
+        let text = match value {
+            Json::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out = out.replace(&format!("{{{{{name}}}}}"), &text);
+    }
+    out
+}
+
+/// A KPI's groups as observations of `test`.
+fn kpi_observations(value: &KpiValue, test: Threshold, group_names: &[String]) -> Vec<Observation> {
+    let KpiValue::Groups(groups) = value else { return Vec::new() };
+    groups
+        .iter()
+        .map(|g| {
+            let number = as_f64(&g.value);
+            let key = if g.key.is_empty() { String::new() } else { serde_json::to_string(&g.key).unwrap_or_default() };
+            let labels: BTreeMap<String, String> =
+                group_names.iter().cloned().zip(g.key.iter().map(Value::to_canonical_string)).collect();
+            Observation {
+                key,
+                labels,
+                condition: number.is_some_and(|x| test.breached(x)),
+                value: Some(g.value.to_canonical_string()),
+                before: None,
+                after: None,
+                fields: Map::new(),
+            }
+        })
+        .collect()
+}
+
+fn row_key(schema: &crate::registry::TableSchema, row: &Row) -> String {
+    let key: Vec<&Value> = schema.key.iter().map(|&i| &row[i]).collect();
+    serde_json::to_string(&key).unwrap_or_default()
+}
+
+fn image(row: &Row, columns: &[(String, usize)]) -> Json {
+    let mut m = Map::new();
+    for (name, i) in columns {
+        m.insert(name.clone(), serde_json::to_value(&row[*i]).unwrap_or(Json::Null));
+    }
+    Json::Object(m)
+}
+
+fn row_observation(
+    schema: &crate::registry::TableSchema,
+    labels: &[(String, usize)],
+    columns: &[(String, usize)],
+    before: Option<&Row>,
+    after: Option<&Row>,
+    condition: bool,
+) -> Observation {
+    let row = after.or(before).expect("a row delta has a row");
+    let key = row_key(schema, row);
+    let mut l = BTreeMap::new();
+    for (name, i) in labels {
+        l.insert(name.clone(), row[*i].to_canonical_string());
+    }
+    let after_image = after.map(|r| image(r, columns));
+    let fields = match image(row, columns) {
+        Json::Object(m) => m,
+        _ => Map::new(),
+    };
+    Observation { key, labels: l, condition, value: None, before: before.map(|r| image(r, columns)), after: after_image, fields }
+}
+
+/// A KPI value as a number for thresholds: integers, numerics, floats; anything else (a
+/// timestamp maximum, NULL over no rows) is not a number and breaches nothing.
+pub fn as_f64(value: &Value) -> Option<f64> {
+    match value {
+        Value::Int2(v) => Some((*v).into()),
+        Value::Int4(v) => Some((*v).into()),
+        Value::Int8(v) => Some(*v as f64),
+        Value::Float4(v) => Some((*v).into()),
+        Value::Float8(v) => Some(*v),
+        Value::Numeric(t) => t.parse().ok(),
+        _ => None,
+    }
+}

@@ -1,0 +1,345 @@
+//! The alert runtime: one task that follows the KPI runtime's steps, runs the alert engine on
+//! each (and as time passes), records every transition durably, and publishes the alert board.
+//!
+//! ```text
+//!  KPI runtime ── KpiStep (batch, KPI changes) ──►┐
+//!  GraphQL ── rules / acknowledge ───────────────►├─► AlertSet (engine) ─► board (watch)
+//!  timer (next due) ─────────────────────────────►┘                     ─► writer ─► app database
+//! ```
+//!
+//! Evaluation never waits for the database: transitions go to a writer task in order, which
+//! writes them in one database transaction each and only then marks the step's position
+//! durable, so a source is never acknowledged past a transition that is not yet recorded.
+//! A write that fails is retried until it succeeds (the acknowledgement waits meanwhile).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use imbl::OrdMap;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::engine::{Ack, AlertSet, Cause, Instance, Transition};
+use super::rule::{RuleId, Target, bind, bind_rows};
+use crate::change::{Position, SourceName};
+use crate::kpi::{DefinitionError, KpiBoard, KpiStep};
+use crate::replica::Replica;
+use crate::store::Store;
+use crate::store::alerts::AlertRuleRecord;
+use crate::watermark::DurableMarks;
+
+/// One rule on the board.
+#[derive(Clone, Debug)]
+pub struct RuleEntry {
+    pub record: Arc<AlertRuleRecord>,
+    /// Why the rule is not evaluated right now (its table is not loaded, …).
+    pub problem: Option<String>,
+}
+
+/// Every rule and open instance: what queries read and subscriptions follow.
+#[derive(Clone, Debug, Default)]
+pub struct AlertBoard {
+    pub rules: OrdMap<RuleId, RuleEntry>,
+    pub instances: OrdMap<(RuleId, String), Instance>,
+    /// Changes of the board so far.
+    pub seq: u64,
+}
+
+enum Command {
+    SetRule { record: Arc<AlertRuleRecord>, reply: oneshot::Sender<Result<(), DefinitionError>> },
+    RemoveRule { id: RuleId },
+    Acknowledge { rule: RuleId, instance: String, ack: Ack, reply: oneshot::Sender<Result<Instance, String>> },
+}
+
+/// The handle GraphQL and the server use.
+#[derive(Clone, Debug)]
+pub struct AlertHub {
+    commands: mpsc::UnboundedSender<Command>,
+    pub board: watch::Receiver<Arc<AlertBoard>>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+/// What the runtime starts from.
+pub struct AlertStart {
+    pub replica: Arc<Replica>,
+    pub kpis: Arc<KpiBoard>,
+    pub rules: Vec<AlertRuleRecord>,
+    pub instances: Vec<Instance>,
+    pub store: Store,
+    pub marks: DurableMarks,
+}
+
+/// A write for the writer task: transitions, the instances they left, and the position it
+/// makes durable.
+struct Write {
+    transitions: Vec<Transition>,
+    instances: Vec<(RuleId, String, Option<Instance>)>,
+    durable: Option<(SourceName, Position)>,
+}
+
+impl AlertHub {
+    pub fn start(start: AlertStart, steps: mpsc::Receiver<KpiStep>, cancel: CancellationToken) -> AlertHub {
+        let (commands, rx) = mpsc::unbounded_channel();
+        // Bounded: a database that falls behind slows evaluation, and with it the apply loop.
+        let (writes, writes_rx) = mpsc::channel(256);
+        let mut set = AlertSet::new();
+        set.restore(start.instances);
+        let mut runtime = Runtime {
+            set,
+            replica: start.replica,
+            kpis: start.kpis,
+            board: AlertBoard::default(),
+            published: watch::Sender::new(Arc::new(AlertBoard::default())),
+            writes,
+        };
+        let now = chrono::Utc::now().timestamp_micros();
+        let mut startup = Vec::new();
+        for record in start.rules {
+            startup.extend(runtime.set_rule(Arc::new(record), &Cause::Due { at: now }).1);
+        }
+        runtime.publish();
+        let board = runtime.published.subscribe();
+        tokio::spawn(writer(start.store, start.marks, writes_rx, cancel.clone()));
+        tokio::spawn(async move {
+            runtime.record(startup, None).await;
+            runtime.run(rx, steps, cancel).await
+        });
+        AlertHub { commands, board }
+    }
+
+    /// Adds or replaces a rule; it is evaluated (and on the board) when this returns `Ok`.
+    pub async fn set_rule(&self, record: AlertRuleRecord) -> Result<(), DefinitionError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || DefinitionError::new("rule", "the server is shutting down");
+        self.commands.send(Command::SetRule { record: Arc::new(record), reply }).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    pub fn remove_rule(&self, id: RuleId) {
+        let _ = self.commands.send(Command::RemoveRule { id });
+    }
+
+    pub async fn acknowledge(&self, rule: RuleId, instance: String, ack: Ack) -> Result<Instance, String> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || "the server is shutting down".to_string();
+        self.commands.send(Command::Acknowledge { rule, instance, ack, reply }).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    pub fn current(&self) -> Arc<AlertBoard> {
+        self.board.borrow().clone()
+    }
+}
+
+struct Runtime {
+    set: AlertSet,
+    replica: Arc<Replica>,
+    kpis: Arc<KpiBoard>,
+    board: AlertBoard,
+    published: watch::Sender<Arc<AlertBoard>>,
+    writes: mpsc::Sender<Write>,
+}
+
+impl Runtime {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut steps: mpsc::Receiver<KpiStep>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            let due = self.set.next_due();
+            let wait = due.map(|d| {
+                let now = chrono::Utc::now().timestamp_micros();
+                Duration::from_micros((d - now).max(0) as u64)
+            });
+            tokio::select! {
+                biased;
+                step = steps.recv() => match step {
+                    Some(step) => self.step(step).await,
+                    None => break,
+                },
+                Some(command) = commands.recv() => self.command(command).await,
+                _ = tokio::time::sleep(wait.unwrap_or(Duration::from_secs(3600))), if wait.is_some() => {
+                    let now = chrono::Utc::now().timestamp_micros();
+                    let transitions = self.set.advance(now);
+                    self.record(transitions, None).await;
+                }
+                _ = cancel.cancelled() => break,
+            }
+        }
+    }
+
+    async fn step(&mut self, step: KpiStep) {
+        self.kpis = step.board.clone();
+        let Some(batch) = &step.batch else {
+            // A KPI defined or removed: its rules see the new value now.
+            let now = chrono::Utc::now().timestamp_micros();
+            let mut transitions = self.set.advance(now);
+            transitions.extend(self.set.on_kpis(&step.changed, &self.kpis, &Cause::Due { at: now }));
+            self.record(transitions, None).await;
+            return;
+        };
+        self.replica = batch.replica.clone();
+        let (cause, durable) = match &batch.applied.tx {
+            Some(tx) => (
+                Cause::Transaction { source: tx.source.clone(), position: tx.position, commit_ts: tx.commit_ts },
+                Some((tx.source.clone(), tx.position)),
+            ),
+            None => (Cause::Due { at: batch.at }, None),
+        };
+        // Time first: what came due before this commit happened before it.
+        let mut transitions = self.set.advance(cause.at());
+        transitions.extend(self.set.on_kpis(&step.changed, &self.kpis, &cause));
+        transitions.extend(self.set.on_rows(&batch.applied, &self.replica, &cause));
+        if !batch.applied.deltas.iter().all(|d| matches!(d, crate::replica::Delta::Row(_))) {
+            // A table was reloaded: row rules that could not bind before may bind now.
+            self.rebind_waiting(&cause);
+        }
+        self.record(transitions, durable).await;
+    }
+
+    fn rebind_waiting(&mut self, cause: &Cause) {
+        let waiting: Vec<Arc<AlertRuleRecord>> =
+            self.board.rules.values().filter(|r| r.problem.is_some()).map(|r| r.record.clone()).collect();
+        for record in waiting {
+            let (_, transitions) = self.set_rule(record, cause);
+            // Recorded with the step's own write by the caller's next record: keep them here.
+            if !transitions.is_empty() {
+                let writes = self.writes.clone();
+                let instances = self.instances_of(&transitions);
+                tokio::spawn(async move {
+                    let _ = writes.send(Write { transitions, instances, durable: None }).await;
+                });
+            }
+        }
+    }
+
+    fn tables(&self) -> Vec<Arc<crate::registry::TableSchema>> {
+        self.replica.tables().map(|t| t.schema.clone()).collect()
+    }
+
+    /// Binds and evaluates a rule; a rule that cannot bind now stays on the board with why.
+    fn set_rule(&mut self, record: Arc<AlertRuleRecord>, cause: &Cause) -> (Result<(), DefinitionError>, Vec<Transition>) {
+        let def = record.definition.clone();
+        let rows = match &def.rows {
+            Some(cond) => match bind_rows(cond, &self.tables()) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    self.set.remove_rule(record.id);
+                    self.board.rules.insert(record.id, RuleEntry { record, problem: Some(e.to_string()) });
+                    return (Err(e), Vec::new());
+                }
+            },
+            None => None,
+        };
+        match bind(record.id, def, rows) {
+            Ok(rule) => {
+                let problem = match &rule.target {
+                    Target::Kpi { kpi, .. } if !self.kpis.kpis.contains_key(kpi) => {
+                        Some(format!("KPI {} does not exist", kpi.0))
+                    }
+                    _ => None,
+                };
+                let transitions = self.set.set_rule(rule, &self.kpis, &self.replica, cause);
+                self.board.rules.insert(record.id, RuleEntry { record, problem });
+                (Ok(()), transitions)
+            }
+            Err(e) => {
+                self.set.remove_rule(record.id);
+                self.board.rules.insert(record.id, RuleEntry { record, problem: Some(e.to_string()) });
+                (Err(e), Vec::new())
+            }
+        }
+    }
+
+    async fn command(&mut self, command: Command) {
+        let now = chrono::Utc::now().timestamp_micros();
+        match command {
+            Command::SetRule { record, reply } => {
+                let (result, transitions) = self.set_rule(record, &Cause::Due { at: now });
+                self.record(transitions, None).await;
+                self.publish();
+                let _ = reply.send(result);
+            }
+            Command::RemoveRule { id } => {
+                self.set.remove_rule(id);
+                self.board.rules.remove(&id);
+                self.publish();
+            }
+            Command::Acknowledge { rule, instance, ack, reply } => {
+                let result = self.set.acknowledge(rule, &instance, ack).cloned();
+                if let Ok(inst) = &result {
+                    let write = Write { transitions: Vec::new(), instances: vec![(rule, instance, Some(inst.clone()))], durable: None };
+                    let _ = self.writes.send(write).await;
+                    self.publish();
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn instances_of(&self, transitions: &[Transition]) -> Vec<(RuleId, String, Option<Instance>)> {
+        let mut out: Vec<(RuleId, String, Option<Instance>)> = Vec::new();
+        for t in transitions {
+            if out.iter().any(|(r, k, _)| *r == t.rule && *k == t.instance) {
+                continue;
+            }
+            out.push((t.rule, t.instance.clone(), self.set.instance(t.rule, &t.instance).cloned()));
+        }
+        out
+    }
+
+    /// Hands transitions to the writer (with the position they make durable) and publishes.
+    async fn record(&mut self, transitions: Vec<Transition>, durable: Option<(SourceName, Position)>) {
+        for t in &transitions {
+            tracing::info!(rule = t.rule.0, from = t.from.name(), to = t.to.name(), cause = %t.cause.key(), "alert transition");
+        }
+        let changed = !transitions.is_empty();
+        if changed || durable.is_some() {
+            let instances = self.instances_of(&transitions);
+            if self.writes.send(Write { transitions, instances, durable }).await.is_err() {
+                tracing::debug!("alert writer stopped");
+            }
+        }
+        if changed {
+            self.publish();
+        }
+    }
+
+    fn publish(&mut self) {
+        self.board.instances = self.set.instances().map(|i| ((i.rule, i.key.clone()), i.clone())).collect();
+        self.board.seq += 1;
+        self.published.send_replace(Arc::new(self.board.clone()));
+    }
+}
+
+/// Writes in order; marks each write's position durable once it is committed.
+async fn writer(store: Store, marks: DurableMarks, mut writes: mpsc::Receiver<Write>, cancel: CancellationToken) {
+    while let Some(write) = writes.recv().await {
+        if !write.transitions.is_empty() || !write.instances.is_empty() {
+            let mut delay = Duration::from_millis(100);
+            loop {
+                match store.record_alerts(&write.transitions, &write.instances).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot record alert transitions; retrying (the source is not acknowledged meanwhile)");
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = cancel.cancelled() => return,
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+        }
+        if let Some((source, position)) = write.durable {
+            marks.durable(&source, position);
+        }
+    }
+}

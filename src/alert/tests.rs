@@ -1,0 +1,280 @@
+//! The KPI and alert engines together, without I/O: transactions move a KPI across a
+//! threshold and rows in and out of a row rule; time is passed explicitly.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::engine::{Ack, AlertSet, AlertState, Cause, Transition};
+use super::rule::{AlertRuleDefinition, RuleId, bind, bind_rows};
+use crate::change::{Change, Image, Key, Op, Position, SourceEvent, Transaction};
+use crate::kpi::{KpiBoard, KpiDefinition, KpiEntry, KpiId, KpiRecord, KpiSet, compile_kpi};
+use crate::policy::Policy;
+use crate::registry::{Column, ColumnType, Registry, TableSchema};
+use crate::replica::{Applied, Replica, Table, TableState};
+use crate::value::Value;
+
+// Columns: 0 id int8 (key), 1 qty int4, 2 status text.
+fn schema() -> Arc<TableSchema> {
+    let reg = Registry::default();
+    let id = reg.add("s".into(), "public", "orders", "orders", vec![], vec![]).expect("register");
+    let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
+    Arc::new(TableSchema {
+        spec: reg.get(id).expect("spec").clone(),
+        columns: vec![col("id", ColumnType::Int8), col("qty", ColumnType::Int4), col("status", ColumnType::Text)],
+        key: vec![0],
+        indexed: vec![],
+        version: 1,
+    })
+}
+
+fn replica(schema: &Arc<TableSchema>) -> Replica {
+    let mut table = Table::new(schema.clone());
+    table.state = TableState::Ready;
+    Replica::restore(vec![table], HashMap::from([(Arc::from("s"), Position(1))]))
+}
+
+/// The world of one test: replica, KPI engine and board, alert engine.
+struct World {
+    schema: Arc<TableSchema>,
+    replica: Replica,
+    kpis: KpiSet,
+    board: KpiBoard,
+    alerts: AlertSet,
+    position: u64,
+}
+
+impl World {
+    fn new() -> World {
+        let schema = schema();
+        let replica = replica(&schema);
+        World { schema, replica, kpis: KpiSet::new(), board: KpiBoard::default(), alerts: AlertSet::new(), position: 1 }
+    }
+
+    fn kpi(&mut self, id: i64, def: serde_json::Value) {
+        let def: KpiDefinition = serde_json::from_value(def).expect("definition");
+        let compiled = compile_kpi(&def, &[self.schema.clone()], &Policy::deny_all()).expect("binds");
+        self.kpis.insert(KpiId(id), compiled.clone(), &self.replica);
+        let record = KpiRecord {
+            id: KpiId(id),
+            definition: def,
+            created_by: None,
+            updated_by: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let value = self.kpis.value(KpiId(id)).cloned().expect("value");
+        let entry = KpiEntry {
+            record: Arc::new(record),
+            compiled: Some(Arc::new(compiled)),
+            value,
+            seq: 1,
+            as_of: Default::default(),
+        };
+        self.board.kpis.insert(KpiId(id), entry);
+    }
+
+    fn rule(&mut self, id: i64, def: serde_json::Value, at: i64) -> Vec<Transition> {
+        let def: AlertRuleDefinition = serde_json::from_value(def).expect("rule");
+        let rows = def.rows.as_ref().map(|r| bind_rows(r, &[self.schema.clone()]).expect("rows bind"));
+        let rule = bind(RuleId(id), def, rows).expect("binds");
+        self.alerts.set_rule(rule, &self.board, &self.replica, &Cause::Due { at })
+    }
+
+    /// Commits `rows` (id, qty, status; `None`: delete) at `commit_ts`, runs KPIs and alerts.
+    fn commit(&mut self, commit_ts: i64, rows: &[(i64, Option<(i32, &str)>)]) -> (Vec<Transition>, Position) {
+        self.position += 10;
+        let table = self.schema.id();
+        let changes = rows
+            .iter()
+            .map(|(id, row)| {
+                let key = Key(vec![Value::Int8(*id)].into());
+                match row {
+                    Some((qty, status)) => {
+                        let exists = self.replica.table(table).and_then(|t| t.get(&key)).is_some();
+                        let values = vec![Value::Int8(*id), Value::Int4(*qty), Value::text(status)];
+                        Change {
+                            table,
+                            op: if exists { Op::Update } else { Op::Insert },
+                            key,
+                            before: None,
+                            after: Some(Image(values.into_iter().map(Some).collect())),
+                        }
+                    }
+                    None => Change { table, op: Op::Delete, key, before: None, after: None },
+                }
+            })
+            .collect();
+        let position = Position(self.position);
+        let tx = Transaction { source: Arc::from("s"), position, commit_ts, xid: self.position, changes, table_events: vec![] };
+        let applied: Applied = self.replica.apply(&SourceEvent::Transaction(tx));
+        let outcome = self.kpis.apply(&applied, &self.replica);
+        let mut changed = Vec::new();
+        for id in outcome.changed {
+            let value = self.kpis.value(id).cloned().expect("value");
+            if let Some(mut e) = self.board.kpis.get(&id).cloned() {
+                e.value = value.clone();
+                self.board.kpis.insert(id, e);
+            }
+            changed.push((id, value));
+        }
+        let cause = Cause::Transaction { source: Arc::from("s"), position, commit_ts };
+        let mut out = self.alerts.advance(commit_ts);
+        out.extend(self.alerts.on_kpis(&changed, &self.board, &cause));
+        out.extend(self.alerts.on_rows(&applied, &self.replica, &cause));
+        (out, position)
+    }
+}
+
+fn states(ts: &[Transition]) -> Vec<(AlertState, AlertState)> {
+    ts.iter().map(|t| (t.from, t.to)).collect()
+}
+
+#[test]
+fn a_kpi_threshold_fires_on_the_transaction_that_crosses_it_and_resolves() {
+    let mut w = World::new();
+    w.kpi(1, json!({ "name": "pending", "table": "orders", "aggregate": "COUNT", "filter": { "status": { "eq": "pending" } } }));
+    assert!(w.rule(7, json!({ "name": "too many pending", "kpi": { "kpi": 1, "above": 2 } }), 0).is_empty());
+
+    let (t, _) = w.commit(1_000, &[(1, Some((1, "pending"))), (2, Some((1, "pending")))]);
+    assert!(t.is_empty(), "2 is not above 2: {t:?}");
+    let (t, _) = w.commit(2_000, &[(3, Some((1, "paid")))]);
+    assert!(t.is_empty(), "a row outside the filter changes nothing");
+    let (t, crossing) = w.commit(3_000, &[(4, Some((1, "pending")))]);
+    assert_eq!(states(&t), vec![(AlertState::Normal, AlertState::Firing)]);
+    assert_eq!(t[0].cause, Cause::Transaction { source: Arc::from("s"), position: crossing, commit_ts: 3_000 });
+    assert_eq!(t[0].value.as_deref(), Some("3"));
+    assert!(t[0].summary.contains("too many pending") && t[0].summary.contains('3'), "{}", t[0].summary);
+
+    let (t, _) = w.commit(4_000, &[(5, Some((1, "pending")))]);
+    assert!(t.is_empty(), "still firing: no new transition");
+    let (t, _) = w.commit(5_000, &[(4, Some((1, "paid"))), (5, None)]);
+    assert_eq!(states(&t), vec![(AlertState::Firing, AlertState::Resolved)]);
+    assert!(w.alerts.instances().next().is_none());
+}
+
+#[test]
+fn for_holds_a_breach_pending_until_it_has_lasted_and_a_short_one_never_fires() {
+    let mut w = World::new();
+    w.kpi(1, json!({ "name": "qty", "table": "orders", "aggregate": "SUM", "column": "qty" }));
+    w.rule(1, json!({ "name": "big", "kpi": { "kpi": 1, "above": 10 }, "for": "PT1M" }), 0);
+
+    let (t, _) = w.commit(1_000_000, &[(1, Some((20, "x")))]);
+    assert_eq!(states(&t), vec![(AlertState::Normal, AlertState::Pending)]);
+    assert_eq!(w.alerts.next_due(), Some(61_000_000));
+    assert!(w.alerts.advance(60_999_999).is_empty());
+    let t = w.alerts.advance(61_000_000);
+    assert_eq!(states(&t), vec![(AlertState::Pending, AlertState::Firing)]);
+    assert_eq!(t[0].cause, Cause::Due { at: 61_000_000 }, "a time-driven transition is caused by its due time");
+
+    // A breach shorter than `for` goes back to normal without firing.
+    let (t, _) = w.commit(70_000_000, &[(1, Some((1, "x")))]);
+    assert_eq!(states(&t), vec![(AlertState::Firing, AlertState::Resolved)]);
+    let (t, _) = w.commit(80_000_000, &[(1, Some((30, "x")))]);
+    assert_eq!(states(&t), vec![(AlertState::Normal, AlertState::Pending)]);
+    let (t, _) = w.commit(90_000_000, &[(1, Some((2, "x")))]);
+    assert_eq!(states(&t), vec![(AlertState::Pending, AlertState::Normal)]);
+    assert_eq!(w.alerts.next_due(), None);
+}
+
+#[test]
+fn keep_firing_for_holds_a_cleared_alert_and_a_new_breach_continues_it() {
+    let mut w = World::new();
+    w.kpi(1, json!({ "name": "qty", "table": "orders", "aggregate": "MAX", "column": "qty" }));
+    w.rule(1, json!({ "name": "big", "kpi": { "kpi": 1, "above": 10 }, "keepFiringFor": "PT30S" }), 0);
+    let (t, _) = w.commit(1_000_000, &[(1, Some((20, "x")))]);
+    assert_eq!(states(&t), vec![(AlertState::Normal, AlertState::Firing)]);
+    let (t, _) = w.commit(2_000_000, &[(1, Some((5, "x")))]);
+    assert!(t.is_empty(), "keeps firing: {t:?}");
+    let (t, _) = w.commit(20_000_000, &[(1, Some((15, "x")))]);
+    assert!(t.is_empty());
+    assert_eq!(w.alerts.next_due(), None, "breaching again cancels the pending resolve");
+    w.commit(25_000_000, &[(1, Some((1, "x")))]);
+    // The next commit after the keep-firing time resolves it first, by its due time.
+    let (t, _) = w.commit(60_000_000, &[(2, Some((1, "x")))]);
+    assert_eq!(states(&t), vec![(AlertState::Firing, AlertState::Resolved)]);
+    assert_eq!(t[0].cause, Cause::Due { at: 55_000_000 });
+}
+
+#[test]
+fn grouped_kpis_fire_one_instance_per_group() {
+    let mut w = World::new();
+    w.kpi(1, json!({ "name": "by status", "table": "orders", "aggregate": "COUNT", "groupBy": ["status"] }));
+    w.rule(1, json!({ "name": "busy", "kpi": { "kpi": 1, "above": 1 }, "labels": { "team": "ops" } }), 0);
+    let (t, _) = w.commit(1, &[(1, Some((1, "a"))), (2, Some((1, "a"))), (3, Some((1, "b")))]);
+    assert_eq!(states(&t), vec![(AlertState::Normal, AlertState::Firing)]);
+    assert_eq!(t[0].labels.get("status").map(String::as_str), Some("a"));
+    assert_eq!(t[0].labels.get("team").map(String::as_str), Some("ops"));
+    let (t, _) = w.commit(2, &[(4, Some((1, "b")))]);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].labels.get("status").map(String::as_str), Some("b"));
+    // Group `a` disappears entirely: its instance resolves.
+    let (t, _) = w.commit(3, &[(1, None), (2, None)]);
+    assert_eq!(states(&t), vec![(AlertState::Firing, AlertState::Resolved)]);
+    assert_eq!(t[0].labels.get("status").map(String::as_str), Some("a"));
+}
+
+#[test]
+fn row_rules_fire_and_resolve_per_row_with_the_row_as_provenance() {
+    let mut w = World::new();
+    w.commit(1, &[(1, Some((0, "open")))]);
+    let t = w.rule(
+        3,
+        json!({ "name": "stuck", "rows": { "table": "orders", "filter": { "status": { "eq": "open" } }, "labelColumns": ["status"] },
+                "summary": "order {{id}} is {{status}}" }),
+        5,
+    );
+    assert_eq!(states(&t), vec![(AlertState::Normal, AlertState::Firing)], "a row already matching fires at once");
+    assert_eq!(t[0].summary, "order 1 is open");
+    let (t, p) = w.commit(10, &[(2, Some((0, "open"))), (3, Some((0, "done")))]);
+    assert_eq!(states(&t), vec![(AlertState::Normal, AlertState::Firing)]);
+    assert_eq!(t[0].instance, "[\"2\"]");
+    assert_eq!(t[0].cause, Cause::Transaction { source: Arc::from("s"), position: p, commit_ts: 10 });
+    assert_eq!(t[0].after, Some(json!({ "id": "2", "status": "open" })), "only the columns the rule reads");
+    let (t, _) = w.commit(20, &[(1, Some((0, "done")))]);
+    assert_eq!(states(&t), vec![(AlertState::Firing, AlertState::Resolved)]);
+    assert_eq!(t[0].before, Some(json!({ "id": "1", "status": "open" })));
+    assert_eq!(t[0].after, Some(json!({ "id": "1", "status": "done" })));
+    let (t, _) = w.commit(30, &[(2, None)]);
+    assert_eq!(states(&t), vec![(AlertState::Firing, AlertState::Resolved)], "a deleted row resolves");
+}
+
+#[test]
+fn acknowledgement_is_kept_until_the_instance_resolves_and_restored_state_does_not_fire_again() {
+    let mut w = World::new();
+    w.kpi(1, json!({ "name": "n", "table": "orders", "aggregate": "COUNT" }));
+    w.rule(1, json!({ "name": "any", "kpi": { "kpi": 1, "above": 0 } }), 0);
+    w.commit(1, &[(1, Some((1, "x")))]);
+    let ack = Ack { by: Some("alice".into()), at: 2, note: Some("looking".into()) };
+    assert!(w.alerts.acknowledge(RuleId(1), "", ack.clone()).is_ok());
+    assert!(w.alerts.acknowledge(RuleId(1), "nope", ack.clone()).is_err());
+    w.commit(3, &[(2, Some((1, "x")))]);
+    assert_eq!(w.alerts.instance(RuleId(1), "").and_then(|i| i.acknowledged.clone()), Some(ack));
+
+    // A restart: the engine starts from the recorded instances, evaluates the rule again on
+    // the same data, and records nothing new.
+    let saved: Vec<_> = w.alerts.instances().cloned().collect();
+    w.alerts = AlertSet::new();
+    w.alerts.restore(saved);
+    let t = w.rule(1, json!({ "name": "any", "kpi": { "kpi": 1, "above": 0 } }), 4);
+    assert!(t.is_empty(), "{t:?}");
+    let (t, _) = w.commit(5, &[(1, None), (2, None)]);
+    assert_eq!(states(&t), vec![(AlertState::Firing, AlertState::Resolved)]);
+}
+
+#[test]
+fn bad_rules_are_refused_naming_the_field() {
+    let bad = |def: serde_json::Value| {
+        let def: AlertRuleDefinition = serde_json::from_value(def).expect("parses");
+        bind(RuleId(1), def, None).expect_err("refused").field
+    };
+    assert_eq!(bad(json!({ "name": "x" })), "kpi");
+    assert_eq!(bad(json!({ "name": "x", "kpi": { "kpi": 1 } })), "kpi");
+    assert_eq!(bad(json!({ "name": "x", "kpi": { "kpi": 1, "above": 1, "below": 0 } })), "kpi");
+    assert_eq!(bad(json!({ "name": "x", "kpi": { "kpi": 1, "outside": { "low": 2, "high": 1 } } })), "kpi.outside");
+    assert_eq!(bad(json!({ "name": "x", "kpi": { "kpi": 1, "above": 1 }, "for": "soon" })), "for");
+    assert_eq!(bad(json!({ "name": "", "kpi": { "kpi": 1, "above": 1 } })), "name");
+    let rows = super::rule::RowCondition { table: "orders".into(), filter: json!({ "nope": { "eq": 1 } }), label_columns: vec![] };
+    assert_eq!(bind_rows(&rows, &[schema()]).expect_err("unknown column").field, "rows.filter");
+}

@@ -1,0 +1,316 @@
+//! Alert rules, instances and transitions in the app database.
+//!
+//! Transitions are unique on (rule, instance, new state, cause): the alert runtime may write
+//! the same transition again after a restart (its transaction is delivered again) and the
+//! database keeps one. Instances and the transitions that moved them are written in one
+//! database transaction, so the two never disagree.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::alert::engine::{Ack, AlertState, Cause, Instance, Transition};
+use crate::alert::rule::{AlertRuleDefinition, RuleId};
+
+/// A rule as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertRuleRecord {
+    pub id: RuleId,
+    pub definition: AlertRuleDefinition,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A recorded transition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransitionRecord {
+    pub id: i64,
+    pub transition: Transition,
+    pub recorded_at: i64,
+}
+
+/// What `alertHistory` may be narrowed to.
+#[derive(Clone, Debug, Default)]
+pub struct HistoryFilter {
+    pub rule: Option<RuleId>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub limit: i64,
+}
+
+fn time(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn json_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// A stored definition that no longer parses (written by a newer version, edited by hand).
+fn bad_definition(id: i64, e: serde_json::Error) -> StoreError {
+    StoreError::Query(sqlx::Error::Decode(format!("alert rule {id}: {e}").into()))
+}
+
+impl Store {
+    pub async fn insert_alert_rule(&self, def: &AlertRuleDefinition, by: Option<&str>) -> Result<AlertRuleRecord, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO alert_rules (name, definition, created_by, updated_by) VALUES ($1, $2::jsonb, $3, $3) \
+             RETURNING id, created_at, updated_at",
+        )
+        .bind(def.name.trim())
+        .bind(json_text(def))
+        .bind(by)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| unique(e, &def.name))?;
+        Ok(AlertRuleRecord {
+            id: RuleId(row.get("id")),
+            definition: def.clone(),
+            created_by: by.map(str::to_string),
+            updated_by: by.map(str::to_string),
+            created_at: micros(row.get("created_at")),
+            updated_at: micros(row.get("updated_at")),
+        })
+    }
+
+    pub async fn update_alert_rule(
+        &self,
+        id: RuleId,
+        def: &AlertRuleDefinition,
+        by: Option<&str>,
+    ) -> Result<Option<AlertRuleRecord>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE alert_rules SET name = $2, definition = $3::jsonb, updated_by = $4, updated_at = now() \
+             WHERE id = $1 RETURNING created_by, created_at, updated_at",
+        )
+        .bind(id.0)
+        .bind(def.name.trim())
+        .bind(json_text(def))
+        .bind(by)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| unique(e, &def.name))?;
+        Ok(row.map(|row| AlertRuleRecord {
+            id,
+            definition: def.clone(),
+            created_by: row.get("created_by"),
+            updated_by: by.map(str::to_string),
+            created_at: micros(row.get("created_at")),
+            updated_at: micros(row.get("updated_at")),
+        }))
+    }
+
+    pub async fn delete_alert_rule(&self, id: RuleId) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM alert_rules WHERE id = $1").bind(id.0).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn load_alert_rules(&self) -> Result<Vec<AlertRuleRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, definition::text AS definition, created_by, updated_by, created_at, updated_at \
+             FROM alert_rules ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let id: i64 = row.get("id");
+                let text: String = row.get("definition");
+                Ok(AlertRuleRecord {
+                    id: RuleId(id),
+                    definition: serde_json::from_str(&text).map_err(|e| bad_definition(id, e))?,
+                    created_by: row.get("created_by"),
+                    updated_by: row.get("updated_by"),
+                    created_at: micros(row.get("created_at")),
+                    updated_at: micros(row.get("updated_at")),
+                })
+            })
+            .collect()
+    }
+
+    /// The instances pending or firing when the server last wrote them.
+    pub async fn load_alert_instances(&self) -> Result<Vec<Instance>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT rule_id, instance, labels::text AS labels, state, since, active_since, due, condition, value, \
+             row_image::text AS row_image, acknowledged_by, acknowledged_at, ack_note FROM alert_instances",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let state: String = row.get("state");
+            let Some(state) = AlertState::parse(&state) else { continue };
+            let labels: String = row.get("labels");
+            let image: Option<String> = row.get("row_image");
+            let acknowledged_at: Option<DateTime<Utc>> = row.get("acknowledged_at");
+            out.push(Instance {
+                rule: RuleId(row.get("rule_id")),
+                key: row.get("instance"),
+                labels: serde_json::from_str(&labels).unwrap_or_default(),
+                state,
+                since: micros(row.get("since")),
+                active_since: micros(row.get("active_since")),
+                due: row.get::<Option<DateTime<Utc>>, _>("due").map(micros),
+                condition: row.get("condition"),
+                value: row.get("value"),
+                row: image.and_then(|t| serde_json::from_str(&t).ok()),
+                acknowledged: acknowledged_at.map(|at| Ack {
+                    by: row.get("acknowledged_by"),
+                    at: micros(at),
+                    note: row.get("ack_note"),
+                }),
+                cause: None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records transitions and the instances they leave, in one database transaction.
+    /// `instances` are the current state of every instance the transitions touched (`None`:
+    /// it is Normal again and its row goes).
+    pub async fn record_alerts(
+        &self,
+        transitions: &[Transition],
+        instances: &[(RuleId, String, Option<Instance>)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for t in transitions {
+            let (source, position, commit_ts) = match &t.cause {
+                Cause::Transaction { source, position, commit_ts } => {
+                    (Some(source.to_string()), Some(position.to_string()), Some(time(*commit_ts)))
+                }
+                Cause::Due { .. } => (None, None, None),
+            };
+            sqlx::query(
+                "INSERT INTO alert_transitions (rule_id, instance, labels, from_state, to_state, at, cause, source, \
+                 position, commit_ts, value, row_before, row_after, summary) \
+                 VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13::jsonb, $14) \
+                 ON CONFLICT (rule_id, instance, to_state, cause) DO NOTHING",
+            )
+            .bind(t.rule.0)
+            .bind(&t.instance)
+            .bind(json_text(&t.labels))
+            .bind(t.from.name())
+            .bind(t.to.name())
+            .bind(time(t.cause.at()))
+            .bind(t.cause.key())
+            .bind(source)
+            .bind(position)
+            .bind(commit_ts)
+            .bind(&t.value)
+            .bind(t.before.as_ref().map(json_text))
+            .bind(t.after.as_ref().map(json_text))
+            .bind(&t.summary)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (rule, key, instance) in instances {
+            match instance {
+                None => {
+                    sqlx::query("DELETE FROM alert_instances WHERE rule_id = $1 AND instance = $2")
+                        .bind(rule.0)
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Some(i) => {
+                    let ack = i.acknowledged.as_ref();
+                    sqlx::query(
+                        "INSERT INTO alert_instances (rule_id, instance, labels, state, since, active_since, due, \
+                         condition, value, row_image, acknowledged_by, acknowledged_at, ack_note) \
+                         VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13) \
+                         ON CONFLICT (rule_id, instance) DO UPDATE SET labels = EXCLUDED.labels, state = EXCLUDED.state, \
+                         since = EXCLUDED.since, active_since = EXCLUDED.active_since, due = EXCLUDED.due, \
+                         condition = EXCLUDED.condition, value = EXCLUDED.value, row_image = EXCLUDED.row_image, \
+                         acknowledged_by = EXCLUDED.acknowledged_by, acknowledged_at = EXCLUDED.acknowledged_at, \
+                         ack_note = EXCLUDED.ack_note, updated_at = now()",
+                    )
+                    .bind(rule.0)
+                    .bind(key)
+                    .bind(json_text(&i.labels))
+                    .bind(i.state.name())
+                    .bind(time(i.since))
+                    .bind(time(i.active_since))
+                    .bind(i.due.map(time))
+                    .bind(i.condition)
+                    .bind(&i.value)
+                    .bind(i.row.as_ref().map(json_text))
+                    .bind(ack.and_then(|a| a.by.clone()))
+                    .bind(ack.map(|a| time(a.at)))
+                    .bind(ack.and_then(|a| a.note.clone()))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Transitions, newest first.
+    pub async fn alert_history(&self, filter: &HistoryFilter) -> Result<Vec<TransitionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, rule_id, instance, labels::text AS labels, from_state, to_state, at, cause, source, position, \
+             commit_ts, value, row_before::text AS row_before, row_after::text AS row_after, summary, recorded_at \
+             FROM alert_transitions WHERE ($1::bigint IS NULL OR rule_id = $1) AND ($2::timestamptz IS NULL OR at >= $2) \
+             AND ($3::timestamptz IS NULL OR at < $3) ORDER BY at DESC, id DESC LIMIT $4",
+        )
+        .bind(filter.rule.map(|r| r.0))
+        .bind(filter.from.map(time))
+        .bind(filter.to.map(time))
+        .bind(filter.limit.clamp(1, 10_000))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let cause_key: String = row.get("cause");
+            let at = micros(row.get("at"));
+            let source: Option<String> = row.get("source");
+            let position: Option<String> = row.get("position");
+            let commit_ts: Option<DateTime<Utc>> = row.get("commit_ts");
+            let cause = match (source, position.as_deref().and_then(crate::change::Position::parse_lsn), commit_ts) {
+                (Some(source), Some(position), Some(commit_ts)) => {
+                    Cause::Transaction { source: source.into(), position, commit_ts: micros(commit_ts) }
+                }
+                _ => Cause::Due { at },
+            };
+            debug_assert!(cause_key.starts_with("tx:") || cause_key.starts_with("due:"));
+            let state = |name: &str| AlertState::parse(&row.get::<String, _>(name)).unwrap_or(AlertState::Normal);
+            let json = |name: &str| row.get::<Option<String>, _>(name).and_then(|t| serde_json::from_str(&t).ok());
+            let labels: String = row.get("labels");
+            out.push(TransitionRecord {
+                id: row.get("id"),
+                transition: Transition {
+                    rule: RuleId(row.get("rule_id")),
+                    instance: row.get("instance"),
+                    labels: serde_json::from_str(&labels).unwrap_or_default(),
+                    from: state("from_state"),
+                    to: state("to_state"),
+                    cause,
+                    value: row.get("value"),
+                    before: json("row_before"),
+                    after: json("row_after"),
+                    summary: row.get("summary"),
+                },
+                recorded_at: micros(row.get("recorded_at")),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A unique-name violation as the user's error, anything else as it is.
+fn unique(e: sqlx::Error, name: &str) -> StoreError {
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        return StoreError::Duplicate(format!("an alert rule named `{}` exists", name.trim()));
+    }
+    StoreError::Query(e)
+}
