@@ -21,3 +21,6 @@ pub use compile::{CompiledKpi, compile_kpi, may_read};
 pub use definition::{Aggregation, DefinitionError, KpiDefinition};
 pub use engine::{GroupValue, KpiId, KpiSet, KpiValue};
 pub use runtime::{AsOf, KpiBoard, KpiEntry, KpiHub, KpiRecord, KpiStep};
+
+#[cfg(test)]
+mod tests;

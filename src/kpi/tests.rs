@@ -1,0 +1,181 @@
+//! The KPI engine against recomputation: after every transaction of a random history, each
+//! KPI's value equals the same aggregate computed afresh over the replica, and a change is
+//! reported exactly when the value changed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+use crate::aggregate::aggregate_table;
+use crate::change::{Change, Image, Key, Op, Position, SourceEvent, Transaction};
+use crate::policy::Policy;
+use crate::registry::{Column, ColumnType, Registry, TableSchema};
+use crate::replica::{Replica, Table, TableState};
+use crate::value::Value;
+
+fn schema() -> Arc<TableSchema> {
+    let reg = Registry::default();
+    let id = reg.add("s".into(), "public", "orders", "orders", vec![], vec![]).expect("register");
+    let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
+    Arc::new(TableSchema {
+        spec: reg.get(id).expect("spec").clone(),
+        columns: vec![
+            col("id", ColumnType::Int8),
+            col("qty", ColumnType::Int4),
+            col("status", ColumnType::Text),
+            col("price", ColumnType::Numeric),
+        ],
+        key: vec![0],
+        indexed: vec![],
+        version: 1,
+    })
+}
+
+fn definitions() -> Vec<serde_json::Value> {
+    vec![
+        json!({ "name": "count", "table": "orders", "aggregate": "COUNT" }),
+        json!({ "name": "pending", "table": "orders", "aggregate": "COUNT", "filter": { "status": { "eq": "pending" } } }),
+        json!({ "name": "qty by status", "table": "orders", "aggregate": "SUM", "column": "qty", "groupBy": ["status"] }),
+        json!({ "name": "avg price", "table": "orders", "aggregate": "AVG", "column": "price",
+                "filter": { "qty": { "gt": 0 } } }),
+        json!({ "name": "min qty", "table": "orders", "aggregate": "MIN", "column": "qty" }),
+        json!({ "name": "max price", "table": "orders", "aggregate": "MAX", "column": "price", "groupBy": ["status"] }),
+        json!({ "name": "priced", "table": "orders", "aggregate": "COUNT", "column": "price" }),
+    ]
+}
+
+#[derive(Clone, Debug)]
+enum Write {
+    Upsert { id: i64, qty: Option<i32>, status: Option<&'static str>, price: Option<u32> },
+    Delete { id: i64 },
+    Truncate,
+}
+
+fn write() -> impl Strategy<Value = Write> {
+    let status = prop::option::of(prop::sample::select(vec!["pending", "paid", "shipped"]));
+    prop_oneof![
+        8 => (0i64..30, prop::option::of(-3i32..5), status, prop::option::of(0u32..5000))
+            .prop_map(|(id, qty, status, price)| Write::Upsert { id, qty, status, price }),
+        3 => (0i64..30).prop_map(|id| Write::Delete { id }),
+        1 => Just(Write::Truncate),
+    ]
+}
+
+fn transaction(replica: &Replica, schema: &TableSchema, writes: &[Write], position: u64) -> Transaction {
+    let table = schema.id();
+    let mut present: std::collections::HashSet<i64> = replica
+        .table(table)
+        .map(|t| {
+            t.rows()
+                .map(|(k, _)| match &k.0[0] {
+                    Value::Int8(v) => *v,
+                    _ => -1,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut changes = Vec::new();
+    for w in writes {
+        match w {
+            Write::Upsert { id, qty, status, price } => {
+                let values = vec![
+                    Value::Int8(*id),
+                    qty.map_or(Value::Null, Value::Int4),
+                    status.map_or(Value::Null, Value::text),
+                    price.map_or(Value::Null, |p| Value::Numeric(Arc::from(format!("{}.{:02}", p / 100, p % 100)))),
+                ];
+                let op = if present.insert(*id) { Op::Insert } else { Op::Update };
+                let key = Key(vec![Value::Int8(*id)].into());
+                changes.push(Change { table, op, key, before: None, after: Some(Image(values.into_iter().map(Some).collect())) });
+            }
+            Write::Delete { id } => {
+                if present.remove(id) {
+                    let key = Key(vec![Value::Int8(*id)].into());
+                    changes.push(Change { table, op: Op::Delete, key, before: None, after: None });
+                }
+            }
+            Write::Truncate => {
+                present.clear();
+                changes.push(Change { table, op: Op::Truncate, key: Key::none(), before: None, after: None });
+            }
+        }
+    }
+    Transaction { source: Arc::from("s"), position: Position(position), commit_ts: position as i64, xid: position, changes, table_events: vec![] }
+}
+
+/// The value recomputed from scratch.
+fn recomputed(kpi: &CompiledKpi, replica: &Replica) -> KpiValue {
+    let table = replica.table(kpi.table).expect("table");
+    let aggregate = aggregate_table(table, &kpi.filter, kpi.spec.clone()).expect("aggregates");
+    KpiValue::Groups(
+        aggregate
+            .groups()
+            .into_iter()
+            .map(|g| GroupValue {
+                key: g.key,
+                value: match kpi.reading {
+                    compile::Reading::Rows => Value::Int8(g.count as i64),
+                    compile::Reading::Measure => g.values[0].clone(),
+                },
+            })
+            .collect(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn kpis_stay_equal_to_recomputation(history in prop::collection::vec(prop::collection::vec(write(), 1..6), 1..25)) {
+        let schema = schema();
+        let mut table = Table::new(schema.clone());
+        table.state = TableState::Ready;
+        let mut replica = Replica::restore(vec![table], HashMap::from([(Arc::from("s"), Position(1))]));
+        let mut set = KpiSet::new();
+        let mut compiled = Vec::new();
+        for (i, def) in definitions().into_iter().enumerate() {
+            let def: KpiDefinition = serde_json::from_value(def).expect("definition");
+            let kpi = compile_kpi(&def, &[schema.clone()], &Policy::deny_all()).expect("binds");
+            set.insert(KpiId(i as i64), kpi.clone(), &replica);
+            compiled.push(kpi);
+        }
+        for (n, writes) in history.iter().enumerate() {
+            let before: Vec<KpiValue> = (0..compiled.len()).map(|i| set.value(KpiId(i as i64)).cloned().expect("value")).collect();
+            let tx = transaction(&replica, &schema, writes, 10 + n as u64 * 10);
+            let applied = replica.apply(&SourceEvent::Transaction(tx));
+            let outcome = set.apply(&applied, &replica);
+            for (i, kpi) in compiled.iter().enumerate() {
+                let id = KpiId(i as i64);
+                let now = set.value(id).cloned().expect("value");
+                prop_assert_eq!(&now, &recomputed(kpi, &replica), "KPI {} after transaction {}", i, n);
+                prop_assert_eq!(outcome.changed.contains(&id), now != before[i], "change reported for KPI {}", i);
+            }
+        }
+    }
+}
+
+#[test]
+fn kpi_definitions_that_do_not_fit_name_the_field() {
+    let schema = schema();
+    let bad = |def: serde_json::Value| {
+        let def: KpiDefinition = serde_json::from_value(def).expect("parses");
+        compile_kpi(&def, &[schema.clone()], &Policy::deny_all()).expect_err("refused")
+    };
+    let e = bad(json!({ "name": "x", "table": "nope", "aggregate": "COUNT" }));
+    assert_eq!(e.field, "table");
+    assert!(e.message.contains("orders"), "names the tables there are: {e}");
+    let e = bad(json!({ "name": "x", "table": "orders", "aggregate": "SUM", "column": "status" }));
+    assert_eq!(e.field, "column");
+    assert!(e.message.contains("sum"), "{e}");
+    assert_eq!(bad(json!({ "name": "x", "table": "orders", "aggregate": "SUM" })).field, "column");
+    assert_eq!(bad(json!({ "name": "x", "table": "orders", "aggregate": "COUNT", "column": "nope" })).field, "column");
+    assert_eq!(bad(json!({ "name": "x", "table": "orders", "aggregate": "COUNT", "groupBy": ["nope"] })).field, "groupBy[0]");
+    assert_eq!(bad(json!({ "name": "x", "table": "orders", "aggregate": "COUNT", "filter": { "qty": { "eq": "many" } } })).field, "filter");
+    assert_eq!(bad(json!({ "name": "x", "table": "orders", "aggregate": "COUNT", "filter": { "qty": { "near": 1 } } })).field, "filter");
+    assert_eq!(bad(json!({ "name": "x", "table": "orders", "aggregate": "COUNT", "window": { "column": "qty", "last": "PT1M" } })).field, "window.column");
+    assert_eq!(bad(json!({ "name": "x", "table": "orders", "aggregate": "COUNT", "view": { "role": "nobody" } })).field, "view");
+    assert_eq!(bad(json!({ "name": " ", "table": "orders", "aggregate": "COUNT" })).field, "name");
+}
