@@ -15,6 +15,8 @@
 pub mod compile;
 pub mod definition;
 pub mod engine;
+pub mod history;
+pub mod recorder;
 pub mod runtime;
 
 pub use compile::{CompiledKpi, compile_kpi, may_read};

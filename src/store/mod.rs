@@ -5,6 +5,7 @@
 //! `opslive migrate`.
 
 pub mod alerts;
+pub mod kpi_history;
 mod watermarks;
 
 use sqlx::migrate::MigrateDatabase;

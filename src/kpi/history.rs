@@ -1,0 +1,119 @@
+//! KPI history: every KPI's value rolled up per minute (last, min, max), for charts and
+//! comparisons.
+//!
+//! Pure: values come in with the instant and source position they hold at; rollups of the
+//! minutes touched since the last drain come out, to be merged into the app database. Merging
+//! is idempotent (min of mins, max of maxes, the last of the higher position), so a
+//! transaction delivered again after a restart changes nothing.
+
+use std::collections::HashMap;
+
+use super::engine::{KpiId, KpiValue};
+use crate::alert::engine::as_f64;
+
+pub const MINUTE: i64 = 60_000_000;
+
+/// One KPI group's minute.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rollup {
+    pub kpi: KpiId,
+    /// `""` for an ungrouped KPI, else the JSON of the group key.
+    pub group: String,
+    /// Start of the minute, µs since the Unix epoch.
+    pub minute: i64,
+    /// The exact text of the last value.
+    pub last: String,
+    pub last_value: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// What orders `last` between two writers of the same minute: the source position of the
+    /// value (a KPI reads one source), or 0 for a periodic sample.
+    pub order: u64,
+}
+
+/// Minutes touched since the last drain.
+#[derive(Debug, Default)]
+pub struct Rollups {
+    open: HashMap<(KpiId, String, i64), Rollup>,
+}
+
+impl Rollups {
+    pub fn new() -> Rollups {
+        Rollups::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    /// Takes in a KPI's value as of `at` (µs) and source position `order`.
+    pub fn observe(&mut self, kpi: KpiId, value: &KpiValue, at: i64, order: u64) {
+        let KpiValue::Groups(groups) = value else { return };
+        let minute = at.div_euclid(MINUTE) * MINUTE;
+        for g in groups {
+            let group = if g.key.is_empty() { String::new() } else { serde_json::to_string(&g.key).unwrap_or_default() };
+            let x = as_f64(&g.value);
+            let text = g.value.to_canonical_string();
+            let r = self.open.entry((kpi, group.clone(), minute)).or_insert_with(|| Rollup {
+                kpi,
+                group,
+                minute,
+                last: text.clone(),
+                last_value: x,
+                min: x,
+                max: x,
+                order,
+            });
+            if order >= r.order {
+                r.last = text;
+                r.last_value = x;
+                r.order = order;
+            }
+            if let Some(x) = x {
+                r.min = Some(r.min.map_or(x, |m| m.min(x)));
+                r.max = Some(r.max.map_or(x, |m| m.max(x)));
+            }
+        }
+    }
+
+    /// The rollups touched since the last drain.
+    pub fn drain(&mut self) -> Vec<Rollup> {
+        let mut out: Vec<Rollup> = self.open.drain().map(|(_, r)| r).collect();
+        out.sort_by(|a, b| (a.kpi, &a.group, a.minute).cmp(&(b.kpi, &b.group, b.minute)));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kpi::GroupValue;
+    use crate::value::Value;
+
+    fn v(x: i64) -> KpiValue {
+        KpiValue::Groups(vec![GroupValue { key: vec![], value: Value::Int8(x) }])
+    }
+
+    #[test]
+    fn a_minute_keeps_last_min_and_max() {
+        let mut r = Rollups::new();
+        r.observe(KpiId(1), &v(5), 10 * MINUTE + 1, 10);
+        r.observe(KpiId(1), &v(9), 10 * MINUTE + 2, 11);
+        r.observe(KpiId(1), &v(2), 10 * MINUTE + 3, 12);
+        r.observe(KpiId(1), &v(4), 11 * MINUTE, 13);
+        let out = r.drain();
+        assert_eq!(out.len(), 2);
+        assert_eq!((out[0].last.as_str(), out[0].min, out[0].max), ("2", Some(2.0), Some(9.0)));
+        assert_eq!((out[1].minute, out[1].last.as_str()), (11 * MINUTE, "4"));
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn an_older_observation_does_not_replace_the_last() {
+        let mut r = Rollups::new();
+        r.observe(KpiId(1), &v(7), 5, 20);
+        r.observe(KpiId(1), &v(3), 6, 19);
+        let out = r.drain();
+        assert_eq!((out[0].last.as_str(), out[0].min), ("7", Some(3.0)));
+    }
+}

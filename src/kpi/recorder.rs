@@ -1,0 +1,107 @@
+//! The history recorder: a task that rolls every KPI value up per minute and writes the
+//! rollups to the app database in batches, off the apply path.
+//!
+//! It follows the KPI runtime's steps in order (every value a transaction gave a KPI, so the
+//! minutes' min and max are exact) and samples the whole board once a minute (so a KPI that
+//! does not move still has a point per minute while the server runs). It is a durable
+//! consumer: a source is acknowledged only up to the last position whose rollups are written;
+//! after a crash the rest is delivered again, and merging rollups is idempotent.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::history::{MINUTE, Rollups};
+use super::runtime::KpiStep;
+use crate::change::{Position, SourceName};
+use crate::store::Store;
+use crate::watermark::DurableMarks;
+
+/// How often rollups are written: a chart's newest point lags at most this much in the
+/// database (the live value is always on the board).
+pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
+
+pub struct Recorder {
+    pub store: Store,
+    pub marks: DurableMarks,
+    /// History older than this is pruned (µs).
+    pub retention: i64,
+}
+
+impl Recorder {
+    pub async fn run(self, mut steps: mpsc::Receiver<KpiStep>, cancel: CancellationToken) {
+        let mut rollups = Rollups::new();
+        // The newest position observed per source, made durable by the next flush.
+        let mut pending: HashMap<SourceName, Position> = HashMap::new();
+        let mut board = None;
+        let mut flush = tokio::time::interval(FLUSH_EVERY);
+        let mut sample = tokio::time::interval(Duration::from_micros(MINUTE as u64));
+        let mut prune = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                step = steps.recv() => {
+                    let Some(step) = step else { break };
+                    match step.batch.as_ref().and_then(|b| b.applied.tx.as_ref()) {
+                        Some(tx) => {
+                            for (id, value) in &step.changed {
+                                rollups.observe(*id, value, tx.commit_ts, tx.position.0);
+                            }
+                            pending.insert(tx.source.clone(), tx.position);
+                        }
+                        None => {
+                            let now = chrono::Utc::now().timestamp_micros();
+                            for (id, value) in &step.changed {
+                                rollups.observe(*id, value, now, 0);
+                            }
+                        }
+                    }
+                    board = Some(step.board);
+                }
+                _ = sample.tick() => {
+                    if let Some(board) = &board {
+                        let now = chrono::Utc::now().timestamp_micros();
+                        for (id, entry) in board.kpis.iter() {
+                            rollups.observe(*id, &entry.value, now, 0);
+                        }
+                    }
+                }
+                _ = flush.tick() => self.flush(&mut rollups, &mut pending, &cancel).await,
+                _ = prune.tick() => {
+                    let before = chrono::Utc::now().timestamp_micros() - self.retention;
+                    match self.store.prune_kpi_history(before).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(rows = n, "KPI history past its retention removed"),
+                        Err(e) => tracing::warn!(error = %e, "cannot prune KPI history"),
+                    }
+                }
+                _ = cancel.cancelled() => break,
+            }
+        }
+        // What is left is written once more at shutdown; a crash instead leaves it to the
+        // re-delivered transactions.
+        self.flush(&mut rollups, &mut pending, &CancellationToken::new()).await;
+    }
+
+    async fn flush(&self, rollups: &mut Rollups, pending: &mut HashMap<SourceName, Position>, cancel: &CancellationToken) {
+        let batch = rollups.drain();
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.store.record_rollups(&batch).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot write KPI history; retrying (the source is not acknowledged meanwhile)");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = cancel.cancelled() => return,
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        for (source, position) in pending.drain() {
+            self.marks.durable(&source, position);
+        }
+    }
+}

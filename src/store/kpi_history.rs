@@ -1,0 +1,113 @@
+//! KPI history in the app database: per-minute rollups, merged idempotently, read back in
+//! steps for charts and at an instant for comparisons.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::kpi::KpiId;
+use crate::kpi::history::Rollup;
+
+/// One step of a KPI's history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryPoint {
+    /// Start of the step, µs since the Unix epoch.
+    pub at: i64,
+    /// `""` for an ungrouped KPI, else the JSON of the group key.
+    pub group: String,
+    pub last: String,
+    pub last_value: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+fn time(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+impl Store {
+    /// Merges rollups: min of mins, max of maxes, the last of the higher order. Writing the
+    /// same rollup twice changes nothing; rollups of a KPI deleted meanwhile are dropped.
+    pub async fn record_rollups(&self, rollups: &[Rollup]) -> Result<(), StoreError> {
+        if rollups.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for r in rollups {
+            sqlx::query(
+                "INSERT INTO kpi_history (kpi_id, group_key, minute, last, last_value, min, max, last_position) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM kpis WHERE id = $1) \
+                 ON CONFLICT (kpi_id, group_key, minute) DO UPDATE SET \
+                 min = LEAST(kpi_history.min, EXCLUDED.min), max = GREATEST(kpi_history.max, EXCLUDED.max), \
+                 last = CASE WHEN EXCLUDED.last_position >= kpi_history.last_position THEN EXCLUDED.last ELSE kpi_history.last END, \
+                 last_value = CASE WHEN EXCLUDED.last_position >= kpi_history.last_position \
+                 THEN EXCLUDED.last_value ELSE kpi_history.last_value END, \
+                 last_position = GREATEST(kpi_history.last_position, EXCLUDED.last_position)",
+            )
+            .bind(r.kpi.0)
+            .bind(&r.group)
+            .bind(time(r.minute))
+            .bind(&r.last)
+            .bind(r.last_value)
+            .bind(r.min)
+            .bind(r.max)
+            .bind(i64::try_from(r.order).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A KPI's history from `from` to `to` (µs), in steps of `step` µs (a multiple of a
+    /// minute): per step and group, the last value, the lowest and the highest.
+    pub async fn kpi_history(&self, kpi: KpiId, from: i64, to: i64, step: i64) -> Result<Vec<HistoryPoint>, StoreError> {
+        let step_secs = (step / 1_000_000).max(60);
+        let rows = sqlx::query(
+            "SELECT date_bin(make_interval(secs => $4), minute, 'epoch'::timestamptz) AS bucket, group_key, \
+             (array_agg(last ORDER BY minute DESC, last_position DESC))[1] AS last, \
+             (array_agg(last_value ORDER BY minute DESC, last_position DESC))[1] AS last_value, \
+             min(min) AS min, max(max) AS max \
+             FROM kpi_history WHERE kpi_id = $1 AND minute >= $2 AND minute < $3 \
+             GROUP BY bucket, group_key ORDER BY bucket, group_key",
+        )
+        .bind(kpi.0)
+        .bind(time(from))
+        .bind(time(to))
+        .bind(step_secs as f64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| HistoryPoint {
+                at: row.get::<DateTime<Utc>, _>("bucket").timestamp_micros(),
+                group: row.get("group_key"),
+                last: row.get("last"),
+                last_value: row.get("last_value"),
+                min: row.get("min"),
+                max: row.get("max"),
+            })
+            .collect())
+    }
+
+    /// Each group's last recorded value at or before `at` (within a day before it): what a
+    /// comparison with "one day/week earlier" reads.
+    pub async fn kpi_value_at(&self, kpi: KpiId, at: i64) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (group_key) group_key, last FROM kpi_history \
+             WHERE kpi_id = $1 AND minute <= $2 AND minute > $2 - interval '1 day' \
+             ORDER BY group_key, minute DESC",
+        )
+        .bind(kpi.0)
+        .bind(time(at))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|row| (row.get("group_key"), row.get("last"))).collect())
+    }
+
+    /// Forgets history older than `before` (retention). Returns the rows removed.
+    pub async fn prune_kpi_history(&self, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM kpi_history WHERE minute < $1").bind(time(before)).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+}
