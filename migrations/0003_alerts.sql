@@ -42,6 +42,8 @@ CREATE TABLE alert_transitions (
     cause        text NOT NULL,
     source       text,
     position     text,
+    -- The position as a number, to find what lies beyond a checkpoint.
+    position_num bigint,
     commit_ts    timestamptz,
     value        text,
     row_before   jsonb,
@@ -51,6 +53,7 @@ CREATE TABLE alert_transitions (
     UNIQUE (rule_id, instance, to_state, cause)
 );
 CREATE INDEX alert_transitions_at ON alert_transitions (at DESC);
+CREATE INDEX alert_transitions_instance ON alert_transitions (rule_id, instance, id);
 
 -- Silences suppress notification (not evaluation) of instances whose labels match.
 CREATE TABLE silences (

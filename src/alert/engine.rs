@@ -28,7 +28,8 @@ pub enum AlertState {
 }
 
 impl AlertState {
-    pub const ALL: [AlertState; 4] = [AlertState::Normal, AlertState::Pending, AlertState::Firing, AlertState::Resolved];
+    pub const ALL: [AlertState; 4] =
+        [AlertState::Normal, AlertState::Pending, AlertState::Firing, AlertState::Resolved];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -181,15 +182,27 @@ impl AlertSet {
             }
         }
         let rule = &self.rules[&id];
+        // Instances restored after a restart carry no due time: it follows from the rule.
+        for inst in self.instances.values_mut().filter(|i| i.rule == id && i.due.is_none()) {
+            if inst.state == AlertState::Pending {
+                inst.due = Some(inst.since + rule.for_micros);
+            }
+        }
         let observations: Vec<Observation> = match &rule.target {
             Target::Kpi { kpi, test } => match board.kpis.get(kpi) {
-                Some(entry) => kpi_observations(&entry.value, *test, &entry.compiled.as_ref().map(|c| c.group_names.clone()).unwrap_or_default()),
+                Some(entry) => kpi_observations(
+                    &entry.value,
+                    *test,
+                    &entry.compiled.as_ref().map(|c| c.group_names.clone()).unwrap_or_default(),
+                ),
                 None => Vec::new(),
             },
             Target::Rows { schema, filter, labels, columns } => match replica.table(schema.id()) {
-                Some(table) if table.state == crate::replica::TableState::Ready => crate::query::matching_rows(table, filter)
-                    .map(|row| row_observation(schema, labels, columns, None, Some(row), true))
-                    .collect(),
+                Some(table) if table.state == crate::replica::TableState::Ready => {
+                    crate::query::matching_rows(table, filter)
+                        .map(|row| row_observation(schema, labels, columns, None, Some(row), true))
+                        .collect()
+                }
                 _ => Vec::new(),
             },
         };
@@ -200,7 +213,15 @@ impl AlertSet {
         let stale: Vec<String> =
             self.instances.keys().filter(|(r, k)| *r == id && !seen.contains(k)).map(|(_, k)| k.clone()).collect();
         for key in stale {
-            let o = Observation { key, labels: BTreeMap::new(), condition: false, value: None, before: None, after: None, fields: Map::new() };
+            let o = Observation {
+                key,
+                labels: BTreeMap::new(),
+                condition: false,
+                value: None,
+                before: None,
+                after: None,
+                fields: Map::new(),
+            };
             out.extend(self.observe(id, o, cause));
         }
         out
@@ -220,7 +241,12 @@ impl AlertSet {
                 // Not knowing is not normal: instances keep their state until the value is back.
                 continue;
             }
-            let group_names = board.kpis.get(kpi).and_then(|e| e.compiled.as_ref()).map(|c| c.group_names.clone()).unwrap_or_default();
+            let group_names = board
+                .kpis
+                .get(kpi)
+                .and_then(|e| e.compiled.as_ref())
+                .map(|c| c.group_names.clone())
+                .unwrap_or_default();
             let rules: Vec<(RuleId, Threshold)> = self
                 .rules
                 .values()
@@ -236,10 +262,22 @@ impl AlertSet {
                     out.extend(self.observe(id, o, cause));
                 }
                 // Groups that disappeared (no rows left) are no longer breaching.
-                let gone: Vec<String> =
-                    self.instances.keys().filter(|(r, k)| *r == id && !seen.contains(k)).map(|(_, k)| k.clone()).collect();
+                let gone: Vec<String> = self
+                    .instances
+                    .keys()
+                    .filter(|(r, k)| *r == id && !seen.contains(k))
+                    .map(|(_, k)| k.clone())
+                    .collect();
                 for key in gone {
-                    let o = Observation { key, labels: BTreeMap::new(), condition: false, value: None, before: None, after: None, fields: Map::new() };
+                    let o = Observation {
+                        key,
+                        labels: BTreeMap::new(),
+                        condition: false,
+                        value: None,
+                        before: None,
+                        after: None,
+                        fields: Map::new(),
+                    };
                     out.extend(self.observe(id, o, cause));
                 }
             }
@@ -270,7 +308,8 @@ impl AlertSet {
                         }
                         let (schema, labels, columns) = (schema.clone(), labels.clone(), columns.clone());
                         let (before, after) = (d.before.as_ref(), d.after.as_ref());
-                        let same_key = matches!((before, after), (Some(b), Some(a)) if row_key(&schema, b) == row_key(&schema, a));
+                        let same_key =
+                            matches!((before, after), (Some(b), Some(a)) if row_key(&schema, b) == row_key(&schema, a));
                         if was && is && same_key {
                             let o = row_observation(&schema, &labels, &columns, before, after, true);
                             out.extend(self.observe(*id, o, cause));
@@ -278,11 +317,13 @@ impl AlertSet {
                         }
                         if was {
                             // The row left the condition (changed, deleted, or its key moved).
-                            let o = row_observation(&schema, &labels, &columns, before, after.filter(|_| same_key), false);
+                            let o =
+                                row_observation(&schema, &labels, &columns, before, after.filter(|_| same_key), false);
                             out.extend(self.observe(*id, o, cause));
                         }
                         if is {
-                            let o = row_observation(&schema, &labels, &columns, before.filter(|_| same_key), after, true);
+                            let o =
+                                row_observation(&schema, &labels, &columns, before.filter(|_| same_key), after, true);
                             out.extend(self.observe(*id, o, cause));
                         }
                     }
@@ -292,7 +333,9 @@ impl AlertSet {
                     let ids: Vec<RuleId> = row_rules
                         .iter()
                         .copied()
-                        .filter(|id| matches!(&self.rules[id].target, Target::Rows { schema, .. } if schema.id() == *table))
+                        .filter(
+                            |id| matches!(&self.rules[id].target, Target::Rows { schema, .. } if schema.id() == *table),
+                        )
                         .collect();
                     for id in ids {
                         let rule = self.rules[&id].clone();
@@ -418,7 +461,14 @@ impl AlertSet {
     }
 }
 
-fn transition(rule: &BoundRule, inst: &Instance, to: AlertState, cause: &Cause, before: Option<Json>, after: Option<Json>) -> Transition {
+fn transition(
+    rule: &BoundRule,
+    inst: &Instance,
+    to: AlertState,
+    cause: &Cause,
+    before: Option<Json>,
+    after: Option<Json>,
+) -> Transition {
     transition_with(rule, inst, to, cause, before, after, &Map::new())
 }
 
@@ -459,7 +509,15 @@ pub fn summary(rule: &BoundRule, inst: &Instance, fields: &Map<String, Json>) ->
     let group = if inst.key.is_empty() || matches!(rule.target, Target::Rows { .. }) {
         String::new()
     } else {
-        format!(" for {}", inst.labels.iter().filter(|(k, _)| !rule.definition.labels.contains_key(*k)).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))
+        format!(
+            " for {}",
+            inst.labels
+                .iter()
+                .filter(|(k, _)| !rule.definition.labels.contains_key(*k))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     };
     let mut out = template
         .replace("{{rule}}", &rule.definition.name)
@@ -533,7 +591,15 @@ fn row_observation(
         Json::Object(m) => m,
         _ => Map::new(),
     };
-    Observation { key, labels: l, condition, value: None, before: before.map(|r| image(r, columns)), after: after_image, fields }
+    Observation {
+        key,
+        labels: l,
+        condition,
+        value: None,
+        before: before.map(|r| image(r, columns)),
+        after: after_image,
+        fields,
+    }
 }
 
 /// A KPI value as a number for thresholds: integers, numerics, floats; anything else (a

@@ -175,7 +175,9 @@ pub fn bind(id: RuleId, def: AlertRuleDefinition, rows: Option<RowsBinding>) -> 
             }
             Target::Kpi { kpi: k.kpi, test }
         }
-        (None, Some(_), Some(b)) => Target::Rows { schema: b.schema, filter: b.filter, labels: b.labels, columns: b.columns },
+        (None, Some(_), Some(b)) => {
+            Target::Rows { schema: b.schema, filter: b.filter, labels: b.labels, columns: b.columns }
+        }
         (None, Some(_), None) => return Err(DefinitionError::new("rows.table", "the table is not loaded")),
     };
     Ok(BoundRule { id, definition: Arc::new(def), target, for_micros, keep_firing_micros })
@@ -197,13 +199,15 @@ pub fn bind_rows(cond: &RowCondition, tables: &[Arc<TableSchema>]) -> Result<Row
     use crate::policy::compile::{Binding, ClaimValues, compile};
     use crate::policy::condition::{Claims, Condition};
     use crate::policy::names::{column_fields, root_field_name};
-    let schema = tables.iter().find(|t| root_field_name(&t.spec.name) == cond.table).cloned().ok_or_else(|| {
-        DefinitionError::new("rows.table", format!("unknown table `{}`", cond.table))
-    })?;
+    let schema = tables
+        .iter()
+        .find(|t| root_field_name(&t.spec.name) == cond.table)
+        .cloned()
+        .ok_or_else(|| DefinitionError::new("rows.table", format!("unknown table `{}`", cond.table)))?;
     let fields: std::collections::HashMap<String, usize> =
         column_fields(&schema).into_iter().map(|(i, n)| (n, i)).collect();
-    let condition =
-        Condition::parse(&cond.filter, Claims::Refused).map_err(|e| DefinitionError::new("rows.filter", e.to_string()))?;
+    let condition = Condition::parse(&cond.filter, Claims::Refused)
+        .map_err(|e| DefinitionError::new("rows.filter", e.to_string()))?;
     let filter = compile(&condition, Binding { schema: &schema, columns: &fields }, ClaimValues::Unchecked)
         .map_err(|e| DefinitionError::new("rows.filter", e.to_string()))?
         .validate(&schema)

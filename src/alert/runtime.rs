@@ -225,7 +225,11 @@ impl Runtime {
     }
 
     /// Binds and evaluates a rule; a rule that cannot bind now stays on the board with why.
-    fn set_rule(&mut self, record: Arc<AlertRuleRecord>, cause: &Cause) -> (Result<(), DefinitionError>, Vec<Transition>) {
+    fn set_rule(
+        &mut self,
+        record: Arc<AlertRuleRecord>,
+        cause: &Cause,
+    ) -> (Result<(), DefinitionError>, Vec<Transition>) {
         let def = record.definition.clone();
         let rows = match &def.rows {
             Some(cond) => match bind_rows(cond, &self.tables()) {
@@ -275,7 +279,11 @@ impl Runtime {
             Command::Acknowledge { rule, instance, ack, reply } => {
                 let result = self.set.acknowledge(rule, &instance, ack).cloned();
                 if let Ok(inst) = &result {
-                    let write = Write { transitions: Vec::new(), instances: vec![(rule, instance, Some(inst.clone()))], durable: None };
+                    let write = Write {
+                        transitions: Vec::new(),
+                        instances: vec![(rule, instance, Some(inst.clone()))],
+                        durable: None,
+                    };
                     let _ = self.writes.send(write).await;
                     self.publish();
                 }

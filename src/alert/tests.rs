@@ -107,7 +107,14 @@ impl World {
             })
             .collect();
         let position = Position(self.position);
-        let tx = Transaction { source: Arc::from("s"), position, commit_ts, xid: self.position, changes, table_events: vec![] };
+        let tx = Transaction {
+            source: Arc::from("s"),
+            position,
+            commit_ts,
+            xid: self.position,
+            changes,
+            table_events: vec![],
+        };
         let applied: Applied = self.replica.apply(&SourceEvent::Transaction(tx));
         let outcome = self.kpis.apply(&applied, &self.replica);
         let mut changed = Vec::new();
@@ -275,6 +282,34 @@ fn bad_rules_are_refused_naming_the_field() {
     assert_eq!(bad(json!({ "name": "x", "kpi": { "kpi": 1, "outside": { "low": 2, "high": 1 } } })), "kpi.outside");
     assert_eq!(bad(json!({ "name": "x", "kpi": { "kpi": 1, "above": 1 }, "for": "soon" })), "for");
     assert_eq!(bad(json!({ "name": "", "kpi": { "kpi": 1, "above": 1 } })), "name");
-    let rows = super::rule::RowCondition { table: "orders".into(), filter: json!({ "nope": { "eq": 1 } }), label_columns: vec![] };
+    let rows = super::rule::RowCondition {
+        table: "orders".into(),
+        filter: json!({ "nope": { "eq": 1 } }),
+        label_columns: vec![],
+    };
     assert_eq!(bind_rows(&rows, &[schema()]).expect_err("unknown column").field, "rows.filter");
+}
+
+#[test]
+fn a_restored_pending_instance_fires_at_the_same_due_time_as_before_the_restart() {
+    let mut w = World::new();
+    w.kpi(1, json!({ "name": "qty", "table": "orders", "aggregate": "SUM", "column": "qty" }));
+    w.rule(1, json!({ "name": "big", "kpi": { "kpi": 1, "above": 10 }, "for": "PT1M" }), 0);
+    w.commit(1_000_000, &[(1, Some((20, "x")))]);
+    let saved: Vec<_> = w
+        .alerts
+        .instances()
+        .cloned()
+        .map(|mut i| {
+            // As the store gives it back: the due time is not recorded.
+            i.due = None;
+            i
+        })
+        .collect();
+    w.alerts = AlertSet::new();
+    w.alerts.restore(saved);
+    assert!(w.rule(1, json!({ "name": "big", "kpi": { "kpi": 1, "above": 10 }, "for": "PT1M" }), 2_000_000).is_empty());
+    let t = w.alerts.advance(120_000_000);
+    assert_eq!(states(&t), vec![(AlertState::Pending, AlertState::Firing)]);
+    assert_eq!(t[0].cause, Cause::Due { at: 61_000_000 }, "same cause as the run before the restart: recorded once");
 }

@@ -136,7 +136,8 @@ pub fn compile_kpi(
     // against what readers may see by `may_read`).
     let mut filter = Filter::True;
     if let Some(json) = &def.filter {
-        let condition = Condition::parse(json, Claims::Refused).map_err(|e| DefinitionError::new("filter", e.to_string()))?;
+        let condition =
+            Condition::parse(json, Claims::Refused).map_err(|e| DefinitionError::new("filter", e.to_string()))?;
         for name in condition.columns() {
             reads.push(column("filter", name)?);
         }

@@ -135,7 +135,8 @@ impl KpiSet {
         let mut reshaped = Vec::new();
         for id in &rebuild {
             let entry = self.entries.get_mut(id).expect("indexed KPIs exist");
-            let same_shape = replica.table(entry.kpi.table).is_none_or(|t| t.schema.version == entry.kpi.schema.version);
+            let same_shape =
+                replica.table(entry.kpi.table).is_none_or(|t| t.schema.version == entry.kpi.schema.version);
             if same_shape {
                 entry.state = build(&entry.kpi, replica);
                 touched.push(*id);

@@ -51,7 +51,8 @@ impl Rollups {
         let KpiValue::Groups(groups) = value else { return };
         let minute = at.div_euclid(MINUTE) * MINUTE;
         for g in groups {
-            let group = if g.key.is_empty() { String::new() } else { serde_json::to_string(&g.key).unwrap_or_default() };
+            let group =
+                if g.key.is_empty() { String::new() } else { serde_json::to_string(&g.key).unwrap_or_default() };
             let x = as_f64(&g.value);
             let text = g.value.to_canonical_string();
             let r = self.open.entry((kpi, group.clone(), minute)).or_insert_with(|| Rollup {

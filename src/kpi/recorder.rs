@@ -84,7 +84,12 @@ impl Recorder {
         self.flush(&mut rollups, &mut pending, &CancellationToken::new()).await;
     }
 
-    async fn flush(&self, rollups: &mut Rollups, pending: &mut HashMap<SourceName, Position>, cancel: &CancellationToken) {
+    async fn flush(
+        &self,
+        rollups: &mut Rollups,
+        pending: &mut HashMap<SourceName, Position>,
+        cancel: &CancellationToken,
+    ) {
         let batch = rollups.drain();
         let mut delay = Duration::from_millis(200);
         loop {

@@ -89,7 +89,13 @@ fn transaction(replica: &Replica, schema: &TableSchema, writes: &[Write], positi
                 ];
                 let op = if present.insert(*id) { Op::Insert } else { Op::Update };
                 let key = Key(vec![Value::Int8(*id)].into());
-                changes.push(Change { table, op, key, before: None, after: Some(Image(values.into_iter().map(Some).collect())) });
+                changes.push(Change {
+                    table,
+                    op,
+                    key,
+                    before: None,
+                    after: Some(Image(values.into_iter().map(Some).collect())),
+                });
             }
             Write::Delete { id } => {
                 if present.remove(id) {
@@ -103,7 +109,14 @@ fn transaction(replica: &Replica, schema: &TableSchema, writes: &[Write], positi
             }
         }
     }
-    Transaction { source: Arc::from("s"), position: Position(position), commit_ts: position as i64, xid: position, changes, table_events: vec![] }
+    Transaction {
+        source: Arc::from("s"),
+        position: Position(position),
+        commit_ts: position as i64,
+        xid: position,
+        changes,
+        table_events: vec![],
+    }
 }
 
 /// The value recomputed from scratch.
@@ -172,10 +185,23 @@ fn kpi_definitions_that_do_not_fit_name_the_field() {
     assert!(e.message.contains("sum"), "{e}");
     assert_eq!(bad(json!({ "name": "x", "table": "orders", "aggregate": "SUM" })).field, "column");
     assert_eq!(bad(json!({ "name": "x", "table": "orders", "aggregate": "COUNT", "column": "nope" })).field, "column");
-    assert_eq!(bad(json!({ "name": "x", "table": "orders", "aggregate": "COUNT", "groupBy": ["nope"] })).field, "groupBy[0]");
-    assert_eq!(bad(json!({ "name": "x", "table": "orders", "aggregate": "COUNT", "filter": { "qty": { "eq": "many" } } })).field, "filter");
-    assert_eq!(bad(json!({ "name": "x", "table": "orders", "aggregate": "COUNT", "filter": { "qty": { "near": 1 } } })).field, "filter");
+    assert_eq!(
+        bad(json!({ "name": "x", "table": "orders", "aggregate": "COUNT", "groupBy": ["nope"] })).field,
+        "groupBy[0]"
+    );
+    assert_eq!(
+        bad(json!({ "name": "x", "table": "orders", "aggregate": "COUNT", "filter": { "qty": { "eq": "many" } } }))
+            .field,
+        "filter"
+    );
+    assert_eq!(
+        bad(json!({ "name": "x", "table": "orders", "aggregate": "COUNT", "filter": { "qty": { "near": 1 } } })).field,
+        "filter"
+    );
     assert_eq!(bad(json!({ "name": "x", "table": "orders", "aggregate": "COUNT", "window": { "column": "qty", "last": "PT1M" } })).field, "window.column");
-    assert_eq!(bad(json!({ "name": "x", "table": "orders", "aggregate": "COUNT", "view": { "role": "nobody" } })).field, "view");
+    assert_eq!(
+        bad(json!({ "name": "x", "table": "orders", "aggregate": "COUNT", "view": { "role": "nobody" } })).field,
+        "view"
+    );
     assert_eq!(bad(json!({ "name": " ", "table": "orders", "aggregate": "COUNT" })).field, "name");
 }

@@ -11,6 +11,7 @@ use sqlx::Row;
 use super::{Store, StoreError};
 use crate::alert::engine::{Ack, AlertState, Cause, Instance, Transition};
 use crate::alert::rule::{AlertRuleDefinition, RuleId};
+use crate::change::Position;
 
 /// A rule as stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,7 +59,11 @@ fn bad_definition(id: i64, e: serde_json::Error) -> StoreError {
 }
 
 impl Store {
-    pub async fn insert_alert_rule(&self, def: &AlertRuleDefinition, by: Option<&str>) -> Result<AlertRuleRecord, StoreError> {
+    pub async fn insert_alert_rule(
+        &self,
+        def: &AlertRuleDefinition,
+        by: Option<&str>,
+    ) -> Result<AlertRuleRecord, StoreError> {
         let row = sqlx::query(
             "INSERT INTO alert_rules (name, definition, created_by, updated_by) VALUES ($1, $2::jsonb, $3, $3) \
              RETURNING id, created_at, updated_at",
@@ -134,6 +139,64 @@ impl Store {
             .collect()
     }
 
+    /// The instances that were pending or firing as of the replica's positions: the state the
+    /// recorded transitions had reached before the first one caused by a transaction beyond
+    /// `positions` (which the source delivers again, and the engine decides again, the same
+    /// way). An acknowledgement recorded for an instance that is still open is kept.
+    pub async fn load_alert_state(&self, positions: &[(String, Position)]) -> Result<Vec<Instance>, StoreError> {
+        let sources: Vec<String> = positions.iter().map(|(s, _)| s.clone()).collect();
+        let limits: Vec<i64> = positions.iter().map(|(_, p)| i64::try_from(p.0).unwrap_or(i64::MAX)).collect();
+        let rows = sqlx::query(
+            "WITH beyond AS ( \
+               SELECT t.rule_id, t.instance, min(t.id) AS first_beyond FROM alert_transitions t \
+               JOIN unnest($1::text[], $2::bigint[]) AS c(source, pos) ON t.source = c.source AND t.position_num > c.pos \
+               GROUP BY t.rule_id, t.instance), \
+             state AS ( \
+               SELECT DISTINCT ON (t.rule_id, t.instance) t.rule_id, t.instance, t.labels, t.to_state, t.at, t.value, \
+                 t.row_after FROM alert_transitions t LEFT JOIN beyond b USING (rule_id, instance) \
+               WHERE b.first_beyond IS NULL OR t.id < b.first_beyond \
+               ORDER BY t.rule_id, t.instance, t.id DESC) \
+             SELECT s.rule_id, s.instance, s.labels::text AS labels, s.to_state, s.at, s.value, s.row_after::text AS row_image, \
+               i.acknowledged_by, i.acknowledged_at, i.ack_note, i.active_since \
+             FROM state s JOIN alert_rules r ON r.id = s.rule_id \
+             LEFT JOIN alert_instances i ON i.rule_id = s.rule_id AND i.instance = s.instance \
+             WHERE s.to_state IN ('PENDING', 'FIRING')",
+        )
+        .bind(&sources)
+        .bind(&limits)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let state: String = row.get("to_state");
+            let Some(state) = AlertState::parse(&state) else { continue };
+            let labels: String = row.get("labels");
+            let image: Option<String> = row.get("row_image");
+            let since = micros(row.get("at"));
+            let acknowledged_at: Option<DateTime<Utc>> = row.get("acknowledged_at");
+            out.push(Instance {
+                rule: RuleId(row.get("rule_id")),
+                key: row.get("instance"),
+                labels: serde_json::from_str(&labels).unwrap_or_default(),
+                state,
+                since,
+                active_since: row.get::<Option<DateTime<Utc>>, _>("active_since").map_or(since, micros),
+                // Re-derived from the rule on the first evaluation.
+                due: None,
+                condition: true,
+                value: row.get("value"),
+                row: image.and_then(|t| serde_json::from_str(&t).ok()),
+                acknowledged: acknowledged_at.map(|at| Ack {
+                    by: row.get("acknowledged_by"),
+                    at: micros(at),
+                    note: row.get("ack_note"),
+                }),
+                cause: None,
+            });
+        }
+        Ok(out)
+    }
+
     /// The instances pending or firing when the server last wrote them.
     pub async fn load_alert_instances(&self) -> Result<Vec<Instance>, StoreError> {
         let rows = sqlx::query(
@@ -181,16 +244,19 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for t in transitions {
-            let (source, position, commit_ts) = match &t.cause {
-                Cause::Transaction { source, position, commit_ts } => {
-                    (Some(source.to_string()), Some(position.to_string()), Some(time(*commit_ts)))
-                }
-                Cause::Due { .. } => (None, None, None),
+            let (source, position, position_num, commit_ts) = match &t.cause {
+                Cause::Transaction { source, position, commit_ts } => (
+                    Some(source.to_string()),
+                    Some(position.to_string()),
+                    i64::try_from(position.0).ok(),
+                    Some(time(*commit_ts)),
+                ),
+                Cause::Due { .. } => (None, None, None, None),
             };
             sqlx::query(
                 "INSERT INTO alert_transitions (rule_id, instance, labels, from_state, to_state, at, cause, source, \
-                 position, commit_ts, value, row_before, row_after, summary) \
-                 VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13::jsonb, $14) \
+                 position, commit_ts, value, row_before, row_after, summary, position_num) \
+                 VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13::jsonb, $14, $15) \
                  ON CONFLICT (rule_id, instance, to_state, cause) DO NOTHING",
             )
             .bind(t.rule.0)
@@ -207,6 +273,7 @@ impl Store {
             .bind(t.before.as_ref().map(json_text))
             .bind(t.after.as_ref().map(json_text))
             .bind(&t.summary)
+            .bind(position_num)
             .execute(&mut *tx)
             .await?;
         }

@@ -61,7 +61,13 @@ impl Store {
 
     /// A KPI's history from `from` to `to` (µs), in steps of `step` µs (a multiple of a
     /// minute): per step and group, the last value, the lowest and the highest.
-    pub async fn kpi_history(&self, kpi: KpiId, from: i64, to: i64, step: i64) -> Result<Vec<HistoryPoint>, StoreError> {
+    pub async fn kpi_history(
+        &self,
+        kpi: KpiId,
+        from: i64,
+        to: i64,
+        step: i64,
+    ) -> Result<Vec<HistoryPoint>, StoreError> {
         let step_secs = (step / 1_000_000).max(60);
         let rows = sqlx::query(
             "SELECT date_bin(make_interval(secs => $4), minute, 'epoch'::timestamptz) AS bucket, group_key, \
@@ -107,7 +113,8 @@ impl Store {
 
     /// Forgets history older than `before` (retention). Returns the rows removed.
     pub async fn prune_kpi_history(&self, before: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM kpi_history WHERE minute < $1").bind(time(before)).execute(&self.pool).await?;
+        let done =
+            sqlx::query("DELETE FROM kpi_history WHERE minute < $1").bind(time(before)).execute(&self.pool).await?;
         Ok(done.rows_affected())
     }
 }

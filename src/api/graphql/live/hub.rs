@@ -24,8 +24,8 @@ use super::compile::{LiveRequest, Render};
 use super::outbox::{Delivery, Kind, Outbox, Pushed};
 use super::render::{self, AsOf, Json, UpdateBody};
 use crate::change::SourceName;
-use crate::pipeline::Batch;
 use crate::live::{Current, LiveError, LiveSet, QueryId, RowsDiff, Step};
+use crate::pipeline::Batch;
 use crate::replica::Replica;
 
 /// Counters for `/metrics`.
