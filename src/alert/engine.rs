@@ -137,6 +137,8 @@ struct Observation {
 pub struct AlertSet {
     rules: BTreeMap<RuleId, BoundRule>,
     instances: BTreeMap<(RuleId, String), Instance>,
+    /// No-data rules: when a transaction last touched their KPI's rows.
+    quiet: BTreeMap<RuleId, i64>,
 }
 
 impl AlertSet {
@@ -182,6 +184,12 @@ impl AlertSet {
             }
         }
         let rule = &self.rules[&id];
+        if let Target::NoData { .. } = rule.target {
+            // Quiet since now: a rule cannot know what happened before it was defined.
+            self.quiet.insert(id, cause.at());
+        } else {
+            self.quiet.remove(&id);
+        }
         // Instances restored after a restart carry no due time: it follows from the rule.
         for inst in self.instances.values_mut().filter(|i| i.rule == id && i.due.is_none()) {
             if inst.state == AlertState::Pending {
@@ -205,6 +213,8 @@ impl AlertSet {
                 }
                 _ => Vec::new(),
             },
+            // Restored instances stand until data arrives; new ones come from `advance`.
+            Target::NoData { .. } => return out,
         };
         let seen: Vec<String> = observations.iter().map(|o| o.key.clone()).collect();
         for o in observations {
@@ -230,6 +240,7 @@ impl AlertSet {
     /// Removes a rule and its instances (its history stays in the store).
     pub fn remove_rule(&mut self, id: RuleId) {
         self.rules.remove(&id);
+        self.quiet.remove(&id);
         self.instances.retain(|(r, _), _| *r != id);
     }
 
@@ -281,6 +292,22 @@ impl AlertSet {
                     out.extend(self.observe(id, o, cause));
                 }
             }
+        }
+        out
+    }
+
+    /// Data arrived for these KPIs: their no-data rules are quiet no longer.
+    pub fn on_touched(&mut self, touched: &[KpiId], cause: &Cause) -> Vec<Transition> {
+        let ids: Vec<RuleId> = self
+            .rules
+            .values()
+            .filter(|r| matches!(r.target, Target::NoData { kpi, .. } if touched.contains(&kpi)))
+            .map(|r| r.id)
+            .collect();
+        let mut out = Vec::new();
+        for id in ids {
+            self.quiet.insert(id, cause.at());
+            out.extend(self.observe(id, quiet_observation(false), cause));
         }
         out
     }
@@ -350,14 +377,29 @@ impl AlertSet {
 
     /// When time alone next moves an instance.
     pub fn next_due(&self) -> Option<i64> {
-        self.instances.values().filter_map(|i| i.due).min()
+        let instances = self.instances.values().filter_map(|i| i.due);
+        instances.chain(self.quiet_due().map(|(_, at)| at)).min()
+    }
+
+    /// No-data rules without an open instance, with when they go off.
+    fn quiet_due(&self) -> impl Iterator<Item = (RuleId, i64)> + '_ {
+        self.quiet.iter().filter_map(|(id, last)| match self.rules.get(id)?.target {
+            Target::NoData { micros, .. } if !self.instances.contains_key(&(*id, String::new())) => {
+                Some((*id, last + micros))
+            }
+            _ => None,
+        })
     }
 
     /// Moves every instance whose due time is at or before `now`.
     pub fn advance(&mut self, now: i64) -> Vec<Transition> {
+        let mut out = Vec::new();
+        let quiet: Vec<(RuleId, i64)> = self.quiet_due().filter(|(_, at)| *at <= now).collect();
+        for (id, at) in quiet {
+            out.extend(self.observe(id, quiet_observation(true), &Cause::Due { at }));
+        }
         let due: Vec<(RuleId, String)> =
             self.instances.iter().filter(|(_, i)| i.due.is_some_and(|d| d <= now)).map(|(k, _)| k.clone()).collect();
-        let mut out = Vec::new();
         for key in due {
             let Some(rule) = self.rules.get(&key.0).cloned() else { continue };
             let Some(inst) = self.instances.get_mut(&key) else { continue };
@@ -499,10 +541,12 @@ fn transition_with(
 pub fn summary(rule: &BoundRule, inst: &Instance, fields: &Map<String, Json>) -> String {
     let threshold = match &rule.target {
         Target::Kpi { test, .. } => test.describe(),
+        Target::NoData { micros, .. } => format!("{} s", micros / 1_000_000),
         Target::Rows { .. } => String::new(),
     };
     let default = match &rule.target {
         Target::Kpi { .. } => "{{rule}}: {{value}} ({{threshold}}){{group}}".to_string(),
+        Target::NoData { .. } => "{{rule}}: no data for {{threshold}}".to_string(),
         Target::Rows { .. } => "{{rule}}: {{instance}}".to_string(),
     };
     let template = rule.definition.summary.clone().unwrap_or(default);
@@ -534,6 +578,19 @@ pub fn summary(rule: &BoundRule, inst: &Instance, fields: &Map<String, Json>) ->
         out = out.replace(&format!("{{{{{name}}}}}"), &text);
     }
     out
+}
+
+/// A no-data rule's one instance: quiet (`true`) or not.
+fn quiet_observation(quiet: bool) -> Observation {
+    Observation {
+        key: String::new(),
+        labels: BTreeMap::new(),
+        condition: quiet,
+        value: None,
+        before: None,
+        after: None,
+        fields: Map::new(),
+    }
 }
 
 /// A KPI's groups as observations of `test`.

@@ -50,6 +50,10 @@ pub struct KpiCondition {
     /// Fires while the value is outside `[low, high]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outside: Option<Band>,
+    /// Fires when no committed transaction has touched the rows the KPI counts for this long
+    /// (ISO 8601 or `5m`): a feed that went quiet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_data_for: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,8 +108,21 @@ pub struct RuleId(pub i64);
 /// What a bound rule tests.
 #[derive(Clone, Debug)]
 pub enum Target {
-    Kpi { kpi: KpiId, test: Threshold },
-    Rows { schema: Arc<TableSchema>, filter: Filter, labels: Vec<(String, usize)>, columns: Vec<(String, usize)> },
+    Kpi {
+        kpi: KpiId,
+        test: Threshold,
+    },
+    /// No transaction touched the KPI's rows for `micros`.
+    NoData {
+        kpi: KpiId,
+        micros: i64,
+    },
+    Rows {
+        schema: Arc<TableSchema>,
+        filter: Filter,
+        labels: Vec<(String, usize)>,
+        columns: Vec<(String, usize)>,
+    },
 }
 
 /// A threshold test on a number.
@@ -160,6 +177,16 @@ pub fn bind(id: RuleId, def: AlertRuleDefinition, rows: Option<RowsBinding>) -> 
     let target = match (&def.kpi, &def.rows, rows) {
         (Some(_), Some(_), _) => return Err(DefinitionError::new("kpi", "give either `kpi` or `rows`, not both")),
         (None, None, _) => return Err(DefinitionError::new("kpi", "give `kpi` (a KPI condition) or `rows`")),
+        (Some(k), None, _) if k.no_data_for.is_some() => {
+            if k.above.is_some() || k.below.is_some() || k.outside.is_some() {
+                return Err(DefinitionError::new("kpi.noDataFor", "a no-data rule has no threshold"));
+            }
+            let micros = duration("kpi.noDataFor", &k.no_data_for)?;
+            if micros <= 0 {
+                return Err(DefinitionError::new("kpi.noDataFor", "must be longer than zero"));
+            }
+            Target::NoData { kpi: k.kpi, micros }
+        }
         (Some(k), None, _) => {
             let test = match (k.above, k.below, k.outside) {
                 (Some(t), None, None) => Threshold::Above(t),
@@ -168,7 +195,12 @@ pub fn bind(id: RuleId, def: AlertRuleDefinition, rows: Option<RowsBinding>) -> 
                 (None, None, Some(_)) => {
                     return Err(DefinitionError::new("kpi.outside", "`low` must not be above `high`"));
                 }
-                _ => return Err(DefinitionError::new("kpi", "give exactly one of `above`, `below` or `outside`")),
+                _ => {
+                    return Err(DefinitionError::new(
+                        "kpi",
+                        "give exactly one of `above`, `below`, `outside` or `noDataFor`",
+                    ));
+                }
             };
             if [k.above, k.below].into_iter().flatten().any(|t| !t.is_finite()) {
                 return Err(DefinitionError::new("kpi", "thresholds must be finite numbers"));

@@ -195,6 +195,7 @@ impl Runtime {
         };
         // Time first: what came due before this commit happened before it.
         let mut transitions = self.set.advance(cause.at());
+        transitions.extend(self.set.on_touched(&step.touched, &cause));
         transitions.extend(self.set.on_kpis(&step.changed, &self.kpis, &cause));
         transitions.extend(self.set.on_rows(&batch.applied, &self.replica, &cause));
         if !batch.applied.deltas.iter().all(|d| matches!(d, crate::replica::Delta::Row(_))) {
@@ -245,7 +246,7 @@ impl Runtime {
         match bind(record.id, def, rows) {
             Ok(rule) => {
                 let problem = match &rule.target {
-                    Target::Kpi { kpi, .. } if !self.kpis.kpis.contains_key(kpi) => {
+                    Target::Kpi { kpi, .. } | Target::NoData { kpi, .. } if !self.kpis.kpis.contains_key(kpi) => {
                         Some(format!("KPI {} does not exist", kpi.0))
                     }
                     _ => None,

@@ -117,6 +117,7 @@ impl World {
         };
         let applied: Applied = self.replica.apply(&SourceEvent::Transaction(tx));
         let outcome = self.kpis.apply(&applied, &self.replica);
+        let touched = outcome.touched.clone();
         let mut changed = Vec::new();
         for id in outcome.changed {
             let value = self.kpis.value(id).cloned().expect("value");
@@ -128,6 +129,7 @@ impl World {
         }
         let cause = Cause::Transaction { source: Arc::from("s"), position, commit_ts };
         let mut out = self.alerts.advance(commit_ts);
+        out.extend(self.alerts.on_touched(&touched, &cause));
         out.extend(self.alerts.on_kpis(&changed, &self.board, &cause));
         out.extend(self.alerts.on_rows(&applied, &self.replica, &cause));
         (out, position)
@@ -312,4 +314,28 @@ fn a_restored_pending_instance_fires_at_the_same_due_time_as_before_the_restart(
     let t = w.alerts.advance(120_000_000);
     assert_eq!(states(&t), vec![(AlertState::Pending, AlertState::Firing)]);
     assert_eq!(t[0].cause, Cause::Due { at: 61_000_000 }, "same cause as the run before the restart: recorded once");
+}
+
+#[test]
+fn a_no_data_rule_fires_when_the_kpis_rows_go_quiet_and_resolves_when_data_returns() {
+    let mut w = World::new();
+    w.kpi(1, json!({ "name": "pending", "table": "orders", "aggregate": "COUNT", "filter": { "status": { "eq": "pending" } } }));
+    w.rule(1, json!({ "name": "quiet", "kpi": { "kpi": 1, "noDataFor": "PT10S" } }), 0);
+    assert_eq!(w.alerts.next_due(), Some(10_000_000));
+    let (t, _) = w.commit(5_000_000, &[(1, Some((1, "pending")))]);
+    assert!(t.is_empty());
+    assert_eq!(w.alerts.next_due(), Some(15_000_000), "data moved the deadline");
+    let (t, _) = w.commit(9_000_000, &[(2, Some((1, "paid")))]);
+    assert!(t.is_empty(), "a row outside the KPI's filter is not its data");
+    assert!(w.alerts.advance(14_999_999).is_empty());
+    let t = w.alerts.advance(20_000_000);
+    assert_eq!(states(&t), vec![(AlertState::Normal, AlertState::Firing)]);
+    assert_eq!(t[0].cause, Cause::Due { at: 15_000_000 });
+    assert!(t[0].summary.contains("no data"), "{}", t[0].summary);
+    let (t, _) = w.commit(21_000_000, &[(1, Some((2, "pending")))]);
+    assert_eq!(
+        states(&t),
+        vec![(AlertState::Firing, AlertState::Resolved)],
+        "an update that keeps the count still is data"
+    );
 }

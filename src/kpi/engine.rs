@@ -148,6 +148,7 @@ impl KpiSet {
         touched.sort_unstable();
         touched.dedup();
         let mut changed = Vec::new();
+        let all_touched = touched.clone();
         for id in touched {
             let entry = self.entries.get_mut(&id).expect("indexed KPIs exist");
             let value = read(&entry.kpi, &entry.state);
@@ -156,7 +157,7 @@ impl KpiSet {
                 changed.push(id);
             }
         }
-        Outcome { changed, reshaped }
+        Outcome { changed, reshaped, touched: all_touched }
     }
 
     fn of_table(&self, table: crate::registry::TableId) -> Vec<KpiId> {
@@ -169,6 +170,8 @@ impl KpiSet {
 pub struct Outcome {
     pub changed: Vec<KpiId>,
     pub reshaped: Vec<KpiId>,
+    /// The KPIs whose rows the event touched, changed value or not (a no-data rule's "data").
+    pub touched: Vec<KpiId>,
 }
 
 fn build(kpi: &CompiledKpi, replica: &Replica) -> State {

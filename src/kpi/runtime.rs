@@ -74,6 +74,8 @@ pub struct KpiStep {
     pub batch: Option<Arc<Batch>>,
     /// The KPIs whose value changed, with the new value.
     pub changed: Vec<(KpiId, KpiValue)>,
+    /// The KPIs whose rows the batch touched (value changed or not).
+    pub touched: Vec<KpiId>,
     /// KPIs that were removed.
     pub removed: Vec<KpiId>,
     /// The board after the step.
@@ -240,13 +242,19 @@ impl Runtime {
                 let board = self.publish();
                 let _ = reply.send(result);
                 let value = board.kpis.get(&id).map(|e| e.value.clone())?;
-                Some(KpiStep { batch: None, changed: vec![(id, value)], removed: Vec::new(), board })
+                Some(KpiStep {
+                    batch: None,
+                    changed: vec![(id, value)],
+                    touched: Vec::new(),
+                    removed: Vec::new(),
+                    board,
+                })
             }
             Command::Remove { id } => {
                 self.set.remove(id);
                 self.board.kpis.remove(&id);
                 let board = self.publish();
-                Some(KpiStep { batch: None, changed: Vec::new(), removed: vec![id], board })
+                Some(KpiStep { batch: None, changed: Vec::new(), touched: Vec::new(), removed: vec![id], board })
             }
         }
     }
@@ -296,6 +304,6 @@ impl Runtime {
             return None;
         }
         let board = if changed.is_empty() { self.published.borrow().clone() } else { self.publish() };
-        Some(KpiStep { batch: Some(batch), changed, removed: Vec::new(), board })
+        Some(KpiStep { batch: Some(batch), changed, touched: outcome.touched, removed: Vec::new(), board })
     }
 }
