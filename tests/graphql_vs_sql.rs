@@ -3,8 +3,9 @@
 //! orderings, pages and aggregates, each asked of the real server over HTTP and run as SQL
 //! against the source database, and the two answers compared.
 //!
-//! Exact for integers, numerics (their text, scale included; for min and max their value, see
-//! below), text, booleans and timestamps.
+//! Exact for integers, numerics (their text, scale included; for min, max and percentiles their
+//! value, see below), text, booleans and timestamps; `count(DISTINCT)` and `percentile_disc`
+//! are compared like the other aggregates.
 //! Float sums and averages are compared within the error bound of the summation PostgreSQL
 //! does: it adds the values one by one in scan order, which is off from the exact sum by at
 //! most (n-1)·ε·Σ|x| (ε = 2⁻⁵³); opslive sums exactly and rounds once, so the two differ by no
@@ -568,7 +569,7 @@ async fn compare_rows(setup: &mut Setup, client: &tokio_postgres::Client, n: usi
 }
 
 /// Measures asked for in every aggregate query: (function, column).
-const MEASURES: [(&str, &str); 20] = [
+const MEASURES: [(&str, &str); 43] = [
     ("sum", "qty"),
     ("sum", "big_num"),
     ("sum", "amount"),
@@ -589,7 +590,49 @@ const MEASURES: [(&str, &str); 20] = [
     ("max", "score"),
     ("max", "label"),
     ("max", "seen_at"),
+    ("countDistinct", "grp"),
+    ("countDistinct", "qty"),
+    ("countDistinct", "amount"),
+    ("countDistinct", "score"),
+    ("countDistinct", "label"),
+    ("countDistinct", "seen_at"),
+    ("countDistinct", "flag"),
+    ("p50", "qty"),
+    ("p50", "amount"),
+    ("p50", "score"),
+    ("p50", "label"),
+    ("p50", "seen_at"),
+    ("p90", "qty"),
+    ("p90", "big_num"),
+    ("p90", "amount"),
+    ("p90", "score"),
+    ("p90", "seen_at"),
+    ("p95", "amount"),
+    ("p95", "label"),
+    ("p99", "qty"),
+    ("p99", "score"),
+    ("p99", "seen_at"),
+    ("p99", "big_num"),
 ];
+
+/// The GraphQL group fields, in the order they are selected.
+const FUNCTIONS: [&str; 9] = ["sum", "avg", "min", "max", "countDistinct", "p50", "p90", "p95", "p99"];
+
+/// The SQL of a measure.
+fn sql_measure(f: &str, c: &str) -> String {
+    match f {
+        "countDistinct" => format!("count(DISTINCT {c})"),
+        "p50" | "p90" | "p95" | "p99" => {
+            format!("percentile_disc(0.{}) WITHIN GROUP (ORDER BY {c})", &f[1..])
+        }
+        _ => format!("{f}({c})"),
+    }
+}
+
+/// The kind of a measure's value: a count is an integer, the others have their column's kind.
+fn measure_kind(f: &str, c: &str) -> Kind {
+    if f == "countDistinct" { Kind::Int8 } else { col(c).kind }
+}
 
 const GROUP_COLUMNS: [(usize, &str); 3] = [(1, "GRP"), (8, "FLAG"), (2, "QTY")];
 
@@ -601,7 +644,7 @@ fn col(sql: &str) -> &'static Col {
 /// compared.
 async fn compare_aggregates(setup: &mut Setup, client: &tokio_postgres::Client, n: usize) -> usize {
     let mut selection = String::from("key { grp flag qty } count");
-    for f in ["sum", "avg", "min", "max"] {
+    for f in FUNCTIONS {
         let fields: Vec<&str> = MEASURES.iter().filter(|(g, _)| *g == f).map(|(_, c)| col(c).gql).collect();
         let _ = write!(selection, " {f} {{ {} }}", fields.join(" "));
     }
@@ -620,7 +663,7 @@ async fn compare_aggregates(setup: &mut Setup, client: &tokio_postgres::Client, 
         let mut select: Vec<String> = group.iter().map(|(c, _)| sql_select(COLS[*c].kind, COLS[*c].sql)).collect();
         select.push("count(*)::text".into());
         for (f, c) in MEASURES {
-            select.push(sql_select(col(c).kind, &format!("{f}({c})")));
+            select.push(sql_select(measure_kind(f, c), &sql_measure(f, c)));
         }
         select.push("sum(abs(score))::text".into());
         select.push("count(score)::text".into());
@@ -665,7 +708,7 @@ async fn compare_aggregates(setup: &mut Setup, client: &tokio_postgres::Client, 
             let sum_abs = w[MEASURES.len() + 1].as_deref().map_or(0.0, parse_float);
             let n_scores = w[MEASURES.len() + 2].as_deref().map_or(0.0, parse_float);
             for (m, (f, c)) in MEASURES.iter().enumerate() {
-                let kind = col(c).kind;
+                let kind = measure_kind(f, c);
                 let a = gql_cell(kind, &g[*f][col(c).gql]);
                 let b = sql_cell(kind, w[m + 1].clone());
                 let ok = match (&a, &b, *f) {
@@ -679,7 +722,11 @@ async fn compare_aggregates(setup: &mut Setup, client: &tokio_postgres::Client, 
                     // Equal numerics may be spelled differently (1.5, 1.50); PostgreSQL's min and
                     // max return the last such value in its scan order, which a replica cannot
                     // know after rows moved, so only their value is compared.
-                    (Cell::Exact(x), Cell::Exact(y), "min" | "max") if kind == Kind::Numeric => {
+                    // The same holds for percentile_disc: PostgreSQL's sort leaves the order of
+                    // equal values undefined.
+                    (Cell::Exact(x), Cell::Exact(y), "min" | "max" | "p50" | "p90" | "p95" | "p99")
+                        if kind == Kind::Numeric =>
+                    {
                         opslive::value::numeric_cmp(x, y) == std::cmp::Ordering::Equal
                     }
                     _ => same_exactly(&a, &b),

@@ -64,7 +64,7 @@ async fn committed_transactions_reach_subscribers_as_one_message_each() {
     let mut ws = WsClient::connect(shop.addr, TRANSPORT_WS, &admin).await;
 
     let latest = "subscription { orders(where: {warehouseId: {eq: \"WH-BER\"}}, orderBy: {createdAt: DESC}, limit: 5) { id status total } }";
-    let counts = "subscription { ordersAggregate(groupBy: [STATUS]) { key { status } count sum { total } } }";
+    let counts = "subscription { ordersAggregate(groupBy: [STATUS]) { key { status } count sum { total } countDistinct { customerId channel } p90 { total } p50 { createdAt status } } }";
     let one = "subscription { ordersByKey(id: \"2\") { id status notes } }";
     let mut seqs = BTreeMap::new();
     for (id, doc) in [("latest", latest), ("counts", counts), ("one", one)] {

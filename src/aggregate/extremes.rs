@@ -27,7 +27,7 @@ enum Class {
 }
 
 /// Whether two equal values are also spelled the same.
-fn same_spelling(a: &Value, b: &Value) -> bool {
+pub(crate) fn same_spelling(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Numeric(x), Value::Numeric(y)) => x == y,
         (Value::Float4(x), Value::Float4(y)) => x.to_bits() == y.to_bits(),

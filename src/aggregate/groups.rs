@@ -6,9 +6,11 @@
 //! as in SQL. Nothing is ever recomputed from the rows: the cost of a change is one group
 //! lookup and one step per measure.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use super::measure::{Accumulator, Kind, checked_kind};
+use super::input::Reader;
+use super::measure::{Accumulator, Kind, age_kind, age_result_type, checked_kind};
 use super::{AggregateError, AggregateSpec, GroupResult};
 use crate::query::{capabilities, type_label};
 use crate::registry::{ColumnType, TableSchema};
@@ -24,6 +26,7 @@ struct Group {
 #[derive(Clone, Debug)]
 pub struct Aggregate {
     spec: AggregateSpec,
+    readers: Vec<Reader>,
     kinds: Vec<Kind>,
     result_types: Vec<ColumnType>,
     /// Ordered by key (NULL first), so results come out in a stable order.
@@ -31,8 +34,10 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
-    /// Checks the spec against the table's schema: columns exist, every measure exists for its
-    /// column's type (no sum of text), and group-by columns can be compared for equality.
+    /// Checks the spec against the table's schema: columns exist, every input fits its columns
+    /// (an age of a timestamp, a difference of two numbers or two timestamps), every measure
+    /// exists for its input's type (no sum of text), and group-by columns can be compared for
+    /// equality.
     pub fn new(spec: AggregateSpec, schema: &TableSchema) -> Result<Aggregate, AggregateError> {
         let column = |i: usize| {
             schema
@@ -46,14 +51,21 @@ impl Aggregate {
                 return Err(AggregateError::NotGroupable { column: c.name.to_string(), ty: type_label(&c.ty) });
             }
         }
+        let mut readers = Vec::with_capacity(spec.measures.len());
         let mut kinds = Vec::with_capacity(spec.measures.len());
         let mut result_types = Vec::with_capacity(spec.measures.len());
-        for &(f, i) in &spec.measures {
-            let c = column(i)?;
-            kinds.push(checked_kind(f, c)?);
-            result_types.push(super::result_type(f, &c.ty).unwrap_or(ColumnType::Int8));
+        for (f, input) in &spec.measures {
+            let reader = Reader::new(input, schema)?;
+            if reader.is_age() {
+                kinds.push(age_kind(*f));
+                result_types.push(age_result_type(*f));
+            } else {
+                kinds.push(checked_kind(*f, &reader.ty, &reader.label)?);
+                result_types.push(super::result_type(*f, &reader.ty).unwrap_or(ColumnType::Int8));
+            }
+            readers.push(reader);
         }
-        Ok(Aggregate { spec, kinds, result_types, groups: BTreeMap::new() })
+        Ok(Aggregate { spec, readers, kinds, result_types, groups: BTreeMap::new() })
     }
 
     pub fn spec(&self) -> &AggregateSpec {
@@ -70,21 +82,25 @@ impl Aggregate {
         self.spec.group_by.iter().map(|&i| row.get(i).cloned().unwrap_or(Value::Null)).collect()
     }
 
-    fn measure_value<'a>(&self, row: &'a [Value], measure: usize) -> &'a Value {
-        const NULL: &Value = &Value::Null;
-        self.spec.measures.get(measure).and_then(|&(_, i)| row.get(i)).unwrap_or(NULL)
+    /// Whether a measure reads an age, which needs a `now` to be read.
+    pub fn reads_age(&self) -> bool {
+        self.readers.iter().any(Reader::is_age)
+    }
+
+    fn measure_values<'a>(&self, row: &'a [Value]) -> Vec<Cow<'a, Value>> {
+        self.readers.iter().map(|r| r.read(row)).collect()
     }
 
     pub fn add(&mut self, row: &[Value]) {
         let key = self.group_key(row);
-        let values: Vec<&Value> = (0..self.kinds.len()).map(|m| self.measure_value(row, m)).collect();
+        let values = self.measure_values(row);
         let kinds = &self.kinds;
         let group = self
             .groups
             .entry(key)
             .or_insert_with(|| Group { count: 0, accumulators: kinds.iter().map(|&k| Accumulator::new(k)).collect() });
         group.count += 1;
-        for (acc, value) in group.accumulators.iter_mut().zip(values) {
+        for (acc, value) in group.accumulators.iter_mut().zip(&values) {
             acc.add(value);
         }
     }
@@ -93,14 +109,14 @@ impl Aggregate {
     /// not exist); removing a row twice is the caller's bug and is not detected beyond that.
     pub fn remove(&mut self, row: &[Value]) {
         let key = self.group_key(row);
-        let values: Vec<&Value> = (0..self.kinds.len()).map(|m| self.measure_value(row, m)).collect();
+        let values = self.measure_values(row);
         let Some(group) = self.groups.get_mut(&key) else { return };
         group.count -= 1;
         if group.count == 0 {
             self.groups.remove(&key);
             return;
         }
-        for (acc, value) in group.accumulators.iter_mut().zip(values) {
+        for (acc, value) in group.accumulators.iter_mut().zip(&values) {
             acc.remove(value);
         }
     }
@@ -125,35 +141,55 @@ impl Aggregate {
         self.groups.values().map(|g| g.count).sum()
     }
 
-    fn result(&self, key: &[Value], group: Option<&Group>) -> GroupResult {
+    fn result(&self, key: &[Value], group: Option<&Group>, now: Option<i64>) -> GroupResult {
         let values = self
             .kinds
             .iter()
             .enumerate()
             .map(|(m, &kind)| match group {
-                Some(g) => g.accumulators[m].value(kind),
-                None => Accumulator::new(kind).value(kind),
+                Some(g) => g.accumulators[m].value(kind, now),
+                None => Accumulator::new(kind).value(kind, now),
             })
             .collect();
         GroupResult { key: key.to_vec(), count: group.map_or(0, |g| g.count), values }
     }
 
+    fn results(&self, now: Option<i64>) -> Vec<GroupResult> {
+        if self.spec.group_by.is_empty() && self.groups.is_empty() {
+            return vec![self.result(&[], None, now)];
+        }
+        self.groups.iter().map(|(key, group)| self.result(key, Some(group), now)).collect()
+    }
+
     /// One result per group, ordered by key (NULL first). Without `group_by` there is always
     /// exactly one result, with count 0 and NULL measures over no rows — as SQL answers
-    /// `SELECT count(*), sum(x) FROM t WHERE false`.
+    /// `SELECT count(*), sum(x) FROM t WHERE false`. Measures of ages are NULL here: they
+    /// need a `now`, see [`Aggregate::groups_at`].
     pub fn groups(&self) -> Vec<GroupResult> {
-        if self.spec.group_by.is_empty() && self.groups.is_empty() {
-            return vec![self.result(&[], None)];
+        self.results(None)
+    }
+
+    /// [`Aggregate::groups`] with ages evaluated at `now_micros` (microseconds since the Unix
+    /// epoch), as `extract(epoch from now - column)` with that `now`.
+    pub fn groups_at(&self, now_micros: i64) -> Vec<GroupResult> {
+        self.results(Some(now_micros))
+    }
+
+    fn group_result(&self, key: &[Value], now: Option<i64>) -> Option<GroupResult> {
+        match self.groups.get(key) {
+            Some(group) => Some(self.result(key, Some(group), now)),
+            None if self.spec.group_by.is_empty() => Some(self.result(&[], None, now)),
+            None => None,
         }
-        self.groups.iter().map(|(key, group)| self.result(key, Some(group))).collect()
     }
 
     /// The result of one group, if it has rows (or, without `group_by`, always).
     pub fn group(&self, key: &[Value]) -> Option<GroupResult> {
-        match self.groups.get(key) {
-            Some(group) => Some(self.result(key, Some(group))),
-            None if self.spec.group_by.is_empty() => Some(self.result(&[], None)),
-            None => None,
-        }
+        self.group_result(key, None)
+    }
+
+    /// [`Aggregate::group`] with ages evaluated at `now_micros`.
+    pub fn group_at(&self, key: &[Value], now_micros: i64) -> Option<GroupResult> {
+        self.group_result(key, Some(now_micros))
     }
 }

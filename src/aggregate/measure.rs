@@ -2,18 +2,26 @@
 //!
 //! Every accumulator is exact under removal, which is what lets live queries and KPIs follow
 //! row deltas instead of recomputing: integer sums in `i128`, numeric sums as exact decimals,
-//! float sums exactly in units of 2^-1074, and min/max over an ordered multiset
-//! ([`super::extremes`]).
+//! float sums exactly in units of 2^-1074, min/max over an ordered multiset
+//! ([`super::extremes`]), distinct counts over a counted multiset ([`super::distinct`]) and
+//! percentiles over a ranked multiset ([`super::percentile`]).
+//!
+//! Ages are accumulated as the timestamps they are computed from, with the same structures, and
+//! turned into ages only when read at a `now`: `sum(now - t) = n·now - sum(t)`, the smallest
+//! age is `now - max(t)`, and percentiles read the timestamps at the mirrored rank.
 
 use std::sync::Arc;
 
 use bigdecimal::num_bigint::BigInt;
 
+use super::distinct::Distinct;
 use super::extremes::Extremes;
 use super::float_sum::FloatSum;
+use super::input::seconds;
 use super::numeric::{NumericSum, pg_div_text};
+use super::percentile::Ranked;
 use super::{AggFn, AggregateError};
-use crate::query::type_label;
+use crate::query::{capabilities, type_label};
 use crate::registry::ColumnType;
 use crate::value::Value;
 
@@ -33,24 +41,56 @@ pub(crate) enum Kind {
     AvgFloat,
     Min,
     Max,
+    CountDistinct,
+    /// `percentile_disc` with this function's fraction.
+    Percentile(AggFn),
+    /// Of ages (`now - t`), accumulated as the timestamps `t`.
+    AgeSum,
+    AgeAvg,
+    AgeMin,
+    AgeMax,
+    AgePercentile(AggFn),
 }
 
 /// The type PostgreSQL gives `f(column)`, or `None` when it has no such aggregate (sum of text,
 /// min of a boolean, ...). `count` works on every type.
 pub fn result_type(f: AggFn, ty: &ColumnType) -> Option<ColumnType> {
     kind(f, ty).map(|k| match k {
-        Kind::CountValues | Kind::SumIntToInt8 => ColumnType::Int8,
+        Kind::CountValues | Kind::SumIntToInt8 | Kind::CountDistinct => ColumnType::Int8,
         Kind::SumIntToNumeric | Kind::SumNumeric | Kind::AvgInt | Kind::AvgNumeric => ColumnType::Numeric,
         Kind::SumFloat4 => ColumnType::Float4,
         Kind::SumFloat8 | Kind::AvgFloat => ColumnType::Float8,
-        Kind::Min | Kind::Max => ty.clone(),
+        Kind::Min | Kind::Max | Kind::Percentile(_) => ty.clone(),
+        Kind::AgeSum | Kind::AgeAvg | Kind::AgeMin | Kind::AgeMax | Kind::AgePercentile(_) => ColumnType::Numeric,
     })
+}
+
+/// The type of `f(age)`: ages are numerics of seconds.
+pub(crate) fn age_result_type(f: AggFn) -> ColumnType {
+    match age_kind(f) {
+        Kind::CountValues | Kind::CountDistinct => ColumnType::Int8,
+        _ => ColumnType::Numeric,
+    }
+}
+
+/// How `f` of an age accumulates: every function is defined on ages.
+pub(crate) fn age_kind(f: AggFn) -> Kind {
+    match f {
+        AggFn::Count => Kind::CountValues,
+        AggFn::CountDistinct => Kind::CountDistinct,
+        AggFn::Sum => Kind::AgeSum,
+        AggFn::Avg => Kind::AgeAvg,
+        AggFn::Min => Kind::AgeMin,
+        AggFn::Max => Kind::AgeMax,
+        AggFn::P50 | AggFn::P90 | AggFn::P95 | AggFn::P99 => Kind::AgePercentile(f),
+    }
 }
 
 pub(crate) fn kind(f: AggFn, ty: &ColumnType) -> Option<Kind> {
     use ColumnType as T;
     Some(match (f, ty) {
         (AggFn::Count, _) => Kind::CountValues,
+        (AggFn::CountDistinct, ty) if capabilities(ty).equality => Kind::CountDistinct,
         (AggFn::Sum, T::Int2 | T::Int4) => Kind::SumIntToInt8,
         (AggFn::Sum, T::Int8) => Kind::SumIntToNumeric,
         (AggFn::Sum, T::Numeric) => Kind::SumNumeric,
@@ -61,7 +101,7 @@ pub(crate) fn kind(f: AggFn, ty: &ColumnType) -> Option<Kind> {
         (AggFn::Avg, T::Float4 | T::Float8) => Kind::AvgFloat,
         // The types PostgreSQL has min/max for among those the replica decodes.
         (
-            AggFn::Min | AggFn::Max,
+            AggFn::Min | AggFn::Max | AggFn::P50 | AggFn::P90 | AggFn::P95 | AggFn::P99,
             T::Int2
             | T::Int4
             | T::Int8
@@ -74,22 +114,21 @@ pub(crate) fn kind(f: AggFn, ty: &ColumnType) -> Option<Kind> {
             | T::Timestamp
             | T::TimestampTz
             | T::Interval,
-        ) => {
-            if f == AggFn::Min {
-                Kind::Min
-            } else {
-                Kind::Max
-            }
-        }
+        ) => match f {
+            AggFn::Min => Kind::Min,
+            AggFn::Max => Kind::Max,
+            _ => Kind::Percentile(f),
+        },
         _ => return None,
     })
 }
 
-pub(crate) fn checked_kind(f: AggFn, column: &crate::registry::Column) -> Result<Kind, AggregateError> {
-    kind(f, &column.ty).ok_or_else(|| AggregateError::Unsupported {
+/// `f`'s kind for an input of type `ty`, named `label` in the error when `f` does not apply.
+pub(crate) fn checked_kind(f: AggFn, ty: &ColumnType, label: &str) -> Result<Kind, AggregateError> {
+    kind(f, ty).ok_or_else(|| AggregateError::Unsupported {
         function: f.name(),
-        column: column.name.to_string(),
-        ty: type_label(&column.ty),
+        column: label.to_string(),
+        ty: type_label(ty),
     })
 }
 
@@ -101,16 +140,22 @@ pub(crate) enum Accumulator {
     Numeric(NumericSum),
     Float(FloatSum),
     Extremes(Extremes),
+    Distinct(Distinct),
+    Ranked(Ranked),
 }
 
 impl Accumulator {
     pub(crate) fn new(kind: Kind) -> Accumulator {
         match kind {
             Kind::CountValues => Accumulator::Count(0),
-            Kind::SumIntToInt8 | Kind::SumIntToNumeric | Kind::AvgInt => Accumulator::Int { sum: 0, count: 0 },
+            Kind::SumIntToInt8 | Kind::SumIntToNumeric | Kind::AvgInt | Kind::AgeSum | Kind::AgeAvg => {
+                Accumulator::Int { sum: 0, count: 0 }
+            }
             Kind::SumNumeric | Kind::AvgNumeric => Accumulator::Numeric(NumericSum::default()),
             Kind::SumFloat4 | Kind::SumFloat8 | Kind::AvgFloat => Accumulator::Float(FloatSum::default()),
-            Kind::Min | Kind::Max => Accumulator::Extremes(Extremes::default()),
+            Kind::Min | Kind::Max | Kind::AgeMin | Kind::AgeMax => Accumulator::Extremes(Extremes::default()),
+            Kind::CountDistinct => Accumulator::Distinct(Distinct::default()),
+            Kind::Percentile(_) | Kind::AgePercentile(_) => Accumulator::Ranked(Ranked::default()),
         }
     }
 
@@ -138,6 +183,8 @@ impl Accumulator {
                 }
             }
             Accumulator::Extremes(values) => values.add(value),
+            Accumulator::Distinct(values) => values.add(value),
+            Accumulator::Ranked(values) => values.insert(value),
         }
     }
 
@@ -165,16 +212,37 @@ impl Accumulator {
                 }
             }
             Accumulator::Extremes(values) => values.remove(value),
+            Accumulator::Distinct(values) => values.remove(value),
+            Accumulator::Ranked(values) => {
+                values.remove(value);
+            }
         }
     }
 
     /// The measure's value as PostgreSQL would return it; NULL when no non-null value was
-    /// taken in (except `count`, which is then 0).
-    pub(crate) fn value(&self, kind: Kind) -> Value {
+    /// taken in (except the counts, which are then 0). Ages are read at `now`, and are NULL
+    /// without one.
+    pub(crate) fn value(&self, kind: Kind, now: Option<i64>) -> Value {
         let numeric = |text: String| Value::Numeric(Arc::from(text));
+        let age = |t: &Value| match (now, t) {
+            (Some(now), Value::Timestamp(t) | Value::TimestampTz(t)) => seconds(i128::from(now) - i128::from(*t)),
+            _ => Value::Null,
+        };
         match (self, kind) {
             (Accumulator::Count(n), _) => Value::Int8(i64::try_from(*n).unwrap_or(i64::MAX)),
+            (Accumulator::Distinct(values), _) => Value::Int8(i64::try_from(values.len()).unwrap_or(i64::MAX)),
             (Accumulator::Int { count: 0, .. }, _) => Value::Null,
+            (Accumulator::Int { sum, count }, Kind::AgeSum | Kind::AgeAvg) => {
+                let Some(now) = now else { return Value::Null };
+                // The exact sum of the ages, in microseconds: what PostgreSQL sums (numerics of
+                // scale 6) and then divides for the average.
+                let total = BigInt::from(now) * BigInt::from(*count) - BigInt::from(*sum);
+                if kind == Kind::AgeSum {
+                    numeric(super::numeric::decimal_text(&total, 6))
+                } else {
+                    numeric(pg_div_text(&total, 6, *count))
+                }
+            }
             // PostgreSQL would fail with "bigint out of range" past i64; the exact value is
             // more useful than an error, so it is returned as numeric instead.
             (Accumulator::Int { sum, .. }, Kind::SumIntToInt8) => match i64::try_from(*sum) {
@@ -189,16 +257,25 @@ impl Accumulator {
             (Accumulator::Float(s), Kind::AvgFloat) => s.avg().map_or(Value::Null, Value::Float8),
             (Accumulator::Float(s), _) => s.sum().map_or(Value::Null, Value::Float8),
             (Accumulator::Extremes(values), Kind::Max) => values.max(),
+            // The youngest row has the latest timestamp.
+            (Accumulator::Extremes(values), Kind::AgeMin) => age(&values.max()),
+            (Accumulator::Extremes(values), Kind::AgeMax) => age(&values.min()),
             (Accumulator::Extremes(values), _) => values.min(),
+            (Accumulator::Ranked(values), Kind::AgePercentile(f)) => {
+                values.mirrored_percentile(f.percentile().unwrap_or(0.5)).map_or(Value::Null, age)
+            }
+            (Accumulator::Ranked(values), Kind::Percentile(f)) => values.percentile(f.percentile().unwrap_or(0.5)),
+            (Accumulator::Ranked(_), _) => Value::Null,
         }
     }
 }
 
+/// An integer, or a timestamp's microseconds (what age sums accumulate).
 fn int(value: &Value) -> Option<i128> {
     match value {
         Value::Int2(v) => Some((*v).into()),
         Value::Int4(v) => Some((*v).into()),
-        Value::Int8(v) => Some((*v).into()),
+        Value::Int8(v) | Value::Timestamp(v) | Value::TimestampTz(v) => Some((*v).into()),
         _ => None,
     }
 }

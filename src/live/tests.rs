@@ -8,7 +8,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::*;
-use crate::aggregate::{AggFn, AggregateSpec};
+use crate::aggregate::{AggFn, AggregateSpec, Input};
 use crate::change::{Change, Image, Key, Op, Position, SourceEvent, Transaction};
 use crate::query::{CompareOp, Filter, OrderBy, Query, select};
 use crate::registry::{Column, ColumnType, Registry, TableSchema};
@@ -226,7 +226,7 @@ proptest! {
         specs.push(spec(&schema, Shape::Row { key: Key(vec![Value::Int8(key)].into()), filter: Filter::True }));
         specs.push(spec(&schema, Shape::Aggregate {
             filter: agg_filter,
-            spec: AggregateSpec { group_by: vec![2], measures: vec![(AggFn::Sum, 1), (AggFn::Max, 3)] },
+            spec: AggregateSpec { group_by: vec![2], measures: vec![(AggFn::Sum, Input::Column(1)), (AggFn::Max, Input::Column(3))] },
         }));
         let ids: Vec<QueryId> = specs.iter().map(|s| set.add(s.clone(), &r).expect("ready")).collect();
         for (n, writes) in history.iter().enumerate() {

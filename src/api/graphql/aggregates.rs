@@ -3,6 +3,9 @@
 //!
 //! Only the measures the query selects are computed: a `sum { total }` does not pay for every
 //! other column's min and max.
+//!
+//! Each function is a field of the group named as [`AggFn::name`] says (`sum`, `countDistinct`,
+//! `p90`), holding one field per visible column it applies to.
 
 use async_graphql::Lookahead;
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, Object, TypeRef};
@@ -11,7 +14,7 @@ use super::errors::{Code, error};
 use super::scalars::{field_value, output_type};
 use super::types::Shared;
 use super::view::TableView;
-use crate::aggregate::{AggFn, AggregateSpec, GroupResult, result_type};
+use crate::aggregate::{AggFn, AggregateSpec, GroupResult, Input, result_type};
 use crate::value::Value;
 
 /// One group of an answer, as the group's fields read it.
@@ -19,7 +22,7 @@ use crate::value::Value;
 pub struct GroupOut {
     pub result: GroupResult,
     pub group_by: Vec<usize>,
-    pub measures: Vec<(AggFn, usize)>,
+    pub measures: Vec<(AggFn, Input)>,
 }
 
 impl GroupOut {
@@ -30,10 +33,23 @@ impl GroupOut {
     }
 
     fn measure(&self, f: AggFn, position: usize) -> Option<&Value> {
-        let i = self.measures.iter().position(|&m| m == (f, position))?;
+        let i = self.measures.iter().position(|(g, input)| *g == f && *input == Input::Column(position))?;
         self.result.values.get(i)
     }
 }
+
+/// The functions a group offers as fields (`count(column)` is not one: `count` is `count(*)`).
+pub const GROUP_FUNCTIONS: [AggFn; 9] = [
+    AggFn::Sum,
+    AggFn::Avg,
+    AggFn::Min,
+    AggFn::Max,
+    AggFn::CountDistinct,
+    AggFn::P50,
+    AggFn::P90,
+    AggFn::P95,
+    AggFn::P99,
+];
 
 pub(super) fn label(f: AggFn) -> &'static str {
     match f {
@@ -42,6 +58,23 @@ pub(super) fn label(f: AggFn) -> &'static str {
         AggFn::Avg => "Avg",
         AggFn::Min => "Min",
         AggFn::Max => "Max",
+        AggFn::CountDistinct => "CountDistinct",
+        AggFn::P50 => "P50",
+        AggFn::P90 => "P90",
+        AggFn::P95 => "P95",
+        AggFn::P99 => "P99",
+    }
+}
+
+/// What a function's fields hold, for the schema's descriptions.
+fn describe(f: AggFn) -> String {
+    match f {
+        AggFn::CountDistinct => "`count(DISTINCT column)` over the group's rows (NULLs not counted).".into(),
+        AggFn::P50 | AggFn::P90 | AggFn::P95 | AggFn::P99 => format!(
+            "`percentile_disc({}) WITHIN GROUP (ORDER BY column)` over the group's rows: one of the values, of the column's type (null when they hold no value).",
+            f.percentile().unwrap_or_default()
+        ),
+        _ => format!("`{}` of each column over the group's rows (null when they hold no value).", f.name()),
     }
 }
 
@@ -59,8 +92,7 @@ pub fn measure_fields(view: &TableView, f: AggFn, shared: &mut Shared) -> Option
         return None;
     }
     let name = format!("{}{}Fields", view.type_name, label(f));
-    let mut object = Object::new(&name)
-        .description(format!("`{}` of each column over the group's rows (null when they hold no value).", f.name()));
+    let mut object = Object::new(&name).description(describe(f));
     for (column, result) in columns {
         shared.scalars.insert(super::scalars::scalar_name(&result));
         let position = column.position;
@@ -85,14 +117,14 @@ pub fn measure_fields(view: &TableView, f: AggFn, shared: &mut Shared) -> Option
 /// The measures the query selects, in a stable order.
 pub fn spec(view: &TableView, group_by: Vec<usize>, selection: &Lookahead<'_>) -> AggregateSpec {
     let mut measures = Vec::new();
-    for f in [AggFn::Sum, AggFn::Avg, AggFn::Min, AggFn::Max] {
+    for f in GROUP_FUNCTIONS {
         let selected = selection.field(f.name());
         if !selected.exists() {
             continue;
         }
         for (column, _) in applicable(view, f) {
             if selected.field(&column.name).exists() {
-                measures.push((f, column.position));
+                measures.push((f, Input::Column(column.position)));
             }
         }
     }

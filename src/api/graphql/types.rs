@@ -12,10 +12,9 @@ use async_graphql::dynamic::{
     Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, TypeRef,
 };
 
-use super::aggregates::{GroupOut, measure_fields};
+use super::aggregates::{GROUP_FUNCTIONS, GroupOut, measure_fields};
 use super::scalars::{field_value, output_type, scalar_name};
 use super::view::{FieldColumn, TableView};
-use crate::aggregate::AggFn;
 use crate::change::Row;
 use crate::registry::ColumnType;
 
@@ -208,7 +207,7 @@ pub fn aggregate_types(view: &Arc<TableView>, shared: &mut Shared) -> Vec<Object
             })
         }));
     }
-    for f in [AggFn::Sum, AggFn::Avg, AggFn::Min, AggFn::Max] {
+    for f in GROUP_FUNCTIONS {
         if let Some((field, object)) = measure_fields(view, f, shared) {
             group = group.field(field);
             out.push(object);

@@ -17,7 +17,7 @@ use super::super::errors::{Code, error};
 use super::super::resolve::{self, Scope};
 use super::super::view::TableView;
 use super::projection::{self, Fields, GroupField, RowField, UpdateField};
-use crate::aggregate::AggFn;
+use crate::aggregate::{AggFn, Input};
 use crate::live::{LiveSpec, Shape};
 use crate::query::Query;
 
@@ -34,7 +34,7 @@ pub enum Form {
 pub enum Render {
     Rows(Fields<RowField>),
     Row(Fields<RowField>),
-    Groups { fields: Fields<GroupField>, group_by: Vec<usize>, measures: Vec<(AggFn, usize)> },
+    Groups { fields: Fields<GroupField>, group_by: Vec<usize>, measures: Vec<(AggFn, Input)> },
     Patches { fields: Fields<UpdateField>, key: Vec<usize> },
 }
 

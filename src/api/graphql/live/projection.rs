@@ -169,7 +169,7 @@ pub fn group(view: &TableView, field: &SelectionField<'_>) -> Result<Fields<Grou
             "count" => GroupField::Count,
             "key" => GroupField::Key(key_object(view, format!("{}GroupKey", view.type_name), same)?),
             other => {
-                let f = [AggFn::Sum, AggFn::Avg, AggFn::Min, AggFn::Max]
+                let f = super::super::aggregates::GROUP_FUNCTIONS
                     .into_iter()
                     .find(|f| f.name() == other)
                     .ok_or_else(|| unexpected(other))?;

@@ -108,7 +108,7 @@ impl Json {
         fields: &Fields<GroupField>,
         groups: &[GroupResult],
         group_by: &[usize],
-        measures: &[(crate::aggregate::AggFn, usize)],
+        measures: &[(crate::aggregate::AggFn, crate::aggregate::Input)],
     ) {
         self.list(groups, |out, g| {
             out.object(fields, |out, field| match field {
@@ -121,9 +121,12 @@ impl Json {
                 GroupField::Key(columns) => {
                     out.columns(columns, |p| group_by.iter().position(|q| *q == p).and_then(|i| g.key.get(i)))
                 }
-                GroupField::Measure(f, columns) => {
-                    out.columns(columns, |p| measures.iter().position(|m| *m == (*f, p)).and_then(|i| g.values.get(i)))
-                }
+                GroupField::Measure(f, columns) => out.columns(columns, |p| {
+                    measures
+                        .iter()
+                        .position(|(g, input)| g == f && *input == crate::aggregate::Input::Column(p))
+                        .and_then(|i| g.values.get(i))
+                }),
             })
         });
     }
