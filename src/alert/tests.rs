@@ -54,8 +54,8 @@ impl World {
 
     fn kpi(&mut self, id: i64, def: serde_json::Value) {
         let def: KpiDefinition = serde_json::from_value(def).expect("definition");
-        let compiled = compile_kpi(&def, &[self.schema.clone()], &Policy::deny_all()).expect("binds");
-        self.kpis.insert(KpiId(id), compiled.clone(), &self.replica);
+        let compiled = compile_kpi(&def, std::slice::from_ref(&self.schema), &Policy::deny_all()).expect("binds");
+        self.kpis.insert(KpiId(id), compiled.clone(), &self.replica, 0);
         let record = KpiRecord {
             id: KpiId(id),
             definition: def,
@@ -77,7 +77,7 @@ impl World {
 
     fn rule(&mut self, id: i64, def: serde_json::Value, at: i64) -> Vec<Transition> {
         let def: AlertRuleDefinition = serde_json::from_value(def).expect("rule");
-        let rows = def.rows.as_ref().map(|r| bind_rows(r, &[self.schema.clone()]).expect("rows bind"));
+        let rows = def.rows.as_ref().map(|r| bind_rows(r, std::slice::from_ref(&self.schema)).expect("rows bind"));
         let rule = bind(RuleId(id), def, rows).expect("binds");
         self.alerts.set_rule(rule, &self.board, &self.replica, &Cause::Due { at })
     }
@@ -116,7 +116,7 @@ impl World {
             table_events: vec![],
         };
         let applied: Applied = self.replica.apply(&SourceEvent::Transaction(tx));
-        let outcome = self.kpis.apply(&applied, &self.replica);
+        let outcome = self.kpis.apply(&applied, &self.replica, commit_ts);
         let touched = outcome.touched.clone();
         let mut changed = Vec::new();
         for id in outcome.changed {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::Map;
 
 use super::definition::{Aggregation, DefinitionError, Expression, KpiDefinition, check_name};
-use crate::aggregate::{AggFn, Aggregate, AggregateSpec};
+use crate::aggregate::{AggFn, Aggregate, AggregateSpec, Input};
 use crate::policy::Policy;
 use crate::policy::compile::{Binding, ClaimValues, compile};
 use crate::policy::condition::{Claims, Condition};
@@ -60,6 +60,8 @@ pub struct CompiledKpi {
     pub reads: Vec<usize>,
     /// The GraphQL names of the group-by columns, for answers.
     pub group_names: Vec<String>,
+    /// Its value moves as time passes with no change (an age): it is read again each second.
+    pub time_dependent: bool,
 }
 
 /// Binds `def` to the table it names among `tables` (the replica's current schemas).
@@ -103,16 +105,23 @@ pub fn compile_kpi(
         (Some(name), None, aggregation) => {
             let i = column("column", name)?;
             reads.push(i);
-            (Some((function(aggregation)?, i)), Reading::Measure)
+            (Some((function(aggregation), Input::Column(i))), Reading::Measure)
         }
-        (None, Some(expression), _) => {
-            // Expressions arrive with the aggregate engine's expression inputs.
-            let name = match expression {
-                Expression::Age(c) => c.clone(),
-                Expression::Difference { later, .. } => later.clone(),
+        (None, Some(expression), aggregation) => {
+            let input = match expression {
+                Expression::Age(c) => {
+                    let i = column("expression.age", c)?;
+                    reads.push(i);
+                    Input::Age(i)
+                }
+                Expression::Difference { later, earlier } => {
+                    let l = column("expression.difference.later", later)?;
+                    let e = column("expression.difference.earlier", earlier)?;
+                    reads.extend([l, e]);
+                    Input::Diff { later: l, earlier: e }
+                }
             };
-            column("expression", &name)?;
-            return Err(DefinitionError::new("expression", "expressions are not supported by this server yet"));
+            (Some((function(aggregation), input)), Reading::Measure)
         }
     };
 
@@ -126,11 +135,14 @@ pub fn compile_kpi(
         group_by.push(i);
         reads.push(i);
     }
+    let field = match (&measure, &def.expression) {
+        (None, _) => "groupBy",
+        (Some(_), Some(_)) => "expression",
+        (Some(_), None) => "column",
+    };
     let spec = AggregateSpec { group_by, measures: measure.into_iter().collect() };
-    Aggregate::new(spec.clone(), &schema).map_err(|e| {
-        let field = if measure.is_some() { "column" } else { "groupBy" };
-        DefinitionError::new(field, e.to_string())
-    })?;
+    let aggregate = Aggregate::new(spec.clone(), &schema).map_err(|e| DefinitionError::new(field, e.to_string()))?;
+    let time_dependent = aggregate.reads_age();
 
     // The filter: bound to every column of the table (the author's own condition, checked
     // against what readers may see by `may_read`).
@@ -189,27 +201,26 @@ pub fn compile_kpi(
     reads.sort_unstable();
     reads.dedup();
     let group_names = spec.group_by.iter().map(|&i| name_of(&fields, i)).collect();
-    Ok(CompiledKpi { table: schema.id(), schema, filter, spec, reading, window, reads, group_names })
+    Ok(CompiledKpi { table: schema.id(), schema, filter, spec, reading, window, reads, group_names, time_dependent })
 }
 
 fn name_of(fields: &HashMap<String, usize>, i: usize) -> String {
     fields.iter().find(|(_, p)| **p == i).map(|(n, _)| n.clone()).unwrap_or_default()
 }
 
-fn function(aggregation: Aggregation) -> Result<AggFn, DefinitionError> {
-    Ok(match aggregation {
+fn function(aggregation: Aggregation) -> AggFn {
+    match aggregation {
         Aggregation::Count => AggFn::Count,
+        Aggregation::CountDistinct => AggFn::CountDistinct,
         Aggregation::Sum => AggFn::Sum,
         Aggregation::Avg => AggFn::Avg,
         Aggregation::Min => AggFn::Min,
         Aggregation::Max => AggFn::Max,
-        other => {
-            return Err(DefinitionError::new(
-                "aggregate",
-                format!("{} is not supported by this server yet", other.name()),
-            ));
-        }
-    })
+        Aggregation::P50 => AggFn::P50,
+        Aggregation::P90 => AggFn::P90,
+        Aggregation::P95 => AggFn::P95,
+        Aggregation::P99 => AggFn::P99,
+    }
 }
 
 /// The row filter `role` gets on the table of `schema` with these claims: what a view reads.

@@ -1,16 +1,20 @@
 //! The KPI engine: every defined KPI kept exact at every applied transaction.
 //!
-//! Pure: no I/O, no async. Each KPI is an incremental aggregate ([`crate::aggregate`], the same
-//! engine as GraphQL `…Aggregate`) over the rows of its table that pass its filter; a row
-//! delta removes the row's old contribution and adds the new one, so a transaction costs one
-//! group lookup per touched KPI, never a scan. Table-level events (snapshot, truncate, resync,
-//! schema change) rebuild the KPIs of that table from the replica, or mark them not ready.
+//! Pure: no I/O, no async, no clock (every call says what time it is). Each KPI is an
+//! incremental aggregate ([`crate::aggregate`], the same engine as GraphQL `…Aggregate`) over
+//! the rows of its table that pass its filter, optionally in a time window that slides as time
+//! passes; a row delta removes the row's old contribution and adds the new one, so a
+//! transaction costs one group lookup per touched KPI, never a scan, and a window expires its
+//! old rows from an index, never by rescanning. Table-level events (snapshot, truncate,
+//! resync, schema change) rebuild the KPIs of that table from the replica, or mark them not
+//! ready.
 
 use std::collections::HashMap;
 
-use super::compile::{CompiledKpi, Reading};
-use crate::aggregate::{Aggregate, GroupResult, aggregate_table};
+use super::compile::{CompiledKpi, Reading, Span};
+use crate::aggregate::{self, Aggregate, GroupResult, TimeWindow, WindowedAggregate};
 use crate::live::not_ready;
+use crate::query::matching_rows;
 use crate::replica::{Applied, Delta, Replica};
 use crate::value::Value;
 
@@ -46,6 +50,7 @@ impl KpiValue {
 #[derive(Debug)]
 enum State {
     Ready(Aggregate),
+    Windowed(WindowedAggregate),
     Waiting(String),
 }
 
@@ -57,15 +62,28 @@ struct Entry {
 }
 
 /// Every KPI, indexed by table.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KpiSet {
     entries: HashMap<KpiId, Entry>,
     by_table: HashMap<crate::registry::TableId, Vec<KpiId>>,
+    /// Where "today" begins.
+    time_zone: chrono_tz::Tz,
+}
+
+impl Default for KpiSet {
+    fn default() -> KpiSet {
+        KpiSet::new()
+    }
 }
 
 impl KpiSet {
     pub fn new() -> KpiSet {
-        KpiSet::default()
+        KpiSet::with_time_zone(chrono_tz::UTC)
+    }
+
+    /// KPIs whose `today` windows begin at midnight in `time_zone`.
+    pub fn with_time_zone(time_zone: chrono_tz::Tz) -> KpiSet {
+        KpiSet { entries: HashMap::new(), by_table: HashMap::new(), time_zone }
     }
 
     pub fn len(&self) -> usize {
@@ -76,12 +94,12 @@ impl KpiSet {
         self.entries.is_empty()
     }
 
-    /// Adds (or replaces) a KPI and computes it from `replica`.
-    pub fn insert(&mut self, id: KpiId, kpi: CompiledKpi, replica: &Replica) {
+    /// Adds (or replaces) a KPI and computes it from `replica` at `now` (µs).
+    pub fn insert(&mut self, id: KpiId, kpi: CompiledKpi, replica: &Replica, now: i64) {
         self.remove(id);
         self.by_table.entry(kpi.table).or_default().push(id);
-        let state = build(&kpi, replica);
-        let value = read(&kpi, &state);
+        let state = build(&kpi, replica, self.time_zone, now);
+        let value = read(&kpi, &state, now);
         self.entries.insert(id, Entry { kpi, state, value });
     }
 
@@ -101,9 +119,45 @@ impl KpiSet {
         self.entries.get(&id).map(|e| &e.kpi)
     }
 
-    /// Follows one applied event. Returns the KPIs whose value changed (at most once each),
-    /// and those whose table changed shape (their definition must be bound again).
-    pub fn apply(&mut self, applied: &Applied, replica: &Replica) -> Outcome {
+    /// When time alone next changes a KPI: a window's oldest row expires. (KPIs of ages move
+    /// continuously; see [`CompiledKpi::time_dependent`].)
+    pub fn next_due(&self) -> Option<i64> {
+        self.entries
+            .values()
+            .filter_map(|e| match &e.state {
+                State::Windowed(w) => w.next_expiry(),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Moves every KPI to `now`: windows expire what fell out, ages are read again. Returns
+    /// the KPIs whose value changed.
+    pub fn advance(&mut self, now: i64) -> Vec<KpiId> {
+        let mut changed = Vec::new();
+        for (id, entry) in &mut self.entries {
+            let moved = match &mut entry.state {
+                State::Windowed(w) => w.advance(now) || entry.kpi.time_dependent,
+                State::Ready(_) => entry.kpi.time_dependent,
+                State::Waiting(_) => false,
+            };
+            if !moved {
+                continue;
+            }
+            let value = read(&entry.kpi, &entry.state, now);
+            if value != entry.value {
+                entry.value = value;
+                changed.push(*id);
+            }
+        }
+        changed.sort_unstable();
+        changed
+    }
+
+    /// Follows one applied event, at `now`. Returns the KPIs whose value changed (at most
+    /// once each), and those whose table changed shape (their definition must be bound
+    /// again).
+    pub fn apply(&mut self, applied: &Applied, replica: &Replica, now: i64) -> Outcome {
         let mut touched: Vec<KpiId> = Vec::new();
         let mut rebuild: Vec<KpiId> = Vec::new();
         for delta in &applied.deltas {
@@ -112,14 +166,19 @@ impl KpiSet {
                     let Some(ids) = self.by_table.get(&d.table) else { continue };
                     for id in ids {
                         let entry = self.entries.get_mut(id).expect("indexed KPIs exist");
-                        let State::Ready(aggregate) = &mut entry.state else { continue };
                         let filter = &entry.kpi.filter;
                         let before = d.before.as_ref().filter(|r| filter.matches(r));
                         let after = d.after.as_ref().filter(|r| filter.matches(r));
                         if before.is_none() && after.is_none() {
                             continue;
                         }
-                        aggregate.apply(before.map(|r| &r[..]), after.map(|r| &r[..]));
+                        match &mut entry.state {
+                            State::Ready(aggregate) => aggregate.apply(before.map(|r| &r[..]), after.map(|r| &r[..])),
+                            State::Windowed(w) => {
+                                w.apply(before, after, now);
+                            }
+                            State::Waiting(_) => continue,
+                        }
                         touched.push(*id);
                     }
                 }
@@ -138,7 +197,7 @@ impl KpiSet {
             let same_shape =
                 replica.table(entry.kpi.table).is_none_or(|t| t.schema.version == entry.kpi.schema.version);
             if same_shape {
-                entry.state = build(&entry.kpi, replica);
+                entry.state = build(&entry.kpi, replica, self.time_zone, now);
                 touched.push(*id);
             } else {
                 entry.state = State::Waiting(format!("table `{}` changed its columns", entry.kpi.schema.spec.name));
@@ -149,9 +208,19 @@ impl KpiSet {
         touched.dedup();
         let mut changed = Vec::new();
         let all_touched = touched.clone();
+        // Windows also move to `now` when the event did not touch them.
+        for (id, entry) in &mut self.entries {
+            if let State::Windowed(w) = &mut entry.state
+                && w.advance(now)
+            {
+                touched.push(*id);
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
         for id in touched {
             let entry = self.entries.get_mut(&id).expect("indexed KPIs exist");
-            let value = read(&entry.kpi, &entry.state);
+            let value = read(&entry.kpi, &entry.state, now);
             if value != entry.value {
                 entry.value = value;
                 changed.push(id);
@@ -174,25 +243,41 @@ pub struct Outcome {
     pub touched: Vec<KpiId>,
 }
 
-fn build(kpi: &CompiledKpi, replica: &Replica) -> State {
+fn build(kpi: &CompiledKpi, replica: &Replica, time_zone: chrono_tz::Tz, now: i64) -> State {
     let table = replica.table(kpi.table);
     if let Some(reason) = not_ready(table, &kpi.schema.spec.name) {
         return State::Waiting(reason);
     }
     let table = table.expect("ready tables exist");
-    match aggregate_table(table, &kpi.filter, kpi.spec.clone()) {
-        Ok(a) => State::Ready(a),
+    let Some(window) = &kpi.window else {
+        return match aggregate::aggregate_table(table, &kpi.filter, kpi.spec.clone()) {
+            Ok(a) => State::Ready(a),
+            Err(e) => State::Waiting(e.to_string()),
+        };
+    };
+    let span = match window.span {
+        Span::Last(micros) => aggregate::Span::Last { micros },
+        Span::Today => aggregate::Span::Today { tz: time_zone },
+    };
+    let window = TimeWindow { column: window.column, span };
+    match WindowedAggregate::new(kpi.spec.clone(), &kpi.schema, window, now) {
+        Ok(mut w) => {
+            for row in matching_rows(table, &kpi.filter) {
+                w.apply(None, Some(row), now);
+            }
+            State::Windowed(w)
+        }
         Err(e) => State::Waiting(e.to_string()),
     }
 }
 
-fn read(kpi: &CompiledKpi, state: &State) -> KpiValue {
-    match state {
-        State::Waiting(reason) => KpiValue::NotReady(reason.clone()),
-        State::Ready(aggregate) => {
-            KpiValue::Groups(aggregate.groups().into_iter().map(|g| group_value(kpi.reading, g)).collect())
-        }
-    }
+fn read(kpi: &CompiledKpi, state: &State, now: i64) -> KpiValue {
+    let groups = match state {
+        State::Waiting(reason) => return KpiValue::NotReady(reason.clone()),
+        State::Ready(aggregate) => aggregate.groups_at(now),
+        State::Windowed(w) => w.groups_at(now),
+    };
+    KpiValue::Groups(groups.into_iter().map(|g| group_value(kpi.reading, g)).collect())
 }
 
 fn group_value(reading: Reading, g: GroupResult) -> GroupValue {

@@ -172,6 +172,7 @@ impl Runtime {
         cancel: CancellationToken,
     ) {
         loop {
+            let wait = self.next_wake();
             let step = tokio::select! {
                 biased;
                 batch = batches.recv() => match batch {
@@ -179,6 +180,7 @@ impl Runtime {
                     None => break,
                 },
                 Some(command) = commands.recv() => self.command(command),
+                _ = tokio::time::sleep(wait.unwrap_or(std::time::Duration::ZERO)), if wait.is_some() => self.tick(),
                 _ = cancel.cancelled() => break,
             };
             if let (Some(steps), Some(step)) = (&steps, step) {
@@ -188,6 +190,36 @@ impl Runtime {
                 }
             }
         }
+    }
+
+    /// How long until time alone changes a KPI: a window's next expiry, or the next second
+    /// for KPIs of ages.
+    fn next_wake(&self) -> Option<std::time::Duration> {
+        let now = chrono::Utc::now().timestamp_micros();
+        let ages = self.board.kpis.values().any(|e| e.compiled.as_ref().is_some_and(|c| c.time_dependent));
+        let second = ages.then(|| (now / 1_000_000 + 1) * 1_000_000);
+        let due = [self.set.next_due(), second].into_iter().flatten().min()?;
+        Some(std::time::Duration::from_micros((due - now).max(0) as u64))
+    }
+
+    /// Time passed with no transaction: windows expire rows, ages grow.
+    fn tick(&mut self) -> Option<KpiStep> {
+        let now = chrono::Utc::now().timestamp_micros();
+        let ids = self.set.advance(now);
+        if ids.is_empty() {
+            return None;
+        }
+        let mut changed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(value) = self.set.value(id).cloned() else { continue };
+            let Some(mut entry) = self.board.kpis.get(&id).cloned() else { continue };
+            entry.value = value.clone();
+            entry.seq += 1;
+            self.board.kpis.insert(id, entry);
+            changed.push((id, value));
+        }
+        let board = self.publish();
+        Some(KpiStep { batch: None, changed, touched: Vec::new(), removed: Vec::new(), board })
     }
 
     fn tables(&self) -> Vec<Arc<TableSchema>> {
@@ -206,7 +238,7 @@ impl Runtime {
         let result = self.compile(&record);
         let (compiled, value) = match &result {
             Ok(compiled) => {
-                self.set.insert(id, compiled.clone(), &self.replica);
+                self.set.insert(id, compiled.clone(), &self.replica, chrono::Utc::now().timestamp_micros());
                 let value = self.set.value(id).cloned().unwrap_or(KpiValue::NotReady(String::new()));
                 (Some(Arc::new(compiled.clone())), value)
             }
@@ -264,7 +296,7 @@ impl Runtime {
         if let Some(tx) = &batch.applied.tx {
             self.as_of.insert(tx.source.clone(), AsOf { position: tx.position, commit_ts: Some(tx.commit_ts) });
         }
-        let outcome = self.set.apply(&batch.applied, &self.replica);
+        let outcome = self.set.apply(&batch.applied, &self.replica, batch.at);
         let mut changed = Vec::with_capacity(outcome.changed.len());
         for id in outcome.changed {
             let Some(value) = self.set.value(id).cloned() else { continue };

@@ -44,6 +44,11 @@ fn definitions() -> Vec<serde_json::Value> {
         json!({ "name": "min qty", "table": "orders", "aggregate": "MIN", "column": "qty" }),
         json!({ "name": "max price", "table": "orders", "aggregate": "MAX", "column": "price", "groupBy": ["status"] }),
         json!({ "name": "priced", "table": "orders", "aggregate": "COUNT", "column": "price" }),
+        json!({ "name": "p90 qty", "table": "orders", "aggregate": "P90", "column": "qty", "groupBy": ["status"] }),
+        json!({ "name": "p50 price", "table": "orders", "aggregate": "P50", "column": "price" }),
+        json!({ "name": "statuses", "table": "orders", "aggregate": "COUNT_DISTINCT", "column": "status" }),
+        json!({ "name": "spread", "table": "orders", "aggregate": "MAX",
+                "expression": { "difference": { "later": "price", "earlier": "price" } } }),
     ]
 }
 
@@ -151,15 +156,15 @@ proptest! {
         let mut compiled = Vec::new();
         for (i, def) in definitions().into_iter().enumerate() {
             let def: KpiDefinition = serde_json::from_value(def).expect("definition");
-            let kpi = compile_kpi(&def, &[schema.clone()], &Policy::deny_all()).expect("binds");
-            set.insert(KpiId(i as i64), kpi.clone(), &replica);
+            let kpi = compile_kpi(&def, std::slice::from_ref(&schema), &Policy::deny_all()).expect("binds");
+            set.insert(KpiId(i as i64), kpi.clone(), &replica, 0);
             compiled.push(kpi);
         }
         for (n, writes) in history.iter().enumerate() {
             let before: Vec<KpiValue> = (0..compiled.len()).map(|i| set.value(KpiId(i as i64)).cloned().expect("value")).collect();
             let tx = transaction(&replica, &schema, writes, 10 + n as u64 * 10);
             let applied = replica.apply(&SourceEvent::Transaction(tx));
-            let outcome = set.apply(&applied, &replica);
+            let outcome = set.apply(&applied, &replica, 0);
             for (i, kpi) in compiled.iter().enumerate() {
                 let id = KpiId(i as i64);
                 let now = set.value(id).cloned().expect("value");
@@ -175,7 +180,7 @@ fn kpi_definitions_that_do_not_fit_name_the_field() {
     let schema = schema();
     let bad = |def: serde_json::Value| {
         let def: KpiDefinition = serde_json::from_value(def).expect("parses");
-        compile_kpi(&def, &[schema.clone()], &Policy::deny_all()).expect_err("refused")
+        compile_kpi(&def, std::slice::from_ref(&schema), &Policy::deny_all()).expect_err("refused")
     };
     let e = bad(json!({ "name": "x", "table": "nope", "aggregate": "COUNT" }));
     assert_eq!(e.field, "table");
@@ -204,4 +209,110 @@ fn kpi_definitions_that_do_not_fit_name_the_field() {
         "view"
     );
     assert_eq!(bad(json!({ "name": " ", "table": "orders", "aggregate": "COUNT" })).field, "name");
+}
+
+#[test]
+fn a_windowed_kpi_slides_as_time_passes_without_a_write() {
+    let reg = Registry::default();
+    let id = reg.add("s".into(), "public", "tickets", "tickets", vec![], vec![]).expect("register");
+    let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
+    let schema = Arc::new(TableSchema {
+        spec: reg.get(id).expect("spec").clone(),
+        columns: vec![col("id", ColumnType::Int8), col("openedAt", ColumnType::TimestampTz)],
+        key: vec![0],
+        indexed: vec![],
+        version: 1,
+    });
+    let mut table = Table::new(schema.clone());
+    table.state = TableState::Ready;
+    let mut replica = Replica::restore(vec![table], HashMap::from([(Arc::from("s"), Position(1))]));
+    let second = 1_000_000i64;
+    let changes = (0..10)
+        .map(|i| Change {
+            table: schema.id(),
+            op: Op::Insert,
+            key: Key(vec![Value::Int8(i)].into()),
+            before: None,
+            after: Some(Image(vec![Some(Value::Int8(i)), Some(Value::TimestampTz(i * 10 * second))])),
+        })
+        .collect();
+    let tx = Transaction {
+        source: Arc::from("s"),
+        position: Position(10),
+        commit_ts: 95 * second,
+        xid: 1,
+        changes,
+        table_events: vec![],
+    };
+    replica.apply(&SourceEvent::Transaction(tx));
+
+    let def: KpiDefinition = serde_json::from_value(json!({
+        "name": "opened in the last 30 s", "table": "tickets", "aggregate": "COUNT",
+        "window": { "column": "openedAt", "last": "PT30S" }
+    }))
+    .expect("definition");
+    let kpi = compile_kpi(&def, std::slice::from_ref(&schema), &Policy::deny_all()).expect("binds");
+    let mut set = KpiSet::new();
+    set.insert(KpiId(1), kpi, &replica, 95 * second);
+    let count = |set: &KpiSet| set.value(KpiId(1)).and_then(|v| v.single().cloned());
+    // Opened at 70, 80, 90 s: inside [65 s, now].
+    assert_eq!(count(&set), Some(Value::Int8(3)));
+    // The window is `openedAt >= now - 30 s`: the row opened at 70 s leaves just after 100 s.
+    assert_eq!(set.next_due(), Some(100 * second + 1));
+    assert!(set.advance(100 * second).is_empty());
+    assert_eq!(set.advance(100 * second + 1), vec![KpiId(1)]);
+    assert_eq!(count(&set), Some(Value::Int8(2)));
+    assert_eq!(set.advance(200 * second), vec![KpiId(1)]);
+    assert_eq!(count(&set), Some(Value::Int8(0)));
+    assert_eq!(set.next_due(), None);
+}
+
+#[test]
+fn an_age_kpi_is_read_at_the_time_asked() {
+    let reg = Registry::default();
+    let id = reg.add("s".into(), "public", "tickets", "tickets", vec![], vec![]).expect("register");
+    let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
+    let schema = Arc::new(TableSchema {
+        spec: reg.get(id).expect("spec").clone(),
+        columns: vec![col("id", ColumnType::Int8), col("openedAt", ColumnType::TimestampTz)],
+        key: vec![0],
+        indexed: vec![],
+        version: 1,
+    });
+    let mut table = Table::new(schema.clone());
+    table.state = TableState::Ready;
+    let mut replica = Replica::restore(vec![table], HashMap::from([(Arc::from("s"), Position(1))]));
+    let change = Change {
+        table: schema.id(),
+        op: Op::Insert,
+        key: Key(vec![Value::Int8(1)].into()),
+        before: None,
+        after: Some(Image(vec![Some(Value::Int8(1)), Some(Value::TimestampTz(0))])),
+    };
+    let tx = Transaction {
+        source: Arc::from("s"),
+        position: Position(10),
+        commit_ts: 0,
+        xid: 1,
+        changes: vec![change],
+        table_events: vec![],
+    };
+    replica.apply(&SourceEvent::Transaction(tx));
+    let def: KpiDefinition = serde_json::from_value(json!({
+        "name": "oldest open", "table": "tickets", "aggregate": "MAX", "expression": { "age": "openedAt" }
+    }))
+    .expect("definition");
+    let kpi = compile_kpi(&def, std::slice::from_ref(&schema), &Policy::deny_all()).expect("binds");
+    assert!(kpi.time_dependent);
+    let mut set = KpiSet::new();
+    set.insert(KpiId(1), kpi, &replica, 90_000_000);
+    assert_eq!(
+        set.value(KpiId(1)).and_then(|v| v.single()).map(Value::to_canonical_string).as_deref(),
+        Some("90.000000")
+    );
+    assert_eq!(set.advance(150_000_000), vec![KpiId(1)]);
+    assert_eq!(
+        set.value(KpiId(1)).and_then(|v| v.single()).map(Value::to_canonical_string).as_deref(),
+        Some("150.000000")
+    );
 }
