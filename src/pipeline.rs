@@ -52,21 +52,22 @@ impl Batch {
 pub struct Consumer {
     pub name: &'static str,
     pub batches: mpsc::Sender<Arc<Batch>>,
-    pub durable: Option<DurableMarks>,
+    pub durable: Vec<DurableMarks>,
 }
 
 impl Consumer {
     /// A consumer and the receiving end its runtime reads.
     pub fn channel(name: &'static str) -> (Consumer, mpsc::Receiver<Arc<Batch>>) {
         let (batches, rx) = mpsc::channel(BATCH_CAPACITY);
-        (Consumer { name, batches, durable: None }, rx)
+        (Consumer { name, batches, durable: Vec::new() }, rx)
     }
 
-    /// A consumer whose writes bound what sources may acknowledge: each source's watermarks
-    /// wait for its mark in `marks`, which the consumer raises as it writes.
-    pub fn durable(name: &'static str, marks: DurableMarks) -> (Consumer, mpsc::Receiver<Arc<Batch>>) {
+    /// A consumer whose writes (or the writes of those it hands its work on to) bound what
+    /// sources may acknowledge: each source's watermarks wait for its mark in each of `marks`,
+    /// which the writers raise as they write.
+    pub fn durable(name: &'static str, marks: Vec<DurableMarks>) -> (Consumer, mpsc::Receiver<Arc<Batch>>) {
         let (batches, rx) = mpsc::channel(BATCH_CAPACITY);
-        (Consumer { name, batches, durable: Some(marks) }, rx)
+        (Consumer { name, batches, durable: marks }, rx)
     }
 }
 
@@ -191,8 +192,10 @@ impl ApplyLoop {
                 for (i, c) in consumers.iter().enumerate() {
                     // Marked before it is sent, so acknowledgement can never pass a
                     // transaction that sits in a consumer's inbox.
-                    if let (Some(marks), Some(tx)) = (&c.durable, &batch.applied.tx) {
-                        marks.handed(&tx.source, tx.position);
+                    if let Some(tx) = &batch.applied.tx {
+                        for marks in &c.durable {
+                            marks.handed(&tx.source, tx.position);
+                        }
                     }
                     // Waits when a consumer falls far behind: backpressure, like the source's channel.
                     if c.batches.send(batch.clone()).await.is_err() {

@@ -9,13 +9,15 @@
 //!
 //! - [`rule`]: the stored definition and its binding;
 //! - [`engine`]: the pure state machine of every instance;
-//! - [`runtime`]: the task that runs it after the KPI runtime and records what it decides.
+//! - [`runtime`]: the task that runs it after the KPI runtime and records what it decides;
+//! - [`silence`]: label matchers over a time range that suppress notification.
 //!
 //! Delivery outside the app (Slack, email, SMS) reads the recorded transitions; it is not here.
 
 pub mod engine;
 pub mod rule;
 pub mod runtime;
+pub mod silence;
 
 pub use engine::{Ack, AlertSet, AlertState, Cause, Instance, Transition};
 pub use rule::{AlertRuleDefinition, RuleId, Severity};

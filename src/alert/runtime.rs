@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{Ack, AlertSet, Cause, Instance, Transition};
 use super::rule::{RuleId, Target, bind, bind_rows};
+use super::silence::Silence;
 use crate::change::{Position, SourceName};
 use crate::kpi::{DefinitionError, KpiBoard, KpiStep};
 use crate::replica::Replica;
@@ -41,6 +42,8 @@ pub struct RuleEntry {
 pub struct AlertBoard {
     pub rules: OrdMap<RuleId, RuleEntry>,
     pub instances: OrdMap<(RuleId, String), Instance>,
+    /// Silences that have not ended.
+    pub silences: Arc<Vec<Silence>>,
     /// Changes of the board so far.
     pub seq: u64,
 }
@@ -49,6 +52,7 @@ enum Command {
     SetRule { record: Arc<AlertRuleRecord>, reply: oneshot::Sender<Result<(), DefinitionError>> },
     RemoveRule { id: RuleId },
     Acknowledge { rule: RuleId, instance: String, ack: Ack, reply: oneshot::Sender<Result<Instance, String>> },
+    Silences(Vec<Silence>),
 }
 
 /// The handle GraphQL and the server use.
@@ -70,6 +74,7 @@ pub struct AlertStart {
     pub kpis: Arc<KpiBoard>,
     pub rules: Vec<AlertRuleRecord>,
     pub instances: Vec<Instance>,
+    pub silences: Vec<Silence>,
     pub store: Store,
     pub marks: DurableMarks,
 }
@@ -93,7 +98,7 @@ impl AlertHub {
             set,
             replica: start.replica,
             kpis: start.kpis,
-            board: AlertBoard::default(),
+            board: AlertBoard { silences: Arc::new(start.silences), ..AlertBoard::default() },
             published: watch::Sender::new(Arc::new(AlertBoard::default())),
             writes,
         };
@@ -129,6 +134,11 @@ impl AlertHub {
         let stopped = || "the server is shutting down".to_string();
         self.commands.send(Command::Acknowledge { rule, instance, ack, reply }).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// The silences now in force (after one was created or expired).
+    pub fn set_silences(&self, silences: Vec<Silence>) {
+        let _ = self.commands.send(Command::Silences(silences));
     }
 
     pub fn current(&self) -> Arc<AlertBoard> {
@@ -275,6 +285,10 @@ impl Runtime {
             Command::RemoveRule { id } => {
                 self.set.remove_rule(id);
                 self.board.rules.remove(&id);
+                self.publish();
+            }
+            Command::Silences(silences) => {
+                self.board.silences = Arc::new(silences);
                 self.publish();
             }
             Command::Acknowledge { rule, instance, ack, reply } => {

@@ -11,6 +11,7 @@ use sqlx::Row;
 use super::{Store, StoreError};
 use crate::alert::engine::{Ack, AlertState, Cause, Instance, Transition};
 use crate::alert::rule::{AlertRuleDefinition, RuleId};
+use crate::alert::silence::{Matcher, Silence};
 use crate::change::Position;
 
 /// A rule as stored.
@@ -369,6 +370,72 @@ impl Store {
             });
         }
         Ok(out)
+    }
+}
+
+impl Store {
+    pub async fn insert_silence(
+        &self,
+        matchers: &[Matcher],
+        starts_at: i64,
+        ends_at: i64,
+        comment: Option<&str>,
+        by: Option<&str>,
+    ) -> Result<Silence, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO silences (matchers, starts_at, ends_at, comment, created_by) VALUES ($1::jsonb, $2, $3, $4, $5) \
+             RETURNING id",
+        )
+        .bind(json_text(&matchers))
+        .bind(time(starts_at))
+        .bind(time(ends_at))
+        .bind(comment)
+        .bind(by)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Silence {
+            id: row.get("id"),
+            matchers: matchers.to_vec(),
+            starts_at,
+            ends_at,
+            comment: comment.map(str::to_string),
+            created_by: by.map(str::to_string),
+        })
+    }
+
+    /// Ends a silence now; false when there is none that has not ended.
+    pub async fn expire_silence(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE silences SET ends_at = least(ends_at, now()), expired_at = now() WHERE id = $1 AND ends_at > now()",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Silences that have not ended.
+    pub async fn load_silences(&self) -> Result<Vec<Silence>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, matchers::text AS matchers, starts_at, ends_at, comment, created_by FROM silences \
+             WHERE ends_at > now() ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let matchers: String = row.get("matchers");
+                Silence {
+                    id: row.get("id"),
+                    matchers: serde_json::from_str(&matchers).unwrap_or_default(),
+                    starts_at: micros(row.get("starts_at")),
+                    ends_at: micros(row.get("ends_at")),
+                    comment: row.get("comment"),
+                    created_by: row.get("created_by"),
+                }
+            })
+            .collect())
     }
 }
 
