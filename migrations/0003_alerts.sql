@@ -21,6 +21,7 @@ CREATE TABLE alert_instances (
     due              timestamptz,
     condition        boolean NOT NULL,
     value            text,
+    summary          text NOT NULL DEFAULT '',
     row_image        jsonb,
     acknowledged_by  text,
     acknowledged_at  timestamptz,

@@ -103,6 +103,8 @@ pub struct Instance {
     pub acknowledged: Option<Ack>,
     /// The cause of the last transition.
     pub cause: Option<Cause>,
+    /// The rule's summary for this instance, as of its last evaluation.
+    pub summary: String,
 }
 
 /// A change of state, with its provenance.
@@ -412,6 +414,11 @@ impl AlertSet {
                     inst.since = at;
                     inst.cause = Some(cause);
                 }
+                AlertState::Pending => {
+                    // Restored pending, cleared meanwhile: it goes back to normal when due.
+                    out.push(transition(&rule, inst, AlertState::Normal, &cause, None, None));
+                    self.instances.remove(&key);
+                }
                 AlertState::Firing if !inst.condition => {
                     out.push(transition(&rule, inst, AlertState::Resolved, &cause, None, None));
                     self.instances.remove(&key);
@@ -454,9 +461,11 @@ impl AlertSet {
                     row: o.after.clone(),
                     acknowledged: None,
                     cause: Some(cause.clone()),
+                    summary: String::new(),
                 };
                 let to = if rule.for_micros > 0 { AlertState::Pending } else { AlertState::Firing };
                 let t = transition_with(&rule, &inst, to, cause, o.before.clone(), o.after.clone(), &o.fields);
+                inst.summary = t.summary.clone();
                 inst.state = to;
                 if to == AlertState::Pending {
                     inst.due = Some(at + rule.for_micros);
@@ -472,6 +481,9 @@ impl AlertSet {
                 }
                 if o.after.is_some() {
                     inst.row = o.after.clone();
+                }
+                if o.condition {
+                    inst.summary = summary(&rule, inst, &o.fields);
                 }
                 match (inst.state, o.condition) {
                     (AlertState::Pending, true) => None,

@@ -154,10 +154,11 @@ impl Store {
                GROUP BY t.rule_id, t.instance), \
              state AS ( \
                SELECT DISTINCT ON (t.rule_id, t.instance) t.rule_id, t.instance, t.labels, t.to_state, t.at, t.value, \
-                 t.row_after FROM alert_transitions t LEFT JOIN beyond b USING (rule_id, instance) \
+                 t.summary, t.row_after FROM alert_transitions t LEFT JOIN beyond b USING (rule_id, instance) \
                WHERE b.first_beyond IS NULL OR t.id < b.first_beyond \
                ORDER BY t.rule_id, t.instance, t.id DESC) \
-             SELECT s.rule_id, s.instance, s.labels::text AS labels, s.to_state, s.at, s.value, s.row_after::text AS row_image, \
+             SELECT s.rule_id, s.instance, s.labels::text AS labels, s.to_state, s.at, s.value, s.summary, \
+               s.row_after::text AS row_image, \
                i.acknowledged_by, i.acknowledged_at, i.ack_note, i.active_since \
              FROM state s JOIN alert_rules r ON r.id = s.rule_id \
              LEFT JOIN alert_instances i ON i.rule_id = s.rule_id AND i.instance = s.instance \
@@ -193,6 +194,7 @@ impl Store {
                     note: row.get("ack_note"),
                 }),
                 cause: None,
+                summary: row.get::<Option<String>, _>("summary").unwrap_or_default(),
             });
         }
         Ok(out)
@@ -201,7 +203,7 @@ impl Store {
     /// The instances pending or firing when the server last wrote them.
     pub async fn load_alert_instances(&self) -> Result<Vec<Instance>, StoreError> {
         let rows = sqlx::query(
-            "SELECT rule_id, instance, labels::text AS labels, state, since, active_since, due, condition, value, \
+            "SELECT rule_id, instance, labels::text AS labels, state, since, active_since, due, condition, value, summary, \
              row_image::text AS row_image, acknowledged_by, acknowledged_at, ack_note FROM alert_instances",
         )
         .fetch_all(&self.pool)
@@ -230,6 +232,7 @@ impl Store {
                     note: row.get("ack_note"),
                 }),
                 cause: None,
+                summary: row.get::<Option<String>, _>("summary").unwrap_or_default(),
             });
         }
         Ok(out)
@@ -291,13 +294,13 @@ impl Store {
                     let ack = i.acknowledged.as_ref();
                     sqlx::query(
                         "INSERT INTO alert_instances (rule_id, instance, labels, state, since, active_since, due, \
-                         condition, value, row_image, acknowledged_by, acknowledged_at, ack_note) \
-                         VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13) \
+                         condition, value, row_image, acknowledged_by, acknowledged_at, ack_note, summary) \
+                         VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14) \
                          ON CONFLICT (rule_id, instance) DO UPDATE SET labels = EXCLUDED.labels, state = EXCLUDED.state, \
                          since = EXCLUDED.since, active_since = EXCLUDED.active_since, due = EXCLUDED.due, \
                          condition = EXCLUDED.condition, value = EXCLUDED.value, row_image = EXCLUDED.row_image, \
                          acknowledged_by = EXCLUDED.acknowledged_by, acknowledged_at = EXCLUDED.acknowledged_at, \
-                         ack_note = EXCLUDED.ack_note, updated_at = now()",
+                         ack_note = EXCLUDED.ack_note, summary = EXCLUDED.summary, updated_at = now()",
                     )
                     .bind(rule.0)
                     .bind(key)
@@ -312,6 +315,7 @@ impl Store {
                     .bind(ack.and_then(|a| a.by.clone()))
                     .bind(ack.map(|a| time(a.at)))
                     .bind(ack.and_then(|a| a.note.clone()))
+                    .bind(&i.summary)
                     .execute(&mut *tx)
                     .await?;
                 }
