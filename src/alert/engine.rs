@@ -141,6 +141,9 @@ pub struct AlertSet {
     instances: BTreeMap<(RuleId, String), Instance>,
     /// No-data rules: when a transaction last touched their KPI's rows.
     quiet: BTreeMap<RuleId, i64>,
+    /// Per rule, the instances that breach but were not opened because the rule is at its
+    /// cap (by key, so each counts once and leaves when it stops breaching).
+    overflow: BTreeMap<RuleId, std::collections::BTreeSet<String>>,
 }
 
 impl AlertSet {
@@ -178,6 +181,7 @@ impl AlertSet {
         let id = rule.id;
         let replaced = self.rules.insert(id, rule).is_some();
         let mut out = Vec::new();
+        self.overflow.remove(&id);
         if replaced {
             // A changed rule starts over: its open instances are re-evaluated below, and the
             // ones its new condition no longer covers resolve.
@@ -239,10 +243,16 @@ impl AlertSet {
         out
     }
 
+    /// How many breaching instances of a rule are not open because of its cap.
+    pub fn overflow(&self, id: RuleId) -> usize {
+        self.overflow.get(&id).map_or(0, |o| o.len())
+    }
+
     /// Removes a rule and its instances (its history stays in the store).
     pub fn remove_rule(&mut self, id: RuleId) {
         self.rules.remove(&id);
         self.quiet.remove(&id);
+        self.overflow.remove(&id);
         self.instances.retain(|(r, _), _| *r != id);
     }
 
@@ -444,6 +454,20 @@ impl AlertSet {
         let rule = self.rules.get(&id)?.clone();
         let at = cause.at();
         let slot = (id, o.key.clone());
+        let open = self.instances.get(&slot).is_some();
+        if !open {
+            let over = self.overflow.entry(id).or_default();
+            if !o.condition {
+                over.remove(&o.key);
+                return None;
+            }
+            let count = self.instances.range((id, String::new())..).take_while(|((r, _), _)| *r == id).count();
+            if count >= rule.max_instances {
+                over.insert(o.key);
+                return None;
+            }
+            over.remove(&o.key);
+        }
         match self.instances.get_mut(&slot) {
             None if o.condition => {
                 let mut labels = rule.definition.labels.clone();

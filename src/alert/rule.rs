@@ -99,7 +99,17 @@ pub struct AlertRuleDefinition {
     /// How long an alert keeps firing after its condition clears.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_firing_for: Option<String>,
+    /// The most alerts this rule keeps open at once; matches beyond are counted, not opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_instances: Option<usize>,
 }
+
+/// Alerts one rule keeps open when its definition does not say: enough for every SKU of a
+/// warehouse, few enough that a filter that matches a whole table cannot flood anyone.
+pub const DEFAULT_MAX_INSTANCES: usize = 100;
+
+/// The highest cap a rule may set.
+pub const MAX_INSTANCES: usize = 10_000;
 
 /// A rule's id: its row in the app database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -159,6 +169,7 @@ pub struct BoundRule {
     pub target: Target,
     pub for_micros: i64,
     pub keep_firing_micros: i64,
+    pub max_instances: usize,
 }
 
 fn duration(field: &str, text: &Option<String>) -> Result<i64, DefinitionError> {
@@ -212,7 +223,11 @@ pub fn bind(id: RuleId, def: AlertRuleDefinition, rows: Option<RowsBinding>) -> 
         }
         (None, Some(_), None) => return Err(DefinitionError::new("rows.table", "the table is not loaded")),
     };
-    Ok(BoundRule { id, definition: Arc::new(def), target, for_micros, keep_firing_micros })
+    let max_instances = def.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES);
+    if !(1..=MAX_INSTANCES).contains(&max_instances) {
+        return Err(DefinitionError::new("maxInstances", format!("between 1 and {MAX_INSTANCES}")));
+    }
+    Ok(BoundRule { id, definition: Arc::new(def), target, for_micros, keep_firing_micros, max_instances })
 }
 
 /// A row rule bound to its table.

@@ -35,6 +35,8 @@ pub struct RuleEntry {
     pub record: Arc<AlertRuleRecord>,
     /// Why the rule is not evaluated right now (its table is not loaded, …).
     pub problem: Option<String>,
+    /// Breaching instances not opened because the rule is at its cap.
+    pub overflow: usize,
 }
 
 /// Every rule and open instance: what queries read and subscriptions follow.
@@ -247,7 +249,7 @@ impl Runtime {
                 Ok(b) => Some(b),
                 Err(e) => {
                     self.set.remove_rule(record.id);
-                    self.board.rules.insert(record.id, RuleEntry { record, problem: Some(e.to_string()) });
+                    self.board.rules.insert(record.id, RuleEntry { record, problem: Some(e.to_string()), overflow: 0 });
                     return (Err(e), Vec::new());
                 }
             },
@@ -262,12 +264,12 @@ impl Runtime {
                     _ => None,
                 };
                 let transitions = self.set.set_rule(rule, &self.kpis, &self.replica, cause);
-                self.board.rules.insert(record.id, RuleEntry { record, problem });
+                self.board.rules.insert(record.id, RuleEntry { record, problem, overflow: 0 });
                 (Ok(()), transitions)
             }
             Err(e) => {
                 self.set.remove_rule(record.id);
-                self.board.rules.insert(record.id, RuleEntry { record, problem: Some(e.to_string()) });
+                self.board.rules.insert(record.id, RuleEntry { record, problem: Some(e.to_string()), overflow: 0 });
                 (Err(e), Vec::new())
             }
         }
@@ -336,6 +338,15 @@ impl Runtime {
     }
 
     fn publish(&mut self) {
+        let ids: Vec<RuleId> = self.board.rules.keys().copied().collect();
+        for id in ids {
+            let overflow = self.set.overflow(id);
+            if let Some(entry) = self.board.rules.get_mut(&id)
+                && entry.overflow != overflow
+            {
+                entry.overflow = overflow;
+            }
+        }
         self.board.instances = self.set.instances().map(|i| ((i.rule, i.key.clone()), i.clone())).collect();
         self.board.seq += 1;
         self.published.send_replace(Arc::new(self.board.clone()));

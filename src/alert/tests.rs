@@ -339,3 +339,21 @@ fn a_no_data_rule_fires_when_the_kpis_rows_go_quiet_and_resolves_when_data_retur
         "an update that keeps the count still is data"
     );
 }
+
+#[test]
+fn a_rule_opens_at_most_its_cap_and_counts_the_rest() {
+    let mut w = World::new();
+    w.rule(1, json!({ "name": "open", "rows": { "table": "orders", "filter": { "status": { "eq": "open" } } }, "maxInstances": 2 }), 0);
+    let (t, _) =
+        w.commit(1, &[(1, Some((0, "open"))), (2, Some((0, "open"))), (3, Some((0, "open"))), (4, Some((0, "open")))]);
+    assert_eq!(t.len(), 2, "{t:?}");
+    assert_eq!(w.alerts.overflow(RuleId(1)), 2);
+    // A row beyond the cap that stops breaching leaves the count; one that was open resolves.
+    let (t, _) = w.commit(2, &[(4, Some((0, "done"))), (1, Some((0, "done")))]);
+    assert_eq!(states(&t), vec![(AlertState::Firing, AlertState::Resolved)]);
+    assert_eq!(w.alerts.overflow(RuleId(1)), 1);
+    let def: AlertRuleDefinition =
+        serde_json::from_value(json!({ "name": "x", "kpi": { "kpi": 1, "above": 1 }, "maxInstances": 0 }))
+            .expect("parses");
+    assert_eq!(bind(RuleId(1), def, None).expect_err("refused").field, "maxInstances");
+}

@@ -90,6 +90,14 @@ fn rule() -> Object {
             field::<RuleOut>("problem", TypeRef::named(s), |r| r.0.problem.clone().and_then(text))
                 .description("Why the rule is not evaluated right now (its table is not loaded, its KPI was deleted)."),
         )
+        .field(
+            field::<RuleOut>("overflow", TypeRef::named_nn(TypeRef::INT), |r| Some(FieldValue::value(r.0.overflow as i64)))
+                .description("Breaching instances not opened because the rule is at its `maxInstances` cap."),
+        )
+        .field(field::<RuleOut>("maxInstances", TypeRef::named_nn(TypeRef::INT), |r| {
+            let max = r.0.record.definition.max_instances.unwrap_or(crate::alert::rule::DEFAULT_MAX_INSTANCES);
+            Some(FieldValue::value(max as i64))
+        }))
         .field(field::<RuleOut>("createdBy", TypeRef::named(s), |r| r.0.record.created_by.clone().and_then(text)))
         .field(field::<RuleOut>("updatedBy", TypeRef::named(s), |r| r.0.record.updated_by.clone().and_then(text)))
         .field(field::<RuleOut>("createdAt", TypeRef::named_nn("Timestamptz"), |r| time(r.0.record.created_at)))
@@ -234,7 +242,10 @@ pub fn inputs() -> Vec<InputObject> {
             .field(InputValue::new("kpi", TypeRef::named(KPI_CONDITION_INPUT)))
             .field(InputValue::new("rows", TypeRef::named(ROWS_INPUT)))
             .field(InputValue::new("for", TypeRef::named(s)).description("How long the condition must hold before it fires."))
-            .field(InputValue::new("keepFiringFor", TypeRef::named(s)).description("How long it keeps firing after it clears.")),
+            .field(InputValue::new("keepFiringFor", TypeRef::named(s)).description("How long it keeps firing after it clears."))
+            .field(InputValue::new("maxInstances", TypeRef::named(TypeRef::INT)).description(
+                "The most alerts the rule keeps open at once (100 by default); matches beyond are counted in `overflow`.",
+            )),
         InputObject::new(KPI_CONDITION_INPUT)
             .description("Exactly one of `above`, `below`, `outside`, `noDataFor`.")
             .field(InputValue::new("kpi", TypeRef::named_nn(TypeRef::ID)))

@@ -157,7 +157,7 @@ async fn hand_over(service: &AlertService, record: AlertRuleRecord) -> async_gra
         // moved on meanwhile (a table was resynced). The caller sees the problem.
         tracing::warn!(rule = id.0, error = %e, "a new alert rule does not bind");
     }
-    let entry = service.hub.current().rules.get(&id).cloned().unwrap_or(RuleEntry { record: Arc::new(record), problem: None });
+    let entry = service.hub.current().rules.get(&id).cloned().unwrap_or(RuleEntry { record: Arc::new(record), problem: None, overflow: 0 });
     Ok(Some(FieldValue::owned_any(RuleOut(entry))))
 }
 
