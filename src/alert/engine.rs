@@ -454,7 +454,7 @@ impl AlertSet {
         let rule = self.rules.get(&id)?.clone();
         let at = cause.at();
         let slot = (id, o.key.clone());
-        let open = self.instances.get(&slot).is_some();
+        let open = self.instances.contains_key(&slot);
         if !open {
             let over = self.overflow.entry(id).or_default();
             if !o.condition {

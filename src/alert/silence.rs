@@ -94,8 +94,8 @@ mod tests {
         assert!(s.matches(&labels(&[("channel", "web"), ("team", "ops")])));
         assert!(!s.matches(&labels(&[("channel", "web"), ("team", "billing")])));
         assert!(!s.matches(&labels(&[("channel", "app")])));
-        assert!(silenced(&[s.clone()], &labels(&[("channel", "web")]), 150));
-        assert!(!silenced(&[s.clone()], &labels(&[("channel", "web")]), 200), "ends_at is exclusive");
+        assert!(silenced(std::slice::from_ref(&s), &labels(&[("channel", "web")]), 150));
+        assert!(!silenced(std::slice::from_ref(&s), &labels(&[("channel", "web")]), 200), "ends_at is exclusive");
         assert!(!silenced(&[s], &labels(&[("channel", "web")]), 99));
     }
 
