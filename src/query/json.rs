@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+#[cfg(test)]
+use crate::value::Value;
 use serde_json::Value as Json;
 
 use super::filter::Filter;
@@ -33,4 +35,72 @@ pub fn parse_json_filter(schema: &TableSchema, json: &Json) -> Result<Filter, Fi
     let columns: HashMap<String, usize> = column_fields(schema).into_iter().map(|(i, n)| (n, i)).collect();
     let filter = compile(&condition, Binding { schema, columns: &columns }, ClaimValues::Unchecked)?;
     Ok(filter.validate(schema)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::query::{CompareOp, Operand};
+    use crate::registry::{Column, ColumnType, Registry};
+
+    fn schema() -> TableSchema {
+        let reg = Registry::default();
+        let id = reg.add("s".into(), "public", "inventory", "inventory", vec![], vec![]).expect("register");
+        let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
+        TableSchema {
+            spec: reg.get(id).expect("spec").clone(),
+            columns: vec![
+                col("sku", ColumnType::Text),
+                col("on_hand", ColumnType::Int4),
+                col("reorder_point", ColumnType::Numeric),
+                col("updated_at", ColumnType::TimestampTz),
+            ],
+            key: vec![0],
+            indexed: vec![],
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn the_where_language_reads_from_json() {
+        let s = schema();
+        let f = parse_json_filter(
+            &s,
+            &json!({"onHand": {"lt": {"column": "reorderPoint"}}, "updatedAt": {"gteAgo": "PT10M"}, "sku": {"like": "A%"}}),
+        )
+        .expect("valid");
+        assert!(f.is_time_relative());
+        assert_eq!(f.conjuncts()[0], Filter::CompareWith { column: 1, op: CompareOp::Lt, operand: Operand::Column(2) });
+        let row = [Value::text("A1"), Value::Int4(3), Value::Numeric(Arc::from("3.5")), Value::TimestampTz(0)];
+        assert!(f.matches_at(&row, 600_000_000));
+        assert!(!f.matches_at(&row, 600_000_001));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let s = schema();
+        let err = |j: Json| parse_json_filter(&s, &j).unwrap_err().to_string();
+        assert!(
+            err(json!({"onHand": {"lt": {"column": "reorderPont"}}}))
+                .contains("`onHand.lt`: unknown column `reorderPont`")
+        );
+        assert!(
+            err(json!({"sku": {"eq": {"column": "onHand"}}}))
+                .contains("`sku.eq`: column `sku` (text) cannot be compared with column `onHand` (int4)")
+        );
+        assert!(
+            err(json!({"onHand": {"gt": {"ago": "PT1M"}}}))
+                .contains("`onHand.gt`: `ago` needs a date or timestamp column")
+        );
+        assert!(
+            err(json!({"updatedAt": {"lt": {"ago": "P1M"}}}))
+                .contains("at `updatedAt.lt.ago`: `ago`: months and years")
+        );
+        assert!(err(json!({"and": [{"x": {"eq": 1}}]})).contains("unknown column `x`"));
+        assert!(err(json!({"sku": {"in": {"claim": "skus"}}})).contains("expected a value"));
+    }
 }
