@@ -445,3 +445,50 @@ async fn the_legacy_protocol_and_bad_input() {
     assert_eq!(closed.code, 4403, "{closed:?}");
     assert!(closed.reason.contains("expired"), "{closed:?}");
 }
+
+/// `ago` moves rows by time alone: a row committed now enters `createdAt < now − 2 s` about two
+/// seconds later, with no write, as one more message; and a column operand answers as SQL does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_age_into_a_subscription_and_columns_compare_as_in_sql() {
+    const STOCK: &str = "
+        INSERT INTO products VALUES ('A-1', 'a', 'x', 1), ('A-2', 'b', 'x', 1), ('A-3', 'c', 'x', 1);
+        INSERT INTO inventory (sku, warehouse_id, on_hand, reorder_point) VALUES
+          ('A-1', 'WH-BER', 5, 10), ('A-2', 'WH-BER', 10, 10), ('A-3', 'WH-BER', 20, 10), ('A-1', 'WH-MAD', 0, 1);
+    ";
+    let shop = Shop::start(&format!("{DATA}{STOCK}"), &fixture_policy()).await;
+    let admin = token("admin", json!({}));
+    let db = shop.pg.connect("shop").await;
+
+    // The column operand against the database's own answer.
+    let low = data(
+        shop.addr,
+        &admin,
+        "{ inventory(where: { onHand: { ltColumn: \"reorderPoint\" } }, orderBy: [{ sku: ASC }, { warehouseId: ASC }]) { sku warehouseId } }",
+        json!({}),
+    )
+    .await;
+    let sql = db
+        .query("SELECT sku, warehouse_id FROM inventory WHERE on_hand < reorder_point ORDER BY sku, warehouse_id", &[])
+        .await
+        .unwrap();
+    let want: Vec<Json> =
+        sql.iter().map(|r| json!({"sku": r.get::<_, String>(0), "warehouseId": r.get::<_, String>(1)})).collect();
+    assert_eq!(low["inventory"], Json::Array(want), "{low}");
+    assert_eq!(low["inventory"].as_array().map(Vec::len), Some(2));
+
+    let mut ws = WsClient::connect(shop.addr, TRANSPORT_WS, &admin).await;
+    let aged =
+        "subscription { orders(where: { channel: { eq: \"store\" }, createdAt: { ltAgo: \"PT2S\" } }) { id channel } }";
+    ws.subscribe("aged", aged, json!({})).await;
+    let first = ws.next("aged").await;
+    assert_eq!(first["data"]["orders"], json!([]), "{first}");
+    let start = std::time::Instant::now();
+    db.batch_execute("INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count) VALUES ('store', 1, 'paid', 1, 'EUR', 'WH-BER', 'eu', 1)").await.unwrap();
+    // No further write: the row must enter by itself (the wait is bounded by the client's
+    // deadline, not a sleep).
+    let entered = ws.next("aged").await;
+    assert!(start.elapsed() >= std::time::Duration::from_millis(1500), "entered too early: {:?}", start.elapsed());
+    assert_eq!(seq(&entered), seq(&first) + 1, "{entered}");
+    assert_eq!(entered["data"]["orders"].as_array().map(Vec::len), Some(1), "{entered}");
+    assert_eq!(entered["data"], fresh(&shop, &admin, aged).await);
+}

@@ -14,17 +14,24 @@
 //! table's ordered index; an aggregate adds and removes the rows that cross its filter. Only
 //! table-level events (snapshot, truncate, resync, schema change) rebuild a result, and then
 //! the step says so (`reset`), so clients start over instead of diffing.
+//!
+//! Filters that compare with a time relative to now (`ago`) change by themselves: every step
+//! takes its instant (`now`, microseconds since the Unix epoch) from the caller, and such a
+//! query keeps a [`Timeline`] of its rows by their next change, which [`LiveSet::advance`]
+//! works through when [`LiveSet::next_due`] comes — no write needed, no table rescanned.
 
 mod spec;
+mod timeline;
 mod window;
 
 use std::collections::HashMap;
 
 pub use spec::{LiveSpec, Shape};
+pub use timeline::Timeline;
 pub use window::{RowsDiff, Window, diff};
 
 use crate::aggregate::{Aggregate, GroupResult, aggregate_table};
-use crate::change::Row;
+use crate::change::{Key, Row};
 use crate::registry::TableId;
 use crate::replica::{Applied, Delta, Replica, Table, TableState};
 
@@ -74,6 +81,8 @@ enum State {
 struct Entry {
     spec: LiveSpec,
     state: State,
+    /// For a time-relative filter: the rows by their next change (rebuilt with the state).
+    timeline: Option<Timeline>,
 }
 
 /// Every live query, indexed by table.
@@ -113,9 +122,9 @@ impl LiveSet {
         self.queries.is_empty()
     }
 
-    /// Registers a query and computes its result from `replica`, the version every later step
-    /// follows on from.
-    pub fn add(&mut self, spec: LiveSpec, replica: &Replica) -> Result<QueryId, LiveError> {
+    /// Registers a query and computes its result from `replica` at the instant `now`; the
+    /// replica is the version every later step follows on from.
+    pub fn add(&mut self, spec: LiveSpec, replica: &Replica, now: i64) -> Result<QueryId, LiveError> {
         let table = replica.table(spec.table);
         if let Some(reason) = not_ready(table, &spec.schema.spec.name) {
             return Err(LiveError::NotReady(reason));
@@ -124,11 +133,12 @@ impl LiveSet {
         if !spec.fits(&table.schema) {
             return Err(LiveError::NotReady(format!("table `{}` changed shape; retry", spec.schema.spec.name)));
         }
-        let state = build(&spec, table).map_err(LiveError::Invalid)?;
+        let state = build(&spec, table, now).map_err(LiveError::Invalid)?;
+        let timeline = timeline(&spec, table, now);
         let id = QueryId(self.next);
         self.next += 1;
         self.by_table.entry(spec.table).or_default().push(id);
-        self.queries.insert(id, Entry { spec, state });
+        self.queries.insert(id, Entry { spec, state, timeline });
         Ok(id)
     }
 
@@ -158,9 +168,10 @@ impl LiveSet {
     }
 
     /// Applies one applied event (a transaction, or a table-level event) to every query on the
-    /// tables it touched. `replica` is the version after it. Returns the queries whose result
+    /// tables it touched. `replica` is the version after it; `now` is the instant at which
+    /// time-relative filters judge the rows it changed. Returns the queries whose result
     /// changed, in no particular order, at most one step each.
-    pub fn apply(&mut self, applied: &Applied, replica: &Replica) -> Vec<(QueryId, Step)> {
+    pub fn apply(&mut self, applied: &Applied, replica: &Replica, now: i64) -> Vec<(QueryId, Step)> {
         if self.queries.is_empty() || applied.deltas.is_empty() {
             return Vec::new();
         }
@@ -173,10 +184,29 @@ impl LiveSet {
                     for id in ids {
                         let entry = self.queries.get_mut(id).expect("indexed queries exist");
                         let (before, after) = (d.before.as_ref(), d.after.as_ref());
+                        // Whether the old row passed when it was last judged (for a row whose
+                        // truth can still move with time; the others judge the same now).
+                        let filed = match (&mut entry.timeline, &entry.state) {
+                            (Some(t), state) if !matches!(state, State::Waiting) => {
+                                let filter = entry.spec.filter();
+                                // An update that changed the key leaves its old key behind.
+                                let old_key =
+                                    before.map(|r| Key::of(r, &entry.spec.schema.key)).filter(|k| *k != d.key);
+                                let moved = old_key.and_then(|k| t.file(&k, None, filter, now));
+                                let watched = match &entry.spec.shape {
+                                    Shape::Row { key, .. } => d.key == *key,
+                                    _ => true,
+                                };
+                                let filed = if watched { t.file(&d.key, after, filter, now) } else { None };
+                                moved.or(filed)
+                            }
+                            _ => None,
+                        };
                         // Most deltas miss most queries: decide that before copying anything.
                         if let State::Rows(w) = &entry.state
-                            && !before.is_some_and(|r| w.filter().matches(r))
-                            && !after.is_some_and(|r| w.filter().matches(r))
+                            && entry.timeline.is_none()
+                            && !before.is_some_and(|r| w.filter().matches_at(r, now))
+                            && !after.is_some_and(|r| w.filter().matches_at(r, now))
                         {
                             continue;
                         }
@@ -185,12 +215,13 @@ impl LiveSet {
                             continue;
                         }
                         let changed = match &mut entry.state {
-                            State::Rows(w) => w.apply(before, after),
+                            State::Rows(w) => w.apply(before, after, now),
                             State::Row(current) => {
                                 let Shape::Row { key, filter } = &entry.spec.shape else { unreachable!() };
                                 if d.key == *key || before.is_some_and(|b| key_matches(b, key, &entry.spec)) {
                                     let table = replica.table(d.table);
-                                    let new = table.and_then(|t| t.get(key)).filter(|r| filter.matches(r)).cloned();
+                                    let new =
+                                        table.and_then(|t| t.get(key)).filter(|r| filter.matches_at(r, now)).cloned();
                                     let changed = !same_row(current.as_ref(), new.as_ref());
                                     *current = new;
                                     changed
@@ -200,8 +231,9 @@ impl LiveSet {
                             }
                             State::Aggregate(a) => {
                                 let Shape::Aggregate { filter, .. } = &entry.spec.shape else { unreachable!() };
-                                let b = before.filter(|r| filter.matches(r));
-                                let n = after.filter(|r| filter.matches(r));
+                                let was = filed.unwrap_or_else(|| before.is_some_and(|r| filter.matches_at(r, now)));
+                                let b = before.filter(|_| was);
+                                let n = after.filter(|r| filter.matches_at(r, now));
                                 if b.is_some() || n.is_some() {
                                     a.apply(b.map(|r| &r[..]), n.map(|r| &r[..]));
                                     true
@@ -234,7 +266,7 @@ impl LiveSet {
                 Touch::Untouched(_) => {}
                 Touch::Reset => {
                     self.evaluations += 1;
-                    if let Some(step) = rebuild(entry, table) {
+                    if let Some(step) = rebuild(entry, table, now) {
                         out.push((id, step));
                     }
                 }
@@ -245,7 +277,7 @@ impl LiveSet {
                             if w.is_short()
                                 && let Some(t) = table
                             {
-                                w.refill(t);
+                                w.refill(t, now);
                             }
                             let rows = diff(w.order(), &old, w.visible());
                             if rows.is_empty() {
@@ -258,6 +290,88 @@ impl LiveSet {
                     out.push((id, step));
                 }
             }
+        }
+        out
+    }
+
+    /// The earliest instant at which a time-relative query's result may change with no write;
+    /// `None` when no query's can. Call [`LiveSet::advance`] then.
+    pub fn next_due(&self) -> Option<i64> {
+        self.queries
+            .values()
+            .filter(|e| !matches!(e.state, State::Waiting))
+            .filter_map(|e| e.timeline.as_ref()?.next_due())
+            .min()
+    }
+
+    /// Moves time-relative results to the instant `now`: each row due by then (see
+    /// [`Timeline`]) is judged again and moves in or out. `replica` must be the version the
+    /// last [`LiveSet::apply`] was given (the rows the results were built from). Returns the
+    /// queries whose result changed, at most one step each, in registration order.
+    pub fn advance(&mut self, now: i64, replica: &Replica) -> Vec<(QueryId, Step)> {
+        let mut ids: Vec<QueryId> = self
+            .queries
+            .iter()
+            .filter(|(_, e)| e.timeline.as_ref().and_then(Timeline::next_due).is_some_and(|at| at <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        let mut out = Vec::new();
+        for id in ids {
+            let entry = self.queries.get_mut(&id).expect("listed queries exist");
+            let Some(table) = replica.table(entry.spec.table) else { continue };
+            if matches!(entry.state, State::Waiting) {
+                continue;
+            }
+            let timeline = entry.timeline.as_mut().expect("listed for their timeline");
+            let due = timeline.take_due(now);
+            let filter = entry.spec.filter();
+            let old = match &entry.state {
+                State::Rows(w) => w.visible().to_vec(),
+                _ => Vec::new(),
+            };
+            let mut changed = false;
+            for (key, matched) in due {
+                let row = table.get(&key);
+                match &mut entry.state {
+                    State::Rows(w) => changed |= row.is_some_and(|r| w.retime(r, now)),
+                    State::Row(current) => {
+                        let new = row.filter(|r| filter.matches_at(r, now)).cloned();
+                        changed |= !same_row(current.as_ref(), new.as_ref());
+                        *current = new;
+                    }
+                    State::Aggregate(a) => {
+                        if let Some(r) = row
+                            && filter.matches_at(r, now) != matched
+                        {
+                            if matched {
+                                a.apply(Some(&r[..]), None)
+                            } else {
+                                a.apply(None, Some(&r[..]))
+                            }
+                            changed = true;
+                        }
+                    }
+                    State::Waiting => {}
+                }
+                timeline.file(&key, row, filter, now);
+            }
+            self.evaluations += 1;
+            let step = match &mut entry.state {
+                State::Rows(w) => {
+                    if w.is_short() {
+                        w.refill(table, now);
+                    }
+                    let rows = diff(w.order(), &old, w.visible());
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    Step::Changed { reset: false, rows }
+                }
+                _ if changed => Step::Changed { reset: false, rows: RowsDiff::default() },
+                _ => continue,
+            };
+            out.push((id, step));
         }
         out
     }
@@ -286,18 +400,31 @@ impl Touch {
     }
 }
 
-fn build(spec: &LiveSpec, table: &Table) -> Result<State, String> {
+fn build(spec: &LiveSpec, table: &Table, now: i64) -> Result<State, String> {
     Ok(match &spec.shape {
-        Shape::Rows(query) => State::Rows(Window::fill(table, query.clone())),
-        Shape::Row { key, filter } => State::Row(table.get(key).filter(|r| filter.matches(r)).cloned()),
+        Shape::Rows(query) => State::Rows(Window::fill(table, query.clone(), now)),
+        Shape::Row { key, filter } => State::Row(table.get(key).filter(|r| filter.matches_at(r, now)).cloned()),
         Shape::Aggregate { filter, spec } => {
-            State::Aggregate(aggregate_table(table, filter, spec.clone()).map_err(|e| e.to_string())?)
+            State::Aggregate(aggregate_table(table, &filter.at(now), spec.clone()).map_err(|e| e.to_string())?)
         }
     })
 }
 
+/// The timeline of a time-relative query over one table version; `None` for the others.
+fn timeline(spec: &LiveSpec, table: &Table, now: i64) -> Option<Timeline> {
+    let filter = spec.filter();
+    if !filter.is_time_relative() {
+        return None;
+    }
+    Some(match &spec.shape {
+        // One row can be in the result: only it needs watching.
+        Shape::Row { key, .. } => Timeline::build(table.get(key).map(|r| (key, r)).into_iter(), filter, now),
+        _ => Timeline::build(table.rows(), filter, now),
+    })
+}
+
 /// Rebuilds a query after a table-level event: its new result, or why there is none.
-fn rebuild(entry: &mut Entry, table: Option<&Table>) -> Option<Step> {
+fn rebuild(entry: &mut Entry, table: Option<&Table>, now: i64) -> Option<Step> {
     let was_waiting = matches!(entry.state, State::Waiting);
     if let Some(reason) = not_ready(table, &entry.spec.schema.spec.name) {
         entry.state = State::Waiting;
@@ -312,9 +439,10 @@ fn rebuild(entry: &mut Entry, table: Option<&Table>) -> Option<Step> {
             entry.spec.schema.spec.name
         )));
     }
-    match build(&entry.spec, table) {
+    match build(&entry.spec, table, now) {
         Ok(state) => {
             entry.state = state;
+            entry.timeline = timeline(&entry.spec, table, now);
             Some(Step::Changed { reset: true, rows: RowsDiff::default() })
         }
         Err(e) => {

@@ -33,6 +33,14 @@ pub enum Shape {
 }
 
 impl LiveSpec {
+    /// The filter every row of the result passes (with the role's row filter in it).
+    pub fn filter(&self) -> &Filter {
+        match &self.shape {
+            Shape::Rows(query) => &query.filter,
+            Shape::Row { filter, .. } | Shape::Aggregate { filter, .. } => filter,
+        }
+    }
+
     /// Whether the table's current shape still has the columns this query was compiled for.
     pub fn fits(&self, schema: &Arc<TableSchema>) -> bool {
         Arc::ptr_eq(&self.schema, schema) || same_columns(&self.schema, schema)

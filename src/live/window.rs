@@ -26,15 +26,19 @@ pub struct Window {
     complete: bool,
     /// Rows left the window while rows beyond it may exist: refill before reading.
     short: bool,
+    /// The filter reads `now`: a held row may have stopped passing since it was placed.
+    time_relative: bool,
 }
 
 impl Window {
-    /// The window of `query` over one table version.
-    pub fn fill(table: &Table, query: Query) -> Window {
+    /// The window of `query` over one table version, at the instant `now`.
+    pub fn fill(table: &Table, query: Query, now: i64) -> Window {
         let order = RowOrder::new(query.order.clone(), table.schema.key.clone());
         let capacity = query.limit.map(|l| l.saturating_add(query.offset));
-        let mut window = Window { query, order, capacity, rows: Vec::new(), complete: false, short: true };
-        window.refill(table);
+        let time_relative = query.filter.is_time_relative();
+        let mut window =
+            Window { query, order, capacity, rows: Vec::new(), complete: false, short: true, time_relative };
+        window.refill(table, now);
         window
     }
 
@@ -47,17 +51,19 @@ impl Window {
         self.rows.get(self.query.offset..).unwrap_or(&[])
     }
 
-    /// Applies one row's change. Returns whether the window's rows changed.
-    pub fn apply(&mut self, before: Option<&Row>, after: Option<&Row>) -> bool {
+    /// Applies one row's change at the instant `now`. Returns whether the window's rows changed.
+    pub fn apply(&mut self, before: Option<&Row>, after: Option<&Row>, now: i64) -> bool {
         let mut changed = false;
-        if let Some(old) = before.filter(|r| self.query.filter.matches(r))
+        // Whether the old row is held is a binary search away; the filter only saves it, and
+        // for a time-relative filter today's truth does not say whether it was placed.
+        if let Some(old) = before.filter(|r| self.time_relative || self.query.filter.matches_at(r, now))
             && let Ok(i) = self.position(old)
         {
             self.rows.remove(i);
             changed = true;
             self.short |= !self.complete;
         }
-        if let Some(new) = after.filter(|r| self.query.filter.matches(r)) {
+        if let Some(new) = after.filter(|r| self.query.filter.matches_at(r, now)) {
             match self.position(new) {
                 // The same key at the same place (a replayed insert): the newer row wins.
                 Ok(i) => {
@@ -88,14 +94,25 @@ impl Window {
         changed
     }
 
+    /// Moves a row (as the table holds it) in or out as its truth at `now` says, when time
+    /// alone may have changed it. Returns whether the window's rows changed.
+    pub fn retime(&mut self, row: &Row, now: i64) -> bool {
+        let held = self.position(row).is_ok();
+        match (held, self.query.filter.matches_at(row, now)) {
+            (true, false) => self.apply(Some(row), None, now),
+            (false, true) => self.apply(None, Some(row), now),
+            _ => false,
+        }
+    }
+
     /// Whether rows left and the window must be refilled from the table.
     pub fn is_short(&self) -> bool {
         self.short && self.capacity.is_some_and(|c| self.rows.len() < c)
     }
 
-    /// Tops the window up from `table` (the version after the transaction), walking on from
-    /// its last row.
-    pub fn refill(&mut self, table: &Table) {
+    /// Tops the window up from `table` (the version after the transaction) as it stands at
+    /// `now`, walking on from its last row.
+    pub fn refill(&mut self, table: &Table, now: i64) {
         self.short = false;
         let room = match self.capacity {
             Some(c) if self.rows.len() >= c => return,
@@ -104,7 +121,7 @@ impl Window {
             None => None,
         };
         let query =
-            Query { filter: self.query.filter.clone(), order: self.query.order.clone(), limit: room, offset: 0 };
+            Query { filter: self.query.filter.at(now), order: self.query.order.clone(), limit: room, offset: 0 };
         let more = select_after(table, &query, self.rows.last());
         self.complete = room.is_none_or(|room| more.len() < room);
         self.rows.extend(more);

@@ -11,7 +11,7 @@ use serde_json::{Map, Value as Json};
 
 use super::condition::{Condition, Op, Operand};
 use super::literal::{LiteralError, value_of};
-use crate::query::{CompareOp, Filter, capabilities, check_pattern, type_label};
+use crate::query::{Ago, CompareOp, Filter, TimeKind, capabilities, check_pattern, comparable, type_label};
 use crate::registry::TableSchema;
 use crate::value::Value;
 
@@ -38,6 +38,12 @@ pub enum CompileError {
     Operator { column: String, op: &'static str, ty: String },
     #[error("`{column}.{op}`: {error}")]
     Literal { column: String, op: &'static str, error: LiteralError },
+    #[error("`{column}.{op}`: unknown column `{name}` (columns: {})", known.join(", "))]
+    UnknownOperandColumn { column: String, op: &'static str, name: String, known: Vec<String> },
+    #[error("`{column}.{op}`: column `{column}` ({ty}) cannot be compared with column `{other}` ({other_ty})")]
+    Incomparable { column: String, op: &'static str, ty: String, other: String, other_ty: String },
+    #[error("`{column}.{op}`: `ago` needs a date or timestamp column; `{column}` is {ty}")]
+    AgoType { column: String, op: &'static str, ty: String },
     #[error("the token has no claim `{claim}`, which the policy needs")]
     MissingClaim { claim: String },
     #[error("claim `{claim}` does not fit column `{column}`: {error}")]
@@ -89,7 +95,49 @@ fn test(
     if !supported {
         return Err(CompileError::Operator { column: name.to_string(), op: op.name(), ty: type_label(ty) });
     }
+    let compare_op = match op {
+        Op::Eq => Some(CompareOp::Eq),
+        Op::Neq => Some(CompareOp::Neq),
+        Op::Gt => Some(CompareOp::Gt),
+        Op::Gte => Some(CompareOp::Gte),
+        Op::Lt => Some(CompareOp::Lt),
+        Op::Lte => Some(CompareOp::Lte),
+        _ => None,
+    };
     let json = match operand {
+        Operand::Column(other) => {
+            // The parser lets these operands through on comparisons only.
+            let cmp = compare_op.unwrap_or(CompareOp::Eq);
+            let Some(&position) = b.columns.get(other) else {
+                let mut known: Vec<String> = b.columns.keys().cloned().collect();
+                known.sort();
+                return Err(CompileError::UnknownOperandColumn {
+                    column: name.to_string(),
+                    op: op.name(),
+                    name: other.clone(),
+                    known,
+                });
+            };
+            let other_ty = &b.schema.columns[position].ty;
+            if !comparable(ty, other_ty) {
+                return Err(CompileError::Incomparable {
+                    column: name.to_string(),
+                    op: op.name(),
+                    ty: type_label(ty),
+                    other: other.clone(),
+                    other_ty: type_label(other_ty),
+                });
+            }
+            return Ok(Filter::CompareWith { column, op: cmp, operand: crate::query::Operand::Column(position) });
+        }
+        Operand::Ago(micros) => {
+            let cmp = compare_op.unwrap_or(CompareOp::Eq);
+            let Some(kind) = TimeKind::of(ty) else {
+                return Err(CompileError::AgoType { column: name.to_string(), op: op.name(), ty: type_label(ty) });
+            };
+            let operand = crate::query::Operand::Ago(Ago { micros: *micros, kind });
+            return Ok(Filter::CompareWith { column, op: cmp, operand });
+        }
         Operand::Literal(json) => json.clone(),
         Operand::Claim(claim) => match claims {
             // The shape was checked by the parser; the value comes with a token.
@@ -109,7 +157,7 @@ fn test(
     let read = |j: &Json| -> Result<Value, CompileError> {
         value_of(j, ty).map_err(|error| match operand {
             Operand::Claim(claim) => CompileError::ClaimType { claim: claim.clone(), column: name.to_string(), error },
-            Operand::Literal(_) => CompileError::Literal { column: name.to_string(), op: op.name(), error },
+            _ => CompileError::Literal { column: name.to_string(), op: op.name(), error },
         })
     };
     let compare = |op| -> Result<Filter, CompileError> { Ok(Filter::Compare { column, op, value: read(&json)? }) };
@@ -252,5 +300,20 @@ mod tests {
         let err = run(json!({"onHand": {"eq": "many"}}), ClaimValues::Unchecked).unwrap_err().to_string();
         assert!(err.contains("`onHand.eq`: expected a 32-bit integer"), "{err}");
         assert!(run(json!({"attrs": {"isNull": false}}), ClaimValues::Unchecked).is_ok());
+    }
+
+    #[test]
+    fn column_and_ago_operands_are_bound_and_checked() {
+        let f = run(json!({"onHand": {"lt": {"column": "warehouseId"}}}), ClaimValues::Unchecked).unwrap_err();
+        assert_eq!(
+            f.to_string(),
+            "`onHand.lt`: column `onHand` (int4) cannot be compared with column `warehouseId` (text)"
+        );
+        let f = run(json!({"sku": {"gtColumn": "warehouseId"}}), ClaimValues::Unchecked).unwrap();
+        assert_eq!(f, Filter::CompareWith { column: 0, op: CompareOp::Gt, operand: crate::query::Operand::Column(1) });
+        let e = run(json!({"onHand": {"ltColumn": "reorderPont"}}), ClaimValues::Unchecked).unwrap_err().to_string();
+        assert!(e.starts_with("`onHand.lt`: unknown column `reorderPont` (columns: "), "{e}");
+        let e = run(json!({"onHand": {"lt": {"ago": "PT1M"}}}), ClaimValues::Unchecked).unwrap_err().to_string();
+        assert_eq!(e, "`onHand.lt`: `ago` needs a date or timestamp column; `onHand` is int4");
     }
 }

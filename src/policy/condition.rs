@@ -14,6 +14,13 @@
 //! policy an operand may be `{ "claim": "warehouses" }`: a value taken from the caller's token
 //! when a request is answered. Binding to a table's columns and types happens in
 //! [`super::compile`].
+//!
+//! The comparisons (`eq neq gt gte lt lte`) also take two operands that are not values:
+//! `{ "column": "reorderPoint" }`, another column of the same row, and `{ "ago": "PT10M" }`,
+//! the instant that long before now (a fixed-length ISO 8601 duration, re-evaluated as time
+//! passes). GraphQL types `lt` by the column's scalar, so it cannot take an object there; the
+//! same operands are spelt `ltColumn: "reorderPoint"` and `ltAgo: "PT10M"` in GraphQL, and
+//! both spellings are accepted here so that a filter reads the same wherever it is written.
 
 use serde_json::Value as Json;
 
@@ -65,6 +72,27 @@ impl Op {
     fn from_name(name: &str) -> Option<Op> {
         Op::ALL.into_iter().find(|op| op.name() == name)
     }
+
+    /// The comparisons, which also take a column or an `ago` operand.
+    pub const COMPARISONS: [Op; 6] = [Op::Eq, Op::Neq, Op::Gt, Op::Gte, Op::Lt, Op::Lte];
+
+    pub fn is_comparison(self) -> bool {
+        Op::COMPARISONS.contains(&self)
+    }
+}
+
+/// The suffixes of the companion operators (`ltColumn`, `ltAgo`): GraphQL's spelling of
+/// `lt: { column: … }` and `lt: { ago: … }`.
+pub const COLUMN_SUFFIX: &str = "Column";
+pub const AGO_SUFFIX: &str = "Ago";
+
+/// `ltColumn` → (`lt`, `column`), `gteAgo` → (`gte`, `ago`).
+fn companion(name: &str) -> Option<(Op, &'static str)> {
+    let (base, key) = match name.strip_suffix(COLUMN_SUFFIX) {
+        Some(base) => (base, "column"),
+        None => (name.strip_suffix(AGO_SUFFIX)?, "ago"),
+    };
+    Op::from_name(base).filter(|op| op.is_comparison()).map(|op| (op, key))
 }
 
 /// The right-hand side of a test.
@@ -73,6 +101,10 @@ pub enum Operand {
     Literal(Json),
     /// A claim of the caller's token, by name (a dotted path reaches into nested claims).
     Claim(String),
+    /// Another column of the same row, by GraphQL name.
+    Column(String),
+    /// The instant this many microseconds before now (parsed from an ISO 8601 duration).
+    Ago(i64),
 }
 
 /// What is wrong with an expression, and where (`and[1].status.eq`).
@@ -158,9 +190,20 @@ fn parse_tests(column: &str, json: &Json, path: &str, claims: Claims) -> Result<
     let mut out = Vec::with_capacity(ops.len());
     for (name, operand) in ops {
         let here = join(path, name);
+        if let Some((op, key)) = companion(name) {
+            let operand = special_operand(key, operand, &here)?;
+            out.push(Condition::Test { column: column.to_string(), op, operand });
+            continue;
+        }
         let op = Op::from_name(name).ok_or_else(|| {
             let known: Vec<&str> = Op::ALL.iter().map(|o| o.name()).collect();
-            error(&here, format!("unknown operator `{name}` (operators: {})", known.join(", ")))
+            error(
+                &here,
+                format!(
+                    "unknown operator `{name}` (operators: {}; and ltColumn, ltAgo, … for each comparison)",
+                    known.join(", ")
+                ),
+            )
         })?;
         let operand = parse_operand(op, operand, &here, claims)?;
         out.push(Condition::Test { column: column.to_string(), op, operand });
@@ -170,10 +213,27 @@ fn parse_tests(column: &str, json: &Json, path: &str, claims: Claims) -> Result<
 
 fn parse_operand(op: Op, json: &Json, path: &str, claims: Claims) -> Result<Operand, ConditionError> {
     if let Json::Object(map) = json {
-        return match (map.get("claim"), map.len(), claims) {
-            (Some(Json::String(name)), 1, Claims::Allowed) if !name.is_empty() => Ok(Operand::Claim(name.clone())),
-            (_, _, Claims::Allowed) => Err(error(path, "an object operand must be `{ claim = \"name\" }`")),
-            (_, _, Claims::Refused) => Err(error(path, "expected a value, not an object")),
+        let single = if map.len() == 1 { map.iter().next() } else { None };
+        return match (single, claims) {
+            (Some((key, value)), _) if key == "column" || key == "ago" => {
+                if !op.is_comparison() {
+                    return Err(error(
+                        path,
+                        format!("`{}` cannot take `{{ {key}: … }}`; only eq, neq, gt, gte, lt and lte do", op.name()),
+                    ));
+                }
+                special_operand(if key == "column" { "column" } else { "ago" }, value, &join(path, key))
+            }
+            (Some((key, Json::String(name))), Claims::Allowed) if key == "claim" && !name.is_empty() => {
+                Ok(Operand::Claim(name.clone()))
+            }
+            (_, Claims::Allowed) => Err(error(
+                path,
+                "an object operand must be `{ claim = \"name\" }`, `{ column = \"name\" }` or `{ ago = \"PT10M\" }`",
+            )),
+            (_, Claims::Refused) => {
+                Err(error(path, "expected a value, `{ column: \"otherColumn\" }` or `{ ago: \"PT10M\" }`"))
+            }
         };
     }
     match (op, json) {
@@ -192,6 +252,20 @@ fn parse_operand(op: Op, json: &Json, path: &str, claims: Claims) -> Result<Oper
         (Op::Like | Op::Ilike, _) => Err(error(path, format!("`{}` takes a pattern string", op.name()))),
         (_, Json::Array(_)) => Err(error(path, format!("`{}` takes one value, not a list", op.name()))),
         _ => Ok(Operand::Literal(json.clone())),
+    }
+}
+
+/// A `column` or `ago` operand: a column name, or a duration read now so that a malformed one
+/// is refused where the filter is written (a policy file at load, a request before it runs).
+fn special_operand(key: &str, json: &Json, path: &str) -> Result<Operand, ConditionError> {
+    match (key, json) {
+        ("column", Json::String(name)) if !name.is_empty() => Ok(Operand::Column(name.clone())),
+        ("column", _) => Err(error(path, "`column` takes the name of another column, such as \"reorderPoint\"")),
+        (_, Json::String(text)) => match crate::query::parse_duration(text) {
+            Ok(micros) => Ok(Operand::Ago(micros)),
+            Err(e) => Err(error(path, format!("`ago`: {e}"))),
+        },
+        _ => Err(error(path, "`ago` takes an ISO 8601 duration string such as \"PT10M\"")),
     }
 }
 
@@ -250,5 +324,24 @@ mod tests {
         assert!(err(json!({"status": {"eq": ["a"]}})).contains("not a list"));
         assert!(err(json!({"status": {"eq": {"claim": 3}}})).contains("claim"));
         assert!(err(json!({"status": "paid"})).starts_with("at `status`"));
+        assert!(err(json!({"createdAt": {"lt": {"ago": "P1M"}}})).contains("months and years are not fixed lengths"));
+        assert!(
+            err(json!({"createdAt": {"ltAgo": "ten minutes"}})).starts_with("at `createdAt.ltAgo`: `ago`: expected")
+        );
+        assert!(err(json!({"onHand": {"in": {"column": "reserved"}}})).contains("`in` cannot take `{ column: … }`"));
+        assert!(err(json!({"onHand": {"lt": {"column": 3}}})).contains("the name of another column"));
+        assert!(err(json!({"onHand": {"likeColumn": "sku"}})).contains("unknown operator `likeColumn`"));
+    }
+
+    #[test]
+    fn column_and_ago_operands_have_two_spellings() {
+        let parse = |j: Json| Condition::parse(&j, Claims::Refused).unwrap();
+        let column =
+            |op| Condition::Test { column: "onHand".into(), op, operand: Operand::Column("reorderPoint".into()) };
+        assert_eq!(parse(json!({"onHand": {"lt": {"column": "reorderPoint"}}})), column(Op::Lt));
+        assert_eq!(parse(json!({"onHand": {"lteColumn": "reorderPoint"}})), column(Op::Lte));
+        let ago = Condition::Test { column: "createdAt".into(), op: Op::Gte, operand: Operand::Ago(600_000_000) };
+        assert_eq!(parse(json!({"createdAt": {"gte": {"ago": "PT10M"}}})), ago);
+        assert_eq!(parse(json!({"createdAt": {"gteAgo": "PT10M"}})), ago);
     }
 }

@@ -136,3 +136,31 @@ fn a_role_keeps_its_rules_when_only_others_change() {
     let refiltered = lead.replace("in = { claim = \"warehouses\" }", "eq = \"WH-BER\"");
     assert!(!Policy::from_toml(&refiltered, "d", &r).unwrap().same_rules(&before, "lead"));
 }
+
+#[test]
+fn column_and_ago_operands_are_checked_at_load() {
+    let r = registry();
+    // The duration is read with the file.
+    let e = Policy::from_toml(
+        "[roles.a.tables.inventory]\ncolumns = \"*\"\nfilter = { updatedAt = { gt = { ago = \"P1M\" } } }\n",
+        "p.toml",
+        &r,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("table `inventory`: filter: at `updatedAt.gt.ago`: `ago`: months and years"), "{e}");
+    // Columns and types once the table's schema is known.
+    let inventory = schema(&r, "inventory");
+    let check =
+        |text: &str| Policy::from_toml(text, "p.toml", &r).unwrap().check([&inventory]).map_err(|e| e.to_string());
+    let e = check(
+        "[roles.a.tables.inventory]\ncolumns = \"*\"\nfilter = { onHand = { lt = { column = \"reorderPnt\" } } }\n",
+    );
+    assert!(e.unwrap_err().contains("filter: `onHand.lt`: unknown column `reorderPnt`"));
+    let e = check("[roles.a.tables.inventory]\ncolumns = \"*\"\nfilter = { onHand = { ltColumn = \"sku\" } }\n");
+    assert!(e.unwrap_err().contains("cannot be compared with column `sku` (text)"));
+    let e = check("[roles.a.tables.inventory]\ncolumns = \"*\"\nfilter = { onHand = { gtAgo = \"PT1H\" } }\n");
+    assert!(e.unwrap_err().contains("`ago` needs a date or timestamp column"));
+    check("[roles.a.tables.inventory]\ncolumns = [\"sku\"]\nfilter = { onHand = { lte = { column = \"reorderPoint\" } }, updatedAt = { gt = { ago = \"P2W\" } } }\n")
+        .expect("a filter may compare hidden columns and read the clock");
+}

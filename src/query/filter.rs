@@ -9,8 +9,10 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+use super::clock::wall_micros;
 use super::compare::sql_cmp;
 use super::like::like_matches;
+use super::operand::{Operand, ago_literal, ago_next_change, compare_instant};
 use crate::value::Value;
 
 /// A comparison operator.
@@ -25,7 +27,7 @@ pub enum CompareOp {
 }
 
 impl CompareOp {
-    fn holds(self, ordering: Ordering) -> bool {
+    pub(crate) fn holds(self, ordering: Ordering) -> bool {
         match self {
             CompareOp::Eq => ordering == Ordering::Equal,
             CompareOp::Neq => ordering != Ordering::Equal,
@@ -54,6 +56,13 @@ pub enum Filter {
         column: usize,
         op: CompareOp,
         value: Value,
+    },
+    /// `column op operand`: another column of the row, or an instant relative to now (see
+    /// [`Operand`]). NULL on either side is unknown, as with a literal.
+    CompareWith {
+        column: usize,
+        op: CompareOp,
+        operand: Operand,
     },
     /// `column IN (values)`, or `NOT IN` when `negated`. An empty list is FALSE for `IN` and
     /// TRUE for `NOT IN`, even for a NULL column (as `= ANY('{}')` and `<> ALL('{}')`).
@@ -99,19 +108,39 @@ impl Truth {
 
 impl Filter {
     /// Whether the row passes: the filter evaluates to TRUE (not FALSE, not unknown).
+    ///
+    /// A time-relative filter (`ago`) is read at the wall clock; engines that can should call
+    /// [`Filter::matches_at`] with their own instant instead, so one step sees one `now`.
     pub fn matches(&self, row: &[Value]) -> bool {
         self.eval(row) == Truth::True
     }
 
-    /// The filter's truth value for a row. A column position outside the row reads as unknown.
+    /// Whether the row passes at the instant `now` (microseconds since the Unix epoch, UTC).
+    pub fn matches_at(&self, row: &[Value], now: i64) -> bool {
+        self.eval_at(row, now) == Truth::True
+    }
+
+    /// The filter's truth value for a row, `ago` read at the wall clock (see [`Filter::matches`]).
     pub fn eval(&self, row: &[Value]) -> Truth {
+        self.truth(row, None)
+    }
+
+    /// The filter's truth value for a row at the instant `now`. A column position outside the
+    /// row reads as unknown.
+    pub fn eval_at(&self, row: &[Value], now: i64) -> Truth {
+        self.truth(row, Some(now))
+    }
+
+    /// `now: None` reads the wall clock, only where an `ago` needs it: most filters have none,
+    /// and their evaluation must not pay for a clock.
+    fn truth(&self, row: &[Value], now: Option<i64>) -> Truth {
         match self {
             Filter::True => Truth::True,
             Filter::False => Truth::False,
             Filter::And(parts) => {
                 let mut result = Truth::True;
                 for part in parts {
-                    match part.eval(row) {
+                    match part.truth(row, now) {
                         Truth::False => return Truth::False,
                         Truth::Unknown => result = Truth::Unknown,
                         Truth::True => {}
@@ -122,7 +151,7 @@ impl Filter {
             Filter::Or(parts) => {
                 let mut result = Truth::False;
                 for part in parts {
-                    match part.eval(row) {
+                    match part.truth(row, now) {
                         Truth::True => return Truth::True,
                         Truth::Unknown => result = Truth::Unknown,
                         Truth::False => {}
@@ -130,11 +159,20 @@ impl Filter {
                 }
                 result
             }
-            Filter::Not(inner) => inner.eval(row).not(),
+            Filter::Not(inner) => inner.truth(row, now).not(),
             Filter::Compare { column, op, value } => match row.get(*column).and_then(|v| sql_cmp(v, value)) {
                 Some(ordering) => Truth::of(op.holds(ordering)),
                 None => Truth::Unknown,
             },
+            Filter::CompareWith { column, op, operand } => {
+                let Some(value) = row.get(*column) else { return Truth::Unknown };
+                let result = match operand {
+                    Operand::Column(other) => row.get(*other).and_then(|o| sql_cmp(value, o)).map(|o| op.holds(o)),
+                    Operand::Ago(ago) => compare_instant(value, *op, ago.instant(now.unwrap_or_else(wall_micros))),
+                    Operand::Instant(instant) => compare_instant(value, *op, *instant),
+                };
+                result.map_or(Truth::Unknown, Truth::of)
+            }
             Filter::In { column, values, negated } => {
                 let found = in_list(row.get(*column), values);
                 if *negated { found.not() } else { found }
@@ -147,6 +185,51 @@ impl Filter {
                 Some(v) => Truth::of(v.is_null() == *is_null),
                 None => Truth::Unknown,
             },
+        }
+    }
+
+    /// Whether the filter's truth can change by time alone (it has an `ago` operand).
+    pub fn is_time_relative(&self) -> bool {
+        match self {
+            Filter::And(parts) | Filter::Or(parts) => parts.iter().any(Filter::is_time_relative),
+            Filter::Not(inner) => inner.is_time_relative(),
+            Filter::CompareWith { operand: Operand::Ago(_), .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The earliest instant after `now` at which this row's truth value could change by time
+    /// alone; `None` when it never will. Until then the truth at `now` holds, so a caller can
+    /// index rows by this instant instead of re-evaluating them all. It is the earliest change
+    /// of any `ago` comparison in the filter, which `and`/`or`/`not` may mask (a wake-up that
+    /// finds nothing changed is harmless).
+    pub fn next_change(&self, row: &[Value], now: i64) -> Option<i64> {
+        match self {
+            Filter::And(parts) | Filter::Or(parts) => parts.iter().filter_map(|p| p.next_change(row, now)).min(),
+            Filter::Not(inner) => inner.next_change(row, now),
+            Filter::CompareWith { column, op, operand: Operand::Ago(ago) } => {
+                ago_next_change(row.get(*column)?, *op, *ago, now)
+            }
+            _ => None,
+        }
+    }
+
+    /// The same filter with every `ago` fixed at `now`: a filter whose truth no longer moves,
+    /// for the paths that scan or walk indexes (a timestamp bound becomes a literal an ordered
+    /// index can serve). Filters without `ago` come back unchanged.
+    pub fn at(&self, now: i64) -> Filter {
+        if !self.is_time_relative() {
+            return self.clone();
+        }
+        match self {
+            Filter::And(parts) => Filter::And(parts.iter().map(|p| p.at(now)).collect()),
+            Filter::Or(parts) => Filter::Or(parts.iter().map(|p| p.at(now)).collect()),
+            Filter::Not(inner) => Filter::Not(Box::new(inner.at(now))),
+            Filter::CompareWith { column, op, operand: Operand::Ago(ago) } => match ago_literal(*ago, now) {
+                Some(value) => Filter::Compare { column: *column, op: *op, value },
+                None => Filter::CompareWith { column: *column, op: *op, operand: Operand::Instant(ago.instant(now)) },
+            },
+            other => other.clone(),
         }
     }
 
@@ -164,7 +247,9 @@ impl Filter {
             Filter::True | Filter::False => {}
             Filter::And(parts) | Filter::Or(parts) => parts.iter().for_each(|p| p.collect_columns(out)),
             Filter::Not(inner) => inner.collect_columns(out),
+            Filter::CompareWith { column, operand: Operand::Column(other), .. } => out.extend([*column, *other]),
             Filter::Compare { column, .. }
+            | Filter::CompareWith { column, .. }
             | Filter::In { column, .. }
             | Filter::Like { column, .. }
             | Filter::IsNull { column, .. } => out.push(*column),
@@ -302,5 +387,129 @@ mod tests {
         let abc = a.clone().and(b.clone()).and(c.clone());
         assert_eq!(abc, Filter::And(vec![a, b, c]));
         assert_eq!(abc.columns(), vec![0, 1, 2]);
+    }
+
+    fn ago(column: usize, op: CompareOp, micros: i64) -> Filter {
+        let ago = super::super::operand::Ago { micros, kind: super::super::operand::TimeKind::TimestampTz };
+        Filter::CompareWith { column, op, operand: Operand::Ago(ago) }
+    }
+
+    #[test]
+    fn a_column_operand_compares_within_the_row() {
+        let f = Filter::CompareWith { column: 0, op: CompareOp::Lt, operand: Operand::Column(1) };
+        assert_eq!(f.eval(&[Value::Int4(3), Value::Int4(5)]), Truth::True);
+        assert_eq!(f.eval(&[Value::Int4(5), Value::Int4(5)]), Truth::False);
+        // Numbers of different kinds compare by value, as with literals.
+        assert_eq!(f.eval(&[Value::Int4(3), Value::Numeric("3.5".into())]), Truth::True);
+        assert_eq!(f.eval(&[Value::Null, Value::Int4(5)]), Truth::Unknown);
+        assert_eq!(f.eval(&[Value::Int4(3), Value::Null]), Truth::Unknown);
+        assert!(!Filter::Not(Box::new(f.clone())).matches(&[Value::Int4(3), Value::Null]));
+        assert_eq!(f.columns(), [0, 1]);
+        assert!(!f.is_time_relative());
+        assert_eq!(f.next_change(&[Value::Int4(3), Value::Int4(5)], 0), None);
+    }
+
+    #[test]
+    fn ago_is_judged_at_the_given_instant() {
+        let now = 1_000_000_000;
+        let f = ago(0, CompareOp::Lt, 600);
+        let row = [Value::TimestampTz(now - 599)];
+        assert_eq!(f.eval_at(&row, now), Truth::False);
+        assert_eq!(f.eval_at(&row, now + 1), Truth::False, "created 600 µs ago is not older than 600 µs");
+        assert_eq!(f.eval_at(&row, now + 2), Truth::True);
+        assert_eq!(f.eval_at(&[Value::Null], now), Truth::Unknown);
+        assert!(!Filter::Not(Box::new(f.clone())).matches_at(&[Value::Null], now));
+        assert!(f.is_time_relative() && Filter::Not(Box::new(f.clone())).is_time_relative());
+        assert_eq!(f.next_change(&row, now), Some(now + 2));
+        // Dates compare as their midnight; infinity never changes.
+        let d = Filter::CompareWith {
+            column: 0,
+            op: CompareOp::Gte,
+            operand: Operand::Ago(super::super::operand::Ago {
+                micros: 0,
+                kind: super::super::operand::TimeKind::Date,
+            }),
+        };
+        let day = 86_400_000_000;
+        assert_eq!(d.eval_at(&[Value::Date(1)], day), Truth::True);
+        assert_eq!(d.eval_at(&[Value::Date(1)], day + 1), Truth::False);
+        assert_eq!(d.next_change(&[Value::Date(1)], day), Some(day + 1));
+        assert_eq!(d.next_change(&[Value::Date(i32::MAX)], day), None);
+        // Bound at an instant, the filter says the same and no longer moves.
+        assert_eq!(f.at(now), Filter::Compare { column: 0, op: CompareOp::Lt, value: Value::TimestampTz(now - 600) });
+        assert!(!d.at(day).is_time_relative());
+        assert_eq!(d.at(day).eval(&[Value::Date(1)]), Truth::True);
+    }
+
+    #[test]
+    fn next_change_is_the_first_instant_the_truth_differs() {
+        let now = 10_000;
+        let row = [Value::TimestampTz(now - 50), Value::TimestampTz(now - 5)];
+        for op in [CompareOp::Eq, CompareOp::Neq, CompareOp::Gt, CompareOp::Gte, CompareOp::Lt, CompareOp::Lte] {
+            for micros in [0, 5, 49, 50, 51, 100] {
+                let f = ago(0, op, micros);
+                match f.next_change(&row, now) {
+                    Some(at) => {
+                        assert!(at > now);
+                        assert_eq!(f.eval_at(&row, at - 1), f.eval_at(&row, now), "{op:?} {micros}");
+                        assert_ne!(f.eval_at(&row, at), f.eval_at(&row, now), "{op:?} {micros}");
+                    }
+                    None => assert_eq!(f.eval_at(&row, now + 1_000_000), f.eval_at(&row, now), "{op:?} {micros}"),
+                }
+            }
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn op() -> impl Strategy<Value = CompareOp> {
+            prop::sample::select(vec![
+                CompareOp::Eq,
+                CompareOp::Neq,
+                CompareOp::Gt,
+                CompareOp::Gte,
+                CompareOp::Lt,
+                CompareOp::Lte,
+            ])
+        }
+
+        fn filter() -> impl Strategy<Value = Filter> {
+            let leaf = prop_oneof![
+                4 => (0usize..2, op(), 0i64..40).prop_map(|(c, op, m)| ago(c, op, m)),
+                1 => (op()).prop_map(|op| Filter::CompareWith { column: 0, op, operand: Operand::Column(1) }),
+                1 => (0usize..2).prop_map(|column| Filter::IsNull { column, is_null: false }),
+            ];
+            leaf.prop_recursive(3, 10, 3, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..3).prop_map(Filter::And),
+                    prop::collection::vec(inner.clone(), 0..3).prop_map(Filter::Or),
+                    inner.prop_map(|f| Filter::Not(Box::new(f))),
+                ]
+            })
+        }
+
+        fn time() -> impl Strategy<Value = Value> {
+            prop_oneof![1 => Just(Value::Null), 6 => (-40i64..40).prop_map(Value::TimestampTz)]
+        }
+
+        proptest! {
+            /// The truth at `now` holds at every instant up to (not including) `next_change`,
+            /// and without a next change it holds for good.
+            #[test]
+            fn truth_holds_until_next_change(f in filter(), a in time(), b in time(), now in -20i64..20) {
+                let row = [a, b];
+                let truth = f.eval_at(&row, now);
+                let end = f.next_change(&row, now).unwrap_or(now + 200);
+                prop_assert!(end > now);
+                for t in now..end {
+                    prop_assert_eq!(f.eval_at(&row, t), truth, "at {}", t);
+                }
+                // Binding at an instant changes nothing about the answer then.
+                prop_assert_eq!(f.at(now).eval_at(&row, now + 12345), truth);
+            }
+        }
     }
 }

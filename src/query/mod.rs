@@ -16,17 +16,25 @@
 //! Build a [`Filter`] or [`Query`], [`Query::validate`] it against the table's schema, then
 //! [`select`] (or [`matching_rows`] for aggregates).
 
+mod clock;
 mod compare;
+mod duration;
 mod filter;
+mod json;
 mod like;
+mod operand;
 mod order;
 mod plan;
 mod select;
 mod validate;
 
+pub use clock::{Clock, ManualClock, SystemClock, wall_micros};
 pub use compare::{Capabilities, capabilities, sql_cmp};
+pub use duration::{DurationError, parse_duration};
 pub use filter::{CompareOp, Filter, Truth};
+pub use json::{FilterError, parse_json_filter};
 pub use like::{PatternError, check_pattern, like_matches};
+pub use operand::{Ago, Operand, TimeKind, comparable};
 pub use order::{OrderBy, RowOrder, compare_rows};
 pub use plan::matching_rows;
 pub use select::{Query, select, select_after};

@@ -7,8 +7,9 @@
 //! kind where that is lossless, so evaluation and index scans take their fast paths.
 
 use super::compare::{capabilities, literal_fits, normalize_literal};
-use super::filter::Filter;
+use super::filter::{CompareOp, Filter};
 use super::like::{PatternError, check_pattern};
+use super::operand::{Ago, Operand, TimeKind, comparable};
 use super::order::OrderBy;
 use super::select::Query;
 use crate::registry::{ColumnType, TableSchema};
@@ -23,6 +24,8 @@ pub enum QueryError {
     Unsupported { table: String, column: String, ty: String, operation: &'static str },
     #[error("column `{column}` of `{table}` is {ty} and cannot be compared with the value {value}")]
     LiteralType { table: String, column: String, ty: String, value: String },
+    #[error("column `{column}` of `{table}` is {ty} and cannot be compared with column `{other}` ({other_ty})")]
+    Incomparable { table: String, column: String, ty: String, other: String, other_ty: String },
     #[error("column `{column}` of `{table}`: {source}")]
     Pattern {
         table: String,
@@ -83,15 +86,37 @@ impl Checker<'_> {
             Filter::Or(parts) => Filter::Or(parts.into_iter().map(|p| self.filter(p)).collect::<Result<_, _>>()?),
             Filter::Not(inner) => Filter::Not(Box::new(self.filter(*inner)?)),
             Filter::Compare { column, op, value } => {
-                let caps = capabilities(&self.column(column)?.ty);
-                let equality = matches!(op, super::CompareOp::Eq | super::CompareOp::Neq);
-                if equality && !caps.equality {
-                    return Err(self.unsupported(column, "equality comparisons"));
-                }
-                if !equality && !caps.ordering {
-                    return Err(self.unsupported(column, "ordering comparisons (gt, gte, lt, lte)"));
-                }
+                self.operator(column, op)?;
                 Filter::Compare { column, op, value: self.literal(column, value)? }
+            }
+            Filter::CompareWith { column, op, operand } => {
+                self.operator(column, op)?;
+                let col = self.column(column)?;
+                let operand = match operand {
+                    Operand::Column(other) => {
+                        let that = self.column(other)?;
+                        if !comparable(&col.ty, &that.ty) {
+                            return Err(QueryError::Incomparable {
+                                table: self.table(),
+                                column: col.name.to_string(),
+                                ty: type_label(&col.ty),
+                                other: that.name.to_string(),
+                                other_ty: type_label(&that.ty),
+                            });
+                        }
+                        Operand::Column(other)
+                    }
+                    // The kind comes from the column, whatever the caller put there.
+                    Operand::Ago(Ago { micros, .. }) => match TimeKind::of(&col.ty) {
+                        Some(kind) => Operand::Ago(Ago { micros, kind }),
+                        None => return Err(self.unsupported(column, "`ago` (only date and timestamp columns do)")),
+                    },
+                    Operand::Instant(at) => match TimeKind::of(&col.ty) {
+                        Some(_) => Operand::Instant(at),
+                        None => return Err(self.unsupported(column, "comparison with an instant")),
+                    },
+                };
+                Filter::CompareWith { column, op, operand }
             }
             Filter::In { column, values, negated } => {
                 if !capabilities(&self.column(column)?.ty).equality {
@@ -117,6 +142,18 @@ impl Checker<'_> {
                 Filter::IsNull { column, is_null }
             }
         })
+    }
+
+    fn operator(&self, column: usize, op: CompareOp) -> Result<(), QueryError> {
+        let caps = capabilities(&self.column(column)?.ty);
+        let equality = matches!(op, CompareOp::Eq | CompareOp::Neq);
+        if equality && !caps.equality {
+            return Err(self.unsupported(column, "equality comparisons"));
+        }
+        if !equality && !caps.ordering {
+            return Err(self.unsupported(column, "ordering comparisons (gt, gte, lt, lte)"));
+        }
+        Ok(())
     }
 
     fn order(&self, order: &OrderBy) -> Result<(), QueryError> {

@@ -30,11 +30,14 @@ pub struct Scope {
     pub replica: Arc<Replica>,
     /// Rows this request has returned so far.
     pub rows: AtomicUsize,
+    /// The request's instant (µs since the Unix epoch): every field of one request judges
+    /// `ago` at the same time, as one SQL statement sees one `now()`.
+    pub now: i64,
 }
 
 impl Scope {
     pub fn new(principal: Principal, replica: Arc<Replica>) -> Scope {
-        Scope { principal, replica, rows: AtomicUsize::new(0) }
+        Scope { principal, replica, rows: AtomicUsize::new(0), now: crate::query::wall_micros() }
     }
 
     /// Counts `n` more rows against the request's budget.
@@ -105,7 +108,8 @@ pub fn rows(view: Arc<TableView>) -> impl for<'a> Fn(ResolverContext<'a>) -> Fie
                 limit: Some(limit.unwrap_or(MAX_ROWS + 1)),
                 offset,
             };
-            let query = query.validate(&view.schema).map_err(|e| error(Code::BadUserInput, e.to_string()))?;
+            let mut query = query.validate(&view.schema).map_err(|e| error(Code::BadUserInput, e.to_string()))?;
+            query.filter = query.filter.at(scope.now);
             let (replica, id) = (scope.replica.clone(), view.id());
             let rows = off_runtime(move || replica.table(id).map(|t| select(t, &query)).unwrap_or_default()).await?;
             if limit.is_none() && rows.len() > MAX_ROWS {
@@ -129,7 +133,7 @@ pub fn by_key(view: Arc<TableView>) -> impl for<'a> Fn(ResolverContext<'a>) -> F
             let key = arguments::key(&view, &ctx.args)?;
             let policy = arguments::policy_filter(&view, &scope.principal)?;
             // A row the role's filter hides is answered like a row that does not exist.
-            let row = table.get(&key).filter(|row| policy.matches(row)).cloned();
+            let row = table.get(&key).filter(|row| policy.matches_at(row, scope.now)).cloned();
             Ok(row.map(FieldValue::owned_any))
         })
     }
@@ -141,7 +145,7 @@ pub fn aggregate(view: Arc<TableView>) -> impl for<'a> Fn(ResolverContext<'a>) -
         FieldFuture::new(async move {
             let scope = ctx.data::<Scope>()?;
             ready(&view, &scope.replica)?;
-            let filter = filter(&view, &ctx, scope)?;
+            let filter = filter(&view, &ctx, scope)?.at(scope.now);
             let group_by = arguments::group_by(&view, &ctx.args)?;
             let spec = aggregates::spec(&view, group_by, &ctx.look_ahead());
             let (replica, id, work_spec) = (scope.replica.clone(), view.id(), spec.clone());

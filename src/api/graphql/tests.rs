@@ -44,6 +44,7 @@ fn orders_schema(registry: &Registry) -> Arc<TableSchema> {
             col("item_count", ColumnType::Int4, false),
             col("notes", ColumnType::Text, true),
             col("attrs", ColumnType::Json, true),
+            col("created_at", ColumnType::TimestampTz, false),
         ],
         key: vec![0],
         indexed: vec![1],
@@ -61,6 +62,8 @@ fn row(id: i64, status: &str, total: &str, warehouse: &str, items: i32, notes: O
         notes.map(Value::text).unwrap_or(Value::Null),
         // A NULL custom scalar is a null field, not an error.
         if id == 2 { Value::Null } else { Value::Json(Arc::from("{\"gift\": true, \"n\": 1.000000000000000001}")) },
+        // Row n was created n minutes before the test ran.
+        Value::TimestampTz(crate::query::wall_micros() - id * 60_000_000),
     ])
 }
 
@@ -189,7 +192,7 @@ async fn hidden_columns_are_not_in_the_schema() {
     let (_, a) = run("clerk", clerk, replica(true), r#"{ __type(name: "Orders") { fields { name } } }"#).await;
     let fields: Vec<&str> =
         a["data"]["__type"]["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
-    assert_eq!(fields, ["id", "status", "total", "warehouseId", "itemCount", "attrs"]);
+    assert_eq!(fields, ["id", "status", "total", "warehouseId", "itemCount", "attrs", "createdAt"]);
 }
 
 #[tokio::test]
@@ -203,6 +206,61 @@ async fn loading_tables_and_bad_input_have_codes() {
     let (_, a) =
         run("admin", json!({}), replica(true), r#"{ orders(where: { status: { like: "x\\" } }) { id } }"#).await;
     assert_eq!(codes(&a), ["BAD_USER_INPUT"], "{a}");
+}
+
+#[tokio::test]
+async fn column_and_ago_operands() {
+    let ids = |a: &Json| -> Vec<String> {
+        a["data"]["orders"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| o["id"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    // itemCount (int4) against total (numeric): compared by value, as SQL does.
+    let q = r#"{ orders(where: { total: { ltColumn: "itemCount" } }) { id } }"#;
+    let (_, a) = run("admin", json!({}), replica(true), q).await;
+    assert_eq!(ids(&a), Vec::<String>::new(), "{a}");
+    let q = r#"{ orders(where: { itemCount: { lteColumn: "total" }, not: { total: { gteColumn: "itemCount" } } }) { id } }"#;
+    let (_, a) = run("admin", json!({}), replica(true), q).await;
+    assert_eq!(ids(&a), Vec::<String>::new(), "{a}");
+    let q = r#"{ orders(where: { total: { gtColumn: "itemCount" } }, orderBy: { id: ASC }) { id } }"#;
+    let (_, a) = run("admin", json!({}), replica(true), q).await;
+    assert_eq!(ids(&a), ["1", "2", "3", "4"], "{a}");
+    let q = r#"{ orders(where: { createdAt: { ltAgo: "PT150S" } }, orderBy: { id: ASC }) { id } }"#;
+    let (_, a) = run("admin", json!({}), replica(true), q).await;
+    assert_eq!(ids(&a), ["3", "4"], "{a}");
+    let q = r#"{ ordersAggregate(where: { createdAt: { gteAgo: "PT150S" } }) { count } }"#;
+    let (_, a) = run("admin", json!({}), replica(true), q).await;
+    assert_eq!(a["data"]["ordersAggregate"][0]["count"], json!(2), "{a}");
+
+    let refused = |a: &Json, code: &str, text: &str| {
+        assert_eq!(codes(a), [code], "{a}");
+        let message = a["errors"][0]["message"].as_str().unwrap_or("");
+        assert!(message.contains(text), "{message}");
+    };
+    let (_, a) =
+        run("admin", json!({}), replica(true), r#"{ orders(where: { total: { ltColumn: "totl" } }) { id } }"#).await;
+    refused(&a, "BAD_USER_INPUT", "`total.lt`: unknown column `totl`");
+    let (_, a) =
+        run("admin", json!({}), replica(true), r#"{ orders(where: { status: { eqColumn: "total" } }) { id } }"#).await;
+    refused(&a, "BAD_USER_INPUT", "column `status` (text) cannot be compared with column `total` (numeric)");
+    let (_, a) =
+        run("admin", json!({}), replica(true), r#"{ orders(where: { createdAt: { ltAgo: "10 minutes" } }) { id } }"#)
+            .await;
+    refused(&a, "BAD_USER_INPUT", "at `createdAt.ltAgo`: `ago`: expected an ISO 8601 duration");
+    let (_, a) =
+        run("admin", json!({}), replica(true), r#"{ orders(where: { createdAt: { ltAgo: "P1M" } }) { id } }"#).await;
+    refused(&a, "BAD_USER_INPUT", "months and years are not fixed lengths");
+    // `ago` on a number is not in the schema at all: the validator names the field.
+    let (_, a) =
+        run("admin", json!({}), replica(true), r#"{ orders(where: { total: { ltAgo: "PT1M" } }) { id } }"#).await;
+    refused(&a, "GRAPHQL_VALIDATION_FAILED", "ltAgo");
+    // A hidden column is no operand either (the clerk does not see `notes`).
+    let q = r#"{ orders(where: { status: { eqColumn: "notes" } }) { id } }"#;
+    let (_, a) = run("clerk", json!({"warehouses": ["WH-BER"]}), replica(true), q).await;
+    refused(&a, "BAD_USER_INPUT", "unknown column `notes`");
 }
 
 #[test]

@@ -122,6 +122,29 @@ pub fn comparison(name: &str, ty: &ColumnType, shared: &mut Shared) -> InputObje
             input = input.field(InputValue::new(op, TypeRef::named(scalar)));
         }
     }
+    // `lt: { column: … }` cannot be typed where `lt` takes the scalar, so the other operands
+    // get companion fields (Hasura spells them `_clt`); the policy and JSON filters accept
+    // these spellings too.
+    let comparisons: &[&str] = match (can.equality, can.ordering) {
+        (true, true) => &["eq", "neq", "gt", "gte", "lt", "lte"],
+        (true, false) => &["eq", "neq"],
+        _ => &[],
+    };
+    for op in comparisons {
+        input = input.field(
+            InputValue::new(format!("{op}Column"), TypeRef::named(TypeRef::STRING))
+                .description(format!("`{op}` another column of the same row, by name (a comparable type)")),
+        );
+    }
+    if crate::query::TimeKind::of(ty).is_some() {
+        for op in comparisons {
+            input =
+                input.field(InputValue::new(format!("{op}Ago"), TypeRef::named(TypeRef::STRING)).description(format!(
+                    "`{op}` the instant this long before now, an ISO 8601 duration (\"PT10M\", \"P1DT12H\", \"P2W\"; \
+                     no months or years); re-evaluated as time passes, also in live queries"
+                )));
+        }
+    }
     if can.like {
         input = input
             .field(

@@ -7,6 +7,11 @@
 //!                                                   │          ─► every subscriber's Outbox
 //! ```
 //!
+//! Time is a third input: a query whose filter compares with a time relative to now (`ago`)
+//! changes with no write, so the hub also sleeps until the engine's next due instant
+//! (`LiveSet::next_due`) and then advances it; those updates go out with a fresh `seq` like
+//! any other, with the `asOf` of the last transaction (the data did not move, the clock did).
+//!
 //! Subscriptions and batches arrive on channels the hub reads in order, so a new
 //! subscription's first result is computed from exactly the replica version the next batch
 //! follows on from: no update is missed or applied twice. Subscriptions with the same compiled
@@ -26,6 +31,7 @@ use super::render::{self, AsOf, Json, UpdateBody};
 use crate::change::SourceName;
 use crate::live::{Current, LiveError, LiveSet, QueryId, RowsDiff, Step};
 use crate::pipeline::Batch;
+use crate::query::{Clock, SystemClock};
 use crate::replica::Replica;
 
 /// Counters for `/metrics`.
@@ -75,11 +81,21 @@ impl std::fmt::Debug for Command {
 impl LiveHub {
     /// Starts the hub on the batches of an apply loop whose replica is `replica` now.
     pub fn start(replica: Arc<Replica>, batches: mpsc::Receiver<Arc<Batch>>, cancel: CancellationToken) -> LiveHub {
+        LiveHub::start_with_clock(replica, batches, cancel, Arc::new(SystemClock))
+    }
+
+    /// Like [`LiveHub::start`], reading "now" for time-relative filters from `clock`.
+    pub fn start_with_clock(
+        replica: Arc<Replica>,
+        batches: mpsc::Receiver<Arc<Batch>>,
+        cancel: CancellationToken,
+        clock: Arc<dyn Clock>,
+    ) -> LiveHub {
         // Unbounded on purpose: commands are small and each connection sends a bounded number
         // (its subscriptions); blocking a socket's reader on the hub would gain nothing.
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(LiveStats::default());
-        let hub = Hub::new(replica, stats.clone());
+        let hub = Hub::new(replica, stats.clone(), clock);
         tokio::spawn(hub.run(rx, batches, cancel));
         LiveHub { commands: tx, stats }
     }
@@ -128,13 +144,14 @@ struct Hub {
     /// The last transaction seen per source, for `asOf`.
     as_of: HashMap<SourceName, AsOf>,
     stats: Arc<LiveStats>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Hub {
-    fn new(replica: Arc<Replica>, stats: Arc<LiveStats>) -> Hub {
+    fn new(replica: Arc<Replica>, stats: Arc<LiveStats>, clock: Arc<dyn Clock>) -> Hub {
         let as_of =
             replica.applied_positions().map(|(s, p)| (s.clone(), AsOf { position: p, commit_ts: None })).collect();
-        Hub { set: LiveSet::new(), replica, shared: HashMap::new(), by_query: HashMap::new(), as_of, stats }
+        Hub { set: LiveSet::new(), replica, shared: HashMap::new(), by_query: HashMap::new(), as_of, stats, clock }
     }
 
     async fn run(
@@ -144,6 +161,12 @@ impl Hub {
         cancel: CancellationToken,
     ) {
         loop {
+            // Recomputed each turn: a batch or a subscription may bring an earlier instant.
+            let due = self.set.next_due();
+            let wait = due.map(|at| {
+                let micros = at.saturating_sub(self.clock.now_micros()).max(0);
+                std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+            });
             tokio::select! {
                 // Batches first: a subscription waits at most one batch, and the data flow
                 // never waits on subscribers.
@@ -153,6 +176,7 @@ impl Hub {
                     None => break,
                 },
                 Some(command) = commands.recv() => self.command(command),
+                _ = async { tokio::time::sleep(wait.unwrap_or_default()).await }, if wait.is_some() => self.advance(),
                 _ = cancel.cancelled() => break,
             }
         }
@@ -183,7 +207,7 @@ impl Hub {
     fn subscribe(&mut self, request: LiveRequest, outbox: Arc<Outbox>, sub: Arc<str>) -> Result<(), LiveError> {
         let key = request.share.clone();
         if !self.shared.contains_key(&key) {
-            let query = self.set.add(request.spec.clone(), &self.replica)?;
+            let query = self.set.add(request.spec.clone(), &self.replica, self.clock.now_micros())?;
             self.by_query.insert(query, key.clone());
             self.shared.insert(key.clone(), Shared { request, query, seq: 1, subscribers: Vec::new(), last: None });
         }
@@ -230,8 +254,20 @@ impl Hub {
             self.as_of.insert(tx.source.clone(), AsOf { position: tx.position, commit_ts: Some(tx.commit_ts) });
         }
         let before = self.set.evaluations;
-        let steps = self.set.apply(&batch.applied, &self.replica);
+        let steps = self.set.apply(&batch.applied, &self.replica, self.clock.now_micros());
         self.stats.evaluations.fetch_add(self.set.evaluations - before, Ordering::Relaxed);
+        self.steps(steps);
+    }
+
+    /// Time-relative results whose rows are due move in and out.
+    fn advance(&mut self) {
+        let before = self.set.evaluations;
+        let steps = self.set.advance(self.clock.now_micros(), &self.replica);
+        self.stats.evaluations.fetch_add(self.set.evaluations - before, Ordering::Relaxed);
+        self.steps(steps);
+    }
+
+    fn steps(&mut self, steps: Vec<(QueryId, Step)>) {
         let mut ended = Vec::new();
         for (query, step) in steps {
             let Some(key) = self.by_query.get(&query).cloned() else { continue };
