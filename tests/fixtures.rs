@@ -106,7 +106,7 @@ async fn excluded_columns_never_reach_the_replica_and_serve_records_watermarks()
     let task = tokio::spawn(source.run(tx, cancel.clone()));
     let (apply, mut versions) =
         opslive::pipeline::ApplyLoop::new(std::collections::HashMap::from([(Arc::from("shop"), w)]));
-    let applier = tokio::spawn(apply.run(rx, None, |_, _| {}));
+    let applier = tokio::spawn(apply.run(rx, Vec::new(), |_, _| {}));
     let customers = registry.by_name("customers").unwrap().id;
     loop {
         if versions.borrow_and_update().applied_position("shop").0 > 0 {

@@ -4,6 +4,7 @@
 //! publication; its schema lives in `migrations/` and is applied at start and by
 //! `opslive migrate`.
 
+mod kpis;
 mod watermarks;
 
 use sqlx::migrate::MigrateDatabase;
@@ -26,6 +27,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("app database: {0}")]
     Query(#[from] sqlx::Error),
+    /// KPI names are unique: they label charts and alerts.
+    #[error("a KPI named `{0}` exists")]
+    KpiNameTaken(String),
 }
 
 /// Handle on the app database.
