@@ -206,6 +206,13 @@ async fn kpis_equal_sql_through_random_writes_and_subscriptions_follow_them() {
     assert_eq!(frame["extensions"]["seq"], 3, "{frame}");
     assert_eq!(frame["data"]["kpi"]["seq"].as_i64(), Some(seq + 2), "the cancelled order changed nothing: {frame}");
 
+    // The legacy protocol shares the path.
+    let mut legacy = WsClient::connect(shop.addr, support::ws::LEGACY, &admin).await;
+    legacy.subscribe("one", query, json!({ "id": paid })).await;
+    let frame = legacy.next("one").await;
+    assert_eq!(frame["data"]["kpi"]["seq"].as_i64(), Some(seq + 2), "{frame}");
+    assert_eq!(frame["extensions"]["seq"], 1, "{frame}");
+
     // `kpis` follows every readable KPI; a deleted KPI leaves it.
     ws.subscribe("all", "subscription { kpis { id seq } }", json!({})).await;
     let frame = ws.next("all").await;
@@ -294,6 +301,29 @@ async fn definitions_are_checked_before_storing_and_views_decide_who_reads() {
     assert!(data(shop.addr, &lead_ber, one, json!({ "id": all })).await["kpi"].is_null());
     assert!(data(shop.addr, &lead_mad, one, json!({ "id": berlin })).await["kpi"].is_null());
     assert!(data(shop.addr, &lead_ber, one, json!({ "id": "999999" })).await["kpi"].is_null());
+    // An update is checked like a creation, then computed afresh.
+    let update =
+        "mutation($id: ID!, $input: KpiInput!) { updateKpi(id: $id, input: $input) { name value seq updatedBy } }";
+    let mad = json!({ "name": "Units on hand in WH-MAD", "table": "inventory", "aggregate": "SUM", "column": "onHand",
+                      "view": { "role": "warehouse_lead", "claims": { "warehouses": ["WH-MAD"] } } });
+    let bad =
+        json!({ "name": "Units on hand in WH-MAD", "table": "inventory", "aggregate": "SUM", "column": "onHandd" });
+    let reply = post(shop.addr, Some(&admin), update, json!({ "id": berlin, "input": bad })).await;
+    assert_eq!(code_and_field(&reply), ("BAD_USER_INPUT".into(), "input.column".into()), "{}", reply.text);
+    let reply =
+        post(shop.addr, Some(&admin), update, json!({ "id": all, "input": with(json!({ "name": "Revenue" })) })).await;
+    assert_eq!(code_and_field(&reply), ("BAD_USER_INPUT".into(), "input.name".into()), "{}", reply.text);
+    let reply = post(shop.addr, Some(&admin), update, json!({ "id": "999999", "input": mad.clone() })).await;
+    assert_eq!(code_and_field(&reply), ("BAD_USER_INPUT".into(), "id".into()), "{}", reply.text);
+    let mad_sum: String = sql
+        .query_one("SELECT sum(on_hand)::text FROM inventory WHERE warehouse_id = 'WH-MAD'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let d = data(shop.addr, &admin, update, json!({ "id": berlin, "input": mad })).await;
+    assert_eq!(d["updateKpi"]["value"], json!(mad_sum), "{d}");
+    assert_eq!(names(kpis(&shop, &lead_mad).await), ["Units on hand in WH-MAD"]);
+    assert!(names(kpis(&shop, &lead_ber).await).is_empty());
     // A role without the permission cannot delete either.
     let reply = post(shop.addr, Some(&lead_ber), "mutation { deleteKpi(id: 1) }", json!({})).await;
     assert_eq!(reply.codes(), ["FORBIDDEN"], "{}", reply.text);

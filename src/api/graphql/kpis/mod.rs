@@ -60,3 +60,29 @@ pub fn extend(query: Object, subscription: Subscription) -> (Object, Subscriptio
     };
     (read::fields(query), follow::fields(subscription), parts)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::api::graphql::schema::{Features, build_with, sdl};
+
+    #[test]
+    fn every_role_gets_the_kpi_fields_even_without_tables() {
+        let schema = build_with(&[], Features { kpis: true }).expect("a schema");
+        let text = sdl(&schema);
+        for wanted in [
+            "kpis: [Kpi!]!",
+            "kpi(id: ID!): Kpi",
+            "createKpi(input: KpiInput!): Kpi!",
+            "updateKpi(id: ID!, input: KpiInput!): Kpi!",
+            "deleteKpi(id: ID!): Boolean!",
+            "type AsOf",
+            "enum KpiAggregate",
+        ] {
+            assert!(text.contains(wanted), "{wanted} is missing:\n{text}");
+        }
+        assert!(!text.contains("noTablesGranted"), "the KPI fields are enough of a schema");
+        // Without KPIs, nothing of them.
+        let plain = sdl(&build_with(&[], Features::default()).expect("a schema"));
+        assert!(!plain.contains("Kpi") && !plain.contains("Mutation"), "{plain}");
+    }
+}
