@@ -264,6 +264,16 @@ impl Config {
                         ),
                     });
                 }
+                if let Some(taken) = crate::policy::names::reserved_collision(&gql) {
+                    return Err(ConfigError::Key {
+                        key: tkey("name"),
+                        message: format!(
+                            "table `{}` would be `{gql}` in GraphQL, whose {taken} is opslive's own: \
+                             give it another GraphQL name with `name = \"…\"` in its [[sources.{name}.tables]] entry",
+                            t.table
+                        ),
+                    });
+                }
                 if let Some(c) = t.indexes.iter().find(|c| t.exclude.contains(c)) {
                     return Err(ConfigError::Key {
                         key: tkey("indexes"),
@@ -495,6 +505,12 @@ mod tests {
         let same = format!("[app_database]\nurl = \"postgres://x@localhost/shop\"\n{BASE}");
         let err = Config::from_toml(&same).unwrap_err().to_string();
         assert!(err.contains("app_database.url") && err.contains("source `shop`"), "{err}");
+        let reserved = format!("{BASE}\n[[sources.shop.tables]]\ntable = \"ops.kpis\"\n");
+        let err = Config::from_toml(&reserved).unwrap_err().to_string();
+        assert!(err.contains("sources.shop.tables[1].name") && err.contains("root field `kpis`"), "{err}");
+        assert!(err.contains("name = "), "the message says how to rename it: {err}");
+        let renamed = format!("{BASE}\n[[sources.shop.tables]]\ntable = \"ops.kpis\"\nname = \"opsKpis\"\n");
+        Config::from_toml(&renamed).expect("a renamed table is fine");
         let dup = format!("{BASE}\n[[sources.shop.tables]]\ntable = \"other.orders\"\n");
         let err = Config::from_toml(&dup).unwrap_err().to_string();
         assert!(err.contains("GraphQL name `orders`"), "{err}");

@@ -13,13 +13,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::graphql::{GraphqlState, LiveHub};
+use crate::api::graphql::{GraphqlState, KpiService, LiveHub};
 use crate::api::{ApiError, Listener, OpsState, SourceView};
 use crate::auth::{AuthConfigError, Authenticator};
 use crate::change::{Position, SourceEvent, SourceName};
 use crate::checkpoint::{self, CheckpointError, writer::Checkpointer};
 use crate::config::{Config, ConfigError, SourceKind};
 use crate::error::SourceError;
+use crate::kpi::KpiHub;
 use crate::pipeline::{ApplyLoop, CHANNEL_CAPACITY, Consumer};
 use crate::policy::{Policy, PolicyError, PolicyStore};
 use crate::registry::Registry;
@@ -150,8 +151,16 @@ pub async fn serve_on(
     let (live_tx, live_rx) = Consumer::channel("live");
     let hub = LiveHub::start(versions.borrow().clone(), live_rx, cancel.clone());
     let live_stats = hub.stats.clone();
-    let graphql =
-        GraphqlState::new(auth.clone(), policy, registry.clone(), versions.clone()).with_live(hub, cancel.clone());
+    // KPIs beside it, from the definitions stored in the app database. Their steps will feed
+    // the alert runtime; nothing reads them yet.
+    let (kpi_tx, kpi_rx) = Consumer::channel("kpi");
+    let records = store.load_kpis().await?;
+    tracing::info!(kpis = records.len(), "KPIs loaded");
+    let kpis = KpiHub::start(versions.borrow().clone(), policy.clone(), records, kpi_rx, None, cancel.clone());
+    let kpis = KpiService { hub: kpis, store: store.clone(), policy: policy.clone() };
+    let graphql = GraphqlState::new(auth.clone(), policy.clone(), registry.clone(), versions.clone())
+        .with_live(hub, cancel.clone())
+        .with_kpis(kpis);
     let source_stats: Vec<(SourceName, Arc<SourceStats>)> =
         views.iter().map(|v| (v.name.clone(), v.stats.clone())).collect();
     let ops = OpsState {
@@ -162,13 +171,14 @@ pub async fn serve_on(
         checkpoints: durable.then(|| checkpointer.stats.clone()),
         resync,
         auth: auth.is_configured().then(|| auth.clone()),
+        policy,
         live: Some(live_stats),
     };
     tracing::info!(addr = %listener.addr, "listening");
     let router = crate::api::router(ops, extra_metrics).merge(crate::api::graphql::router(graphql));
     let http = tokio::spawn(listener.serve(router, cancel.clone()));
     let (snap_tx, mut snap_rx) = mpsc::unbounded_channel();
-    let applier = tokio::spawn(apply.run(rx, vec![live_tx], move |event, _| {
+    let applier = tokio::spawn(apply.run(rx, vec![live_tx, kpi_tx], move |event, _| {
         if let SourceEvent::Consistent { source, position } = event {
             let _ = snap_tx.send((source.clone(), *position));
         }

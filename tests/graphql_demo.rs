@@ -91,8 +91,10 @@ async fn the_demo_prints_a_token_per_role_and_each_sees_its_share() {
             names(&d["__schema"]["queryType"]["fields"])
         }
     };
+    // Every role also has the product's own fields (KPIs).
     let tables = |list: &[&str]| -> BTreeSet<String> {
-        list.iter().flat_map(|t| [t.to_string(), format!("{t}ByKey"), format!("{t}Aggregate")]).collect()
+        let own = ["kpi", "kpis"].into_iter().map(String::from);
+        list.iter().flat_map(|t| [t.to_string(), format!("{t}ByKey"), format!("{t}Aggregate")]).chain(own).collect()
     };
     let everything = [
         "agents",

@@ -49,9 +49,10 @@ pub struct OpsState {
     pub checkpoints: Option<Arc<crate::checkpoint::writer::CheckpointStats>>,
     /// Where to ask each source for a table's resync.
     pub resync: std::collections::HashMap<SourceName, Arc<crate::source::ResyncRequests>>,
-    /// When keys are configured, operations that change something (a resync) need a token of
-    /// the `admin` role.
+    /// When keys are configured, operations that change something (a resync) need a token
+    /// whose role has the permission in `policy`.
     pub auth: Option<crate::auth::Authenticator>,
+    pub policy: crate::policy::PolicyStore,
     /// The live hub's counters.
     pub live: Option<Arc<crate::api::graphql::live::LiveStats>>,
 }

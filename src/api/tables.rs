@@ -1,7 +1,8 @@
 //! `/tables`: each watched table's state as the replica holds it, and `POST
 //! /tables/{name}/resync` to copy one again on its own (clears a quarantine).
 //!
-//! With authentication configured, a resync needs a token of the `admin` role. The request
+//! With authentication configured, a resync needs a token whose role has the `resync`
+//! permission in the policy file (the fixture gives it to `admin`). The request
 //! is handed to the table's source, which picks it up in its stream (or when it is
 //! back, if it is away); progress shows here and in the metrics.
 
@@ -13,6 +14,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 
 use super::OpsState;
+use crate::policy::Permission;
 use crate::replica::TableState;
 
 #[derive(Debug, Serialize)]
@@ -59,9 +61,6 @@ pub async fn list(State(state): State<Arc<OpsState>>) -> Json<Vec<TableView>> {
     Json(views)
 }
 
-/// The role that may ask for a resync when authentication is configured.
-pub const ADMIN_ROLE: &str = "admin";
-
 pub async fn resync(
     State(state): State<Arc<OpsState>>,
     Path(name): Path<String>,
@@ -70,9 +69,9 @@ pub async fn resync(
     if let Some(auth) = &state.auth {
         let header = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         match auth.require(header).await {
-            Ok(p) if &*p.role == ADMIN_ROLE => {}
+            Ok(p) if state.policy.current().policy.may(&p.role, Permission::Resync) => {}
             Ok(p) => {
-                let message = format!("role `{}` may not ask for a resync (only `{ADMIN_ROLE}`)", p.role);
+                let message = format!("role `{}` may not ask for a resync (it needs the `resync` permission)", p.role);
                 return (StatusCode::FORBIDDEN, Json(serde_json::json!({ "error": message, "code": "FORBIDDEN" })));
             }
             Err(e) => {

@@ -30,6 +30,10 @@ pub struct RoleFile {
     /// their own rule). Meant for `admin`.
     #[serde(default)]
     pub all_tables: bool,
+    /// What the role may do beside reading (`manage_kpis`, `resync`, …); names are checked
+    /// when the file is loaded.
+    #[serde(default)]
+    pub permissions: Vec<String>,
     #[serde(default)]
     pub tables: BTreeMap<String, TableFile>,
 }

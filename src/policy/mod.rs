@@ -17,13 +17,15 @@ mod error;
 mod file;
 pub mod literal;
 pub mod names;
+mod permission;
 pub mod store;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
 pub use error::{Place, PolicyError};
+pub use permission::Permission;
 pub use store::{PolicyStore, watch_file};
 
 use crate::registry::{Registry, TableSchema};
@@ -43,6 +45,7 @@ struct RolePolicy {
     description: Option<String>,
     all_tables: bool,
     tables: BTreeMap<String, TableRule>,
+    permissions: BTreeSet<Permission>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,7 +123,14 @@ impl Policy {
                 let rule = table_rule(tf).map_err(|message| invalid(Some(&table), message))?;
                 tables.insert(table, rule);
             }
-            roles.insert(role, RolePolicy { description: rf.description, all_tables: rf.all_tables, tables });
+            let mut permissions = BTreeSet::new();
+            for name in &rf.permissions {
+                permissions.insert(Permission::parse(name).map_err(|message| invalid(None, message))?);
+            }
+            roles.insert(
+                role,
+                RolePolicy { description: rf.description, all_tables: rf.all_tables, tables, permissions },
+            );
         }
         Ok(Policy { origin: origin.into(), roles })
     }
@@ -151,6 +161,11 @@ impl Policy {
             (None, None) => true,
             _ => false,
         }
+    }
+
+    /// Whether `role` may do `permission` (a role not in the policy may do nothing).
+    pub fn may(&self, role: &str, permission: Permission) -> bool {
+        self.roles.get(role).is_some_and(|r| r.permissions.contains(&permission))
     }
 
     pub fn has_role(&self, role: &str) -> bool {

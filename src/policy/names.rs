@@ -80,6 +80,55 @@ pub fn is_graphql_name(s: &str) -> bool {
     !s.starts_with("__") && bytes.all(|b| b == b'_' || b.is_ascii_alphanumeric())
 }
 
+/// Root fields of the product itself (KPIs, alerts), in every role's schema beside the tables'
+/// own: a watched table whose fields would collide is refused at start, so a later release
+/// cannot change what an existing query means.
+pub const RESERVED_ROOT_FIELDS: [&str; 16] = [
+    "kpi",
+    "kpis",
+    "kpiHistory",
+    "alert",
+    "alerts",
+    "alertRules",
+    "alertHistory",
+    "silences",
+    // Mutations.
+    "createKpi",
+    "updateKpi",
+    "deleteKpi",
+    "createAlertRule",
+    "updateAlertRule",
+    "deleteAlertRule",
+    "acknowledgeAlert",
+    "createSilence",
+];
+
+/// Type names of the product's own GraphQL types.
+pub const RESERVED_TYPES: [&str; 10] = [
+    "Kpi",
+    "KpiGroup",
+    "KpiInput",
+    "KpiAggregate",
+    "KpiViewInput",
+    "KpiWindowInput",
+    "KpiComparison",
+    "AsOf",
+    "Mutation",
+    "Subscription",
+];
+
+/// The product name a table of this GraphQL name would collide with, if any: its root fields
+/// (`x`, `xByKey`, `xAggregate`, `xPatches`) or its type name.
+pub fn reserved_collision(table: &str) -> Option<String> {
+    let field = root_field_name(table);
+    let fields = [field.clone(), format!("{field}ByKey"), format!("{field}Aggregate"), format!("{field}Patches")];
+    if let Some(f) = fields.iter().find(|f| RESERVED_ROOT_FIELDS.contains(&f.as_str())) {
+        return Some(format!("root field `{f}`"));
+    }
+    let ty = type_name(table);
+    RESERVED_TYPES.contains(&ty.as_str()).then(|| format!("type `{ty}`"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +143,16 @@ mod tests {
         assert_eq!(field_name("1st"), None);
         assert_eq!(field_name("größe"), None);
         assert_eq!(field_name("___"), None);
+    }
+
+    #[test]
+    fn product_names_are_reserved() {
+        assert_eq!(reserved_collision("kpis").as_deref(), Some("root field `kpis`"));
+        assert_eq!(reserved_collision("alert_history").as_deref(), Some("root field `alertHistory`"));
+        assert_eq!(reserved_collision("silences").as_deref(), Some("root field `silences`"));
+        assert_eq!(reserved_collision("kpi_group").as_deref(), Some("type `KpiGroup`"));
+        assert_eq!(reserved_collision("orders"), None);
+        assert_eq!(reserved_collision("kpi_targets"), None);
     }
 
     #[test]

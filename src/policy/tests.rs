@@ -164,3 +164,21 @@ fn column_and_ago_operands_are_checked_at_load() {
     check("[roles.a.tables.inventory]\ncolumns = [\"sku\"]\nfilter = { onHand = { lte = { column = \"reorderPoint\" } }, updatedAt = { gt = { ago = \"P2W\" } } }\n")
         .expect("a filter may compare hidden columns and read the clock");
 }
+
+#[test]
+fn permissions_are_granted_per_role_and_checked_at_load() {
+    let r = registry();
+    let fixture = Policy::from_toml(FIXTURE, "f", &r).unwrap();
+    for p in Permission::ALL {
+        assert!(fixture.may("admin", p), "admin may {p}");
+    }
+    assert!(fixture.may("ops_manager", Permission::ManageKpis));
+    assert!(fixture.may("ops_manager", Permission::ManageAlerts));
+    assert!(!fixture.may("ops_manager", Permission::Resync));
+    assert!(!fixture.may("analyst", Permission::ManageKpis));
+    assert!(!fixture.may("nobody", Permission::ManageKpis));
+    let misspelt = "[roles.ops]\npermissions = [\"manage_kpi\"]\n";
+    let e = Policy::from_toml(misspelt, "p.toml", &r).unwrap_err().to_string();
+    assert!(e.contains("p.toml") && e.contains("role `ops`") && e.contains("unknown permission `manage_kpi`"), "{e}");
+    assert!(e.contains("manage_kpis, manage_alerts"), "the known names are listed: {e}");
+}

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod kpi_history;
+mod kpis;
 mod watermarks;
 
 use sqlx::migrate::MigrateDatabase;
@@ -31,6 +32,9 @@ pub enum StoreError {
     /// A name that must be unique is taken (the user's error, not the database's).
     #[error("{0}")]
     Duplicate(String),
+    /// KPI names are unique: they label charts and alerts.
+    #[error("a KPI named `{0}` exists")]
+    KpiNameTaken(String),
 }
 
 /// Handle on the app database.

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use async_graphql::dynamic::{Schema, SchemaError};
 
-use super::schema;
+use super::schema::{self, Features};
 use super::view::TableView;
 use crate::policy::store::Current;
 use crate::registry::TableSchema;
@@ -19,6 +19,8 @@ use crate::replica::Replica;
 #[derive(Default)]
 pub struct SchemaCache {
     entries: Mutex<HashMap<String, Entry>>,
+    /// What every schema adds beside the tables (fixed for the server's life).
+    features: Features,
 }
 
 struct Entry {
@@ -41,6 +43,11 @@ fn table_schemas(replica: &Replica) -> Vec<Arc<TableSchema>> {
 }
 
 impl SchemaCache {
+    /// A cache whose schemas have the fields of `features`.
+    pub fn with_features(features: Features) -> SchemaCache {
+        SchemaCache { entries: Mutex::default(), features }
+    }
+
     /// The schema of `role` under `policy` for the tables of `replica`.
     pub fn get(&self, role: &str, policy: &Current, replica: &Replica) -> Result<Schema, SchemaError> {
         let tables = table_schemas(replica);
@@ -52,7 +59,7 @@ impl SchemaCache {
         if let Some(e) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(role).filter(|e| fresh(e)) {
             return Ok(e.schema.clone());
         }
-        let schema = schema::build(&views(role, policy, &tables))?;
+        let schema = schema::build_with(&views(role, policy, &tables), self.features)?;
         let entry = Entry { generation: policy.generation, tables, schema: schema.clone() };
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).insert(role.to_string(), entry);
         Ok(schema)

@@ -145,7 +145,7 @@ async fn execute(state: &GraphqlState, principal: Principal, request: Request) -
         Err((status, code, message)) => return refuse(status, code, message),
     };
     let role = principal.role.clone();
-    let request = request.data(Scope::new(principal, replica.clone()));
+    let request = state.with_data(request.data(Scope::new(principal, replica.clone())));
     let mut response = schema.execute(request).await;
     let status = if !errors::label(&mut response) {
         StatusCode::OK

@@ -11,7 +11,8 @@
 //!   a table's shape changes;
 //! - [`arguments`] reads `where`/`orderBy`/`groupBy`/keys into the engine's types; [`resolve`]
 //!   answers; [`errors`] gives every error an `extensions.code`; [`http`] is the transport;
-//! - [`live`] serves subscriptions as live queries, over the WebSocket transport in [`ws`].
+//! - [`live`] serves subscriptions as live queries, over the WebSocket transport in [`ws`];
+//! - [`kpis`]: KPIs (queries, mutations, subscriptions), when the server runs them.
 //!
 //! Every root field is a pure function of (view, arguments, replica version), which is what
 //! the live queries of the next step need to maintain them as subscriptions from deltas.
@@ -21,6 +22,7 @@ mod arguments;
 mod cache;
 pub mod errors;
 mod http;
+pub mod kpis;
 pub mod live;
 mod loading;
 mod resolve;
@@ -44,6 +46,7 @@ use crate::replica::Replica;
 
 pub use arguments::MAX_ROWS;
 pub use cache::SchemaCache;
+pub use kpis::KpiService;
 pub use live::LiveHub;
 
 /// What the GraphQL endpoints read.
@@ -56,6 +59,8 @@ pub struct GraphqlState {
     pub cache: SchemaCache,
     /// The live hub subscriptions register with (none: subscriptions are refused).
     pub live: Option<LiveHub>,
+    /// KPIs (none: the schema has no KPI fields).
+    pub kpis: Option<Arc<KpiService>>,
     /// Closes WebSocket connections when the server stops.
     pub shutdown: CancellationToken,
 }
@@ -74,7 +79,23 @@ impl GraphqlState {
             replica,
             cache: SchemaCache::default(),
             live: None,
+            kpis: None,
             shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// With KPIs: every role's schema gets the KPI fields, answered by `kpis`.
+    pub fn with_kpis(mut self, kpis: KpiService) -> GraphqlState {
+        self.kpis = Some(Arc::new(kpis));
+        self.cache = SchemaCache::with_features(schema::Features { kpis: true });
+        self
+    }
+
+    /// A request with what resolvers read beside its `Scope`.
+    pub(crate) fn with_data(&self, request: async_graphql::Request) -> async_graphql::Request {
+        match &self.kpis {
+            Some(kpis) => request.data(kpis.clone()),
+            None => request,
         }
     }
 

@@ -1,7 +1,8 @@
 //! One role's schema, generated from its table views.
 //!
 //! For each table the role may read: `orders(where, orderBy, limit, offset)`,
-//! `ordersByKey(<key columns>)` and `ordersAggregate(where, groupBy)`, as its grant allows.
+//! `ordersByKey(<key columns>)` and `ordersAggregate(where, groupBy)`, as its grant allows;
+//! with [`Features::kpis`], the KPI fields, mutations and subscriptions ([`super::kpis`]).
 //! Depth and complexity are capped so a single document cannot make the server walk every
 //! table many times over.
 
@@ -23,8 +24,20 @@ pub const MAX_DEPTH: usize = 16;
 /// Most fields one document may select (each alias counts).
 pub const MAX_COMPLEXITY: usize = 2_000;
 
+/// What the server runs beside the tables' fields: each adds its fields to every role's schema.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Features {
+    /// KPIs (`kpis`, `kpi`, the KPI mutations and subscriptions).
+    pub kpis: bool,
+}
+
 /// Builds the schema of a role that sees `views` (sorted by table name for a stable SDL).
 pub fn build(views: &[Arc<TableView>]) -> Result<Schema, SchemaError> {
+    build_with(views, Features::default())
+}
+
+/// Like [`build`], with the fields of `features`.
+pub fn build_with(views: &[Arc<TableView>], features: Features) -> Result<Schema, SchemaError> {
     let mut shared = Shared::default();
     let mut query =
         Object::new("Query").description("Read the live replica. Each role sees only what its policy grants.");
@@ -89,7 +102,7 @@ pub fn build(views: &[Arc<TableView>]) -> Result<Schema, SchemaError> {
         }
         inputs.extend(order_by);
     }
-    if views.is_empty() {
+    if views.is_empty() && !features.kpis {
         // A schema needs a field; this one says why there is nothing else.
         query = query.field(Field::new("noTablesGranted", TypeRef::named_nn(TypeRef::STRING), |_| {
             FieldFuture::new(async {
@@ -111,7 +124,17 @@ pub fn build(views: &[Arc<TableView>]) -> Result<Schema, SchemaError> {
             live_types.extend(types);
         }
     }
-    if !live_types.is_empty() {
+    let mut mutation = None;
+    if features.kpis {
+        let (q, sub, parts) = super::kpis::extend(query, subscription);
+        (query, subscription) = (q, sub);
+        objects.extend(parts.objects);
+        inputs.extend(parts.inputs);
+        enums.extend(parts.enums);
+        mutation = Some(parts.mutation);
+        shared.scalars.insert("JSON");
+    }
+    if !live_types.is_empty() || features.kpis {
         live_types.push(live::schema::as_of());
         shared.scalars.insert("Timestamptz");
     }
@@ -126,11 +149,17 @@ pub fn build(views: &[Arc<TableView>]) -> Result<Schema, SchemaError> {
         let ops = v.operations();
         ops.rows || ops.aggregate || (ops.by_key && v.key_columns().is_some())
     });
+    let live_fields = live_fields || features.kpis;
     let root = live_fields.then_some("Subscription");
-    let mut builder =
-        Schema::build("Query", None, root).limit_depth(MAX_DEPTH).limit_complexity(MAX_COMPLEXITY).register(query);
+    let mut builder = Schema::build("Query", mutation.as_ref().map(|_| "Mutation"), root)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .register(query);
     if live_fields {
         builder = builder.register(subscription);
+    }
+    if let Some(mutation) = mutation {
+        builder = builder.register(mutation);
     }
     for t in live_types {
         builder = builder.register(t);

@@ -52,16 +52,31 @@ fn written_by_hub(name: &str, ty: TypeRef) -> Field {
     })
 }
 
+/// A field of `AsOf`: written by the live hub in live results, read from a
+/// [`crate::kpi::AsOf`] where a resolver answers one (a KPI's `asOf`).
+fn as_of_field(name: &str, ty: TypeRef, read: fn(&crate::kpi::AsOf) -> Option<String>) -> Field {
+    Field::new(name, ty, move |ctx| {
+        FieldFuture::new(async move {
+            let Some(as_of) = ctx.parent_value.downcast_ref::<crate::kpi::AsOf>() else {
+                return Err(error(Code::Internal, "live values are written by the live hub"));
+            };
+            Ok(read(as_of).map(async_graphql::dynamic::FieldValue::value))
+        })
+    })
+}
+
 /// The `AsOf` object.
 pub fn as_of() -> Object {
     Object::new(AS_OF)
         .description("Where a live result stands in the source's history.")
-        .field(written_by_hub("position", TypeRef::named_nn(TypeRef::STRING)).description(
+        .field(as_of_field("position", TypeRef::named_nn(TypeRef::STRING), |a| Some(a.position.to_string())).description(
             "The source position of the last transaction in the result (a PostgreSQL LSN, `X/Y`): positions only grow.",
         ))
         .field(
-            written_by_hub("commitTs", TypeRef::named("Timestamptz"))
-                .description("When that transaction committed at the source (null before the first one seen)."),
+            as_of_field("commitTs", TypeRef::named("Timestamptz"), |a| {
+                a.commit_ts.map(|us| crate::value::Value::TimestampTz(us).to_canonical_string())
+            })
+            .description("When that transaction committed at the source (null before the first one seen)."),
         )
 }
 

@@ -6,6 +6,12 @@
 //! bind variables) through the role's schema and registered with the live hub; queries and
 //! other operations sent over the socket are executed as over HTTP and answered once.
 //!
+//! A subscription field may instead answer with a real stream (the KPI subscriptions): its
+//! results are forwarded by a task of their own ([`forward`]), each as a full result through
+//! the outbox (so a slow client gets the newest, not a backlog) with `extensions.seq`
+//! counting them; the task is aborted when the client completes the operation or the
+//! connection ends.
+//!
 //! Refusals follow graphql-transport-ws's close codes: 4400 bad message, 4401 subscribe before
 //! the ack, 4403 refused token or role, 4408 no `connection_init` in time, 4409 a duplicate
 //! operation id; the legacy protocol gets `connection_error` before its close. Frames larger
@@ -13,20 +19,22 @@
 
 pub mod protocol;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::parser::types::OperationType;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::stream::{BoxStream, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::GraphqlState;
 use super::errors;
+use super::live::outbox::{Kind, Pushed};
 use super::live::{Delivery, LiveSlot, Outbox};
 use super::resolve::Scope;
 use crate::auth::Principal;
@@ -64,7 +72,8 @@ pub fn upgrade(state: Arc<GraphqlState>, ws: WebSocketUpgrade) -> Response {
             let (tx, incoming) = mpsc::channel(INCOMING_CAPACITY);
             tokio::spawn(read(stream, tx));
             let frames = Frames(protocol);
-            Connection { state, socket, incoming, frames, outbox: Outbox::new(), open: HashSet::new() }
+            let outbox = Outbox::new();
+            Connection { state, socket, incoming, frames, outbox, open: HashSet::new(), streams: HashMap::new() }
                 .serve(cancel)
                 .await
         })
@@ -102,11 +111,16 @@ struct Connection {
     outbox: Arc<Outbox>,
     /// Ids of the operations that are open.
     open: HashSet<Arc<str>>,
+    /// The forwarding tasks of the open operations answered by a stream.
+    streams: HashMap<Arc<str>, AbortHandle>,
 }
 
 impl Connection {
     async fn serve(mut self, cancel: CancellationToken) {
         let close = self.run(&cancel).await.err();
+        for (_, task) in self.streams.drain() {
+            task.abort();
+        }
         if let Some(hub) = &self.state.live {
             hub.gone(&self.outbox);
         }
@@ -213,6 +227,9 @@ impl Connection {
             ClientMessage::Terminate => Err(Close(1000, String::new())),
             ClientMessage::Stop { id } => {
                 if let Some(id) = self.open.take(id.as_str()) {
+                    if let Some(task) = self.streams.remove(&id) {
+                        task.abort();
+                    }
                     if let Some(hub) = &self.state.live {
                         hub.stop(&self.outbox, id.clone());
                     }
@@ -269,28 +286,37 @@ impl Connection {
             }
         };
         let scope = Scope::new(principal.clone(), replica.clone());
+        let request = self.state.with_data(request.data(scope));
         if !is_subscription {
-            let mut response = schema.execute(request.data(scope)).await;
+            let mut response = schema.execute(request).await;
             errors::label(&mut response);
             let payload = serde_json::to_string(&response).unwrap_or_else(|_| "{}".into());
             self.send(self.frames.next(&id, &payload)).await?;
             return self.send(self.frames.complete(&id)).await;
         }
+        let slot = Arc::new(LiveSlot::default());
+        let mut stream = schema.execute_stream(request.data(slot.clone()));
+        // A live field hands its query over and ends its stream at once (no result); a
+        // streaming field answers its first result; either may fail instead.
+        let mut failure = None;
+        match stream.next().await {
+            Some(mut response) if !response.errors.is_empty() => {
+                errors::label(&mut response);
+                failure = Some(response);
+            }
+            Some(first) => {
+                self.open.insert(id.clone());
+                let task = tokio::spawn(forward(first, stream, self.outbox.clone(), id.clone()));
+                self.streams.insert(id, task.abort_handle());
+                return Ok(());
+            }
+            None => {}
+        }
+        drop(stream);
         let Some(hub) = self.state.live.clone() else {
             let e = errors_json(errors::Code::Internal, "live queries are not running on this server");
             return self.send_all(self.frames.error(&id, &e)).await;
         };
-        let slot = Arc::new(LiveSlot::default());
-        let mut stream = schema.execute_stream(request.data(scope).data(slot.clone()));
-        let mut failure = None;
-        while let Some(mut response) = stream.next().await {
-            if !response.errors.is_empty() {
-                errors::label(&mut response);
-                failure = Some(response);
-                break;
-            }
-        }
-        drop(stream);
         let live = match (failure, slot.take()) {
             (Some(response), _) => {
                 let e = serde_json::to_string(&response.errors).unwrap_or_else(|_| "[]".into());
@@ -343,6 +369,9 @@ impl Connection {
         let open: Vec<Arc<str>> = self.open.drain().collect();
         let e = errors_json(errors::Code::Forbidden, reason);
         for id in open {
+            if let Some(task) = self.streams.remove(&id) {
+                task.abort();
+            }
             if let Some(hub) = &self.state.live {
                 hub.stop(&self.outbox, id.clone());
             }
@@ -363,6 +392,35 @@ impl Connection {
             self.socket.feed(text(frame)).await.map_err(|e| socket_error(&e))?;
         }
         self.socket.flush().await.map_err(|e| socket_error(&e))
+    }
+}
+
+/// Forwards a streaming subscription's results to the outbox, each a full result that
+/// replaces an unsent older one, numbered in `extensions.seq` (from 1) so a client can tell
+/// that it skipped some. Ends with the stream or the connection.
+async fn forward(
+    first: async_graphql::Response,
+    mut rest: BoxStream<'static, async_graphql::Response>,
+    outbox: Arc<Outbox>,
+    id: Arc<str>,
+) {
+    let mut next = Some(first);
+    let mut seq: u64 = 0;
+    while let Some(mut response) = next {
+        seq += 1;
+        errors::label(&mut response);
+        response.extensions.insert("seq".into(), async_graphql::Value::from(seq));
+        let payload = match serde_json::to_string(&response) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialise a subscription result");
+                return;
+            }
+        };
+        if outbox.push(&id, Delivery::Next { payload: Arc::from(payload), kind: Kind::Full }) == Pushed::Closed {
+            return;
+        }
+        next = rest.next().await;
     }
 }
 
