@@ -38,6 +38,9 @@ pub struct Config {
     /// How requests prove who they are.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// KPIs: the zone "today" is counted in, and how long their history is kept.
+    #[serde(default)]
+    pub kpi: KpiConfig,
     /// The role policy file (see fixtures/policy.toml), relative to the working directory. It is
     /// reloaded when it changes. Without one, no role may read anything.
     #[serde(default)]
@@ -81,6 +84,42 @@ pub struct AuthConfig {
 pub struct AppDatabase {
     /// Default: the first source's server, database `opslive`.
     pub url: Option<SecretUrl>,
+}
+
+/// `[kpi]`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct KpiConfig {
+    /// The IANA time zone whose midnight starts a `today` window (`Europe/Berlin`).
+    #[serde(deserialize_with = "time_zone")]
+    pub time_zone: chrono_tz::Tz,
+    /// How long per-minute KPI history is kept (`30d`, `P90D`).
+    #[serde(deserialize_with = "duration_micros")]
+    pub history_retention: i64,
+}
+
+impl Default for KpiConfig {
+    fn default() -> Self {
+        KpiConfig { time_zone: chrono_tz::UTC, history_retention: 30 * 86_400_000_000 }
+    }
+}
+
+impl KpiConfig {
+    pub fn history_retention_micros(&self) -> i64 {
+        self.history_retention
+    }
+}
+
+fn time_zone<'de, D: Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse().map_err(|_| {
+        serde::de::Error::custom(format!("`{name}` is not an IANA time zone such as `Europe/Berlin` or `UTC`"))
+    })
+}
+
+fn duration_micros<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::duration::parse_micros(&text).map_err(serde::de::Error::custom)
 }
 
 #[derive(Debug, Deserialize, Clone)]

@@ -13,14 +13,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::graphql::{GraphqlState, KpiService, LiveHub};
+use crate::alert::{AlertHub, AlertStart};
+use crate::api::graphql::{AlertService, GraphqlState, KpiService, LiveHub};
 use crate::api::{ApiError, Listener, OpsState, SourceView};
 use crate::auth::{AuthConfigError, Authenticator};
 use crate::change::{Position, SourceEvent, SourceName};
 use crate::checkpoint::{self, CheckpointError, writer::Checkpointer};
 use crate::config::{Config, ConfigError, SourceKind};
 use crate::error::SourceError;
-use crate::kpi::KpiHub;
+use crate::kpi::recorder::Recorder;
+use crate::kpi::{KpiHub, KpiStep};
 use crate::pipeline::{ApplyLoop, CHANNEL_CAPACITY, Consumer};
 use crate::policy::{Policy, PolicyError, PolicyStore};
 use crate::registry::Registry;
@@ -28,7 +30,7 @@ use crate::replica::{Replica, TableState};
 use crate::source::SourceStats;
 use crate::source::postgres::{Endpoint, PostgresSource, Resume};
 use crate::store::{SourceRecord, Store, StoreError};
-use crate::watermark::Watermarks;
+use crate::watermark::{DurableMarks, Watermarks};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -151,16 +153,53 @@ pub async fn serve_on(
     let (live_tx, live_rx) = Consumer::channel("live");
     let hub = LiveHub::start(versions.borrow().clone(), live_rx, cancel.clone());
     let live_stats = hub.stats.clone();
-    // KPIs beside it, from the definitions stored in the app database. Their steps will feed
-    // the alert runtime; nothing reads them yet.
-    let (kpi_tx, kpi_rx) = Consumer::channel("kpi");
+    // KPIs beside it, from the definitions stored in the app database; each of their steps
+    // goes on to the alert runtime and the history recorder, whose writes bound what the
+    // sources may acknowledge (a restart delivers the rest again).
+    let alert_marks = DurableMarks::register("alerts", &watermarks);
+    let history_marks = DurableMarks::register("kpi_history", &watermarks);
+    let (kpi_tx, kpi_rx) = Consumer::durable("kpi", vec![alert_marks.clone(), history_marks.clone()]);
     let records = store.load_kpis().await?;
     tracing::info!(kpis = records.len(), "KPIs loaded");
-    let kpis = KpiHub::start(versions.borrow().clone(), policy.clone(), records, kpi_rx, None, cancel.clone());
-    let kpis = KpiService { hub: kpis, store: store.clone(), policy: policy.clone() };
+    let (steps_tx, steps_rx) = mpsc::channel(crate::pipeline::BATCH_CAPACITY);
+    let start = versions.borrow().clone();
+    let kpi_hub = KpiHub::start(
+        start.clone(),
+        config.kpi.time_zone,
+        policy.clone(),
+        records,
+        kpi_rx,
+        Some(steps_tx),
+        cancel.clone(),
+    );
+    let (alert_steps, history_steps) = tee(steps_rx);
+    let positions: Vec<(String, Position)> = start.applied_positions().map(|(s, p)| (s.to_string(), p)).collect();
+    let alert_start = AlertStart {
+        replica: start.clone(),
+        kpis: kpi_hub.current(),
+        rules: store.load_alert_rules().await?,
+        instances: store.load_alert_state(&positions).await?,
+        silences: store.load_silences().await?,
+        store: store.clone(),
+        marks: alert_marks,
+    };
+    tracing::info!(rules = alert_start.rules.len(), open = alert_start.instances.len(), "alert rules loaded");
+    let alert_hub = AlertHub::start(alert_start, alert_steps, cancel.clone());
+    let history =
+        Recorder { store: store.clone(), marks: history_marks, retention: config.kpi.history_retention_micros() };
+    tokio::spawn(history.run(history_steps, cancel.clone()));
+    let alerts = AlertService {
+        hub: alert_hub,
+        kpis: kpi_hub.clone(),
+        store: store.clone(),
+        policy: policy.clone(),
+        replica: versions.clone(),
+    };
+    let kpis = KpiService { hub: kpi_hub, store: store.clone(), policy: policy.clone() };
     let graphql = GraphqlState::new(auth.clone(), policy.clone(), registry.clone(), versions.clone())
         .with_live(hub, cancel.clone())
-        .with_kpis(kpis);
+        .with_kpis(kpis)
+        .with_alerts(alerts);
     let source_stats: Vec<(SourceName, Arc<SourceStats>)> =
         views.iter().map(|v| (v.name.clone(), v.stats.clone())).collect();
     let ops = OpsState {
@@ -425,4 +464,20 @@ async fn supervise(
         }
         delay = (delay * 2).min(Duration::from_secs(30));
     }
+}
+
+/// Hands each KPI step to both the alert runtime and the history recorder, in order; waits for
+/// the slower (backpressure up the chain to the apply loop).
+fn tee(mut steps: mpsc::Receiver<KpiStep>) -> (mpsc::Receiver<KpiStep>, mpsc::Receiver<KpiStep>) {
+    let (a_tx, a_rx) = mpsc::channel(crate::pipeline::BATCH_CAPACITY);
+    let (b_tx, b_rx) = mpsc::channel(crate::pipeline::BATCH_CAPACITY);
+    tokio::spawn(async move {
+        while let Some(step) = steps.recv().await {
+            let (a, b) = tokio::join!(a_tx.send(step.clone()), b_tx.send(step));
+            if a.is_err() && b.is_err() {
+                break;
+            }
+        }
+    });
+    (a_rx, b_rx)
 }

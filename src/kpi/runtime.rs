@@ -105,6 +105,7 @@ impl KpiHub {
     /// on from), with `records` already defined. Each step goes on to `steps` when given.
     pub fn start(
         replica: Arc<Replica>,
+        time_zone: chrono_tz::Tz,
         policy: PolicyStore,
         records: Vec<KpiRecord>,
         batches: mpsc::Receiver<Arc<Batch>>,
@@ -113,7 +114,7 @@ impl KpiHub {
     ) -> KpiHub {
         let (commands, rx) = mpsc::unbounded_channel();
         let mut runtime = Runtime {
-            set: KpiSet::new(),
+            set: KpiSet::with_time_zone(time_zone),
             replica,
             policy,
             board: KpiBoard::default(),

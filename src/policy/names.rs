@@ -83,7 +83,7 @@ pub fn is_graphql_name(s: &str) -> bool {
 /// Root fields of the product itself (KPIs, alerts), in every role's schema beside the tables'
 /// own: a watched table whose fields would collide is refused at start, so a later release
 /// cannot change what an existing query means.
-pub const RESERVED_ROOT_FIELDS: [&str; 16] = [
+pub const RESERVED_ROOT_FIELDS: [&str; 17] = [
     "kpi",
     "kpis",
     "kpiHistory",
@@ -101,10 +101,11 @@ pub const RESERVED_ROOT_FIELDS: [&str; 16] = [
     "deleteAlertRule",
     "acknowledgeAlert",
     "createSilence",
+    "expireSilence",
 ];
 
 /// Type names of the product's own GraphQL types.
-pub const RESERVED_TYPES: [&str; 10] = [
+pub const RESERVED_TYPES: [&str; 23] = [
     "Kpi",
     "KpiGroup",
     "KpiInput",
@@ -115,6 +116,19 @@ pub const RESERVED_TYPES: [&str; 10] = [
     "AsOf",
     "Mutation",
     "Subscription",
+    "Alert",
+    "AlertRule",
+    "AlertTransition",
+    "AlertCause",
+    "AlertSeverity",
+    "AlertState",
+    "AlertRuleInput",
+    "AlertKpiConditionInput",
+    "AlertBandInput",
+    "AlertRowsInput",
+    "AlertsWhere",
+    "Silence",
+    "SilenceMatcher",
 ];
 
 /// The product name a table of this GraphQL name would collide with, if any: its root fields

@@ -18,6 +18,7 @@
 //! the live queries of the next step need to maintain them as subscriptions from deltas.
 
 mod aggregates;
+pub mod alerts;
 mod arguments;
 mod cache;
 pub mod errors;
@@ -44,6 +45,7 @@ use crate::policy::PolicyStore;
 use crate::registry::Registry;
 use crate::replica::Replica;
 
+pub use alerts::AlertService;
 pub use arguments::MAX_ROWS;
 pub use cache::SchemaCache;
 pub use kpis::KpiService;
@@ -61,6 +63,8 @@ pub struct GraphqlState {
     pub live: Option<LiveHub>,
     /// KPIs (none: the schema has no KPI fields).
     pub kpis: Option<Arc<KpiService>>,
+    /// Alerts (none: the schema has no alert fields).
+    pub alerts: Option<Arc<AlertService>>,
     /// Closes WebSocket connections when the server stops.
     pub shutdown: CancellationToken,
 }
@@ -80,6 +84,7 @@ impl GraphqlState {
             cache: SchemaCache::default(),
             live: None,
             kpis: None,
+            alerts: None,
             shutdown: CancellationToken::new(),
         }
     }
@@ -87,14 +92,25 @@ impl GraphqlState {
     /// With KPIs: every role's schema gets the KPI fields, answered by `kpis`.
     pub fn with_kpis(mut self, kpis: KpiService) -> GraphqlState {
         self.kpis = Some(Arc::new(kpis));
-        self.cache = SchemaCache::with_features(schema::Features { kpis: true });
+        self.cache = SchemaCache::with_features(schema::Features { kpis: true, alerts: self.alerts.is_some() });
+        self
+    }
+
+    /// With alerts (which need KPIs): every role's schema gets the alert fields.
+    pub fn with_alerts(mut self, alerts: AlertService) -> GraphqlState {
+        self.alerts = Some(Arc::new(alerts));
+        self.cache = SchemaCache::with_features(schema::Features { kpis: self.kpis.is_some(), alerts: true });
         self
     }
 
     /// A request with what resolvers read beside its `Scope`.
     pub(crate) fn with_data(&self, request: async_graphql::Request) -> async_graphql::Request {
-        match &self.kpis {
+        let request = match &self.kpis {
             Some(kpis) => request.data(kpis.clone()),
+            None => request,
+        };
+        match &self.alerts {
+            Some(alerts) => request.data(alerts.clone()),
             None => request,
         }
     }

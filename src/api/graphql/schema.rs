@@ -29,6 +29,9 @@ pub const MAX_COMPLEXITY: usize = 2_000;
 pub struct Features {
     /// KPIs (`kpis`, `kpi`, the KPI mutations and subscriptions).
     pub kpis: bool,
+    /// Alerts (`alertRules`, `alerts`, `alertHistory`, `silences`, their mutations and the
+    /// `alerts` subscription); they come with KPIs.
+    pub alerts: bool,
 }
 
 /// Builds the schema of a role that sees `views` (sorted by table name for a stable SDL).
@@ -133,6 +136,14 @@ pub fn build_with(views: &[Arc<TableView>], features: Features) -> Result<Schema
         enums.extend(parts.enums);
         mutation = Some(parts.mutation);
         shared.scalars.insert("JSON");
+        if features.alerts {
+            let (q, m, sub, parts) =
+                super::alerts::extend(query, mutation.take().expect("the KPI mutations"), subscription);
+            (query, subscription, mutation) = (q, sub, Some(m));
+            objects.extend(parts.objects);
+            inputs.extend(parts.inputs);
+            enums.extend(parts.enums);
+        }
     }
     if !live_types.is_empty() || features.kpis {
         live_types.push(live::schema::as_of());

@@ -6,15 +6,16 @@
 //! each time, under the policy, KPIs and replica current then. The WebSocket transport
 //! forwards every result, full, through the connection's outbox.
 
-use async_graphql::dynamic::{FieldValue, InputValue, Subscription, SubscriptionField, SubscriptionFieldFuture, TypeRef};
+use async_graphql::dynamic::{
+    FieldValue, InputValue, Subscription, SubscriptionField, SubscriptionFieldFuture, TypeRef,
+};
 use futures_util::stream;
 
-use super::read::{Narrow, Reader, alert_values, service};
+use super::read::{Narrow, Reader, Seen, alert_values, service};
 use super::types::{ALERT, WHERE};
-use crate::alert::{AlertState, RuleId};
 use crate::api::graphql::resolve::Scope;
 
-type Key = Vec<(RuleId, String, AlertState, bool, u64)>;
+type Key = Vec<Seen>;
 
 pub fn fields(subscription: Subscription) -> Subscription {
     subscription.field(
@@ -32,7 +33,8 @@ pub fn fields(subscription: Subscription) -> Subscription {
                             let board = board_rx.borrow_and_update().clone();
                             let (kpis, policy) = (service.kpis.current(), service.policy.current().policy);
                             let replica = service.replica.borrow().clone();
-                            let reader = Reader { policy: &policy, principal: &principal, kpis: &kpis, replica: &replica };
+                            let reader =
+                                Reader { policy: &policy, principal: &principal, kpis: &kpis, replica: &replica };
                             let now = chrono::Utc::now().timestamp_micros();
                             let (key, values) = alert_values(&board, &reader, &narrow, now);
                             if last.as_ref() != Some(&key) {

@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, ResolverContext, TypeRef};
 use async_graphql::Value as Gql;
+use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, ResolverContext, TypeRef};
 
 use super::AlertService;
 use super::types::{ALERT, RULE, RuleOut, SILENCE, SilenceOut, TRANSITION, TransitionOut, WHERE, alert_out};
@@ -82,7 +82,8 @@ impl Reader<'_> {
         match access {
             Access::All => true,
             Access::Rows { filter, key_types, table } => {
-                let Ok(serde_json::Value::Array(parts)) = serde_json::from_str::<serde_json::Value>(&instance.key) else {
+                let Ok(serde_json::Value::Array(parts)) = serde_json::from_str::<serde_json::Value>(&instance.key)
+                else {
                     return false;
                 };
                 let mut key = Vec::with_capacity(parts.len());
@@ -172,8 +173,8 @@ impl Narrow {
             }
         };
         let states = names("state").map(|v| v.iter().filter_map(|s| AlertState::parse(s)).collect());
-        let severities =
-            names("severity").map(|v| v.iter().filter_map(|s| Severity::ALL.into_iter().find(|x| x.name() == s)).collect());
+        let severities = names("severity")
+            .map(|v| v.iter().filter_map(|s| Severity::ALL.into_iter().find(|x| x.name() == s)).collect());
         let rule = match fields.get("ruleId") {
             Some(Gql::String(s)) => {
                 Some(RuleId(s.parse().map_err(|_| error(Code::BadUserInput, "where.ruleId: an id is a number"))?))
@@ -191,13 +192,16 @@ impl Narrow {
     }
 }
 
+/// What a caller sees of one alert, to tell when the answer changed.
+pub type Seen = (RuleId, String, AlertState, bool, u64);
+
 /// The alerts a caller sees on `board`, narrowed, as GraphQL values.
 pub fn alert_values(
     board: &AlertBoard,
     reader: &Reader<'_>,
     narrow: &Narrow,
     now: i64,
-) -> (Vec<(RuleId, String, AlertState, bool, u64)>, Vec<FieldValue<'static>>) {
+) -> (Vec<Seen>, Vec<FieldValue<'static>>) {
     let mut key = Vec::new();
     let mut values = Vec::new();
     for (instance, rule) in reader.alerts(board) {
@@ -227,8 +231,10 @@ pub fn fields(query: Object) -> Object {
                 FieldFuture::new(async move {
                     let service = service(&ctx)?;
                     let scope = ctx.data::<Scope>()?;
-                    let (board, kpis, policy) = (service.hub.current(), service.kpis.current(), service.policy.current().policy);
-                    let reader = Reader { policy: &policy, principal: &scope.principal, kpis: &kpis, replica: &scope.replica };
+                    let (board, kpis, policy) =
+                        (service.hub.current(), service.kpis.current(), service.policy.current().policy);
+                    let reader =
+                        Reader { policy: &policy, principal: &scope.principal, kpis: &kpis, replica: &scope.replica };
                     let rules = reader.rules(&board);
                     Ok(Some(FieldValue::list(rules.into_iter().map(|r| FieldValue::owned_any(RuleOut(r.clone()))))))
                 })
@@ -241,8 +247,10 @@ pub fn fields(query: Object) -> Object {
                     let service = service(&ctx)?;
                     let scope = ctx.data::<Scope>()?;
                     let narrow = Narrow::read(&ctx)?;
-                    let (board, kpis, policy) = (service.hub.current(), service.kpis.current(), service.policy.current().policy);
-                    let reader = Reader { policy: &policy, principal: &scope.principal, kpis: &kpis, replica: &scope.replica };
+                    let (board, kpis, policy) =
+                        (service.hub.current(), service.kpis.current(), service.policy.current().policy);
+                    let reader =
+                        Reader { policy: &policy, principal: &scope.principal, kpis: &kpis, replica: &scope.replica };
                     let now = chrono::Utc::now().timestamp_micros();
                     Ok(Some(FieldValue::list(alert_values(&board, &reader, &narrow, now).1)))
                 })
@@ -267,13 +275,17 @@ pub fn fields(query: Object) -> Object {
                         tracing::error!(error = %e, "cannot read alert history");
                         error(Code::Internal, "the alert history cannot be read right now")
                     })?;
-                    let (board, kpis, policy) = (service.hub.current(), service.kpis.current(), service.policy.current().policy);
-                    let reader = Reader { policy: &policy, principal: &scope.principal, kpis: &kpis, replica: &scope.replica };
+                    let (board, kpis, policy) =
+                        (service.hub.current(), service.kpis.current(), service.policy.current().policy);
+                    let reader =
+                        Reader { policy: &policy, principal: &scope.principal, kpis: &kpis, replica: &scope.replica };
                     let mut allowed: HashMap<RuleId, bool> = HashMap::new();
                     let visible = records.into_iter().filter(|r| {
                         // Row rules' history holds row images: only readers who may read every
                         // row of the rule see it; rules deleted since are not shown.
-                        *allowed.entry(r.transition.rule).or_insert_with(|| reader.may_read_rule(&board, r.transition.rule).unwrap_or(false))
+                        *allowed
+                            .entry(r.transition.rule)
+                            .or_insert_with(|| reader.may_read_rule(&board, r.transition.rule).unwrap_or(false))
                     });
                     Ok(Some(FieldValue::list(visible.map(|r| FieldValue::owned_any(TransitionOut(r))))))
                 })
@@ -282,14 +294,18 @@ pub fn fields(query: Object) -> Object {
             .argument(InputValue::new("from", TypeRef::named("Timestamptz")))
             .argument(InputValue::new("to", TypeRef::named("Timestamptz")))
             .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
-            .description("Recorded transitions, newest first (at most `limit`, 100 by default), with their provenance."),
+            .description(
+                "Recorded transitions, newest first (at most `limit`, 100 by default), with their provenance.",
+            ),
         )
         .field(
             Field::new("silences", TypeRef::named_nn_list_nn(SILENCE), |ctx| {
                 FieldFuture::new(async move {
                     let service = service(&ctx)?;
                     let board = service.hub.current();
-                    Ok(Some(FieldValue::list(board.silences.iter().map(|s| FieldValue::owned_any(SilenceOut(s.clone()))))))
+                    Ok(Some(FieldValue::list(
+                        board.silences.iter().map(|s| FieldValue::owned_any(SilenceOut(s.clone()))),
+                    )))
                 })
             })
             .description("Silences that have not ended."),

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use async_graphql::dynamic::{Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, TypeRef};
+use async_graphql::dynamic::{
+    Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, TypeRef,
+};
 use async_graphql::{Name, Value as Gql};
 
 use crate::alert::runtime::RuleEntry;
@@ -62,7 +64,9 @@ fn enum_value(name: &str) -> Option<FieldValue<'static>> {
 }
 
 fn field<T: 'static>(name: &str, ty: TypeRef, read: fn(&T) -> Option<FieldValue<'static>>) -> Field {
-    Field::new(name, ty, move |ctx| FieldFuture::new(async move { Ok(read(ctx.parent_value.try_downcast_ref::<T>()?)) }))
+    Field::new(name, ty, move |ctx| {
+        FieldFuture::new(async move { Ok(read(ctx.parent_value.try_downcast_ref::<T>()?)) })
+    })
 }
 
 fn rule() -> Object {
@@ -71,13 +75,17 @@ fn rule() -> Object {
         .description("An alert rule: on a KPI (one alert per group) or on rows (one alert per matching row).")
         .field(field::<RuleOut>("id", TypeRef::named_nn(TypeRef::ID), |r| text(r.0.record.id.0.to_string())))
         .field(field::<RuleOut>("name", TypeRef::named_nn(s), |r| text(&r.0.record.definition.name)))
-        .field(field::<RuleOut>("severity", TypeRef::named_nn(SEVERITY), |r| enum_value(r.0.record.definition.severity.name())))
+        .field(field::<RuleOut>("severity", TypeRef::named_nn(SEVERITY), |r| {
+            enum_value(r.0.record.definition.severity.name())
+        }))
         .field(field::<RuleOut>("labels", TypeRef::named_nn("JSON"), |r| json(&r.0.record.definition.labels)))
         .field(field::<RuleOut>("summary", TypeRef::named(s), |r| r.0.record.definition.summary.clone().and_then(text)))
         .field(field::<RuleOut>("kpiId", TypeRef::named(TypeRef::ID), |r| {
             r.0.record.definition.kpi.as_ref().and_then(|k| text(k.kpi.0.to_string()))
         }))
-        .field(field::<RuleOut>("table", TypeRef::named(s), |r| r.0.record.definition.rows.as_ref().and_then(|x| text(&x.table))))
+        .field(field::<RuleOut>("table", TypeRef::named(s), |r| {
+            r.0.record.definition.rows.as_ref().and_then(|x| text(&x.table))
+        }))
         .field(field::<RuleOut>("for", TypeRef::named(s), |r| r.0.record.definition.for_.clone().and_then(text)))
         .field(field::<RuleOut>("keepFiringFor", TypeRef::named(s), |r| {
             r.0.record.definition.keep_firing_for.clone().and_then(text)
@@ -91,8 +99,10 @@ fn rule() -> Object {
                 .description("Why the rule is not evaluated right now (its table is not loaded, its KPI was deleted)."),
         )
         .field(
-            field::<RuleOut>("overflow", TypeRef::named_nn(TypeRef::INT), |r| Some(FieldValue::value(r.0.overflow as i64)))
-                .description("Breaching instances not opened because the rule is at its `maxInstances` cap."),
+            field::<RuleOut>("overflow", TypeRef::named_nn(TypeRef::INT), |r| {
+                Some(FieldValue::value(r.0.overflow as i64))
+            })
+            .description("Breaching instances not opened because the rule is at its `maxInstances` cap."),
         )
         .field(field::<RuleOut>("maxInstances", TypeRef::named_nn(TypeRef::INT), |r| {
             let max = r.0.record.definition.max_instances.unwrap_or(crate::alert::rule::DEFAULT_MAX_INSTANCES);
@@ -110,13 +120,14 @@ fn alert() -> Object {
         .description("An alert that is pending or firing: one instance of a rule.")
         .field(field::<AlertOut>("ruleId", TypeRef::named_nn(TypeRef::ID), |a| text(a.instance.rule.0.to_string())))
         .field(field::<AlertOut>("ruleName", TypeRef::named_nn(s), |a| text(&a.rule.record.definition.name)))
-        .field(
-            field::<AlertOut>("instance", TypeRef::named_nn(s), |a| text(&a.instance.key))
-                .description("Which one of the rule's alerts: `\"\"` for an ungrouped KPI, else the JSON of the group's or row's key."),
-        )
+        .field(field::<AlertOut>("instance", TypeRef::named_nn(s), |a| text(&a.instance.key)).description(
+            "Which one of the rule's alerts: `\"\"` for an ungrouped KPI, else the JSON of the group's or row's key.",
+        ))
         .field(field::<AlertOut>("labels", TypeRef::named_nn("JSON"), |a| json(&a.instance.labels)))
         .field(field::<AlertOut>("state", TypeRef::named_nn(STATE), |a| enum_value(a.instance.state.name())))
-        .field(field::<AlertOut>("severity", TypeRef::named_nn(SEVERITY), |a| enum_value(a.rule.record.definition.severity.name())))
+        .field(field::<AlertOut>("severity", TypeRef::named_nn(SEVERITY), |a| {
+            enum_value(a.rule.record.definition.severity.name())
+        }))
         .field(field::<AlertOut>("since", TypeRef::named_nn("Timestamptz"), |a| time(a.instance.since)))
         .field(field::<AlertOut>("activeSince", TypeRef::named_nn("Timestamptz"), |a| time(a.instance.active_since)))
         .field(field::<AlertOut>("value", TypeRef::named(s), |a| a.instance.value.clone().and_then(text)))
@@ -126,8 +137,10 @@ fn alert() -> Object {
         )
         .field(field::<AlertOut>("summary", TypeRef::named_nn(s), |a| text(&a.instance.summary)))
         .field(
-            field::<AlertOut>("cause", TypeRef::named(CAUSE), |a| a.instance.cause.clone().map(|c| FieldValue::owned_any(CauseOut(c))))
-                .description("What moved it into its state (unknown for an alert restored after a restart)."),
+            field::<AlertOut>("cause", TypeRef::named(CAUSE), |a| {
+                a.instance.cause.clone().map(|c| FieldValue::owned_any(CauseOut(c)))
+            })
+            .description("What moved it into its state (unknown for an alert restored after a restart)."),
         )
         .field(field::<AlertOut>("acknowledged", TypeRef::named_nn(TypeRef::BOOLEAN), |a| {
             Some(FieldValue::value(a.instance.acknowledged.is_some()))
@@ -168,7 +181,9 @@ fn cause() -> Object {
                 Cause::Due { at } => time(*at),
                 Cause::Transaction { .. } => None,
             })
-            .description("For a time-driven transition: when it came due (`for` elapsed, keep-firing ran out, no data)."),
+            .description(
+                "For a time-driven transition: when it came due (`for` elapsed, keep-firing ran out, no data).",
+            ),
         )
 }
 
@@ -177,7 +192,9 @@ fn transition() -> Object {
     Object::new(TRANSITION)
         .description("A recorded change of an alert's state, with its provenance.")
         .field(field::<TransitionOut>("id", TypeRef::named_nn(TypeRef::ID), |t| text(t.0.id.to_string())))
-        .field(field::<TransitionOut>("ruleId", TypeRef::named_nn(TypeRef::ID), |t| text(t.0.transition.rule.0.to_string())))
+        .field(field::<TransitionOut>("ruleId", TypeRef::named_nn(TypeRef::ID), |t| {
+            text(t.0.transition.rule.0.to_string())
+        }))
         .field(field::<TransitionOut>("instance", TypeRef::named_nn(s), |t| text(&t.0.transition.instance)))
         .field(field::<TransitionOut>("labels", TypeRef::named_nn("JSON"), |t| json(&t.0.transition.labels)))
         .field(field::<TransitionOut>("from", TypeRef::named_nn(STATE), |t| enum_value(t.0.transition.from.name())))
@@ -191,7 +208,9 @@ fn transition() -> Object {
             field::<TransitionOut>("before", TypeRef::named("JSON"), |t| t.0.transition.before.as_ref().and_then(json))
                 .description("For a row rule: the row before the change, limited to the columns the rule reads."),
         )
-        .field(field::<TransitionOut>("after", TypeRef::named("JSON"), |t| t.0.transition.after.as_ref().and_then(json)))
+        .field(field::<TransitionOut>("after", TypeRef::named("JSON"), |t| {
+            t.0.transition.after.as_ref().and_then(json)
+        }))
         .field(field::<TransitionOut>("summary", TypeRef::named_nn(s), |t| text(&t.0.transition.summary)))
         .field(field::<TransitionOut>("recordedAt", TypeRef::named_nn("Timestamptz"), |t| time(t.0.recorded_at)))
 }
@@ -206,7 +225,9 @@ fn silence() -> Object {
         .field(field::<SilenceOut>("startsAt", TypeRef::named_nn("Timestamptz"), |x| time(x.0.starts_at)))
         .field(field::<SilenceOut>("endsAt", TypeRef::named_nn("Timestamptz"), |x| time(x.0.ends_at)))
         .field(field::<SilenceOut>("comment", TypeRef::named(TypeRef::STRING), |x| x.0.comment.clone().and_then(text)))
-        .field(field::<SilenceOut>("createdBy", TypeRef::named(TypeRef::STRING), |x| x.0.created_by.clone().and_then(text)))
+        .field(field::<SilenceOut>("createdBy", TypeRef::named(TypeRef::STRING), |x| {
+            x.0.created_by.clone().and_then(text)
+        }))
 }
 
 fn matcher() -> Object {

@@ -65,14 +65,19 @@ pub fn fields(mutation: Object) -> Object {
                 .argument(InputValue::new("matchers", TypeRef::named_nn_list_nn(MATCHER_INPUT)))
                 .argument(InputValue::new("startsAt", TypeRef::named("Timestamptz")).description("Now when left out."))
                 .argument(InputValue::new("endsAt", TypeRef::named("Timestamptz")))
-                .argument(InputValue::new("duration", TypeRef::named(TypeRef::STRING)).description("Instead of `endsAt`: `PT2H`, `2h`."))
+                .argument(
+                    InputValue::new("duration", TypeRef::named(TypeRef::STRING))
+                        .description("Instead of `endsAt`: `PT2H`, `2h`."),
+                )
                 .argument(InputValue::new("comment", TypeRef::named(TypeRef::STRING)))
                 .description("Suppresses notification of matching alerts for a while (needs `manage_alerts`)."),
         )
         .field(
-            Field::new("expireSilence", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| FieldFuture::new(expire_silence(ctx)))
-                .argument(id())
-                .description("Ends a silence now (needs `manage_alerts`); false when it had ended."),
+            Field::new("expireSilence", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| {
+                FieldFuture::new(expire_silence(ctx))
+            })
+            .argument(id())
+            .description("Ends a silence now (needs `manage_alerts`); false when it had ended."),
         )
 }
 
@@ -144,32 +149,43 @@ fn check(service: &AlertService, scope: &Scope, def: &AlertRuleDefinition) -> as
         let policy = service.policy.current().policy;
         let readable = kpis.kpis.get(&k.kpi).is_some_and(|e| kpi_readable(e, &policy, &scope.principal));
         if !readable {
-            return Err(bad_input(&DefinitionError::new("kpi.kpi", format!("there is no KPI {} your role may read", k.kpi.0))));
+            return Err(bad_input(&DefinitionError::new(
+                "kpi.kpi",
+                format!("there is no KPI {} your role may read", k.kpi.0),
+            )));
         }
     }
     Ok(())
 }
 
-async fn hand_over(service: &AlertService, record: AlertRuleRecord) -> async_graphql::Result<Option<FieldValue<'static>>> {
+async fn hand_over(
+    service: &AlertService,
+    record: AlertRuleRecord,
+) -> async_graphql::Result<Option<FieldValue<'static>>> {
     let id = record.id;
     if let Err(e) = service.hub.set_rule(record.clone()).await {
         // Stored and on the board with its problem: the check above passed, so the replica
         // moved on meanwhile (a table was resynced). The caller sees the problem.
         tracing::warn!(rule = id.0, error = %e, "a new alert rule does not bind");
     }
-    let entry = service.hub.current().rules.get(&id).cloned().unwrap_or(RuleEntry { record: Arc::new(record), problem: None, overflow: 0 });
+    let entry = service.hub.current().rules.get(&id).cloned().unwrap_or(RuleEntry {
+        record: Arc::new(record),
+        problem: None,
+        overflow: 0,
+    });
     Ok(Some(FieldValue::owned_any(RuleOut(entry))))
 }
 
-async fn create(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'static>>> {
+async fn create(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'_>>> {
     let (service, scope) = authorised(&ctx)?;
     let def = definition(&ctx)?;
     check(service, scope, &def)?;
-    let record = service.store.insert_alert_rule(&def, scope.principal.subject.as_deref()).await.map_err(store_error)?;
+    let record =
+        service.store.insert_alert_rule(&def, scope.principal.subject.as_deref()).await.map_err(store_error)?;
     hand_over(service, record).await
 }
 
-async fn update(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'static>>> {
+async fn update(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'_>>> {
     let (service, scope) = authorised(&ctx)?;
     let id = RuleId(id_argument(&ctx, "id")?.ok_or_else(|| error(Code::BadUserInput, "id is required"))?);
     let def = definition(&ctx)?;
@@ -183,7 +199,7 @@ async fn update(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldV
     hand_over(service, record).await
 }
 
-async fn delete(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'static>>> {
+async fn delete(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'_>>> {
     let (service, _) = authorised(&ctx)?;
     let id = RuleId(id_argument(&ctx, "id")?.ok_or_else(|| error(Code::BadUserInput, "id is required"))?);
     let deleted = service.store.delete_alert_rule(id).await.map_err(store_error)?;
@@ -191,7 +207,7 @@ async fn delete(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldV
     Ok(Some(FieldValue::value(deleted)))
 }
 
-async fn acknowledge(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'static>>> {
+async fn acknowledge(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'_>>> {
     let service = service(&ctx)?;
     let scope = ctx.data::<Scope>()?;
     let rule = RuleId(id_argument(&ctx, "ruleId")?.ok_or_else(|| error(Code::BadUserInput, "ruleId is required"))?);
@@ -211,7 +227,7 @@ async fn acknowledge(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<F
     Ok(Some(FieldValue::owned_any(alert_out(&acknowledged, &entry, &board.silences, now))))
 }
 
-async fn create_silence(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'static>>> {
+async fn create_silence(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'_>>> {
     let (service, scope) = authorised(&ctx)?;
     let matchers_json = ctx.args.try_get("matchers")?.as_value().clone().into_json()?;
     let mut matchers_json = matchers_json;
@@ -223,7 +239,10 @@ async fn create_silence(ctx: ResolverContext<'_>) -> async_graphql::Result<Optio
     let ends_at = match (time_argument(&ctx, "endsAt")?, ctx.args.get("duration").and_then(|v| v.string().ok())) {
         (Some(_), Some(_)) => return Err(error(Code::BadUserInput, "give `endsAt` or `duration`, not both")),
         (Some(t), None) => t,
-        (None, Some(d)) => starts_at + crate::duration::parse_micros(d).map_err(|e| error(Code::BadUserInput, format!("duration: {e}")))?,
+        (None, Some(d)) => {
+            starts_at
+                + crate::duration::parse_micros(d).map_err(|e| error(Code::BadUserInput, format!("duration: {e}")))?
+        }
         (None, None) => return Err(error(Code::BadUserInput, "give `endsAt` or `duration`")),
     };
     silence::check(&matchers, starts_at, ends_at).map_err(|e| error(Code::BadUserInput, e.to_string()))?;
@@ -243,7 +262,7 @@ fn strip_nulls_in_list(json: &mut Json) {
     }
 }
 
-async fn expire_silence(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'static>>> {
+async fn expire_silence(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'_>>> {
     let (service, _) = authorised(&ctx)?;
     let id = id_argument(&ctx, "id")?.ok_or_else(|| error(Code::BadUserInput, "id is required"))?;
     let expired = service.store.expire_silence(id).await.map_err(store_error)?;

@@ -24,7 +24,7 @@ use crate::kpi::KpiHub;
 use crate::policy::PolicyStore;
 use crate::store::Store;
 
-pub use read::KpiOut;
+pub use read::{KpiOut, readable};
 
 /// What the KPI resolvers need: the runtime's handle, the app database, the policy. Requests
 /// get it (in an `Arc`) as data next to their `Scope`.
@@ -67,7 +67,7 @@ mod tests {
 
     #[test]
     fn every_role_gets_the_kpi_fields_even_without_tables() {
-        let schema = build_with(&[], Features { kpis: true }).expect("a schema");
+        let schema = build_with(&[], Features { kpis: true, ..Features::default() }).expect("a schema");
         let text = sdl(&schema);
         for wanted in [
             "kpis: [Kpi!]!",
