@@ -13,8 +13,9 @@ use std::collections::HashMap;
 
 use super::compile::{CompiledKpi, Reading, Span};
 use crate::aggregate::{self, Aggregate, GroupResult, TimeWindow, WindowedAggregate};
+use crate::change::Key;
 use crate::live::not_ready;
-use crate::query::matching_rows;
+use crate::query::{Timeline, matching_rows};
 use crate::replica::{Applied, Delta, Replica};
 use crate::value::Value;
 
@@ -59,6 +60,9 @@ struct Entry {
     kpi: CompiledKpi,
     state: State,
     value: KpiValue,
+    /// For a filter relative to now (`createdAt < now − 10 min`): its rows by the instant
+    /// their truth next changes by time alone.
+    timeline: Option<Timeline>,
 }
 
 /// Every KPI, indexed by table.
@@ -98,9 +102,9 @@ impl KpiSet {
     pub fn insert(&mut self, id: KpiId, kpi: CompiledKpi, replica: &Replica, now: i64) {
         self.remove(id);
         self.by_table.entry(kpi.table).or_default().push(id);
-        let state = build(&kpi, replica, self.time_zone, now);
+        let (state, timeline) = build(&kpi, replica, self.time_zone, now);
         let value = read(&kpi, &state, now);
-        self.entries.insert(id, Entry { kpi, state, value });
+        self.entries.insert(id, Entry { kpi, state, value, timeline });
     }
 
     pub fn remove(&mut self, id: KpiId) {
@@ -122,21 +126,27 @@ impl KpiSet {
     /// When time alone next changes a KPI: a window's oldest row expires. (KPIs of ages move
     /// continuously; see [`CompiledKpi::time_dependent`].)
     pub fn next_due(&self) -> Option<i64> {
-        self.entries
+        let windows = self.entries.values().filter_map(|e| match &e.state {
+            State::Windowed(w) => w.next_expiry(),
+            _ => None,
+        });
+        let timelines = self
+            .entries
             .values()
-            .filter_map(|e| match &e.state {
-                State::Windowed(w) => w.next_expiry(),
-                _ => None,
-            })
-            .min()
+            .filter(|e| !matches!(e.state, State::Waiting(_)))
+            .filter_map(|e| e.timeline.as_ref()?.next_due());
+        windows.chain(timelines).min()
     }
 
-    /// Moves every KPI to `now`: windows expire what fell out, ages are read again. Returns
-    /// the KPIs whose value changed.
-    pub fn advance(&mut self, now: i64) -> Vec<KpiId> {
+    /// Moves every KPI to `now`: windows expire what fell out, rows that became old enough
+    /// for (or too old for) a time-relative filter move in or out, ages are read again.
+    /// `replica` is the version the last [`KpiSet::apply`] was given. Returns the KPIs whose
+    /// value changed.
+    pub fn advance(&mut self, now: i64, replica: &Replica) -> Vec<KpiId> {
         let mut changed = Vec::new();
         for (id, entry) in &mut self.entries {
-            let moved = match &mut entry.state {
+            let mut moved = retime(entry, replica, now);
+            moved |= match &mut entry.state {
                 State::Windowed(w) => w.advance(now) || entry.kpi.time_dependent,
                 State::Ready(_) => entry.kpi.time_dependent,
                 State::Waiting(_) => false,
@@ -167,8 +177,23 @@ impl KpiSet {
                     for id in ids {
                         let entry = self.entries.get_mut(id).expect("indexed KPIs exist");
                         let filter = &entry.kpi.filter;
-                        let before = d.before.as_ref().filter(|r| filter.matches(r));
-                        let after = d.after.as_ref().filter(|r| filter.matches(r));
+                        // Whether the old row passed when it was last judged, for a row whose
+                        // truth can still move with time (the others judge the same now).
+                        let filed = match &mut entry.timeline {
+                            Some(t) if !matches!(entry.state, State::Waiting(_)) => {
+                                let old_key = d
+                                    .before
+                                    .as_ref()
+                                    .map(|r| Key::of(r, &entry.kpi.schema.key))
+                                    .filter(|k| *k != d.key);
+                                let moved = old_key.and_then(|k| t.file(&k, None, filter, now));
+                                moved.or(t.file(&d.key, d.after.as_ref(), filter, now))
+                            }
+                            _ => None,
+                        };
+                        let was = filed.unwrap_or_else(|| d.before.as_ref().is_some_and(|r| filter.matches_at(r, now)));
+                        let before = d.before.as_ref().filter(|_| was);
+                        let after = d.after.as_ref().filter(|r| filter.matches_at(r, now));
                         if before.is_none() && after.is_none() {
                             continue;
                         }
@@ -197,7 +222,7 @@ impl KpiSet {
             let same_shape =
                 replica.table(entry.kpi.table).is_none_or(|t| t.schema.version == entry.kpi.schema.version);
             if same_shape {
-                entry.state = build(&entry.kpi, replica, self.time_zone, now);
+                (entry.state, entry.timeline) = build(&entry.kpi, replica, self.time_zone, now);
                 touched.push(*id);
             } else {
                 entry.state = State::Waiting(format!("table `{}` changed its columns", entry.kpi.schema.spec.name));
@@ -243,32 +268,68 @@ pub struct Outcome {
     pub touched: Vec<KpiId>,
 }
 
-fn build(kpi: &CompiledKpi, replica: &Replica, time_zone: chrono_tz::Tz, now: i64) -> State {
+/// Rows of a time-relative filter that came due by `now`, judged again and moved in or out.
+fn retime(entry: &mut Entry, replica: &Replica, now: i64) -> bool {
+    let Some(timeline) = &mut entry.timeline else { return false };
+    if matches!(entry.state, State::Waiting(_)) || timeline.next_due().is_none_or(|at| at > now) {
+        return false;
+    }
+    let Some(table) = replica.table(entry.kpi.table) else { return false };
+    let filter = &entry.kpi.filter;
+    let mut moved = false;
+    for (key, matched) in timeline.take_due(now) {
+        let row = table.get(&key);
+        if let Some(r) = row {
+            let is = filter.matches_at(r, now);
+            if is != matched {
+                let (before, after) = if matched { (Some(r), None) } else { (None, Some(r)) };
+                match &mut entry.state {
+                    State::Ready(a) => a.apply(before.map(|r| &r[..]), after.map(|r| &r[..])),
+                    State::Windowed(w) => {
+                        w.apply(before, after, now);
+                    }
+                    State::Waiting(_) => {}
+                }
+                moved = true;
+            }
+        }
+        timeline.file(&key, row, filter, now);
+    }
+    moved
+}
+
+fn build(kpi: &CompiledKpi, replica: &Replica, time_zone: chrono_tz::Tz, now: i64) -> (State, Option<Timeline>) {
     let table = replica.table(kpi.table);
     if let Some(reason) = not_ready(table, &kpi.schema.spec.name) {
-        return State::Waiting(reason);
+        return (State::Waiting(reason), None);
     }
     let table = table.expect("ready tables exist");
+    // A filter relative to now is fixed at `now` to pick the rows (so indexes can serve it),
+    // and its rows filed by when each must be judged again.
+    let timeline = kpi.filter.is_time_relative().then(|| Timeline::build(table.rows(), &kpi.filter, now));
+    let filter = kpi.filter.at(now);
     let Some(window) = &kpi.window else {
-        return match aggregate::aggregate_table(table, &kpi.filter, kpi.spec.clone()) {
+        let state = match aggregate::aggregate_table(table, &filter, kpi.spec.clone()) {
             Ok(a) => State::Ready(a),
             Err(e) => State::Waiting(e.to_string()),
         };
+        return (state, timeline);
     };
     let span = match window.span {
         Span::Last(micros) => aggregate::Span::Last { micros },
         Span::Today => aggregate::Span::Today { tz: time_zone },
     };
     let window = TimeWindow { column: window.column, span };
-    match WindowedAggregate::new(kpi.spec.clone(), &kpi.schema, window, now) {
+    let state = match WindowedAggregate::new(kpi.spec.clone(), &kpi.schema, window, now) {
         Ok(mut w) => {
-            for row in matching_rows(table, &kpi.filter) {
+            for row in matching_rows(table, &filter) {
                 w.apply(None, Some(row), now);
             }
             State::Windowed(w)
         }
         Err(e) => State::Waiting(e.to_string()),
-    }
+    };
+    (state, timeline)
 }
 
 fn read(kpi: &CompiledKpi, state: &State, now: i64) -> KpiValue {

@@ -206,7 +206,7 @@ impl Runtime {
     /// Time passed with no transaction: windows expire rows, ages grow.
     fn tick(&mut self) -> Option<KpiStep> {
         let now = chrono::Utc::now().timestamp_micros();
-        let ids = self.set.advance(now);
+        let ids = self.set.advance(now, &self.replica);
         if ids.is_empty() {
             return None;
         }

@@ -259,10 +259,10 @@ fn a_windowed_kpi_slides_as_time_passes_without_a_write() {
     assert_eq!(count(&set), Some(Value::Int8(3)));
     // The window is `openedAt >= now - 30 s`: the row opened at 70 s leaves just after 100 s.
     assert_eq!(set.next_due(), Some(100 * second + 1));
-    assert!(set.advance(100 * second).is_empty());
-    assert_eq!(set.advance(100 * second + 1), vec![KpiId(1)]);
+    assert!(set.advance(100 * second, &replica).is_empty());
+    assert_eq!(set.advance(100 * second + 1, &replica), vec![KpiId(1)]);
     assert_eq!(count(&set), Some(Value::Int8(2)));
-    assert_eq!(set.advance(200 * second), vec![KpiId(1)]);
+    assert_eq!(set.advance(200 * second, &replica), vec![KpiId(1)]);
     assert_eq!(count(&set), Some(Value::Int8(0)));
     assert_eq!(set.next_due(), None);
 }
@@ -310,9 +310,87 @@ fn an_age_kpi_is_read_at_the_time_asked() {
         set.value(KpiId(1)).and_then(|v| v.single()).map(Value::to_canonical_string).as_deref(),
         Some("90.000000")
     );
-    assert_eq!(set.advance(150_000_000), vec![KpiId(1)]);
+    assert_eq!(set.advance(150_000_000, &replica), vec![KpiId(1)]);
     assert_eq!(
         set.value(KpiId(1)).and_then(|v| v.single()).map(Value::to_canonical_string).as_deref(),
         Some("150.000000")
     );
+}
+
+#[test]
+fn a_kpi_with_a_filter_relative_to_now_counts_rows_as_they_age() {
+    let reg = Registry::default();
+    let id = reg.add("s".into(), "public", "orders", "orders", vec![], vec![]).expect("register");
+    let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
+    let schema = Arc::new(TableSchema {
+        spec: reg.get(id).expect("spec").clone(),
+        columns: vec![
+            col("id", ColumnType::Int8),
+            col("status", ColumnType::Text),
+            col("createdAt", ColumnType::TimestampTz),
+        ],
+        key: vec![0],
+        indexed: vec![],
+        version: 1,
+    });
+    let mut table = Table::new(schema.clone());
+    table.state = TableState::Ready;
+    let mut replica = Replica::restore(vec![table], HashMap::from([(Arc::from("s"), Position(1))]));
+    let second = 1_000_000i64;
+    let row = |i: i64, status: &str, at: i64| Change {
+        table: schema.id(),
+        op: Op::Insert,
+        key: Key(vec![Value::Int8(i)].into()),
+        before: None,
+        after: Some(Image(vec![Some(Value::Int8(i)), Some(Value::text(status)), Some(Value::TimestampTz(at))])),
+    };
+    let changes = (0..10).map(|i| row(i, "pending", i * 10 * second)).collect();
+    let tx = Transaction {
+        source: Arc::from("s"),
+        position: Position(10),
+        commit_ts: 0,
+        xid: 1,
+        changes,
+        table_events: vec![],
+    };
+    replica.apply(&SourceEvent::Transaction(tx));
+    let def: KpiDefinition = serde_json::from_value(json!({
+        "name": "pending for over a minute", "table": "orders", "aggregate": "COUNT",
+        "filter": { "status": { "eq": "pending" }, "createdAt": { "lt": { "ago": "PT60S" } } }
+    }))
+    .expect("definition");
+    let kpi = compile_kpi(&def, std::slice::from_ref(&schema), &Policy::deny_all()).expect("binds");
+    let mut set = KpiSet::new();
+    set.insert(KpiId(1), kpi, &replica, 95 * second);
+    let count = |set: &KpiSet| set.value(KpiId(1)).and_then(|v| v.single().cloned());
+    // Created at 0 … 30 s: older than a minute at 95 s.
+    assert_eq!(count(&set), Some(Value::Int8(4)));
+    assert_eq!(set.next_due(), Some(100 * second + 1), "the row created at 40 s turns a minute old");
+    assert!(set.advance(100 * second, &replica).is_empty());
+    assert_eq!(set.advance(100 * second + 1, &replica), vec![KpiId(1)]);
+    assert_eq!(count(&set), Some(Value::Int8(5)));
+    // A write in between: one of the old rows is paid, a new one is pending; judged at its time.
+    let pay = Change {
+        table: schema.id(),
+        op: Op::Update,
+        key: Key(vec![Value::Int8(0)].into()),
+        before: None,
+        after: Some(Image(vec![Some(Value::Int8(0)), Some(Value::text("paid")), Some(Value::TimestampTz(0))])),
+    };
+    let tx = Transaction {
+        source: Arc::from("s"),
+        position: Position(20),
+        commit_ts: 105 * second,
+        xid: 2,
+        changes: vec![pay, row(10, "pending", 104 * second)],
+        table_events: vec![],
+    };
+    let applied = replica.apply(&SourceEvent::Transaction(tx));
+    let outcome = set.apply(&applied, &replica, 105 * second);
+    assert_eq!(outcome.changed, vec![KpiId(1)]);
+    assert_eq!(count(&set), Some(Value::Int8(4)));
+    // Much later every pending row is over a minute old.
+    set.advance(1000 * second, &replica);
+    assert_eq!(count(&set), Some(Value::Int8(10)));
+    assert_eq!(set.next_due(), None);
 }

@@ -21,13 +21,12 @@
 //! works through when [`LiveSet::next_due`] comes — no write needed, no table rescanned.
 
 mod spec;
-mod timeline;
 mod window;
 
 use std::collections::HashMap;
 
+pub use crate::query::Timeline;
 pub use spec::{LiveSpec, Shape};
-pub use timeline::Timeline;
 pub use window::{RowsDiff, Window, diff};
 
 use crate::aggregate::{Aggregate, GroupResult, aggregate_table};

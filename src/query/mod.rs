@@ -26,6 +26,7 @@ mod operand;
 mod order;
 mod plan;
 mod select;
+mod timeline;
 mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock, wall_micros};
@@ -38,6 +39,7 @@ pub use operand::{Ago, Operand, TimeKind, comparable};
 pub use order::{OrderBy, RowOrder, compare_rows};
 pub use plan::matching_rows;
 pub use select::{Query, select, select_after};
+pub use timeline::Timeline;
 pub use validate::{QueryError, type_label};
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! When each row of a time-relative live query next needs a look: an index of rows by the
+//! When each row of a time-relative filter (a live query's, a KPI's, a row alert rule's) next
+//! needs a look: an index of rows by the
 //! instant their filter's truth can next change by time alone ([`Filter::next_change`]).
 //!
 //! `{ createdAt: { lt: { ago: "PT10M" } } }` admits a row ten minutes after it was created,
@@ -63,6 +64,19 @@ impl Timeline {
             let (_, key) = self.due.pop_first().expect("just seen");
             let matched = self.rows.remove(&key).is_some_and(|f| f.matched);
             out.push((key, matched));
+        }
+        out
+    }
+
+    /// Like [`Timeline::take_due`], with the instant each row came due.
+    pub fn take_due_at(&mut self, now: i64) -> Vec<(i64, Key, bool)> {
+        let mut out = Vec::new();
+        while let Some((at, _)) = self.due.first()
+            && *at <= now
+        {
+            let (at, key) = self.due.pop_first().expect("just seen");
+            let matched = self.rows.remove(&key).is_some_and(|f| f.matched);
+            out.push((at, key, matched));
         }
         out
     }
