@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value as Json};
 
 use super::rule::{BoundRule, RuleId, Target, Threshold};
-use crate::change::{Position, Row, SourceName};
+use crate::change::{Key, Position, Row, SourceName};
 use crate::kpi::{KpiBoard, KpiId, KpiValue};
+use crate::query::Timeline;
 use crate::replica::{Applied, Delta, Replica};
 use crate::value::Value;
 
@@ -144,6 +145,9 @@ pub struct AlertSet {
     /// Per rule, the instances that breach but were not opened because the rule is at its
     /// cap (by key, so each counts once and leaves when it stops breaching).
     overflow: BTreeMap<RuleId, std::collections::BTreeSet<String>>,
+    /// Row rules whose filter is relative to now: their rows by when each must be judged
+    /// again (a ticket becomes "open longer than 30 minutes" with no write).
+    timelines: BTreeMap<RuleId, Timeline>,
 }
 
 impl AlertSet {
@@ -202,6 +206,7 @@ impl AlertSet {
                 inst.due = Some(inst.since + rule.for_micros);
             }
         }
+        let mut timeline = None;
         let observations: Vec<Observation> = match &rule.target {
             Target::Kpi { kpi, test } => match board.kpis.get(kpi) {
                 Some(entry) => kpi_observations(
@@ -213,7 +218,11 @@ impl AlertSet {
             },
             Target::Rows { schema, filter, labels, columns } => match replica.table(schema.id()) {
                 Some(table) if table.state == crate::replica::TableState::Ready => {
-                    crate::query::matching_rows(table, filter)
+                    // A filter relative to now is judged at the cause's instant, and its rows
+                    // filed by when each must be judged again.
+                    let at = cause.at();
+                    timeline = filter.is_time_relative().then(|| Timeline::build(table.rows(), filter, at));
+                    crate::query::matching_rows(table, &filter.at(at))
                         .map(|row| row_observation(schema, labels, columns, None, Some(row), true))
                         .collect()
                 }
@@ -221,6 +230,10 @@ impl AlertSet {
             },
             // Restored instances stand until data arrives; new ones come from `advance`.
             Target::NoData { .. } => return out,
+        };
+        match timeline {
+            Some(t) => self.timelines.insert(id, t),
+            None => self.timelines.remove(&id),
         };
         let seen: Vec<String> = observations.iter().map(|o| o.key.clone()).collect();
         for o in observations {
@@ -253,6 +266,7 @@ impl AlertSet {
         self.rules.remove(&id);
         self.quiet.remove(&id);
         self.overflow.remove(&id);
+        self.timelines.remove(&id);
         self.instances.retain(|(r, _), _| *r != id);
     }
 
@@ -340,8 +354,16 @@ impl AlertSet {
                         if schema.id() != d.table {
                             continue;
                         }
-                        let was = d.before.as_ref().is_some_and(|r| filter.matches(r));
-                        let is = d.after.as_ref().is_some_and(|r| filter.matches(r));
+                        let at = cause.at();
+                        // Whether the old row passed when it was last judged, for a row whose
+                        // truth can still move with time (the others judge the same now).
+                        let filed = self.timelines.get_mut(id).and_then(|t| {
+                            let old_key = d.before.as_ref().map(|r| Key::of(r, &schema.key)).filter(|k| *k != d.key);
+                            let moved = old_key.and_then(|k| t.file(&k, None, filter, at));
+                            moved.or(t.file(&d.key, d.after.as_ref(), filter, at))
+                        });
+                        let was = filed.unwrap_or_else(|| d.before.as_ref().is_some_and(|r| filter.matches_at(r, at)));
+                        let is = d.after.as_ref().is_some_and(|r| filter.matches_at(r, at));
                         if !was && !is {
                             continue;
                         }
@@ -390,7 +412,8 @@ impl AlertSet {
     /// When time alone next moves an instance.
     pub fn next_due(&self) -> Option<i64> {
         let instances = self.instances.values().filter_map(|i| i.due);
-        instances.chain(self.quiet_due().map(|(_, at)| at)).min()
+        let rows = self.timelines.values().filter_map(Timeline::next_due);
+        instances.chain(self.quiet_due().map(|(_, at)| at)).chain(rows).min()
     }
 
     /// No-data rules without an open instance, with when they go off.
@@ -403,9 +426,11 @@ impl AlertSet {
         })
     }
 
-    /// Moves every instance whose due time is at or before `now`.
-    pub fn advance(&mut self, now: i64) -> Vec<Transition> {
-        let mut out = Vec::new();
+    /// Moves every instance whose due time is at or before `now`, and judges again the rows of
+    /// time-relative row rules that came due. `replica` is the version the last event was
+    /// evaluated on.
+    pub fn advance(&mut self, now: i64, replica: &Replica) -> Vec<Transition> {
+        let mut out = self.retime_rows(now, replica);
         let quiet: Vec<(RuleId, i64)> = self.quiet_due().filter(|(_, at)| *at <= now).collect();
         for (id, at) in quiet {
             out.extend(self.observe(id, quiet_observation(true), &Cause::Due { at }));
@@ -434,6 +459,40 @@ impl AlertSet {
                     self.instances.remove(&key);
                 }
                 _ => {}
+            }
+        }
+        out
+    }
+
+    /// Rows of time-relative row rules due by `now`: each judged at the instant it came due,
+    /// so the transition's cause is that instant whenever the timer fires.
+    fn retime_rows(&mut self, now: i64, replica: &Replica) -> Vec<Transition> {
+        let due: Vec<RuleId> = self
+            .timelines
+            .iter()
+            .filter(|(_, t)| t.next_due().is_some_and(|at| at <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut out = Vec::new();
+        for id in due {
+            let Some(Target::Rows { schema, filter, labels, columns }) = self.rules.get(&id).map(|r| r.target.clone())
+            else {
+                continue;
+            };
+            let Some(table) = replica.table(schema.id()) else { continue };
+            let rows = self.timelines.get_mut(&id).map(|t| t.take_due_at(now)).unwrap_or_default();
+            for (at, key, matched) in rows {
+                let row = table.get(&key);
+                if let Some(r) = row {
+                    let is = filter.matches_at(r, at);
+                    if is != matched {
+                        let o = row_observation(&schema, &labels, &columns, None, Some(r), is);
+                        out.extend(self.observe(id, o, &Cause::Due { at }));
+                    }
+                }
+                if let Some(t) = self.timelines.get_mut(&id) {
+                    t.file(&key, row, &filter, at);
+                }
             }
         }
         out

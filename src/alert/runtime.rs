@@ -179,7 +179,7 @@ impl Runtime {
                 Some(command) = commands.recv() => self.command(command).await,
                 _ = tokio::time::sleep(wait.unwrap_or(Duration::from_secs(3600))), if wait.is_some() => {
                     let now = chrono::Utc::now().timestamp_micros();
-                    let transitions = self.set.advance(now);
+                    let transitions = self.set.advance(now, &self.replica);
                     self.record(transitions, None).await;
                 }
                 _ = cancel.cancelled() => break,
@@ -192,12 +192,11 @@ impl Runtime {
         let Some(batch) = &step.batch else {
             // A KPI defined or removed: its rules see the new value now.
             let now = chrono::Utc::now().timestamp_micros();
-            let mut transitions = self.set.advance(now);
+            let mut transitions = self.set.advance(now, &self.replica);
             transitions.extend(self.set.on_kpis(&step.changed, &self.kpis, &Cause::Due { at: now }));
             self.record(transitions, None).await;
             return;
         };
-        self.replica = batch.replica.clone();
         let (cause, durable) = match &batch.applied.tx {
             Some(tx) => (
                 Cause::Transaction { source: tx.source.clone(), position: tx.position, commit_ts: tx.commit_ts },
@@ -205,8 +204,10 @@ impl Runtime {
             ),
             None => (Cause::Due { at: batch.at }, None),
         };
-        // Time first: what came due before this commit happened before it.
-        let mut transitions = self.set.advance(cause.at());
+        // Time first, on the rows as they were: what came due before this commit happened
+        // before it.
+        let mut transitions = self.set.advance(cause.at(), &self.replica);
+        self.replica = batch.replica.clone();
         transitions.extend(self.set.on_touched(&step.touched, &cause));
         transitions.extend(self.set.on_kpis(&step.changed, &self.kpis, &cause));
         transitions.extend(self.set.on_rows(&batch.applied, &self.replica, &cause));

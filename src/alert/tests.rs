@@ -128,7 +128,7 @@ impl World {
             changed.push((id, value));
         }
         let cause = Cause::Transaction { source: Arc::from("s"), position, commit_ts };
-        let mut out = self.alerts.advance(commit_ts);
+        let mut out = self.alerts.advance(commit_ts, &self.replica);
         out.extend(self.alerts.on_touched(&touched, &cause));
         out.extend(self.alerts.on_kpis(&changed, &self.board, &cause));
         out.extend(self.alerts.on_rows(&applied, &self.replica, &cause));
@@ -172,8 +172,8 @@ fn for_holds_a_breach_pending_until_it_has_lasted_and_a_short_one_never_fires() 
     let (t, _) = w.commit(1_000_000, &[(1, Some((20, "x")))]);
     assert_eq!(states(&t), vec![(AlertState::Normal, AlertState::Pending)]);
     assert_eq!(w.alerts.next_due(), Some(61_000_000));
-    assert!(w.alerts.advance(60_999_999).is_empty());
-    let t = w.alerts.advance(61_000_000);
+    assert!(w.alerts.advance(60_999_999, &w.replica).is_empty());
+    let t = w.alerts.advance(61_000_000, &w.replica);
     assert_eq!(states(&t), vec![(AlertState::Pending, AlertState::Firing)]);
     assert_eq!(t[0].cause, Cause::Due { at: 61_000_000 }, "a time-driven transition is caused by its due time");
 
@@ -311,7 +311,7 @@ fn a_restored_pending_instance_fires_at_the_same_due_time_as_before_the_restart(
     w.alerts = AlertSet::new();
     w.alerts.restore(saved);
     assert!(w.rule(1, json!({ "name": "big", "kpi": { "kpi": 1, "above": 10 }, "for": "PT1M" }), 2_000_000).is_empty());
-    let t = w.alerts.advance(120_000_000);
+    let t = w.alerts.advance(120_000_000, &w.replica);
     assert_eq!(states(&t), vec![(AlertState::Pending, AlertState::Firing)]);
     assert_eq!(t[0].cause, Cause::Due { at: 61_000_000 }, "same cause as the run before the restart: recorded once");
 }
@@ -327,8 +327,8 @@ fn a_no_data_rule_fires_when_the_kpis_rows_go_quiet_and_resolves_when_data_retur
     assert_eq!(w.alerts.next_due(), Some(15_000_000), "data moved the deadline");
     let (t, _) = w.commit(9_000_000, &[(2, Some((1, "paid")))]);
     assert!(t.is_empty(), "a row outside the KPI's filter is not its data");
-    assert!(w.alerts.advance(14_999_999).is_empty());
-    let t = w.alerts.advance(20_000_000);
+    assert!(w.alerts.advance(14_999_999, &w.replica).is_empty());
+    let t = w.alerts.advance(20_000_000, &w.replica);
     assert_eq!(states(&t), vec![(AlertState::Normal, AlertState::Firing)]);
     assert_eq!(t[0].cause, Cause::Due { at: 15_000_000 });
     assert!(t[0].summary.contains("no data"), "{}", t[0].summary);
@@ -356,4 +356,65 @@ fn a_rule_opens_at_most_its_cap_and_counts_the_rest() {
         serde_json::from_value(json!({ "name": "x", "kpi": { "kpi": 1, "above": 1 }, "maxInstances": 0 }))
             .expect("parses");
     assert_eq!(bind(RuleId(1), def, None).expect_err("refused").field, "maxInstances");
+}
+
+#[test]
+fn a_row_rule_relative_to_now_fires_with_no_write_at_the_instant_it_came_due() {
+    let reg = Registry::default();
+    let id = reg.add("s".into(), "public", "tickets", "tickets", vec![], vec![]).expect("register");
+    let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
+    let schema = Arc::new(TableSchema {
+        spec: reg.get(id).expect("spec").clone(),
+        columns: vec![
+            col("id", ColumnType::Int8),
+            col("status", ColumnType::Text),
+            col("openedAt", ColumnType::TimestampTz),
+        ],
+        key: vec![0],
+        indexed: vec![],
+        version: 1,
+    });
+    let mut replica = replica(&schema);
+    let minute = 60_000_000i64;
+    let ticket = |i: i64, status: &str, opened: i64| Change {
+        table: schema.id(),
+        op: Op::Insert,
+        key: Key(vec![Value::Int8(i)].into()),
+        before: None,
+        after: Some(Image(vec![Some(Value::Int8(i)), Some(Value::text(status)), Some(Value::TimestampTz(opened))])),
+    };
+    let tx = Transaction {
+        source: Arc::from("s"),
+        position: Position(10),
+        commit_ts: 0,
+        xid: 1,
+        changes: vec![ticket(1, "open", 0), ticket(2, "open", 10 * minute)],
+        table_events: vec![],
+    };
+    replica.apply(&SourceEvent::Transaction(tx));
+    let def: AlertRuleDefinition = serde_json::from_value(json!({
+        "name": "waiting", "rows": { "table": "tickets",
+            "filter": { "status": { "eq": "open" }, "openedAt": { "lt": { "ago": "PT30M" } } } }
+    }))
+    .expect("rule");
+    let rows = def.rows.as_ref().map(|r| bind_rows(r, std::slice::from_ref(&schema)).expect("binds"));
+    let mut alerts = AlertSet::new();
+    let t = alerts.set_rule(
+        bind(RuleId(1), def, rows).expect("binds"),
+        &KpiBoard::default(),
+        &replica,
+        &Cause::Due { at: 20 * minute },
+    );
+    assert!(t.is_empty(), "nothing is 30 minutes old yet: {t:?}");
+    assert_eq!(alerts.next_due(), Some(30 * minute + 1));
+    // The timer fires late: the transition is still dated when the ticket turned 30 minutes old.
+    let t = alerts.advance(35 * minute, &replica);
+    assert_eq!(states(&t), vec![(AlertState::Normal, AlertState::Firing)]);
+    assert_eq!(t[0].cause, Cause::Due { at: 30 * minute + 1 });
+    assert_eq!(t[0].instance, "[\"1\"]");
+    assert_eq!(alerts.next_due(), Some(40 * minute + 1));
+    let t = alerts.advance(41 * minute, &replica);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].instance, "[\"2\"]");
+    assert_eq!(alerts.next_due(), None, "nothing else can change by time alone");
 }
