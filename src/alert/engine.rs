@@ -148,6 +148,9 @@ pub struct AlertSet {
     /// Row rules whose filter is relative to now: their rows by when each must be judged
     /// again (a ticket becomes "open longer than 30 minutes" with no write).
     timelines: BTreeMap<RuleId, Timeline>,
+    /// An open instance's value, row or summary moved without a transition since the last
+    /// [`AlertSet::take_moved`]: readers want the new value.
+    moved: bool,
 }
 
 impl AlertSet {
@@ -254,6 +257,11 @@ impl AlertSet {
             out.extend(self.observe(id, o, cause));
         }
         out
+    }
+
+    /// Whether an open instance's value, row or summary moved since the last call.
+    pub fn take_moved(&mut self) -> bool {
+        std::mem::take(&mut self.moved)
     }
 
     /// How many breaching instances of a rule are not open because of its cap.
@@ -558,6 +566,7 @@ impl AlertSet {
             }
             None => None,
             Some(inst) => {
+                let seen = (inst.value.clone(), inst.row.clone(), inst.summary.clone());
                 inst.condition = o.condition;
                 if o.value.is_some() {
                     inst.value = o.value.clone();
@@ -568,6 +577,7 @@ impl AlertSet {
                 if o.condition {
                     inst.summary = summary(&rule, inst, &o.fields);
                 }
+                self.moved |= seen != (inst.value.clone(), inst.row.clone(), inst.summary.clone());
                 match (inst.state, o.condition) {
                     (AlertState::Pending, true) => None,
                     (AlertState::Pending, false) => {

@@ -54,7 +54,7 @@ enum Command {
     SetRule { record: Arc<AlertRuleRecord>, reply: oneshot::Sender<Result<(), DefinitionError>> },
     RemoveRule { id: RuleId },
     Acknowledge { rule: RuleId, instance: String, ack: Ack, reply: oneshot::Sender<Result<Instance, String>> },
-    Silences(Vec<Silence>),
+    Silences { silences: Vec<Silence>, reply: oneshot::Sender<()> },
 }
 
 /// The handle GraphQL and the server use.
@@ -138,9 +138,13 @@ impl AlertHub {
         answer.await.map_err(|_| stopped())?
     }
 
-    /// The silences now in force (after one was created or expired).
-    pub fn set_silences(&self, silences: Vec<Silence>) {
-        let _ = self.commands.send(Command::Silences(silences));
+    /// The silences now in force (after one was created or expired); on the board when this
+    /// returns.
+    pub async fn set_silences(&self, silences: Vec<Silence>) {
+        let (reply, done) = oneshot::channel();
+        if self.commands.send(Command::Silences { silences, reply }).is_ok() {
+            let _ = done.await;
+        }
     }
 
     pub fn current(&self) -> Arc<AlertBoard> {
@@ -290,9 +294,10 @@ impl Runtime {
                 self.board.rules.remove(&id);
                 self.publish();
             }
-            Command::Silences(silences) => {
+            Command::Silences { silences, reply } => {
                 self.board.silences = Arc::new(silences);
                 self.publish();
+                let _ = reply.send(());
             }
             Command::Acknowledge { rule, instance, ack, reply } => {
                 let result = self.set.acknowledge(rule, &instance, ack).cloned();
@@ -326,7 +331,7 @@ impl Runtime {
         for t in &transitions {
             tracing::info!(rule = t.rule.0, from = t.from.name(), to = t.to.name(), cause = %t.cause.key(), "alert transition");
         }
-        let changed = !transitions.is_empty();
+        let changed = !transitions.is_empty() | self.set.take_moved();
         if changed || durable.is_some() {
             let instances = self.instances_of(&transitions);
             if self.writes.send(Write { transitions, instances, durable }).await.is_err() {

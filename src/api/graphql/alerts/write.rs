@@ -272,6 +272,6 @@ async fn expire_silence(ctx: ResolverContext<'_>) -> async_graphql::Result<Optio
 
 async fn reload_silences(service: &AlertService) -> async_graphql::Result<()> {
     let silences = service.store.load_silences().await.map_err(store_error)?;
-    service.hub.set_silences(silences);
+    service.hub.set_silences(silences).await;
     Ok(())
 }
