@@ -259,3 +259,37 @@ async fn bad_rules_are_refused_and_only_roles_that_manage_alerts_may_write() {
     let d = data(shop.addr, &admin, "{ silences { id } }", json!({})).await;
     assert_eq!(d["silences"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_kpis_and_rules_bind_to_the_fixture_tables() {
+    let shop = Shop::start(opslive::demo::FIXTURE_SEED, &fixture_policy()).await;
+    let ops = token("ops_manager", json!({ "sub": "demo" }));
+    let admin = token("admin", json!({}));
+    let fixture: Json = serde_json::from_str(opslive::demo::monitoring::FIXTURE).unwrap();
+    let mut ids = std::collections::HashMap::new();
+    for kpi in fixture["kpis"].as_array().unwrap() {
+        let reply = post(
+            shop.addr,
+            Some(&ops),
+            "mutation($input: KpiInput!) { createKpi(input: $input) { id name ready notReadyReason } }",
+            json!({ "input": kpi }),
+        )
+        .await;
+        let body = reply.json();
+        let created = &body["data"]["createKpi"];
+        assert_eq!(created["ready"], true, "{kpi}: {}", reply.text);
+        ids.insert(created["name"].as_str().unwrap().to_string(), created["id"].clone());
+    }
+    for rule in fixture["rules"].as_array().unwrap() {
+        let mut rule = rule.clone();
+        if let Some(name) = rule.pointer("/kpi/kpi").and_then(Json::as_str) {
+            rule["kpi"]["kpi"] = ids[name].clone();
+        }
+        let reply = post(shop.addr, Some(&admin), CREATE_RULE, json!({ "input": rule })).await;
+        let body = reply.json();
+        assert!(body["data"]["createAlertRule"]["problem"].is_null(), "{rule}: {}", reply.text);
+    }
+    let d = data(shop.addr, &admin, "{ kpis { name ready } alertRules { name problem overflow } }", json!({})).await;
+    assert_eq!(d["kpis"].as_array().map(Vec::len), fixture["kpis"].as_array().map(Vec::len), "{d}");
+    assert_eq!(d["alertRules"].as_array().map(Vec::len), fixture["rules"].as_array().map(Vec::len), "{d}");
+}

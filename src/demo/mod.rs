@@ -6,6 +6,7 @@
 //! database — so nothing is left running and the next run starts clean.
 
 pub mod access;
+pub mod monitoring;
 mod postgres;
 
 use std::net::SocketAddr;
@@ -93,6 +94,10 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
     if stale.exists() {
         std::fs::remove_file(&stale).map_err(|e| DemoError::Io(format!("cannot remove {}: {e}", stale.display())))?;
     }
+    // The app database is new with the database: it gets the demo's KPIs and alert rules.
+    let app = config.app_database_url().ok_or_else(|| DemoError::Io("the demo has no app database".into()))?;
+    let (kpis, rules) = monitoring::seed(&app).await?;
+    tracing::info!(kpis, rules, "the demo's KPIs and alert rules are defined");
     let serve_cancel = cancel.child_token();
     let stats = Arc::new(SimStats::default());
     let extra: Vec<Box<dyn prometheus_client::collector::Collector>> = match options.sim {
