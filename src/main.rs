@@ -118,6 +118,12 @@ enum Command {
         /// A claim to add, `key=value`; repeat for more.
         #[arg(long = "claim", value_name = "KEY=VALUE", value_parser = opslive::auth::parse_claim)]
         claims: Vec<(String, serde_json::Value)>,
+        /// Who the token speaks for (`sub`): recorded with acknowledgements and definitions.
+        #[arg(long)]
+        sub: Option<String>,
+        /// The token's own id (`jti`), to revoke it alone later.
+        #[arg(long)]
+        jti: Option<String>,
         /// How long the token is valid, e.g. `8h`, `30m`.
         #[arg(long, default_value = "8h", value_parser = opslive::sim::parse_duration)]
         ttl: std::time::Duration,
@@ -345,9 +351,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             opslive::serve::serve(config, shutdown_token()).await?;
             Ok(())
         }
-        Command::Token { role, claims, ttl } => {
+        Command::Token { role, claims, sub, jti, ttl } => {
             let config = Config::load(cli.config.as_deref())?;
-            let token = opslive::auth::mint_for(&config.auth, &role, claims.into_iter().collect(), ttl)?;
+            let mut claims: serde_json::Map<String, serde_json::Value> = claims.into_iter().collect();
+            for (name, value) in [("sub", sub), ("jti", jti)] {
+                if let Some(value) = value {
+                    if claims.contains_key(name) {
+                        anyhow::bail!("`{name}` is given both as --{name} and as --claim");
+                    }
+                    claims.insert(name.into(), value.into());
+                }
+            }
+            let token = opslive::auth::mint_for(&config.auth, &role, claims, ttl)?;
             println!("{token}");
             Ok(())
         }

@@ -401,6 +401,18 @@ async fn token_command_mints_what_the_server_accepts() {
     let left = p.expires_at.unwrap() - now();
     assert!((7140..=7200).contains(&left), "expires in {left} s");
 
+    // `--sub` and `--jti` name the person and the token.
+    let out =
+        opslive(&["token", "--config", path.to_str().unwrap(), "--role", "admin", "--sub", "ada", "--jti", "t-1"])
+            .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p = auth.authenticate(String::from_utf8(out.stdout).unwrap().trim()).await.unwrap();
+    assert_eq!((p.subject.as_deref(), p.claim("jti")), (Some("ada"), Some(&json!("t-1"))));
+    let out =
+        opslive(&["token", "--config", path.to_str().unwrap(), "--role", "admin", "--sub", "a", "--claim", "sub=b"])
+            .await;
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("`sub` is given both"));
+
     // Without a secret it refuses, saying so.
     std::fs::write(&path, "[auth]\njwks_url = \"https://id.example/jwks.json\"\n").unwrap();
     let out = opslive(&["token", "--config", path.to_str().unwrap(), "--role", "admin"]).await;

@@ -19,16 +19,16 @@ pub const FIXTURE_POLICY: &str = include_str!("../../fixtures/policy.toml");
 /// How long the printed tokens stay valid.
 pub const TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
 
-/// The demo's fixture roles, with the claims their policy rules read.
+/// The demo's fixture roles, each a person (`sub`) with the claims their policy rules read.
 pub fn roles() -> Vec<(&'static str, Map<String, Json>)> {
     let claims = |v: Json| v.as_object().cloned().unwrap_or_default();
     vec![
-        ("admin", Map::new()),
-        ("ops_manager", Map::new()),
-        ("warehouse_lead", claims(json!({ "warehouses": ["WH-BER", "WH-MAD"] }))),
-        ("support_lead", Map::new()),
-        ("finance", Map::new()),
-        ("analyst", Map::new()),
+        ("admin", claims(json!({ "sub": "ada@demo.opslive" }))),
+        ("ops_manager", claims(json!({ "sub": "omar@demo.opslive" }))),
+        ("warehouse_lead", claims(json!({ "sub": "wanda@demo.opslive", "warehouses": ["WH-BER", "WH-MAD"] }))),
+        ("support_lead", claims(json!({ "sub": "sam@demo.opslive" }))),
+        ("finance", claims(json!({ "sub": "fiona@demo.opslive" }))),
+        ("analyst", claims(json!({ "sub": "ana@demo.opslive" }))),
     ]
 }
 
