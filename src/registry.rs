@@ -229,3 +229,36 @@ impl Registry {
         self.grown.subscribe()
     }
 }
+
+/// A one-table world for the engines' unit tests: a schema of source `s` keyed by its first
+/// column, and a ready, empty replica of it.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::{Column, ColumnType, Registry, TableSchema};
+    use crate::change::Position;
+    use crate::replica::{Replica, Table, TableState};
+
+    pub fn schema(table: &str, columns: &[(&str, ColumnType)]) -> Arc<TableSchema> {
+        let reg = Registry::default();
+        let id = reg.add("s".into(), "public", table, table, vec![], vec![]).expect("register");
+        Arc::new(TableSchema {
+            spec: reg.get(id).expect("spec").clone(),
+            columns: columns
+                .iter()
+                .map(|(name, ty)| Column { name: (*name).into(), ty: ty.clone(), nullable: true })
+                .collect(),
+            key: vec![0],
+            indexed: vec![],
+            version: 1,
+        })
+    }
+
+    pub fn replica(schema: &Arc<TableSchema>) -> Replica {
+        let mut table = Table::new(schema.clone());
+        table.state = TableState::Ready;
+        Replica::restore(vec![table], HashMap::from([(Arc::from("s"), Position(1))]))
+    }
+}

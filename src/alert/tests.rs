@@ -1,7 +1,6 @@
 //! The KPI and alert engines together, without I/O: transactions move a KPI across a
 //! threshold and rows in and out of a row rule; time is passed explicitly.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -11,29 +10,16 @@ use super::rule::{AlertRuleDefinition, RuleId, bind, bind_rows};
 use crate::change::{Change, Image, Key, Op, Position, SourceEvent, Transaction};
 use crate::kpi::{KpiBoard, KpiDefinition, KpiEntry, KpiId, KpiRecord, KpiSet, compile_kpi};
 use crate::policy::Policy;
-use crate::registry::{Column, ColumnType, Registry, TableSchema};
-use crate::replica::{Applied, Replica, Table, TableState};
+use crate::registry::{ColumnType, TableSchema, fixture};
+use crate::replica::{Applied, Replica};
 use crate::value::Value;
 
 // Columns: 0 id int8 (key), 1 qty int4, 2 status text.
 fn schema() -> Arc<TableSchema> {
-    let reg = Registry::default();
-    let id = reg.add("s".into(), "public", "orders", "orders", vec![], vec![]).expect("register");
-    let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
-    Arc::new(TableSchema {
-        spec: reg.get(id).expect("spec").clone(),
-        columns: vec![col("id", ColumnType::Int8), col("qty", ColumnType::Int4), col("status", ColumnType::Text)],
-        key: vec![0],
-        indexed: vec![],
-        version: 1,
-    })
+    fixture::schema("orders", &[("id", ColumnType::Int8), ("qty", ColumnType::Int4), ("status", ColumnType::Text)])
 }
 
-fn replica(schema: &Arc<TableSchema>) -> Replica {
-    let mut table = Table::new(schema.clone());
-    table.state = TableState::Ready;
-    Replica::restore(vec![table], HashMap::from([(Arc::from("s"), Position(1))]))
-}
+use fixture::replica;
 
 /// The world of one test: replica, KPI engine and board, alert engine.
 struct World {
@@ -360,20 +346,10 @@ fn a_rule_opens_at_most_its_cap_and_counts_the_rest() {
 
 #[test]
 fn a_row_rule_relative_to_now_fires_with_no_write_at_the_instant_it_came_due() {
-    let reg = Registry::default();
-    let id = reg.add("s".into(), "public", "tickets", "tickets", vec![], vec![]).expect("register");
-    let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
-    let schema = Arc::new(TableSchema {
-        spec: reg.get(id).expect("spec").clone(),
-        columns: vec![
-            col("id", ColumnType::Int8),
-            col("status", ColumnType::Text),
-            col("openedAt", ColumnType::TimestampTz),
-        ],
-        key: vec![0],
-        indexed: vec![],
-        version: 1,
-    });
+    let schema = fixture::schema(
+        "tickets",
+        &[("id", ColumnType::Int8), ("status", ColumnType::Text), ("openedAt", ColumnType::TimestampTz)],
+    );
     let mut replica = replica(&schema);
     let minute = 60_000_000i64;
     let ticket = |i: i64, status: &str, opened: i64| Change {

@@ -2,7 +2,6 @@
 //! KPI's value equals the same aggregate computed afresh over the replica, and a change is
 //! reported exactly when the value changed.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -12,26 +11,20 @@ use super::*;
 use crate::aggregate::aggregate_table;
 use crate::change::{Change, Image, Key, Op, Position, SourceEvent, Transaction};
 use crate::policy::Policy;
-use crate::registry::{Column, ColumnType, Registry, TableSchema};
-use crate::replica::{Replica, Table, TableState};
+use crate::registry::{ColumnType, TableSchema, fixture};
+use crate::replica::Replica;
 use crate::value::Value;
 
 fn schema() -> Arc<TableSchema> {
-    let reg = Registry::default();
-    let id = reg.add("s".into(), "public", "orders", "orders", vec![], vec![]).expect("register");
-    let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
-    Arc::new(TableSchema {
-        spec: reg.get(id).expect("spec").clone(),
-        columns: vec![
-            col("id", ColumnType::Int8),
-            col("qty", ColumnType::Int4),
-            col("status", ColumnType::Text),
-            col("price", ColumnType::Numeric),
+    fixture::schema(
+        "orders",
+        &[
+            ("id", ColumnType::Int8),
+            ("qty", ColumnType::Int4),
+            ("status", ColumnType::Text),
+            ("price", ColumnType::Numeric),
         ],
-        key: vec![0],
-        indexed: vec![],
-        version: 1,
-    })
+    )
 }
 
 fn definitions() -> Vec<serde_json::Value> {
@@ -149,9 +142,7 @@ proptest! {
     #[test]
     fn kpis_stay_equal_to_recomputation(history in prop::collection::vec(prop::collection::vec(write(), 1..6), 1..25)) {
         let schema = schema();
-        let mut table = Table::new(schema.clone());
-        table.state = TableState::Ready;
-        let mut replica = Replica::restore(vec![table], HashMap::from([(Arc::from("s"), Position(1))]));
+        let mut replica = fixture::replica(&schema);
         let mut set = KpiSet::new();
         let mut compiled = Vec::new();
         for (i, def) in definitions().into_iter().enumerate() {
@@ -213,19 +204,8 @@ fn kpi_definitions_that_do_not_fit_name_the_field() {
 
 #[test]
 fn a_windowed_kpi_slides_as_time_passes_without_a_write() {
-    let reg = Registry::default();
-    let id = reg.add("s".into(), "public", "tickets", "tickets", vec![], vec![]).expect("register");
-    let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
-    let schema = Arc::new(TableSchema {
-        spec: reg.get(id).expect("spec").clone(),
-        columns: vec![col("id", ColumnType::Int8), col("openedAt", ColumnType::TimestampTz)],
-        key: vec![0],
-        indexed: vec![],
-        version: 1,
-    });
-    let mut table = Table::new(schema.clone());
-    table.state = TableState::Ready;
-    let mut replica = Replica::restore(vec![table], HashMap::from([(Arc::from("s"), Position(1))]));
+    let schema = fixture::schema("tickets", &[("id", ColumnType::Int8), ("openedAt", ColumnType::TimestampTz)]);
+    let mut replica = fixture::replica(&schema);
     let second = 1_000_000i64;
     let changes = (0..10)
         .map(|i| Change {
@@ -269,19 +249,8 @@ fn a_windowed_kpi_slides_as_time_passes_without_a_write() {
 
 #[test]
 fn an_age_kpi_is_read_at_the_time_asked() {
-    let reg = Registry::default();
-    let id = reg.add("s".into(), "public", "tickets", "tickets", vec![], vec![]).expect("register");
-    let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
-    let schema = Arc::new(TableSchema {
-        spec: reg.get(id).expect("spec").clone(),
-        columns: vec![col("id", ColumnType::Int8), col("openedAt", ColumnType::TimestampTz)],
-        key: vec![0],
-        indexed: vec![],
-        version: 1,
-    });
-    let mut table = Table::new(schema.clone());
-    table.state = TableState::Ready;
-    let mut replica = Replica::restore(vec![table], HashMap::from([(Arc::from("s"), Position(1))]));
+    let schema = fixture::schema("tickets", &[("id", ColumnType::Int8), ("openedAt", ColumnType::TimestampTz)]);
+    let mut replica = fixture::replica(&schema);
     let change = Change {
         table: schema.id(),
         op: Op::Insert,
@@ -319,23 +288,11 @@ fn an_age_kpi_is_read_at_the_time_asked() {
 
 #[test]
 fn a_kpi_with_a_filter_relative_to_now_counts_rows_as_they_age() {
-    let reg = Registry::default();
-    let id = reg.add("s".into(), "public", "orders", "orders", vec![], vec![]).expect("register");
-    let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
-    let schema = Arc::new(TableSchema {
-        spec: reg.get(id).expect("spec").clone(),
-        columns: vec![
-            col("id", ColumnType::Int8),
-            col("status", ColumnType::Text),
-            col("createdAt", ColumnType::TimestampTz),
-        ],
-        key: vec![0],
-        indexed: vec![],
-        version: 1,
-    });
-    let mut table = Table::new(schema.clone());
-    table.state = TableState::Ready;
-    let mut replica = Replica::restore(vec![table], HashMap::from([(Arc::from("s"), Position(1))]));
+    let schema = fixture::schema(
+        "orders",
+        &[("id", ColumnType::Int8), ("status", ColumnType::Text), ("createdAt", ColumnType::TimestampTz)],
+    );
+    let mut replica = fixture::replica(&schema);
     let second = 1_000_000i64;
     let row = |i: i64, status: &str, at: i64| Change {
         table: schema.id(),
