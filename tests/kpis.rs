@@ -359,3 +359,48 @@ async fn a_kpi_survives_a_restart() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_value_is_rolled_up_per_minute_into_the_history() {
+    let shop = Shop::start(opslive::demo::FIXTURE_SEED, &fixture_policy()).await;
+    let admin = token("admin", json!({}));
+    let client = shop.pg.connect("shop").await;
+    let id = created(
+        &shop,
+        &admin,
+        json!({ "name": "Largest order", "table": "orders", "aggregate": "MAX", "column": "total" }),
+    )
+    .await;
+    let top: f64 = client.query_one("SELECT max(total)::float8 FROM orders", &[]).await.unwrap().get(0);
+    // A new largest order, then it is cancelled and deleted: the minute's max holds it, its
+    // last value is where it ended.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count, notes) \
+             SELECT 'web', min(id), 'paid', {}, 'EUR', 'WH-BER', 'eu', 1, 'peak' FROM customers",
+            top + 1000.0
+        ))
+        .await
+        .unwrap();
+    client.batch_execute("DELETE FROM orders WHERE notes = 'peak'").await.unwrap();
+    let query =
+        "query($id: ID!) { kpiHistory(id: $id, step: \"PT1M\") { at last lastFloat min max } kpi(id: $id) { value } }";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = data(shop.addr, &admin, query, json!({ "id": id })).await;
+        let points = d["kpiHistory"].as_array().cloned().unwrap_or_default();
+        let max = points.iter().filter_map(|p| p["max"].as_f64()).fold(f64::MIN, f64::max);
+        if max >= top + 1000.0 {
+            let last = points.last().unwrap();
+            assert_eq!(last["last"], d["kpi"]["value"], "the last value is the KPI's now: {d}");
+            assert!(last["min"].as_f64().unwrap() <= top, "{d}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the peak never reached the history: {d}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A role that may not read the KPI gets no history.
+    let lead = token("warehouse_lead", json!({ "warehouses": ["WH-BER"] }));
+    let d = data(shop.addr, &lead, "query($id: ID!) { kpiHistory(id: $id) { at } }", json!({ "id": id })).await;
+    assert_eq!(d["kpiHistory"], json!([]));
+}

@@ -105,7 +105,7 @@ pub const RESERVED_ROOT_FIELDS: [&str; 17] = [
 ];
 
 /// Type names of the product's own GraphQL types.
-pub const RESERVED_TYPES: [&str; 23] = [
+pub const RESERVED_TYPES: [&str; 24] = [
     "Kpi",
     "KpiGroup",
     "KpiInput",
@@ -129,6 +129,7 @@ pub const RESERVED_TYPES: [&str; 23] = [
     "AlertsWhere",
     "Silence",
     "SilenceMatcher",
+    "KpiHistoryPoint",
 ];
 
 /// The product name a table of this GraphQL name would collide with, if any: its root fields

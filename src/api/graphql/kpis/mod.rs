@@ -14,6 +14,7 @@
 //! - [`follow`]: the subscriptions (real streams, forwarded by the WebSocket transport).
 
 mod follow;
+mod history;
 mod read;
 mod types;
 mod write;
@@ -53,12 +54,12 @@ pub struct Parts {
 /// the types and the `Mutation` root to register.
 pub fn extend(query: Object, subscription: Subscription) -> (Object, Subscription, Parts) {
     let parts = Parts {
-        objects: vec![types::kpi(), types::group()],
+        objects: vec![types::kpi(), types::group(), history::point()],
         inputs: types::inputs(),
         enums: types::enums(),
         mutation: write::mutation(),
     };
-    (read::fields(query), follow::fields(subscription), parts)
+    (history::fields(read::fields(query)), follow::fields(subscription), parts)
 }
 
 #[cfg(test)]
