@@ -163,15 +163,7 @@ pub async fn serve_on(
     tracing::info!(kpis = records.len(), "KPIs loaded");
     let (steps_tx, steps_rx) = mpsc::channel(crate::pipeline::BATCH_CAPACITY);
     let start = versions.borrow().clone();
-    let kpi_hub = KpiHub::start(
-        start.clone(),
-        config.kpi.time_zone,
-        policy.clone(),
-        records,
-        kpi_rx,
-        Some(steps_tx),
-        cancel.clone(),
-    );
+    let kpi_hub = KpiHub::start(start.clone(), config.kpi.time_zone, policy.clone(), records, kpi_rx, Some(steps_tx));
     let (alert_steps, history_steps) = tee(steps_rx);
     let positions: Vec<(String, Position)> = start.applied_positions().map(|(s, p)| (s.to_string(), p)).collect();
     let alert_start = AlertStart {
@@ -410,6 +402,12 @@ fn resume_point(replica: &Replica, registry: &Registry, source: &str) -> Option<
 /// At shutdown, once everything received is applied: one last checkpoint, acknowledged on
 /// each slot (the replication session's own last acknowledgement is lost on shutdown).
 async fn final_checkpoint(checkpointer: &Checkpointer, replica: Replica, endpoints: &[(SourceName, Endpoint, String)]) {
+    // The alert writer and the history recorder write their last work as they stop; the final
+    // checkpoint (the next start's resume point) waits for them, or is not taken.
+    if !checkpointer.consumers_caught_up(&replica, Duration::from_secs(10), &CancellationToken::new()).await {
+        tracing::warn!("the durable consumers did not finish in time; the next start resumes from the last checkpoint");
+        return;
+    }
     let writer = checkpointer.clone();
     match tokio::task::spawn_blocking(move || writer.write(&replica)).await {
         Ok(Ok(written)) => {

@@ -149,6 +149,13 @@ impl Watermarks {
         self.consumers.lock().unwrap_or_else(|p| p.into_inner()).push(mark);
     }
 
+    /// Whether every durable consumer has written what it derived from the transactions up to
+    /// `p` (or holds nothing): a checkpoint at `p` may then be the resume point, since a restart
+    /// delivers only what follows it.
+    pub fn consumers_durable_through(&self, p: Position) -> bool {
+        self.consumers.lock().unwrap_or_else(|e| e.into_inner()).iter().all(|m| m.limit().is_none_or(|l| l >= p))
+    }
+
     pub fn consumers(&self) -> Vec<Arc<DurableMark>> {
         self.consumers.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -240,8 +247,11 @@ mod tests {
         assert_eq!(w.ack_target(), Position(149), "the consumer is still at 150");
         mark.durable(Position(150));
         assert_eq!(w.ack_target(), Position(150));
+        assert!(!w.consumers_durable_through(Position(160)), "a checkpoint at 160 waits for the consumer");
+        assert!(w.consumers_durable_through(Position(150)));
         mark.durable(Position(160));
         assert_eq!(w.ack_target(), Position(160));
+        assert!(w.consumers_durable_through(Position(160)));
         // A heartbeat moves `applied` past everything the consumer was handed.
         w.applied(Position(400));
         assert_eq!(w.ack_target(), Position(400));

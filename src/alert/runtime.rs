@@ -114,7 +114,7 @@ impl AlertHub {
         tokio::spawn(writer(start.store, start.marks, writes_rx, cancel.clone()));
         tokio::spawn(async move {
             runtime.record(startup, None).await;
-            runtime.run(rx, steps, cancel).await
+            runtime.run(rx, steps).await
         });
         AlertHub { commands, board }
     }
@@ -162,12 +162,9 @@ struct Runtime {
 }
 
 impl Runtime {
-    async fn run(
-        mut self,
-        mut commands: mpsc::UnboundedReceiver<Command>,
-        mut steps: mpsc::Receiver<KpiStep>,
-        cancel: CancellationToken,
-    ) {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut steps: mpsc::Receiver<KpiStep>) {
+        // Ends when the KPI runtime's steps end (it drains the apply loop at shutdown), so
+        // every transition reaches the writer.
         loop {
             let due = self.set.next_due();
             let wait = due.map(|d| {
@@ -186,7 +183,6 @@ impl Runtime {
                     let transitions = self.set.advance(now, &self.replica);
                     self.record(transitions, None).await;
                 }
-                _ = cancel.cancelled() => break,
             }
         }
     }

@@ -86,6 +86,24 @@ impl Checkpointer {
         result
     }
 
+    /// Waits (up to `patience`) until every source's durable consumers have written through
+    /// the position `replica` holds for it.
+    pub async fn consumers_caught_up(&self, replica: &Replica, patience: Duration, cancel: &CancellationToken) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let behind = replica
+                .applied_positions()
+                .any(|(s, p)| self.watermarks.get(s).is_some_and(|w| !w.consumers_durable_through(p)));
+            if !behind {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline || cancel.is_cancelled() {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Writes a checkpoint every `interval` (or slower, see [`PACE`]) while the replica
     /// changes, until `cancel`. The final checkpoint at shutdown is the caller's, once the
     /// apply loop has drained.
@@ -100,6 +118,14 @@ impl Checkpointer {
             let replica = versions.borrow_and_update().clone();
             let now = Fingerprint::of(&replica);
             if now == last {
+                wait = interval;
+                continue;
+            }
+            // A checkpoint is where a restart resumes, so it may not pass what the durable
+            // consumers (alert transitions, KPI history) have written: they would never see the
+            // rest again. They follow within seconds; this version waits for them, briefly.
+            if !self.consumers_caught_up(&replica, Duration::from_secs(10), &cancel).await {
+                tracing::debug!("durable consumers are behind this replica version; the checkpoint waits");
                 wait = interval;
                 continue;
             }

@@ -20,8 +20,9 @@ use crate::store::Store;
 use crate::watermark::DurableMarks;
 
 /// How often rollups are written: a chart's newest point lags at most this much in the
-/// database (the live value is always on the board).
-pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
+/// database (the live value is always on the board), and so does the next checkpoint, which
+/// waits for every durable consumer. A write holds only the minutes touched since the last.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Recorder {
     pub store: Store,
@@ -76,11 +77,10 @@ impl Recorder {
                         Err(e) => tracing::warn!(error = %e, "cannot prune KPI history"),
                     }
                 }
-                _ = cancel.cancelled() => break,
             }
         }
-        // What is left is written once more at shutdown; a crash instead leaves it to the
-        // re-delivered transactions.
+        // The steps end after the apply loop drained at shutdown: what is left is written once
+        // more (a crash instead leaves it to the re-delivered transactions).
         self.flush(&mut rollups, &mut pending, &CancellationToken::new()).await;
     }
 

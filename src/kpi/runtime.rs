@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use imbl::OrdMap;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_util::sync::CancellationToken;
 
 use super::compile::{CompiledKpi, compile_kpi};
 use super::definition::{DefinitionError, KpiDefinition};
@@ -110,7 +109,6 @@ impl KpiHub {
         records: Vec<KpiRecord>,
         batches: mpsc::Receiver<Arc<Batch>>,
         steps: Option<mpsc::Sender<KpiStep>>,
-        cancel: CancellationToken,
     ) -> KpiHub {
         let (commands, rx) = mpsc::unbounded_channel();
         let mut runtime = Runtime {
@@ -130,7 +128,7 @@ impl KpiHub {
         }
         runtime.publish();
         let board = runtime.published.subscribe();
-        tokio::spawn(runtime.run(rx, batches, steps, cancel));
+        tokio::spawn(runtime.run(rx, batches, steps));
         KpiHub { commands, board }
     }
 
@@ -170,8 +168,10 @@ impl Runtime {
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut batches: mpsc::Receiver<Arc<Batch>>,
         steps: Option<mpsc::Sender<KpiStep>>,
-        cancel: CancellationToken,
     ) {
+        // No cancellation arm: the loop ends when the apply loop's batches end (after it has
+        // drained the sources at shutdown), so every batch reaches the writers downstream and
+        // the final checkpoint can wait for them.
         loop {
             let wait = self.next_wake();
             let step = tokio::select! {
@@ -182,7 +182,6 @@ impl Runtime {
                 },
                 Some(command) = commands.recv() => self.command(command),
                 _ = tokio::time::sleep(wait.unwrap_or(std::time::Duration::ZERO)), if wait.is_some() => self.tick(),
-                _ = cancel.cancelled() => break,
             };
             if let (Some(steps), Some(step)) = (&steps, step) {
                 // Waits when alerts fall behind: backpressure up to the apply loop.
