@@ -332,9 +332,9 @@ impl Runtime {
                 }
             }
         }
-        if changed.is_empty() && batch.applied.tx.is_none() {
-            return None;
-        }
+        // Every batch goes on, changes or not: the alert runtime follows the replica through
+        // these steps (a table that finished loading is one), and durable writers mark
+        // positions from them.
         let board = if changed.is_empty() { self.published.borrow().clone() } else { self.publish() };
         Some(KpiStep { batch: Some(batch), changed, touched: outcome.touched, removed: Vec::new(), board })
     }
