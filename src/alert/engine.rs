@@ -238,23 +238,22 @@ impl AlertSet {
             Some(t) => self.timelines.insert(id, t),
             None => self.timelines.remove(&id),
         };
+        out.extend(self.observe_all(id, observations, cause));
+        out
+    }
+
+    /// Observes every instance a rule has now; its open instances that are not among them
+    /// (a group with no rows left, a row no longer there) have cleared.
+    fn observe_all(&mut self, id: RuleId, observations: Vec<Observation>, cause: &Cause) -> Vec<Transition> {
         let seen: Vec<String> = observations.iter().map(|o| o.key.clone()).collect();
+        let mut out = Vec::new();
         for o in observations {
             out.extend(self.observe(id, o, cause));
         }
-        let stale: Vec<String> =
+        let gone: Vec<String> =
             self.instances.keys().filter(|(r, k)| *r == id && !seen.contains(k)).map(|(_, k)| k.clone()).collect();
-        for key in stale {
-            let o = Observation {
-                key,
-                labels: BTreeMap::new(),
-                condition: false,
-                value: None,
-                before: None,
-                after: None,
-                fields: Map::new(),
-            };
-            out.extend(self.observe(id, o, cause));
+        for key in gone {
+            out.extend(self.observe(id, cleared(key), cause));
         }
         out
     }
@@ -302,29 +301,8 @@ impl AlertSet {
                 .collect();
             for (id, test) in rules {
                 let observations = kpi_observations(value, test, &group_names);
-                let seen: Vec<String> = observations.iter().map(|o| o.key.clone()).collect();
-                for o in observations {
-                    out.extend(self.observe(id, o, cause));
-                }
                 // Groups that disappeared (no rows left) are no longer breaching.
-                let gone: Vec<String> = self
-                    .instances
-                    .keys()
-                    .filter(|(r, k)| *r == id && !seen.contains(k))
-                    .map(|(_, k)| k.clone())
-                    .collect();
-                for key in gone {
-                    let o = Observation {
-                        key,
-                        labels: BTreeMap::new(),
-                        condition: false,
-                        value: None,
-                        before: None,
-                        after: None,
-                        fields: Map::new(),
-                    };
-                    out.extend(self.observe(id, o, cause));
-                }
+                out.extend(self.observe_all(id, observations, cause));
             }
         }
         out
@@ -685,17 +663,22 @@ pub fn summary(rule: &BoundRule, inst: &Instance, fields: &Map<String, Json>) ->
     out
 }
 
-/// A no-data rule's one instance: quiet (`true`) or not.
-fn quiet_observation(quiet: bool) -> Observation {
+/// An instance whose condition no longer holds, with nothing else to say.
+fn cleared(key: String) -> Observation {
     Observation {
-        key: String::new(),
+        key,
         labels: BTreeMap::new(),
-        condition: quiet,
+        condition: false,
         value: None,
         before: None,
         after: None,
         fields: Map::new(),
     }
+}
+
+/// A no-data rule's one instance: quiet (`true`) or not.
+fn quiet_observation(quiet: bool) -> Observation {
+    Observation { condition: quiet, ..cleared(String::new()) }
 }
 
 /// A KPI's groups as observations of `test`.

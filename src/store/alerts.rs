@@ -200,44 +200,6 @@ impl Store {
         Ok(out)
     }
 
-    /// The instances pending or firing when the server last wrote them.
-    pub async fn load_alert_instances(&self) -> Result<Vec<Instance>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT rule_id, instance, labels::text AS labels, state, since, active_since, due, condition, value, summary, \
-             row_image::text AS row_image, acknowledged_by, acknowledged_at, ack_note FROM alert_instances",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let state: String = row.get("state");
-            let Some(state) = AlertState::parse(&state) else { continue };
-            let labels: String = row.get("labels");
-            let image: Option<String> = row.get("row_image");
-            let acknowledged_at: Option<DateTime<Utc>> = row.get("acknowledged_at");
-            out.push(Instance {
-                rule: RuleId(row.get("rule_id")),
-                key: row.get("instance"),
-                labels: serde_json::from_str(&labels).unwrap_or_default(),
-                state,
-                since: micros(row.get("since")),
-                active_since: micros(row.get("active_since")),
-                due: row.get::<Option<DateTime<Utc>>, _>("due").map(micros),
-                condition: row.get("condition"),
-                value: row.get("value"),
-                row: image.and_then(|t| serde_json::from_str(&t).ok()),
-                acknowledged: acknowledged_at.map(|at| Ack {
-                    by: row.get("acknowledged_by"),
-                    at: micros(at),
-                    note: row.get("ack_note"),
-                }),
-                cause: None,
-                summary: row.get::<Option<String>, _>("summary").unwrap_or_default(),
-            });
-        }
-        Ok(out)
-    }
-
     /// Records transitions and the instances they leave, in one database transaction.
     /// `instances` are the current state of every instance the transitions touched (`None`:
     /// it is Normal again and its row goes).

@@ -96,21 +96,6 @@ impl Store {
             .collect())
     }
 
-    /// Each group's last recorded value at or before `at` (within a day before it): what a
-    /// comparison with "one day/week earlier" reads.
-    pub async fn kpi_value_at(&self, kpi: KpiId, at: i64) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT ON (group_key) group_key, last FROM kpi_history \
-             WHERE kpi_id = $1 AND minute <= $2 AND minute > $2 - interval '1 day' \
-             ORDER BY group_key, minute DESC",
-        )
-        .bind(kpi.0)
-        .bind(time(at))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(|row| (row.get("group_key"), row.get("last"))).collect())
-    }
-
     /// Forgets history older than `before` (retention). Returns the rows removed.
     pub async fn prune_kpi_history(&self, before: i64) -> Result<u64, StoreError> {
         let done =
