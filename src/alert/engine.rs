@@ -210,14 +210,17 @@ impl AlertSet {
             }
         }
         let mut timeline = None;
+        // What a rule reads may not be known yet (a table still loading after a restart, a
+        // KPI not ready): its instances stand as they were until it is, never cleared by not
+        // knowing (they would fire again once it is known).
         let observations: Vec<Observation> = match &rule.target {
             Target::Kpi { kpi, test } => match board.kpis.get(kpi) {
-                Some(entry) => kpi_observations(
+                Some(entry) if matches!(entry.value, KpiValue::Groups(_)) => kpi_observations(
                     &entry.value,
                     *test,
                     &entry.compiled.as_ref().map(|c| c.group_names.clone()).unwrap_or_default(),
                 ),
-                None => Vec::new(),
+                _ => return out,
             },
             Target::Rows { schema, filter, labels, columns } => match replica.table(schema.id()) {
                 Some(table) if table.state == crate::replica::TableState::Ready => {
@@ -229,7 +232,7 @@ impl AlertSet {
                         .map(|row| row_observation(schema, labels, columns, None, Some(row), true))
                         .collect()
                 }
-                _ => Vec::new(),
+                _ => return out,
             },
             // Restored instances stand until data arrives; new ones come from `advance`.
             Target::NoData { .. } => return out,
@@ -266,6 +269,16 @@ impl AlertSet {
     /// How many breaching instances of a rule are not open because of its cap.
     pub fn overflow(&self, id: RuleId) -> usize {
         self.overflow.get(&id).map_or(0, |o| o.len())
+    }
+
+    /// Takes a rule out of evaluation while what it reads cannot be bound (a table not loaded
+    /// yet after a restart): its instances stand as they were until it is set again, so an
+    /// instance firing before the restart does not fire a second time.
+    pub fn unbind_rule(&mut self, id: RuleId) {
+        self.rules.remove(&id);
+        self.quiet.remove(&id);
+        self.overflow.remove(&id);
+        self.timelines.remove(&id);
     }
 
     /// Removes a rule and its instances (its history stays in the store).

@@ -249,7 +249,7 @@ impl Runtime {
             Some(cond) => match bind_rows(cond, &self.tables()) {
                 Ok(b) => Some(b),
                 Err(e) => {
-                    self.set.remove_rule(record.id);
+                    self.set.unbind_rule(record.id);
                     self.board.rules.insert(record.id, RuleEntry { record, problem: Some(e.to_string()), overflow: 0 });
                     return (Err(e), Vec::new());
                 }
@@ -269,7 +269,7 @@ impl Runtime {
                 (Ok(()), transitions)
             }
             Err(e) => {
-                self.set.remove_rule(record.id);
+                self.set.unbind_rule(record.id);
                 self.board.rules.insert(record.id, RuleEntry { record, problem: Some(e.to_string()), overflow: 0 });
                 (Err(e), Vec::new())
             }
