@@ -20,7 +20,6 @@
 //!   frame shows the new state.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -220,7 +219,10 @@ async fn main() {
     let alerts_n = env_or("ALERTS_BENCH_ALERTS", 200);
     let sim_rate = env_or("ALERTS_BENCH_SIM_RATE", 100) as f64;
 
-    let pg = support::PgServer::start().await;
+    // Commits flushed as they return: with `synchronous_commit=off` (the test servers'
+    // default) the WAL sender waits for the WAL writer's next round (`wal_writer_delay`,
+    // 200 ms), and that, not opslive, would be the latency measured.
+    let pg = support::PgServer::start_with(&[("synchronous_commit", "on")]).await;
     let url = pg.create_database("shop").await;
     let sql = pg.connect("shop").await;
     sql.batch_execute(opslive::demo::FIXTURE_SCHEMA).await.unwrap();
@@ -307,7 +309,7 @@ async fn main() {
     let mut ratios = Vec::new();
     let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for round in 0..rounds {
-        let transactions = write_backlog(&url, &sql, backlog_secs as u64).await;
+        let transactions = write_backlog(&url, &sql, backlog_secs).await;
         let marker = format!("marker {round}");
         sql.batch_execute(&format!("UPDATE warehouses SET name = '{marker}' WHERE id = '{}'", warehouses[0]))
             .await
@@ -357,6 +359,15 @@ async fn main() {
         ws.subscribe(id, &doc, json!({})).await;
         ws.message().await.expect("the first frame");
     }
+    // The same commits through a live query: what the path before the engines costs.
+    ws.subscribe(
+        "live",
+        "subscription { orders(where: {currency: {eq: \"XTS\"}, status: {eq: \"pending\"}}) { id } }",
+        json!({}),
+    )
+    .await;
+    ws.message().await.expect("the first frame");
+    let mut live = Vec::new();
     let mut fire_rows = Vec::new();
     let mut fire_kpi = Vec::new();
     let mut resolve_rows = Vec::new();
@@ -364,12 +375,19 @@ async fn main() {
     for _ in 0..alerts_n {
         let id: i64 = sql.query_one(TEST_ORDER, &[]).await.unwrap().get(0);
         let committed_at = Instant::now();
-        let key = json!([id.to_string()]).to_string();
-        let (mut rows_at, mut kpi_at) = (None, None);
-        while rows_at.is_none() || kpi_at.is_none() {
+        let id_text = id.to_string();
+        let key = json!([id_text]).to_string();
+        let (mut rows_at, mut kpi_at, mut live_at) = (None, None, None);
+        while rows_at.is_none() || kpi_at.is_none() || live_at.is_none() {
             let m = ws.message().await.expect("a frame");
             let states = frame_states(&m);
+            let has_order = || {
+                m["payload"]["data"]["orders"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|o| o["id"].as_str() == Some(id_text.as_str())))
+            };
             match m["id"].as_str() {
+                Some("live") if has_order() => live_at = Some(committed_at.elapsed()),
                 Some("rows") if states.get(&key).is_some_and(|s| s == "FIRING") => {
                     rows_at = Some(committed_at.elapsed())
                 }
@@ -377,6 +395,7 @@ async fn main() {
                 _ => {}
             }
         }
+        live.push(live_at.unwrap().as_secs_f64() * 1e3);
         fire_rows.push(rows_at.unwrap().as_secs_f64() * 1e3);
         fire_kpi.push(kpi_at.unwrap().as_secs_f64() * 1e3);
         sql.batch_execute(&format!("UPDATE orders SET status = 'paid' WHERE id = {id}")).await.unwrap();
@@ -413,6 +432,7 @@ async fn main() {
         median(ratios.clone()) * 100.0
     );
     for (name, mut v) in [
+        ("commit → live query frame (the same insert; for comparison)", live),
         ("commit → row alert FIRING frame", fire_rows),
         ("commit → KPI alert FIRING frame", fire_kpi),
         ("commit → row alert resolved frame", resolve_rows),

@@ -352,7 +352,7 @@ impl Runtime {
                 entry.overflow = overflow;
             }
         }
-        self.board.instances = self.set.instances().map(|i| ((i.rule, i.key.clone()), i.clone())).collect();
+        self.board.instances = self.set.instance_map().clone();
         self.board.seq += 1;
         self.published.send_replace(Arc::new(self.board.clone()));
     }

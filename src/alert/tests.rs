@@ -58,7 +58,7 @@ impl World {
             seq: 1,
             as_of: Default::default(),
         };
-        self.board.kpis.insert(KpiId(id), entry);
+        self.board.kpis.insert(KpiId(id), Arc::new(entry));
     }
 
     fn rule(&mut self, id: i64, def: serde_json::Value, at: i64) -> Vec<Transition> {
@@ -107,9 +107,9 @@ impl World {
         let mut changed = Vec::new();
         for id in outcome.changed {
             let value = self.kpis.value(id).cloned().expect("value");
-            if let Some(mut e) = self.board.kpis.get(&id).cloned() {
+            if let Some(mut e) = self.board.kpis.get(&id).map(|e| KpiEntry::clone(e)) {
                 e.value = value.clone();
-                self.board.kpis.insert(id, e);
+                self.board.kpis.insert(id, Arc::new(e));
             }
             changed.push((id, value));
         }
