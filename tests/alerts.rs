@@ -146,6 +146,67 @@ async fn a_kpi_rule_fires_on_the_crossing_transaction_is_acknowledged_and_resolv
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossing_and_change_rules_fire_on_their_transaction_and_a_crossing_runs_out_by_itself() {
+    let shop = Shop::start(opslive::demo::FIXTURE_SEED, &fixture_policy()).await;
+    let admin = token("admin", json!({ "sub": "alice@example.com" }));
+    let client = shop.pg.connect("shop").await;
+    let d = data(
+        shop.addr,
+        &admin,
+        "mutation($input: KpiInput!) { createKpi(input: $input) { id value } }",
+        json!({ "input": { "name": "Test orders", "table": "orders", "aggregate": "COUNT",
+                           "filter": { "currency": { "eq": "XTS" } } } }),
+    )
+    .await;
+    let kpi = d["createKpi"]["id"].as_str().unwrap().to_string();
+    let crossing = create_rule(
+        &shop,
+        &admin,
+        json!({ "name": "Reached two", "kpi": { "kpi": kpi, "crosses": { "value": 2, "direction": "UP" } },
+                "keepFiringFor": "PT2S" }),
+    )
+    .await;
+    let change = create_rule(
+        &shop,
+        &admin,
+        json!({ "name": "Surge", "kpi": { "kpi": kpi, "change": { "over": "PT10M", "above": 1 } },
+                "summary": "up {{change}} in ten minutes" }),
+    )
+    .await;
+
+    client.batch_execute(INSERT_TEST_ORDER).await.unwrap();
+    let before = current_lsn(&client).await;
+    client.batch_execute(INSERT_TEST_ORDER).await.unwrap();
+    let after = current_lsn(&client).await;
+    let firing = wait_alerts(&shop, &admin, "both fire on the second order", |a| a.len() == 2).await;
+    for rule in [&crossing, &change] {
+        let a = firing.iter().find(|a| a["ruleId"] == json!(rule)).expect("fired");
+        assert_eq!(a["state"], "FIRING", "{a}");
+        let position = lsn(a["cause"]["position"].as_str().expect("a position"));
+        assert!(before < position && position <= after, "{a}");
+    }
+    let surge = firing.iter().find(|a| a["ruleId"] == json!(change)).unwrap();
+    assert_eq!(surge["summary"], "up 2 in ten minutes");
+
+    // No write: the crossing resolves when its firing time runs out; the change stands.
+    let left = wait_alerts(&shop, &admin, "the crossing runs out", |a| a.len() == 1).await;
+    assert_eq!(left[0]["ruleId"], json!(change), "{left:?}");
+    let history = "query($rule: ID!) { alertHistory(ruleId: $rule) { from to cause { dueAt } } }";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = data(shop.addr, &admin, history, json!({ "rule": crossing })).await;
+        let h = d["alertHistory"].as_array().cloned().unwrap_or_default();
+        if h.len() == 2 {
+            assert_eq!((h[0]["from"].as_str(), h[0]["to"].as_str()), (Some("FIRING"), Some("RESOLVED")));
+            assert!(h[0]["cause"]["dueAt"].is_string(), "resolved by time: {d}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{d}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_rules_fire_per_row_and_never_show_a_row_the_role_cannot_read() {
     let shop = Shop::start(opslive::demo::FIXTURE_SEED, &fixture_policy()).await;
     let admin = token("admin", json!({}));

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value as Json};
 
-use super::rule::{BoundRule, RuleId, Target, Threshold};
+use super::rule::{BoundRule, KpiTest, RuleId, Target};
 use crate::change::{Key, Position, Row, SourceName};
 use crate::kpi::{KpiBoard, KpiId, KpiValue};
 use crate::query::Timeline;
@@ -134,6 +134,19 @@ struct Observation {
     after: Option<Json>,
     /// For summaries: `{{column}}` of a row, `{{group}}`.
     fields: Map<String, Json>,
+    /// A KPI group's value as a number, for tests against it.
+    number: Option<f64>,
+}
+
+/// A KPI group's recent values, for rules that judge a value against its past.
+#[derive(Clone, Debug, Default)]
+struct Past {
+    /// (when, value) at each change of the value, oldest first. For a change rule the first is
+    /// the value as of the window's start; a crossing keeps only the last.
+    samples: std::collections::VecDeque<(i64, f64)>,
+    /// The last observation's labels and exact value, to judge again as time passes.
+    labels: BTreeMap<String, String>,
+    value: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -150,6 +163,10 @@ pub struct AlertSet {
     /// Row rules whose filter is relative to now: their rows by when each must be judged
     /// again (a ticket becomes "open longer than 30 minutes" with no write).
     timelines: BTreeMap<RuleId, Timeline>,
+    /// Crossing and change rules: each group's recent values, by (rule, group key).
+    past: BTreeMap<(RuleId, String), Past>,
+    /// The instance a step found breaching again without a transition (for crossings).
+    crossed: Option<String>,
     /// An open instance's value, row or summary moved without a transition since the last
     /// [`AlertSet::take_moved`]: readers want the new value.
     moved: bool,
@@ -196,6 +213,7 @@ impl AlertSet {
         let replaced = self.rules.insert(id, rule).is_some();
         let mut out = Vec::new();
         self.overflow.remove(&id);
+        self.forget_past(id);
         if replaced {
             // A changed rule starts over: its open instances are re-evaluated below, and the
             // ones its new condition no longer covers resolve.
@@ -229,11 +247,13 @@ impl AlertSet {
         // knowing (they would fire again once it is known).
         let observations: Vec<Observation> = match &rule.target {
             Target::Kpi { kpi, test } => match board.kpis.get(kpi) {
-                Some(entry) if matches!(entry.value, KpiValue::Groups(_)) => kpi_observations(
-                    &entry.value,
-                    *test,
-                    &entry.compiled.as_ref().map(|c| c.group_names.clone()).unwrap_or_default(),
-                ),
+                Some(entry) if matches!(entry.value, KpiValue::Groups(_)) => {
+                    let test = *test;
+                    let names = entry.compiled.as_ref().map(|c| c.group_names.clone()).unwrap_or_default();
+                    let mut observations = kpi_observations(&entry.value, &names);
+                    self.judge(id, test, cause.at(), &mut observations);
+                    observations
+                }
                 _ => return out,
             },
             Target::Rows { schema, filter, labels, columns } => match replica.table(schema.id()) {
@@ -294,6 +314,7 @@ impl AlertSet {
     /// yet after a restart): its instances stand as they were until it is set again, so an
     /// instance firing before the restart does not fire a second time.
     pub fn unbind_rule(&mut self, id: RuleId) {
+        self.forget_past(id);
         self.rules.remove(&id);
         self.quiet.remove(&id);
         self.overflow.remove(&id);
@@ -302,6 +323,7 @@ impl AlertSet {
 
     /// Removes a rule and its instances (its history stays in the store).
     pub fn remove_rule(&mut self, id: RuleId) {
+        self.forget_past(id);
         self.rules.remove(&id);
         self.quiet.remove(&id);
         self.overflow.remove(&id);
@@ -325,7 +347,7 @@ impl AlertSet {
                 .and_then(|e| e.compiled.as_ref())
                 .map(|c| c.group_names.clone())
                 .unwrap_or_default();
-            let rules: Vec<(RuleId, Threshold)> = self
+            let rules: Vec<(RuleId, KpiTest)> = self
                 .rules
                 .values()
                 .filter_map(|r| match &r.target {
@@ -334,7 +356,8 @@ impl AlertSet {
                 })
                 .collect();
             for (id, test) in rules {
-                let observations = kpi_observations(value, test, &group_names);
+                let mut observations = kpi_observations(value, &group_names);
+                self.judge(id, test, cause.at(), &mut observations);
                 // Groups that disappeared (no rows left) are no longer breaching.
                 out.extend(self.observe_all(id, observations, cause));
             }
@@ -433,7 +456,111 @@ impl AlertSet {
     pub fn next_due(&self) -> Option<i64> {
         let instances = self.instances.values().filter_map(|i| i.due);
         let rows = self.timelines.values().filter_map(Timeline::next_due);
-        instances.chain(self.quiet_due().map(|(_, at)| at)).chain(rows).min()
+        let changes = self.past.keys().filter_map(|k| self.window_moves(k));
+        instances.chain(self.quiet_due().map(|(_, at)| at)).chain(rows).chain(changes).min()
+    }
+
+    /// When the start of a change rule's window next passes one of the group's values (which
+    /// moves the value the change is measured from).
+    fn window_moves(&self, key: &(RuleId, String)) -> Option<i64> {
+        let Some(KpiTest::Change { micros, .. }) = self.kpi_test(key.0) else { return None };
+        self.past.get(key)?.samples.get(1).map(|(at, _)| at + micros)
+    }
+
+    fn kpi_test(&self, id: RuleId) -> Option<KpiTest> {
+        match self.rules.get(&id)?.target {
+            Target::Kpi { test, .. } => Some(test),
+            _ => None,
+        }
+    }
+
+    fn forget_past(&mut self, id: RuleId) {
+        let keys: Vec<(RuleId, String)> =
+            self.past.range((id, String::new())..).take_while(|((r, _), _)| *r == id).map(|(k, _)| k.clone()).collect();
+        for key in keys {
+            self.past.remove(&key);
+        }
+    }
+
+    /// Sets each observation's condition under `test` at `at`, keeping the past that crossing
+    /// and change rules judge against (groups no longer observed are forgotten).
+    fn judge(&mut self, id: RuleId, test: KpiTest, at: i64, observations: &mut [Observation]) {
+        if let KpiTest::Level(t) = test {
+            for o in observations {
+                o.condition = o.number.is_some_and(|x| t.breached(x));
+            }
+            return;
+        }
+        let seen: std::collections::HashSet<&str> = observations.iter().map(|o| o.key.as_str()).collect();
+        let gone: Vec<(RuleId, String)> = self
+            .past
+            .range((id, String::new())..)
+            .take_while(|((r, _), _)| *r == id)
+            .filter(|((_, k), _)| !seen.contains(k.as_str()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            self.past.remove(&key);
+        }
+        for o in observations.iter_mut() {
+            let past = self.past.entry((id, o.key.clone())).or_default();
+            past.labels = o.labels.clone();
+            past.value = o.value.clone();
+            let Some(x) = o.number else {
+                o.condition = false;
+                continue;
+            };
+            let last = past.samples.back().map(|s| s.1);
+            if last != Some(x) {
+                past.samples.push_back((at, x));
+            }
+            o.condition = match test {
+                KpiTest::Level(_) => unreachable!("judged above"),
+                KpiTest::Crosses { level, direction } => {
+                    while past.samples.len() > 1 {
+                        past.samples.pop_front();
+                    }
+                    last.is_some_and(|from| direction.crossed(from, x, level))
+                }
+                KpiTest::Change { micros, test } => {
+                    let change = measure_change(&mut past.samples, at, micros, x);
+                    o.fields.insert("change".into(), Json::String(number_text(change)));
+                    test.breached(change)
+                }
+            };
+        }
+    }
+
+    /// Change rules whose window start passed a value by `now`: each group judged again at
+    /// the instant its window moved.
+    fn rewindow(&mut self, now: i64) -> Vec<Transition> {
+        let due: Vec<((RuleId, String), i64)> = self
+            .past
+            .keys()
+            .filter_map(|k| Some((k.clone(), self.window_moves(k)?)))
+            .filter(|(_, at)| *at <= now)
+            .collect();
+        let mut out = Vec::new();
+        for ((id, key), at) in due {
+            let Some(KpiTest::Change { micros, test }) = self.kpi_test(id) else { continue };
+            let Some(past) = self.past.get_mut(&(id, key.clone())) else { continue };
+            let Some(&(_, x)) = past.samples.back() else { continue };
+            let change = measure_change(&mut past.samples, at, micros, x);
+            let mut fields = Map::new();
+            fields.insert("change".into(), Json::String(number_text(change)));
+            let o = Observation {
+                key,
+                labels: past.labels.clone(),
+                condition: test.breached(change),
+                value: past.value.clone(),
+                before: None,
+                after: None,
+                fields,
+                number: Some(x),
+            };
+            out.extend(self.observe(id, o, &Cause::Due { at }));
+        }
+        out
     }
 
     /// No-data rules without an open instance, with when they go off.
@@ -451,6 +578,7 @@ impl AlertSet {
     /// evaluated on.
     pub fn advance(&mut self, now: i64, replica: &Replica) -> Vec<Transition> {
         let mut out = self.retime_rows(now, replica);
+        out.extend(self.rewindow(now));
         let quiet: Vec<(RuleId, i64)> = self.quiet_due().filter(|(_, at)| *at <= now).collect();
         for (id, at) in quiet {
             out.extend(self.observe(id, quiet_observation(true), &Cause::Due { at }));
@@ -530,6 +658,24 @@ impl AlertSet {
 
     /// One instance's condition observed under `cause`: the state machine's single step.
     fn observe(&mut self, id: RuleId, o: Observation, cause: &Cause) -> Option<Transition> {
+        let t = self.step(id, o, cause);
+        // A crossing is an event, not a condition that lasts: firing from it runs out
+        // `keepFiringFor` after the last crossing even if the value never moves again.
+        if let Some(rule) = self.rules.get(&id)
+            && matches!(rule.target, Target::Kpi { test: KpiTest::Crosses { .. }, .. })
+            && let Some(key) = t.as_ref().map(|t| t.instance.clone()).or_else(|| self.crossed.take())
+            && let Some(inst) = self.instances.get_mut(&(id, key))
+            && inst.state == AlertState::Firing
+            && inst.condition
+        {
+            inst.condition = false;
+            inst.due = Some(cause.at() + rule.keep_firing_micros);
+        }
+        self.crossed = None;
+        t
+    }
+
+    fn step(&mut self, id: RuleId, o: Observation, cause: &Cause) -> Option<Transition> {
         let rule = self.rules.get(&id)?.clone();
         let at = cause.at();
         let slot = (id, o.key.clone());
@@ -600,6 +746,7 @@ impl AlertSet {
                     (AlertState::Firing, true) => {
                         // Breaching again while keep-firing ran: it simply goes on firing.
                         inst.due = None;
+                        self.crossed = Some(inst.key.clone());
                         None
                     }
                     (AlertState::Firing, false) if rule.keep_firing_micros > 0 => {
@@ -707,6 +854,7 @@ fn cleared(key: String) -> Observation {
         before: None,
         after: None,
         fields: Map::new(),
+        number: None,
     }
 }
 
@@ -715,8 +863,22 @@ fn quiet_observation(quiet: bool) -> Observation {
     Observation { condition: quiet, ..cleared(String::new()) }
 }
 
-/// A KPI's groups as observations of `test`.
-fn kpi_observations(value: &KpiValue, test: Threshold, group_names: &[String]) -> Vec<Observation> {
+/// A change as people write it: `51`, not `51.0`.
+fn number_text(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 { format!("{}", x as i64) } else { format!("{x}") }
+}
+
+/// How far `x` (the value now, at `at`) is from the value `micros` ago; drops the values from
+/// before the window's start except the one in force then.
+fn measure_change(samples: &mut std::collections::VecDeque<(i64, f64)>, at: i64, micros: i64, x: f64) -> f64 {
+    while samples.get(1).is_some_and(|(t, _)| *t <= at - micros) {
+        samples.pop_front();
+    }
+    samples.front().map_or(0.0, |(_, then)| x - then)
+}
+
+/// A KPI's groups as observations (their condition is judged by the rule's test).
+fn kpi_observations(value: &KpiValue, group_names: &[String]) -> Vec<Observation> {
     let KpiValue::Groups(groups) = value else { return Vec::new() };
     groups
         .iter()
@@ -728,11 +890,12 @@ fn kpi_observations(value: &KpiValue, test: Threshold, group_names: &[String]) -
             Observation {
                 key,
                 labels,
-                condition: number.is_some_and(|x| test.breached(x)),
+                condition: false,
                 value: Some(g.value.to_canonical_string()),
                 before: None,
                 after: None,
                 fields: Map::new(),
+                number,
             }
         })
         .collect()
@@ -778,6 +941,7 @@ fn row_observation(
         before: before.map(|r| image(r, columns)),
         after: after_image,
         fields,
+        number: None,
     }
 }
 

@@ -50,10 +50,64 @@ pub struct KpiCondition {
     /// Fires while the value is outside `[low, high]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outside: Option<Band>,
+    /// Fires when the value crosses a level: an event, which keeps firing for `keepFiringFor`
+    /// (5 minutes unless given) and resolves then unless it crosses again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crosses: Option<Crossing>,
+    /// Fires while the value has moved by more than a bound within a trailing window: a rate
+    /// of change ("orders per minute fell by 30 within 10 minutes").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
     /// Fires when no committed transaction has touched the rows the KPI counts for this long
     /// (ISO 8601 or `5m`): a feed that went quiet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_data_for: Option<String>,
+}
+
+/// A level and the direction a value must cross it in.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Crossing {
+    pub value: f64,
+    #[serde(default)]
+    pub direction: Direction,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Direction {
+    Up,
+    Down,
+    #[default]
+    Either,
+}
+
+impl Direction {
+    /// Whether moving from `from` to `to` crosses `level` this way. Reaching the level
+    /// counts (0 → 5 crosses 5 upwards); leaving it does not (5 → 6 does not cross 5 again).
+    pub fn crossed(self, from: f64, to: f64, level: f64) -> bool {
+        let up = from < level && to >= level;
+        let down = from > level && to <= level;
+        match self {
+            Direction::Up => up,
+            Direction::Down => down,
+            Direction::Either => up || down,
+        }
+    }
+}
+
+/// How far a value may move within a window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    /// The window (ISO 8601 or `10m`): the value now is compared with the value then.
+    pub over: String,
+    /// Fires while the value rose by more than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above: Option<f64>,
+    /// Fires while the change is below this (`-30`: fell by more than 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -120,7 +174,7 @@ pub struct RuleId(pub i64);
 pub enum Target {
     Kpi {
         kpi: KpiId,
-        test: Threshold,
+        test: KpiTest,
     },
     /// No transaction touched the KPI's rows for `micros`.
     NoData {
@@ -161,6 +215,36 @@ impl Threshold {
     }
 }
 
+/// What a KPI rule tests: the value itself, or the value against its past.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum KpiTest {
+    Level(Threshold),
+    Crosses {
+        level: f64,
+        direction: Direction,
+    },
+    /// The value now minus the value `micros` ago.
+    Change {
+        micros: i64,
+        test: Threshold,
+    },
+}
+
+impl KpiTest {
+    pub fn describe(self) -> String {
+        match self {
+            KpiTest::Level(t) => t.describe(),
+            KpiTest::Crosses { level, direction: Direction::Up } => format!("crossed {level} upwards"),
+            KpiTest::Crosses { level, direction: Direction::Down } => format!("crossed {level} downwards"),
+            KpiTest::Crosses { level, direction: Direction::Either } => format!("crossed {level}"),
+            KpiTest::Change { micros, test } => format!("change within {} s {}", micros / 1_000_000, test.describe()),
+        }
+    }
+}
+
+/// How long a crossing keeps firing when its rule does not say.
+pub const DEFAULT_CROSSING_FIRES_FOR: i64 = 5 * 60 * 1_000_000;
+
 /// A rule ready to evaluate.
 #[derive(Clone, Debug)]
 pub struct BoundRule {
@@ -184,45 +268,86 @@ fn duration(field: &str, text: &Option<String>) -> Result<i64, DefinitionError> 
 pub fn bind(id: RuleId, def: AlertRuleDefinition, rows: Option<RowsBinding>) -> Result<BoundRule, DefinitionError> {
     crate::kpi::definition::check_name("name", &def.name)?;
     let for_micros = duration("for", &def.for_)?;
-    let keep_firing_micros = duration("keepFiringFor", &def.keep_firing_for)?;
+    let mut keep_firing_micros = duration("keepFiringFor", &def.keep_firing_for)?;
     let target = match (&def.kpi, &def.rows, rows) {
         (Some(_), Some(_), _) => return Err(DefinitionError::new("kpi", "give either `kpi` or `rows`, not both")),
         (None, None, _) => return Err(DefinitionError::new("kpi", "give `kpi` (a KPI condition) or `rows`")),
-        (Some(k), None, _) if k.no_data_for.is_some() => {
-            if k.above.is_some() || k.below.is_some() || k.outside.is_some() {
-                return Err(DefinitionError::new("kpi.noDataFor", "a no-data rule has no threshold"));
-            }
-            let micros = duration("kpi.noDataFor", &k.no_data_for)?;
-            if micros <= 0 {
-                return Err(DefinitionError::new("kpi.noDataFor", "must be longer than zero"));
-            }
-            Target::NoData { kpi: k.kpi, micros }
-        }
         (Some(k), None, _) => {
-            let test = match (k.above, k.below, k.outside) {
-                (Some(t), None, None) => Threshold::Above(t),
-                (None, Some(t), None) => Threshold::Below(t),
-                (None, None, Some(b)) if b.low <= b.high => Threshold::Outside(b.low, b.high),
-                (None, None, Some(_)) => {
-                    return Err(DefinitionError::new("kpi.outside", "`low` must not be above `high`"));
-                }
-                _ => {
-                    return Err(DefinitionError::new(
-                        "kpi",
-                        "give exactly one of `above`, `below`, `outside` or `noDataFor`",
-                    ));
-                }
-            };
-            if [k.above, k.below].into_iter().flatten().any(|t| !t.is_finite()) {
-                return Err(DefinitionError::new("kpi", "thresholds must be finite numbers"));
+            let given = [
+                k.above.is_some(),
+                k.below.is_some(),
+                k.outside.is_some(),
+                k.crosses.is_some(),
+                k.change.is_some(),
+                k.no_data_for.is_some(),
+            ];
+            if given.iter().filter(|g| **g).count() != 1 {
+                return Err(DefinitionError::new(
+                    "kpi",
+                    "give exactly one of `above`, `below`, `outside`, `crosses`, `change` or `noDataFor`",
+                ));
             }
-            Target::Kpi { kpi: k.kpi, test }
+            let finite = |field: &str, t: Option<f64>| match t {
+                Some(t) if !t.is_finite() => Err(DefinitionError::new(field, "must be a finite number")),
+                _ => Ok(()),
+            };
+            finite("kpi.above", k.above)?;
+            finite("kpi.below", k.below)?;
+            if let Some(micros) =
+                k.no_data_for.as_ref().map(|_| duration("kpi.noDataFor", &k.no_data_for)).transpose()?
+            {
+                if micros <= 0 {
+                    return Err(DefinitionError::new("kpi.noDataFor", "must be longer than zero"));
+                }
+                Target::NoData { kpi: k.kpi, micros }
+            } else {
+                let test = if let Some(t) = k.above {
+                    KpiTest::Level(Threshold::Above(t))
+                } else if let Some(t) = k.below {
+                    KpiTest::Level(Threshold::Below(t))
+                } else if let Some(b) = k.outside {
+                    if !(b.low.is_finite() && b.high.is_finite()) {
+                        return Err(DefinitionError::new("kpi.outside", "must be finite numbers"));
+                    }
+                    if b.low > b.high {
+                        return Err(DefinitionError::new("kpi.outside", "`low` must not be above `high`"));
+                    }
+                    KpiTest::Level(Threshold::Outside(b.low, b.high))
+                } else if let Some(c) = k.crosses {
+                    finite("kpi.crosses.value", Some(c.value))?;
+                    KpiTest::Crosses { level: c.value, direction: c.direction }
+                } else {
+                    let c = k.change.as_ref().expect("one condition is given");
+                    let micros = crate::duration::parse_micros(&c.over)
+                        .map_err(|e| DefinitionError::new("kpi.change.over", e))?;
+                    if micros <= 0 {
+                        return Err(DefinitionError::new("kpi.change.over", "must be longer than zero"));
+                    }
+                    finite("kpi.change.above", c.above)?;
+                    finite("kpi.change.below", c.below)?;
+                    let test = match (c.above, c.below) {
+                        (Some(t), None) => Threshold::Above(t),
+                        (None, Some(t)) => Threshold::Below(t),
+                        _ => return Err(DefinitionError::new("kpi.change", "give exactly one of `above` or `below`")),
+                    };
+                    KpiTest::Change { micros, test }
+                };
+                Target::Kpi { kpi: k.kpi, test }
+            }
         }
         (None, Some(_), Some(b)) => {
             Target::Rows { schema: b.schema, filter: b.filter, labels: b.labels, columns: b.columns }
         }
         (None, Some(_), None) => return Err(DefinitionError::new("rows.table", "the table is not loaded")),
     };
+    if matches!(target, Target::Kpi { test: KpiTest::Crosses { .. }, .. }) {
+        if for_micros > 0 {
+            return Err(DefinitionError::new("for", "a crossing is an instant: it cannot hold for a while"));
+        }
+        if def.keep_firing_for.is_none() {
+            keep_firing_micros = DEFAULT_CROSSING_FIRES_FOR;
+        }
+    }
     let max_instances = def.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES);
     if !(1..=MAX_INSTANCES).contains(&max_instances) {
         return Err(DefinitionError::new("maxInstances", format!("between 1 and {MAX_INSTANCES}")));

@@ -426,3 +426,83 @@ fn restored_instances_stand_while_what_their_rules_read_is_not_known() {
     assert!(w.rule(2, kpi, 4_000).is_empty());
     assert_eq!(w.alerts.instances().filter(|i| i.state == AlertState::Firing).count(), 2);
 }
+
+#[test]
+fn a_crossing_fires_on_the_transaction_that_crossed_and_resolves_after_keep_firing() {
+    let mut w = World::new();
+    w.kpi(1, json!({ "name": "qty", "table": "orders", "aggregate": "SUM", "column": "qty" }));
+    let def = json!({ "name": "up", "kpi": { "kpi": 1, "crosses": { "value": 10, "direction": "UP" } }, "keepFiringFor": "PT1M" });
+    assert!(w.rule(1, def, 0).is_empty(), "no crossing before a first change");
+    let (t, _) = w.commit(1_000_000, &[(1, Some((5, "x")))]);
+    assert!(t.is_empty(), "no value (a sum of no rows) → 5 does not reach 10");
+    let (t, crossed) = w.commit(2_000_000, &[(2, Some((5, "x")))]);
+    assert_eq!(states(&t), vec![(AlertState::Normal, AlertState::Firing)], "5 → 10 reaches 10 upwards");
+    assert_eq!(t[0].cause, Cause::Transaction { source: Arc::from("s"), position: crossed, commit_ts: 2_000_000 });
+    let (t, _) = w.commit(3_000_000, &[(3, Some((5, "x")))]);
+    assert!(t.is_empty(), "10 → 15 is above the level, not a crossing; it keeps firing");
+    assert_eq!(w.alerts.next_due(), Some(62_000_000), "resolves a minute after the crossing");
+    let (t, _) = w.commit(4_000_000, &[(3, None), (2, None)]);
+    assert!(t.is_empty(), "15 → 5 crosses downwards: not this rule's direction");
+    let t = w.alerts.advance(62_000_000, &w.replica);
+    assert_eq!(states(&t), vec![(AlertState::Firing, AlertState::Resolved)]);
+
+    // Either way, and five minutes of firing when the rule does not say.
+    let mut w = World::new();
+    w.kpi(1, json!({ "name": "qty", "table": "orders", "aggregate": "SUM", "column": "qty" }));
+    w.rule(1, json!({ "name": "any", "kpi": { "kpi": 1, "crosses": { "value": 10 } } }), 0);
+    w.commit(1, &[(9, Some((0, "x")))]);
+    let (t, _) = w.commit(1_000_000, &[(1, Some((20, "x")))]);
+    assert_eq!(states(&t), vec![(AlertState::Normal, AlertState::Firing)], "0 → 20 crosses 10");
+    let (t, _) = w.commit(2_000_000, &[(1, Some((3, "x")))]);
+    assert!(t.is_empty(), "already firing from the upward crossing");
+    assert_eq!(w.alerts.next_due(), Some(302_000_000), "the downward crossing extends it");
+}
+
+#[test]
+fn a_change_rule_compares_with_the_value_a_window_ago_and_judges_again_as_the_window_moves() {
+    let mut w = World::new();
+    w.kpi(1, json!({ "name": "qty", "table": "orders", "aggregate": "SUM", "column": "qty" }));
+    let def = json!({ "name": "surge", "kpi": { "kpi": 1, "change": { "over": "PT10M", "above": 50 } },
+                      "summary": "rose {{change}} to {{value}}" });
+    w.rule(1, def, 0);
+    let minute = 60_000_000;
+    w.commit(1, &[(9, Some((0, "x")))]);
+    w.commit(minute, &[(1, Some((30, "x")))]);
+    let (t, _) = w.commit(2 * minute, &[(2, Some((20, "x")))]);
+    assert!(t.is_empty(), "0 → 50 within the window: not more than 50");
+    let (t, p) = w.commit(3 * minute, &[(3, Some((1, "x")))]);
+    assert_eq!(states(&t), vec![(AlertState::Normal, AlertState::Firing)], "51 more than 0 at minute 0");
+    assert_eq!(t[0].cause, Cause::Transaction { source: Arc::from("s"), position: p, commit_ts: 3 * minute });
+    assert_eq!(t[0].summary, "rose 51 to 51");
+    // At minute 11 the window starts after the value 30 was reached (minute 1): 51 − 30 = 21.
+    assert_eq!(w.alerts.next_due(), Some(11 * minute), "the window's start passes the first change");
+    let t = w.alerts.advance(11 * minute, &w.replica);
+    assert_eq!(states(&t), vec![(AlertState::Firing, AlertState::Resolved)]);
+    assert_eq!(t[0].cause, Cause::Due { at: 11 * minute });
+
+    // Falling: `below` a negative bound.
+    let mut w = World::new();
+    w.kpi(1, json!({ "name": "qty", "table": "orders", "aggregate": "SUM", "column": "qty" }));
+    w.rule(1, json!({ "name": "drop", "kpi": { "kpi": 1, "change": { "over": "5m", "below": -10 } } }), 0);
+    w.commit(minute, &[(1, Some((40, "x")))]);
+    let (t, _) = w.commit(2 * minute, &[(1, Some((35, "x")))]);
+    assert!(t.is_empty());
+    let (t, _) = w.commit(7 * minute, &[(1, Some((25, "x")))]);
+    assert!(t.is_empty(), "40 was five minutes ago at minute 6, 35 is the value then: -10 is not below -10");
+    let (t, _) = w.commit(8 * minute, &[(1, Some((24, "x")))]);
+    assert_eq!(states(&t), vec![(AlertState::Normal, AlertState::Firing)]);
+}
+
+#[test]
+fn crossing_and_change_definitions_are_checked() {
+    let check = |kpi: serde_json::Value| {
+        let def: AlertRuleDefinition = serde_json::from_value(json!({ "name": "r", "kpi": kpi })).expect("parses");
+        bind(RuleId(1), def, None).err().map(|e| e.to_string())
+    };
+    assert!(check(json!({ "kpi": 1, "crosses": { "value": 1 }, "above": 2 })).unwrap().contains("exactly one"));
+    assert!(check(json!({ "kpi": 1, "change": { "over": "soon", "above": 2 } })).unwrap().contains("kpi.change.over"));
+    assert!(check(json!({ "kpi": 1, "change": { "over": "PT0S", "above": 2 } })).unwrap().contains("longer than zero"));
+    assert!(check(json!({ "kpi": 1, "change": { "over": "PT1M" } })).unwrap().contains("`above` or `below`"));
+    assert!(check(json!({ "kpi": 1, "change": { "over": "PT1M", "above": 1, "below": -1 } })).is_some());
+    assert!(check(json!({ "kpi": 1, "crosses": { "value": 3, "direction": "DOWN" } })).is_none());
+}

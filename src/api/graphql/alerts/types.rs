@@ -26,6 +26,9 @@ pub const STATE: &str = "AlertState";
 pub const RULE_INPUT: &str = "AlertRuleInput";
 pub const KPI_CONDITION_INPUT: &str = "AlertKpiConditionInput";
 pub const BAND_INPUT: &str = "AlertBandInput";
+pub const CROSSING_INPUT: &str = "AlertCrossingInput";
+pub const CHANGE_INPUT: &str = "AlertChangeInput";
+pub const DIRECTION: &str = "AlertDirection";
 pub const ROWS_INPUT: &str = "AlertRowsInput";
 pub const MATCHER_INPUT: &str = "SilenceMatcherInput";
 pub const WHERE: &str = "AlertsWhere";
@@ -246,6 +249,9 @@ pub fn enums() -> Vec<Enum> {
     vec![
         Enum::new(SEVERITY).items(Severity::ALL.iter().map(|s| EnumItem::new(s.name()))),
         Enum::new(STATE).items(AlertState::ALL.iter().map(|s| EnumItem::new(s.name()))),
+        Enum::new(DIRECTION)
+            .description("The way a value crosses a level.")
+            .items(["UP", "DOWN", "EITHER"].map(EnumItem::new)),
     ]
 }
 
@@ -258,7 +264,7 @@ pub fn inputs() -> Vec<InputObject> {
             .field(InputValue::new("severity", TypeRef::named(SEVERITY)))
             .field(InputValue::new("labels", TypeRef::named("JSON")).description("Labels, an object of strings."))
             .field(InputValue::new("summary", TypeRef::named(s)).description(
-                "Text for people: {{rule}}, {{value}}, {{threshold}}, {{group}} and a row rule's {{column}} are filled in.",
+                "Text for people: {{rule}}, {{value}}, {{threshold}}, {{group}}, a change rule's {{change}} and a row rule's {{column}} are filled in.",
             ))
             .field(InputValue::new("kpi", TypeRef::named(KPI_CONDITION_INPUT)))
             .field(InputValue::new("rows", TypeRef::named(ROWS_INPUT)))
@@ -268,17 +274,34 @@ pub fn inputs() -> Vec<InputObject> {
                 "The most alerts the rule keeps open at once (100 by default); matches beyond are counted in `overflow`.",
             )),
         InputObject::new(KPI_CONDITION_INPUT)
-            .description("Exactly one of `above`, `below`, `outside`, `noDataFor`.")
+            .description("Exactly one of `above`, `below`, `outside`, `crosses`, `change`, `noDataFor`.")
             .field(InputValue::new("kpi", TypeRef::named_nn(TypeRef::ID)))
             .field(InputValue::new("above", TypeRef::named(TypeRef::FLOAT)))
             .field(InputValue::new("below", TypeRef::named(TypeRef::FLOAT)))
             .field(InputValue::new("outside", TypeRef::named(BAND_INPUT)))
+            .field(InputValue::new("crosses", TypeRef::named(CROSSING_INPUT)).description(
+                "Fires at the transaction whose value crossed the level; keeps firing for `keepFiringFor` (5 minutes unless given).",
+            ))
+            .field(InputValue::new("change", TypeRef::named(CHANGE_INPUT)).description(
+                "Fires while the value now minus the value `over` ago is above or below a bound.",
+            ))
             .field(InputValue::new("noDataFor", TypeRef::named(s)).description(
                 "Fires when no committed transaction touched the KPI's rows for this long.",
             )),
         InputObject::new(BAND_INPUT)
             .field(InputValue::new("low", TypeRef::named_nn(TypeRef::FLOAT)))
             .field(InputValue::new("high", TypeRef::named_nn(TypeRef::FLOAT))),
+        InputObject::new(CROSSING_INPUT)
+            .field(InputValue::new("value", TypeRef::named_nn(TypeRef::FLOAT)))
+            .field(InputValue::new("direction", TypeRef::named(DIRECTION)).description("EITHER by default.")),
+        InputObject::new(CHANGE_INPUT)
+            .description("Exactly one of `above`, `below`.")
+            .field(InputValue::new("over", TypeRef::named_nn(s)).description("The window: `PT10M` or `10m`."))
+            .field(InputValue::new("above", TypeRef::named(TypeRef::FLOAT)).description("Rose by more than this."))
+            .field(
+                InputValue::new("below", TypeRef::named(TypeRef::FLOAT))
+                    .description("Changed by less than this (`-30`: fell by more than 30)."),
+            ),
         InputObject::new(ROWS_INPUT)
             .description("Every row of `table` passing `filter` is an alert of its own.")
             .field(InputValue::new("table", TypeRef::named_nn(s)))
