@@ -282,13 +282,14 @@ impl AlertSet {
     /// Observes every instance a rule has now; its open instances that are not among them
     /// (a group with no rows left, a row no longer there) have cleared.
     fn observe_all(&mut self, id: RuleId, observations: Vec<Observation>, cause: &Cause) -> Vec<Transition> {
-        let seen: Vec<String> = observations.iter().map(|o| o.key.clone()).collect();
+        let seen: std::collections::HashSet<String> = observations.iter().map(|o| o.key.clone()).collect();
         let mut out = Vec::new();
         for o in observations {
             out.extend(self.observe(id, o, cause));
         }
-        let gone: Vec<String> =
-            self.instances.keys().filter(|(r, k)| *r == id && !seen.contains(k)).map(|(_, k)| k.clone()).collect();
+        // The rule's own range of the map, not every instance: this runs on every change of a
+        // KPI with rules.
+        let gone: Vec<String> = self.rule_keys(id).into_iter().map(|(_, k)| k).filter(|k| !seen.contains(k)).collect();
         for key in gone {
             out.extend(self.observe(id, cleared(key), cause));
         }

@@ -10,6 +10,7 @@
 //! ready.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::compile::{CompiledKpi, Reading, Span};
 use crate::aggregate::{self, Aggregate, GroupResult, TimeWindow, WindowedAggregate};
@@ -33,7 +34,9 @@ pub struct GroupValue {
 /// A KPI's value: its groups, or why there is none right now.
 #[derive(Clone, Debug, PartialEq)]
 pub enum KpiValue {
-    Groups(Vec<GroupValue>),
+    /// Ordered by key. Each group behind an `Arc`: a transaction changes a group or two, and
+    /// the next value shares the others (the board, the alerts and the history all hold it).
+    Groups(Vec<Arc<GroupValue>>),
     /// The table is loading, resyncing or quarantined.
     NotReady(String),
 }
@@ -55,11 +58,38 @@ enum State {
     Waiting(String),
 }
 
+/// What changed in a KPI's aggregate since its value was last read.
+#[derive(Debug, Default)]
+enum Dirty {
+    #[default]
+    Clean,
+    /// Only these groups (by key): read them and keep the rest of the value.
+    Groups(Vec<Vec<Value>>),
+    /// Anything: read every group (a rebuild, a window expiring rows, rows moved by time).
+    All,
+}
+
+impl Dirty {
+    /// The groups of the rows a change takes out and puts in.
+    fn rows(&mut self, aggregate: &Aggregate, before: Option<&[Value]>, after: Option<&[Value]>) {
+        if let Dirty::All = self {
+            return;
+        }
+        if let Dirty::Clean = self {
+            *self = Dirty::Groups(Vec::new());
+        }
+        if let Dirty::Groups(keys) = self {
+            keys.extend(before.into_iter().chain(after).map(|r| aggregate.group_key(r)));
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     kpi: CompiledKpi,
     state: State,
     value: KpiValue,
+    dirty: Dirty,
     /// For a filter relative to now (`createdAt < now − 10 min`): its rows by the instant
     /// their truth next changes by time alone.
     timeline: Option<Timeline>,
@@ -104,7 +134,7 @@ impl KpiSet {
         self.by_table.entry(kpi.table).or_default().push(id);
         let (state, timeline) = build(&kpi, replica, self.time_zone, now);
         let value = read(&kpi, &state, now);
-        self.entries.insert(id, Entry { kpi, state, value, timeline });
+        self.entries.insert(id, Entry { kpi, state, value, dirty: Dirty::Clean, timeline });
     }
 
     pub fn remove(&mut self, id: KpiId) {
@@ -154,6 +184,7 @@ impl KpiSet {
             if !moved {
                 continue;
             }
+            entry.dirty = Dirty::Clean;
             let value = read(&entry.kpi, &entry.state, now);
             if value != entry.value {
                 entry.value = value;
@@ -197,9 +228,17 @@ impl KpiSet {
                         if before.is_none() && after.is_none() {
                             continue;
                         }
+                        let (b, a) = (before.map(|r| &r[..]), after.map(|r| &r[..]));
                         match &mut entry.state {
-                            State::Ready(aggregate) => aggregate.apply(before.map(|r| &r[..]), after.map(|r| &r[..])),
+                            State::Ready(aggregate) => {
+                                entry.dirty.rows(aggregate, b, a);
+                                aggregate.apply(b, a);
+                            }
                             State::Windowed(w) => {
+                                if w.advance(now) {
+                                    entry.dirty = Dirty::All;
+                                }
+                                entry.dirty.rows(w.aggregate(), b, a);
                                 w.apply(before, after, now);
                             }
                             State::Waiting(_) => continue,
@@ -221,6 +260,7 @@ impl KpiSet {
             let entry = self.entries.get_mut(id).expect("indexed KPIs exist");
             let same_shape =
                 replica.table(entry.kpi.table).is_none_or(|t| t.schema.version == entry.kpi.schema.version);
+            entry.dirty = Dirty::All;
             if same_shape {
                 (entry.state, entry.timeline) = build(&entry.kpi, replica, self.time_zone, now);
                 touched.push(*id);
@@ -238,6 +278,7 @@ impl KpiSet {
             if let State::Windowed(w) = &mut entry.state
                 && w.advance(now)
             {
+                entry.dirty = Dirty::All;
                 touched.push(*id);
             }
         }
@@ -245,8 +286,14 @@ impl KpiSet {
         touched.dedup();
         for id in touched {
             let entry = self.entries.get_mut(&id).expect("indexed KPIs exist");
-            let value = read(&entry.kpi, &entry.state, now);
-            if value != entry.value {
+            let value = match std::mem::take(&mut entry.dirty) {
+                // Ages move every group with time: those are read whole.
+                Dirty::Groups(keys) if !entry.kpi.time_dependent => {
+                    patch(&entry.kpi, &entry.state, &entry.value, keys, now)
+                }
+                _ => Some(read(&entry.kpi, &entry.state, now)).filter(|v| *v != entry.value),
+            };
+            if let Some(value) = value {
                 entry.value = value;
                 changed.push(id);
             }
@@ -338,7 +385,42 @@ fn read(kpi: &CompiledKpi, state: &State, now: i64) -> KpiValue {
         State::Ready(aggregate) => aggregate.groups_at(now),
         State::Windowed(w) => w.groups_at(now),
     };
-    KpiValue::Groups(groups.into_iter().map(|g| group_value(kpi.reading, g)).collect())
+    KpiValue::Groups(groups.into_iter().map(|g| Arc::new(group_value(kpi.reading, g))).collect())
+}
+
+/// The value after changes to the groups `keys` only: those are read, the others kept.
+/// `None` when it is the same as `old`. Costs a lookup per changed group, where reading the
+/// whole value costs every group (the benchmark's KPIs by warehouse, channel or SKU).
+fn patch(kpi: &CompiledKpi, state: &State, old: &KpiValue, mut keys: Vec<Vec<Value>>, now: i64) -> Option<KpiValue> {
+    let (KpiValue::Groups(groups), Some(aggregate)) = (old, state_aggregate(state)) else {
+        return Some(read(kpi, state, now)).filter(|v| v != old);
+    };
+    keys.sort_unstable();
+    keys.dedup();
+    let mut groups = groups.clone();
+    let mut changed = false;
+    for key in keys {
+        let at = groups.binary_search_by(|g| g.key.as_slice().cmp(&key));
+        match (aggregate.group_at(&key, now).map(|r| group_value(kpi.reading, r)), at) {
+            (Some(g), Ok(i)) if *groups[i] != g => groups[i] = Arc::new(g),
+            (Some(_), Ok(_)) => continue,
+            (Some(g), Err(i)) => groups.insert(i, Arc::new(g)),
+            (None, Ok(i)) => {
+                groups.remove(i);
+            }
+            (None, Err(_)) => continue,
+        }
+        changed = true;
+    }
+    changed.then_some(KpiValue::Groups(groups))
+}
+
+fn state_aggregate(state: &State) -> Option<&Aggregate> {
+    match state {
+        State::Ready(a) => Some(a),
+        State::Windowed(w) => Some(w.aggregate()),
+        State::Waiting(_) => None,
+    }
 }
 
 fn group_value(reading: Reading, g: GroupResult) -> GroupValue {

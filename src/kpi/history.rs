@@ -92,7 +92,7 @@ mod tests {
     use crate::value::Value;
 
     fn v(x: i64) -> KpiValue {
-        KpiValue::Groups(vec![GroupValue { key: vec![], value: Value::Int8(x) }])
+        KpiValue::Groups(vec![std::sync::Arc::new(GroupValue { key: vec![], value: Value::Int8(x) })])
     }
 
     #[test]

@@ -125,12 +125,14 @@ fn recomputed(kpi: &CompiledKpi, replica: &Replica) -> KpiValue {
         aggregate
             .groups()
             .into_iter()
-            .map(|g| GroupValue {
-                key: g.key,
-                value: match kpi.reading {
-                    compile::Reading::Rows => Value::Int8(g.count as i64),
-                    compile::Reading::Measure => g.values[0].clone(),
-                },
+            .map(|g| {
+                std::sync::Arc::new(GroupValue {
+                    key: g.key,
+                    value: match kpi.reading {
+                        compile::Reading::Rows => Value::Int8(g.count as i64),
+                        compile::Reading::Measure => g.values[0].clone(),
+                    },
+                })
             })
             .collect(),
     )

@@ -40,7 +40,7 @@ impl KpiOut {
 /// One group of a KPI as a GraphQL value.
 pub struct GroupOut {
     pub names: Vec<String>,
-    pub group: GroupValue,
+    pub group: std::sync::Arc<GroupValue>,
 }
 
 /// Whether `principal` may read `entry` under `policy`.
