@@ -189,7 +189,7 @@ pub async fn serve_on(
         policy: policy.clone(),
         replica: versions.clone(),
     };
-    let kpis = KpiService { hub: kpi_hub, store: store.clone(), policy: policy.clone() };
+    let kpis = KpiService { hub: kpi_hub, store: store.clone(), policy: policy.clone(), earlier: Default::default() };
     let graphql = GraphqlState::new(auth.clone(), policy.clone(), registry.clone(), versions.clone())
         .with_live(hub, cancel.clone())
         .with_kpis(kpis)

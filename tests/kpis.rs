@@ -404,3 +404,71 @@ async fn every_value_is_rolled_up_per_minute_into_the_history() {
     let d = data(shop.addr, &lead, "query($id: ID!) { kpiHistory(id: $id) { at } }", json!({ "id": id })).await;
     assert_eq!(d["kpiHistory"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kpi_is_compared_with_its_value_a_day_before_and_lists_its_recent_series() {
+    let shop = Shop::start(opslive::demo::FIXTURE_SEED, &fixture_policy()).await;
+    let admin = token("admin", json!({}));
+    let total = created(
+        &shop,
+        &admin,
+        json!({ "name": "Orders", "table": "orders", "aggregate": "COUNT", "comparison": "DAY_BEFORE" }),
+    )
+    .await;
+    let by_channel = created(
+        &shop,
+        &admin,
+        json!({ "name": "Orders by channel", "table": "orders", "aggregate": "COUNT", "groupBy": ["channel"],
+                "comparison": "DAY_BEFORE" }),
+    )
+    .await;
+    let plain =
+        created(&shop, &admin, json!({ "name": "Orders again", "table": "orders", "aggregate": "COUNT" })).await;
+    // A day of history as the recorder would have left it: yesterday's values, this minute.
+    let app = shop.pg.connect("opslive").await;
+    let yesterday = "date_trunc('minute', now() - interval '1 day')";
+    for (kpi, group, last) in [(&total, "", 42.0), (&by_channel, "[\"web\"]", 7.0), (&plain, "", 1.0)] {
+        app.execute(
+            &format!(
+                "INSERT INTO kpi_history (kpi_id, group_key, minute, last, last_value, min, max, last_position) \
+                 VALUES ($1, $2, {yesterday}, $3, $4, $4, $4, 0)"
+            ),
+            &[&kpi.parse::<i64>().unwrap(), &group, &format!("{last}"), &last],
+        )
+        .await
+        .unwrap();
+    }
+    let query = "query($a: ID!, $b: ID!, $c: ID!) {
+        a: kpi(id: $a) { value previousValue previousValueFloat previousAt series(last: \"PT10M\") { last } }
+        b: kpi(id: $b) { previousValue groups { key previousValue previousValueFloat } }
+        c: kpi(id: $c) { previousValue } }";
+    let d = data(shop.addr, &admin, query, json!({ "a": total, "b": by_channel, "c": plain })).await;
+    assert_eq!(d["a"]["previousValue"], "42", "{d}");
+    assert_eq!(d["a"]["previousValueFloat"], 42.0);
+    assert!(d["a"]["previousAt"].as_str().is_some_and(|t| !t.is_empty()), "{d}");
+    let web = d["b"]["groups"].as_array().unwrap().iter().find(|g| g["key"]["channel"] == "web").cloned();
+    assert_eq!(web.map(|g| g["previousValue"].clone()), Some(json!("7")), "{d}");
+    assert!(d["b"]["previousValue"].is_null(), "a grouped KPI compares per group: {d}");
+    assert!(d["c"]["previousValue"].is_null(), "no comparison defined: {d}");
+
+    // The series is the recorded history: the current value reaches it within the flush.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = data(shop.addr, &admin, query, json!({ "a": total, "b": by_channel, "c": plain })).await;
+        let series = d["a"]["series"].as_array().cloned().unwrap_or_default();
+        if series.last().is_some_and(|p| p["last"] == d["a"]["value"]) {
+            assert!(series.iter().all(|p| p["last"] != "42"), "yesterday is not in the last ten minutes: {d}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the series never showed the value: {d}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reply = post(
+        shop.addr,
+        Some(&admin),
+        "query($a: ID!) { kpi(id: $a) { series(last: \"soon\") { last } } }",
+        json!({ "a": total }),
+    )
+    .await;
+    assert_eq!(reply.codes(), ["BAD_USER_INPUT"], "{}", reply.text);
+}

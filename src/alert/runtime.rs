@@ -167,6 +167,12 @@ impl Runtime {
         // Ends when the KPI runtime's steps end (it drains the apply loop at shutdown), so
         // every transition reaches the writer.
         loop {
+            // Steps waiting (a backlog): take them without working out the next due time
+            // (a scan of every instance); each step moves time up to its own cause first.
+            if let Ok(step) = steps.try_recv() {
+                self.step(step).await;
+                continue;
+            }
             let due = self.set.next_due();
             let wait = due.map(|d| {
                 let now = chrono::Utc::now().timestamp_micros();

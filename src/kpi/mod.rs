@@ -20,7 +20,7 @@ pub mod recorder;
 pub mod runtime;
 
 pub use compile::{CompiledKpi, compile_kpi, may_read};
-pub use definition::{Aggregation, DefinitionError, KpiDefinition};
+pub use definition::{Aggregation, Comparison, DefinitionError, KpiDefinition};
 pub use engine::{GroupValue, KpiId, KpiSet, KpiValue};
 pub use runtime::{AsOf, KpiBoard, KpiEntry, KpiHub, KpiRecord, KpiStep};
 

@@ -182,6 +182,17 @@ impl Runtime {
         // drained the sources at shutdown), so every batch reaches the writers downstream and
         // the final checkpoint can wait for them.
         loop {
+            // Batches waiting (a backlog): take them without working out the next wake-up (a
+            // scan of every KPI); `apply` moves windows to each batch's time anyway.
+            if let Ok(batch) = batches.try_recv() {
+                let step = self.batch(batch);
+                if let (Some(steps), Some(step)) = (&steps, step)
+                    && steps.send(step).await.is_err()
+                {
+                    tracing::debug!("alert runtime stopped");
+                }
+                continue;
+            }
             let wait = self.next_wake();
             let step = tokio::select! {
                 biased;

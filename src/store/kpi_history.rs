@@ -96,6 +96,31 @@ impl Store {
             .collect())
     }
 
+    /// Each group's value as it stood at `at` (µs): the last value of the latest minute at or
+    /// before it, within a day before it (older is no comparison). For `previousValue`.
+    pub async fn kpi_values_at(&self, kpi: KpiId, at: i64) -> Result<Vec<HistoryPoint>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (group_key) minute, group_key, last, last_value, min, max FROM kpi_history \
+             WHERE kpi_id = $1 AND minute <= $2 AND minute > $2 - interval '1 day' \
+             ORDER BY group_key, minute DESC",
+        )
+        .bind(kpi.0)
+        .bind(time(at))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| HistoryPoint {
+                at: row.get::<DateTime<Utc>, _>("minute").timestamp_micros(),
+                group: row.get("group_key"),
+                last: row.get("last"),
+                last_value: row.get("last_value"),
+                min: row.get("min"),
+                max: row.get("max"),
+            })
+            .collect())
+    }
+
     /// Forgets history older than `before` (retention). Returns the rows removed.
     pub async fn prune_kpi_history(&self, before: i64) -> Result<u64, StoreError> {
         let done =

@@ -8,6 +8,7 @@ use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object,
 use super::read::{id_argument, readable, service};
 use crate::api::graphql::errors::{Code, error};
 use crate::api::graphql::resolve::Scope;
+use crate::kpi::KpiId;
 use crate::store::kpi_history::HistoryPoint;
 use crate::value::Value;
 
@@ -26,6 +27,36 @@ fn time_argument(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result
         .map_err(|e| error(Code::BadUserInput, format!("{name}: `{s}` is not an RFC 3339 timestamp ({e})")))
 }
 
+/// The history of `id` from `from` to `to` in the steps the `step` argument asks for (a
+/// minute when left out); a bad step or a range of too many steps is the caller's error.
+pub async fn history_steps(
+    ctx: &ResolverContext<'_>,
+    id: KpiId,
+    from: i64,
+    to: i64,
+) -> async_graphql::Result<Vec<HistoryPoint>> {
+    let service = service(ctx)?;
+    let step = match ctx.args.get("step").and_then(|v| v.string().ok()) {
+        Some(text) => {
+            crate::duration::parse_micros(text).map_err(|e| error(Code::BadUserInput, format!("step: {e}")))?
+        }
+        None => 60_000_000,
+    };
+    if step < 60_000_000 || step % 60_000_000 != 0 {
+        return Err(error(Code::BadUserInput, "step: whole minutes, at least one (`PT1M`, `PT15M`, `PT1H`)"));
+    }
+    if to <= from || (to - from) / step > MAX_POINTS {
+        return Err(error(
+            Code::BadUserInput,
+            format!("from/to: a range after its start of at most {MAX_POINTS} steps"),
+        ));
+    }
+    service.store.kpi_history(id, from, to, step).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot read KPI history");
+        error(Code::Internal, "the KPI history cannot be read right now")
+    })
+}
+
 pub fn fields(query: Object) -> Object {
     query.field(
         Field::new("kpiHistory", TypeRef::named_nn_list_nn(POINT), |ctx| {
@@ -42,27 +73,7 @@ pub fn fields(query: Object) -> Object {
                 let now = chrono::Utc::now().timestamp_micros();
                 let to = time_argument(&ctx, "to")?.unwrap_or(now);
                 let from = time_argument(&ctx, "from")?.unwrap_or(to - 3_600_000_000);
-                let step = match ctx.args.get("step").and_then(|v| v.string().ok()) {
-                    Some(text) => crate::duration::parse_micros(text)
-                        .map_err(|e| error(Code::BadUserInput, format!("step: {e}")))?,
-                    None => 60_000_000,
-                };
-                if step < 60_000_000 || step % 60_000_000 != 0 {
-                    return Err(error(
-                        Code::BadUserInput,
-                        "step: whole minutes, at least one (`PT1M`, `PT15M`, `PT1H`)",
-                    ));
-                }
-                if to <= from || (to - from) / step > MAX_POINTS {
-                    return Err(error(
-                        Code::BadUserInput,
-                        format!("from/to: a range after its start of at most {MAX_POINTS} steps"),
-                    ));
-                }
-                let points = service.store.kpi_history(id, from, to, step).await.map_err(|e| {
-                    tracing::error!(error = %e, "cannot read KPI history");
-                    error(Code::Internal, "the KPI history cannot be read right now")
-                })?;
+                let points = history_steps(&ctx, id, from, to).await?;
                 Ok(Some(FieldValue::list(points.into_iter().map(FieldValue::owned_any))))
             })
         })

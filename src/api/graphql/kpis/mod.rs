@@ -13,6 +13,7 @@
 //! - [`write`]: the mutations;
 //! - [`follow`]: the subscriptions (real streams, forwarded by the WebSocket transport).
 
+mod comparison;
 mod follow;
 mod history;
 mod read;
@@ -34,6 +35,8 @@ pub struct KpiService {
     pub hub: KpiHub,
     pub store: Store,
     pub policy: PolicyStore,
+    /// Values compared with, read from the history.
+    pub earlier: comparison::Earlier,
 }
 
 impl std::fmt::Debug for KpiService {
@@ -54,7 +57,7 @@ pub struct Parts {
 /// the types and the `Mutation` root to register.
 pub fn extend(query: Object, subscription: Subscription) -> (Object, Subscription, Parts) {
     let parts = Parts {
-        objects: vec![types::kpi(), types::group(), history::point()],
+        objects: vec![comparison::kpi_fields(types::kpi()), comparison::group_fields(types::group()), history::point()],
         inputs: types::inputs(),
         enums: types::enums(),
         mutation: write::mutation(),

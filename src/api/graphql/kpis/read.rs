@@ -41,6 +41,9 @@ impl KpiOut {
 pub struct GroupOut {
     pub names: Vec<String>,
     pub group: std::sync::Arc<GroupValue>,
+    /// The KPI's id and comparison, for the group's `previousValue`.
+    pub kpi: KpiId,
+    pub comparison: Option<crate::kpi::Comparison>,
 }
 
 /// Whether `principal` may read `entry` under `policy`.

@@ -95,8 +95,11 @@ pub fn kpi() -> Object {
                     KpiValue::NotReady(_) => Vec::new(),
                 };
                 let names = k.0.compiled.as_ref().map(|c| c.group_names.clone()).unwrap_or_default();
+                let (kpi, comparison) = (k.0.record.id, k.0.record.definition.comparison);
                 Some(FieldValue::list(
-                    groups.into_iter().map(|g| FieldValue::owned_any(GroupOut { names: names.clone(), group: g })),
+                    groups
+                        .into_iter()
+                        .map(|g| FieldValue::owned_any(GroupOut { names: names.clone(), group: g, kpi, comparison })),
                 ))
             })
             .description("One per group (an ungrouped KPI has one, with the key `{}`)."),
