@@ -1,0 +1,33 @@
+// The live connection's state on every page — live, connecting, reconnecting or offline — with
+// the age of the data while it is not live. It also marks <body> so stale values grey out.
+"use client";
+import { useEffect, useState } from "react";
+import type { LiveClient } from "@/lib/live/client";
+import { useConnection } from "@/lib/live/hooks";
+
+export function ConnectionBadge({ client }: { client: LiveClient | null }) {
+  const connection = useConnection(client);
+  const [now, setNow] = useState(() => Date.now());
+  const live = connection.state === "live";
+  useEffect(() => {
+    document.body.dataset["connection"] = connection.state;
+    if (live) return;
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, [connection.state, live]);
+  const last = client?.lastMessageAt ?? null;
+  const age = last === null ? null : Math.max(0, Math.round((now - last) / 1000));
+  return (
+    <span className="connection" data-state={connection.state} role="status" aria-live="polite">
+      {connection.state}
+      {!live && age !== null ? <span className="muted">· data {formatAge(age)} old</span> : null}
+      {connection.attempts > 0 && !live ? <span className="muted">· try {connection.attempts + 1}</span> : null}
+    </span>
+  );
+}
+
+export function formatAge(seconds: number): string {
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
+  return `${Math.floor(seconds / 3600)} h`;
+}
