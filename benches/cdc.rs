@@ -88,7 +88,7 @@ async fn apply_with_sink(
     let started = Instant::now();
     let (apply, mut versions): (ApplyLoop, watch::Receiver<Arc<Replica>>) =
         ApplyLoop::new(HashMap::from([(Arc::from("bench"), p.watermarks.clone())]));
-    let applier = tokio::spawn(apply.run(p.events, None, sink));
+    let applier = tokio::spawn(apply.run(p.events, Vec::new(), sink));
     loop {
         {
             let r = versions.borrow_and_update();

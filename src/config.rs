@@ -45,6 +45,9 @@ pub struct Config {
     /// reloaded when it changes. Without one, no role may read anything.
     #[serde(default)]
     pub policy: Option<PathBuf>,
+    /// The built web app (`web/out`), served at `/`; without it `/` is a status page.
+    #[serde(default)]
+    pub web_dir: Option<PathBuf>,
     /// The file this was read from: the server reads it again for tables added at run time.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -53,7 +56,7 @@ pub struct Config {
 /// `[auth]`: the keys tokens are verified with and the rules their claims must meet (see
 /// `crate::auth`; defaults in `crate::auth::settings`). With neither `hs256_secret` nor
 /// `jwks_url`, every request is refused.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Shared HS256 secret, at least 32 bytes: development, the demo and `opslive token`.
@@ -77,6 +80,40 @@ pub struct AuthConfig {
     /// Least time between the refetches that tokens naming unknown keys cause (default 30s).
     #[serde(deserialize_with = "crate::auth::settings::duration")]
     pub jwks_min_refetch: std::time::Duration,
+    /// Development only: the web app offers `dev_users` and `POST /auth/dev-login` signs a token
+    /// for one of them. Refused at start unless the secret is HS256 and `listen` is loopback.
+    pub dev_login: bool,
+    /// The people `dev_login` offers.
+    pub dev_users: Vec<DevUser>,
+    /// The OpenID Connect provider the web app signs in with (authorization code + PKCE); its
+    /// tokens are verified through `jwks_url` like any other.
+    pub oidc: Option<OidcClient>,
+}
+
+/// `[[auth.dev_users]]`: a person the development sign-in offers.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevUser {
+    pub sub: String,
+    pub role: String,
+    /// Further claims the role's policy reads (`warehouses = ["WH-BER"]`).
+    #[serde(default)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `[auth.oidc]`: what the browser needs to start an authorization-code flow.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all(serialize = "camelCase"))]
+pub struct OidcClient {
+    pub issuer: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: String,
+}
+
+fn default_oidc_scopes() -> String {
+    "openid profile".into()
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -103,6 +103,9 @@ enum Command {
         /// newest /usr/lib/postgresql/*/bin).
         #[arg(long)]
         pg_bin: Option<PathBuf>,
+        /// The built dashboard (default: `web/out`, here or in the source tree, when built).
+        #[arg(long)]
+        web_dir: Option<PathBuf>,
         #[command(flatten)]
         traffic: SimArgs,
     },
@@ -418,9 +421,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             opslive::sim::run(&url, traffic.options()?, stats, shutdown_token()).await?;
             Ok(())
         }
-        Command::Demo { data_dir, pg_port, listen, no_sim, pg_bin, traffic } => {
+        Command::Demo { data_dir, pg_port, listen, no_sim, pg_bin, web_dir, traffic } => {
             let options = opslive::demo::DemoOptions {
                 pg_bin,
+                web_dir,
                 data_dir,
                 pg_port,
                 listen,

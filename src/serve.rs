@@ -75,6 +75,8 @@ pub async fn serve_on(
     };
     let policy = PolicyStore::new(policy);
     let auth = Authenticator::from_config(&config.auth).await?;
+    crate::api::web::check(&config.auth, listener.addr)?;
+    let web_dir = config.web_dir.as_deref().map(crate::api::web::checked_dir).transpose()?;
     let app_url = config
         .app_database_url()
         .ok_or_else(|| ConfigError::Invalid("no sources and no app_database.url: nothing to serve".into()))?;
@@ -206,7 +208,8 @@ pub async fn serve_on(
         live: Some(live_stats),
     };
     tracing::info!(addr = %listener.addr, "listening");
-    let router = crate::api::router(ops, extra_metrics).merge(crate::api::graphql::router(graphql));
+    let router = crate::api::router(ops, extra_metrics, web_dir.as_deref(), config.auth.clone())
+        .merge(crate::api::graphql::router(graphql));
     let http = tokio::spawn(listener.serve(router, cancel.clone()));
     let (snap_tx, mut snap_rx) = mpsc::unbounded_channel();
     let applier = tokio::spawn(apply.run(rx, vec![live_tx, kpi_tx], move |event, _| {

@@ -12,6 +12,7 @@
 //! durable, so a source is never acknowledged past a transition that is not yet recorded.
 //! A write that fails is retried until it succeeds (the acknowledgement waits meanwhile).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -249,7 +250,7 @@ impl Runtime {
             Some(cond) => match bind_rows(cond, &self.tables()) {
                 Ok(b) => Some(b),
                 Err(e) => {
-                    self.set.remove_rule(record.id);
+                    self.set.unbind_rule(record.id);
                     self.board.rules.insert(record.id, RuleEntry { record, problem: Some(e.to_string()), overflow: 0 });
                     return (Err(e), Vec::new());
                 }
@@ -269,7 +270,7 @@ impl Runtime {
                 (Ok(()), transitions)
             }
             Err(e) => {
-                self.set.remove_rule(record.id);
+                self.set.unbind_rule(record.id);
                 self.board.rules.insert(record.id, RuleEntry { record, problem: Some(e.to_string()), overflow: 0 });
                 (Err(e), Vec::new())
             }
@@ -328,14 +329,16 @@ impl Runtime {
             tracing::info!(rule = t.rule.0, from = t.from.name(), to = t.to.name(), cause = %t.cause.key(), "alert transition");
         }
         let changed = !transitions.is_empty() | self.set.take_moved();
+        // Shown at once; recorded behind. A crash before the write is harmless: the source
+        // is acknowledged only once it is written, and delivers the transaction again.
+        if changed {
+            self.publish();
+        }
         if changed || durable.is_some() {
             let instances = self.instances_of(&transitions);
             if self.writes.send(Write { transitions, instances, durable }).await.is_err() {
                 tracing::debug!("alert writer stopped");
             }
-        }
-        if changed {
-            self.publish();
         }
     }
 
@@ -349,19 +352,29 @@ impl Runtime {
                 entry.overflow = overflow;
             }
         }
-        self.board.instances = self.set.instances().map(|i| ((i.rule, i.key.clone()), i.clone())).collect();
+        self.board.instances = self.set.instance_map().clone();
         self.board.seq += 1;
         self.published.send_replace(Arc::new(self.board.clone()));
     }
 }
 
-/// Writes in order; marks each write's position durable once it is committed.
+/// Writes in order; marks each write's position durable once it is committed. Writes that
+/// queued up while one was being committed go together in the next database transaction
+/// (group commit): a burst of transactions costs a few commits, not one each.
 async fn writer(store: Store, marks: DurableMarks, mut writes: mpsc::Receiver<Write>, cancel: CancellationToken) {
-    while let Some(write) = writes.recv().await {
-        if !write.transitions.is_empty() || !write.instances.is_empty() {
+    const MOST_AT_ONCE: usize = 512;
+    while let Some(first) = writes.recv().await {
+        let mut group = vec![first];
+        while group.len() < MOST_AT_ONCE
+            && let Ok(more) = writes.try_recv()
+        {
+            group.push(more);
+        }
+        let (transitions, instances, durable) = merge(group);
+        if !transitions.is_empty() || !instances.is_empty() {
             let mut delay = Duration::from_millis(100);
             loop {
-                match store.record_alerts(&write.transitions, &write.instances).await {
+                match store.record_alerts(&transitions, &instances).await {
                     Ok(()) => break,
                     Err(e) => {
                         tracing::error!(error = %e, "cannot record alert transitions; retrying (the source is not acknowledged meanwhile)");
@@ -374,8 +387,37 @@ async fn writer(store: Store, marks: DurableMarks, mut writes: mpsc::Receiver<Wr
                 }
             }
         }
-        if let Some((source, position)) = write.durable {
+        for (source, position) in durable {
             marks.durable(&source, position);
         }
     }
+}
+
+/// Writes in order as one: every transition, each instance's last state, and the last
+/// position per source.
+#[allow(clippy::type_complexity)]
+fn merge(group: Vec<Write>) -> (Vec<Transition>, Vec<(RuleId, String, Option<Instance>)>, Vec<(SourceName, Position)>) {
+    let mut transitions = Vec::new();
+    let mut instances: Vec<(RuleId, String, Option<Instance>)> = Vec::new();
+    let mut at: HashMap<(RuleId, String), usize> = HashMap::new();
+    let mut durable: Vec<(SourceName, Position)> = Vec::new();
+    for write in group {
+        transitions.extend(write.transitions);
+        for (rule, key, instance) in write.instances {
+            match at.get(&(rule, key.clone())) {
+                Some(&i) => instances[i].2 = instance,
+                None => {
+                    at.insert((rule, key.clone()), instances.len());
+                    instances.push((rule, key, instance));
+                }
+            }
+        }
+        if let Some((source, position)) = write.durable {
+            match durable.iter_mut().find(|(s, _)| *s == source) {
+                Some(d) => d.1 = d.1.max(position),
+                None => durable.push((source, position)),
+            }
+        }
+    }
+    (transitions, instances, durable)
 }

@@ -58,7 +58,7 @@ impl World {
             seq: 1,
             as_of: Default::default(),
         };
-        self.board.kpis.insert(KpiId(id), entry);
+        self.board.kpis.insert(KpiId(id), Arc::new(entry));
     }
 
     fn rule(&mut self, id: i64, def: serde_json::Value, at: i64) -> Vec<Transition> {
@@ -107,9 +107,9 @@ impl World {
         let mut changed = Vec::new();
         for id in outcome.changed {
             let value = self.kpis.value(id).cloned().expect("value");
-            if let Some(mut e) = self.board.kpis.get(&id).cloned() {
+            if let Some(mut e) = self.board.kpis.get(&id).map(|e| KpiEntry::clone(e)) {
                 e.value = value.clone();
-                self.board.kpis.insert(id, e);
+                self.board.kpis.insert(id, Arc::new(e));
             }
             changed.push((id, value));
         }
@@ -393,4 +393,36 @@ fn a_row_rule_relative_to_now_fires_with_no_write_at_the_instant_it_came_due() {
     assert_eq!(t.len(), 1);
     assert_eq!(t[0].instance, "[\"2\"]");
     assert_eq!(alerts.next_due(), None, "nothing else can change by time alone");
+}
+
+#[test]
+fn restored_instances_stand_while_what_their_rules_read_is_not_known() {
+    let mut w = World::new();
+    w.commit(1_000, &[(7, Some((1, "late")))]);
+    w.kpi(
+        1,
+        json!({ "name": "late", "table": "orders", "aggregate": "COUNT", "filter": { "status": { "eq": "late" } } }),
+    );
+    let rows = json!({ "name": "each late", "rows": { "table": "orders", "filter": { "status": { "eq": "late" } } } });
+    let kpi = json!({ "name": "any late", "kpi": { "kpi": 1, "above": 0 } });
+    assert_eq!(states(&w.rule(1, rows.clone(), 2_000)), [(AlertState::Normal, AlertState::Firing)]);
+    assert_eq!(states(&w.rule(2, kpi.clone(), 2_000)), [(AlertState::Normal, AlertState::Firing)]);
+    let open: Vec<_> = w.alerts.instances().cloned().collect();
+
+    // A restart: the instances come back from the store while the table is still being copied
+    // and the KPI has no value yet. Not knowing clears nothing.
+    let loaded = std::mem::replace(&mut w.replica, Replica::new());
+    let board = std::mem::take(&mut w.board);
+    w.alerts = AlertSet::new();
+    w.alerts.restore(open);
+    assert!(w.rule(1, rows.clone(), 3_000).is_empty());
+    assert!(w.rule(2, kpi.clone(), 3_000).is_empty());
+    assert_eq!(w.alerts.instances().filter(|i| i.state == AlertState::Firing).count(), 2);
+
+    // Once known, and still late: they go on firing, nothing is recorded again.
+    w.replica = loaded;
+    w.board = board;
+    assert!(w.rule(1, rows, 4_000).is_empty());
+    assert!(w.rule(2, kpi, 4_000).is_empty());
+    assert_eq!(w.alerts.instances().filter(|i| i.state == AlertState::Firing).count(), 2);
 }

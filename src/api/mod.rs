@@ -8,6 +8,7 @@ pub mod graphql;
 mod health;
 mod metrics;
 mod tables;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,20 +64,41 @@ pub enum ApiError {
     Bind { addr: SocketAddr, error: std::io::Error },
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error(
+        "`web_dir` {} holds no built web app (no index.html): build it with `npm ci --prefix web && npm run build --prefix web`, which writes web/out",
+        .0.display()
+    )]
+    WebDir(std::path::PathBuf),
 }
 
 /// The router; `extra_metrics` join the data flow's on `/metrics` (the demo adds the
-/// simulator's).
-pub fn router(state: OpsState, extra_metrics: Vec<Box<dyn Collector>>) -> Router {
+/// simulator's). With a built web app in `web_dir` it is served at `/` (the status page moves
+/// to `/status`); the sign-in routes follow `auth`.
+pub fn router(
+    state: OpsState,
+    extra_metrics: Vec<Box<dyn Collector>>,
+    web_dir: Option<&std::path::Path>,
+    auth: crate::config::AuthConfig,
+) -> Router {
     let metrics = metrics::Metrics::new(state.clone(), extra_metrics);
-    Router::new()
-        .route("/", get(status_page))
+    let ops = Router::new()
+        .route("/status", get(status_page))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/tables", get(tables::list))
-        .route("/tables/{name}/resync", axum::routing::post(tables::resync))
+        .route("/tables/{name}/resync", axum::routing::post(tables::resync));
+    let ops = match web_dir {
+        Some(_) => ops,
+        None => ops.route("/", get(status_page)),
+    };
+    let router = ops
         .with_state(Arc::new(state))
         .merge(Router::new().route("/metrics", get(metrics::scrape)).with_state(Arc::new(metrics)))
+        .merge(web::sign_in_router(auth));
+    match web_dir {
+        Some(dir) => router.merge(web::app_router(dir)),
+        None => router,
+    }
 }
 
 /// A page for people: readiness, sources and tables, refreshed from `/metrics` and `/readyz` in

@@ -27,6 +27,9 @@ impl Default for AuthConfig {
             role_claim: "role".into(),
             jwks_refresh: DEFAULT_JWKS_REFRESH,
             jwks_min_refetch: DEFAULT_JWKS_MIN_REFETCH,
+            dev_login: false,
+            dev_users: Vec::new(),
+            oidc: None,
         }
     }
 }

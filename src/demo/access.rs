@@ -54,10 +54,30 @@ pub fn write(dir: &Path, config_text: &str) -> std::io::Result<(AccessFiles, Str
     let secret = new_secret();
     let quoted = serde_json::to_string(&policy.display().to_string()).unwrap_or_default();
     // Top-level keys go before the first table of the example.
-    let text = format!("policy = {quoted}\n{config_text}\n[auth]\nhs256_secret = \"{secret}\"\n");
+    let text = format!("policy = {quoted}\n{config_text}\n{}", auth_toml(&secret));
     let config = dir.join("opslive.toml");
     std::fs::write(&config, &text)?;
     Ok((AccessFiles { policy, config, secret }, text))
+}
+
+/// `[auth]`: the secret, `dev_login = true` and one `[[auth.dev_users]]` per demo role (the
+/// dashboard's sign-in page offers them; the demo listens on loopback, where that is allowed).
+fn auth_toml(secret: &str) -> String {
+    let users: Vec<toml::Value> = roles()
+        .into_iter()
+        .map(|(role, mut claims)| {
+            let sub = claims.remove("sub").and_then(|s| s.as_str().map(str::to_string)).unwrap_or_default();
+            let user = crate::config::DevUser { sub, role: role.into(), claims };
+            toml::Value::try_from(user).expect("a demo user is TOML")
+        })
+        .collect();
+    let mut auth = toml::Table::new();
+    auth.insert("hs256_secret".into(), toml::Value::String(secret.into()));
+    auth.insert("dev_login".into(), toml::Value::Boolean(true));
+    auth.insert("dev_users".into(), toml::Value::Array(users));
+    let mut top = toml::Table::new();
+    top.insert("auth".into(), toml::Value::Table(auth));
+    toml::to_string(&top).expect("the demo's [auth] is TOML")
 }
 
 /// The banner's GraphQL section: where GraphiQL is, one ready-to-paste header per role.

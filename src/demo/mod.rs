@@ -61,6 +61,20 @@ pub struct DemoOptions {
     pub listen: SocketAddr,
     /// `None`: no simulated traffic.
     pub sim: Option<SimOptions>,
+    /// The built dashboard; `None`: `web/out` here or in the source tree, when built.
+    pub web_dir: Option<PathBuf>,
+}
+
+/// The dashboard to serve: the one asked for, else a built `web/out` in the working directory
+/// or in the source tree this binary was built from.
+fn find_web_dir(asked: Option<&Path>) -> Option<PathBuf> {
+    if let Some(dir) = asked {
+        return Some(dir.to_path_buf());
+    }
+    [PathBuf::from("web/out"), Path::new(env!("CARGO_MANIFEST_DIR")).join("web/out")]
+        .into_iter()
+        .find(|d| crate::api::web::is_built(d))
+        .map(|d| std::path::absolute(&d).unwrap_or(d))
 }
 
 /// Runs the demo until `cancel`.
@@ -90,6 +104,8 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
     // The database was created afresh: an earlier demo's checkpoint describes another one.
     config.data_dir =
         std::path::absolute(&options.data_dir).unwrap_or_else(|_| options.data_dir.clone()).join("opslive");
+    config.web_dir = find_web_dir(options.web_dir.as_deref());
+    let web = config.web_dir.is_some();
     let stale = crate::checkpoint::path_in(&config.data_dir);
     if stale.exists() {
         std::fs::remove_file(&stale).map_err(|e| DemoError::Io(format!("cannot remove {}: {e}", stale.display())))?;
@@ -112,7 +128,7 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
         let (url, o, stats, cancel) = (shop.clone(), o.clone(), stats.clone(), sim_cancel.clone());
         tokio::spawn(async move { crate::sim::run(&url, o, stats, cancel).await })
     });
-    print_banner(&shop, listen, &pg, options.sim.as_ref(), &access);
+    print_banner(&shop, listen, &pg, options.sim.as_ref(), &access, web);
 
     // Runs until Ctrl-C, or until the server or the simulator fails.
     let mut outcome: Result<(), DemoError> = Ok(());
@@ -223,16 +239,30 @@ fn print_banner(
     pg: &LocalPostgres,
     sim: Option<&SimOptions>,
     access: &access::AccessFiles,
+    web: bool,
 ) {
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "opslive".into());
     let traffic = match sim {
         Some(o) => format!("{} events/s on average{}", o.rate, if o.burst.is_some() { ", with bursts" } else { "" }),
         None => "off (--no-sim)".into(),
     };
+    let (dashboard, status) = if web {
+        (
+            format!("http://{listen}/   (open it in a browser; pick a demo user to sign in)"),
+            format!("http://{listen}/status"),
+        )
+    } else {
+        (
+            "not built: `bash scripts/demo.sh` builds it (or `npm ci --prefix web && npm run build --prefix web`)"
+                .into(),
+            format!("http://{listen}/   (open it in a browser)"),
+        )
+    };
     println!(
         "\nopslive demo is running\n\
+         \n  dashboard  {dashboard}\
          \n  database   {shop}\n             (files and log in {})\
-         \n  status     http://{listen}/   (open it in a browser)\
+         \n  status     {status}\
          \n  metrics    http://{listen}/metrics\
          \n  readiness  http://{listen}/readyz\
          \n  traffic    {traffic}\

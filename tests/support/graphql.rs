@@ -88,6 +88,12 @@ pub struct Shop {
 
 impl Shop {
     pub async fn start(data: &str, policy: &Path) -> Shop {
+        Shop::start_with(data, policy, "", "").await
+    }
+
+    /// Like [`Shop::start`] with `top` (top-level keys) and `auth` (more keys of `[auth]`, then
+    /// any further tables) in the configuration.
+    pub async fn start_with(data: &str, policy: &Path, top: &str, auth: &str) -> Shop {
         let pg = PgServer::start().await;
         let url = pg.create_database("shop").await;
         let shop = pg.connect("shop").await;
@@ -97,8 +103,14 @@ impl Shop {
         }
         let dir = tempfile::tempdir().unwrap();
         let example = opslive::demo::demo_config(&url, "127.0.0.1:0".parse().unwrap());
+        // Each server keeps its checkpoint in its own directory: tests run in parallel, and a
+        // checkpoint taken on another test's database must never be the one restored.
+        let shared = "data_dir = \"./data\"";
+        assert!(example.contains(shared), "the example configuration's data_dir moved");
+        let example =
+            example.replace(shared, &format!("data_dir = {:?}", dir.path().join("data").display().to_string()));
         let config = format!(
-            "policy = {}\n{example}\n[auth]\nhs256_secret = \"{SECRET}\"\n",
+            "policy = {}\n{top}\n{example}\n[auth]\nhs256_secret = \"{SECRET}\"\n{auth}\n",
             serde_json::to_string(&policy.display().to_string()).unwrap()
         );
         let path = dir.path().join("opslive.toml");

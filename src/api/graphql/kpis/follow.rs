@@ -24,8 +24,8 @@ use crate::policy::{Policy, PolicyStore};
 
 /// One result of a stream: owned, so it becomes a field value of any lifetime.
 enum Answer {
-    One(Option<KpiEntry>),
-    All(Vec<KpiEntry>),
+    One(Option<std::sync::Arc<KpiEntry>>),
+    All(Vec<std::sync::Arc<KpiEntry>>),
 }
 
 impl<'a> From<Answer> for FieldValue<'a> {

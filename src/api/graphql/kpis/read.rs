@@ -22,7 +22,7 @@ use crate::policy::{Permission, Policy};
 use crate::value::Value;
 
 /// A KPI as a GraphQL value.
-pub struct KpiOut(pub KpiEntry);
+pub struct KpiOut(pub std::sync::Arc<KpiEntry>);
 
 impl KpiOut {
     /// The value of an ungrouped, ready KPI.
@@ -52,7 +52,7 @@ pub fn readable(entry: &KpiEntry, policy: &Policy, principal: &Principal) -> boo
 }
 
 /// The KPIs of `board` that `principal` may read, by id.
-pub fn visible<'a>(board: &'a KpiBoard, policy: &Policy, principal: &Principal) -> Vec<&'a KpiEntry> {
+pub fn visible<'a>(board: &'a KpiBoard, policy: &Policy, principal: &Principal) -> Vec<&'a std::sync::Arc<KpiEntry>> {
     board.kpis.values().filter(|e| readable(e, policy, principal)).collect()
 }
 
