@@ -2,7 +2,7 @@
 // signed-in role's schema before subscribing).
 import { graphql, type ResultOf, type VariablesOf } from "@/lib/graphql/graphql";
 
-/** Orders placed in the last minute per channel; the server moves rows out as they age. */
+/** Orders placed in the last minute per channel (the page adds `createdAt: { gtAgo: "PT1M" }`); the server moves rows out as they age. */
 export const IntakeLastMinute = graphql(`
   subscription IntakeLastMinute($where: OrdersBoolExp) {
     ordersAggregate(where: $where, groupBy: [CHANNEL]) {
@@ -43,7 +43,7 @@ export type OrdersWhere = NonNullable<VariablesOf<typeof LatestOrders>["where"]>
 /** KPI definitions, to find one that records orders per minute by channel (for the chart's history). */
 export const KpiDefinitions = graphql(`
   query KpiDefinitions {
-    kpis { id definition }
+    kpis { id table aggregate groupBy definition }
   }
 `);
 
@@ -52,3 +52,11 @@ export const KpiHistory = graphql(`
     kpiHistory(id: $id, from: $from, step: $step) { at group lastFloat }
   }
 `);
+
+/** The values a filter can take (one-shot; the choices need not move live). */
+export const OrderFacets = {
+  channel: graphql(`query ChannelFacet { ordersAggregate(groupBy: [CHANNEL]) { key { channel } } }`),
+  status: graphql(`query StatusFacet { ordersAggregate(groupBy: [STATUS]) { key { status } } }`),
+  warehouse: graphql(`query WarehouseFacet { ordersAggregate(groupBy: [WAREHOUSE_ID]) { key { warehouseId } } }`),
+  region: graphql(`query RegionFacet { ordersAggregate(groupBy: [REGION]) { key { region } } }`),
+} as const;
