@@ -1,4 +1,6 @@
-// Overview: KPI tiles, firing alerts, replication health (filled in by the overview step).
+// /: the Overview — firing alerts and KPI tiles (see app/overview/).
+import { OverviewView } from "./overview/OverviewView";
+
 export default function OverviewPage() {
-  return <h1>Overview</h1>;
+  return <OverviewView />;
 }
