@@ -1,0 +1,148 @@
+// The dashboard end to end, in Debian's Chromium against the real server, a real PostgreSQL and
+// the simulator (see environment.mjs): a warehouse lead sees only their warehouses (checked
+// against SQL); a committed order appears in the orders table within a second; a server killed
+// under the page shows "reconnecting", then live data again without a reload or stale rows.
+//
+//   npm run e2e          (needs `npm run build` and the opslive binary; OPSLIVE_BIN to choose it)
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { browser, freePort, kill9, signIn, sql, startDemo, startServer, stopAll } from "./environment.mjs";
+
+const WAREHOUSE_LEAD = "wanda@demo.opslive";
+const OPS_MANAGER = "omar@demo.opslive";
+/** The warehouse lead's `warehouses` claim in the demo (src/demo/access.rs). */
+const LEAD_WAREHOUSES = ["WH-BER", "WH-MAD"];
+
+let demo;
+let chromium;
+
+before(async () => {
+  demo = await startDemo({ rate: 10 });
+  chromium = await browser();
+});
+
+after(async () => {
+  await chromium?.close();
+  await stopAll();
+});
+
+/** Polls `read` until it equals `expected()` (both may move while traffic flows). */
+async function eventually(read, expected, what, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    const [got, want] = [await read(), await expected()];
+    if (JSON.stringify(got) === JSON.stringify(want)) return got;
+    last = { got, want };
+    if (Date.now() > deadline) assert.fail(`${what}: the page shows ${JSON.stringify(last.got)}, SQL says ${JSON.stringify(last.want)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Inserts an order the way the shop would; returns its id and when the statement was sent. */
+function commitOrder(database) {
+  const sentAt = Date.now();
+  const [[id]] = sql(
+    database,
+    `INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count)
+     SELECT 'web', c.id, 'pending', 123.45, 'EUR', (SELECT id FROM warehouses ORDER BY id LIMIT 1), c.region, 3
+     FROM customers c ORDER BY c.id LIMIT 1 RETURNING id`,
+  );
+  return { id, sentAt };
+}
+
+/** The ids of the first `n` rows of the orders table as shown. */
+function shownOrderIds(page, n) {
+  return page.$$eval('[aria-label="Latest orders"] [role="row"][data-key]', (rows, n) => rows.map((r) => ({ key: r.getAttribute("data-key"), top: r.getBoundingClientRect().top })).sort((a, b) => a.top - b.top).slice(0, n).map((r) => r.key), n);
+}
+
+describe("the dashboard", () => {
+  it("shows a warehouse lead only their warehouses, on every page it offers", async () => {
+    const page = await chromium.context.newPage();
+    await signIn(page, demo.dashboard, WAREHOUSE_LEAD);
+    // Navigation follows the role: no orders for a warehouse lead (not in their policy).
+    const nav = page.getByRole("navigation", { name: "Pages" });
+    await nav.getByRole("link", { name: "Inventory" }).waitFor();
+    assert.deepEqual(await nav.getByRole("link").allInnerTexts(), ["Overview", "Inventory"]);
+
+    // The overview: no KPI or alert computed over all warehouses leaks to them.
+    await page.getByText(/No KPI your role may read yet|Your role has no KPIs/).waitFor({ timeout: 20_000 });
+
+    await nav.getByRole("link", { name: "Inventory" }).click();
+    const rows = page.locator("table.heatmap tbody tr[data-warehouse]");
+    await rows.first().waitFor({ timeout: 60_000 });
+    const shown = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-warehouse")));
+    const inSql = sql(demo.database, `SELECT DISTINCT warehouse_id FROM inventory WHERE warehouse_id IN (${LEAD_WAREHOUSES.map((w) => `'${w}'`).join(",")}) ORDER BY 1`).map((r) => r[0]);
+    const everywhere = sql(demo.database, "SELECT count(DISTINCT warehouse_id) FROM inventory")[0][0];
+    assert.ok(Number(everywhere) > inSql.length, "the fixture has warehouses the lead must not see");
+    assert.deepEqual(shown, inSql);
+
+    // The low-stock list counts exactly the lead's rows below their reorder point.
+    await eventually(
+      async () => Number(await page.getByTestId("low-stock-count").innerText()),
+      () => Number(sql(demo.database, `SELECT count(*) FROM inventory WHERE on_hand < reorder_point AND warehouse_id IN ('WH-BER','WH-MAD')`)[0][0]),
+      "rows below reorder point",
+    );
+
+    // A SKU's drill-down lists only the lead's warehouses.
+    const firstSku = page.locator('[aria-label="Low stock"] [role="row"][data-key] button.link').first();
+    const sku = await firstSku.innerText();
+    await firstSku.click();
+    await page.waitForURL((url) => url.searchParams.get("sku") === sku);
+    const drill = page.locator(`[aria-label="Stock of ${sku}"] [role="row"][data-key] [data-field="warehouseId"]`);
+    await drill.first().waitFor();
+    const drillWarehouses = (await drill.allInnerTexts()).sort();
+    const skuInSql = sql(demo.database, `SELECT warehouse_id FROM inventory WHERE sku = '${sku}' AND warehouse_id IN ('WH-BER','WH-MAD') ORDER BY 1`).map((r) => r[0]);
+    assert.deepEqual(drillWarehouses, skuInSql);
+    await page.close();
+  });
+
+  it("shows an order committed to the database in the orders table within a second", async () => {
+    const page = await chromium.context.newPage();
+    await signIn(page, demo.dashboard, OPS_MANAGER);
+    await page.goto(new URL("/orders/", demo.dashboard).toString());
+    await page.locator('[aria-label="Latest orders"] [role="row"][data-key]').first().waitFor({ timeout: 60_000 });
+    await page.locator('.connection[data-state="live"]').waitFor();
+    // Several commits, each timed from before the INSERT was sent to the row on screen.
+    for (let i = 0; i < 3; i++) {
+      const { id, sentAt } = commitOrder(demo.database);
+      await page.locator(`[aria-label="Latest orders"] [role="row"][data-key="${id}"]`).waitFor({ timeout: 5_000 });
+      const elapsed = Date.now() - sentAt;
+      assert.ok(elapsed < 1_000, `order ${id} took ${elapsed} ms to appear`);
+    }
+    await page.close();
+  });
+
+  it("shows reconnecting while the server is down, then live data again without a reload", async () => {
+    const port = await freePort();
+    let { server, url } = await startServer(demo, port);
+    const page = await chromium.context.newPage();
+    await signIn(page, url, OPS_MANAGER);
+    await page.goto(new URL("/orders/", url).toString());
+    await page.locator('[aria-label="Latest orders"] [role="row"][data-key]').first().waitFor({ timeout: 60_000 });
+    await page.locator('.connection[data-state="live"]').waitFor();
+    await page.evaluate(() => {
+      window.__sameDocument = true;
+    });
+
+    await kill9(server);
+    await page.locator('.connection[data-state="reconnecting"], .connection[data-state="offline"]').waitFor({ timeout: 10_000 });
+    assert.match(await page.locator(".connection").innerText(), /reconnecting|offline/);
+    // Values shown while not live are greyed.
+    const greyed = await page.locator('[aria-label="Latest orders"]').evaluate((el) => Number(getComputedStyle(el).opacity));
+    assert.ok(greyed < 1, `the table should be greyed while reconnecting (opacity ${greyed})`);
+
+    ({ server } = await startServer(demo, port));
+    await page.locator('.connection[data-state="live"]').waitFor({ timeout: 60_000 });
+    const { id } = commitOrder(demo.database);
+    await page.locator(`[aria-label="Latest orders"] [role="row"][data-key="${id}"]`).waitFor({ timeout: 30_000 });
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, "the page was not reloaded");
+    // No stale rows: the top of the table is the latest orders in SQL.
+    await eventually(
+      () => shownOrderIds(page, 10),
+      () => sql(demo.database, "SELECT id FROM orders ORDER BY created_at DESC, id DESC LIMIT 10").map((r) => r[0]),
+      "the latest orders",
+    );
+    await page.close();
+  });
+});
