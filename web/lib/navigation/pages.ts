@@ -11,6 +11,7 @@ export interface PageLink {
 export const PAGES: readonly PageLink[] = [
   { href: "/", label: "Overview", readable: (s) => canSubscribe(s, "kpis") || canSubscribe(s, "alerts") },
   { href: "/orders/", label: "Orders", readable: (s) => canSubscribe(s, "ordersPatches") || canSubscribe(s, "ordersAggregate") },
+  { href: "/alerts/", label: "Alerts", readable: (s) => canSubscribe(s, "alerts") },
   { href: "/inventory/", label: "Inventory", readable: (s) => canSubscribe(s, "inventoryPatches") || canSubscribe(s, "inventoryAggregate") },
 ];
 
