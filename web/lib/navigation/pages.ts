@@ -13,6 +13,8 @@ export const PAGES: readonly PageLink[] = [
   { href: "/orders/", label: "Orders", readable: (s) => canSubscribe(s, "ordersPatches") || canSubscribe(s, "ordersAggregate") },
   { href: "/alerts/", label: "Alerts", readable: (s) => canSubscribe(s, "alerts") },
   { href: "/inventory/", label: "Inventory", readable: (s) => canSubscribe(s, "inventoryPatches") || canSubscribe(s, "inventoryAggregate") },
+  { href: "/support/", label: "Support", readable: (s) => canSubscribe(s, "ticketsAggregate") },
+  { href: "/reconciliation/", label: "Reconciliation", readable: (s) => canSubscribe(s, "reconciliationBatchesPatches") },
 ];
 
 export function readablePages(schema: RoleSchema): readonly PageLink[] {
