@@ -3,7 +3,7 @@
 // against SQL); a committed order appears in the orders table within a second; a server killed
 // under the page shows "reconnecting", then live data again without a reload or stale rows.
 //
-//   npm run e2e          (needs `npm run build` and the opslive binary; OPSLIVE_BIN to choose it)
+//   npm run e2e          (needs `npm run build` and the opslive binary; E2E_OPSLIVE_BIN to choose it)
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { browser, freePort, kill9, signIn, sql, startDemo, startServer, stopAll } from "./environment.mjs";
@@ -60,13 +60,17 @@ describe("the dashboard", () => {
   it("shows a warehouse lead only their warehouses, on every page it offers", async () => {
     const page = await chromium.context.newPage();
     await signIn(page, demo.dashboard, WAREHOUSE_LEAD);
-    // Navigation follows the role: no orders for a warehouse lead (not in their policy).
+    // Navigation follows the role: no orders, tickets or reconciliation for a warehouse lead.
     const nav = page.getByRole("navigation", { name: "Pages" });
-    await nav.getByRole("link", { name: "Inventory" }).waitFor();
-    assert.deepEqual(await nav.getByRole("link").allInnerTexts(), ["Overview", "Inventory"]);
+    await nav.getByRole("link", { name: "Inventory" }).waitFor({ timeout: 60_000 });
+    assert.deepEqual(await nav.getByRole("link").allInnerTexts(), ["Overview", "Alerts", "Inventory", "Explorer"]);
 
-    // The overview: no KPI or alert computed over all warehouses leaks to them.
-    await page.getByText(/No KPI your role may read yet|Your role has no KPIs/).waitFor({ timeout: 20_000 });
+    // The overview: no KPI computed over all warehouses leaks to them, and the row alerts they
+    // see (stock below reorder point) are of their warehouses only.
+    await page.getByText(/No KPI your role may read yet|Your role has no KPIs/).waitFor({ timeout: 30_000 });
+    await page.locator('.alert-item[data-rule="Stock below reorder point"]').first().waitFor({ timeout: 30_000 });
+    const instances = await page.locator(".alert-item[data-instance]").evaluateAll((items) => items.map((i) => i.getAttribute("data-instance")));
+    for (const instance of instances) assert.ok(LEAD_WAREHOUSES.includes(JSON.parse(instance).warehouseId), `an alert of another warehouse: ${instance}`);
 
     await nav.getByRole("link", { name: "Inventory" }).click();
     const rows = page.locator("table.heatmap tbody tr[data-warehouse]");
@@ -132,10 +136,18 @@ describe("the dashboard", () => {
     const greyed = await page.locator('[aria-label="Latest orders"]').evaluate((el) => Number(getComputedStyle(el).opacity));
     assert.ok(greyed < 1, `the table should be greyed while reconnecting (opacity ${greyed})`);
 
+    const [[lastBeforeRestart]] = sql(demo.database, "SELECT max(id) FROM orders");
     ({ server } = await startServer(demo, port));
     await page.locator('.connection[data-state="live"]').waitFor({ timeout: 60_000 });
+    // The table takes the new server's fresh result (after its snapshot): orders placed since.
+    await eventually(
+      async () => Number((await shownOrderIds(page, 1))[0] ?? 0) > Number(lastBeforeRestart),
+      () => true,
+      "orders placed after the restart",
+      60_000,
+    );
     const { id } = commitOrder(demo.database);
-    await page.locator(`[aria-label="Latest orders"] [role="row"][data-key="${id}"]`).waitFor({ timeout: 30_000 });
+    await page.locator(`[aria-label="Latest orders"] [role="row"][data-key="${id}"]`).waitFor({ timeout: 5_000 });
     assert.equal(await page.evaluate(() => window.__sameDocument), true, "the page was not reloaded");
     // No stale rows: the top of the table is the latest orders in SQL.
     await eventually(

@@ -15,11 +15,11 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const WEB_OUT = resolve(here, "../out");
 const REPO = resolve(here, "../..");
 
-/** The opslive binary: $OPSLIVE_BIN, else the debug build under $CARGO_TARGET_DIR or target/. */
+/** The opslive binary: $E2E_OPSLIVE_BIN, else the debug build under $CARGO_TARGET_DIR or target/. */
 export function opsliveBinary() {
-  const candidates = [process.env.OPSLIVE_BIN, join(process.env.CARGO_TARGET_DIR ?? join(REPO, "target"), "debug/opslive")].filter(Boolean);
+  const candidates = [process.env.E2E_OPSLIVE_BIN, join(process.env.CARGO_TARGET_DIR ?? join(REPO, "target"), "debug/opslive")].filter(Boolean);
   const found = candidates.find((path) => existsSync(path));
-  if (!found) throw new Error(`no opslive binary (looked at ${candidates.join(", ")}): run \`cargo build --bin opslive\` or set OPSLIVE_BIN`);
+  if (!found) throw new Error(`no opslive binary (looked at ${candidates.join(", ")}): run \`cargo build --bin opslive\` or set E2E_OPSLIVE_BIN`);
   return resolve(found);
 }
 

@@ -74,7 +74,7 @@ function AlertItem({ alert, token, canAck }: { alert: LiveAlert; token: string; 
     }
   };
   return (
-    <div className="alert-item live-value" data-rule={alert.ruleName} data-state={alert.state} data-severity={alert.severity} data-acknowledged={alert.acknowledged}>
+    <div className="alert-item live-value" data-rule={alert.ruleName} data-instance={alert.instance} data-state={alert.state} data-severity={alert.severity} data-acknowledged={alert.acknowledged}>
       <span className="badge">{alert.state.toLowerCase()}</span>
       <span>
         <strong>{alert.ruleName}</strong> <span>{alert.summary}</span>

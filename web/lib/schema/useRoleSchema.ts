@@ -1,8 +1,11 @@
 // Loads the signed-in role's SDL once per token and shares it: the nav and every page ask here.
+// A failed load (the server starting, restarting, or unreachable) is tried again with backoff,
+// so the navigation fills in once the server answers instead of staying empty.
 "use client";
 import { useSyncExternalStore } from "react";
 import type { Session } from "@/lib/auth/token";
 import { redirectToSignIn } from "@/lib/auth/signInRedirect";
+import { backoffDelay } from "@/lib/live/backoff";
 import { parseRoleSchema, type RoleSchema } from "./roleSchema";
 
 export type RoleSchemaState =
@@ -13,6 +16,7 @@ export type RoleSchemaState =
 const LOADING: RoleSchemaState = { status: "loading" };
 const states = new Map<string, RoleSchemaState>();
 const listeners = new Set<() => void>();
+const failures = new Map<string, number>();
 
 async function load(token: string): Promise<void> {
   try {
@@ -23,8 +27,14 @@ async function load(token: string): Promise<void> {
     }
     if (!response.ok) throw new Error(`the schema answered ${response.status}`);
     states.set(token, { status: "ready", schema: parseRoleSchema(await response.text()) });
+    failures.delete(token);
   } catch (error) {
     states.set(token, { status: "error", error: error instanceof Error ? error.message : String(error) });
+    const attempt = failures.get(token) ?? 0;
+    failures.set(token, attempt + 1);
+    setTimeout(() => {
+      if (states.get(token)?.status === "error") void load(token);
+    }, backoffDelay(attempt));
   }
   for (const listener of [...listeners]) listener();
 }
