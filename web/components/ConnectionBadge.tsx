@@ -1,14 +1,21 @@
 // The live connection's state on every page — live, connecting, reconnecting or offline — with
 // the age of the data while it is not live. It also marks <body> so stale values grey out.
 "use client";
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import type { LiveClient } from "@/lib/live/client";
 import { useConnection } from "@/lib/live/hooks";
+import { refreshRoleSchemas } from "@/lib/schema/useRoleSchema";
 
 export function ConnectionBadge({ client }: { client: LiveClient | null }) {
   const connection = useConnection(client);
   const [now, setNow] = useState(() => Date.now());
   const live = connection.state === "live";
+  const wasDown = useRef(false);
+  useEffect(() => {
+    // Back after an outage: the server may have restarted with another policy or tables.
+    if (connection.state === "live" && wasDown.current) refreshRoleSchemas();
+    wasDown.current = connection.state === "reconnecting" || connection.state === "offline";
+  }, [connection.state]);
   useEffect(() => {
     document.body.dataset["connection"] = connection.state;
     if (live) return;

@@ -1,6 +1,9 @@
-// Loads the signed-in role's SDL once per token and shares it: the nav and every page ask here.
-// A failed load (the server starting, restarting, or unreachable) is tried again with backoff,
-// so the navigation fills in once the server answers instead of staying empty.
+// Loads the signed-in role's SDL per token and shares it: the nav and every page ask here.
+// The SDL changes while the server runs — a table still in its first snapshot is not in it yet,
+// a policy edit reloads live — so it is fetched again every little while (and at once when the
+// live connection comes back); the parsed schema is replaced only when the text changed, so the
+// documents pages prune against it, and the subscriptions keyed by them, stay put. A failed load
+// (the server starting, restarting, unreachable) is tried again with backoff.
 "use client";
 import { useSyncExternalStore } from "react";
 import type { Session } from "@/lib/auth/token";
@@ -13,12 +16,34 @@ export type RoleSchemaState =
   | { readonly status: "ready"; readonly schema: RoleSchema }
   | { readonly status: "error"; readonly error: string };
 
-const LOADING: RoleSchemaState = { status: "loading" };
-const states = new Map<string, RoleSchemaState>();
-const listeners = new Set<() => void>();
-const failures = new Map<string, number>();
+/** How often a loaded schema is checked for changes (ms). */
+const REFRESH_MS = 10_000;
 
-async function load(token: string): Promise<void> {
+interface Entry {
+  state: RoleSchemaState;
+  sdl: string | null;
+  failures: number;
+  timer: ReturnType<typeof setTimeout> | null;
+}
+
+const LOADING: RoleSchemaState = { status: "loading" };
+const entries = new Map<string, Entry>();
+const listeners = new Set<() => void>();
+
+function announce(): void {
+  for (const listener of [...listeners]) listener();
+}
+
+function schedule(token: string, entry: Entry, delay: number): void {
+  if (entry.timer) clearTimeout(entry.timer);
+  entry.timer = setTimeout(() => {
+    entry.timer = null;
+    // Only while someone shows it, and only for the token still in use.
+    if (listeners.size > 0 && entries.get(token) === entry) void load(token, entry);
+  }, delay);
+}
+
+async function load(token: string, entry: Entry): Promise<void> {
   try {
     const response = await fetch("/graphql/schema.graphql", { headers: { Authorization: `Bearer ${token}` } });
     if (response.status === 401 || response.status === 403) {
@@ -26,17 +51,27 @@ async function load(token: string): Promise<void> {
       return;
     }
     if (!response.ok) throw new Error(`the schema answered ${response.status}`);
-    states.set(token, { status: "ready", schema: parseRoleSchema(await response.text()) });
-    failures.delete(token);
+    const sdl = await response.text();
+    entry.failures = 0;
+    if (sdl !== entry.sdl) {
+      entry.sdl = sdl;
+      entry.state = { status: "ready", schema: parseRoleSchema(sdl) };
+      announce();
+    }
+    schedule(token, entry, REFRESH_MS);
   } catch (error) {
-    states.set(token, { status: "error", error: error instanceof Error ? error.message : String(error) });
-    const attempt = failures.get(token) ?? 0;
-    failures.set(token, attempt + 1);
-    setTimeout(() => {
-      if (states.get(token)?.status === "error") void load(token);
-    }, backoffDelay(attempt));
+    // A schema already loaded stays in use; only a first load shows the error.
+    if (entry.state.status !== "ready") {
+      entry.state = { status: "error", error: error instanceof Error ? error.message : String(error) };
+      announce();
+    }
+    schedule(token, entry, backoffDelay(entry.failures++));
   }
-  for (const listener of [...listeners]) listener();
+}
+
+/** Fetches the schemas in use again now (the live connection came back: the server may have changed). */
+export function refreshRoleSchemas(): void {
+  for (const [token, entry] of entries) void load(token, entry);
 }
 
 function subscribe(listener: () => void): () => void {
@@ -51,10 +86,14 @@ export function useRoleSchema(session: Session | null): RoleSchemaState {
     subscribe,
     () => {
       if (!session) return LOADING;
-      const state = states.get(session.token);
-      if (state) return state;
-      states.set(session.token, LOADING);
-      void load(session.token);
+      const existing = entries.get(session.token);
+      if (existing) return existing.state;
+      // One token at a time: a new sign-in forgets the previous one's schema.
+      for (const old of entries.values()) if (old.timer) clearTimeout(old.timer);
+      entries.clear();
+      const entry: Entry = { state: LOADING, sdl: null, failures: 0, timer: null };
+      entries.set(session.token, entry);
+      void load(session.token, entry);
       return LOADING;
     },
     () => LOADING,
