@@ -63,7 +63,7 @@ describe("the dashboard", () => {
     // Navigation follows the role: no orders, tickets or reconciliation for a warehouse lead.
     const nav = page.getByRole("navigation", { name: "Pages" });
     await nav.getByRole("link", { name: "Inventory" }).waitFor({ timeout: 60_000 });
-    assert.deepEqual(await nav.getByRole("link").allInnerTexts(), ["Overview", "Alerts", "Inventory", "Explorer"]);
+    assert.deepEqual(await nav.getByRole("link").allInnerTexts(), ["Overview", "Alerts", "Inventory", "KPI builder", "Explorer"]);
 
     // The overview: no KPI computed over all warehouses leaks to them, and the row alerts they
     // see (stock below reorder point) are of their warehouses only.

@@ -15,6 +15,7 @@ export const PAGES: readonly PageLink[] = [
   { href: "/inventory/", label: "Inventory", readable: (s) => canSubscribe(s, "inventoryPatches") || canSubscribe(s, "inventoryAggregate") },
   { href: "/support/", label: "Support", readable: (s) => canSubscribe(s, "ticketsAggregate") },
   { href: "/reconciliation/", label: "Reconciliation", readable: (s) => canSubscribe(s, "reconciliationBatchesPatches") },
+  { href: "/kpis/", label: "KPI builder", readable: (s) => [...(s.types.get(s.subscriptionType)?.keys() ?? [])].some((f) => f.endsWith("Aggregate")) },
   { href: "/explorer/", label: "Explorer", readable: () => true },
 ];
 
