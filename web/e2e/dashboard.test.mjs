@@ -1,7 +1,9 @@
 // The dashboard end to end, in Debian's Chromium against the real server, a real PostgreSQL and
 // the simulator (see environment.mjs): a warehouse lead sees only their warehouses (checked
-// against SQL); a committed order appears in the orders table within a second; a server killed
-// under the page shows "reconnecting", then live data again without a reload or stale rows.
+// against SQL); a committed order appears in the orders table within a second; an alert fired by
+// a burst shows on the overview and is acknowledged; a KPI built in the builder equals SQL; a
+// server killed under the page shows "reconnecting", then live data again without a reload or
+// stale rows.
 //
 //   npm run e2e          (needs `npm run build` and the opslive binary; E2E_OPSLIVE_BIN to choose it)
 import { after, before, describe, it } from "node:test";
@@ -119,6 +121,53 @@ describe("the dashboard", () => {
       const elapsed = Date.now() - sentAt;
       assert.ok(elapsed < 1_000, `order ${id} took ${elapsed} ms to appear`);
     }
+    await page.close();
+  });
+
+  it("shows an alert fired by a burst of orders on the overview, and acknowledges it", async () => {
+    const page = await chromium.context.newPage();
+    await signIn(page, demo.dashboard, OPS_MANAGER);
+    await page.getByTestId("alerts-strip").waitFor({ timeout: 30_000 });
+    // The demo's rule "Order intake spike" fires above 120 orders a minute in a channel.
+    sql(
+      demo.database,
+      `INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count)
+       SELECT 'store', c.id, 'paid', 10, 'EUR', (SELECT id FROM warehouses ORDER BY id LIMIT 1), c.region, 1
+       FROM customers c, generate_series(1, 130) g WHERE c.id = (SELECT min(id) FROM customers)`,
+    );
+    const alert = page.locator('.alert-item[data-rule="Order intake spike"][data-state="FIRING"]').first();
+    await alert.waitFor({ timeout: 15_000 });
+    assert.match(await alert.innerText(), /fired by shop \d+\/[0-9A-F]+/, "provenance: the transaction that fired it");
+    await alert.getByRole("button", { name: "Acknowledge" }).click();
+    await page.locator('.alert-item[data-rule="Order intake spike"][data-acknowledged="true"]').first().waitFor({ timeout: 10_000 });
+    assert.match(await page.locator('.alert-item[data-rule="Order intake spike"][data-acknowledged="true"]').first().innerText(), /acknowledged by omar@demo\.opslive/);
+    await page.close();
+  });
+
+  it("builds a KPI whose preview and tile equal the SQL aggregate", async () => {
+    const page = await chromium.context.newPage();
+    await signIn(page, demo.dashboard, OPS_MANAGER);
+    await page.goto(new URL("/kpis/", demo.dashboard).toString());
+    const name = `Refunded phone orders ${Date.now()}`;
+    await page.getByLabel("Table").selectOption("orders");
+    await page.getByLabel("Aggregate").selectOption("COUNT");
+    await page.getByLabel("Filter").fill('{"channel": {"eq": "phone"}, "status": {"eq": "refunded"}}');
+    const expected = () => Number(sql(demo.database, "SELECT count(*) FROM orders WHERE channel = 'phone' AND status = 'refunded'")[0][0]);
+    assert.ok(expected() > 0, "the fixture has refunded phone orders to count");
+    const shown = async (locator) => {
+      const text = (await locator.innerText()).replace(/[^0-9.-]/g, "");
+      return text === "" ? null : Number(text);
+    };
+    const preview = page.getByTestId("kpi-preview-value");
+    await preview.waitFor({ timeout: 20_000 });
+    await eventually(() => shown(preview), expected, "the preview");
+    await page.locator('input[placeholder="Orders per minute"]').fill(name);
+    await page.getByRole("button", { name: "Save KPI" }).click();
+    await page.getByRole("status").filter({ hasText: "Saved" }).waitFor({ timeout: 10_000 });
+    await page.getByRole("link", { name: "Overview" }).first().click();
+    const tile = page.locator(`article[data-kpi="${name}"] [data-testid="kpi-value"]`);
+    await tile.waitFor({ timeout: 20_000 });
+    await eventually(() => shown(tile), expected, "the tile");
     await page.close();
   });
 
