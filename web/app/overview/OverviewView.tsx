@@ -1,8 +1,9 @@
-// The Overview: what is firing now, then every KPI the role may read, all live.
+// The Overview: what is firing now, every KPI the role may read, and replication health.
 "use client";
 import { useLiveContext } from "@/lib/live/useLiveContext";
 import { AlertsStrip } from "./AlertsStrip";
 import { KpiTiles } from "./KpiTiles";
+import { ReplicationHealth } from "./ReplicationHealth";
 
 export function OverviewView() {
   const { session, store, schema } = useLiveContext();
@@ -19,6 +20,10 @@ export function OverviewView() {
           KPIs
         </h2>
         <KpiTiles store={store} schema={schema} token={session.token} />
+      </section>
+      <section className="panel" aria-labelledby="replication-title">
+        <h2 id="replication-title">Replication</h2>
+        <ReplicationHealth />
       </section>
     </>
   );
