@@ -1,4 +1,5 @@
-// The live connection's state on every page — live, connecting, reconnecting or offline — with
+// The live connection's state on every page — live, connecting, reconnecting or offline (idle on
+// a page that subscribes to nothing, such as the Explorer, which has its own client) — with
 // the age of the data while it is not live. It also marks <body> so stale values grey out.
 "use client";
 import { useEffect, useRef, useState } from "react";
@@ -9,7 +10,7 @@ import { refreshRoleSchemas } from "@/lib/schema/useRoleSchema";
 export function ConnectionBadge({ client }: { client: LiveClient | null }) {
   const connection = useConnection(client);
   const [now, setNow] = useState(() => Date.now());
-  const live = connection.state === "live";
+  const live = connection.state === "live" || connection.state === "idle";
   const wasDown = useRef(false);
   useEffect(() => {
     // Back after an outage: the server may have restarted with another policy or tables.

@@ -79,7 +79,7 @@ export function SupportView() {
                 <tr key={k.id}>
                   <td>{k.name}</td>
                   <td className="num">
-                    {!k.ready ? "not ready" : k.groupBy.length > 0 ? k.groups.map((g) => `${Object.values(g.key as Record<string, unknown>).join("/")} ${g.value ?? "—"}`).join(" · ") : (k.value ?? "—")} {k.unit ?? ""}
+                    {!k.ready ? "not ready" : k.groupBy.length > 0 ? k.groups.map((g) => `${Object.values(g.key as Record<string, unknown>).join("/")} ${shortNumber(g.valueFloat, g.value)}`).join(" · ") : shortNumber(k.valueFloat, k.value)} {k.unit ?? ""}
                   </td>
                 </tr>
               ))}
@@ -89,4 +89,10 @@ export function SupportView() {
       ) : null}
     </>
   );
+}
+
+/** A KPI value for reading: integers as they are, others to two decimals; the exact text when there is no float. */
+function shortNumber(value: number | null, exact: string | null): string {
+  if (value === null) return exact ?? "—";
+  return Number.isInteger(value) ? String(value) : value.toFixed(2);
 }

@@ -8,7 +8,8 @@ import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff";
 import type { FrameScheduler } from "./frames";
 import { FrameBatchedValue, type Readable } from "./observable";
 
-export type ConnectionState = "connecting" | "live" | "reconnecting" | "offline";
+/** `idle`: nothing has been subscribed yet (the socket is lazy), so there is nothing to be stale. */
+export type ConnectionState = "idle" | "connecting" | "live" | "reconnecting" | "offline";
 
 export interface ConnectionSnapshot {
   readonly state: ConnectionState;
@@ -93,7 +94,7 @@ export class LiveClient implements LiveTransport {
 
   constructor(private readonly options: LiveClientOptions) {
     this.now = options.now ?? Date.now;
-    this.state = new FrameBatchedValue<ConnectionSnapshot>({ state: "connecting", since: this.now(), attempts: 0 }, options.frames);
+    this.state = new FrameBatchedValue<ConnectionSnapshot>({ state: "idle", since: this.now(), attempts: 0 }, options.frames);
     this.connection = this.state;
     const backoff = options.backoff ?? DEFAULT_BACKOFF;
     const random = options.random ?? Math.random;

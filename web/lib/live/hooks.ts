@@ -78,7 +78,7 @@ function request(document: DocumentNode, varsKey: string): SubscriptionRequest {
   return { query: queryText(document), variables: JSON.parse(varsKey) as Record<string, unknown> };
 }
 
-const CONNECTING: ConnectionSnapshot = { state: "connecting", since: 0, attempts: 0 };
+const CONNECTING: ConnectionSnapshot = { state: "idle", since: 0, attempts: 0 };
 
 /** The connection's state for the badge. */
 export function useConnection(client: LiveClient | null): ConnectionSnapshot {
