@@ -19,21 +19,36 @@ export function IntakeChart({ store, schema, token, where, filtered }: { store: 
   const result = useLiveResult(store, document, variables);
   const series = useRef(new IntakeSeries());
   const [data, setData] = useState<TimeSeries>({ times: [], series: [] });
+  const latest = useRef<ReadonlyMap<string, number> | null>(null);
 
   // A new filter starts a new series.
   const whereKey = JSON.stringify(where);
   useEffect(() => {
     series.current = new IntakeSeries();
+    latest.current = null;
     setData({ times: [], series: [] });
   }, [whereKey]);
 
+  // The chart moves once a second (its resolution): the latest counts are sampled by a timer
+  // rather than redrawn on every transaction, which kept the canvas busy under bursts.
+  const groups = result.data?.ordersAggregate;
   useEffect(() => {
-    const groups = result.data?.ordersAggregate;
     if (!groups) return;
-    const counts = new Map(groups.map((g) => [g.key.channel ?? "(none)", g.count]));
-    series.current.add((result.receivedAt ?? Date.now()) / 1000, counts);
-    setData(series.current.toTimeSeries());
-  }, [result.data, result.receivedAt]);
+    const first = latest.current === null;
+    latest.current = new Map(groups.map((g) => [g.key.channel ?? "(none)", g.count]));
+    if (first) {
+      series.current.add(Date.now() / 1000, latest.current);
+      setData(series.current.toTimeSeries());
+    }
+  }, [groups]);
+  useEffect(() => {
+    const timer = setInterval(() => {
+      if (!latest.current) return;
+      series.current.add(Date.now() / 1000, latest.current);
+      setData(series.current.toTimeSeries());
+    }, 1_000);
+    return () => clearInterval(timer);
+  }, []);
 
   useEffect(() => {
     if (filtered || !schema || !canQuery(schema, "kpis") || !canQuery(schema, "kpiHistory")) return;
