@@ -8,7 +8,8 @@
 //   npm run e2e          (needs `npm run build` and the opslive binary; E2E_OPSLIVE_BIN to choose it)
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { browser, freePort, kill9, signIn, sql, startDemo, startServer, stopAll } from "./environment.mjs";
+import { execFileSync } from "node:child_process";
+import { browser, freePort, kill9, opsliveBinary, signIn, sql, startDemo, startServer, stopAll } from "./environment.mjs";
 
 const WAREHOUSE_LEAD = "wanda@demo.opslive";
 const OPS_MANAGER = "omar@demo.opslive";
@@ -105,6 +106,30 @@ describe("the dashboard", () => {
     const drillWarehouses = (await drill.allInnerTexts()).sort();
     const skuInSql = sql(demo.database, `SELECT warehouse_id FROM inventory WHERE sku = '${sku}' AND warehouse_id IN ('WH-BER','WH-MAD') ORDER BY 1`).map((r) => r[0]);
     assert.deepEqual(drillWarehouses, skuInSql);
+    await page.close();
+  });
+
+  it("shows the warehouse lead's alerts page with their warehouses only", async () => {
+    const page = await chromium.context.newPage();
+    await signIn(page, demo.dashboard, WAREHOUSE_LEAD);
+    await page.goto(new URL("/alerts/", demo.dashboard).toString());
+    const rows = page.locator('[aria-label="Alerts pending or firing"] tr[data-rule="Stock below reorder point"]');
+    await rows.first().waitFor({ timeout: 30_000 });
+    const texts = await rows.allInnerTexts();
+    const others = sql(demo.database, "SELECT id FROM warehouses").map((r) => r[0]).filter((w) => !LEAD_WAREHOUSES.includes(w));
+    for (const text of texts) for (const other of others) assert.ok(!text.includes(other), `an alert of ${other}: ${text}`);
+    await page.close();
+  });
+
+  it("sends a user whose token expires back to sign in", async () => {
+    const token = execFileSync(opsliveBinary(), ["token", "--config", demo.config, "--role", "ops_manager", "--sub", OPS_MANAGER, "--ttl", "10s"], { encoding: "utf8" }).trim();
+    const page = await chromium.context.newPage();
+    await page.goto(new URL("/signin/", demo.dashboard).toString());
+    await page.getByLabel("Token").fill(token);
+    await page.getByRole("button", { name: "Sign in with this token" }).click();
+    await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Orders" }).waitFor({ timeout: 10_000 });
+    await page.waitForURL((url) => url.pathname.startsWith("/signin") && url.searchParams.get("reason") === "expired", { timeout: 20_000 });
+    await page.getByText("Your session expired").waitFor();
     await page.close();
   });
 
