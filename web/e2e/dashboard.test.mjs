@@ -146,6 +146,15 @@ describe("the dashboard", () => {
       const elapsed = Date.now() - sentAt;
       assert.ok(elapsed < 1_000, `order ${id} took ${elapsed} ms to appear`);
     }
+    // A changed cell flashes, and only the changed cells of the row.
+    const { id } = commitOrder(demo.database);
+    const row = page.locator(`[aria-label="Latest orders"] [role="row"][data-key="${id}"]`);
+    await row.waitFor({ timeout: 5_000 });
+    assert.ok((await row.locator('[role="cell"].flash').count()) >= 6, "a new row flashes whole");
+    await page.waitForTimeout(1_300);
+    sql(demo.database, `UPDATE orders SET status = 'cancelled', updated_at = now() WHERE id = ${id}`);
+    await row.locator('[data-field="status"].flash', { hasText: "cancelled" }).waitFor({ timeout: 2_000 });
+    assert.equal(await row.locator('[data-field="total"].flash').count(), 0, "an unchanged cell does not flash");
     await page.close();
   });
 
