@@ -1,7 +1,8 @@
 // A virtualised live table (TanStack Virtual): only the rows in view are in the DOM, so a result
 // of thousands of rows patched many times a second stays cheap. A cell whose value changed in the
-// latest update that touched its row flashes briefly (a new row flashes whole); the flash is a
-// CSS animation restarted by keying the cell on the change's stamp, so no timers run per cell.
+// latest update that touched its row flashes briefly (a new row flashes whole, as one element);
+// the flash is a CSS animation restarted by keying the element on the change's stamp, so no
+// timers run per cell.
 "use client";
 import { useRef, type ReactNode } from "react";
 import { useVirtualizer } from "@tanstack/react-virtual";
@@ -66,16 +67,19 @@ export function LiveTable<Row extends LiveRow>({
             const key = keyOf(keyFields, row);
             const change = changes.get(key);
             const fresh = change !== undefined && now - change.at < FLASH_MS ? change : null;
+            // A new row flashes as one element (one animation, not one per cell: under a burst
+            // every visible row is new); a changed row flashes the cells that changed.
+            const newRow = fresh !== null && fresh.fields === null;
             return (
               <div
-                key={key}
+                key={newRow ? `${key}:${fresh.stamp}` : key}
                 role="row"
                 data-key={key}
-                className="live-table-row"
+                className={`live-table-row${newRow ? " flash" : ""}`}
                 style={{ gridTemplateColumns: template, transform: `translateY(${item.start}px)`, height: ROW_HEIGHT }}
               >
                 {columns.map((c) => {
-                  const flashing = fresh !== null && (fresh.fields === null || fresh.fields.has(c.field));
+                  const flashing = fresh !== null && fresh.fields !== null && fresh.fields.has(c.field);
                   return (
                     <span
                       key={flashing ? `${c.field}:${fresh.stamp}` : c.field}

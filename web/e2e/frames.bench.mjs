@@ -1,11 +1,11 @@
 // Frame timing of a dashboard page under live traffic (a benchmark, not a test: `node
-// e2e/frames.bench.mjs URL [path] [seconds]` against a running `opslive demo`, ideally with a high
+// e2e/frames.bench.mjs URL [path] [seconds] [selector to wait for]` against a running `opslive demo`, ideally with a high
 // `--rate`). Signs in as the operations manager, waits for the page to fill, then records
 // requestAnimationFrame deltas and long tasks, unthrottled and with 4× CPU throttling
 // (unthrottled headless frames sit at the 16.7 ms ceiling; the throttled run is the one that tells).
 import { browser, signIn } from "./environment.mjs";
 
-const [base = "http://127.0.0.1:8080/", path = "/orders/", secondsText = "10"] = process.argv.slice(2);
+const [base = "http://127.0.0.1:8080/", path = "/orders/", secondsText = "10", ready = '[role="row"][data-key], [data-testid="kpi-value"]'] = process.argv.slice(2);
 const seconds = Number(secondsText);
 
 function percentile(sorted, p) {
@@ -23,7 +23,7 @@ await page.addInitScript(() => {
 });
 await signIn(page, base, "omar@demo.opslive");
 await page.goto(new URL(path, base).toString());
-await page.locator('[role="row"][data-key]').first().waitFor({ timeout: 60_000 });
+await page.locator(ready).first().waitFor({ timeout: 60_000 });
 await page.waitForTimeout(2_000);
 const cdp = await chromium.context.newCDPSession(page);
 for (const rate of [1, 4]) {
