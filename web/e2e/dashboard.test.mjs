@@ -1,9 +1,9 @@
 // The dashboard end to end, in Debian's Chromium against the real server, a real PostgreSQL and
 // the simulator (see environment.mjs): a warehouse lead sees only their warehouses (checked
 // against SQL); a committed order appears in the orders table within a second; an alert fired by
-// a burst shows on the overview and is acknowledged; a KPI built in the builder equals SQL; a
-// server killed under the page shows "reconnecting", then live data again without a reload or
-// stale rows.
+// a burst shows on the overview and is acknowledged; a KPI built in the builder equals SQL; the
+// Explorer (GraphiQL) runs a live query; an expired token leads back to sign-in; a server killed
+// under the page shows "reconnecting", then live data again without a reload or stale rows.
 //
 //   npm run e2e          (needs `npm run build` and the opslive binary; E2E_OPSLIVE_BIN to choose it)
 import { after, before, describe, it } from "node:test";
@@ -202,6 +202,24 @@ describe("the dashboard", () => {
     const tile = page.locator(`article[data-kpi="${name}"] [data-testid="kpi-value"]`);
     await tile.waitFor({ timeout: 20_000 });
     await eventually(() => shown(tile), expected, "the tile");
+    await page.close();
+  });
+
+  it("runs an example subscription in the Explorer (GraphiQL) and shows the commit that follows", async () => {
+    const page = await chromium.context.newPage();
+    await signIn(page, demo.dashboard, "ada@demo.opslive");
+    await page.goto(new URL("/explorer/", demo.dashboard).toString());
+    // graphql/examples/orders-live.graphql: the latest orders of WH-BER as an incremental live query.
+    await page.getByText("LatestOrdersLive").first().click({ timeout: 30_000 });
+    await page.locator(".graphiql-execute-button").click();
+    const response = page.locator(".graphiql-response");
+    await response.getByText('"reset"').first().waitFor({ timeout: 20_000 });
+    const [[id]] = sql(
+      demo.database,
+      `INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count)
+       SELECT 'web', c.id, 'pending', 1, 'EUR', 'WH-BER', c.region, 1 FROM customers c ORDER BY c.id LIMIT 1 RETURNING id`,
+    );
+    await response.getByText(`"${id}"`).first().waitFor({ timeout: 10_000 });
     await page.close();
   });
 
