@@ -96,7 +96,9 @@ describe("LiveClient", () => {
     server.closeAll(4403, "the token expired: connect again with a new one");
     await until(() => lost.length > 0);
     expect(lost).toEqual(["refused"]);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Longer than the first retry's backoff (at most 500 ms): a store retrying its subscription
+    // must not open a socket on the disposed client.
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
     expect(server.inits).toHaveLength(1);
     release();
   });

@@ -139,6 +139,14 @@ export class LiveClient implements LiveTransport {
   }
 
   subscribe(request: SubscriptionRequest, sink: SubscriptionSink): () => void {
+    // A disposed client (signed out, token refused or expired) must not open a socket again:
+    // graphql-ws would reconnect for a subscription made after dispose (a store retrying a
+    // completed subscription did that, after a 4403).
+    if (this.disposed) {
+      const code = this.authLost ? "UNAUTHENTICATED" : "CLIENT_DISPOSED";
+      queueMicrotask(() => sink.error([{ message: "the live connection has ended", extensions: { code } }]));
+      return () => {};
+    }
     const wsSink: Sink<ExecutionResultLike> = {
       next: (result) => sink.next(result),
       error: (error: unknown) => sink.error(toErrors(error)),
