@@ -96,6 +96,19 @@ describe("the dashboard", () => {
       "rows below reorder point",
     );
 
+    // A heat-map cell narrows the list to its warehouse and category (categories joined in the page).
+    const cell = page.locator('table.heatmap tbody tr[data-warehouse="WH-BER"] td.heat-cell').first();
+    const category = await page.locator("table.heatmap thead th").nth(1).innerText();
+    await cell.click();
+    await page.waitForURL((url) => url.searchParams.get("warehouse") === "WH-BER" && url.searchParams.get("category") === category);
+    await eventually(
+      async () => Number(await page.getByTestId("low-stock-count").innerText()),
+      () => Number(sql(demo.database, `SELECT count(*) FROM inventory i JOIN products p USING (sku) WHERE i.warehouse_id = 'WH-BER' AND p.category = '${category}' AND i.on_hand < i.reorder_point`)[0][0]),
+      "rows below reorder point in one cell",
+    );
+    await cell.click();
+    await page.waitForURL((url) => !url.searchParams.has("warehouse"));
+
     // A SKU's drill-down lists only the lead's warehouses.
     const firstSku = page.locator('[aria-label="Low stock"] [role="row"][data-key] button.link').first();
     const sku = await firstSku.innerText();

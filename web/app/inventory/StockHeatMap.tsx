@@ -1,10 +1,16 @@
 // Stock against reorder points as a heat map, warehouse × product category: each cell's colour is
 // the share of its rows below their reorder point; hover names the counts. Redrawn per frame from
-// the live rows, so a stock move recolours its cell on the transaction that made it.
+// the live rows, so a stock move recolours its cell on the transaction that made it. Clicking a
+// cell narrows the low-stock list to it (clicking it again, or another, changes that).
 "use client";
 import { cellKey, type HeatMap } from "./stockMath";
 
-export function StockHeatMap({ map }: { map: HeatMap }) {
+export interface HeatCellChoice {
+  readonly warehouse: string;
+  readonly category: string;
+}
+
+export function StockHeatMap({ map, selected, onSelect }: { map: HeatMap; selected: HeatCellChoice | null; onSelect: (cell: HeatCellChoice | null) => void }) {
   if (map.warehouses.length === 0) return <p className="muted">No stock rows.</p>;
   return (
     <div style={{ overflowX: "auto" }}>
@@ -27,10 +33,13 @@ export function StockHeatMap({ map }: { map: HeatMap }) {
                 const cell = map.cells.get(cellKey(warehouse, category));
                 if (!cell) return <td key={category} className="muted">·</td>;
                 const share = cell.low / cell.rows;
+                const isSelected = selected?.warehouse === warehouse && selected.category === category;
                 return (
                   <td
                     key={category}
-                    className="num"
+                    className={`num heat-cell${isSelected ? " selected" : ""}`}
+                    onClick={() => onSelect(isSelected ? null : { warehouse, category })}
+                    aria-selected={isSelected}
                     data-low={cell.low}
                     title={`${warehouse} · ${category}: ${cell.low} of ${cell.rows} SKUs below reorder point; ${cell.onHand} on hand vs ${cell.reorderPoint} reorder`}
                     style={{ background: heat(share) }}
