@@ -1,0 +1,47 @@
+// The Overview's GraphQL: the live KPIs and alerts, the rules (for threshold proximity), KPI
+// history (sparklines, comparisons) and the acknowledgement.
+import { graphql, type ResultOf } from "@/lib/graphql/graphql";
+
+export const LiveKpis = graphql(`
+  subscription LiveKpis {
+    kpis {
+      id name unit aggregate groupBy definition
+      value valueFloat
+      groups { key value valueFloat }
+      ready notReadyReason seq
+      asOf { position commitTs }
+    }
+  }
+`);
+export type LiveKpi = ResultOf<typeof LiveKpis>["kpis"][number];
+
+export const FiringAlerts = graphql(`
+  subscription FiringAlerts {
+    alerts {
+      ruleId ruleName instance labels state severity since activeSince value summary
+      cause { source position commitTs dueAt }
+      acknowledged acknowledgedBy acknowledgedAt acknowledgementNote silenced
+    }
+  }
+`);
+export type LiveAlert = ResultOf<typeof FiringAlerts>["alerts"][number];
+
+export const KpiRules = graphql(`
+  query KpiRules {
+    alertRules { id name kpiId definition problem }
+  }
+`);
+export type KpiRule = ResultOf<typeof KpiRules>["alertRules"][number];
+
+export const KpiSeries = graphql(`
+  query KpiSeries($id: ID!, $from: Timestamptz, $to: Timestamptz) {
+    kpiHistory(id: $id, from: $from, to: $to, step: "PT1M") { at group lastFloat }
+  }
+`);
+export type KpiPoint = ResultOf<typeof KpiSeries>["kpiHistory"][number];
+
+export const AcknowledgeAlert = graphql(`
+  mutation AcknowledgeAlert($ruleId: ID!, $instance: String!, $note: String) {
+    acknowledgeAlert(ruleId: $ruleId, instance: $instance, note: $note) { ruleId instance acknowledged acknowledgedBy acknowledgedAt }
+  }
+`);

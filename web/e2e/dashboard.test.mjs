@@ -1,0 +1,279 @@
+// The dashboard end to end, in Debian's Chromium against the real server, a real PostgreSQL and
+// the simulator (see environment.mjs): a warehouse lead sees only their warehouses (checked
+// against SQL); a committed order appears in the orders table within a second; an alert fired by
+// a burst shows on the overview and is acknowledged; a KPI built in the builder equals SQL; the
+// Explorer (GraphiQL) runs a live query; an expired token leads back to sign-in; a server killed
+// under the page shows "reconnecting", then live data again without a reload or stale rows.
+//
+//   npm run e2e          (needs `npm run build` and the opslive binary; E2E_OPSLIVE_BIN to choose it)
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { browser, freePort, kill9, opsliveBinary, signIn, sql, startDemo, startServer, stopAll } from "./environment.mjs";
+
+const WAREHOUSE_LEAD = "wanda@demo.opslive";
+const OPS_MANAGER = "omar@demo.opslive";
+/** The warehouse lead's `warehouses` claim in the demo (src/demo/access.rs). */
+const LEAD_WAREHOUSES = ["WH-BER", "WH-MAD"];
+
+let demo;
+let chromium;
+
+before(async () => {
+  demo = await startDemo({ rate: 10 });
+  chromium = await browser();
+});
+
+after(async () => {
+  await chromium?.close();
+  await stopAll();
+});
+
+/** Polls `read` until it equals `expected()` (both may move while traffic flows). */
+async function eventually(read, expected, what, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    const [got, want] = [await read(), await expected()];
+    if (JSON.stringify(got) === JSON.stringify(want)) return got;
+    last = { got, want };
+    if (Date.now() > deadline) assert.fail(`${what}: the page shows ${JSON.stringify(last.got)}, SQL says ${JSON.stringify(last.want)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Inserts an order the way the shop would; returns its id and when the statement was sent. */
+function commitOrder(database) {
+  const sentAt = Date.now();
+  const [[id]] = sql(
+    database,
+    `INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count)
+     SELECT 'web', c.id, 'pending', 123.45, 'EUR', (SELECT id FROM warehouses ORDER BY id LIMIT 1), c.region, 3
+     FROM customers c ORDER BY c.id LIMIT 1 RETURNING id`,
+  );
+  return { id, sentAt };
+}
+
+/** The ids of the first `n` rows of the orders table as shown. */
+function shownOrderIds(page, n) {
+  return page.$$eval('[aria-label="Latest orders"] [role="row"][data-key]', (rows, n) => rows.map((r) => ({ key: r.getAttribute("data-key"), top: r.getBoundingClientRect().top })).sort((a, b) => a.top - b.top).slice(0, n).map((r) => r.key), n);
+}
+
+describe("the dashboard", () => {
+  it("shows a warehouse lead only their warehouses, on every page it offers", async () => {
+    const page = await chromium.context.newPage();
+    await signIn(page, demo.dashboard, WAREHOUSE_LEAD);
+    // Navigation follows the role: no orders, tickets or reconciliation for a warehouse lead.
+    const nav = page.getByRole("navigation", { name: "Pages" });
+    await nav.getByRole("link", { name: "Inventory" }).waitFor({ timeout: 60_000 });
+    assert.deepEqual(await nav.getByRole("link").allInnerTexts(), ["Overview", "Alerts", "Inventory", "KPI builder", "Explorer"]);
+
+    // The overview: no KPI computed over all warehouses leaks to them, and the row alerts they
+    // see (stock below reorder point) are of their warehouses only.
+    await page.getByText(/No KPI your role may read yet|Your role has no KPIs/).waitFor({ timeout: 30_000 });
+    await page.locator('.alert-item[data-rule="Stock below reorder point"]').first().waitFor({ timeout: 30_000 });
+    const instances = await page.locator(".alert-item[data-instance]").evaluateAll((items) => items.map((i) => i.getAttribute("data-instance")));
+    const allWarehouses = sql(demo.database, "SELECT id FROM warehouses").map((r) => r[0]);
+    for (const instance of instances) {
+      // The instance is the row's key as JSON (`["APP-00001","WH-MAD"]`).
+      const mentioned = allWarehouses.filter((w) => JSON.parse(instance).includes(w));
+      assert.ok(mentioned.length === 1 && LEAD_WAREHOUSES.includes(mentioned[0]), `an alert of another warehouse: ${instance}`);
+    }
+
+    await nav.getByRole("link", { name: "Inventory" }).click();
+    const rows = page.locator("table.heatmap tbody tr[data-warehouse]");
+    await rows.first().waitFor({ timeout: 60_000 });
+    const shown = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-warehouse")));
+    const inSql = sql(demo.database, `SELECT DISTINCT warehouse_id FROM inventory WHERE warehouse_id IN (${LEAD_WAREHOUSES.map((w) => `'${w}'`).join(",")}) ORDER BY 1`).map((r) => r[0]);
+    const everywhere = sql(demo.database, "SELECT count(DISTINCT warehouse_id) FROM inventory")[0][0];
+    assert.ok(Number(everywhere) > inSql.length, "the fixture has warehouses the lead must not see");
+    assert.deepEqual(shown, inSql);
+
+    // The low-stock list counts exactly the lead's rows below their reorder point.
+    await eventually(
+      async () => Number(await page.getByTestId("low-stock-count").innerText()),
+      () => Number(sql(demo.database, `SELECT count(*) FROM inventory WHERE on_hand < reorder_point AND warehouse_id IN ('WH-BER','WH-MAD')`)[0][0]),
+      "rows below reorder point",
+    );
+
+    // A heat-map cell narrows the list to its warehouse and category (categories joined in the page).
+    const cell = page.locator('table.heatmap tbody tr[data-warehouse="WH-BER"] td.heat-cell').first();
+    const category = await page.locator("table.heatmap thead th").nth(1).innerText();
+    await cell.click();
+    await page.waitForURL((url) => url.searchParams.get("warehouse") === "WH-BER" && url.searchParams.get("category") === category);
+    await eventually(
+      async () => Number(await page.getByTestId("low-stock-count").innerText()),
+      () => Number(sql(demo.database, `SELECT count(*) FROM inventory i JOIN products p USING (sku) WHERE i.warehouse_id = 'WH-BER' AND p.category = '${category}' AND i.on_hand < i.reorder_point`)[0][0]),
+      "rows below reorder point in one cell",
+    );
+    await cell.click();
+    await page.waitForURL((url) => !url.searchParams.has("warehouse"));
+
+    // A SKU's drill-down lists only the lead's warehouses.
+    const firstSku = page.locator('[aria-label="Low stock"] [role="row"][data-key] button.link').first();
+    const sku = await firstSku.innerText();
+    await firstSku.click();
+    await page.waitForURL((url) => url.searchParams.get("sku") === sku);
+    const drill = page.locator(`[aria-label="Stock of ${sku}"] [role="row"][data-key] [data-field="warehouseId"]`);
+    await drill.first().waitFor();
+    const drillWarehouses = (await drill.allInnerTexts()).sort();
+    const skuInSql = sql(demo.database, `SELECT warehouse_id FROM inventory WHERE sku = '${sku}' AND warehouse_id IN ('WH-BER','WH-MAD') ORDER BY 1`).map((r) => r[0]);
+    assert.deepEqual(drillWarehouses, skuInSql);
+    await page.close();
+  });
+
+  it("shows the warehouse lead's alerts page with their warehouses only", async () => {
+    const page = await chromium.context.newPage();
+    await signIn(page, demo.dashboard, WAREHOUSE_LEAD);
+    await page.goto(new URL("/alerts/", demo.dashboard).toString());
+    const rows = page.locator('[aria-label="Alerts pending or firing"] tr[data-rule="Stock below reorder point"]');
+    await rows.first().waitFor({ timeout: 30_000 });
+    const texts = await rows.allInnerTexts();
+    const others = sql(demo.database, "SELECT id FROM warehouses").map((r) => r[0]).filter((w) => !LEAD_WAREHOUSES.includes(w));
+    for (const text of texts) for (const other of others) assert.ok(!text.includes(other), `an alert of ${other}: ${text}`);
+    await page.close();
+  });
+
+  it("sends a user whose token expires back to sign in", async () => {
+    const token = execFileSync(opsliveBinary(), ["token", "--config", demo.config, "--role", "ops_manager", "--sub", OPS_MANAGER, "--ttl", "10s"], { encoding: "utf8" }).trim();
+    const page = await chromium.context.newPage();
+    await page.goto(new URL("/signin/", demo.dashboard).toString());
+    await page.getByLabel("Token").fill(token);
+    await page.getByRole("button", { name: "Sign in with this token" }).click();
+    await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Orders" }).waitFor({ timeout: 10_000 });
+    await page.waitForURL((url) => url.pathname.startsWith("/signin") && url.searchParams.get("reason") === "expired", { timeout: 20_000 });
+    await page.getByText("Your session expired").waitFor();
+    await page.close();
+  });
+
+  it("shows an order committed to the database in the orders table within a second", async () => {
+    const page = await chromium.context.newPage();
+    await signIn(page, demo.dashboard, OPS_MANAGER);
+    await page.goto(new URL("/orders/", demo.dashboard).toString());
+    await page.locator('[aria-label="Latest orders"] [role="row"][data-key]').first().waitFor({ timeout: 60_000 });
+    await page.locator('.connection[data-state="live"]').waitFor();
+    // Several commits, each timed from before the INSERT was sent to the row on screen.
+    for (let i = 0; i < 3; i++) {
+      const { id, sentAt } = commitOrder(demo.database);
+      await page.locator(`[aria-label="Latest orders"] [role="row"][data-key="${id}"]`).waitFor({ timeout: 5_000 });
+      const elapsed = Date.now() - sentAt;
+      assert.ok(elapsed < 1_000, `order ${id} took ${elapsed} ms to appear`);
+    }
+    // A changed cell flashes, and only the changed cells of the row.
+    const { id } = commitOrder(demo.database);
+    const row = page.locator(`[aria-label="Latest orders"] [role="row"][data-key="${id}"]`);
+    await row.waitFor({ timeout: 5_000 });
+    assert.match((await row.getAttribute("class")) ?? "", /\bflash\b/, "a new row flashes whole");
+    await page.waitForTimeout(1_300);
+    sql(demo.database, `UPDATE orders SET status = 'cancelled', updated_at = now() WHERE id = ${id}`);
+    await row.locator('[data-field="status"].flash', { hasText: "cancelled" }).waitFor({ timeout: 2_000 });
+    assert.equal(await row.locator('[data-field="total"].flash').count(), 0, "an unchanged cell does not flash");
+    await page.close();
+  });
+
+  it("shows an alert fired by a burst of orders on the overview, and acknowledges it", async () => {
+    const page = await chromium.context.newPage();
+    await signIn(page, demo.dashboard, OPS_MANAGER);
+    await page.getByTestId("alerts-strip").waitFor({ timeout: 30_000 });
+    // The demo's rule "Order intake spike" fires above 120 orders a minute in a channel.
+    sql(
+      demo.database,
+      `INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count)
+       SELECT 'store', c.id, 'paid', 10, 'EUR', (SELECT id FROM warehouses ORDER BY id LIMIT 1), c.region, 1
+       FROM customers c, generate_series(1, 130) g WHERE c.id = (SELECT min(id) FROM customers)`,
+    );
+    const alert = page.locator('.alert-item[data-rule="Order intake spike"][data-state="FIRING"]').first();
+    await alert.waitFor({ timeout: 15_000 });
+    assert.match(await alert.innerText(), /fired by shop \d+\/[0-9A-F]+/, "provenance: the transaction that fired it");
+    await alert.getByRole("button", { name: "Acknowledge" }).click();
+    await page.locator('.alert-item[data-rule="Order intake spike"][data-acknowledged="true"]').first().waitFor({ timeout: 10_000 });
+    assert.match(await page.locator('.alert-item[data-rule="Order intake spike"][data-acknowledged="true"]').first().innerText(), /acknowledged by omar@demo\.opslive/);
+    await page.close();
+  });
+
+  it("builds a KPI whose preview and tile equal the SQL aggregate", async () => {
+    const page = await chromium.context.newPage();
+    await signIn(page, demo.dashboard, OPS_MANAGER);
+    await page.goto(new URL("/kpis/", demo.dashboard).toString());
+    const name = `Refunded phone orders ${Date.now()}`;
+    await page.getByLabel("Table").selectOption("orders");
+    await page.getByLabel("Aggregate").selectOption("COUNT");
+    await page.getByLabel("Filter").fill('{"channel": {"eq": "phone"}, "status": {"eq": "refunded"}}');
+    const expected = () => Number(sql(demo.database, "SELECT count(*) FROM orders WHERE channel = 'phone' AND status = 'refunded'")[0][0]);
+    assert.ok(expected() > 0, "the fixture has refunded phone orders to count");
+    const shown = async (locator) => {
+      const text = (await locator.innerText()).replace(/[^0-9.-]/g, "");
+      return text === "" ? null : Number(text);
+    };
+    const preview = page.getByTestId("kpi-preview-value");
+    await preview.waitFor({ timeout: 20_000 });
+    await eventually(() => shown(preview), expected, "the preview");
+    await page.locator('input[placeholder="Orders per minute"]').fill(name);
+    await page.getByRole("button", { name: "Save KPI" }).click();
+    await page.getByRole("status").filter({ hasText: "Saved" }).waitFor({ timeout: 10_000 });
+    await page.getByRole("link", { name: "Overview" }).first().click();
+    const tile = page.locator(`article[data-kpi="${name}"] [data-testid="kpi-value"]`);
+    await tile.waitFor({ timeout: 20_000 });
+    await eventually(() => shown(tile), expected, "the tile");
+    await page.close();
+  });
+
+  it("runs an example subscription in the Explorer (GraphiQL) and shows the commit that follows", async () => {
+    const page = await chromium.context.newPage();
+    await signIn(page, demo.dashboard, "ada@demo.opslive");
+    await page.goto(new URL("/explorer/", demo.dashboard).toString());
+    // graphql/examples/orders-live.graphql: the latest orders of WH-BER as an incremental live query.
+    await page.getByText("LatestOrdersLive").first().click({ timeout: 30_000 });
+    await page.locator(".graphiql-execute-button").click();
+    const response = page.locator(".graphiql-response");
+    await response.getByText('"reset"').first().waitFor({ timeout: 20_000 });
+    const [[id]] = sql(
+      demo.database,
+      `INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count)
+       SELECT 'web', c.id, 'pending', 1, 'EUR', 'WH-BER', c.region, 1 FROM customers c ORDER BY c.id LIMIT 1 RETURNING id`,
+    );
+    await response.getByText(`"${id}"`).first().waitFor({ timeout: 10_000 });
+    await page.close();
+  });
+
+  it("shows reconnecting while the server is down, then live data again without a reload", async () => {
+    const port = await freePort();
+    let { server, url } = await startServer(demo, port);
+    const page = await chromium.context.newPage();
+    await signIn(page, url, OPS_MANAGER);
+    await page.goto(new URL("/orders/", url).toString());
+    await page.locator('[aria-label="Latest orders"] [role="row"][data-key]').first().waitFor({ timeout: 60_000 });
+    await page.locator('.connection[data-state="live"]').waitFor();
+    await page.evaluate(() => {
+      window.__sameDocument = true;
+    });
+
+    await kill9(server);
+    await page.locator('.connection[data-state="reconnecting"], .connection[data-state="offline"]').waitFor({ timeout: 10_000 });
+    assert.match(await page.locator(".connection").innerText(), /reconnecting|offline/);
+    // Values shown while not live are greyed.
+    const greyed = await page.locator('[aria-label="Latest orders"]').evaluate((el) => Number(getComputedStyle(el).opacity));
+    assert.ok(greyed < 1, `the table should be greyed while reconnecting (opacity ${greyed})`);
+
+    const [[lastBeforeRestart]] = sql(demo.database, "SELECT max(id) FROM orders");
+    ({ server } = await startServer(demo, port));
+    await page.locator('.connection[data-state="live"]').waitFor({ timeout: 60_000 });
+    // The table takes the new server's fresh result (after its snapshot): orders placed since.
+    await eventually(
+      async () => Number((await shownOrderIds(page, 1))[0] ?? 0) > Number(lastBeforeRestart),
+      () => true,
+      "orders placed after the restart",
+      60_000,
+    );
+    const { id } = commitOrder(demo.database);
+    await page.locator(`[aria-label="Latest orders"] [role="row"][data-key="${id}"]`).waitFor({ timeout: 5_000 });
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, "the page was not reloaded");
+    // No stale rows: the top of the table is the latest orders in SQL.
+    await eventually(
+      () => shownOrderIds(page, 10),
+      () => sql(demo.database, "SELECT id FROM orders ORDER BY created_at DESC, id DESC LIMIT 10").map((r) => r[0]),
+      "the latest orders",
+    );
+    await page.close();
+  });
+});

@@ -1,0 +1,163 @@
+// The incremental live-result form (`…Patches`) applied to a keyed collection, exactly as the
+// server's reference client (`PatchClient` in tests/live_queries.rs) does: a `reset` replaces
+// everything; a `patch` drops the rows whose keys are in `removedKeys` or among the upserts,
+// then inserts each upsert at its index, lowest first. `seq` grows by one per update: a gap (or
+// an index past the end) means an update was missed, and the caller must subscribe again for a
+// fresh reset rather than patch rows it cannot trust. Pure data, no I/O, so it is unit-tested.
+
+/** A row as the server sends it: a JSON object of scalars (strings, numbers, booleans, null) or JSON. */
+export type LiveRow = { readonly [field: string]: unknown };
+
+export interface AsOf {
+  readonly position: string;
+  readonly commitTs: string | null;
+}
+
+/** One message of a `…Patches` subscription (the shape of the generated `…LiveUpdate` types). */
+export interface PatchUpdate<Row extends LiveRow, Key extends LiveRow> {
+  readonly seq: number;
+  readonly asOf: AsOf;
+  readonly reset?: readonly Row[] | null;
+  readonly patch?: {
+    readonly upserts: readonly { readonly index: number; readonly row: Row }[];
+    readonly removedKeys: readonly Key[];
+  } | null;
+}
+
+/** Which cells of a row changed in the latest update that touched it, and when (for flashes). */
+export interface RowChange {
+  /** Fields whose value differs from the row held before; `null` when the row is new. */
+  readonly fields: ReadonlySet<string> | null;
+  /** A counter that grows with every update, so a component can restart its flash. */
+  readonly stamp: number;
+  readonly at: number;
+}
+
+export type ApplyOutcome = "applied" | "gap";
+
+/** The string identity of a row or key, from the table's key fields (`id`, or `sku` + `warehouseId`). */
+export function keyOf(keyFields: readonly string[], row: LiveRow): string {
+  if (keyFields.length === 1) return String(row[keyFields[0] as string]);
+  return keyFields.map((field) => String(row[field])).join("\u0000");
+}
+
+/**
+ * A live result held as an ordered array plus an index by key. Mutated in place by `apply`;
+ * readers take `rows` (a fresh array after every applied update, so React can compare by identity).
+ */
+export class KeyedRows<Row extends LiveRow> {
+  rows: readonly Row[] = [];
+  seq: number | null = null;
+  asOf: AsOf | null = null;
+  resets = 0;
+  /** True until the first reset, and again after a reconnect or a gap: patches are then refused. */
+  awaitingReset = true;
+  readonly changes = new Map<string, RowChange>();
+  private byKey = new Map<string, Row>();
+  private stamp = 0;
+
+  constructor(readonly keyFields: readonly string[]) {}
+
+  get(key: string): Row | undefined {
+    return this.byKey.get(key);
+  }
+
+  /** Applies one update; `"gap"` means this result can no longer be patched: subscribe again. */
+  apply(update: PatchUpdate<Row, LiveRow>, now: number = Date.now()): ApplyOutcome {
+    if (update.reset) {
+      this.replace(update.reset, now);
+    } else if (update.patch) {
+      if (this.awaitingReset || this.seq === null || update.seq !== this.seq + 1) return this.lose();
+      if (!this.patch(update.patch.upserts, update.patch.removedKeys, now)) return this.lose();
+    } else {
+      return this.lose();
+    }
+    this.seq = update.seq;
+    this.asOf = update.asOf;
+    return "applied";
+  }
+
+  /** Marks the rows as no longer patchable (a reconnect): only a reset is taken next. */
+  invalidate(): void {
+    this.awaitingReset = true;
+  }
+
+  private lose(): ApplyOutcome {
+    this.awaitingReset = true;
+    return "gap";
+  }
+
+  private replace(rows: readonly Row[], now: number): void {
+    const previous = this.byKey;
+    this.byKey = new Map();
+    this.stamp += 1;
+    const changes = new Map<string, RowChange>();
+    for (const row of rows) {
+      const key = keyOf(this.keyFields, row);
+      this.byKey.set(key, row);
+      // After the first reset, a reset (reconnect, slow client) flashes what really changed.
+      if (this.resets > 0) {
+        const before = previous.get(key);
+        const fields = before ? changedFields(before, row) : null;
+        if (!before || (fields && fields.size > 0)) changes.set(key, { fields, stamp: this.stamp, at: now });
+      }
+    }
+    this.rows = rows.slice();
+    this.changes.clear();
+    for (const [key, change] of changes) this.changes.set(key, change);
+    this.resets += 1;
+    this.awaitingReset = false;
+  }
+
+  private patch(
+    upserts: readonly { readonly index: number; readonly row: Row }[],
+    removedKeys: readonly LiveRow[],
+    now: number,
+  ): boolean {
+    const gone = new Set<string>();
+    for (const key of removedKeys) gone.add(keyOf(this.keyFields, key));
+    for (const upsert of upserts) gone.add(keyOf(this.keyFields, upsert.row));
+    const kept = gone.size === 0 ? this.rows.slice() : this.rows.filter((row) => !gone.has(keyOf(this.keyFields, row)));
+    const ordered = isAscending(upserts) ? upserts : upserts.slice().sort((a, b) => a.index - b.index);
+    // Inserting each upsert at its index, lowest first, is a merge of `kept` with the upserts.
+    const next: Row[] = new Array<Row>(kept.length + ordered.length);
+    let from = 0;
+    let at = 0;
+    for (const upsert of ordered) {
+      if (upsert.index > kept.length - from + at || upsert.index < at) return false;
+      while (at < upsert.index) next[at++] = kept[from++] as Row;
+      next[at++] = upsert.row;
+    }
+    while (from < kept.length) next[at++] = kept[from++] as Row;
+
+    this.stamp += 1;
+    for (const key of removedKeys) {
+      const id = keyOf(this.keyFields, key);
+      this.byKey.delete(id);
+      this.changes.delete(id);
+    }
+    for (const { row } of ordered) {
+      const key = keyOf(this.keyFields, row);
+      const before = this.byKey.get(key);
+      this.byKey.set(key, row);
+      this.changes.set(key, { fields: before ? changedFields(before, row) : null, stamp: this.stamp, at: now });
+    }
+    this.rows = next;
+    return true;
+  }
+}
+
+function isAscending(upserts: readonly { readonly index: number }[]): boolean {
+  for (let i = 1; i < upserts.length; i++) if ((upserts[i] as { index: number }).index < (upserts[i - 1] as { index: number }).index) return false;
+  return true;
+}
+
+function changedFields(before: LiveRow, after: LiveRow): Set<string> {
+  const fields = new Set<string>();
+  for (const field of Object.keys(after)) {
+    const a = before[field];
+    const b = after[field];
+    if (a !== b && JSON.stringify(a) !== JSON.stringify(b)) fields.add(field);
+  }
+  return fields;
+}
