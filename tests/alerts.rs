@@ -248,6 +248,7 @@ async fn row_rules_fire_per_row_and_never_show_a_row_the_role_cannot_read() {
     assert_eq!(ber["summary"], format!("{sku} in WH-BER: 0 on hand"));
     assert_eq!(ber["instance"], json!([sku.clone(), "WH-BER"]).to_string());
     assert_eq!(ber["row"]["onHand"], 0);
+    assert!(ber["row"]["reorderPoint"].is_number(), "the compared column is in the row: {ber}");
 
     // A Berlin lead sees Berlin's alert only; another lead sees none; a role without the table
     // sees no rule at all.
@@ -255,6 +256,10 @@ async fn row_rules_fire_per_row_and_never_show_a_row_the_role_cannot_read() {
     let seen = alerts(&shop, &lead_ber).await;
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0]["labels"]["warehouseId"], "WH-BER");
+    // How many rows are over the cap counts every warehouse: not for the lead.
+    let rules = "{ alertRules { name overflow } }";
+    assert_eq!(data(shop.addr, &lead_ber, rules, json!({})).await["alertRules"][0]["overflow"], Json::Null);
+    assert_eq!(data(shop.addr, &admin, rules, json!({})).await["alertRules"][0]["overflow"], 0);
     let lead_other = token("warehouse_lead", json!({ "warehouses": ["WH-XXX"] }));
     assert!(alerts(&shop, &lead_other).await.is_empty());
     let support = token("support_lead", json!({}));

@@ -132,8 +132,13 @@ impl Condition {
     pub fn columns(&self) -> Vec<&str> {
         let mut out = Vec::new();
         self.visit(&mut |c| {
-            if let Condition::Test { column, .. } = c {
+            if let Condition::Test { column, operand, .. } = c {
                 out.push(column.as_str());
+                // A column compared with another reads that one too (what a role must be
+                // allowed to see, what a row alert shows).
+                if let Operand::Column(other) = operand {
+                    out.push(other.as_str());
+                }
             }
         });
         out
@@ -274,6 +279,18 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_column_compared_with_another_reads_both() {
+        let c = Condition::parse(
+            &json!({ "onHand": { "lt": { "column": "reorderPoint" } }, "sku": { "eq": "A" } }),
+            Claims::Refused,
+        )
+        .expect("parses");
+        let mut columns = c.columns();
+        columns.sort_unstable();
+        assert_eq!(columns, ["onHand", "reorderPoint", "sku"]);
+    }
 
     fn test(column: &str, op: Op, operand: Json) -> Condition {
         Condition::Test { column: column.into(), op, operand: Operand::Literal(operand) }

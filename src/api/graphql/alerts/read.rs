@@ -49,6 +49,11 @@ enum Access {
 }
 
 impl Reader<'_> {
+    /// Whether every alert of the rule is within what the reader may read.
+    pub fn sees_all(&self, rule: &RuleEntry) -> bool {
+        matches!(self.access(rule), Some(Access::All))
+    }
+
     fn manages(&self) -> bool {
         self.policy.may(&self.principal.role, Permission::ManageAlerts)
     }
@@ -236,7 +241,10 @@ pub fn fields(query: Object) -> Object {
                     let reader =
                         Reader { policy: &policy, principal: &scope.principal, kpis: &kpis, replica: &scope.replica };
                     let rules = reader.rules(&board);
-                    Ok(Some(FieldValue::list(rules.into_iter().map(|r| FieldValue::owned_any(RuleOut(r.clone()))))))
+                    Ok(Some(FieldValue::list(rules.into_iter().map(|r| {
+                        let overflow = reader.sees_all(r).then_some(r.overflow);
+                        FieldValue::owned_any(RuleOut(r.clone(), overflow))
+                    }))))
                 })
             })
             .description("The alert rules your role may read."),

@@ -33,8 +33,9 @@ pub const ROWS_INPUT: &str = "AlertRowsInput";
 pub const MATCHER_INPUT: &str = "SilenceMatcherInput";
 pub const WHERE: &str = "AlertsWhere";
 
-/// A rule as a GraphQL value.
-pub struct RuleOut(pub RuleEntry);
+/// A rule as a GraphQL value, with its overflow when the caller may know it (it counts rows
+/// of every view, so only for those who see all of the rule's alerts).
+pub struct RuleOut(pub RuleEntry, pub Option<usize>);
 
 /// An open instance as a GraphQL value.
 pub struct AlertOut {
@@ -102,10 +103,13 @@ fn rule() -> Object {
                 .description("Why the rule is not evaluated right now (its table is not loaded, its KPI was deleted)."),
         )
         .field(
-            field::<RuleOut>("overflow", TypeRef::named_nn(TypeRef::INT), |r| {
-                Some(FieldValue::value(r.0.overflow as i64))
+            field::<RuleOut>("overflow", TypeRef::named(TypeRef::INT), |r| {
+                r.1.map(|n| FieldValue::value(n as i64))
             })
-            .description("Breaching instances not opened because the rule is at its `maxInstances` cap."),
+            .description(
+                "Breaching instances not opened because the rule is at its `maxInstances` cap; null for a role that \
+                 sees only some of the rule's alerts (the count would tell it about rows it may not read).",
+            ),
         )
         .field(field::<RuleOut>("maxInstances", TypeRef::named_nn(TypeRef::INT), |r| {
             let max = r.0.record.definition.max_instances.unwrap_or(crate::alert::rule::DEFAULT_MAX_INSTANCES);

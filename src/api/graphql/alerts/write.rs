@@ -173,7 +173,8 @@ async fn hand_over(
         problem: None,
         overflow: 0,
     });
-    Ok(Some(FieldValue::owned_any(RuleOut(entry))))
+    let overflow = Some(entry.overflow);
+    Ok(Some(FieldValue::owned_any(RuleOut(entry, overflow))))
 }
 
 async fn create(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'_>>> {
