@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 cargo fmt --check
-cargo clippy --quiet --lib --bins --tests -- -D warnings
+cargo clippy --quiet --lib --bins --tests --benches -- -D warnings
 cargo nextest run --profile ci

@@ -77,7 +77,9 @@ export function AlertRulesPanel({ token, rules, canManage, selected, onSelect }:
               </td>
               <td className="small">
                 {rule.problem ? <span className="error">{rule.problem}</span> : <span className="muted">evaluated</span>}
-                {rule.overflow > 0 ? <span className="error"> · {rule.overflow} over the cap of {rule.maxInstances}</span> : null}
+                {rule.overflow != null && rule.overflow > 0 ? (
+                  <span className="error"> · {rule.overflow} over the cap of {rule.maxInstances}</span>
+                ) : null}
               </td>
               <td>
                 {canManage ? (
