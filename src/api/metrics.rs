@@ -17,7 +17,6 @@ use prometheus_client::registry::Registry as PromRegistry;
 
 use super::OpsState;
 use super::health::Readiness;
-use crate::sim::SimStats;
 
 pub struct Metrics {
     registry: PromRegistry,
@@ -405,31 +404,5 @@ impl Collector for FlowCollector {
             f.sample(labels, *bytes as f64)?;
         }
         Ok(())
-    }
-}
-
-/// The simulator's counters, when it runs in the same process (`opslive demo`): what was
-/// written, next to what was applied.
-#[derive(Debug)]
-pub struct SimCollector(pub Arc<SimStats>);
-
-impl Collector for SimCollector {
-    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let stats = &self.0;
-        let mut f =
-            Family::new(&mut enc, "sim_events", "Simulated business events committed, by kind", MetricType::Counter)?;
-        for (kind, n) in stats.by_kind() {
-            f.sample(&vec![("kind", kind.name().to_string())], n as f64)?;
-        }
-        for (name, help, value) in [
-            ("sim_skipped", "Simulated events that found nothing to do (the row had moved on)", stats.skipped()),
-            ("sim_dropped", "Simulated events not run because the database could not keep up", stats.dropped()),
-            ("sim_conflicts", "Simulated events given up after repeated lock conflicts", stats.conflicts()),
-            ("sim_failed", "Simulated events the database refused", stats.failed()),
-        ] {
-            Family::new(&mut enc, name, help, MetricType::Counter)?.sample(&vec![], value as f64)?;
-        }
-        Family::new(&mut enc, "sim_planned_rate", "Events per second the simulator aims at now", MetricType::Gauge)?
-            .sample(&vec![], stats.planned_rate())
     }
 }

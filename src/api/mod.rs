@@ -29,7 +29,6 @@ use crate::source::SourceStats;
 use crate::watermark::Watermarks;
 
 pub use health::Readiness;
-pub use metrics::SimCollector;
 
 /// One source as the operations endpoints see it.
 #[derive(Clone, Debug)]

@@ -18,10 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use postgres::{LocalPgError, LocalPostgres};
 
-use crate::api::{Listener, SimCollector};
+use crate::api::Listener;
 use crate::config::{Config, ConfigError};
 use crate::serve::ServeError;
-use crate::sim::{SimError, SimOptions, SimStats};
+use crate::sim::{SimCollector, SimError, SimOptions, SimStats};
 
 /// The fixtures every demo loads, built into the binary so the demo runs from any directory.
 pub const FIXTURE_SCHEMA: &str = include_str!("../../fixtures/postgres/schema.sql");

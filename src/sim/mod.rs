@@ -20,6 +20,7 @@
 pub mod clock;
 mod error;
 mod finance;
+mod metrics;
 mod orders;
 pub mod plan;
 mod schema;
@@ -42,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::duration::parse_duration;
 pub use clock::parse_start;
 pub use error::SimError;
+pub use metrics::SimCollector;
 pub use plan::{Backlog, EventKind, Planned, Planner};
 pub use stats::SimStats;
 
