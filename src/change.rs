@@ -10,11 +10,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use crate::registry::SourceName;
 use crate::registry::{TableId, TableSchema};
 use crate::value::Value;
-
-/// The name of a source, as configured (`[sources.shop]` → `shop`).
-pub type SourceName = Arc<str>;
 
 /// A point in one source's history. PostgreSQL: the commit's `end_lsn`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

@@ -13,7 +13,9 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::change::SourceName;
+/// The name of a source, as configured (`[sources.shop]` → `shop`). Defined with the tables
+/// that belong to sources; changes name their source with it too.
+pub type SourceName = Arc<str>;
 
 /// Index of a watched table in the registry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
