@@ -21,6 +21,18 @@ async fn create_rule(shop: &Shop, token: &str, input: Json) -> String {
     d["createAlertRule"]["id"].as_str().expect("an id").to_string()
 }
 
+/// A KPI counting orders in the test currency (none in the fixture data): its `createKpi`.
+async fn test_orders_kpi(shop: &Shop, token: &str) -> Json {
+    data(
+        shop.addr,
+        token,
+        "mutation($input: KpiInput!) { createKpi(input: $input) { id value } }",
+        json!({ "input": { "name": "Test orders", "table": "orders", "aggregate": "COUNT",
+                           "filter": { "currency": { "eq": "XTS" } } } }),
+    )
+    .await
+}
+
 async fn alerts(shop: &Shop, token: &str) -> Vec<Json> {
     let d = data(shop.addr, token, &format!("{{ alerts {{ {ALERT_FIELDS} }} }}"), json!({})).await;
     d["alerts"].as_array().cloned().unwrap_or_default()
@@ -58,14 +70,7 @@ async fn a_kpi_rule_fires_on_the_crossing_transaction_is_acknowledged_and_resolv
     let client = shop.pg.connect("shop").await;
 
     // Orders in the test currency: none in the fixture data.
-    let d = data(
-        shop.addr,
-        &admin,
-        "mutation($input: KpiInput!) { createKpi(input: $input) { id value } }",
-        json!({ "input": { "name": "Test orders", "table": "orders", "aggregate": "COUNT",
-                           "filter": { "currency": { "eq": "XTS" } } } }),
-    )
-    .await;
+    let d = test_orders_kpi(&shop, &admin).await;
     assert_eq!(d["createKpi"]["value"], "0");
     let kpi = d["createKpi"]["id"].as_str().unwrap().to_string();
     let rule = create_rule(
@@ -150,14 +155,7 @@ async fn crossing_and_change_rules_fire_on_their_transaction_and_a_crossing_runs
     let shop = Shop::start(opslive::demo::FIXTURE_SEED, &fixture_policy()).await;
     let admin = token("admin", json!({ "sub": "alice@example.com" }));
     let client = shop.pg.connect("shop").await;
-    let d = data(
-        shop.addr,
-        &admin,
-        "mutation($input: KpiInput!) { createKpi(input: $input) { id value } }",
-        json!({ "input": { "name": "Test orders", "table": "orders", "aggregate": "COUNT",
-                           "filter": { "currency": { "eq": "XTS" } } } }),
-    )
-    .await;
+    let d = test_orders_kpi(&shop, &admin).await;
     let kpi = d["createKpi"]["id"].as_str().unwrap().to_string();
     let crossing = create_rule(
         &shop,

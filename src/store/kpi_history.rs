@@ -25,6 +25,18 @@ fn time(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap_or_default()
 }
 
+/// A history row as a point, dated by its `at` column.
+fn point(row: &sqlx::postgres::PgRow, at: &str) -> HistoryPoint {
+    HistoryPoint {
+        at: row.get::<DateTime<Utc>, _>(at).timestamp_micros(),
+        group: row.get("group_key"),
+        last: row.get("last"),
+        last_value: row.get("last_value"),
+        min: row.get("min"),
+        max: row.get("max"),
+    }
+}
+
 impl Store {
     /// Merges rollups: min of mins, max of maxes, the last of the higher order. Writing the
     /// same rollup twice changes nothing; rollups of a KPI deleted meanwhile are dropped.
@@ -83,17 +95,7 @@ impl Store {
         .bind(step_secs as f64)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| HistoryPoint {
-                at: row.get::<DateTime<Utc>, _>("bucket").timestamp_micros(),
-                group: row.get("group_key"),
-                last: row.get("last"),
-                last_value: row.get("last_value"),
-                min: row.get("min"),
-                max: row.get("max"),
-            })
-            .collect())
+        Ok(rows.iter().map(|row| point(row, "bucket")).collect())
     }
 
     /// Each group's value as it stood at `at` (µs): the last value of the latest minute at or
@@ -108,17 +110,7 @@ impl Store {
         .bind(time(at))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| HistoryPoint {
-                at: row.get::<DateTime<Utc>, _>("minute").timestamp_micros(),
-                group: row.get("group_key"),
-                last: row.get("last"),
-                last_value: row.get("last_value"),
-                min: row.get("min"),
-                max: row.get("max"),
-            })
-            .collect())
+        Ok(rows.iter().map(|row| point(row, "minute")).collect())
     }
 
     /// Forgets history older than `before` (retention). Returns the rows removed.
