@@ -182,9 +182,12 @@ impl ApplyLoop {
         while let Some(event) = rx.recv().await {
             let applied = self.apply(&event);
             sink(&event, &applied);
-            let mut version = None;
+            let mut version: Option<Arc<Replica>> = None;
             if !consumers.is_empty() && Batch::wanted(&applied) {
                 let replica = Arc::new(self.replica.clone());
+                // Readers see this version before any consumer acts on it: a query sent after
+                // a subscriber's frame (or an alert) never answers from an older replica.
+                self.published.send_replace(replica.clone());
                 version = Some(replica.clone());
                 let at = chrono::Utc::now().timestamp_micros();
                 let batch = Arc::new(Batch { applied, replica, at });
@@ -207,10 +210,9 @@ impl ApplyLoop {
                     consumers.remove(i);
                 }
             }
-            // Publish once per burst: readers want the newest version, not every step.
-            if rx.is_empty() {
-                let version = version.unwrap_or_else(|| Arc::new(self.replica.clone()));
-                self.published.send_replace(version);
+            // Other events: publish once per burst, readers want the newest version.
+            if rx.is_empty() && version.is_none() {
+                self.published.send_replace(Arc::new(self.replica.clone()));
             }
         }
         self.published.send_replace(Arc::new(self.replica.clone()));
