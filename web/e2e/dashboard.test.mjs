@@ -224,9 +224,12 @@ describe("the dashboard", () => {
     await page.goto(new URL("/explorer/", demo.dashboard).toString());
     // graphql/examples/orders-live.graphql: the latest orders of WH-BER as an incremental live query.
     await page.getByText("LatestOrdersLive").first().click({ timeout: 30_000 });
+    // Run only once the tab's document is in the editor (right after the click, under load,
+    // the editor can still hold the previous tab).
+    await page.locator(".graphiql-query-editor").getByText("subscription").first().waitFor({ timeout: 30_000 });
     await page.locator(".graphiql-execute-button").click();
     const response = page.locator(".graphiql-response");
-    await response.getByText('"reset"').first().waitFor({ timeout: 20_000 });
+    await response.getByText('"reset"').first().waitFor({ timeout: 30_000 });
     const [[id]] = sql(
       demo.database,
       `INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count)
