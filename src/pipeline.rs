@@ -182,13 +182,13 @@ impl ApplyLoop {
         while let Some(event) = rx.recv().await {
             let applied = self.apply(&event);
             sink(&event, &applied);
-            let mut version: Option<Arc<Replica>> = None;
+            let mut published = false;
             if !consumers.is_empty() && Batch::wanted(&applied) {
                 let replica = Arc::new(self.replica.clone());
                 // Readers see this version before any consumer acts on it: a query sent after
                 // a subscriber's frame (or an alert) never answers from an older replica.
                 self.published.send_replace(replica.clone());
-                version = Some(replica.clone());
+                published = true;
                 let at = chrono::Utc::now().timestamp_micros();
                 let batch = Arc::new(Batch { applied, replica, at });
                 let mut stopped = Vec::new();
@@ -211,7 +211,7 @@ impl ApplyLoop {
                 }
             }
             // Other events: publish once per burst, readers want the newest version.
-            if rx.is_empty() && version.is_none() {
+            if rx.is_empty() && !published {
                 self.published.send_replace(Arc::new(self.replica.clone()));
             }
         }

@@ -165,8 +165,6 @@ pub struct AlertSet {
     timelines: BTreeMap<RuleId, Timeline>,
     /// Crossing and change rules: each group's recent values, by (rule, group key).
     past: BTreeMap<(RuleId, String), Past>,
-    /// The instance a step found breaching again without a transition (for crossings).
-    crossed: Option<String>,
     /// An open instance's value, row or summary moved without a transition since the last
     /// [`AlertSet::take_moved`]: readers want the new value.
     moved: bool,
@@ -659,20 +657,19 @@ impl AlertSet {
 
     /// One instance's condition observed under `cause`: the state machine's single step.
     fn observe(&mut self, id: RuleId, o: Observation, cause: &Cause) -> Option<Transition> {
+        let slot = (id, o.key.clone());
         let t = self.step(id, o, cause);
         // A crossing is an event, not a condition that lasts: firing from it runs out
         // `keepFiringFor` after the last crossing even if the value never moves again.
         if let Some(rule) = self.rules.get(&id)
             && matches!(rule.target, Target::Kpi { test: KpiTest::Crosses { .. }, .. })
-            && let Some(key) = t.as_ref().map(|t| t.instance.clone()).or_else(|| self.crossed.take())
-            && let Some(inst) = self.instances.get_mut(&(id, key))
+            && let Some(inst) = self.instances.get_mut(&slot)
             && inst.state == AlertState::Firing
             && inst.condition
         {
             inst.condition = false;
             inst.due = Some(cause.at() + rule.keep_firing_micros);
         }
-        self.crossed = None;
         t
     }
 
@@ -747,7 +744,6 @@ impl AlertSet {
                     (AlertState::Firing, true) => {
                         // Breaching again while keep-firing ran: it simply goes on firing.
                         inst.due = None;
-                        self.crossed = Some(inst.key.clone());
                         None
                     }
                     (AlertState::Firing, false) if rule.keep_firing_micros > 0 => {

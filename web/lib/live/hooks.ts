@@ -8,6 +8,7 @@ import type { DocumentNode } from "@0no-co/graphql.web";
 import type { ResultOf, TadaDocumentNode, VariablesOf } from "gql.tada";
 import type { ConnectionSnapshot, LiveClient, SubscriptionRequest } from "./client";
 import type { LiveRow } from "./patches";
+import { loadingRows } from "./store";
 import type { LiveHandle, LiveStore, ResultSnapshot, RowsSnapshot } from "./store";
 
 const printed = new WeakMap<DocumentNode, string>();
@@ -46,16 +47,7 @@ export function useLiveResult<D extends TadaDocumentNode<ResultOf<D>, VariablesO
   return useHandle<ResultSnapshot<ResultOf<D>>>(handle, IDLE_RESULT);
 }
 
-const IDLE_ROWS: RowsSnapshot<never> = {
-  status: "loading",
-  rows: [],
-  changes: new Map(),
-  seq: null,
-  asOf: null,
-  resets: 0,
-  error: null,
-  receivedAt: null,
-};
+const IDLE_ROWS: RowsSnapshot<never> = loadingRows<never>();
 
 /** An incremental live query held as keyed rows. `Row` is the generated row type of the document. */
 export function useLiveRows<Row extends LiveRow>(

@@ -35,6 +35,11 @@ export interface RowsSnapshot<Row extends LiveRow> {
 }
 
 /** A live value a component can hold on to: `retain` while shown, call what it returns to let go. */
+/** A keyed result before its first frame: what a new entry holds and an idle hook shows. */
+export function loadingRows<Row extends LiveRow>(): RowsSnapshot<Row> {
+  return { status: "loading", rows: [], changes: new Map(), seq: null, asOf: null, resets: 0, error: null, receivedAt: null };
+}
+
 export interface LiveHandle<S> extends Readable<S> {
   retain(): () => void;
 }
@@ -181,16 +186,7 @@ class RowsEntry<Row extends LiveRow> extends Entry<RowsSnapshot<Row>> {
   private readonly rows: KeyedRows<Row>;
 
   constructor(key: string, request: SubscriptionRequest, store: LiveStore, private readonly field: string, keyFields: readonly string[]) {
-    super(key, request, store, {
-      status: "loading",
-      rows: [],
-      changes: new Map(),
-      seq: null,
-      asOf: null,
-      resets: 0,
-      error: null,
-      receivedAt: null,
-    });
+    super(key, request, store, loadingRows<Row>());
     this.rows = new KeyedRows<Row>(keyFields);
   }
 
