@@ -122,6 +122,10 @@ pub struct Transition {
     pub before: Option<Json>,
     pub after: Option<Json>,
     pub summary: String,
+    /// The replica positions a time-driven transition was decided on (filled in by the
+    /// runtime; empty for one caused by a transaction, whose position is its cause). A restart
+    /// that goes back to an earlier checkpoint decides again whatever was decided beyond it.
+    pub basis: Vec<(SourceName, Position)>,
 }
 
 /// What one observation of an instance's condition brings.
@@ -795,6 +799,7 @@ fn transition_with(
         before,
         after,
         summary: summary(rule, inst, fields),
+        basis: Vec::new(),
     }
 }
 

@@ -110,6 +110,7 @@ impl AlertHub {
         for record in start.rules {
             startup.extend(runtime.set_rule(Arc::new(record), &Cause::Due { at: now }).1);
         }
+        decided_on(&mut startup, &runtime.replica);
         runtime.publish();
         let board = runtime.published.subscribe();
         tokio::spawn(writer(start.store, start.marks, writes_rx, cancel.clone()));
@@ -187,7 +188,8 @@ impl Runtime {
                 Some(command) = commands.recv() => self.command(command).await,
                 _ = tokio::time::sleep(wait.unwrap_or(Duration::from_secs(3600))), if wait.is_some() => {
                     let now = chrono::Utc::now().timestamp_micros();
-                    let transitions = self.set.advance(now, &self.replica);
+                    let mut transitions = self.set.advance(now, &self.replica);
+                    decided_on(&mut transitions, &self.replica);
                     self.record(transitions, None).await;
                 }
             }
@@ -201,6 +203,7 @@ impl Runtime {
             let now = chrono::Utc::now().timestamp_micros();
             let mut transitions = self.set.advance(now, &self.replica);
             transitions.extend(self.set.on_kpis(&step.changed, &self.kpis, &Cause::Due { at: now }));
+            decided_on(&mut transitions, &self.replica);
             self.record(transitions, None).await;
             return;
         };
@@ -214,10 +217,12 @@ impl Runtime {
         // Time first, on the rows as they were: what came due before this commit happened
         // before it.
         let mut transitions = self.set.advance(cause.at(), &self.replica);
+        decided_on(&mut transitions, &self.replica);
         self.replica = batch.replica.clone();
         transitions.extend(self.set.on_touched(&step.touched, &cause));
         transitions.extend(self.set.on_kpis(&step.changed, &self.kpis, &cause));
         transitions.extend(self.set.on_rows(&batch.applied, &self.replica, &cause));
+        decided_on(&mut transitions, &self.replica);
         if !batch.applied.deltas.iter().all(|d| matches!(d, crate::replica::Delta::Row(_))) {
             // A table was reloaded: row rules that could not bind before may bind now.
             self.rebind_waiting(&cause);
@@ -229,7 +234,8 @@ impl Runtime {
         let waiting: Vec<Arc<AlertRuleRecord>> =
             self.board.rules.values().filter(|r| r.problem.is_some()).map(|r| r.record.clone()).collect();
         for record in waiting {
-            let (_, transitions) = self.set_rule(record, cause);
+            let (_, mut transitions) = self.set_rule(record, cause);
+            decided_on(&mut transitions, &self.replica);
             // Recorded with the step's own write by the caller's next record: keep them here.
             if !transitions.is_empty() {
                 let writes = self.writes.clone();
@@ -287,7 +293,8 @@ impl Runtime {
         let now = chrono::Utc::now().timestamp_micros();
         match command {
             Command::SetRule { record, reply } => {
-                let (result, transitions) = self.set_rule(record, &Cause::Due { at: now });
+                let (result, mut transitions) = self.set_rule(record, &Cause::Due { at: now });
+                decided_on(&mut transitions, &self.replica);
                 self.record(transitions, None).await;
                 self.publish();
                 let _ = reply.send(result);
@@ -361,6 +368,14 @@ impl Runtime {
         self.board.instances = self.set.instance_map().clone();
         self.board.seq += 1;
         self.published.send_replace(Arc::new(self.board.clone()));
+    }
+}
+
+/// Notes the replica positions under each time-driven transition not yet noted: what a
+/// restart from an earlier checkpoint must decide again (the store drops it then).
+fn decided_on(transitions: &mut [Transition], replica: &Replica) {
+    for t in transitions.iter_mut().filter(|t| matches!(t.cause, Cause::Due { .. }) && t.basis.is_empty()) {
+        t.basis = replica.applied_positions().map(|(s, p)| (s.clone(), p)).collect();
     }
 }
 

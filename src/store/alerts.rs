@@ -140,34 +140,60 @@ impl Store {
             .collect()
     }
 
-    /// The instances that were pending or firing as of the replica's positions: the state the
-    /// recorded transitions had reached before the first one caused by a transaction beyond
-    /// `positions` (which the source delivers again, and the engine decides again, the same
-    /// way). An acknowledgement recorded for an instance that is still open is kept.
+    /// The instances that were pending or firing as of the replica's positions (a checkpoint).
+    ///
+    /// Whatever was decided beyond those positions is decided again: the source delivers its
+    /// transactions again, and time-driven transitions decided on a replica beyond them are
+    /// judged again on the replayed rows. So each instance's transitions from the first one
+    /// beyond (caused by a later transaction, or decided on a later replica) are deleted, and
+    /// its state is the one they had reached before. Replay records them again, the same way
+    /// for a transaction, so the history stays one chain per instance. An acknowledgement
+    /// recorded for an instance that is still open is kept; instance rows no longer open go.
     pub async fn load_alert_state(&self, positions: &[(String, Position)]) -> Result<Vec<Instance>, StoreError> {
         let sources: Vec<String> = positions.iter().map(|(s, _)| s.clone()).collect();
         let limits: Vec<i64> = positions.iter().map(|(_, p)| i64::try_from(p.0).unwrap_or(i64::MAX)).collect();
-        let rows = sqlx::query(
-            "WITH beyond AS ( \
+        let mut tx = self.pool.begin().await?;
+        let dropped = sqlx::query(
+            "WITH c AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS c(source, pos)), \
+             beyond AS ( \
                SELECT t.rule_id, t.instance, min(t.id) AS first_beyond FROM alert_transitions t \
-               JOIN unnest($1::text[], $2::bigint[]) AS c(source, pos) ON t.source = c.source AND t.position_num > c.pos \
-               GROUP BY t.rule_id, t.instance), \
-             state AS ( \
+               WHERE EXISTS (SELECT 1 FROM c WHERE t.source = c.source AND t.position_num > c.pos) \
+                  OR EXISTS (SELECT 1 FROM jsonb_each_text(coalesce(t.basis, '{}')) b JOIN c ON b.key = c.source \
+                             WHERE b.value::bigint > c.pos) \
+               GROUP BY t.rule_id, t.instance) \
+             DELETE FROM alert_transitions t USING beyond b \
+             WHERE t.rule_id = b.rule_id AND t.instance = b.instance AND t.id >= b.first_beyond",
+        )
+        .bind(&sources)
+        .bind(&limits)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if dropped > 0 {
+            tracing::info!(transitions = dropped, "alert transitions beyond the checkpoint are decided again");
+        }
+        let state = "WITH state AS ( \
                SELECT DISTINCT ON (t.rule_id, t.instance) t.rule_id, t.instance, t.labels, t.to_state, t.at, t.value, \
-                 t.summary, t.row_after FROM alert_transitions t LEFT JOIN beyond b USING (rule_id, instance) \
-               WHERE b.first_beyond IS NULL OR t.id < b.first_beyond \
-               ORDER BY t.rule_id, t.instance, t.id DESC) \
+                 t.summary, t.row_after FROM alert_transitions t ORDER BY t.rule_id, t.instance, t.id DESC) \
              SELECT s.rule_id, s.instance, s.labels::text AS labels, s.to_state, s.at, s.value, s.summary, \
                s.row_after::text AS row_image, \
                i.acknowledged_by, i.acknowledged_at, i.ack_note, i.active_since \
              FROM state s JOIN alert_rules r ON r.id = s.rule_id \
              LEFT JOIN alert_instances i ON i.rule_id = s.rule_id AND i.instance = s.instance \
-             WHERE s.to_state IN ('PENDING', 'FIRING')",
+             WHERE s.to_state IN ('PENDING', 'FIRING')";
+        let rows = sqlx::query(state).fetch_all(&mut *tx).await?;
+        let open: (Vec<i64>, Vec<String>) =
+            rows.iter().map(|r| (r.get::<i64, _>("rule_id"), r.get::<String, _>("instance"))).unzip();
+        sqlx::query(
+            "DELETE FROM alert_instances i WHERE NOT EXISTS \
+             (SELECT 1 FROM unnest($1::bigint[], $2::text[]) AS o(rule_id, instance) \
+              WHERE o.rule_id = i.rule_id AND o.instance = i.instance)",
         )
-        .bind(&sources)
-        .bind(&limits)
-        .fetch_all(&self.pool)
+        .bind(&open.0)
+        .bind(&open.1)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let state: String = row.get("to_state");
@@ -219,10 +245,15 @@ impl Store {
                 ),
                 Cause::Due { .. } => (None, None, None, None),
             };
+            let basis = (!t.basis.is_empty()).then(|| {
+                let map: serde_json::Map<String, serde_json::Value> =
+                    t.basis.iter().map(|(s, p)| (s.to_string(), serde_json::Value::from(p.0))).collect();
+                serde_json::Value::Object(map).to_string()
+            });
             sqlx::query(
                 "INSERT INTO alert_transitions (rule_id, instance, labels, from_state, to_state, at, cause, source, \
-                 position, commit_ts, value, row_before, row_after, summary, position_num) \
-                 VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13::jsonb, $14, $15) \
+                 position, commit_ts, value, row_before, row_after, summary, position_num, basis) \
+                 VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13::jsonb, $14, $15, $16::jsonb) \
                  ON CONFLICT (rule_id, instance, to_state, cause) DO NOTHING",
             )
             .bind(t.rule.0)
@@ -240,6 +271,7 @@ impl Store {
             .bind(t.after.as_ref().map(json_text))
             .bind(&t.summary)
             .bind(position_num)
+            .bind(basis)
             .execute(&mut *tx)
             .await?;
         }
@@ -331,6 +363,7 @@ impl Store {
                     before: json("row_before"),
                     after: json("row_after"),
                     summary: row.get("summary"),
+                    basis: Vec::new(),
                 },
                 recorded_at: micros(row.get("recorded_at")),
             });
