@@ -22,7 +22,7 @@ use crate::checkpoint::{self, CheckpointError, writer::Checkpointer};
 use crate::config::{Config, ConfigError, SourceKind};
 use crate::error::SourceError;
 use crate::kpi::recorder::Recorder;
-use crate::kpi::{KpiHub, KpiStep};
+use crate::kpi::{KpiHub, KpiStep, SourceHealth, SourceKpi};
 use crate::pipeline::{ApplyLoop, CHANNEL_CAPACITY, Consumer};
 use crate::policy::{Policy, PolicyError, PolicyStore};
 use crate::registry::Registry;
@@ -161,8 +161,9 @@ pub async fn serve_on(
     let alert_marks = DurableMarks::register("alerts", &watermarks);
     let history_marks = DurableMarks::register("kpi_history", &watermarks);
     let (kpi_tx, kpi_rx) = Consumer::durable("kpi", vec![alert_marks.clone(), history_marks.clone()]);
-    let records = store.load_kpis().await?;
+    let mut records = store.load_kpis().await?;
     tracing::info!(kpis = records.len(), "KPIs loaded");
+    records.extend(store.builtin_kpis(&SourceKpi::all(views.iter().map(|v| &v.name))).await?);
     let (steps_tx, steps_rx) = mpsc::channel(crate::pipeline::BATCH_CAPACITY);
     let start = versions.borrow().clone();
     let kpi_hub = KpiHub::start(start.clone(), config.kpi.time_zone, policy.clone(), records, kpi_rx, Some(steps_tx));
@@ -189,6 +190,7 @@ pub async fn serve_on(
         policy: policy.clone(),
         replica: versions.clone(),
     };
+    let health_kpis = kpi_hub.clone();
     let kpis = KpiService { hub: kpi_hub, store: store.clone(), policy: policy.clone(), earlier: Default::default() };
     let graphql = GraphqlState::new(auth.clone(), policy.clone(), registry.clone(), versions.clone())
         .with_live(hub, cancel.clone())
@@ -225,12 +227,14 @@ pub async fn serve_on(
     let recorder = {
         let (store, watermarks, cancel, registry) =
             (store.clone(), watermarks.clone(), cancel.clone(), registry.clone());
+        let health_kpis = health_kpis.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             let mut last_log = std::time::Instant::now();
             let mut rates = ChangeRates::default();
             loop {
                 rates.sample(&stats, &registry, &source_stats);
+                health_kpis.sample(health(&watermarks, &source_stats));
                 let stop = tokio::select! {
                     _ = tick.tick() => false,
                     Some((source, position)) = snap_rx.recv() => {
@@ -377,6 +381,28 @@ impl ChangeRates {
             self.samples.pop_front();
         }
     }
+}
+
+/// Every source's health now, for its built-in KPIs: the same figures `/metrics` shows.
+fn health(
+    watermarks: &HashMap<SourceName, Arc<Watermarks>>,
+    sources: &[(SourceName, Arc<SourceStats>)],
+) -> Vec<(SourceName, SourceHealth)> {
+    let now = chrono::Utc::now().timestamp_micros();
+    sources
+        .iter()
+        .filter_map(|(name, stats)| {
+            let w = watermarks.get(name)?;
+            let health = SourceHealth {
+                lag_bytes: w.lag_bytes(),
+                lag_seconds: w.lag_seconds(now),
+                retained_wal_bytes: stats.slot().map(|s| s.retained_bytes),
+                heartbeat_age_seconds: stats.heartbeat_age(now),
+                changes_per_second: stats.changes_per_second(),
+            };
+            Some((name.clone(), health))
+        })
+        .collect()
 }
 
 /// Where a source's next session may resume: the replica's position for it, once it has been

@@ -31,7 +31,7 @@ async fn created(shop: &Shop, token: &str, input: Json) -> String {
 }
 
 async fn kpis(shop: &Shop, token: &str) -> Vec<Json> {
-    let d = data(shop.addr, token, &format!("{{ kpis {{ {FIELDS} }} }}"), json!({})).await;
+    let d = data(shop.addr, token, &format!("{{ kpis(builtin: false) {{ {FIELDS} }} }}"), json!({})).await;
     d["kpis"].as_array().cloned().unwrap_or_default()
 }
 
@@ -214,7 +214,7 @@ async fn kpis_equal_sql_through_random_writes_and_subscriptions_follow_them() {
     assert_eq!(frame["extensions"]["seq"], 1, "{frame}");
 
     // `kpis` follows every readable KPI; a deleted KPI leaves it.
-    ws.subscribe("all", "subscription { kpis { id seq } }", json!({})).await;
+    ws.subscribe("all", "subscription { kpis(builtin: false) { id seq } }", json!({})).await;
     let frame = ws.next("all").await;
     assert_eq!(frame["data"]["kpis"].as_array().map(Vec::len), Some(5), "{frame}");
     let d = data(shop.addr, &admin, "mutation($id: ID!) { deleteKpi(id: $id) }", json!({ "id": revenue })).await;
@@ -336,6 +336,8 @@ async fn a_kpi_survives_a_restart() {
     let input = json!({ "name": "Open tickets", "table": "tickets", "aggregate": "COUNT", "filter": { "status": { "in": ["new", "open"] } } });
     let id = created(&shop, &admin, input).await;
     let before = kpis(&shop, &admin).await;
+    let builtins = "{ kpis(builtin: true) { id name source { source measure } } }";
+    let builtin_before = data(shop.addr, &admin, builtins, json!({})).await;
 
     let Shop { pg, serve, dir, .. } = shop;
     serve.terminate().await;
@@ -353,6 +355,8 @@ async fn a_kpi_survives_a_restart() {
             assert_eq!(after[0]["name"], before[0]["name"]);
             assert_eq!(after[0]["value"], before[0]["value"], "{}", after[0]);
             assert_eq!(after[0]["definition"], before[0]["definition"]);
+            // The built-in ones keep their ids (rules and history refer to them).
+            assert_eq!(data(shop.addr, &admin, builtins, json!({})).await, builtin_before);
             break;
         }
         assert!(Instant::now() < deadline, "the stored KPI is not back: {after:?}");
@@ -471,4 +475,99 @@ async fn a_kpi_is_compared_with_its_value_a_day_before_and_lists_its_recent_seri
     )
     .await;
     assert_eq!(reply.codes(), ["BAD_USER_INPUT"], "{}", reply.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_source_s_health_is_a_built_in_kpi_every_role_reads_that_rules_watch_and_history_keeps() {
+    let shop = Shop::start(opslive::demo::FIXTURE_SEED, &fixture_policy()).await;
+    let admin = token("admin", json!({}));
+    let lead = token("warehouse_lead", json!({ "warehouses": ["WH-BER"] }));
+    let builtins =
+        "{ kpis(builtin: true) { id name unit table aggregate source { source measure } ready value valueFloat } }";
+
+    // A warehouse lead, who may read no KPI over all warehouses, reads every source's health.
+    let d = data(shop.addr, &lead, builtins, json!({})).await;
+    let list = d["kpis"].as_array().unwrap().clone();
+    let mut measures: Vec<&str> = list.iter().map(|k| k["source"]["measure"].as_str().unwrap()).collect();
+    measures.sort();
+    assert_eq!(
+        measures,
+        ["CHANGES_PER_SECOND", "HEARTBEAT_AGE_SECONDS", "LAG_BYTES", "LAG_SECONDS", "RETAINED_WAL_BYTES"],
+        "{d}"
+    );
+    for k in &list {
+        assert_eq!(k["source"]["source"], "shop", "{k}");
+        assert!(k["table"].is_null() && k["aggregate"].is_null(), "{k}");
+        assert!(k["name"].as_str().unwrap().starts_with("shop: "), "{k}");
+    }
+    let id = |measure: &str| {
+        list.iter().find(|k| k["source"]["measure"] == measure).map(|k| k["id"].as_str().unwrap().to_string()).unwrap()
+    };
+    let rate = id("CHANGES_PER_SECOND");
+    let defined = data(shop.addr, &admin, "{ kpis(builtin: false) { id } }", json!({})).await;
+    assert_eq!(defined["kpis"], json!([]), "none defined yet");
+
+    // A rule on the change rate, like any KPI rule: it fires once writes flow.
+    let rule = data(
+        shop.addr,
+        &admin,
+        "mutation($input: AlertRuleInput!) { createAlertRule(input: $input) { id problem } }",
+        json!({ "input": { "name": "writes flowing", "kpi": { "kpi": rate, "above": 0 } } }),
+    )
+    .await;
+    assert!(rule["createAlertRule"]["problem"].is_null(), "{rule}");
+    let client = shop.pg.connect("shop").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let alert = loop {
+        client
+            .batch_execute("UPDATE inventory SET on_hand = on_hand + 1 WHERE sku = (SELECT min(sku) FROM inventory)")
+            .await
+            .unwrap();
+        let d = data(
+            shop.addr,
+            &admin,
+            "{ alerts(where: { state: FIRING }) { ruleName value cause { position dueAt } } }",
+            json!({}),
+        )
+        .await;
+        if let Some(a) = d["alerts"].as_array().unwrap().iter().find(|a| a["ruleName"] == "writes flowing") {
+            break a.clone();
+        }
+        assert!(Instant::now() < deadline, "the change-rate rule never fired: {d}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(alert["value"].as_str().unwrap().parse::<f64>().unwrap() > 0.0, "{alert}");
+    assert!(
+        alert["cause"]["position"].is_null() && !alert["cause"]["dueAt"].is_null(),
+        "a sample, not a commit: {alert}"
+    );
+
+    // Its values are kept per minute like any KPI's.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d =
+            data(shop.addr, &lead, "query($id: ID!) { kpiHistory(id: $id) { at max } }", json!({ "id": rate })).await;
+        if d["kpiHistory"].as_array().unwrap().iter().any(|p| p["max"].as_f64().is_some_and(|m| m > 0.0)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no history of the change rate: {d}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Nobody defines, changes or deletes them.
+    let lag = id("LAG_SECONDS");
+    let input = json!({ "name": "x", "table": "orders", "aggregate": "COUNT" });
+    let reply = post(
+        shop.addr,
+        Some(&admin),
+        "mutation($id: ID!, $input: KpiInput!) { updateKpi(id: $id, input: $input) { id } }",
+        json!({ "id": lag, "input": input }),
+    )
+    .await;
+    assert_eq!(reply.codes(), ["BAD_USER_INPUT"], "{}", reply.text);
+    assert!(reply.text.contains("built in"), "{}", reply.text);
+    let reply = post(shop.addr, Some(&admin), "mutation($id: ID!) { deleteKpi(id: $id) }", json!({ "id": lag })).await;
+    assert_eq!(reply.codes(), ["BAD_USER_INPUT"], "{}", reply.text);
+    let d = data(shop.addr, &lead, "query($id: ID!) { kpi(id: $id) { name ready } }", json!({ "id": lag })).await;
+    assert_eq!(d["kpi"]["ready"], true, "still there, sampled: {d}");
 }

@@ -49,6 +49,7 @@ impl World {
             updated_by: None,
             created_at: 0,
             updated_at: 0,
+            builtin: None,
         };
         let value = self.kpis.value(KpiId(id)).cloned().expect("value");
         let entry = KpiEntry {

@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 use super::DemoError;
 use crate::alert::AlertRuleDefinition;
 use crate::config::SecretUrl;
-use crate::kpi::KpiDefinition;
+use crate::kpi::{KpiDefinition, SourceKpi};
 use crate::store::Store;
 
 pub const FIXTURE: &str = include_str!("../../fixtures/demo-monitoring.json");
@@ -21,7 +21,8 @@ pub const FIXTURE: &str = include_str!("../../fixtures/demo-monitoring.json");
 #[derive(Deserialize)]
 struct Fixture {
     kpis: Vec<KpiDefinition>,
-    /// Rules whose `kpi.kpi` is a KPI's name, not its id.
+    /// Rules whose `kpi.kpi` is a KPI's name, not its id (`builtin:<source>/<MEASURE>` for a
+    /// built-in one).
     rules: Vec<Json>,
 }
 
@@ -42,8 +43,13 @@ pub async fn seed(url: &SecretUrl) -> Result<(usize, usize), DemoError> {
     }
     for mut rule in fixture.rules {
         if let Some(name) = rule.pointer("/kpi/kpi").and_then(Json::as_str).map(str::to_string) {
-            let id = ids.get(&name).ok_or_else(|| fail(&format!("a rule names KPI `{name}`, which is not defined")))?;
-            rule["kpi"]["kpi"] = Json::from(*id);
+            let id = match name.strip_prefix("builtin:").map(SourceKpi::parse_key) {
+                Some(Some(builtin)) => store.builtin_kpis(&[builtin]).await.map_err(|e| fail(&e))?[0].id.0,
+                _ => {
+                    *ids.get(&name).ok_or_else(|| fail(&format!("a rule names KPI `{name}`, which is not defined")))?
+                }
+            };
+            rule["kpi"]["kpi"] = Json::from(id);
         }
         let def: AlertRuleDefinition = serde_json::from_value(rule).map_err(|e| fail(&e))?;
         store.insert_alert_rule(&def, Some(AUTHOR)).await.map_err(|e| fail(&e))?;

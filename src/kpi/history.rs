@@ -77,6 +77,27 @@ impl Rollups {
         }
     }
 
+    /// Merges drained rollups back in (a write that failed), as the database would merge them.
+    pub fn absorb(&mut self, rollups: Vec<Rollup>) {
+        for r in rollups {
+            match self.open.entry((r.kpi, r.group.clone(), r.minute)) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(r);
+                }
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    let mine = o.get_mut();
+                    if r.order >= mine.order {
+                        mine.last = r.last;
+                        mine.last_value = r.last_value;
+                        mine.order = r.order;
+                    }
+                    mine.min = [mine.min, r.min].into_iter().flatten().reduce(f64::min);
+                    mine.max = [mine.max, r.max].into_iter().flatten().reduce(f64::max);
+                }
+            }
+        }
+    }
+
     /// The rollups touched since the last drain.
     pub fn drain(&mut self) -> Vec<Rollup> {
         let mut out: Vec<Rollup> = self.open.drain().map(|(_, r)| r).collect();
@@ -116,5 +137,19 @@ mod tests {
         r.observe(KpiId(1), &v(3), 6, 19);
         let out = r.drain();
         assert_eq!((out[0].last.as_str(), out[0].min), ("7", Some(3.0)));
+    }
+
+    #[test]
+    fn absorbing_a_drain_again_merges_like_the_database() {
+        let mut first = Rollups::new();
+        first.observe(KpiId(1), &v(7), 5, 0);
+        first.observe(KpiId(1), &v(2), 6, 0);
+        let mut later = Rollups::new();
+        later.absorb(first.drain());
+        later.observe(KpiId(1), &v(4), 7, 0);
+        later.observe(KpiId(2), &v(1), 7, 0);
+        let out = later.drain();
+        assert_eq!(out.len(), 2);
+        assert_eq!((out[0].last.as_str(), out[0].min, out[0].max), ("4", Some(2.0), Some(7.0)));
     }
 }

@@ -31,13 +31,24 @@ pub struct Recorder {
     pub retention: i64,
 }
 
-/// What one write holds: the rollups touched since the last, and the positions they make
-/// durable.
-type Flush = (Vec<Rollup>, HashMap<SourceName, Position>);
+/// What one write holds, apart by what they depend on: the rollups transactions touched since
+/// the last write and the positions they make durable; then the rollups of samples (built-in
+/// KPIs, time-driven changes, the minute's sample), which no transaction delivered again
+/// would bring back, and which therefore hold back no position.
+///
+/// Kept apart so that a source is never held back by a write its transactions do not need:
+/// with the app database on the source's server, a fast shutdown waits for the slot's client
+/// to confirm the last WAL, and confirming must not wait for that server to take a write.
+struct Flush {
+    derived: Vec<Rollup>,
+    positions: HashMap<SourceName, Position>,
+    sampled: Vec<Rollup>,
+}
 
 impl Recorder {
     pub async fn run(self, mut steps: mpsc::Receiver<KpiStep>, cancel: CancellationToken) {
         let mut rollups = Rollups::new();
+        let mut sampled = Rollups::new();
         // The newest position observed per source, made durable by the next flush.
         let mut pending: HashMap<SourceName, Position> = HashMap::new();
         let mut board = None;
@@ -64,7 +75,7 @@ impl Recorder {
                         None => {
                             let now = chrono::Utc::now().timestamp_micros();
                             for (id, value) in &step.changed {
-                                rollups.observe(*id, value, now, 0);
+                                sampled.observe(*id, value, now, 0);
                             }
                         }
                     }
@@ -74,13 +85,17 @@ impl Recorder {
                     if let Some(board) = &board {
                         let now = chrono::Utc::now().timestamp_micros();
                         for (id, entry) in board.kpis.iter() {
-                            rollups.observe(*id, &entry.value, now, 0);
+                            sampled.observe(*id, &entry.value, now, 0);
                         }
                     }
                 }
                 _ = flush.tick() => {
                     if let Ok(permit) = writes.try_reserve() {
-                        permit.send((rollups.drain(), std::mem::take(&mut pending)));
+                        permit.send(Flush {
+                            derived: rollups.drain(),
+                            positions: std::mem::take(&mut pending),
+                            sampled: sampled.drain(),
+                        });
                     }
                 }
                 _ = prune.tick() => {
@@ -97,19 +112,22 @@ impl Recorder {
         }
         // The steps end after the apply loop drained at shutdown: what is left is written once
         // more (a crash instead leaves it to the re-delivered transactions).
-        let _ = writes.send((rollups.drain(), pending)).await;
+        let _ = writes.send(Flush { derived: rollups.drain(), positions: pending, sampled: sampled.drain() }).await;
         drop(writes);
         let _ = writer.await;
     }
 }
 
-/// Writes each flush in order, retrying while the database is away, and marks its positions
-/// durable once written.
+/// Writes each flush in order: what transactions brought is retried while the database is
+/// away, and its positions are marked durable once written (at once when there is none);
+/// samples that cannot be written go with the next flush.
 async fn write_rollups(store: Store, marks: DurableMarks, mut queue: mpsc::Receiver<Flush>, cancel: CancellationToken) {
-    while let Some((batch, positions)) = queue.recv().await {
+    // Samples not yet written; merged again with the next ones (merging is idempotent).
+    let mut carried = Rollups::new();
+    while let Some(Flush { derived, positions, sampled }) = queue.recv().await {
         let mut delay = Duration::from_millis(200);
         loop {
-            match store.record_rollups(&batch).await {
+            match store.record_rollups(&derived).await {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot write KPI history; retrying (the source is not acknowledged meanwhile)");
@@ -123,6 +141,12 @@ async fn write_rollups(store: Store, marks: DurableMarks, mut queue: mpsc::Recei
         }
         for (source, position) in positions {
             marks.durable(&source, position);
+        }
+        carried.absorb(sampled);
+        let samples = carried.drain();
+        if let Err(e) = store.record_rollups(&samples).await {
+            tracing::warn!(error = %e, "cannot write sampled KPI history; trying again with the next");
+            carried.absorb(samples);
         }
     }
 }

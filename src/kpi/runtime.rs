@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::compile::{CompiledKpi, compile_kpi};
 use super::definition::{DefinitionError, KpiDefinition};
 use super::engine::{KpiId, KpiSet, KpiValue};
+use super::health::{SourceHealth, SourceKpi};
 use crate::change::{Position, SourceName};
 use crate::pipeline::Batch;
 use crate::policy::PolicyStore;
@@ -37,6 +38,9 @@ pub struct KpiRecord {
     /// µs since the Unix epoch.
     pub created_at: i64,
     pub updated_at: i64,
+    /// A built-in KPI (a source's health): sampled, not computed from `definition`, which
+    /// only names it.
+    pub builtin: Option<SourceKpi>,
 }
 
 /// Where a value stands in its source's history.
@@ -93,6 +97,7 @@ pub struct KpiStep {
 enum Command {
     Define { record: Arc<KpiRecord>, reply: oneshot::Sender<Result<(), DefinitionError>> },
     Remove { id: KpiId },
+    Sample { health: Vec<(SourceName, SourceHealth)> },
 }
 
 /// The handle GraphQL and the server use.
@@ -155,6 +160,11 @@ impl KpiHub {
 
     pub fn remove(&self, id: KpiId) {
         let _ = self.commands.send(Command::Remove { id });
+    }
+
+    /// The sources' health now: the built-in KPIs take it as their new values.
+    pub fn sample(&self, health: Vec<(SourceName, SourceHealth)>) {
+        let _ = self.commands.send(Command::Sample { health });
     }
 
     pub fn current(&self) -> Arc<KpiBoard> {
@@ -254,6 +264,12 @@ impl Runtime {
     /// table is reloaded.
     fn define(&mut self, record: Arc<KpiRecord>) -> Result<(), DefinitionError> {
         let id = record.id;
+        if record.builtin.is_some() {
+            let value = KpiValue::NotReady("not sampled yet".into());
+            let as_of = record.builtin.as_ref().map(|b| self.as_of_for(&b.source)).unwrap_or_default();
+            self.board.kpis.insert(id, Arc::new(KpiEntry { record, compiled: None, value, seq: 1, as_of }));
+            return Ok(());
+        }
         let result = self.compile(&record);
         let (compiled, value) = match &result {
             Ok(compiled) => {
@@ -307,7 +323,31 @@ impl Runtime {
                 let board = self.publish();
                 Some(KpiStep { batch: None, changed: Vec::new(), touched: Vec::new(), removed: vec![id], board })
             }
+            Command::Sample { health } => self.sample(&health),
         }
+    }
+
+    /// The built-in KPIs whose sampled value differs from their last.
+    fn sample(&mut self, health: &[(SourceName, SourceHealth)]) -> Option<KpiStep> {
+        let builtins: Vec<(KpiId, SourceKpi)> =
+            self.board.kpis.iter().filter_map(|(id, e)| Some((*id, e.record.builtin.clone()?))).collect();
+        let mut changed = Vec::new();
+        for (id, kpi) in builtins {
+            let Some((_, h)) = health.iter().find(|(s, _)| *s == kpi.source) else { continue };
+            let value = h.value(kpi.measure);
+            let Some(old) = self.board.kpis.get(&id) else { continue };
+            if old.value == value {
+                continue;
+            }
+            let entry = old.with_value(value.clone(), self.as_of_for(&kpi.source));
+            self.board.kpis.insert(id, Arc::new(entry));
+            changed.push((id, value));
+        }
+        if changed.is_empty() {
+            return None;
+        }
+        let board = self.publish();
+        Some(KpiStep { batch: None, changed, touched: Vec::new(), removed: Vec::new(), board })
     }
 
     fn batch(&mut self, batch: Arc<Batch>) -> Option<KpiStep> {
@@ -330,7 +370,7 @@ impl Runtime {
             .board
             .kpis
             .values()
-            .filter(|e| e.compiled.is_none())
+            .filter(|e| e.compiled.is_none() && e.record.builtin.is_none())
             .map(|e| e.record.clone())
             .chain(outcome.reshaped.iter().filter_map(|id| self.board.kpis.get(id).map(|e| e.record.clone())))
             .collect();

@@ -9,7 +9,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Store, StoreError};
-use crate::kpi::{KpiDefinition, KpiId, KpiRecord};
+use crate::kpi::{KpiDefinition, KpiId, KpiRecord, SourceKpi};
 
 const COLUMNS: &str = "id, definition::text AS definition, created_by, updated_by, \
      (extract(epoch from created_at) * 1000000)::bigint AS created_us, \
@@ -26,6 +26,7 @@ fn record(row: &PgRow) -> Result<KpiRecord, StoreError> {
         updated_by: row.try_get("updated_by")?,
         created_at: row.try_get("created_us")?,
         updated_at: row.try_get("updated_us")?,
+        builtin: None,
     })
 }
 
@@ -57,6 +58,35 @@ impl Store {
         record(&row)
     }
 
+    /// The rows of these built-in KPIs, made on first use: their ids and creation times.
+    pub async fn builtin_kpis(&self, kpis: &[SourceKpi]) -> Result<Vec<KpiRecord>, StoreError> {
+        let mut out = Vec::with_capacity(kpis.len());
+        for kpi in kpis {
+            // The stored name is the key: the name people see comes with the source's name
+            // and cannot clash with a KPI someone defines.
+            let key = kpi.key();
+            let row = sqlx::query(
+                "INSERT INTO kpis (name, definition, builtin) VALUES ('builtin:' || $1, '{}', $1) \
+                 ON CONFLICT (builtin) DO UPDATE SET builtin = EXCLUDED.builtin \
+                 RETURNING id, (extract(epoch from created_at) * 1000000)::bigint AS created_us",
+            )
+            .bind(&key)
+            .fetch_one(&self.pool)
+            .await?;
+            let created: i64 = row.try_get("created_us")?;
+            out.push(KpiRecord {
+                id: KpiId(row.try_get("id")?),
+                definition: kpi.definition(),
+                created_by: None,
+                updated_by: None,
+                created_at: created,
+                updated_at: created,
+                builtin: Some(kpi.clone()),
+            });
+        }
+        Ok(out)
+    }
+
     /// Replaces a KPI's definition; `None` when there is no such KPI.
     pub async fn update_kpi(
         &self,
@@ -66,7 +96,7 @@ impl Store {
     ) -> Result<Option<KpiRecord>, StoreError> {
         let sql = format!(
             "UPDATE kpis SET name = $2, definition = $3::jsonb, updated_by = $4, updated_at = now() WHERE id = $1 \
-             RETURNING {COLUMNS}"
+             AND builtin IS NULL RETURNING {COLUMNS}"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id.0)
@@ -79,16 +109,18 @@ impl Store {
         row.as_ref().map(record).transpose()
     }
 
-    /// Deletes a KPI (and its history); whether it existed.
+    /// Deletes a KPI (and its history); whether it existed. Built-in ones stay.
     pub async fn delete_kpi(&self, id: KpiId) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM kpis WHERE id = $1").bind(id.0).execute(&self.pool).await?;
+        let done =
+            sqlx::query("DELETE FROM kpis WHERE id = $1 AND builtin IS NULL").bind(id.0).execute(&self.pool).await?;
         Ok(done.rows_affected() > 0)
     }
 
-    /// Every stored KPI, by id.
+    /// Every KPI someone defined, by id (built-in ones are [`Store::builtin_kpis`]).
     pub async fn load_kpis(&self) -> Result<Vec<KpiRecord>, StoreError> {
-        let rows =
-            sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM kpis ORDER BY id"))).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM kpis WHERE builtin IS NULL ORDER BY id")))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(record).collect()
     }
 }

@@ -15,7 +15,7 @@ use async_graphql::dynamic::{
 use futures_util::Stream;
 use futures_util::stream;
 
-use super::read::{KpiOut, id_argument, readable, service, visible};
+use super::read::{KpiOut, builtin_argument, builtin_input, id_argument, readable, service, visible};
 use super::types::KPI;
 use crate::api::graphql::resolve::Scope;
 use crate::auth::Principal;
@@ -42,15 +42,22 @@ type Item = async_graphql::Result<Answer>;
 
 /// What a caller sees of the board: a key that changes exactly when the answer does, and the
 /// answer.
-type Pick<K> = fn(&KpiBoard, &Policy, &Principal, Option<KpiId>) -> (K, Answer);
+type Pick<K> = fn(&KpiBoard, &Policy, &Principal, Want) -> (K, Answer);
 
-fn one(board: &KpiBoard, policy: &Policy, principal: &Principal, id: Option<KpiId>) -> (Option<u64>, Answer) {
-    let entry = id.and_then(|id| board.kpis.get(&id)).filter(|e| readable(e, policy, principal));
+/// What a stream asked for: one KPI, or all of one kind (see `kpis(builtin:)`).
+#[derive(Clone, Copy)]
+struct Want {
+    id: Option<KpiId>,
+    builtin: Option<bool>,
+}
+
+fn one(board: &KpiBoard, policy: &Policy, principal: &Principal, want: Want) -> (Option<u64>, Answer) {
+    let entry = want.id.and_then(|id| board.kpis.get(&id)).filter(|e| readable(e, policy, principal));
     (entry.map(|e| e.seq), Answer::One(entry.cloned()))
 }
 
-fn all(board: &KpiBoard, policy: &Policy, principal: &Principal, _: Option<KpiId>) -> (Vec<(KpiId, u64)>, Answer) {
-    let entries = visible(board, policy, principal);
+fn all(board: &KpiBoard, policy: &Policy, principal: &Principal, want: Want) -> (Vec<(KpiId, u64)>, Answer) {
+    let entries = visible(board, policy, principal, want.builtin);
     let key = entries.iter().map(|e| (e.record.id, e.seq)).collect();
     (key, Answer::All(entries.into_iter().cloned().collect()))
 }
@@ -59,7 +66,7 @@ struct Follow<K> {
     board: tokio::sync::watch::Receiver<std::sync::Arc<KpiBoard>>,
     policy: PolicyStore,
     principal: Principal,
-    id: Option<KpiId>,
+    want: Want,
     last: Option<K>,
 }
 
@@ -68,7 +75,7 @@ fn follow<K: PartialEq + Send + Sync + 'static>(start: Follow<K>, pick: Pick<K>)
     stream::unfold(start, move |mut f| async move {
         loop {
             let board = f.board.borrow_and_update().clone();
-            let (key, answer) = pick(&board, &f.policy.current().policy, &f.principal, f.id);
+            let (key, answer) = pick(&board, &f.policy.current().policy, &f.principal, f.want);
             if f.last.as_ref() != Some(&key) {
                 f.last = Some(key);
                 return Some((Ok(answer), f));
@@ -90,7 +97,7 @@ pub fn fields(subscription: Subscription) -> Subscription {
                         board: service.hub.board.clone(),
                         policy: service.policy.clone(),
                         principal,
-                        id,
+                        want: Want { id, builtin: None },
                         last: None,
                     };
                     Ok(follow(start, one))
@@ -111,12 +118,13 @@ pub fn fields(subscription: Subscription) -> Subscription {
                         board: service.hub.board.clone(),
                         policy: service.policy.clone(),
                         principal,
-                        id: None,
+                        want: Want { id: None, builtin: builtin_argument(&ctx) },
                         last: None,
                     };
                     Ok(follow(start, all))
                 })
             })
+            .argument(builtin_input())
             .description("The KPIs your role may read, again each time one of them changes or the set changes."),
         )
 }

@@ -57,7 +57,12 @@ pub struct Parts {
 /// the types and the `Mutation` root to register.
 pub fn extend(query: Object, subscription: Subscription) -> (Object, Subscription, Parts) {
     let parts = Parts {
-        objects: vec![comparison::kpi_fields(types::kpi()), comparison::group_fields(types::group()), history::point()],
+        objects: vec![
+            comparison::kpi_fields(types::kpi()),
+            comparison::group_fields(types::group()),
+            types::source(),
+            history::point(),
+        ],
         inputs: types::inputs(),
         enums: types::enums(),
         mutation: write::mutation(),
@@ -74,7 +79,8 @@ mod tests {
         let schema = build_with(&[], Features { kpis: true, ..Features::default() }).expect("a schema");
         let text = sdl(&schema);
         for wanted in [
-            "kpis: [Kpi!]!",
+            "  kpis(\n",
+            "builtin: Boolean\n  ): [Kpi!]!",
             "kpi(id: ID!): Kpi",
             "createKpi(input: KpiInput!): Kpi!",
             "updateKpi(id: ID!, input: KpiInput!): Kpi!",

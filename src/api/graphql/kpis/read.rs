@@ -5,6 +5,8 @@
 //! definition does not bind right now (its table is not loaded, a column went away) has no
 //! compiled form to judge by: only roles that manage KPIs see it, so they can repair it.
 //!
+//! Built-in KPIs (a source's health) carry no row data and are readable by every role.
+//!
 //! `kpi(id)` answers null for a KPI the caller may not read, exactly as for one that does not
 //! exist (like `…ByKey` for a row the role's filter hides): whether it exists is not leaked.
 
@@ -48,15 +50,41 @@ pub struct GroupOut {
 
 /// Whether `principal` may read `entry` under `policy`.
 pub fn readable(entry: &KpiEntry, policy: &Policy, principal: &Principal) -> bool {
+    if entry.record.builtin.is_some() {
+        // A source's health carries no row data: everyone watching may see it.
+        return true;
+    }
     match &entry.compiled {
         Some(compiled) => may_read(compiled, policy, &principal.role, &principal.claims),
         None => policy.may(&principal.role, Permission::ManageKpis),
     }
 }
 
-/// The KPIs of `board` that `principal` may read, by id.
-pub fn visible<'a>(board: &'a KpiBoard, policy: &Policy, principal: &Principal) -> Vec<&'a std::sync::Arc<KpiEntry>> {
-    board.kpis.values().filter(|e| readable(e, policy, principal)).collect()
+/// The KPIs of `board` that `principal` may read, by id: only built-in ones (`Some(true)`),
+/// only defined ones (`Some(false)`), or both.
+pub fn visible<'a>(
+    board: &'a KpiBoard,
+    policy: &Policy,
+    principal: &Principal,
+    builtin: Option<bool>,
+) -> Vec<&'a std::sync::Arc<KpiEntry>> {
+    board
+        .kpis
+        .values()
+        .filter(|e| builtin.is_none_or(|b| b == e.record.builtin.is_some()))
+        .filter(|e| readable(e, policy, principal))
+        .collect()
+}
+
+/// The optional `builtin` argument of `kpis`.
+pub fn builtin_argument(ctx: &ResolverContext<'_>) -> Option<bool> {
+    ctx.args.get("builtin").and_then(|v| v.boolean().ok())
+}
+
+pub fn builtin_input() -> InputValue {
+    InputValue::new("builtin", TypeRef::named(TypeRef::BOOLEAN)).description(
+        "`true`: only the built-in KPIs (each source's health); `false`: only KPIs someone defined; absent: both.",
+    )
 }
 
 /// The request's KPI service.
@@ -84,11 +112,12 @@ pub fn fields(query: Object) -> Object {
                     let scope = ctx.data::<Scope>()?;
                     let board = service.hub.current();
                     let policy = service.policy.current().policy;
-                    let kpis = visible(&board, &policy, &scope.principal);
+                    let kpis = visible(&board, &policy, &scope.principal, builtin_argument(&ctx));
                     Ok(Some(FieldValue::list(kpis.into_iter().map(|e| FieldValue::owned_any(KpiOut(e.clone()))))))
                 })
             })
-            .description("The KPIs your role may read (those it could compute itself), by id."),
+            .argument(builtin_input())
+            .description("The KPIs your role may read (those it could compute itself, and every source's built-in health KPIs), by id."),
         )
         .field(
             Field::new("kpi", TypeRef::named(KPI), |ctx| {

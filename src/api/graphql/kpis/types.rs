@@ -10,13 +10,15 @@ use async_graphql::{Name, Value as Gql};
 use super::read::{GroupOut, KpiOut};
 use crate::api::graphql::live::schema::AS_OF;
 use crate::api::graphql::scalars::to_graphql;
-use crate::kpi::{Aggregation, KpiValue};
+use crate::kpi::{Aggregation, KpiValue, SourceKpi, SourceMeasure};
 use crate::value::Value;
 
 pub const KPI: &str = "Kpi";
 pub const GROUP: &str = "KpiGroup";
 pub const AGGREGATE: &str = "KpiAggregate";
 pub const COMPARISON: &str = "KpiComparison";
+pub const SOURCE: &str = "KpiSource";
+pub const MEASURE: &str = "SourceMeasure";
 pub const INPUT: &str = "KpiInput";
 const VIEW_INPUT: &str = "KpiViewInput";
 const WINDOW_INPUT: &str = "KpiWindowInput";
@@ -67,10 +69,28 @@ pub fn kpi() -> Object {
         .field(kpi_field("description", TypeRef::named(s), |k| {
             k.0.record.definition.description.clone().and_then(text)
         }))
-        .field(kpi_field("table", TypeRef::named_nn(s), |k| text(&k.0.record.definition.table)))
-        .field(kpi_field("aggregate", TypeRef::named_nn(AGGREGATE), |k| {
-            Some(FieldValue::value(Gql::Enum(Name::new(k.0.record.definition.aggregate.name()))))
-        }))
+        .field(
+            kpi_field("table", TypeRef::named(s), |k| {
+                k.0.record.builtin.is_none().then(|| text(&k.0.record.definition.table)).flatten()
+            })
+            .description("The table it aggregates; null for a built-in KPI."),
+        )
+        .field(
+            kpi_field("aggregate", TypeRef::named(AGGREGATE), |k| {
+                k.0.record
+                    .builtin
+                    .is_none()
+                    .then(|| FieldValue::value(Gql::Enum(Name::new(k.0.record.definition.aggregate.name()))))
+            })
+            .description("What it computes; null for a built-in KPI."),
+        )
+        .field(
+            kpi_field("source", TypeRef::named(SOURCE), |k| k.0.record.builtin.clone().map(FieldValue::owned_any))
+                .description(
+                    "For a built-in KPI, the source whose health it measures (sampled once a second; nobody defines, \
+                 changes or deletes it); null for a defined KPI.",
+                ),
+        )
         .field(kpi_field("column", TypeRef::named(s), |k| k.0.record.definition.column.clone().and_then(text)))
         .field(kpi_field("groupBy", TypeRef::named_nn_list_nn(s), |k| {
             Some(FieldValue::list(k.0.record.definition.group_by.iter().map(|g| FieldValue::value(g.clone()))))
@@ -78,10 +98,13 @@ pub fn kpi() -> Object {
         .field(kpi_field("unit", TypeRef::named(s), |k| k.0.record.definition.unit.clone().and_then(text)))
         .field(
             kpi_field("definition", TypeRef::named_nn("JSON"), |k| {
-                let json = serde_json::to_value(&k.0.record.definition).ok()?;
+                let json = match &k.0.record.builtin {
+                    Some(b) => serde_json::json!({ "source": &*b.source, "measure": b.measure }),
+                    None => serde_json::to_value(&k.0.record.definition).ok()?,
+                };
                 Gql::from_json(json).ok().map(FieldValue::value)
             })
-            .description("The definition as stored (the shape of `KpiInput`)."),
+            .description("The definition as stored (the shape of `KpiInput`); a built-in KPI's source and measure."),
         )
         .field(kpi_field("value", TypeRef::named(s), |k| k.single().and_then(exact)).description(
             "The value as exact text (integers and decimals keep every digit); null when grouped, not ready, or \
@@ -121,6 +144,21 @@ pub fn kpi() -> Object {
         .field(kpi_field("updatedAt", TypeRef::named_nn("Timestamptz"), |k| micros(k.0.record.updated_at)))
 }
 
+/// A built-in KPI's source and measure.
+pub fn source() -> Object {
+    let read = |name: &str, ty: TypeRef, f: fn(&SourceKpi) -> FieldValue<'static>| {
+        Field::new(name, ty, move |ctx| {
+            FieldFuture::new(async move { Ok(Some(f(ctx.parent_value.try_downcast_ref::<SourceKpi>()?))) })
+        })
+    };
+    Object::new(SOURCE)
+        .description("What a built-in KPI measures: one figure of one source's health.")
+        .field(read("source", TypeRef::named_nn(TypeRef::STRING), |b| FieldValue::value(b.source.to_string())))
+        .field(read("measure", TypeRef::named_nn(MEASURE), |b| {
+            FieldValue::value(Gql::Enum(Name::new(b.measure.name())))
+        }))
+}
+
 fn group_field(name: &str, ty: TypeRef, read: fn(&GroupOut) -> Option<FieldValue<'static>>) -> Field {
     Field::new(name, ty, move |ctx| {
         FieldFuture::new(async move { Ok(read(ctx.parent_value.try_downcast_ref::<GroupOut>()?)) })
@@ -153,7 +191,11 @@ pub fn enums() -> Vec<Enum> {
         .description("The earlier value a KPI is compared with.")
         .item(EnumItem::new("DAY_BEFORE"))
         .item(EnumItem::new("WEEK_BEFORE"));
-    vec![aggregate, comparison]
+    let mut measure = Enum::new(MEASURE).description("A figure of a source's health, kept as a built-in KPI.");
+    for m in SourceMeasure::ALL {
+        measure = measure.item(EnumItem::new(m.name()).description(m.description()));
+    }
+    vec![aggregate, comparison, measure]
 }
 
 pub fn inputs() -> Vec<InputObject> {

@@ -112,9 +112,27 @@ async fn create(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldV
     define(service, record).await
 }
 
+/// Built-in KPIs are sampled from the sources, not defined: they cannot be changed.
+fn not_builtin(service: &KpiService, id: KpiId) -> async_graphql::Result<()> {
+    match service.hub.current().kpis.get(&id).and_then(|e| e.record.builtin.clone()) {
+        Some(b) => Err(error(
+            Code::BadUserInput,
+            format!(
+                "id: KPI {} is built in (the {} of source `{}`): it cannot be changed or deleted",
+                id.0,
+                b.measure.name(),
+                b.source
+            ),
+        )
+        .extend_with(|_, e| e.set("field", "id"))),
+        None => Ok(()),
+    }
+}
+
 async fn update(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'_>>> {
     let (service, scope) = authorised(&ctx)?;
     let id = id_argument(&ctx)?;
+    not_builtin(service, id)?;
     let def = definition(&ctx, service, scope)?;
     let record = service.store.update_kpi(id, &def, scope.principal.subject.as_deref()).await.map_err(stored)?;
     let record = record.ok_or_else(|| bad_input_id(id))?;
@@ -129,6 +147,7 @@ fn bad_input_id(id: KpiId) -> async_graphql::Error {
 async fn delete(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'_>>> {
     let (service, _) = authorised(&ctx)?;
     let id = id_argument(&ctx)?;
+    not_builtin(service, id)?;
     let existed = service.store.delete_kpi(id).await.map_err(stored)?;
     if existed {
         tracing::info!(kpi = id.0, "KPI deleted");
