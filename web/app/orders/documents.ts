@@ -43,7 +43,7 @@ export type OrdersWhere = NonNullable<VariablesOf<typeof LatestOrders>["where"]>
 /** KPI definitions, to find one that records orders per minute by channel (for the chart's history). */
 export const KpiDefinitions = graphql(`
   query KpiDefinitions {
-    kpis { id table aggregate groupBy definition }
+    kpis(builtin: false) { id table aggregate groupBy definition }
   }
 `);
 

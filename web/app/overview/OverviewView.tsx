@@ -23,7 +23,7 @@ export function OverviewView() {
       </section>
       <section className="panel" aria-labelledby="replication-title">
         <h2 id="replication-title">Replication</h2>
-        <ReplicationHealth />
+        <ReplicationHealth store={store} schema={schema} />
       </section>
     </>
   );

@@ -1,58 +1,32 @@
-// Replication health per source — lag (bytes and seconds), WAL the slot retains, heartbeat age —
-// read from the server's /metrics every two seconds (these are measurements of the stream itself,
-// not rows: they move with time as well as with transactions).
+// Replication health per source — lag (bytes and seconds), WAL the slot retains, heartbeat age,
+// changes per second — from the built-in KPIs (`kpis(builtin: true)`), which the server samples
+// once a second and pushes like any live result: no polling, and the same values alert rules see.
 "use client";
-import { useEffect, useState } from "react";
-import { byLabel, parseMetrics } from "@/lib/http/prometheus";
+import { useMemo } from "react";
+import { useLiveResult } from "@/lib/live/hooks";
+import type { LiveStore } from "@/lib/live/store";
+import type { RoleSchema } from "@/lib/schema/roleSchema";
+import { usePrunedDocument } from "@/lib/schema/usePrunedDocument";
+import { SourceHealthKpis, type SourceHealthKpi } from "./documents";
+import { healthBySource } from "./sourceHealth";
 
-interface SourceHealth {
-  readonly source: string;
-  readonly lagBytes: number | null;
-  readonly lagSeconds: number | null;
-  readonly retainedWal: number | null;
-  readonly heartbeatAge: number | null;
-}
-
-const POLL_MS = 2_000;
-
-export function ReplicationHealth() {
-  const [sources, setSources] = useState<readonly SourceHealth[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    let cancelled = false;
-    const poll = async () => {
-      try {
-        const response = await fetch("/metrics");
-        if (!response.ok) throw new Error(`/metrics answered ${response.status}`);
-        const samples = parseMetrics(await response.text());
-        const get = (name: string) => byLabel(samples, `opslive_${name}`, "source");
-        const [lagBytes, lagSeconds, retained, heartbeat] = [get("replication_lag_bytes"), get("replication_lag_seconds"), get("slot_retained_wal_bytes"), get("heartbeat_age_seconds")];
-        const names = [...new Set([...lagBytes.keys(), ...retained.keys(), ...heartbeat.keys()])].sort();
-        if (!cancelled) {
-          setSources(names.map((source) => ({ source, lagBytes: lagBytes.get(source) ?? null, lagSeconds: lagSeconds.get(source) ?? null, retainedWal: retained.get(source) ?? null, heartbeatAge: heartbeat.get(source) ?? null })));
-          setError(null);
-        }
-      } catch (e) {
-        if (!cancelled) setError(e instanceof Error ? e.message : String(e));
-      }
-    };
-    void poll();
-    const timer = setInterval(() => void poll(), POLL_MS);
-    return () => {
-      cancelled = true;
-      clearInterval(timer);
-    };
-  }, []);
-  if (error && !sources) return <p className="muted">Replication health unavailable: {error}</p>;
+export function ReplicationHealth({ store, schema }: { store: LiveStore | null; schema: RoleSchema | null }) {
+  const { document } = usePrunedDocument(SourceHealthKpis, schema);
+  const result = useLiveResult(store, document);
+  const kpis: readonly SourceHealthKpi[] | null = result.data?.kpis ?? null;
+  const sources = useMemo(() => (kpis ? healthBySource(kpis) : null), [kpis]);
+  if (schema && !document) return <p className="panel-note">Replication health is not available to your role.</p>;
+  if (result.error && !sources) return <p className="error">Replication health unavailable: {result.error}</p>;
   if (!sources) return <p className="muted">Loading…</p>;
   return (
-    <table className={`grid-table${error ? " stale" : ""}`} aria-label="Replication health">
+    <table className="grid-table" aria-label="Replication health">
       <thead>
         <tr>
           <th>Source</th>
           <th>Lag</th>
           <th>Retained WAL</th>
           <th>Heartbeat age</th>
+          <th>Changes/s</th>
         </tr>
       </thead>
       <tbody className="live-value">
@@ -60,15 +34,20 @@ export function ReplicationHealth() {
           <tr key={s.source}>
             <td>{s.source}</td>
             <td className="num">
-              {bytes(s.lagBytes)} · {s.lagSeconds === null ? "—" : `${s.lagSeconds.toFixed(1)} s`}
+              {bytes(s.LAG_BYTES)} · {seconds(s.LAG_SECONDS)}
             </td>
-            <td className="num">{bytes(s.retainedWal)}</td>
-            <td className="num">{s.heartbeatAge === null ? "—" : `${s.heartbeatAge.toFixed(1)} s`}</td>
+            <td className="num">{bytes(s.RETAINED_WAL_BYTES)}</td>
+            <td className="num">{seconds(s.HEARTBEAT_AGE_SECONDS)}</td>
+            <td className="num">{s.CHANGES_PER_SECOND === null ? "—" : s.CHANGES_PER_SECOND.toFixed(1)}</td>
           </tr>
         ))}
       </tbody>
     </table>
   );
+}
+
+function seconds(s: number | null): string {
+  return s === null ? "—" : `${s.toFixed(1)} s`;
 }
 
 function bytes(n: number | null): string {

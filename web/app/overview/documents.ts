@@ -4,7 +4,7 @@ import { graphql, type ResultOf } from "@/lib/graphql/graphql";
 
 export const LiveKpis = graphql(`
   subscription LiveKpis {
-    kpis {
+    kpis(builtin: false) {
       id name unit aggregate groupBy definition
       value valueFloat
       groups { key value valueFloat }
@@ -14,6 +14,17 @@ export const LiveKpis = graphql(`
   }
 `);
 export type LiveKpi = ResultOf<typeof LiveKpis>["kpis"][number];
+
+// Each source's health: the built-in KPIs, sampled by the server once a second.
+export const SourceHealthKpis = graphql(`
+  subscription SourceHealthKpis {
+    kpis(builtin: true) {
+      id value valueFloat ready
+      source { source measure }
+    }
+  }
+`);
+export type SourceHealthKpi = ResultOf<typeof SourceHealthKpis>["kpis"][number];
 
 export const FiringAlerts = graphql(`
   subscription FiringAlerts {

@@ -4,7 +4,7 @@
 // to the threshold of an alert rule on it.
 
 export interface KpiLike {
-  readonly aggregate: string;
+  readonly aggregate: string | null;
   readonly groupBy: readonly string[];
   readonly valueFloat: number | null;
   readonly groups: readonly { readonly key: unknown; readonly valueFloat: number | null }[];
@@ -16,12 +16,13 @@ const ADDITIVE = new Set(["COUNT", "SUM"]);
 export function headline(kpi: KpiLike): number | null {
   if (kpi.groupBy.length === 0) return kpi.valueFloat;
   const values = kpi.groups.map((g) => g.valueFloat).filter((v): v is number => v !== null);
-  if (values.length === 0) return ADDITIVE.has(kpi.aggregate) ? 0 : null;
-  return ADDITIVE.has(kpi.aggregate) ? values.reduce((a, b) => a + b, 0) : Math.max(...values);
+  const additive = kpi.aggregate !== null && ADDITIVE.has(kpi.aggregate);
+  if (values.length === 0) return additive ? 0 : null;
+  return additive ? values.reduce((a, b) => a + b, 0) : Math.max(...values);
 }
 
 /** History points (per minute and group) as one series of [seconds, value], folded like `headline`. */
-export function foldHistory(aggregate: string, points: readonly { readonly at: string; readonly lastFloat: number | null }[]): [number, number][] {
+export function foldHistory(aggregate: string | null, points: readonly { readonly at: string; readonly lastFloat: number | null }[]): [number, number][] {
   const byTime = new Map<number, number[]>();
   for (const point of points) {
     if (point.lastFloat === null) continue;
@@ -32,7 +33,7 @@ export function foldHistory(aggregate: string, points: readonly { readonly at: s
   }
   return [...byTime]
     .sort((a, b) => a[0] - b[0])
-    .map(([at, values]) => [at, ADDITIVE.has(aggregate) ? values.reduce((a, b) => a + b, 0) : Math.max(...values)]);
+    .map(([at, values]) => [at, aggregate !== null && ADDITIVE.has(aggregate) ? values.reduce((a, b) => a + b, 0) : Math.max(...values)]);
 }
 
 /** The relative change from `before` to `now` (0.25 = +25 %); null when it cannot be said. */

@@ -29,6 +29,6 @@ export const AgentAvailability = graphql(`
 
 export const TicketKpis = graphql(`
   subscription TicketKpis {
-    kpis { id name table unit aggregate groupBy value valueFloat groups { key value valueFloat } ready }
+    kpis(builtin: false) { id name table unit aggregate groupBy value valueFloat groups { key value valueFloat } ready }
   }
 `);
