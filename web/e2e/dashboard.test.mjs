@@ -80,6 +80,13 @@ describe("the dashboard", () => {
       assert.ok(mentioned.length === 1 && LEAD_WAREHOUSES.includes(mentioned[0]), `an alert of another warehouse: ${instance}`);
     }
 
+    // Every role sees replication health (built-in KPIs carry no rows), pushed live: the demo's
+    // source with the simulator's changes flowing.
+    await page.waitForFunction(() => {
+      const row = [...document.querySelectorAll('table[aria-label="Replication health"] tbody tr')].find((tr) => tr.cells[0]?.textContent === "shop");
+      return row !== undefined && Number(row.cells[4]?.textContent) > 0;
+    }, null, { timeout: 30_000 });
+
     await nav.getByRole("link", { name: "Inventory" }).click();
     const rows = page.locator("table.heatmap tbody tr[data-warehouse]");
     await rows.first().waitFor({ timeout: 60_000 });
