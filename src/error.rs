@@ -42,7 +42,10 @@ impl SourceError {
     pub fn is_retryable(&self) -> bool {
         match self {
             SourceError::Connect { .. } | SourceError::Replication { .. } => true,
-            SourceError::Sql { error, .. } => error.is_closed() || error.as_db_error().is_none(),
+            // Class 57 is the server shutting down or restarting: it comes back.
+            SourceError::Sql { error, .. } => {
+                error.is_closed() || error.as_db_error().is_none_or(|db| db.code().code().starts_with("57"))
+            }
             SourceError::SnapshotUnstable { .. } => true,
             SourceError::Preflight { .. }
             | SourceError::Protocol { .. }

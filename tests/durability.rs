@@ -202,6 +202,15 @@ async fn sigkill_at_random_points_loses_and_repeats_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_restarting_under_a_running_server_loses_nothing() {
     let (pg, url, _dir, config) = setup(5_000).await;
+    // A KPI on the table the writer changes: its history is a durable consumer in the app
+    // database, which lives on the same server (the default). A fast shutdown waits for the
+    // slot's client to confirm the last WAL; confirming must not wait for that server.
+    let app = opslive::config::SecretUrl::parse(&pg.url("opslive")).unwrap();
+    let store = opslive::store::Store::open(&app).await.unwrap();
+    let def =
+        serde_json::from_value(serde_json::json!({ "name": "items", "table": "items", "aggregate": "COUNT" })).unwrap();
+    store.insert_kpi(&def, None).await.unwrap();
+    drop(store);
     let pause = Arc::new(RwLock::new(()));
     let writer = random_writer(url.clone(), pause.clone());
     let mut serve = Serve::start(&config);

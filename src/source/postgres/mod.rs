@@ -308,10 +308,16 @@ impl PostgresSource {
             requests: self.requests.clone(),
             decoded: Vec::new(),
         };
-        let monitor = Monitor { sql: &sql, slot: &self.slot, watermarks: &self.watermarks, stats: &self.stats };
+        let monitor = Monitor {
+            source_name: &name,
+            sql: &sql,
+            slot: &self.slot,
+            watermarks: &self.watermarks,
+            stats: &self.stats,
+        };
         tokio::select! {
             result = stream.run(out, cancel, resync) => result?,
-            () = monitor.run(self.heartbeat) => {}
+            e = monitor.run(self.heartbeat) => return Err(e),
         }
         if !self.temporary && !self.keep_slot {
             // Without checkpoints the next start snapshots afresh on a new slot, so this one has
@@ -376,6 +382,7 @@ const MONITOR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Polls the server beside the stream: its WAL position (for the lag), the slot's health, and
 /// emits heartbeats that travel through the slot.
 struct Monitor<'a> {
+    source_name: &'a str,
     sql: &'a tokio_postgres::Client,
     slot: &'a str,
     watermarks: &'a Watermarks,
@@ -383,7 +390,13 @@ struct Monitor<'a> {
 }
 
 impl Monitor<'_> {
-    async fn run(&self, heartbeat: Option<std::time::Duration>) {
+    /// Polls until the server ends the monitoring connection: it is shutting down (or the
+    /// network is gone). The session ends then, with a retryable error, rather than wait for
+    /// the stream to notice: a shutting-down server waits for its walsender, and the walsender
+    /// for this client to confirm the last WAL, which may wait on a durable consumer whose
+    /// database is this very server (the app database's default) — a deadlock until opslive
+    /// lets go. The slot delivers again whatever was not confirmed.
+    async fn run(&self, heartbeat: Option<std::time::Duration>) -> SourceError {
         let query = "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
                      ELSE pg_current_wal_flush_lsn() END)::text";
         let mut tick = tokio::time::interval(MONITOR_INTERVAL);
@@ -396,7 +409,15 @@ impl Monitor<'_> {
                         self.watermarks.server(p);
                     }
                 }
-                // The stream notices a lost server itself; this only feeds metrics.
+                Err(e) if going_away(&e) => {
+                    return SourceError::Sql {
+                        source_name: self.source_name.to_string(),
+                        context: "the server ended the monitoring connection (shutting down?); letting go of the slot"
+                            .into(),
+                        error: e,
+                    };
+                }
+                // The stream notices other trouble itself; this only feeds metrics.
                 Err(e) => tracing::debug!(error = %e, "cannot read the server's WAL position"),
             }
             match slot::health(self.sql, self.slot).await {
@@ -418,6 +439,16 @@ impl Monitor<'_> {
             }
         }
     }
+}
+
+/// Whether an error means the server is going away: it closed the connection, or said it is
+/// shutting down (SQLSTATE class 57, operator intervention).
+fn going_away(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.is_closed()
+        || e.code().is_some_and(|c| {
+            [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW].contains(c)
+        })
 }
 
 /// Decodes a captured stream against table shapes derived from its Relation messages, for
