@@ -18,7 +18,6 @@
 
 mod clock;
 mod compare;
-mod duration;
 mod filter;
 mod json;
 mod like;
@@ -29,9 +28,9 @@ mod select;
 mod timeline;
 mod validate;
 
+pub use crate::duration::{DurationError, parse_iso as parse_duration};
 pub use clock::{Clock, ManualClock, SystemClock, wall_micros};
 pub use compare::{Capabilities, capabilities, sql_cmp};
-pub use duration::{DurationError, parse_duration};
 pub use filter::{CompareOp, Filter, Truth};
 pub use json::{FilterError, parse_json_filter};
 pub use like::{PatternError, check_pattern, like_matches};
