@@ -42,7 +42,8 @@ async fn the_app_is_served_beside_the_api_and_dev_login_signs_the_offered_users(
     let missing = get(shop.addr, "/no/such/page/").await;
     assert_eq!((missing.status, missing.body.as_str()), (404, "<title>not found</title>"));
     assert_eq!(get(shop.addr, "/healthz").await.status, 200);
-    assert!(get(shop.addr, "/status").await.body.contains("<html"), "the status page moves to /status");
+    let status = get(shop.addr, "/status").await;
+    assert_eq!(status.status, 308, "/status is the web app's Status page: {}", status.body);
 
     // The sign-in page's options name the users, never a secret.
     let options = get(shop.addr, "/auth/config").await;

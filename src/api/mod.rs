@@ -71,8 +71,9 @@ pub enum ApiError {
 }
 
 /// The router; `extra_metrics` join the data flow's on `/metrics` (the demo adds the
-/// simulator's). With a built web app in `web_dir` it is served at `/` (the status page moves
-/// to `/status`); the sign-in routes follow `auth`.
+/// simulator's). With a built web app in `web_dir` it is served at `/`, and `/status` sends
+/// people to its Status page; without one, the one-file status page answers `/` and
+/// `/status`. The sign-in routes follow `auth`.
 pub fn router(
     state: OpsState,
     extra_metrics: Vec<Box<dyn Collector>>,
@@ -81,14 +82,13 @@ pub fn router(
 ) -> Router {
     let metrics = metrics::Metrics::new(state.clone(), extra_metrics);
     let ops = Router::new()
-        .route("/status", get(status_page))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/tables", get(tables::list))
         .route("/tables/{name}/resync", axum::routing::post(tables::resync));
     let ops = match web_dir {
-        Some(_) => ops,
-        None => ops.route("/", get(status_page)),
+        Some(_) => ops.route("/status", get(|| async { axum::response::Redirect::permanent("/status/") })),
+        None => ops.route("/", get(status_page)).route("/status", get(status_page)),
     };
     let router = ops
         .with_state(Arc::new(state))

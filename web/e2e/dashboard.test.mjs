@@ -66,7 +66,7 @@ describe("the dashboard", () => {
     // Navigation follows the role: no orders, tickets or reconciliation for a warehouse lead.
     const nav = page.getByRole("navigation", { name: "Pages" });
     await nav.getByRole("link", { name: "Inventory" }).waitFor({ timeout: 60_000 });
-    assert.deepEqual(await nav.getByRole("link").allInnerTexts(), ["Overview", "Alerts", "Inventory", "KPI builder", "Explorer"]);
+    assert.deepEqual(await nav.getByRole("link").allInnerTexts(), ["Overview", "Alerts", "Inventory", "KPI builder", "Explorer", "Status"]);
 
     // The overview: no KPI computed over all warehouses leaks to them, and the row alerts they
     // see (stock below reorder point) are of their warehouses only.
@@ -86,6 +86,13 @@ describe("the dashboard", () => {
       const row = [...document.querySelectorAll('table[aria-label="Replication health"] tbody tr')].find((tr) => tr.cells[0]?.textContent === "shop");
       return row !== undefined && Number(row.cells[4]?.textContent) > 0;
     }, null, { timeout: 30_000 });
+
+    // The Status page: ready, and every watched table of the demo listed with its rows.
+    await nav.getByRole("link", { name: "Status" }).click();
+    await page.getByTestId("readiness").filter({ hasText: /^ready$/ }).waitFor({ timeout: 30_000 });
+    await page.locator('table[aria-label="Tables"] tbody tr[data-table="inventory"]').waitFor({ timeout: 30_000 });
+    const listed = await page.locator('table[aria-label="Tables"] tbody tr').evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-table")).sort());
+    assert.ok(listed.includes("orders") && listed.includes("tickets"), `tables on the status page: ${listed}`);
 
     await nav.getByRole("link", { name: "Inventory" }).click();
     const rows = page.locator("table.heatmap tbody tr[data-warehouse]");

@@ -9,6 +9,7 @@ import type { RoleSchema } from "@/lib/schema/roleSchema";
 import { usePrunedDocument } from "@/lib/schema/usePrunedDocument";
 import { SourceHealthKpis, type SourceHealthKpi } from "./documents";
 import { healthBySource } from "./sourceHealth";
+import { bytes } from "@/app/status/format";
 
 export function ReplicationHealth({ store, schema }: { store: LiveStore | null; schema: RoleSchema | null }) {
   const { document } = usePrunedDocument(SourceHealthKpis, schema);
@@ -48,12 +49,4 @@ export function ReplicationHealth({ store, schema }: { store: LiveStore | null; 
 
 function seconds(s: number | null): string {
   return s === null ? "—" : `${s.toFixed(1)} s`;
-}
-
-function bytes(n: number | null): string {
-  if (n === null) return "—";
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  return `${(n / 1024 ** 3).toFixed(1)} GiB`;
 }

@@ -1,6 +1,5 @@
-// Reads the Prometheus text exposition (`/metrics`) into samples: enough for the Overview's
-// replication health (per-source lag, retained WAL, heartbeat age), which the server exposes
-// there rather than in GraphQL.
+// Reads the Prometheus text exposition (`/metrics`) into samples: enough for the Status page's
+// per-table figures (memory held), which the server exposes there rather than in GraphQL.
 
 export interface Sample {
   readonly name: string;

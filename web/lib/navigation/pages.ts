@@ -17,6 +17,7 @@ export const PAGES: readonly PageLink[] = [
   { href: "/reconciliation/", label: "Reconciliation", readable: (s) => canSubscribe(s, "reconciliationBatchesPatches") },
   { href: "/kpis/", label: "KPI builder", readable: (s) => [...(s.types.get(s.subscriptionType)?.keys() ?? [])].some((f) => f.endsWith("Aggregate")) },
   { href: "/explorer/", label: "Explorer", readable: () => true },
+  { href: "/status/", label: "Status", readable: () => true },
 ];
 
 export function readablePages(schema: RoleSchema): readonly PageLink[] {
