@@ -110,7 +110,6 @@ impl AlertHub {
         for record in start.rules {
             startup.extend(runtime.set_rule(Arc::new(record), &Cause::Due { at: now }).1);
         }
-        decided_on(&mut startup, &runtime.replica);
         runtime.publish();
         let board = runtime.published.subscribe();
         tokio::spawn(writer(start.store, start.marks, writes_rx, cancel.clone()));
@@ -188,8 +187,7 @@ impl Runtime {
                 Some(command) = commands.recv() => self.command(command).await,
                 _ = tokio::time::sleep(wait.unwrap_or(Duration::from_secs(3600))), if wait.is_some() => {
                     let now = chrono::Utc::now().timestamp_micros();
-                    let mut transitions = self.set.advance(now, &self.replica);
-                    decided_on(&mut transitions, &self.replica);
+                    let transitions = self.set.advance(now, &self.replica);
                     self.record(transitions, None).await;
                 }
             }
@@ -203,7 +201,6 @@ impl Runtime {
             let now = chrono::Utc::now().timestamp_micros();
             let mut transitions = self.set.advance(now, &self.replica);
             transitions.extend(self.set.on_kpis(&step.changed, &self.kpis, &Cause::Due { at: now }));
-            decided_on(&mut transitions, &self.replica);
             self.record(transitions, None).await;
             return;
         };
@@ -217,12 +214,12 @@ impl Runtime {
         // Time first, on the rows as they were: what came due before this commit happened
         // before it.
         let mut transitions = self.set.advance(cause.at(), &self.replica);
+        // Decided on the replica before this batch: noted now, before it moves.
         decided_on(&mut transitions, &self.replica);
         self.replica = batch.replica.clone();
         transitions.extend(self.set.on_touched(&step.touched, &cause));
         transitions.extend(self.set.on_kpis(&step.changed, &self.kpis, &cause));
         transitions.extend(self.set.on_rows(&batch.applied, &self.replica, &cause));
-        decided_on(&mut transitions, &self.replica);
         if !batch.applied.deltas.iter().all(|d| matches!(d, crate::replica::Delta::Row(_))) {
             // A table was reloaded: row rules that could not bind before may bind now.
             self.rebind_waiting(&cause);
@@ -235,6 +232,7 @@ impl Runtime {
             self.board.rules.values().filter(|r| r.problem.is_some()).map(|r| r.record.clone()).collect();
         for record in waiting {
             let (_, mut transitions) = self.set_rule(record, cause);
+            // Written apart from `record`: noted here.
             decided_on(&mut transitions, &self.replica);
             // Recorded with the step's own write by the caller's next record: keep them here.
             if !transitions.is_empty() {
@@ -293,8 +291,7 @@ impl Runtime {
         let now = chrono::Utc::now().timestamp_micros();
         match command {
             Command::SetRule { record, reply } => {
-                let (result, mut transitions) = self.set_rule(record, &Cause::Due { at: now });
-                decided_on(&mut transitions, &self.replica);
+                let (result, transitions) = self.set_rule(record, &Cause::Due { at: now });
                 self.record(transitions, None).await;
                 self.publish();
                 let _ = reply.send(result);
@@ -337,7 +334,9 @@ impl Runtime {
     }
 
     /// Hands transitions to the writer (with the position they make durable) and publishes.
-    async fn record(&mut self, transitions: Vec<Transition>, durable: Option<(SourceName, Position)>) {
+    /// Time-driven transitions not yet noted were decided on the replica the runtime holds now.
+    async fn record(&mut self, mut transitions: Vec<Transition>, durable: Option<(SourceName, Position)>) {
+        decided_on(&mut transitions, &self.replica);
         for t in &transitions {
             tracing::info!(rule = t.rule.0, from = t.from.name(), to = t.to.name(), cause = %t.cause.key(), "alert transition");
         }

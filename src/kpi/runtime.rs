@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  apply loop ── Arc<Batch> ──►┐
-//!  GraphQL ── define / remove ─►├─► KpiSet (engine) ─► board (watch: queries, subscriptions)
+//!  GraphQL ── define / remove ─►│
+//!  serve ── sources' health ───►├─► KpiSet (engine) ─► board (watch: queries, subscriptions)
 //!                              │                     ─► KpiStep ─► alert runtime
 //! ```
 //!
@@ -264,9 +265,9 @@ impl Runtime {
     /// table is reloaded.
     fn define(&mut self, record: Arc<KpiRecord>) -> Result<(), DefinitionError> {
         let id = record.id;
-        if record.builtin.is_some() {
+        if let Some(builtin) = &record.builtin {
             let value = KpiValue::NotReady("not sampled yet".into());
-            let as_of = record.builtin.as_ref().map(|b| self.as_of_for(&b.source)).unwrap_or_default();
+            let as_of = self.as_of_for(&builtin.source);
             self.board.kpis.insert(id, Arc::new(KpiEntry { record, compiled: None, value, seq: 1, as_of }));
             return Ok(());
         }

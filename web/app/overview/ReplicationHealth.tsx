@@ -9,7 +9,7 @@ import type { RoleSchema } from "@/lib/schema/roleSchema";
 import { usePrunedDocument } from "@/lib/schema/usePrunedDocument";
 import { SourceHealthKpis, type SourceHealthKpi } from "./documents";
 import { healthBySource } from "./sourceHealth";
-import { bytes } from "@/app/status/format";
+import { bytes } from "@/lib/format/bytes";
 
 export function ReplicationHealth({ store, schema }: { store: LiveStore | null; schema: RoleSchema | null }) {
   const { document } = usePrunedDocument(SourceHealthKpis, schema);

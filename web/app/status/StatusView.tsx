@@ -6,7 +6,7 @@ import { useEffect, useState } from "react";
 import { ReplicationHealth } from "@/app/overview/ReplicationHealth";
 import { byLabel, parseMetrics } from "@/lib/http/prometheus";
 import { useLiveContext } from "@/lib/live/useLiveContext";
-import { bytes } from "./format";
+import { bytes } from "@/lib/format/bytes";
 
 interface Readiness {
   readonly ready: boolean;
