@@ -189,6 +189,25 @@ async fn write_backlog(url: &str, sql: &tokio_postgres::Client, secs: u64) -> i6
     committed(sql).await - before
 }
 
+/// CPU seconds a process has used (user and system), from `/proc`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|x| x.parse::<f64>().ok()).sum());
+    // SAFETY: sysconf reads a constant of the running system.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// The WAL sender serving a variant's slot.
+async fn walsender(sql: &tokio_postgres::Client, variant: &str) -> Option<u32> {
+    let row = sql
+        .query_opt("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", &[&format!("opslive_{variant}")])
+        .await
+        .ok()??;
+    row.get::<_, Option<i32>>(0).and_then(|p| u32::try_from(p).ok())
+}
+
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
 }
@@ -308,6 +327,9 @@ async fn main() {
     // Drains of the same backlog.
     let mut ratios = Vec::new();
     let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    // CPU per transaction during the drain (µs): opslive's, and PostgreSQL's WAL sender's.
+    let mut cpu: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut sender_cpu: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for round in 0..rounds {
         let transactions = write_backlog(&url, &sql, backlog_secs).await;
         let marker = format!("marker {round}");
@@ -318,6 +340,9 @@ async fn main() {
         let mut secs = [0.0f64; 2];
         for &v in &order {
             let (serve, addr, consistent) = start(&configs[v]).await;
+            let pid = serve.child.id().expect("a running server");
+            let sender = walsender(&sql, VARIANTS[v]).await;
+            let (cpu0, sender0) = (cpu_seconds(pid), sender.map_or(0.0, cpu_seconds));
             let query = format!("{{ warehouses(where: {{name: {{eq: \"{marker}\"}}}}) {{ id }} }}");
             until(addr, &admin, &query, |d| d["warehouses"].as_array().is_some_and(|a| !a.is_empty())).await;
             if VARIANTS[v] == "engines" {
@@ -325,6 +350,9 @@ async fn main() {
                 until(addr, &admin, &kpi, |d| d["kpi"]["value"] == "1").await;
             }
             secs[v] = consistent.elapsed().as_secs_f64();
+            let micros_per_tx = |seconds: f64| seconds * 1e6 / transactions as f64;
+            cpu[v].push(micros_per_tx(cpu_seconds(pid) - cpu0));
+            sender_cpu[v].push(micros_per_tx(sender.map_or(0.0, cpu_seconds) - sender0));
             serve.terminate().await;
             rates[v].push(transactions as f64 / secs[v]);
         }
@@ -334,11 +362,13 @@ async fn main() {
             .unwrap();
         let ratio = secs[0] / secs[1];
         eprintln!(
-            "round {round}: {transactions} transactions; plain {:.2} s ({:.0} tx/s), engines {:.2} s ({:.0} tx/s): {:.0} %",
+            "round {round}: {transactions} transactions; plain {:.2} s ({:.0} tx/s, {:.0} µs CPU/tx), engines {:.2} s ({:.0} tx/s, {:.0} µs CPU/tx): {:.0} %",
             secs[0],
             transactions as f64 / secs[0],
+            cpu[0].last().copied().unwrap_or_default(),
             secs[1],
             transactions as f64 / secs[1],
+            cpu[1].last().copied().unwrap_or_default(),
             ratio * 100.0
         );
         ratios.push(ratio);
@@ -425,6 +455,16 @@ async fn main() {
         "| backlog drain, plain (median) | {:.0} tx/s |\n| backlog drain, with KPIs and rules (median) | {:.0} tx/s |",
         median(rates[0].clone()),
         median(rates[1].clone())
+    );
+    println!(
+        "| opslive CPU per transaction in the drain, plain / with KPIs and rules (median) | {:.0} µs / {:.0} µs |",
+        median(cpu[0].clone()),
+        median(cpu[1].clone())
+    );
+    println!(
+        "| PostgreSQL WAL sender CPU per transaction, plain / with (median) | {:.0} µs / {:.0} µs |",
+        median(sender_cpu[0].clone()),
+        median(sender_cpu[1].clone())
     );
     println!(
         "| throughput ratio, with / without (median of rounds: {}) | **{:.0} %** |",

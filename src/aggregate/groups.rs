@@ -6,7 +6,6 @@
 //! as in SQL. Nothing is ever recomputed from the rows: the cost of a change is one group
 //! lookup and one step per measure.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::input::Reader;
@@ -87,21 +86,16 @@ impl Aggregate {
         self.readers.iter().any(Reader::is_age)
     }
 
-    fn measure_values<'a>(&self, row: &'a [Value]) -> Vec<Cow<'a, Value>> {
-        self.readers.iter().map(|r| r.read(row)).collect()
-    }
-
     pub fn add(&mut self, row: &[Value]) {
         let key = self.group_key(row);
-        let values = self.measure_values(row);
         let kinds = &self.kinds;
         let group = self
             .groups
             .entry(key)
             .or_insert_with(|| Group { count: 0, accumulators: kinds.iter().map(|&k| Accumulator::new(k)).collect() });
         group.count += 1;
-        for (acc, value) in group.accumulators.iter_mut().zip(&values) {
-            acc.add(value);
+        for (acc, reader) in group.accumulators.iter_mut().zip(&self.readers) {
+            acc.add(&reader.read(row));
         }
     }
 
@@ -109,15 +103,14 @@ impl Aggregate {
     /// not exist); removing a row twice is the caller's bug and is not detected beyond that.
     pub fn remove(&mut self, row: &[Value]) {
         let key = self.group_key(row);
-        let values = self.measure_values(row);
         let Some(group) = self.groups.get_mut(&key) else { return };
         group.count -= 1;
         if group.count == 0 {
             self.groups.remove(&key);
             return;
         }
-        for (acc, value) in group.accumulators.iter_mut().zip(&values) {
-            acc.remove(value);
+        for (acc, reader) in group.accumulators.iter_mut().zip(&self.readers) {
+            acc.remove(&reader.read(row));
         }
     }
 

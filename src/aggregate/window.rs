@@ -55,6 +55,16 @@ impl Span {
         }
     }
 
+    /// The first instant after `now` at which the cutoff may be later than at `now`: the
+    /// next day's start for [`Span::Today`] (its cutoff stands all day, and finding a day's
+    /// start in a zone is the costly part of moving a window), the next microsecond otherwise.
+    fn cutoff_stands_until(&self, now: i64) -> i64 {
+        match self {
+            Span::Last { .. } => now.saturating_add(1),
+            Span::Today { tz } => day_start_containing(*tz, now, 1).unwrap_or(i64::MAX),
+        }
+    }
+
     /// The first `now` at which a row stamped `t` is no longer counted; `None` for never.
     fn expiry(&self, t: i64) -> Option<i64> {
         if t == i64::MAX {
@@ -99,6 +109,8 @@ pub struct WindowedAggregate {
     window: TimeWindow,
     /// Rows stamped before this are not counted; it only moves forward.
     cutoff: i64,
+    /// Until when `cutoff` stands: moving the window before then changes nothing.
+    cutoff_until: i64,
     /// The counted rows by their window column's value, oldest first.
     rows: BTreeMap<i64, Vec<Row>>,
 }
@@ -126,7 +138,13 @@ impl WindowedAggregate {
             return Err(AggregateError::NotWindowable { column: column.name.to_string(), ty: type_label(&column.ty) });
         }
         let aggregate = Aggregate::new(spec, schema)?;
-        Ok(WindowedAggregate { aggregate, window, cutoff: window.span.cutoff(now_micros), rows: BTreeMap::new() })
+        Ok(WindowedAggregate {
+            aggregate,
+            window,
+            cutoff: window.span.cutoff(now_micros),
+            cutoff_until: window.span.cutoff_stands_until(now_micros),
+            rows: BTreeMap::new(),
+        })
     }
 
     /// The aggregate of the rows in the window (as of the last `advance`).
@@ -177,7 +195,11 @@ impl WindowedAggregate {
     /// any did (measures of ages change with time regardless; read them with
     /// [`WindowedAggregate::groups_at`]).
     pub fn advance(&mut self, now_micros: i64) -> bool {
+        if now_micros < self.cutoff_until {
+            return false;
+        }
         self.cutoff = self.cutoff.max(self.window.span.cutoff(now_micros));
+        self.cutoff_until = self.window.span.cutoff_stands_until(now_micros);
         let mut changed = false;
         while let Some(entry) = self.rows.first_entry() {
             if *entry.key() >= self.cutoff {

@@ -8,7 +8,8 @@
 //! times and due times, never "now", so a transaction delivered again after a restart yields
 //! the same transitions with the same causes, which the store records once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
@@ -153,12 +154,14 @@ struct Past {
     value: Option<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AlertSet {
-    rules: BTreeMap<RuleId, BoundRule>,
+    /// Behind `Arc`s: a step reads its rule while it changes instances, and a rule holds
+    /// filters, labels and templates that are not copied for that.
+    rules: BTreeMap<RuleId, Arc<BoundRule>>,
     /// Persistent, so that publishing the board is a cheap clone rather than a copy of every
     /// instance per transaction (the benchmark showed the copy as a sixth of the CPU).
-    instances: imbl::OrdMap<(RuleId, String), Instance>,
+    instances: imbl::OrdMap<(RuleId, String), Arc<Instance>>,
     /// No-data rules: when a transaction last touched their KPI's rows.
     quiet: BTreeMap<RuleId, i64>,
     /// Per rule, the instances that breach but were not opened because the rule is at its
@@ -172,32 +175,50 @@ pub struct AlertSet {
     /// An open instance's value, row or summary moved without a transition since the last
     /// [`AlertSet::take_moved`]: readers want the new value.
     moved: bool,
+    /// No instance is due before this (it may be lower than the earliest): `advance` runs on
+    /// every transaction and scans the instances only when one may have come due.
+    due_floor: i64,
+}
+
+impl Default for AlertSet {
+    fn default() -> AlertSet {
+        AlertSet::new()
+    }
 }
 
 impl AlertSet {
     pub fn new() -> AlertSet {
-        AlertSet::default()
+        AlertSet {
+            rules: BTreeMap::new(),
+            instances: imbl::OrdMap::new(),
+            quiet: BTreeMap::new(),
+            overflow: BTreeMap::new(),
+            timelines: BTreeMap::new(),
+            past: BTreeMap::new(),
+            moved: false,
+            due_floor: i64::MIN,
+        }
     }
 
     pub fn rules(&self) -> impl Iterator<Item = &BoundRule> {
-        self.rules.values()
+        self.rules.values().map(|r| &**r)
     }
 
     pub fn rule(&self, id: RuleId) -> Option<&BoundRule> {
-        self.rules.get(&id)
+        self.rules.get(&id).map(|r| &**r)
     }
 
     pub fn instances(&self) -> impl Iterator<Item = &Instance> {
-        self.instances.values()
+        self.instances.values().map(|i| &**i)
     }
 
     /// Every instance by (rule, key), shared: the runtime publishes it as it is.
-    pub fn instance_map(&self) -> &imbl::OrdMap<(RuleId, String), Instance> {
+    pub fn instance_map(&self) -> &imbl::OrdMap<(RuleId, String), Arc<Instance>> {
         &self.instances
     }
 
     pub fn instance(&self, rule: RuleId, key: &str) -> Option<&Instance> {
-        self.instances.get(&(rule, key.to_string()))
+        self.instances.get(&(rule, key.to_string())).map(|i| &**i)
     }
 
     /// Takes instances back as they were recorded (after a restart): their state, since,
@@ -205,14 +226,15 @@ impl AlertSet {
     /// condition still holds does not fire again.
     pub fn restore(&mut self, instances: impl IntoIterator<Item = Instance>) {
         for i in instances {
-            self.instances.insert((i.rule, i.key.clone()), i);
+            self.instances.insert((i.rule, i.key.clone()), Arc::new(i));
         }
+        self.due_floor = i64::MIN;
     }
 
     /// Adds or replaces a rule and evaluates it on what is there now (`cause` is when).
     pub fn set_rule(&mut self, rule: BoundRule, board: &KpiBoard, replica: &Replica, cause: &Cause) -> Vec<Transition> {
         let id = rule.id;
-        let replaced = self.rules.insert(id, rule).is_some();
+        let replaced = self.rules.insert(id, Arc::new(rule)).is_some();
         let mut out = Vec::new();
         self.overflow.remove(&id);
         self.forget_past(id);
@@ -221,7 +243,7 @@ impl AlertSet {
             // ones its new condition no longer covers resolve.
             for key in self.rule_keys(id) {
                 if let Some(inst) = self.instances.get_mut(&key) {
-                    inst.condition = false;
+                    Arc::make_mut(inst).condition = false;
                 }
             }
         }
@@ -239,7 +261,9 @@ impl AlertSet {
                 && inst.due.is_none()
                 && inst.state == AlertState::Pending
             {
+                let inst = Arc::make_mut(inst);
                 inst.due = Some(inst.since + for_micros);
+                self.due_floor = self.due_floor.min(inst.since + for_micros);
             }
         }
         let rule = &self.rules[&id];
@@ -339,27 +363,35 @@ impl AlertSet {
     /// Evaluates the rules on KPIs whose value changed.
     pub fn on_kpis(&mut self, changed: &[(KpiId, KpiValue)], board: &KpiBoard, cause: &Cause) -> Vec<Transition> {
         let mut out = Vec::new();
+        if changed.is_empty() {
+            return out;
+        }
+        // The rules by KPI, once per call: a transaction changes dozens of KPIs, and most have
+        // no rule.
+        let mut by_kpi: HashMap<KpiId, Vec<(RuleId, KpiTest)>> = HashMap::new();
+        for r in self.rules.values() {
+            if let Target::Kpi { kpi, test } = &r.target {
+                by_kpi.entry(*kpi).or_default().push((r.id, *test));
+            }
+        }
         for (kpi, value) in changed {
+            let Some(rules) = by_kpi.get(kpi) else { continue };
             if matches!(value, KpiValue::NotReady(_)) {
                 // Not knowing is not normal: instances keep their state until the value is back.
                 continue;
             }
-            let group_names = board
-                .kpis
-                .get(kpi)
-                .and_then(|e| e.compiled.as_ref())
-                .map(|c| c.group_names.clone())
-                .unwrap_or_default();
-            let rules: Vec<(RuleId, KpiTest)> = self
-                .rules
-                .values()
-                .filter_map(|r| match &r.target {
-                    Target::Kpi { kpi: k, test } if k == kpi => Some((r.id, *test)),
-                    _ => None,
-                })
-                .collect();
-            for (id, test) in rules {
-                let mut observations = kpi_observations(value, &group_names);
+            let group_names = board.kpis.get(kpi).and_then(|e| e.compiled.as_ref()).map(|c| &c.group_names[..]);
+            for &(id, test) in rules {
+                if let (KpiTest::Level(t), KpiValue::Groups(groups)) = (test, value)
+                    && self.instances.range((id, String::new())..).next().is_none_or(|((r, _), _)| *r != id)
+                    && self.overflow.get(&id).is_none_or(|o| o.is_empty())
+                    && !groups.iter().any(|g| as_f64(&g.value).is_some_and(|x| t.breached(x)))
+                {
+                    // Nothing open and nothing breaching: observing each group would change
+                    // nothing (most rules, most of the time).
+                    continue;
+                }
+                let mut observations = kpi_observations(value, group_names.unwrap_or_default());
                 self.judge(id, test, cause.at(), &mut observations);
                 // Groups that disappeared (no rows left) are no longer breaching.
                 out.extend(self.observe_all(id, observations, cause));
@@ -396,7 +428,8 @@ impl AlertSet {
             match delta {
                 Delta::Row(d) => {
                     for id in &row_rules {
-                        let Target::Rows { schema, filter, labels, columns } = &self.rules[id].target else { continue };
+                        let rule = self.rules[id].clone();
+                        let Target::Rows { schema, filter, labels, columns } = &rule.target else { continue };
                         if schema.id() != d.table {
                             continue;
                         }
@@ -413,24 +446,21 @@ impl AlertSet {
                         if !was && !is {
                             continue;
                         }
-                        let (schema, labels, columns) = (schema.clone(), labels.clone(), columns.clone());
                         let (before, after) = (d.before.as_ref(), d.after.as_ref());
                         let same_key =
-                            matches!((before, after), (Some(b), Some(a)) if row_key(&schema, b) == row_key(&schema, a));
+                            matches!((before, after), (Some(b), Some(a)) if row_key(schema, b) == row_key(schema, a));
                         if was && is && same_key {
-                            let o = row_observation(&schema, &labels, &columns, before, after, true);
+                            let o = row_observation(schema, labels, columns, before, after, true);
                             out.extend(self.observe(*id, o, cause));
                             continue;
                         }
                         if was {
                             // The row left the condition (changed, deleted, or its key moved).
-                            let o =
-                                row_observation(&schema, &labels, &columns, before, after.filter(|_| same_key), false);
+                            let o = row_observation(schema, labels, columns, before, after.filter(|_| same_key), false);
                             out.extend(self.observe(*id, o, cause));
                         }
                         if is {
-                            let o =
-                                row_observation(&schema, &labels, &columns, before.filter(|_| same_key), after, true);
+                            let o = row_observation(schema, labels, columns, before.filter(|_| same_key), after, true);
                             out.extend(self.observe(*id, o, cause));
                         }
                     }
@@ -445,7 +475,7 @@ impl AlertSet {
                         )
                         .collect();
                     for id in ids {
-                        let rule = self.rules[&id].clone();
+                        let rule = BoundRule::clone(&self.rules[&id]);
                         out.extend(self.set_rule(rule, &KpiBoard::default(), replica, cause));
                     }
                 }
@@ -586,11 +616,23 @@ impl AlertSet {
         for (id, at) in quiet {
             out.extend(self.observe(id, quiet_observation(true), &Cause::Due { at }));
         }
-        let due: Vec<(RuleId, String)> =
-            self.instances.iter().filter(|(_, i)| i.due.is_some_and(|d| d <= now)).map(|(k, _)| k.clone()).collect();
+        let mut due: Vec<(RuleId, String)> = Vec::new();
+        if self.due_floor <= now {
+            let mut later = i64::MAX;
+            for (k, i) in &self.instances {
+                match i.due {
+                    Some(d) if d <= now => due.push(k.clone()),
+                    Some(d) => later = later.min(d),
+                    None => {}
+                }
+            }
+            // What is due now is taken below; what stays is due from `later` on.
+            self.due_floor = later;
+        }
         for key in due {
             let Some(rule) = self.rules.get(&key.0).cloned() else { continue };
             let Some(inst) = self.instances.get_mut(&key) else { continue };
+            let inst = Arc::make_mut(inst);
             let at = inst.due.take().expect("due");
             let cause = Cause::Due { at };
             match inst.state {
@@ -626,10 +668,8 @@ impl AlertSet {
             .collect();
         let mut out = Vec::new();
         for id in due {
-            let Some(Target::Rows { schema, filter, labels, columns }) = self.rules.get(&id).map(|r| r.target.clone())
-            else {
-                continue;
-            };
+            let Some(rule) = self.rules.get(&id).cloned() else { continue };
+            let Target::Rows { schema, filter, labels, columns } = &rule.target else { continue };
             let Some(table) = replica.table(schema.id()) else { continue };
             let rows = self.timelines.get_mut(&id).map(|t| t.take_due_at(now)).unwrap_or_default();
             for (at, key, matched) in rows {
@@ -637,12 +677,12 @@ impl AlertSet {
                 if let Some(r) = row {
                     let is = filter.matches_at(r, at);
                     if is != matched {
-                        let o = row_observation(&schema, &labels, &columns, None, Some(r), is);
+                        let o = row_observation(schema, labels, columns, None, Some(r), is);
                         out.extend(self.observe(id, o, &Cause::Due { at }));
                     }
                 }
                 if let Some(t) = self.timelines.get_mut(&id) {
-                    t.file(&key, row, &filter, at);
+                    t.file(&key, row, filter, at);
                 }
             }
         }
@@ -655,6 +695,7 @@ impl AlertSet {
             .instances
             .get_mut(&(rule, key.to_string()))
             .ok_or_else(|| "no such alert instance is pending or firing".to_string())?;
+        let inst = Arc::make_mut(inst);
         inst.acknowledged = Some(ack);
         Ok(inst)
     }
@@ -671,8 +712,10 @@ impl AlertSet {
             && inst.state == AlertState::Firing
             && inst.condition
         {
+            let inst = Arc::make_mut(inst);
             inst.condition = false;
             inst.due = Some(cause.at() + rule.keep_firing_micros);
+            self.due_floor = self.due_floor.min(cause.at() + rule.keep_firing_micros);
         }
         t
     }
@@ -720,12 +763,14 @@ impl AlertSet {
                 inst.state = to;
                 if to == AlertState::Pending {
                     inst.due = Some(at + rule.for_micros);
+                    self.due_floor = self.due_floor.min(at + rule.for_micros);
                 }
-                self.instances.insert(slot, inst);
+                self.instances.insert(slot, Arc::new(inst));
                 Some(t)
             }
             None => None,
             Some(inst) => {
+                let inst = Arc::make_mut(inst);
                 let seen = (inst.value.clone(), inst.row.clone(), inst.summary.clone());
                 inst.condition = o.condition;
                 if o.value.is_some() {
@@ -753,6 +798,7 @@ impl AlertSet {
                     (AlertState::Firing, false) if rule.keep_firing_micros > 0 => {
                         if inst.due.is_none() {
                             inst.due = Some(at + rule.keep_firing_micros);
+                            self.due_floor = self.due_floor.min(at + rule.keep_firing_micros);
                         }
                         None
                     }

@@ -44,7 +44,7 @@ pub struct RuleEntry {
 #[derive(Clone, Debug, Default)]
 pub struct AlertBoard {
     pub rules: OrdMap<RuleId, RuleEntry>,
-    pub instances: OrdMap<(RuleId, String), Instance>,
+    pub instances: OrdMap<(RuleId, String), Arc<Instance>>,
     /// Silences that have not ended.
     pub silences: Arc<Vec<Silence>>,
     /// Changes of the board so far.

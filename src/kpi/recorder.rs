@@ -8,13 +8,14 @@
 //! after a crash the rest is delivered again, and merging rollups is idempotent.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::history::{MINUTE, Rollup, Rollups};
-use super::runtime::KpiStep;
+use super::runtime::{KpiBoard, KpiStep};
 use crate::change::{Position, SourceName};
 use crate::store::Store;
 use crate::watermark::DurableMarks;
@@ -68,7 +69,8 @@ impl Recorder {
                     match step.batch.as_ref().and_then(|b| b.applied.tx.as_ref()) {
                         Some(tx) => {
                             for (id, value) in &step.changed {
-                                rollups.observe(*id, value, tx.commit_ts, tx.position.0);
+                                let before = board.as_ref().and_then(|b: &Arc<KpiBoard>| b.kpis.get(id)).map(|e| &e.value);
+                                rollups.observe_since(*id, before, value, tx.commit_ts, tx.position.0);
                             }
                             pending.insert(tx.source.clone(), tx.position);
                         }

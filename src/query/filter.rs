@@ -202,10 +202,23 @@ impl Filter {
     /// alone; `None` when it never will. Until then the truth at `now` holds, so a caller can
     /// index rows by this instant instead of re-evaluating them all. It is the earliest change
     /// of any `ago` comparison in the filter, which `and`/`or`/`not` may mask (a wake-up that
-    /// finds nothing changed is harmless).
+    /// finds nothing changed is harmless) — except where a part that time cannot move decides
+    /// the whole: an `and` with such a part false (an order of another warehouse) or an `or`
+    /// with one true never changes, so its row is not watched at all.
     pub fn next_change(&self, row: &[Value], now: i64) -> Option<i64> {
         match self {
-            Filter::And(parts) | Filter::Or(parts) => parts.iter().filter_map(|p| p.next_change(row, now)).min(),
+            Filter::And(parts) | Filter::Or(parts) => {
+                let deciding = if matches!(self, Filter::And(_)) { Truth::False } else { Truth::True };
+                let mut next: Option<i64> = None;
+                for p in parts {
+                    match p.next_change(row, now) {
+                        Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
+                        None if p.eval_at(row, now) == deciding => return None,
+                        None => {}
+                    }
+                }
+                next
+            }
             Filter::Not(inner) => inner.next_change(row, now),
             Filter::CompareWith { column, op, operand: Operand::Ago(ago) } => {
                 ago_next_change(row.get(*column)?, *op, *ago, now)
@@ -439,6 +452,21 @@ mod tests {
         assert_eq!(f.at(now), Filter::Compare { column: 0, op: CompareOp::Lt, value: Value::TimestampTz(now - 600) });
         assert!(!d.at(day).is_time_relative());
         assert_eq!(d.at(day).eval(&[Value::Date(1)]), Truth::True);
+    }
+
+    #[test]
+    fn a_part_time_cannot_move_decides_whether_a_row_is_watched() {
+        let now = 10_000;
+        let older = ago(0, CompareOp::Lt, 100);
+        let other = Filter::IsNull { column: 1, is_null: true };
+        let (young_null, young_set) =
+            ([Value::TimestampTz(now - 50), Value::Null], [Value::TimestampTz(now - 50), Value::Int4(1)]);
+        let and = Filter::And(vec![older.clone(), other.clone()]);
+        assert_eq!(and.next_change(&young_null, now), Some(now + 51));
+        assert_eq!(and.next_change(&young_set, now), None, "the other part is false for good");
+        let or = Filter::Or(vec![older.clone(), other]);
+        assert_eq!(or.next_change(&young_null, now), None, "the other part is true for good");
+        assert_eq!(or.next_change(&young_set, now), Some(now + 51));
     }
 
     #[test]

@@ -119,7 +119,7 @@ impl Reader<'_> {
             if let Some(a) = a
                 && self.sees(a, instance)
             {
-                out.push((instance, rule));
+                out.push((&**instance, rule));
             }
         }
         out
