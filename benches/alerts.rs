@@ -199,13 +199,26 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
-/// The WAL sender serving a variant's slot.
+/// The WAL sender serving a variant's slot, once the server has started streaming from it.
 async fn walsender(sql: &tokio_postgres::Client, variant: &str) -> Option<u32> {
-    let row = sql
-        .query_opt("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", &[&format!("opslive_{variant}")])
-        .await
-        .ok()??;
-    row.get::<_, Option<i32>>(0).and_then(|p| u32::try_from(p).ok())
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let pid = sql
+            .query_opt(
+                "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1",
+                &[&format!("opslive_{variant}")],
+            )
+            .await
+            .ok()
+            .flatten()
+            .and_then(|row| row.get::<_, Option<i32>>(0))
+            .and_then(|p| u32::try_from(p).ok());
+        if pid.is_some() {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
