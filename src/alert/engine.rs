@@ -262,8 +262,8 @@ impl AlertSet {
                 && inst.state == AlertState::Pending
             {
                 let inst = Arc::make_mut(inst);
-                inst.due = Some(inst.since + for_micros);
-                self.due_floor = self.due_floor.min(inst.since + for_micros);
+                let at = inst.since + for_micros;
+                set_due(inst, at, &mut self.due_floor);
             }
         }
         let rule = &self.rules[&id];
@@ -714,8 +714,7 @@ impl AlertSet {
         {
             let inst = Arc::make_mut(inst);
             inst.condition = false;
-            inst.due = Some(cause.at() + rule.keep_firing_micros);
-            self.due_floor = self.due_floor.min(cause.at() + rule.keep_firing_micros);
+            set_due(inst, cause.at() + rule.keep_firing_micros, &mut self.due_floor);
         }
         t
     }
@@ -762,8 +761,7 @@ impl AlertSet {
                 inst.summary = t.summary.clone();
                 inst.state = to;
                 if to == AlertState::Pending {
-                    inst.due = Some(at + rule.for_micros);
-                    self.due_floor = self.due_floor.min(at + rule.for_micros);
+                    set_due(&mut inst, at + rule.for_micros, &mut self.due_floor);
                 }
                 self.instances.insert(slot, Arc::new(inst));
                 Some(t)
@@ -797,8 +795,7 @@ impl AlertSet {
                     }
                     (AlertState::Firing, false) if rule.keep_firing_micros > 0 => {
                         if inst.due.is_none() {
-                            inst.due = Some(at + rule.keep_firing_micros);
-                            self.due_floor = self.due_floor.min(at + rule.keep_firing_micros);
+                            set_due(inst, at + rule.keep_firing_micros, &mut self.due_floor);
                         }
                         None
                     }
@@ -812,6 +809,13 @@ impl AlertSet {
             }
         }
     }
+}
+
+/// Sets when an instance is next due, keeping `floor` at or below every instance's due time
+/// (see `AlertSet::due_floor`).
+fn set_due(inst: &mut Instance, at: i64, floor: &mut i64) {
+    inst.due = Some(at);
+    *floor = (*floor).min(at);
 }
 
 fn transition(
