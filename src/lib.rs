@@ -20,6 +20,7 @@
 pub mod aggregate;
 pub mod alert;
 pub mod api;
+pub mod as_of;
 pub mod auth;
 pub mod bench;
 pub mod change;

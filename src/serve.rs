@@ -195,7 +195,8 @@ pub async fn serve_on(
     let graphql = GraphqlState::new(auth.clone(), policy.clone(), registry.clone(), versions.clone())
         .with_live(hub, cancel.clone())
         .with_kpis(kpis)
-        .with_alerts(alerts);
+        .with_alerts(alerts)
+        .with_workspace(store.clone());
     let source_stats: Vec<(SourceName, Arc<SourceStats>)> =
         views.iter().map(|v| (v.name.clone(), v.stats.clone())).collect();
     let ops = OpsState {

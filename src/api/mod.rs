@@ -54,7 +54,7 @@ pub struct OpsState {
     pub auth: Option<crate::auth::Authenticator>,
     pub policy: crate::policy::PolicyStore,
     /// The live hub's counters.
-    pub live: Option<Arc<crate::api::graphql::live::LiveStats>>,
+    pub live: Option<Arc<crate::live::LiveStats>>,
 }
 
 #[derive(Debug, thiserror::Error)]

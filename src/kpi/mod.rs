@@ -25,7 +25,7 @@ pub use compile::{CompiledKpi, compile_kpi, may_read};
 pub use definition::{Aggregation, Comparison, DefinitionError, KpiDefinition};
 pub use engine::{GroupValue, KpiId, KpiSet, KpiValue};
 pub use health::{SourceHealth, SourceKpi, SourceMeasure};
-pub use runtime::{AsOf, KpiBoard, KpiEntry, KpiHub, KpiRecord, KpiStep};
+pub use runtime::{KpiBoard, KpiEntry, KpiHub, KpiRecord, KpiStep};
 
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,6 @@
 //! from exactly the replica version the next batch follows on from. The board is a persistent
 //! map: publishing a new version shares every unchanged KPI with the previous one.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use imbl::OrdMap;
@@ -23,7 +22,8 @@ use super::compile::{CompiledKpi, compile_kpi};
 use super::definition::{DefinitionError, KpiDefinition};
 use super::engine::{KpiId, KpiSet, KpiValue};
 use super::health::{SourceHealth, SourceKpi};
-use crate::change::{Position, SourceName};
+use crate::as_of::{AsOf, AsOfs};
+use crate::change::SourceName;
 use crate::pipeline::Batch;
 use crate::policy::PolicyStore;
 use crate::registry::TableSchema;
@@ -42,14 +42,6 @@ pub struct KpiRecord {
     /// A built-in KPI (a source's health): sampled, not computed from `definition`, which
     /// only names it.
     pub builtin: Option<SourceKpi>,
-}
-
-/// Where a value stands in its source's history.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AsOf {
-    pub position: Position,
-    /// µs since the Unix epoch; unknown before the first transaction.
-    pub commit_ts: Option<i64>,
 }
 
 /// One KPI on the board.
@@ -132,7 +124,7 @@ impl KpiHub {
             policy,
             board: KpiBoard::default(),
             published: watch::Sender::new(Arc::new(KpiBoard::default())),
-            as_of: HashMap::new(),
+            as_of: AsOfs::default(),
         };
         for record in records {
             let id = record.id;
@@ -179,7 +171,7 @@ struct Runtime {
     policy: PolicyStore,
     board: KpiBoard,
     published: watch::Sender<Arc<KpiBoard>>,
-    as_of: HashMap<SourceName, AsOf>,
+    as_of: AsOfs,
 }
 
 impl Runtime {
@@ -290,10 +282,7 @@ impl Runtime {
     }
 
     fn as_of_for(&self, source: &SourceName) -> AsOf {
-        self.as_of
-            .get(source)
-            .copied()
-            .unwrap_or_else(|| AsOf { position: self.replica.applied_position(source), commit_ts: None })
+        self.as_of.of(source, &self.replica)
     }
 
     fn publish(&self) -> Arc<KpiBoard> {
@@ -353,9 +342,7 @@ impl Runtime {
 
     fn batch(&mut self, batch: Arc<Batch>) -> Option<KpiStep> {
         self.replica = batch.replica.clone();
-        if let Some(tx) = &batch.applied.tx {
-            self.as_of.insert(tx.source.clone(), AsOf { position: tx.position, commit_ts: Some(tx.commit_ts) });
-        }
+        self.as_of.follow(&batch);
         let outcome = self.set.apply(&batch.applied, &self.replica, batch.at);
         let mut changed = Vec::with_capacity(outcome.changed.len());
         for id in outcome.changed {

@@ -7,9 +7,10 @@
 //!      ─► per query: Unchanged | Changed(diff) | NotReady | Ended
 //! ```
 //!
-//! Pure: no I/O, no async, no GraphQL. The API layer registers a [`LiveSpec`] per distinct
-//! subscription (identical specs are registered once and shared by their subscribers), feeds
-//! every applied event in order, and frames what comes out. Results are maintained, not
+//! The engine ([`LiveSet`]) is pure: no I/O, no async, no GraphQL. Its [`runtime`] is the task
+//! that registers a [`LiveSpec`] per distinct subscription (identical specs are registered
+//! once and shared by their subscribers), feeds it every applied batch in order, and hands
+//! what comes out to the API's renderer, once per distinct query. Results are maintained, not
 //! recomputed: an ordered window moves rows in and out by binary search and refills from the
 //! table's ordered index; an aggregate adds and removes the rows that cross its filter. Only
 //! table-level events (snapshot, truncate, resync, schema change) rebuild a result, and then
@@ -20,12 +21,14 @@
 //! query keeps a [`Timeline`] of its rows by their next change, which [`LiveSet::advance`]
 //! works through when [`LiveSet::next_due`] comes — no write needed, no table rescanned.
 
+pub mod runtime;
 mod spec;
 mod window;
 
 use std::collections::HashMap;
 
 pub use crate::query::Timeline;
+pub use runtime::{LiveRuntime, LiveStats, Render, Shared};
 pub use spec::{LiveSpec, Shape};
 pub use window::{RowsDiff, Window, diff};
 

@@ -80,10 +80,10 @@ pub fn is_graphql_name(s: &str) -> bool {
     !s.starts_with("__") && bytes.all(|b| b == b'_' || b.is_ascii_alphanumeric())
 }
 
-/// Root fields of the product itself (KPIs, alerts), in every role's schema beside the tables'
-/// own: a watched table whose fields would collide is refused at start, so a later release
-/// cannot change what an existing query means.
-pub const RESERVED_ROOT_FIELDS: [&str; 17] = [
+/// Root fields of the product itself (KPIs, alerts, the user's workspace), in every role's
+/// schema beside the tables' own: a watched table whose fields would collide is refused at
+/// start, so a later release cannot change what an existing query means.
+pub const RESERVED_ROOT_FIELDS: [&str; 22] = [
     "kpi",
     "kpis",
     "kpiHistory",
@@ -92,6 +92,8 @@ pub const RESERVED_ROOT_FIELDS: [&str; 17] = [
     "alertRules",
     "alertHistory",
     "silences",
+    "savedQueries",
+    "overviewLayout",
     // Mutations.
     "createKpi",
     "updateKpi",
@@ -102,10 +104,13 @@ pub const RESERVED_ROOT_FIELDS: [&str; 17] = [
     "acknowledgeAlert",
     "createSilence",
     "expireSilence",
+    "saveQuery",
+    "deleteSavedQuery",
+    "saveOverviewLayout",
 ];
 
 /// Type names of the product's own GraphQL types.
-pub const RESERVED_TYPES: [&str; 24] = [
+pub const RESERVED_TYPES: [&str; 32] = [
     "Kpi",
     "KpiGroup",
     "KpiInput",
@@ -126,10 +131,18 @@ pub const RESERVED_TYPES: [&str; 24] = [
     "AlertKpiConditionInput",
     "AlertBandInput",
     "AlertRowsInput",
+    "AlertChangeInput",
+    "AlertCrossingInput",
+    "AlertDirection",
     "AlertsWhere",
     "Silence",
     "SilenceMatcher",
+    "SilenceMatcherInput",
     "KpiHistoryPoint",
+    "KpiSource",
+    "SourceMeasure",
+    "SavedQuery",
+    "OverviewLayout",
 ];
 
 /// The product name a table of this GraphQL name would collide with, if any: its root fields

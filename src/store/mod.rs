@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod kpi_history;
 mod kpis;
 mod watermarks;
+pub mod workspace;
 
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -32,6 +33,9 @@ pub enum StoreError {
     /// A name that must be unique is taken (the user's error, not the database's).
     #[error("{0}")]
     Duplicate(String),
+    /// A per-user limit is reached (the user's error: the message says what to do).
+    #[error("{0}")]
+    Limit(String),
     /// KPI names are unique: they label charts and alerts.
     #[error("a KPI named `{0}` exists")]
     KpiNameTaken(String),

@@ -12,7 +12,9 @@
 //! - [`arguments`] reads `where`/`orderBy`/`groupBy`/keys into the engine's types; [`resolve`]
 //!   answers; [`errors`] gives every error an `extensions.code`; [`http`] is the transport;
 //! - [`live`] serves subscriptions as live queries, over the WebSocket transport in [`ws`];
-//! - [`kpis`]: KPIs (queries, mutations, subscriptions), when the server runs them.
+//! - [`kpis`]: KPIs (queries, mutations, subscriptions), when the server runs them;
+//! - [`workspace`]: each user's saved queries and overview layout, when there is an app
+//!   database.
 //!
 //! Every root field is a pure function of (view, arguments, replica version), which is what
 //! the live queries of the next step need to maintain them as subscriptions from deltas.
@@ -31,6 +33,7 @@ mod scalars;
 pub mod schema;
 mod types;
 mod view;
+pub mod workspace;
 mod ws;
 
 use std::sync::Arc;
@@ -65,6 +68,10 @@ pub struct GraphqlState {
     pub kpis: Option<Arc<KpiService>>,
     /// Alerts (none: the schema has no alert fields).
     pub alerts: Option<Arc<AlertService>>,
+    /// Users' saved queries and layouts (none: the schema has no such fields).
+    pub workspace: Option<workspace::WorkspaceStore>,
+    /// What the schemas hold beside the tables.
+    features: schema::Features,
     /// Closes WebSocket connections when the server stops.
     pub shutdown: CancellationToken,
 }
@@ -85,6 +92,8 @@ impl GraphqlState {
             live: None,
             kpis: None,
             alerts: None,
+            workspace: None,
+            features: schema::Features::default(),
             shutdown: CancellationToken::new(),
         }
     }
@@ -92,14 +101,24 @@ impl GraphqlState {
     /// With KPIs: every role's schema gets the KPI fields, answered by `kpis`.
     pub fn with_kpis(mut self, kpis: KpiService) -> GraphqlState {
         self.kpis = Some(Arc::new(kpis));
-        self.cache = SchemaCache::with_features(schema::Features { kpis: true, alerts: self.alerts.is_some() });
+        self.features.kpis = true;
+        self.cache = SchemaCache::with_features(self.features);
         self
     }
 
     /// With alerts (which need KPIs): every role's schema gets the alert fields.
     pub fn with_alerts(mut self, alerts: AlertService) -> GraphqlState {
         self.alerts = Some(Arc::new(alerts));
-        self.cache = SchemaCache::with_features(schema::Features { kpis: self.kpis.is_some(), alerts: true });
+        self.features.alerts = true;
+        self.cache = SchemaCache::with_features(self.features);
+        self
+    }
+
+    /// With users' workspaces (saved queries, overview layouts) kept in `store`.
+    pub fn with_workspace(mut self, store: crate::store::Store) -> GraphqlState {
+        self.workspace = Some(workspace::WorkspaceStore(store));
+        self.features.workspace = true;
+        self.cache = SchemaCache::with_features(self.features);
         self
     }
 
@@ -109,8 +128,12 @@ impl GraphqlState {
             Some(kpis) => request.data(kpis.clone()),
             None => request,
         };
-        match &self.alerts {
+        let request = match &self.alerts {
             Some(alerts) => request.data(alerts.clone()),
+            None => request,
+        };
+        match &self.workspace {
+            Some(store) => request.data(store.clone()),
             None => request,
         }
     }

@@ -32,6 +32,9 @@ pub struct Features {
     /// Alerts (`alertRules`, `alerts`, `alertHistory`, `silences`, their mutations and the
     /// `alerts` subscription); they come with KPIs.
     pub alerts: bool,
+    /// The caller's own saved queries and overview layout (`savedQueries`, `overviewLayout`,
+    /// their mutations).
+    pub workspace: bool,
 }
 
 /// Builds the schema of a role that sees `views` (sorted by table name for a stable SDL).
@@ -105,7 +108,7 @@ pub fn build_with(views: &[Arc<TableView>], features: Features) -> Result<Schema
         }
         inputs.extend(order_by);
     }
-    if views.is_empty() && !features.kpis {
+    if views.is_empty() && !features.kpis && !features.workspace {
         // A schema needs a field; this one says why there is nothing else.
         query = query.field(Field::new("noTablesGranted", TypeRef::named_nn(TypeRef::STRING), |_| {
             FieldFuture::new(async {
@@ -144,6 +147,15 @@ pub fn build_with(views: &[Arc<TableView>], features: Features) -> Result<Schema
             inputs.extend(parts.inputs);
             enums.extend(parts.enums);
         }
+    }
+    if features.workspace {
+        query = super::workspace::query_fields(query);
+        let root =
+            mutation.take().unwrap_or_else(|| Object::new("Mutation").description("Changes to opslive's own state."));
+        mutation = Some(super::workspace::mutation_fields(root));
+        objects.extend(super::workspace::types());
+        shared.scalars.insert("JSON");
+        shared.scalars.insert("Timestamptz");
     }
     if !live_types.is_empty() || features.kpis {
         live_types.push(live::schema::as_of());

@@ -313,3 +313,38 @@ async fn a_granted_table_not_loaded_yet_is_not_ready() {
     let mut r = execute("{ ticketz { id } }").await;
     assert!(!super::loading::relabel(&mut r, "admin", &policy, &registry, &replica));
 }
+
+#[test]
+fn every_type_and_root_field_of_the_product_is_reserved_for_it() {
+    use crate::policy::names::{RESERVED_ROOT_FIELDS, RESERVED_TYPES};
+    // With no table at all, whatever the schema holds beside GraphQL's own is the product's.
+    let features = schema::Features { kpis: true, alerts: true, workspace: true };
+    let schema = schema::build_with(&[], features).expect("a schema");
+    let sdl = schema::sdl(&schema);
+    let mut unreserved = Vec::new();
+    for line in sdl.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let ["type" | "input" | "enum", name, ..] = words[..]
+            && !RESERVED_TYPES.contains(&name)
+            && name != "Query"
+        {
+            unreserved.push(format!("type {name}"));
+        }
+    }
+    for root in ["Query", "Mutation", "Subscription"] {
+        let Some(start) = sdl.find(&format!("type {root} {{")) else { continue };
+        let body = &sdl[start..start + sdl[start..].find("\n}").expect("a closed type")];
+        for line in body.lines().skip(1) {
+            // Fields are indented once and start with their name (arguments on lines of their
+            // own are indented twice; descriptions start with quotes).
+            let Some(line) = line.strip_prefix("  ").filter(|l| l.starts_with(|c: char| c.is_ascii_lowercase())) else {
+                continue;
+            };
+            let name: String = line.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            if line[name.len()..].starts_with([':', '(']) && !RESERVED_ROOT_FIELDS.contains(&name.as_str()) {
+                unreserved.push(format!("{root}.{name}"));
+            }
+        }
+    }
+    assert!(unreserved.is_empty(), "not reserved in policy::names (a table could collide): {unreserved:?}");
+}

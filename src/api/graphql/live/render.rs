@@ -7,18 +7,10 @@ use std::fmt::Write as _;
 
 use super::projection::{AsOfField, Fields, GroupField, PatchField, RowField, UpdateField, UpsertField};
 use crate::aggregate::GroupResult;
-use crate::change::{Position, Row};
+use crate::as_of::AsOf;
+use crate::change::Row;
 use crate::live::RowsDiff;
 use crate::value::Value;
-
-/// Where a result stands in the source's history: the `asOf` of every live message.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AsOf {
-    pub position: Position,
-    /// Commit time of the last transaction applied, microseconds since the epoch (unknown
-    /// before the first one).
-    pub commit_ts: Option<i64>,
-}
 
 /// A JSON writer into one buffer.
 pub struct Json(pub String);

@@ -53,11 +53,11 @@ fn written_by_hub(name: &str, ty: TypeRef) -> Field {
 }
 
 /// A field of `AsOf`: written by the live hub in live results, read from a
-/// [`crate::kpi::AsOf`] where a resolver answers one (a KPI's `asOf`).
-fn as_of_field(name: &str, ty: TypeRef, read: fn(&crate::kpi::AsOf) -> Option<String>) -> Field {
+/// [`crate::as_of::AsOf`] where a resolver answers one (a KPI's `asOf`).
+fn as_of_field(name: &str, ty: TypeRef, read: fn(&crate::as_of::AsOf) -> Option<String>) -> Field {
     Field::new(name, ty, move |ctx| {
         FieldFuture::new(async move {
-            let Some(as_of) = ctx.parent_value.downcast_ref::<crate::kpi::AsOf>() else {
+            let Some(as_of) = ctx.parent_value.downcast_ref::<crate::as_of::AsOf>() else {
                 return Err(error(Code::Internal, "live values are written by the live hub"));
             };
             Ok(read(as_of).map(async_graphql::dynamic::FieldValue::value))

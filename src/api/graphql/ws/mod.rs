@@ -429,7 +429,7 @@ fn text(frame: String) -> Message {
 }
 
 fn errors_json(code: errors::Code, message: &str) -> String {
-    super::live::hub::errors(message, code.as_str()).to_string()
+    super::live::frames::errors(message, code.as_str()).to_string()
 }
 
 /// A read or write failed: an oversized frame gets 1009 and a reason; anything else means the
