@@ -2,7 +2,8 @@
 // the simulator (see environment.mjs): a warehouse lead sees only their warehouses (checked
 // against SQL); a committed order appears in the orders table within a second; an alert fired by
 // a burst shows on the overview and is acknowledged; a KPI built in the builder equals SQL; the
-// Explorer (GraphiQL) runs a live query; an expired token leads back to sign-in; a server killed
+// Explorer (GraphiQL) runs a live query; a query saved in the Explorer and an arranged overview
+// stay the user's own across reloads; an expired token leads back to sign-in; a server killed
 // under the page shows "reconnecting", then live data again without a reload or stale rows.
 //
 //   npm run e2e          (needs `npm run build` and the opslive binary; E2E_OPSLIVE_BIN to choose it)
@@ -13,6 +14,7 @@ import { browser, freePort, kill9, opsliveBinary, signIn, sql, startDemo, startS
 
 const WAREHOUSE_LEAD = "wanda@demo.opslive";
 const OPS_MANAGER = "omar@demo.opslive";
+const ADMIN = "ada@demo.opslive";
 /** The warehouse lead's `warehouses` claim in the demo (src/demo/access.rs). */
 const LEAD_WAREHOUSES = ["WH-BER", "WH-MAD"];
 
@@ -52,6 +54,24 @@ function commitOrder(database) {
      FROM customers c ORDER BY c.id LIMIT 1 RETURNING id`,
   );
   return { id, sentAt };
+}
+
+/** Runs a GraphQL document over HTTP as a fresh token of `role` and `sub`; returns `data`. */
+async function gqlAs(role, sub, query, variables = {}) {
+  const token = execFileSync(opsliveBinary(), ["token", "--config", demo.config, "--role", role, "--sub", sub, "--ttl", "5m"], { encoding: "utf8" }).trim();
+  const response = await fetch(new URL("/graphql", demo.dashboard), {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = await response.json();
+  assert.equal(body.errors, undefined, `GraphQL errors: ${JSON.stringify(body.errors)}`);
+  return body.data;
+}
+
+/** The KPI tiles of the overview as shown, in order: [{ name, id }]. */
+function shownTiles(page) {
+  return page.locator(".kpi-grid article[data-kpi]").evaluateAll((tiles) => tiles.map((t) => ({ name: t.getAttribute("data-kpi"), id: t.getAttribute("data-kpi-id") })));
 }
 
 /** The ids of the first `n` rows of the orders table as shown. */
@@ -250,6 +270,95 @@ describe("the dashboard", () => {
        SELECT 'web', c.id, 'pending', 1, 'EUR', 'WH-BER', c.region, 1 FROM customers c ORDER BY c.id LIMIT 1 RETURNING id`,
     );
     await response.getByText(`"${id}"`).first().waitFor({ timeout: 10_000 });
+    await page.close();
+  });
+
+  it("keeps a query saved in the Explorer across a reload, opens it in the editor, and deletes it", async () => {
+    const page = await chromium.context.newPage();
+    await signIn(page, demo.dashboard, OPS_MANAGER);
+    await page.goto(new URL("/explorer/", demo.dashboard).toString());
+    const panel = page.getByRole("complementary", { name: "Saved queries" });
+    const editor = page.locator(".graphiql-query-editor");
+    // Start from an example tab's document, marked with a comment line of this run on top.
+    await page.getByText("LatestOrdersLive").first().click({ timeout: 60_000 });
+    await editor.getByText("subscription").first().waitFor({ timeout: 30_000 });
+    const marker = `#saved_by_e2e_${Date.now()}`;
+    await editor.locator(".view-lines").click();
+    await page.keyboard.press("Control+Home");
+    await page.keyboard.type(marker);
+    await page.keyboard.press("Enter");
+    await editor.getByText(marker).waitFor({ timeout: 10_000 });
+
+    const name = `Live orders ${Date.now()}`;
+    await panel.getByRole("button", { name: "Save", exact: true }).click();
+    await panel.getByLabel("Saved query name").fill(name);
+    await panel.getByRole("button", { name: "Save query" }).click();
+    const item = panel.locator(`li[data-name="${name}"]`);
+    await item.waitFor({ timeout: 10_000 });
+    // Kept on the server for this user: the editor's text as it was.
+    const { savedQueries } = await gqlAs("ops_manager", OPS_MANAGER, "{ savedQueries { name query variables } }");
+    const stored = savedQueries.find((q) => q.name === name);
+    assert.ok(stored, `saved queries: ${JSON.stringify(savedQueries.map((q) => q.name))}`);
+    assert.ok(stored.query.startsWith(`${marker}\n`) && stored.query.includes("subscription LatestOrdersLive"), `stored text: ${stored.query.slice(0, 200)}`);
+    assert.equal(stored.variables, null);
+
+    // After a reload it is listed, and Open brings its text back into the (emptied) editor.
+    await page.reload();
+    await item.waitFor({ timeout: 60_000 });
+    await editor.locator(".view-lines").waitFor({ timeout: 30_000 });
+    await page.getByRole("button", { name: "New tab" }).click();
+    await editor.getByText(marker).waitFor({ state: "detached", timeout: 10_000 });
+    await item.getByRole("button", { name: `Open ${name}` }).click();
+    await editor.getByText(marker).waitFor({ timeout: 10_000 });
+    await editor.getByText("subscription").first().waitFor({ timeout: 10_000 });
+
+    // Delete (confirmed): gone from the list, and still gone after a reload.
+    page.once("dialog", (dialog) => void dialog.accept());
+    await item.getByRole("button", { name: `Delete ${name}` }).click();
+    await item.waitFor({ state: "detached", timeout: 10_000 });
+    await page.reload();
+    await page.locator('aside.saved-queries[aria-busy="false"]').waitFor({ timeout: 60_000 });
+    assert.equal(await item.count(), 0, "the deleted query is listed after a reload");
+    const after = await gqlAs("ops_manager", OPS_MANAGER, "{ savedQueries { name } }");
+    assert.ok(!after.savedQueries.some((q) => q.name === name), "the deleted query is still stored");
+    await page.close();
+  });
+
+  it("keeps a user's arrangement of the overview across reloads, and only theirs", async () => {
+    const page = await chromium.context.newPage();
+    await signIn(page, demo.dashboard, OPS_MANAGER);
+    const tiles = page.locator(".kpi-grid article[data-kpi]");
+    await tiles.nth(2).waitFor({ timeout: 60_000 });
+    const before = (await shownTiles(page)).map((t) => t.name);
+    const hide = before[0];
+    const front = before[before.length - 1];
+    const expected = [front, ...before.filter((n) => n !== hide && n !== front)];
+
+    await page.getByRole("button", { name: "Arrange" }).click();
+    await page.locator(`article[data-kpi="${hide}"]`).getByRole("button", { name: "Hide" }).click();
+    await page.getByRole("region", { name: "Hidden KPIs" }).locator(`li[data-kpi="${hide}"]`).waitFor();
+    const earlier = page.locator(`article[data-kpi="${front}"]`).getByRole("button", { name: "Move earlier" });
+    for (let i = 0; i < before.length && !(await earlier.isDisabled()); i++) await earlier.click();
+    assert.deepEqual((await shownTiles(page)).map((t) => t.name), expected, "the arranged order before saving");
+    await page.getByRole("button", { name: "Save layout" }).click();
+    await page.getByRole("button", { name: "Save layout" }).waitFor({ state: "detached", timeout: 10_000 });
+    assert.deepEqual((await shownTiles(page)).map((t) => t.name), expected, "the order once saved");
+
+    // A reload shows the saved arrangement: the order, and the hidden tile left out.
+    await page.reload();
+    await tiles.nth(expected.length - 1).waitFor({ timeout: 60_000 });
+    assert.deepEqual((await shownTiles(page)).map((t) => t.name), expected, "the order after a reload");
+    assert.equal(await page.locator(`article[data-kpi="${hide}"]`).count(), 0, "the hidden tile is shown");
+    await page.getByTestId("hidden-count").filter({ hasText: "1 KPI hidden" }).waitFor();
+
+    // Another user's overview keeps the server's order (by id), the tile hidden here included.
+    await signIn(page, demo.dashboard, ADMIN);
+    await page.locator(`article[data-kpi="${hide}"]`).waitFor({ timeout: 60_000 });
+    const theirs = await shownTiles(page);
+    for (const name of before) assert.ok(theirs.some((t) => t.name === name), `${name} is missing for the admin`);
+    const ids = theirs.map((t) => Number(t.id));
+    assert.deepEqual(ids, [...ids].sort((a, b) => a - b), `the admin's tiles are not in the server's order: ${JSON.stringify(theirs)}`);
+    assert.equal(await page.getByTestId("hidden-count").count(), 0);
     await page.close();
   });
 

@@ -1,14 +1,16 @@
 // The KPI builder: pick a table the role can aggregate, an aggregate over a column or an
 // expression, a filter, a window, a grouping, a comparison and a view; watch the value live in
 // the preview; save it with `createKpi` (the server checks it against the table and the policy).
-// A saved KPI is a tile on the Overview for every role allowed to read it.
+// A saved KPI is a tile on the Overview for every role allowed to read it; "Place on the overview"
+// also names it last in the user's own tile layout, so it stays after the tiles they arranged.
 "use client";
 import Link from "next/link";
 import { useEffect, useMemo, useState } from "react";
 import { graphqlRequest } from "@/lib/http/graphqlRequest";
 import type { VariablesOf } from "@/lib/graphql/graphql";
 import { useLiveContext } from "@/lib/live/useLiveContext";
-import { canMutate } from "@/lib/schema/roleSchema";
+import { canMutate, canQuery } from "@/lib/schema/roleSchema";
+import { placeOnOverview } from "@/app/overview/placeKpi";
 import { CreateKpi } from "./documents";
 import { KpiPreview } from "./KpiPreview";
 import { AGGREGATES, toKpiInput, type Aggregate, type KpiDraft, type Measure } from "./kpiDraft";
@@ -33,6 +35,7 @@ export function KpiBuilderView() {
   const [saved, setSaved] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [place, setPlace] = useState(true);
   const settled = useSettled(draft, 400);
   const table = tables.find((t) => t.table === draft.table) ?? tables[0] ?? null;
 
@@ -47,14 +50,26 @@ export function KpiBuilderView() {
   const columns = table.columns.map((c) => c.name);
   const timeColumns = table.columns.filter((c) => TIME_TYPES.has(c.type)).map((c) => c.name);
   const canSave = schema ? canMutate(schema, "createKpi") : false;
+  // A layout is kept per token `sub`: without one there is none to place the KPI in.
+  const canPlace = schema !== null && session.sub !== "" && canQuery(schema, "overviewLayout") && canMutate(schema, "saveOverviewLayout");
 
   const save = async () => {
     setBusy(true);
     setError(null);
+    setSaved(null);
     try {
       const input = toKpiInput(draft) as VariablesOf<typeof CreateKpi>["input"];
       const { createKpi } = await graphqlRequest(session.token, CreateKpi, { input });
-      setSaved(`${createKpi.name} (id ${createKpi.id})`);
+      let placed = "";
+      if (canPlace && place) {
+        try {
+          await placeOnOverview(session.token, createKpi.id);
+          placed = ", placed last in your layout";
+        } catch (e) {
+          setError(`The KPI is saved, but placing it on your overview failed: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
+      setSaved(`${createKpi.name} (id ${createKpi.id})${placed}`);
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
     } finally {
@@ -136,6 +151,11 @@ export function KpiBuilderView() {
             <button type="button" disabled={busy || !canSave || draft.name.trim() === ""} onClick={() => void save()}>
               Save KPI
             </button>
+            {canSave && canPlace ? (
+              <label>
+                <input type="checkbox" checked={place} onChange={(e) => setPlace(e.target.checked)} /> Place on the overview
+              </label>
+            ) : null}
             {!canSave ? <span className="muted">Your role cannot define KPIs.</span> : null}
           </p>
           {error ? (

@@ -1,7 +1,9 @@
 // One KPI tile: the value as it stands after the latest transaction, a sparkline of the last hour
 // (recorded history, then the live values), the change against the comparison the KPI defines
 // (or an hour ago), and a gauge of how close it is to the threshold of an alert rule on it.
+// While the user arranges the Overview, the tile carries the controls to move or hide it.
 "use client";
+import type { ReactNode } from "react";
 import { Sparkline } from "@/components/Sparkline";
 import type { LiveKpi } from "./documents";
 import { change, headline, proximity, type Threshold } from "./kpiMath";
@@ -13,7 +15,7 @@ export interface TileHistory {
   readonly beforeLabel: string;
 }
 
-export function KpiTile({ kpi, history, threshold }: { kpi: LiveKpi; history: TileHistory | null; threshold: Threshold | null }) {
+export function KpiTile({ kpi, history, threshold, controls }: { kpi: LiveKpi; history: TileHistory | null; threshold: Threshold | null; controls?: ReactNode }) {
   const value = headline(kpi);
   const now = Math.floor(Date.now() / 1000);
   const points = history ? (value === null ? history.points : [...history.points.filter((p) => p[0] < now), [now, value] as const]) : [];
@@ -21,7 +23,8 @@ export function KpiTile({ kpi, history, threshold }: { kpi: LiveKpi; history: Ti
   const near = threshold ? proximity(kpi, threshold) : null;
   const level = near === null ? "" : near >= 1 ? "crit" : near >= 0.8 ? "warn" : "ok";
   return (
-    <article className="panel kpi-tile" data-kpi={kpi.name} aria-label={kpi.name}>
+    <article className={`panel kpi-tile${controls ? " arranging" : ""}`} data-kpi={kpi.name} data-kpi-id={kpi.id} aria-label={kpi.name}>
+      {controls}
       <h2 title={kpi.name}>{kpi.name}</h2>
       {kpi.ready ? (
         <p className="kpi-value live-value num" data-testid="kpi-value">

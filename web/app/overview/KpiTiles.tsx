@@ -1,6 +1,7 @@
 // The KPI tiles: the live `kpis` subscription (every KPI the role may read, again after each
 // transaction that moves one), plus once per KPI its last hour of history and its comparison
-// value, and once the alert rules that give tiles a threshold gauge.
+// value, and once the alert rules that give tiles a threshold gauge. Tiles follow the user's
+// saved layout; Arrange edits a draft of it (move, hide, show) until Save layout or Cancel.
 "use client";
 import { useEffect, useMemo, useState } from "react";
 import { graphqlRequest } from "@/lib/http/graphqlRequest";
@@ -9,8 +10,11 @@ import type { LiveStore } from "@/lib/live/store";
 import { canQuery, type RoleSchema } from "@/lib/schema/roleSchema";
 import { usePrunedDocument } from "@/lib/schema/usePrunedDocument";
 import { KpiRules, KpiSeries, LiveKpis, type KpiRule, type LiveKpi } from "./documents";
+import { HiddenTiles, TileControls } from "./ArrangeControls";
 import { KpiTile, type TileHistory } from "./KpiTile";
 import { foldHistory, thresholdOf } from "./kpiMath";
+import { arrange, draftOf, hideTile, moveTile, showTile, type Layout } from "./layout";
+import { useOverviewLayout } from "./useOverviewLayout";
 
 const HOUR = 3_600_000;
 const COMPARISONS: Record<string, { offset: number; label: string }> = {
@@ -18,13 +22,18 @@ const COMPARISONS: Record<string, { offset: number; label: string }> = {
   WEEK_BEFORE: { offset: 7 * 24 * HOUR, label: "vs week before" },
 };
 
-export function KpiTiles({ store, schema, token }: { store: LiveStore | null; schema: RoleSchema | null; token: string }) {
+export function KpiTiles({ store, schema, token, sub }: { store: LiveStore | null; schema: RoleSchema | null; token: string; sub: string }) {
   const { document } = usePrunedDocument(LiveKpis, schema);
   const result = useLiveResult(store, document);
   const kpis = result.data?.kpis ?? null;
   const [histories, setHistories] = useState<ReadonlyMap<string, TileHistory>>(new Map());
   const [rules, setRules] = useState<readonly KpiRule[]>([]);
   const history = schema !== null && canQuery(schema, "kpiHistory");
+  const saved = useOverviewLayout(token, sub, schema);
+  /** The layout being arranged; null when not arranging. */
+  const [draft, setDraft] = useState<Layout | null>(null);
+  const [saving, setSaving] = useState(false);
+  const [saveError, setSaveError] = useState<string | null>(null);
 
   const idsKey = (kpis ?? []).map((k) => k.id).join(",");
   useEffect(() => {
@@ -58,13 +67,72 @@ export function KpiTiles({ store, schema, token }: { store: LiveStore | null; sc
 
   if (schema && !document) return <p className="panel-note">Your role has no KPIs.</p>;
   if (result.error && !kpis) return <p className="error">{result.error}</p>;
-  if (!kpis) return <p className="muted">Loading KPIs…</p>;
+  if (!kpis || saved.loading) return <p className="muted">Loading KPIs…</p>;
   if (kpis.length === 0) return <p className="panel-note">No KPI your role may read yet.</p>;
+
+  const { shown, hidden } = arrange(kpis, draft ?? saved.layout);
+  // Edits start from the draft naming every KPI now listed (one created meanwhile included).
+  const edit = (change: (layout: Layout) => Layout) => setDraft((current) => change(draftOf(kpis, current)));
+  const finish = () => {
+    setDraft(null);
+    setSaveError(null);
+  };
+  const save = async () => {
+    setSaving(true);
+    setSaveError(null);
+    try {
+      await saved.save({ tiles: shown.map((k) => k.id), hidden: hidden.map((k) => k.id) });
+      setDraft(null);
+    } catch (e) {
+      setSaveError(e instanceof Error ? e.message : String(e));
+    } finally {
+      setSaving(false);
+    }
+  };
+
   return (
-    <div className="kpi-grid">
-      {kpis.map((kpi) => (
-        <KpiTile key={kpi.id} kpi={kpi} history={history ? (histories.get(kpi.id) ?? null) : { points: [], before: null, beforeLabel: "" }} threshold={thresholds.get(kpi.id) ?? null} />
-      ))}
+    <div className="kpi-section">
+      <div className="toolbar">
+        {saved.canSave ? (
+          <button type="button" aria-pressed={draft !== null} disabled={saving} onClick={() => (draft ? finish() : setDraft(draftOf(kpis, saved.layout)))}>
+            Arrange
+          </button>
+        ) : null}
+        {draft ? (
+          <>
+            <button type="button" disabled={saving} onClick={() => void save()}>
+              Save layout
+            </button>
+            <button type="button" disabled={saving} onClick={finish}>
+              Cancel
+            </button>
+            <span className="muted small">Move tiles with ← →, hide those you do not need.</span>
+          </>
+        ) : hidden.length > 0 ? (
+          <span className="muted small" data-testid="hidden-count">
+            {hidden.length === 1 ? "1 KPI hidden" : `${hidden.length} KPIs hidden`}
+          </span>
+        ) : null}
+        {saveError ? (
+          <span className="error" role="alert">
+            Layout not saved: {saveError}
+          </span>
+        ) : null}
+        {saved.error ? <span className="muted small">Your layout could not be loaded ({saved.error}): KPIs in the server&apos;s order.</span> : null}
+      </div>
+      {draft ? <HiddenTiles kpis={hidden} onShow={(id) => edit((d) => showTile(d, id))} /> : null}
+      {shown.length === 0 ? <p className="panel-note">Every KPI is hidden{draft ? "" : ": Arrange to show some"}.</p> : null}
+      <div className="kpi-grid">
+        {shown.map((kpi, i) => (
+          <KpiTile
+            key={kpi.id}
+            kpi={kpi}
+            history={history ? (histories.get(kpi.id) ?? null) : { points: [], before: null, beforeLabel: "" }}
+            threshold={thresholds.get(kpi.id) ?? null}
+            controls={draft ? <TileControls name={kpi.name} first={i === 0} last={i === shown.length - 1} onMove={(delta) => edit((d) => moveTile(d, kpi.id, delta))} onHide={() => edit((d) => hideTile(d, kpi.id))} /> : undefined}
+          />
+        ))}
+      </div>
     </div>
   );
 }

@@ -19,7 +19,7 @@ export function OverviewView() {
         <h2 id="kpis-title" className="muted" style={{ fontSize: 13, textTransform: "uppercase", margin: "0 0 8px" }}>
           KPIs
         </h2>
-        <KpiTiles store={store} schema={schema} token={session.token} />
+        <KpiTiles store={store} schema={schema} token={session.token} sub={session.sub} />
       </section>
       <section className="panel" aria-labelledby="replication-title">
         <h2 id="replication-title">Replication</h2>

@@ -1,5 +1,5 @@
 // The Overview's GraphQL: the live KPIs and alerts, the rules (for threshold proximity), KPI
-// history (sparklines, comparisons) and the acknowledgement.
+// history (sparklines, comparisons), the acknowledgement, and the user's own tile layout.
 import { graphql, type ResultOf } from "@/lib/graphql/graphql";
 
 export const LiveKpis = graphql(`
@@ -54,5 +54,26 @@ export type KpiPoint = ResultOf<typeof KpiSeries>["kpiHistory"][number];
 export const AcknowledgeAlert = graphql(`
   mutation AcknowledgeAlert($ruleId: ID!, $instance: String!, $note: String) {
     acknowledgeAlert(ruleId: $ruleId, instance: $instance, note: $note) { ruleId instance acknowledged acknowledgedBy acknowledgedAt }
+  }
+`);
+
+// The caller's arrangement of the KPI tiles (kept per token `sub`; empty until saved).
+export const OverviewLayoutQuery = graphql(`
+  query OverviewLayout {
+    overviewLayout { tiles hidden updatedAt }
+  }
+`);
+export type SavedLayout = ResultOf<typeof OverviewLayoutQuery>["overviewLayout"];
+
+export const SaveOverviewLayout = graphql(`
+  mutation SaveOverviewLayout($tiles: [ID!]!, $hidden: [ID!]!) {
+    saveOverviewLayout(tiles: $tiles, hidden: $hidden) { tiles hidden updatedAt }
+  }
+`);
+
+// The KPIs' ids in the server's order (the builder places a new KPI after those shown).
+export const KpiIds = graphql(`
+  query KpiIds {
+    kpis(builtin: false) { id }
   }
 `);

@@ -1,5 +1,8 @@
 // One-shot GraphQL over HTTP (`POST /graphql`) for what is not live: history ranges and
-// mutations. A refused token sends the user to sign in again.
+// mutations. A refused token sends the user to sign in again. The server refuses a token with a
+// 401 (whatever its code); an UNAUTHENTICATED error inside a 200 is one field refusing this
+// caller (the per-user workspace needs a token with a `sub`), an error for the page to show, not a
+// reason to sign out.
 import type { ResultOf, TadaDocumentNode, VariablesOf } from "gql.tada";
 import { queryText } from "@/lib/live/hooks";
 import { redirectToSignIn } from "@/lib/auth/signInRedirect";
@@ -26,7 +29,7 @@ export async function graphqlRequest<D extends TadaDocumentNode<ResultOf<D>, Var
   });
   const body = (await response.json().catch(() => ({}))) as { data?: ResultOf<D> | null; errors?: GraphQLErrorLike[] };
   const code = body.errors?.[0]?.extensions?.code;
-  if (response.status === 401 || code === "TOKEN_EXPIRED" || code === "INVALID_TOKEN" || code === "UNAUTHENTICATED") {
+  if (response.status === 401 || code === "TOKEN_EXPIRED" || code === "INVALID_TOKEN") {
     redirectToSignIn(code === "TOKEN_EXPIRED" ? "expired" : "refused");
     throw new GraphQLRequestError("signed out", body.errors ?? []);
   }
