@@ -93,19 +93,7 @@ async fn the_demo_prints_a_token_per_role_and_each_sees_its_share() {
     };
     // Every role also has the product's own fields (KPIs, alerts, its workspace).
     let tables = |list: &[&str]| -> BTreeSet<String> {
-        let own = [
-            "kpi",
-            "kpis",
-            "kpiHistory",
-            "alertRules",
-            "alerts",
-            "alertHistory",
-            "silences",
-            "savedQueries",
-            "overviewLayout",
-        ]
-        .into_iter()
-        .map(String::from);
+        let own = support::graphql::PRODUCT_QUERY_FIELDS.into_iter().map(String::from);
         list.iter().flat_map(|t| [t.to_string(), format!("{t}ByKey"), format!("{t}Aggregate")]).chain(own).collect()
     };
     let everything = [

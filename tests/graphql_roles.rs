@@ -347,20 +347,8 @@ async fn every_role_gets_exactly_its_share() {
         let schema = data(shop.addr, &token, "{ __schema { queryType { fields { name } } } }", json!({})).await;
         let root = names(&schema["__schema"]["queryType"]["fields"]);
         // Every role has the product's own fields (KPIs, alerts, its workspace), whatever its tables.
-        let mut expected_root: BTreeSet<String> = [
-            "kpi",
-            "kpis",
-            "kpiHistory",
-            "alertRules",
-            "alerts",
-            "alertHistory",
-            "silences",
-            "savedQueries",
-            "overviewLayout",
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect();
+        let mut expected_root: BTreeSet<String> =
+            support::graphql::PRODUCT_QUERY_FIELDS.into_iter().map(String::from).collect();
         for grant in &grants {
             let columns = catalog(&client, grant.sql_table).await;
             let cols = visible(grant, &columns);

@@ -6,6 +6,7 @@
 //! as in SQL. Nothing is ever recomputed from the rows: the cost of a change is one group
 //! lookup and one step per measure.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::input::Reader;
@@ -20,6 +21,17 @@ struct Group {
     count: u64,
     accumulators: Vec<Accumulator>,
 }
+
+impl Group {
+    fn add(&mut self, row: &[Value], readers: &[Reader]) {
+        self.count += 1;
+        for (acc, reader) in self.accumulators.iter_mut().zip(readers) {
+            acc.add(&reader.read(row));
+        }
+    }
+}
+
+static NULL: Value = Value::Null;
 
 /// An incremental `SELECT group_by…, count(*), f(column)… GROUP BY group_by…` over one table.
 #[derive(Clone, Debug)]
@@ -78,7 +90,18 @@ impl Aggregate {
 
     /// The group a row belongs to.
     pub fn group_key(&self, row: &[Value]) -> Vec<Value> {
-        self.spec.group_by.iter().map(|&i| row.get(i).cloned().unwrap_or(Value::Null)).collect()
+        self.key_of(row).into_owned()
+    }
+
+    /// The group a row belongs to, borrowed from the row when it can be: no group column or
+    /// one (the common cases) cost no allocation, so finding a row's group on every change
+    /// copies nothing.
+    pub fn key_of<'r>(&self, row: &'r [Value]) -> Cow<'r, [Value]> {
+        match self.spec.group_by.as_slice() {
+            [] => Cow::Borrowed(&[]),
+            [i] => Cow::Borrowed(row.get(*i).map_or(std::slice::from_ref(&NULL), std::slice::from_ref)),
+            columns => Cow::Owned(columns.iter().map(|&i| row.get(i).cloned().unwrap_or(Value::Null)).collect()),
+        }
     }
 
     /// Whether a measure reads an age, which needs a `now` to be read.
@@ -87,26 +110,25 @@ impl Aggregate {
     }
 
     pub fn add(&mut self, row: &[Value]) {
-        let key = self.group_key(row);
-        let kinds = &self.kinds;
-        let group = self
-            .groups
-            .entry(key)
-            .or_insert_with(|| Group { count: 0, accumulators: kinds.iter().map(|&k| Accumulator::new(k)).collect() });
-        group.count += 1;
-        for (acc, reader) in group.accumulators.iter_mut().zip(&self.readers) {
-            acc.add(&reader.read(row));
+        let key = self.key_of(row);
+        if let Some(group) = self.groups.get_mut(key.as_ref()) {
+            group.add(row, &self.readers);
+            return;
         }
+        let mut group = Group { count: 0, accumulators: self.kinds.iter().map(|&k| Accumulator::new(k)).collect() };
+        group.add(row, &self.readers);
+        let key = key.into_owned();
+        self.groups.insert(key, group);
     }
 
     /// Takes a row added before back out. A row that was never added is ignored (its group may
     /// not exist); removing a row twice is the caller's bug and is not detected beyond that.
     pub fn remove(&mut self, row: &[Value]) {
-        let key = self.group_key(row);
-        let Some(group) = self.groups.get_mut(&key) else { return };
+        let key = self.key_of(row);
+        let Some(group) = self.groups.get_mut(key.as_ref()) else { return };
         group.count -= 1;
         if group.count == 0 {
-            self.groups.remove(&key);
+            self.groups.remove(key.as_ref());
             return;
         }
         for (acc, reader) in group.accumulators.iter_mut().zip(&self.readers) {

@@ -428,11 +428,14 @@ impl AlertSet {
             match delta {
                 Delta::Row(d) => {
                     for id in &row_rules {
-                        let rule = self.rules[id].clone();
-                        let Target::Rows { schema, filter, labels, columns } = &rule.target else { continue };
-                        if schema.id() != d.table {
+                        // The table first: most rules are on other tables, and cost no more.
+                        let on_table =
+                            matches!(&self.rules[id].target, Target::Rows { schema, .. } if schema.id() == d.table);
+                        if !on_table {
                             continue;
                         }
+                        let rule = self.rules[id].clone();
+                        let Target::Rows { schema, filter, labels, columns } = &rule.target else { continue };
                         let at = cause.at();
                         // Whether the old row passed when it was last judged, for a row whose
                         // truth can still move with time (the others judge the same now).
@@ -448,7 +451,7 @@ impl AlertSet {
                         }
                         let (before, after) = (d.before.as_ref(), d.after.as_ref());
                         let same_key =
-                            matches!((before, after), (Some(b), Some(a)) if row_key(schema, b) == row_key(schema, a));
+                            matches!((before, after), (Some(b), Some(a)) if schema.key.iter().all(|&i| b[i] == a[i]));
                         if was && is && same_key {
                             let o = row_observation(schema, labels, columns, before, after, true);
                             out.extend(self.observe(*id, o, cause));
@@ -769,18 +772,25 @@ impl AlertSet {
             None => None,
             Some(inst) => {
                 let inst = Arc::make_mut(inst);
-                let seen = (inst.value.clone(), inst.row.clone(), inst.summary.clone());
                 inst.condition = o.condition;
-                if o.value.is_some() {
+                // What readers see moved: compared field by field, not by copying them first.
+                let mut moved = false;
+                if o.value.is_some() && inst.value != o.value {
                     inst.value = o.value.clone();
+                    moved = true;
                 }
-                if o.after.is_some() {
+                if o.after.is_some() && inst.row != o.after {
                     inst.row = o.after.clone();
+                    moved = true;
                 }
                 if o.condition {
-                    inst.summary = summary(&rule, inst, &o.fields);
+                    let text = summary(&rule, inst, &o.fields);
+                    if inst.summary != text {
+                        inst.summary = text;
+                        moved = true;
+                    }
                 }
-                self.moved |= seen != (inst.value.clone(), inst.row.clone(), inst.summary.clone());
+                self.moved |= moved;
                 match (inst.state, o.condition) {
                     (AlertState::Pending, true) => None,
                     (AlertState::Pending, false) => {

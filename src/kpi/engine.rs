@@ -79,7 +79,14 @@ impl Dirty {
             *self = Dirty::Groups(Vec::new());
         }
         if let Dirty::Groups(keys) = self {
-            keys.extend(before.into_iter().chain(after).map(|r| aggregate.group_key(r)));
+            for row in before.into_iter().chain(after) {
+                // An update usually stays in its group: that key is noted once (the list is
+                // sorted and deduplicated when read).
+                let key = aggregate.key_of(row);
+                if keys.last().is_none_or(|last| last.as_slice() != key.as_ref()) {
+                    keys.push(key.into_owned());
+                }
+            }
         }
     }
 }

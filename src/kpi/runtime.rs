@@ -354,16 +354,16 @@ impl Runtime {
             changed.push((id, value));
         }
         // Also KPIs whose definition did not bind before: their table may have just loaded.
-        let unbound: Vec<Arc<KpiRecord>> = self
-            .board
-            .kpis
-            .values()
-            .filter(|e| e.compiled.is_none() && e.record.builtin.is_none())
-            .map(|e| e.record.clone())
-            .chain(outcome.reshaped.iter().filter_map(|id| self.board.kpis.get(id).map(|e| e.record.clone())))
-            .collect();
         let table_events = batch.applied.tx.is_none();
         if table_events || !outcome.reshaped.is_empty() {
+            let unbound: Vec<Arc<KpiRecord>> = self
+                .board
+                .kpis
+                .values()
+                .filter(|e| e.compiled.is_none() && e.record.builtin.is_none())
+                .map(|e| e.record.clone())
+                .chain(outcome.reshaped.iter().filter_map(|id| self.board.kpis.get(id).map(|e| e.record.clone())))
+                .collect();
             for record in unbound {
                 let id = record.id;
                 let before = self.board.kpis.get(&id).map(|e| e.value.clone());

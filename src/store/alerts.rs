@@ -234,86 +234,95 @@ impl Store {
         transitions: &[Transition],
         instances: &[(RuleId, String, Option<Instance>)],
     ) -> Result<(), StoreError> {
+        // One statement per kind of write, the rows passed as arrays: a backlog's thousands of
+        // transitions cost three round trips, not one each.
         let mut tx = self.pool.begin().await?;
-        for t in transitions {
-            let (source, position, position_num, commit_ts) = match &t.cause {
-                Cause::Transaction { source, position, commit_ts } => (
-                    Some(source.to_string()),
-                    Some(position.to_string()),
-                    i64::try_from(position.0).ok(),
-                    Some(time(*commit_ts)),
-                ),
-                Cause::Due { .. } => (None, None, None, None),
-            };
-            let basis = (!t.basis.is_empty()).then(|| {
-                let map: serde_json::Map<String, serde_json::Value> =
-                    t.basis.iter().map(|(s, p)| (s.to_string(), serde_json::Value::from(p.0))).collect();
-                serde_json::Value::Object(map).to_string()
-            });
+        if !transitions.is_empty() {
+            let mut c = TransitionColumns::default();
+            for t in transitions {
+                c.push(t);
+            }
             sqlx::query(
                 "INSERT INTO alert_transitions (rule_id, instance, labels, from_state, to_state, at, cause, source, \
                  position, commit_ts, value, row_before, row_after, summary, position_num, basis) \
-                 VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13::jsonb, $14, $15, $16::jsonb) \
+                 SELECT rule_id, instance, labels::jsonb, from_state, to_state, at, cause, source, position, commit_ts, \
+                   value, row_before::jsonb, row_after::jsonb, summary, position_num, basis::jsonb \
+                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], \
+                   $8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::text[], $13::text[], $14::text[], \
+                   $15::bigint[], $16::text[]) WITH ORDINALITY \
+                   AS t(rule_id, instance, labels, from_state, to_state, at, cause, source, position, commit_ts, value, \
+                     row_before, row_after, summary, position_num, basis, n) \
+                 ORDER BY n \
                  ON CONFLICT (rule_id, instance, to_state, cause) DO NOTHING",
             )
-            .bind(t.rule.0)
-            .bind(&t.instance)
-            .bind(json_text(&t.labels))
-            .bind(t.from.name())
-            .bind(t.to.name())
-            .bind(time(t.cause.at()))
-            .bind(t.cause.key())
-            .bind(source)
-            .bind(position)
-            .bind(commit_ts)
-            .bind(&t.value)
-            .bind(t.before.as_ref().map(json_text))
-            .bind(t.after.as_ref().map(json_text))
-            .bind(&t.summary)
-            .bind(position_num)
-            .bind(basis)
+            .bind(c.rule)
+            .bind(c.instance)
+            .bind(c.labels)
+            .bind(c.from)
+            .bind(c.to)
+            .bind(c.at)
+            .bind(c.cause)
+            .bind(c.source)
+            .bind(c.position)
+            .bind(c.commit_ts)
+            .bind(c.value)
+            .bind(c.before)
+            .bind(c.after)
+            .bind(c.summary)
+            .bind(c.position_num)
+            .bind(c.basis)
             .execute(&mut *tx)
             .await?;
         }
-        for (rule, key, instance) in instances {
-            match instance {
-                None => {
-                    sqlx::query("DELETE FROM alert_instances WHERE rule_id = $1 AND instance = $2")
-                        .bind(rule.0)
-                        .bind(key)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Some(i) => {
-                    let ack = i.acknowledged.as_ref();
-                    sqlx::query(
-                        "INSERT INTO alert_instances (rule_id, instance, labels, state, since, active_since, due, \
-                         condition, value, row_image, acknowledged_by, acknowledged_at, ack_note, summary) \
-                         VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14) \
-                         ON CONFLICT (rule_id, instance) DO UPDATE SET labels = EXCLUDED.labels, state = EXCLUDED.state, \
-                         since = EXCLUDED.since, active_since = EXCLUDED.active_since, due = EXCLUDED.due, \
-                         condition = EXCLUDED.condition, value = EXCLUDED.value, row_image = EXCLUDED.row_image, \
-                         acknowledged_by = EXCLUDED.acknowledged_by, acknowledged_at = EXCLUDED.acknowledged_at, \
-                         ack_note = EXCLUDED.ack_note, summary = EXCLUDED.summary, updated_at = now()",
-                    )
-                    .bind(rule.0)
-                    .bind(key)
-                    .bind(json_text(&i.labels))
-                    .bind(i.state.name())
-                    .bind(time(i.since))
-                    .bind(time(i.active_since))
-                    .bind(i.due.map(time))
-                    .bind(i.condition)
-                    .bind(&i.value)
-                    .bind(i.row.as_ref().map(json_text))
-                    .bind(ack.and_then(|a| a.by.clone()))
-                    .bind(ack.map(|a| time(a.at)))
-                    .bind(ack.and_then(|a| a.note.clone()))
-                    .bind(&i.summary)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+        let (gone, kept): (Vec<_>, Vec<_>) = instances.iter().partition(|(_, _, i)| i.is_none());
+        if !gone.is_empty() {
+            let rules: Vec<i64> = gone.iter().map(|(r, _, _)| r.0).collect();
+            let keys: Vec<&str> = gone.iter().map(|(_, k, _)| k.as_str()).collect();
+            sqlx::query(
+                "DELETE FROM alert_instances i USING unnest($1::bigint[], $2::text[]) AS g(rule_id, instance) \
+                 WHERE i.rule_id = g.rule_id AND i.instance = g.instance",
+            )
+            .bind(rules)
+            .bind(keys)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !kept.is_empty() {
+            let mut c = InstanceColumns::default();
+            for (rule, key, instance) in kept {
+                c.push(*rule, key, instance.as_ref().expect("partitioned"));
             }
+            sqlx::query(
+                "INSERT INTO alert_instances (rule_id, instance, labels, state, since, active_since, due, condition, \
+                 value, row_image, acknowledged_by, acknowledged_at, ack_note, summary) \
+                 SELECT rule_id, instance, labels::jsonb, state, since, active_since, due, condition, value, \
+                   row_image::jsonb, acknowledged_by, acknowledged_at, ack_note, summary \
+                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], \
+                   $7::timestamptz[], $8::bool[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[], \
+                   $14::text[]) AS i(rule_id, instance, labels, state, since, active_since, due, condition, value, \
+                     row_image, acknowledged_by, acknowledged_at, ack_note, summary) \
+                 ON CONFLICT (rule_id, instance) DO UPDATE SET labels = EXCLUDED.labels, state = EXCLUDED.state, \
+                 since = EXCLUDED.since, active_since = EXCLUDED.active_since, due = EXCLUDED.due, \
+                 condition = EXCLUDED.condition, value = EXCLUDED.value, row_image = EXCLUDED.row_image, \
+                 acknowledged_by = EXCLUDED.acknowledged_by, acknowledged_at = EXCLUDED.acknowledged_at, \
+                 ack_note = EXCLUDED.ack_note, summary = EXCLUDED.summary, updated_at = now()",
+            )
+            .bind(c.rule)
+            .bind(c.instance)
+            .bind(c.labels)
+            .bind(c.state)
+            .bind(c.since)
+            .bind(c.active_since)
+            .bind(c.due)
+            .bind(c.condition)
+            .bind(c.value)
+            .bind(c.row)
+            .bind(c.ack_by)
+            .bind(c.ack_at)
+            .bind(c.ack_note)
+            .bind(c.summary)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -446,4 +455,99 @@ fn unique(e: sqlx::Error, name: &str) -> StoreError {
         return StoreError::Duplicate(format!("an alert rule named `{}` exists", name.trim()));
     }
     StoreError::Query(e)
+}
+
+/// Transitions as one array per column, for one `unnest` insert.
+#[derive(Default)]
+struct TransitionColumns {
+    rule: Vec<i64>,
+    instance: Vec<String>,
+    labels: Vec<String>,
+    from: Vec<&'static str>,
+    to: Vec<&'static str>,
+    at: Vec<DateTime<Utc>>,
+    cause: Vec<String>,
+    source: Vec<Option<String>>,
+    position: Vec<Option<String>>,
+    commit_ts: Vec<Option<DateTime<Utc>>>,
+    value: Vec<Option<String>>,
+    before: Vec<Option<String>>,
+    after: Vec<Option<String>>,
+    summary: Vec<String>,
+    position_num: Vec<Option<i64>>,
+    basis: Vec<Option<String>>,
+}
+
+impl TransitionColumns {
+    fn push(&mut self, t: &Transition) {
+        let (source, position, position_num, commit_ts) = match &t.cause {
+            Cause::Transaction { source, position, commit_ts } => (
+                Some(source.to_string()),
+                Some(position.to_string()),
+                i64::try_from(position.0).ok(),
+                Some(time(*commit_ts)),
+            ),
+            Cause::Due { .. } => (None, None, None, None),
+        };
+        let basis = (!t.basis.is_empty()).then(|| {
+            let map: serde_json::Map<String, serde_json::Value> =
+                t.basis.iter().map(|(s, p)| (s.to_string(), serde_json::Value::from(p.0))).collect();
+            serde_json::Value::Object(map).to_string()
+        });
+        self.rule.push(t.rule.0);
+        self.instance.push(t.instance.clone());
+        self.labels.push(json_text(&t.labels));
+        self.from.push(t.from.name());
+        self.to.push(t.to.name());
+        self.at.push(time(t.cause.at()));
+        self.cause.push(t.cause.key());
+        self.source.push(source);
+        self.position.push(position);
+        self.commit_ts.push(commit_ts);
+        self.value.push(t.value.clone());
+        self.before.push(t.before.as_ref().map(json_text));
+        self.after.push(t.after.as_ref().map(json_text));
+        self.summary.push(t.summary.clone());
+        self.position_num.push(position_num);
+        self.basis.push(basis);
+    }
+}
+
+/// Instances' last states as one array per column, for one `unnest` upsert.
+#[derive(Default)]
+struct InstanceColumns {
+    rule: Vec<i64>,
+    instance: Vec<String>,
+    labels: Vec<String>,
+    state: Vec<&'static str>,
+    since: Vec<DateTime<Utc>>,
+    active_since: Vec<DateTime<Utc>>,
+    due: Vec<Option<DateTime<Utc>>>,
+    condition: Vec<bool>,
+    value: Vec<Option<String>>,
+    row: Vec<Option<String>>,
+    ack_by: Vec<Option<String>>,
+    ack_at: Vec<Option<DateTime<Utc>>>,
+    ack_note: Vec<Option<String>>,
+    summary: Vec<String>,
+}
+
+impl InstanceColumns {
+    fn push(&mut self, rule: RuleId, key: &str, i: &Instance) {
+        let ack = i.acknowledged.as_ref();
+        self.rule.push(rule.0);
+        self.instance.push(key.to_string());
+        self.labels.push(json_text(&i.labels));
+        self.state.push(i.state.name());
+        self.since.push(time(i.since));
+        self.active_since.push(time(i.active_since));
+        self.due.push(i.due.map(time));
+        self.condition.push(i.condition);
+        self.value.push(i.value.clone());
+        self.row.push(i.row.as_ref().map(json_text));
+        self.ack_by.push(ack.and_then(|a| a.by.clone()));
+        self.ack_at.push(ack.map(|a| time(a.at)));
+        self.ack_note.push(ack.and_then(|a| a.note.clone()));
+        self.summary.push(i.summary.clone());
+    }
 }

@@ -44,30 +44,38 @@ impl Store {
         if rollups.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        for r in rollups {
-            sqlx::query(
-                "INSERT INTO kpi_history (kpi_id, group_key, minute, last, last_value, min, max, last_position) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM kpis WHERE id = $1) \
-                 ON CONFLICT (kpi_id, group_key, minute) DO UPDATE SET \
-                 min = LEAST(kpi_history.min, EXCLUDED.min), max = GREATEST(kpi_history.max, EXCLUDED.max), \
-                 last = CASE WHEN EXCLUDED.last_position >= kpi_history.last_position THEN EXCLUDED.last ELSE kpi_history.last END, \
-                 last_value = CASE WHEN EXCLUDED.last_position >= kpi_history.last_position \
-                 THEN EXCLUDED.last_value ELSE kpi_history.last_value END, \
-                 last_position = GREATEST(kpi_history.last_position, EXCLUDED.last_position)",
-            )
-            .bind(r.kpi.0)
-            .bind(&r.group)
-            .bind(time(r.minute))
-            .bind(&r.last)
-            .bind(r.last_value)
-            .bind(r.min)
-            .bind(r.max)
-            .bind(i64::try_from(r.order).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
+        // One statement for the whole batch (a rollup per KPI, group and minute: none twice).
+        let kpis: Vec<i64> = rollups.iter().map(|r| r.kpi.0).collect();
+        let groups: Vec<&str> = rollups.iter().map(|r| r.group.as_str()).collect();
+        let minutes: Vec<_> = rollups.iter().map(|r| time(r.minute)).collect();
+        let lasts: Vec<&str> = rollups.iter().map(|r| r.last.as_str()).collect();
+        let last_values: Vec<Option<f64>> = rollups.iter().map(|r| r.last_value).collect();
+        let mins: Vec<Option<f64>> = rollups.iter().map(|r| r.min).collect();
+        let maxes: Vec<Option<f64>> = rollups.iter().map(|r| r.max).collect();
+        let orders: Vec<i64> = rollups.iter().map(|r| i64::try_from(r.order).unwrap_or(i64::MAX)).collect();
+        sqlx::query(
+            "INSERT INTO kpi_history (kpi_id, group_key, minute, last, last_value, min, max, last_position) \
+             SELECT r.* FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::float8[], \
+               $6::float8[], $7::float8[], $8::bigint[]) AS r(kpi_id, group_key, minute, last, last_value, min, max, \
+               last_position) \
+             WHERE EXISTS (SELECT 1 FROM kpis WHERE id = r.kpi_id) \
+             ON CONFLICT (kpi_id, group_key, minute) DO UPDATE SET \
+             min = LEAST(kpi_history.min, EXCLUDED.min), max = GREATEST(kpi_history.max, EXCLUDED.max), \
+             last = CASE WHEN EXCLUDED.last_position >= kpi_history.last_position THEN EXCLUDED.last ELSE kpi_history.last END, \
+             last_value = CASE WHEN EXCLUDED.last_position >= kpi_history.last_position \
+             THEN EXCLUDED.last_value ELSE kpi_history.last_value END, \
+             last_position = GREATEST(kpi_history.last_position, EXCLUDED.last_position)",
+        )
+        .bind(kpis)
+        .bind(groups)
+        .bind(minutes)
+        .bind(lasts)
+        .bind(last_values)
+        .bind(mins)
+        .bind(maxes)
+        .bind(orders)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

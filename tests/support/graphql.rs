@@ -15,6 +15,11 @@ use super::serve::Serve;
 pub const SECRET: &str = "opslive-test-secret-0123456789abcdef";
 
 /// The fixture policy, as committed.
+/// The product's own root query fields (KPIs, alerts, the user's workspace): in every role's
+/// schema, whatever its tables.
+pub const PRODUCT_QUERY_FIELDS: [&str; 9] =
+    ["kpi", "kpis", "kpiHistory", "alertRules", "alerts", "alertHistory", "silences", "savedQueries", "overviewLayout"];
+
 pub fn fixture_policy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/policy.toml")
 }
