@@ -62,7 +62,7 @@ pub struct GraphqlState {
     pub registry: Arc<Registry>,
     pub replica: watch::Receiver<Arc<Replica>>,
     pub cache: SchemaCache,
-    /// The live hub subscriptions register with (none: subscriptions are refused).
+    /// The live runtime subscriptions register with (none: subscriptions are refused).
     pub live: Option<LiveHub>,
     /// KPIs (none: the schema has no KPI fields).
     pub kpis: Option<Arc<KpiService>>,

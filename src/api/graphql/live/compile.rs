@@ -1,4 +1,4 @@
-//! A subscription's root field compiled into what the live hub runs: the engine's
+//! A subscription's root field compiled into what the live runtime runs: the engine's
 //! [`LiveSpec`] (where ∧ the role's row filter, order, page) and how to write its updates.
 //!
 //! This runs inside async-graphql's subscription resolver, after the document was parsed and

@@ -40,25 +40,25 @@ impl Names {
     }
 }
 
-/// A field whose value only the live hub writes.
+/// A field whose value only the live runtime writes.
 fn written_by_hub(name: &str, ty: TypeRef) -> Field {
     Field::new(name, ty, |_| {
         FieldFuture::new(async {
             Err::<Option<async_graphql::dynamic::FieldValue>, _>(error(
                 Code::Internal,
-                "live values are written by the live hub",
+                "live values are written by the live runtime",
             ))
         })
     })
 }
 
-/// A field of `AsOf`: written by the live hub in live results, read from a
+/// A field of `AsOf`: written by the live runtime in live results, read from a
 /// [`crate::as_of::AsOf`] where a resolver answers one (a KPI's `asOf`).
 fn as_of_field(name: &str, ty: TypeRef, read: fn(&crate::as_of::AsOf) -> Option<String>) -> Field {
     Field::new(name, ty, move |ctx| {
         FieldFuture::new(async move {
             let Some(as_of) = ctx.parent_value.downcast_ref::<crate::as_of::AsOf>() else {
-                return Err(error(Code::Internal, "live values are written by the live hub"));
+                return Err(error(Code::Internal, "live values are written by the live runtime"));
             };
             Ok(read(as_of).map(async_graphql::dynamic::FieldValue::value))
         })

@@ -3,7 +3,7 @@
 //! One task per connection. It waits for `connection_init` (token in its payload), then reads
 //! client messages and writes what its [`Outbox`] holds, until either side closes, the token
 //! expires, or the server stops. Subscriptions are compiled by async-graphql (parse, validate,
-//! bind variables) through the role's schema and registered with the live hub; queries and
+//! bind variables) through the role's schema and registered with the live runtime; queries and
 //! other operations sent over the socket are executed as over HTTP and answered once.
 //!
 //! A subscription field may instead answer with a real stream (the KPI subscriptions): its
