@@ -109,6 +109,20 @@ impl Value {
     }
 }
 
+impl Value {
+    /// Whether two values are also spelled the same: equal numerics with the same digits
+    /// (`1.0` is not `1.00`), floats with the same bits, anything else equal. What a value
+    /// contributed, or the text a key is named by, is told apart by this, not by `==`.
+    pub fn same_spelling(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Numeric(x), Value::Numeric(y)) => x == y,
+            (Value::Float4(x), Value::Float4(y)) => x.to_bits() == y.to_bits(),
+            (Value::Float8(x), Value::Float8(y)) => x.to_bits() == y.to_bits(),
+            _ => self == other,
+        }
+    }
+}
+
 /// Equality follows [`Ord`]: the replica keys rows and indexes by value, so equality must be
 /// total (NaN equals NaN, as in PostgreSQL's btree ordering).
 impl PartialEq for Value {

@@ -26,16 +26,6 @@ enum Class {
     Many(Vec<(Value, u64)>),
 }
 
-/// Whether two equal values are also spelled the same.
-pub(crate) fn same_spelling(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Numeric(x), Value::Numeric(y)) => x == y,
-        (Value::Float4(x), Value::Float4(y)) => x.to_bits() == y.to_bits(),
-        (Value::Float8(x), Value::Float8(y)) => x.to_bits() == y.to_bits(),
-        _ => a == b,
-    }
-}
-
 impl Extremes {
     pub(crate) fn add(&mut self, value: &Value) {
         let mut entry = match self.classes.entry(value.clone()) {
@@ -48,9 +38,9 @@ impl Extremes {
         let key = entry.key().clone();
         let class = entry.get_mut();
         match class {
-            Class::One(n) if same_spelling(&key, value) => *n += 1,
+            Class::One(n) if key.same_spelling(value) => *n += 1,
             Class::One(n) => *class = Class::Many(vec![(key, *n), (value.clone(), 1)]),
-            Class::Many(spellings) => match spellings.iter().position(|(s, _)| same_spelling(s, value)) {
+            Class::Many(spellings) => match spellings.iter().position(|(s, _)| s.same_spelling(value)) {
                 Some(i) => {
                     // The latest arrival goes last, as the last one scanned would.
                     let (spelling, n) = spellings.remove(i);
@@ -69,7 +59,7 @@ impl Extremes {
                 *n == 0
             }
             Class::Many(spellings) => {
-                if let Some(i) = spellings.iter().position(|(s, _)| same_spelling(s, value)) {
+                if let Some(i) = spellings.iter().position(|(s, _)| s.same_spelling(value)) {
                     spellings[i].1 -= 1;
                     if spellings[i].1 == 0 {
                         spellings.remove(i);

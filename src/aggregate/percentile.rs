@@ -12,7 +12,6 @@
 //! several equal spellings sits at a rank is arrival order here; PostgreSQL's sort does not
 //! define it either.
 
-use super::extremes::same_spelling;
 use crate::value::Value;
 
 /// Values per block after a split; a block splits when it reaches twice this.
@@ -67,7 +66,7 @@ impl Ranked {
             }
             let start = block.partition_point(|v| v < value);
             let end = block.partition_point(|v| v <= value);
-            if let Some(i) = (start..end).find(|&i| same_spelling(&block[i], value)) {
+            if let Some(i) = (start..end).find(|&i| block[i].same_spelling(value)) {
                 found = Some((b, i));
                 break;
             }

@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Days, LocalResult, NaiveDate, Offset, TimeZone};
 
-use super::extremes::same_spelling;
 use super::{Aggregate, AggregateError, AggregateSpec, GroupResult};
 use crate::change::Row;
 use crate::query::type_label;
@@ -118,7 +117,7 @@ pub struct WindowedAggregate {
 /// Whether two rows are the same row version: the same values, spelled the same, so that
 /// removing one takes out exactly what adding it put in.
 fn same_row(a: &Row, b: &[Value]) -> bool {
-    std::ptr::eq(a.as_ref(), b) || (a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_spelling(x, y)))
+    std::ptr::eq(a.as_ref(), b) || (a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_spelling(y)))
 }
 
 impl WindowedAggregate {

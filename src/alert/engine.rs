@@ -450,8 +450,7 @@ impl AlertSet {
                             continue;
                         }
                         let (before, after) = (d.before.as_ref(), d.after.as_ref());
-                        let same_key =
-                            matches!((before, after), (Some(b), Some(a)) if schema.key.iter().all(|&i| b[i] == a[i]));
+                        let same_key = matches!((before, after), (Some(b), Some(a)) if schema.key.iter().all(|&i| b[i].same_spelling(&a[i])));
                         if was && is && same_key {
                             let o = row_observation(schema, labels, columns, before, after, true);
                             out.extend(self.observe(*id, o, cause));

@@ -28,6 +28,7 @@ mod http;
 pub mod kpis;
 pub mod live;
 mod loading;
+mod output;
 mod resolve;
 mod scalars;
 pub mod schema;

@@ -11,10 +11,10 @@ use async_graphql::Value as Gql;
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, ResolverContext, TypeRef};
 
 use super::errors::{Code, error};
+use super::output::{field, numeric_id, text, timestamptz as time};
 use super::resolve::Scope;
 use crate::store::workspace::{OverviewLayout, SavedQuery};
 use crate::store::{Store, StoreError};
-use crate::value::Value;
 
 const SAVED_QUERY: &str = "SavedQuery";
 const LAYOUT: &str = "OverviewLayout";
@@ -129,15 +129,7 @@ fn stored(e: StoreError) -> async_graphql::Error {
 /// An `ID` (the decimal id of a row) from argument `name`.
 fn id_argument(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<i64> {
     let value = ctx.args.try_get(name)?;
-    id(value.as_value()).ok_or_else(|| bad_input(format!("`{name}` is not an id")))
-}
-
-fn id(value: &Gql) -> Option<i64> {
-    match value {
-        Gql::String(s) => s.parse().ok(),
-        Gql::Number(n) => n.as_i64(),
-        _ => None,
-    }
+    numeric_id(value.as_value()).ok_or_else(|| bad_input(format!("`{name}` is not an id")))
 }
 
 async fn save_query(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'_>>> {
@@ -189,7 +181,7 @@ fn ids(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Vec<i64>>
     }
     let mut out = Vec::with_capacity(list.len());
     for (i, item) in list.iter().enumerate() {
-        let id = id(item.as_value()).ok_or_else(|| bad_input(format!("`{name}[{i}]` is not a KPI id")))?;
+        let id = numeric_id(item.as_value()).ok_or_else(|| bad_input(format!("`{name}[{i}]` is not a KPI id")))?;
         if out.contains(&id) {
             return Err(bad_input(format!("`{name}` names KPI {id} twice")));
         }
@@ -198,22 +190,8 @@ fn ids(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Vec<i64>>
     Ok(out)
 }
 
-fn text(s: impl Into<String>) -> Option<FieldValue<'static>> {
-    Some(FieldValue::value(Gql::String(s.into())))
-}
-
-fn time(us: i64) -> Option<FieldValue<'static>> {
-    text(Value::TimestampTz(us).to_canonical_string())
-}
-
 fn ids_value(ids: &[i64]) -> Option<FieldValue<'static>> {
     Some(FieldValue::list(ids.iter().map(|id| FieldValue::value(Gql::String(id.to_string())))))
-}
-
-fn field<T: 'static>(name: &str, ty: TypeRef, read: fn(&T) -> Option<FieldValue<'static>>) -> Field {
-    Field::new(name, ty, move |ctx| {
-        FieldFuture::new(async move { Ok(read(ctx.parent_value.try_downcast_ref::<T>()?)) })
-    })
 }
 
 fn saved_query_type() -> Object {

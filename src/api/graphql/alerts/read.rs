@@ -21,6 +21,7 @@ use crate::alert::runtime::{AlertBoard, RuleEntry};
 use crate::alert::{AlertState, Instance, RuleId, Severity};
 use crate::api::graphql::errors::{Code, error};
 use crate::api::graphql::kpis::readable as kpi_readable;
+use crate::api::graphql::output::numeric_id;
 use crate::api::graphql::resolve::Scope;
 use crate::auth::Principal;
 use crate::change::Key;
@@ -141,12 +142,9 @@ pub fn service<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Arc<A
 /// An `ID` argument as a number.
 pub fn id_argument(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Option<i64>> {
     let Some(value) = ctx.args.get(name).filter(|v| !v.is_null()) else { return Ok(None) };
-    let parsed = match value.as_value() {
-        Gql::String(s) => s.parse().ok(),
-        Gql::Number(n) => n.as_i64(),
-        _ => None,
-    };
-    parsed.map(Some).ok_or_else(|| error(Code::BadUserInput, format!("{name}: an id is a number")))
+    numeric_id(value.as_value())
+        .map(Some)
+        .ok_or_else(|| error(Code::BadUserInput, format!("{name}: an id is a number")))
 }
 
 /// The `alerts(where:)` narrowing.

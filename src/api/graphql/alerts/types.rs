@@ -4,16 +4,14 @@
 
 use std::sync::Arc;
 
-use async_graphql::dynamic::{
-    Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, TypeRef,
-};
+use async_graphql::dynamic::{Enum, EnumItem, FieldValue, InputObject, InputValue, Object, TypeRef};
 use async_graphql::{Name, Value as Gql};
 
 use crate::alert::runtime::RuleEntry;
 use crate::alert::silence::Silence;
 use crate::alert::{AlertState, Cause, Instance, Severity};
+use crate::api::graphql::output::{field, text, timestamptz as time};
 use crate::store::alerts::TransitionRecord;
-use crate::value::Value;
 
 pub const RULE: &str = "AlertRule";
 pub const ALERT: &str = "Alert";
@@ -50,14 +48,6 @@ pub struct SilenceOut(pub Silence);
 
 struct CauseOut(Cause);
 
-fn text(s: impl Into<String>) -> Option<FieldValue<'static>> {
-    Some(FieldValue::value(Gql::String(s.into())))
-}
-
-fn time(us: i64) -> Option<FieldValue<'static>> {
-    text(Value::TimestampTz(us).to_canonical_string())
-}
-
 fn json<T: serde::Serialize>(v: &T) -> Option<FieldValue<'static>> {
     let json = serde_json::to_value(v).ok()?;
     Gql::from_json(json).ok().map(FieldValue::value)
@@ -65,12 +55,6 @@ fn json<T: serde::Serialize>(v: &T) -> Option<FieldValue<'static>> {
 
 fn enum_value(name: &str) -> Option<FieldValue<'static>> {
     Some(FieldValue::value(Gql::Enum(Name::new(name))))
-}
-
-fn field<T: 'static>(name: &str, ty: TypeRef, read: fn(&T) -> Option<FieldValue<'static>>) -> Field {
-    Field::new(name, ty, move |ctx| {
-        FieldFuture::new(async move { Ok(read(ctx.parent_value.try_downcast_ref::<T>()?)) })
-    })
 }
 
 fn rule() -> Object {

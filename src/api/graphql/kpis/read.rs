@@ -17,6 +17,7 @@ use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object,
 use super::KpiService;
 use super::types::KPI;
 use crate::api::graphql::errors::{Code, error};
+use crate::api::graphql::output::numeric_id;
 use crate::api::graphql::resolve::Scope;
 use crate::auth::Principal;
 use crate::kpi::{GroupValue, KpiBoard, KpiEntry, KpiId, KpiValue, may_read};
@@ -95,12 +96,7 @@ pub fn service<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<&'a Arc<K
 /// An `ID` argument as a KPI id.
 pub fn id_argument(ctx: &ResolverContext<'_>) -> async_graphql::Result<KpiId> {
     let value = ctx.args.try_get("id")?;
-    let parsed = match value.as_value() {
-        async_graphql::Value::String(s) => s.parse().ok(),
-        async_graphql::Value::Number(n) => n.as_i64(),
-        _ => None,
-    };
-    parsed.map(KpiId).ok_or_else(|| error(Code::BadUserInput, "id: a KPI id is a number"))
+    numeric_id(value.as_value()).map(KpiId).ok_or_else(|| error(Code::BadUserInput, "id: a KPI id is a number"))
 }
 
 pub fn fields(query: Object) -> Object {

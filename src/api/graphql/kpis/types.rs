@@ -9,6 +9,7 @@ use async_graphql::{Name, Value as Gql};
 
 use super::read::{GroupOut, KpiOut};
 use crate::api::graphql::live::schema::AS_OF;
+use crate::api::graphql::output::{text, timestamptz as micros};
 use crate::api::graphql::scalars::to_graphql;
 use crate::kpi::{Aggregation, KpiValue, SourceKpi, SourceMeasure};
 use crate::value::Value;
@@ -30,10 +31,6 @@ fn kpi_field(name: &str, ty: TypeRef, read: fn(&KpiOut) -> Option<FieldValue<'st
     })
 }
 
-fn text(s: impl Into<String>) -> Option<FieldValue<'static>> {
-    Some(FieldValue::value(Gql::String(s.into())))
-}
-
 /// The exact text of a value (int8 and numeric keep every digit), null for SQL NULL.
 pub fn exact(value: &Value) -> Option<FieldValue<'static>> {
     (!value.is_null()).then(|| FieldValue::value(Gql::String(value.to_canonical_string())))
@@ -51,10 +48,6 @@ pub fn float(value: &Value) -> Option<FieldValue<'static>> {
         _ => return None,
     };
     async_graphql::Number::from_f64(f).map(|n| FieldValue::value(Gql::Number(n)))
-}
-
-fn micros(us: i64) -> Option<FieldValue<'static>> {
-    text(Value::TimestampTz(us).to_canonical_string())
 }
 
 pub fn kpi() -> Object {
