@@ -45,7 +45,7 @@ pub struct Config {
     /// reloaded when it changes. Without one, no role may read anything.
     #[serde(default)]
     pub policy: Option<PathBuf>,
-    /// The built web app (`web/out`), served at `/`; without it `/` is a status page.
+    /// The built web app (`web/out`), served at `/`; without it `/` only says how to get one.
     #[serde(default)]
     pub web_dir: Option<PathBuf>,
     /// The file this was read from: the server reads it again for tables added at run time.

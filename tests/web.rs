@@ -44,6 +44,11 @@ async fn the_app_is_served_beside_the_api_and_dev_login_signs_the_offered_users(
     assert_eq!(get(shop.addr, "/healthz").await.status, 200);
     let status = get(shop.addr, "/status").await;
     assert_eq!(status.status, 308, "/status is the web app's Status page: {}", status.body);
+    // A person opening the GraphQL endpoint gets the Explorer (GraphiQL, in the web app); a
+    // client asking for JSON gets GraphQL.
+    let opened = request(shop.addr, "GET", "/graphql", &[("Accept", "text/html,application/xhtml+xml")], "").await;
+    assert_eq!((opened.status, opened.location.as_deref()), (307, Some("/explorer/")), "{}", opened.body);
+    assert_eq!(request(shop.addr, "GET", "/graphql", &[("Accept", "application/json")], "").await.status, 401);
 
     // The sign-in page's options name the users, never a secret.
     let options = get(shop.addr, "/auth/config").await;
@@ -85,8 +90,16 @@ async fn without_dev_login_nobody_is_offered_and_nothing_is_signed() {
     assert_eq!(options, json!({"devLogin": false, "users": [], "oidc": null}));
     let refused = request(shop.addr, "POST", "/auth/dev-login", &[], r#"{"sub": "omar@demo.opslive"}"#).await;
     assert_eq!(refused.status, 404);
-    // Without a web app, `/` is still the status page.
-    assert!(get(shop.addr, "/").await.body.contains("<html"));
+    // Without a web app, the pages people use are not there, and `/` says how to get them.
+    for path in ["/", "/status", "/explorer/"] {
+        let page = get(shop.addr, path).await;
+        assert_eq!(page.status, 404, "{path}");
+        assert!(
+            page.body.contains("web_dir") && page.body.contains("npm run build --prefix web"),
+            "{path}: {}",
+            page.body
+        );
+    }
 }
 
 /// Starts `opslive serve` on `config` and returns what it printed on failing; nothing in these

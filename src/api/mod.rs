@@ -1,5 +1,5 @@
-//! The HTTP face of `serve`: operations endpoints today (`/healthz`, `/readyz`, `/metrics`) and
-//! a status page at `/` that reads them; GraphQL joins them here.
+//! The HTTP face of `serve`: operations endpoints (`/healthz`, `/readyz`, `/metrics`,
+//! `/tables`), the web app when one is configured, and GraphQL beside them.
 //!
 //! Handlers only read shared state (atomics, the published replica version): serving a scrape
 //! never waits on the data flow, and a slow client never slows it down.
@@ -72,8 +72,9 @@ pub enum ApiError {
 
 /// The router; `extra_metrics` join the data flow's on `/metrics` (the demo adds the
 /// simulator's). With a built web app in `web_dir` it is served at `/`, and `/status` sends
-/// people to its Status page; without one, the one-file status page answers `/` and
-/// `/status`. The sign-in routes follow `auth`.
+/// people to its Status page; without one, `/`, `/status` and `/explorer/` say where the
+/// endpoints are and how to get the dashboard (the pages people use live in the web app, not
+/// in this binary). The sign-in routes follow `auth`.
 pub fn router(
     state: OpsState,
     extra_metrics: Vec<Box<dyn Collector>>,
@@ -88,7 +89,7 @@ pub fn router(
         .route("/tables/{name}/resync", axum::routing::post(tables::resync));
     let ops = match web_dir {
         Some(_) => ops.route("/status", get(|| async { axum::response::Redirect::permanent("/status/") })),
-        None => ops.route("/", get(status_page)).route("/status", get(status_page)),
+        None => ops.route("/", get(no_web_app)).route("/status", get(no_web_app)).route("/explorer/", get(no_web_app)),
     };
     let router = ops
         .with_state(Arc::new(state))
@@ -100,10 +101,14 @@ pub fn router(
     }
 }
 
-/// A page for people: readiness, sources and tables, refreshed from `/metrics` and `/readyz` in
-/// the browser (one static file, no build step).
-async fn status_page() -> axum::response::Html<&'static str> {
-    axum::response::Html(include_str!("status.html"))
+/// What a browser gets from a server that serves no web app.
+async fn no_web_app() -> (axum::http::StatusCode, &'static str) {
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        "opslive: this server serves no dashboard (set `web_dir` to the built web app, \
+         `npm ci --prefix web && npm run build --prefix web` writes web/out; `opslive demo` does both).\n\
+         API: /graphql (POST, GET, WebSocket), /graphql/schema.graphql, /metrics, /readyz, /healthz, /tables\n",
+    )
 }
 
 /// A bound listener: binding is separate from serving so that the address (with port 0

@@ -80,10 +80,10 @@ fn auth_toml(secret: &str) -> String {
     toml::to_string(&top).expect("the demo's [auth] is TOML")
 }
 
-/// The banner's GraphQL section: where GraphiQL is, one ready-to-paste header per role.
+/// The banner's GraphQL section: where the endpoint is, one ready-to-paste header per role.
 pub fn banner(files: &AccessFiles, listen: SocketAddr, exe: &str) -> Result<String, AuthError> {
     let mut out = format!(
-        "\n  graphql    http://{listen}/graphql   (GraphiQL in a browser; put a header below into its Headers tab)\
+        "\n  graphql    http://{listen}/graphql   (GraphiQL: the dashboard's Explorer; other clients: a header below)\
          \n  policy     {}   (edit it: changes apply live)\
          \n\n  tokens, valid {} h; more with `{exe} token --config {} --role analyst`:\n",
         files.policy.display(),

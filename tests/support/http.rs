@@ -10,6 +10,8 @@ use tokio::net::TcpStream;
 pub struct Response {
     pub status: u16,
     pub content_type: String,
+    /// Where a redirect points.
+    pub location: Option<String>,
     pub body: String,
 }
 
@@ -47,7 +49,7 @@ pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&st
     };
     let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
     let body = if chunked { dechunk(body) } else { body.to_string() };
-    Response { status, content_type: header("content-type").unwrap_or_default(), body }
+    Response { status, content_type: header("content-type").unwrap_or_default(), location: header("location"), body }
 }
 
 fn dechunk(mut rest: &str) -> String {

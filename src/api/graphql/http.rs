@@ -1,4 +1,4 @@
-//! `/graphql` over HTTP: POST with a JSON body, GET with a query string, GraphiQL for a browser,
+//! `/graphql` over HTTP: POST with a JSON body, GET with a query string, the web app's Explorer for a browser,
 //! and `/graphql/schema.graphql` (the caller's own SDL).
 //!
 //! Every request is authenticated before anything else is read: no token, or a bad one, is a
@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 
 use super::GraphqlState;
 use super::errors::{self, Code};
@@ -85,7 +85,8 @@ pub async fn get(
     let wants_html =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"));
     if !has_document && wants_html {
-        return graphiql().into_response();
+        // A person opened the endpoint: GraphiQL is the web app's Explorer.
+        return axum::response::Redirect::temporary("/explorer/").into_response();
     }
     let principal = match authenticate(&state, &headers).await {
         Ok(p) => p,
@@ -110,29 +111,6 @@ pub async fn sdl(State(state): State<Arc<GraphqlState>>, headers: HeaderMap) -> 
         }
         Err((status, code, message)) => refuse(status, code, message),
     }
-}
-
-/// GraphiQL 3 with React 18, vendored (see `graphiql/LICENSES.txt`) and served from this
-/// server, so the explorer works where the browser has no other network. Tokens go in its
-/// Headers tab.
-fn graphiql() -> Html<&'static str> {
-    Html(include_str!("graphiql/index.html"))
-}
-
-/// GraphiQL's scripts and stylesheet, compiled into the binary.
-pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> axum::response::Response {
-    let (body, content_type): (&'static [u8], &str) = match name.as_str() {
-        "graphiql.min.js" => (include_bytes!("graphiql/graphiql.min.js"), "text/javascript; charset=utf-8"),
-        "graphiql.min.css" => (include_bytes!("graphiql/graphiql.min.css"), "text/css; charset=utf-8"),
-        "react.production.min.js" => {
-            (include_bytes!("graphiql/react.production.min.js"), "text/javascript; charset=utf-8")
-        }
-        "react-dom.production.min.js" => {
-            (include_bytes!("graphiql/react-dom.production.min.js"), "text/javascript; charset=utf-8")
-        }
-        _ => return (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
-    };
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=86400")], body).into_response()
 }
 
 async fn execute(state: &GraphqlState, principal: Principal, request: Request) -> Answer {

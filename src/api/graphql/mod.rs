@@ -147,12 +147,12 @@ impl GraphqlState {
     }
 }
 
-/// `/graphql` (POST, GET, WebSocket, GraphiQL) and `/graphql/schema.graphql`.
+/// `/graphql` (POST, GET, WebSocket; a browser is sent to the web app's Explorer) and
+/// `/graphql/schema.graphql`.
 pub fn router(state: GraphqlState) -> Router {
     Router::new()
         .route("/graphql", get(http::get).post(http::post))
         .route("/graphql/schema.graphql", get(http::sdl))
-        .route("/graphql/assets/{name}", get(http::asset))
         .with_state(Arc::new(state))
 }
 
