@@ -162,6 +162,11 @@ pub struct AlertSet {
     /// Persistent, so that publishing the board is a cheap clone rather than a copy of every
     /// instance per transaction (the benchmark showed the copy as a sixth of the CPU).
     instances: imbl::OrdMap<(RuleId, String), Arc<Instance>>,
+    /// How many instances each rule has open: whether a rule has any is asked for every
+    /// changed KPI, and a range of the persistent map allocates its cursor.
+    open: HashMap<RuleId, usize>,
+    /// The rules by what they read, rebuilt when a rule changes (not per transaction).
+    index: RuleIndex,
     /// No-data rules: when a transaction last touched their KPI's rows.
     quiet: BTreeMap<RuleId, i64>,
     /// Per rule, the instances that breach but were not opened because the rule is at its
@@ -180,6 +185,31 @@ pub struct AlertSet {
     due_floor: i64,
 }
 
+/// The rules by what they read.
+#[derive(Debug, Default)]
+struct RuleIndex {
+    /// Rules on a KPI's level, change or crossing.
+    by_kpi: HashMap<KpiId, Vec<(RuleId, KpiTest)>>,
+    /// No-data rules by their KPI.
+    quiet_by_kpi: HashMap<KpiId, Vec<RuleId>>,
+    /// Row rules by their table.
+    rows_by_table: HashMap<crate::registry::TableId, Vec<RuleId>>,
+}
+
+impl RuleIndex {
+    fn of(rules: &BTreeMap<RuleId, Arc<BoundRule>>) -> RuleIndex {
+        let mut index = RuleIndex::default();
+        for r in rules.values() {
+            match &r.target {
+                Target::Kpi { kpi, test } => index.by_kpi.entry(*kpi).or_default().push((r.id, *test)),
+                Target::NoData { kpi, .. } => index.quiet_by_kpi.entry(*kpi).or_default().push(r.id),
+                Target::Rows { schema, .. } => index.rows_by_table.entry(schema.id()).or_default().push(r.id),
+            }
+        }
+        index
+    }
+}
+
 impl Default for AlertSet {
     fn default() -> AlertSet {
         AlertSet::new()
@@ -191,6 +221,8 @@ impl AlertSet {
         AlertSet {
             rules: BTreeMap::new(),
             instances: imbl::OrdMap::new(),
+            open: HashMap::new(),
+            index: RuleIndex::default(),
             quiet: BTreeMap::new(),
             overflow: BTreeMap::new(),
             timelines: BTreeMap::new(),
@@ -226,15 +258,36 @@ impl AlertSet {
     /// condition still holds does not fire again.
     pub fn restore(&mut self, instances: impl IntoIterator<Item = Instance>) {
         for i in instances {
-            self.instances.insert((i.rule, i.key.clone()), Arc::new(i));
+            self.open_instance((i.rule, i.key.clone()), i);
         }
         self.due_floor = i64::MIN;
+    }
+
+    /// Opens (or replaces) an instance.
+    fn open_instance(&mut self, key: (RuleId, String), inst: Instance) {
+        let rule = key.0;
+        if self.instances.insert(key, Arc::new(inst)).is_none() {
+            *self.open.entry(rule).or_default() += 1;
+        }
+    }
+
+    /// Closes an instance (it went back to normal, resolved, or its rule went away).
+    fn close_instance(&mut self, key: &(RuleId, String)) {
+        if self.instances.remove(key).is_some()
+            && let Some(n) = self.open.get_mut(&key.0)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.open.remove(&key.0);
+            }
+        }
     }
 
     /// Adds or replaces a rule and evaluates it on what is there now (`cause` is when).
     pub fn set_rule(&mut self, rule: BoundRule, board: &KpiBoard, replica: &Replica, cause: &Cause) -> Vec<Transition> {
         let id = rule.id;
         let replaced = self.rules.insert(id, Arc::new(rule)).is_some();
+        self.index = RuleIndex::of(&self.rules);
         let mut out = Vec::new();
         self.overflow.remove(&id);
         self.forget_past(id);
@@ -343,6 +396,7 @@ impl AlertSet {
     pub fn unbind_rule(&mut self, id: RuleId) {
         self.forget_past(id);
         self.rules.remove(&id);
+        self.index = RuleIndex::of(&self.rules);
         self.quiet.remove(&id);
         self.overflow.remove(&id);
         self.timelines.remove(&id);
@@ -352,11 +406,12 @@ impl AlertSet {
     pub fn remove_rule(&mut self, id: RuleId) {
         self.forget_past(id);
         self.rules.remove(&id);
+        self.index = RuleIndex::of(&self.rules);
         self.quiet.remove(&id);
         self.overflow.remove(&id);
         self.timelines.remove(&id);
         for key in self.rule_keys(id) {
-            self.instances.remove(&key);
+            self.close_instance(&key);
         }
     }
 
@@ -366,24 +421,17 @@ impl AlertSet {
         if changed.is_empty() {
             return out;
         }
-        // The rules by KPI, once per call: a transaction changes dozens of KPIs, and most have
-        // no rule.
-        let mut by_kpi: HashMap<KpiId, Vec<(RuleId, KpiTest)>> = HashMap::new();
-        for r in self.rules.values() {
-            if let Target::Kpi { kpi, test } = &r.target {
-                by_kpi.entry(*kpi).or_default().push((r.id, *test));
-            }
-        }
         for (kpi, value) in changed {
-            let Some(rules) = by_kpi.get(kpi) else { continue };
+            // A transaction changes dozens of KPIs, and most have no rule.
+            let Some(rules) = self.index.by_kpi.get(kpi).cloned() else { continue };
             if matches!(value, KpiValue::NotReady(_)) {
                 // Not knowing is not normal: instances keep their state until the value is back.
                 continue;
             }
             let group_names = board.kpis.get(kpi).and_then(|e| e.compiled.as_ref()).map(|c| &c.group_names[..]);
-            for &(id, test) in rules {
+            for (id, test) in rules {
                 if let (KpiTest::Level(t), KpiValue::Groups(groups)) = (test, value)
-                    && self.instances.range((id, String::new())..).next().is_none_or(|((r, _), _)| *r != id)
+                    && !self.open.contains_key(&id)
                     && self.overflow.get(&id).is_none_or(|o| o.is_empty())
                     && !groups.iter().any(|g| as_f64(&g.value).is_some_and(|x| t.breached(x)))
                 {
@@ -402,12 +450,8 @@ impl AlertSet {
 
     /// Data arrived for these KPIs: their no-data rules are quiet no longer.
     pub fn on_touched(&mut self, touched: &[KpiId], cause: &Cause) -> Vec<Transition> {
-        let ids: Vec<RuleId> = self
-            .rules
-            .values()
-            .filter(|r| matches!(r.target, Target::NoData { kpi, .. } if touched.contains(&kpi)))
-            .map(|r| r.id)
-            .collect();
+        let ids: Vec<RuleId> =
+            touched.iter().filter_map(|kpi| self.index.quiet_by_kpi.get(kpi)).flatten().copied().collect();
         let mut out = Vec::new();
         for id in ids {
             self.quiet.insert(id, cause.at());
@@ -419,21 +463,14 @@ impl AlertSet {
     /// Evaluates row rules on one applied event's row deltas.
     pub fn on_rows(&mut self, applied: &Applied, replica: &Replica, cause: &Cause) -> Vec<Transition> {
         let mut out = Vec::new();
-        let row_rules: Vec<RuleId> =
-            self.rules.values().filter(|r| matches!(r.target, Target::Rows { .. })).map(|r| r.id).collect();
-        if row_rules.is_empty() {
+        if self.index.rows_by_table.is_empty() {
             return out;
         }
         for delta in &applied.deltas {
             match delta {
                 Delta::Row(d) => {
+                    let Some(row_rules) = self.index.rows_by_table.get(&d.table).cloned() else { continue };
                     for id in &row_rules {
-                        // The table first: most rules are on other tables, and cost no more.
-                        let on_table =
-                            matches!(&self.rules[id].target, Target::Rows { schema, .. } if schema.id() == d.table);
-                        if !on_table {
-                            continue;
-                        }
                         let rule = self.rules[id].clone();
                         let Target::Rows { schema, filter, labels, columns } = &rule.target else { continue };
                         let at = cause.at();
@@ -469,13 +506,7 @@ impl AlertSet {
                 }
                 Delta::Reset { table, .. } | Delta::SnapshotEnd { table, .. } => {
                     // The table was emptied or reloaded: row rules on it are evaluated afresh.
-                    let ids: Vec<RuleId> = row_rules
-                        .iter()
-                        .copied()
-                        .filter(
-                            |id| matches!(&self.rules[id].target, Target::Rows { schema, .. } if schema.id() == *table),
-                        )
-                        .collect();
+                    let ids = self.index.rows_by_table.get(table).cloned().unwrap_or_default();
                     for id in ids {
                         let rule = BoundRule::clone(&self.rules[&id]);
                         out.extend(self.set_rule(rule, &KpiBoard::default(), replica, cause));
@@ -647,11 +678,11 @@ impl AlertSet {
                 AlertState::Pending => {
                     // Restored pending, cleared meanwhile: it goes back to normal when due.
                     out.push(transition(&rule, inst, AlertState::Normal, &cause, None, None));
-                    self.instances.remove(&key);
+                    self.close_instance(&key);
                 }
                 AlertState::Firing if !inst.condition => {
                     out.push(transition(&rule, inst, AlertState::Resolved, &cause, None, None));
-                    self.instances.remove(&key);
+                    self.close_instance(&key);
                 }
                 _ => {}
             }
@@ -765,7 +796,7 @@ impl AlertSet {
                 if to == AlertState::Pending {
                     set_due(&mut inst, at + rule.for_micros, &mut self.due_floor);
                 }
-                self.instances.insert(slot, Arc::new(inst));
+                self.open_instance(slot, inst);
                 Some(t)
             }
             None => None,
@@ -794,7 +825,7 @@ impl AlertSet {
                     (AlertState::Pending, true) => None,
                     (AlertState::Pending, false) => {
                         let t = transition_with(&rule, inst, AlertState::Normal, cause, o.before, o.after, &o.fields);
-                        self.instances.remove(&slot);
+                        self.close_instance(&slot);
                         Some(t)
                     }
                     (AlertState::Firing, true) => {
@@ -810,7 +841,7 @@ impl AlertSet {
                     }
                     (AlertState::Firing, false) => {
                         let t = transition_with(&rule, inst, AlertState::Resolved, cause, o.before, o.after, &o.fields);
-                        self.instances.remove(&slot);
+                        self.close_instance(&slot);
                         Some(t)
                     }
                     (AlertState::Normal | AlertState::Resolved, _) => None,

@@ -8,6 +8,11 @@
 //! old rows from an index, never by rescanning. Table-level events (snapshot, truncate,
 //! resync, schema change) rebuild the KPIs of that table from the replica, or mark them not
 //! ready.
+//!
+//! KPIs that compute the same thing (the same table version, filter, window and aggregate:
+//! "orders per minute by channel" defined by several people, or the same measure with a
+//! different name or view that filters alike) share one computation: a change is applied to it
+//! once, and every KPI it serves takes the one value.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,9 +96,13 @@ impl Dirty {
     }
 }
 
+/// One computation: an aggregate kept for one or more KPIs that compute the same thing.
 #[derive(Debug)]
 struct Entry {
+    /// The first KPI's compiled form: what every member computes.
     kpi: CompiledKpi,
+    /// The KPIs this computation serves, in id order.
+    members: Vec<KpiId>,
     state: State,
     value: KpiValue,
     dirty: Dirty,
@@ -102,11 +111,28 @@ struct Entry {
     timeline: Option<Timeline>,
 }
 
-/// Every KPI, indexed by table.
+/// A computation's number in the set.
+type Shared = u64;
+
+/// Whether two compiled KPIs compute the same value at every instant: the same version of the
+/// same table, the same rows (filter and window) and the same aggregate read the same way.
+fn same_computation(a: &CompiledKpi, b: &CompiledKpi) -> bool {
+    a.table == b.table
+        && a.schema.version == b.schema.version
+        && a.reading == b.reading
+        && a.time_dependent == b.time_dependent
+        && a.spec == b.spec
+        && a.window == b.window
+        && a.filter == b.filter
+}
+
+/// Every KPI, its computation, and the computations by table.
 #[derive(Debug)]
 pub struct KpiSet {
-    entries: HashMap<KpiId, Entry>,
-    by_table: HashMap<crate::registry::TableId, Vec<KpiId>>,
+    kpis: HashMap<KpiId, (CompiledKpi, Shared)>,
+    entries: HashMap<Shared, Entry>,
+    by_table: HashMap<crate::registry::TableId, Vec<Shared>>,
+    next: Shared,
     /// Where "today" begins.
     time_zone: chrono_tz::Tz,
 }
@@ -124,40 +150,80 @@ impl KpiSet {
 
     /// KPIs whose `today` windows begin at midnight in `time_zone`.
     pub fn with_time_zone(time_zone: chrono_tz::Tz) -> KpiSet {
-        KpiSet { entries: HashMap::new(), by_table: HashMap::new(), time_zone }
+        KpiSet { kpis: HashMap::new(), entries: HashMap::new(), by_table: HashMap::new(), next: 0, time_zone }
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.kpis.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.kpis.is_empty()
     }
 
-    /// Adds (or replaces) a KPI and computes it from `replica` at `now` (µs).
+    /// Computations kept: fewer than KPIs where KPIs compute the same thing.
+    pub fn computations(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Adds (or replaces) a KPI and computes it from `replica` at `now` (µs). A KPI that
+    /// computes what another already does joins that computation, whose state is as of the
+    /// same replica version: nothing is rebuilt.
     pub fn insert(&mut self, id: KpiId, kpi: CompiledKpi, replica: &Replica, now: i64) {
         self.remove(id);
-        self.by_table.entry(kpi.table).or_default().push(id);
-        let (state, timeline) = build(&kpi, replica, self.time_zone, now);
-        let value = read(&kpi, &state, now);
-        self.entries.insert(id, Entry { kpi, state, value, dirty: Dirty::Clean, timeline });
+        let twin = self
+            .by_table
+            .get(&kpi.table)
+            .into_iter()
+            .flatten()
+            .find(|s| same_computation(&self.entries[*s].kpi, &kpi))
+            .copied();
+        let shared = match twin {
+            Some(shared) => {
+                let members = &mut self.entries.get_mut(&shared).expect("indexed computations exist").members;
+                let at = members.partition_point(|m| *m < id);
+                members.insert(at, id);
+                shared
+            }
+            None => {
+                let shared = self.next;
+                self.next += 1;
+                self.by_table.entry(kpi.table).or_default().push(shared);
+                let (state, timeline) = build(&kpi, replica, self.time_zone, now);
+                let value = read(&kpi, &state, now);
+                let entry = Entry { kpi: kpi.clone(), members: vec![id], state, value, dirty: Dirty::Clean, timeline };
+                self.entries.insert(shared, entry);
+                shared
+            }
+        };
+        self.kpis.insert(id, (kpi, shared));
     }
 
     pub fn remove(&mut self, id: KpiId) {
-        if let Some(entry) = self.entries.remove(&id)
-            && let Some(ids) = self.by_table.get_mut(&entry.kpi.table)
-        {
-            ids.retain(|k| *k != id);
+        let Some((kpi, shared)) = self.kpis.remove(&id) else { return };
+        let entry = self.entries.get_mut(&shared).expect("a KPI's computation exists");
+        entry.members.retain(|m| *m != id);
+        if entry.members.is_empty() {
+            self.entries.remove(&shared);
+            if let Some(shared_of_table) = self.by_table.get_mut(&kpi.table) {
+                shared_of_table.retain(|s| *s != shared);
+            }
         }
     }
 
     pub fn value(&self, id: KpiId) -> Option<&KpiValue> {
-        self.entries.get(&id).map(|e| &e.value)
+        self.kpis.get(&id).map(|(_, shared)| &self.entries[shared].value)
     }
 
     pub fn compiled(&self, id: KpiId) -> Option<&CompiledKpi> {
-        self.entries.get(&id).map(|e| &e.kpi)
+        self.kpis.get(&id).map(|(kpi, _)| kpi)
+    }
+
+    /// The KPIs served by these computations, in id order.
+    fn members(&self, shared: impl IntoIterator<Item = Shared>) -> Vec<KpiId> {
+        let mut ids: Vec<KpiId> = shared.into_iter().flat_map(|s| self.entries[&s].members.iter().copied()).collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// When time alone next changes a KPI: a window's oldest row expires. (KPIs of ages move
@@ -181,7 +247,7 @@ impl KpiSet {
     /// value changed.
     pub fn advance(&mut self, now: i64, replica: &Replica) -> Vec<KpiId> {
         let mut changed = Vec::new();
-        for (id, entry) in &mut self.entries {
+        for (shared, entry) in &mut self.entries {
             let mut moved = retime(entry, replica, now);
             moved |= match &mut entry.state {
                 State::Windowed(w) => w.advance(now) || entry.kpi.time_dependent,
@@ -195,25 +261,24 @@ impl KpiSet {
             let value = read(&entry.kpi, &entry.state, now);
             if value != entry.value {
                 entry.value = value;
-                changed.push(*id);
+                changed.push(*shared);
             }
         }
-        changed.sort_unstable();
-        changed
+        self.members(changed)
     }
 
     /// Follows one applied event, at `now`. Returns the KPIs whose value changed (at most
     /// once each), and those whose table changed shape (their definition must be bound
     /// again).
     pub fn apply(&mut self, applied: &Applied, replica: &Replica, now: i64) -> Outcome {
-        let mut touched: Vec<KpiId> = Vec::new();
-        let mut rebuild: Vec<KpiId> = Vec::new();
+        let mut touched: Vec<Shared> = Vec::new();
+        let mut rebuild: Vec<Shared> = Vec::new();
         for delta in &applied.deltas {
             match delta {
                 Delta::Row(d) => {
                     let Some(ids) = self.by_table.get(&d.table) else { continue };
                     for id in ids {
-                        let entry = self.entries.get_mut(id).expect("indexed KPIs exist");
+                        let entry = self.entries.get_mut(id).expect("indexed computations exist");
                         let filter = &entry.kpi.filter;
                         // Whether the old row passed when it was last judged, for a row whose
                         // truth can still move with time (the others judge the same now).
@@ -264,7 +329,7 @@ impl KpiSet {
         rebuild.dedup();
         let mut reshaped = Vec::new();
         for id in &rebuild {
-            let entry = self.entries.get_mut(id).expect("indexed KPIs exist");
+            let entry = self.entries.get_mut(id).expect("indexed computations exist");
             let same_shape =
                 replica.table(entry.kpi.table).is_none_or(|t| t.schema.version == entry.kpi.schema.version);
             entry.dirty = Dirty::All;
@@ -292,7 +357,7 @@ impl KpiSet {
         touched.sort_unstable();
         touched.dedup();
         for id in touched {
-            let entry = self.entries.get_mut(&id).expect("indexed KPIs exist");
+            let entry = self.entries.get_mut(&id).expect("indexed computations exist");
             let value = match std::mem::take(&mut entry.dirty) {
                 // Ages move every group with time: those are read whole.
                 Dirty::Groups(keys) if !entry.kpi.time_dependent => {
@@ -305,10 +370,10 @@ impl KpiSet {
                 changed.push(id);
             }
         }
-        Outcome { changed, reshaped, touched: all_touched }
+        Outcome { changed: self.members(changed), reshaped: self.members(reshaped), touched: self.members(all_touched) }
     }
 
-    fn of_table(&self, table: crate::registry::TableId) -> Vec<KpiId> {
+    fn of_table(&self, table: crate::registry::TableId) -> Vec<Shared> {
         self.by_table.get(&table).cloned().unwrap_or_default()
     }
 }

@@ -3,8 +3,9 @@
 // against SQL); a committed order appears in the orders table within a second; an alert fired by
 // a burst shows on the overview and is acknowledged; a KPI built in the builder equals SQL; the
 // Explorer (GraphiQL) runs a live query; a query saved in the Explorer and an arranged overview
-// stay the user's own across reloads; an expired token leads back to sign-in; a server killed
-// under the page shows "reconnecting", then live data again without a reload or stale rows.
+// stay the user's own across reloads, and an arrangement whose save fails (the server killed) is
+// kept and saved once it is back; an expired token leads back to sign-in; a server killed under
+// the page shows "reconnecting", then live data again without a reload or stale rows.
 //
 //   npm run e2e          (needs `npm run build` and the opslive binary; E2E_OPSLIVE_BIN to choose it)
 import { after, before, describe, it } from "node:test";
@@ -360,6 +361,40 @@ describe("the dashboard", () => {
     assert.deepEqual(ids, [...ids].sort((a, b) => a - b), `the admin's tiles are not in the server's order: ${JSON.stringify(theirs)}`);
     assert.equal(await page.getByTestId("hidden-count").count(), 0);
     await page.close();
+  });
+
+  it("keeps an arrangement whose save failed, says why, and saves it once the server is back", async () => {
+    // Its own server (and app database): the arrangement saved here is nobody else's.
+    const port = await freePort();
+    let { server, url } = await startServer(demo, port);
+    const page = await chromium.context.newPage();
+    await signIn(page, url, OPS_MANAGER);
+    const tiles = page.locator(".kpi-grid article[data-kpi]");
+    await tiles.nth(1).waitFor({ timeout: 60_000 });
+    const hide = (await shownTiles(page))[0].name;
+    await page.getByRole("button", { name: "Arrange" }).click();
+    await page.locator(`article[data-kpi="${hide}"]`).getByRole("button", { name: "Hide" }).click();
+    const hiddenInDraft = page.getByRole("region", { name: "Hidden KPIs" }).locator(`li[data-kpi="${hide}"]`);
+    await hiddenInDraft.waitFor();
+
+    await kill9(server);
+    await page.getByRole("button", { name: "Save layout" }).click();
+    const refused = page.getByRole("alert").filter({ hasText: "Layout not saved" });
+    await refused.waitFor({ timeout: 10_000 });
+    // Nothing the user arranged is lost: still arranging, the tile still hidden.
+    await hiddenInDraft.waitFor();
+    assert.equal(await page.locator(`article[data-kpi="${hide}"]`).count(), 0, "the hidden tile came back");
+
+    ({ server } = await startServer(demo, port));
+    await page.getByRole("button", { name: "Save layout" }).click();
+    await page.getByRole("button", { name: "Save layout" }).waitFor({ state: "detached", timeout: 30_000 });
+    assert.equal(await refused.count(), 0, "the error outlived a save that worked");
+    await page.reload();
+    await tiles.first().waitFor({ timeout: 60_000 });
+    await page.getByTestId("hidden-count").filter({ hasText: "1 KPI hidden" }).waitFor({ timeout: 10_000 });
+    assert.equal(await page.locator(`article[data-kpi="${hide}"]`).count(), 0, "the saved layout lost the hidden tile");
+    await page.close();
+    await kill9(server);
   });
 
   it("shows reconnecting while the server is down, then live data again without a reload", async () => {
