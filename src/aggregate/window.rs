@@ -167,6 +167,19 @@ impl WindowedAggregate {
     /// rows changed.
     pub fn apply(&mut self, before: Option<&Row>, after: Option<&Row>, now_micros: i64) -> bool {
         let mut changed = self.advance(now_micros);
+        // An update that leaves the row in the window at the same instant, in the same group
+        // with the same measure inputs: only the version held for its removal changes.
+        if let (Some(b), Some(a)) = (before, after)
+            && let (Some(t), Some(ta)) = (self.stamp(b), self.stamp(a))
+            && t == ta
+            && t >= self.cutoff
+            && self.aggregate.unmoved_by(b, a)
+            && let Some(held) = self.rows.get_mut(&t)
+            && let Some(i) = held.iter().position(|r| same_row(r, b))
+        {
+            held[i] = Arc::clone(a);
+            return changed;
+        }
         if let Some(row) = before
             && let Some(t) = self.stamp(row)
             && let Some(held) = self.rows.get_mut(&t)

@@ -59,12 +59,22 @@ impl Rollups {
     /// benchmark's CPU.
     pub fn observe_since(&mut self, kpi: KpiId, before: Option<&KpiValue>, value: &KpiValue, at: i64, order: u64) {
         let KpiValue::Groups(groups) = value else { return };
-        let kept: std::collections::HashSet<*const super::engine::GroupValue> = match before {
-            Some(KpiValue::Groups(old)) => old.iter().map(Arc::as_ptr).collect(),
-            _ => Default::default(),
+        let old: &[Arc<super::engine::GroupValue>] = match before {
+            Some(KpiValue::Groups(old)) => old,
+            _ => &[],
         };
         let minute = at.div_euclid(MINUTE) * MINUTE;
-        for g in groups.iter().filter(|g| !kept.contains(&Arc::as_ptr(g))) {
+        // Both lists are ordered by key, and a group left alone is the same `Arc` in both: one
+        // walk finds them, comparing keys only around the groups that moved.
+        let mut j = 0;
+        for g in groups {
+            while j < old.len() && !Arc::ptr_eq(&old[j], g) && old[j].key < g.key {
+                j += 1;
+            }
+            if j < old.len() && Arc::ptr_eq(&old[j], g) {
+                j += 1;
+                continue;
+            }
             let group =
                 if g.key.is_empty() { String::new() } else { serde_json::to_string(&g.key).unwrap_or_default() };
             let x = as_f64(&g.value);
@@ -133,17 +143,18 @@ mod tests {
     #[test]
     fn only_the_groups_a_transaction_moved_are_rolled_up() {
         let group = |k: &str, x: i64| Arc::new(GroupValue { key: vec![Value::Text(k.into())], value: Value::Int8(x) });
-        let (a, b) = (group("a", 1), group("b", 2));
-        let before = KpiValue::Groups(vec![a.clone(), b.clone()]);
-        let after = KpiValue::Groups(vec![a, group("b", 3)]);
+        let (a, b, c, d) = (group("a", 1), group("b", 2), group("c", 4), group("d", 5));
+        let before = KpiValue::Groups(vec![a.clone(), b, c, d.clone()]);
+        // `b` moved, `bb` appeared, `c` went away; `a` and `d` were left alone.
+        let after = KpiValue::Groups(vec![a, group("b", 3), group("bb", 6), d]);
         let mut r = Rollups::new();
         r.observe_since(KpiId(1), Some(&before), &after, 5, 1);
-        let rolled = r.drain();
-        assert_eq!(rolled.len(), 1, "{rolled:?}");
-        assert_eq!((rolled[0].group.as_str(), rolled[0].last.as_str()), ("[\"b\"]", "3"));
+        let mut rolled: Vec<(String, String)> = r.drain().into_iter().map(|r| (r.group, r.last)).collect();
+        rolled.sort();
+        assert_eq!(rolled, [("[\"b\"]".to_string(), "3".to_string()), ("[\"bb\"]".to_string(), "6".to_string())]);
         // Without a value before, every group is new.
         r.observe_since(KpiId(1), None, &after, 6, 2);
-        assert_eq!(r.drain().len(), 2);
+        assert_eq!(r.drain().len(), 4);
     }
 
     #[test]

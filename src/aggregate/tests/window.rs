@@ -17,6 +17,9 @@ enum Step {
     Insert(Vec<Value>),
     Delete(usize),
     Update(usize, Vec<Value>),
+    /// An update of a column no measure, group or window reads (`score`): the row's groups
+    /// stay as they are, and only the version held for its removal changes.
+    Touch(usize, f64),
     /// Time moves forward by this many microseconds.
     Tick(i64),
     /// Time moves to just before, then exactly to, the next expiry.
@@ -28,6 +31,7 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
         4 => value_row().prop_map(Step::Insert),
         1 => any::<usize>().prop_map(Step::Delete),
         2 => (any::<usize>(), value_row()).prop_map(|(i, r)| Step::Update(i, r)),
+        2 => (any::<usize>(), any::<f64>()).prop_map(|(i, x)| Step::Touch(i, x)),
         2 => (0i64..6 * 3_600_000_000).prop_map(Step::Tick),
         1 => Just(Step::ToNextExpiry),
     ];
@@ -104,7 +108,15 @@ proptest! {
                     live.apply(Some(&present[i]), Some(&new), now);
                     present[i] = new;
                 }
-                Step::Delete(_) | Step::Update(..) => {}
+                Step::Touch(i, x) if !present.is_empty() => {
+                    let i = i % present.len();
+                    let mut new = present[i].to_vec();
+                    new[4] = Value::Float8(x);
+                    let new: Row = Arc::from(new);
+                    live.apply(Some(&present[i]), Some(&new), now);
+                    present[i] = new;
+                }
+                Step::Delete(_) | Step::Update(..) | Step::Touch(..) => {}
                 Step::Tick(dt) => {
                     now += dt;
                     live.advance(now);
