@@ -35,6 +35,8 @@ pub fn token(role: &str, claims: Json) -> String {
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
+    /// Where a redirect points.
+    pub location: Option<String>,
     pub text: String,
 }
 
@@ -59,7 +61,7 @@ impl Reply {
 /// One request: `method path`, extra headers, a body.
 pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
     let r = super::http::request(addr, method, path, headers, body).await;
-    Reply { status: r.status, content_type: r.content_type, text: r.body }
+    Reply { status: r.status, content_type: r.content_type, location: r.location, text: r.body }
 }
 
 /// POSTs a GraphQL request with `token`.
