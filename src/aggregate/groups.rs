@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use super::input::Reader;
+use super::input::{Reader, spelled_alike};
 use super::measure::{Accumulator, Kind, age_kind, age_result_type, checked_kind};
 use super::{AggregateError, AggregateSpec, GroupResult};
 use crate::query::{capabilities, type_label};
@@ -142,11 +142,8 @@ impl Aggregate {
     /// measure — a percentile's or a minimum's ordered structure is not searched twice for
     /// nothing.
     pub fn unmoved_by(&self, before: &[Value], after: &[Value]) -> bool {
-        let key_alike = self.spec.group_by.iter().all(|&i| match (before.get(i), after.get(i)) {
-            (Some(x), Some(y)) => x.same_spelling(y),
-            (x, y) => x.is_none() && y.is_none(),
-        });
-        key_alike && self.readers.iter().all(|r| r.reads_alike(before, after))
+        self.spec.group_by.iter().all(|&i| spelled_alike(before, after, i))
+            && self.readers.iter().all(|r| r.reads_alike(before, after))
     }
 
     /// Applies one row change: `before` (a row added before) leaves, `after` enters (either

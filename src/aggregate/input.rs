@@ -124,14 +124,18 @@ impl Reader {
     /// Whether two rows give this input the same value, spelled the same: the columns it
     /// reads are. (Cheaper than reading both, which for a difference computes it twice.)
     pub(crate) fn reads_alike(&self, a: &[Value], b: &[Value]) -> bool {
-        let same = |i: usize| match (a.get(i), b.get(i)) {
-            (Some(x), Some(y)) => x.same_spelling(y),
-            (x, y) => x.is_none() && y.is_none(),
-        };
         match &self.input {
-            Input::Column(i) | Input::Age(i) => same(*i),
-            Input::Diff { later, earlier } => same(*later) && same(*earlier),
+            Input::Column(i) | Input::Age(i) => spelled_alike(a, b, *i),
+            Input::Diff { later, earlier } => spelled_alike(a, b, *later) && spelled_alike(a, b, *earlier),
         }
+    }
+}
+
+/// Whether column `i` of two rows holds the same value spelled the same (or neither row has it).
+pub(crate) fn spelled_alike(a: &[Value], b: &[Value], i: usize) -> bool {
+    match (a.get(i), b.get(i)) {
+        (Some(x), Some(y)) => x.same_spelling(y),
+        (x, y) => x.is_none() && y.is_none(),
     }
 }
 

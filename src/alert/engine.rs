@@ -185,28 +185,35 @@ pub struct AlertSet {
     due_floor: i64,
 }
 
-/// The rules by what they read.
+/// The rules by what they read. Each list is shared (`Arc`): evaluation holds one while it
+/// changes the set, and takes it per changed KPI or row without copying it.
 #[derive(Debug, Default)]
 struct RuleIndex {
     /// Rules on a KPI's level, change or crossing.
-    by_kpi: HashMap<KpiId, Vec<(RuleId, KpiTest)>>,
+    by_kpi: HashMap<KpiId, Arc<[(RuleId, KpiTest)]>>,
     /// No-data rules by their KPI.
     quiet_by_kpi: HashMap<KpiId, Vec<RuleId>>,
     /// Row rules by their table.
-    rows_by_table: HashMap<crate::registry::TableId, Vec<RuleId>>,
+    rows_by_table: HashMap<crate::registry::TableId, Arc<[RuleId]>>,
 }
 
 impl RuleIndex {
     fn of(rules: &BTreeMap<RuleId, Arc<BoundRule>>) -> RuleIndex {
-        let mut index = RuleIndex::default();
+        let mut by_kpi: HashMap<KpiId, Vec<(RuleId, KpiTest)>> = HashMap::new();
+        let mut quiet_by_kpi: HashMap<KpiId, Vec<RuleId>> = HashMap::new();
+        let mut rows_by_table: HashMap<crate::registry::TableId, Vec<RuleId>> = HashMap::new();
         for r in rules.values() {
             match &r.target {
-                Target::Kpi { kpi, test } => index.by_kpi.entry(*kpi).or_default().push((r.id, *test)),
-                Target::NoData { kpi, .. } => index.quiet_by_kpi.entry(*kpi).or_default().push(r.id),
-                Target::Rows { schema, .. } => index.rows_by_table.entry(schema.id()).or_default().push(r.id),
+                Target::Kpi { kpi, test } => by_kpi.entry(*kpi).or_default().push((r.id, *test)),
+                Target::NoData { kpi, .. } => quiet_by_kpi.entry(*kpi).or_default().push(r.id),
+                Target::Rows { schema, .. } => rows_by_table.entry(schema.id()).or_default().push(r.id),
             }
         }
-        index
+        RuleIndex {
+            by_kpi: by_kpi.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            quiet_by_kpi,
+            rows_by_table: rows_by_table.into_iter().map(|(k, v)| (k, v.into())).collect(),
+        }
     }
 }
 
@@ -429,7 +436,7 @@ impl AlertSet {
                 continue;
             }
             let group_names = board.kpis.get(kpi).and_then(|e| e.compiled.as_ref()).map(|c| &c.group_names[..]);
-            for (id, test) in rules {
+            for &(id, test) in rules.iter() {
                 if let (KpiTest::Level(t), KpiValue::Groups(groups)) = (test, value)
                     && !self.open.contains_key(&id)
                     && self.overflow.get(&id).is_none_or(|o| o.is_empty())
@@ -470,7 +477,7 @@ impl AlertSet {
             match delta {
                 Delta::Row(d) => {
                     let Some(row_rules) = self.index.rows_by_table.get(&d.table).cloned() else { continue };
-                    for id in &row_rules {
+                    for id in row_rules.iter() {
                         let rule = self.rules[id].clone();
                         let Target::Rows { schema, filter, labels, columns } = &rule.target else { continue };
                         let at = cause.at();
@@ -507,7 +514,7 @@ impl AlertSet {
                 Delta::Reset { table, .. } | Delta::SnapshotEnd { table, .. } => {
                     // The table was emptied or reloaded: row rules on it are evaluated afresh.
                     let ids = self.index.rows_by_table.get(table).cloned().unwrap_or_default();
-                    for id in ids {
+                    for &id in ids.iter() {
                         let rule = BoundRule::clone(&self.rules[&id]);
                         out.extend(self.set_rule(rule, &KpiBoard::default(), replica, cause));
                     }
