@@ -329,6 +329,40 @@ async fn definitions_are_checked_before_storing_and_views_decide_who_reads() {
     assert_eq!(reply.codes(), ["FORBIDDEN"], "{}", reply.text);
 }
 
+/// Before its source has read a watched table (here: held at slot creation by an open
+/// transaction) the table is not "unknown": a KPI or row rule on it is refused as `NOT_READY`,
+/// so a client retries rather than rewriting a correct definition, and is accepted once the
+/// table is loaded. A table nobody watches stays `BAD_USER_INPUT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_definition_on_a_watched_table_not_loaded_yet_is_not_ready_rather_than_unknown() {
+    let pg = Shop::database(opslive::demo::FIXTURE_SEED).await;
+    // Creating the slot waits for transactions holding an id; the catalog is read after it.
+    let blocker = pg.connect("shop").await;
+    blocker.batch_execute("CREATE TABLE scratch (x int); BEGIN; INSERT INTO scratch VALUES (1);").await.unwrap();
+    let mut shop = Shop::serve_on(pg, &fixture_policy(), "", "").await;
+    let admin = token("admin", json!({}));
+    let kpi = json!({ "name": "Orders", "table": "orders", "aggregate": "COUNT" });
+    let create_rule = "mutation($input: AlertRuleInput!) { createAlertRule(input: $input) { id problem } }";
+    let rule = json!({ "name": "Any order", "rows": { "table": "orders", "filter": { "status": { "eq": "held" } } }, "severity": "WARNING", "summary": "{{id}}" });
+
+    let reply = create(&shop, &admin, kpi.clone()).await;
+    assert_eq!(reply.codes(), ["NOT_READY"], "{}", reply.text);
+    assert!(reply.text.contains("table `orders` is not loaded yet"), "{}", reply.text);
+    let reply = post(shop.addr, Some(&admin), create_rule, json!({ "input": rule })).await;
+    assert_eq!(reply.codes(), ["NOT_READY"], "{}", reply.text);
+    let reply = create(&shop, &admin, json!({ "name": "Nope", "table": "nope", "aggregate": "COUNT" })).await;
+    assert_eq!(code_and_field(&reply), ("BAD_USER_INPUT".into(), "input.table".into()), "{}", reply.text);
+
+    blocker.batch_execute("COMMIT").await.unwrap();
+    shop.wait_ready().await;
+    let d = data(shop.addr, &admin, CREATE, json!({ "input": kpi })).await;
+    let sql = shop.pg.connect("shop").await;
+    let count: String = sql.query_one("SELECT count(*)::text FROM orders", &[]).await.unwrap().get(0);
+    assert_eq!(d["createKpi"]["value"], json!(count));
+    let reply = post(shop.addr, Some(&admin), create_rule, json!({ "input": rule })).await;
+    assert!(reply.json()["data"]["createAlertRule"]["problem"].is_null(), "{}", reply.text);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kpi_survives_a_restart() {
     let shop = Shop::start(opslive::demo::FIXTURE_SEED, &fixture_policy()).await;

@@ -101,13 +101,27 @@ impl Shop {
     /// Like [`Shop::start`] with `top` (top-level keys) and `auth` (more keys of `[auth]`, then
     /// any further tables) in the configuration.
     pub async fn start_with(data: &str, policy: &Path, top: &str, auth: &str) -> Shop {
+        let pg = Shop::database(data).await;
+        let mut shop = Shop::serve_on(pg, policy, top, auth).await;
+        shop.wait_ready().await;
+        shop
+    }
+
+    /// A private PostgreSQL with a `shop` database holding the fixture schema and `data`.
+    pub async fn database(data: &str) -> PgServer {
         let pg = PgServer::start().await;
-        let url = pg.create_database("shop").await;
+        pg.create_database("shop").await;
         let shop = pg.connect("shop").await;
         shop.batch_execute(opslive::demo::FIXTURE_SCHEMA).await.expect("loading the fixture schema");
         if !data.is_empty() {
             shop.batch_execute(data).await.unwrap_or_else(|e| panic!("loading test data: {e}"));
         }
+        pg
+    }
+
+    /// `opslive serve` on `pg`'s `shop` database, listening; its replica may not be loaded yet.
+    pub async fn serve_on(pg: PgServer, policy: &Path, top: &str, auth: &str) -> Shop {
+        let url = pg.url("shop");
         let dir = tempfile::tempdir().unwrap();
         let example = opslive::demo::demo_config(&url, "127.0.0.1:0".parse().unwrap());
         // Each server keeps its checkpoint in its own directory: tests run in parallel, and a
@@ -124,13 +138,17 @@ impl Shop {
         std::fs::write(&path, config).unwrap();
         let mut serve = Serve::start(&path);
         let addr = serve.wait_listening().await;
-        serve.wait_log("replica consistent", |_| {}).await;
+        Shop { pg, serve, addr, dir }
+    }
+
+    /// Waits until the replica is consistent and `/readyz` says so.
+    pub async fn wait_ready(&mut self) {
+        self.serve.wait_log("replica consistent", |_| {}).await;
         // Consistent is logged as it is applied; the version readers see follows at once.
         let deadline = Instant::now() + Duration::from_secs(60);
-        while super::http::get(addr, "/readyz").await.status != 200 {
+        while super::http::get(self.addr, "/readyz").await.status != 200 {
             assert!(Instant::now() < deadline, "serve did not become ready");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Shop { pg, serve, addr, dir }
     }
 }

@@ -11,7 +11,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { browser, freePort, kill9, opsliveBinary, signIn, sql, startDemo, startServer, stopAll } from "./environment.mjs";
+import { browser, freePort, kill9, opsliveBinary, pageRecorder, signIn, sql, startDemo, startServer, stopAll, waitOrExplain } from "./environment.mjs";
 
 const WAREHOUSE_LEAD = "wanda@demo.opslive";
 const OPS_MANAGER = "omar@demo.opslive";
@@ -255,22 +255,25 @@ describe("the dashboard", () => {
 
   it("runs an example subscription in the Explorer (GraphiQL) and shows the commit that follows", async () => {
     const page = await chromium.context.newPage();
+    const recorder = pageRecorder(page);
     await signIn(page, demo.dashboard, "ada@demo.opslive");
     await page.goto(new URL("/explorer/", demo.dashboard).toString());
     // graphql/examples/orders-live.graphql: the latest orders of WH-BER as an incremental live query.
     await page.getByText("LatestOrdersLive").first().click({ timeout: 30_000 });
     // Run only once the tab's document is in the editor (right after the click, under load,
     // the editor can still hold the previous tab).
-    await page.locator(".graphiql-query-editor").getByText("subscription").first().waitFor({ timeout: 30_000 });
+    const editor = page.locator(".graphiql-query-editor");
+    await editor.getByText("subscription").first().waitFor({ timeout: 30_000 });
     await page.locator(".graphiql-execute-button").click();
     const response = page.locator(".graphiql-response");
-    await response.getByText('"reset"').first().waitFor({ timeout: 30_000 });
+    const shown = async () => `editor:\n${await editor.innerText()}\nresponse:\n${await response.innerText()}\n${recorder.explain()}`;
+    await waitOrExplain(response.getByText('"reset"').first(), 30_000, shown);
     const [[id]] = sql(
       demo.database,
       `INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count)
        SELECT 'web', c.id, 'pending', 1, 'EUR', 'WH-BER', c.region, 1 FROM customers c ORDER BY c.id LIMIT 1 RETURNING id`,
     );
-    await response.getByText(`"${id}"`).first().waitFor({ timeout: 10_000 });
+    await waitOrExplain(response.getByText(`"${id}"`).first(), 10_000, shown);
     await page.close();
   });
 

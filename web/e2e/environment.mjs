@@ -94,7 +94,7 @@ export async function startDemo({ rate = 10 } = {}) {
   return { demo, dashboard, database, dataDir, config: join(dataDir, "opslive.toml") };
 }
 
-/** A second server on the demo's database, configuration and secret (so its tokens hold across restarts). */
+/** A second server on the demo's database, configuration and secret (so its tokens hold across restarts); resolves once it is ready. */
 export async function startServer(demo, port) {
   const env = {
     OPSLIVE_LISTEN: `127.0.0.1:${port}`,
@@ -108,9 +108,10 @@ export async function startServer(demo, port) {
   const deadline = Date.now() + 90_000;
   for (;;) {
     if (server.child.exitCode !== null) throw new Error(`opslive serve exited (${server.child.exitCode}):\n${server.output.slice(-3000)}`);
-    const ready = await fetch(new URL("/healthz", url)).then((r) => r.ok).catch(() => false);
+    // Ready, not only listening: until its source has read the catalog a KPI on `orders` is refused as NOT_READY.
+    const ready = await fetch(new URL("/readyz", url)).then((r) => r.ok).catch(() => false);
     if (ready) return { server, url };
-    if (Date.now() > deadline) throw new Error(`opslive serve did not answer /healthz:\n${server.output.slice(-3000)}`);
+    if (Date.now() > deadline) throw new Error(`opslive serve did not become ready (/readyz):\n${server.output.slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -153,6 +154,37 @@ export async function signIn(page, baseUrl, sub) {
   await page.goto(new URL("/signin/", baseUrl).toString());
   await page.locator(`button[data-sub="${sub}"]`).click();
   await page.waitForURL((url) => !url.pathname.startsWith("/signin"), { timeout: 15_000 });
+}
+
+/**
+ * Keeps what a page said and heard: console messages, uncaught errors, WebSocket frames (the
+ * last 40, cut to 300 characters). `explain()` is for a failure message, so a wait that timed
+ * out in CI says what the page had instead.
+ */
+export function pageRecorder(page) {
+  const lines = [];
+  const keep = (line) => {
+    lines.push(line.length > 300 ? `${line.slice(0, 300)}…` : line);
+    if (lines.length > 40) lines.shift();
+  };
+  page.on("console", (m) => keep(`console.${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => keep(`pageerror: ${e.message}`));
+  page.on("websocket", (ws) => {
+    keep(`ws open ${ws.url()}`);
+    ws.on("framesent", (f) => keep(`ws > ${f.payload}`));
+    ws.on("framereceived", (f) => keep(`ws < ${f.payload}`));
+    ws.on("close", () => keep(`ws closed ${ws.url()}`));
+  });
+  return { explain: () => lines.join("\n") };
+}
+
+/** Waits for `locator`; a timeout fails with `context()` (what the page showed and heard). */
+export async function waitOrExplain(locator, timeout, context) {
+  try {
+    await locator.waitFor({ timeout });
+  } catch (e) {
+    throw new Error(`${e.message}\n--- the page ---\n${await context()}`);
+  }
 }
 
 export async function stopAll() {

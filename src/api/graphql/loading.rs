@@ -4,6 +4,7 @@
 //! Such a table is not in any schema yet, so a query naming it fails validation with "unknown
 //! field". For a table the caller's role is granted, that is really "not ready": the error is
 //! relabelled `NOT_READY`, so a client retries instead of concluding the table does not exist.
+//! The same holds for a KPI or alert rule defined on such a table: `pending` says so.
 
 use std::sync::Arc;
 
@@ -14,6 +15,22 @@ use crate::policy::Policy;
 use crate::policy::names::root_field_name;
 use crate::registry::{Registry, TableSpec};
 use crate::replica::Replica;
+
+/// The `NOT_READY` error for a definition naming `table` (its GraphQL name) when the
+/// configuration watches that table but `replica` does not hold it yet; `None` when the table is
+/// held or not watched at all (then the definition itself is wrong).
+pub fn pending(table: &str, registry: &Registry, replica: &Replica) -> Option<async_graphql::Error> {
+    let spec = registry.tables().find(|t| root_field_name(&t.name) == table && replica.table(t.id).is_none())?;
+    Some(super::errors::error(Code::NotReady, not_loaded_message(&spec, replica)))
+}
+
+fn not_loaded_message(table: &TableSpec, replica: &Replica) -> String {
+    let name = &table.name;
+    match replica.never_loaded(table.id) {
+        Some(reason) => format!("table `{name}` could not be loaded ({reason}); it is retried on a resync"),
+        None => format!("table `{name}` is not loaded yet: its source has not read it; retry shortly"),
+    }
+}
 
 /// Relabels "unknown field" errors about granted tables that are not loaded yet. Returns
 /// whether every error is now `NOT_READY`.
@@ -38,11 +55,7 @@ pub fn relabel(response: &mut Response, role: &str, policy: &Policy, registry: &
             field.strip_prefix(root.as_str()).is_some_and(|rest| ["", "ByKey", "Aggregate"].contains(&rest))
         });
         if let Some((_, table)) = table {
-            let name = &table.name;
-            e.message = match replica.never_loaded(table.id) {
-                Some(reason) => format!("table `{name}` could not be loaded ({reason}); it is retried on a resync"),
-                None => format!("table `{name}` is not loaded yet: its source has not read it; retry shortly"),
-            };
+            e.message = not_loaded_message(table, replica);
             e.extensions.get_or_insert_with(Default::default).set("code", Code::NotReady.as_str());
         }
     }

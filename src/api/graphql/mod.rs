@@ -27,7 +27,7 @@ pub mod errors;
 mod http;
 pub mod kpis;
 pub mod live;
-mod loading;
+pub(crate) mod loading;
 mod output;
 mod resolve;
 mod scalars;
@@ -125,6 +125,7 @@ impl GraphqlState {
 
     /// A request with what resolvers read beside its `Scope`.
     pub(crate) fn with_data(&self, request: async_graphql::Request) -> async_graphql::Request {
+        let request = request.data(self.registry.clone());
         let request = match &self.kpis {
             Some(kpis) => request.data(kpis.clone()),
             None => request,

@@ -24,9 +24,11 @@ use crate::alert::silence::{self, Matcher};
 use crate::alert::{Ack, RuleId};
 use crate::api::graphql::errors::{Code, error};
 use crate::api::graphql::kpis::readable as kpi_readable;
+use crate::api::graphql::loading::pending;
 use crate::api::graphql::resolve::Scope;
 use crate::kpi::DefinitionError;
 use crate::policy::Permission;
+use crate::registry::Registry;
 use crate::store::StoreError;
 use crate::store::alerts::AlertRuleRecord;
 
@@ -135,11 +137,23 @@ fn strip_nulls(json: &mut Json) {
 }
 
 /// Checks a definition against the request's replica and the KPIs the caller may read.
-fn check(service: &AlertService, scope: &Scope, def: &AlertRuleDefinition) -> async_graphql::Result<()> {
+fn check(
+    ctx: &ResolverContext<'_>,
+    service: &AlertService,
+    scope: &Scope,
+    def: &AlertRuleDefinition,
+) -> async_graphql::Result<()> {
     let rows = match &def.rows {
         Some(r) => {
             let tables: Vec<_> = scope.replica.tables().map(|t| t.schema.clone()).collect();
-            Some(bind_rows(r, &tables).map_err(|e| bad_input(&e))?)
+            match bind_rows(r, &tables) {
+                Ok(bound) => Some(bound),
+                Err(e) => {
+                    let registry = ctx.data::<Arc<Registry>>()?;
+                    let pending = (e.field == "rows.table").then(|| pending(&r.table, registry, &scope.replica));
+                    return Err(pending.flatten().unwrap_or_else(|| bad_input(&e)));
+                }
+            }
         }
         None => None,
     };
@@ -180,7 +194,7 @@ async fn hand_over(
 async fn create(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'_>>> {
     let (service, scope) = authorised(&ctx)?;
     let def = definition(&ctx)?;
-    check(service, scope, &def)?;
+    check(&ctx, service, scope, &def)?;
     let record =
         service.store.insert_alert_rule(&def, scope.principal.subject.as_deref()).await.map_err(store_error)?;
     hand_over(service, record).await
@@ -190,7 +204,7 @@ async fn update(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldV
     let (service, scope) = authorised(&ctx)?;
     let id = RuleId(id_argument(&ctx, "id")?.ok_or_else(|| error(Code::BadUserInput, "id is required"))?);
     let def = definition(&ctx)?;
-    check(service, scope, &def)?;
+    check(&ctx, service, scope, &def)?;
     let record = service
         .store
         .update_alert_rule(id, &def, scope.principal.subject.as_deref())

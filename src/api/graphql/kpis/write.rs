@@ -16,9 +16,11 @@ use super::KpiService;
 use super::read::{KpiOut, id_argument, service};
 use super::types::{INPUT, KPI};
 use crate::api::graphql::errors::{Code, error};
+use crate::api::graphql::loading::pending;
 use crate::api::graphql::resolve::Scope;
 use crate::kpi::{DefinitionError, KpiDefinition, KpiId, KpiRecord, compile_kpi};
 use crate::policy::Permission;
+use crate::registry::Registry;
 use crate::store::StoreError;
 
 pub fn mutation() -> Object {
@@ -67,8 +69,11 @@ fn definition(ctx: &ResolverContext<'_>, service: &KpiService, scope: &Scope) ->
     let input = ctx.args.try_get("input")?.as_value().clone().into_json().map_err(|e| bad_input("", e))?;
     let def: KpiDefinition = serde_json::from_value(without_nulls(input)).map_err(|e| bad_input("", e))?;
     let tables: Vec<_> = scope.replica.tables().map(|t| t.schema.clone()).collect();
-    compile_kpi(&def, &tables, &service.policy.current().policy)
-        .map_err(|DefinitionError { field, message }| bad_input(&field, message))?;
+    if let Err(DefinitionError { field, message }) = compile_kpi(&def, &tables, &service.policy.current().policy) {
+        let registry = ctx.data::<Arc<Registry>>()?;
+        let pending = (field == "table").then(|| pending(&def.table, registry, &scope.replica)).flatten();
+        return Err(pending.unwrap_or_else(|| bad_input(&field, message)));
+    }
     Ok(def)
 }
 
