@@ -6,11 +6,13 @@
 //! is idempotent (min of mins, max of maxes, the last of the higher position), so a
 //! transaction delivered again after a restart changes nothing.
 
-use std::collections::HashMap;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::engine::{KpiId, KpiValue};
+use super::engine::{GroupValue, KpiId, KpiValue};
 use crate::alert::engine::as_f64;
+use crate::value::Value;
 
 pub const MINUTE: i64 = 60_000_000;
 
@@ -32,10 +34,23 @@ pub struct Rollup {
     pub order: u64,
 }
 
-/// Minutes touched since the last drain.
+/// Minutes touched since the last drain, per KPI and minute, per group key.
+///
+/// Kept as values, not text: a group that moves on every transaction of a minute is serialised
+/// once, when the minute is drained, rather than on each move (with a hundred KPIs that text was
+/// most of the recorder's work).
 #[derive(Debug, Default)]
 pub struct Rollups {
-    open: HashMap<(KpiId, String, i64), Rollup>,
+    open: HashMap<(KpiId, i64), HashMap<Vec<Value>, Open>>,
+}
+
+/// One group's minute while it is open.
+#[derive(Debug)]
+struct Open {
+    last: Arc<GroupValue>,
+    min: Option<f64>,
+    max: Option<f64>,
+    order: u64,
 }
 
 impl Rollups {
@@ -59,82 +74,99 @@ impl Rollups {
     /// benchmark's CPU.
     pub fn observe_since(&mut self, kpi: KpiId, before: Option<&KpiValue>, value: &KpiValue, at: i64, order: u64) {
         let KpiValue::Groups(groups) = value else { return };
-        let old: &[Arc<super::engine::GroupValue>] = match before {
+        let old: &[Arc<GroupValue>] = match before {
             Some(KpiValue::Groups(old)) => old,
             _ => &[],
         };
-        let minute = at.div_euclid(MINUTE) * MINUTE;
         // Both lists are ordered by key, and a group left alone is the same `Arc` in both: one
         // walk finds them, comparing keys only around the groups that moved.
         let mut j = 0;
-        for g in groups {
+        let moved = groups.iter().filter(|g| {
             while j < old.len() && !Arc::ptr_eq(&old[j], g) && old[j].key < g.key {
                 j += 1;
             }
-            if j < old.len() && Arc::ptr_eq(&old[j], g) {
-                j += 1;
-                continue;
-            }
-            let group =
-                if g.key.is_empty() { String::new() } else { serde_json::to_string(&g.key).unwrap_or_default() };
+            let kept = j < old.len() && Arc::ptr_eq(&old[j], g);
+            j += usize::from(kept);
+            !kept
+        });
+        let mut moved = moved.peekable();
+        if moved.peek().is_none() {
+            return;
+        }
+        let minute = at.div_euclid(MINUTE) * MINUTE;
+        let minutes = self.open.entry((kpi, minute)).or_default();
+        for g in moved {
             let x = as_f64(&g.value);
-            let text = g.value.to_canonical_string();
-            let r = self.open.entry((kpi, group.clone(), minute)).or_insert_with(|| Rollup {
-                kpi,
-                group,
-                minute,
-                last: text.clone(),
-                last_value: x,
-                min: x,
-                max: x,
-                order,
-            });
-            if order >= r.order {
-                r.last = text;
-                r.last_value = x;
-                r.order = order;
-            }
-            if let Some(x) = x {
-                r.min = Some(r.min.map_or(x, |m| m.min(x)));
-                r.max = Some(r.max.map_or(x, |m| m.max(x)));
-            }
-        }
-    }
-
-    /// Merges drained rollups back in (a write that failed), as the database would merge them.
-    pub fn absorb(&mut self, rollups: Vec<Rollup>) {
-        for r in rollups {
-            match self.open.entry((r.kpi, r.group.clone(), r.minute)) {
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(r);
-                }
-                std::collections::hash_map::Entry::Occupied(mut o) => {
-                    let mine = o.get_mut();
-                    if r.order >= mine.order {
-                        mine.last = r.last;
-                        mine.last_value = r.last_value;
-                        mine.order = r.order;
+            match minutes.get_mut(g.key.as_slice()) {
+                Some(r) => {
+                    if order >= r.order {
+                        r.last = g.clone();
+                        r.order = order;
                     }
-                    mine.min = [mine.min, r.min].into_iter().flatten().reduce(f64::min);
-                    mine.max = [mine.max, r.max].into_iter().flatten().reduce(f64::max);
+                    if let Some(x) = x {
+                        r.min = Some(r.min.map_or(x, |m| m.min(x)));
+                        r.max = Some(r.max.map_or(x, |m| m.max(x)));
+                    }
+                }
+                None => {
+                    minutes.insert(g.key.clone(), Open { last: g.clone(), min: x, max: x, order });
                 }
             }
         }
     }
 
-    /// The rollups touched since the last drain.
+    /// The rollups touched since the last drain, ordered by KPI, group and minute.
     pub fn drain(&mut self) -> Vec<Rollup> {
-        let mut out: Vec<Rollup> = self.open.drain().map(|(_, r)| r).collect();
+        let mut out = Vec::new();
+        for ((kpi, minute), groups) in self.open.drain() {
+            for (key, r) in groups {
+                let group =
+                    if key.is_empty() { String::new() } else { serde_json::to_string(&key).unwrap_or_default() };
+                out.push(Rollup {
+                    kpi,
+                    group,
+                    minute,
+                    last: r.last.value.to_canonical_string(),
+                    last_value: as_f64(&r.last.value),
+                    min: r.min,
+                    max: r.max,
+                    order: r.order,
+                });
+            }
+        }
         out.sort_by(|a, b| (a.kpi, &a.group, a.minute).cmp(&(b.kpi, &b.group, b.minute)));
         out
     }
 }
 
+/// `earlier` and `later` rollups as one list, each (KPI, group, minute) once, merged as the
+/// database merges them (min of mins, max of maxes, the last of the higher position): a write
+/// that failed goes again with the next, in one statement that may name each row once.
+pub fn merged(earlier: Vec<Rollup>, later: Vec<Rollup>) -> Vec<Rollup> {
+    let mut by_key: BTreeMap<(KpiId, String, i64), Rollup> = BTreeMap::new();
+    for r in earlier.into_iter().chain(later) {
+        match by_key.entry((r.kpi, r.group.clone(), r.minute)) {
+            Entry::Vacant(v) => {
+                v.insert(r);
+            }
+            Entry::Occupied(mut o) => {
+                let mine = o.get_mut();
+                if r.order >= mine.order {
+                    mine.last = r.last;
+                    mine.last_value = r.last_value;
+                    mine.order = r.order;
+                }
+                mine.min = [mine.min, r.min].into_iter().flatten().reduce(f64::min);
+                mine.max = [mine.max, r.max].into_iter().flatten().reduce(f64::max);
+            }
+        }
+    }
+    by_key.into_values().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kpi::GroupValue;
-    use crate::value::Value;
 
     fn v(x: i64) -> KpiValue {
         KpiValue::Groups(vec![std::sync::Arc::new(GroupValue { key: vec![], value: Value::Int8(x) })])
@@ -181,15 +213,14 @@ mod tests {
     }
 
     #[test]
-    fn absorbing_a_drain_again_merges_like_the_database() {
+    fn a_failed_drain_merged_with_the_next_merges_like_the_database() {
         let mut first = Rollups::new();
         first.observe(KpiId(1), &v(7), 5, 0);
         first.observe(KpiId(1), &v(2), 6, 0);
-        let mut later = Rollups::new();
-        later.absorb(first.drain());
-        later.observe(KpiId(1), &v(4), 7, 0);
-        later.observe(KpiId(2), &v(1), 7, 0);
-        let out = later.drain();
+        let failed = first.drain();
+        first.observe(KpiId(1), &v(4), 7, 0);
+        first.observe(KpiId(2), &v(1), 7, 0);
+        let out = merged(failed, first.drain());
         assert_eq!(out.len(), 2);
         assert_eq!((out[0].last.as_str(), out[0].min, out[0].max), ("4", Some(2.0), Some(7.0)));
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::history::{MINUTE, Rollup, Rollups};
+use super::history::{MINUTE, Rollup, Rollups, merged};
 use super::runtime::{KpiBoard, KpiStep};
 use crate::change::{Position, SourceName};
 use crate::store::Store;
@@ -125,7 +125,7 @@ impl Recorder {
 /// samples that cannot be written go with the next flush.
 async fn write_rollups(store: Store, marks: DurableMarks, mut queue: mpsc::Receiver<Flush>, cancel: CancellationToken) {
     // Samples not yet written; merged again with the next ones (merging is idempotent).
-    let mut carried = Rollups::new();
+    let mut carried = Vec::new();
     while let Some(Flush { derived, positions, sampled }) = queue.recv().await {
         let mut delay = Duration::from_millis(200);
         loop {
@@ -144,11 +144,10 @@ async fn write_rollups(store: Store, marks: DurableMarks, mut queue: mpsc::Recei
         for (source, position) in positions {
             marks.durable(&source, position);
         }
-        carried.absorb(sampled);
-        let samples = carried.drain();
+        let samples = merged(std::mem::take(&mut carried), sampled);
         if let Err(e) = store.record_rollups(&samples).await {
             tracing::warn!(error = %e, "cannot write sampled KPI history; trying again with the next");
-            carried.absorb(samples);
+            carried = samples;
         }
     }
 }
