@@ -20,6 +20,19 @@ await page.addInitScript(() => {
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) window.__longTasks.push(entry.duration);
   }).observe({ type: "longtask", buffered: true });
+  // On-screen cell updates: a cell (`[data-field]`) whose text changed, or that arrived with a new row.
+  window.__cellUpdates = 0;
+  const cell = (node) => (node.nodeType === Node.ELEMENT_NODE ? node : node.parentElement)?.closest?.("[data-field]");
+  const observer = new MutationObserver((records) => {
+    for (const r of records) {
+      if (r.type === "characterData") window.__cellUpdates += cell(r.target) ? 1 : 0;
+      else if (cell(r.target)) window.__cellUpdates += 1;
+      else
+        for (const n of r.addedNodes)
+          if (n.nodeType === Node.ELEMENT_NODE) window.__cellUpdates += n.matches("[data-field]") ? 1 : n.querySelectorAll("[data-field]").length;
+    }
+  });
+  document.addEventListener("DOMContentLoaded", () => observer.observe(document.body, { subtree: true, childList: true, characterData: true }));
 });
 await signIn(page, base, "omar@demo.opslive");
 await page.goto(new URL(path, base).toString());
@@ -28,7 +41,10 @@ await page.waitForTimeout(2_000);
 const cdp = await chromium.context.newCDPSession(page);
 for (const rate of [1, 4]) {
   await cdp.send("Emulation.setCPUThrottlingRate", { rate });
-  await page.evaluate(() => (window.__longTasks = []));
+  await page.evaluate(() => {
+    window.__longTasks = [];
+    window.__cellUpdates = 0;
+  });
   const cellsBefore = await page.evaluate(() => document.querySelectorAll(".flash").length);
   const deltas = await page.evaluate(
     (ms) =>
@@ -46,7 +62,7 @@ for (const rate of [1, 4]) {
       }),
     seconds * 1000,
   );
-  const longTasks = await page.evaluate(() => window.__longTasks);
+  const [longTasks, cellUpdates] = await page.evaluate(() => [window.__longTasks, window.__cellUpdates]);
   const sorted = [...deltas].sort((a, b) => a - b);
   console.log(
     JSON.stringify({
@@ -59,6 +75,7 @@ for (const rate of [1, 4]) {
       longTasks: longTasks.length,
       longestTaskMs: +Math.max(0, ...longTasks).toFixed(1),
       flashingCellsAtStart: cellsBefore,
+      cellUpdatesPerSecond: Math.round(cellUpdates / seconds),
     }),
   );
 }
