@@ -40,8 +40,10 @@ pub struct GroupValue {
 #[derive(Clone, Debug, PartialEq)]
 pub enum KpiValue {
     /// Ordered by key. Each group behind an `Arc`: a transaction changes a group or two, and
-    /// the next value shares the others (the board, the alerts and the history all hold it).
-    Groups(Vec<Arc<GroupValue>>),
+    /// the next value shares the others. The list too: the board, the step to the alerts and
+    /// the history each hold the same value, and copying it for each KPI sharing a
+    /// computation cost an allocation and a count per group.
+    Groups(Arc<[Arc<GroupValue>]>),
     /// The table is loading, resyncing or quarantined.
     NotReady(String),
 }
@@ -469,7 +471,7 @@ fn patch(kpi: &CompiledKpi, state: &State, old: &KpiValue, mut keys: Vec<Vec<Val
     };
     keys.sort_unstable();
     keys.dedup();
-    let mut groups = groups.clone();
+    let mut groups = groups.to_vec();
     let mut changed = false;
     for key in keys {
         let at = groups.binary_search_by(|g| g.key.as_slice().cmp(&key));
@@ -484,7 +486,7 @@ fn patch(kpi: &CompiledKpi, state: &State, old: &KpiValue, mut keys: Vec<Vec<Val
         }
         changed = true;
     }
-    changed.then_some(KpiValue::Groups(groups))
+    changed.then(|| KpiValue::Groups(groups.into()))
 }
 
 fn state_aggregate(state: &State) -> Option<&Aggregate> {

@@ -158,7 +158,7 @@ impl SourceHealth {
             SourceMeasure::ChangesPerSecond => Some(Value::Float8((self.changes_per_second * 10.0).round() / 10.0)),
         };
         match value {
-            Some(value) => KpiValue::Groups(vec![Arc::new(GroupValue { key: Vec::new(), value })]),
+            Some(value) => KpiValue::Groups(Arc::new([Arc::new(GroupValue { key: Vec::new(), value })])),
             None => KpiValue::NotReady(match measure {
                 SourceMeasure::RetainedWalBytes => "the slot has not been polled yet".into(),
                 _ => "no heartbeat has come back yet".into(),

@@ -169,16 +169,16 @@ mod tests {
     use super::*;
 
     fn v(x: i64) -> KpiValue {
-        KpiValue::Groups(vec![std::sync::Arc::new(GroupValue { key: vec![], value: Value::Int8(x) })])
+        KpiValue::Groups(Arc::new([Arc::new(GroupValue { key: vec![], value: Value::Int8(x) })]))
     }
 
     #[test]
     fn only_the_groups_a_transaction_moved_are_rolled_up() {
         let group = |k: &str, x: i64| Arc::new(GroupValue { key: vec![Value::Text(k.into())], value: Value::Int8(x) });
         let (a, b, c, d) = (group("a", 1), group("b", 2), group("c", 4), group("d", 5));
-        let before = KpiValue::Groups(vec![a.clone(), b, c, d.clone()]);
+        let before = KpiValue::Groups(Arc::new([a.clone(), b, c, d.clone()]));
         // `b` moved, `bb` appeared, `c` went away; `a` and `d` were left alone.
-        let after = KpiValue::Groups(vec![a, group("b", 3), group("bb", 6), d]);
+        let after = KpiValue::Groups(Arc::new([a, group("b", 3), group("bb", 6), d]));
         let mut r = Rollups::new();
         r.observe_since(KpiId(1), Some(&before), &after, 5, 1);
         let mut rolled: Vec<(String, String)> = r.drain().into_iter().map(|r| (r.group, r.last)).collect();

@@ -107,7 +107,7 @@ pub fn kpi() -> Object {
         .field(
             kpi_field("groups", TypeRef::named_nn_list_nn(GROUP), |k| {
                 let groups = match &k.0.value {
-                    KpiValue::Groups(groups) => groups.clone(),
+                    KpiValue::Groups(groups) => groups.to_vec(),
                     KpiValue::NotReady(_) => Vec::new(),
                 };
                 let names = k.0.compiled.as_ref().map(|c| c.group_names.clone()).unwrap_or_default();
