@@ -2,6 +2,8 @@
 //! `KpiInput`, which mirrors `KpiDefinition` field for field (so a definition's stored JSON and
 //! a mutation's input read alike).
 
+use std::sync::Arc;
+
 use async_graphql::dynamic::{
     Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, TypeRef,
 };
@@ -11,7 +13,7 @@ use super::read::{GroupOut, KpiOut};
 use crate::api::graphql::live::schema::AS_OF;
 use crate::api::graphql::output::{text, timestamptz as micros};
 use crate::api::graphql::scalars::to_graphql;
-use crate::kpi::{Aggregation, KpiValue, SourceKpi, SourceMeasure};
+use crate::kpi::{Aggregation, GroupValue, KpiValue, SourceKpi, SourceMeasure};
 use crate::value::Value;
 
 pub const KPI: &str = "Kpi";
@@ -106,17 +108,15 @@ pub fn kpi() -> Object {
         .field(kpi_field("valueFloat", TypeRef::named(TypeRef::FLOAT), |k| k.single().and_then(float)))
         .field(
             kpi_field("groups", TypeRef::named_nn_list_nn(GROUP), |k| {
-                let groups = match &k.0.value {
-                    KpiValue::Groups(groups) => groups.to_vec(),
-                    KpiValue::NotReady(_) => Vec::new(),
+                let groups: &[Arc<GroupValue>] = match &k.0.value {
+                    KpiValue::Groups(groups) => groups,
+                    KpiValue::NotReady(_) => &[],
                 };
                 let names = k.0.compiled.as_ref().map(|c| c.group_names.clone()).unwrap_or_default();
                 let (kpi, comparison) = (k.0.record.id, k.0.record.definition.comparison);
-                Some(FieldValue::list(
-                    groups
-                        .into_iter()
-                        .map(|g| FieldValue::owned_any(GroupOut { names: names.clone(), group: g, kpi, comparison })),
-                ))
+                Some(FieldValue::list(groups.iter().map(|g| {
+                    FieldValue::owned_any(GroupOut { names: names.clone(), group: g.clone(), kpi, comparison })
+                })))
             })
             .description("One per group (an ungrouped KPI has one, with the key `{}`)."),
         )
