@@ -41,6 +41,10 @@ pub struct Config {
     /// KPIs: the zone "today" is counted in, and how long their history is kept.
     #[serde(default)]
     pub kpi: KpiConfig,
+    /// Alert notifications: the key contact points' secrets are sealed with, the dashboard's
+    /// public address for links, and how sends are retried.
+    #[serde(default)]
+    pub notifications: NotificationsConfig,
     /// The role policy file (see fixtures/policy.toml), relative to the working directory. It is
     /// reloaded when it changes. Without one, no role may read anything.
     #[serde(default)]
@@ -144,6 +148,40 @@ impl Default for KpiConfig {
 impl KpiConfig {
     pub fn history_retention_micros(&self) -> i64 {
         self.history_retention
+    }
+}
+
+/// `[notifications]`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// 32 bytes in base64 (`openssl rand -base64 32`); better given as
+    /// `OPSLIVE_NOTIFICATIONS__SECRET_KEY`. Without it, contact points with secrets cannot be
+    /// stored.
+    pub secret_key: Option<String>,
+    /// The dashboard's address as people reach it (`https://ops.example.com/`): notifications
+    /// link to the alert there.
+    pub public_url: Option<url::Url>,
+    /// Attempts before a notification is given up (dead-lettered with its last error).
+    pub max_attempts: u32,
+    /// Seconds a channel has to answer one request.
+    pub timeout_seconds: f64,
+    /// Seconds before the first retry; each next one waits twice as long, up to
+    /// `max_backoff_seconds`.
+    pub retry_backoff_seconds: f64,
+    pub max_backoff_seconds: f64,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig {
+            secret_key: None,
+            public_url: None,
+            max_attempts: 8,
+            timeout_seconds: 10.0,
+            retry_backoff_seconds: 1.0,
+            max_backoff_seconds: 300.0,
+        }
     }
 }
 

@@ -31,6 +31,7 @@ pub mod duration;
 pub mod error;
 pub mod kpi;
 pub mod live;
+pub mod notify;
 pub mod pipeline;
 pub mod policy;
 pub mod query;

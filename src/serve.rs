@@ -46,6 +46,8 @@ pub enum ServeError {
     Policy(#[from] PolicyError),
     #[error(transparent)]
     Auth(#[from] AuthConfigError),
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
 }
 
 pub async fn serve(config: Config, cancel: CancellationToken) -> Result<(), ServeError> {
@@ -169,6 +171,7 @@ pub async fn serve_on(
     let kpi_hub = KpiHub::start(start.clone(), config.kpi.time_zone, policy.clone(), records, kpi_rx, Some(steps_tx));
     let (alert_steps, history_steps) = tee(steps_rx);
     let positions: Vec<(String, Position)> = start.applied_positions().map(|(s, p)| (s.to_string(), p)).collect();
+    let notifier = crate::notify::Notifier::start(store.clone(), &config.notifications, cancel.clone()).await?;
     let alert_start = AlertStart {
         replica: start.clone(),
         kpis: kpi_hub.current(),
@@ -177,6 +180,7 @@ pub async fn serve_on(
         silences: store.load_silences().await?,
         store: store.clone(),
         marks: alert_marks,
+        notify: Some(notifier.link()),
     };
     tracing::info!(rules = alert_start.rules.len(), open = alert_start.instances.len(), "alert rules loaded");
     let alert_hub = AlertHub::start(alert_start, alert_steps, cancel.clone());
@@ -196,7 +200,11 @@ pub async fn serve_on(
         .with_live(hub, cancel.clone())
         .with_kpis(kpis)
         .with_alerts(alerts)
-        .with_workspace(store.clone());
+        .with_workspace(store.clone())
+        .with_notifications(crate::api::graphql::notifications::NotifyService {
+            notifier: notifier.clone(),
+            policy: policy.clone(),
+        });
     let source_stats: Vec<(SourceName, Arc<SourceStats>)> =
         views.iter().map(|v| (v.name.clone(), v.stats.clone())).collect();
     let ops = OpsState {
@@ -209,6 +217,7 @@ pub async fn serve_on(
         auth: auth.is_configured().then(|| auth.clone()),
         policy,
         live: Some(live_stats),
+        notify: Some(notifier.stats()),
     };
     tracing::info!(addr = %listener.addr, "listening");
     let router = crate::api::router(ops, extra_metrics, web_dir.as_deref(), config.auth.clone())

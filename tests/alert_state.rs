@@ -83,7 +83,7 @@ async fn a_time_driven_transition_decided_beyond_the_checkpoint_is_decided_again
     let mut kept = transition(within, AlertState::Normal, AlertState::Firing, Cause::Due { at: 5 });
     kept.basis = vec![(Arc::from("shop"), Position(50))];
     let later = transition(within, AlertState::Firing, AlertState::Resolved, tx(300));
-    store.record_alerts(&[fired, resolved, kept, later], &[]).await.unwrap();
+    store.record_alerts(&[fired, resolved, kept, later], &[], &[]).await.unwrap();
 
     let open = store.load_alert_state(&checkpoint).await.unwrap();
     let open: Vec<_> = open.iter().map(|i| (i.rule, i.state)).collect();
@@ -100,6 +100,7 @@ async fn a_time_driven_transition_decided_beyond_the_checkpoint_is_decided_again
                 transition(beyond, AlertState::Firing, AlertState::Resolved, tx(300)),
                 transition(within, AlertState::Firing, AlertState::Resolved, tx(300)),
             ],
+            &[],
             &[],
         )
         .await

@@ -25,9 +25,11 @@ use super::rule::{RuleId, Target, bind, bind_rows};
 use super::silence::Silence;
 use crate::change::{Position, SourceName};
 use crate::kpi::{DefinitionError, KpiBoard, KpiStep};
+use crate::notify::{NotifyLink, RuleFacts, notices};
 use crate::replica::Replica;
 use crate::store::Store;
 use crate::store::alerts::AlertRuleRecord;
+use crate::store::notifications::Outgoing;
 use crate::watermark::DurableMarks;
 
 /// One rule on the board.
@@ -80,6 +82,8 @@ pub struct AlertStart {
     pub silences: Vec<Silence>,
     pub store: Store,
     pub marks: DurableMarks,
+    /// Routing of transitions to contact points (none: nothing is notified).
+    pub notify: Option<NotifyLink>,
 }
 
 /// A write for the writer task: transitions, the instances they left, and the position it
@@ -87,6 +91,8 @@ pub struct AlertStart {
 struct Write {
     transitions: Vec<Transition>,
     instances: Vec<(RuleId, String, Option<Instance>)>,
+    /// Notifications the transitions cause, written with them.
+    outgoing: Vec<Outgoing>,
     durable: Option<(SourceName, Position)>,
 }
 
@@ -104,6 +110,7 @@ impl AlertHub {
             board: AlertBoard { silences: Arc::new(start.silences), ..AlertBoard::default() },
             published: watch::Sender::new(Arc::new(AlertBoard::default())),
             writes,
+            notify: start.notify.clone(),
         };
         let now = chrono::Utc::now().timestamp_micros();
         let mut startup = Vec::new();
@@ -112,7 +119,7 @@ impl AlertHub {
         }
         runtime.publish();
         let board = runtime.published.subscribe();
-        tokio::spawn(writer(start.store, start.marks, writes_rx, cancel.clone()));
+        tokio::spawn(writer(start.store, start.marks, start.notify, writes_rx, cancel.clone()));
         tokio::spawn(async move {
             runtime.record(startup, None).await;
             runtime.run(rx, steps).await
@@ -160,6 +167,7 @@ struct Runtime {
     board: AlertBoard,
     published: watch::Sender<Arc<AlertBoard>>,
     writes: mpsc::Sender<Write>,
+    notify: Option<NotifyLink>,
 }
 
 impl Runtime {
@@ -238,8 +246,9 @@ impl Runtime {
             if !transitions.is_empty() {
                 let writes = self.writes.clone();
                 let instances = self.instances_of(&transitions);
+                let outgoing = self.notices(&transitions);
                 tokio::spawn(async move {
-                    let _ = writes.send(Write { transitions, instances, durable: None }).await;
+                    let _ = writes.send(Write { transitions, instances, outgoing, durable: None }).await;
                 });
             }
         }
@@ -312,6 +321,7 @@ impl Runtime {
                     let write = Write {
                         transitions: Vec::new(),
                         instances: vec![(rule, instance, Some(inst.clone()))],
+                        outgoing: Vec::new(),
                         durable: None,
                     };
                     let _ = self.writes.send(write).await;
@@ -348,10 +358,27 @@ impl Runtime {
         }
         if changed || durable.is_some() {
             let instances = self.instances_of(&transitions);
-            if self.writes.send(Write { transitions, instances, durable }).await.is_err() {
+            let outgoing = self.notices(&transitions);
+            if self.writes.send(Write { transitions, instances, outgoing, durable }).await.is_err() {
                 tracing::debug!("alert writer stopped");
             }
         }
+    }
+
+    /// The notifications the transitions cause, routed as the policy says now.
+    fn notices(&self, transitions: &[Transition]) -> Vec<Outgoing> {
+        let Some(link) = &self.notify else { return Vec::new() };
+        if transitions.is_empty() {
+            return Vec::new();
+        }
+        let routing = link.routing.borrow().clone();
+        let rule = |id: RuleId| {
+            let entry = self.board.rules.get(&id)?;
+            let d = &entry.record.definition;
+            Some(RuleFacts { name: d.name.as_str(), severity: d.severity.name().to_lowercase() })
+        };
+        let now = chrono::Utc::now().timestamp_micros();
+        notices(&routing, transitions, rule, &self.board.silences, now)
     }
 
     fn publish(&mut self) {
@@ -381,7 +408,13 @@ fn decided_on(transitions: &mut [Transition], replica: &Replica) {
 /// Writes in order; marks each write's position durable once it is committed. Writes that
 /// queued up while one was being committed go together in the next database transaction
 /// (group commit): a burst of transactions costs a few commits, not one each.
-async fn writer(store: Store, marks: DurableMarks, mut writes: mpsc::Receiver<Write>, cancel: CancellationToken) {
+async fn writer(
+    store: Store,
+    marks: DurableMarks,
+    notify: Option<NotifyLink>,
+    mut writes: mpsc::Receiver<Write>,
+    cancel: CancellationToken,
+) {
     const MOST_AT_ONCE: usize = 512;
     while let Some(first) = writes.recv().await {
         let mut group = vec![first];
@@ -390,12 +423,17 @@ async fn writer(store: Store, marks: DurableMarks, mut writes: mpsc::Receiver<Wr
         {
             group.push(more);
         }
-        let (transitions, instances, durable) = merge(group);
+        let (transitions, instances, outgoing, durable) = merge(group);
         if !transitions.is_empty() || !instances.is_empty() {
             let mut delay = Duration::from_millis(100);
             loop {
-                match store.record_alerts(&transitions, &instances).await {
-                    Ok(()) => break,
+                match store.record_alerts(&transitions, &instances, &outgoing).await {
+                    Ok(()) => {
+                        if let Some(link) = notify.as_ref().filter(|_| !outgoing.is_empty()) {
+                            link.wake();
+                        }
+                        break;
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot record alert transitions; retrying (the source is not acknowledged meanwhile)");
                         tokio::select! {
@@ -413,16 +451,20 @@ async fn writer(store: Store, marks: DurableMarks, mut writes: mpsc::Receiver<Wr
     }
 }
 
-/// Writes in order as one: every transition, each instance's last state, and the last
-/// position per source.
+/// Writes in order as one: every transition, each instance's last state, every notification,
+/// and the last position per source.
 #[allow(clippy::type_complexity)]
-fn merge(group: Vec<Write>) -> (Vec<Transition>, Vec<(RuleId, String, Option<Instance>)>, Vec<(SourceName, Position)>) {
+fn merge(
+    group: Vec<Write>,
+) -> (Vec<Transition>, Vec<(RuleId, String, Option<Instance>)>, Vec<Outgoing>, Vec<(SourceName, Position)>) {
     let mut transitions = Vec::new();
+    let mut outgoing = Vec::new();
     let mut instances: Vec<(RuleId, String, Option<Instance>)> = Vec::new();
     let mut at: HashMap<(RuleId, String), usize> = HashMap::new();
     let mut durable: Vec<(SourceName, Position)> = Vec::new();
     for write in group {
         transitions.extend(write.transitions);
+        outgoing.extend(write.outgoing);
         for (rule, key, instance) in write.instances {
             match at.get(&(rule, key.clone())) {
                 Some(&i) => instances[i].2 = instance,
@@ -439,5 +481,5 @@ fn merge(group: Vec<Write>) -> (Vec<Transition>, Vec<(RuleId, String, Option<Ins
             }
         }
     }
-    (transitions, instances, durable)
+    (transitions, instances, outgoing, durable)
 }

@@ -254,6 +254,40 @@ impl Collector for FlowCollector {
             }
         }
 
+        if let Some(n) = &state.notify {
+            use crate::notify::contact::ChannelKind;
+            use crate::notify::outbox::ChannelCounters;
+            type Read = fn(&ChannelCounters) -> u64;
+            let counters: [(&str, &str, Read); 5] = [
+                ("notifications_sent", "Notifications delivered, per channel", |c| c.sent.load(Relaxed)),
+                ("notifications_failed", "Notification attempts that failed, per channel", |c| c.failed.load(Relaxed)),
+                ("notifications_retried", "Notification attempts scheduled again after a temporary failure", |c| {
+                    c.retried.load(Relaxed)
+                }),
+                ("notifications_dead", "Notifications given up after their last attempt", |c| c.dead.load(Relaxed)),
+                (
+                    "notifications_repeated",
+                    "Notifications sent again because a restart found their send in flight",
+                    |c| c.repeated.load(Relaxed),
+                ),
+            ];
+            for (name, help, read) in counters {
+                let mut f = Family::new(&mut enc, name, help, MetricType::Counter)?;
+                for kind in ChannelKind::ALL {
+                    f.sample(&vec![("channel", kind.name().to_string())], read(n.channel(kind)) as f64)?;
+                }
+            }
+            Family::new(&mut enc, "notification_outbox_depth", "Notifications waiting to be sent", MetricType::Gauge)?
+                .sample(&vec![], n.depth.load(Relaxed) as f64)?;
+            Family::new(
+                &mut enc,
+                "notification_outbox_oldest_age_seconds",
+                "Age of the oldest notification waiting to be sent",
+                MetricType::Gauge,
+            )?
+            .sample(&vec![], n.oldest_age_micros.load(Relaxed) as f64 / 1e6)?;
+        }
+
         let mut f = Family::new(
             &mut enc,
             "source_position_bytes",

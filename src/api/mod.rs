@@ -55,6 +55,8 @@ pub struct OpsState {
     pub policy: crate::policy::PolicyStore,
     /// The live hub's counters.
     pub live: Option<Arc<crate::live::LiveStats>>,
+    /// The notification lanes' counters.
+    pub notify: Option<Arc<crate::notify::outbox::NotifyStats>>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -83,7 +83,7 @@ pub fn is_graphql_name(s: &str) -> bool {
 /// Root fields of the product itself (KPIs, alerts, the user's workspace), in every role's
 /// schema beside the tables' own: a watched table whose fields would collide is refused at
 /// start, so a later release cannot change what an existing query means.
-pub const RESERVED_ROOT_FIELDS: [&str; 22] = [
+pub const RESERVED_ROOT_FIELDS: [&str; 30] = [
     "kpi",
     "kpis",
     "kpiHistory",
@@ -94,6 +94,9 @@ pub const RESERVED_ROOT_FIELDS: [&str; 22] = [
     "silences",
     "savedQueries",
     "overviewLayout",
+    "contactPoints",
+    "notificationPolicy",
+    "notifications",
     // Mutations.
     "createKpi",
     "updateKpi",
@@ -107,10 +110,15 @@ pub const RESERVED_ROOT_FIELDS: [&str; 22] = [
     "saveQuery",
     "deleteSavedQuery",
     "saveOverviewLayout",
+    "createContactPoint",
+    "updateContactPoint",
+    "deleteContactPoint",
+    "testContactPoint",
+    "setNotificationPolicy",
 ];
 
 /// Type names of the product's own GraphQL types.
-pub const RESERVED_TYPES: [&str; 32] = [
+pub const RESERVED_TYPES: [&str; 39] = [
     "Kpi",
     "KpiGroup",
     "KpiInput",
@@ -143,6 +151,13 @@ pub const RESERVED_TYPES: [&str; 32] = [
     "SourceMeasure",
     "SavedQuery",
     "OverviewLayout",
+    "ContactPoint",
+    "ContactPointInput",
+    "ContactPointKind",
+    "ContactPointTest",
+    "Notification",
+    "NotificationWhere",
+    "NotificationStatus",
 ];
 
 /// The product name a table of this GraphQL name would collide with, if any: its root fields

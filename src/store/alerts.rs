@@ -226,13 +226,15 @@ impl Store {
         Ok(out)
     }
 
-    /// Records transitions and the instances they leave, in one database transaction.
+    /// Records transitions, the instances they leave and the notifications they cause, in one
+    /// database transaction.
     /// `instances` are the current state of every instance the transitions touched (`None`:
     /// it is Normal again and its row goes).
     pub async fn record_alerts(
         &self,
         transitions: &[Transition],
         instances: &[(RuleId, String, Option<Instance>)],
+        outgoing: &[crate::store::notifications::Outgoing],
     ) -> Result<(), StoreError> {
         // One statement per kind of write, the rows passed as arrays: a backlog's thousands of
         // transitions cost three round trips, not one each.
@@ -324,6 +326,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        Store::enqueue_in(&mut tx, outgoing).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod kpi_history;
 mod kpis;
+pub mod notifications;
 mod watermarks;
 pub mod workspace;
 

@@ -13,6 +13,7 @@
 //!   answers; [`errors`] gives every error an `extensions.code`; [`http`] is the transport;
 //! - [`live`] serves subscriptions as live queries, over the WebSocket transport in [`ws`];
 //! - [`kpis`]: KPIs (queries, mutations, subscriptions), when the server runs them;
+//! - [`notifications`]: contact points, the routing policy and the notification log;
 //! - [`workspace`]: each user's saved queries and overview layout, when there is an app
 //!   database.
 //!
@@ -28,6 +29,7 @@ mod http;
 pub mod kpis;
 pub mod live;
 pub(crate) mod loading;
+pub mod notifications;
 mod output;
 mod resolve;
 mod scalars;
@@ -71,6 +73,8 @@ pub struct GraphqlState {
     pub alerts: Option<Arc<AlertService>>,
     /// Users' saved queries and layouts (none: the schema has no such fields).
     pub workspace: Option<workspace::WorkspaceStore>,
+    /// Contact points, routing and the outbox's log (none: the schema has no such fields).
+    pub notify: Option<Arc<notifications::NotifyService>>,
     /// What the schemas hold beside the tables.
     features: schema::Features,
     /// Closes WebSocket connections when the server stops.
@@ -94,6 +98,7 @@ impl GraphqlState {
             kpis: None,
             alerts: None,
             workspace: None,
+            notify: None,
             features: schema::Features::default(),
             shutdown: CancellationToken::new(),
         }
@@ -123,6 +128,14 @@ impl GraphqlState {
         self
     }
 
+    /// With notifications: contact points, the routing policy and the outbox's log.
+    pub fn with_notifications(mut self, service: notifications::NotifyService) -> GraphqlState {
+        self.notify = Some(Arc::new(service));
+        self.features.notifications = true;
+        self.cache = SchemaCache::with_features(self.features);
+        self
+    }
+
     /// A request with what resolvers read beside its `Scope`.
     pub(crate) fn with_data(&self, request: async_graphql::Request) -> async_graphql::Request {
         let request = request.data(self.registry.clone());
@@ -132,6 +145,10 @@ impl GraphqlState {
         };
         let request = match &self.alerts {
             Some(alerts) => request.data(alerts.clone()),
+            None => request,
+        };
+        let request = match &self.notify {
+            Some(notify) => request.data(notify.clone()),
             None => request,
         };
         match &self.workspace {

@@ -35,6 +35,9 @@ pub struct Features {
     /// The caller's own saved queries and overview layout (`savedQueries`, `overviewLayout`,
     /// their mutations).
     pub workspace: bool,
+    /// Contact points, the routing policy and the notification log (`contactPoints`,
+    /// `notificationPolicy`, `notifications`, their mutations).
+    pub notifications: bool,
 }
 
 /// Builds the schema of a role that sees `views` (sorted by table name for a stable SDL).
@@ -154,6 +157,18 @@ pub fn build_with(views: &[Arc<TableView>], features: Features) -> Result<Schema
             mutation.take().unwrap_or_else(|| Object::new("Mutation").description("Changes to opslive's own state."));
         mutation = Some(super::workspace::mutation_fields(root));
         objects.extend(super::workspace::types());
+        shared.scalars.insert("JSON");
+        shared.scalars.insert("Timestamptz");
+    }
+    if features.notifications {
+        query = super::notifications::query_fields(query);
+        let root =
+            mutation.take().unwrap_or_else(|| Object::new("Mutation").description("Changes to opslive's own state."));
+        mutation = Some(super::notifications::mutation_fields(root));
+        let (o, i, e) = super::notifications::types();
+        objects.extend(o);
+        inputs.extend(i);
+        enums.extend(e);
         shared.scalars.insert("JSON");
         shared.scalars.insert("Timestamptz");
     }

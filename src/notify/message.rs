@@ -1,0 +1,202 @@
+//! What a notification says, once, whatever the channel ([`Content`], stored with it in the
+//! outbox), and how each channel spells it: Slack's Block Kit, an SMS body, the webhook's JSON.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoticeKind {
+    Firing,
+    Resolved,
+    Test,
+}
+
+impl NoticeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            NoticeKind::Firing => "firing",
+            NoticeKind::Resolved => "resolved",
+            NoticeKind::Test => "test",
+        }
+    }
+}
+
+/// A notification's content, with the provenance of the transition behind it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Content {
+    pub kind: NoticeKind,
+    pub rule_id: Option<i64>,
+    pub rule: String,
+    /// `info`, `warning`, `critical`.
+    pub severity: String,
+    pub instance: String,
+    pub labels: BTreeMap<String, String>,
+    pub summary: String,
+    pub value: Option<String>,
+    /// The transaction that caused it: source, position and commit time (RFC 3339); absent for
+    /// a transition that time made.
+    pub source: Option<String>,
+    pub position: Option<String>,
+    pub commit_ts: Option<String>,
+    /// When the transition happened (RFC 3339).
+    pub at: String,
+    /// The alert in the dashboard, when `notifications.public_url` is set.
+    pub link: Option<String>,
+}
+
+impl Content {
+    fn headline(&self) -> String {
+        let state = match self.kind {
+            NoticeKind::Firing => "Firing",
+            NoticeKind::Resolved => "Resolved",
+            NoticeKind::Test => "Test",
+        };
+        format!("{state}: {}", self.rule)
+    }
+
+    fn provenance(&self) -> String {
+        match (&self.source, &self.position) {
+            (Some(source), Some(position)) => {
+                let when = self.commit_ts.as_deref().map(|t| format!(", committed {t}")).unwrap_or_default();
+                format!("{source} at {position}{when}")
+            }
+            _ => format!("time passed ({})", self.at),
+        }
+    }
+}
+
+fn colour(content: &Content) -> &'static str {
+    match (content.kind, content.severity.as_str()) {
+        (NoticeKind::Resolved, _) => "#2eb67d",
+        (NoticeKind::Test, _) => "#4aa3ff",
+        (_, "critical") => "#e01e5a",
+        (_, "warning") => "#ecb22e",
+        _ => "#4aa3ff",
+    }
+}
+
+/// Slack's mrkdwn treats `&`, `<` and `>` as markup.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+fn clip(text: &str, most: usize) -> String {
+    if text.chars().count() <= most {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(most.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// A Slack incoming webhook's body: a fallback `text` and one attachment coloured by severity
+/// whose blocks carry the summary, the facts and a link to the alert.
+pub fn slack(content: &Content) -> Json {
+    let labels = content.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+    let mut fields = vec![json!({ "type": "mrkdwn", "text": format!("*Severity*\n{}", escape(&content.severity)) })];
+    if let Some(value) = &content.value {
+        fields.push(json!({ "type": "mrkdwn", "text": format!("*Value*\n{}", escape(value)) }));
+    }
+    if !labels.is_empty() {
+        fields.push(json!({ "type": "mrkdwn", "text": format!("*Labels*\n{}", clip(&escape(&labels), 1900)) }));
+    }
+    fields.push(json!({ "type": "mrkdwn", "text": format!("*Caused by*\n{}", escape(&content.provenance())) }));
+    let summary = if content.summary.is_empty() { content.headline() } else { content.summary.clone() };
+    let mut blocks = vec![
+        json!({ "type": "header", "text": { "type": "plain_text", "text": clip(&content.headline(), 150) } }),
+        json!({ "type": "section", "text": { "type": "mrkdwn", "text": clip(&escape(&summary), 3000) } }),
+        json!({ "type": "section", "fields": fields }),
+    ];
+    if let Some(link) = &content.link {
+        blocks.push(json!({
+            "type": "actions",
+            "elements": [{ "type": "button", "text": { "type": "plain_text", "text": "Open in opslive" }, "url": link }],
+        }));
+    }
+    json!({
+        "text": format!("[{}] {}", content.kind.name().to_uppercase(), clip(&summary, 200)),
+        "attachments": [{ "color": colour(content), "blocks": blocks }],
+    })
+}
+
+/// An SMS: the state, severity, rule and summary first (what a phone's preview shows), then
+/// the value, the provenance and the link; at most two segments' worth.
+pub fn sms(content: &Content) -> String {
+    let mut out = format!("[{} {}] {}", content.kind.name().to_uppercase(), content.severity, content.rule);
+    if !content.summary.is_empty() {
+        out.push_str(": ");
+        out.push_str(&content.summary);
+    }
+    if let Some(value) = &content.value {
+        out.push_str(&format!(" (value {value})"));
+    }
+    out.push_str(&format!(" · {}", content.provenance()));
+    if let Some(link) = &content.link {
+        out.push(' ');
+        out.push_str(link);
+    }
+    clip(&out, 320)
+}
+
+/// The webhook's body: the content with a version and the idempotency key.
+pub fn webhook(content: &Content, idempotency_key: &str) -> Json {
+    let mut body = serde_json::to_value(content).expect("content serialises");
+    body["version"] = json!(1);
+    body["idempotencyKey"] = json!(idempotency_key);
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content() -> Content {
+        Content {
+            kind: NoticeKind::Firing,
+            rule_id: Some(3),
+            rule: "Orders per minute".into(),
+            severity: "critical".into(),
+            instance: "{\"channel\":\"web\"}".into(),
+            labels: [("channel".to_string(), "web<1>".to_string())].into(),
+            summary: "web takes 91 orders/min".into(),
+            value: Some("91".into()),
+            source: Some("shop".into()),
+            position: Some("0/16B3F20".into()),
+            commit_ts: Some("2026-12-05T10:00:00Z".into()),
+            at: "2026-12-05T10:00:00Z".into(),
+            link: Some("https://ops.example/alerts/?rule=3".into()),
+        }
+    }
+
+    #[test]
+    fn slack_carries_severity_colour_summary_value_provenance_and_link() {
+        let body = slack(&content());
+        let attachment = &body["attachments"][0];
+        assert_eq!(attachment["color"], "#e01e5a");
+        let text = attachment["blocks"].to_string();
+        for part in [
+            "Firing: Orders per minute",
+            "web takes 91 orders/min",
+            "*Value*\\n91",
+            "shop at 0/16B3F20",
+            "https://ops.example/alerts/?rule=3",
+        ] {
+            assert!(text.contains(part), "{part} missing from {text}");
+        }
+        assert!(text.contains("web&lt;1&gt;"), "labels are escaped for mrkdwn: {text}");
+        let resolved = slack(&Content { kind: NoticeKind::Resolved, ..content() });
+        assert_eq!(resolved["attachments"][0]["color"], "#2eb67d");
+    }
+
+    #[test]
+    fn an_sms_leads_with_the_state_and_stays_within_two_segments() {
+        let body = sms(&content());
+        assert!(body.starts_with("[FIRING critical] Orders per minute: web takes 91 orders/min (value 91)"), "{body}");
+        let long = sms(&Content { summary: "x".repeat(1000), ..content() });
+        assert_eq!(long.chars().count(), 320);
+    }
+}

@@ -1,0 +1,169 @@
+//! Sending one notification over its channel, and what the answer means for the outbox:
+//! sent, try again later (429 with its `Retry-After`, 408, 5xx, a connection that failed or
+//! timed out), or give up (any other 4xx: the request itself is wrong and will stay wrong).
+//!
+//! Errors never carry a secret: reqwest's errors name the URL (a Slack URL is the credential),
+//! so it is stripped, and bodies quoted back are clipped.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use sha2::Sha256;
+
+use super::contact::Channel;
+use super::message::{self, Content};
+
+/// The header carrying the webhook body's HMAC-SHA256, as `sha256=<hex>` (GitHub's form).
+pub const SIGNATURE_HEADER: &str = "X-Opslive-Signature-256";
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    Temporary { error: String, retry_after: Option<Duration> },
+    Permanent { error: String },
+}
+
+/// The HTTP client every channel uses: a timeout per request so a hanging receiver delays
+/// only its own contact point.
+pub fn client(timeout: Duration) -> reqwest::Client {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent(concat!("opslive/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("an HTTP client with rustls")
+}
+
+/// `sha256=<hex>` of `body` under `secret`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+pub async fn send(client: &reqwest::Client, channel: &Channel, content: &Content, idempotency_key: &str) -> Outcome {
+    match channel {
+        Channel::Webhook { url, secret } => {
+            let body = serde_json::to_vec(&message::webhook(content, idempotency_key)).expect("JSON");
+            let request = client
+                .post(url.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(SIGNATURE_HEADER, signature(secret, &body))
+                .header(IDEMPOTENCY_HEADER, idempotency_key)
+                .body(body);
+            answer(request.send().await).await
+        }
+        Channel::Slack { url } => answer(client.post(url.clone()).json(&message::slack(content)).send().await).await,
+        Channel::Twilio { base_url, account_sid, api_key_sid, auth_token, from, messaging_service_sid, to } => {
+            let Ok(url) = base_url.join(&format!("2010-04-01/Accounts/{account_sid}/Messages.json")) else {
+                return Outcome::Permanent { error: "the Twilio base URL cannot take the Messages path".into() };
+            };
+            let body = message::sms(content);
+            let user = api_key_sid.as_deref().unwrap_or(account_sid);
+            // One message per recipient, in order. A retry after a later recipient failed sends
+            // to the earlier ones again: give recipients who must never get a repeat their own
+            // contact point.
+            for number in to {
+                let mut form = vec![("To", number.as_str()), ("Body", body.as_str())];
+                match (from, messaging_service_sid) {
+                    (Some(from), _) => form.push(("From", from)),
+                    (None, Some(service)) => form.push(("MessagingServiceSid", service)),
+                    (None, None) => return Outcome::Permanent { error: "no sender configured".into() },
+                }
+                let request = client
+                    .post(url.clone())
+                    .basic_auth(user, Some(auth_token))
+                    .header(IDEMPOTENCY_HEADER, format!("{idempotency_key}:{number}"))
+                    .form(&form);
+                match answer(request.send().await).await {
+                    Outcome::Sent => continue,
+                    Outcome::Temporary { error, retry_after } => {
+                        return Outcome::Temporary { error: format!("to {number}: {error}"), retry_after };
+                    }
+                    Outcome::Permanent { error } => {
+                        return Outcome::Permanent { error: format!("to {number}: {error}") };
+                    }
+                }
+            }
+            Outcome::Sent
+        }
+    }
+}
+
+async fn answer(result: Result<reqwest::Response, reqwest::Error>) -> Outcome {
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let e = e.without_url();
+            let kind = if e.is_timeout() { "timed out" } else { "could not connect or send" };
+            return Outcome::Temporary { error: format!("{kind}: {}", chain(&e)), retry_after: None };
+        }
+    };
+    let status = response.status();
+    if status.is_success() {
+        return Outcome::Sent;
+    }
+    let retry_after = retry_after(response.headers());
+    let text = response.text().await.unwrap_or_default();
+    let error = format!("HTTP {}: {}", status.as_u16(), clip(text.trim(), 300));
+    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT || status.is_server_error() {
+        Outcome::Temporary { error, retry_after }
+    } else {
+        Outcome::Permanent { error }
+    }
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    let wait = when.timestamp_millis() - chrono::Utc::now().timestamp_millis();
+    Some(Duration::from_millis(wait.max(0) as u64))
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn clip(text: &str, most: usize) -> String {
+    if text.chars().count() <= most { text.to_string() } else { text.chars().take(most).collect::<String>() + "…" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_githubs_form_of_hmac_sha256() {
+        // RFC 4231 test case 2.
+        let key = "Jefe";
+        let sig = signature(key, b"what do ya want for nothing?");
+        assert_eq!(sig, "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::ZERO), "a date in the past means now");
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+}

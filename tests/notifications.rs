@@ -1,0 +1,409 @@
+//! Alert notifications against a real PostgreSQL, a real `opslive serve` and a local server
+//! standing in for Slack, Twilio and a webhook receiver (`support::standin`): contact points
+//! and routing through GraphQL, every notification written to the outbox with its transition
+//! and then sent; retries on 429/5xx, dead letters on other 4xx, a failing channel that holds
+//! back only itself, silences, a send in flight at `kill -9` sent again and counted, and bad
+//! contact points refused with nothing stored.
+
+mod support;
+
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{Value as Json, json};
+use support::graphql::{Shop, data, fixture_policy, post, token};
+use support::standin::{Answer, Received, StandIn};
+
+const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const HOOK_SECRET: &str = "whsec-0123456789abcdef";
+const SID: &str = "AC0123456789abcdef0123456789abcdef";
+const TWILIO_TOKEN: &str = "twilio-auth-token-xyz";
+
+/// The `[notifications]` table: quick retries, a short timeout unless `extra` sets one,
+/// links to a dashboard.
+fn settings(extra: &str) -> String {
+    let timeout = if extra.contains("timeout_seconds") { "" } else { "timeout_seconds = 1\n" };
+    format!(
+        "\n[notifications]\nsecret_key = {KEY:?}\npublic_url = \"https://ops.example.com/\"\n\
+         retry_backoff_seconds = 0.05\nmax_backoff_seconds = 0.2\n{timeout}{extra}"
+    )
+}
+
+async fn start(extra: &str) -> Shop {
+    Shop::start_with(opslive::demo::FIXTURE_SEED, &fixture_policy(), "", &settings(extra)).await
+}
+
+const CREATE: &str =
+    "mutation($input: ContactPointInput!) { createContactPoint(input: $input) { id name kind settings secretsSet } }";
+
+async fn contact_point(shop: &Shop, admin: &str, name: &str, kind: &str, settings: Json) -> String {
+    let d =
+        data(shop.addr, admin, CREATE, json!({ "input": { "name": name, "kind": kind, "settings": settings } })).await;
+    d["createContactPoint"]["id"].as_str().expect("an id").to_string()
+}
+
+async fn route_all(shop: &Shop, admin: &str, points: &[&str]) {
+    let policy = json!({ "routes": [{ "matchers": [{ "label": "team", "value": "qa" }], "contactPoints": points }] });
+    data(shop.addr, admin, "mutation($p: JSON!) { setNotificationPolicy(policy: $p) }", json!({ "p": policy })).await;
+}
+
+/// A row rule firing for each pending order in the test currency (none in the fixture data).
+async fn test_order_rule(shop: &Shop, admin: &str) -> String {
+    let d = data(
+        shop.addr,
+        admin,
+        "mutation($input: AlertRuleInput!) { createAlertRule(input: $input) { id } }",
+        json!({ "input": { "name": "Test order pending", "severity": "CRITICAL", "labels": { "team": "qa" },
+                           "summary": "order {{id}} waits", "rows": { "table": "orders",
+                           "filter": { "currency": { "eq": "XTS" }, "status": { "eq": "pending" } } } } }),
+    )
+    .await;
+    d["createAlertRule"]["id"].as_str().unwrap().to_string()
+}
+
+async fn insert_test_order(client: &tokio_postgres::Client) -> (i64, u64) {
+    let row = client
+        .query_one(
+            "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count) \
+             SELECT 'phone', min(id), 'pending', 5.00, 'XTS', 'WH-BER', 'eu', 1 FROM customers \
+             RETURNING id, pg_current_wal_insert_lsn()::text",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), lsn(&row.get::<_, String>(1)))
+}
+
+fn lsn(text: &str) -> u64 {
+    let (hi, lo) = text.split_once('/').expect("an LSN");
+    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
+}
+
+async fn notifications(shop: &Shop, admin: &str, filter: Json) -> Vec<Json> {
+    let q = "query($w: NotificationWhere) { notifications(where: $w) { id contactPointId ruleId instance kind status \
+             attempts repeats lastError cause content idempotencyKey sentAt } }";
+    data(shop.addr, admin, q, json!({ "w": filter })).await["notifications"].as_array().cloned().unwrap()
+}
+
+/// Polls the notification log until `done` holds.
+async fn wait_log(shop: &Shop, admin: &str, what: &str, done: impl Fn(&[Json]) -> bool) -> Vec<Json> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = notifications(shop, admin, json!({})).await;
+        if done(&got) {
+            return got;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {got:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn verify_signature(r: &Received) {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
+    mac.update(&r.body);
+    let want = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(r.headers.get("x-opslive-signature-256"), Some(&want), "the body's HMAC-SHA256");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firing_alert_reaches_slack_twilio_and_a_webhook_with_its_provenance_and_resolves() {
+    let standin = StandIn::start().await;
+    let shop = start("").await;
+    let admin = token("admin", json!({ "sub": "alice@example.com" }));
+    let client = shop.pg.connect("shop").await;
+
+    let hook = contact_point(
+        &shop,
+        &admin,
+        "QA hook",
+        "WEBHOOK",
+        json!({ "url": standin.url("/hook"), "secret": HOOK_SECRET }),
+    )
+    .await;
+    let slack =
+        contact_point(&shop, &admin, "QA Slack", "SLACK", json!({ "url": standin.url("/slack/T000/B000/XXXX") })).await;
+    let sms = contact_point(
+        &shop,
+        &admin,
+        "QA on call",
+        "TWILIO",
+        json!({ "baseUrl": standin.url("/twilio/"), "accountSid": SID, "authToken": TWILIO_TOKEN,
+                "from": "+4930123456", "to": ["+4915112345678", "+4915187654321"] }),
+    )
+    .await;
+    // Secrets are write-only: nothing of them comes back.
+    let listed =
+        post(shop.addr, Some(&admin), "{ contactPoints { id name kind settings secretsSet } }", json!({})).await;
+    let text = listed.text.clone();
+    for secret in [HOOK_SECRET, TWILIO_TOKEN, "/slack/T000"] {
+        assert!(!text.contains(secret), "{secret} shown: {text}");
+    }
+    assert!(text.contains("\"secretsSet\":true"), "{text}");
+    route_all(&shop, &admin, &[&hook, &slack, &sms]).await;
+    // Twilio is busy at first: a 429 with Retry-After 1 s, then it takes the messages.
+    standin.script("/twilio/", [Answer::TooMany { retry_after_secs: 1 }]);
+
+    let rule = test_order_rule(&shop, &admin).await;
+    let (order, before) = insert_test_order(&client).await;
+
+    let hooks = standin.wait("/hook", "the webhook", |r| !r.is_empty()).await;
+    let body = hooks[0].json();
+    verify_signature(&hooks[0]);
+    assert_eq!(hooks[0].headers.get("idempotency-key").map(String::as_str), body["idempotencyKey"].as_str());
+    assert_eq!(body["kind"], "firing");
+    assert_eq!(body["rule"], "Test order pending");
+    assert_eq!(body["severity"], "critical");
+    assert_eq!(body["summary"], format!("order {order} waits"));
+    assert_eq!(body["source"], "shop");
+    assert!(lsn(body["position"].as_str().unwrap()) >= before, "the position of the inserting transaction: {body}");
+    assert!(body["commitTs"].is_string());
+    assert!(
+        body["link"].as_str().unwrap().starts_with(&format!("https://ops.example.com/alerts/?rule={rule}&instance="))
+    );
+
+    let slacks = standin.wait("/slack/", "Slack", |r| !r.is_empty()).await;
+    let blocks = slacks[0].json();
+    assert_eq!(slacks[0].path, "/slack/T000/B000/XXXX");
+    assert_eq!(blocks["attachments"][0]["color"], "#e01e5a", "critical is red");
+    let blocks_text = blocks["attachments"][0]["blocks"].to_string();
+    for part in ["Firing: Test order pending", &format!("order {order} waits"), "shop at ", "Open in opslive"] {
+        assert!(blocks_text.contains(part), "{part} missing: {blocks_text}");
+    }
+
+    // The 429, then one message per recipient.
+    let texts = standin.wait("/twilio/", "Twilio", |r| r.len() >= 3).await;
+    assert_eq!(texts.len(), 3, "one refused, then one per recipient");
+    assert!(texts[1].at.duration_since(texts[0].at) >= Duration::from_millis(900), "Retry-After was waited for");
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{SID}:{TWILIO_TOKEN}")));
+    for (r, to) in texts[1..].iter().zip(["+4915112345678", "+4915187654321"]) {
+        assert_eq!(r.path, format!("/twilio/2010-04-01/Accounts/{SID}/Messages.json"));
+        assert_eq!(r.headers.get("authorization"), Some(&basic));
+        let form = r.form();
+        assert_eq!(form["To"], to);
+        assert_eq!(form["From"], "+4930123456");
+        assert!(form["Body"].starts_with("[FIRING critical] Test order pending: order"), "{}", form["Body"]);
+    }
+
+    let log = wait_log(&shop, &admin, "all sent", |n| n.len() == 3 && n.iter().all(|n| n["status"] == "SENT")).await;
+    let twilio_row = log.iter().find(|n| n["contactPointId"] == sms.as_str()).unwrap();
+    assert_eq!(twilio_row["attempts"], 2);
+    assert!(log.iter().all(|n| n["ruleId"] == rule.as_str() && n["kind"] == "firing"));
+
+    // Paid: the alert resolves, and each contact point hears so once.
+    client.execute("UPDATE orders SET status = 'paid' WHERE id = $1", &[&order]).await.unwrap();
+    let hooks = standin.wait("/hook", "the resolved webhook", |r| r.len() == 2).await;
+    assert_eq!(hooks[1].json()["kind"], "resolved");
+    verify_signature(&hooks[1]);
+    let slacks = standin.wait("/slack/", "the resolved Slack message", |r| r.len() == 2).await;
+    assert_eq!(slacks[1].json()["attachments"][0]["color"], "#2eb67d");
+    standin.wait("/twilio/", "the resolved SMS", |r| r.len() == 5).await;
+    wait_log(&shop, &admin, "resolved sent", |n| n.len() == 6 && n.iter().all(|n| n["status"] == "SENT")).await;
+
+    let metrics = support::http::get(shop.addr, "/metrics").await.body;
+    let samples = support::http::samples(&metrics);
+    let value = |name: &str, channel: &str| support::http::value(&samples, name, &[("channel", channel)]);
+    assert_eq!(value("opslive_notifications_sent_total", "twilio"), Some(2.0));
+    assert_eq!(value("opslive_notifications_sent_total", "slack"), Some(2.0));
+    assert_eq!(value("opslive_notifications_retried_total", "twilio"), Some(1.0));
+    assert_eq!(value("opslive_notifications_dead_total", "webhook"), Some(0.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_channel_holds_back_only_itself_and_drains_in_order_once_it_recovers() {
+    let standin = StandIn::start().await;
+    let shop = start("max_attempts = 1000\n").await;
+    let admin = token("admin", json!({ "sub": "alice@example.com" }));
+    let client = shop.pg.connect("shop").await;
+    let down =
+        contact_point(&shop, &admin, "Down", "WEBHOOK", json!({ "url": standin.url("/down"), "secret": HOOK_SECRET }))
+            .await;
+    let up = contact_point(&shop, &admin, "Up", "WEBHOOK", json!({ "url": standin.url("/up"), "secret": HOOK_SECRET }))
+        .await;
+    let refused = contact_point(&shop, &admin, "Refused", "SLACK", json!({ "url": standin.url("/gone/x") })).await;
+    route_all(&shop, &admin, &[&down, &up, &refused]).await;
+    standin.fail("/down", Answer::Status(500, "internal error"));
+    standin.fail("/gone", Answer::Status(404, "no_service"));
+    test_order_rule(&shop, &admin).await;
+
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        orders.push(insert_test_order(&client).await.0);
+    }
+    // The healthy channel gets all three while the other keeps failing.
+    let ups = standin.wait("/up", "the healthy channel", |r| r.len() == 3).await;
+    let summaries =
+        |rs: &[Received]| rs.iter().map(|r| r.json()["summary"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let want: Vec<String> = orders.iter().map(|o| format!("order {o} waits")).collect();
+    assert_eq!(summaries(&ups), want);
+    standin.wait("/down", "retries of the failing channel", |r| r.len() >= 3).await;
+    assert!(
+        standin.received("/down").iter().all(|r| r.json()["summary"] == want[0].as_str()),
+        "in order: the first blocks the rest"
+    );
+    // A 404 is permanent: dead-lettered at once, with the error.
+    let log = wait_log(&shop, &admin, "the refused channel's dead letters", |n| {
+        n.iter().filter(|n| n["contactPointId"] == refused.as_str() && n["status"] == "DEAD").count() == 3
+    })
+    .await;
+    let dead = log.iter().find(|n| n["contactPointId"] == refused.as_str()).unwrap();
+    assert_eq!(dead["attempts"], 1);
+    assert_eq!(dead["lastError"], "HTTP 404: no_service");
+    let failing = log.iter().filter(|n| n["contactPointId"] == down.as_str()).collect::<Vec<_>>();
+    assert!(failing.iter().all(|n| n["status"] == "PENDING" || n["status"] == "SENDING"), "{failing:#?}");
+    assert!(failing.iter().any(|n| n["lastError"].as_str().is_some_and(|e| e.starts_with("HTTP 500"))), "{failing:#?}");
+
+    standin.recover("/down");
+    let downs = standin
+        .wait("/down", "the backlog after recovery", |r| {
+            r.iter().filter(|r| r.json()["summary"] != want[0].as_str()).count() == 2
+        })
+        .await;
+    let mut delivered: Vec<String> = summaries(&downs);
+    delivered.dedup();
+    assert_eq!(delivered, want, "the backlog drained in order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silenced_alert_is_recorded_as_silenced_and_never_sent() {
+    let standin = StandIn::start().await;
+    let shop = start("").await;
+    let admin = token("admin", json!({ "sub": "alice@example.com" }));
+    let client = shop.pg.connect("shop").await;
+    let hook = contact_point(
+        &shop,
+        &admin,
+        "QA hook",
+        "WEBHOOK",
+        json!({ "url": standin.url("/hook"), "secret": HOOK_SECRET }),
+    )
+    .await;
+    route_all(&shop, &admin, &[&hook]).await;
+    let silence =
+        "mutation { createSilence(matchers: [{ label: \"team\", value: \"qa\" }], duration: \"PT1H\") { id } }";
+    let silence_id = data(shop.addr, &admin, silence, json!({})).await["createSilence"]["id"].clone();
+    test_order_rule(&shop, &admin).await;
+    insert_test_order(&client).await;
+    let log = wait_log(&shop, &admin, "a silenced notification", |n| n.len() == 1).await;
+    assert_eq!(log[0]["status"], "SILENCED");
+    // A later alert of another rule that is not silenced goes out: the lane is alive.
+    let d = data(
+        shop.addr,
+        &admin,
+        "mutation($input: AlertRuleInput!) { createAlertRule(input: $input) { id } }",
+        json!({ "input": { "name": "Any test order", "labels": { "team": "qa", "x": "1" },
+                           "rows": { "table": "orders", "filter": { "currency": { "eq": "XTT" } } } } }),
+    )
+    .await;
+    assert!(d["createAlertRule"]["id"].is_string());
+    data(shop.addr, &admin, "mutation($id: ID!) { expireSilence(id: $id) }", json!({ "id": silence_id })).await;
+    client
+        .execute(
+            "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count) \
+             SELECT 'phone', min(id), 'pending', 5.00, 'XTT', 'WH-BER', 'eu', 1 FROM customers",
+            &[],
+        )
+        .await
+        .unwrap();
+    let hooks = standin.wait("/hook", "the unsilenced alert", |r| !r.is_empty()).await;
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0].json()["rule"], "Any test order", "the silenced one was never sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_in_flight_at_kill_9_is_sent_again_with_the_same_idempotency_key_and_counted() {
+    let standin = StandIn::start().await;
+    let mut shop = start("timeout_seconds = 30\n").await;
+    let admin = token("admin", json!({ "sub": "alice@example.com" }));
+    let client = shop.pg.connect("shop").await;
+    let hook = contact_point(
+        &shop,
+        &admin,
+        "QA hook",
+        "WEBHOOK",
+        json!({ "url": standin.url("/hook"), "secret": HOOK_SECRET }),
+    )
+    .await;
+    route_all(&shop, &admin, &[&hook]).await;
+    test_order_rule(&shop, &admin).await;
+    // The receiver takes the request and never answers: the send is in flight.
+    standin.script("/hook", [Answer::Hang]);
+    insert_test_order(&client).await;
+    let first = standin.wait("/hook", "the send in flight", |r| r.len() == 1).await;
+    let key = first[0].headers["idempotency-key"].clone();
+
+    shop.serve.child.start_kill().unwrap();
+    shop.serve.child.wait().await.unwrap();
+    let mut serve = support::serve::Serve::start(&shop.dir.path().join("opslive.toml"));
+    shop.addr = serve.wait_listening().await;
+    shop.serve = serve;
+
+    let again = standin.wait("/hook", "the send again after the restart", |r| r.len() == 2).await;
+    assert_eq!(again[1].headers["idempotency-key"], key, "a receiver can tell it is the same notification");
+    assert_eq!(again[1].body, again[0].body);
+    let log = wait_log(&shop, &admin, "sent once more", |n| n.len() == 1 && n[0]["status"] == "SENT").await;
+    assert_eq!(log[0]["repeats"], 1);
+    let metrics = support::http::get(shop.addr, "/metrics").await.body;
+    let samples = support::http::samples(&metrics);
+    assert_eq!(
+        support::http::value(&samples, "opslive_notifications_repeated_total", &[("channel", "webhook")]),
+        Some(1.0)
+    );
+    // And no more: the transition delivered again after the restart added no notification.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(standin.received("/hook").len(), 2);
+    assert_eq!(notifications(&shop, &admin, json!({})).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_contact_points_and_policies_are_refused_and_nothing_is_stored() {
+    let standin = StandIn::start().await;
+    let shop = start("").await;
+    let admin = token("admin", json!({ "sub": "alice@example.com" }));
+    let manager = token("ops_manager", json!({ "sub": "omar@example.com" }));
+
+    let input = |kind: &str, settings: Json| json!({ "input": { "name": "x", "kind": kind, "settings": settings } });
+    let refused = post(shop.addr, Some(&manager), CREATE, input("SLACK", json!({ "url": standin.url("/s") }))).await;
+    assert_eq!(refused.codes(), ["FORBIDDEN"], "{}", refused.text);
+    assert!(refused.text.contains("manage_notifications"));
+
+    let cases = [
+        ("WEBHOOK", json!({ "url": "ftp://example.com/x", "secret": HOOK_SECRET }), "input.settings.url"),
+        ("WEBHOOK", json!({ "url": standin.url("/h") }), "input.settings.secret"),
+        ("SLACK", json!({ "url": "not a url" }), "input.settings.url"),
+        (
+            "TWILIO",
+            json!({ "accountSid": SID, "authToken": "t", "from": "+4930123456", "to": ["0301234"] }),
+            "input.settings.to[0]",
+        ),
+        (
+            "TWILIO",
+            json!({ "accountSid": SID, "from": "+4930123456", "to": ["+4930123456"] }),
+            "input.settings.authToken",
+        ),
+    ];
+    for (kind, settings, field) in cases {
+        let r = post(shop.addr, Some(&admin), CREATE, input(kind, settings.clone())).await;
+        assert_eq!(r.codes(), ["BAD_USER_INPUT"], "{settings}: {}", r.text);
+        assert_eq!(r.json()["errors"][0]["extensions"]["field"], field, "{}", r.text);
+    }
+    let policy = json!({ "routes": [{ "contactPoints": ["99"] }] });
+    let r = post(
+        shop.addr,
+        Some(&admin),
+        "mutation($p: JSON!) { setNotificationPolicy(policy: $p) }",
+        json!({ "p": policy }),
+    )
+    .await;
+    assert_eq!(r.codes(), ["BAD_USER_INPUT"], "{}", r.text);
+    assert!(r.text.contains("no contact point 99"), "{}", r.text);
+    let d = data(shop.addr, &admin, "{ contactPoints { id } notificationPolicy }", json!({})).await;
+    assert_eq!(d["contactPoints"], json!([]));
+    assert_eq!(d["notificationPolicy"], json!({ "routes": [] }));
+
+    // Without a key to seal secrets with, a contact point is refused with the setting to add.
+    let plain = Shop::start(opslive::demo::FIXTURE_SEED, &fixture_policy()).await;
+    let r = post(plain.addr, Some(&admin), CREATE, input("SLACK", json!({ "url": standin.url("/s") }))).await;
+    assert_eq!(r.codes(), ["BAD_USER_INPUT"], "{}", r.text);
+    assert!(r.text.contains("notifications.secret_key"), "{}", r.text);
+}
