@@ -407,3 +407,48 @@ async fn bad_contact_points_and_policies_are_refused_and_nothing_is_stored() {
     assert_eq!(r.codes(), ["BAD_USER_INPUT"], "{}", r.text);
     assert!(r.text.contains("notifications.secret_key"), "{}", r.text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_goes_over_starttls_with_auth_to_a_relay_whose_ca_the_contact_point_trusts() {
+    let smtp = support::smtp::SmtpStandIn::start("opslive", "s3cret-pass").await;
+    let shop = start("").await;
+    let admin = token("admin", json!({ "sub": "alice@example.com" }));
+    let client = shop.pg.connect("shop").await;
+    let settings = |password: &str| {
+        json!({ "host": "localhost", "port": smtp.port, "security": "starttls", "username": "opslive",
+                "password": password, "from": "opslive <alerts@example.com>", "to": ["oncall@example.com", "lead@example.com"],
+                "caCertificate": smtp.ca_pem })
+    };
+    let mail = contact_point(&shop, &admin, "QA mail", "EMAIL", settings("s3cret-pass")).await;
+    let wrong = contact_point(&shop, &admin, "Wrong password", "EMAIL", settings("guess")).await;
+    let listed = post(shop.addr, Some(&admin), "{ contactPoints { settings } }", json!({})).await;
+    assert!(!listed.text.contains("s3cret-pass"), "{}", listed.text);
+    route_all(&shop, &admin, &[&mail, &wrong]).await;
+    test_order_rule(&shop, &admin).await;
+    let (order, _) = insert_test_order(&client).await;
+
+    let mails = smtp.wait("the firing email", |m| !m.is_empty()).await;
+    let m = &mails[0];
+    assert!(m.tls, "sent after STARTTLS");
+    assert_eq!(m.user.as_deref(), Some("opslive"));
+    assert_eq!(m.from, "alerts@example.com");
+    assert_eq!(m.to, ["oncall@example.com", "lead@example.com"]);
+    assert!(
+        m.data.contains(&format!("Subject: [FIRING critical] Test order pending: order {order} waits")),
+        "{}",
+        m.data
+    );
+    assert!(m.data.contains("multipart/alternative") && m.data.contains("text/plain") && m.data.contains("text/html"));
+    let log = wait_log(&shop, &admin, "the email sent, the wrong password given up", |n| {
+        n.iter().any(|n| n["contactPointId"] == mail.as_str() && n["status"] == "SENT")
+            && n.iter().any(|n| n["contactPointId"] == wrong.as_str() && n["status"] == "DEAD")
+    })
+    .await;
+    let sent = log.iter().find(|n| n["contactPointId"] == mail.as_str()).unwrap();
+    let key = sent["idempotencyKey"].as_str().unwrap();
+    assert!(m.data.contains(&format!("Message-ID: <{key}@opslive>")), "{}", m.data);
+    let dead = log.iter().find(|n| n["contactPointId"] == wrong.as_str()).unwrap();
+    assert_eq!(dead["attempts"], 1, "a 535 is permanent: {dead}");
+    assert!(dead["lastError"].as_str().unwrap().contains("535"), "{dead}");
+    assert_eq!(smtp.mails().len(), 1, "nothing went out without the right password");
+}

@@ -1,10 +1,10 @@
 //! Contact points: where notifications go — a generic webhook (HMAC-signed), a Slack incoming
-//! webhook, SMS through Twilio's Messages API — and the checks a definition passes before it is
+//! webhook, SMS through Twilio's Messages API, email over SMTP — and the checks a definition passes before it is
 //! stored.
 //!
 //! A definition arrives as JSON (GraphQL's `settings`) and leaves as two parts: what may be
 //! shown (URLs without credentials, numbers) and the secrets (the webhook's signing key, the
-//! Slack URL, which is itself the credential, the Twilio token), which are stored encrypted
+//! Slack URL, which is itself the credential, the Twilio token, the SMTP password), which are stored encrypted
 //! and never returned. An update that leaves a secret out keeps the stored one.
 
 use serde::{Deserialize, Serialize};
@@ -42,10 +42,12 @@ pub enum ChannelKind {
     Webhook,
     Slack,
     Twilio,
+    Email,
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 3] = [ChannelKind::Webhook, ChannelKind::Slack, ChannelKind::Twilio];
+    pub const ALL: [ChannelKind; 4] =
+        [ChannelKind::Webhook, ChannelKind::Slack, ChannelKind::Twilio, ChannelKind::Email];
 
     /// As stored and in metrics' labels.
     pub fn name(self) -> &'static str {
@@ -53,6 +55,7 @@ impl ChannelKind {
             ChannelKind::Webhook => "webhook",
             ChannelKind::Slack => "slack",
             ChannelKind::Twilio => "twilio",
+            ChannelKind::Email => "email",
         }
     }
 
@@ -79,6 +82,47 @@ pub enum Channel {
         messaging_service_sid: Option<String>,
         to: Vec<String>,
     },
+    /// Email over SMTP (lettre): STARTTLS, implicit TLS, or plain for a local relay.
+    Email {
+        host: String,
+        port: u16,
+        security: SmtpSecurity,
+        username: Option<String>,
+        password: Option<String>,
+        from: String,
+        to: Vec<String>,
+        /// A CA (PEM) to trust besides the public roots: a company's own mail relay.
+        ca_certificate: Option<String>,
+    },
+}
+
+/// How an SMTP connection is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// Plain, then STARTTLS, required (port 587).
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS: only for a relay on the same host or network.
+    None,
+}
+
+impl SmtpSecurity {
+    pub fn name(self) -> &'static str {
+        match self {
+            SmtpSecurity::StartTls => "starttls",
+            SmtpSecurity::Tls => "tls",
+            SmtpSecurity::None => "none",
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            SmtpSecurity::StartTls => 587,
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::None => 25,
+        }
+    }
 }
 
 impl Channel {
@@ -87,6 +131,7 @@ impl Channel {
             Channel::Webhook { .. } => ChannelKind::Webhook,
             Channel::Slack { .. } => ChannelKind::Slack,
             Channel::Twilio { .. } => ChannelKind::Twilio,
+            Channel::Email { .. } => ChannelKind::Email,
         }
     }
 
@@ -103,6 +148,15 @@ impl Channel {
                 "messagingServiceSid": messaging_service_sid,
                 "to": to,
             }),
+            Channel::Email { host, port, security, username, from, to, ca_certificate, .. } => json!({
+                "host": host,
+                "port": port,
+                "security": security.name(),
+                "username": username,
+                "from": from,
+                "to": to,
+                "caCertificate": ca_certificate,
+            }),
         }
     }
 
@@ -112,6 +166,7 @@ impl Channel {
             Channel::Webhook { secret, .. } => json!({ "secret": secret }),
             Channel::Slack { url } => json!({ "url": url.as_str() }),
             Channel::Twilio { auth_token, .. } => json!({ "authToken": auth_token }),
+            Channel::Email { password, .. } => json!({ "password": password }),
         }
     }
 
@@ -146,6 +201,7 @@ pub fn parse(kind: ChannelKind, settings: &Json, previous: Option<&Channel>) -> 
         ChannelKind::Twilio => {
             &["baseUrl", "accountSid", "apiKeySid", "authToken", "from", "messagingServiceSid", "to"]
         }
+        ChannelKind::Email => &["host", "port", "security", "username", "password", "from", "to", "caCertificate"],
     };
     if let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(DefinitionError::new(
@@ -212,29 +268,103 @@ pub fn parse(kind: ChannelKind, settings: &Json, previous: Option<&Channel>) -> 
                 (Some(number), None) => phone("settings.from", number)?,
                 (None, Some(service)) => sid("settings.messagingServiceSid", service, "MG")?,
             }
-            let to = match map.get("to") {
-                Some(Json::Array(items)) => items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| {
-                        let field = format!("settings.to[{i}]");
-                        let number = v.as_str().ok_or_else(|| DefinitionError::new(&field, "must be a string"))?;
-                        phone(&field, number.trim())?;
-                        Ok(number.trim().to_string())
-                    })
-                    .collect::<Result<Vec<_>, DefinitionError>>()?,
-                Some(Json::String(one)) => {
-                    phone("settings.to", one.trim())?;
-                    vec![one.trim().to_string()]
-                }
-                _ => return Err(DefinitionError::new("settings.to", "give the recipients' numbers as a list")),
-            };
-            if to.is_empty() {
-                return Err(DefinitionError::new("settings.to", "give at least one recipient"));
-            }
+            let to = list(map, "to", phone)?;
             Ok(Channel::Twilio { base_url, account_sid, api_key_sid, auth_token, from, messaging_service_sid, to })
         }
+        ChannelKind::Email => {
+            let kept = match previous {
+                Some(Channel::Email { password, .. }) => password.clone(),
+                _ => None,
+            };
+            let host = required("host", None)?;
+            if host.contains(|c: char| c.is_whitespace() || c == '/' || c == ':') {
+                return Err(DefinitionError::new("settings.host", "a host name or address, without a port or scheme"));
+            }
+            let security = match text("security")?.as_deref() {
+                None | Some("starttls") => SmtpSecurity::StartTls,
+                Some("tls") => SmtpSecurity::Tls,
+                Some("none") => SmtpSecurity::None,
+                Some(other) => {
+                    return Err(DefinitionError::new(
+                        "settings.security",
+                        format!("`{other}` is not one of starttls, tls, none"),
+                    ));
+                }
+            };
+            let port = match map.get("port") {
+                None | Some(Json::Null) => security.default_port(),
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|p| u16::try_from(p).ok())
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| DefinitionError::new("settings.port", "a port number"))?,
+            };
+            let username = text("username")?;
+            let password = text("password")?.or(kept);
+            if username.is_some() && password.is_none() {
+                return Err(DefinitionError::new("settings.password", "is required with a username"));
+            }
+            if username.is_some() && security == SmtpSecurity::None {
+                return Err(DefinitionError::new(
+                    "settings.security",
+                    "a password is never sent without TLS: use starttls or tls",
+                ));
+            }
+            let from = required("from", None)?;
+            mailbox("settings.from", &from)?;
+            let to = list(map, "to", mailbox)?;
+            let ca_certificate = text("caCertificate")?;
+            if let Some(pem) = &ca_certificate {
+                use rustls::pki_types::CertificateDer;
+                use rustls::pki_types::pem::PemObject;
+                let bad = |why: String| DefinitionError::new("settings.caCertificate", why);
+                let certificates = CertificateDer::pem_slice_iter(pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
+                if certificates.is_empty() {
+                    return Err(bad("no `-----BEGIN CERTIFICATE-----` block in it".into()));
+                }
+            }
+            Ok(Channel::Email { host, port, security, username, password, from, to, ca_certificate })
+        }
     }
+}
+
+/// A non-empty list of strings (or one string), each checked.
+fn list(
+    map: &Map<String, Json>,
+    name: &str,
+    check: impl Fn(&str, &str) -> Result<(), DefinitionError>,
+) -> Result<Vec<String>, DefinitionError> {
+    let field = format!("settings.{name}");
+    let items = match map.get(name) {
+        Some(Json::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let field = format!("{field}[{i}]");
+                let item = v.as_str().ok_or_else(|| DefinitionError::new(&field, "must be a string"))?.trim();
+                check(&field, item)?;
+                Ok(item.to_string())
+            })
+            .collect::<Result<Vec<_>, DefinitionError>>()?,
+        Some(Json::String(one)) => {
+            check(&field, one.trim())?;
+            vec![one.trim().to_string()]
+        }
+        _ => return Err(DefinitionError::new(&field, "give the recipients as a list")),
+    };
+    if items.is_empty() {
+        return Err(DefinitionError::new(&field, "give at least one recipient"));
+    }
+    Ok(items)
+}
+
+/// An address, or a name and an address (`Ops <ops@example.com>`).
+fn mailbox(field: &str, text: &str) -> Result<(), DefinitionError> {
+    text.parse::<lettre::message::Mailbox>()
+        .map(|_| ())
+        .map_err(|e| DefinitionError::new(field, format!("`{text}` is not an email address: {e}")))
 }
 
 /// Checks a contact point's name.
@@ -305,6 +435,17 @@ mod tests {
         assert!(!sms.settings().to_string().contains("t0ken"));
         assert_eq!(sms.settings()["baseUrl"], json!(TWILIO_API));
         assert_eq!(Channel::from_parts(ChannelKind::Twilio, &sms.settings(), &sms.secrets()).unwrap(), sms);
+
+        let mail = parse(
+            ChannelKind::Email,
+            &json!({"host": "smtp.example.com", "username": "ops", "password": "pa55", "from": "Opslive <ops@example.com>",
+                    "to": ["oncall@example.com"]}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(mail.settings()["port"], 587, "STARTTLS's port unless given");
+        assert!(!mail.settings().to_string().contains("pa55"));
+        assert_eq!(Channel::from_parts(ChannelKind::Email, &mail.settings(), &mail.secrets()).unwrap(), mail);
     }
 
     #[test]
@@ -359,6 +500,43 @@ mod tests {
                 ChannelKind::Twilio,
                 json!({"accountSid": SID, "authToken": "t", "from": "+4930123456", "to": ["12"]}),
                 "settings.to[0]",
+            ),
+            (ChannelKind::Email, json!({"from": "a@example.com", "to": ["b@example.com"]}), "settings.host"),
+            (
+                ChannelKind::Email,
+                json!({"host": "smtp.example.com:25", "from": "a@example.com", "to": ["b@example.com"]}),
+                "settings.host",
+            ),
+            (
+                ChannelKind::Email,
+                json!({"host": "smtp.example.com", "from": "nobody", "to": ["b@example.com"]}),
+                "settings.from",
+            ),
+            (
+                ChannelKind::Email,
+                json!({"host": "smtp.example.com", "from": "a@example.com", "to": ["b@", "c"]}),
+                "settings.to[0]",
+            ),
+            (ChannelKind::Email, json!({"host": "smtp.example.com", "from": "a@example.com", "to": []}), "settings.to"),
+            (
+                ChannelKind::Email,
+                json!({"host": "smtp.example.com", "from": "a@example.com", "to": "b@example.com", "username": "u"}),
+                "settings.password",
+            ),
+            (
+                ChannelKind::Email,
+                json!({"host": "smtp.example.com", "from": "a@example.com", "to": "b@example.com", "username": "u", "password": "p", "security": "none"}),
+                "settings.security",
+            ),
+            (
+                ChannelKind::Email,
+                json!({"host": "smtp.example.com", "from": "a@example.com", "to": "b@example.com", "caCertificate": "nope"}),
+                "settings.caCertificate",
+            ),
+            (
+                ChannelKind::Email,
+                json!({"host": "smtp.example.com", "from": "a@example.com", "to": "b@example.com", "port": 70000}),
+                "settings.port",
             ),
         ];
         for (kind, settings, field) in cases {

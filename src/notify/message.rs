@@ -142,6 +142,57 @@ pub fn sms(content: &Content) -> String {
     clip(&out, 320)
 }
 
+/// An email's subject: what an inbox's list shows.
+pub fn email_subject(content: &Content) -> String {
+    let summary = if content.summary.is_empty() { String::new() } else { format!(": {}", content.summary) };
+    clip(&format!("[{} {}] {}{summary}", content.kind.name().to_uppercase(), content.severity, content.rule), 200)
+}
+
+/// The facts, one per line: the email's text part and the rows of its HTML part.
+fn facts(content: &Content) -> Vec<(&'static str, String)> {
+    let mut out = vec![("Rule", content.rule.clone()), ("Severity", content.severity.clone())];
+    if let Some(value) = &content.value {
+        out.push(("Value", value.clone()));
+    }
+    if !content.labels.is_empty() {
+        out.push(("Labels", content.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")));
+    }
+    out.push(("Caused by", content.provenance()));
+    out
+}
+
+pub fn email_text(content: &Content) -> String {
+    let mut out = format!("{}\n\n", content.headline());
+    if !content.summary.is_empty() {
+        out.push_str(&format!("{}\n\n", content.summary));
+    }
+    for (name, value) in facts(content) {
+        out.push_str(&format!("{name}: {value}\n"));
+    }
+    if let Some(link) = &content.link {
+        out.push_str(&format!("\nOpen in opslive: {link}\n"));
+    }
+    out
+}
+
+pub fn email_html(content: &Content) -> String {
+    let rows: String = facts(content)
+        .into_iter()
+        .map(|(name, value)| format!("<tr><th align=\"left\">{name}</th><td>{}</td></tr>", escape(&value)))
+        .collect();
+    let link = content
+        .link
+        .as_ref()
+        .map(|l| format!("<p><a href=\"{}\">Open in opslive</a></p>", escape(l).replace('"', "&quot;")))
+        .unwrap_or_default();
+    format!(
+        "<html><body><h2 style=\"border-left:6px solid {};padding-left:8px\">{}</h2><p>{}</p><table>{rows}</table>{link}</body></html>",
+        colour(content),
+        escape(&content.headline()),
+        escape(&content.summary),
+    )
+}
+
 /// The webhook's body: the content with a version and the idempotency key.
 pub fn webhook(content: &Content, idempotency_key: &str) -> Json {
     let mut body = serde_json::to_value(content).expect("content serialises");
@@ -190,6 +241,17 @@ mod tests {
         assert!(text.contains("web&lt;1&gt;"), "labels are escaped for mrkdwn: {text}");
         let resolved = slack(&Content { kind: NoticeKind::Resolved, ..content() });
         assert_eq!(resolved["attachments"][0]["color"], "#2eb67d");
+    }
+
+    #[test]
+    fn an_email_has_a_subject_a_text_part_and_an_escaped_html_part() {
+        let c = content();
+        assert_eq!(email_subject(&c), "[FIRING critical] Orders per minute: web takes 91 orders/min");
+        let text = email_text(&c);
+        assert!(text.contains("Value: 91\n") && text.contains("Caused by: shop at 0/16B3F20"), "{text}");
+        let html = email_html(&c);
+        assert!(html.contains("channel=web&lt;1&gt;"), "{html}");
+        assert!(html.contains("href=\"https://ops.example/alerts/?rule=3\""), "{html}");
     }
 
     #[test]

@@ -4,12 +4,13 @@
 //! ```text
 //!  alert runtime ── transitions ─► route (policy, silences) ─► Outgoing
 //!      ─► alert writer: transitions + outbox rows in one database transaction
-//!      ─► lanes (one per contact point) ─► webhook / Slack / Twilio
+//!      ─► lanes (one per contact point) ─► webhook / Slack / Twilio / email
 //! ```
 //!
 //! - [`contact`]: contact points and their checks; [`secret`]: their secrets at rest;
 //! - [`route`]: the routing policy; [`message`]: what a notification says per channel;
-//! - [`send`]: one send and what its answer means; [`outbox`]: the lanes that send in order.
+//! - [`send`]: one send (HTTP, or SMTP through lettre) and what its answer means;
+//! - [`outbox`]: the lanes that send in order.
 //!
 //! Nothing here is on the apply path: routing is a lookup in the alert runtime, the outbox rows
 //! ride on the alert writer's transaction, and sending happens in lanes of their own.
@@ -170,10 +171,12 @@ impl Notifier {
         };
         let routing = Arc::new(watch::Sender::new(Arc::new(Routing { policy, public_url: config.public_url.clone() })));
         let (wake, wake_rx) = watch::channel(0u64);
+        let timeout = Duration::from_secs_f64(config.timeout_seconds.max(0.1));
         let delivery = Delivery {
             store,
             secrets,
-            client: send::client(Duration::from_secs_f64(config.timeout_seconds.max(0.1))),
+            client: send::client(timeout),
+            timeout,
             max_attempts: config.max_attempts.max(1),
             backoff: Duration::from_secs_f64(config.retry_backoff_seconds.max(0.01)),
             max_backoff: Duration::from_secs_f64(config.max_backoff_seconds.max(0.01)),
@@ -235,7 +238,8 @@ impl Notifier {
             at: rfc3339(now),
             link: self.routing.borrow().public_url.as_ref().map(|u| u.to_string()),
         };
-        let outcome = send::send(&self.delivery.client, &channel, &content, &format!("test-{}-{now}", id.0)).await;
+        let key = format!("test-{}-{now}", id.0);
+        let outcome = send::send(&self.delivery.client, &channel, &content, &key, self.delivery.timeout).await;
         let counters = self.delivery.stats.channel(point.kind);
         match &outcome {
             send::Outcome::Sent => counters.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed),

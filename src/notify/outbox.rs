@@ -38,7 +38,7 @@ pub struct ChannelCounters {
 
 #[derive(Debug, Default)]
 pub struct NotifyStats {
-    channels: [ChannelCounters; 3],
+    channels: [ChannelCounters; 4],
     /// Notifications still to send, and the age of the oldest (µs), as last sampled.
     pub depth: AtomicI64,
     pub oldest_age_micros: AtomicI64,
@@ -56,6 +56,8 @@ pub struct Delivery {
     pub store: Store,
     pub secrets: Option<SecretBox>,
     pub client: reqwest::Client,
+    /// How long one send may take (the HTTP client has it too).
+    pub timeout: Duration,
     pub max_attempts: u32,
     /// The first retry's wait; each next one doubles it, up to `max_backoff`.
     pub backoff: Duration,
@@ -192,7 +194,7 @@ async fn step(delivery: &Delivery, id: ContactPointId) -> Result<Step, StoreErro
         }
     };
     delivery.store.mark_sending(n.id).await?;
-    let outcome = send(&delivery.client, &channel, &n.content, &n.idempotency_key).await;
+    let outcome = send(&delivery.client, &channel, &n.content, &n.idempotency_key, delivery.timeout).await;
     settle(delivery, &n, counters, outcome).await?;
     Ok(Step::Sent)
 }

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use sha2::Sha256;
 
-use super::contact::Channel;
+use super::contact::{Channel, SmtpSecurity};
 use super::message::{self, Content};
 
 /// The header carrying the webhook body's HMAC-SHA256, as `sha256=<hex>` (GitHub's form).
@@ -46,7 +46,15 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-pub async fn send(client: &reqwest::Client, channel: &Channel, content: &Content, idempotency_key: &str) -> Outcome {
+/// Sends `content` over `channel`; `timeout` bounds an SMTP session (HTTP requests have the
+/// client's).
+pub async fn send(
+    client: &reqwest::Client,
+    channel: &Channel,
+    content: &Content,
+    idempotency_key: &str,
+    timeout: Duration,
+) -> Outcome {
     match channel {
         Channel::Webhook { url, secret } => {
             let body = serde_json::to_vec(&message::webhook(content, idempotency_key)).expect("JSON");
@@ -92,6 +100,68 @@ pub async fn send(client: &reqwest::Client, channel: &Channel, content: &Content
             }
             Outcome::Sent
         }
+        Channel::Email { .. } => email(channel, content, idempotency_key, timeout).await,
+    }
+}
+
+/// One email to every recipient, as text and HTML; its Message-ID carries the idempotency key,
+/// so a receiving system can tell a repeat. A 5xx reply is permanent, the rest (4xx, a lost
+/// connection, a timeout, a TLS handshake that failed) is worth another try.
+async fn email(channel: &Channel, content: &Content, idempotency_key: &str, timeout: Duration) -> Outcome {
+    use lettre::message::{Mailbox, MultiPart};
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+    let Channel::Email { host, port, security, username, password, from, to, ca_certificate } = channel else {
+        unreachable!("an email channel");
+    };
+    let permanent = |error: String| Outcome::Permanent { error };
+    let mailbox = |text: &str| text.parse::<Mailbox>().map_err(|e| permanent(format!("`{text}`: {e}")));
+    let mut builder = match mailbox(from) {
+        Ok(from) => Message::builder()
+            .from(from)
+            .subject(message::email_subject(content))
+            .message_id(Some(format!("<{idempotency_key}@opslive>"))),
+        Err(outcome) => return outcome,
+    };
+    for address in to {
+        match mailbox(address) {
+            Ok(mailbox) => builder = builder.to(mailbox),
+            Err(outcome) => return outcome,
+        }
+    }
+    let parts = MultiPart::alternative_plain_html(message::email_text(content), message::email_html(content));
+    let email = match builder.multipart(parts) {
+        Ok(email) => email,
+        Err(e) => return permanent(format!("cannot build the email: {e}")),
+    };
+    let tls = match security {
+        SmtpSecurity::None => Tls::None,
+        SmtpSecurity::StartTls | SmtpSecurity::Tls => {
+            let mut parameters = TlsParameters::builder(host.clone());
+            if let Some(pem) = ca_certificate {
+                match Certificate::from_pem(pem.as_bytes()) {
+                    Ok(ca) => parameters = parameters.add_root_certificate(ca),
+                    Err(e) => return permanent(format!("the CA certificate: {e}")),
+                }
+            }
+            let parameters = match parameters.build_rustls() {
+                Ok(p) => p,
+                Err(e) => return permanent(format!("TLS settings: {e}")),
+            };
+            if *security == SmtpSecurity::StartTls { Tls::Required(parameters) } else { Tls::Wrapper(parameters) }
+        }
+    };
+    let mut transport =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).port(*port).tls(tls).timeout(Some(timeout));
+    if let (Some(user), Some(password)) = (username, password) {
+        transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    match transport.build().send(email).await {
+        Ok(_) => Outcome::Sent,
+        Err(e) if e.is_permanent() => permanent(format!("SMTP: {}", chain(&e))),
+        Err(e) => Outcome::Temporary { error: format!("SMTP: {}", chain(&e)), retry_after: None },
     }
 }
 

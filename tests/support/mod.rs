@@ -48,6 +48,7 @@ pub mod graphql;
 pub mod http;
 pub mod pipeline;
 pub mod serve;
+pub mod smtp;
 pub mod standin;
 pub mod ws;
 

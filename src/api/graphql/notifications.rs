@@ -127,8 +127,10 @@ pub fn types() -> (Vec<Object>, Vec<InputObject>, Vec<Enum>) {
         .description(
             "A contact point. `settings` by kind — WEBHOOK: `url`, `secret` (signs each body, HMAC-SHA256); SLACK: \
              `url` (the incoming webhook's); TWILIO: `accountSid`, `authToken`, optional `apiKeySid`, `from` or \
-             `messagingServiceSid`, `to` (numbers in E.164), optional `baseUrl`. On an update a secret left out \
-             keeps its value.",
+             `messagingServiceSid`, `to` (numbers in E.164), optional `baseUrl`; EMAIL: `host`, optional `port`, \
+             `security` (`starttls` (default), `tls`, `none`), optional `username` and `password`, `from`, `to` \
+             (addresses), optional `caCertificate` (PEM, for a private CA). On an update a secret left out keeps \
+             its value.",
         )
         .field(InputValue::new("name", TypeRef::named_nn(s)))
         .field(InputValue::new("kind", TypeRef::named_nn(KIND)))
