@@ -17,6 +17,8 @@ struct Demo {
     child: Child,
     metrics: String,
     tail: Vec<String>,
+    /// The notification stand-ins' page.
+    notified: Option<String>,
     log: PathBuf,
 }
 
@@ -35,7 +37,7 @@ impl Demo {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (mut metrics, mut tail) = (None, None);
+        let (mut metrics, mut tail, mut notified) = (None, None, None);
         let deadline = Instant::now() + Duration::from_secs(120);
         while metrics.is_none() || tail.is_none() {
             let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
@@ -46,13 +48,15 @@ impl Demo {
             let line = line.trim();
             if let Some(url) = line.strip_prefix("metrics") {
                 metrics = Some(url.trim().to_string());
+            } else if let Some(rest) = line.strip_prefix("notified") {
+                notified = rest.split_whitespace().next().map(str::to_string);
             } else if line.contains(" tail --url ") {
                 tail = Some(line.split_whitespace().map(String::from).collect());
             }
         }
         // Keep reading stdout so the demo never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Demo { child, metrics: metrics.unwrap(), tail: tail.unwrap(), log }
+        Demo { child, metrics: metrics.unwrap(), tail: tail.unwrap(), notified, log }
     }
 
     fn metrics_addr(&self) -> std::net::SocketAddr {
@@ -156,6 +160,15 @@ async fn demo_shows_live_traffic_and_stops_clean() {
     .expect("a change to orders in tail within 60 s");
     assert!(["insert", "update"].contains(&change["op"].as_str().unwrap()), "{change}");
     signal(&tail, "-INT");
+
+    // The stand-ins notifications are sent to are up, and their page says what they received.
+    let notified = demo.notified.clone().expect("a `notified` line in the banner");
+    let inbox: std::net::SocketAddr = notified.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+    let page = get(inbox, "/").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("stand-ins received"), "{}", page.body);
+    let received = get(inbox, "/messages.json").await;
+    assert!(serde_json::from_str::<Vec<serde_json::Value>>(&received.body).is_ok(), "{}", received.body);
     tail.wait().await.unwrap();
 
     demo.interrupt().await;

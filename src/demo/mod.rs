@@ -6,6 +6,7 @@
 //! database — so nothing is left running and the next run starts clean.
 
 pub mod access;
+pub mod inbox;
 pub mod monitoring;
 mod postgres;
 
@@ -114,6 +115,23 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
     let app = config.app_database_url().ok_or_else(|| DemoError::Io("the demo has no app database".into()))?;
     let (kpis, rules) = monitoring::seed(&app).await?;
     tracing::info!(kpis, rules, "the demo's KPIs and alert rules are defined");
+    // Notifications go to stand-ins on this machine; contact points' secrets are sealed with a
+    // key made for this run (the app database is new with it).
+    let key = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+    };
+    config.notifications.secret_key = Some(key.clone());
+    config.notifications.public_url = url::Url::parse(&format!("http://{listen}/")).ok();
+    let inbox = inbox::Inbox::start(cancel.child_token())
+        .await
+        .map_err(|e| DemoError::Io(format!("the notification stand-ins: {e}")))?;
+    {
+        let fail = |e: String| DemoError::Fixtures(format!("the demo's contact points: {e}"));
+        let store = crate::store::Store::open(&app).await.map_err(|e| fail(e.to_string()))?;
+        let sealer = crate::notify::secret::SecretBox::from_base64(&key).map_err(|e| fail(e.to_string()))?;
+        inbox::seed(&store, &sealer, &inbox).await.map_err(fail)?;
+    }
     let serve_cancel = cancel.child_token();
     let stats = Arc::new(SimStats::default());
     let extra: Vec<Box<dyn prometheus_client::collector::Collector>> = match options.sim {
@@ -128,7 +146,7 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
         let (url, o, stats, cancel) = (shop.clone(), o.clone(), stats.clone(), sim_cancel.clone());
         tokio::spawn(async move { crate::sim::run(&url, o, stats, cancel).await })
     });
-    print_banner(&shop, listen, &pg, options.sim.as_ref(), &access, web);
+    print_banner(&shop, listen, &pg, options.sim.as_ref(), &access, web, &inbox);
 
     // Runs until Ctrl-C, or until the server or the simulator fails.
     let mut outcome: Result<(), DemoError> = Ok(());
@@ -240,6 +258,7 @@ fn print_banner(
     sim: Option<&SimOptions>,
     access: &access::AccessFiles,
     web: bool,
+    inbox: &inbox::Inbox,
 ) {
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "opslive".into());
     let traffic = match sim {
@@ -266,6 +285,7 @@ fn print_banner(
          \n  metrics    http://{listen}/metrics\
          \n  readiness  http://{listen}/readyz\
          \n  traffic    {traffic}\
+         \n  notified   http://{inbox}/   (what the demo's Slack, SMS, email and webhook stand-ins received)\
          \n{graphql}\
          \n\n  watch the changes arrive:\
          \n    {exe} tail --url {shop} --table orders --table tickets --no-snapshot\
@@ -273,6 +293,7 @@ fn print_banner(
          \n    psql {shop}\
          \n\nCtrl-C stops everything.\n",
         pg.log_file().parent().map(|p| p.display().to_string()).unwrap_or_default(),
+        inbox = inbox.http,
         graphql = access::banner(access, listen, &exe).unwrap_or_else(|e| format!("\n  graphql    no tokens: {e}\n")),
     );
 }

@@ -27,7 +27,7 @@ struct Fixture {
 }
 
 /// Who the fixture's definitions are recorded as made by.
-const AUTHOR: &str = "opslive-demo";
+pub(super) const AUTHOR: &str = "opslive-demo";
 
 /// Writes the fixture's KPIs and rules into the app database at `url` (created and migrated
 /// when missing). Returns how many of each.
