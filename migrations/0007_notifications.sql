@@ -48,6 +48,9 @@ CREATE TABLE notifications (
     sent_at           timestamptz,
     -- Receivers that can de-duplicate use it (the webhook's `Idempotency-Key`).
     idempotency_key   text NOT NULL UNIQUE,
+    -- Notifications of one contact point with the same group key go out as one message (the
+    -- route's `groupBy`); null: alone.
+    group_key         text,
     UNIQUE (contact_point_id, rule_id, instance, kind, cause)
 );
 CREATE INDEX notifications_due ON notifications (contact_point_id, id) WHERE status IN ('pending', 'sending');

@@ -452,3 +452,45 @@ async fn an_email_goes_over_starttls_with_auth_to_a_relay_whose_ca_the_contact_p
     assert!(dead["lastError"].as_str().unwrap().contains("535"), "{dead}");
     assert_eq!(smtp.mails().len(), 1, "nothing went out without the right password");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_of_one_group_go_out_as_one_message_after_the_group_wait() {
+    let standin = StandIn::start().await;
+    let shop = start("").await;
+    let admin = token("admin", json!({ "sub": "alice@example.com" }));
+    let client = shop.pg.connect("shop").await;
+    let hook = contact_point(
+        &shop,
+        &admin,
+        "QA hook",
+        "WEBHOOK",
+        json!({ "url": standin.url("/hook"), "secret": HOOK_SECRET }),
+    )
+    .await;
+    let policy = json!({ "routes": [{ "matchers": [{ "label": "team", "value": "qa" }], "contactPoints": [hook],
+                                      "groupBy": ["alertname"], "groupWait": "2s" }] });
+    data(shop.addr, &admin, "mutation($p: JSON!) { setNotificationPolicy(policy: $p) }", json!({ "p": policy })).await;
+    test_order_rule(&shop, &admin).await;
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        orders.push(insert_test_order(&client).await.0);
+    }
+    let log = wait_log(&shop, &admin, "three notifications waiting", |n| n.len() == 3).await;
+    assert!(log.iter().all(|n| n["status"] == "PENDING"), "held for the group wait: {log:#?}");
+    let hooks = standin.wait("/hook", "the group's message", |r| !r.is_empty()).await;
+    let body = hooks[0].json();
+    verify_signature(&hooks[0]);
+    assert_eq!(body["rule"], "Test order pending (3 alerts)");
+    assert_eq!(body["alerts"].as_array().unwrap().len(), 3);
+    let want: Vec<String> = orders.iter().map(|o| format!("• order {o} waits")).collect();
+    assert_eq!(body["summary"], want.join("\n"));
+    wait_log(&shop, &admin, "all three sent by one message", |n| n.iter().all(|n| n["status"] == "SENT")).await;
+    assert_eq!(standin.received("/hook").len(), 1);
+
+    // Resolved together, in one message too (never mixed with firing ones).
+    client.execute("UPDATE orders SET status = 'paid' WHERE currency = 'XTS'", &[]).await.unwrap();
+    let hooks = standin.wait("/hook", "the group's resolved message", |r| r.len() == 2).await;
+    let body = hooks[1].json();
+    assert_eq!(body["kind"], "resolved");
+    assert_eq!(body["alerts"].as_array().unwrap().len(), 3);
+}

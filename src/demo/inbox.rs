@@ -237,10 +237,9 @@ async fn mail_session(stream: tokio::net::TcpStream, log: Log) {
 }
 
 /// The demo's contact points (one of each kind, at the stand-ins) and its routing policy: the
-/// burst's "Order intake spike" everywhere, the platform's alerts by Slack and SMS. The row
-/// rules (a row per SKU below its reorder point, per reconciliation batch in exception) are left
-/// to the screen: they open dozens of alerts at the start, one message each until
-/// notifications are grouped.
+/// burst's "Order intake spike" everywhere; finance's reconciliation exceptions (dozens open at
+/// the start, one per batch) grouped into one email per rule; the platform's alerts by Slack
+/// and SMS. Stock below reorder point (one alert per SKU) is left to the screen.
 pub async fn seed(store: &Store, key: &SecretBox, inbox: &Inbox) -> Result<usize, String> {
     let http = format!("http://{}", inbox.http);
     let points = [
@@ -280,9 +279,17 @@ pub async fn seed(store: &Store, key: &SecretBox, inbox: &Inbox) -> Result<usize
             Route {
                 matchers: vec![matcher("alertname", "Order intake spike")],
                 contact_points: vec![slack, sms, email, hook],
-                continue_: false,
+                ..Route::default()
             },
-            Route { matchers: vec![matcher("team", "platform")], contact_points: vec![slack, sms], continue_: false },
+            // A batch per alert, dozens at the start: one email per rule, after 10 s.
+            Route {
+                matchers: vec![matcher("team", "finance")],
+                contact_points: vec![email],
+                group_by: vec!["alertname".into()],
+                group_wait: Some("10s".into()),
+                ..Route::default()
+            },
+            Route { matchers: vec![matcher("team", "platform")], contact_points: vec![slack, sms], ..Route::default() },
         ],
     };
     let routes = serde_json::to_value(&policy).map_err(|e| e.to_string())?;
@@ -341,7 +348,7 @@ mod tests {
         for channel in channels {
             let channel = channel.unwrap();
             let outcome =
-                crate::notify::send::send(&client, &channel, &content, "key-1", std::time::Duration::from_secs(5))
+                crate::notify::send::send(&client, &channel, &content, &[], "key-1", std::time::Duration::from_secs(5))
                     .await;
             assert_eq!(outcome, crate::notify::send::Outcome::Sent, "{:?}", channel.kind());
         }

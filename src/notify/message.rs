@@ -49,6 +49,54 @@ pub struct Content {
 }
 
 impl Content {
+    /// Several notifications of one group as one: the first's rule and kind, the highest
+    /// severity, one line per member in the summary, the labels all members share, and the
+    /// provenance of the latest.
+    pub fn group(members: &[Content]) -> Content {
+        const LISTED: usize = 20;
+        let first = &members[0];
+        let last = &members[members.len() - 1];
+        let rank = |s: &str| ["info", "warning", "critical"].iter().position(|x| *x == s).unwrap_or(0);
+        let severity = members.iter().map(|c| c.severity.as_str()).max_by_key(|s| rank(s)).unwrap_or("info");
+        let same_rule = members.iter().all(|c| c.rule_id == first.rule_id);
+        let mut lines: Vec<String> = members
+            .iter()
+            .take(LISTED)
+            .map(|c| {
+                let text = if c.summary.is_empty() { c.instance.clone() } else { c.summary.clone() };
+                if same_rule { format!("• {text}") } else { format!("• {}: {text}", c.rule) }
+            })
+            .collect();
+        if members.len() > LISTED {
+            lines.push(format!("… and {} more", members.len() - LISTED));
+        }
+        let labels = first
+            .labels
+            .iter()
+            .filter(|(k, v)| members.iter().all(|c| c.labels.get(*k) == Some(v)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Content {
+            kind: first.kind,
+            rule_id: if same_rule { first.rule_id } else { None },
+            rule: if same_rule {
+                format!("{} ({} alerts)", first.rule, members.len())
+            } else {
+                format!("{} alerts", members.len())
+            },
+            severity: severity.to_string(),
+            instance: String::new(),
+            labels,
+            summary: lines.join("\n"),
+            value: None,
+            source: last.source.clone(),
+            position: last.position.clone(),
+            commit_ts: last.commit_ts.clone(),
+            at: last.at.clone(),
+            link: first.link.as_ref().map(|l| l.split("&instance=").next().unwrap_or(l).to_string()),
+        }
+    }
+
     fn headline(&self) -> String {
         let state = match self.kind {
             NoticeKind::Firing => "Firing",
@@ -193,11 +241,14 @@ pub fn email_html(content: &Content) -> String {
     )
 }
 
-/// The webhook's body: the content with a version and the idempotency key.
-pub fn webhook(content: &Content, idempotency_key: &str) -> Json {
+/// The webhook's body: the content with a version and the idempotency key, and for a group
+/// every member's own content in `alerts` (one alert: `alerts` holds it alone).
+pub fn webhook(content: &Content, members: &[Content], idempotency_key: &str) -> Json {
     let mut body = serde_json::to_value(content).expect("content serialises");
     body["version"] = json!(1);
     body["idempotencyKey"] = json!(idempotency_key);
+    let alerts = if members.is_empty() { std::slice::from_ref(content) } else { members };
+    body["alerts"] = serde_json::to_value(alerts).expect("content serialises");
     body
 }
 
@@ -241,6 +292,27 @@ mod tests {
         assert!(text.contains("web&lt;1&gt;"), "labels are escaped for mrkdwn: {text}");
         let resolved = slack(&Content { kind: NoticeKind::Resolved, ..content() });
         assert_eq!(resolved["attachments"][0]["color"], "#2eb67d");
+    }
+
+    #[test]
+    fn a_group_lists_its_members_under_the_highest_severity_and_shared_labels() {
+        let a = content();
+        let b = Content {
+            severity: "warning".into(),
+            summary: "app takes 130 orders/min".into(),
+            labels: [("channel".to_string(), "app".to_string())].into(),
+            position: Some("0/16B4000".into()),
+            ..content()
+        };
+        let g = Content::group(&[a, b]);
+        assert_eq!(g.rule, "Orders per minute (2 alerts)");
+        assert_eq!(g.severity, "critical");
+        assert_eq!(g.summary, "• web takes 91 orders/min\n• app takes 130 orders/min");
+        assert!(g.labels.is_empty(), "no label is shared");
+        assert_eq!(g.position.as_deref(), Some("0/16B4000"), "the latest member's provenance");
+        assert_eq!(g.link.as_deref(), Some("https://ops.example/alerts/?rule=3"));
+        let many: Vec<Content> = (0..25).map(|_| content()).collect();
+        assert!(Content::group(&many).summary.ends_with("… and 5 more"));
     }
 
     #[test]

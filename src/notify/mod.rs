@@ -94,8 +94,8 @@ pub fn notices<'a>(
         let mut labels: BTreeMap<String, String> = t.labels.clone();
         labels.entry("alertname".into()).or_insert_with(|| facts.name.to_string());
         labels.entry("severity".into()).or_insert_with(|| facts.severity.clone());
-        let points = routing.policy.route(&labels);
-        if points.is_empty() {
+        let targets = routing.policy.targets(&labels);
+        if targets.is_empty() {
             continue;
         }
         let silenced = silence::silenced(silences, &t.labels, now);
@@ -125,14 +125,18 @@ pub fn notices<'a>(
             at: rfc3339(t.cause.at()),
             link,
         };
-        for contact_point in points {
+        for target in targets {
+            // Firing and resolved messages are never grouped together.
+            let group = target.group.map(|g| format!("{}|{g}", kind.name()));
             out.push(Outgoing {
-                contact_point,
+                contact_point: target.contact_point,
                 rule: Some(t.rule.0),
                 instance: t.instance.clone(),
                 cause: t.cause.key(),
                 content: content.clone(),
                 silenced,
+                not_before: if group.is_some() { now + target.wait } else { 0 },
+                group,
             });
         }
     }
@@ -239,7 +243,7 @@ impl Notifier {
             link: self.routing.borrow().public_url.as_ref().map(|u| u.to_string()),
         };
         let key = format!("test-{}-{now}", id.0);
-        let outcome = send::send(&self.delivery.client, &channel, &content, &key, self.delivery.timeout).await;
+        let outcome = send::send(&self.delivery.client, &channel, &content, &[], &key, self.delivery.timeout).await;
         let counters = self.delivery.stats.channel(point.kind);
         match &outcome {
             send::Outcome::Sent => counters.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed),

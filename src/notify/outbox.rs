@@ -6,7 +6,8 @@
 //! A send is marked `sending` (committed) before it starts and `sent`, `pending` (retry at a
 //! time) or `dead` after. Temporary failures (429, 408, 5xx, timeouts, refused connections)
 //! wait with exponential backoff and jitter, or the channel's `Retry-After`; after
-//! `max_attempts` the notification is dead-lettered with its last error.
+//! `max_attempts` the notification is dead-lettered with its last error. Notifications of one
+//! group (a route's `groupBy`) go out as one message and share its fate.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,9 +19,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::contact::{Channel, ChannelKind, ContactPointId};
+use super::message::Content;
 use super::secret::SecretBox;
 use super::send::{Outcome, send};
-use crate::store::notifications::{ContactPointRow, NotificationRecord};
+use crate::store::notifications::ContactPointRow;
 use crate::store::{Store, StoreError};
 
 /// Counters per channel kind, for `/metrics`.
@@ -177,52 +179,69 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// Most notifications one grouped message carries; the rest of the group goes in the next.
+const MOST_IN_A_GROUP: i64 = 100;
+
 async fn step(delivery: &Delivery, id: ContactPointId) -> Result<Step, StoreError> {
     let Some(point) = delivery.store.contact_point(id).await? else { return Ok(Step::Gone) };
     let Some(n) = delivery.store.next_notification(id).await? else { return Ok(Step::Idle) };
     if n.next_attempt_at > now() {
         return Ok(Step::Until(n.next_attempt_at));
     }
+    // A grouped notification takes every other one of its group still waiting along.
+    let batch = match &n.group {
+        Some(group) => delivery.store.group_members(id, group, MOST_IN_A_GROUP).await?,
+        None => vec![n],
+    };
+    let ids: Vec<i64> = batch.iter().map(|n| n.id).collect();
     let counters = delivery.stats.channel(point.kind);
     let channel = match delivery.channel(&point) {
         Ok(channel) => channel,
         Err(e) => {
             // The configuration, not the channel: wait for it to be mended, lose nothing.
             tracing::error!(contact_point = id.0, error = %e, "cannot open a contact point's settings");
-            delivery.store.mark_retry(n.id, &e, now() + 60_000_000).await?;
+            delivery.store.mark_retry(&ids, &e, now() + 60_000_000).await?;
             return Ok(Step::Sent);
         }
     };
-    delivery.store.mark_sending(n.id).await?;
-    let outcome = send(&delivery.client, &channel, &n.content, &n.idempotency_key, delivery.timeout).await;
-    settle(delivery, &n, counters, outcome).await?;
+    delivery.store.mark_sending(&ids).await?;
+    let first = &batch[0];
+    let outcome = if batch.len() == 1 {
+        send(&delivery.client, &channel, &first.content, &[], &first.idempotency_key, delivery.timeout).await
+    } else {
+        let members: Vec<Content> = batch.iter().map(|n| n.content.clone()).collect();
+        let content = Content::group(&members);
+        send(&delivery.client, &channel, &content, &members, &first.idempotency_key, delivery.timeout).await
+    };
+    settle(delivery, &ids, first.attempts as u32 + 1, counters, outcome).await?;
     Ok(Step::Sent)
 }
 
+/// Records how a send went for every notification it carried.
 async fn settle(
     delivery: &Delivery,
-    n: &NotificationRecord,
+    ids: &[i64],
+    attempts: u32,
     counters: &ChannelCounters,
     outcome: Outcome,
 ) -> Result<(), StoreError> {
-    let attempts = n.attempts as u32 + 1;
     match outcome {
         Outcome::Sent => {
-            delivery.store.mark_sent(n.id).await?;
+            delivery.store.mark_sent(ids).await?;
             counters.sent.fetch_add(1, Relaxed);
         }
         Outcome::Temporary { error, retry_after } if attempts < delivery.max_attempts => {
             counters.failed.fetch_add(1, Relaxed);
             counters.retried.fetch_add(1, Relaxed);
             let wait = retry_after.unwrap_or_else(|| backoff(delivery, attempts)).min(Duration::from_secs(3600));
-            tracing::info!(notification = n.id, attempts, error = %error, wait_ms = wait.as_millis() as u64, "notification failed; retrying");
-            delivery.store.mark_retry(n.id, &error, now() + wait.as_micros() as i64).await?;
+            tracing::info!(notifications = ?ids, attempts, error = %error, wait_ms = wait.as_millis() as u64, "notification failed; retrying");
+            delivery.store.mark_retry(ids, &error, now() + wait.as_micros() as i64).await?;
         }
         Outcome::Temporary { error, .. } | Outcome::Permanent { error } => {
             counters.failed.fetch_add(1, Relaxed);
             counters.dead.fetch_add(1, Relaxed);
-            tracing::warn!(notification = n.id, attempts, error = %error, "notification given up");
-            delivery.store.mark_dead(n.id, &error).await?;
+            tracing::warn!(notifications = ?ids, attempts, error = %error, "notification given up");
+            delivery.store.mark_dead(ids, &error).await?;
         }
     }
     Ok(())

@@ -3,6 +3,10 @@
 //! first route that matches takes the alert, unless it says `continue`, in which case the next
 //! matching routes take it too. An alert's labels for matching are its own plus `alertname`
 //! (the rule's name) and `severity` (`info`, `warning`, `critical`).
+//!
+//! A route may group: alerts whose `groupBy` labels are equal go to a contact point as one
+//! message, sent `groupWait` after the first of them (so that a rule opening fifty alerts at
+//! once sends one message, not fifty).
 
 use std::collections::BTreeMap;
 
@@ -22,6 +26,23 @@ pub struct Route {
     /// Go on to the next routes after this one matched.
     #[serde(default, rename = "continue")]
     pub continue_: bool,
+    /// Labels whose values make a group (`alertname` for one message per rule); none: each
+    /// alert alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_by: Vec<String>,
+    /// How long a group waits for more alerts before it is sent (`30s`, `PT1M`); none: at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_wait: Option<String>,
+}
+
+/// Where one alert goes: a contact point, and the group it joins there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub contact_point: ContactPointId,
+    /// The `groupBy` labels' values (`None`: not grouped).
+    pub group: Option<String>,
+    /// µs to wait for more of the group.
+    pub wait: i64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +54,13 @@ pub struct Policy {
 impl Policy {
     /// The contact points an alert with these labels goes to, each once, in route order.
     pub fn route(&self, labels: &BTreeMap<String, String>) -> Vec<ContactPointId> {
-        let mut out = Vec::new();
+        self.targets(labels).into_iter().map(|t| t.contact_point).collect()
+    }
+
+    /// Like [`Policy::route`], with the group each contact point takes the alert in (the first
+    /// route that names a contact point decides its grouping).
+    pub fn targets(&self, labels: &BTreeMap<String, String>) -> Vec<Target> {
+        let mut out: Vec<Target> = Vec::new();
         for route in &self.routes {
             let matches = route.matchers.iter().all(|m| {
                 let value = labels.get(&m.label).map(String::as_str).unwrap_or("");
@@ -42,9 +69,18 @@ impl Policy {
             if !matches {
                 continue;
             }
+            let group = (!route.group_by.is_empty()).then(|| {
+                let values: Vec<String> = route
+                    .group_by
+                    .iter()
+                    .map(|l| format!("{l}={}", labels.get(l).map(String::as_str).unwrap_or("")))
+                    .collect();
+                values.join(",")
+            });
+            let wait = route.group_wait.as_deref().and_then(|w| crate::duration::parse_micros(w).ok()).unwrap_or(0);
             for id in &route.contact_points {
-                if !out.contains(id) {
-                    out.push(*id);
+                if !out.iter().any(|t| t.contact_point == *id) {
+                    out.push(Target { contact_point: *id, group: group.clone(), wait });
                 }
             }
             if !route.continue_ {
@@ -69,6 +105,16 @@ impl Policy {
                         format!("routes[{i}].contactPoints[{j}]"),
                         format!("there is no contact point {}", id.0),
                     ));
+                }
+            }
+            if let Some(wait) = &route.group_wait {
+                match crate::duration::parse_micros(wait) {
+                    Ok(w) if (0..=3_600_000_000).contains(&w) => {}
+                    Ok(_) => return Err(DefinitionError::new(format!("routes[{i}].groupWait"), "at most an hour")),
+                    Err(e) => return Err(DefinitionError::new(format!("routes[{i}].groupWait"), e)),
+                }
+                if route.group_by.is_empty() {
+                    return Err(DefinitionError::new(format!("routes[{i}].groupWait"), "needs `groupBy`"));
                 }
             }
             for (j, m) in route.matchers.iter().enumerate() {
@@ -101,16 +147,19 @@ mod tests {
                     matchers: vec![m("severity", "critical")],
                     contact_points: vec![ContactPointId(1)],
                     continue_: true,
+                    ..Route::default()
                 },
                 Route {
                     matchers: vec![m("team", "warehouse")],
                     contact_points: vec![ContactPointId(2)],
                     continue_: false,
+                    ..Route::default()
                 },
                 Route {
                     matchers: vec![],
                     contact_points: vec![ContactPointId(3), ContactPointId(1)],
                     continue_: false,
+                    ..Route::default()
                 },
             ],
         };
@@ -131,11 +180,43 @@ mod tests {
     #[test]
     fn a_policy_naming_a_missing_contact_point_is_refused() {
         let policy = Policy {
-            routes: vec![Route { matchers: vec![], contact_points: vec![ContactPointId(7)], continue_: false }],
+            routes: vec![Route {
+                matchers: vec![],
+                contact_points: vec![ContactPointId(7)],
+                continue_: false,
+                ..Route::default()
+            }],
         };
         assert_eq!(policy.check(&[ContactPointId(1)]).unwrap_err().field, "routes[0].contactPoints[0]");
         assert!(policy.check(&[ContactPointId(7)]).is_ok());
         let empty = Policy { routes: vec![Route::default()] };
         assert_eq!(empty.check(&[]).unwrap_err().field, "routes[0].contactPoints");
+        let ungrouped_wait = Policy {
+            routes: vec![Route {
+                contact_points: vec![ContactPointId(7)],
+                group_wait: Some("30s".into()),
+                ..Route::default()
+            }],
+        };
+        assert_eq!(ungrouped_wait.check(&[ContactPointId(7)]).unwrap_err().field, "routes[0].groupWait");
+    }
+
+    #[test]
+    fn a_grouping_route_puts_alerts_with_equal_group_labels_together() {
+        let policy = Policy {
+            routes: vec![Route {
+                contact_points: vec![ContactPointId(1)],
+                group_by: vec!["alertname".into(), "warehouse".into()],
+                group_wait: Some("30s".into()),
+                ..Route::default()
+            }],
+        };
+        let a = policy.targets(&labels(&[("alertname", "Low stock"), ("warehouse", "WH-BER"), ("sku", "A")]));
+        let b = policy.targets(&labels(&[("alertname", "Low stock"), ("warehouse", "WH-BER"), ("sku", "B")]));
+        let c = policy.targets(&labels(&[("alertname", "Low stock"), ("warehouse", "WH-MAD"), ("sku", "A")]));
+        assert_eq!(a[0].group, b[0].group);
+        assert_ne!(a[0].group, c[0].group);
+        assert_eq!(a[0].group.as_deref(), Some("alertname=Low stock,warehouse=WH-BER"));
+        assert_eq!(a[0].wait, 30_000_000);
     }
 }

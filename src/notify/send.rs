@@ -46,18 +46,20 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Sends `content` over `channel`; `timeout` bounds an SMTP session (HTTP requests have the
+/// Sends `content` over `channel` (for a group, `members` are its notifications one by one,
+/// which the webhook also carries); `timeout` bounds an SMTP session (HTTP requests have the
 /// client's).
 pub async fn send(
     client: &reqwest::Client,
     channel: &Channel,
     content: &Content,
+    members: &[Content],
     idempotency_key: &str,
     timeout: Duration,
 ) -> Outcome {
     match channel {
         Channel::Webhook { url, secret } => {
-            let body = serde_json::to_vec(&message::webhook(content, idempotency_key)).expect("JSON");
+            let body = serde_json::to_vec(&message::webhook(content, members, idempotency_key)).expect("JSON");
             let request = client
                 .post(url.clone())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")

@@ -38,6 +38,10 @@ pub struct Outgoing {
     pub content: Content,
     /// A silence covered it: recorded as `silenced`, never sent.
     pub silenced: bool,
+    /// The group it goes out in (the route's `groupBy` values); `None`: alone.
+    pub group: Option<String>,
+    /// Not sent before this (µs; the route's `groupWait` after now), so its group can gather.
+    pub not_before: i64,
 }
 
 impl Outgoing {
@@ -78,6 +82,7 @@ pub struct NotificationRecord {
     pub created_at: i64,
     pub sent_at: Option<i64>,
     pub idempotency_key: String,
+    pub group: Option<String>,
 }
 
 /// What `notifications` may be narrowed to.
@@ -130,13 +135,14 @@ fn notification_row(row: &sqlx::postgres::PgRow) -> Result<NotificationRecord, S
         created_at: micros(row.get("created_at")),
         sent_at: row.get::<Option<DateTime<Utc>>, _>("sent_at").map(micros),
         idempotency_key: row.get("idempotency_key"),
+        group: row.get("group_key"),
     })
 }
 
 const CONTACT_COLUMNS: &str =
     "id, name, kind, settings::text AS settings, secret, created_by, updated_by, created_at, updated_at";
 const NOTIFICATION_COLUMNS: &str = "id, contact_point_id, rule_id, instance, kind, cause, content::text AS content, \
-     status, attempts, repeats, next_attempt_at, last_error, created_at, sent_at, idempotency_key";
+     status, attempts, repeats, next_attempt_at, last_error, created_at, sent_at, idempotency_key, group_key";
 
 fn taken(e: sqlx::Error, name: &str) -> StoreError {
     if let sqlx::Error::Database(db) = &e
@@ -253,7 +259,11 @@ impl Store {
         let mut content = Vec::new();
         let mut status = Vec::new();
         let mut key = Vec::new();
+        let mut group = Vec::new();
+        let mut not_before = Vec::new();
         for o in outgoing {
+            group.push(o.group.clone());
+            not_before.push(DateTime::from_timestamp_micros(o.not_before).unwrap_or_default());
             cp.push(o.contact_point.0);
             rule.push(o.rule);
             instance.push(o.instance.clone());
@@ -265,10 +275,12 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO notifications (contact_point_id, rule_id, instance, kind, cause, content, status, \
-               idempotency_key) \
-             SELECT u.cp, u.rule, u.instance, u.kind, u.cause, u.content::jsonb, u.status, u.key \
+               idempotency_key, group_key, next_attempt_at) \
+             SELECT u.cp, u.rule, u.instance, u.kind, u.cause, u.content::jsonb, u.status, u.key, u.grp, \
+               greatest(u.not_before, now()) \
              FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-               $8::text[]) WITH ORDINALITY AS u(cp, rule, instance, kind, cause, content, status, key, n) \
+               $8::text[], $9::text[], $10::timestamptz[]) WITH ORDINALITY \
+               AS u(cp, rule, instance, kind, cause, content, status, key, grp, not_before, n) \
              JOIN contact_points c ON c.id = u.cp \
              ORDER BY u.n \
              ON CONFLICT DO NOTHING",
@@ -281,6 +293,8 @@ impl Store {
         .bind(content)
         .bind(status)
         .bind(key)
+        .bind(group)
+        .bind(not_before)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -326,36 +340,58 @@ impl Store {
         row.as_ref().map(notification_row).transpose()
     }
 
+    /// The notifications still to send of a contact point's group, oldest first (at most
+    /// `limit`): they go out together.
+    pub async fn group_members(
+        &self,
+        cp: ContactPointId,
+        group: &str,
+        limit: i64,
+    ) -> Result<Vec<NotificationRecord>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE contact_point_id = $1 AND group_key = $2 \
+             AND status IN ('pending', 'sending') ORDER BY id LIMIT $3"
+        )))
+        .bind(cp.0)
+        .bind(group)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(notification_row).collect()
+    }
+
     /// Committed before the send starts: a crash after this is a send in flight.
-    pub async fn mark_sending(&self, id: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE notifications SET status = 'sending', attempts = attempts + 1 WHERE id = $1")
-            .bind(id)
+    pub async fn mark_sending(&self, ids: &[i64]) -> Result<(), StoreError> {
+        sqlx::query("UPDATE notifications SET status = 'sending', attempts = attempts + 1 WHERE id = ANY($1)")
+            .bind(ids)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    pub async fn mark_sent(&self, id: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1")
-            .bind(id)
+    pub async fn mark_sent(&self, ids: &[i64]) -> Result<(), StoreError> {
+        sqlx::query("UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = ANY($1)")
+            .bind(ids)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    pub async fn mark_retry(&self, id: i64, error: &str, at: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE notifications SET status = 'pending', last_error = $2, next_attempt_at = $3 WHERE id = $1")
-            .bind(id)
-            .bind(error)
-            .bind(DateTime::from_timestamp_micros(at).unwrap_or_default())
-            .execute(&self.pool)
-            .await?;
+    pub async fn mark_retry(&self, ids: &[i64], error: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE notifications SET status = 'pending', last_error = $2, next_attempt_at = $3 WHERE id = ANY($1)",
+        )
+        .bind(ids)
+        .bind(error)
+        .bind(DateTime::from_timestamp_micros(at).unwrap_or_default())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
-    pub async fn mark_dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE notifications SET status = 'dead', last_error = $2 WHERE id = $1")
-            .bind(id)
+    pub async fn mark_dead(&self, ids: &[i64], error: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE notifications SET status = 'dead', last_error = $2 WHERE id = ANY($1)")
+            .bind(ids)
             .bind(error)
             .execute(&self.pool)
             .await?;
