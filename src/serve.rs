@@ -184,6 +184,7 @@ pub async fn serve_on(
     };
     tracing::info!(rules = alert_start.rules.len(), open = alert_start.instances.len(), "alert rules loaded");
     let alert_hub = AlertHub::start(alert_start, alert_steps, cancel.clone());
+    notifier.start_reminders(alert_hub.board.clone(), cancel.clone());
     let history =
         Recorder { store: store.clone(), marks: history_marks, retention: config.kpi.history_retention_micros() };
     tokio::spawn(history.run(history_steps, cancel.clone()));

@@ -494,3 +494,42 @@ async fn alerts_of_one_group_go_out_as_one_message_after_the_group_wait() {
     assert_eq!(body["kind"], "resolved");
     assert_eq!(body["alerts"].as_array().unwrap().len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_firing_unacknowledged_is_repeated_until_someone_acknowledges_it() {
+    let standin = StandIn::start().await;
+    let shop = start("").await;
+    let admin = token("admin", json!({ "sub": "alice@example.com" }));
+    let client = shop.pg.connect("shop").await;
+    let hook = contact_point(
+        &shop,
+        &admin,
+        "QA hook",
+        "WEBHOOK",
+        json!({ "url": standin.url("/hook"), "secret": HOOK_SECRET }),
+    )
+    .await;
+    let policy = json!({ "routes": [{ "matchers": [{ "label": "team", "value": "qa" }], "contactPoints": [hook],
+                                      "repeatInterval": "1s" }] });
+    data(shop.addr, &admin, "mutation($p: JSON!) { setNotificationPolicy(policy: $p) }", json!({ "p": policy })).await;
+    let rule = test_order_rule(&shop, &admin).await;
+    let (order, _) = insert_test_order(&client).await;
+
+    let hooks = standin.wait("/hook", "the alert and two reminders", |r| r.len() >= 3).await;
+    assert!(hooks[0].json()["reminder"].is_null());
+    assert_eq!(hooks[1].json()["reminder"], 1);
+    assert_eq!(hooks[2].json()["reminder"], 2);
+    assert_eq!(hooks[1].json()["summary"], format!("order {order} waits"));
+    let keys: std::collections::HashSet<_> = hooks.iter().map(|r| r.headers["idempotency-key"].clone()).collect();
+    assert_eq!(keys.len(), hooks.len(), "each reminder is a notification of its own");
+
+    let instance = hooks[0].json()["instance"].as_str().unwrap().to_string();
+    let ack = "mutation($r: ID!, $i: String!) { acknowledgeAlert(ruleId: $r, instance: $i, note: \"on it\") { acknowledged } }";
+    let d = data(shop.addr, &admin, ack, json!({ "r": rule, "i": instance })).await;
+    assert_eq!(d["acknowledgeAlert"]["acknowledged"], true);
+    // A reminder may have been on its way as the acknowledgement landed; after that, none.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let settled = standin.received("/hook").len();
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert_eq!(standin.received("/hook").len(), settled, "no reminder after the acknowledgement");
+}

@@ -343,6 +343,7 @@ mod tests {
             commit_ts: None,
             at: "2026-12-05T10:00:00Z".into(),
             link: None,
+            reminder: None,
         };
         let client = crate::notify::send::client(std::time::Duration::from_secs(5));
         for channel in channels {

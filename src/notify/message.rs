@@ -46,6 +46,9 @@ pub struct Content {
     pub at: String,
     /// The alert in the dashboard, when `notifications.public_url` is set.
     pub link: Option<String>,
+    /// A reminder of an alert still firing unacknowledged: the how-manieth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminder: Option<i64>,
 }
 
 impl Content {
@@ -94,10 +97,14 @@ impl Content {
             commit_ts: last.commit_ts.clone(),
             at: last.at.clone(),
             link: first.link.as_ref().map(|l| l.split("&instance=").next().unwrap_or(l).to_string()),
+            reminder: members.iter().filter_map(|c| c.reminder).max(),
         }
     }
 
     fn headline(&self) -> String {
+        if let Some(n) = self.reminder {
+            return format!("Still firing (reminder {n}): {}", self.rule);
+        }
         let state = match self.kind {
             NoticeKind::Firing => "Firing",
             NoticeKind::Resolved => "Resolved",
@@ -271,6 +278,7 @@ mod tests {
             commit_ts: Some("2026-12-05T10:00:00Z".into()),
             at: "2026-12-05T10:00:00Z".into(),
             link: Some("https://ops.example/alerts/?rule=3".into()),
+            reminder: None,
         }
     }
 

@@ -99,32 +99,8 @@ pub fn notices<'a>(
             continue;
         }
         let silenced = silence::silenced(silences, &t.labels, now);
-        let (source, position, commit_ts) = match &t.cause {
-            Cause::Transaction { source, position, commit_ts } => {
-                (Some(source.to_string()), Some(position.to_string()), Some(rfc3339(*commit_ts)))
-            }
-            Cause::Due { .. } => (None, None, None),
-        };
-        let link = routing.public_url.as_ref().and_then(|base| {
-            let mut url = base.join("alerts/").ok()?;
-            url.query_pairs_mut().append_pair("rule", &t.rule.0.to_string()).append_pair("instance", &t.instance);
-            Some(url.to_string())
-        });
-        let content = Content {
-            kind,
-            rule_id: Some(t.rule.0),
-            rule: facts.name.to_string(),
-            severity: facts.severity.clone(),
-            instance: t.instance.clone(),
-            labels: t.labels.clone(),
-            summary: t.summary.clone(),
-            value: t.value.clone(),
-            source,
-            position,
-            commit_ts,
-            at: rfc3339(t.cause.at()),
-            link,
-        };
+        let content =
+            content(routing, kind, t.rule, &facts, &t.instance, &t.labels, &t.summary, t.value.as_ref(), &t.cause);
         for target in targets {
             // Firing and resolved messages are never grouped together.
             let group = target.group.map(|g| format!("{}|{g}", kind.name()));
@@ -137,6 +113,103 @@ pub fn notices<'a>(
                 silenced,
                 not_before: if group.is_some() { now + target.wait } else { 0 },
                 group,
+            });
+        }
+    }
+    out
+}
+
+/// What a notification about one alert says.
+#[allow(clippy::too_many_arguments)]
+fn content(
+    routing: &Routing,
+    kind: NoticeKind,
+    rule: crate::alert::RuleId,
+    facts: &RuleFacts<'_>,
+    instance: &str,
+    labels: &BTreeMap<String, String>,
+    summary: &str,
+    value: Option<&String>,
+    cause: &Cause,
+) -> Content {
+    let (source, position, commit_ts) = match cause {
+        Cause::Transaction { source, position, commit_ts } => {
+            (Some(source.to_string()), Some(position.to_string()), Some(rfc3339(*commit_ts)))
+        }
+        Cause::Due { .. } => (None, None, None),
+    };
+    let link = routing.public_url.as_ref().and_then(|base| {
+        let mut url = base.join("alerts/").ok()?;
+        url.query_pairs_mut().append_pair("rule", &rule.0.to_string()).append_pair("instance", instance);
+        Some(url.to_string())
+    });
+    Content {
+        kind,
+        rule_id: Some(rule.0),
+        rule: facts.name.to_string(),
+        severity: facts.severity.clone(),
+        instance: instance.to_string(),
+        labels: labels.clone(),
+        summary: summary.to_string(),
+        value: value.cloned(),
+        source,
+        position,
+        commit_ts,
+        at: rfc3339(cause.at()),
+        link,
+        reminder: None,
+    }
+}
+
+/// Reminders due now: each alert firing unacknowledged and not silenced, for each contact
+/// point whose route repeats, once per whole `repeatInterval` it has been firing. A reminder is
+/// unique on its count (`repeat:<since>:<n>`), so writing one again changes nothing.
+pub fn reminders(routing: &Routing, board: &crate::alert::AlertBoard, now: i64) -> Vec<Outgoing> {
+    let mut out = Vec::new();
+    if !routing.policy.routes.iter().any(|r| r.repeat_interval.is_some()) {
+        return out;
+    }
+    for ((rule, key), instance) in &board.instances {
+        if instance.state != AlertState::Firing || instance.acknowledged.is_some() {
+            continue;
+        }
+        if silence::silenced(&board.silences, &instance.labels, now) {
+            continue;
+        }
+        let Some(entry) = board.rules.get(rule) else { continue };
+        let d = &entry.record.definition;
+        let facts = RuleFacts { name: &d.name, severity: d.severity.name().to_lowercase() };
+        let mut labels = instance.labels.clone();
+        labels.entry("alertname".into()).or_insert_with(|| facts.name.to_string());
+        labels.entry("severity".into()).or_insert_with(|| facts.severity.clone());
+        for target in routing.policy.targets(&labels) {
+            let Some(every) = target.repeat.filter(|e| *e > 0) else { continue };
+            let n = (now - instance.since) / every;
+            if n < 1 {
+                continue;
+            }
+            let cause = instance.cause.clone().unwrap_or(Cause::Due { at: instance.since });
+            let mut content = content(
+                routing,
+                NoticeKind::Firing,
+                *rule,
+                &facts,
+                key,
+                &instance.labels,
+                &instance.summary,
+                instance.value.as_ref(),
+                &cause,
+            );
+            content.reminder = Some(n);
+            out.push(Outgoing {
+                contact_point: target.contact_point,
+                rule: Some(rule.0),
+                instance: key.clone(),
+                cause: format!("repeat:{}:{n}", instance.since),
+                content,
+                silenced: false,
+                group: target.group.map(|g| format!("reminder|{g}")),
+                not_before: 0,
             });
         }
     }
@@ -190,6 +263,42 @@ impl Notifier {
         Ok(Notifier { delivery, routing, wake: Arc::new(wake) })
     }
 
+    /// Writes reminders as they come due, following the alert board; stops with `cancel`.
+    pub fn start_reminders(
+        &self,
+        mut board: watch::Receiver<Arc<crate::alert::AlertBoard>>,
+        cancel: CancellationToken,
+    ) {
+        let (store, routing, wake) = (self.delivery.store.clone(), self.routing.subscribe(), self.wake.clone());
+        tokio::spawn(async move {
+            // What was written already, so a reminder is written once, not on every tick.
+            let mut written = std::collections::HashSet::new();
+            loop {
+                let now = chrono::Utc::now().timestamp_micros();
+                let due = {
+                    let routing = routing.borrow().clone();
+                    let board = board.borrow_and_update().clone();
+                    reminders(&routing, &board, now)
+                };
+                let fresh: Vec<Outgoing> =
+                    due.into_iter().filter(|o| !written.contains(&o.idempotency_key())).collect();
+                if !fresh.is_empty() {
+                    match store.enqueue_all(&fresh).await {
+                        Ok(()) => {
+                            written.extend(fresh.iter().map(Outgoing::idempotency_key));
+                            wake.send_modify(|n| *n = n.wrapping_add(1));
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot write reminders; trying again"),
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = cancel.cancelled() => return,
+                }
+            }
+        });
+    }
+
     pub fn link(&self) -> NotifyLink {
         NotifyLink { routing: self.routing.subscribe(), wake: self.wake.clone() }
     }
@@ -241,6 +350,7 @@ impl Notifier {
             commit_ts: None,
             at: rfc3339(now),
             link: self.routing.borrow().public_url.as_ref().map(|u| u.to_string()),
+            reminder: None,
         };
         let key = format!("test-{}-{now}", id.0);
         let outcome = send::send(&self.delivery.client, &channel, &content, &[], &key, self.delivery.timeout).await;

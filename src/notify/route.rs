@@ -33,6 +33,10 @@ pub struct Route {
     /// How long a group waits for more alerts before it is sent (`30s`, `PT1M`); none: at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_wait: Option<String>,
+    /// While an alert keeps firing unacknowledged, it is notified again this often (`4h`);
+    /// none: once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_interval: Option<String>,
 }
 
 /// Where one alert goes: a contact point, and the group it joins there.
@@ -43,6 +47,8 @@ pub struct Target {
     pub group: Option<String>,
     /// µs to wait for more of the group.
     pub wait: i64,
+    /// µs between reminders of an alert that keeps firing unacknowledged.
+    pub repeat: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,9 +84,10 @@ impl Policy {
                 values.join(",")
             });
             let wait = route.group_wait.as_deref().and_then(|w| crate::duration::parse_micros(w).ok()).unwrap_or(0);
+            let repeat = route.repeat_interval.as_deref().and_then(|w| crate::duration::parse_micros(w).ok());
             for id in &route.contact_points {
                 if !out.iter().any(|t| t.contact_point == *id) {
-                    out.push(Target { contact_point: *id, group: group.clone(), wait });
+                    out.push(Target { contact_point: *id, group: group.clone(), wait, repeat });
                 }
             }
             if !route.continue_ {
@@ -115,6 +122,15 @@ impl Policy {
                 }
                 if route.group_by.is_empty() {
                     return Err(DefinitionError::new(format!("routes[{i}].groupWait"), "needs `groupBy`"));
+                }
+            }
+            if let Some(every) = &route.repeat_interval {
+                match crate::duration::parse_micros(every) {
+                    Ok(w) if w >= 1_000_000 => {}
+                    Ok(_) => {
+                        return Err(DefinitionError::new(format!("routes[{i}].repeatInterval"), "at least a second"));
+                    }
+                    Err(e) => return Err(DefinitionError::new(format!("routes[{i}].repeatInterval"), e)),
                 }
             }
             for (j, m) in route.matchers.iter().enumerate() {

@@ -300,16 +300,12 @@ impl Store {
         Ok(())
     }
 
-    /// Writes one notification on its own (a test message).
-    pub async fn enqueue(&self, outgoing: &Outgoing) -> Result<Option<i64>, StoreError> {
+    /// Writes notifications in a transaction of their own (reminders).
+    pub async fn enqueue_all(&self, outgoing: &[Outgoing]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        Store::enqueue_in(&mut tx, std::slice::from_ref(outgoing)).await?;
+        Store::enqueue_in(&mut tx, outgoing).await?;
         tx.commit().await?;
-        let row = sqlx::query("SELECT id FROM notifications WHERE idempotency_key = $1")
-            .bind(outgoing.idempotency_key())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.get("id")))
+        Ok(())
     }
 
     /// Sends that were in flight when the process stopped go back to `pending`, counted as
