@@ -72,3 +72,15 @@ pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
         },
     }
 }
+
+/// An error with its causes, on one line (reqwest's and lettre's own messages omit the cause).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

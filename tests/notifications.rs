@@ -29,6 +29,22 @@ fn settings(extra: &str) -> String {
     )
 }
 
+/// A stand-in, a server with `extra` notification settings, an admin's token, and a client of
+/// the source database.
+async fn setup(extra: &str) -> (StandIn, Shop, String, tokio_postgres::Client) {
+    let standin = StandIn::start().await;
+    let shop = start(extra).await;
+    let admin = token("admin", json!({ "sub": "alice@example.com" }));
+    let client = shop.pg.connect("shop").await;
+    (standin, shop, admin, client)
+}
+
+/// A webhook contact point at the stand-in's `/hook`.
+async fn qa_hook(shop: &Shop, admin: &str, standin: &StandIn) -> String {
+    contact_point(shop, admin, "QA hook", "WEBHOOK", json!({ "url": standin.url("/hook"), "secret": HOOK_SECRET }))
+        .await
+}
+
 async fn start(extra: &str) -> Shop {
     Shop::start_with(opslive::demo::FIXTURE_SEED, &fixture_policy(), "", &settings(extra)).await
 }
@@ -108,19 +124,9 @@ fn verify_signature(r: &Received) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_firing_alert_reaches_slack_twilio_and_a_webhook_with_its_provenance_and_resolves() {
-    let standin = StandIn::start().await;
-    let shop = start("").await;
-    let admin = token("admin", json!({ "sub": "alice@example.com" }));
-    let client = shop.pg.connect("shop").await;
+    let (standin, shop, admin, client) = setup("").await;
 
-    let hook = contact_point(
-        &shop,
-        &admin,
-        "QA hook",
-        "WEBHOOK",
-        json!({ "url": standin.url("/hook"), "secret": HOOK_SECRET }),
-    )
-    .await;
+    let hook = qa_hook(&shop, &admin, &standin).await;
     let slack =
         contact_point(&shop, &admin, "QA Slack", "SLACK", json!({ "url": standin.url("/slack/T000/B000/XXXX") })).await;
     let sms = contact_point(
@@ -211,10 +217,7 @@ async fn a_firing_alert_reaches_slack_twilio_and_a_webhook_with_its_provenance_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_channel_holds_back_only_itself_and_drains_in_order_once_it_recovers() {
-    let standin = StandIn::start().await;
-    let shop = start("max_attempts = 1000\n").await;
-    let admin = token("admin", json!({ "sub": "alice@example.com" }));
-    let client = shop.pg.connect("shop").await;
+    let (standin, shop, admin, client) = setup("max_attempts = 1000\n").await;
     let down =
         contact_point(&shop, &admin, "Down", "WEBHOOK", json!({ "url": standin.url("/down"), "secret": HOOK_SECRET }))
             .await;
@@ -266,18 +269,8 @@ async fn a_failing_channel_holds_back_only_itself_and_drains_in_order_once_it_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silenced_alert_is_recorded_as_silenced_and_never_sent() {
-    let standin = StandIn::start().await;
-    let shop = start("").await;
-    let admin = token("admin", json!({ "sub": "alice@example.com" }));
-    let client = shop.pg.connect("shop").await;
-    let hook = contact_point(
-        &shop,
-        &admin,
-        "QA hook",
-        "WEBHOOK",
-        json!({ "url": standin.url("/hook"), "secret": HOOK_SECRET }),
-    )
-    .await;
+    let (standin, shop, admin, client) = setup("").await;
+    let hook = qa_hook(&shop, &admin, &standin).await;
     route_all(&shop, &admin, &[&hook]).await;
     let silence =
         "mutation { createSilence(matchers: [{ label: \"team\", value: \"qa\" }], duration: \"PT1H\") { id } }";
@@ -312,18 +305,8 @@ async fn a_silenced_alert_is_recorded_as_silenced_and_never_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_in_flight_at_kill_9_is_sent_again_with_the_same_idempotency_key_and_counted() {
-    let standin = StandIn::start().await;
-    let mut shop = start("timeout_seconds = 30\n").await;
-    let admin = token("admin", json!({ "sub": "alice@example.com" }));
-    let client = shop.pg.connect("shop").await;
-    let hook = contact_point(
-        &shop,
-        &admin,
-        "QA hook",
-        "WEBHOOK",
-        json!({ "url": standin.url("/hook"), "secret": HOOK_SECRET }),
-    )
-    .await;
+    let (standin, mut shop, admin, client) = setup("timeout_seconds = 30\n").await;
+    let hook = qa_hook(&shop, &admin, &standin).await;
     route_all(&shop, &admin, &[&hook]).await;
     test_order_rule(&shop, &admin).await;
     // The receiver takes the request and never answers: the send is in flight.
@@ -455,18 +438,8 @@ async fn an_email_goes_over_starttls_with_auth_to_a_relay_whose_ca_the_contact_p
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_of_one_group_go_out_as_one_message_after_the_group_wait() {
-    let standin = StandIn::start().await;
-    let shop = start("").await;
-    let admin = token("admin", json!({ "sub": "alice@example.com" }));
-    let client = shop.pg.connect("shop").await;
-    let hook = contact_point(
-        &shop,
-        &admin,
-        "QA hook",
-        "WEBHOOK",
-        json!({ "url": standin.url("/hook"), "secret": HOOK_SECRET }),
-    )
-    .await;
+    let (standin, shop, admin, client) = setup("").await;
+    let hook = qa_hook(&shop, &admin, &standin).await;
     let policy = json!({ "routes": [{ "matchers": [{ "label": "team", "value": "qa" }], "contactPoints": [hook],
                                       "groupBy": ["alertname"], "groupWait": "2s" }] });
     data(shop.addr, &admin, "mutation($p: JSON!) { setNotificationPolicy(policy: $p) }", json!({ "p": policy })).await;
@@ -497,18 +470,8 @@ async fn alerts_of_one_group_go_out_as_one_message_after_the_group_wait() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_firing_unacknowledged_is_repeated_until_someone_acknowledges_it() {
-    let standin = StandIn::start().await;
-    let shop = start("").await;
-    let admin = token("admin", json!({ "sub": "alice@example.com" }));
-    let client = shop.pg.connect("shop").await;
-    let hook = contact_point(
-        &shop,
-        &admin,
-        "QA hook",
-        "WEBHOOK",
-        json!({ "url": standin.url("/hook"), "secret": HOOK_SECRET }),
-    )
-    .await;
+    let (standin, shop, admin, client) = setup("").await;
+    let hook = qa_hook(&shop, &admin, &standin).await;
     let policy = json!({ "routes": [{ "matchers": [{ "label": "team", "value": "qa" }], "contactPoints": [hook],
                                       "repeatInterval": "1s" }] });
     data(shop.addr, &admin, "mutation($p: JSON!) { setNotificationPolicy(policy: $p) }", json!({ "p": policy })).await;

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use super::error::sanitize;
 use super::{AuthConfigError, AuthError};
+use crate::error::chain;
 
 /// A key set larger than this is not a key set.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -296,18 +297,6 @@ fn install_tls_provider() {
         // Losing a race to another installer is fine: a provider is then in place.
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
-}
-
-/// An error with its causes, on one line (reqwest's own message omits the cause).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use sha2::Sha256;
 
 use super::contact::{Channel, SmtpSecurity};
 use super::message::{self, Content};
+use crate::error::chain;
 
 /// The header carrying the webhook body's HMAC-SHA256, as `sha256=<hex>` (GitHub's form).
 pub const SIGNATURE_HEADER: &str = "X-Opslive-Signature-256";
@@ -199,17 +200,6 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let when = chrono::DateTime::parse_from_rfc2822(text).ok()?;
     let wait = when.timestamp_millis() - chrono::Utc::now().timestamp_millis();
     Some(Duration::from_millis(wait.max(0) as u64))
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 fn clip(text: &str, most: usize) -> String {
