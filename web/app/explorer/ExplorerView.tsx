@@ -7,11 +7,12 @@ import "graphiql/setup-workers/webpack";
 import "graphiql/style.css";
 import dynamic from "next/dynamic";
 import { useMemo } from "react";
-import { createGraphiQLFetcher } from "@graphiql/toolkit";
+import { createGraphiQLFetcher, type Fetcher } from "@graphiql/toolkit";
 import { useHydrated, useSession } from "@/lib/auth/useSession";
 import { canMutate, canQuery } from "@/lib/schema/roleSchema";
 import { useRoleSchema } from "@/lib/schema/useRoleSchema";
 import type { Example } from "./examples";
+import { mendOperationName } from "./operationName";
 
 const ExplorerIde = dynamic(() => import("./ExplorerIde").then((m) => m.ExplorerIde), { ssr: false, loading: () => <p className="muted">Loading GraphiQL…</p> });
 
@@ -26,12 +27,14 @@ export function ExplorerView({ examples }: { examples: readonly Example[] }) {
     if (!hydrated || !token) return null;
     const { protocol, host } = window.location;
     const authorization = `Bearer ${token}`;
-    return createGraphiQLFetcher({
+    const base = createGraphiQLFetcher({
       url: `${protocol}//${host}/graphql`,
       subscriptionUrl: `${protocol === "https:" ? "wss:" : "ws:"}//${host}/graphql`,
       headers: { Authorization: authorization },
       wsConnectionParams: { Authorization: authorization },
     });
+    const fetcher: Fetcher = (params, options) => base(mendOperationName(params), options);
+    return fetcher;
   }, [hydrated, token]);
   const tabs = useMemo(() => examples.map((e) => ({ query: e.query })), [examples]);
   if (!fetcher || !session || !token) return null;
