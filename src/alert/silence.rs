@@ -17,6 +17,14 @@ pub struct Matcher {
     pub negated: bool,
 }
 
+impl Matcher {
+    /// Whether it holds for `labels` (a missing label is the empty string, as in Alertmanager).
+    pub fn holds(&self, labels: &BTreeMap<String, String>) -> bool {
+        let value = labels.get(&self.label).map(String::as_str).unwrap_or("");
+        (value == self.value) != self.negated
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Silence {
     pub id: i64,
@@ -33,13 +41,9 @@ impl Silence {
         self.starts_at <= now && now < self.ends_at
     }
 
-    /// Whether every matcher holds for `labels` (a missing label is the empty string, as in
-    /// Alertmanager).
+    /// Whether every matcher holds for `labels`.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.matchers.iter().all(|m| {
-            let value = labels.get(&m.label).map(String::as_str).unwrap_or("");
-            (value == m.value) != m.negated
-        })
+        self.matchers.iter().all(|m| m.holds(labels))
     }
 }
 

@@ -113,7 +113,11 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
     }
     // The app database is new with the database: it gets the demo's KPIs and alert rules.
     let app = config.app_database_url().ok_or_else(|| DemoError::Io("the demo has no app database".into()))?;
-    let (kpis, rules) = monitoring::seed(&app).await?;
+    // One connection pool for the seeding (it creates and migrates the app database).
+    let store = crate::store::Store::open(&app)
+        .await
+        .map_err(|e| DemoError::Fixtures(format!("the demo's app database: {e}")))?;
+    let (kpis, rules) = monitoring::seed(&store).await?;
     tracing::info!(kpis, rules, "the demo's KPIs and alert rules are defined");
     // Notifications go to stand-ins on this machine; contact points' secrets are sealed with a
     // key made for this run (the app database is new with it).
@@ -128,10 +132,10 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
         .map_err(|e| DemoError::Io(format!("the notification stand-ins: {e}")))?;
     {
         let fail = |e: String| DemoError::Fixtures(format!("the demo's contact points: {e}"));
-        let store = crate::store::Store::open(&app).await.map_err(|e| fail(e.to_string()))?;
         let sealer = crate::notify::secret::SecretBox::from_base64(&key).map_err(|e| fail(e.to_string()))?;
         inbox::seed(&store, &sealer, &inbox).await.map_err(fail)?;
     }
+    drop(store);
     let serve_cancel = cancel.child_token();
     let stats = Arc::new(SimStats::default());
     let extra: Vec<Box<dyn prometheus_client::collector::Collector>> = match options.sim {

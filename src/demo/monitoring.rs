@@ -12,7 +12,6 @@ use serde_json::Value as Json;
 
 use super::DemoError;
 use crate::alert::AlertRuleDefinition;
-use crate::config::SecretUrl;
 use crate::kpi::{KpiDefinition, SourceKpi};
 use crate::store::Store;
 
@@ -29,12 +28,10 @@ struct Fixture {
 /// Who the fixture's definitions are recorded as made by.
 pub(super) const AUTHOR: &str = "opslive-demo";
 
-/// Writes the fixture's KPIs and rules into the app database at `url` (created and migrated
-/// when missing). Returns how many of each.
-pub async fn seed(url: &SecretUrl) -> Result<(usize, usize), DemoError> {
+/// Writes the fixture's KPIs and rules into the app database. Returns how many of each.
+pub async fn seed(store: &Store) -> Result<(usize, usize), DemoError> {
     let fail = |e: &dyn std::fmt::Display| DemoError::Fixtures(format!("the demo's KPIs and alert rules: {e}"));
     let fixture: Fixture = serde_json::from_str(FIXTURE).map_err(|e| fail(&e))?;
-    let store = Store::open(url).await.map_err(|e| fail(&e))?;
     let (kpis, rules) = (fixture.kpis.len(), fixture.rules.len());
     let mut ids = HashMap::new();
     for def in &fixture.kpis {

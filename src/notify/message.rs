@@ -139,7 +139,8 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-fn clip(text: &str, most: usize) -> String {
+/// At most `most` characters, the last an ellipsis when something was cut.
+pub(super) fn clip(text: &str, most: usize) -> String {
     if text.chars().count() <= most {
         return text.to_string();
     }

@@ -58,8 +58,13 @@ pub struct NotifyLink {
 impl NotifyLink {
     /// New rows are in the outbox: the lanes look.
     pub fn wake(&self) {
-        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+        wake(&self.wake);
     }
+}
+
+/// Tells the lanes that the outbox has new rows (they read it again).
+fn wake(lanes: &watch::Sender<u64>) {
+    lanes.send_modify(|n| *n = n.wrapping_add(1));
 }
 
 /// A rule's name and severity, as a notification names them.
@@ -269,7 +274,7 @@ impl Notifier {
         mut board: watch::Receiver<Arc<crate::alert::AlertBoard>>,
         cancel: CancellationToken,
     ) {
-        let (store, routing, wake) = (self.delivery.store.clone(), self.routing.subscribe(), self.wake.clone());
+        let (store, routing, lanes) = (self.delivery.store.clone(), self.routing.subscribe(), self.wake.clone());
         tokio::spawn(async move {
             // What was written already, so a reminder is written once, not on every tick.
             let mut written = std::collections::HashSet::new();
@@ -286,7 +291,7 @@ impl Notifier {
                     match store.enqueue_all(&fresh).await {
                         Ok(()) => {
                             written.extend(fresh.iter().map(Outgoing::idempotency_key));
-                            wake.send_modify(|n| *n = n.wrapping_add(1));
+                            self::wake(&lanes);
                         }
                         Err(e) => tracing::warn!(error = %e, "cannot write reminders; trying again"),
                     }
@@ -314,7 +319,7 @@ impl Notifier {
 
     /// A contact point was added: its lane starts.
     pub fn wake(&self) {
-        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+        wake(&self.wake);
     }
 
     pub fn stats(&self) -> Arc<NotifyStats> {

@@ -68,11 +68,7 @@ impl Policy {
     pub fn targets(&self, labels: &BTreeMap<String, String>) -> Vec<Target> {
         let mut out: Vec<Target> = Vec::new();
         for route in &self.routes {
-            let matches = route.matchers.iter().all(|m| {
-                let value = labels.get(&m.label).map(String::as_str).unwrap_or("");
-                (value == m.value) != m.negated
-            });
-            if !matches {
+            if !route.matchers.iter().all(|m| m.holds(labels)) {
                 continue;
             }
             let group = (!route.group_by.is_empty()).then(|| {

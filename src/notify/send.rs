@@ -13,7 +13,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use sha2::Sha256;
 
 use super::contact::{Channel, SmtpSecurity};
-use super::message::{self, Content};
+use super::message::{self, Content, clip};
 use crate::error::chain;
 
 /// The header carrying the webhook body's HMAC-SHA256, as `sha256=<hex>` (GitHub's form).
@@ -200,10 +200,6 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let when = chrono::DateTime::parse_from_rfc2822(text).ok()?;
     let wait = when.timestamp_millis() - chrono::Utc::now().timestamp_millis();
     Some(Duration::from_millis(wait.max(0) as u64))
-}
-
-fn clip(text: &str, most: usize) -> String {
-    if text.chars().count() <= most { text.to_string() } else { text.chars().take(most).collect::<String>() + "…" }
 }
 
 #[cfg(test)]

@@ -8,14 +8,14 @@
 
 use std::sync::Arc;
 
+use async_graphql::ErrorExtensions;
 use async_graphql::dynamic::{
     Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, TypeRef,
 };
-use async_graphql::{ErrorExtensions, Name, Value as Gql};
 use serde_json::Value as Json;
 
 use super::errors::{Code, error};
-use super::output::{field, numeric_id, text, timestamptz as time};
+use super::output::{enum_value, field, id_argument, json, numeric_id, text, timestamptz as time};
 use super::resolve::Scope;
 use crate::kpi::DefinitionError;
 use crate::notify::Notifier;
@@ -243,20 +243,6 @@ fn stored(e: StoreError) -> async_graphql::Error {
             error(Code::Internal, "the app database cannot be reached right now")
         }
     }
-}
-
-fn json<T: serde::Serialize>(v: &T) -> Option<FieldValue<'static>> {
-    let json = serde_json::to_value(v).ok()?;
-    Gql::from_json(json).ok().map(FieldValue::value)
-}
-
-fn enum_value(name: &str) -> Option<FieldValue<'static>> {
-    Some(FieldValue::value(Gql::Enum(Name::new(name))))
-}
-
-fn id_argument(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<i64> {
-    let value = ctx.args.try_get(name)?;
-    numeric_id(value.as_value()).ok_or_else(|| error(Code::BadUserInput, format!("`{name}` is not an id")))
 }
 
 /// The input's name, kind and settings.

@@ -1,9 +1,11 @@
 //! Building blocks of the product's own GraphQL object types (KPIs, alerts, each user's
-//! workspace): a field read from its typed parent value, text and instant answers, and an
-//! `ID` argument read as the number it stands for.
+//! workspace, notifications): a field read from its typed parent value, text, JSON, enum and
+//! instant answers, and an `ID` argument read as the number it stands for.
 
-use async_graphql::Value as Gql;
-use async_graphql::dynamic::{Field, FieldFuture, FieldValue, TypeRef};
+use async_graphql::dynamic::{Field, FieldFuture, FieldValue, ResolverContext, TypeRef};
+use async_graphql::{Name, Value as Gql};
+
+use super::errors::{Code, error};
 
 use crate::value::Value;
 
@@ -30,4 +32,20 @@ pub fn numeric_id(value: &Gql) -> Option<i64> {
         Gql::Number(n) => n.as_i64(),
         _ => None,
     }
+}
+
+/// Any serialisable value as a `JSON` answer.
+pub fn json<T: serde::Serialize>(v: &T) -> Option<FieldValue<'static>> {
+    let json = serde_json::to_value(v).ok()?;
+    Gql::from_json(json).ok().map(FieldValue::value)
+}
+
+pub fn enum_value(name: &str) -> Option<FieldValue<'static>> {
+    Some(FieldValue::value(Gql::Enum(Name::new(name))))
+}
+
+/// An `ID` (the decimal id of a row) from argument `name`; BAD_USER_INPUT when it is not one.
+pub fn id_argument(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<i64> {
+    let value = ctx.args.try_get(name)?;
+    numeric_id(value.as_value()).ok_or_else(|| error(Code::BadUserInput, format!("`{name}` is not an id")))
 }

@@ -11,7 +11,7 @@ use async_graphql::Value as Gql;
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, ResolverContext, TypeRef};
 
 use super::errors::{Code, error};
-use super::output::{field, numeric_id, text, timestamptz as time};
+use super::output::{field, id_argument, numeric_id, text, timestamptz as time};
 use super::resolve::Scope;
 use crate::store::workspace::{OverviewLayout, SavedQuery};
 use crate::store::{Store, StoreError};
@@ -124,12 +124,6 @@ fn stored(e: StoreError) -> async_graphql::Error {
             error(Code::Internal, "the app database could not be reached; try again")
         }
     }
-}
-
-/// An `ID` (the decimal id of a row) from argument `name`.
-fn id_argument(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<i64> {
-    let value = ctx.args.try_get(name)?;
-    numeric_id(value.as_value()).ok_or_else(|| bad_input(format!("`{name}` is not an id")))
 }
 
 async fn save_query(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'_>>> {

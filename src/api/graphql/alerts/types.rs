@@ -5,12 +5,11 @@
 use std::sync::Arc;
 
 use async_graphql::dynamic::{Enum, EnumItem, FieldValue, InputObject, InputValue, Object, TypeRef};
-use async_graphql::{Name, Value as Gql};
 
 use crate::alert::runtime::RuleEntry;
 use crate::alert::silence::Silence;
 use crate::alert::{AlertState, Cause, Instance, Severity};
-use crate::api::graphql::output::{field, text, timestamptz as time};
+use crate::api::graphql::output::{enum_value, field, json, text, timestamptz as time};
 use crate::store::alerts::TransitionRecord;
 
 pub const RULE: &str = "AlertRule";
@@ -47,15 +46,6 @@ pub struct TransitionOut(pub TransitionRecord);
 pub struct SilenceOut(pub Silence);
 
 struct CauseOut(Cause);
-
-fn json<T: serde::Serialize>(v: &T) -> Option<FieldValue<'static>> {
-    let json = serde_json::to_value(v).ok()?;
-    Gql::from_json(json).ok().map(FieldValue::value)
-}
-
-fn enum_value(name: &str) -> Option<FieldValue<'static>> {
-    Some(FieldValue::value(Gql::Enum(Name::new(name))))
-}
 
 fn rule() -> Object {
     let s = TypeRef::STRING;
