@@ -188,6 +188,12 @@ pub async fn serve_on(
     let history =
         Recorder { store: store.clone(), marks: history_marks, retention: config.kpi.history_retention_micros() };
     tokio::spawn(history.run(history_steps, cancel.clone()));
+    let ack = notifier.ack_key().map(|key| crate::api::ack::AckApi {
+        key,
+        alerts: alert_hub.clone(),
+        auth: auth.clone(),
+        store: store.clone(),
+    });
     let alerts = AlertService {
         hub: alert_hub,
         kpis: kpi_hub.clone(),
@@ -221,8 +227,11 @@ pub async fn serve_on(
         notify: Some(notifier.stats()),
     };
     tracing::info!(addr = %listener.addr, "listening");
-    let router = crate::api::router(ops, extra_metrics, web_dir.as_deref(), config.auth.clone())
+    let mut router = crate::api::router(ops, extra_metrics, web_dir.as_deref(), config.auth.clone())
         .merge(crate::api::graphql::router(graphql));
+    if let Some(ack) = ack {
+        router = router.merge(crate::api::ack::router(ack));
+    }
     let http = tokio::spawn(listener.serve(router, cancel.clone()));
     let (snap_tx, mut snap_rx) = mpsc::unbounded_channel();
     let applier = tokio::spawn(apply.run(rx, vec![live_tx, kpi_tx], move |event, _| {

@@ -496,3 +496,184 @@ async fn an_alert_firing_unacknowledged_is_repeated_until_someone_acknowledges_i
     tokio::time::sleep(Duration::from_millis(3000)).await;
     assert_eq!(standin.received("/hook").len(), settled, "no reminder after the acknowledgement");
 }
+
+/// The `t` of a message's acknowledgement link, checked to point at the dashboard's page.
+fn ack_ticket(link: &str) -> String {
+    assert!(link.starts_with("https://ops.example.com/ack/?t="), "the confirmation page under public_url: {link}");
+    url::Url::parse(link).unwrap().query_pairs().find(|(k, _)| k == "t").unwrap().1.to_string()
+}
+
+async fn ack_page(shop: &Shop, ticket: &str) -> support::graphql::Reply {
+    let path = format!("/api/ack?t={}", url::form_urlencoded::byte_serialize(ticket.as_bytes()).collect::<String>());
+    support::graphql::request(shop.addr, "GET", &path, &[], "").await
+}
+
+async fn ack_post(shop: &Shop, bearer: Option<&str>, ticket: &str) -> support::graphql::Reply {
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a.as_str()));
+    }
+    support::graphql::request(shop.addr, "POST", "/api/ack", &headers, &json!({ "t": ticket }).to_string()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_acknowledge_link_in_slack_and_email_acknowledges_by_post_only_and_stops_the_reminders() {
+    let (standin, shop, admin, client) = setup("").await;
+    let slack =
+        contact_point(&shop, &admin, "Ops Slack", "SLACK", json!({ "url": standin.url("/slack/T000/B000/XXXX") }))
+            .await;
+    let hook = qa_hook(&shop, &admin, &standin).await;
+    let policy = json!({ "routes": [{ "matchers": [{ "label": "team", "value": "qa" }], "contactPoints": [slack, hook],
+                                      "repeatInterval": "1s" }] });
+    data(shop.addr, &admin, "mutation($p: JSON!) { setNotificationPolicy(policy: $p) }", json!({ "p": policy })).await;
+    test_order_rule(&shop, &admin).await;
+    let (first, _) = insert_test_order(&client).await;
+    let (second, _) = insert_test_order(&client).await;
+
+    // Each order's first Slack message carries its own Acknowledge button.
+    let slacks = standin.wait("/slack/", "both firings", |r| r.len() >= 2).await;
+    let button = |r: &Received, order: i64| -> Option<String> {
+        let body = r.json();
+        let text = body["attachments"][0]["blocks"].to_string();
+        if !text.contains(&format!("order {order} waits")) {
+            return None;
+        }
+        let buttons = body["attachments"][0]["blocks"][3]["elements"].as_array()?.clone();
+        assert_eq!(buttons[0]["text"]["text"], "Acknowledge");
+        buttons[0]["url"].as_str().map(str::to_string)
+    };
+    let first_ticket = ack_ticket(&slacks.iter().find_map(|r| button(r, first)).expect("the first order's message"));
+    let second_ticket = ack_ticket(&slacks.iter().find_map(|r| button(r, second)).expect("the second order's message"));
+
+    // A GET (what an unfurler or a link scanner does) shows the alert and acknowledges nothing.
+    let shown = ack_page(&shop, &first_ticket).await;
+    assert_eq!(shown.status, 200, "{}", shown.text);
+    let alert = &shown.json()["alert"];
+    assert_eq!(alert["rule"], "Test order pending");
+    assert_eq!(alert["firing"], true);
+    assert_eq!(alert["summary"], format!("order {first} waits"));
+    assert!(alert["acknowledged"].is_null(), "{alert}");
+
+    // An altered ticket is refused, and says so.
+    let mut forged = first_ticket.clone().into_bytes();
+    let at = forged.iter().position(|b| *b == b'.').unwrap() - 2;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let refused = ack_post(&shop, None, std::str::from_utf8(&forged).unwrap()).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(refused.json()["error"].as_str().unwrap().contains("link"), "{}", refused.text);
+
+    // Reminders go on after the GET: it acknowledged nothing.
+    let hooks_before = standin.received("/hook").len();
+    standin.wait("/hook", "reminders after the GET", |r| r.len() >= hooks_before + 2).await;
+
+    // Signed in to the dashboard: recorded as that person. Not signed in: as the contact point.
+    let by_alice = ack_post(&shop, Some(&admin), &first_ticket).await;
+    assert_eq!(by_alice.status, 200, "{}", by_alice.text);
+    assert_eq!(by_alice.json()["alert"]["acknowledged"]["by"], "alice@example.com");
+    assert_eq!(by_alice.json()["already"], false);
+    let by_link = ack_post(&shop, None, &second_ticket).await;
+    assert_eq!(by_link.status, 200, "{}", by_link.text);
+    assert_eq!(by_link.json()["alert"]["acknowledged"]["by"], "Ops Slack (slack message)");
+    assert_eq!(by_link.json()["alert"]["acknowledged"]["note"], "acknowledged from the notification");
+    let again = ack_post(&shop, None, &second_ticket).await;
+    assert_eq!(again.json()["already"], true, "{}", again.text);
+    assert_eq!(again.json()["alert"]["acknowledged"]["by"], "Ops Slack (slack message)", "the first one stands");
+
+    let alerts = data(shop.addr, &admin, "{ alerts { instance acknowledged acknowledgedBy } }", json!({})).await;
+    let acked: Vec<&Json> = alerts["alerts"].as_array().unwrap().iter().filter(|a| a["acknowledged"] == true).collect();
+    assert_eq!(acked.len(), 2, "{alerts}");
+
+    // No reminder after both acknowledgements (one may have been on its way as they landed).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let settled = standin.received("/slack/").len();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(standin.received("/slack/").len(), settled, "no reminder after the acknowledgement");
+
+    // Resolved: the link has nothing left to acknowledge, and says why.
+    client.execute("UPDATE orders SET status = 'paid' WHERE id = $1", &[&first]).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let late = ack_post(&shop, None, &first_ticket).await;
+        if late.status == 409 {
+            assert!(late.json()["error"].as_str().unwrap().contains("no longer"), "{}", late.text);
+            assert_eq!(late.json()["alert"]["firing"], false);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still acknowledgeable after resolving: {}", late.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_under_a_mute_timing_records_muted_sends_nothing_and_writes_no_reminders() {
+    let (standin, shop, admin, client) = setup("").await;
+    let hook = qa_hook(&shop, &admin, &standin).await;
+    let other = contact_point(
+        &shop,
+        &admin,
+        "Other hook",
+        "WEBHOOK",
+        json!({ "url": standin.url("/other"), "secret": HOOK_SECRET }),
+    )
+    .await;
+
+    // Refused with the reason, and nothing stored: a window that ends before it starts, a zone
+    // that does not exist, a route naming a timing there is not.
+    let set = "mutation($t: JSON!) { setMuteTiming(timing: $t) }";
+    let backwards = json!({ "name": "nights", "intervals": [{ "times": [{ "start": "22:00", "end": "06:00" }] }] });
+    let r = post(shop.addr, Some(&admin), set, json!({ "t": backwards })).await;
+    assert_eq!(r.codes(), ["BAD_USER_INPUT"], "{}", r.text);
+    assert!(r.text.contains("timing.intervals[0].times[0]") && r.text.contains("24:00"), "{}", r.text);
+    let r =
+        post(shop.addr, Some(&admin), set, json!({ "t": { "name": "x", "timeZone": "Mars/Base", "intervals": [{}] } }))
+            .await;
+    assert!(r.text.contains("IANA"), "{}", r.text);
+    let dangling = json!({ "routes": [{ "contactPoints": [hook], "muteTimings": ["nope"] }] });
+    let r = post(
+        shop.addr,
+        Some(&admin),
+        "mutation($p: JSON!) { setNotificationPolicy(policy: $p) }",
+        json!({ "p": dangling }),
+    )
+    .await;
+    assert!(
+        r.text.contains("routes[0].muteTimings[0]") && r.text.contains("no mute timing named `nope`"),
+        "{}",
+        r.text
+    );
+    assert_eq!(data(shop.addr, &admin, "{ muteTimings }", json!({})).await["muteTimings"], json!([]));
+
+    // "always" holds at every moment (an interval with no weekdays and no times); the hook's
+    // route is under it, the other's is not.
+    let always = json!({ "name": "always", "timeZone": "Europe/Berlin", "intervals": [{}] });
+    data(shop.addr, &admin, set, json!({ "t": always })).await;
+    let policy = json!({ "routes": [
+        { "matchers": [{ "label": "team", "value": "qa" }], "contactPoints": [hook], "continue": true,
+          "repeatInterval": "1s", "muteTimings": ["always"] },
+        { "matchers": [{ "label": "team", "value": "qa" }], "contactPoints": [other] } ] });
+    data(shop.addr, &admin, "mutation($p: JSON!) { setNotificationPolicy(policy: $p) }", json!({ "p": policy })).await;
+    let listed = data(shop.addr, &admin, "{ muteTimings notificationPolicy }", json!({})).await;
+    assert_eq!(listed["muteTimings"][0]["name"], "always", "{listed}");
+    assert_eq!(listed["notificationPolicy"]["muteTimings"][0]["timeZone"], "Europe/Berlin");
+    let r = post(shop.addr, Some(&admin), "mutation { deleteMuteTiming(name: \"always\") }", json!({})).await;
+    assert!(r.text.contains("named by route 0"), "a timing in use is not deleted: {}", r.text);
+
+    test_order_rule(&shop, &admin).await;
+    insert_test_order(&client).await;
+    standin.wait("/other", "the unmuted route's message", |r| !r.is_empty()).await;
+    let log = wait_log(&shop, &admin, "one muted, one sent", |n| {
+        n.iter().any(|n| n["status"] == "MUTED") && n.iter().any(|n| n["status"] == "SENT")
+    })
+    .await;
+    let muted = log.iter().find(|n| n["status"] == "MUTED").unwrap();
+    assert_eq!(muted["contactPointId"], hook.as_str());
+    let notes = data(shop.addr, &admin, "{ notifications(where: { status: MUTED }) { note } }", json!({})).await;
+    assert_eq!(notes["notifications"][0]["note"], "mute timing `always` held");
+
+    // The route repeats every second, but not while muted: no reminder is written or sent.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(standin.received("/hook").is_empty(), "nothing sent to the muted route");
+    let all = notifications(&shop, &admin, json!({ "contactPointId": hook })).await;
+    assert_eq!(all.len(), 1, "no reminders written while muted: {all:#?}");
+}

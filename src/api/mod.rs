@@ -4,6 +4,7 @@
 //! Handlers only read shared state (atomics, the published replica version): serving a scrape
 //! never waits on the data flow, and a slow client never slows it down.
 
+pub mod ack;
 pub mod graphql;
 mod health;
 mod metrics;

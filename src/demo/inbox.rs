@@ -291,6 +291,7 @@ pub async fn seed(store: &Store, key: &SecretBox, inbox: &Inbox) -> Result<usize
             },
             Route { matchers: vec![matcher("team", "platform")], contact_points: vec![slack, sms], ..Route::default() },
         ],
+        ..Policy::default()
     };
     let routes = serde_json::to_value(&policy).map_err(|e| e.to_string())?;
     store.set_notification_policy(&routes, Some(super::monitoring::AUTHOR)).await.map_err(|e| e.to_string())?;
@@ -344,6 +345,7 @@ mod tests {
             at: "2026-12-05T10:00:00Z".into(),
             link: None,
             reminder: None,
+            ack_link: None,
         };
         let client = crate::notify::send::client(std::time::Duration::from_secs(5));
         for channel in channels {

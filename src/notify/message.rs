@@ -49,6 +49,10 @@ pub struct Content {
     /// A reminder of an alert still firing unacknowledged: the how-manieth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reminder: Option<i64>,
+    /// The dashboard's page that acknowledges this firing (see [`super::ack`]); only on a
+    /// firing notification of one alert, and only with `public_url` and `secret_key` set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_link: Option<String>,
 }
 
 impl Content {
@@ -98,6 +102,8 @@ impl Content {
             at: last.at.clone(),
             link: first.link.as_ref().map(|l| l.split("&instance=").next().unwrap_or(l).to_string()),
             reminder: members.iter().filter_map(|c| c.reminder).max(),
+            // One link acknowledges one alert: a group of several has none.
+            ack_link: if members.len() == 1 { first.ack_link.clone() } else { None },
         }
     }
 
@@ -167,11 +173,17 @@ pub fn slack(content: &Content) -> Json {
         json!({ "type": "section", "text": { "type": "mrkdwn", "text": clip(&escape(&summary), 3000) } }),
         json!({ "type": "section", "fields": fields }),
     ];
+    let mut buttons = Vec::new();
+    if let Some(link) = &content.ack_link {
+        buttons.push(json!({ "type": "button", "style": "primary", "action_id": "acknowledge",
+                             "text": { "type": "plain_text", "text": "Acknowledge" }, "url": link }));
+    }
     if let Some(link) = &content.link {
-        blocks.push(json!({
-            "type": "actions",
-            "elements": [{ "type": "button", "text": { "type": "plain_text", "text": "Open in opslive" }, "url": link }],
-        }));
+        buttons.push(json!({ "type": "button", "action_id": "open",
+                             "text": { "type": "plain_text", "text": "Open in opslive" }, "url": link }));
+    }
+    if !buttons.is_empty() {
+        blocks.push(json!({ "type": "actions", "elements": buttons }));
     }
     json!({
         "text": format!("[{}] {}", content.kind.name().to_uppercase(), clip(&summary, 200)),
@@ -225,6 +237,9 @@ pub fn email_text(content: &Content) -> String {
     for (name, value) in facts(content) {
         out.push_str(&format!("{name}: {value}\n"));
     }
+    if let Some(link) = &content.ack_link {
+        out.push_str(&format!("\nAcknowledge (stops reminders): {link}\n"));
+    }
     if let Some(link) = &content.link {
         out.push_str(&format!("\nOpen in opslive: {link}\n"));
     }
@@ -236,11 +251,12 @@ pub fn email_html(content: &Content) -> String {
         .into_iter()
         .map(|(name, value)| format!("<tr><th align=\"left\">{name}</th><td>{}</td></tr>", escape(&value)))
         .collect();
-    let link = content
-        .link
-        .as_ref()
-        .map(|l| format!("<p><a href=\"{}\">Open in opslive</a></p>", escape(l).replace('"', "&quot;")))
-        .unwrap_or_default();
+    let anchor = |l: &String, text: &str| format!("<a href=\"{}\">{text}</a>", escape(l).replace('"', "&quot;"));
+    let links: Vec<String> = [(&content.ack_link, "Acknowledge"), (&content.link, "Open in opslive")]
+        .into_iter()
+        .filter_map(|(l, text)| l.as_ref().map(|l| anchor(l, text)))
+        .collect();
+    let link = if links.is_empty() { String::new() } else { format!("<p>{}</p>", links.join(" · ")) };
     format!(
         "<html><body><h2 style=\"border-left:6px solid {};padding-left:8px\">{}</h2><p>{}</p><table>{rows}</table>{link}</body></html>",
         colour(content),
@@ -280,6 +296,7 @@ mod tests {
             at: "2026-12-05T10:00:00Z".into(),
             link: Some("https://ops.example/alerts/?rule=3".into()),
             reminder: None,
+            ack_link: None,
         }
     }
 
@@ -301,6 +318,23 @@ mod tests {
         assert!(text.contains("web&lt;1&gt;"), "labels are escaped for mrkdwn: {text}");
         let resolved = slack(&Content { kind: NoticeKind::Resolved, ..content() });
         assert_eq!(resolved["attachments"][0]["color"], "#2eb67d");
+    }
+
+    #[test]
+    fn slack_and_email_carry_the_acknowledgement_link_when_there_is_one() {
+        let ack = "https://ops.example/ack/?t=abc.def";
+        let with = Content { ack_link: Some(ack.into()), ..content() };
+        let buttons = &slack(&with)["attachments"][0]["blocks"][3]["elements"];
+        assert_eq!(buttons[0]["text"]["text"], "Acknowledge");
+        assert_eq!(buttons[0]["url"], ack);
+        assert_eq!(buttons[1]["url"], "https://ops.example/alerts/?rule=3");
+        assert!(email_text(&with).contains(&format!("Acknowledge (stops reminders): {ack}")));
+        assert!(email_html(&with).contains(&format!("<a href=\"{ack}\">Acknowledge</a>")));
+        assert_eq!(slack(&content())["attachments"][0]["blocks"][3]["elements"].as_array().unwrap().len(), 1);
+        assert!(!email_text(&content()).contains("Acknowledge"));
+        let pair = Content::group(&[with.clone(), with.clone()]);
+        assert_eq!(pair.ack_link, None, "one link acknowledges one alert, not a group");
+        assert_eq!(Content::group(&[with]).ack_link.as_deref(), Some(ack));
     }
 
     #[test]

@@ -15,8 +15,10 @@
 //! Nothing here is on the apply path: routing is a lookup in the alert runtime, the outbox rows
 //! ride on the alert writer's transaction, and sending happens in lanes of their own.
 
+pub mod ack;
 pub mod contact;
 pub mod message;
+pub mod mute;
 pub mod outbox;
 pub mod route;
 pub mod secret;
@@ -35,6 +37,7 @@ use crate::alert::silence::{self, Silence};
 use crate::config::NotificationsConfig;
 use crate::store::notifications::Outgoing;
 use crate::store::{Store, StoreError};
+use ack::{AckKey, AckTicket};
 use contact::ContactPointId;
 use message::{Content, NoticeKind};
 use outbox::{Delivery, NotifyStats};
@@ -46,6 +49,17 @@ use secret::{SecretBox, SecretError};
 pub struct Routing {
     pub policy: Policy,
     pub public_url: Option<Url>,
+    /// Signs the acknowledgement links of firing messages (with `public_url`).
+    pub ack: Option<AckKey>,
+}
+
+impl Routing {
+    /// The confirmation page that acknowledges this firing (`since`) of an instance, for a
+    /// message to `contact_point`.
+    fn ack_link(&self, rule: i64, instance: &str, since: i64, contact_point: ContactPointId) -> Option<String> {
+        let ticket = AckTicket { rule, instance: instance.to_string(), since, contact_point };
+        self.ack.as_ref()?.link(self.public_url.as_ref()?, &ticket)
+    }
 }
 
 /// What the alert runtime holds to route transitions and wake the senders.
@@ -76,7 +90,7 @@ pub struct RuleFacts<'a> {
 
 /// The notifications these transitions cause: a transition into Firing, and one out of Firing
 /// (resolved), each to every contact point the policy routes its labels to; one a silence
-/// covers is kept, marked silenced.
+/// covers is kept, marked silenced, and one its route's mute timing holds for, marked muted.
 pub fn notices<'a>(
     routing: &Routing,
     transitions: &[Transition],
@@ -108,14 +122,21 @@ pub fn notices<'a>(
             content(routing, kind, t.rule, &facts, &t.instance, &t.labels, &t.summary, t.value.as_ref(), &t.cause);
         for target in targets {
             // Firing and resolved messages are never grouped together.
-            let group = target.group.map(|g| format!("{}|{g}", kind.name()));
+            let group = target.group.as_ref().map(|g| format!("{}|{g}", kind.name()));
+            let mut content = content.clone();
+            if kind == NoticeKind::Firing {
+                // It went Firing at its cause's time, which is the instance's `since` now.
+                content.ack_link = routing.ack_link(t.rule.0, &t.instance, t.cause.at(), target.contact_point);
+            }
+            let muted = if silenced { None } else { routing.policy.muted(&target, now).map(str::to_string) };
             out.push(Outgoing {
                 contact_point: target.contact_point,
                 rule: Some(t.rule.0),
                 instance: t.instance.clone(),
                 cause: t.cause.key(),
-                content: content.clone(),
+                content,
                 silenced,
+                muted,
                 not_before: if group.is_some() { now + target.wait } else { 0 },
                 group,
             });
@@ -163,6 +184,7 @@ fn content(
         at: rfc3339(cause.at()),
         link,
         reminder: None,
+        ack_link: None,
     }
 }
 
@@ -189,6 +211,9 @@ pub fn reminders(routing: &Routing, board: &crate::alert::AlertBoard, now: i64) 
         labels.entry("severity".into()).or_insert_with(|| facts.severity.clone());
         for target in routing.policy.targets(&labels) {
             let Some(every) = target.repeat.filter(|e| *e > 0) else { continue };
+            if routing.policy.muted(&target, now).is_some() {
+                continue;
+            }
             let n = (now - instance.since) / every;
             if n < 1 {
                 continue;
@@ -206,6 +231,7 @@ pub fn reminders(routing: &Routing, board: &crate::alert::AlertBoard, now: i64) 
                 &cause,
             );
             content.reminder = Some(n);
+            content.ack_link = routing.ack_link(rule.0, key, instance.since, target.contact_point);
             out.push(Outgoing {
                 contact_point: target.contact_point,
                 rule: Some(rule.0),
@@ -213,6 +239,7 @@ pub fn reminders(routing: &Routing, board: &crate::alert::AlertBoard, now: i64) 
                 cause: format!("repeat:{}:{n}", instance.since),
                 content,
                 silenced: false,
+                muted: None,
                 group: target.group.map(|g| format!("reminder|{g}")),
                 not_before: 0,
             });
@@ -244,6 +271,7 @@ impl Notifier {
         cancel: CancellationToken,
     ) -> Result<Notifier, NotifyError> {
         let secrets = config.secret_key.as_deref().map(SecretBox::from_base64).transpose()?;
+        let ack = config.secret_key.as_deref().map(secret::key_bytes).transpose()?.map(|k| AckKey::derive(&k));
         let policy = match store.notification_policy().await? {
             Some(routes) => serde_json::from_value(routes).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "the stored notification policy does not parse; nothing is routed until it is set again");
@@ -251,7 +279,8 @@ impl Notifier {
             }),
             None => Policy::default(),
         };
-        let routing = Arc::new(watch::Sender::new(Arc::new(Routing { policy, public_url: config.public_url.clone() })));
+        let routing =
+            Arc::new(watch::Sender::new(Arc::new(Routing { policy, public_url: config.public_url.clone(), ack })));
         let (wake, wake_rx) = watch::channel(0u64);
         let timeout = Duration::from_secs_f64(config.timeout_seconds.max(0.1));
         let delivery = Delivery {
@@ -308,13 +337,18 @@ impl Notifier {
         NotifyLink { routing: self.routing.subscribe(), wake: self.wake.clone() }
     }
 
+    /// Signs acknowledgement links (when `secret_key` is set).
+    pub fn ack_key(&self) -> Option<AckKey> {
+        self.routing.borrow().ack.clone()
+    }
+
     pub fn policy(&self) -> Policy {
         self.routing.borrow().policy.clone()
     }
 
     /// A policy just stored is in force for the next transition.
     pub fn set_policy(&self, policy: Policy) {
-        self.routing.send_modify(|r| *r = Arc::new(Routing { policy, public_url: r.public_url.clone() }));
+        self.routing.send_modify(|r| *r = Arc::new(Routing { policy, ..Routing::clone(r) }));
     }
 
     /// A contact point was added: its lane starts.
@@ -356,6 +390,7 @@ impl Notifier {
             at: rfc3339(now),
             link: self.routing.borrow().public_url.as_ref().map(|u| u.to_string()),
             reminder: None,
+            ack_link: None,
         };
         let key = format!("test-{}-{now}", id.0);
         let outcome = send::send(&self.delivery.client, &channel, &content, &[], &key, self.delivery.timeout).await;

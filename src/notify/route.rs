@@ -7,12 +7,16 @@
 //! A route may group: alerts whose `groupBy` labels are equal go to a contact point as one
 //! message, sent `groupWait` after the first of them (so that a rule opening fifty alerts at
 //! once sends one message, not fifty).
+//!
+//! A route may name mute timings ([`super::mute`]): while one holds, what the route would send
+//! is recorded as muted instead.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::contact::ContactPointId;
+use super::mute::MuteTiming;
 use crate::alert::silence::Matcher;
 use crate::kpi::DefinitionError;
 
@@ -37,6 +41,9 @@ pub struct Route {
     /// none: once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat_interval: Option<String>,
+    /// Names of the policy's mute timings that silence this route while they hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mute_timings: Vec<String>,
 }
 
 /// Where one alert goes: a contact point, and the group it joins there.
@@ -49,12 +56,16 @@ pub struct Target {
     pub wait: i64,
     /// µs between reminders of an alert that keeps firing unacknowledged.
     pub repeat: Option<i64>,
+    /// The route's mute timings, by name.
+    pub mute: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Policy {
     pub routes: Vec<Route>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mute_timings: Vec<MuteTiming>,
 }
 
 impl Policy {
@@ -83,7 +94,13 @@ impl Policy {
             let repeat = route.repeat_interval.as_deref().and_then(|w| crate::duration::parse_micros(w).ok());
             for id in &route.contact_points {
                 if !out.iter().any(|t| t.contact_point == *id) {
-                    out.push(Target { contact_point: *id, group: group.clone(), wait, repeat });
+                    out.push(Target {
+                        contact_point: *id,
+                        group: group.clone(),
+                        wait,
+                        repeat,
+                        mute: route.mute_timings.clone(),
+                    });
                 }
             }
             if !route.continue_ {
@@ -93,8 +110,25 @@ impl Policy {
         out
     }
 
+    /// The first of the target's mute timings that holds at `at` (µs), by name.
+    pub fn muted<'a>(&'a self, target: &Target, at: i64) -> Option<&'a str> {
+        if target.mute.is_empty() {
+            return None;
+        }
+        self.mute_timings.iter().find(|m| target.mute.contains(&m.name) && m.holds(at)).map(|m| m.name.as_str())
+    }
+
     /// Checks a policy against the contact points that exist.
     pub fn check(&self, known: &[ContactPointId]) -> Result<(), DefinitionError> {
+        for (i, timing) in self.mute_timings.iter().enumerate() {
+            timing.check(&format!("muteTimings[{i}]"))?;
+            if self.mute_timings[..i].iter().any(|m| m.name == timing.name) {
+                return Err(DefinitionError::new(
+                    format!("muteTimings[{i}].name"),
+                    format!("another mute timing is named `{}`", timing.name),
+                ));
+            }
+        }
         for (i, route) in self.routes.iter().enumerate() {
             if route.contact_points.is_empty() {
                 return Err(DefinitionError::new(
@@ -127,6 +161,14 @@ impl Policy {
                         return Err(DefinitionError::new(format!("routes[{i}].repeatInterval"), "at least a second"));
                     }
                     Err(e) => return Err(DefinitionError::new(format!("routes[{i}].repeatInterval"), e)),
+                }
+            }
+            for (j, name) in route.mute_timings.iter().enumerate() {
+                if !self.mute_timings.iter().any(|m| &m.name == name) {
+                    return Err(DefinitionError::new(
+                        format!("routes[{i}].muteTimings[{j}]"),
+                        format!("there is no mute timing named `{name}`"),
+                    ));
                 }
             }
             for (j, m) in route.matchers.iter().enumerate() {
@@ -174,6 +216,7 @@ mod tests {
                     ..Route::default()
                 },
             ],
+            ..Policy::default()
         };
         assert_eq!(
             policy.route(&labels(&[("severity", "critical"), ("team", "warehouse")])),
@@ -198,10 +241,11 @@ mod tests {
                 continue_: false,
                 ..Route::default()
             }],
+            ..Policy::default()
         };
         assert_eq!(policy.check(&[ContactPointId(1)]).unwrap_err().field, "routes[0].contactPoints[0]");
         assert!(policy.check(&[ContactPointId(7)]).is_ok());
-        let empty = Policy { routes: vec![Route::default()] };
+        let empty = Policy { routes: vec![Route::default()], ..Policy::default() };
         assert_eq!(empty.check(&[]).unwrap_err().field, "routes[0].contactPoints");
         let ungrouped_wait = Policy {
             routes: vec![Route {
@@ -209,6 +253,7 @@ mod tests {
                 group_wait: Some("30s".into()),
                 ..Route::default()
             }],
+            ..Policy::default()
         };
         assert_eq!(ungrouped_wait.check(&[ContactPointId(7)]).unwrap_err().field, "routes[0].groupWait");
     }
@@ -222,6 +267,7 @@ mod tests {
                 group_wait: Some("30s".into()),
                 ..Route::default()
             }],
+            ..Policy::default()
         };
         let a = policy.targets(&labels(&[("alertname", "Low stock"), ("warehouse", "WH-BER"), ("sku", "A")]));
         let b = policy.targets(&labels(&[("alertname", "Low stock"), ("warehouse", "WH-BER"), ("sku", "B")]));

@@ -21,6 +21,17 @@ pub enum SecretError {
     Undecryptable,
 }
 
+/// The configured key's 32 bytes.
+pub fn key_bytes(text: &str) -> Result<Vec<u8>, SecretError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| SecretError::BadKey(e.to_string()))?;
+    if bytes.len() != 32 {
+        return Err(SecretError::BadKey(format!("it decodes to {} bytes", bytes.len())));
+    }
+    Ok(bytes)
+}
+
 /// The key, ready to seal and open.
 #[derive(Clone)]
 pub struct SecretBox {
@@ -35,12 +46,7 @@ impl std::fmt::Debug for SecretBox {
 
 impl SecretBox {
     pub fn from_base64(text: &str) -> Result<SecretBox, SecretError> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .map_err(|e| SecretError::BadKey(e.to_string()))?;
-        if bytes.len() != 32 {
-            return Err(SecretError::BadKey(format!("it decodes to {} bytes", bytes.len())));
-        }
+        let bytes = key_bytes(text)?;
         let cipher = XChaCha20Poly1305::new_from_slice(&bytes).map_err(|e| SecretError::BadKey(e.to_string()))?;
         Ok(SecretBox { cipher })
     }

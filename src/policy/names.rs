@@ -83,7 +83,7 @@ pub fn is_graphql_name(s: &str) -> bool {
 /// Root fields of the product itself (KPIs, alerts, the user's workspace), in every role's
 /// schema beside the tables' own: a watched table whose fields would collide is refused at
 /// start, so a later release cannot change what an existing query means.
-pub const RESERVED_ROOT_FIELDS: [&str; 30] = [
+pub const RESERVED_ROOT_FIELDS: [&str; 33] = [
     "kpi",
     "kpis",
     "kpiHistory",
@@ -96,6 +96,7 @@ pub const RESERVED_ROOT_FIELDS: [&str; 30] = [
     "overviewLayout",
     "contactPoints",
     "notificationPolicy",
+    "muteTimings",
     "notifications",
     // Mutations.
     "createKpi",
@@ -115,6 +116,8 @@ pub const RESERVED_ROOT_FIELDS: [&str; 30] = [
     "deleteContactPoint",
     "testContactPoint",
     "setNotificationPolicy",
+    "setMuteTiming",
+    "deleteMuteTiming",
 ];
 
 /// Type names of the product's own GraphQL types.

@@ -38,6 +38,8 @@ pub struct Outgoing {
     pub content: Content,
     /// A silence covered it: recorded as `silenced`, never sent.
     pub silenced: bool,
+    /// The mute timing that held for its route: recorded as `muted`, never sent.
+    pub muted: Option<String>,
     /// The group it goes out in (the route's `groupBy` values); `None`: alone.
     pub group: Option<String>,
     /// Not sent before this (µs; the route's `groupWait` after now), so its group can gather.
@@ -83,6 +85,8 @@ pub struct NotificationRecord {
     pub sent_at: Option<i64>,
     pub idempotency_key: String,
     pub group: Option<String>,
+    /// Why it was not sent, for `silenced` and `muted` ones.
+    pub note: Option<String>,
 }
 
 /// What `notifications` may be narrowed to.
@@ -136,13 +140,14 @@ fn notification_row(row: &sqlx::postgres::PgRow) -> Result<NotificationRecord, S
         sent_at: row.get::<Option<DateTime<Utc>>, _>("sent_at").map(micros),
         idempotency_key: row.get("idempotency_key"),
         group: row.get("group_key"),
+        note: row.get("note"),
     })
 }
 
 const CONTACT_COLUMNS: &str =
     "id, name, kind, settings::text AS settings, secret, created_by, updated_by, created_at, updated_at";
 const NOTIFICATION_COLUMNS: &str = "id, contact_point_id, rule_id, instance, kind, cause, content::text AS content, \
-     status, attempts, repeats, next_attempt_at, last_error, created_at, sent_at, idempotency_key, group_key";
+     status, attempts, repeats, next_attempt_at, last_error, created_at, sent_at, idempotency_key, group_key, note";
 
 fn taken(e: sqlx::Error, name: &str) -> StoreError {
     if let sqlx::Error::Database(db) = &e
@@ -261,6 +266,7 @@ impl Store {
         let mut key = Vec::new();
         let mut group = Vec::new();
         let mut not_before = Vec::new();
+        let mut note = Vec::new();
         for o in outgoing {
             group.push(o.group.clone());
             not_before.push(DateTime::from_timestamp_micros(o.not_before).unwrap_or_default());
@@ -270,17 +276,23 @@ impl Store {
             kind.push(o.content.kind.name());
             cause.push(o.cause.clone());
             content.push(serde_json::to_string(&o.content).expect("content serialises"));
-            status.push(if o.silenced { "silenced" } else { "pending" });
+            let (state, why) = match (&o.muted, o.silenced) {
+                (_, true) => ("silenced", Some("a silence covers it".to_string())),
+                (Some(timing), false) => ("muted", Some(format!("mute timing `{timing}` held"))),
+                (None, false) => ("pending", None),
+            };
+            status.push(state);
+            note.push(why);
             key.push(o.idempotency_key());
         }
         sqlx::query(
             "INSERT INTO notifications (contact_point_id, rule_id, instance, kind, cause, content, status, \
-               idempotency_key, group_key, next_attempt_at) \
+               idempotency_key, group_key, next_attempt_at, note) \
              SELECT u.cp, u.rule, u.instance, u.kind, u.cause, u.content::jsonb, u.status, u.key, u.grp, \
-               greatest(u.not_before, now()) \
+               greatest(u.not_before, now()), u.note \
              FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-               $8::text[], $9::text[], $10::timestamptz[]) WITH ORDINALITY \
-               AS u(cp, rule, instance, kind, cause, content, status, key, grp, not_before, n) \
+               $8::text[], $9::text[], $10::timestamptz[], $11::text[]) WITH ORDINALITY \
+               AS u(cp, rule, instance, kind, cause, content, status, key, grp, not_before, note, n) \
              JOIN contact_points c ON c.id = u.cp \
              ORDER BY u.n \
              ON CONFLICT DO NOTHING",
@@ -295,6 +307,7 @@ impl Store {
         .bind(key)
         .bind(group)
         .bind(not_before)
+        .bind(note)
         .execute(&mut **tx)
         .await?;
         Ok(())

@@ -17,14 +17,15 @@ export function AppShell({ children }: { children: ReactNode }) {
   const hydrated = useHydrated();
   const session = useSession();
   const schema = useRoleSchema(session);
-  const onSignIn = pathname.startsWith("/signin");
-  const runtime = hydrated && session && !onSignIn ? liveRuntime() : null;
+  // Sign-in, and the acknowledgement page a message links to, work signed out.
+  const signedOutPage = pathname.startsWith("/signin") || pathname.startsWith("/ack");
+  const runtime = hydrated && session && !signedOutPage ? liveRuntime() : null;
 
   useEffect(() => {
-    if (hydrated && !session && !onSignIn) window.location.replace(signInUrl("signed-out", window.location.pathname + window.location.search));
-  }, [hydrated, session, onSignIn]);
+    if (hydrated && !session && !signedOutPage) window.location.replace(signInUrl("signed-out", window.location.pathname + window.location.search));
+  }, [hydrated, session, signedOutPage]);
 
-  if (onSignIn) return <main className="shell-main">{children}</main>;
+  if (signedOutPage) return <main className="shell-main">{children}</main>;
   if (!hydrated || !session) return <main className="shell-main muted">Loading…</main>;
 
   const pages = schema.status === "ready" ? readablePages(schema.schema) : [];

@@ -1,6 +1,7 @@
 //! Notifications in GraphQL: contact points (`contactPoints`, `createContactPoint`,
 //! `updateContactPoint`, `deleteContactPoint`, `testContactPoint`), the routing policy
-//! (`notificationPolicy`, `setNotificationPolicy`) and the outbox's log (`notifications`).
+//! (`notificationPolicy`, `setNotificationPolicy`), its mute timings (`muteTimings`,
+//! `setMuteTiming`, `deleteMuteTiming`) and the outbox's log (`notifications`).
 //!
 //! Everything needs the `manage_notifications` permission (FORBIDDEN otherwise): contact
 //! points hold where a company's people are reached. Secrets are write-only: a contact point
@@ -20,6 +21,7 @@ use super::resolve::Scope;
 use crate::kpi::DefinitionError;
 use crate::notify::Notifier;
 use crate::notify::contact::{self, Channel, ChannelKind, ContactPointId};
+use crate::notify::mute::MuteTiming;
 use crate::notify::route::Policy;
 use crate::notify::send::Outcome;
 use crate::policy::{Permission, PolicyStore};
@@ -33,7 +35,7 @@ const NOTIFICATION: &str = "Notification";
 const NOTIFICATION_WHERE: &str = "NotificationWhere";
 const STATUS: &str = "NotificationStatus";
 const TEST_RESULT: &str = "ContactPointTest";
-const STATUSES: [&str; 5] = ["PENDING", "SENDING", "SENT", "DEAD", "SILENCED"];
+const STATUSES: [&str; 6] = ["PENDING", "SENDING", "SENT", "DEAD", "SILENCED", "MUTED"];
 /// Most rows `notifications` answers with.
 const MAX_LIMIT: i64 = 1000;
 
@@ -97,6 +99,10 @@ pub fn types() -> (Vec<Object>, Vec<InputObject>, Vec<Enum>) {
             .description("Sends started again because a restart found them in flight."),
         )
         .field(field::<NotificationRecord>("lastError", TypeRef::named(s), |n| n.last_error.clone().and_then(text)))
+        .field(
+            field::<NotificationRecord>("note", TypeRef::named(s), |n| n.note.clone().and_then(text))
+                .description("Why it was not sent: the silence or the mute timing."),
+        )
         .field(
             field::<NotificationRecord>("cause", TypeRef::named_nn(s), |n| text(&n.cause))
                 .description("The transition's cause: `tx:<source>:<position>` or `due:<µs>`."),
@@ -169,6 +175,18 @@ pub fn query_fields(query: Object) -> Object {
             ),
         )
         .field(
+            Field::new("muteTimings", TypeRef::named_nn("JSON"), |ctx| {
+                FieldFuture::new(async move {
+                    let service = authorised(&ctx)?.0;
+                    json(&service.notifier.policy().mute_timings).map(Some).ok_or_else(|| error(Code::Internal, "policy"))
+                })
+            })
+            .description(
+                "The policy's mute timings (needs `manage_notifications`): `[{ name, timeZone, intervals: [{ weekdays, \
+                 times: [{ start, end }] }] }]`.",
+            ),
+        )
+        .field(
             Field::new("notifications", TypeRef::named_nn_list_nn(NOTIFICATION), |ctx| {
                 FieldFuture::new(notifications(ctx))
             })
@@ -207,10 +225,27 @@ pub fn mutation_fields(mutation: Object) -> Object {
             Field::new("setNotificationPolicy", TypeRef::named_nn("JSON"), |ctx| FieldFuture::new(set_policy(ctx)))
                 .argument(InputValue::new("policy", TypeRef::named_nn("JSON")))
                 .description(
-                    "Replaces the routing policy: `{ routes: [{ matchers: [{ label, value, negated }], contactPoints: \
-                     [id], continue }] }`. An alert goes to the first matching route's contact points (and on while \
-                     `continue`); its labels include `alertname` and `severity`.",
+                    "Replaces the routing policy (its mute timings too, when it lists them): `{ routes: [{ matchers: [{ label, value, negated }], contactPoints: \
+                     [id], continue, groupBy, groupWait, repeatInterval, muteTimings: [name] }], muteTimings: [...] }`. \
+                     An alert goes to the first matching route's contact points (and on while `continue`); its labels \
+                     include `alertname` and `severity`.",
                 ),
+        )
+        .field(
+            Field::new("setMuteTiming", TypeRef::named_nn("JSON"), |ctx| FieldFuture::new(set_mute_timing(ctx)))
+                .argument(InputValue::new("timing", TypeRef::named_nn("JSON")))
+                .description(
+                    "Adds a mute timing, or replaces the one of the same name: `{ name, timeZone, intervals: [{ \
+                     weekdays: [\"monday:friday\"], times: [{ start: \"22:00\", end: \"24:00\"}] }] }`. Routes name it \
+                     in their `muteTimings`; while it holds they send nothing, and the log records `MUTED`.",
+                ),
+        )
+        .field(
+            Field::new("deleteMuteTiming", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| {
+                FieldFuture::new(delete_mute_timing(ctx))
+            })
+            .argument(InputValue::new("name", TypeRef::named_nn(TypeRef::STRING)))
+            .description("Deletes a mute timing; refused while a route names it; false when there was none."),
         )
 }
 
@@ -330,15 +365,62 @@ async fn test(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldVal
 async fn set_policy(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'_>>> {
     let (service, scope) = authorised(&ctx)?;
     let value = ctx.args.try_get("policy")?.as_value().clone().into_json()?;
-    let policy: Policy =
+    // Mute timings are kept unless the new policy lists them (the page that edits routes does
+    // not hold them).
+    let keep = value.get("muteTimings").is_none();
+    let mut policy: Policy =
         serde_json::from_value(value).map_err(|e| error(Code::BadUserInput, format!("policy: {e}")))?;
+    if keep {
+        policy.mute_timings = service.notifier.policy().mute_timings;
+    }
+    let stored_form = put_policy(service, scope, policy, "policy.").await?;
+    Ok(json(&stored_form))
+}
+
+/// Checks a policy, stores it and puts it in force; what was stored.
+async fn put_policy(service: &NotifyService, scope: &Scope, policy: Policy, at: &str) -> async_graphql::Result<Json> {
     let store = &service.notifier.delivery.store;
     let known: Vec<ContactPointId> = store.contact_points().await.map_err(stored)?.iter().map(|c| c.id).collect();
-    policy.check(&known).map_err(|e| bad_input(&e, "policy."))?;
+    policy.check(&known).map_err(|e| bad_input(&e, at))?;
     let stored_form = serde_json::to_value(&policy).expect("a policy serialises");
     store.set_notification_policy(&stored_form, scope.principal.subject.as_deref()).await.map_err(stored)?;
     service.notifier.set_policy(policy);
-    Ok(json(&stored_form))
+    Ok(stored_form)
+}
+
+async fn set_mute_timing(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'_>>> {
+    let (service, scope) = authorised(&ctx)?;
+    let value = ctx.args.try_get("timing")?.as_value().clone().into_json()?;
+    let mut timing: MuteTiming =
+        serde_json::from_value(value).map_err(|e| error(Code::BadUserInput, format!("timing: {e}")))?;
+    timing.name = timing.name.trim().to_string();
+    timing.check("timing").map_err(|e| bad_input(&e, ""))?;
+    let mut policy = service.notifier.policy();
+    match policy.mute_timings.iter_mut().find(|m| m.name == timing.name) {
+        Some(old) => *old = timing.clone(),
+        None => policy.mute_timings.push(timing.clone()),
+    }
+    put_policy(service, scope, policy, "policy.").await?;
+    Ok(json(&timing))
+}
+
+async fn delete_mute_timing(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'_>>> {
+    let (service, scope) = authorised(&ctx)?;
+    let name = ctx.args.try_get("name")?.string()?.trim().to_string();
+    let mut policy = service.notifier.policy();
+    if let Some(i) = policy.routes.iter().position(|r| r.mute_timings.contains(&name)) {
+        return Err(error(
+            Code::BadUserInput,
+            format!("mute timing `{name}` is named by route {i} of the notification policy: take it out first"),
+        ));
+    }
+    let before = policy.mute_timings.len();
+    policy.mute_timings.retain(|m| m.name != name);
+    if policy.mute_timings.len() == before {
+        return Ok(Some(FieldValue::value(false)));
+    }
+    put_policy(service, scope, policy, "policy.").await?;
+    Ok(Some(FieldValue::value(true)))
 }
 
 async fn notifications(ctx: ResolverContext<'_>) -> async_graphql::Result<Option<FieldValue<'_>>> {
