@@ -92,7 +92,8 @@ async fn the_demo_prints_a_token_per_role_and_each_sees_its_share() {
             names(&d["__schema"]["queryType"]["fields"])
         }
     };
-    // Every role also has the product's own fields (KPIs, alerts, its workspace).
+    // Every role also has the product's own fields (KPIs, alerts, its workspace); the admin,
+    // who may manage notifications, has theirs too.
     let tables = |list: &[&str]| -> BTreeSet<String> {
         let own = support::graphql::PRODUCT_QUERY_FIELDS.into_iter().map(String::from);
         list.iter().flat_map(|t| [t.to_string(), format!("{t}ByKey"), format!("{t}Aggregate")]).chain(own).collect()
@@ -108,7 +109,9 @@ async fn the_demo_prints_a_token_per_role_and_each_sees_its_share() {
         "tickets",
         "warehouses",
     ];
-    assert_eq!(root("admin").await, tables(&everything));
+    let mut admin = tables(&everything);
+    admin.extend(support::graphql::NOTIFICATION_QUERY_FIELDS.map(String::from));
+    assert_eq!(root("admin").await, admin, "notifications only for the role that manages them");
     assert_eq!(root("analyst").await, tables(&everything));
     assert_eq!(root("support_lead").await, tables(&["tickets", "agents"]));
     assert_eq!(root("finance").await, tables(&["reconciliationBatches", "reconciliationExceptions", "orders"]));

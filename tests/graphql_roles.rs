@@ -349,6 +349,9 @@ async fn every_role_gets_exactly_its_share() {
         // Every role has the product's own fields (KPIs, alerts, its workspace), whatever its tables.
         let mut expected_root: BTreeSet<String> =
             support::graphql::PRODUCT_QUERY_FIELDS.into_iter().map(String::from).collect();
+        if role == "admin" {
+            expected_root.extend(support::graphql::NOTIFICATION_QUERY_FIELDS.map(String::from));
+        }
         for grant in &grants {
             let columns = catalog(&client, grant.sql_table).await;
             let cols = visible(grant, &columns);

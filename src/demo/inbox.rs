@@ -47,6 +47,9 @@ pub struct Received {
     pub body: String,
     /// What the stand-in checked (the webhook's signature, Twilio's credentials).
     pub check: String,
+    /// The message's buttons as (label, URL): Slack's "Acknowledge" and "Open in opslive".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<(String, String)>,
 }
 
 #[derive(Clone, Default)]
@@ -54,9 +57,21 @@ struct Log(Arc<Mutex<VecDeque<Received>>>);
 
 impl Log {
     fn push(&self, channel: &'static str, title: String, body: String, check: String) {
+        self.push_with_links(channel, title, body, check, Vec::new());
+    }
+
+    fn push_with_links(
+        &self,
+        channel: &'static str,
+        title: String,
+        body: String,
+        check: String,
+        links: Vec<(String, String)>,
+    ) {
         tracing::info!(channel, title = %title, "the demo's stand-in received a notification");
         let mut log = self.0.lock().expect("the inbox lock");
-        log.push_front(Received { channel, at: chrono::Utc::now().timestamp_micros(), title, body, check });
+        let at = chrono::Utc::now().timestamp_micros();
+        log.push_front(Received { channel, at, title, body, check, links });
         log.truncate(KEPT);
     }
 }
@@ -116,7 +131,7 @@ async fn receive(State(log): State<Log>, uri: Uri, headers: HeaderMap, body: Byt
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let title = json["text"].as_str().unwrap_or("(no text)").to_string();
         let pretty = serde_json::to_string_pretty(&json).unwrap_or(text);
-        log.push("slack", title, pretty, "Block Kit JSON".into());
+        log.push_with_links("slack", title, pretty, "Block Kit JSON".into(), slack_buttons(&json));
         return (StatusCode::OK, "ok").into_response();
     }
     if path.starts_with("/twilio/2010-04-01/Accounts/") && path.ends_with("/Messages.json") {
@@ -154,6 +169,17 @@ async fn receive(State(log): State<Log>, uri: Uri, headers: HeaderMap, body: Byt
     (StatusCode::NOT_FOUND, "the demo's stand-ins take /slack/…, /twilio/…, /webhook").into_response()
 }
 
+/// A Slack message's link buttons, as a person in Slack would see them.
+fn slack_buttons(message: &serde_json::Value) -> Vec<(String, String)> {
+    let blocks = message["attachments"][0]["blocks"].as_array().cloned().unwrap_or_default();
+    blocks
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| Some((e["text"]["text"].as_str()?.to_string(), e["url"].as_str()?.to_string())))
+        .collect()
+}
+
 async fn page(State(log): State<Log>) -> Html<String> {
     let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     let rows: String = log
@@ -162,8 +188,15 @@ async fn page(State(log): State<Log>) -> Html<String> {
         .expect("the inbox lock")
         .iter()
         .map(|r| {
+            let links: String = r
+                .links
+                .iter()
+                .map(|(label, url)| {
+                    format!(" <a href=\"{}\">{}</a>", escape(url).replace('"', "&quot;"), escape(label))
+                })
+                .collect();
             format!(
-                "<details><summary><b>{}</b> · {} · {} <small>({})</small></summary><pre>{}</pre></details>",
+                "<details><summary><b>{}</b> · {} · {} <small>({})</small>{links}</summary><pre>{}</pre></details>",
                 r.channel,
                 crate::notify::rfc3339(r.at),
                 escape(&r.title),
@@ -276,9 +309,11 @@ pub async fn seed(store: &Store, key: &SecretBox, inbox: &Inbox) -> Result<usize
     };
     let policy = Policy {
         routes: vec![
+            // Reminded every 2 minutes until someone acknowledges (the Slack message's button).
             Route {
                 matchers: vec![matcher("alertname", "Order intake spike")],
                 contact_points: vec![slack, sms, email, hook],
+                repeat_interval: Some("2m".into()),
                 ..Route::default()
             },
             // A batch per alert, dozens at the start: one email per rule, after 10 s.
@@ -289,9 +324,21 @@ pub async fn seed(store: &Store, key: &SecretBox, inbox: &Inbox) -> Result<usize
                 group_wait: Some("10s".into()),
                 ..Route::default()
             },
-            Route { matchers: vec![matcher("team", "platform")], contact_points: vec![slack, sms], ..Route::default() },
+            // The platform's pages stay quiet in the weekly maintenance window.
+            Route {
+                matchers: vec![matcher("team", "platform")],
+                contact_points: vec![slack, sms],
+                mute_timings: vec!["maintenance".into()],
+                ..Route::default()
+            },
         ],
-        ..Policy::default()
+        mute_timings: vec![
+            serde_json::from_value(json!({
+                "name": "maintenance", "timeZone": "Europe/Berlin",
+                "intervals": [{ "weekdays": ["sunday"], "times": [{ "start": "03:00", "end": "05:00" }] }]
+            }))
+            .map_err(|e| e.to_string())?,
+        ],
     };
     let routes = serde_json::to_value(&policy).map_err(|e| e.to_string())?;
     store.set_notification_policy(&routes, Some(super::monitoring::AUTHOR)).await.map_err(|e| e.to_string())?;
@@ -345,7 +392,7 @@ mod tests {
             at: "2026-12-05T10:00:00Z".into(),
             link: None,
             reminder: None,
-            ack_link: None,
+            ack_link: Some("http://127.0.0.1:1/ack/?t=x.y".into()),
         };
         let client = crate::notify::send::client(std::time::Duration::from_secs(5));
         for channel in channels {
@@ -368,5 +415,7 @@ mod tests {
         );
         let sms = got.iter().find(|r| r.channel == "sms").unwrap();
         assert!(sms.title.starts_with("[FIRING warning] Order intake spike"), "{}", sms.title);
+        let slack = got.iter().find(|r| r.channel == "slack").unwrap();
+        assert_eq!(slack.links, [("Acknowledge".to_string(), "http://127.0.0.1:1/ack/?t=x.y".to_string())]);
     }
 }

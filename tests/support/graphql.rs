@@ -14,22 +14,15 @@ use super::serve::Serve;
 /// The HS256 secret every test server accepts (at least 32 bytes, as auth requires).
 pub const SECRET: &str = "opslive-test-secret-0123456789abcdef";
 
-/// The product's own root query fields (KPIs, alerts, the user's workspace, notifications): in
-/// every role's schema, whatever its tables (notifications answer only `manage_notifications`).
-pub const PRODUCT_QUERY_FIELDS: [&str; 12] = [
-    "kpi",
-    "kpis",
-    "kpiHistory",
-    "alertRules",
-    "alerts",
-    "alertHistory",
-    "silences",
-    "savedQueries",
-    "overviewLayout",
-    "contactPoints",
-    "notificationPolicy",
-    "notifications",
-];
+/// The product's own root query fields (KPIs, alerts, the user's workspace): in every role's
+/// schema, whatever its tables.
+pub const PRODUCT_QUERY_FIELDS: [&str; 9] =
+    ["kpi", "kpis", "kpiHistory", "alertRules", "alerts", "alertHistory", "silences", "savedQueries", "overviewLayout"];
+
+/// The notification root query fields: only in the schema of a role with `manage_notifications`
+/// (in the fixture policy, `admin`).
+pub const NOTIFICATION_QUERY_FIELDS: [&str; 4] =
+    ["contactPoints", "notificationPolicy", "muteTimings", "notifications"];
 
 pub fn fixture_policy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/policy.toml")

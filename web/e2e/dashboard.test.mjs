@@ -1,7 +1,9 @@
 // The dashboard end to end, in Debian's Chromium against the real server, a real PostgreSQL and
 // the simulator (see environment.mjs): a warehouse lead sees only their warehouses (checked
 // against SQL); a committed order appears in the orders table within a second; an alert fired by
-// a burst shows on the overview and is acknowledged; a KPI built in the builder equals SQL; the
+// a burst shows on the overview and is acknowledged; the same alert reaches the demo's Slack, SMS
+// and email stand-ins with its provenance and is acknowledged from the Slack message's link,
+// signed out, and the Notifications page lists the contact points, mute timing and log; a KPI built in the builder equals SQL; the
 // Explorer (GraphiQL) runs a live query; a query saved in the Explorer and an arranged overview
 // stay the user's own across reloads, and an arrangement whose save fails (the server killed) is
 // kept and saved once it is back; an expired token leads back to sign-in; a server killed under
@@ -223,6 +225,54 @@ describe("the dashboard", () => {
     await alert.getByRole("button", { name: "Acknowledge" }).click();
     await page.locator('.alert-item[data-rule="Order intake spike"][data-acknowledged="true"]').first().waitFor({ timeout: 10_000 });
     assert.match(await page.locator('.alert-item[data-rule="Order intake spike"][data-acknowledged="true"]').first().innerText(), /acknowledged by omar@demo\.opslive/);
+    await page.close();
+  });
+
+  it("sends a burst's alert to Slack, SMS and email, acknowledges it from the Slack link, and logs it on the Notifications page", async () => {
+    sql(
+      demo.database,
+      `INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count)
+       SELECT 'phone', c.id, 'paid', 10, 'EUR', (SELECT id FROM warehouses ORDER BY id LIMIT 1), c.region, 1
+       FROM customers c, generate_series(1, 130) g WHERE c.id = (SELECT min(id) FROM customers)`,
+    );
+    const about = (m) => (m.title + m.body).includes("Order intake spike") && (m.title + m.body).includes("channel=phone");
+    const deadline = Date.now() + 30_000;
+    let messages = [];
+    for (;;) {
+      const received = await (await fetch(new URL("/messages.json", demo.inbox))).json();
+      messages = received.filter(about);
+      if (["slack", "sms", "email"].every((c) => messages.some((m) => m.channel === c))) break;
+      if (Date.now() > deadline) assert.fail(`the stand-ins received ${JSON.stringify(messages.map((m) => [m.channel, m.title]))}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const slack = messages.find((m) => m.channel === "slack");
+    assert.match(slack.body, /shop at \d+\/[0-9A-F]+, committed /, "provenance: the transaction that fired it");
+    assert.match(messages.find((m) => m.channel === "sms").title, /^\[FIRING warning\] Order intake spike/);
+    const [, ackUrl] = slack.links.find(([label]) => label === "Acknowledge");
+    assert.equal(new URL(ackUrl).pathname, "/ack/");
+
+    // Opened by whoever got the message, not signed in: a GET shows it, the button acknowledges.
+    const page = await chromium.context.newPage();
+    await page.goto(ackUrl);
+    await page.getByRole("heading", { name: "Acknowledge alert" }).waitFor({ timeout: 15_000 });
+    assert.match(await page.locator(".facts").innerText(), /Order intake spike/);
+    const firing = async () => (await gqlAs("admin", ADMIN, "{ alerts { ruleName labels acknowledged acknowledgedBy } }")).alerts.find((a) => a.ruleName === "Order intake spike" && a.labels.channel === "phone");
+    assert.equal((await firing()).acknowledged, false, "opening the link acknowledged nothing");
+    await page.getByRole("button", { name: "Acknowledge" }).click();
+    await page.getByRole("status").filter({ hasText: "Acknowledged by Demo Slack #ops (slack message)" }).waitFor({ timeout: 10_000 });
+    const acked = await firing();
+    assert.equal(acked.acknowledged, true);
+    assert.equal(acked.acknowledgedBy, "Demo Slack #ops (slack message)");
+
+    // The admin's Notifications page: the demo's contact points, its mute timing, and the log.
+    await signIn(page, demo.dashboard, ADMIN);
+    await page.goto(new URL("/notifications/", demo.dashboard).toString());
+    const points = page.getByRole("table", { name: "Contact points" });
+    await points.getByRole("cell", { name: /Demo Slack/ }).waitFor({ timeout: 15_000 });
+    assert.equal(await points.locator("tbody tr").count(), 4);
+    await page.getByRole("table", { name: "Mute timings" }).getByText("Sun 03:00–05:00 (Europe/Berlin)").waitFor({ timeout: 10_000 });
+    await page.getByLabel("Status").selectOption("SENT");
+    await page.getByRole("table", { name: "Notification log" }).locator("tr[data-status='SENT']", { hasText: "Order intake spike" }).first().waitFor({ timeout: 15_000 });
     await page.close();
   });
 

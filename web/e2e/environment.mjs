@@ -91,7 +91,8 @@ export async function startDemo({ rate = 10 } = {}) {
   const demo = launch("demo", opsliveBinary(), ["demo", "--data-dir", dataDir, "--pg-port", "0", "--listen", "127.0.0.1:0", "--web-dir", WEB_OUT, "--rate", String(rate)]);
   const [, dashboard] = await waitForOutput(demo, /dashboard\s+(http:\/\/\S+)/, 120_000);
   const [, database] = await waitForOutput(demo, /database\s+(postgres:\/\/\S+)/, 5_000);
-  return { demo, dashboard, database, dataDir, config: join(dataDir, "opslive.toml") };
+  const [, inbox] = await waitForOutput(demo, /notified\s+(http:\/\/\S+)/, 5_000);
+  return { demo, dashboard, database, inbox, dataDir, config: join(dataDir, "opslive.toml") };
 }
 
 /** A second server on the demo's database, configuration and secret (so its tokens hold across restarts); resolves once it is ready. */

@@ -59,7 +59,11 @@ impl SchemaCache {
         if let Some(e) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(role).filter(|e| fresh(e)) {
             return Ok(e.schema.clone());
         }
-        let schema = schema::build_with(&views(role, policy, &tables), self.features)?;
+        // Notifications are managed only by roles allowed to: others do not see the fields (and
+        // the dashboard offers them no Notifications page).
+        let mut features = self.features;
+        features.notifications &= policy.policy.may(role, crate::policy::Permission::ManageNotifications);
+        let schema = schema::build_with(&views(role, policy, &tables), features)?;
         let entry = Entry { generation: policy.generation, tables, schema: schema.clone() };
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).insert(role.to_string(), entry);
         Ok(schema)

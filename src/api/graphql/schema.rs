@@ -36,7 +36,7 @@ pub struct Features {
     /// their mutations).
     pub workspace: bool,
     /// Contact points, the routing policy and the notification log (`contactPoints`,
-    /// `notificationPolicy`, `notifications`, their mutations).
+    /// `notificationPolicy`, `notifications`, their mutations), for roles that may manage them.
     pub notifications: bool,
 }
 

@@ -1,6 +1,6 @@
 // The dashboard's pages and what each needs from the role's schema: the nav offers a page only
 // when the role's SDL has the root fields it reads.
-import { canSubscribe, type RoleSchema } from "@/lib/schema/roleSchema";
+import { canQuery, canSubscribe, type RoleSchema } from "@/lib/schema/roleSchema";
 
 export interface PageLink {
   readonly href: string;
@@ -15,6 +15,7 @@ export const PAGES: readonly PageLink[] = [
   { href: "/inventory/", label: "Inventory", readable: (s) => canSubscribe(s, "inventoryPatches") || canSubscribe(s, "inventoryAggregate") },
   { href: "/support/", label: "Support", readable: (s) => canSubscribe(s, "ticketsAggregate") },
   { href: "/reconciliation/", label: "Reconciliation", readable: (s) => canSubscribe(s, "reconciliationBatchesPatches") },
+  { href: "/notifications/", label: "Notifications", readable: (s) => canQuery(s, "contactPoints") },
   { href: "/kpis/", label: "KPI builder", readable: (s) => [...(s.types.get(s.subscriptionType)?.keys() ?? [])].some((f) => f.endsWith("Aggregate")) },
   { href: "/explorer/", label: "Explorer", readable: () => true },
   { href: "/status/", label: "Status", readable: () => true },
