@@ -431,6 +431,11 @@ async fn an_email_goes_over_starttls_with_auth_to_a_relay_whose_ca_the_contact_p
     let sent = log.iter().find(|n| n["contactPointId"] == mail.as_str()).unwrap();
     let key = sent["idempotencyKey"].as_str().unwrap();
     assert!(m.data.contains(&format!("Message-ID: <{key}@opslive>")), "{}", m.data);
+    // The text part carries the acknowledgement link (quoted-printable: soft breaks, `=3D`).
+    let ack = sent["content"]["ackLink"].as_str().expect("a firing email has an acknowledgement link");
+    ack_ticket(ack);
+    let text = m.data.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
+    assert!(text.contains(&format!("Acknowledge (stops reminders): {ack}")), "{text}");
     let dead = log.iter().find(|n| n["contactPointId"] == wrong.as_str()).unwrap();
     assert_eq!(dead["attempts"], 1, "a 535 is permanent: {dead}");
     assert!(dead["lastError"].as_str().unwrap().contains("535"), "{dead}");
@@ -677,4 +682,36 @@ async fn a_route_under_a_mute_timing_records_muted_sends_nothing_and_writes_no_r
     assert!(standin.received("/hook").is_empty(), "nothing sent to the muted route");
     let all = notifications(&shop, &admin, json!({ "contactPointId": hook })).await;
     assert_eq!(all.len(), 1, "no reminders written while muted: {all:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_retry_after_a_later_recipient_failed_sends_only_to_those_without_a_message() {
+    let (standin, shop, admin, client) = setup("").await;
+    let sms = contact_point(
+        &shop,
+        &admin,
+        "QA on call",
+        "TWILIO",
+        json!({ "baseUrl": standin.url("/twilio/"), "accountSid": SID, "authToken": TWILIO_TOKEN,
+                "from": "+4930123456", "to": ["+4915100000001", "+4915100000002", "+4915100000003"] }),
+    )
+    .await;
+    route_all(&shop, &admin, &[&sms]).await;
+    // The first recipient's message is taken, the second's fails (500), then all is well.
+    let created = r#"{"sid":"SM00000000000000000000000000000001","status":"queued"}"#;
+    standin.script("/twilio/", [Answer::Status(201, created), Answer::Status(500, "busy")]);
+    test_order_rule(&shop, &admin).await;
+    insert_test_order(&client).await;
+
+    let texts = standin.wait("/twilio/", "four requests", |r| r.len() >= 4).await;
+    let to: Vec<String> = texts.iter().map(|r| r.form()["To"].clone()).collect();
+    assert_eq!(
+        to,
+        ["+4915100000001", "+4915100000002", "+4915100000002", "+4915100000003"],
+        "the retry skips the first"
+    );
+    let log = wait_log(&shop, &admin, "sent", |n| n.len() == 1 && n[0]["status"] == "SENT").await;
+    assert_eq!(log[0]["attempts"], 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(standin.received("/twilio/").len(), 4, "nobody got a second message");
 }

@@ -397,9 +397,16 @@ mod tests {
         let client = crate::notify::send::client(std::time::Duration::from_secs(5));
         for channel in channels {
             let channel = channel.unwrap();
-            let outcome =
-                crate::notify::send::send(&client, &channel, &content, &[], "key-1", std::time::Duration::from_secs(5))
-                    .await;
+            let outcome = crate::notify::send::send(
+                &client,
+                &channel,
+                &content,
+                &[],
+                "key-1",
+                std::time::Duration::from_secs(5),
+                &mut 0,
+            )
+            .await;
             assert_eq!(outcome, crate::notify::send::Outcome::Sent, "{:?}", channel.kind());
         }
         let got = inbox.received();

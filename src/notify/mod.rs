@@ -8,9 +8,12 @@
 //! ```
 //!
 //! - [`contact`]: contact points and their checks; [`secret`]: their secrets at rest;
-//! - [`route`]: the routing policy; [`message`]: what a notification says per channel;
+//! - [`route`]: the routing policy; [`mute`]: its mute timings;
+//! - [`notice`]: which notifications transitions cause, and which reminders are due;
+//! - [`message`]: what a notification says per channel;
 //! - [`send`]: one send (HTTP, or SMTP through lettre) and what its answer means;
-//! - [`outbox`]: the lanes that send in order.
+//! - [`outbox`]: the lanes that send in order;
+//! - [`ack`]: the signed links that acknowledge an alert from its message.
 //!
 //! Nothing here is on the apply path: routing is a lookup in the alert runtime, the outbox rows
 //! ride on the alert writer's transaction, and sending happens in lanes of their own.
@@ -19,6 +22,7 @@ pub mod ack;
 pub mod contact;
 pub mod message;
 pub mod mute;
+pub mod notice;
 pub mod outbox;
 pub mod route;
 pub mod secret;
@@ -32,14 +36,13 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::alert::engine::{AlertState, Cause, Transition};
-use crate::alert::silence::{self, Silence};
 use crate::config::NotificationsConfig;
 use crate::store::notifications::Outgoing;
 use crate::store::{Store, StoreError};
 use ack::{AckKey, AckTicket};
 use contact::ContactPointId;
 use message::{Content, NoticeKind};
+pub use notice::{RuleFacts, notices, reminders};
 use outbox::{Delivery, NotifyStats};
 use route::Policy;
 use secret::{SecretBox, SecretError};
@@ -79,173 +82,6 @@ impl NotifyLink {
 /// Tells the lanes that the outbox has new rows (they read it again).
 fn wake(lanes: &watch::Sender<u64>) {
     lanes.send_modify(|n| *n = n.wrapping_add(1));
-}
-
-/// A rule's name and severity, as a notification names them.
-pub struct RuleFacts<'a> {
-    pub name: &'a str,
-    /// `info`, `warning`, `critical`.
-    pub severity: String,
-}
-
-/// The notifications these transitions cause: a transition into Firing, and one out of Firing
-/// (resolved), each to every contact point the policy routes its labels to; one a silence
-/// covers is kept, marked silenced, and one its route's mute timing holds for, marked muted.
-pub fn notices<'a>(
-    routing: &Routing,
-    transitions: &[Transition],
-    rule: impl Fn(crate::alert::RuleId) -> Option<RuleFacts<'a>>,
-    silences: &[Silence],
-    now: i64,
-) -> Vec<Outgoing> {
-    let mut out = Vec::new();
-    if routing.policy.routes.is_empty() {
-        return out;
-    }
-    for t in transitions {
-        let kind = match (t.from, t.to) {
-            (AlertState::Firing, AlertState::Firing) => continue,
-            (_, AlertState::Firing) => NoticeKind::Firing,
-            (AlertState::Firing, _) => NoticeKind::Resolved,
-            _ => continue,
-        };
-        let Some(facts) = rule(t.rule) else { continue };
-        let mut labels: BTreeMap<String, String> = t.labels.clone();
-        labels.entry("alertname".into()).or_insert_with(|| facts.name.to_string());
-        labels.entry("severity".into()).or_insert_with(|| facts.severity.clone());
-        let targets = routing.policy.targets(&labels);
-        if targets.is_empty() {
-            continue;
-        }
-        let silenced = silence::silenced(silences, &t.labels, now);
-        let content =
-            content(routing, kind, t.rule, &facts, &t.instance, &t.labels, &t.summary, t.value.as_ref(), &t.cause);
-        for target in targets {
-            // Firing and resolved messages are never grouped together.
-            let group = target.group.as_ref().map(|g| format!("{}|{g}", kind.name()));
-            let mut content = content.clone();
-            if kind == NoticeKind::Firing {
-                // It went Firing at its cause's time, which is the instance's `since` now.
-                content.ack_link = routing.ack_link(t.rule.0, &t.instance, t.cause.at(), target.contact_point);
-            }
-            let muted = if silenced { None } else { routing.policy.muted(&target, now).map(str::to_string) };
-            out.push(Outgoing {
-                contact_point: target.contact_point,
-                rule: Some(t.rule.0),
-                instance: t.instance.clone(),
-                cause: t.cause.key(),
-                content,
-                silenced,
-                muted,
-                not_before: if group.is_some() { now + target.wait } else { 0 },
-                group,
-            });
-        }
-    }
-    out
-}
-
-/// What a notification about one alert says.
-#[allow(clippy::too_many_arguments)]
-fn content(
-    routing: &Routing,
-    kind: NoticeKind,
-    rule: crate::alert::RuleId,
-    facts: &RuleFacts<'_>,
-    instance: &str,
-    labels: &BTreeMap<String, String>,
-    summary: &str,
-    value: Option<&String>,
-    cause: &Cause,
-) -> Content {
-    let (source, position, commit_ts) = match cause {
-        Cause::Transaction { source, position, commit_ts } => {
-            (Some(source.to_string()), Some(position.to_string()), Some(rfc3339(*commit_ts)))
-        }
-        Cause::Due { .. } => (None, None, None),
-    };
-    let link = routing.public_url.as_ref().and_then(|base| {
-        let mut url = base.join("alerts/").ok()?;
-        url.query_pairs_mut().append_pair("rule", &rule.0.to_string()).append_pair("instance", instance);
-        Some(url.to_string())
-    });
-    Content {
-        kind,
-        rule_id: Some(rule.0),
-        rule: facts.name.to_string(),
-        severity: facts.severity.clone(),
-        instance: instance.to_string(),
-        labels: labels.clone(),
-        summary: summary.to_string(),
-        value: value.cloned(),
-        source,
-        position,
-        commit_ts,
-        at: rfc3339(cause.at()),
-        link,
-        reminder: None,
-        ack_link: None,
-    }
-}
-
-/// Reminders due now: each alert firing unacknowledged and not silenced, for each contact
-/// point whose route repeats, once per whole `repeatInterval` it has been firing. A reminder is
-/// unique on its count (`repeat:<since>:<n>`), so writing one again changes nothing.
-pub fn reminders(routing: &Routing, board: &crate::alert::AlertBoard, now: i64) -> Vec<Outgoing> {
-    let mut out = Vec::new();
-    if !routing.policy.routes.iter().any(|r| r.repeat_interval.is_some()) {
-        return out;
-    }
-    for ((rule, key), instance) in &board.instances {
-        if instance.state != AlertState::Firing || instance.acknowledged.is_some() {
-            continue;
-        }
-        if silence::silenced(&board.silences, &instance.labels, now) {
-            continue;
-        }
-        let Some(entry) = board.rules.get(rule) else { continue };
-        let d = &entry.record.definition;
-        let facts = RuleFacts { name: &d.name, severity: d.severity.name().to_lowercase() };
-        let mut labels = instance.labels.clone();
-        labels.entry("alertname".into()).or_insert_with(|| facts.name.to_string());
-        labels.entry("severity".into()).or_insert_with(|| facts.severity.clone());
-        for target in routing.policy.targets(&labels) {
-            let Some(every) = target.repeat.filter(|e| *e > 0) else { continue };
-            if routing.policy.muted(&target, now).is_some() {
-                continue;
-            }
-            let n = (now - instance.since) / every;
-            if n < 1 {
-                continue;
-            }
-            let cause = instance.cause.clone().unwrap_or(Cause::Due { at: instance.since });
-            let mut content = content(
-                routing,
-                NoticeKind::Firing,
-                *rule,
-                &facts,
-                key,
-                &instance.labels,
-                &instance.summary,
-                instance.value.as_ref(),
-                &cause,
-            );
-            content.reminder = Some(n);
-            content.ack_link = routing.ack_link(rule.0, key, instance.since, target.contact_point);
-            out.push(Outgoing {
-                contact_point: target.contact_point,
-                rule: Some(rule.0),
-                instance: key.clone(),
-                cause: format!("repeat:{}:{n}", instance.since),
-                content,
-                silenced: false,
-                muted: None,
-                group: target.group.map(|g| format!("reminder|{g}")),
-                not_before: 0,
-            });
-        }
-    }
-    out
 }
 
 pub fn rfc3339(micros: i64) -> String {
@@ -305,7 +141,9 @@ impl Notifier {
     ) {
         let (store, routing, lanes) = (self.delivery.store.clone(), self.routing.subscribe(), self.wake.clone());
         tokio::spawn(async move {
-            // What was written already, so a reminder is written once, not on every tick.
+            // What was written already, so a reminder is written once, not on every tick. Only
+            // reminders due now are kept: each is due until the next one of its alert replaces
+            // it, or the alert stops firing, and is never due again after that.
             let mut written = std::collections::HashSet::new();
             loop {
                 let now = chrono::Utc::now().timestamp_micros();
@@ -314,6 +152,8 @@ impl Notifier {
                     let board = board.borrow_and_update().clone();
                     reminders(&routing, &board, now)
                 };
+                let due_keys: std::collections::HashSet<String> = due.iter().map(Outgoing::idempotency_key).collect();
+                written.retain(|k| due_keys.contains(k));
                 let fresh: Vec<Outgoing> =
                     due.into_iter().filter(|o| !written.contains(&o.idempotency_key())).collect();
                 if !fresh.is_empty() {
@@ -393,7 +233,8 @@ impl Notifier {
             ack_link: None,
         };
         let key = format!("test-{}-{now}", id.0);
-        let outcome = send::send(&self.delivery.client, &channel, &content, &[], &key, self.delivery.timeout).await;
+        let outcome =
+            send::send(&self.delivery.client, &channel, &content, &[], &key, self.delivery.timeout, &mut 0).await;
         let counters = self.delivery.stats.channel(point.kind);
         match &outcome {
             send::Outcome::Sent => counters.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed),

@@ -206,13 +206,20 @@ async fn step(delivery: &Delivery, id: ContactPointId) -> Result<Step, StoreErro
     };
     delivery.store.mark_sending(&ids).await?;
     let first = &batch[0];
+    // A member that joined the group since the last attempt has been sent to nobody.
+    let before = batch.iter().map(|n| n.delivered_to.max(0) as usize).min().unwrap_or(0);
+    let mut delivered_to = before;
+    let (client, timeout) = (&delivery.client, delivery.timeout);
     let outcome = if batch.len() == 1 {
-        send(&delivery.client, &channel, &first.content, &[], &first.idempotency_key, delivery.timeout).await
+        send(client, &channel, &first.content, &[], &first.idempotency_key, timeout, &mut delivered_to).await
     } else {
         let members: Vec<Content> = batch.iter().map(|n| n.content.clone()).collect();
         let content = Content::group(&members);
-        send(&delivery.client, &channel, &content, &members, &first.idempotency_key, delivery.timeout).await
+        send(client, &channel, &content, &members, &first.idempotency_key, timeout, &mut delivered_to).await
     };
+    if delivered_to != before && outcome != Outcome::Sent {
+        delivery.store.mark_delivered_to(&ids, delivered_to as i32).await?;
+    }
     settle(delivery, &ids, first.attempts as u32 + 1, counters, outcome).await?;
     Ok(Step::Sent)
 }

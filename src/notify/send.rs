@@ -49,7 +49,9 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 
 /// Sends `content` over `channel` (for a group, `members` are its notifications one by one,
 /// which the webhook also carries); `timeout` bounds an SMTP session (HTTP requests have the
-/// client's).
+/// client's). `delivered_to` counts the recipients that have their message (Twilio sends one
+/// per recipient): the first that many are skipped, and it grows with each one sent, so a
+/// retry after a later recipient failed does not send to the earlier ones again.
 pub async fn send(
     client: &reqwest::Client,
     channel: &Channel,
@@ -57,6 +59,7 @@ pub async fn send(
     members: &[Content],
     idempotency_key: &str,
     timeout: Duration,
+    delivered_to: &mut usize,
 ) -> Outcome {
     match channel {
         Channel::Webhook { url, secret } => {
@@ -76,10 +79,8 @@ pub async fn send(
             };
             let body = message::sms(content);
             let user = api_key_sid.as_deref().unwrap_or(account_sid);
-            // One message per recipient, in order. A retry after a later recipient failed sends
-            // to the earlier ones again: give recipients who must never get a repeat their own
-            // contact point.
-            for number in to {
+            // One message per recipient, in order, from the first without one.
+            for number in to.iter().skip(*delivered_to) {
                 let mut form = vec![("To", number.as_str()), ("Body", body.as_str())];
                 match (from, messaging_service_sid) {
                     (Some(from), _) => form.push(("From", from)),
@@ -92,7 +93,7 @@ pub async fn send(
                     .header(IDEMPOTENCY_HEADER, format!("{idempotency_key}:{number}"))
                     .form(&form);
                 match answer(request.send().await).await {
-                    Outcome::Sent => continue,
+                    Outcome::Sent => *delivered_to += 1,
                     Outcome::Temporary { error, retry_after } => {
                         return Outcome::Temporary { error: format!("to {number}: {error}"), retry_after };
                     }

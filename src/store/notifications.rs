@@ -87,6 +87,8 @@ pub struct NotificationRecord {
     pub group: Option<String>,
     /// Why it was not sent, for `silenced` and `muted` ones.
     pub note: Option<String>,
+    /// Recipients an earlier attempt sent to already (Twilio: one message per recipient).
+    pub delivered_to: i32,
 }
 
 /// What `notifications` may be narrowed to.
@@ -141,13 +143,14 @@ fn notification_row(row: &sqlx::postgres::PgRow) -> Result<NotificationRecord, S
         idempotency_key: row.get("idempotency_key"),
         group: row.get("group_key"),
         note: row.get("note"),
+        delivered_to: row.get("delivered_to"),
     })
 }
 
 const CONTACT_COLUMNS: &str =
     "id, name, kind, settings::text AS settings, secret, created_by, updated_by, created_at, updated_at";
 const NOTIFICATION_COLUMNS: &str = "id, contact_point_id, rule_id, instance, kind, cause, content::text AS content, \
-     status, attempts, repeats, next_attempt_at, last_error, created_at, sent_at, idempotency_key, group_key, note";
+     status, attempts, repeats, next_attempt_at, last_error, created_at, sent_at, idempotency_key, group_key, note, delivered_to";
 
 fn taken(e: sqlx::Error, name: &str) -> StoreError {
     if let sqlx::Error::Database(db) = &e
@@ -395,6 +398,16 @@ impl Store {
         .bind(DateTime::from_timestamp_micros(at).unwrap_or_default())
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// The first `n` recipients have their message: a retry starts after them.
+    pub async fn mark_delivered_to(&self, ids: &[i64], n: i32) -> Result<(), StoreError> {
+        sqlx::query("UPDATE notifications SET delivered_to = $2 WHERE id = ANY($1)")
+            .bind(ids)
+            .bind(n)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
