@@ -20,6 +20,8 @@ pub struct Mail {
     pub user: Option<String>,
     /// Whether the message came over TLS (after STARTTLS).
     pub tls: bool,
+    /// When its data was complete.
+    pub at: std::time::Instant,
 }
 
 #[derive(Clone)]
@@ -183,7 +185,14 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 data.push_str(l.strip_prefix('.').filter(|_| l.starts_with("..")).unwrap_or(&l));
                 data.push('\n');
             }
-            mails.lock().unwrap().push(Mail { from: from.clone(), to: to.clone(), data, user: authed.clone(), tls });
+            mails.lock().unwrap().push(Mail {
+                from: from.clone(),
+                to: to.clone(),
+                data,
+                user: authed.clone(),
+                tls,
+                at: std::time::Instant::now(),
+            });
             "250 2.0.0 queued\r\n".into()
         } else if upper == "RSET" || upper == "NOOP" {
             "250 ok\r\n".into()
