@@ -45,7 +45,8 @@ async fn contact_point(shop: &Shop, admin: &str, name: &str, kind: &str, setting
 }
 
 async fn route(shop: &Shop, admin: &str, points: &[&str]) {
-    let policy = json!({ "routes": [{ "matchers": [{ "label": "bench", "value": "burst" }], "contactPoints": points }] });
+    let policy =
+        json!({ "routes": [{ "matchers": [{ "label": "bench", "value": "burst" }], "contactPoints": points }] });
     data(shop.addr, admin, "mutation($p: JSON!) { setNotificationPolicy(policy: $p) }", json!({ "p": policy })).await;
 }
 
@@ -82,9 +83,14 @@ async fn burst(client: &tokio_postgres::Client) -> (i64, Instant) {
 async fn drained(shop: &Shop, admin: &str) {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let d = data(shop.addr, admin, "{ pending: notifications(where: { status: PENDING }, limit: 1) { id } \
-                                          sending: notifications(where: { status: SENDING }, limit: 1) { id } }", json!({}))
-            .await;
+        let d = data(
+            shop.addr,
+            admin,
+            "{ pending: notifications(where: { status: PENDING }, limit: 1) { id } \
+                                          sending: notifications(where: { status: SENDING }, limit: 1) { id } }",
+            json!({}),
+        )
+        .await;
         if d["pending"].as_array().unwrap().is_empty() && d["sending"].as_array().unwrap().is_empty() {
             return;
         }

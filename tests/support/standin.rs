@@ -1,7 +1,8 @@
 //! A local HTTP server standing in for Slack's incoming webhooks, Twilio's Messages API and a
 //! webhook receiver (no network is reachable here). It records every request, answers like
 //! the real service (Slack `200 ok`, Twilio `201` with a message resource), and can be told to
-//! answer a path otherwise for a while: a 429 with `Retry-After`, a 500, or no answer at all.
+//! answer a path otherwise for a while: a 429 with `Retry-After`, a 500, no answer at all, or
+//! its usual answer late (so a send stays in flight for a while).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -43,6 +44,8 @@ pub enum Answer {
     },
     /// Never answers (the sender's timeout ends it).
     Hang,
+    /// The service's usual answer, after this long.
+    Slow(Duration),
 }
 
 #[derive(Default)]
@@ -143,12 +146,23 @@ async fn handle(State(s): State<StandIn>, uri: Uri, headers: HeaderMap, body: By
         )
             .into_response(),
         Some(Answer::Hang) => std::future::pending().await,
-        None if path.contains("/Messages.json") => (
+        Some(Answer::Slow(delay)) => {
+            tokio::time::sleep(delay).await;
+            usual(&path)
+        }
+        None => usual(&path),
+    }
+}
+
+/// What the real service answers.
+fn usual(path: &str) -> Response {
+    if path.contains("/Messages.json") {
+        return (
             StatusCode::CREATED,
             [("content-type", "application/json")],
             r#"{"sid":"SM0123456789abcdef0123456789abcdef","status":"queued"}"#,
         )
-            .into_response(),
-        None => (StatusCode::OK, "ok").into_response(),
+            .into_response();
     }
+    (StatusCode::OK, "ok").into_response()
 }
