@@ -57,7 +57,7 @@ impl NotifyStats {
 pub struct Delivery {
     pub store: Store,
     pub secrets: Option<SecretBox>,
-    pub client: reqwest::Client,
+    pub client: super::send::Senders,
     /// How long one send may take (the HTTP client has it too).
     pub timeout: Duration,
     pub max_attempts: u32,

@@ -5,9 +5,12 @@
 //! Errors never carry a secret: reqwest's errors name the URL (a Slack URL is the credential),
 //! so it is stripped, and bodies quoted back are clipped.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+use lettre::{AsyncSmtpTransport, Tokio1Executor};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use sha2::Sha256;
@@ -27,17 +30,36 @@ pub enum Outcome {
     Permanent { error: String },
 }
 
-/// The HTTP client every channel uses: a timeout per request so a hanging receiver delays
-/// only its own contact point.
-pub fn client(timeout: Duration) -> reqwest::Client {
+/// What sends: one HTTP client for every HTTP channel (a timeout per request, so a hanging
+/// receiver delays only its own contact point), and one pooled SMTP transport per mail relay
+/// setting, so a burst of emails reuses its connections instead of a TLS handshake and a login
+/// per message.
+#[derive(Clone)]
+pub struct Senders {
+    http: reqwest::Client,
+    smtp: Arc<Mutex<HashMap<String, AsyncSmtpTransport<Tokio1Executor>>>>,
+}
+
+impl std::fmt::Debug for Senders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Senders(…)")
+    }
+}
+
+/// Distinct relay settings whose transports are kept (an edited contact point leaves its old
+/// one behind; past this many they are all dropped and built again as needed).
+const MOST_RELAYS: usize = 64;
+
+pub fn client(timeout: Duration) -> Senders {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
-    reqwest::Client::builder()
+    let http = reqwest::Client::builder()
         .timeout(timeout)
         .user_agent(concat!("opslive/", env!("CARGO_PKG_VERSION")))
         .build()
-        .expect("an HTTP client with rustls")
+        .expect("an HTTP client with rustls");
+    Senders { http, smtp: Arc::default() }
 }
 
 /// `sha256=<hex>` of `body` under `secret`.
@@ -53,7 +75,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 /// per recipient): the first that many are skipped, and it grows with each one sent, so a
 /// retry after a later recipient failed does not send to the earlier ones again.
 pub async fn send(
-    client: &reqwest::Client,
+    senders: &Senders,
     channel: &Channel,
     content: &Content,
     members: &[Content],
@@ -61,6 +83,7 @@ pub async fn send(
     timeout: Duration,
     delivered_to: &mut usize,
 ) -> Outcome {
+    let client = &senders.http;
     match channel {
         Channel::Webhook { url, secret } => {
             let body = serde_json::to_vec(&message::webhook(content, members, idempotency_key)).expect("JSON");
@@ -104,18 +127,22 @@ pub async fn send(
             }
             Outcome::Sent
         }
-        Channel::Email { .. } => email(channel, content, idempotency_key, timeout).await,
+        Channel::Email { .. } => email(senders, channel, content, idempotency_key, timeout).await,
     }
 }
 
 /// One email to every recipient, as text and HTML; its Message-ID carries the idempotency key,
 /// so a receiving system can tell a repeat. A 5xx reply is permanent, the rest (4xx, a lost
 /// connection, a timeout, a TLS handshake that failed) is worth another try.
-async fn email(channel: &Channel, content: &Content, idempotency_key: &str, timeout: Duration) -> Outcome {
+async fn email(
+    senders: &Senders,
+    channel: &Channel,
+    content: &Content,
+    idempotency_key: &str,
+    timeout: Duration,
+) -> Outcome {
     use lettre::message::{Mailbox, MultiPart};
-    use lettre::transport::smtp::authentication::Credentials;
-    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    use lettre::{AsyncTransport, Message};
 
     let Channel::Email { host, port, security, username, password, from, to, ca_certificate } = channel else {
         unreachable!("an email channel");
@@ -140,33 +167,67 @@ async fn email(channel: &Channel, content: &Content, idempotency_key: &str, time
         Ok(email) => email,
         Err(e) => return permanent(format!("cannot build the email: {e}")),
     };
-    let tls = match security {
-        SmtpSecurity::None => Tls::None,
-        SmtpSecurity::StartTls | SmtpSecurity::Tls => {
-            let mut parameters = TlsParameters::builder(host.clone());
-            if let Some(pem) = ca_certificate {
-                match Certificate::from_pem(pem.as_bytes()) {
-                    Ok(ca) => parameters = parameters.add_root_certificate(ca),
-                    Err(e) => return permanent(format!("the CA certificate: {e}")),
+    let relay = format!("{host}\0{port}\0{security:?}\0{username:?}\0{password:?}\0{ca_certificate:?}\0{timeout:?}");
+    let transport = {
+        let mut kept = senders.smtp.lock().expect("the SMTP transports lock");
+        match kept.get(&relay) {
+            Some(t) => t.clone(),
+            None => {
+                let built = match mailer(host, *port, *security, username, password, ca_certificate, timeout) {
+                    Ok(t) => t,
+                    Err(outcome) => return outcome,
+                };
+                if kept.len() >= MOST_RELAYS {
+                    kept.clear();
                 }
+                kept.insert(relay, built.clone());
+                built
             }
-            let parameters = match parameters.build_rustls() {
-                Ok(p) => p,
-                Err(e) => return permanent(format!("TLS settings: {e}")),
-            };
-            if *security == SmtpSecurity::StartTls { Tls::Required(parameters) } else { Tls::Wrapper(parameters) }
         }
     };
-    let mut transport =
-        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).port(*port).tls(tls).timeout(Some(timeout));
-    if let (Some(user), Some(password)) = (username, password) {
-        transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
-    }
-    match transport.build().send(email).await {
+    match transport.send(email).await {
         Ok(_) => Outcome::Sent,
         Err(e) if e.is_permanent() => permanent(format!("SMTP: {}", chain(&e))),
         Err(e) => Outcome::Temporary { error: format!("SMTP: {}", chain(&e)), retry_after: None },
     }
+}
+
+/// A pooled transport to one relay (lettre keeps its connections open between messages).
+fn mailer(
+    host: &str,
+    port: u16,
+    security: SmtpSecurity,
+    username: &Option<String>,
+    password: &Option<String>,
+    ca_certificate: &Option<String>,
+    timeout: Duration,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, Outcome> {
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    let permanent = |error: String| Outcome::Permanent { error };
+    let tls = match security {
+        SmtpSecurity::None => Tls::None,
+        SmtpSecurity::StartTls | SmtpSecurity::Tls => {
+            let mut parameters = TlsParameters::builder(host.to_string());
+            if let Some(pem) = ca_certificate {
+                match Certificate::from_pem(pem.as_bytes()) {
+                    Ok(ca) => parameters = parameters.add_root_certificate(ca),
+                    Err(e) => return Err(permanent(format!("the CA certificate: {e}"))),
+                }
+            }
+            let parameters = match parameters.build_rustls() {
+                Ok(p) => p,
+                Err(e) => return Err(permanent(format!("TLS settings: {e}"))),
+            };
+            if security == SmtpSecurity::StartTls { Tls::Required(parameters) } else { Tls::Wrapper(parameters) }
+        }
+    };
+    let mut transport =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).port(port).tls(tls).timeout(Some(timeout));
+    if let (Some(user), Some(password)) = (username, password) {
+        transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    Ok(transport.build())
 }
 
 async fn answer(result: Result<reqwest::Response, reqwest::Error>) -> Outcome {
