@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +18,7 @@ use crate::api::{ApiError, Listener, OpsState, SourceView};
 use crate::auth::{AuthConfigError, Authenticator};
 use crate::change::{Position, SourceEvent, SourceName};
 use crate::checkpoint::{self, CheckpointError, writer::Checkpointer};
-use crate::config::{Config, ConfigError, SourceKind};
+use crate::config::{Config, ConfigError};
 use crate::error::SourceError;
 use crate::kpi::recorder::Recorder;
 use crate::kpi::{KpiHub, KpiStep, SourceHealth, SourceKpi};
@@ -28,8 +27,8 @@ use crate::policy::{Policy, PolicyError, PolicyStore};
 use crate::registry::Registry;
 use crate::replica::{Replica, TableState};
 use crate::source::SourceStats;
-use crate::source::postgres::{Endpoint, PostgresSource, Resume};
-use crate::store::{SourceRecord, Store, StoreError};
+use crate::source::{Resume, Source, Wiring};
+use crate::store::{Store, StoreError};
 use crate::watermark::{DurableMarks, Watermarks};
 
 #[derive(Debug, thiserror::Error)]
@@ -104,43 +103,25 @@ pub async fn serve_on(
     let (tx, rx) = mpsc::channel::<SourceEvent>(CHANNEL_CAPACITY);
     let mut sources = JoinSet::new();
     let mut views = Vec::new();
-    let mut endpoints = Vec::new();
+    let mut running: Vec<(SourceName, Arc<dyn Source>)> = Vec::new();
     let mut resync = HashMap::new();
     for (name, sc) in &config.sources {
-        match sc.kind {
-            SourceKind::Postgres => {}
-        }
         let source_name: SourceName = Arc::from(name.as_str());
         let w = watermarks[&source_name].clone();
         let stats = Arc::new(SourceStats::default());
         let requests = Arc::new(crate::source::ResyncRequests::default());
         resync.insert(source_name.clone(), requests.clone());
         views.push(SourceView { name: source_name.clone(), watermarks: w.clone(), stats: stats.clone() });
-        endpoints.push((source_name.clone(), Endpoint::new(name, &sc.url)?, sc.slot_name(name)));
-        let record = SourceRecord {
-            name: name.clone(),
-            kind: "postgres".into(),
-            slot: Some(sc.slot_name(name)),
-            publication: Some(sc.publication_name(name)),
+        let resume = {
+            let (versions, registry, name) = (versions.clone(), registry.clone(), name.clone());
+            Arc::new(move || resume_point(&versions.borrow(), &registry, &name))
         };
-        store.register_source(&record).await?;
-        let make = {
-            let (name, url, registry, chunk) = (name.clone(), sc.url.clone(), registry.clone(), sc.snapshot_chunk_rows);
-            let (slot, publication, stats) = (sc.slot_name(&name), sc.publication_name(&name), stats.clone());
-            let (versions, heartbeat) = (versions.clone(), sc.heartbeat());
-            move || -> Result<PostgresSource, SourceError> {
-                let mut s =
-                    PostgresSource::new(&name, &url, slot.clone(), publication.clone(), registry.clone(), w.clone())?;
-                s.chunk_rows = chunk;
-                s.stats = stats.clone();
-                s.keep_slot = durable;
-                s.heartbeat = heartbeat;
-                s.resume = resume_point(&versions.borrow(), &registry, &name);
-                s.requests = requests.clone();
-                Ok(s)
-            }
-        };
-        sources.spawn(supervise(name.clone(), make, stats, tx.clone(), cancel.clone()));
+        let wiring =
+            Wiring { registry: registry.clone(), watermarks: w, stats: stats.clone(), requests, durable, resume };
+        let source = crate::source::open(name, sc, wiring)?;
+        store.register_source(&source.record()).await?;
+        running.push((source_name.clone(), source.clone()));
+        sources.spawn(crate::source::supervise(name.clone(), source, stats, tx.clone(), cancel.clone()));
     }
     drop(tx);
 
@@ -303,7 +284,7 @@ pub async fn serve_on(
     if let Some(writer) = writer {
         let _ = writer.await;
         if let Some(replica) = replica.filter(|r| r.applied_positions().next().is_some()) {
-            final_checkpoint(&checkpointer, replica, &endpoints).await;
+            final_checkpoint(&checkpointer, replica, &running).await;
         }
     }
     let _ = recorder.await;
@@ -450,7 +431,7 @@ fn resume_point(replica: &Replica, registry: &Registry, source: &str) -> Option<
 
 /// At shutdown, once everything received is applied: one last checkpoint, acknowledged on
 /// each slot (the replication session's own last acknowledgement is lost on shutdown).
-async fn final_checkpoint(checkpointer: &Checkpointer, replica: Replica, endpoints: &[(SourceName, Endpoint, String)]) {
+async fn final_checkpoint(checkpointer: &Checkpointer, replica: Replica, sources: &[(SourceName, Arc<dyn Source>)]) {
     // The alert writer and the history recorder write their last work as they stop; the final
     // checkpoint (the next start's resume point) waits for them, or is not taken.
     if !checkpointer.consumers_caught_up(&replica, Duration::from_secs(10), &CancellationToken::new()).await {
@@ -461,9 +442,9 @@ async fn final_checkpoint(checkpointer: &Checkpointer, replica: Replica, endpoin
     match tokio::task::spawn_blocking(move || writer.write(&replica)).await {
         Ok(Ok(written)) => {
             tracing::info!(rows = written.rows, ms = written.elapsed.as_millis() as u64, "final checkpoint written");
-            for (source, position) in &written.sources {
-                if let Some((_, endpoint, slot)) = endpoints.iter().find(|(s, _, _)| s == source) {
-                    crate::source::postgres::acknowledge_on_shutdown(endpoint, source, slot, *position).await;
+            for (name, position) in &written.sources {
+                if let Some((_, source)) = sources.iter().find(|(s, _)| s == name) {
+                    source.acknowledge_final(*position).await;
                 }
             }
         }
@@ -471,45 +452,6 @@ async fn final_checkpoint(checkpointer: &Checkpointer, replica: Replica, endpoin
             tracing::error!(error = %e, "cannot write the final checkpoint; the next start resumes from the last one")
         }
         Err(e) => tracing::error!(error = %e, "the final checkpoint failed"),
-    }
-}
-
-/// Runs a source, retrying retryable failures with capped exponential backoff and jitter.
-async fn supervise(
-    name: String,
-    make: impl Fn() -> Result<PostgresSource, SourceError>,
-    stats: Arc<SourceStats>,
-    out: mpsc::Sender<SourceEvent>,
-    cancel: CancellationToken,
-) -> Result<(), SourceError> {
-    let mut delay = Duration::from_millis(500);
-    loop {
-        let started = std::time::Instant::now();
-        let result = make()?.run(out.clone(), cancel.child_token()).await;
-        if cancel.is_cancelled() {
-            return Ok(());
-        }
-        match result {
-            Ok(()) => tracing::warn!(source = %name, "replication stream ended; reconnecting"),
-            Err(SourceError::Closed(_)) => return Ok(()),
-            Err(e) if e.is_retryable() => {
-                tracing::error!(source = %name, error = %e, "source failed; retrying");
-                stats.failed(e.to_string());
-            }
-            Err(e) => {
-                stats.failed(e.to_string());
-                return Err(e);
-            }
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            delay = Duration::from_millis(500);
-        }
-        let jitter = rand::rng().random_range(0.5..1.5);
-        tokio::select! {
-            _ = tokio::time::sleep(delay.mul_f64(jitter)) => {}
-            _ = cancel.cancelled() => return Ok(()),
-        }
-        delay = (delay * 2).min(Duration::from_secs(30));
     }
 }
 

@@ -1,13 +1,81 @@
 //! Sources: one module per database kind. Each owns its protocol — slots, snapshots, positions,
 //! acknowledgements — and emits [`crate::change::SourceEvent`]s. Nothing outside this module
 //! sees a protocol type.
+//!
+//! The contract every kind meets is [`Source`]: run one session into the pipeline's channel
+//! (resuming from the replica's position when it can, from a fresh snapshot when it cannot),
+//! take resync requests and report health through its [`Wiring`], and acknowledge the final
+//! checkpoint's position when the server stops. [`open`] makes one from its configuration by
+//! `kind`; [`supervise`] runs it, starting a new session after a failure that may pass.
 
 pub mod postgres;
+mod supervise;
 
-use std::sync::Mutex;
-
-use crate::registry::TableId;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::BoxFuture;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::change::{Position, SourceEvent};
+use crate::config::{SourceConfig, SourceKind};
+use crate::error::SourceError;
+use crate::registry::{Registry, TableId, TableSchema};
+use crate::store::SourceRecord;
+use crate::watermark::Watermarks;
+pub use supervise::supervise;
+
+/// One configured source, whatever its kind.
+pub trait Source: Send + Sync {
+    /// How the app database records it: its kind, and the kind's own names (a slot).
+    fn record(&self) -> SourceRecord;
+
+    /// One session, from the resume point the wiring gives at its start (or a fresh snapshot)
+    /// until `cancel` or a failure. Each call starts afresh.
+    fn run(
+        &self,
+        out: mpsc::Sender<SourceEvent>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), SourceError>>;
+
+    /// After the last session: the server keeps what was applied up to `position` (the final
+    /// checkpoint's), so the next start resumes there.
+    fn acknowledge_final(&self, position: Position) -> BoxFuture<'_, ()>;
+}
+
+/// What the server gives a source to run with, whatever its kind.
+#[derive(Clone)]
+pub struct Wiring {
+    pub registry: Arc<Registry>,
+    pub watermarks: Arc<Watermarks>,
+    pub stats: Arc<SourceStats>,
+    pub requests: Arc<ResyncRequests>,
+    /// Checkpoints are kept: the source keeps its server-side state (a slot) across restarts.
+    pub durable: bool,
+    /// Where a session may resume, read when it starts (the newest replica's view).
+    pub resume: Arc<dyn Fn() -> Option<Resume> + Send + Sync>,
+}
+
+/// A source of the configured kind.
+pub fn open(name: &str, config: &SourceConfig, wiring: Wiring) -> Result<Arc<dyn Source>, SourceError> {
+    match config.kind {
+        SourceKind::Postgres => Ok(Arc::new(postgres::Configured::new(name, config, wiring)?)),
+    }
+}
+
+/// Where a session may resume from: the replica's position for the source and the shapes of
+/// the tables it holds.
+#[derive(Clone, Debug, Default)]
+pub struct Resume {
+    pub position: Position,
+    /// Tables the replica holds, with their shapes.
+    pub tables: Vec<Arc<TableSchema>>,
+    /// Tables to copy again on their own (still loading, columns changed).
+    pub reload: Vec<TableId>,
+    /// Tables set aside until someone asks for a resync.
+    pub quarantined: Vec<TableId>,
+}
 
 /// What a source and its supervisor know about its state (exported as metrics and readiness).
 #[derive(Debug, Default)]

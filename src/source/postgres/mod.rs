@@ -30,7 +30,7 @@ pub use capture::replay as replay_capture;
 pub use connection::Endpoint;
 
 use crate::change::{Position, SourceEvent, SourceName, TableEvent};
-use crate::config::SecretUrl;
+use crate::config::{SecretUrl, SourceConfig};
 use crate::error::SourceError;
 use crate::registry::{Registry, TableId, TableSchema, TableSpec};
 use crate::watermark::Watermarks;
@@ -337,17 +337,77 @@ struct Started {
     resync: Vec<(TableId, String)>,
 }
 
-/// Where a session may resume from: the replica's position for the source and the shapes of
-/// the tables it holds.
-#[derive(Clone, Debug, Default)]
-pub struct Resume {
-    pub position: Position,
-    /// Tables the replica holds, with their shapes.
-    pub tables: Vec<Arc<TableSchema>>,
-    /// Tables to copy again on their own (still loading, columns changed).
-    pub reload: Vec<TableId>,
-    /// Tables set aside until someone asks for a resync.
-    pub quarantined: Vec<TableId>,
+pub use super::Resume;
+
+/// A configured PostgreSQL source, as `serve` runs it: each session is a [`PostgresSource`]
+/// on the configured slot and publication.
+pub struct Configured {
+    name: String,
+    url: SecretUrl,
+    endpoint: Endpoint,
+    slot: String,
+    publication: String,
+    chunk_rows: usize,
+    heartbeat: Option<std::time::Duration>,
+    wiring: super::Wiring,
+}
+
+impl Configured {
+    pub fn new(name: &str, config: &SourceConfig, wiring: super::Wiring) -> Result<Configured, SourceError> {
+        Ok(Configured {
+            name: name.to_string(),
+            url: config.url.clone(),
+            endpoint: Endpoint::new(name, &config.url)?,
+            slot: config.slot_name(name),
+            publication: config.publication_name(name),
+            chunk_rows: config.snapshot_chunk_rows,
+            heartbeat: config.heartbeat(),
+            wiring,
+        })
+    }
+
+    fn session(&self) -> Result<PostgresSource, SourceError> {
+        let w = &self.wiring;
+        let mut s = PostgresSource::new(
+            &self.name,
+            &self.url,
+            self.slot.clone(),
+            self.publication.clone(),
+            w.registry.clone(),
+            w.watermarks.clone(),
+        )?;
+        s.chunk_rows = self.chunk_rows;
+        s.stats = w.stats.clone();
+        s.keep_slot = w.durable;
+        s.heartbeat = self.heartbeat;
+        s.resume = (w.resume)();
+        s.requests = w.requests.clone();
+        Ok(s)
+    }
+}
+
+impl super::Source for Configured {
+    fn record(&self) -> crate::store::SourceRecord {
+        crate::store::SourceRecord {
+            name: self.name.clone(),
+            kind: "postgres".into(),
+            slot: Some(self.slot.clone()),
+            publication: Some(self.publication.clone()),
+        }
+    }
+
+    fn run(
+        &self,
+        out: mpsc::Sender<SourceEvent>,
+        cancel: CancellationToken,
+    ) -> futures_util::future::BoxFuture<'static, Result<(), SourceError>> {
+        let session = self.session();
+        Box::pin(async move { session?.run(out, cancel).await })
+    }
+
+    fn acknowledge_final(&self, position: Position) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(acknowledge_on_shutdown(&self.endpoint, &self.name, &self.slot, position))
+    }
 }
 
 /// Same columns (names, types, order) and key: rows decoded with one read right with the other.
