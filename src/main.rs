@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use opslive::config::{Config, SecretUrl};
 use opslive::pipeline::{ApplyLoop, CHANNEL_CAPACITY};
-use opslive::source::postgres::PostgresSource;
+use opslive::source::{SessionKind, Wiring};
 use opslive::store::Store;
 use opslive::tail::TailWriter;
 use opslive::watermark::Watermarks;
@@ -496,16 +496,20 @@ async fn tail(
         }
     }
     let watermarks = Arc::new(Watermarks::default());
-    // A temporary slot of its own: dropped by the server when tail's session ends.
-    let slot = format!("opslive_tail_{}", std::process::id());
-    let mut pg = PostgresSource::new(name, &sc.url, slot, sc.publication_name(name), registry, watermarks.clone())?;
-    pg.temporary = true;
-    pg.snapshot = snapshot;
-    pg.chunk_rows = sc.snapshot_chunk_rows;
-    pg.capture = capture;
+    // One session of its own, whose server-side state (a temporary slot) ends with it.
+    let wiring = Wiring {
+        registry,
+        watermarks: watermarks.clone(),
+        stats: Arc::default(),
+        requests: Arc::default(),
+        durable: false,
+        resume: Arc::new(|| None),
+        session: SessionKind::OneOff { snapshot, capture },
+    };
+    let source = opslive::source::open(name, sc, wiring)?;
     let cancel = shutdown_token();
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-    let source_task = tokio::spawn(pg.run(tx, cancel.clone()));
+    let source_task = tokio::spawn(source.run(tx, cancel.clone()));
     let (apply, _versions) = ApplyLoop::new(HashMap::from([(Arc::from(name.as_str()), watermarks)]));
     let mut writer = TailWriter::new(std::io::stdout().lock(), filter, !snapshot);
     let stop = cancel.clone();

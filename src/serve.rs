@@ -116,8 +116,15 @@ pub async fn serve_on(
             let (versions, registry, name) = (versions.clone(), registry.clone(), name.clone());
             Arc::new(move || resume_point(&versions.borrow(), &registry, &name))
         };
-        let wiring =
-            Wiring { registry: registry.clone(), watermarks: w, stats: stats.clone(), requests, durable, resume };
+        let wiring = Wiring {
+            registry: registry.clone(),
+            watermarks: w,
+            stats: stats.clone(),
+            requests,
+            durable,
+            resume,
+            session: crate::source::SessionKind::Serving,
+        };
         let source = crate::source::open(name, sc, wiring)?;
         store.register_source(&source.record()).await?;
         running.push((source_name.clone(), source.clone()));

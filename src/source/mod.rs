@@ -55,6 +55,19 @@ pub struct Wiring {
     pub durable: bool,
     /// Where a session may resume, read when it starts (the newest replica's view).
     pub resume: Arc<dyn Fn() -> Option<Resume> + Send + Sync>,
+    pub session: SessionKind,
+}
+
+/// What the sessions are for.
+#[derive(Clone, Debug, Default)]
+pub enum SessionKind {
+    /// `serve`: the configured server-side state (a slot), kept while `durable`.
+    #[default]
+    Serving,
+    /// `tail`: one session whose server-side state is its own and ends with it; a snapshot
+    /// first or only changes from now on; the raw protocol messages recorded in `capture`
+    /// (for decoder tests).
+    OneOff { snapshot: bool, capture: Option<std::path::PathBuf> },
 }
 
 /// A source of the configured kind.

@@ -354,11 +354,16 @@ pub struct Configured {
 
 impl Configured {
     pub fn new(name: &str, config: &SourceConfig, wiring: super::Wiring) -> Result<Configured, SourceError> {
+        let slot = match wiring.session {
+            super::SessionKind::Serving => config.slot_name(name),
+            // A temporary slot, dropped by the server when the session ends.
+            super::SessionKind::OneOff { .. } => format!("opslive_tail_{}", std::process::id()),
+        };
         Ok(Configured {
             name: name.to_string(),
             url: config.url.clone(),
             endpoint: Endpoint::new(name, &config.url)?,
-            slot: config.slot_name(name),
+            slot,
             publication: config.publication_name(name),
             chunk_rows: config.snapshot_chunk_rows,
             heartbeat: config.heartbeat(),
@@ -382,6 +387,11 @@ impl Configured {
         s.heartbeat = self.heartbeat;
         s.resume = (w.resume)();
         s.requests = w.requests.clone();
+        if let super::SessionKind::OneOff { snapshot, capture } = &w.session {
+            s.temporary = true;
+            s.snapshot = *snapshot;
+            s.capture = capture.clone();
+        }
         Ok(s)
     }
 }
