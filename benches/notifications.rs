@@ -44,6 +44,12 @@ async fn contact_point(shop: &Shop, admin: &str, name: &str, kind: &str, setting
     d["createContactPoint"]["id"].as_str().unwrap().to_string()
 }
 
+/// A webhook contact point at the stand-in's `/<name>`.
+async fn webhook(shop: &Shop, admin: &str, standin: &StandIn, name: &str) -> String {
+    let settings = json!({ "url": standin.url(&format!("/{name}")), "secret": "bench-signing-secret-0123" });
+    contact_point(shop, admin, name, "WEBHOOK", settings).await
+}
+
 async fn route(shop: &Shop, admin: &str, points: &[&str]) {
     let policy =
         json!({ "routes": [{ "matchers": [{ "label": "bench", "value": "burst" }], "contactPoints": points }] });
@@ -117,14 +123,7 @@ async fn latency(rounds: usize) {
     let (shop, admin, client) = start().await;
     let standin = StandIn::start().await;
     let smtp = support::smtp::SmtpStandIn::start("opslive", "bench-pass").await;
-    let hook = contact_point(
-        &shop,
-        &admin,
-        "hook",
-        "WEBHOOK",
-        json!({ "url": standin.url("/hook"), "secret": "bench-signing-secret-0123" }),
-    )
-    .await;
+    let hook = webhook(&shop, &admin, &standin, "hook").await;
     let slack = contact_point(&shop, &admin, "slack", "SLACK", json!({ "url": standin.url("/slack/T/B/x") })).await;
     let sms = contact_point(
         &shop,
@@ -212,26 +211,12 @@ async fn latency(rounds: usize) {
     }
 }
 
-/// Notifications per second the fast webhook received, from the commit to its `RULES`th.
+/// Notifications per second the fast webhook received, from its first to its `RULES`th.
 async fn throughput(slow_ms: u64) {
     let (shop, admin, client) = start().await;
     let standin = StandIn::start().await;
-    let fast = contact_point(
-        &shop,
-        &admin,
-        "fast",
-        "WEBHOOK",
-        json!({ "url": standin.url("/fast"), "secret": "bench-signing-secret-0123" }),
-    )
-    .await;
-    let slow = contact_point(
-        &shop,
-        &admin,
-        "slow",
-        "WEBHOOK",
-        json!({ "url": standin.url("/slow"), "secret": "bench-signing-secret-0123" }),
-    )
-    .await;
+    let fast = webhook(&shop, &admin, &standin, "fast").await;
+    let slow = webhook(&shop, &admin, &standin, "slow").await;
     rules(&shop, &admin).await;
     let mut rates = Vec::new();
     for with_slow in [false, true] {

@@ -63,6 +63,12 @@ async fn route_all(shop: &Shop, admin: &str, points: &[&str]) {
     data(shop.addr, admin, "mutation($p: JSON!) { setNotificationPolicy(policy: $p) }", json!({ "p": policy })).await;
 }
 
+/// `setNotificationPolicy` as it answers (refusals included).
+async fn set_policy(shop: &Shop, admin: &str, policy: Json) -> support::graphql::Reply {
+    post(shop.addr, Some(admin), "mutation($p: JSON!) { setNotificationPolicy(policy: $p) }", json!({ "p": policy }))
+        .await
+}
+
 /// A row rule firing for each pending order in the test currency (none in the fixture data).
 async fn test_order_rule(shop: &Shop, admin: &str) -> String {
     let d = data(
@@ -372,13 +378,7 @@ async fn bad_contact_points_and_policies_are_refused_and_nothing_is_stored() {
         assert_eq!(r.json()["errors"][0]["extensions"]["field"], field, "{}", r.text);
     }
     let policy = json!({ "routes": [{ "contactPoints": ["99"] }] });
-    let r = post(
-        shop.addr,
-        Some(&admin),
-        "mutation($p: JSON!) { setNotificationPolicy(policy: $p) }",
-        json!({ "p": policy }),
-    )
-    .await;
+    let r = set_policy(&shop, &admin, policy).await;
     assert_eq!(r.codes(), ["BAD_USER_INPUT"], "{}", r.text);
     assert!(r.text.contains("no contact point 99"), "{}", r.text);
     let d = data(shop.addr, &admin, "{ contactPoints { id } notificationPolicy }", json!({})).await;
@@ -636,13 +636,7 @@ async fn a_route_under_a_mute_timing_records_muted_sends_nothing_and_writes_no_r
             .await;
     assert!(r.text.contains("IANA"), "{}", r.text);
     let dangling = json!({ "routes": [{ "contactPoints": [hook], "muteTimings": ["nope"] }] });
-    let r = post(
-        shop.addr,
-        Some(&admin),
-        "mutation($p: JSON!) { setNotificationPolicy(policy: $p) }",
-        json!({ "p": dangling }),
-    )
-    .await;
+    let r = set_policy(&shop, &admin, dangling).await;
     assert!(
         r.text.contains("routes[0].muteTimings[0]") && r.text.contains("no mute timing named `nope`"),
         "{}",
