@@ -10,19 +10,9 @@ pub enum SourceError {
     /// The database is not set up for CDC; the message says what to change.
     #[error("source `{source_name}` is not ready for change data capture:\n{problems}")]
     Preflight { source_name: String, problems: String },
-    #[error("source `{source_name}`: {context}: {error}")]
-    Sql {
-        source_name: String,
-        context: String,
-        #[source]
-        error: tokio_postgres::Error,
-    },
-    #[error("source `{source_name}`: replication stream: {error}")]
-    Replication {
-        source_name: String,
-        #[source]
-        error: pgwire_replication::PgWireError,
-    },
+    /// PostgreSQL's own failures (a query, the replication stream).
+    #[error(transparent)]
+    Postgres(#[from] crate::source::postgres::PgError),
     #[error("source `{source_name}` sent a message opslive cannot read at {position}: {detail}")]
     Protocol { source_name: String, position: Position, detail: String },
     #[error("source `{source_name}`, table {table}: cannot decode a row at {position}: {detail}")]
@@ -41,11 +31,8 @@ impl SourceError {
     /// lost connections and server restarts yes; configuration and data problems no.
     pub fn is_retryable(&self) -> bool {
         match self {
-            SourceError::Connect { .. } | SourceError::Replication { .. } => true,
-            // Class 57 is the server shutting down or restarting: it comes back.
-            SourceError::Sql { error, .. } => {
-                error.is_closed() || error.as_db_error().is_none_or(|db| db.code().code().starts_with("57"))
-            }
+            SourceError::Connect { .. } => true,
+            SourceError::Postgres(e) => e.is_retryable(),
             SourceError::SnapshotUnstable { .. } => true,
             SourceError::Preflight { .. }
             | SourceError::Protocol { .. }

@@ -10,6 +10,7 @@ mod catalog;
 mod connection;
 mod copy_text;
 mod decode;
+mod error;
 mod held;
 mod pgoutput;
 mod preflight;
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use capture::replay as replay_capture;
 pub use connection::Endpoint;
+pub use error::PgError;
 
 use crate::change::{Position, SourceEvent, SourceName, TableEvent};
 use crate::config::{SecretUrl, SourceConfig};
@@ -114,7 +116,7 @@ impl PostgresSource {
         let mut problems = Vec::new();
         let mut now = Vec::new();
         for spec in &specs {
-            let read = catalog::read_table(&sql, spec, 1).await.map_err(|error| SourceError::Sql {
+            let read = catalog::read_table(&sql, spec, 1).await.map_err(|error| PgError::Sql {
                 source_name: name.clone(),
                 context: format!("reading the catalog for {spec}"),
                 error,
@@ -135,7 +137,7 @@ impl PostgresSource {
             let config = self.endpoint.replication(&self.slot, &self.publication, Lsn(resume.position.0))?;
             let repl = ReplicationClient::connect(config)
                 .await
-                .map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
+                .map_err(|error| PgError::Replication { source_name: name.clone(), error })?;
             tracing::info!(source = %name, slot = %self.slot, position = %resume.position, "resuming the slot; no snapshot needed");
             self.stats.resumes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             send(&out, SourceEvent::Consistent { source: self.name.clone(), position: resume.position }, &name).await?;
@@ -150,7 +152,7 @@ impl PostgresSource {
         let config = self.endpoint.replication(&self.slot, &self.publication, Lsn(0))?;
         let mut repl = ReplicationClient::connect_gated(config)
             .await
-            .map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
+            .map_err(|error| PgError::Replication { source_name: name.clone(), error })?;
         // Connected before the slot exists, so nothing but one round trip separates the
         // snapshot's export from the tables' lock.
         let snap_client = self.endpoint.connect().await?;
@@ -161,7 +163,7 @@ impl PostgresSource {
             snap.shapes(&specs, 1).await?.into_iter().partition(|t| !t.rewritten());
         // The snapshot is imported: the replication session may now start; what it sends
         // waits in its bounded buffer while the tables are copied.
-        repl.start().await.map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
+        repl.start().await.map_err(|error| PgError::Replication { source_name: name.clone(), error })?;
         let position = new_slot.consistent_point;
         tracing::info!(source = %name, slot = %self.slot, consistent_point = %position, "slot created");
         self.stats.snapshots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -194,7 +196,7 @@ impl PostgresSource {
         drop(snap_client);
         send(&out, SourceEvent::Consistent { source: self.name.clone(), position }, &name).await?;
         self.stats.set_connected(true);
-        repl.wait_started().await.map_err(|error| SourceError::Replication { source_name: name.clone(), error })?;
+        repl.wait_started().await.map_err(|error| PgError::Replication { source_name: name.clone(), error })?;
         self.stream(sql, Started { repl, tables, position, resync }, out, cancel).await
     }
 
@@ -480,12 +482,13 @@ impl Monitor<'_> {
                     }
                 }
                 Err(e) if going_away(&e) => {
-                    return SourceError::Sql {
+                    return PgError::Sql {
                         source_name: self.source_name.to_string(),
                         context: "the server ended the monitoring connection (shutting down?); letting go of the slot"
                             .into(),
                         error: e,
-                    };
+                    }
+                    .into();
                 }
                 // The stream notices other trouble itself; this only feeds metrics.
                 Err(e) => tracing::debug!(error = %e, "cannot read the server's WAL position"),

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use tokio_postgres::Client;
 
+use super::PgError;
 use crate::error::SourceError;
 use crate::error::describe_pg_error;
 use crate::registry::{TableSpec, quote_ident};
 
 /// Server-level checks: `wal_level`, replication privilege, free slots.
 pub async fn check_server(client: &Client, source_name: &str, user_slot: &str) -> Result<(), SourceError> {
-    let sql =
-        |error, context: &str| SourceError::Sql { source_name: source_name.into(), context: context.into(), error };
+    let sql = |error, context: &str| PgError::Sql { source_name: source_name.into(), context: context.into(), error };
     let row = client
         .query_one(
             "SELECT current_setting('wal_level'), \
@@ -78,7 +78,7 @@ pub async fn ensure_publication(
     publication: &str,
     tables: &[Arc<TableSpec>],
 ) -> Result<(), SourceError> {
-    let sql = |error, context: String| SourceError::Sql { source_name: source_name.into(), context, error };
+    let sql = |error, context: String| PgError::Sql { source_name: source_name.into(), context, error };
     let pub_row = client
         .query_opt(
             "SELECT pubinsert AND pubupdate AND pubdelete AND pubtruncate FROM pg_publication WHERE pubname = $1",

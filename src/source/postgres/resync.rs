@@ -13,6 +13,7 @@ use std::sync::Arc;
 use pgwire_replication::{Lsn, ReplicationClient};
 use tokio::sync::mpsc;
 
+use super::PgError;
 use super::catalog::PgTable;
 use super::connection::Endpoint;
 use super::snapshot::SnapshotTx;
@@ -55,7 +56,7 @@ pub async fn run(job: Job) -> Result<Resynced, SourceError> {
     let config = job.endpoint.replication(&temp_slot, &job.publication, Lsn(0))?;
     let mut repl = ReplicationClient::connect_gated(config)
         .await
-        .map_err(|error| SourceError::Replication { source_name: name.into(), error })?;
+        .map_err(|error| PgError::Replication { source_name: name.into(), error })?;
     let client = job.endpoint.connect().await?;
     // A table added to the configuration at run time is not published yet. Added before the
     // consistent point, so every change after it reaches the stream.

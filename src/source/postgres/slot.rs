@@ -9,6 +9,7 @@
 use pgwire_replication::ReplicationClient;
 use tokio_postgres::Client;
 
+use super::PgError;
 use crate::change::Position;
 use crate::error::SourceError;
 
@@ -48,7 +49,7 @@ async fn drop(client: &Client, source_name: &str, slot: &str) -> Result<(), Sour
 }
 
 fn sql_error(source_name: &str, context: &str, error: tokio_postgres::Error) -> SourceError {
-    SourceError::Sql { source_name: source_name.into(), context: context.into(), error }
+    PgError::Sql { source_name: source_name.into(), context: context.into(), error }.into()
 }
 
 /// Drops `slot` if it exists and no one is using it.
@@ -106,7 +107,7 @@ pub async fn create(
     let rows = repl
         .simple_query(&cmd)
         .await
-        .map_err(|error| SourceError::Replication { source_name: source_name.into(), error })?;
+        .map_err(|error| PgError::Replication { source_name: source_name.into(), error })?;
     let text = |i: usize| -> Option<String> {
         rows.first()?.get(i)?.as_ref().map(|b| String::from_utf8_lossy(b).into_owned())
     };

@@ -8,6 +8,7 @@ use futures_util::{StreamExt, pin_mut};
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
+use super::PgError;
 use super::catalog::{PgTable, TableProblems, read_table};
 use super::copy_text::{CopyError, LineBuffer, split_fields};
 use super::text;
@@ -24,7 +25,7 @@ pub struct SnapshotTx<'a> {
 
 impl SnapshotTx<'_> {
     fn sql(&self, context: String) -> impl FnOnce(tokio_postgres::Error) -> SourceError + '_ {
-        move |error| SourceError::Sql { source_name: self.source_name.into(), context, error }
+        move |error| PgError::Sql { source_name: self.source_name.into(), context, error }.into()
     }
 
     /// Opens the transaction on `snapshot_name` (or on a fresh snapshot when `None`) and locks

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use smallvec::{SmallVec, smallvec};
 
+use super::PgError;
 use super::capture::Capture;
 use super::decode::{DecodeError, Decoded, Decoder};
 use super::held::{Held, HeldTx, Route};
@@ -99,7 +100,7 @@ impl Stream {
             let event = match event {
                 Ok(Some(ev)) => ev,
                 Ok(None) => break,
-                Err(error) => return Err(SourceError::Replication { source_name: name.to_string(), error }),
+                Err(error) => return Err(PgError::Replication { source_name: name.to_string(), error }.into()),
             };
             match event {
                 ReplicationEvent::Begin { final_lsn, xid, commit_time_micros } => {

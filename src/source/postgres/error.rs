@@ -1,0 +1,31 @@
+//! PostgreSQL's own failures — a query, the replication stream — and which of them may pass
+//! on their own (a lost connection, a server shutting down or restarting), for the supervisor.
+
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error("source `{source_name}`: {context}: {error}")]
+    Sql {
+        source_name: String,
+        context: String,
+        #[source]
+        error: tokio_postgres::Error,
+    },
+    #[error("source `{source_name}`: replication stream: {error}")]
+    Replication {
+        source_name: String,
+        #[source]
+        error: pgwire_replication::PgWireError,
+    },
+}
+
+impl PgError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PgError::Replication { .. } => true,
+            // Class 57 is the server shutting down or restarting: it comes back.
+            PgError::Sql { error, .. } => {
+                error.is_closed() || error.as_db_error().is_none_or(|db| db.code().code().starts_with("57"))
+            }
+        }
+    }
+}
