@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use opslive::sim::{SimOptions, SimStats};
 use serde_json::{Value as Json, json};
+use support::alerting::INSERT_TEST_ORDER;
 use support::graphql::{SECRET, data, fixture_policy, token};
 use support::serve::Serve;
 use support::ws::{TRANSPORT_WS, WsClient};
@@ -38,8 +39,6 @@ fn env_or(name: &str, default: usize) -> usize {
 }
 
 const VARIANTS: [&str; 2] = ["plain", "engines"];
-const TEST_ORDER: &str = "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, \
-     item_count) SELECT 'phone', min(id), 'pending', 5.00, 'XTS', 'WH-BER', 'eu', 1 FROM customers RETURNING id";
 
 /// The configuration of one variant: its own slot, publication, app database and checkpoint.
 fn write_config(root: &Path, url: &str, app_url: &str, variant: &str) -> PathBuf {
@@ -416,7 +415,7 @@ async fn main() {
     let mut resolve_rows = Vec::new();
     let mut resolve_kpi = Vec::new();
     for _ in 0..alerts_n {
-        let id: i64 = sql.query_one(TEST_ORDER, &[]).await.unwrap().get(0);
+        let id: i64 = sql.query_one(&format!("{INSERT_TEST_ORDER} RETURNING id"), &[]).await.unwrap().get(0);
         let committed_at = Instant::now();
         let id_text = id.to_string();
         let key = json!([id_text]).to_string();

@@ -23,6 +23,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
+use support::alerting::INSERT_TEST_ORDER;
 use support::graphql::{Shop, data, fixture_policy, token};
 use support::standin::{Answer, StandIn};
 
@@ -74,14 +75,7 @@ async fn rules(shop: &Shop, admin: &str) {
 
 /// Inserts the test order; returns its id and the instant its commit returned.
 async fn burst(client: &tokio_postgres::Client) -> (i64, Instant) {
-    let row = client
-        .query_one(
-            "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count) \
-             SELECT 'phone', min(id), 'pending', 5.00, 'XTS', 'WH-BER', 'eu', 1 FROM customers RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap();
+    let row = client.query_one(&format!("{INSERT_TEST_ORDER} RETURNING id"), &[]).await.unwrap();
     (row.get(0), Instant::now())
 }
 
@@ -119,6 +113,12 @@ async fn start() -> (Shop, String, tokio_postgres::Client) {
     (shop, admin, client)
 }
 
+/// How many messages each channel's stand-in has: webhook, Slack, Twilio, email.
+fn received(standin: &StandIn, smtp: &support::smtp::SmtpStandIn) -> [usize; 4] {
+    let http = |prefix: &str| standin.received(prefix).len();
+    [http("/hook"), http("/slack/"), http("/twilio/"), smtp.mails().len()]
+}
+
 async fn latency(rounds: usize) {
     let (shop, admin, client) = start().await;
     let standin = StandIn::start().await;
@@ -150,21 +150,11 @@ async fn latency(rounds: usize) {
     let channels = ["webhook", "slack", "twilio", "email"];
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); channels.len()];
     for round in 0..rounds {
-        let seen = [
-            standin.received("/hook").len(),
-            standin.received("/slack/").len(),
-            standin.received("/twilio/").len(),
-            smtp.mails().len(),
-        ];
+        let seen = received(&standin, &smtp);
         let (order, committed) = burst(&client).await;
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
-            let now = [
-                standin.received("/hook").len(),
-                standin.received("/slack/").len(),
-                standin.received("/twilio/").len(),
-                smtp.mails().len(),
-            ];
+            let now = received(&standin, &smtp);
             if now.iter().zip(seen).all(|(n, s)| *n >= s + RULES) {
                 break;
             }
@@ -183,12 +173,7 @@ async fn latency(rounds: usize) {
         client.execute("UPDATE orders SET status = 'paid' WHERE id = $1", &[&order]).await.unwrap();
         let want = [seen[0] + 2 * RULES, seen[1] + 2 * RULES, seen[2] + 2 * RULES, seen[3] + 2 * RULES];
         loop {
-            let now = [
-                standin.received("/hook").len(),
-                standin.received("/slack/").len(),
-                standin.received("/twilio/").len(),
-                smtp.mails().len(),
-            ];
+            let now = received(&standin, &smtp);
             if now.iter().zip(want).all(|(n, w)| *n >= w) {
                 break;
             }

@@ -16,12 +16,10 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
+use support::alerting::INSERT_TEST_ORDER;
 use support::graphql::{Shop, data, fixture_policy, token};
 use support::serve::Serve;
 use tokio::sync::{Notify, RwLock};
-
-const INSERT_TEST_ORDER: &str = "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, \
-     item_count) SELECT 'phone', min(id), 'pending', 5.00, 'XTS', 'WH-BER', 'eu', 1 FROM customers";
 
 fn epoch() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()

@@ -8,6 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
+use support::alerting::INSERT_TEST_ORDER;
 use support::graphql::{Shop, data, fixture_policy, post, token};
 use support::ws::{TRANSPORT_WS, WsClient};
 
@@ -59,9 +60,6 @@ fn lsn(text: &str) -> u64 {
 async fn current_lsn(client: &tokio_postgres::Client) -> u64 {
     lsn(&client.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).await.unwrap().get::<_, String>(0))
 }
-
-const INSERT_TEST_ORDER: &str = "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, \
-     item_count) SELECT 'phone', min(id), 'pending', 5.00, 'XTS', 'WH-BER', 'eu', 1 FROM customers";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kpi_rule_fires_on_the_crossing_transaction_is_acknowledged_and_resolves() {

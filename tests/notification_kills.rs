@@ -32,6 +32,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value as Json, json};
+use support::alerting::{INSERT_TEST_ORDER, test_order_rule};
 use support::graphql::{Shop, data, fixture_policy, token};
 use support::standin::{Answer, Received, StandIn};
 
@@ -72,19 +73,6 @@ async fn route_qa(shop: &Shop, admin: &str, point: &str) {
     data(shop.addr, admin, "mutation($p: JSON!) { setNotificationPolicy(policy: $p) }", json!({ "p": policy })).await;
 }
 
-/// A row rule firing for each pending order in the test currency (none in the fixture data).
-async fn test_order_rule(shop: &Shop, admin: &str) {
-    data(
-        shop.addr,
-        admin,
-        "mutation($input: AlertRuleInput!) { createAlertRule(input: $input) { id } }",
-        json!({ "input": { "name": "Test order pending", "severity": "CRITICAL", "labels": { "team": "qa" },
-                           "summary": "order {{id}} waits", "rows": { "table": "orders",
-                           "filter": { "currency": { "eq": "XTS" }, "status": { "eq": "pending" } } } } }),
-    )
-    .await;
-}
-
 /// One committed change to the source, `after` the previous one.
 enum Write {
     Insert,
@@ -99,15 +87,7 @@ async fn commit(client: Arc<tokio_postgres::Client>, writes: Vec<(Duration, Writ
         tokio::time::sleep(after).await;
         match write {
             Write::Insert => {
-                let row = client
-                    .query_one(
-                        "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, \
-                         item_count) SELECT 'phone', min(id), 'pending', 5.00, 'XTS', 'WH-BER', 'eu', 1 \
-                         FROM customers RETURNING id",
-                        &[],
-                    )
-                    .await
-                    .unwrap();
+                let row = client.query_one(&format!("{INSERT_TEST_ORDER} RETURNING id"), &[]).await.unwrap();
                 inserted.push(row.get(0));
             }
             Write::Pay(id) => {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{Value as Json, json};
+use support::alerting::{INSERT_TEST_ORDER, test_order_rule};
 use support::graphql::{Shop, data, fixture_policy, post, token};
 use support::standin::{Answer, Received, StandIn};
 
@@ -58,6 +59,13 @@ async fn contact_point(shop: &Shop, admin: &str, name: &str, kind: &str, setting
     d["createContactPoint"]["id"].as_str().expect("an id").to_string()
 }
 
+/// A Twilio contact point at the stand-in, sending from +4930123456 to `to`.
+async fn twilio(shop: &Shop, admin: &str, standin: &StandIn, to: &[&str]) -> String {
+    let settings = json!({ "baseUrl": standin.url("/twilio/"), "accountSid": SID, "authToken": TWILIO_TOKEN,
+                           "from": "+4930123456", "to": to });
+    contact_point(shop, admin, "QA on call", "TWILIO", settings).await
+}
+
 async fn route_all(shop: &Shop, admin: &str, points: &[&str]) {
     let policy = json!({ "routes": [{ "matchers": [{ "label": "team", "value": "qa" }], "contactPoints": points }] });
     data(shop.addr, admin, "mutation($p: JSON!) { setNotificationPolicy(policy: $p) }", json!({ "p": policy })).await;
@@ -69,28 +77,9 @@ async fn set_policy(shop: &Shop, admin: &str, policy: Json) -> support::graphql:
         .await
 }
 
-/// A row rule firing for each pending order in the test currency (none in the fixture data).
-async fn test_order_rule(shop: &Shop, admin: &str) -> String {
-    let d = data(
-        shop.addr,
-        admin,
-        "mutation($input: AlertRuleInput!) { createAlertRule(input: $input) { id } }",
-        json!({ "input": { "name": "Test order pending", "severity": "CRITICAL", "labels": { "team": "qa" },
-                           "summary": "order {{id}} waits", "rows": { "table": "orders",
-                           "filter": { "currency": { "eq": "XTS" }, "status": { "eq": "pending" } } } } }),
-    )
-    .await;
-    d["createAlertRule"]["id"].as_str().unwrap().to_string()
-}
-
 async fn insert_test_order(client: &tokio_postgres::Client) -> (i64, u64) {
     let row = client
-        .query_one(
-            "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count) \
-             SELECT 'phone', min(id), 'pending', 5.00, 'XTS', 'WH-BER', 'eu', 1 FROM customers \
-             RETURNING id, pg_current_wal_insert_lsn()::text",
-            &[],
-        )
+        .query_one(&format!("{INSERT_TEST_ORDER} RETURNING id, pg_current_wal_insert_lsn()::text"), &[])
         .await
         .unwrap();
     (row.get(0), lsn(&row.get::<_, String>(1)))
@@ -135,15 +124,7 @@ async fn a_firing_alert_reaches_slack_twilio_and_a_webhook_with_its_provenance_a
     let hook = qa_hook(&shop, &admin, &standin).await;
     let slack =
         contact_point(&shop, &admin, "QA Slack", "SLACK", json!({ "url": standin.url("/slack/T000/B000/XXXX") })).await;
-    let sms = contact_point(
-        &shop,
-        &admin,
-        "QA on call",
-        "TWILIO",
-        json!({ "baseUrl": standin.url("/twilio/"), "accountSid": SID, "authToken": TWILIO_TOKEN,
-                "from": "+4930123456", "to": ["+4915112345678", "+4915187654321"] }),
-    )
-    .await;
+    let sms = twilio(&shop, &admin, &standin, &["+4915112345678", "+4915187654321"]).await;
     // Secrets are write-only: nothing of them comes back.
     let listed =
         post(shop.addr, Some(&admin), "{ contactPoints { id name kind settings secretsSet } }", json!({})).await;
@@ -681,15 +662,7 @@ async fn a_route_under_a_mute_timing_records_muted_sends_nothing_and_writes_no_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_twilio_retry_after_a_later_recipient_failed_sends_only_to_those_without_a_message() {
     let (standin, shop, admin, client) = setup("").await;
-    let sms = contact_point(
-        &shop,
-        &admin,
-        "QA on call",
-        "TWILIO",
-        json!({ "baseUrl": standin.url("/twilio/"), "accountSid": SID, "authToken": TWILIO_TOKEN,
-                "from": "+4930123456", "to": ["+4915100000001", "+4915100000002", "+4915100000003"] }),
-    )
-    .await;
+    let sms = twilio(&shop, &admin, &standin, &["+4915100000001", "+4915100000002", "+4915100000003"]).await;
     route_all(&shop, &admin, &[&sms]).await;
     // The first recipient's message is taken, the second's fails (500), then all is well.
     let created = r#"{"sid":"SM00000000000000000000000000000001","status":"queued"}"#;

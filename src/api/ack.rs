@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value as JsonValue, json};
 
-use crate::alert::runtime::AlertHub;
+use crate::alert::runtime::{AlertBoard, AlertHub};
 use crate::alert::{Ack, AlertState, Instance, RuleId};
 use crate::auth::Authenticator;
 use crate::notify::ack::{AckKey, AckTicket};
@@ -54,23 +54,13 @@ impl AckApi {
         self.key.open(token).map_err(|e| refusal(StatusCode::BAD_REQUEST, e.to_string()))
     }
 
-    /// The alert the ticket names, as the board holds it now, and whether it is still the
-    /// firing the ticket was made for.
-    fn view(&self, ticket: &AckTicket, instance: Option<&Instance>) -> Result<JsonValue, Answer> {
-        let board = self.alerts.current();
+    /// The alert the ticket names, as `board` holds it; `current` is the instance when it is
+    /// still the firing the ticket was made for (see [`firing`]).
+    fn view(&self, board: &AlertBoard, ticket: &AckTicket, current: Option<&Instance>) -> Result<JsonValue, Answer> {
         let rule = board
             .rules
             .get(&RuleId(ticket.rule))
             .ok_or_else(|| refusal(StatusCode::NOT_FOUND, "the alert rule this message was about has been deleted"))?;
-        let looked_up;
-        let instance = match instance {
-            Some(i) => Some(i),
-            None => {
-                looked_up = board.instances.get(&(RuleId(ticket.rule), ticket.instance.clone())).cloned();
-                looked_up.as_deref()
-            }
-        };
-        let current = instance.filter(|i| i.since == ticket.since && i.state == AlertState::Firing);
         let d = &rule.record.definition;
         Ok(json!({
             "ruleId": ticket.rule.to_string(),
@@ -113,12 +103,24 @@ impl AckApi {
     }
 }
 
+/// The ticket's instance on `board` while it is still the firing the ticket was made for: not
+/// resolved, and not fired again since (a later firing has another `since`).
+fn firing<'b>(board: &'b AlertBoard, ticket: &AckTicket) -> Option<&'b Instance> {
+    let instance = board.instances.get(&(RuleId(ticket.rule), ticket.instance.clone()))?;
+    is_firing(instance, ticket).then_some(&**instance)
+}
+
+fn is_firing(instance: &Instance, ticket: &AckTicket) -> bool {
+    instance.since == ticket.since && instance.state == AlertState::Firing
+}
+
 async fn read(State(api): State<Arc<AckApi>>, Query(ticket): Query<Ticket>) -> Answer {
     let ticket = match api.open(&ticket.t) {
         Ok(t) => t,
         Err(refused) => return refused,
     };
-    match api.view(&ticket, None) {
+    let board = api.alerts.current();
+    match api.view(&board, &ticket, firing(&board, &ticket)) {
         Ok(view) => (StatusCode::OK, Json(json!({ "alert": view }))),
         Err(refused) => refused,
     }
@@ -130,12 +132,8 @@ async fn acknowledge(State(api): State<Arc<AckApi>>, headers: HeaderMap, Json(bo
         Err(refused) => return refused,
     };
     let board = api.alerts.current();
-    let current = board
-        .instances
-        .get(&(RuleId(ticket.rule), ticket.instance.clone()))
-        .filter(|i| i.since == ticket.since && i.state == AlertState::Firing);
-    let Some(current) = current else {
-        return match api.view(&ticket, None) {
+    let Some(current) = firing(&board, &ticket) else {
+        return match api.view(&board, &ticket, None) {
             Ok(view) => (
                 StatusCode::CONFLICT,
                 Json(
@@ -146,7 +144,7 @@ async fn acknowledge(State(api): State<Arc<AckApi>>, headers: HeaderMap, Json(bo
         };
     };
     if current.acknowledged.is_some() {
-        return match api.view(&ticket, Some(current)) {
+        return match api.view(&board, &ticket, Some(current)) {
             Ok(view) => (StatusCode::OK, Json(json!({ "alert": view, "already": true }))),
             Err(refused) => refused,
         };
@@ -162,7 +160,7 @@ async fn acknowledge(State(api): State<Arc<AckApi>>, headers: HeaderMap, Json(bo
         note: Some(note.unwrap_or_else(|| "acknowledged from the notification".to_string())),
     };
     match api.alerts.acknowledge(RuleId(ticket.rule), ticket.instance.clone(), ack).await {
-        Ok(instance) => match api.view(&ticket, Some(&instance)) {
+        Ok(instance) => match api.view(&board, &ticket, Some(&instance).filter(|i| is_firing(i, &ticket))) {
             Ok(view) => (StatusCode::OK, Json(json!({ "alert": view, "already": false }))),
             Err(refused) => refused,
         },

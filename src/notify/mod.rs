@@ -144,7 +144,7 @@ impl Notifier {
             // What was written already, so a reminder is written once, not on every tick. Only
             // reminders due now are kept: each is due until the next one of its alert replaces
             // it, or the alert stops firing, and is never due again after that.
-            let mut written = std::collections::HashSet::new();
+            let mut written: std::collections::HashSet<String> = std::collections::HashSet::new();
             loop {
                 let now = chrono::Utc::now().timestamp_micros();
                 let due = {
@@ -152,14 +152,15 @@ impl Notifier {
                     let board = board.borrow_and_update().clone();
                     reminders(&routing, &board, now)
                 };
-                let due_keys: std::collections::HashSet<String> = due.iter().map(Outgoing::idempotency_key).collect();
-                written.retain(|k| due_keys.contains(k));
-                let fresh: Vec<Outgoing> =
-                    due.into_iter().filter(|o| !written.contains(&o.idempotency_key())).collect();
+                let due: Vec<(String, Outgoing)> = due.into_iter().map(|o| (o.idempotency_key(), o)).collect();
+                let due_keys: std::collections::HashSet<&str> = due.iter().map(|(k, _)| k.as_str()).collect();
+                written.retain(|k| due_keys.contains(k.as_str()));
+                let (keys, fresh): (Vec<String>, Vec<Outgoing>) =
+                    due.into_iter().filter(|(k, _)| !written.contains(k)).unzip();
                 if !fresh.is_empty() {
                     match store.enqueue_all(&fresh).await {
                         Ok(()) => {
-                            written.extend(fresh.iter().map(Outgoing::idempotency_key));
+                            written.extend(keys);
                             self::wake(&lanes);
                         }
                         Err(e) => tracing::warn!(error = %e, "cannot write reminders; trying again"),

@@ -44,6 +44,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset of this module
 
+pub mod alerting;
 pub mod graphql;
 pub mod http;
 pub mod pipeline;

@@ -3,6 +3,7 @@
 "use client";
 import { useState } from "react";
 import { graphqlRequest } from "@/lib/http/graphqlRequest";
+import { attempt, errorText } from "@/lib/http/attempt";
 import type { OneShot } from "@/lib/http/useOneShot";
 import type { ResultOf } from "@/lib/graphql/graphql";
 import { CreateContactPoint, DeleteContactPoint, TestContactPoint, UpdateContactPoint, type ContactPoint, type ContactPoints } from "./documents";
@@ -15,15 +16,9 @@ export function ContactPointsPanel({ token, points }: { token: string; points: O
   const [error, setError] = useState<string | null>(null);
   const [tests, setTests] = useState<Record<string, string>>({});
   const run = async (action: () => Promise<unknown>) => {
-    try {
-      await action();
-      setError(null);
-      points.reload();
-      return true;
-    } catch (e) {
-      setError(e instanceof Error ? e.message : String(e));
-      return false;
-    }
+    const ok = await attempt(action, setError);
+    if (ok) points.reload();
+    return ok;
   };
   const save = async (e: Editing) => {
     const input = { name: e.name, kind: e.kind, settings: settingsFromForm(e.kind, e.values) };
@@ -36,7 +31,7 @@ export function ContactPointsPanel({ token, points }: { token: string; points: O
       const { testContactPoint: r } = await graphqlRequest(token, TestContactPoint, { id: p.id });
       setTests((t) => ({ ...t, [p.id]: r.ok ? "delivered" : `${r.temporary ? "failed for now" : "refused"}: ${r.error ?? ""}` }));
     } catch (e) {
-      setTests((t) => ({ ...t, [p.id]: e instanceof Error ? e.message : String(e) }));
+      setTests((t) => ({ ...t, [p.id]: errorText(e) }));
     }
   };
   const list = points.data?.contactPoints ?? [];

@@ -4,6 +4,7 @@
 "use client";
 import { useState } from "react";
 import { graphqlRequest } from "@/lib/http/graphqlRequest";
+import { attempt } from "@/lib/http/attempt";
 import type { OneShot } from "@/lib/http/useOneShot";
 import type { ResultOf } from "@/lib/graphql/graphql";
 import { DeleteMuteTiming, SetMuteTiming, type MuteTimings } from "./documents";
@@ -18,13 +19,9 @@ export function MuteTimingsPanel({ token, timings, onChange }: { token: string; 
   const [error, setError] = useState<string | null>(null);
   const list = (timings.data?.muteTimings ?? []) as MuteTiming[];
   const run = async (action: () => Promise<unknown>) => {
-    try {
-      await action();
-      setError(null);
+    if (await attempt(action, setError)) {
       timings.reload();
       onChange();
-    } catch (e) {
-      setError(e instanceof Error ? e.message : String(e));
     }
   };
   const save = () => {

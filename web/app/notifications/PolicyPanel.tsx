@@ -4,6 +4,7 @@
 "use client";
 import { useEffect, useState } from "react";
 import { graphqlRequest } from "@/lib/http/graphqlRequest";
+import { attempt, errorText } from "@/lib/http/attempt";
 import type { OneShot } from "@/lib/http/useOneShot";
 import type { ResultOf } from "@/lib/graphql/graphql";
 import { SetPolicy, type ContactPoint, type Policy } from "./documents";
@@ -23,15 +24,11 @@ export function PolicyPanel({ token, policy, points }: { token: string; policy: 
     try {
       parsed = JSON.parse(text);
     } catch (e) {
-      return setError(`Not JSON: ${e instanceof Error ? e.message : String(e)}`);
+      return setError(`Not JSON: ${errorText(e)}`);
     }
-    try {
-      await graphqlRequest(token, SetPolicy, { policy: parsed });
-      setError(null);
+    if (await attempt(() => graphqlRequest(token, SetPolicy, { policy: parsed }), setError)) {
       setEditing(false);
       policy.reload();
-    } catch (e) {
-      setError(e instanceof Error ? e.message : String(e));
     }
   };
   return (
