@@ -14,15 +14,18 @@ pub use crate::registry::SourceName;
 use crate::registry::{TableId, TableSchema};
 use crate::value::Value;
 
-/// A point in one source's history. PostgreSQL: the commit's `end_lsn`.
+/// A point in one source's history, ordered within the source. PostgreSQL: the commit's
+/// `end_lsn`. MariaDB: the binlog file's number in the high 32 bits and the offset just after
+/// the commit event in the low ones. Its text is `X/Y`, both halves in hex, for every kind
+/// (PostgreSQL's own LSN notation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Position(pub u64);
 
 impl Position {
     pub const ZERO: Position = Position(0);
 
-    /// Parses PostgreSQL's `X/Y` LSN text.
-    pub fn parse_lsn(s: &str) -> Option<Position> {
+    /// Parses the `X/Y` text.
+    pub fn parse(s: &str) -> Option<Position> {
         let (hi, lo) = s.trim().split_once('/')?;
         let hi = u64::from_str_radix(hi, 16).ok()?;
         let lo = u64::from_str_radix(lo, 16).ok()?;
@@ -167,11 +170,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lsn_text_round_trips() {
-        let p = Position::parse_lsn("16/B374D848").unwrap();
+    fn position_text_round_trips() {
+        let p = Position::parse("16/B374D848").unwrap();
         assert_eq!(p.0, 0x16_B374_D848);
         assert_eq!(p.to_string(), "16/B374D848");
-        assert_eq!(Position::parse_lsn("0/0"), Some(Position::ZERO));
-        assert_eq!(Position::parse_lsn("nonsense"), None);
+        assert_eq!(Position::parse("0/0"), Some(Position::ZERO));
+        assert_eq!(Position::parse("nonsense"), None);
     }
 }

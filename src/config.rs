@@ -123,7 +123,8 @@ fn default_oidc_scopes() -> String {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppDatabase {
-    /// Default: the first source's server, database `opslive`.
+    /// Default: the first PostgreSQL source's server, database `opslive`. Required when no
+    /// source is PostgreSQL.
     pub url: Option<SecretUrl>,
 }
 
@@ -233,16 +234,20 @@ fn default_heartbeat() -> f64 {
     10.0
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    Postgres,
+/// `[sources.NAME]`: one database to read changes from; `kind` says which, and which keys apply.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SourceConfig {
+    /// PostgreSQL through logical replication (`pgoutput`).
+    Postgres(PostgresConfig),
+    /// MariaDB through its row binlog.
+    Mariadb(MariadbConfig),
 }
 
+/// `kind = "postgres"`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SourceConfig {
-    pub kind: SourceKind,
+pub struct PostgresConfig {
     /// `postgres://user:password@host:port/database`
     pub url: SecretUrl,
     /// Replication slot; default `opslive_<source>`.
@@ -256,13 +261,52 @@ pub struct SourceConfig {
     /// slot advances while the watched tables are quiet; 0 turns them off.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_seconds: f64,
+    /// `schema.table`, or `table` in `public`.
     pub tables: Vec<TableConfig>,
+}
+
+/// `kind = "mariadb"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MariadbConfig {
+    /// `mysql://user:password@host:port/database` (or `mariadb://`); the database is where
+    /// tables named without one live.
+    pub url: SecretUrl,
+    /// The replica id the binlog stream registers with: unique among everything replicating
+    /// from the server. Default: derived from the source's name.
+    pub server_id: Option<u32>,
+    /// Rows per snapshot chunk handed to the replica.
+    #[serde(default = "default_snapshot_chunk")]
+    pub snapshot_chunk_rows: usize,
+    /// Seconds between the server's binlog heartbeats while nothing is written, so a quiet
+    /// source still reports that it is current; 0 turns them off.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_seconds: f64,
+    /// `database.table`, or `table` in the URL's database.
+    pub tables: Vec<TableConfig>,
+}
+
+/// Which kind of database a source is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Postgres,
+    Mariadb,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Postgres => "postgres",
+            SourceKind::Mariadb => "mariadb",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TableConfig {
-    /// `schema.table`, or `table` in `public`.
+    /// `schema.table` (a database for MariaDB), or `table` in the source's default: `public`
+    /// for PostgreSQL, the URL's database for MariaDB.
     pub table: String,
     /// Name in GraphQL and `tail`; default: the table name. Unique across sources.
     pub name: Option<String>,
@@ -340,28 +384,53 @@ impl Config {
                     message: "source names must be lowercase letters, digits and _".into(),
                 });
             }
-            for (k, v) in [("slot", source.slot_name(name)), ("publication", source.publication_name(name))] {
-                if !is_simple_identifier(&v) || v.len() > 63 {
-                    return Err(ConfigError::Key {
-                        key: key(k),
-                        message: format!("`{v}` must be at most 63 lowercase letters, digits and _"),
-                    });
+            match source {
+                SourceConfig::Postgres(pg) => {
+                    for (k, v) in [("slot", pg.slot_name(name)), ("publication", pg.publication_name(name))] {
+                        if !is_simple_identifier(&v) || v.len() > 63 {
+                            return Err(ConfigError::Key {
+                                key: key(k),
+                                message: format!("`{v}` must be at most 63 lowercase letters, digits and _"),
+                            });
+                        }
+                    }
+                    if !matches!(pg.url.0.scheme(), "postgres" | "postgresql") {
+                        return Err(ConfigError::Key {
+                            key: key("url"),
+                            message: format!("expected a postgres:// URL, got {}", pg.url),
+                        });
+                    }
+                }
+                SourceConfig::Mariadb(m) => {
+                    if !matches!(m.url.0.scheme(), "mysql" | "mariadb") {
+                        return Err(ConfigError::Key {
+                            key: key("url"),
+                            message: format!("expected a mysql:// URL, got {}", m.url),
+                        });
+                    }
+                    if m.server_id == Some(0) {
+                        return Err(ConfigError::Key {
+                            key: key("server_id"),
+                            message: "0 is not a replica id: use 1 to 4294967295".into(),
+                        });
+                    }
+                    if m.database().is_none() && m.tables.iter().any(|t| !t.table.contains('.')) {
+                        return Err(ConfigError::Key {
+                            key: key("url"),
+                            message: "name the database in the URL (`mysql://…/helpdesk`), or every table as `database.table`"
+                                .into(),
+                        });
+                    }
                 }
             }
-            if !matches!(source.url.0.scheme(), "postgres" | "postgresql") {
-                return Err(ConfigError::Key {
-                    key: key("url"),
-                    message: format!("expected a postgres:// URL, got {}", source.url),
-                });
-            }
-            if source.tables.is_empty() {
+            if source.tables().is_empty() {
                 return Err(ConfigError::Key { key: key("tables"), message: "list at least one table".into() });
             }
-            if source.snapshot_chunk_rows == 0 {
+            if source.snapshot_chunk_rows() == 0 {
                 return Err(ConfigError::Key { key: key("snapshot_chunk_rows"), message: "must be at least 1".into() });
             }
-            for (i, t) in source.tables.iter().enumerate() {
-                let (schema, table) = t.schema_and_table();
+            for (i, t) in source.tables().iter().enumerate() {
+                let (schema, table) = t.schema_and_table(source.default_schema());
                 let tkey = |k: &str| format!("sources.{name}.tables[{i}].{k}");
                 if schema.is_empty() || table.is_empty() || t.table.matches('.').count() > 1 {
                     return Err(ConfigError::Key {
@@ -369,7 +438,7 @@ impl Config {
                         message: format!("`{}` is not `schema.table` or `table`", t.table),
                     });
                 }
-                let gql = t.graphql_name();
+                let gql = t.graphql_name(source.default_schema());
                 if !is_graphql_name(&gql) {
                     return Err(ConfigError::Key {
                         key: tkey("name"),
@@ -399,7 +468,9 @@ impl Config {
         self.registry()?;
         if let Some(app) = self.app_database_url() {
             for (name, source) in &self.sources {
-                if same_database(&app.0, &source.url.0) {
+                if let SourceConfig::Postgres(pg) = source
+                    && same_database(&app.0, &pg.url.0)
+                {
                     return Err(ConfigError::Key {
                         key: "app_database.url".into(),
                         message: format!(
@@ -408,6 +479,11 @@ impl Config {
                     });
                 }
             }
+        } else if !self.sources.is_empty() {
+            return Err(ConfigError::Key {
+                key: "app_database.url".into(),
+                message: "no PostgreSQL source to keep opslive's own state beside: set app_database.url to a PostgreSQL database (postgres://…/opslive)".into(),
+            });
         }
         Ok(())
     }
@@ -416,13 +492,13 @@ impl Config {
     pub fn registry(&self) -> Result<Registry, ConfigError> {
         let registry = Registry::default();
         for (name, source) in &self.sources {
-            for t in &source.tables {
-                let (schema, table) = t.schema_and_table();
+            for t in source.tables() {
+                let (schema, table) = t.schema_and_table(source.default_schema());
                 registry.add(
                     Arc::from(name.as_str()),
                     schema,
                     table,
-                    &t.graphql_name(),
+                    &t.graphql_name(source.default_schema()),
                     t.indexes.iter().map(|c| Arc::from(c.as_str())).collect(),
                     t.exclude.iter().map(|c| Arc::from(c.as_str())).collect(),
                 )?;
@@ -431,19 +507,77 @@ impl Config {
         Ok(registry)
     }
 
-    /// The app database URL: configured, or the first source's server with database `opslive`.
+    /// The app database URL (always PostgreSQL): configured, or the first PostgreSQL source's
+    /// server with database `opslive`.
     pub fn app_database_url(&self) -> Option<SecretUrl> {
         if let Some(url) = &self.app_database.url {
             return Some(url.clone());
         }
-        let source = self.sources.values().next()?;
-        let mut url = source.url.0.clone();
+        let mut url = self.postgres_sources().next()?.1.url.0.clone();
         url.set_path("/opslive");
         Some(SecretUrl(url))
+    }
+
+    /// The PostgreSQL sources, in name order.
+    pub fn postgres_sources(&self) -> impl Iterator<Item = (&String, &PostgresConfig)> {
+        self.sources.iter().filter_map(|(name, s)| match s {
+            SourceConfig::Postgres(pg) => Some((name, pg)),
+            SourceConfig::Mariadb(_) => None,
+        })
     }
 }
 
 impl SourceConfig {
+    pub fn kind(&self) -> SourceKind {
+        match self {
+            SourceConfig::Postgres(_) => SourceKind::Postgres,
+            SourceConfig::Mariadb(_) => SourceKind::Mariadb,
+        }
+    }
+
+    pub fn url(&self) -> &SecretUrl {
+        match self {
+            SourceConfig::Postgres(c) => &c.url,
+            SourceConfig::Mariadb(c) => &c.url,
+        }
+    }
+
+    pub fn tables(&self) -> &[TableConfig] {
+        match self {
+            SourceConfig::Postgres(c) => &c.tables,
+            SourceConfig::Mariadb(c) => &c.tables,
+        }
+    }
+
+    pub fn snapshot_chunk_rows(&self) -> usize {
+        match self {
+            SourceConfig::Postgres(c) => c.snapshot_chunk_rows,
+            SourceConfig::Mariadb(c) => c.snapshot_chunk_rows,
+        }
+    }
+
+    /// Where a table named without a schema lives.
+    pub fn default_schema(&self) -> &str {
+        match self {
+            SourceConfig::Postgres(_) => "public",
+            SourceConfig::Mariadb(c) => c.database().unwrap_or_default(),
+        }
+    }
+
+    /// What a checkpoint's positions belong to: positions from another origin (a new slot,
+    /// another server) mean nothing to it, and the source copies its tables afresh.
+    pub fn origin(&self, source: &str) -> String {
+        match self {
+            SourceConfig::Postgres(c) => c.slot_name(source),
+            SourceConfig::Mariadb(c) => {
+                let u = &c.url.0;
+                format!("binlog of {}:{}", u.host_str().unwrap_or("localhost"), u.port().unwrap_or(3306))
+            }
+        }
+    }
+}
+
+impl PostgresConfig {
     pub fn slot_name(&self, source: &str) -> String {
         self.slot.clone().unwrap_or_else(|| format!("opslive_{source}"))
     }
@@ -457,13 +591,30 @@ impl SourceConfig {
     }
 }
 
-impl TableConfig {
-    pub fn schema_and_table(&self) -> (&str, &str) {
-        self.table.split_once('.').unwrap_or(("public", &self.table))
+impl MariadbConfig {
+    /// The URL's database, if it names one.
+    pub fn database(&self) -> Option<&str> {
+        Some(self.url.0.path().trim_start_matches('/')).filter(|d| !d.is_empty())
     }
 
-    pub fn graphql_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| self.schema_and_table().1.to_string())
+    /// The replica id: configured, or one derived from the source's name (stable across
+    /// restarts, unlikely to meet another replica's).
+    pub fn server_id(&self, source: &str) -> u32 {
+        self.server_id.unwrap_or_else(|| 0x4000_0000 | (crc32fast::hash(source.as_bytes()) & 0x3FFF_FFFF))
+    }
+
+    pub fn heartbeat(&self) -> Option<std::time::Duration> {
+        (self.heartbeat_seconds > 0.0).then(|| std::time::Duration::from_secs_f64(self.heartbeat_seconds))
+    }
+}
+
+impl TableConfig {
+    pub fn schema_and_table<'a>(&'a self, default_schema: &'a str) -> (&'a str, &'a str) {
+        self.table.split_once('.').unwrap_or((default_schema, &self.table))
+    }
+
+    pub fn graphql_name(&self, default_schema: &str) -> String {
+        self.name.clone().unwrap_or_else(|| self.schema_and_table(default_schema).1.to_string())
     }
 }
 
@@ -578,9 +729,9 @@ mod tests {
     #[test]
     fn defaults_and_names() {
         let c = Config::from_toml(BASE).unwrap();
-        let s = &c.sources["shop"];
+        let SourceConfig::Postgres(s) = &c.sources["shop"] else { panic!("a PostgreSQL source") };
         assert_eq!(s.slot_name("shop"), "opslive_shop");
-        assert_eq!(s.tables[0].graphql_name(), "orders");
+        assert_eq!(s.tables[0].graphql_name("public"), "orders");
         assert_eq!(c.listen.port(), 8080);
         assert_eq!(c.app_database_url().unwrap().0.path(), "/opslive");
     }
@@ -588,7 +739,7 @@ mod tests {
     #[test]
     fn passwords_are_redacted() {
         let c = Config::from_toml(BASE).unwrap();
-        let shown = format!("{:?} {}", c, c.sources["shop"].url);
+        let shown = format!("{:?} {}", c, c.sources["shop"].url());
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("REDACTED"));
         let u = SecretUrl::parse("postgres://h/db?user=a&password=secret").unwrap();
@@ -628,5 +779,48 @@ mod tests {
         let dup = format!("{BASE}\n[[sources.shop.tables]]\ntable = \"other.orders\"\n");
         let err = Config::from_toml(&dup).unwrap_err().to_string();
         assert!(err.contains("GraphQL name `orders`"), "{err}");
+    }
+
+    const HELPDESK: &str = r#"
+        [sources.helpdesk]
+        kind = "mariadb"
+        url = "mysql://opslive:hunter2@127.0.0.1:3306/helpdesk"
+        [[sources.helpdesk.tables]]
+        table = "tickets"
+        [[sources.helpdesk.tables]]
+        table = "crm.agents"
+    "#;
+
+    #[test]
+    fn a_mariadb_source_has_its_own_keys_and_defaults() {
+        let c = Config::from_toml(&format!("{BASE}{HELPDESK}")).unwrap();
+        let SourceConfig::Mariadb(m) = &c.sources["helpdesk"] else { panic!("a MariaDB source") };
+        assert_eq!(m.database(), Some("helpdesk"));
+        assert_eq!(m.server_id("helpdesk"), m.server_id("helpdesk"), "stable across starts");
+        assert_ne!(m.server_id("helpdesk"), m.server_id("other"));
+        let registry = c.registry().unwrap();
+        assert!(registry.find("helpdesk", "helpdesk", "tickets").is_some(), "a bare table is in the URL's database");
+        assert!(registry.find("helpdesk", "crm", "agents").is_some());
+        // The app database is the PostgreSQL source's server, whichever name sorts first.
+        assert_eq!(c.app_database_url().unwrap().0.port(), Some(5432));
+        assert!(!format!("{c:?}").contains("hunter2"));
+
+        let slot_on_mariadb = HELPDESK.replace("kind = \"mariadb\"", "kind = \"mariadb\"\nslot = \"s\"");
+        let err = Config::from_toml(&format!("{BASE}{slot_on_mariadb}")).unwrap_err().to_string();
+        assert!(err.contains("slot"), "PostgreSQL's keys are not MariaDB's: {err}");
+        let pg_url = HELPDESK.replace("mysql://", "postgres://");
+        let err = Config::from_toml(&format!("{BASE}{pg_url}")).unwrap_err().to_string();
+        assert!(err.contains("sources.helpdesk.url") && err.contains("mysql://"), "{err}");
+        let no_db = HELPDESK.replace("3306/helpdesk", "3306");
+        let err = Config::from_toml(&format!("{BASE}{no_db}")).unwrap_err().to_string();
+        assert!(err.contains("database.table"), "{err}");
+    }
+
+    #[test]
+    fn without_a_postgresql_source_the_app_database_must_be_configured() {
+        let err = Config::from_toml(HELPDESK).unwrap_err().to_string();
+        assert!(err.contains("app_database.url"), "{err}");
+        let c = Config::from_toml(&format!("[app_database]\nurl = \"postgres://x@localhost/opslive\"\n{HELPDESK}")).unwrap();
+        assert_eq!(c.app_database_url().unwrap().0.path(), "/opslive");
     }
 }

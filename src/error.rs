@@ -13,6 +13,9 @@ pub enum SourceError {
     /// PostgreSQL's own failures (a query, the replication stream).
     #[error(transparent)]
     Postgres(#[from] crate::source::postgres::PgError),
+    /// MariaDB's own failures (a query, the binlog stream).
+    #[error(transparent)]
+    Mariadb(#[from] crate::source::mariadb::MariaError),
     #[error("source `{source_name}` sent a message opslive cannot read at {position}: {detail}")]
     Protocol { source_name: String, position: Position, detail: String },
     #[error("source `{source_name}`, table {table}: cannot decode a row at {position}: {detail}")]
@@ -33,6 +36,7 @@ impl SourceError {
         match self {
             SourceError::Connect { .. } => true,
             SourceError::Postgres(e) => e.is_retryable(),
+            SourceError::Mariadb(e) => e.is_retryable(),
             SourceError::SnapshotUnstable { .. } => true,
             SourceError::Preflight { .. }
             | SourceError::Protocol { .. }

@@ -410,11 +410,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             .sources
                             .get(s)
                             .with_context(|| format!("no source named `{s}` in the configuration"))?,
-                        None => {
-                            config.sources.values().next().context("the configuration has no sources; pass --url")?
-                        }
+                        None => config
+                            .sources
+                            .values()
+                            .next()
+                            .context("the configuration has no sources; pass --url")?,
                     };
-                    sc.url.expose().to_string()
+                    sc.url().expose().to_string()
                 }
             };
             let stats = Arc::new(opslive::sim::SimStats::default());

@@ -25,7 +25,7 @@ use crate::kpi::{KpiHub, KpiStep, SourceHealth, SourceKpi};
 use crate::pipeline::{ApplyLoop, CHANNEL_CAPACITY, Consumer};
 use crate::policy::{Policy, PolicyError, PolicyStore};
 use crate::registry::Registry;
-use crate::replica::{Replica, TableState};
+use crate::replica::Replica;
 use crate::source::SourceStats;
 use crate::source::{Resume, Source, Wiring};
 use crate::store::{Store, StoreError};
@@ -84,18 +84,18 @@ pub async fn serve_on(
     let store = Store::open(&app_url).await?;
     let durable = config.checkpoint.enabled;
     let mut watermarks: HashMap<SourceName, Arc<Watermarks>> = HashMap::new();
-    let mut slots: HashMap<SourceName, String> = HashMap::new();
+    let mut origins: HashMap<SourceName, String> = HashMap::new();
     for (name, sc) in &config.sources {
         let w = Arc::new(Watermarks::default());
         w.set_durable(durable);
         watermarks.insert(Arc::from(name.as_str()), w);
-        slots.insert(Arc::from(name.as_str()), sc.slot_name(name));
+        origins.insert(Arc::from(name.as_str()), sc.origin(name));
     }
-    let replica = if durable { restore(&config, &registry, &slots, &watermarks) } else { Replica::new() };
+    let replica = if durable { restore(&config, &registry, &origins, &watermarks) } else { Replica::new() };
     let (apply, versions) = ApplyLoop::starting_from(replica, watermarks.clone());
     let checkpointer = Checkpointer {
         data_dir: config.data_dir.clone(),
-        slots: slots.clone(),
+        origins: origins.clone(),
         watermarks: watermarks.clone(),
         stats: Arc::default(),
     };
@@ -114,7 +114,7 @@ pub async fn serve_on(
         views.push(SourceView { name: source_name.clone(), watermarks: w.clone(), stats: stats.clone() });
         let resume = {
             let (versions, registry, name) = (versions.clone(), registry.clone(), name.clone());
-            Arc::new(move || resume_point(&versions.borrow(), &registry, &name))
+            Arc::new(move || Resume::from_replica(&versions.borrow(), &registry, &name))
         };
         let wiring = Wiring {
             registry: registry.clone(),
@@ -311,7 +311,7 @@ pub async fn serve_on(
 fn restore(
     config: &Config,
     registry: &Registry,
-    slots: &HashMap<SourceName, String>,
+    origins: &HashMap<SourceName, String>,
     watermarks: &HashMap<SourceName, Arc<Watermarks>>,
 ) -> Replica {
     match checkpoint::load(&config.data_dir, registry) {
@@ -321,8 +321,8 @@ fn restore(
             }
             let mut replica = loaded.replica;
             for (source, mark) in &loaded.sources {
-                if slots.get(source) != Some(&mark.slot) {
-                    tracing::warn!(source = %source, slot = %mark.slot, "the checkpoint was taken on another slot; the source takes a fresh snapshot");
+                if origins.get(source) != Some(&mark.origin) {
+                    tracing::warn!(source = %source, origin = %mark.origin, "the checkpoint was taken on another slot or server; the source takes a fresh snapshot");
                     replica.forget_source(source);
                     continue;
                 }
@@ -415,27 +415,6 @@ fn health(
 
 /// Where a source's next session may resume: the replica's position for it, once it has been
 /// consistent. Tables it does not hold loaded are copied again on their own.
-fn resume_point(replica: &Replica, registry: &Registry, source: &str) -> Option<Resume> {
-    let position = replica.applied_position(source);
-    if position == Position::ZERO {
-        return None;
-    }
-    let mut resume = Resume { position, ..Resume::default() };
-    for spec in registry.of_source(source) {
-        let Some(table) = replica.table(spec.id) else {
-            resume.reload.push(spec.id);
-            continue;
-        };
-        match table.state {
-            TableState::Ready => {}
-            TableState::Quarantined { .. } => resume.quarantined.push(spec.id),
-            TableState::Loading | TableState::Stale { .. } => resume.reload.push(spec.id),
-        }
-        resume.tables.push(table.schema.clone());
-    }
-    Some(resume)
-}
-
 /// At shutdown, once everything received is applied: one last checkpoint, acknowledged on
 /// each slot (the replication session's own last acknowledgement is lost on shutdown).
 async fn final_checkpoint(checkpointer: &Checkpointer, replica: Replica, sources: &[(SourceName, Arc<dyn Source>)]) {

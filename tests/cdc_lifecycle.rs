@@ -20,7 +20,7 @@ async fn confirmed_flush(client: &tokio_postgres::Client, slot: &str) -> Option<
         .query_opt("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
         .await
         .unwrap()?;
-    row.get::<_, Option<String>>(0).and_then(|s| Position::parse_lsn(&s))
+    row.get::<_, Option<String>>(0).and_then(|s| Position::parse(&s))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,7 +147,7 @@ async fn writes_to_unwatched_tables_still_advance_the_slot() {
         sql.batch_execute("INSERT INTO other (v) SELECT repeat('x', 1000) FROM generate_series(1, 100)").await.unwrap();
     }
     let written: String = sql.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.unwrap().get(0);
-    let written = Position::parse_lsn(&written).unwrap();
+    let written = Position::parse(&written).unwrap();
     assert!(written > applied);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {

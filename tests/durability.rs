@@ -93,7 +93,7 @@ async fn setup(rows: i64) -> (PgServer, String, tempfile::TempDir, PathBuf) {
 /// position may still be behind the newest commits).
 async fn current_lsn(sql: &tokio_postgres::Client) -> Position {
     let lsn: String = sql.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).await.unwrap().get(0);
-    Position::parse_lsn(&lsn).unwrap()
+    Position::parse(&lsn).unwrap()
 }
 
 async fn metric(addr: std::net::SocketAddr, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -290,7 +290,7 @@ async fn an_idle_slot_still_advances() {
             .await
             .unwrap()
             .get(0);
-        if Position::parse_lsn(&flushed).unwrap() >= written {
+        if Position::parse(&flushed).unwrap() >= written {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "slot stuck at {flushed}, WAL at {written}");

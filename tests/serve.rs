@@ -30,7 +30,7 @@ async fn serve_reconnects_after_the_database_restarts() {
         .await;
     let second = serve.wait_log("replica consistent", |_| {}).await;
     let at = |v: &serde_json::Value| {
-        opslive::change::Position::parse_lsn(v["fields"]["position"].as_str().unwrap()).unwrap()
+        opslive::change::Position::parse(v["fields"]["position"].as_str().unwrap()).unwrap()
     };
     assert!(at(&second) >= at(&first), "the stream resumes where the replica stands");
 

@@ -167,7 +167,7 @@ impl Collector for FlowCollector {
         let mut f = Family::new(
             &mut enc,
             "heartbeat_age_seconds",
-            "Time since the newest heartbeat that came back through the slot was written",
+            "Time since the newest heartbeat that came back through the change stream was written",
             MetricType::Gauge,
         )?;
         for s in &state.sources {
@@ -291,7 +291,7 @@ impl Collector for FlowCollector {
         let mut f = Family::new(
             &mut enc,
             "source_position_bytes",
-            "Source log positions (PostgreSQL LSN as a byte offset): the server's flushed end, and how far \
+            "Source log positions (a PostgreSQL LSN as a byte offset; MariaDB binlog file number << 32 | offset): the server's flushed end, and how far \
              opslive received, applied and acknowledged",
             MetricType::Gauge,
         )?;

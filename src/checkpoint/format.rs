@@ -31,7 +31,7 @@ pub struct Header {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct StoredSource {
     pub name: String,
-    pub slot: String,
+    pub origin: String,
     /// Every change of the source at or below this position is in the checkpoint.
     pub position: u64,
 }

@@ -1,12 +1,14 @@
 //! Checkpoints: the replica and each source's position, made durable in the data directory, so
-//! a restart resumes the source's slot instead of copying every table again.
+//! a restart resumes the source (its slot, its binlog position) instead of copying every table
+//! again.
 //!
 //! A checkpoint is one file, written from an immutable replica version (a cheap clone of the
 //! persistent maps), so apply never waits for it: encoded to a temporary file, synced, then
 //! renamed over the previous one, with the directory synced too. A source is acknowledged only
 //! up to the position of its last durable checkpoint (see [`crate::watermark`]), so whatever
-//! the slot may discard is already on disk. A missing, corrupt or incompatible file is reported
-//! with its reason, and the caller takes a fresh snapshot.
+//! the source may discard (WAL behind a slot, purged binlogs) is already on disk. A missing,
+//! corrupt or incompatible file is reported with its reason, and the caller takes a fresh
+//! snapshot.
 
 mod format;
 pub mod writer;
@@ -31,7 +33,8 @@ pub const FILE_NAME: &str = "replica.checkpoint";
 /// Where a source stands in a checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceMark {
-    pub slot: String,
+    /// What the positions belong to (a PostgreSQL slot, a MariaDB server's binlog).
+    pub origin: String,
     pub position: Position,
 }
 
@@ -85,7 +88,7 @@ pub fn path_in(data_dir: &Path) -> PathBuf {
 pub fn write(
     data_dir: &Path,
     replica: &Replica,
-    slots: &HashMap<SourceName, String>,
+    origins: &HashMap<SourceName, String>,
 ) -> Result<Written, CheckpointError> {
     let started = Instant::now();
     let path = path_in(data_dir);
@@ -93,7 +96,7 @@ pub fn write(
     fs::create_dir_all(data_dir).map_err(|e| io_err("create the directory of", e))?;
     let sources: Vec<(SourceName, Position)> = replica
         .applied_positions()
-        .filter(|(name, p)| *p > Position::ZERO && slots.contains_key(*name))
+        .filter(|(name, p)| *p > Position::ZERO && origins.contains_key(*name))
         .map(|(n, p)| (n.clone(), p))
         .collect();
     let tables: Vec<&Table> = replica
@@ -106,7 +109,7 @@ pub fn write(
             .iter()
             .map(|(name, position)| StoredSource {
                 name: name.to_string(),
-                slot: slots[name].clone(),
+                origin: origins[name].clone(),
                 position: position.0,
             })
             .collect(),
@@ -203,7 +206,7 @@ pub fn load(data_dir: &Path, registry: &Registry) -> Result<Loaded, CheckpointEr
             notes.push(format!("source `{}` is no longer configured; its tables are dropped", s.name));
             continue;
         }
-        sources.insert(SourceName::from(s.name.as_str()), SourceMark { slot: s.slot, position: Position(s.position) });
+        sources.insert(SourceName::from(s.name.as_str()), SourceMark { origin: s.origin, position: Position(s.position) });
     }
     let mut tables = Vec::new();
     let mut rows_read = 0u64;

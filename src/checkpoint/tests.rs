@@ -57,7 +57,7 @@ fn replica(reg: &Registry, rows: i64) -> Replica {
     r
 }
 
-fn slots() -> HashMap<SourceName, String> {
+fn origins() -> HashMap<SourceName, String> {
     HashMap::from([(SourceName::from("s"), "slot_s".to_string())])
 }
 
@@ -66,12 +66,12 @@ fn round_trip_keeps_rows_positions_and_state() {
     let dir = tempfile::tempdir().unwrap();
     let reg = registry(vec![]);
     let r = replica(&reg, 500);
-    let written = write(dir.path(), &r, &slots()).unwrap();
+    let written = write(dir.path(), &r, &origins()).unwrap();
     assert_eq!(written.rows, 500);
     assert_eq!(written.sources, vec![(SourceName::from("s"), Position(42))]);
     let loaded = load(dir.path(), &reg).unwrap();
     assert!(loaded.missing.is_empty(), "{:?}", loaded.missing);
-    assert_eq!(loaded.sources["s"], SourceMark { slot: "slot_s".into(), position: Position(42) });
+    assert_eq!(loaded.sources["s"], SourceMark { origin: "slot_s".into(), position: Position(42) });
     let (a, b) =
         (r.table(crate::registry::TableId(0)).unwrap(), loaded.replica.table(crate::registry::TableId(0)).unwrap());
     assert_eq!(b.state, TableState::Ready);
@@ -90,7 +90,7 @@ fn round_trip_keeps_rows_positions_and_state() {
 fn every_damaged_byte_is_detected() {
     let dir = tempfile::tempdir().unwrap();
     let reg = registry(vec![]);
-    write(dir.path(), &replica(&reg, 3), &slots()).unwrap();
+    write(dir.path(), &replica(&reg, 3), &origins()).unwrap();
     let path = path_in(dir.path());
     let good = std::fs::read(&path).unwrap();
     for i in 0..good.len() {
@@ -112,7 +112,7 @@ fn every_damaged_byte_is_detected() {
 fn another_format_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let reg = registry(vec![]);
-    write(dir.path(), &replica(&reg, 3), &slots()).unwrap();
+    write(dir.path(), &replica(&reg, 3), &origins()).unwrap();
     let path = path_in(dir.path());
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&(FORMAT + 1).to_le_bytes());
@@ -130,7 +130,7 @@ fn a_missing_file_says_so() {
 #[test]
 fn a_reconfigured_table_must_be_copied_again() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), &replica(&registry(vec![]), 3), &slots()).unwrap();
+    write(dir.path(), &replica(&registry(vec![]), 3), &origins()).unwrap();
     let reg = registry(vec!["c5".into()]);
     let loaded = load(dir.path(), &reg).unwrap();
     assert_eq!(loaded.missing, vec![crate::registry::TableId(0)]);
@@ -143,7 +143,7 @@ fn a_source_still_loading_is_not_written() {
     let reg = registry(vec![]);
     let mut r = replica(&reg, 3);
     r.forget_source("s");
-    let written = write(dir.path(), &r, &slots()).unwrap();
+    let written = write(dir.path(), &r, &origins()).unwrap();
     assert!(written.sources.is_empty());
     assert_eq!(written.rows, 0);
 }

@@ -1,5 +1,5 @@
 //! The checkpoint writer: a task that writes the newest replica version when it has moved on,
-//! and then raises each source's `checkpointed` watermark so the slot may be acknowledged.
+//! and then raises each source's `checkpointed` watermark so the source may be acknowledged.
 //!
 //! Writing runs on a blocking thread from an immutable replica version: the apply loop never
 //! waits for it. The pace adapts to the replica's size: the interval is at least a few times the
@@ -38,7 +38,7 @@ pub struct CheckpointStats {
 #[derive(Clone)]
 pub struct Checkpointer {
     pub data_dir: PathBuf,
-    pub slots: HashMap<SourceName, String>,
+    pub origins: HashMap<SourceName, String>,
     pub watermarks: HashMap<SourceName, Arc<Watermarks>>,
     pub stats: Arc<CheckpointStats>,
 }
@@ -64,7 +64,7 @@ impl Fingerprint {
 impl Checkpointer {
     /// Writes `replica` now (blocking) and raises the watermarks on success.
     pub fn write(&self, replica: &Replica) -> Result<Written, CheckpointError> {
-        let result = super::write(&self.data_dir, replica, &self.slots);
+        let result = super::write(&self.data_dir, replica, &self.origins);
         match &result {
             Ok(w) => {
                 for (source, position) in &w.sources {
@@ -143,7 +143,7 @@ impl Checkpointer {
                     wait = interval.max(w.elapsed * PACE);
                 }
                 Ok(Err(e)) => {
-                    tracing::error!(error = %e, "cannot write a checkpoint; the slot keeps the WAL since the last one");
+                    tracing::error!(error = %e, "cannot write a checkpoint; the source keeps its log since the last one");
                     wait = interval;
                 }
                 Err(e) => {

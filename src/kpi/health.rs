@@ -80,7 +80,7 @@ impl SourceMeasure {
                 "WAL the replication slot keeps on the source's disk (none until the slot is first polled)."
             }
             SourceMeasure::HeartbeatAgeSeconds => {
-                "Time since the newest heartbeat that came back through the slot was written (none before the first)."
+                "Time since the newest heartbeat that came back through the change stream was written (none before the first)."
             }
             SourceMeasure::ChangesPerSecond => "Row changes applied per second, over the last few seconds.",
         }

@@ -8,6 +8,7 @@
 //! checkpoint's position when the server stops. [`open`] makes one from its configuration by
 //! `kind`; [`supervise`] runs it, starting a new session after a failure that may pass.
 
+pub mod mariadb;
 pub mod postgres;
 mod supervise;
 
@@ -19,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::change::{Position, SourceEvent};
-use crate::config::{SourceConfig, SourceKind};
+use crate::config::SourceConfig;
 use crate::error::SourceError;
 use crate::registry::{Registry, TableId, TableSchema};
 use crate::store::SourceRecord;
@@ -72,8 +73,9 @@ pub enum SessionKind {
 
 /// A source of the configured kind.
 pub fn open(name: &str, config: &SourceConfig, wiring: Wiring) -> Result<Arc<dyn Source>, SourceError> {
-    match config.kind {
-        SourceKind::Postgres => Ok(Arc::new(postgres::Configured::new(name, config, wiring)?)),
+    match config {
+        SourceConfig::Postgres(c) => Ok(Arc::new(postgres::Configured::new(name, c, wiring)?)),
+        SourceConfig::Mariadb(c) => Ok(Arc::new(mariadb::Configured::new(name, c, wiring)?)),
     }
 }
 
@@ -88,6 +90,32 @@ pub struct Resume {
     pub reload: Vec<TableId>,
     /// Tables set aside until someone asks for a resync.
     pub quarantined: Vec<TableId>,
+}
+
+impl Resume {
+    /// Where a source may resume in `replica`: `None` before its first transaction or
+    /// snapshot.
+    pub fn from_replica(replica: &crate::replica::Replica, registry: &Registry, source: &str) -> Option<Resume> {
+        use crate::replica::TableState;
+        let position = replica.applied_position(source);
+        if position == Position::ZERO {
+            return None;
+        }
+        let mut resume = Resume { position, ..Resume::default() };
+        for spec in registry.of_source(source) {
+            let Some(table) = replica.table(spec.id) else {
+                resume.reload.push(spec.id);
+                continue;
+            };
+            match table.state {
+                TableState::Ready => {}
+                TableState::Quarantined { .. } => resume.quarantined.push(spec.id),
+                TableState::Loading | TableState::Stale { .. } => resume.reload.push(spec.id),
+            }
+            resume.tables.push(table.schema.clone());
+        }
+        Some(resume)
+    }
 }
 
 /// What a source and its supervisor know about its state (exported as metrics and readiness).

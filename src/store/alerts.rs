@@ -352,7 +352,7 @@ impl Store {
             let source: Option<String> = row.get("source");
             let position: Option<String> = row.get("position");
             let commit_ts: Option<DateTime<Utc>> = row.get("commit_ts");
-            let cause = match (source, position.as_deref().and_then(crate::change::Position::parse_lsn), commit_ts) {
+            let cause = match (source, position.as_deref().and_then(crate::change::Position::parse), commit_ts) {
                 (Some(source), Some(position), Some(commit_ts)) => {
                     Cause::Transaction { source: source.into(), position, commit_ts: micros(commit_ts) }
                 }

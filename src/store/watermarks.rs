@@ -10,21 +10,20 @@ use super::{Store, StoreError};
 pub struct SourceRecord {
     pub name: String,
     pub kind: String,
-    pub slot: Option<String>,
-    pub publication: Option<String>,
+    /// What the source keeps on its server, in the kind's own names (`slot`, `server_id`).
+    pub details: serde_json::Value,
 }
 
 impl Store {
     /// Records a source, and the fresh snapshot its replica was just loaded from.
     pub async fn register_source(&self, source: &SourceRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO sources (name, kind, slot, publication) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (name) DO UPDATE SET kind = $2, slot = $3, publication = $4, updated_at = now()",
+            "INSERT INTO sources (name, kind, details) VALUES ($1, $2, $3::jsonb) \
+             ON CONFLICT (name) DO UPDATE SET kind = $2, details = $3::jsonb, updated_at = now()",
         )
         .bind(&source.name)
         .bind(&source.kind)
-        .bind(&source.slot)
-        .bind(&source.publication)
+        .bind(source.details.to_string())
         .execute(&self.pool)
         .await?;
         sqlx::query("INSERT INTO source_watermarks (source) VALUES ($1) ON CONFLICT (source) DO NOTHING")

@@ -47,6 +47,7 @@
 pub mod alerting;
 pub mod graphql;
 pub mod http;
+pub mod mariadb;
 pub mod pipeline;
 pub mod serve;
 pub mod smtp;

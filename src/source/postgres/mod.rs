@@ -32,7 +32,7 @@ pub use connection::Endpoint;
 pub use error::PgError;
 
 use crate::change::{Position, SourceEvent, SourceName, TableEvent};
-use crate::config::{SecretUrl, SourceConfig};
+use crate::config::{PostgresConfig, SecretUrl};
 use crate::error::SourceError;
 use crate::registry::{Registry, TableId, TableSchema, TableSpec};
 use crate::watermark::Watermarks;
@@ -355,7 +355,7 @@ pub struct Configured {
 }
 
 impl Configured {
-    pub fn new(name: &str, config: &SourceConfig, wiring: super::Wiring) -> Result<Configured, SourceError> {
+    pub fn new(name: &str, config: &PostgresConfig, wiring: super::Wiring) -> Result<Configured, SourceError> {
         let slot = match wiring.session {
             super::SessionKind::Serving => config.slot_name(name),
             // A temporary slot, dropped by the server when the session ends.
@@ -403,8 +403,7 @@ impl super::Source for Configured {
         crate::store::SourceRecord {
             name: self.name.clone(),
             kind: "postgres".into(),
-            slot: Some(self.slot.clone()),
-            publication: Some(self.publication.clone()),
+            details: serde_json::json!({ "slot": self.slot, "publication": self.publication }),
         }
     }
 
@@ -477,7 +476,7 @@ impl Monitor<'_> {
             tick.tick().await;
             match self.sql.query_one(query, &[]).await {
                 Ok(row) => {
-                    if let Some(p) = row.get::<_, Option<String>>(0).as_deref().and_then(Position::parse_lsn) {
+                    if let Some(p) = row.get::<_, Option<String>>(0).as_deref().and_then(Position::parse) {
                         self.watermarks.server(p);
                     }
                 }

@@ -111,7 +111,7 @@ pub async fn create(
     let text = |i: usize| -> Option<String> {
         rows.first()?.get(i)?.as_ref().map(|b| String::from_utf8_lossy(b).into_owned())
     };
-    let consistent_point = text(1).and_then(|s| Position::parse_lsn(&s)).ok_or_else(|| SourceError::Protocol {
+    let consistent_point = text(1).and_then(|s| Position::parse(&s)).ok_or_else(|| SourceError::Protocol {
         source_name: source_name.into(),
         position: Position::ZERO,
         detail: "CREATE_REPLICATION_SLOT returned no consistent point".into(),
@@ -138,7 +138,7 @@ pub async fn state(client: &Client, source_name: &str, slot: &str) -> Result<Opt
         .map_err(|error| sql_error(source_name, "reading replication slots", error))?;
     Ok(row.map(|row| SlotState {
         wal_status: row.get(0),
-        confirmed_flush: row.get::<_, Option<String>>(1).as_deref().and_then(Position::parse_lsn).unwrap_or_default(),
+        confirmed_flush: row.get::<_, Option<String>>(1).as_deref().and_then(Position::parse).unwrap_or_default(),
         active_pid: row.get(2),
     }))
 }

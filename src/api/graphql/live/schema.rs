@@ -70,7 +70,7 @@ pub fn as_of() -> Object {
     Object::new(AS_OF)
         .description("Where a live result stands in the source's history.")
         .field(as_of_field("position", TypeRef::named_nn(TypeRef::STRING), |a| Some(a.position.to_string())).description(
-            "The source position of the last transaction in the result (a PostgreSQL LSN, `X/Y`): positions only grow.",
+            "The source position of the last transaction in the result (`X/Y`, the high and low 32 bits in hex: a PostgreSQL LSN, or a MariaDB binlog file number and offset): positions only grow per source.",
         ))
         .field(
             as_of_field("commitTs", TypeRef::named("Timestamptz"), |a| {

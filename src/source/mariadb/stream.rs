@@ -1,0 +1,400 @@
+//! Streaming: binlog events → one [`Transaction`] per committed event group.
+//!
+//! A group opens at MariaDB's GTID event (or a `BEGIN` query from a server that sends none),
+//! collects the row events of watched tables, and is sent downstream at its XID (or `COMMIT`)
+//! with the position just after that event. A standalone group (DDL, TRUNCATE) ends with its
+//! statement: a TRUNCATE of a watched table is a table-wide change in its own transaction; DDL
+//! on one copies that table again (resync) right after, while the others wait in the server's
+//! send buffer. Between groups, the server's heartbeats and groups that touch nothing watched
+//! become `Progress`, so a quiet source still reports that it is current.
+//!
+//! A resynced table's copy is consistent at a binlog position `S` past the stream's: its row
+//! events at or before `S` are already in the copy and are dropped; the later ones apply.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mysql_async::BinlogStream;
+use mysql_async::binlog::events::{EventData, RowsEventData};
+use mysql_async::binlog::row::BinlogRow;
+use mysql_async::binlog::value::BinlogValue;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::binlog::{clean_file_name, file_number};
+use super::catalog::MyTable;
+use super::connection::Endpoint;
+use super::ddl::{Statement, classify};
+use super::snapshot::send;
+use crate::change::{Change, Image, Key, Op, Position, SourceEvent, TableEvent, Transaction};
+use crate::error::SourceError;
+use crate::registry::{Registry, TableId};
+use crate::value::Value;
+use crate::watermark::Watermarks;
+
+/// MariaDB's own event types, which mysql_common does not read.
+const MARIADB_GTID: u8 = 162;
+/// A GTID event's flag: the group is one statement with no XID (DDL, TRUNCATE).
+const FL_STANDALONE: u8 = 1;
+const QUERY: u8 = 2;
+const ROTATE: u8 = 4;
+const XID: u8 = 16;
+const HEARTBEAT: u8 = 27;
+
+pub struct Stream {
+    pub endpoint: Endpoint,
+    pub source_name: Arc<str>,
+    pub registry: Arc<Registry>,
+    pub watermarks: Arc<Watermarks>,
+    pub stats: Arc<crate::source::SourceStats>,
+    pub requests: Arc<crate::source::ResyncRequests>,
+    pub tables: HashMap<TableId, MyTable>,
+    pub quarantined: HashSet<TableId>,
+    pub chunk_rows: usize,
+    /// The binlog file being read (the stream starts in it).
+    pub file: String,
+    /// The last position reported downstream.
+    pub at: Position,
+}
+
+/// An event group being read.
+struct Open {
+    xid: u64,
+    commit_ts: i64,
+    standalone: bool,
+    changes: Vec<Change>,
+    table_events: Vec<(usize, TableEvent)>,
+    /// Tables whose DDL was in the group: copied again once it ends.
+    resync: Vec<TableId>,
+}
+
+impl Open {
+    fn new(xid: u64, commit_ts: i64, standalone: bool) -> Open {
+        Open { xid, commit_ts, standalone, changes: Vec::new(), table_events: Vec::new(), resync: Vec::new() }
+    }
+}
+
+/// Tables copied again after their position `S`: their row events at or before it are in the
+/// copy.
+type Copied = HashMap<TableId, Position>;
+
+impl Stream {
+    /// Streams until cancelled; `resync` lists tables to copy again first, with why.
+    pub async fn run(
+        mut self,
+        mut binlog: BinlogStream,
+        out: mpsc::Sender<SourceEvent>,
+        cancel: CancellationToken,
+        resync: Vec<(TableId, String)>,
+    ) -> Result<(), SourceError> {
+        let mut copied = Copied::new();
+        for (table, reason) in resync {
+            self.resync(table, reason, &out, &mut copied).await?;
+        }
+        let mut open: Option<Open> = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let requests = self.requests.clone();
+        let mut reported = self.at;
+        loop {
+            let event = tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                event = binlog.next() => event,
+                _ = requests.wait(), if open.is_none() => {
+                    for (table, reason) in self.requests.take() {
+                        if self.tables.contains_key(&table) {
+                            self.resync(table, reason, &out, &mut copied).await?;
+                        }
+                    }
+                    continue;
+                }
+                _ = tick.tick() => {
+                    if open.is_none() && self.at > reported {
+                        reported = self.at;
+                        send(&out, SourceEvent::Progress { source: self.source_name.clone(), position: self.at }, &self.endpoint).await?;
+                    }
+                    // Nothing on the server waits for an acknowledgement: what is acknowledged is
+                    // only how far opslive needs the binlog kept.
+                    self.watermarks.acknowledged(self.watermarks.ack_target());
+                    continue;
+                }
+            };
+            let event = match event {
+                None => return Ok(()),
+                Some(Err(error)) => {
+                    return Err(self.endpoint.sql("reading the binlog stream")(error));
+                }
+                Some(Ok(event)) => event,
+            };
+            let header = event.header();
+            let here = Position((file_number(&self.file).unwrap_or(0) << 32) | header.log_pos() as u64);
+            match header.event_type_raw() {
+                MARIADB_GTID => {
+                    let data = event.data();
+                    let seq = data.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).unwrap_or(0);
+                    let flags = data.get(12).copied().unwrap_or(0);
+                    open = Some(Open::new(seq, header.timestamp() as i64 * 1_000_000, flags & FL_STANDALONE != 0));
+                }
+                ROTATE => {
+                    if let Ok(Some(EventData::RotateEvent(r))) = event.read_data() {
+                        self.file = clean_file_name(&r.name());
+                    }
+                }
+                HEARTBEAT => {
+                    self.stats.heartbeat_seen(chrono::Utc::now().timestamp_micros());
+                    if open.is_none() && header.log_pos() > 0 {
+                        self.at = self.at.max(here);
+                    }
+                    self.watermarks.received(self.at);
+                }
+                XID => {
+                    if let Some(tx) = open.take() {
+                        self.commit(tx, here, &out, &mut copied).await?;
+                    }
+                }
+                QUERY => {
+                    let Ok(Some(EventData::QueryEvent(q))) = event.read_data() else { continue };
+                    let text = q.query();
+                    match text.trim() {
+                        "BEGIN" => {
+                            if open.is_none() {
+                                open = Some(Open::new(0, header.timestamp() as i64 * 1_000_000, false));
+                            }
+                            continue;
+                        }
+                        "COMMIT" => {
+                            if let Some(tx) = open.take() {
+                                self.commit(tx, here, &out, &mut copied).await?;
+                            }
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    let tx = open.get_or_insert_with(|| Open::new(0, header.timestamp() as i64 * 1_000_000, true));
+                    match classify(&text, &q.schema()) {
+                        Statement::Truncate(names) => {
+                            for (db, table) in names {
+                                if let Some(id) = self.watched(&db, &table) {
+                                    tx.changes.push(Change {
+                                        table: id,
+                                        op: Op::Truncate,
+                                        key: Key::none(),
+                                        before: None,
+                                        after: None,
+                                    });
+                                }
+                            }
+                        }
+                        Statement::Ddl(names) => {
+                            for (db, table) in names {
+                                if let Some(id) = self.watched(&db, &table)
+                                    && !tx.resync.contains(&id)
+                                {
+                                    tx.resync.push(id);
+                                }
+                            }
+                        }
+                        Statement::Other => {}
+                    }
+                    if tx.standalone
+                        && let Some(tx) = open.take()
+                    {
+                        self.commit(tx, here, &out, &mut copied).await?;
+                    }
+                }
+                _ => {
+                    let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() else { continue };
+                    let Some(tx) = open.as_mut() else { continue };
+                    let Some(tme) = binlog.get_tme(rows.table_id()) else {
+                        return Err(SourceError::Protocol {
+                            source_name: self.source_name.to_string(),
+                            position: here,
+                            detail: format!("a rows event for table id {} without its table map", rows.table_id()),
+                        });
+                    };
+                    let Some(id) = self.watched(&tme.database_name(), &tme.table_name()) else { continue };
+                    if self.quarantined.contains(&id) || copied.get(&id).is_some_and(|s| here <= *s) {
+                        continue;
+                    }
+                    let decoded = self.decode(id, &rows, tme);
+                    match decoded {
+                        Ok(changes) => tx.changes.extend(changes),
+                        Err(reason) => {
+                            let spec = self.registry.get(id).map(|s| s.to_string()).unwrap_or_default();
+                            tracing::error!(source = %self.source_name, table = %spec, position = %here, reason = %reason, "cannot decode a row; the table is quarantined until a resync");
+                            self.quarantined.insert(id);
+                            tx.changes.retain(|c| c.table != id);
+                            let at = tx.changes.len();
+                            tx.table_events.push((at, TableEvent::Quarantined { table: id, position: here, reason }));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn watched(&self, db: &str, table: &str) -> Option<TableId> {
+        self.registry.find(&self.source_name, db, table).filter(|id| self.tables.contains_key(id))
+    }
+
+    /// Ends a group at `position`: a transaction downstream when it changed something watched,
+    /// then the resyncs its DDL asked for.
+    async fn commit(
+        &mut self,
+        tx: Open,
+        position: Position,
+        out: &mpsc::Sender<SourceEvent>,
+        copied: &mut Copied,
+    ) -> Result<(), SourceError> {
+        let Open { xid, commit_ts, changes, table_events, resync, .. } = tx;
+        if !changes.is_empty() || !table_events.is_empty() {
+            let transaction = Transaction {
+                source: self.source_name.clone(),
+                position,
+                commit_ts,
+                xid,
+                changes,
+                table_events,
+            };
+            send(out, SourceEvent::Transaction(transaction), &self.endpoint).await?;
+        }
+        self.at = self.at.max(position);
+        self.watermarks.received(self.at);
+        for table in resync {
+            self.resync(table, "its definition changed (DDL in the binlog)".into(), out, copied).await?;
+        }
+        Ok(())
+    }
+
+    /// Row images of one rows event as changes.
+    fn decode(
+        &self,
+        id: TableId,
+        rows: &RowsEventData<'_>,
+        tme: &mysql_async::binlog::events::TableMapEvent<'_>,
+    ) -> Result<Vec<Change>, String> {
+        let table = &self.tables[&id];
+        if tme.columns_count() as usize != table.columns.len() {
+            return Err(format!(
+                "the binlog has {} columns where the table had {} (changed without DDL opslive saw)",
+                tme.columns_count(),
+                table.columns.len()
+            ));
+        }
+        let key = &table.schema.key;
+        let mut out = Vec::new();
+        for pair in rows.rows(tme) {
+            let (before, after) = pair.map_err(|e| format!("a row image cannot be read: {e}"))?;
+            let before = before.map(|r| image(table, r)).transpose()?;
+            let after = after.map(|r| image(table, r)).transpose()?;
+            let change = match (before, after) {
+                (None, Some(after)) => Change {
+                    table: id,
+                    op: Op::Insert,
+                    key: Key::of(&after, key),
+                    before: None,
+                    after: Some(Image(after.into_iter().map(Some).collect())),
+                },
+                (Some(before), Some(after)) => Change {
+                    table: id,
+                    op: Op::Update,
+                    key: Key::of(&after, key),
+                    before: Some(Image(before.into_iter().map(Some).collect())),
+                    after: Some(Image(after.into_iter().map(Some).collect())),
+                },
+                (Some(before), None) => Change {
+                    table: id,
+                    op: Op::Delete,
+                    key: Key::of(&before, key),
+                    before: Some(Image(before.into_iter().map(Some).collect())),
+                    after: None,
+                },
+                (None, None) => continue,
+            };
+            out.push(change);
+        }
+        Ok(out)
+    }
+
+    /// Copies one table again on its own at a fresh consistent point, between two groups.
+    async fn resync(
+        &mut self,
+        table: TableId,
+        reason: String,
+        out: &mpsc::Sender<SourceEvent>,
+        copied: &mut Copied,
+    ) -> Result<(), SourceError> {
+        let Some(spec) = self.registry.get(table) else { return Ok(()) };
+        tracing::info!(source = %self.source_name, table = %spec, reason = %reason, "copying the table again");
+        self.stats.resyncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        send(out, SourceEvent::Table(TableEvent::ResyncBegin { table, reason }), &self.endpoint).await?;
+        let version = self.tables.get(&table).map_or(1, |t| t.schema.version + 1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = async {
+                let mut snap = super::snapshot::begin(&self.endpoint).await?;
+                let shape = super::catalog::read_table(&mut snap.conn, &self.endpoint, &spec, version).await?;
+                let shape = match shape {
+                    Ok(shape) => shape,
+                    Err(problems) => return Ok(Err(problems.0.join("; "))),
+                };
+                let position = snap.at.position().unwrap_or(self.at).max(self.at);
+                snap.copy_table(&self.endpoint, &shape, position, self.chunk_rows, out).await?;
+                snap.commit(&self.endpoint).await?;
+                Ok::<_, SourceError>(Ok((shape, position)))
+            }
+            .await;
+            match result {
+                Ok(Ok((shape, position))) => {
+                    self.tables.insert(table, shape);
+                    self.quarantined.remove(&table);
+                    copied.insert(table, position);
+                    return Ok(());
+                }
+                Ok(Err(problem)) => {
+                    return self.quarantine(table, problem, out).await;
+                }
+                Err(e) if super::snapshot::raced(&e) && attempt < 30 => {
+                    self.stats.snapshot_retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) if e.is_retryable() || matches!(e, SourceError::Closed(_)) => return Err(e),
+                Err(e) if attempt < 3 => {
+                    tracing::warn!(source = %self.source_name, table = %spec, error = %e, "resync failed; trying again");
+                }
+                Err(e) => return self.quarantine(table, e.to_string(), out).await,
+            }
+        }
+    }
+
+    async fn quarantine(&mut self, table: TableId, reason: String, out: &mpsc::Sender<SourceEvent>) -> Result<(), SourceError> {
+        tracing::error!(source = %self.source_name, table = ?table, reason = %reason, "the table is quarantined until a resync");
+        self.quarantined.insert(table);
+        let event = TableEvent::Quarantined { table, position: self.at, reason };
+        send(out, SourceEvent::Table(event), &self.endpoint).await
+    }
+}
+
+/// A row image in the replica's column order (excluded columns dropped).
+fn image(table: &MyTable, row: BinlogRow) -> Result<Vec<Value>, String> {
+    let values = row.unwrap();
+    if values.len() != table.columns.len() {
+        return Err(format!(
+            "a row image has {} of {} columns (binlog_row_image must be FULL)",
+            values.len(),
+            table.columns.len()
+        ));
+    }
+    let mut out = vec![Value::Null; table.schema.columns.len()];
+    for (column, v) in table.columns.iter().zip(values) {
+        let Some(at) = column.keep else { continue };
+        let v = match v {
+            BinlogValue::Value(v) => v,
+            other => return Err(format!("column `{}`: unexpected {other:?}", column.name)),
+        };
+        out[at] = super::value::from_binlog(&column.kind, v).map_err(|e| format!("column `{}`: {e}", column.name))?;
+    }
+    Ok(out)
+}
