@@ -820,7 +820,8 @@ mod tests {
     fn without_a_postgresql_source_the_app_database_must_be_configured() {
         let err = Config::from_toml(HELPDESK).unwrap_err().to_string();
         assert!(err.contains("app_database.url"), "{err}");
-        let c = Config::from_toml(&format!("[app_database]\nurl = \"postgres://x@localhost/opslive\"\n{HELPDESK}")).unwrap();
+        let c = Config::from_toml(&format!("[app_database]\nurl = \"postgres://x@localhost/opslive\"\n{HELPDESK}"))
+            .unwrap();
         assert_eq!(c.app_database_url().unwrap().0.path(), "/opslive");
     }
 }

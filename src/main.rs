@@ -410,11 +410,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             .sources
                             .get(s)
                             .with_context(|| format!("no source named `{s}` in the configuration"))?,
-                        None => config
-                            .sources
-                            .values()
-                            .next()
-                            .context("the configuration has no sources; pass --url")?,
+                        None => {
+                            config.sources.values().next().context("the configuration has no sources; pass --url")?
+                        }
                     };
                     sc.url().expose().to_string()
                 }

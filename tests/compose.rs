@@ -144,7 +144,7 @@ fn opslive_service_runs_a_configuration_opslive_accepts() {
     let published = strings(&ops["ports"]);
     assert!(published.iter().any(|p| p.ends_with(&format!(":{}", config.listen.port()))), "{published:?}");
     assert!(config.listen.ip().is_unspecified(), "reachable from outside the container");
-    let url = &config.sources["shop"].url.0;
+    let url = &config.sources["shop"].url().0;
     assert_eq!(url.host_str(), Some("postgres"), "the source is the compose PostgreSQL");
     assert_eq!(url.path(), "/shop");
     assert_eq!(url.password(), environment(service(&doc, "postgres")).get("POSTGRES_PASSWORD").map(String::as_str));

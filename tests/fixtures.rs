@@ -32,7 +32,7 @@ fn example_config(url: &str) -> Config {
 async fn fixture_tables_snapshot_and_stream_exactly() {
     let (pg, url) = fixture_server().await;
     let config = example_config(&url);
-    let tables: Vec<String> = config.sources["shop"].tables.iter().map(|t| t.table.clone()).collect();
+    let tables: Vec<String> = config.sources["shop"].tables().iter().map(|t| t.table.clone()).collect();
     let table_refs: Vec<&str> = tables.iter().map(String::as_str).collect();
     let mut running = start(&url, "fixtures", &table_refs);
     running.wait_for("the snapshot", |r| r.applied_position("src").0 > 0).await;
@@ -94,7 +94,7 @@ async fn excluded_columns_never_reach_the_replica_and_serve_records_watermarks()
     let sc = &config.sources["shop"];
     let source = opslive::source::postgres::PostgresSource::new(
         "shop",
-        &sc.url,
+        sc.url(),
         "excl".into(),
         "excl_pub".into(),
         registry.clone(),

@@ -29,9 +29,8 @@ async fn serve_reconnects_after_the_database_restarts() {
         .wait_log("resuming the slot; no snapshot needed", |line| assert!(!line.contains("table copied"), "{line}"))
         .await;
     let second = serve.wait_log("replica consistent", |_| {}).await;
-    let at = |v: &serde_json::Value| {
-        opslive::change::Position::parse(v["fields"]["position"].as_str().unwrap()).unwrap()
-    };
+    let at =
+        |v: &serde_json::Value| opslive::change::Position::parse(v["fields"]["position"].as_str().unwrap()).unwrap();
     assert!(at(&second) >= at(&first), "the stream resumes where the replica stands");
 
     // Streaming again: a new row shows up in the applied watermark.

@@ -206,7 +206,8 @@ pub fn load(data_dir: &Path, registry: &Registry) -> Result<Loaded, CheckpointEr
             notes.push(format!("source `{}` is no longer configured; its tables are dropped", s.name));
             continue;
         }
-        sources.insert(SourceName::from(s.name.as_str()), SourceMark { origin: s.origin, position: Position(s.position) });
+        sources
+            .insert(SourceName::from(s.name.as_str()), SourceMark { origin: s.origin, position: Position(s.position) });
     }
     let mut tables = Vec::new();
     let mut rows_read = 0u64;

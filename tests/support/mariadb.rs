@@ -114,6 +114,8 @@ impl MariaDbServer {
             .arg(format!("--pid-file={}", self.pid_file().display()))
             .arg(format!("--log-error={}", self.log_file().display()))
             .arg(format!("--port={}", self.port))
+            // Its own temporary files: servers sharing /tmp collide on internal temp-table names.
+            .arg(format!("--tmpdir={}", d.display()))
             .arg(format!("--user={}", current_user()))
             .arg(format!("--log-bin={}", d.join("data").join("mysql-bin").display()))
             .args([
@@ -166,7 +168,9 @@ impl MariaDbServer {
     /// Creates a database and returns its URL.
     pub async fn create_database(&self, name: &str) -> String {
         let mut c = self.connect("mysql").await;
-        c.query_drop(format!("CREATE DATABASE `{name}`")).await.unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        c.query_drop(format!("CREATE DATABASE `{name}`"))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
         self.url(name)
     }
 

@@ -60,27 +60,7 @@ pub fn start(url: &str, slot: &str, tables: &[&str]) -> Running {
     let source = tokio::spawn(source.run(tx, cancel.clone()));
     let (apply, versions) = ApplyLoop::new(HashMap::from([(Arc::from("src"), watermarks.clone())]));
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let s = seen.clone();
-    let applier = tokio::spawn(apply.run(rx, Vec::new(), move |event, applied| {
-        let mut s = s.lock().unwrap();
-        s.anomalies.extend(applied.anomalies.iter().cloned());
-        match event {
-            SourceEvent::Transaction(_) if applied.skipped => s.skipped += 1,
-            SourceEvent::Transaction(tx) => {
-                s.positions.push(tx.position);
-                let mut tables: Vec<_> = tx.changes.iter().map(|c| c.table).collect();
-                tables.dedup();
-                for t in tables {
-                    let list = s.by_table.entry(t).or_default();
-                    if list.last() != Some(&tx.position) {
-                        list.push(tx.position);
-                    }
-                }
-            }
-            SourceEvent::Consistent { position, .. } => s.consistent_at = Some(*position),
-            _ => {}
-        }
-    }));
+    let applier = spawn_applier(apply, rx, seen.clone());
     Running { versions, seen, watermarks, cancel, source, applier, registry, stats }
 }
 
@@ -172,4 +152,68 @@ pub fn assert_same(replica: &Replica, table: TableId, expected: &[(Key, Vec<Valu
         got.len(),
         expected.len()
     );
+}
+
+/// Starts a source of any kind through the contract (`source::open` and `supervise`, as
+/// `serve` runs it) from its `[sources.src]` TOML, resuming from `from` (a replica an earlier
+/// run left) when given. Tables are the configuration's.
+pub fn start_configured(source_toml: &str, from: Option<Replica>) -> Running {
+    use opslive::source::{Resume, SessionKind, Wiring};
+    let config = opslive::config::Config::from_toml(&format!(
+        "[app_database]\nurl = \"postgres://unused@127.0.0.1:1/opslive\"\n[sources.src]\n{source_toml}"
+    ))
+    .unwrap();
+    let registry = Arc::new(config.registry().unwrap());
+    let watermarks = Arc::new(Watermarks::default());
+    let marks = HashMap::from([(Arc::from("src"), watermarks.clone())]);
+    let (apply, versions) = match from {
+        Some(replica) => ApplyLoop::starting_from(replica, marks),
+        None => ApplyLoop::new(marks),
+    };
+    let stats = Arc::new(opslive::source::SourceStats::default());
+    let resume = {
+        let (versions, registry) = (versions.clone(), registry.clone());
+        Arc::new(move || Resume::from_replica(&versions.borrow(), &registry, "src"))
+    };
+    let wiring = Wiring {
+        registry: registry.clone(),
+        watermarks: watermarks.clone(),
+        stats: stats.clone(),
+        requests: Arc::default(),
+        durable: true,
+        resume,
+        session: SessionKind::Serving,
+    };
+    let source = opslive::source::open("src", &config.sources["src"], wiring).unwrap();
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let cancel = CancellationToken::new();
+    let source = tokio::spawn(opslive::source::supervise("src".into(), source, stats.clone(), tx, cancel.clone()));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let applier = spawn_applier(apply, rx, seen.clone());
+    Running { versions, seen, watermarks, cancel, source, applier, registry, stats }
+}
+
+/// Runs the apply loop, noting what it saw in `seen`.
+fn spawn_applier(apply: ApplyLoop, rx: mpsc::Receiver<SourceEvent>, seen: Arc<Mutex<Seen>>) -> JoinHandle<Replica> {
+    let s = seen;
+    tokio::spawn(apply.run(rx, Vec::new(), move |event, applied| {
+        let mut s = s.lock().unwrap();
+        s.anomalies.extend(applied.anomalies.iter().cloned());
+        match event {
+            SourceEvent::Transaction(_) if applied.skipped => s.skipped += 1,
+            SourceEvent::Transaction(tx) => {
+                s.positions.push(tx.position);
+                let mut tables: Vec<_> = tx.changes.iter().map(|c| c.table).collect();
+                tables.dedup();
+                for t in tables {
+                    let list = s.by_table.entry(t).or_default();
+                    if list.last() != Some(&tx.position) {
+                        list.push(tx.position);
+                    }
+                }
+            }
+            SourceEvent::Consistent { position, .. } => s.consistent_at = Some(*position),
+            _ => {}
+        }
+    }))
 }

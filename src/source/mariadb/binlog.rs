@@ -54,7 +54,10 @@ mod tests {
         let b = Coordinates { file: "mysql-bin.000010".into(), offset: 4 }.position().unwrap();
         assert!(a < b, "a later file is later, whatever the offsets");
         assert_eq!(b.to_string(), "A/4");
-        assert_eq!(coordinates(a, "mysql-bin.000001"), Coordinates { file: "mysql-bin.000009".into(), offset: 4_000_000 });
+        assert_eq!(
+            coordinates(a, "mysql-bin.000001"),
+            Coordinates { file: "mysql-bin.000009".into(), offset: 4_000_000 }
+        );
         assert_eq!(clean_file_name("mysql-bin.000003\u{1}\u{2}z"), "mysql-bin.000003");
         assert_eq!(file_number("nodigits"), None);
     }

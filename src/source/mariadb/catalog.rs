@@ -17,11 +17,16 @@ pub enum Kind {
     /// An integer type, kept in the narrowest [`ColumnType`] that holds every value of its
     /// declared width and signedness (BIGINT UNSIGNED as an exact decimal).
     Int(ColumnType),
+    /// A signed MEDIUMINT: mysql_common reads its binlog form without sign extension
+    /// (-8388608 arrives as 8388608).
+    MediumInt,
     Decimal,
     Float,
     Double,
     /// Text in the column's charset: utf8/utf8mb4/ascii, or latin1 (cp1252, as MariaDB's).
-    Text { latin1: bool },
+    Text {
+        latin1: bool,
+    },
     /// LONGTEXT with a `json_valid` check: MariaDB's JSON.
     Json,
     Enum(Arc<[Arc<str>]>),
@@ -42,6 +47,7 @@ impl Kind {
     pub fn column_type(&self) -> ColumnType {
         match self {
             Kind::Int(t) => t.clone(),
+            Kind::MediumInt => ColumnType::Int4,
             Kind::Decimal => ColumnType::Numeric,
             Kind::Float => ColumnType::Float4,
             Kind::Double => ColumnType::Float8,
@@ -142,7 +148,11 @@ pub async fn read_table(
             }
         };
         let keep = (!excluded).then(|| {
-            schema_columns.push(Column { name: name.as_str().into(), ty: kind.column_type(), nullable: nullable == "YES" });
+            schema_columns.push(Column {
+                name: name.as_str().into(),
+                ty: kind.column_type(),
+                nullable: nullable == "YES",
+            });
             schema_columns.len() - 1
         });
         columns.push(SourceColumn { name: name.into(), kind, keep });
@@ -169,7 +179,8 @@ pub fn kind_of(data_type: &str, column_type: &str, charset: Option<&str>, json: 
         "tinyint" => Kind::Int(ColumnType::Int2),
         "smallint" if unsigned => Kind::Int(ColumnType::Int4),
         "smallint" => Kind::Int(ColumnType::Int2),
-        "mediumint" => Kind::Int(ColumnType::Int4),
+        "mediumint" if unsigned => Kind::Int(ColumnType::Int4),
+        "mediumint" => Kind::MediumInt,
         "int" if unsigned => Kind::Int(ColumnType::Int8),
         "int" => Kind::Int(ColumnType::Int4),
         "bigint" if unsigned => Kind::Int(ColumnType::Numeric),
@@ -181,7 +192,9 @@ pub fn kind_of(data_type: &str, column_type: &str, charset: Option<&str>, json: 
         "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => match charset {
             Some("latin1") => Kind::Text { latin1: true },
             Some("utf8mb4" | "utf8mb3" | "utf8" | "ascii") | None => Kind::Text { latin1: false },
-            Some(other) => return Err(format!("character set {other} is not supported (utf8mb4, latin1 and ascii are)")),
+            Some(other) => {
+                return Err(format!("character set {other} is not supported (utf8mb4, latin1 and ascii are)"));
+            }
         },
         "enum" => Kind::Enum(members(column_type, "enum")?),
         "set" => Kind::Set(members(column_type, "set")?),

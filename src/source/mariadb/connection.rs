@@ -19,7 +19,8 @@ pub struct Endpoint {
 }
 
 /// Text in UTF-8 whatever a column's charset, TIMESTAMP in UTC, no implicit conversions.
-const SESSION: &str = "SET NAMES utf8mb4, time_zone = '+00:00', sql_mode = CONCAT(@@sql_mode, ',NO_ENGINE_SUBSTITUTION')";
+const SESSION: &str =
+    "SET NAMES utf8mb4, time_zone = '+00:00', sql_mode = CONCAT(@@sql_mode, ',NO_ENGINE_SUBSTITUTION')";
 
 impl Endpoint {
     pub fn new(source_name: &str, url: &SecretUrl) -> Result<Endpoint, SourceError> {

@@ -28,7 +28,9 @@ pub fn classify(query: &str, schema: &str) -> Statement {
             .collect()
     };
     match word(0) {
-        "TRUNCATE" => Statement::Truncate(names_from(if word(1) == "TABLE" { 2 } else { 1 }).into_iter().take(1).collect()),
+        "TRUNCATE" => {
+            Statement::Truncate(names_from(if word(1) == "TABLE" { 2 } else { 1 }).into_iter().take(1).collect())
+        }
         "ALTER" | "CREATE" | "DROP" | "RENAME" | "OPTIMIZE" | "REPAIR" => {
             // The position of TABLE, after words like ONLINE, IGNORE, OR REPLACE, TEMPORARY.
             let Some(at) = upper.iter().position(|w| w == "TABLE") else {

@@ -69,7 +69,11 @@ impl Configured {
         })
     }
 
-    async fn session(self: Arc<Self>, out: mpsc::Sender<SourceEvent>, cancel: CancellationToken) -> Result<(), SourceError> {
+    async fn session(
+        self: Arc<Self>,
+        out: mpsc::Sender<SourceEvent>,
+        cancel: CancellationToken,
+    ) -> Result<(), SourceError> {
         let w = &self.wiring;
         let name = self.name.to_string();
         let mut conn = self.endpoint.connect().await?;
@@ -254,7 +258,11 @@ impl super::Source for Configured {
         }
     }
 
-    fn run(&self, out: mpsc::Sender<SourceEvent>, cancel: CancellationToken) -> BoxFuture<'static, Result<(), SourceError>> {
+    fn run(
+        &self,
+        out: mpsc::Sender<SourceEvent>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), SourceError>> {
         let me = Arc::new(Configured {
             name: self.name.clone(),
             endpoint: self.endpoint.clone(),
@@ -295,13 +303,19 @@ fn same_shape(a: &TableSchema, b: &TableSchema) -> bool {
 
 /// Polls the server's binlog end beside the stream (for the lag in bytes); ends when the
 /// server ends the connection, so the session fails and is started again.
-async fn monitor(endpoint: &Endpoint, mut conn: mysql_async::Conn, watermarks: &crate::watermark::Watermarks) -> SourceError {
+async fn monitor(
+    endpoint: &Endpoint,
+    mut conn: mysql_async::Conn,
+    watermarks: &crate::watermark::Watermarks,
+) -> SourceError {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        match conn.query_first::<(String, u64), _>("SHOW MASTER STATUS").await {
-            Ok(Some((file, offset))) => {
-                if let Some(p) = (Coordinates { file, offset }).position() {
+        match conn.query_first::<mysql_async::Row, _>("SHOW MASTER STATUS").await {
+            Ok(Some(mut row)) => {
+                if let (Some(file), Some(offset)) = (row.take::<String, _>(0), row.take::<u64, _>(1))
+                    && let Some(p) = (Coordinates { file, offset }).position()
+                {
                     watermarks.server(p);
                 }
             }

@@ -75,8 +75,12 @@ impl SnapshotTx {
         let context = format!("copying {spec}");
         let mut result = self.conn.query_iter(&sql).await.map_err(endpoint.sql(context.clone()))?;
         // Only now, with the table readable in the snapshot, is its copy announced.
-        send(out, SourceEvent::Table(TableEvent::SnapshotBegin { schema: table.schema.clone(), estimated_rows: estimated }), endpoint)
-            .await?;
+        send(
+            out,
+            SourceEvent::Table(TableEvent::SnapshotBegin { schema: table.schema.clone(), estimated_rows: estimated }),
+            endpoint,
+        )
+        .await?;
         let mut chunk: Vec<Row> = Vec::with_capacity(chunk_rows);
         let mut rows = 0u64;
         while let Some(row) = result.next().await.map_err(endpoint.sql(context.clone()))? {

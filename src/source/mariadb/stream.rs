@@ -8,10 +8,12 @@
 //! send buffer. Between groups, the server's heartbeats and groups that touch nothing watched
 //! become `Progress`, so a quiet source still reports that it is current.
 //!
-//! A resynced table's copy is consistent at a binlog position `S` past the stream's: its row
-//! events at or before `S` are already in the copy and are dropped; the later ones apply.
+//! A resynced table's copy is consistent at a binlog position `S` past the stream's: the
+//! replica skips the table's transactions at or before `S` (they are in the copy) and applies
+//! the later ones.
 
 use std::collections::{HashMap, HashSet};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,10 +78,6 @@ impl Open {
     }
 }
 
-/// Tables copied again after their position `S`: their row events at or before it are in the
-/// copy.
-type Copied = HashMap<TableId, Position>;
-
 impl Stream {
     /// Streams until cancelled; `resync` lists tables to copy again first, with why.
     pub async fn run(
@@ -89,9 +87,8 @@ impl Stream {
         cancel: CancellationToken,
         resync: Vec<(TableId, String)>,
     ) -> Result<(), SourceError> {
-        let mut copied = Copied::new();
         for (table, reason) in resync {
-            self.resync(table, reason, &out, &mut copied).await?;
+            self.resync(table, reason, &out).await?;
         }
         let mut open: Option<Open> = None;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -105,7 +102,7 @@ impl Stream {
                 _ = requests.wait(), if open.is_none() => {
                     for (table, reason) in self.requests.take() {
                         if self.tables.contains_key(&table) {
-                            self.resync(table, reason, &out, &mut copied).await?;
+                            self.resync(table, reason, &out).await?;
                         }
                     }
                     continue;
@@ -151,7 +148,7 @@ impl Stream {
                 }
                 XID => {
                     if let Some(tx) = open.take() {
-                        self.commit(tx, here, &out, &mut copied).await?;
+                        self.commit(tx, here, &out).await?;
                     }
                 }
                 QUERY => {
@@ -166,7 +163,7 @@ impl Stream {
                         }
                         "COMMIT" => {
                             if let Some(tx) = open.take() {
-                                self.commit(tx, here, &out, &mut copied).await?;
+                                self.commit(tx, here, &out).await?;
                             }
                             continue;
                         }
@@ -201,7 +198,7 @@ impl Stream {
                     if tx.standalone
                         && let Some(tx) = open.take()
                     {
-                        self.commit(tx, here, &out, &mut copied).await?;
+                        self.commit(tx, here, &out).await?;
                     }
                 }
                 _ => {
@@ -215,7 +212,7 @@ impl Stream {
                         });
                     };
                     let Some(id) = self.watched(&tme.database_name(), &tme.table_name()) else { continue };
-                    if self.quarantined.contains(&id) || copied.get(&id).is_some_and(|s| here <= *s) {
+                    if self.quarantined.contains(&id) {
                         continue;
                     }
                     let decoded = self.decode(id, &rows, tme);
@@ -246,24 +243,17 @@ impl Stream {
         tx: Open,
         position: Position,
         out: &mpsc::Sender<SourceEvent>,
-        copied: &mut Copied,
     ) -> Result<(), SourceError> {
         let Open { xid, commit_ts, changes, table_events, resync, .. } = tx;
         if !changes.is_empty() || !table_events.is_empty() {
-            let transaction = Transaction {
-                source: self.source_name.clone(),
-                position,
-                commit_ts,
-                xid,
-                changes,
-                table_events,
-            };
+            let transaction =
+                Transaction { source: self.source_name.clone(), position, commit_ts, xid, changes, table_events };
             send(out, SourceEvent::Transaction(transaction), &self.endpoint).await?;
         }
         self.at = self.at.max(position);
         self.watermarks.received(self.at);
         for table in resync {
-            self.resync(table, "its definition changed (DDL in the binlog)".into(), out, copied).await?;
+            self.resync(table, "its definition changed (DDL in the binlog)".into(), out).await?;
         }
         Ok(())
     }
@@ -324,7 +314,6 @@ impl Stream {
         table: TableId,
         reason: String,
         out: &mpsc::Sender<SourceEvent>,
-        copied: &mut Copied,
     ) -> Result<(), SourceError> {
         let Some(spec) = self.registry.get(table) else { return Ok(()) };
         tracing::info!(source = %self.source_name, table = %spec, reason = %reason, "copying the table again");
@@ -344,14 +333,13 @@ impl Stream {
                 let position = snap.at.position().unwrap_or(self.at).max(self.at);
                 snap.copy_table(&self.endpoint, &shape, position, self.chunk_rows, out).await?;
                 snap.commit(&self.endpoint).await?;
-                Ok::<_, SourceError>(Ok((shape, position)))
+                Ok::<_, SourceError>(Ok(shape))
             }
             .await;
             match result {
-                Ok(Ok((shape, position))) => {
+                Ok(Ok(shape)) => {
                     self.tables.insert(table, shape);
                     self.quarantined.remove(&table);
-                    copied.insert(table, position);
                     return Ok(());
                 }
                 Ok(Err(problem)) => {
@@ -369,7 +357,12 @@ impl Stream {
         }
     }
 
-    async fn quarantine(&mut self, table: TableId, reason: String, out: &mpsc::Sender<SourceEvent>) -> Result<(), SourceError> {
+    async fn quarantine(
+        &mut self,
+        table: TableId,
+        reason: String,
+        out: &mpsc::Sender<SourceEvent>,
+    ) -> Result<(), SourceError> {
         tracing::error!(source = %self.source_name, table = ?table, reason = %reason, "the table is quarantined until a resync");
         self.quarantined.insert(table);
         let event = TableEvent::Quarantined { table, position: self.at, reason };

@@ -21,7 +21,9 @@ const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 fn zero_date() -> Value {
     if ZERO_DATES.fetch_add(1, Ordering::Relaxed) == 0 {
-        tracing::warn!("a MariaDB zero date (0000-00-00 or a zero month or day) is read as NULL; further ones are counted only");
+        tracing::warn!(
+            "a MariaDB zero date (0000-00-00 or a zero month or day) is read as NULL; further ones are counted only"
+        );
     }
     Value::Null
 }
@@ -32,6 +34,7 @@ pub fn from_binlog(kind: &Kind, v: My) -> Result<Value, String> {
         (_, My::NULL) => Value::Null,
         (Kind::Int(ty), My::Int(i)) => int(ty, i as i128)?,
         (Kind::Int(ty), My::UInt(u)) => int(ty, u as i128)?,
+        (Kind::MediumInt, My::Int(i)) => Value::Int4((if i >= 1 << 23 { i - (1 << 24) } else { i }) as i32),
         (Kind::Decimal, My::Bytes(b)) => Value::Numeric(utf8(b)?.into()),
         (Kind::Float, My::Float(f)) => Value::Float4(f),
         (Kind::Double, My::Double(d)) => Value::Float8(d),
@@ -40,7 +43,9 @@ pub fn from_binlog(kind: &Kind, v: My) -> Result<Value, String> {
         (Kind::Enum(members), My::Int(i)) => match i {
             // 0 is the empty string MariaDB stores for a value that was not a member.
             0 => Value::text(""),
-            i => Value::Text(members.get(i as usize - 1).cloned().ok_or_else(|| format!("enum index {i} out of range"))?),
+            i => {
+                Value::Text(members.get(i as usize - 1).cloned().ok_or_else(|| format!("enum index {i} out of range"))?)
+            }
         },
         (Kind::Set(members), My::Bytes(b)) => {
             let mut bits = 0u64;
@@ -67,8 +72,7 @@ pub fn from_binlog(kind: &Kind, v: My) -> Result<Value, String> {
             if s == 0 && us == 0 { zero_date() } else { Value::TimestampTz(s * 1_000_000 + us) }
         }
         (Kind::Time, My::Time(neg, days, h, m, s, us)) => {
-            let micros =
-                (((days as i64 * 24 + h as i64) * 60 + m as i64) * 60 + s as i64) * 1_000_000 + us as i64;
+            let micros = (((days as i64 * 24 + h as i64) * 60 + m as i64) * 60 + s as i64) * 1_000_000 + us as i64;
             Value::Interval(Interval { months: 0, days: 0, micros: if neg { -micros } else { micros } })
         }
         (Kind::Year, My::Bytes(b)) => {
@@ -99,6 +103,7 @@ pub fn from_text(kind: &Kind, v: My) -> Result<Value, String> {
     let bad = || format!("cannot read {kind:?} from {t:?}");
     Ok(match kind {
         Kind::Int(ty) => int(ty, t.parse::<i128>().map_err(|_| bad())?)?,
+        Kind::MediumInt => Value::Int4(t.parse().map_err(|_| bad())?),
         Kind::Decimal => Value::Numeric(t.as_str().into()),
         Kind::Float => Value::Float4(t.parse().map_err(|_| bad())?),
         Kind::Double => Value::Float8(t.parse().map_err(|_| bad())?),
@@ -209,6 +214,9 @@ mod tests {
             (Kind::Int(ColumnType::Numeric), My::UInt(u64::MAX), "18446744073709551615"),
             (Kind::Int(ColumnType::Numeric), My::Int(-1), "18446744073709551615"),
             (Kind::Int(ColumnType::Int2), My::Int(-128), "-128"),
+            (Kind::MediumInt, My::Int(8_388_608), "-8388608"),
+            (Kind::MediumInt, My::Int(16_777_215), "-1"),
+            (Kind::MediumInt, My::Int(8_388_607), "8388607"),
             (Kind::Decimal, My::Bytes(b"-12.50".to_vec()), "-12.50"),
             (Kind::Date, My::Date(2024, 2, 29, 0, 0, 0, 0), "2024-02-29"),
             (Kind::DateTime, My::Date(1969, 12, 31, 23, 59, 59, 500_000), "1969-12-31 23:59:59.500000"),
