@@ -32,9 +32,13 @@ pub struct Config {
     /// opslive's own database (never part of a publication).
     #[serde(default)]
     pub app_database: AppDatabase,
-    /// The databases to read changes from, by name.
-    #[serde(default)]
+    /// The databases to read changes from, by name: read by kind after the rest (see
+    /// [`Config::from_figment`]).
+    #[serde(skip)]
     pub sources: BTreeMap<String, SourceConfig>,
+    /// Each source's `kind`, read first: it decides which keys the rest of the source may have.
+    #[serde(default, rename = "sources")]
+    kinds: BTreeMap<String, KindOnly>,
     /// How requests prove who they are.
     #[serde(default)]
     pub auth: AuthConfig,
@@ -235,8 +239,7 @@ fn default_heartbeat() -> f64 {
 }
 
 /// `[sources.NAME]`: one database to read changes from; `kind` says which, and which keys apply.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[derive(Debug)]
 pub enum SourceConfig {
     /// PostgreSQL through logical replication (`pgoutput`).
     Postgres(PostgresConfig),
@@ -248,6 +251,9 @@ pub enum SourceConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
+    /// Read before, into [`KindOnly`].
+    #[serde(default, rename = "kind")]
+    _kind: Option<serde::de::IgnoredAny>,
     /// `postgres://user:password@host:port/database`
     pub url: SecretUrl,
     /// Replication slot; default `opslive_<source>`.
@@ -269,6 +275,9 @@ pub struct PostgresConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MariadbConfig {
+    /// Read before, into [`KindOnly`].
+    #[serde(default, rename = "kind")]
+    _kind: Option<serde::de::IgnoredAny>,
     /// `mysql://user:password@host:port/database` (or `mariadb://`); the database is where
     /// tables named without one live.
     pub url: SecretUrl,
@@ -287,10 +296,17 @@ pub struct MariadbConfig {
 }
 
 /// Which kind of database a source is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SourceKind {
     Postgres,
     Mariadb,
+}
+
+/// A source's table as far as its kind (the other keys are read by kind).
+#[derive(Debug, Deserialize)]
+struct KindOnly {
+    kind: SourceKind,
 }
 
 impl SourceKind {
@@ -367,10 +383,33 @@ impl Config {
     }
 
     fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
-        let config: Config = figment.extract().map_err(|e| {
-            // One message per problem, each naming its key and where it came from.
-            ConfigError::Invalid(e.into_iter().map(|e| describe(&e)).collect::<Vec<_>>().join("; "))
-        })?;
+        // One message per problem, each naming its key and where it came from.
+        let invalid = |errors: Vec<figment::Error>| {
+            ConfigError::Invalid(errors.iter().map(describe).collect::<Vec<_>>().join("; "))
+        };
+        let mut config: Config = figment.extract().map_err(|e| invalid(e.into_iter().collect()))?;
+        // Each source by its kind, from its own table, so that a problem keeps its key path
+        // (serde's tagged enums lose it).
+        let mut errors = Vec::new();
+        for (name, KindOnly { kind }) in &config.kinds {
+            let table = figment.focus(&format!("sources.{name}"));
+            let source = match kind {
+                SourceKind::Postgres => table.extract().map(SourceConfig::Postgres),
+                SourceKind::Mariadb => table.extract().map(SourceConfig::Mariadb),
+            };
+            match source {
+                Ok(source) => {
+                    config.sources.insert(name.clone(), source);
+                }
+                Err(e) => errors.extend(e.into_iter().map(|mut e| {
+                    e.path.splice(0..0, ["sources".to_string(), name.clone()]);
+                    e
+                })),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(invalid(errors));
+        }
         config.validate()?;
         Ok(config)
     }
@@ -807,7 +846,13 @@ mod tests {
 
         let slot_on_mariadb = HELPDESK.replace("kind = \"mariadb\"", "kind = \"mariadb\"\nslot = \"s\"");
         let err = Config::from_toml(&format!("{BASE}{slot_on_mariadb}")).unwrap_err().to_string();
-        assert!(err.contains("slot"), "PostgreSQL's keys are not MariaDB's: {err}");
+        assert!(
+            err.contains("sources.helpdesk.slot") && err.contains("unknown field"),
+            "PostgreSQL's keys are not MariaDB's: {err}"
+        );
+        let bad_type = BASE.replace("kind = \"postgres\"", "kind = \"postgres\"\nslot = 7");
+        let err = Config::from_toml(&bad_type).unwrap_err().to_string();
+        assert!(err.contains("`sources.shop.slot`"), "a source's key keeps its path: {err}");
         let pg_url = HELPDESK.replace("mysql://", "postgres://");
         let err = Config::from_toml(&format!("{BASE}{pg_url}")).unwrap_err().to_string();
         assert!(err.contains("sources.helpdesk.url") && err.contains("mysql://"), "{err}");

@@ -33,15 +33,12 @@ pub fn coordinates(position: Position, sibling: &str) -> Coordinates {
     Coordinates { file: format!("{base}.{:0width$}", position.0 >> 32), offset: position.0 & 0xFFFF_FFFF }
 }
 
-/// A file name from a rotate event, without what may trail it (the fake rotate at the start
-/// of a stream carries the checksum after the name).
-pub fn clean_file_name(raw: &str) -> String {
-    match raw.rsplit_once('.') {
-        Some((base, digits)) => {
-            format!("{base}.{}", digits.chars().take_while(char::is_ascii_digit).collect::<String>())
-        }
-        None => raw.to_string(),
-    }
+/// The file a rotate event moves the stream to. The server's fake rotate at the start of a
+/// stream (`log_pos` 0) only names the file asked for, and arrives before the stream's format
+/// description, so its name still carries the 4 checksum bytes — which may be digits and
+/// would read as part of the file's number: it is ignored. A real rotate's name is clean.
+pub fn rotated_to(log_pos: u32, name: &str) -> Option<String> {
+    (log_pos != 0).then(|| name.to_string())
 }
 
 #[cfg(test)]
@@ -58,7 +55,9 @@ mod tests {
             coordinates(a, "mysql-bin.000001"),
             Coordinates { file: "mysql-bin.000009".into(), offset: 4_000_000 }
         );
-        assert_eq!(clean_file_name("mysql-bin.000003\u{1}\u{2}z"), "mysql-bin.000003");
+        // A fake rotate whose checksum happens to start with digits would name file 1_4…
+        assert_eq!(rotated_to(0, "mysql-bin.0000014\u{2}z\u{9}"), None);
+        assert_eq!(rotated_to(385, "mysql-bin.000002"), Some("mysql-bin.000002".into()));
         assert_eq!(file_number("nodigits"), None);
     }
 }

@@ -25,7 +25,7 @@ use mysql_async::binlog::value::BinlogValue;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::binlog::{clean_file_name, file_number};
+use super::binlog::{file_number, rotated_to};
 use super::catalog::MyTable;
 use super::connection::Endpoint;
 use super::ddl::{Statement, classify};
@@ -135,8 +135,10 @@ impl Stream {
                     open = Some(Open::new(seq, header.timestamp() as i64 * 1_000_000, flags & FL_STANDALONE != 0));
                 }
                 ROTATE => {
-                    if let Ok(Some(EventData::RotateEvent(r))) = event.read_data() {
-                        self.file = clean_file_name(&r.name());
+                    if let Ok(Some(EventData::RotateEvent(r))) = event.read_data()
+                        && let Some(file) = rotated_to(header.log_pos(), &r.name())
+                    {
+                        self.file = file;
                     }
                 }
                 HEARTBEAT => {
