@@ -100,6 +100,12 @@ async fn preflight_lists_every_problem_with_its_fix() {
     conn.query_drop("CREATE TABLE nokey (a int); CREATE TABLE place (id int primary key, spot point)").await.unwrap();
     let mut run = start_configured(&source_toml(&url, &["nokey", "place", "missing"]), None);
     let message = (&mut run.source).await.unwrap().expect_err("the source refuses to start").to_string();
+    // A user who may only read the tables cannot read the binlog.
+    conn.query_drop("CREATE USER reader@'%'; GRANT SELECT ON shop.* TO reader@'%'").await.unwrap();
+    let reader = url.replace("root@", "reader@");
+    let mut as_reader = start_configured(&source_toml(&reader, &["place"]), None);
+    let refused = (&mut as_reader.source).await.unwrap().expect_err("refused").to_string();
+    assert!(refused.contains("lacks REPLICATION SLAVE") && refused.contains("lacks BINLOG MONITOR"), "{refused}");
     for needed in [
         "table src.shop.nokey has no primary key",
         "column `spot`: type point is not supported; exclude it",
@@ -394,9 +400,11 @@ async fn a_restart_resumes_from_the_replicas_position_and_a_purged_binlog_means_
     assert_same(&replica, items, &source_rows(&mut conn, &replica, items).await);
     assert_eq!(run.stats.resumes.load(Ordering::Relaxed), 1);
     assert_eq!(run.stats.snapshots.load(Ordering::Relaxed), 0, "no snapshot on resume");
-    let seen = run.seen.lock().unwrap();
-    assert_eq!((seen.positions.len(), seen.skipped), (1, 0), "exactly the one transaction written while stopped");
-    drop(seen);
+    let (applied, skipped) = {
+        let seen = run.seen.lock().unwrap();
+        (seen.positions.len(), seen.skipped)
+    };
+    assert_eq!((applied, skipped), (1, 0), "exactly the one transaction written while stopped");
     let replica = run.stop().await;
 
     // The binlog holding the replica's position is purged while stopped.

@@ -45,10 +45,15 @@ pub async fn check_server(conn: &mut mysql_async::Conn, endpoint: &Endpoint) -> 
             g.starts_with("GRANT ALL PRIVILEGES ON *.*") || (g.contains(" ON *.*") && g.contains(privilege))
         })
     };
-    for privilege in ["REPLICATION SLAVE", "BINLOG MONITOR"] {
-        if !granted(privilege) && !(privilege == "BINLOG MONITOR" && granted("REPLICATION CLIENT")) {
-            problems.push(format!("the user lacks {privilege}: GRANT {privilege} ON *.* TO <user>"));
-        }
+    if !granted("REPLICATION SLAVE") {
+        problems.push(
+            "the user lacks REPLICATION SLAVE (to read the binlog): GRANT REPLICATION SLAVE ON *.* TO <user>".into(),
+        );
+    }
+    if !granted("BINLOG MONITOR") && !granted("REPLICATION CLIENT") {
+        problems.push(
+            "the user lacks BINLOG MONITOR (to read binlog positions): GRANT BINLOG MONITOR ON *.* TO <user>".into(),
+        );
     }
     if problems.is_empty() {
         Ok(())
