@@ -286,3 +286,38 @@ async fn sigkill_at_random_points_resumes_the_binlog_losing_and_repeating_nothin
         w.await.unwrap();
     }
 }
+
+/// The MariaDB server crashes (SIGKILL) and comes back under a running server while writes go
+/// on: the stream reconnects at its position, follows the server onto its new binlog file,
+/// and loses and repeats nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mariadb_server_crashing_under_a_running_server_loses_nothing() {
+    let s = setup(500).await;
+    let url = s.maria.url("helpdesk");
+    let mut serve = Serve::start(&s.config);
+    let addr = serve.wait_listening().await;
+    serve.wait_log("replica consistent", |_| {}).await;
+    for round in 0..2 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let pause = Arc::new(tokio::sync::RwLock::new(()));
+        let w = writer(url.clone(), stop.clone(), pause.clone());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s.maria.kill().await;
+        stop.store(true, Ordering::Relaxed);
+        let _ = w.await;
+        s.maria.restart().await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let w = writer(url.clone(), stop.clone(), pause.clone());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.store(true, Ordering::Relaxed);
+        w.await.unwrap();
+        let mut conn = s.maria.connect("helpdesk").await;
+        let target = binlog_end(&mut conn).await;
+        assert_eq!(target.0 >> 32, round + 2, "the restart began a new binlog file");
+        caught_up(addr, target).await;
+    }
+    assert_eq!(metric(addr, "opslive_replica_anomalies_total", &[]).await, Some(0.0));
+    assert!(metric(addr, "opslive_source_failures_total", &[("source", "helpdesk")]).await.unwrap_or(0.0) >= 2.0);
+    let mut conn = s.maria.connect("helpdesk").await;
+    stop_and_compare(serve, &s.config, &mut conn).await;
+}

@@ -33,12 +33,14 @@ pub fn coordinates(position: Position, sibling: &str) -> Coordinates {
     Coordinates { file: format!("{base}.{:0width$}", position.0 >> 32), offset: position.0 & 0xFFFF_FFFF }
 }
 
-/// The file a rotate event moves the stream to. The server's fake rotate at the start of a
-/// stream (`log_pos` 0) only names the file asked for, and arrives before the stream's format
-/// description, so its name still carries the 4 checksum bytes — which may be digits and
-/// would read as part of the file's number: it is ignored. A real rotate's name is clean.
-pub fn rotated_to(log_pos: u32, name: &str) -> Option<String> {
-    (log_pos != 0).then(|| name.to_string())
+/// The file a rotate event moves the stream to. Rotates come at the end of a file, and as
+/// "fake" ones from the server when a stream starts or moves on to the next file after a
+/// crash. The first fake rotate arrives before the stream's format description, so mysql_common
+/// leaves the event's 4 checksum bytes on the name (`checksum_in_name`); they may even be
+/// digits, which would read as part of the file's number.
+pub fn rotated_to(name: &[u8], checksum_in_name: bool) -> String {
+    let name = if checksum_in_name && name.len() > 4 { &name[..name.len() - 4] } else { name };
+    String::from_utf8_lossy(name).into_owned()
 }
 
 #[cfg(test)]
@@ -55,9 +57,9 @@ mod tests {
             coordinates(a, "mysql-bin.000001"),
             Coordinates { file: "mysql-bin.000009".into(), offset: 4_000_000 }
         );
-        // A fake rotate whose checksum happens to start with digits would name file 1_4…
-        assert_eq!(rotated_to(0, "mysql-bin.0000014\u{2}z\u{9}"), None);
-        assert_eq!(rotated_to(385, "mysql-bin.000002"), Some("mysql-bin.000002".into()));
+        // A first fake rotate whose checksum starts with digits would name file 1_4….
+        assert_eq!(rotated_to(b"mysql-bin.0000014\x02z\x09", true), "mysql-bin.000001");
+        assert_eq!(rotated_to(b"mysql-bin.000002", false), "mysql-bin.000002");
         assert_eq!(file_number("nodigits"), None);
     }
 }

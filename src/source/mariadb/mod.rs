@@ -90,6 +90,10 @@ impl Configured {
             return Err(SourceError::Preflight { source_name: name, problems: preflight::bullet(&problems) });
         }
         let files = binlog_files(&mut conn, &self.endpoint).await?;
+        let checksum: Option<String> = conn
+            .query_first("SELECT @@GLOBAL.binlog_checksum")
+            .await
+            .map_err(self.endpoint.sql("reading binlog_checksum"))?;
         let one_off = matches!(w.session, super::SessionKind::OneOff { .. });
         let resume = if one_off { None } else { (w.resume)() };
         let quarantined = resume.as_ref().map(|r| r.quarantined.iter().copied().collect()).unwrap_or_default();
@@ -121,6 +125,7 @@ impl Configured {
             quarantined,
             chunk_rows: self.chunk_rows,
             file: start.file.clone(),
+            checksums: checksum.is_some_and(|c| !c.eq_ignore_ascii_case("NONE")),
             at: position,
         };
         tokio::select! {

@@ -42,6 +42,7 @@ const MARIADB_GTID: u8 = 162;
 const FL_STANDALONE: u8 = 1;
 const QUERY: u8 = 2;
 const ROTATE: u8 = 4;
+const FORMAT_DESCRIPTION: u8 = 15;
 const XID: u8 = 16;
 const HEARTBEAT: u8 = 27;
 
@@ -57,6 +58,8 @@ pub struct Stream {
     pub chunk_rows: usize,
     /// The binlog file being read (the stream starts in it).
     pub file: String,
+    /// The server writes event checksums (`binlog_checksum` is not NONE).
+    pub checksums: bool,
     /// The last position reported downstream.
     pub at: Position,
 }
@@ -91,6 +94,8 @@ impl Stream {
             self.resync(table, reason, &out).await?;
         }
         let mut open: Option<Open> = None;
+        // Whether the stream's format description has come (see [`rotated_to`]).
+        let mut seen_format = false;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let requests = self.requests.clone();
@@ -134,11 +139,10 @@ impl Stream {
                     let flags = data.get(12).copied().unwrap_or(0);
                     open = Some(Open::new(seq, header.timestamp() as i64 * 1_000_000, flags & FL_STANDALONE != 0));
                 }
+                FORMAT_DESCRIPTION => seen_format = true,
                 ROTATE => {
-                    if let Ok(Some(EventData::RotateEvent(r))) = event.read_data()
-                        && let Some(file) = rotated_to(header.log_pos(), &r.name())
-                    {
-                        self.file = file;
+                    if let Ok(Some(EventData::RotateEvent(r))) = event.read_data() {
+                        self.file = rotated_to(r.name_raw(), self.checksums && !seen_format);
                     }
                 }
                 HEARTBEAT => {
