@@ -574,25 +574,24 @@ impl SourceConfig {
         }
     }
 
-    pub fn url(&self) -> &SecretUrl {
+    /// The keys every kind has.
+    fn shared(&self) -> (&SecretUrl, &[TableConfig], usize) {
         match self {
-            SourceConfig::Postgres(c) => &c.url,
-            SourceConfig::Mariadb(c) => &c.url,
+            SourceConfig::Postgres(c) => (&c.url, &c.tables, c.snapshot_chunk_rows),
+            SourceConfig::Mariadb(c) => (&c.url, &c.tables, c.snapshot_chunk_rows),
         }
+    }
+
+    pub fn url(&self) -> &SecretUrl {
+        self.shared().0
     }
 
     pub fn tables(&self) -> &[TableConfig] {
-        match self {
-            SourceConfig::Postgres(c) => &c.tables,
-            SourceConfig::Mariadb(c) => &c.tables,
-        }
+        self.shared().1
     }
 
     pub fn snapshot_chunk_rows(&self) -> usize {
-        match self {
-            SourceConfig::Postgres(c) => c.snapshot_chunk_rows,
-            SourceConfig::Mariadb(c) => c.snapshot_chunk_rows,
-        }
+        self.shared().2
     }
 
     /// Where a table named without a schema lives.

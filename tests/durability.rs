@@ -17,7 +17,7 @@ use rand::Rng;
 use serde_json::json;
 use support::PgServer;
 use support::graphql::{SECRET, post, token};
-use support::http::{get, samples, value};
+use support::http::{get, metric, samples, value};
 use support::pipeline::{assert_same, source_rows};
 use support::serve::{Serve, write_config, write_config_with};
 use tokio::sync::RwLock;
@@ -96,22 +96,8 @@ async fn current_lsn(sql: &tokio_postgres::Client) -> Position {
     Position::parse(&lsn).unwrap()
 }
 
-async fn metric(addr: std::net::SocketAddr, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    value(&samples(&get(addr, "/metrics").await.body), name, labels)
-}
-
-/// Waits until the server has applied everything up to `target`.
 async fn caught_up(addr: std::net::SocketAddr, target: Position) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let applied =
-            metric(addr, "opslive_source_position_bytes", &[("source", "shop"), ("watermark", "applied")]).await;
-        if applied.is_some_and(|a| a as u64 >= target.0) {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "not caught up with {target} (applied {applied:?})");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::http::applied_up_to(addr, "shop", target).await
 }
 
 /// Stops the server cleanly and compares its final checkpoint with the source table.

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use mysql_async::prelude::Queryable;
-use opslive::change::{Key, Position};
+use opslive::change::Key;
 use opslive::registry::{ColumnType, TableId};
 use opslive::replica::Replica;
 use opslive::source::postgres::text;
 use opslive::value::{Interval, Value};
 use rand::Rng;
-use support::mariadb::MariaDbServer;
+use support::mariadb::{MariaDbServer, binlog_end};
 use support::pipeline::{Running, assert_same, start_configured};
 
 fn source_toml(url: &str, tables: &[&str]) -> String {
@@ -25,17 +25,9 @@ fn source_toml(url: &str, tables: &[&str]) -> String {
     s
 }
 
-/// The server's binlog end as a position.
-async fn server_position(conn: &mut mysql_async::Conn) -> Position {
-    let mut row: mysql_async::Row = conn.query_first("SHOW MASTER STATUS").await.unwrap().unwrap();
-    let (file, offset): (String, u64) = (row.take(0).unwrap(), row.take(1).unwrap());
-    let number: u64 = file.rsplit_once('.').unwrap().1.parse().unwrap();
-    Position((number << 32) | offset)
-}
-
 /// Waits until the replica has applied everything the server has written so far.
 async fn caught_up(run: &mut Running, conn: &mut mysql_async::Conn) -> Arc<Replica> {
-    let target = server_position(conn).await;
+    let target = binlog_end(conn).await;
     run.wait_for("the stream to reach the server's binlog end", |r| r.applied_position("src") >= target).await
 }
 

@@ -17,8 +17,8 @@ use rand::Rng;
 use serde_json::{Value as Json, json};
 use support::PgServer;
 use support::graphql::{SECRET, data, token};
-use support::http::{get, samples, value};
-use support::mariadb::MariaDbServer;
+use support::http::{get, metric};
+use support::mariadb::{MariaDbServer, binlog_end};
 use support::serve::Serve;
 use support::ws::{TRANSPORT_WS, WsClient};
 
@@ -84,28 +84,8 @@ async fn setup(tickets: u64) -> Setup {
     Setup { pg, maria, dir, config }
 }
 
-async fn metric(addr: std::net::SocketAddr, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    value(&samples(&get(addr, "/metrics").await.body), name, labels)
-}
-
-async fn binlog_end(conn: &mut mysql_async::Conn) -> Position {
-    let mut row: mysql_async::Row = conn.query_first("SHOW MASTER STATUS").await.unwrap().unwrap();
-    let (file, offset): (String, u64) = (row.take(0).unwrap(), row.take(1).unwrap());
-    Position((file.rsplit_once('.').unwrap().1.parse::<u64>().unwrap() << 32) | offset)
-}
-
-/// Waits until the server has applied the helpdesk source up to `target`.
 async fn caught_up(addr: std::net::SocketAddr, target: Position) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let applied =
-            metric(addr, "opslive_source_position_bytes", &[("source", "helpdesk"), ("watermark", "applied")]).await;
-        if applied.is_some_and(|a| a as u64 >= target.0) {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "not caught up with {target} (applied {applied:?})");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::http::applied_up_to(addr, "helpdesk", target).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

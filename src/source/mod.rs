@@ -93,6 +93,20 @@ pub struct Resume {
 }
 
 impl Resume {
+    /// How a watched table, as the source has it `now`, stands against the replica: resumed
+    /// with the replica's shape (the one its rows were decoded with), or copied again on its
+    /// own, with why (not held: added, or its copy did not finish; its columns changed while
+    /// opslive was stopped).
+    pub fn plan(&self, now: &TableSchema) -> Result<Arc<TableSchema>, String> {
+        let id = now.id();
+        match self.tables.iter().find(|t| t.id() == id) {
+            _ if self.reload.contains(&id) => Err("not in the replica (added, or its copy did not finish)".into()),
+            None => Err("not in the replica (added, or its copy did not finish)".into()),
+            Some(held) if !same_shape(held, now) => Err("its columns changed while opslive was stopped".into()),
+            Some(held) => Ok(held.clone()),
+        }
+    }
+
     /// Where a source may resume in `replica`: `None` before its first transaction or
     /// snapshot.
     pub fn from_replica(replica: &crate::replica::Replica, registry: &Registry, source: &str) -> Option<Resume> {
@@ -116,6 +130,13 @@ impl Resume {
         }
         Some(resume)
     }
+}
+
+/// Same columns (names, types, order) and key: rows decoded with one read right with the other.
+fn same_shape(a: &TableSchema, b: &TableSchema) -> bool {
+    a.columns.len() == b.columns.len()
+        && a.columns.iter().zip(&b.columns).all(|(x, y)| x.name == y.name && x.ty == y.ty)
+        && a.key == b.key
 }
 
 /// What a source and its supervisor know about its state (exported as metrics and readiness).

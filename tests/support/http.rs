@@ -105,3 +105,22 @@ pub fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f6
         .find(|(n, labels, _)| n == name && want.iter().all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v)))
         .map(|(_, _, v)| *v)
 }
+
+/// One sample of `/metrics` (`None` when the series is absent).
+pub async fn metric(addr: SocketAddr, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    value(&samples(&get(addr, "/metrics").await.body), name, labels)
+}
+
+/// Waits until the server has applied `source` up to `target` (its `applied` watermark).
+pub async fn applied_up_to(addr: SocketAddr, source: &str, target: opslive::change::Position) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let applied =
+            metric(addr, "opslive_source_position_bytes", &[("source", source), ("watermark", "applied")]).await;
+        if applied.is_some_and(|a| a as u64 >= target.0) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not caught up with {target} (applied {applied:?})");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

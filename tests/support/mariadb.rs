@@ -205,3 +205,11 @@ impl Drop for MariaDbServer {
         }
     }
 }
+
+/// The server's binlog end as a position (file number << 32 | offset).
+pub async fn binlog_end(conn: &mut mysql_async::Conn) -> opslive::change::Position {
+    let mut row: mysql_async::Row = conn.query_first("SHOW MASTER STATUS").await.unwrap().unwrap();
+    let (file, offset): (String, u64) = (row.take(0).unwrap(), row.take(1).unwrap());
+    let number: u64 = file.rsplit_once('.').unwrap().1.parse().unwrap();
+    opslive::change::Position((number << 32) | offset)
+}

@@ -33,7 +33,7 @@ pub use value::ZERO_DATES;
 use crate::change::{Position, SourceEvent, SourceName, TableEvent};
 use crate::config::MariadbConfig;
 use crate::error::SourceError;
-use crate::registry::{TableId, TableSchema};
+use crate::registry::TableId;
 use binlog::Coordinates;
 use catalog::{MyTable, TableProblems};
 use connection::Endpoint;
@@ -97,6 +97,8 @@ impl Configured {
         let one_off = matches!(w.session, super::SessionKind::OneOff { .. });
         let resume = if one_off { None } else { (w.resume)() };
         let quarantined = resume.as_ref().map(|r| r.quarantined.iter().copied().collect()).unwrap_or_default();
+        let versions =
+            resume.as_ref().map(|r| r.tables.iter().map(|t| (t.id(), t.version)).collect()).unwrap_or_default();
         let (start, tables, resync) = match resume.and_then(|r| self.resumable(&r, &files, now.clone())) {
             Some((start, tables, resync)) => {
                 tracing::info!(source = %name, file = %start.file, offset = start.offset, "resuming the binlog; no snapshot needed");
@@ -122,6 +124,7 @@ impl Configured {
             stats: w.stats.clone(),
             requests: w.requests.clone(),
             tables: tables.into_iter().map(|t| (t.schema.id(), t)).collect(),
+            versions,
             quarantined,
             chunk_rows: self.chunk_rows,
             file: start.file.clone(),
@@ -156,17 +159,9 @@ impl Configured {
         let mut tables = Vec::with_capacity(now.len());
         let mut resync = Vec::new();
         for table in now {
-            let id = table.schema.id();
-            match resume.tables.iter().find(|t| t.id() == id) {
-                _ if resume.reload.contains(&id) => {
-                    resync.push((id, "not in the replica (added, or its copy did not finish)".to_string()))
-                }
-                None => resync.push((id, "not in the replica (added, or its copy did not finish)".to_string())),
-                Some(held) if !same_shape(held, &table.schema) => {
-                    resync.push((id, "its columns changed while opslive was stopped".to_string()));
-                    tables.push(table);
-                }
-                Some(held) => tables.push(MyTable { schema: held.clone(), ..table }),
+            match resume.plan(&table.schema) {
+                Ok(held) => tables.push(MyTable { schema: held, ..table }),
+                Err(why) => resync.push((table.schema.id(), why)),
             }
         }
         Some((start, tables, resync))
@@ -297,13 +292,6 @@ async fn binlog_files(conn: &mut mysql_async::Conn, endpoint: &Endpoint) -> Resu
     let rows: Vec<mysql_async::Row> =
         conn.query("SHOW BINARY LOGS").await.map_err(endpoint.sql("listing the binlog files"))?;
     Ok(rows.into_iter().filter_map(|mut r| r.take::<String, _>(0)).collect())
-}
-
-/// Same columns (names, types, order) and key: rows decoded with one read right with the other.
-fn same_shape(a: &TableSchema, b: &TableSchema) -> bool {
-    a.columns.len() == b.columns.len()
-        && a.columns.iter().zip(&b.columns).all(|(x, y)| x.name == y.name && x.ty == y.ty)
-        && a.key == b.key
 }
 
 /// Polls the server's binlog end beside the stream (for the lag in bytes); ends when the

@@ -54,6 +54,9 @@ pub struct Stream {
     pub stats: Arc<crate::source::SourceStats>,
     pub requests: Arc<crate::source::ResyncRequests>,
     pub tables: HashMap<TableId, MyTable>,
+    /// The newest shape version each table has had (the replica's, then each resync's), so
+    /// a table copied again always gets a newer one.
+    pub versions: HashMap<TableId, u32>,
     pub quarantined: HashSet<TableId>,
     pub chunk_rows: usize,
     /// The binlog file being read (the stream starts in it).
@@ -325,7 +328,9 @@ impl Stream {
         tracing::info!(source = %self.source_name, table = %spec, reason = %reason, "copying the table again");
         self.stats.resyncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         send(out, SourceEvent::Table(TableEvent::ResyncBegin { table, reason }), &self.endpoint).await?;
-        let version = self.tables.get(&table).map_or(1, |t| t.schema.version + 1);
+        let held = self.tables.get(&table).map_or(0, |t| t.schema.version);
+        let version = self.versions.get(&table).copied().unwrap_or(0).max(held) + 1;
+        self.versions.insert(table, version);
         let mut attempt = 0;
         loop {
             attempt += 1;

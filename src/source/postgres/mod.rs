@@ -34,7 +34,7 @@ pub use error::PgError;
 use crate::change::{Position, SourceEvent, SourceName, TableEvent};
 use crate::config::{PostgresConfig, SecretUrl};
 use crate::error::SourceError;
-use crate::registry::{Registry, TableId, TableSchema, TableSpec};
+use crate::registry::{Registry, TableId, TableSpec};
 use crate::watermark::Watermarks;
 use catalog::{PgTable, TableProblems};
 use snapshot::{SnapshotTx, send};
@@ -251,16 +251,9 @@ impl PostgresSource {
         let mut tables = Vec::with_capacity(now.len());
         let mut resync = Vec::new();
         for table in now {
-            let id = table.schema.id();
-            match resume.tables.iter().find(|t| t.id() == id) {
-                _ if resume.reload.contains(&id) => {
-                    resync.push((id, "not in the replica (added, or its copy did not finish)".to_string()))
-                }
-                None => resync.push((id, "not in the replica (added, or its copy did not finish)".to_string())),
-                Some(held) if !same_shape(held, &table.schema) => {
-                    resync.push((id, "its columns changed while opslive was stopped".to_string()))
-                }
-                Some(held) => tables.push(PgTable { schema: held.clone(), ..table }),
+            match resume.plan(&table.schema) {
+                Ok(held) => tables.push(PgTable { schema: held, ..table }),
+                Err(why) => resync.push((table.schema.id(), why)),
             }
         }
         Ok(Some((tables, resync)))
@@ -419,13 +412,6 @@ impl super::Source for Configured {
     fn acknowledge_final(&self, position: Position) -> futures_util::future::BoxFuture<'_, ()> {
         Box::pin(acknowledge_on_shutdown(&self.endpoint, &self.name, &self.slot, position))
     }
-}
-
-/// Same columns (names, types, order) and key: rows decoded with one read right with the other.
-fn same_shape(a: &TableSchema, b: &TableSchema) -> bool {
-    a.columns.len() == b.columns.len()
-        && a.columns.iter().zip(&b.columns).all(|(x, y)| x.name == y.name && x.ty == y.ty)
-        && a.key == b.key
 }
 
 /// After shutdown: acknowledges `position` (the final checkpoint's) on the slot, which
