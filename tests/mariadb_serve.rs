@@ -137,6 +137,23 @@ async fn tickets_from_mariadb_and_items_from_postgresql_answer_and_update_live_w
     let update = ws.next("t").await;
     assert_eq!(update["data"]["ticketsPatches"]["patch"]["removedKeys"], json!([{"id": "3"}]), "{update}");
 
+    // A zero date has no calendar meaning: NULL, and counted where operators look.
+    conn.query_drop("SET sql_mode = ''; ALTER TABLE tickets ADD COLUMN due DATE NULL; UPDATE tickets SET due = '0000-00-00' WHERE id = 1001").await.unwrap();
+    // The ALTER copies the table again (NOT_READY meanwhile) with a new column: the
+    // subscription ends with SCHEMA_CHANGED, and a new one gets the fresh copy, as for
+    // PostgreSQL.
+    let not_ready = ws.next("t").await;
+    assert_eq!(not_ready["errors"][0]["extensions"]["code"], "NOT_READY", "{not_ready}");
+    let ended = ws.message().await.unwrap();
+    assert_eq!(ended["payload"][0]["extensions"]["code"], "SCHEMA_CHANGED", "{ended}");
+    ws.subscribe("again", doc, json!({})).await;
+    let reset = ws.next("again").await;
+    assert!(reset["data"]["ticketsPatches"]["reset"].to_string().contains("1001"), "{reset}");
+    let target = binlog_end(&mut conn).await;
+    caught_up(addr, target).await;
+    // Read once from the copy or the binlog, or from both when the copy saw the update.
+    let nulled = metric(addr, "opslive_source_values_read_as_null_total", &[]).await.unwrap();
+    assert!((1.0..=2.0).contains(&nulled), "{nulled}");
     // The source is visible to operators as MariaDB, with its binlog position.
     let tables: Json = serde_json::from_str(&get(addr, "/tables").await.body).unwrap();
     assert!(tables.to_string().contains("helpdesk"), "{tables}");

@@ -370,6 +370,13 @@ impl Collector for FlowCollector {
         f.sample(&vec![], state.apply.skipped.load(Relaxed) as f64)?;
         let mut f = Family::new(
             &mut enc,
+            "source_values_read_as_null",
+            "Source values with no meaning in opslive's types, read as NULL (MariaDB zero dates such as 0000-00-00)",
+            MetricType::Counter,
+        )?;
+        f.sample(&vec![], crate::source::values_read_as_null() as f64)?;
+        let mut f = Family::new(
+            &mut enc,
             "replica_anomalies",
             "Changes that contradicted the replica (a correct pipeline has none)",
             MetricType::Counter,

@@ -71,6 +71,12 @@ pub enum SessionKind {
     OneOff { snapshot: bool, capture: Option<std::path::PathBuf> },
 }
 
+/// Source values with no meaning in opslive's types that were read as NULL since start
+/// (MariaDB's zero dates), for `/metrics`.
+pub fn values_read_as_null() -> u64 {
+    mariadb::ZERO_DATES.load(Ordering::Relaxed)
+}
+
 /// A source of the configured kind.
 pub fn open(name: &str, config: &SourceConfig, wiring: Wiring) -> Result<Arc<dyn Source>, SourceError> {
     match config {
