@@ -15,10 +15,17 @@
 //!   until the binlog's end — the same transport and server work with opslive's cost removed.
 //! - commit → applied: single-row autocommit inserts, one at a time; time from the commit
 //!   returning to the writer until the row is in a published replica version.
+//! - lag under the fastest insert load: `MARIADB_BENCH_WRITERS` connections (default 4) insert
+//!   as fast as MariaDB takes it for `MARIADB_BENCH_LOAD_SECS` (default 10), in single-row and
+//!   100-row transactions, once followed by the do-nothing reader and once by opslive. Every
+//!   20 ms a sampler reads the binlog's end and times how long until the follower has read
+//!   (opslive: applied) up to it; then the time to catch up once the writers stop.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -82,6 +89,154 @@ async fn floor(url: &str, from: &(String, u64), to: &(String, u64)) -> (Duration
     let elapsed = started.elapsed();
     assert!(bytes >= to.1 - from.1, "read {bytes} bytes in {events} events, the binlog grew {}", to.1 - from.1);
     (elapsed, bytes)
+}
+
+/// Who follows the binlog in a load phase, and how far it has got.
+#[derive(Clone)]
+enum Follower {
+    /// The do-nothing reader's last event position.
+    Floor(Arc<AtomicU64>),
+    /// opslive's replica.
+    Opslive(tokio::sync::watch::Receiver<Arc<opslive::replica::Replica>>),
+}
+
+impl Follower {
+    fn at(&self) -> u64 {
+        match self {
+            Follower::Floor(p) => p.load(Ordering::Acquire),
+            Follower::Opslive(v) => v.borrow().applied_position("src").0,
+        }
+    }
+}
+
+/// The do-nothing reader, following from `from` until `stop`, publishing its position.
+fn follow_floor(
+    url: String,
+    from: (String, u64),
+    stop: Arc<AtomicBool>,
+) -> (Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
+    let number: u64 = from.0.rsplit_once('.').unwrap().1.parse().unwrap();
+    let at = Arc::new(AtomicU64::new((number << 32) | from.1));
+    let published = at.clone();
+    let task = tokio::spawn(async move {
+        let conn = mysql_async::Conn::from_url(url).await.unwrap();
+        let request =
+            mysql_async::BinlogStreamRequest::new(0x3000_0002).with_filename(from.0.as_bytes()).with_pos(from.1);
+        let mut stream = conn.get_binlog_stream(request).await.unwrap();
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(Some(Ok(event))) = tokio::time::timeout(Duration::from_millis(100), stream.next()).await else {
+                continue;
+            };
+            if event.header().log_pos() > 0 {
+                published.store((number << 32) | event.header().log_pos() as u64, Ordering::Release);
+            }
+        }
+    });
+    (at, task)
+}
+
+struct Load {
+    rows_per_second: f64,
+    lags_ms: Vec<f64>,
+    catch_up_ms: f64,
+}
+
+/// Writers as fast as they go for `secs`, the sampler beside them.
+async fn load(
+    url: &str,
+    follower: Follower,
+    writers: usize,
+    tx_rows: usize,
+    secs: u64,
+    next_id: Arc<AtomicU64>,
+) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..writers {
+        let (url, stop, written, next_id) = (url.to_string(), stop.clone(), written.clone(), next_id.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = mysql_async::Conn::from_url(url).await.unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                let first = next_id.fetch_add(tx_rows as u64, Ordering::Relaxed);
+                let values: Vec<String> = (first..first + tx_rows as u64)
+                    .map(|id| format!("({id}, {}, 9.99, 'paid', 'order', NOW(6))", id % 100))
+                    .collect();
+                conn.query_drop(format!("INSERT INTO bench VALUES {}", values.join(","))).await.unwrap();
+                written.fetch_add(tx_rows as u64, Ordering::Relaxed);
+            }
+        }));
+    }
+    let mut sampler = mysql_async::Conn::from_url(url).await.unwrap();
+    let started = Instant::now();
+    let mut lags_ms = Vec::new();
+    while started.elapsed() < Duration::from_secs(secs) {
+        let asked = Instant::now();
+        let (file, offset) = binlog_end(&mut sampler).await;
+        let target = (file.rsplit_once('.').unwrap().1.parse::<u64>().unwrap() << 32) | offset;
+        while follower.at() < target {
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        lags_ms.push(asked.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(20).saturating_sub(asked.elapsed())).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let (file, offset) = binlog_end(&mut sampler).await;
+    let target = (file.rsplit_once('.').unwrap().1.parse::<u64>().unwrap() << 32) | offset;
+    let stopped = Instant::now();
+    while follower.at() < target {
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    lags_ms.sort_by(f64::total_cmp);
+    Load {
+        rows_per_second: written.load(Ordering::Relaxed) as f64 / seconds,
+        lags_ms,
+        catch_up_ms: stopped.elapsed().as_secs_f64() * 1000.0,
+    }
+}
+
+fn report(what: &str, l: &Load) {
+    let pct = |p: f64| l.lags_ms[((l.lags_ms.len() as f64 - 1.0) * p) as usize];
+    println!(
+        "{what}: {:.0} rows/s written; lag p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples); caught up {:.1} ms after the writers stopped",
+        l.rows_per_second,
+        pct(0.5),
+        pct(0.99),
+        l.lags_ms.last().copied().unwrap_or(0.0),
+        l.lags_ms.len(),
+        l.catch_up_ms
+    );
+}
+
+/// The load phases on a fresh server: for each transaction size, the floor follows, then opslive.
+async fn load_phases() {
+    let writers = env_or("MARIADB_BENCH_WRITERS", 4);
+    let secs = env_or("MARIADB_BENCH_LOAD_SECS", 10) as u64;
+    let server = MariaDbServer::start_with(&["--max-binlog-size=1073741824"]).await;
+    let url = server.create_database("shop").await;
+    let mut conn = server.connect("shop").await;
+    conn.query_drop(TABLE).await.unwrap();
+    let next_id = Arc::new(AtomicU64::new(1));
+    for tx_rows in [1, 100] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let from = binlog_end(&mut conn).await;
+        let (at, task) = follow_floor(url.clone(), from, stop.clone());
+        let floor = load(&url, Follower::Floor(at), writers, tx_rows, secs, next_id.clone()).await;
+        stop.store(true, Ordering::Relaxed);
+        task.await.unwrap();
+        let mut running = start_configured(&toml(&url), None);
+        running.wait_for("consistent", |r| r.applied_position("src").0 > 0).await;
+        let ours =
+            load(&url, Follower::Opslive(running.versions.clone()), writers, tx_rows, secs, next_id.clone()).await;
+        let _ = running.stop().await;
+        report(&format!("{writers} writers of {tx_rows}-row transactions, {secs} s, do-nothing reader"), &floor);
+        report(&format!("{writers} writers of {tx_rows}-row transactions, {secs} s, opslive"), &ours);
+        conn.query_drop("TRUNCATE TABLE bench").await.unwrap();
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -148,6 +303,7 @@ async fn main() {
     latencies.sort_by(f64::total_cmp);
     from_sent.sort_by(f64::total_cmp);
     let pct = |v: &[f64], p: f64| v[((v.len() as f64 - 1.0) * p) as usize];
+    load_phases().await;
     let (s, d, f) = (median(snapshot), median(drain), median(floors));
     println!("snapshot: {s:.0} rows/s (median of {runs})");
     println!("backlog drain: {d:.0} rows/s; do-nothing binlog reader {f:.0} rows/s; opslive/floor {:.2}", d / f);
