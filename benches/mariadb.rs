@@ -172,8 +172,7 @@ async fn load(
     let mut lags_ms = Vec::new();
     while started.elapsed() < Duration::from_secs(secs) {
         let asked = Instant::now();
-        let (file, offset) = binlog_end(&mut sampler).await;
-        let target = (file.rsplit_once('.').unwrap().1.parse::<u64>().unwrap() << 32) | offset;
+        let target = support::mariadb::binlog_end(&mut sampler).await.0;
         while follower.at() < target {
             tokio::time::sleep(Duration::from_micros(500)).await;
         }
@@ -185,8 +184,7 @@ async fn load(
         t.await.unwrap();
     }
     let seconds = started.elapsed().as_secs_f64();
-    let (file, offset) = binlog_end(&mut sampler).await;
-    let target = (file.rsplit_once('.').unwrap().1.parse::<u64>().unwrap() << 32) | offset;
+    let target = support::mariadb::binlog_end(&mut sampler).await.0;
     let stopped = Instant::now();
     while follower.at() < target {
         tokio::time::sleep(Duration::from_micros(500)).await;

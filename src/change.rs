@@ -70,6 +70,13 @@ impl Key {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Image(pub Vec<Option<Value>>);
 
+impl Image {
+    /// An image with every value sent.
+    pub fn full(values: Vec<Value>) -> Image {
+        Image(values.into_iter().map(Some).collect())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {

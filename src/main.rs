@@ -405,16 +405,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(url) => url,
                 None => {
                     let config = Config::load(cli.config.as_deref())?;
-                    let sc = match &source {
-                        Some(s) => config
-                            .sources
-                            .get(s)
-                            .with_context(|| format!("no source named `{s}` in the configuration"))?,
-                        None => {
-                            config.sources.values().next().context("the configuration has no sources; pass --url")?
-                        }
+                    // The simulator writes the PostgreSQL fixture schema.
+                    let mut postgres = config.postgres_sources();
+                    let pg = match &source {
+                        Some(s) => postgres.find(|(name, _)| *name == s).map(|(_, pg)| pg).with_context(|| {
+                            format!("no PostgreSQL source named `{s}` in the configuration (the simulator writes to PostgreSQL)")
+                        })?,
+                        None => postgres.next().map(|(_, pg)| pg).context("the configuration has no PostgreSQL source; pass --url")?,
                     };
-                    sc.url().expose().to_string()
+                    pg.url.expose().to_string()
                 }
             };
             let stats = Arc::new(opslive::sim::SimStats::default());

@@ -397,9 +397,16 @@ async fn a_restart_resumes_from_the_replicas_position_and_a_purged_binlog_means_
         (seen.positions.len(), seen.skipped)
     };
     assert_eq!((applied, skipped), (1, 0), "exactly the one transaction written while stopped");
-    let replica = run.stop().await;
+    let mut replica = run.stop().await;
 
-    // The binlog holding the replica's position is purged while stopped.
+    // The binlog holding the replica's position is purged while stopped, and the table had been
+    // quarantined: the fresh snapshot copies it again, so its changes are followed again.
+    let quarantine = opslive::change::TableEvent::Quarantined {
+        table: items,
+        position: replica.applied_position("src"),
+        reason: "a test".into(),
+    };
+    replica.apply(&opslive::change::SourceEvent::Table(quarantine));
     conn.query_drop("INSERT INTO items (id, grp) VALUES (901, 1)").await.unwrap();
     conn.query_drop("FLUSH BINARY LOGS").await.unwrap();
     let mut row: mysql_async::Row = conn.query_first("SHOW MASTER STATUS").await.unwrap().unwrap();
@@ -418,5 +425,8 @@ async fn a_restart_resumes_from_the_replicas_position_and_a_purged_binlog_means_
     assert_same(&replica, items, &source_rows(&mut conn, &replica, items).await);
     assert_eq!(run.stats.snapshots.load(Ordering::Relaxed), 1, "a fresh snapshot");
     assert_eq!(run.stats.resumes.load(Ordering::Relaxed), 0);
+    conn.query_drop("UPDATE items SET qty = 77 WHERE id = 900").await.unwrap();
+    let replica = caught_up(&mut run, &mut conn).await;
+    assert_same(&replica, items, &source_rows(&mut conn, &replica, items).await);
     run.stop().await;
 }

@@ -114,3 +114,42 @@ async fn a_quarantined_table_does_not_stop_the_others() {
     assert_eq!(unknown.status, 404, "{}", unknown.body);
     serve.terminate().await;
 }
+
+/// A quarantine holds only while the source resumes: when it cannot (the slot was dropped), the
+/// fresh snapshot copies the quarantined table too, and its changes are followed again.
+#[tokio::test]
+async fn a_fresh_snapshot_after_a_lost_slot_follows_a_table_that_was_quarantined() {
+    use opslive::change::{SourceEvent, TableEvent};
+    use support::pipeline::{assert_same, source_rows, start_configured};
+    let pg = PgServer::start().await;
+    let url = pg.create_database("shop").await;
+    let sql = pg.connect("shop").await;
+    sql.batch_execute("CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, 'v' FROM generate_series(1, 50) g")
+        .await
+        .unwrap();
+    let toml = format!("kind = \"postgres\"\nurl = \"{url}\"\n[[sources.src.tables]]\ntable = \"items\"\n");
+    let mut run = start_configured(&toml, None);
+    let items = run.table_id("items");
+    run.wait_for("the snapshot", |r| r.table(items).is_some_and(|t| t.state.is_ready())).await;
+    let mut replica = run.stop().await;
+    let quarantine =
+        TableEvent::Quarantined { table: items, position: replica.applied_position("src"), reason: "a test".into() };
+    replica.apply(&SourceEvent::Table(quarantine));
+    // The slot goes while opslive is stopped (its session may take a moment to let go).
+    while sql.batch_execute("SELECT pg_drop_replication_slot('opslive_src')").await.is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut run = start_configured(&toml, Some(replica));
+    run.wait_for("the fresh snapshot", |r| r.table(items).is_some_and(|t| t.state.is_ready())).await;
+    assert_eq!(run.stats.snapshots.load(std::sync::atomic::Ordering::Relaxed), 1);
+    sql.batch_execute("SET synchronous_commit = on; UPDATE items SET v = 'changed' WHERE id = 7").await.unwrap();
+    let replica = run
+        .wait_for("the update", |r| {
+            r.table(items)
+                .and_then(|t| t.get(&opslive::change::Key(vec![opslive::value::Value::Int4(7)].into())))
+                .is_some_and(|row| row[1] == opslive::value::Value::text("changed"))
+        })
+        .await;
+    assert_same(&replica, items, &source_rows(&sql, &replica, items).await);
+    run.stop().await;
+}

@@ -86,7 +86,7 @@ impl World {
                             op: if exists { Op::Update } else { Op::Insert },
                             key,
                             before: None,
-                            after: Some(Image(values.into_iter().map(Some).collect())),
+                            after: Some(Image::full(values)),
                         }
                     }
                     None => Change { table, op: Op::Delete, key, before: None, after: None },

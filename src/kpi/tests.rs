@@ -87,13 +87,7 @@ fn transaction(replica: &Replica, schema: &TableSchema, writes: &[Write], positi
                 ];
                 let op = if present.insert(*id) { Op::Insert } else { Op::Update };
                 let key = Key(vec![Value::Int8(*id)].into());
-                changes.push(Change {
-                    table,
-                    op,
-                    key,
-                    before: None,
-                    after: Some(Image(values.into_iter().map(Some).collect())),
-                });
+                changes.push(Change { table, op, key, before: None, after: Some(Image::full(values)) });
             }
             Write::Delete { id } => {
                 if present.remove(id) {

@@ -83,7 +83,7 @@ fn row(id: i64, qty: Option<i32>, status: Option<&str>, created: i64) -> Vec<Val
 }
 
 fn full(values: &[Value]) -> Image {
-    Image(values.iter().cloned().map(Some).collect())
+    Image::full(values.to_vec())
 }
 
 /// Turns writes into one valid transaction against the replica's current rows.

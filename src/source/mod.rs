@@ -71,6 +71,15 @@ pub enum SessionKind {
     OneOff { snapshot: bool, capture: Option<std::path::PathBuf> },
 }
 
+/// Sends an event downstream; a closed channel means the pipeline is shutting down.
+pub(crate) async fn send(
+    out: &mpsc::Sender<SourceEvent>,
+    ev: SourceEvent,
+    source_name: &str,
+) -> Result<(), SourceError> {
+    out.send(ev).await.map_err(|_| SourceError::Closed(source_name.into()))
+}
+
 /// Source values with no meaning in opslive's types that were read as NULL since start
 /// (MariaDB's zero dates), for `/metrics`.
 pub fn values_read_as_null() -> u64 {
@@ -94,7 +103,8 @@ pub struct Resume {
     pub tables: Vec<Arc<TableSchema>>,
     /// Tables to copy again on their own (still loading, columns changed).
     pub reload: Vec<TableId>,
-    /// Tables set aside until someone asks for a resync.
+    /// Tables set aside until someone asks for a resync — while the session resumes: a fresh
+    /// snapshot copies them like the others.
     pub quarantined: Vec<TableId>,
 }
 

@@ -18,6 +18,7 @@ mod snapshot;
 mod stream;
 mod value;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::MariaError;
 pub use value::ZERO_DATES;
 
+use super::send;
 use crate::change::{Position, SourceEvent, SourceName, TableEvent};
 use crate::config::MariadbConfig;
 use crate::error::SourceError;
@@ -37,12 +39,12 @@ use crate::registry::TableId;
 use binlog::Coordinates;
 use catalog::{MyTable, TableProblems};
 use connection::Endpoint;
-use snapshot::send;
 
 /// Attempts at a snapshot that TRUNCATE or DDL keeps invalidating.
 const SNAPSHOT_ATTEMPTS: u32 = 5;
 
 /// A configured MariaDB source.
+#[derive(Clone)]
 pub struct Configured {
     name: SourceName,
     endpoint: Endpoint,
@@ -96,15 +98,18 @@ impl Configured {
             .map_err(self.endpoint.sql("reading binlog_checksum"))?;
         let one_off = matches!(w.session, super::SessionKind::OneOff { .. });
         let resume = if one_off { None } else { (w.resume)() };
-        let quarantined = resume.as_ref().map(|r| r.quarantined.iter().copied().collect()).unwrap_or_default();
         let versions =
             resume.as_ref().map(|r| r.tables.iter().map(|t| (t.id(), t.version)).collect()).unwrap_or_default();
-        let (start, tables, resync) = match resume.and_then(|r| self.resumable(&r, &files, now.clone())) {
-            Some((start, tables, resync)) => {
+        // A quarantine holds only when resuming: a fresh snapshot copies those tables too.
+        let mut quarantined = HashSet::new();
+        let (start, tables, resync) = match resume.and_then(|r| Some((self.resumable(&r, &files, now.clone())?, r))) {
+            Some(((start, tables, resync), r)) => {
+                quarantined.extend(r.quarantined);
                 tracing::info!(source = %name, file = %start.file, offset = start.offset, "resuming the binlog; no snapshot needed");
                 w.stats.resumes.fetch_add(1, Ordering::Relaxed);
                 let position = start.position().unwrap_or_default();
-                send(&out, SourceEvent::Consistent { source: self.name.clone(), position }, &self.endpoint).await?;
+                send(&out, SourceEvent::Consistent { source: self.name.clone(), position }, &self.endpoint.source_name)
+                    .await?;
                 (start, tables, resync)
             }
             None => {
@@ -204,15 +209,20 @@ impl Configured {
                 } else {
                     let id = table.schema.id();
                     let begin = TableEvent::SnapshotBegin { schema: table.schema.clone(), estimated_rows: None };
-                    send(out, SourceEvent::Table(begin), &self.endpoint).await?;
+                    send(out, SourceEvent::Table(begin), &self.endpoint.source_name).await?;
                     let end = TableEvent::SnapshotEnd { table: id, position, rows: 0 };
-                    send(out, SourceEvent::Table(end), &self.endpoint).await?;
+                    send(out, SourceEvent::Table(end), &self.endpoint.source_name).await?;
                 }
             }
             match result {
                 Ok(()) => {
                     snap.commit(&self.endpoint).await?;
-                    send(out, SourceEvent::Consistent { source: self.name.clone(), position }, &self.endpoint).await?;
+                    send(
+                        out,
+                        SourceEvent::Consistent { source: self.name.clone(), position },
+                        &self.endpoint.source_name,
+                    )
+                    .await?;
                     return Ok(at);
                 }
                 Err(e) if snapshot::raced(&e) && attempt < SNAPSHOT_ATTEMPTS => {
@@ -263,14 +273,7 @@ impl super::Source for Configured {
         out: mpsc::Sender<SourceEvent>,
         cancel: CancellationToken,
     ) -> BoxFuture<'static, Result<(), SourceError>> {
-        let me = Arc::new(Configured {
-            name: self.name.clone(),
-            endpoint: self.endpoint.clone(),
-            server_id: self.server_id,
-            chunk_rows: self.chunk_rows,
-            heartbeat: self.heartbeat,
-            wiring: self.wiring.clone(),
-        });
+        let me = Arc::new(self.clone());
         let stats = self.wiring.stats.clone();
         Box::pin(async move {
             let result = me.session(out, cancel).await;

@@ -21,12 +21,12 @@ const SETTINGS: [(&str, &str, &str); 5] = [
 
 pub async fn check_server(conn: &mut mysql_async::Conn, endpoint: &Endpoint) -> Result<(), SourceError> {
     let mut problems = Vec::new();
-    for (name, wanted, fix) in SETTINGS {
-        let value: Option<String> = conn
-            .query_first(format!("SELECT CAST(@@GLOBAL.{name} AS CHAR)"))
-            .await
-            .map_err(endpoint.sql(format!("reading {name}")))?;
-        let value = value.unwrap_or_default();
+    // Every setting in one round trip.
+    let select = SETTINGS.map(|(name, ..)| format!("CAST(@@GLOBAL.{name} AS CHAR)")).join(", ");
+    let mut row: Option<mysql_async::Row> =
+        conn.query_first(format!("SELECT {select}")).await.map_err(endpoint.sql("reading the binlog settings"))?;
+    for (i, (name, wanted, fix)) in SETTINGS.into_iter().enumerate() {
+        let value: String = row.as_mut().and_then(|r| r.take::<Option<String>, _>(i)).flatten().unwrap_or_default();
         let on = |v: &str| matches!(v, "1" | "ON");
         let ok = match wanted {
             "ON" => on(&value),

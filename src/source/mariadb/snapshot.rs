@@ -14,6 +14,7 @@ use super::catalog::MyTable;
 use super::connection::{Endpoint, exec};
 use crate::change::{Position, Row, SourceEvent, TableEvent};
 use crate::error::SourceError;
+use crate::source::send;
 
 /// Error 1412: "Table definition has changed, please retry transaction".
 pub const TABLE_DEFINITION_CHANGED: u16 = 1412;
@@ -78,7 +79,7 @@ impl SnapshotTx {
         send(
             out,
             SourceEvent::Table(TableEvent::SnapshotBegin { schema: table.schema.clone(), estimated_rows: estimated }),
-            endpoint,
+            &endpoint.source_name,
         )
         .await?;
         let mut chunk: Vec<Row> = Vec::with_capacity(chunk_rows);
@@ -98,14 +99,15 @@ impl SnapshotTx {
             rows += 1;
             if chunk.len() >= chunk_rows {
                 let rows = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_rows));
-                send(out, SourceEvent::SnapshotRows { table: id, rows }, endpoint).await?;
+                send(out, SourceEvent::SnapshotRows { table: id, rows }, &endpoint.source_name).await?;
             }
         }
         drop(result);
         if !chunk.is_empty() {
-            send(out, SourceEvent::SnapshotRows { table: id, rows: chunk }, endpoint).await?;
+            send(out, SourceEvent::SnapshotRows { table: id, rows: chunk }, &endpoint.source_name).await?;
         }
-        send(out, SourceEvent::Table(TableEvent::SnapshotEnd { table: id, position, rows }), endpoint).await?;
+        send(out, SourceEvent::Table(TableEvent::SnapshotEnd { table: id, position, rows }), &endpoint.source_name)
+            .await?;
         Ok(rows)
     }
 
@@ -119,8 +121,4 @@ impl SnapshotTx {
 /// An identifier in backquotes.
 pub fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
-}
-
-pub async fn send(out: &mpsc::Sender<SourceEvent>, event: SourceEvent, endpoint: &Endpoint) -> Result<(), SourceError> {
-    out.send(event).await.map_err(|_| SourceError::Closed(endpoint.source_name.clone()))
 }

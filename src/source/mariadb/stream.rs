@@ -29,10 +29,10 @@ use super::binlog::{file_number, rotated_to};
 use super::catalog::MyTable;
 use super::connection::Endpoint;
 use super::ddl::{Statement, classify};
-use super::snapshot::send;
 use crate::change::{Change, Image, Key, Op, Position, SourceEvent, TableEvent, Transaction};
 use crate::error::SourceError;
 use crate::registry::{Registry, TableId};
+use crate::source::send;
 use crate::value::Value;
 use crate::watermark::Watermarks;
 
@@ -118,7 +118,7 @@ impl Stream {
                 _ = tick.tick() => {
                     if open.is_none() && self.at > reported {
                         reported = self.at;
-                        send(&out, SourceEvent::Progress { source: self.source_name.clone(), position: self.at }, &self.endpoint).await?;
+                        send(&out, SourceEvent::Progress { source: self.source_name.clone(), position: self.at }, &self.endpoint.source_name).await?;
                     }
                     // Nothing on the server waits for an acknowledgement: what is acknowledged is
                     // only how far opslive needs the binlog kept.
@@ -135,12 +135,14 @@ impl Stream {
             };
             let header = event.header();
             let here = Position((file_number(&self.file).unwrap_or(0) << 32) | header.log_pos() as u64);
+            // Binlog event times are whole seconds.
+            let commit_ts = header.timestamp() as i64 * 1_000_000;
             match header.event_type_raw() {
                 MARIADB_GTID => {
                     let data = event.data();
                     let seq = data.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).unwrap_or(0);
                     let flags = data.get(12).copied().unwrap_or(0);
-                    open = Some(Open::new(seq, header.timestamp() as i64 * 1_000_000, flags & FL_STANDALONE != 0));
+                    open = Some(Open::new(seq, commit_ts, flags & FL_STANDALONE != 0));
                 }
                 FORMAT_DESCRIPTION => seen_format = true,
                 ROTATE => {
@@ -166,7 +168,7 @@ impl Stream {
                     match text.trim() {
                         "BEGIN" => {
                             if open.is_none() {
-                                open = Some(Open::new(0, header.timestamp() as i64 * 1_000_000, false));
+                                open = Some(Open::new(0, commit_ts, false));
                             }
                             continue;
                         }
@@ -178,7 +180,7 @@ impl Stream {
                         }
                         _ => {}
                     }
-                    let tx = open.get_or_insert_with(|| Open::new(0, header.timestamp() as i64 * 1_000_000, true));
+                    let tx = open.get_or_insert_with(|| Open::new(0, commit_ts, true));
                     match classify(&text, &q.schema()) {
                         Statement::Truncate(names) => {
                             for (db, table) in names {
@@ -257,7 +259,7 @@ impl Stream {
         if !changes.is_empty() || !table_events.is_empty() {
             let transaction =
                 Transaction { source: self.source_name.clone(), position, commit_ts, xid, changes, table_events };
-            send(out, SourceEvent::Transaction(transaction), &self.endpoint).await?;
+            send(out, SourceEvent::Transaction(transaction), &self.endpoint.source_name).await?;
         }
         self.at = self.at.max(position);
         self.watermarks.received(self.at);
@@ -294,20 +296,20 @@ impl Stream {
                     op: Op::Insert,
                     key: Key::of(&after, key),
                     before: None,
-                    after: Some(Image(after.into_iter().map(Some).collect())),
+                    after: Some(Image::full(after)),
                 },
                 (Some(before), Some(after)) => Change {
                     table: id,
                     op: Op::Update,
                     key: Key::of(&after, key),
-                    before: Some(Image(before.into_iter().map(Some).collect())),
-                    after: Some(Image(after.into_iter().map(Some).collect())),
+                    before: Some(Image::full(before)),
+                    after: Some(Image::full(after)),
                 },
                 (Some(before), None) => Change {
                     table: id,
                     op: Op::Delete,
                     key: Key::of(&before, key),
-                    before: Some(Image(before.into_iter().map(Some).collect())),
+                    before: Some(Image::full(before)),
                     after: None,
                 },
                 (None, None) => continue,
@@ -327,7 +329,7 @@ impl Stream {
         let Some(spec) = self.registry.get(table) else { return Ok(()) };
         tracing::info!(source = %self.source_name, table = %spec, reason = %reason, "copying the table again");
         self.stats.resyncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        send(out, SourceEvent::Table(TableEvent::ResyncBegin { table, reason }), &self.endpoint).await?;
+        send(out, SourceEvent::Table(TableEvent::ResyncBegin { table, reason }), &self.endpoint.source_name).await?;
         let held = self.tables.get(&table).map_or(0, |t| t.schema.version);
         let version = self.versions.get(&table).copied().unwrap_or(0).max(held) + 1;
         self.versions.insert(table, version);
@@ -377,7 +379,7 @@ impl Stream {
         tracing::error!(source = %self.source_name, table = ?table, reason = %reason, "the table is quarantined until a resync");
         self.quarantined.insert(table);
         let event = TableEvent::Quarantined { table, position: self.at, reason };
-        send(out, SourceEvent::Table(event), &self.endpoint).await
+        send(out, SourceEvent::Table(event), &self.endpoint.source_name).await
     }
 }
 

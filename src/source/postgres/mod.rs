@@ -31,13 +31,14 @@ pub use capture::replay as replay_capture;
 pub use connection::Endpoint;
 pub use error::PgError;
 
+use super::send;
 use crate::change::{Position, SourceEvent, SourceName, TableEvent};
 use crate::config::{PostgresConfig, SecretUrl};
 use crate::error::SourceError;
 use crate::registry::{Registry, TableId, TableSpec};
 use crate::watermark::Watermarks;
 use catalog::{PgTable, TableProblems};
-use snapshot::{SnapshotTx, send};
+use snapshot::SnapshotTx;
 
 /// Everything needed to run one PostgreSQL source.
 pub struct PostgresSource {
@@ -142,7 +143,8 @@ impl PostgresSource {
             self.stats.resumes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             send(&out, SourceEvent::Consistent { source: self.name.clone(), position: resume.position }, &name).await?;
             self.stats.set_connected(true);
-            let started = Started { repl, tables, position: resume.position, resync };
+            let quarantined = resume.quarantined.clone();
+            let started = Started { repl, tables, position: resume.position, resync, quarantined };
             return self.stream(sql, started, out, cancel).await;
         }
 
@@ -197,7 +199,7 @@ impl PostgresSource {
         send(&out, SourceEvent::Consistent { source: self.name.clone(), position }, &name).await?;
         self.stats.set_connected(true);
         repl.wait_started().await.map_err(|error| PgError::Replication { source_name: name.clone(), error })?;
-        self.stream(sql, Started { repl, tables, position, resync }, out, cancel).await
+        self.stream(sql, Started { repl, tables, position, resync, quarantined: Vec::new() }, out, cancel).await
     }
 
     /// Whether the slot can be resumed from `resume` (the replica's position): it exists, is not
@@ -268,9 +270,8 @@ impl PostgresSource {
         out: mpsc::Sender<SourceEvent>,
         cancel: CancellationToken,
     ) -> Result<(), SourceError> {
-        let Started { repl, tables, position, resync } = started;
+        let Started { repl, tables, position, resync, quarantined } = started;
         let name = self.name.to_string();
-        let quarantined = self.resume.as_ref().map(|r| r.quarantined.clone()).unwrap_or_default();
         let held = held::Held::new(
             held::Jobs {
                 endpoint: self.endpoint.clone(),
@@ -330,6 +331,9 @@ struct Started {
     tables: Vec<PgTable>,
     position: Position,
     resync: Vec<(TableId, String)>,
+    /// Tables set aside: the replica's quarantine when resuming, none after a fresh snapshot
+    /// (it copies them too).
+    quarantined: Vec<TableId>,
 }
 
 pub use super::Resume;

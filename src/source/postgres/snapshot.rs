@@ -15,6 +15,7 @@ use super::text;
 use crate::change::{Position, Row, SourceEvent, TableEvent};
 use crate::error::SourceError;
 use crate::registry::{TableSpec, quote_ident};
+use crate::source::send;
 use crate::value::Value;
 
 /// A transaction on the exported snapshot.
@@ -152,9 +153,4 @@ impl SnapshotTx<'_> {
     pub async fn rollback(&self) {
         let _ = self.client.batch_execute("ROLLBACK").await;
     }
-}
-
-/// Sends downstream; a closed channel means the pipeline is shutting down.
-pub async fn send(out: &mpsc::Sender<SourceEvent>, ev: SourceEvent, source_name: &str) -> Result<(), SourceError> {
-    out.send(ev).await.map_err(|_| SourceError::Closed(source_name.into()))
 }

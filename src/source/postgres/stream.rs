@@ -23,10 +23,10 @@ use super::decode::{DecodeError, Decoded, Decoder};
 use super::held::{Held, HeldTx, Route};
 use super::pgoutput::{self, Message};
 use super::resync::Resynced;
-use super::snapshot::send;
 use crate::change::{Position, SourceEvent, TableEvent, Transaction};
 use crate::error::SourceError;
 use crate::registry::TableId;
+use crate::source::send;
 use crate::value::PG_EPOCH_OFFSET_MICROS;
 use crate::watermark::Watermarks;
 
