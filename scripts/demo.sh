@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The README's first command: builds the dashboard (web/out, when missing or older than its
 # sources) and opslive, and runs `opslive demo` — a private PostgreSQL (wal_level=logical, its
-# own port, files under ./data/demo) loaded with the fixtures, the traffic simulator writing into
-# it, and `opslive serve` reading it and serving the dashboard. Ctrl-C stops everything.
-# PostgreSQL's server binaries are installed with apt when missing (as root); arguments go to
+# own port, files under ./data/demo) loaded with the shop's fixtures and a private MariaDB (row
+# binlog) with the helpdesk's, the traffic simulator writing into both, and `opslive serve`
+# reading both and serving the dashboard. Ctrl-C stops everything. PostgreSQL's and MariaDB's
+# server binaries are installed with apt when missing (as root); arguments go to
 # `opslive demo` (try --help). Without Node (>= 20.9) the demo runs without the dashboard.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,12 @@ if ! have_pg_server; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing PostgreSQL's server binaries (apt-get install postgresql) ..." >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+fi
+if ! [ -x /usr/sbin/mariadbd ] && ! command -v mariadbd >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing MariaDB's server binaries (apt-get install mariadb-server) ..." >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null
   fi
 fi
 

@@ -64,14 +64,14 @@ enum Command {
     /// Uses a temporary replication slot, so it never disturbs a running `serve`. Reads the
     /// sources from the configuration, or from --url and --table without one.
     Tail {
-        /// Source to read (default: the first configured).
+        /// Source to read (default: every source holding a `--table`, all without one).
         #[arg(long)]
         source: Option<String>,
         /// With a configuration: print only these tables (GraphQL names). With --url: the
         /// tables to watch, as `schema.table` or `table`.
         #[arg(long = "table")]
         tables: Vec<String>,
-        /// A PostgreSQL URL to read without a configuration file.
+        /// A PostgreSQL (or `mysql://`/`mariadb://`) URL to read without a configuration file.
         #[arg(long)]
         url: Option<String>,
         /// Start from now: no snapshot rows; changes print as the source sent them.
@@ -84,8 +84,9 @@ enum Command {
     /// Create the app database if needed and apply its migrations.
     Migrate,
     /// The whole product on this machine, from nothing: a private PostgreSQL (wal_level=logical,
-    /// its own port) with the fixture data, the traffic simulator writing into it, and `serve`
-    /// reading it. Prints the URLs and a `tail` command to watch; Ctrl-C stops everything.
+    /// its own port) with the shop's fixture data and a private MariaDB (row binlog, its own
+    /// port) with the helpdesk's, the traffic simulator writing into both, and `serve` reading
+    /// both. Prints the URLs and a `tail` command to watch; Ctrl-C stops everything.
     Demo {
         /// Where the demo database's files go (recreated at each run).
         #[arg(long, default_value = "./data/demo")]
@@ -93,6 +94,9 @@ enum Command {
         /// The demo database's port (when taken, or 0: any free port).
         #[arg(long, default_value_t = 54329)]
         pg_port: u16,
+        /// The demo helpdesk's MariaDB port (when taken, or 0: any free port).
+        #[arg(long, default_value_t = 33069)]
+        mariadb_port: u16,
         /// opslive's HTTP address (when the port is taken: any free port).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
@@ -146,6 +150,10 @@ enum Command {
         /// A PostgreSQL URL to write to without a configuration file.
         #[arg(long)]
         url: Option<String>,
+        /// A MariaDB/MySQL URL where tickets and agents live, apart from the shop (default: the
+        /// configured MariaDB source watching `tickets`, if any; else the shop's database).
+        #[arg(long)]
+        helpdesk_url: Option<String>,
         #[command(flatten)]
         traffic: SimArgs,
     },
@@ -252,6 +260,15 @@ impl BenchArgs {
     }
 }
 
+/// The URL of the configured MariaDB source that watches a `tickets` table: where the
+/// simulator's helpdesk lives when it is apart from the shop (as in the demo).
+fn helpdesk_source(config: &Config) -> Option<String> {
+    config.sources.values().find_map(|source| {
+        let tickets = source.tables().iter().any(|t| t.table.rsplit('.').next() == Some("tickets"));
+        (source.kind() == opslive::config::SourceKind::Mariadb && tickets).then(|| source.url().expose().to_string())
+    })
+}
+
 /// The simulator's traffic settings (shared by `simulate` and `demo`).
 #[derive(clap::Args, Clone)]
 struct SimArgs {
@@ -293,6 +310,7 @@ impl SimArgs {
             start,
             seed: self.seed.unwrap_or_else(rand::random),
             connections: self.connections,
+            helpdesk: None,
         })
     }
 }
@@ -400,11 +418,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("app database {url} is up to date");
             Ok(())
         }
-        Command::Simulate { source, url, traffic } => {
+        Command::Simulate { source, url, helpdesk_url, traffic } => {
+            let mut options = traffic.options()?;
+            options.helpdesk = helpdesk_url;
             let url = match url {
                 Some(url) => url,
                 None => {
                     let config = Config::load(cli.config.as_deref())?;
+                    if options.helpdesk.is_none() {
+                        options.helpdesk = helpdesk_source(&config);
+                    }
                     // The simulator writes the PostgreSQL fixture schema.
                     let mut postgres = config.postgres_sources();
                     let pg = match &source {
@@ -417,15 +440,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             let stats = Arc::new(opslive::sim::SimStats::default());
-            opslive::sim::run(&url, traffic.options()?, stats, shutdown_token()).await?;
+            opslive::sim::run(&url, options, stats, shutdown_token()).await?;
             Ok(())
         }
-        Command::Demo { data_dir, pg_port, listen, no_sim, pg_bin, web_dir, traffic } => {
+        Command::Demo { data_dir, pg_port, mariadb_port, listen, no_sim, pg_bin, web_dir, traffic } => {
             let options = opslive::demo::DemoOptions {
                 pg_bin,
                 web_dir,
                 data_dir,
                 pg_port,
+                mariadb_port,
                 listen,
                 sim: if no_sim { None } else { Some(traffic.options()?) },
             };
@@ -458,8 +482,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .map(|t| format!("{{ table = {} }}", toml_string(t)))
                         .collect::<Vec<_>>()
                         .join(", ");
+                    let mariadb = url.starts_with("mysql:") || url.starts_with("mariadb:");
+                    let kind = if mariadb { "mariadb" } else { "postgres" };
+                    // tail keeps no state: the app database a configuration needs without a
+                    // PostgreSQL source is never connected to.
+                    let app = if mariadb { "[app_database]\nurl = \"postgres://127.0.0.1/unused\"\n" } else { "" };
                     let text = format!(
-                        "[sources.tail]\nkind = \"postgres\"\nurl = {}\ntables = [{list}]\n",
+                        "{app}[sources.tail]\nkind = \"{kind}\"\nurl = {}\ntables = [{list}]\n",
                         toml_string(&url)
                     );
                     (Config::from_toml(&text)?, Vec::new())
@@ -483,33 +512,53 @@ async fn tail(
     capture: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let registry = Arc::new(config.registry()?);
-    let (name, sc) = match &source {
-        Some(s) => {
-            config.sources.get_key_value(s).with_context(|| format!("no source named `{s}` in the configuration"))?
-        }
-        None => config.sources.iter().next().context("the configuration has no sources")?,
-    };
+    let mut wanted = Vec::new();
     for t in &filter {
-        if registry.by_name(t).is_none() {
-            bail!("no watched table named `{t}`");
-        }
+        let spec = registry.by_name(t).with_context(|| format!("no watched table named `{t}`"))?;
+        wanted.push(spec.source.to_string());
     }
-    let watermarks = Arc::new(Watermarks::default());
-    // One session of its own, whose server-side state (a temporary slot) ends with it.
-    let wiring = Wiring {
-        registry,
-        watermarks: watermarks.clone(),
-        stats: Arc::default(),
-        requests: Arc::default(),
-        durable: false,
-        resume: Arc::new(|| None),
-        session: SessionKind::OneOff { snapshot, capture },
+    // The named source; else every source holding a table asked for (all without a filter),
+    // so tables of several databases print side by side in one commit-ordered stream each.
+    let sources: Vec<(&String, &opslive::config::SourceConfig)> = match &source {
+        Some(s) => vec![
+            config.sources.get_key_value(s).with_context(|| format!("no source named `{s}` in the configuration"))?,
+        ],
+        None => config.sources.iter().filter(|(name, _)| wanted.is_empty() || wanted.contains(name)).collect(),
     };
-    let source = opslive::source::open(name, sc, wiring)?;
+    if sources.is_empty() {
+        bail!("the configuration has no sources");
+    }
+    if capture.is_some() && sources.len() > 1 {
+        bail!("--capture records one source's stream: choose it with --source");
+    }
     let cancel = shutdown_token();
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-    let source_task = tokio::spawn(source.run(tx, cancel.clone()));
-    let (apply, _versions) = ApplyLoop::new(HashMap::from([(Arc::from(name.as_str()), watermarks)]));
+    let mut watermarks = HashMap::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (name, sc) in sources {
+        let marks = Arc::new(Watermarks::default());
+        // One session of its own, whose server-side state (a temporary slot) ends with it.
+        let wiring = Wiring {
+            registry: registry.clone(),
+            watermarks: marks.clone(),
+            stats: Arc::default(),
+            requests: Arc::default(),
+            durable: false,
+            resume: Arc::new(|| None),
+            session: SessionKind::OneOff { snapshot, capture: capture.clone() },
+        };
+        let source = opslive::source::open(name, sc, wiring)?;
+        watermarks.insert(Arc::from(name.as_str()), marks);
+        let (tx, cancel) = (tx.clone(), cancel.clone());
+        tasks.spawn(async move {
+            let result = source.run(tx, cancel.clone()).await;
+            // One source failing ends the tail: its lines would silently stop otherwise.
+            cancel.cancel();
+            result
+        });
+    }
+    drop(tx);
+    let (apply, _versions) = ApplyLoop::new(watermarks);
     let mut writer = TailWriter::new(std::io::stdout().lock(), filter, !snapshot);
     let stop = cancel.clone();
     let mut broken = None;
@@ -525,13 +574,18 @@ async fn tail(
         }))
     });
     cancel.cancel();
-    match source_task.await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(opslive::error::SourceError::Closed(_))) => Ok(()),
-        Ok(Err(e)) => Err(e.into()),
-        Err(e) => Err(e.into()),
+    let mut outcome = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let result = match joined {
+            Ok(Ok(())) | Ok(Err(opslive::error::SourceError::Closed(_))) => Ok(()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(e) => Err(e.into()),
+        };
+        if outcome.is_ok() {
+            outcome = result;
+        }
     }
-    .and_then(|()| match broken {
+    outcome.and_then(|()| match broken {
         Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
     })

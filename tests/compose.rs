@@ -106,6 +106,16 @@ fn mariadb_writes_a_full_row_binlog() {
     assert!(s["server_id"].parse::<u32>().unwrap() > 0);
     // Compressed row events are skipped by binlog readers: they would lose rows silently.
     assert_ne!(s.get("log_bin_compress").map(String::as_str), Some("ON"));
+    // The helpdesk fixtures, schema before seed, in the database the example configuration reads.
+    let mounts = bind_mounts(db);
+    let order: Vec<&str> = mounts.iter().map(|(h, _)| h.as_str()).collect();
+    assert_eq!(order, ["./fixtures/mariadb/schema.sql", "./fixtures/mariadb/seed.sql"]);
+    let mut names: Vec<&str> = mounts.iter().map(|(_, c)| c.as_str()).collect();
+    let unsorted = names.clone();
+    names.sort();
+    assert_eq!(names, unsorted);
+    assert!(names.iter().all(|c| c.starts_with("/docker-entrypoint-initdb.d/")));
+    assert_eq!(environment(db)["MARIADB_DATABASE"], "helpdesk");
 }
 
 #[test]
@@ -148,6 +158,12 @@ fn opslive_service_runs_a_configuration_opslive_accepts() {
     assert_eq!(url.host_str(), Some("postgres"), "the source is the compose PostgreSQL");
     assert_eq!(url.path(), "/shop");
     assert_eq!(url.password(), environment(service(&doc, "postgres")).get("POSTGRES_PASSWORD").map(String::as_str));
+    let helpdesk = &config.sources["helpdesk"];
+    assert_eq!(helpdesk.kind(), opslive::config::SourceKind::Mariadb);
+    let url = &helpdesk.url().0;
+    assert_eq!(url.host_str(), Some("mariadb"), "the helpdesk is the compose MariaDB");
+    assert_eq!(url.path(), "/helpdesk");
+    assert_eq!(url.password(), environment(service(&doc, "mariadb")).get("MARIADB_ROOT_PASSWORD").map(String::as_str));
     let app = config.app_database_url().unwrap();
     assert_eq!(app.0.host_str(), Some("postgres"));
     assert_ne!(app.0.path(), "/shop", "the app database is not the source");

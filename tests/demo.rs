@@ -1,6 +1,8 @@
-//! `opslive demo` from nothing: a private PostgreSQL with the fixtures, the simulator's traffic
-//! arriving live (in `/metrics` and in the `tail` command it prints), and Ctrl-C leaving nothing
-//! running. Re-runnable, also after a run that was killed without cleaning up.
+//! `opslive demo` from nothing: a private PostgreSQL with the shop's fixtures and a private
+//! MariaDB with the helpdesk's, the simulator's traffic arriving live from both (in `/metrics`,
+//! and side by side in the `tail` command it prints), tickets from MariaDB beside orders from
+//! PostgreSQL in one GraphQL schema and in live queries, and Ctrl-C leaving nothing running.
+//! Re-runnable, also after a run that was killed without cleaning up.
 
 mod support;
 
@@ -11,12 +13,17 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use support::http::{get, samples, value};
+use mysql_async::prelude::Queryable;
+use serde_json::json;
+use support::http::{get, request, samples, value};
+use support::ws::{TRANSPORT_WS, WsClient};
 
 struct Demo {
     child: Child,
     metrics: String,
     tail: Vec<String>,
+    /// The helpdesk's MariaDB URL.
+    helpdesk: String,
     /// The notification stand-ins' page.
     notified: Option<String>,
     log: PathBuf,
@@ -37,9 +44,9 @@ impl Demo {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (mut metrics, mut tail, mut notified) = (None, None, None);
+        let (mut metrics, mut tail, mut notified, mut helpdesk) = (None, None, None, None);
         let deadline = Instant::now() + Duration::from_secs(120);
-        while metrics.is_none() || tail.is_none() {
+        while metrics.is_none() || tail.is_none() || helpdesk.is_none() {
             let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
                 .await
                 .unwrap_or_else(|_| panic!("no banner within 120 s; log:\n{}", read(&log)))
@@ -50,13 +57,15 @@ impl Demo {
                 metrics = Some(url.trim().to_string());
             } else if let Some(rest) = line.strip_prefix("notified") {
                 notified = rest.split_whitespace().next().map(str::to_string);
-            } else if line.contains(" tail --url ") {
+            } else if let Some(rest) = line.strip_prefix("helpdesk") {
+                helpdesk = rest.split_whitespace().next().map(str::to_string);
+            } else if line.contains(" tail --") {
                 tail = Some(line.split_whitespace().map(String::from).collect());
             }
         }
         // Keep reading stdout so the demo never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Demo { child, metrics: metrics.unwrap(), tail: tail.unwrap(), notified, log }
+        Demo { child, metrics: metrics.unwrap(), tail: tail.unwrap(), helpdesk: helpdesk.unwrap(), notified, log }
     }
 
     fn metrics_addr(&self) -> std::net::SocketAddr {
@@ -70,7 +79,7 @@ impl Demo {
         loop {
             let s = samples(&get(addr, "/metrics").await.body);
             let n = |table, op| value(&s, "opslive_changes_applied_total", &[("table", table), ("op", op)]);
-            let live = [("orders", "insert"), ("orders", "update"), ("tickets", "insert")]
+            let live = [("orders", "insert"), ("orders", "update"), ("tickets", "insert"), ("tickets", "update")]
                 .iter()
                 .all(|(t, op)| n(t, op).is_some_and(|v| v > 0.0));
             // What the simulator wrote is on the same page as what was applied.
@@ -128,6 +137,7 @@ struct StopLeftover(PathBuf);
 impl Drop for StopLeftover {
     fn drop(&mut self) {
         opslive::demo::LocalPostgres::stop_leftover_at(&opslive::demo::cluster_root(&self.0));
+        opslive::demo::LocalMariaDb::stop_leftover_at(&self.0.join("mariadb"));
     }
 }
 
@@ -138,7 +148,8 @@ async fn demo_shows_live_traffic_and_stops_clean() {
     let demo = Demo::start(dir.path(), 1).await;
     demo.wait_for_live_changes().await;
 
-    // The printed tail command works and shows the simulator's changes as they commit.
+    // The printed tail command works and shows the simulator's changes as they commit: orders
+    // from the PostgreSQL source beside tickets from the MariaDB one, in one stream.
     let mut tail = Command::new(&demo.tail[0])
         .args(&demo.tail[1..])
         .stdout(Stdio::piped())
@@ -147,19 +158,31 @@ async fn demo_shows_live_traffic_and_stops_clean() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
-    let change = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
+    let (order, ticket) = tokio::time::timeout(Duration::from_secs(60), async {
+        let (mut order, mut ticket) = (None, None);
+        while order.is_none() || ticket.is_none() {
             let line = lines.next_line().await.unwrap().expect("tail ended early");
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            if v["table"] == "orders" && v["position"].is_string() {
-                return v;
+            if !v["position"].is_string() {
+                continue;
+            }
+            match v["table"].as_str() {
+                Some("orders") => order = Some(v),
+                Some("tickets") => ticket = Some(v),
+                _ => {}
             }
         }
+        (order.unwrap(), ticket.unwrap())
     })
     .await
-    .expect("a change to orders in tail within 60 s");
-    assert!(["insert", "update"].contains(&change["op"].as_str().unwrap()), "{change}");
+    .expect("changes to orders and to tickets in tail within 60 s");
+    assert!(["insert", "update"].contains(&order["op"].as_str().unwrap()), "{order}");
+    assert_eq!(order["source"], "shop", "{order}");
+    assert!(["insert", "update"].contains(&ticket["op"].as_str().unwrap()), "{ticket}");
+    assert_eq!(ticket["source"], "helpdesk", "{ticket}");
     signal(&tail, "-INT");
+
+    both_sources_in_graphql(&demo).await;
 
     // The stand-ins notifications are sent to are up, and their page says what they received.
     let notified = demo.notified.clone().expect("a `notified` line in the banner");
@@ -185,6 +208,52 @@ async fn demo_shows_live_traffic_and_stops_clean() {
     demo.wait_for_live_changes().await;
     demo.interrupt().await;
     assert_eq!(processes_using(dir.path()), Vec::<String>::new(), "nothing left running");
+}
+
+/// One schema over both databases, with the types of the committed one; a ticket committed in
+/// MariaDB moves a live query.
+async fn both_sources_in_graphql(demo: &Demo) {
+    let addr = demo.metrics_addr();
+    let config = demo.tail.iter().skip_while(|a| *a != "--config").nth(1).expect("tail --config FILE");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_opslive"))
+        .args(["token", "--config", config, "--role", "admin", "--sub", "demo-test"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let bearer = format!("Bearer {token}");
+    let auth = [("Authorization", bearer.as_str())];
+
+    // The helpdesk moved to MariaDB, and the dashboard's types did not change: the served SDL
+    // is the committed one, but for the source table a row type's description names.
+    let sdl = request(addr, "GET", "/graphql/schema.graphql", &auth, "").await;
+    assert_eq!(sdl.status, 200, "{}", sdl.body);
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/graphql/schema.graphql")).unwrap();
+    let committed: String = committed.lines().skip_while(|l| l.starts_with('#') || l.is_empty()).collect::<Vec<_>>().join("\n");
+    let served = sdl.body.trim().replace("(helpdesk.tickets)", "(public.tickets)").replace("(helpdesk.agents)", "(public.agents)");
+    assert!(committed.trim() == served, "the demo's schema differs from graphql/schema.graphql");
+
+    // One request reads both databases.
+    let body = json!({"query": "{ ticketsAggregate { count } ordersAggregate { count } }"}).to_string();
+    let both = request(addr, "POST", "/graphql", &[auth[0], ("Content-Type", "application/json")], &body).await;
+    let both: serde_json::Value = serde_json::from_str(&both.body).unwrap();
+    assert!(both["data"]["ticketsAggregate"][0]["count"].as_i64().unwrap() >= 6000, "{both}");
+    assert!(both["data"]["ordersAggregate"][0]["count"].as_i64().unwrap() >= 40000, "{both}");
+
+    // A ticket committed in MariaDB arrives in a live query.
+    let subject = format!("demo test {}", std::process::id());
+    let mut ws = WsClient::connect(addr, TRANSPORT_WS, &token).await;
+    let doc = "subscription($s: String!) { ticketsPatches(where: {subject: {eq: $s}}, orderBy: {id: ASC}) { reset { id subject } patch { upserts { row { id subject } } } } }";
+    ws.subscribe("t", doc, json!({"s": subject})).await;
+    let first = ws.next("t").await;
+    assert_eq!(first["data"]["ticketsPatches"]["reset"], json!([]), "{first}");
+    let mut conn = mysql_async::Conn::from_url(demo.helpdesk.as_str()).await.unwrap();
+    conn.exec_drop("INSERT INTO tickets (queue, subject, customer_id) VALUES ('billing', ?, 1)", (subject.as_str(),))
+        .await
+        .unwrap();
+    let id = conn.last_insert_id().unwrap().to_string();
+    let update = tokio::time::timeout(Duration::from_secs(30), ws.next("t")).await.expect("the ticket within 30 s");
+    assert_eq!(update["data"]["ticketsPatches"]["patch"]["upserts"], json!([{"row": {"id": id, "subject": subject}}]), "{update}");
 }
 
 #[tokio::test]

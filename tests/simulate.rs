@@ -188,6 +188,7 @@ async fn every_flow_happens_on_the_fixtures_and_the_data_stays_consistent() {
         start: Some(Utc::now().date_naive().and_hms_opt(10, 0, 0).unwrap().and_utc()),
         seed: 7,
         connections: 3,
+        helpdesk: None,
     };
     let stats = Arc::new(SimStats::default());
     let cancel = CancellationToken::new();

@@ -1,12 +1,15 @@
 //! `opslive demo`: the whole product on one machine, from nothing, in one command.
 //!
-//! A private PostgreSQL is created from the machine's binaries and loaded with the fixtures;
-//! opslive serves it with the example configuration while the simulator writes business traffic
-//! into it. Everything stops in order on Ctrl-C — simulator, server (which drops its slot),
-//! database — so nothing is left running and the next run starts clean.
+//! A private PostgreSQL (the shop: orders, inventory, reconciliation) and a private MariaDB (the
+//! helpdesk: tickets and agents) are created from the machine's binaries and loaded with the
+//! fixtures; opslive serves both with the example configuration, two sources of two kinds in one
+//! replica, while the simulator writes business traffic into each. Everything stops in order on
+//! Ctrl-C — simulator, server (which drops its slot), databases — so nothing is left running and
+//! the next run starts clean.
 
 pub mod access;
 pub mod inbox;
+mod mariadb;
 pub mod monitoring;
 mod postgres;
 
@@ -14,9 +17,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use mysql_async::prelude::Queryable;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use mariadb::{LocalMariaDb, LocalMariaError};
 pub use postgres::{LocalPgError, LocalPostgres};
 
 use crate::api::Listener;
@@ -27,16 +32,24 @@ use crate::sim::{SimCollector, SimError, SimOptions, SimStats};
 /// The fixtures every demo loads, built into the binary so the demo runs from any directory.
 pub const FIXTURE_SCHEMA: &str = include_str!("../../fixtures/postgres/schema.sql");
 pub const FIXTURE_SEED: &str = include_str!("../../fixtures/postgres/seed.sql");
-/// The documented example configuration, which the demo runs as it is (database URL and
+/// The helpdesk's fixtures, for the demo's MariaDB.
+pub const FIXTURE_HELPDESK_SCHEMA: &str = include_str!("../../fixtures/mariadb/schema.sql");
+pub const FIXTURE_HELPDESK_SEED: &str = include_str!("../../fixtures/mariadb/seed.sql");
+/// The documented example configuration, which the demo runs as it is (database URLs and
 /// listen address aside).
 pub const EXAMPLE_CONFIG: &str = include_str!("../../fixtures/opslive.example.toml");
 const EXAMPLE_URL: &str = "postgres://postgres@127.0.0.1:5432/shop";
+const EXAMPLE_HELPDESK_URL: &str = "mysql://root@127.0.0.1:3306/helpdesk";
+/// The example's helpdesk source, which [`demo_config`] folds into the shop's.
+const HELPDESK_SOURCE: &str = "helpdesk";
 const EXAMPLE_LISTEN: &str = "listen = \"127.0.0.1:8080\"";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error(transparent)]
     Postgres(#[from] LocalPgError),
+    #[error(transparent)]
+    Mariadb(#[from] LocalMariaError),
     #[error("loading the fixtures into the demo database: {0}")]
     Fixtures(String),
     #[error(transparent)]
@@ -58,6 +71,8 @@ pub struct DemoOptions {
     pub data_dir: PathBuf,
     /// The database's port; taken or 0: any free one.
     pub pg_port: u16,
+    /// The helpdesk's MariaDB port; taken or 0: any free one.
+    pub mariadb_port: u16,
     /// opslive's HTTP address; when the port is taken, any free one.
     pub listen: SocketAddr,
     /// `None`: no simulated traffic.
@@ -90,6 +105,11 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
     // it when dropped).
     let pg = fixture_database(bin, root, port, &[]).await?;
     let shop = pg.url("shop");
+    // The helpdesk moves to MariaDB: the shop keeps no copy of it.
+    drop_helpdesk(&shop).await?;
+    // Stopped however this function ends, like the PostgreSQL above.
+    let maria = helpdesk_database(&options.data_dir, free_or_any(options.mariadb_port)).await?;
+    let helpdesk = maria.url("helpdesk");
 
     // Bound here, so the address printed below already takes connections.
     let listener = match Listener::bind(options.listen).await {
@@ -99,7 +119,7 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
     let listen = listener.addr;
     // The fixture policy and a secret made for this run, in files next to the database: the
     // policy reloads when edited, and `opslive token --config` mints more tokens.
-    let (access, text) = access::write(&options.data_dir, &demo_config(&shop, listen))
+    let (access, text) = access::write(&options.data_dir, &demo_config_with_helpdesk(&shop, &helpdesk, listen))
         .map_err(|error| DemoError::Files { dir: options.data_dir.clone(), error })?;
     let mut config = Config::from_toml(&text)?;
     // The database was created afresh: an earlier demo's checkpoint describes another one.
@@ -147,10 +167,12 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
 
     let sim_cancel = cancel.child_token();
     let mut sim: Option<JoinHandle<Result<(), SimError>>> = options.sim.as_ref().map(|o| {
-        let (url, o, stats, cancel) = (shop.clone(), o.clone(), stats.clone(), sim_cancel.clone());
+        let (url, stats, cancel) = (shop.clone(), stats.clone(), sim_cancel.clone());
+        let o = SimOptions { helpdesk: Some(helpdesk.clone()), ..o.clone() };
         tokio::spawn(async move { crate::sim::run(&url, o, stats, cancel).await })
     });
-    print_banner(&shop, listen, &pg, options.sim.as_ref(), &access, web, &inbox);
+    let databases = Databases { shop: &shop, helpdesk: &helpdesk, pg: &pg, maria: &maria };
+    print_banner(&databases, listen, options.sim.as_ref(), &access, web, &inbox);
 
     // Runs until Ctrl-C, or until the server or the simulator fails.
     let mut outcome: Result<(), DemoError> = Ok(());
@@ -179,8 +201,8 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
     {
         outcome = Err(e.into());
     }
-    eprintln!("stopping the demo database …");
-    tokio::task::spawn_blocking(move || drop(pg)).await.expect("stopping the database does not panic");
+    eprintln!("stopping the demo databases …");
+    tokio::task::spawn_blocking(move || drop((pg, maria))).await.expect("stopping the databases does not panic");
     outcome
 }
 
@@ -233,10 +255,69 @@ pub fn free_or_any(port: u16) -> u16 {
     std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(port)
 }
 
-/// The example configuration pointed at the demo database and address.
+/// The example configuration pointed at the demo's databases and address: the shop in
+/// PostgreSQL at `shop`, the helpdesk in MariaDB at `helpdesk`.
+pub fn demo_config_with_helpdesk(shop: &str, helpdesk: &str, listen: SocketAddr) -> String {
+    assert!(
+        EXAMPLE_CONFIG.contains(EXAMPLE_URL)
+            && EXAMPLE_CONFIG.contains(EXAMPLE_HELPDESK_URL)
+            && EXAMPLE_CONFIG.contains(EXAMPLE_LISTEN)
+    );
+    EXAMPLE_CONFIG
+        .replace(EXAMPLE_URL, shop)
+        .replace(EXAMPLE_HELPDESK_URL, helpdesk)
+        .replace(EXAMPLE_LISTEN, &format!("listen = \"{listen}\""))
+}
+
+/// The example configuration with everything in one PostgreSQL database at `url` (the
+/// PostgreSQL fixture schema has the helpdesk too): the helpdesk source's tables are watched
+/// in the shop's `public` schema, under the same names, so the GraphQL schema is the same.
+/// What tests and benchmarks that compare GraphQL with SQL use.
 pub fn demo_config(url: &str, listen: SocketAddr) -> String {
-    assert!(EXAMPLE_CONFIG.contains(EXAMPLE_URL) && EXAMPLE_CONFIG.contains(EXAMPLE_LISTEN));
-    EXAMPLE_CONFIG.replace(EXAMPLE_URL, url).replace(EXAMPLE_LISTEN, &format!("listen = \"{listen}\""))
+    let text = demo_config_with_helpdesk(url, EXAMPLE_HELPDESK_URL, listen);
+    let mut doc: toml::Table = toml::from_str(&text).expect("the example configuration is TOML");
+    let sources = doc.get_mut("sources").and_then(|s| s.as_table_mut()).expect("the example has sources");
+    let helpdesk = sources.remove(HELPDESK_SOURCE).expect("the example has a helpdesk source");
+    let mut moved = helpdesk.get("tables").and_then(|t| t.as_array()).cloned().expect("the helpdesk has tables");
+    for table in &mut moved {
+        let table = table.as_table_mut().expect("a table entry");
+        let name = table["table"].as_str().expect("a table name").to_string();
+        table.insert("table".into(), toml::Value::String(format!("public.{name}")));
+    }
+    let first = sources.keys().next().cloned().expect("the example has a shop source");
+    let shop = sources.get_mut(&first).and_then(|s| s.get_mut("tables")).and_then(|t| t.as_array_mut());
+    shop.expect("the shop has tables").extend(moved);
+    toml::to_string(&doc).expect("a TOML table serialises")
+}
+
+/// Drops the helpdesk's tables from the shop database (the fixture schema has them for
+/// PostgreSQL-only setups), so in the demo they exist once, in MariaDB.
+async fn drop_helpdesk(shop_url: &str) -> Result<(), DemoError> {
+    let fail = |e: tokio_postgres::Error| DemoError::Fixtures(crate::error::describe_pg_error(&e));
+    let (client, conn) = tokio_postgres::connect(shop_url, tokio_postgres::NoTls).await.map_err(fail)?;
+    tokio::spawn(conn);
+    client.batch_execute("DROP TABLE public.tickets, public.agents").await.map_err(fail)
+}
+
+/// A fresh MariaDB under `data_dir` on `port`, started, with the helpdesk fixtures in database
+/// `helpdesk`.
+pub async fn helpdesk_database(data_dir: &Path, port: u16) -> Result<LocalMariaDb, DemoError> {
+    let root = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf()).join("mariadb");
+    eprintln!("starting a private MariaDB on port {port} in {} …", root.display());
+    let create = move || LocalMariaDb::create(&root, port);
+    let mut maria = tokio::task::spawn_blocking(create).await.expect("the database setup does not panic")?;
+    maria.start().await?;
+    eprintln!("loading the helpdesk fixtures (tickets, agents) …");
+    let fail = |e: mysql_async::Error| DemoError::Fixtures(format!("the helpdesk database: {e}"));
+    let mut admin = mysql_async::Conn::from_url(maria.url("mysql")).await.map_err(fail)?;
+    admin.query_drop("CREATE DATABASE helpdesk CHARACTER SET utf8mb4").await.map_err(fail)?;
+    drop(admin);
+    let mut conn = mysql_async::Conn::from_url(maria.url("helpdesk")).await.map_err(fail)?;
+    conn.query_drop(FIXTURE_HELPDESK_SCHEMA).await.map_err(fail)?;
+    conn.query_drop(FIXTURE_HELPDESK_SEED).await.map_err(fail)?;
+    // Statistics for the snapshot's progress estimates, as ANALYZE gives PostgreSQL's.
+    conn.query_drop("ANALYZE TABLE tickets, agents").await.map_err(fail)?;
+    Ok(maria)
 }
 
 async fn load_fixtures(admin_url: &str, shop_url: &str) -> Result<(), DemoError> {
@@ -255,10 +336,17 @@ async fn load_fixtures(admin_url: &str, shop_url: &str) -> Result<(), DemoError>
     Ok(())
 }
 
+/// The demo's two databases, for the banner.
+struct Databases<'a> {
+    shop: &'a str,
+    helpdesk: &'a str,
+    pg: &'a LocalPostgres,
+    maria: &'a LocalMariaDb,
+}
+
 fn print_banner(
-    shop: &str,
+    db: &Databases<'_>,
     listen: SocketAddr,
-    pg: &LocalPostgres,
     sim: Option<&SimOptions>,
     access: &access::AccessFiles,
     web: bool,
@@ -281,22 +369,32 @@ fn print_banner(
             format!("http://{listen}/   (open it in a browser)"),
         )
     };
+    let dir = |p: PathBuf| p.parent().map(|p| p.display().to_string()).unwrap_or_default();
     println!(
         "\nopslive demo is running\n\
          \n  dashboard  {dashboard}\
-         \n  database   {shop}\n             (files and log in {})\
+         \n  shop       {shop}   (PostgreSQL: orders, inventory, reconciliation)\
+         \n             (files and log in {pg_dir})\
+         \n  helpdesk   {helpdesk}   (MariaDB: tickets, agents)\
+         \n             (files and log in {maria_dir})\
          \n  status     {status}\
          \n  metrics    http://{listen}/metrics\
          \n  readiness  http://{listen}/readyz\
          \n  traffic    {traffic}\
          \n  notified   http://{inbox}/   (what the demo's Slack, SMS, email and webhook stand-ins received)\
          \n{graphql}\
-         \n\n  watch the changes arrive:\
-         \n    {exe} tail --url {shop} --table orders --table tickets --no-snapshot\
-         \n  or query the source:\
+         \n\n  watch the changes arrive, orders from PostgreSQL beside tickets from MariaDB:\
+         \n    {exe} tail --config {config} --table orders --table tickets --no-snapshot\
+         \n  or query the sources:\
          \n    psql {shop}\
+         \n    mariadb -h 127.0.0.1 -P {maria_port} -u root helpdesk\
          \n\nCtrl-C stops everything.\n",
-        pg.log_file().parent().map(|p| p.display().to_string()).unwrap_or_default(),
+        shop = db.shop,
+        helpdesk = db.helpdesk,
+        pg_dir = dir(db.pg.log_file()),
+        maria_dir = dir(db.maria.log_file()),
+        maria_port = db.maria.port(),
+        config = access.config.display(),
         inbox = inbox.http,
         graphql = access::banner(access, listen, &exe).unwrap_or_else(|e| format!("\n  graphql    no tokens: {e}\n")),
     );

@@ -28,6 +28,15 @@ pub enum SimError {
         tables.join(", ")
     )]
     NoReferenceData { database: String, tables: Vec<String> },
+    /// The helpdesk database (MariaDB) lacks its tables or agents.
+    #[error(
+        "{database} is not set up as the simulator's helpdesk: {}.\n\
+         Load the helpdesk fixtures into it first:\n    \
+         mariadb helpdesk < fixtures/mariadb/schema.sql && mariadb helpdesk < fixtures/mariadb/seed.sql\n\
+         or run `opslive demo`, which starts a MariaDB with both loaded.",
+        problems.join("; ")
+    )]
+    HelpdeskMissing { database: String, problems: Vec<String> },
     #[error("{database} is a read-only standby; point the simulator at the primary")]
     ReadOnly { database: String },
     #[error("lost the connection to {database}: {detail}")]
@@ -37,6 +46,16 @@ pub enum SimError {
 }
 
 impl SimError {
+    /// The error for a failed event or read in either database.
+    pub(crate) fn from_job(database: &str, context: &str, e: JobError) -> SimError {
+        let detail = e.describe();
+        if e.connection_lost() {
+            SimError::ConnectionLost { database: database.to_string(), detail }
+        } else {
+            SimError::Sql { database: database.to_string(), context: context.to_string(), detail }
+        }
+    }
+
     /// The error for a failed statement: a lost connection, or the statement's own failure.
     pub(crate) fn from_pg(database: &str, context: &str, e: tokio_postgres::Error) -> SimError {
         let detail = describe(&e);
@@ -49,6 +68,71 @@ impl SimError {
 }
 
 pub(crate) use crate::error::describe_pg_error as describe;
+
+/// A simulated event's failure, from whichever database it ran in.
+#[derive(Debug)]
+pub(crate) enum JobError {
+    Postgres(tokio_postgres::Error),
+    Mariadb(mysql_async::Error),
+}
+
+impl From<tokio_postgres::Error> for JobError {
+    fn from(e: tokio_postgres::Error) -> JobError {
+        JobError::Postgres(e)
+    }
+}
+
+impl From<mysql_async::Error> for JobError {
+    fn from(e: mysql_async::Error) -> JobError {
+        JobError::Mariadb(e)
+    }
+}
+
+impl JobError {
+    pub fn describe(&self) -> String {
+        match self {
+            JobError::Postgres(e) => describe(e),
+            JobError::Mariadb(e) => e.to_string(),
+        }
+    }
+
+    pub fn connection_lost(&self) -> bool {
+        match self {
+            JobError::Postgres(e) => connection_lost(e),
+            JobError::Mariadb(mysql_async::Error::Server(e)) => {
+                matches!(e.code, codes::SHUTDOWN | codes::CONNECTION_KILLED)
+            }
+            JobError::Mariadb(mysql_async::Error::Io(_)) => true,
+            JobError::Mariadb(mysql_async::Error::Driver(d)) => {
+                matches!(d, mysql_async::DriverError::ConnectionClosed | mysql_async::DriverError::PoolDisconnected)
+            }
+            JobError::Mariadb(_) => false,
+        }
+    }
+
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            JobError::Postgres(e) => is_conflict(e),
+            JobError::Mariadb(mysql_async::Error::Server(e)) => {
+                matches!(e.code, codes::DEADLOCK | codes::LOCK_WAIT_TIMEOUT)
+            }
+            JobError::Mariadb(_) => false,
+        }
+    }
+
+    pub fn is_unrecoverable(&self) -> bool {
+        match self {
+            JobError::Postgres(e) => is_unrecoverable(e),
+            JobError::Mariadb(mysql_async::Error::Server(e)) => matches!(
+                e.code,
+                codes::NO_SUCH_TABLE | codes::BAD_FIELD | codes::TABLE_ACCESS_DENIED | codes::OPTION_PREVENTS_STATEMENT
+            ),
+            JobError::Mariadb(_) => false,
+        }
+    }
+}
+
+use super::helpdesk::codes;
 
 /// Whether the session is gone: closed, an I/O failure, or the server shutting down or
 /// terminating it. Running on is pointless then.

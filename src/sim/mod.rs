@@ -20,6 +20,7 @@
 pub mod clock;
 mod error;
 mod finance;
+mod helpdesk;
 mod metrics;
 mod orders;
 pub mod plan;
@@ -48,7 +49,8 @@ pub use plan::{Backlog, EventKind, Planned, Planner};
 pub use stats::SimStats;
 
 use crate::config::SecretUrl;
-use world::{Job, Shared, Statements, Work, World};
+use error::JobError;
+use world::{Connections, Helpdesk, Job, Shared, Statements, Work, World};
 
 /// How to simulate. `Default` is a modest, real-clock run.
 #[derive(Clone, Debug)]
@@ -70,11 +72,22 @@ pub struct SimOptions {
     pub seed: u64,
     /// Database connections to write with, each running one transaction at a time.
     pub connections: usize,
+    /// A MariaDB/MySQL database of its own for the helpdesk (tickets and agents, as in
+    /// `fixtures/mariadb/`); None: they live beside the shop.
+    pub helpdesk: Option<String>,
 }
 
 impl Default for SimOptions {
     fn default() -> SimOptions {
-        SimOptions { rate: 20.0, burst: None, day_length: clock::REAL_DAY, start: None, seed: 0, connections: 4 }
+        SimOptions {
+            rate: 20.0,
+            burst: None,
+            day_length: clock::REAL_DAY,
+            start: None,
+            seed: 0,
+            connections: 4,
+            helpdesk: None,
+        }
     }
 }
 
@@ -114,7 +127,7 @@ const WARN_FAILURES: u64 = 10;
 pub async fn check_schema(url: &str) -> Result<(), SimError> {
     let database = display_url(url);
     let client = connect(url, &database).await?;
-    schema::check(&client, &database).await.map(|_| ())
+    schema::check(&client, &database, false).await.map(|_| ())
 }
 
 /// Simulates business traffic into the database at `url` until `cancel` is cancelled, then
@@ -129,9 +142,20 @@ pub async fn run(
     options.validate()?;
     let database = display_url(url);
     let first = connect(url, &database).await?;
-    let reference = schema::check(&first, &database).await?;
-    let world =
-        World::load(&first, &reference).await.map_err(|e| SimError::from_pg(&database, "loading work queues", e))?;
+    let reference = schema::check(&first, &database, options.helpdesk.is_some()).await?;
+    let helpdesk_name = options.helpdesk.as_deref().map(display_url);
+    let mut first_desk = match (&options.helpdesk, &helpdesk_name) {
+        (Some(url), Some(name)) => {
+            let mut conn = helpdesk::connect(url, name).await?;
+            helpdesk::check(&mut conn, name).await?;
+            Some(conn)
+        }
+        _ => None,
+    };
+    let names = Names { shop: database.clone(), helpdesk: helpdesk_name };
+    let world = World::load(&first, first_desk.as_mut(), &reference)
+        .await
+        .map_err(|e| SimError::from_job(names.of(&e), "loading work queues", e))?;
     let start = options.start.unwrap_or_else(Utc::now);
     let initial = world.backlog();
     let planner = Planner::new(&options, start, Backlog::targets(&initial));
@@ -157,11 +181,12 @@ pub async fn run(
     let (tx, rx) = mpsc::channel::<Job>(options.connections * 4);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let mut workers = JoinSet::new();
-    let mut first = Some(first);
+    let mut first = Some((first, first_desk));
     for _ in 0..options.connections {
         let worker = Worker {
             url: url.to_string(),
-            database: database.clone(),
+            helpdesk_url: options.helpdesk.clone(),
+            names: names.clone(),
             shared: shared.clone(),
             stats: stats.clone(),
             stop: stop.clone(),
@@ -281,10 +306,28 @@ async fn dispatch(
     }
 }
 
-/// One database connection running jobs one transaction at a time.
+/// The databases' names for messages (passwords redacted).
+#[derive(Clone)]
+struct Names {
+    shop: String,
+    helpdesk: Option<String>,
+}
+
+impl Names {
+    /// The database an error came from.
+    fn of(&self, e: &JobError) -> &str {
+        match (e, &self.helpdesk) {
+            (JobError::Mariadb(_), Some(helpdesk)) => helpdesk,
+            _ => &self.shop,
+        }
+    }
+}
+
+/// One connection per database running jobs one transaction at a time.
 struct Worker {
     url: String,
-    database: String,
+    helpdesk_url: Option<String>,
+    names: Names,
     shared: Arc<Shared>,
     stats: Arc<SimStats>,
     stop: CancellationToken,
@@ -293,10 +336,10 @@ struct Worker {
 impl Worker {
     async fn run(
         self,
-        client: Option<Client>,
+        first: Option<(Client, Option<mysql_async::Conn>)>,
         rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
     ) -> Result<(), SimError> {
-        let result = self.work(client, rx).await;
+        let result = self.work(first, rx).await;
         if result.is_err() {
             // One connection gone means the database is in trouble: stop the whole run.
             self.stop.cancel();
@@ -306,16 +349,26 @@ impl Worker {
 
     async fn work(
         &self,
-        client: Option<Client>,
+        first: Option<(Client, Option<mysql_async::Conn>)>,
         rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
     ) -> Result<(), SimError> {
-        let mut client = match client {
-            Some(c) => c,
-            None => connect(&self.url, &self.database).await?,
+        let (shop, desk) = match first {
+            Some(first) => first,
+            None => {
+                let desk = match (&self.helpdesk_url, &self.names.helpdesk) {
+                    (Some(url), Some(name)) => Some(helpdesk::connect(url, name).await?),
+                    _ => None,
+                };
+                (connect(&self.url, &self.names.shop).await?, desk)
+            }
         };
-        let statements = Statements::prepare(&client)
-            .await
-            .map_err(|e| SimError::from_pg(&self.database, "preparing the simulator's statements", e))?;
+        let prepare = |e| SimError::from_pg(&self.names.shop, "preparing the simulator's statements", e);
+        let statements = Statements::prepare(&shop).await.map_err(prepare)?;
+        let helpdesk = match desk {
+            Some(conn) => Helpdesk::Apart(conn),
+            None => Helpdesk::Shop(support::Statements::prepare(&shop).await.map_err(prepare)?),
+        };
+        let mut conns = Connections { shop, helpdesk };
         loop {
             let job = {
                 let mut rx = rx.lock().await;
@@ -326,13 +379,13 @@ impl Worker {
                 }
             };
             let Some(job) = job else { return Ok(()) };
-            self.run_job(&mut client, &statements, &job).await?;
+            self.run_job(&mut conns, &statements, &job).await?;
         }
     }
 
-    async fn run_job(&self, client: &mut Client, statements: &Statements, job: &Job) -> Result<(), SimError> {
+    async fn run_job(&self, conns: &mut Connections, statements: &Statements, job: &Job) -> Result<(), SimError> {
         for attempt in 1..=ATTEMPTS {
-            let e = match job.execute(client, statements, &self.shared).await {
+            let e = match job.execute(conns, statements, &self.shared).await {
                 Ok(true) => {
                     self.stats.record(job.kind);
                     return Ok(());
@@ -343,13 +396,10 @@ impl Worker {
                 }
                 Err(e) => e,
             };
-            if error::connection_lost(&e) {
-                return Err(SimError::ConnectionLost { database: self.database.clone(), detail: error::describe(&e) });
+            if e.connection_lost() || e.is_unrecoverable() {
+                return Err(SimError::from_job(self.names.of(&e), &format!("the {} event", job.kind.name()), e));
             }
-            if error::is_unrecoverable(&e) {
-                return Err(SimError::from_pg(&self.database, &format!("the {} event", job.kind.name()), e));
-            }
-            if error::is_conflict(&e) {
+            if e.is_conflict() {
                 if attempt < ATTEMPTS {
                     continue;
                 }
@@ -359,9 +409,9 @@ impl Worker {
             let failed_before = self.stats.failed();
             self.stats.record_failed();
             if failed_before < WARN_FAILURES {
-                tracing::warn!(event = job.kind.name(), error = %error::describe(&e), "simulated event failed; skipping it");
+                tracing::warn!(event = job.kind.name(), error = %e.describe(), "simulated event failed; skipping it");
             } else {
-                tracing::debug!(event = job.kind.name(), error = %error::describe(&e), "simulated event failed; skipping it");
+                tracing::debug!(event = job.kind.name(), error = %e.describe(), "simulated event failed; skipping it");
             }
             return Ok(());
         }

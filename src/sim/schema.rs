@@ -71,9 +71,16 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
     ("reconciliation_exceptions", &["id", "batch_id", "kind", "amount", "detail", "created_at", "resolved_at"]),
 ];
 
+/// Whether `table` is the helpdesk's, which may live in a database of its own.
+fn is_helpdesk(table: &str) -> bool {
+    super::helpdesk::REQUIRED.iter().any(|(t, _)| *t == table)
+}
+
 /// The missing tables and columns, as readable phrases; empty when everything is there.
-pub(crate) async fn missing(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
-    let tables: Vec<&str> = REQUIRED.iter().map(|(t, _)| *t).collect();
+/// `helpdesk_apart`: the helpdesk's tables are not looked for here.
+pub(crate) async fn missing(client: &Client, helpdesk_apart: bool) -> Result<Vec<String>, tokio_postgres::Error> {
+    let required: Vec<_> = REQUIRED.iter().filter(|(t, _)| !(helpdesk_apart && is_helpdesk(t))).collect();
+    let tables: Vec<&str> = required.iter().map(|(t, _)| *t).collect();
     let rows = client
         .query(
             "SELECT t.name, a.attname::text
@@ -85,7 +92,7 @@ pub(crate) async fn missing(client: &Client) -> Result<Vec<String>, tokio_postgr
         .await?;
     let mut missing_tables = Vec::new();
     let mut missing_columns = Vec::new();
-    for (table, columns) in REQUIRED {
+    for (table, columns) in required {
         let present: Vec<&str> =
             rows.iter().filter(|r| r.get::<_, &str>(0) == *table).filter_map(|r| r.get::<_, Option<&str>>(1)).collect();
         if present.is_empty() {
@@ -114,25 +121,26 @@ pub(crate) async fn missing(client: &Client) -> Result<Vec<String>, tokio_postgr
 
 /// Fails unless the server takes writes and the tables exist and hold the reference rows
 /// (warehouses, stock, customers, agents) that the simulated business runs on; returns those
-/// rows.
-pub(crate) async fn check(client: &Client, database: &str) -> Result<Reference, SimError> {
+/// rows. `helpdesk_apart`: tickets and agents are checked in their own database instead.
+pub(crate) async fn check(client: &Client, database: &str, helpdesk_apart: bool) -> Result<Reference, SimError> {
     let sql = |context: &str, e: tokio_postgres::Error| SimError::from_pg(database, context, e);
     let standby: bool =
         client.query_one("SELECT pg_is_in_recovery()", &[]).await.map_err(|e| sql("checking the server", e))?.get(0);
     if standby {
         return Err(SimError::ReadOnly { database: database.to_string() });
     }
-    let problems = missing(client).await.map_err(|e| sql("checking the schema", e))?;
+    let problems = missing(client, helpdesk_apart).await.map_err(|e| sql("checking the schema", e))?;
     if !problems.is_empty() {
         return Err(SimError::SchemaMissing { database: database.to_string(), problems });
     }
     let reference = Reference::load(client).await.map_err(|e| sql("reading reference data", e))?;
     let mut empty = reference.empty_tables();
-    let agents: bool = client
-        .query_one("SELECT EXISTS (SELECT 1 FROM agents)", &[])
-        .await
-        .map_err(|e| sql("reading agents", e))?
-        .get(0);
+    let agents = helpdesk_apart
+        || client
+            .query_one("SELECT EXISTS (SELECT 1 FROM agents)", &[])
+            .await
+            .map_err(|e| sql("reading agents", e))?
+            .get::<_, bool>(0);
     if !agents {
         empty.push("agents");
     }

@@ -8,9 +8,13 @@
 
 use std::collections::VecDeque;
 
+use mysql_async::prelude::Queryable;
 use rand::Rng;
 use rand::rngs::StdRng;
 use tokio_postgres::{Client, Statement};
+
+use super::error::JobError;
+use super::helpdesk;
 
 use super::orders::{Orders, pick_weighted};
 use super::plan::{EventKind, Moment};
@@ -85,13 +89,10 @@ pub(crate) struct Support {
 }
 
 impl Support {
+    /// The agents and the tickets with a next step, from the shop's PostgreSQL.
     pub async fn load(client: &Client) -> Result<Support, tokio_postgres::Error> {
-        let mut support = Support::default();
-        for row in client.query("SELECT id, queue, availability FROM agents ORDER BY id", &[]).await? {
-            let Some(queue) = QUEUES.iter().position(|q| *q == row.get::<_, &str>(1)) else { continue };
-            support.agents.push(Agent { id: row.get(0), queue, availability: Availability::parse(row.get(2)) });
-        }
-        let rows = client
+        let agents = client.query("SELECT id, queue, availability FROM agents ORDER BY id", &[]).await?;
+        let tickets = client
             .query(
                 "SELECT id, queue, status, first_response_at IS NOT NULL FROM tickets
                  WHERE status IN ('new', 'open', 'pending', 'solved')
@@ -99,11 +100,35 @@ impl Support {
                 &[],
             )
             .await?;
-        for row in rows {
-            let id: i64 = row.get(0);
-            let responded: bool = row.get(3);
-            let queue = match (row.get::<_, &str>(2), responded) {
-                ("new", _) => match QUEUES.iter().position(|q| *q == row.get::<_, &str>(1)) {
+        Ok(Support::from_rows(
+            agents.iter().map(|r| (r.get(0), r.get(1), r.get(2))),
+            tickets.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))),
+        ))
+    }
+
+    /// The same from a helpdesk database of its own (MariaDB).
+    pub async fn load_helpdesk(conn: &mut mysql_async::Conn) -> Result<Support, mysql_async::Error> {
+        let agents = helpdesk::agents(conn).await?;
+        let tickets = helpdesk::open_tickets(conn).await?;
+        Ok(Support::from_rows(
+            agents.iter().map(|(id, queue, availability)| (*id, queue.as_str(), availability.as_str())),
+            tickets.iter().map(|(id, queue, status, responded)| (*id, queue.as_str(), status.as_str(), *responded)),
+        ))
+    }
+
+    /// From agents (id, queue, availability) and tickets (id, queue, status, responded).
+    fn from_rows<'r>(
+        agents: impl Iterator<Item = (i32, &'r str, &'r str)>,
+        tickets: impl Iterator<Item = (i64, &'r str, &'r str, bool)>,
+    ) -> Support {
+        let mut support = Support::default();
+        for (id, queue, availability) in agents {
+            let Some(queue) = QUEUES.iter().position(|q| *q == queue) else { continue };
+            support.agents.push(Agent { id, queue, availability: Availability::parse(availability) });
+        }
+        for (id, queue, status, responded) in tickets {
+            let queue = match (status, responded) {
+                ("new", _) => match QUEUES.iter().position(|q| *q == queue) {
                     Some(q) => &mut support.new[q],
                     None => continue,
                 },
@@ -114,7 +139,7 @@ impl Support {
             };
             push_capped(queue, id);
         }
-        Ok(support)
+        support
     }
 
     fn online_in(&self, queue: usize) -> impl Iterator<Item = &Agent> {
@@ -324,22 +349,79 @@ impl Statements {
     }
 }
 
+/// Where the helpdesk's statements run: beside the shop in PostgreSQL, or in a MariaDB
+/// database of its own.
+pub(crate) enum Desk<'a> {
+    Postgres(&'a mut Client, &'a Statements),
+    Mariadb(&'a mut mysql_async::Conn),
+}
+
+impl Desk<'_> {
+    /// A new ticket's id.
+    async fn open(&mut self, t: &NewTicket) -> Result<i64, JobError> {
+        Ok(match self {
+            Desk::Postgres(client, st) => {
+                client.query_one(&st.open, &[&QUEUES[t.queue], &t.priority, &t.subject, &t.customer]).await?.get(0)
+            }
+            Desk::Mariadb(conn) => {
+                conn.exec_drop(helpdesk::OPEN, (QUEUES[t.queue], t.priority, &t.subject, t.customer)).await?;
+                conn.last_insert_id().unwrap_or_default() as i64
+            }
+        })
+    }
+
+    /// (the ticket is still new, it was assigned).
+    async fn assign(&mut self, ticket: i64, agent: i32) -> Result<(bool, bool), JobError> {
+        Ok(match self {
+            Desk::Postgres(client, st) => {
+                let row = client.query_one(&st.assign, &[&ticket, &agent]).await?;
+                (row.get(0), row.get(1))
+            }
+            Desk::Mariadb(conn) => {
+                if helpdesk::changed(conn, helpdesk::ASSIGN, (agent, ticket).into()).await? {
+                    (true, true)
+                } else {
+                    let new: Option<bool> = conn.exec_first(helpdesk::STILL_NEW, (ticket,)).await?;
+                    (new.unwrap_or(false), false)
+                }
+            }
+        })
+    }
+
+    async fn answer(&mut self, ticket: i64, status: &str) -> Result<bool, JobError> {
+        Ok(match self {
+            Desk::Postgres(client, st) => client.execute(&st.answer, &[&ticket, &status]).await? == 1,
+            Desk::Mariadb(conn) => helpdesk::changed(conn, helpdesk::ANSWER, (status, ticket).into()).await?,
+        })
+    }
+
+    /// Runs one of the single-ticket steps (reopen, solve, close).
+    async fn step(&mut self, ticket: i64, pick: fn(&Statements) -> &Statement, sql: &str) -> Result<bool, JobError> {
+        Ok(match self {
+            Desk::Postgres(client, st) => client.execute(pick(st), &[&ticket]).await? == 1,
+            Desk::Mariadb(conn) => helpdesk::changed(conn, sql, (ticket,).into()).await?,
+        })
+    }
+
+    async fn agent(&mut self, agent: i32, availability: Availability) -> Result<bool, JobError> {
+        let a = availability.as_str();
+        Ok(match self {
+            Desk::Postgres(client, st) => client.execute(&st.agent, &[&agent, &a]).await? == 1,
+            Desk::Mariadb(conn) => helpdesk::changed(conn, helpdesk::AGENT, (a, agent, a).into()).await?,
+        })
+    }
+}
+
 impl SupportJob {
-    pub async fn execute(
-        &self,
-        client: &mut Client,
-        st: &Statements,
-        shared: &Shared,
-    ) -> Result<bool, tokio_postgres::Error> {
+    pub async fn execute(&self, mut desk: Desk<'_>, shared: &Shared) -> Result<bool, JobError> {
         match self {
             SupportJob::Open(t) => {
-                let row = client.query_one(&st.open, &[&QUEUES[t.queue], &t.priority, &t.subject, &t.customer]).await?;
-                push_capped(&mut shared.world().support.new[t.queue], row.get(0));
+                let id = desk.open(t).await?;
+                push_capped(&mut shared.world().support.new[t.queue], id);
                 Ok(true)
             }
             SupportJob::Assign { ticket, queue, agent } => {
-                let row = client.query_one(&st.assign, &[ticket, agent]).await?;
-                let (still_new, assigned): (bool, bool) = (row.get(0), row.get(1));
+                let (still_new, assigned) = desk.assign(*ticket, *agent).await?;
                 let mut world = shared.world();
                 if assigned {
                     push_capped(&mut world.support.unanswered, *ticket);
@@ -350,7 +432,7 @@ impl SupportJob {
             }
             SupportJob::Answer { ticket, waiting_on_customer } => {
                 let status = if *waiting_on_customer { "pending" } else { "open" };
-                let done = client.execute(&st.answer, &[ticket, &status]).await? == 1;
+                let done = desk.answer(*ticket, status).await?;
                 if done {
                     let mut world = shared.world();
                     let next =
@@ -360,23 +442,21 @@ impl SupportJob {
                 Ok(done)
             }
             SupportJob::Reopen(ticket) => {
-                let done = client.execute(&st.reopen, &[ticket]).await? == 1;
+                let done = desk.step(*ticket, |st| &st.reopen, helpdesk::REOPEN).await?;
                 if done {
                     push_capped(&mut shared.world().support.answered, *ticket);
                 }
                 Ok(done)
             }
             SupportJob::Solve(ticket) => {
-                let done = client.execute(&st.solve, &[ticket]).await? == 1;
+                let done = desk.step(*ticket, |st| &st.solve, helpdesk::SOLVE).await?;
                 if done {
                     push_capped(&mut shared.world().support.solved, *ticket);
                 }
                 Ok(done)
             }
-            SupportJob::Close(ticket) => Ok(client.execute(&st.close, &[ticket]).await? == 1),
-            SupportJob::Agent { agent, availability } => {
-                Ok(client.execute(&st.agent, &[agent, &availability.as_str()]).await? == 1)
-            }
+            SupportJob::Close(ticket) => desk.step(*ticket, |st| &st.close, helpdesk::CLOSE).await,
+            SupportJob::Agent { agent, availability } => desk.agent(*agent, *availability).await,
         }
     }
 }

@@ -15,12 +15,13 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use tokio_postgres::Client;
 
+use super::error::JobError;
 use super::finance::{self, Finance, FinanceJob};
 use super::orders::{self, OrderJob, Orders};
 use super::plan::{Backlog, EventKind, Moment};
 use super::shape::Region;
 use super::stock::{self, Stock, StockJob};
-use super::support::{self, Support, SupportJob};
+use super::support::{self, Desk, Support, SupportJob};
 
 /// No in-memory queue grows beyond this; the oldest entries are forgotten (their rows simply stay
 /// in their status in the database). Backlog feedback keeps queues far below it in practice.
@@ -149,11 +150,21 @@ pub(crate) struct World {
 }
 
 impl World {
-    pub async fn load(client: &Client, reference: &Reference) -> Result<World, tokio_postgres::Error> {
+    /// The queues as the databases hold them: the helpdesk's from its own database when it has
+    /// one, else from the shop's.
+    pub async fn load(
+        client: &Client,
+        helpdesk: Option<&mut mysql_async::Conn>,
+        reference: &Reference,
+    ) -> Result<World, JobError> {
+        let support = match helpdesk {
+            Some(conn) => Support::load_helpdesk(conn).await?,
+            None => Support::load(client).await?,
+        };
         Ok(World {
             orders: Orders::load(client, reference).await?,
             stock: Stock::load(client, reference).await?,
-            support: Support::load(client).await?,
+            support,
             finance: Finance::load(client).await?,
         })
     }
@@ -203,6 +214,20 @@ impl World {
     }
 }
 
+/// A worker's connections: the shop's, and the helpdesk's.
+pub(crate) struct Connections {
+    pub shop: Client,
+    pub helpdesk: Helpdesk,
+}
+
+/// Where a worker's support events go.
+pub(crate) enum Helpdesk {
+    /// Beside the shop: the tickets statements prepared on the shop's connection.
+    Shop(support::Statements),
+    /// In a MariaDB database of its own (the shop's may have no tickets table).
+    Apart(mysql_async::Conn),
+}
+
 /// One event, ready to run against the database.
 pub(crate) struct Job {
     pub kind: EventKind,
@@ -233,7 +258,6 @@ impl Shared {
 pub(crate) struct Statements {
     orders: orders::Statements,
     stock: stock::Statements,
-    support: support::Statements,
     finance: finance::Statements,
 }
 
@@ -242,7 +266,6 @@ impl Statements {
         Ok(Statements {
             orders: orders::Statements::prepare(client).await?,
             stock: stock::Statements::prepare(client).await?,
-            support: support::Statements::prepare(client).await?,
             finance: finance::Statements::prepare(client).await?,
         })
     }
@@ -253,15 +276,22 @@ impl Job {
     /// written. Results (new ids, next steps) go back onto the world's queues.
     pub async fn execute(
         &self,
-        client: &mut Client,
+        conns: &mut Connections,
         statements: &Statements,
         shared: &Shared,
-    ) -> Result<bool, tokio_postgres::Error> {
-        match &self.work {
-            Work::Order(job) => job.execute(client, &statements.orders, shared).await,
-            Work::Stock(job) => job.execute(client, &statements.stock, shared).await,
-            Work::Support(job) => job.execute(client, &statements.support, shared).await,
-            Work::Finance(job) => job.execute(client, &statements.finance, shared).await,
-        }
+    ) -> Result<bool, JobError> {
+        let client = &mut conns.shop;
+        Ok(match &self.work {
+            Work::Order(job) => job.execute(client, &statements.orders, shared).await?,
+            Work::Stock(job) => job.execute(client, &statements.stock, shared).await?,
+            Work::Support(job) => {
+                let desk = match &mut conns.helpdesk {
+                    Helpdesk::Shop(st) => Desk::Postgres(client, st),
+                    Helpdesk::Apart(conn) => Desk::Mariadb(conn),
+                };
+                return job.execute(desk, shared).await;
+            }
+            Work::Finance(job) => job.execute(client, &statements.finance, shared).await?,
+        })
     }
 }

@@ -316,7 +316,8 @@ describe("the dashboard", () => {
     await editor.getByText("subscription").first().waitFor({ timeout: 30_000 });
     await page.locator(".graphiql-execute-button").click();
     const response = page.locator(".graphiql-response");
-    const shown = async () => `editor:\n${await editor.innerText()}\nresponse:\n${await response.innerText()}\n${recorder.explain()}`;
+    // The response first: CI keeps only the head and tail of a long failure.
+    const shown = async () => `response:\n${await response.innerText()}\neditor:\n${await editor.innerText()}\n${recorder.explain()}`;
     await waitOrExplain(response.getByText('"reset"').first(), 30_000, shown);
     const [[id]] = sql(
       demo.database,

@@ -12,7 +12,7 @@ import { useHydrated, useSession } from "@/lib/auth/useSession";
 import { canMutate, canQuery } from "@/lib/schema/roleSchema";
 import { useRoleSchema } from "@/lib/schema/useRoleSchema";
 import type { Example } from "./examples";
-import { mendOperationName } from "./operationName";
+import { mendOperation } from "./operationName";
 
 const ExplorerIde = dynamic(() => import("./ExplorerIde").then((m) => m.ExplorerIde), { ssr: false, loading: () => <p className="muted">Loading GraphiQL…</p> });
 
@@ -33,7 +33,7 @@ export function ExplorerView({ examples }: { examples: readonly Example[] }) {
       headers: { Authorization: authorization },
       wsConnectionParams: { Authorization: authorization },
     });
-    const fetcher: Fetcher = (params, options) => base(mendOperationName(params), options);
+    const fetcher: Fetcher = (params, options) => base(...mendOperation(params, options));
     return fetcher;
   }, [hydrated, token]);
   const tabs = useMemo(() => examples.map((e) => ({ query: e.query })), [examples]);

@@ -1,27 +1,34 @@
-// The operation GraphiQL asks for, mended against the document it sends. Right after a tab
-// switch GraphiQL can still hold the previous tab's operation name while the editor already
-// holds the new document (its operation facts are updated after a debounce): run at that
-// moment, the server answered "Unknown operation named …". A name the document does not define
-// is replaced by the document's only operation's name, or dropped when there are several (the
-// server then says which to pick).
-import { Kind, parse } from "graphql";
+// The operation GraphiQL asks for, mended against the document it sends. GraphiQL reads the
+// query from the editor when it runs, but the operation name and the parsed document from its
+// store, which it updates after a debounce: run right after a tab switch, they still belong to
+// the previous tab. The server then answered "Unknown operation named …", and worse, the
+// fetcher, which picks the WebSocket only when the *parsed* document is a subscription, sent a
+// live query over HTTP, so it never moved (the flaky Explorer e2e). Both are derived here from
+// the text being sent: a name the document does not define is replaced by its only operation's
+// name, or dropped when there are several (the server then says which to pick); a missing name
+// becomes the only operation's name.
+import { Kind, parse, type DocumentNode } from "graphql";
 
 export interface OperationParams {
   query: string;
   operationName?: string | null;
 }
 
-export function mendOperationName<P extends OperationParams>(params: P): P {
-  if (!params.operationName) return params;
-  let names: (string | undefined)[];
+export interface OperationOptions {
+  documentAST?: DocumentNode;
+}
+
+export function mendOperation<P extends OperationParams, O extends OperationOptions>(params: P, options: O | undefined): [P, O | undefined] {
+  let documentAST: DocumentNode;
   try {
-    names = parse(params.query)
-      .definitions.filter((d) => d.kind === Kind.OPERATION_DEFINITION)
-      .map((d) => (d.kind === Kind.OPERATION_DEFINITION ? d.name?.value : undefined));
+    documentAST = parse(params.query);
   } catch {
-    return params; // the server reports the syntax error
+    return [params, options]; // the server reports the syntax error
   }
-  if (names.includes(params.operationName)) return params;
+  const names = documentAST.definitions.filter((d) => d.kind === Kind.OPERATION_DEFINITION).map((d) => (d.kind === Kind.OPERATION_DEFINITION ? d.name?.value : undefined));
   const only = names.length === 1 ? names[0] : undefined;
-  return { ...params, operationName: only ?? null };
+  const fresh = { ...options, documentAST } as O;
+  if (params.operationName && names.includes(params.operationName)) return [params, fresh];
+  if (!params.operationName && !only) return [params, fresh];
+  return [{ ...params, operationName: only ?? null }, fresh];
 }
