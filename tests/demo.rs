@@ -229,8 +229,13 @@ async fn both_sources_in_graphql(demo: &Demo) {
     let sdl = request(addr, "GET", "/graphql/schema.graphql", &auth, "").await;
     assert_eq!(sdl.status, 200, "{}", sdl.body);
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/graphql/schema.graphql")).unwrap();
-    let committed: String = committed.lines().skip_while(|l| l.starts_with('#') || l.is_empty()).collect::<Vec<_>>().join("\n");
-    let served = sdl.body.trim().replace("(helpdesk.tickets)", "(public.tickets)").replace("(helpdesk.agents)", "(public.agents)");
+    let committed: String =
+        committed.lines().skip_while(|l| l.starts_with('#') || l.is_empty()).collect::<Vec<_>>().join("\n");
+    let served = sdl
+        .body
+        .trim()
+        .replace("(helpdesk.tickets)", "(public.tickets)")
+        .replace("(helpdesk.agents)", "(public.agents)");
     assert!(committed.trim() == served, "the demo's schema differs from graphql/schema.graphql");
 
     // One request reads both databases.
@@ -253,7 +258,11 @@ async fn both_sources_in_graphql(demo: &Demo) {
         .unwrap();
     let id = conn.last_insert_id().unwrap().to_string();
     let update = tokio::time::timeout(Duration::from_secs(30), ws.next("t")).await.expect("the ticket within 30 s");
-    assert_eq!(update["data"]["ticketsPatches"]["patch"]["upserts"], json!([{"row": {"id": id, "subject": subject}}]), "{update}");
+    assert_eq!(
+        update["data"]["ticketsPatches"]["patch"]["upserts"],
+        json!([{"row": {"id": id, "subject": subject}}]),
+        "{update}"
+    );
 }
 
 #[tokio::test]

@@ -243,6 +243,119 @@ async fn every_flow_happens_on_the_fixtures_and_the_data_stays_consistent() {
     }
 }
 
+/// Support flows seen in the helpdesk's own MariaDB since `?` (a time in the session's zone).
+const HELPDESK_FLOWS: [(&str, &str); 6] = [
+    ("a ticket opened", "SELECT count(*) FROM tickets WHERE opened_at >= ?"),
+    ("a new ticket assigned", "SELECT count(*) FROM tickets WHERE opened_at >= ? AND assignee_id IS NOT NULL"),
+    ("a ticket answered", "SELECT count(*) FROM tickets WHERE first_response_at >= ?"),
+    ("a ticket solved", "SELECT count(*) FROM tickets WHERE solved_at >= ?"),
+    ("a ticket closed", "SELECT count(*) FROM tickets WHERE status = 'closed' AND updated_at >= ?"),
+    ("an agent's availability changed", "SELECT count(*) FROM agents WHERE updated_at >= ?"),
+];
+
+/// The ticket rules of [`INVARIANTS`], in MariaDB.
+const HELPDESK_INVARIANTS: [(&str, &str); 4] = [
+    (
+        "solved tickets were answered, then solved",
+        "SELECT count(*) FROM tickets WHERE status IN ('solved', 'closed')
+           AND (solved_at IS NULL OR first_response_at IS NULL OR solved_at < first_response_at)",
+    ),
+    ("tickets past new have an assignee", "SELECT count(*) FROM tickets WHERE status <> 'new' AND assignee_id IS NULL"),
+    ("responses come after opening", "SELECT count(*) FROM tickets WHERE first_response_at < opened_at"),
+    (
+        "a ticket's assignee works its queue",
+        "SELECT count(*) FROM tickets t JOIN agents a ON a.id = t.assignee_id WHERE a.queue <> t.queue",
+    ),
+];
+
+/// The demo's split: the shop in PostgreSQL without the helpdesk's tables, tickets and agents in
+/// a MariaDB of their own. Every support flow happens there, through MariaDB's statements, and
+/// keeps the same rules; the shop's flows go on beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helpdesk_in_mariadb_gets_every_support_flow_and_keeps_its_rules() {
+    use mysql_async::prelude::Queryable;
+    let pg = PgServer::start().await;
+    let url = pg.create_database("shop").await;
+    let client = pg.connect("shop").await;
+    load(&client, &["fixtures/postgres/schema.sql", "fixtures/postgres/seed.sql"]).await;
+    client.batch_execute("DROP TABLE tickets, agents").await.unwrap();
+    let maria = support::mariadb::MariaDbServer::start().await;
+    // A helpdesk database without the tables is refused before anything is written.
+    let empty = maria.create_database("empty").await;
+    let refused = SimOptions { helpdesk: Some(empty), ..SimOptions::default() };
+    let err = opslive::sim::run(&url, refused, Arc::new(SimStats::default()), CancellationToken::new())
+        .await
+        .expect_err("no helpdesk tables");
+    let message = err.to_string();
+    assert!(message.contains("missing table agents") && message.contains("fixtures/mariadb/schema.sql"), "{message}");
+    let helpdesk = maria.create_database("helpdesk").await;
+    let mut conn = maria.connect("helpdesk").await;
+    conn.query_drop(opslive::demo::FIXTURE_HELPDESK_SCHEMA).await.unwrap();
+    conn.query_drop(opslive::demo::FIXTURE_HELPDESK_SEED).await.unwrap();
+    let seeded: i64 = conn.query_first("SELECT count(*) FROM tickets").await.unwrap().unwrap();
+    assert_eq!(seeded, 6000);
+    let t0: String = conn.query_first("SELECT CAST(NOW(6) AS CHAR)").await.unwrap().unwrap();
+
+    let options = SimOptions {
+        rate: 400.0,
+        day_length: Duration::from_secs(120),
+        start: Some(Utc::now().date_naive().and_hms_opt(10, 0, 0).unwrap().and_utc()),
+        seed: 7,
+        connections: 3,
+        helpdesk: Some(helpdesk.clone()),
+        ..SimOptions::default()
+    };
+    let stats = Arc::new(SimStats::default());
+    let cancel = CancellationToken::new();
+    let sim = tokio::spawn({
+        let (url, stats, cancel) = (url.clone(), stats.clone(), cancel.clone());
+        async move { opslive::sim::run(&url, options, stats, cancel).await }
+    });
+    let support_kinds = [
+        EventKind::TicketOpened,
+        EventKind::TicketAssigned,
+        EventKind::TicketAnswered,
+        EventKind::TicketReopened,
+        EventKind::TicketSolved,
+        EventKind::TicketClosed,
+        EventKind::AgentAvailability,
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut missing: Vec<&str>;
+    loop {
+        assert!(!sim.is_finished(), "the simulator stopped early: {:?}", sim.await);
+        missing = Vec::new();
+        for (flow, sql) in HELPDESK_FLOWS {
+            let n: i64 = conn.exec_first(sql, (t0.as_str(),)).await.unwrap().unwrap();
+            if n == 0 {
+                missing.push(flow);
+            }
+        }
+        missing.extend(support_kinds.iter().filter(|k| stats.events(**k) == 0).map(|k| k.name()));
+        if stats.events(EventKind::OrderPlaced) == 0 {
+            missing.push("order_placed");
+        }
+        if missing.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(missing.is_empty(), "not seen within 30 s: {missing:?}; events by kind: {:?}", stats.by_kind());
+    cancel.cancel();
+    let result = tokio::time::timeout(Duration::from_secs(10), sim).await.expect("run did not return after cancel");
+    result.unwrap().expect("run returns Ok when cancelled");
+    assert_eq!(stats.failed(), 0, "no statement should fail");
+    for (rule, sql) in HELPDESK_INVARIANTS {
+        let broken: i64 = conn.query_first(sql).await.unwrap().unwrap();
+        assert_eq!(broken, 0, "{rule}: {broken} rows break it");
+    }
+    // Each ticket's customer is one of the shop's.
+    let customers: Vec<i64> = conn.query("SELECT DISTINCT customer_id FROM tickets").await.unwrap();
+    let known: i64 =
+        client.query_one("SELECT count(*) FROM customers WHERE id = ANY($1)", &[&customers]).await.unwrap().get(0);
+    assert_eq!(known as usize, customers.len(), "tickets name customers the shop has");
+}
+
 /// Just enough reference data for a business: one warehouse, a few customers, products, agents.
 const TINY_SHOP: &str = "
 INSERT INTO warehouses VALUES ('WH-BER', 'Berlin', 'eu', 'Europe/Berlin');

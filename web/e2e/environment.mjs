@@ -90,7 +90,7 @@ export async function startDemo({ rate = 10 } = {}) {
   chmodSync(dataDir, 0o755);
   const demo = launch("demo", opsliveBinary(), ["demo", "--data-dir", dataDir, "--pg-port", "0", "--listen", "127.0.0.1:0", "--web-dir", WEB_OUT, "--rate", String(rate)]);
   const [, dashboard] = await waitForOutput(demo, /dashboard\s+(http:\/\/\S+)/, 120_000);
-  const [, database] = await waitForOutput(demo, /database\s+(postgres:\/\/\S+)/, 5_000);
+  const [, database] = await waitForOutput(demo, /shop\s+(postgres:\/\/\S+)/, 5_000);
   const [, inbox] = await waitForOutput(demo, /notified\s+(http:\/\/\S+)/, 5_000);
   return { demo, dashboard, database, inbox, dataDir, config: join(dataDir, "opslive.toml") };
 }
@@ -102,6 +102,8 @@ export async function startServer(demo, port) {
     OPSLIVE_WEB_DIR: WEB_OUT,
     OPSLIVE_DATA_DIR: join(demo.dataDir, "e2e-server"),
     OPSLIVE_SOURCES__SHOP__SLOT: "opslive_e2e",
+    // A binlog stream of its own: MariaDB drops a replica's stream when another registers with its id.
+    OPSLIVE_SOURCES__HELPDESK__SERVER_ID: "1073741000",
     OPSLIVE_APP_DATABASE__URL: demo.database.replace(/\/shop$/, "/opslive_e2e"),
   };
   const server = launch("serve", opsliveBinary(), ["serve", "--config", demo.config], env);
