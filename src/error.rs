@@ -24,6 +24,10 @@ pub enum SourceError {
         "source `{source_name}`: the snapshot of {table} was rewritten (TRUNCATE or table rewrite) {attempts} times while it was being read; giving up"
     )]
     SnapshotUnstable { source_name: String, table: String, attempts: u32 },
+    /// A session panicked (a driver's bug on input it did not expect): started again from
+    /// the checkpoint like a lost connection, with the panic's message kept.
+    #[error("source `{source_name}`: the session panicked: {detail}")]
+    Panicked { source_name: String, detail: String },
     /// The consumer went away (shutdown): not an error to report.
     #[error("source `{0}`: the pipeline stopped")]
     Closed(String),
@@ -37,7 +41,7 @@ impl SourceError {
             SourceError::Connect { .. } => true,
             SourceError::Postgres(e) => e.is_retryable(),
             SourceError::Mariadb(e) => e.is_retryable(),
-            SourceError::SnapshotUnstable { .. } => true,
+            SourceError::SnapshotUnstable { .. } | SourceError::Panicked { .. } => true,
             SourceError::Preflight { .. }
             | SourceError::Protocol { .. }
             | SourceError::Decode { .. }

@@ -22,10 +22,10 @@ async fn fixture_server() -> (PgServer, String) {
     (pg, url)
 }
 
+/// The example configuration with the helpdesk's tables read from the same PostgreSQL
+/// database (the fixture schema has them too); `tests/demo.rs` runs it with MariaDB.
 fn example_config(url: &str) -> Config {
-    let text = std::fs::read_to_string("fixtures/opslive.example.toml").unwrap();
-    assert!(text.contains("postgres://postgres@127.0.0.1:5432/shop"));
-    Config::from_toml(&text.replace("postgres://postgres@127.0.0.1:5432/shop", url)).unwrap()
+    Config::from_toml(&opslive::demo::demo_config(url, "127.0.0.1:0".parse().unwrap())).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,8 +92,7 @@ pub async fn read_table(
     spec: &Arc<TableSpec>,
     version: u32,
 ) -> Result<Result<MyTable, TableProblems>, SourceError> {
-    type Row = (String, String, String, Option<String>, String, String);
-    let rows: Vec<Row> = conn
+    let rows: Vec<CatalogRow> = conn
         .exec(
             "SELECT c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.CHARACTER_SET_NAME, c.IS_NULLABLE, \
                     CASE WHEN EXISTS (SELECT 1 FROM information_schema.CHECK_CONSTRAINTS k \
@@ -120,6 +119,20 @@ pub async fn read_table(
         )
         .await
         .map_err(endpoint.sql(format!("reading the primary key of {spec}")))?;
+    Ok(shape(spec, rows, &key_names, version))
+}
+
+/// A column as `information_schema` describes it: name, DATA_TYPE, COLUMN_TYPE, charset,
+/// IS_NULLABLE, and `json` when a `json_valid` check marks it as MariaDB's JSON.
+pub type CatalogRow = (String, String, String, Option<String>, String, String);
+
+/// A table's shape from its catalog rows and primary key, or what is wrong with it.
+pub fn shape(
+    spec: &Arc<TableSpec>,
+    rows: Vec<CatalogRow>,
+    key_names: &[String],
+    version: u32,
+) -> Result<MyTable, TableProblems> {
     let mut problems = Vec::new();
     if key_names.is_empty() {
         problems.push(format!("table {spec} has no primary key: add one (rows are matched by it)"));
@@ -163,13 +176,13 @@ pub async fn read_table(
         }
     }
     if !problems.is_empty() {
-        return Ok(Err(TableProblems(problems)));
+        return Err(TableProblems(problems));
     }
     let position = |n: &str| schema_columns.iter().position(|c| &*c.name == n);
     let key = key_names.iter().filter_map(|k| position(k)).collect();
     let indexed = spec.indexes.iter().filter_map(|c| position(c)).collect();
     let schema = Arc::new(TableSchema { spec: spec.clone(), columns: schema_columns, key, indexed, version });
-    Ok(Ok(MyTable { schema, columns }))
+    Ok(MyTable { schema, columns })
 }
 
 /// How a column of this declared type decodes, or why it cannot.

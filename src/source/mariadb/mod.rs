@@ -14,6 +14,7 @@ mod connection;
 mod ddl;
 mod error;
 mod preflight;
+mod rows;
 mod snapshot;
 mod stream;
 mod value;

@@ -19,9 +19,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use mysql_async::BinlogStream;
-use mysql_async::binlog::events::{EventData, RowsEventData};
-use mysql_async::binlog::row::BinlogRow;
-use mysql_async::binlog::value::BinlogValue;
+use mysql_async::binlog::events::EventData;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -29,11 +27,11 @@ use super::binlog::{file_number, rotated_to};
 use super::catalog::MyTable;
 use super::connection::Endpoint;
 use super::ddl::{Statement, classify};
-use crate::change::{Change, Image, Key, Op, Position, SourceEvent, TableEvent, Transaction};
+use super::rows;
+use crate::change::{Change, Key, Op, Position, SourceEvent, TableEvent, Transaction};
 use crate::error::SourceError;
 use crate::registry::{Registry, TableId};
 use crate::source::send;
-use crate::value::Value;
 use crate::watermark::Watermarks;
 
 /// MariaDB's own event types, which mysql_common does not read.
@@ -145,11 +143,12 @@ impl Stream {
                     open = Some(Open::new(seq, commit_ts, flags & FL_STANDALONE != 0));
                 }
                 FORMAT_DESCRIPTION => seen_format = true,
-                ROTATE => {
-                    if let Ok(Some(EventData::RotateEvent(r))) = event.read_data() {
+                ROTATE => match event.read_data() {
+                    Ok(Some(EventData::RotateEvent(r))) => {
                         self.file = rotated_to(r.name_raw(), self.checksums && !seen_format);
                     }
-                }
+                    other => return Err(self.unreadable(here, format!("a rotate event read as {other:?}"))),
+                },
                 HEARTBEAT => {
                     self.stats.heartbeat_seen(chrono::Utc::now().timestamp_micros());
                     if open.is_none() && header.log_pos() > 0 {
@@ -163,7 +162,11 @@ impl Stream {
                     }
                 }
                 QUERY => {
-                    let Ok(Some(EventData::QueryEvent(q))) = event.read_data() else { continue };
+                    // A statement missed would be a TRUNCATE or DDL missed.
+                    let q = match event.read_data() {
+                        Ok(Some(EventData::QueryEvent(q))) => q,
+                        other => return Err(self.unreadable(here, format!("a query event read as {other:?}"))),
+                    };
                     let text = q.query();
                     match text.trim() {
                         "BEGIN" => {
@@ -213,7 +216,13 @@ impl Stream {
                     }
                 }
                 _ => {
-                    let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() else { continue };
+                    // A rows event that cannot be read names no table to hold back: the session
+                    // ends with why (and resumes from the checkpoint), rather than skip rows.
+                    let rows = match rows::rows_event(&event) {
+                        Ok(Some(rows)) => rows,
+                        Ok(None) => continue,
+                        Err(detail) => return Err(self.unreadable(here, detail)),
+                    };
                     let Some(tx) = open.as_mut() else { continue };
                     let Some(tme) = binlog.get_tme(rows.table_id()) else {
                         return Err(SourceError::Protocol {
@@ -226,7 +235,7 @@ impl Stream {
                     if self.quarantined.contains(&id) {
                         continue;
                     }
-                    let decoded = self.decode(id, &rows, tme);
+                    let decoded = rows::changes(id, &self.tables[&id], &rows, tme);
                     match decoded {
                         Ok(changes) => tx.changes.extend(changes),
                         Err(reason) => {
@@ -241,6 +250,11 @@ impl Stream {
                 }
             }
         }
+    }
+
+    /// The error for an event that cannot be read at `position`.
+    fn unreadable(&self, position: Position, detail: String) -> SourceError {
+        SourceError::Protocol { source_name: self.source_name.to_string(), position, detail }
     }
 
     fn watched(&self, db: &str, table: &str) -> Option<TableId> {
@@ -267,56 +281,6 @@ impl Stream {
             self.resync(table, "its definition changed (DDL in the binlog)".into(), out).await?;
         }
         Ok(())
-    }
-
-    /// Row images of one rows event as changes.
-    fn decode(
-        &self,
-        id: TableId,
-        rows: &RowsEventData<'_>,
-        tme: &mysql_async::binlog::events::TableMapEvent<'_>,
-    ) -> Result<Vec<Change>, String> {
-        let table = &self.tables[&id];
-        if tme.columns_count() as usize != table.columns.len() {
-            return Err(format!(
-                "the binlog has {} columns where the table had {} (changed without DDL opslive saw)",
-                tme.columns_count(),
-                table.columns.len()
-            ));
-        }
-        let key = &table.schema.key;
-        let mut out = Vec::new();
-        for pair in rows.rows(tme) {
-            let (before, after) = pair.map_err(|e| format!("a row image cannot be read: {e}"))?;
-            let before = before.map(|r| image(table, r)).transpose()?;
-            let after = after.map(|r| image(table, r)).transpose()?;
-            let change = match (before, after) {
-                (None, Some(after)) => Change {
-                    table: id,
-                    op: Op::Insert,
-                    key: Key::of(&after, key),
-                    before: None,
-                    after: Some(Image::full(after)),
-                },
-                (Some(before), Some(after)) => Change {
-                    table: id,
-                    op: Op::Update,
-                    key: Key::of(&after, key),
-                    before: Some(Image::full(before)),
-                    after: Some(Image::full(after)),
-                },
-                (Some(before), None) => Change {
-                    table: id,
-                    op: Op::Delete,
-                    key: Key::of(&before, key),
-                    before: Some(Image::full(before)),
-                    after: None,
-                },
-                (None, None) => continue,
-            };
-            out.push(change);
-        }
-        Ok(out)
     }
 
     /// Copies one table again on its own at a fresh consistent point, between two groups.
@@ -381,26 +345,4 @@ impl Stream {
         let event = TableEvent::Quarantined { table, position: self.at, reason };
         send(out, SourceEvent::Table(event), &self.endpoint.source_name).await
     }
-}
-
-/// A row image in the replica's column order (excluded columns dropped).
-fn image(table: &MyTable, row: BinlogRow) -> Result<Vec<Value>, String> {
-    let values = row.unwrap();
-    if values.len() != table.columns.len() {
-        return Err(format!(
-            "a row image has {} of {} columns (binlog_row_image must be FULL)",
-            values.len(),
-            table.columns.len()
-        ));
-    }
-    let mut out = vec![Value::Null; table.schema.columns.len()];
-    for (column, v) in table.columns.iter().zip(values) {
-        let Some(at) = column.keep else { continue };
-        let v = match v {
-            BinlogValue::Value(v) => v,
-            other => return Err(format!("column `{}`: unexpected {other:?}", column.name)),
-        };
-        out[at] = super::value::from_binlog(&column.kind, v).map_err(|e| format!("column `{}`: {e}", column.name))?;
-    }
-    Ok(out)
 }
