@@ -9,6 +9,7 @@
 //! Protocol types stay in this module: it emits [`SourceEvent`]s only.
 
 mod binlog;
+mod capture;
 mod catalog;
 mod connection;
 mod ddl;
@@ -29,6 +30,8 @@ use mysql_async::prelude::Queryable;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use capture::{Frame, ReplayCatalog, frames as capture_frames, registry_for, replay as replay_capture};
+pub use catalog::CatalogRow;
 pub use error::MariaError;
 pub use value::ZERO_DATES;
 
@@ -136,6 +139,16 @@ impl Configured {
             file: start.file.clone(),
             checksums: checksum.is_some_and(|c| !c.eq_ignore_ascii_case("NONE")),
             at: position,
+            capture: match &w.session {
+                super::SessionKind::OneOff { capture: Some(path), .. } => {
+                    Some(capture::Capture::create(path).map_err(|e| SourceError::Protocol {
+                        source_name: name.clone(),
+                        position,
+                        detail: format!("cannot write capture file {}: {e}", path.display()),
+                    })?)
+                }
+                _ => None,
+            },
         };
         tokio::select! {
             result = stream.run(binlog, out, cancel, resync) => result,

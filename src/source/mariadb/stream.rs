@@ -63,6 +63,8 @@ pub struct Stream {
     pub checksums: bool,
     /// The last position reported downstream.
     pub at: Position,
+    /// Where `tail --capture` records every event.
+    pub capture: Option<super::capture::Capture>,
 }
 
 /// An event group being read.
@@ -131,6 +133,9 @@ impl Stream {
                 }
                 Some(Ok(event)) => event,
             };
+            if let Some(capture) = &mut self.capture {
+                capture.event(&event);
+            }
             let header = event.header();
             let here = Position((file_number(&self.file).unwrap_or(0) << 32) | header.log_pos() as u64);
             // Binlog event times are whole seconds.
