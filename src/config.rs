@@ -291,6 +291,12 @@ pub struct MariadbConfig {
     /// source still reports that it is current; 0 turns them off.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_seconds: f64,
+    /// A table opslive writes `NOW(6)` into every `heartbeat_seconds` (created when missing;
+    /// `table` in the URL's database, or `database.table`): the row comes back through the
+    /// binlog, so the heartbeat's age is measured to the microsecond (binlog event times are
+    /// whole seconds). The user then needs CREATE (once), INSERT and UPDATE on it. Default:
+    /// none (the server's own heartbeats).
+    pub heartbeat_table: Option<String>,
     /// `database.table`, or `table` in the URL's database.
     pub tables: Vec<TableConfig>,
 }

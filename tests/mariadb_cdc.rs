@@ -430,3 +430,52 @@ async fn a_restart_resumes_from_the_replicas_position_and_a_purged_binlog_means_
     assert_same(&replica, items, &source_rows(&mut conn, &replica, items).await);
     run.stop().await;
 }
+
+/// The heartbeat row: opslive writes `NOW(6)` into it and reads it back through the binlog, so
+/// the heartbeat's time is exact to the microsecond (the binlog's own are whole seconds) and
+/// its age is the lag. A user who may not write it is told the GRANT before anything starts.
+#[tokio::test]
+async fn a_heartbeat_row_measures_lag_to_the_microsecond() {
+    let server = MariaDbServer::start().await;
+    let url = server.create_database("shop").await;
+    let mut conn = server.connect("shop").await;
+    conn.query_drop("CREATE TABLE place (id INT PRIMARY KEY)").await.unwrap();
+    let with_beat = |url: &str| {
+        source_toml(url, &["place"]).replacen(
+            "[[sources.src.tables]]",
+            "heartbeat_table = \"opslive_heartbeat\"\n[[sources.src.tables]]",
+            1,
+        )
+    };
+    let run = start_configured(&with_beat(&url), None);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (seen, written) = loop {
+        let seen = run.stats.heartbeat_emitted_at.load(Ordering::Relaxed);
+        let written: Option<i64> = conn
+            .query_first("SELECT CAST(UNIX_TIMESTAMP(emitted_at) * 1000000 AS SIGNED) FROM opslive_heartbeat WHERE source = 'src'")
+            .await
+            .unwrap_or(None);
+        // The same beat on both sides, one that did not fall on a whole second.
+        if written == Some(seen) && seen % 1_000_000 != 0 {
+            break (seen, written);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exact heartbeat within 30 s: seen {seen}, written {written:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(Some(seen), written);
+    let age = run.stats.heartbeat_age(chrono::Utc::now().timestamp_micros()).expect("a heartbeat came back");
+    assert!(age < 10.0, "the heartbeat's age is its lag: {age} s");
+    run.cancel.cancel();
+
+    // A user who may replicate and read, but not create or write the heartbeat table.
+    conn.query_drop("CREATE USER reader@'%'; GRANT SELECT, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO reader@'%'")
+        .await
+        .unwrap();
+    let reader = url.replace("root@", "reader@");
+    let mut as_reader = start_configured(&with_beat(&reader).replace("opslive_heartbeat", "beats"), None);
+    let refused = (&mut as_reader.source).await.unwrap().expect_err("refused").to_string();
+    assert!(refused.contains("GRANT CREATE, INSERT, UPDATE ON `shop`.`beats`"), "{refused}");
+}

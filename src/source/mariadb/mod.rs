@@ -14,6 +14,7 @@ mod catalog;
 mod connection;
 mod ddl;
 mod error;
+mod heartbeat;
 mod preflight;
 mod rows;
 mod snapshot;
@@ -55,6 +56,8 @@ pub struct Configured {
     server_id: u32,
     chunk_rows: usize,
     heartbeat: Option<Duration>,
+    /// Where the heartbeat row is written (serving sessions only: `tail` writes nothing).
+    heartbeat_table: Option<heartbeat::HeartbeatTable>,
     wiring: super::Wiring,
 }
 
@@ -65,7 +68,15 @@ impl Configured {
             // A one-off reader of its own, beside a serving one with the configured id.
             super::SessionKind::OneOff { .. } => 0x2000_0000 | (std::process::id() & 0x0FFF_FFFF),
         };
+        let database = config.url.0.path().trim_start_matches('/').to_string();
+        let heartbeat_table = match wiring.session {
+            super::SessionKind::Serving => {
+                config.heartbeat_table.as_deref().map(|t| heartbeat::HeartbeatTable::parse(t, &database))
+            }
+            super::SessionKind::OneOff { .. } => None,
+        };
         Ok(Configured {
+            heartbeat_table,
             name: Arc::from(name),
             endpoint: Endpoint::new(name, &config.url)?,
             server_id,
@@ -84,6 +95,9 @@ impl Configured {
         let name = self.name.to_string();
         let mut conn = self.endpoint.connect().await?;
         preflight::check_server(&mut conn, &self.endpoint).await?;
+        if let Some(table) = &self.heartbeat_table {
+            table.prepare(&mut conn, &self.endpoint, &name).await?;
+        }
         let mut problems = Vec::new();
         let mut now = Vec::new();
         for spec in w.registry.of_source(&self.name) {
@@ -139,6 +153,7 @@ impl Configured {
             file: start.file.clone(),
             checksums: checksum.is_some_and(|c| !c.eq_ignore_ascii_case("NONE")),
             at: position,
+            heartbeat: self.heartbeat_table.clone(),
             capture: match &w.session {
                 super::SessionKind::OneOff { capture: Some(path), .. } => {
                     Some(capture::Capture::create(path).map_err(|e| SourceError::Protocol {
@@ -152,8 +167,13 @@ impl Configured {
         };
         tokio::select! {
             result = stream.run(binlog, out, cancel, resync) => result,
-            e = monitor(&self.endpoint, conn, &w.watermarks) => Err(e),
+            e = monitor(&self.endpoint, conn, &w.watermarks, self.beats()) => Err(e),
         }
+    }
+
+    /// The heartbeat row's table, interval and key, when it is written.
+    fn beats(&self) -> Option<(&heartbeat::HeartbeatTable, Duration, &str)> {
+        Some((self.heartbeat_table.as_ref()?, self.heartbeat?, &self.name))
     }
 
     /// Whether the stream can go on from the replica's position: its file is still on the
@@ -317,10 +337,22 @@ async fn monitor(
     endpoint: &Endpoint,
     mut conn: mysql_async::Conn,
     watermarks: &crate::watermark::Watermarks,
+    beats: Option<(&heartbeat::HeartbeatTable, Duration, &str)>,
 ) -> SourceError {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut beat = tokio::time::interval(beats.map_or(Duration::from_secs(3600), |b| b.1));
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = beat.tick(), if beats.is_some() => {
+                let (table, _, source) = beats.expect("checked");
+                if let Err(e) = table.beat(&mut conn, source).await {
+                    tracing::warn!(source, error = %e, "cannot write the heartbeat row");
+                }
+                continue;
+            }
+        }
         match conn.query_first::<mysql_async::Row, _>("SHOW MASTER STATUS").await {
             Ok(Some(mut row)) => {
                 if let (Some(file), Some(offset)) = (row.take::<String, _>(0), row.take::<u64, _>(1))

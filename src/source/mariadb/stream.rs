@@ -63,6 +63,8 @@ pub struct Stream {
     pub checksums: bool,
     /// The last position reported downstream.
     pub at: Position,
+    /// The heartbeat row's table, whose rows tell the exact time they were written.
+    pub heartbeat: Option<super::heartbeat::HeartbeatTable>,
     /// Where `tail --capture` records every event.
     pub capture: Option<super::capture::Capture>,
 }
@@ -155,7 +157,11 @@ impl Stream {
                     other => return Err(self.unreadable(here, format!("a rotate event read as {other:?}"))),
                 },
                 HEARTBEAT => {
-                    self.stats.heartbeat_seen(chrono::Utc::now().timestamp_micros());
+                    // The server's heartbeat says only that nothing is pending; the heartbeat
+                    // row, when there is one, tells how old what was read is.
+                    if self.heartbeat.is_none() {
+                        self.stats.heartbeat_seen(chrono::Utc::now().timestamp_micros());
+                    }
                     if open.is_none() && header.log_pos() > 0 {
                         self.at = self.at.max(here);
                     }
@@ -236,6 +242,16 @@ impl Stream {
                             detail: format!("a rows event for table id {} without its table map", rows.table_id()),
                         });
                     };
+                    if let Some(beat) = &self.heartbeat
+                        && beat.is(tme)
+                    {
+                        if let Some(at) = super::heartbeat::HeartbeatTable::emitted_at(&rows, tme, &self.source_name) {
+                            self.stats.heartbeat_seen(at);
+                            // To the microsecond, where the event's own time is whole seconds.
+                            tx.commit_ts = at;
+                        }
+                        continue;
+                    }
                     let Some(id) = self.watched(&tme.database_name(), &tme.table_name()) else { continue };
                     if self.quarantined.contains(&id) {
                         continue;
