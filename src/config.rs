@@ -297,6 +297,10 @@ pub struct MariadbConfig {
     /// whole seconds). The user then needs CREATE (once), INSERT and UPDATE on it. Default:
     /// none (the server's own heartbeats).
     pub heartbeat_table: Option<String>,
+    /// TLS to the server: the CA certificate (PEM) the server's certificate must chain to.
+    /// Setting it turns TLS on; without it, `?require_ssl=true` in the URL uses the system's
+    /// built-in roots (`&verify_identity=true` also checks the host name).
+    pub tls_ca_file: Option<std::path::PathBuf>,
     /// `database.table`, or `table` in the URL's database.
     pub tables: Vec<TableConfig>,
 }

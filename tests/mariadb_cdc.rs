@@ -479,3 +479,78 @@ async fn a_heartbeat_row_measures_lag_to_the_microsecond() {
     let refused = (&mut as_reader.source).await.unwrap().expect_err("refused").to_string();
     assert!(refused.contains("GRANT CREATE, INSERT, UPDATE ON `shop`.`beats`"), "{refused}");
 }
+
+/// A CA, and a certificate for 127.0.0.1 it signed: (CA PEM, certificate PEM, key PEM).
+fn tls_files() -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "opslive test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// TLS to the server: a user the server lets in over TLS only is read with `tls_ca_file`, the
+/// server's certificate checked against that CA; without it, or against another CA, no
+/// connection is made.
+#[tokio::test]
+async fn a_source_reads_over_tls_checked_against_its_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files();
+    let (other_ca, _, _) = tls_files();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (ca, cert, key, other_ca) =
+        (file("ca.pem", &ca), file("cert.pem", &cert), file("key.pem", &key), file("other.pem", &other_ca));
+    let server = MariaDbServer::start_with(&[
+        &format!("--ssl-cert={cert}"),
+        &format!("--ssl-key={key}"),
+        &format!("--ssl-ca={ca}"),
+    ])
+    .await;
+    let url = server.create_database("shop").await;
+    let mut conn = server.connect("shop").await;
+    conn.query_drop(
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO t VALUES (1, 'a'), (2, 'b');
+         CREATE USER tls@'%' REQUIRE SSL; GRANT SELECT, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO tls@'%'",
+    )
+    .await
+    .unwrap();
+    let tls_url = url.replace("root@", "tls@");
+    let toml = |ca: Option<&str>| {
+        let ca = ca.map(|c| format!("tls_ca_file = \"{c}\"\n")).unwrap_or_default();
+        format!(
+            "kind = \"mariadb\"\nurl = \"{tls_url}\"\nheartbeat_seconds = 0.2\n{ca}[[sources.src.tables]]\ntable = \"t\"\n"
+        )
+    };
+
+    let mut run = start_configured(&toml(Some(&ca)), None);
+    let id = run.table_id("t");
+    run.wait_for("the snapshot over TLS", |r| r.table(id).is_some_and(|t| t.len() == 2)).await;
+    conn.query_drop("INSERT INTO t VALUES (3, 'c')").await.unwrap();
+    run.wait_for("a change streamed over TLS", |r| r.table(id).is_some_and(|t| t.len() == 3)).await;
+    run.cancel.cancel();
+
+    for (ca, expect) in [(None, "Access denied"), (Some(other_ca.as_str()), "certificate")] {
+        let run = start_configured(&toml(ca), None);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let error = loop {
+            if let Some(e) = run.stats.last_error() {
+                break e;
+            }
+            assert!(std::time::Instant::now() < deadline, "no failure within 30 s with CA {ca:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        assert!(error.contains(expect), "with CA {ca:?}: {error}");
+        run.cancel.cancel();
+    }
+}

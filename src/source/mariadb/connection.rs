@@ -23,7 +23,8 @@ const SESSION: &str =
     "SET NAMES utf8mb4, time_zone = '+00:00', sql_mode = CONCAT(@@sql_mode, ',NO_ENGINE_SUBSTITUTION')";
 
 impl Endpoint {
-    pub fn new(source_name: &str, url: &SecretUrl) -> Result<Endpoint, SourceError> {
+    /// With `ca_file`, TLS is required and the server's certificate must chain to it.
+    pub fn new(source_name: &str, url: &SecretUrl, ca_file: Option<&std::path::Path>) -> Result<Endpoint, SourceError> {
         // mysql_async knows the `mysql` scheme only.
         let mut u = url.0.clone();
         if u.scheme() == "mariadb" {
@@ -35,7 +36,25 @@ impl Endpoint {
             url: url.to_string(),
             detail: format!("not a valid MariaDB URL: {e}"),
         })?;
+        let ssl = match ca_file {
+            Some(ca) => {
+                // The server's certificate must chain to this CA, whatever the URL says.
+                let roots = vec![ca.to_path_buf().into()];
+                Some(
+                    opts.ssl_opts()
+                        .cloned()
+                        .unwrap_or_default()
+                        .with_root_certs(roots)
+                        .with_disable_built_in_roots(true),
+                )
+            }
+            None => opts.ssl_opts().cloned(),
+        };
+        if ssl.is_some() && rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let opts = mysql_async::OptsBuilder::from_opts(opts)
+            .ssl_opts(ssl)
             .conn_ttl(None)
             .setup(vec![SESSION.to_string()])
             .tcp_keepalive(Some(Duration::from_secs(10)))

@@ -78,7 +78,7 @@ impl Configured {
         Ok(Configured {
             heartbeat_table,
             name: Arc::from(name),
-            endpoint: Endpoint::new(name, &config.url)?,
+            endpoint: Endpoint::new(name, &config.url, config.tls_ca_file.as_deref())?,
             server_id,
             chunk_rows: config.snapshot_chunk_rows,
             heartbeat: config.heartbeat(),
