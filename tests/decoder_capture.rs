@@ -10,12 +10,14 @@
 //! JSON text of each cell (via `RawValue`), so numeric digits, JSON whitespace and key order are
 //! part of the assertion.
 
+mod support;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use opslive::registry::Registry;
 use opslive::source::postgres::{decode_capture_for_test, replay_capture};
-use serde_json::value::RawValue;
+use support::capture::{Change, parse_line};
 
 const CAPTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pgoutput/kinds.capture");
 
@@ -41,28 +43,6 @@ fn registry(tables: &[&str]) -> Arc<Registry> {
         r.add("cap".into(), "public", t, t, vec![], vec![]).expect("registers");
     }
     Arc::new(r)
-}
-
-/// One decoded change, each cell as its exact JSON text.
-#[derive(Debug)]
-struct Change {
-    op: String,
-    key: Vec<String>,
-    before: Option<Vec<String>>,
-    after: Option<Vec<String>>,
-}
-
-fn parse_line(line: &str) -> Change {
-    #[derive(serde::Deserialize)]
-    struct Line {
-        op: String,
-        key: Vec<Box<RawValue>>,
-        before: Option<Vec<Box<RawValue>>>,
-        after: Option<Vec<Box<RawValue>>>,
-    }
-    let l: Line = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a change line ({e}): {line}"));
-    let raw = |v: Vec<Box<RawValue>>| v.into_iter().map(|c| c.get().to_string()).collect::<Vec<_>>();
-    Change { op: l.op, key: raw(l.key), before: l.before.map(raw), after: l.after.map(raw) }
 }
 
 fn decode(tables: &[&str]) -> Vec<Change> {

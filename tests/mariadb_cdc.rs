@@ -107,16 +107,13 @@ async fn preflight_lists_every_problem_with_its_fix() {
     }
 }
 
-const KINDS: &str = "CREATE TABLE kinds (
-    id INT PRIMARY KEY,
-    ti TINYINT, tu TINYINT UNSIGNED, si SMALLINT, su SMALLINT UNSIGNED, mi MEDIUMINT, mu MEDIUMINT UNSIGNED,
-    i INT, iu INT UNSIGNED, bi BIGINT, bu BIGINT UNSIGNED, flag TINYINT(1),
-    d DECIMAL(65,30), f FLOAT, db DOUBLE,
-    vc VARCHAR(50) CHARACTER SET utf8mb4, l1 VARCHAR(50) CHARACTER SET latin1, tx TEXT CHARACTER SET utf8mb4, ch CHAR(5),
-    j JSON, e ENUM('open','it''s','done'), s SET('x','y','z'),
-    dt DATE, dtm DATETIME(6), ts TIMESTAMP(6) NULL, tm TIME(6), y YEAR,
-    bin VARBINARY(10), bl BLOB, bt BIT(1), b12 BIT(12)
-) ENGINE=InnoDB";
+/// A column of every type the source reads: the table of `fixtures/mariadb/kinds.sql`, whose
+/// captured binlog bytes `tests/mariadb_decoder_capture.rs` decodes offline.
+fn kinds_table() -> String {
+    let sql = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mariadb/kinds.sql")).unwrap();
+    let schema = sql.split("-- SCHEMA").nth(1).and_then(|s| s.split("-- DML").next()).expect("a SCHEMA part");
+    schema.trim().to_string()
+}
 
 /// Rows with the extremes of every type, NULLs, multi-byte and latin1 text, and zero dates;
 /// `base` is added to the ids.
@@ -150,7 +147,7 @@ async fn every_type_decodes_the_same_from_the_snapshot_and_the_binlog() {
     let url = server.create_database("shop").await;
     let mut conn = server.connect("shop").await;
     conn.query_drop("SET sql_mode = ''").await.unwrap();
-    conn.query_drop(KINDS).await.unwrap();
+    conn.query_drop(kinds_table()).await.unwrap();
     conn.query_drop(kinds_rows(0)).await.unwrap();
     let mut run = start_configured(&source_toml(&url, &["kinds"]), None);
     let id = run.table_id("kinds");
@@ -482,18 +479,8 @@ async fn a_heartbeat_row_measures_lag_to_the_microsecond() {
 
 /// A CA, and a certificate for 127.0.0.1 it signed: (CA PEM, certificate PEM, key PEM).
 fn tls_files() -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "opslive test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+    let issued = support::tls::issue(&["127.0.0.1", "localhost"]);
+    (issued.ca_pem, issued.cert.pem(), issued.key.serialize_pem())
 }
 
 /// TLS to the server: a user the server lets in over TLS only is read with `tls_ca_file`, the

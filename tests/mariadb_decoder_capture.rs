@@ -12,10 +12,12 @@
 //! header and checksum, so only the decoder can notice), are errors or lose whole rows, never
 //! a panic and never a wrong value.
 
+mod support;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use opslive::source::mariadb::{ReplayCatalog, capture_frames, registry_for, replay_capture};
-use serde_json::value::RawValue;
+use support::capture::{Change, parse_line};
 
 const CAPTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mariadb/kinds.capture");
 const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mariadb/kinds.catalog");
@@ -48,29 +50,6 @@ fn columns() -> Vec<String> {
     catalog()["kinds"].0.iter().map(|c| c.0.clone()).collect()
 }
 
-/// One decoded change, each cell as its exact JSON text.
-struct Change {
-    op: String,
-    key: Vec<String>,
-    before: Option<Vec<String>>,
-    after: Option<Vec<String>>,
-}
-
-impl Change {
-    fn parse(line: &str) -> Change {
-        #[derive(serde::Deserialize)]
-        struct Line {
-            op: String,
-            key: Vec<Box<RawValue>>,
-            before: Option<Vec<Box<RawValue>>>,
-            after: Option<Vec<Box<RawValue>>>,
-        }
-        let l: Line = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        let text = |v: Vec<Box<RawValue>>| v.into_iter().map(|c| c.get().to_string()).collect::<Vec<_>>();
-        Change { op: l.op, key: text(l.key), before: l.before.map(text), after: l.after.map(text) }
-    }
-}
-
 /// `image`'s cell of `column`.
 fn cell<'a>(image: &'a [String], column: &str) -> &'a str {
     let at = columns().iter().position(|c| c == column).unwrap_or_else(|| panic!("no column {column}"));
@@ -79,8 +58,7 @@ fn cell<'a>(image: &'a [String], column: &str) -> &'a str {
 
 #[test]
 fn every_type_decodes_from_captured_binlog_bytes() {
-    let changes: Vec<Change> =
-        replay(&capture()).expect("the capture decodes").iter().map(|l| Change::parse(l)).collect();
+    let changes: Vec<Change> = replay(&capture()).expect("the capture decodes").iter().map(|l| parse_line(l)).collect();
     let ops: Vec<&str> = changes.iter().map(|c| c.op.as_str()).collect();
     assert_eq!(ops, ["insert", "insert", "insert", "insert", "update", "update", "delete"]);
     let after = |i: usize| changes[i].after.as_deref().expect("an after image");

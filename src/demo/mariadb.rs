@@ -11,6 +11,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The server settings opslive reads a binlog with (tests start their servers with them too).
+pub const BINLOG_SETTINGS: [&str; 6] = [
+    "--bind-address=127.0.0.1",
+    "--server-id=1",
+    "--binlog-format=ROW",
+    "--binlog-row-image=FULL",
+    "--binlog-row-metadata=FULL",
+    "--log-bin-compress=OFF",
+];
+
 /// How long the server may take to accept connections, and to stop.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -118,16 +128,8 @@ impl LocalMariaDb {
             .arg(format!("--tmpdir={}", self.root.display()))
             .arg(format!("--user={}", current_user()))
             .arg(format!("--log-bin={}", self.data_dir().join("mariadb-bin").display()))
-            .args([
-                "--bind-address=127.0.0.1",
-                "--server-id=1",
-                "--binlog-format=ROW",
-                "--binlog-row-image=FULL",
-                "--binlog-row-metadata=FULL",
-                "--log-bin-compress=OFF",
-                "--innodb-buffer-pool-size=64M",
-                "--skip-name-resolve",
-            ])
+            .args(BINLOG_SETTINGS)
+            .args(["--innodb-buffer-pool-size=64M", "--skip-name-resolve"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -21,7 +21,7 @@ use mysql_async::prelude::Queryable;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use mariadb::{LocalMariaDb, LocalMariaError};
+pub use mariadb::{BINLOG_SETTINGS as MARIADB_BINLOG_SETTINGS, LocalMariaDb, LocalMariaError};
 pub use postgres::{LocalPgError, LocalPostgres};
 
 use crate::api::Listener;

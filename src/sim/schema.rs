@@ -10,7 +10,8 @@ use tokio_postgres::Client;
 use super::SimError;
 use super::world::Reference;
 
-/// Every table the simulator touches, with the columns it reads or writes.
+/// Every table of the shop the simulator touches, with the columns it reads or writes (the
+/// helpdesk's are in [`super::helpdesk::REQUIRED`]: beside these, or in a database of their own).
 pub const REQUIRED: &[(&str, &[&str])] = &[
     ("warehouses", &["id", "region"]),
     ("customers", &["id", "region"]),
@@ -35,23 +36,6 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
     ),
     ("products", &["sku", "unit_price"]),
     ("inventory", &["sku", "warehouse_id", "on_hand", "reserved", "reorder_point", "updated_at"]),
-    ("agents", &["id", "queue", "availability", "updated_at"]),
-    (
-        "tickets",
-        &[
-            "id",
-            "queue",
-            "priority",
-            "status",
-            "subject",
-            "customer_id",
-            "assignee_id",
-            "opened_at",
-            "first_response_at",
-            "solved_at",
-            "updated_at",
-        ],
-    ),
     (
         "reconciliation_batches",
         &[
@@ -71,15 +55,11 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
     ("reconciliation_exceptions", &["id", "batch_id", "kind", "amount", "detail", "created_at", "resolved_at"]),
 ];
 
-/// Whether `table` is the helpdesk's, which may live in a database of its own.
-fn is_helpdesk(table: &str) -> bool {
-    super::helpdesk::REQUIRED.iter().any(|(t, _)| *t == table)
-}
-
 /// The missing tables and columns, as readable phrases; empty when everything is there.
 /// `helpdesk_apart`: the helpdesk's tables are not looked for here.
 pub(crate) async fn missing(client: &Client, helpdesk_apart: bool) -> Result<Vec<String>, tokio_postgres::Error> {
-    let required: Vec<_> = REQUIRED.iter().filter(|(t, _)| !(helpdesk_apart && is_helpdesk(t))).collect();
+    let helpdesk: &[_] = if helpdesk_apart { &[] } else { super::helpdesk::REQUIRED };
+    let required: Vec<_> = REQUIRED.iter().chain(helpdesk).collect();
     let tables: Vec<&str> = required.iter().map(|(t, _)| *t).collect();
     let rows = client
         .query(

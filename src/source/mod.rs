@@ -267,3 +267,30 @@ impl SourceStats {
         self.slot.lock().expect("stats lock").clone()
     }
 }
+
+/// A decoded change as one line of a capture replay (the decoder tests read it):
+/// `{"op":…,"key":[…],"before":[…],"after":[…]}`. Values are written as text with
+/// `serde_json::to_string`, not built as `serde_json::Value`: a `Value::Json` serialises as a
+/// raw value, which `serde_json::Value` would re-parse into f64 numbers and sorted keys, losing
+/// exactly what the canonical form keeps. A cell the source did not send (unchanged TOAST,
+/// outside a key-only old tuple) is the string "<unsent>", distinct from SQL NULL (`null`).
+pub(crate) fn capture_line(c: &crate::change::Change) -> String {
+    fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
+        serde_json::to_string(v).expect("canonical values serialise")
+    }
+    let image = |i: &Option<crate::change::Image>| match i {
+        None => "null".to_string(),
+        Some(i) => {
+            let cells: Vec<String> =
+                i.0.iter().map(|v| v.as_ref().map_or_else(|| "\"<unsent>\"".into(), json)).collect();
+            format!("[{}]", cells.join(","))
+        }
+    };
+    format!(
+        "{{\"op\":{},\"key\":{},\"before\":{},\"after\":{}}}",
+        json(&c.op),
+        json(&c.key.0),
+        image(&c.before),
+        image(&c.after)
+    )
+}

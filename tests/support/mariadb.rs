@@ -118,12 +118,8 @@ impl MariaDbServer {
             .arg(format!("--tmpdir={}", d.display()))
             .arg(format!("--user={}", current_user()))
             .arg(format!("--log-bin={}", d.join("data").join("mysql-bin").display()))
+            .args(opslive::demo::MARIADB_BINLOG_SETTINGS)
             .args([
-                "--bind-address=127.0.0.1",
-                "--server-id=1",
-                "--binlog-format=ROW",
-                "--binlog-row-image=FULL",
-                "--binlog-row-metadata=FULL",
                 "--innodb-buffer-pool-size=32M",
                 "--innodb-log-file-size=16M",
                 "--innodb-flush-log-at-trx-commit=2",

@@ -45,6 +45,7 @@
 #![allow(dead_code)] // each test binary uses a different subset of this module
 
 pub mod alerting;
+pub mod capture;
 pub mod graphql;
 pub mod http;
 pub mod mariadb;
@@ -52,6 +53,7 @@ pub mod pipeline;
 pub mod serve;
 pub mod smtp;
 pub mod standin;
+pub mod tls;
 pub mod ws;
 
 use std::collections::{HashMap, HashSet};

@@ -38,17 +38,7 @@ impl SmtpStandIn {
     /// Listens on 127.0.0.1 with a certificate for `localhost`; AUTH takes `user`/`password`.
     pub async fn start(user: &'static str, password: &'static str) -> SmtpStandIn {
         let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "opslive test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .signed_by(&leaf_key, &issuer)
-            .unwrap();
+        let super::tls::Issued { ca_pem, cert: leaf, key: leaf_key } = super::tls::issue(&["localhost"]);
         let config = tokio_rustls::rustls::ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(
@@ -75,7 +65,7 @@ impl SmtpStandIn {
                 });
             }
         });
-        SmtpStandIn { port, ca_pem: ca_cert.pem(), mails }
+        SmtpStandIn { port, ca_pem, mails }
     }
 
     pub fn mails(&self) -> Vec<Mail> {

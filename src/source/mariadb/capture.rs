@@ -80,17 +80,6 @@ pub fn replay(source: &str, registry: &Registry, catalog: &ReplayCatalog, bytes:
     let mut reader = EventStreamReader::new(BinlogVersion::Version4);
     let mut shapes: HashMap<TableId, catalog::MyTable> = HashMap::new();
     let mut out = Vec::new();
-    fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
-        serde_json::to_string(v).expect("canonical values serialise")
-    }
-    let image = |i: &Option<crate::change::Image>| match i {
-        None => "null".to_string(),
-        Some(i) => {
-            let cells: Vec<String> =
-                i.0.iter().map(|v| v.as_ref().map_or_else(|| "\"<unsent>\"".into(), json)).collect();
-            format!("[{}]", cells.join(","))
-        }
-    };
     for frame in frames(bytes)? {
         // With checksums on, the reader takes the last 4 bytes as one without looking.
         let checksummed = reader.get_fde().footer().get_checksum_alg().ok().flatten().is_some();
@@ -111,13 +100,7 @@ pub fn replay(source: &str, registry: &Registry, catalog: &ReplayCatalog, bytes:
             slot.insert(catalog::shape(&spec, columns.clone(), key, 1).map_err(|p| p.0.join("; "))?);
         }
         for c in rows::changes(id, &shapes[&id], &data, tme)? {
-            out.push(format!(
-                "{{\"op\":{},\"key\":{},\"before\":{},\"after\":{}}}",
-                json(&c.op),
-                json(&c.key.0),
-                image(&c.before),
-                image(&c.after)
-            ));
+            out.push(crate::source::capture_line(&c));
         }
     }
     Ok(out)

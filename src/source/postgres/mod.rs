@@ -551,33 +551,11 @@ pub fn decode_capture_for_test(source: &str, registry: Arc<Registry>, bytes: &[u
     let mut decoder = decode::Decoder::new(source.into(), registry, tables);
     let mut out = Vec::new();
     let mut decoded = Vec::new();
-    // Lines are written as text with `serde_json::to_string`, not built as `serde_json::Value`:
-    // a `Value::Json` serialises as a raw value, which `serde_json::Value` would re-parse into
-    // f64 numbers and sorted keys, losing exactly what the canonical form keeps.
-    fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
-        serde_json::to_string(v).expect("canonical values serialise")
-    }
-    // A cell the source did not send (`None`: unchanged TOAST, outside a key-only old tuple) is
-    // the string "<unsent>", so that it stays distinguishable from SQL NULL (`null`).
-    let image = |i: &Option<crate::change::Image>| match i {
-        None => "null".to_string(),
-        Some(i) => {
-            let cells: Vec<String> =
-                i.0.iter().map(|v| v.as_ref().map_or_else(|| "\"<unsent>\"".to_string(), json)).collect();
-            format!("[{}]", cells.join(","))
-        }
-    };
     for m in messages {
         decoder.decode(m, &mut decoded).map_err(|e| e.to_string())?;
         for d in decoded.drain(..) {
             if let decode::Decoded::Change(c) = d {
-                out.push(format!(
-                    "{{\"op\":{},\"key\":{},\"before\":{},\"after\":{}}}",
-                    json(&c.op),
-                    json(&c.key.0),
-                    image(&c.before),
-                    image(&c.after)
-                ));
+                out.push(crate::source::capture_line(&c));
             }
         }
     }
