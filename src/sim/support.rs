@@ -5,6 +5,10 @@
 //! are away its new tickets wait: at night, or when a wave of "where is my order" tickets follows
 //! a flash sale, the backlog visibly builds. How many agents are online follows the same daily
 //! curve as the business, which is how a support team staffs its shifts.
+//!
+//! The tickets and agents live beside the shop in PostgreSQL or in a MariaDB database of their
+//! own (the demo's helpdesk): a [`Desk`] runs each step's statement in whichever it is, and the
+//! queues here do not care.
 
 use std::collections::VecDeque;
 
