@@ -5,7 +5,7 @@
 //! row of that table every `heartbeat_seconds` (one autocommitted upsert, keyed by the source's
 //! name, so several sources can share the table); the row comes back through the binlog like
 //! any change, and the time it was written is then exact: its age when it is read is the
-//! source's lag (`opslive_source_heartbeat_age_seconds`), and it is that group's commit time.
+//! source's lag (`opslive_heartbeat_age_seconds`), and it is that group's commit time.
 
 use mysql_async::binlog::events::{RowsEventData, TableMapEvent};
 use mysql_async::prelude::Queryable;
