@@ -35,13 +35,9 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// A MariaDB/MySQL URL (`mysql://` or `mariadb://`) as the driver takes it.
+/// A MariaDB/MySQL URL (`mysql://` or `mariadb://`) as the driver takes it, the source's way.
 fn opts(url: &str) -> Result<Opts, String> {
-    let url = match url.strip_prefix("mariadb:") {
-        Some(rest) => format!("mysql:{rest}"),
-        None => url.to_string(),
-    };
-    let opts = Opts::from_url(&url).map_err(|e| format!("not a valid MariaDB URL: {e}"))?;
+    let opts = crate::source::mariadb::driver_opts(url)?;
     Ok(OptsBuilder::from_opts(opts).setup(vec!["SET NAMES utf8mb4".to_string()]).into())
 }
 

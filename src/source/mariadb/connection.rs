@@ -22,19 +22,23 @@ pub struct Endpoint {
 const SESSION: &str =
     "SET NAMES utf8mb4, time_zone = '+00:00', sql_mode = CONCAT(@@sql_mode, ',NO_ENGINE_SUBSTITUTION')";
 
+/// The options of a MariaDB URL (`mysql://` or `mariadb://`): mysql_async knows the `mysql`
+/// scheme only. The simulator's helpdesk connections read their URL here too.
+pub fn driver_opts(url: &str) -> Result<mysql_async::Opts, String> {
+    let url = match url.strip_prefix("mariadb:") {
+        Some(rest) => format!("mysql:{rest}"),
+        None => url.to_string(),
+    };
+    mysql_async::Opts::from_url(&url).map_err(|e| format!("not a valid MariaDB URL: {e}"))
+}
+
 impl Endpoint {
     /// With `ca_file`, TLS is required and the server's certificate must chain to it.
     pub fn new(source_name: &str, url: &SecretUrl, ca_file: Option<&std::path::Path>) -> Result<Endpoint, SourceError> {
-        // mysql_async knows the `mysql` scheme only.
-        let mut u = url.0.clone();
-        if u.scheme() == "mariadb" {
-            let rest = u.as_str().trim_start_matches("mariadb:").to_string();
-            u = url::Url::parse(&format!("mysql:{rest}")).expect("same URL under another scheme");
-        }
-        let opts = mysql_async::Opts::from_url(u.as_str()).map_err(|e| SourceError::Connect {
+        let opts = driver_opts(url.0.as_str()).map_err(|detail| SourceError::Connect {
             source_name: source_name.into(),
             url: url.to_string(),
-            detail: format!("not a valid MariaDB URL: {e}"),
+            detail,
         })?;
         let ssl = match ca_file {
             Some(ca) => {

@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use capture::{Frame, ReplayCatalog, frames as capture_frames, registry_for, replay as replay_capture};
 pub use catalog::CatalogRow;
+pub use connection::driver_opts;
 pub use error::MariaError;
 pub use value::ZERO_DATES;
 
