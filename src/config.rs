@@ -49,6 +49,10 @@ pub struct Config {
     /// public address for links, and how sends are retried.
     #[serde(default)]
     pub notifications: NotificationsConfig,
+    /// What one client may ask of the GraphQL API: document size, live connections per
+    /// subject and address, subscriptions per connection and their rate.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// The role policy file (see fixtures/policy.toml), relative to the working directory. It is
     /// reloaded when it changes. Without one, no role may read anything.
     #[serde(default)]
@@ -153,6 +157,44 @@ impl Default for KpiConfig {
 impl KpiConfig {
     pub fn history_retention_micros(&self) -> i64 {
         self.history_retention
+    }
+}
+
+/// `[limits]`: what one client may ask of the GraphQL API, so that a runaway script, a tab
+/// opened a hundred times or a load tool pointed at the wrong server cannot take what everyone
+/// else needs. Each is answered with a protocol-correct refusal (see README, "Limits"). For the
+/// connection counts, 0 means no limit.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Deepest selection a document may have (GraphiQL's introspection query needs 13).
+    pub max_depth: usize,
+    /// Most fields one document may select, aliases and fragments counted where they are used.
+    pub max_fields: usize,
+    /// Live connections (WebSocket) one subject (`sub`) may hold at once.
+    pub connections_per_subject: usize,
+    /// Live connections one client address may hold at once. Behind a reverse proxy every
+    /// client has the proxy's address: raise it or set 0 there.
+    pub connections_per_address: usize,
+    /// Operations one connection may have open at once.
+    pub subscriptions_per_connection: usize,
+    /// Subscribes one connection may send per second, on average…
+    pub subscribes_per_second: f64,
+    /// …and at once (a page that opens with its twenty tiles).
+    pub subscribe_burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_depth: 16,
+            max_fields: 2_000,
+            connections_per_subject: 100,
+            connections_per_address: 1_000,
+            subscriptions_per_connection: 200,
+            subscribes_per_second: 20.0,
+            subscribe_burst: 100,
+        }
     }
 }
 
@@ -425,6 +467,23 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let limit =
+            |key: &str, message: &str| ConfigError::Key { key: format!("limits.{key}"), message: message.into() };
+        if self.limits.max_depth < 2 {
+            return Err(limit("max_depth", "at least 2: `{ orders { id } }` is 2 deep"));
+        }
+        if self.limits.max_fields == 0 {
+            return Err(limit("max_fields", "at least 1"));
+        }
+        if self.limits.subscriptions_per_connection == 0 {
+            return Err(limit("subscriptions_per_connection", "at least 1"));
+        }
+        if !(self.limits.subscribes_per_second.is_finite() && self.limits.subscribes_per_second > 0.0) {
+            return Err(limit("subscribes_per_second", "a number above 0"));
+        }
+        if self.limits.subscribe_burst == 0 {
+            return Err(limit("subscribe_burst", "at least 1"));
+        }
         for (name, source) in &self.sources {
             let key = |k: &str| format!("sources.{name}.{k}");
             if !is_simple_identifier(name) {

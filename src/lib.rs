@@ -32,6 +32,7 @@ pub mod error;
 pub mod kpi;
 pub mod live;
 pub mod notify;
+pub mod open_files;
 pub mod pipeline;
 pub mod policy;
 pub mod query;

@@ -64,6 +64,9 @@ pub async fn serve_on(
     cancel: CancellationToken,
 ) -> Result<(), ServeError> {
     let registry = Arc::new(config.registry()?);
+    if let Some(limit) = crate::open_files::raise_to_hard_limit() {
+        tracing::debug!(open_files = limit, "open-files limit");
+    }
     // Who may read what is settled before any slot is created: a bad policy or key set stops
     // the start with its message.
     let policy = match &config.policy {
@@ -82,6 +85,16 @@ pub async fn serve_on(
         .app_database_url()
         .ok_or_else(|| ConfigError::Invalid("no sources and no app_database.url: nothing to serve".into()))?;
     let store = Store::open(&app_url).await?;
+    // Revoked tokens are refused from the first request on, not once the sources are up.
+    let revocations = crate::api::graphql::revocations::RevocationService {
+        store: store.clone(),
+        policy: policy.clone(),
+        revoked: auth.revocations().clone(),
+    };
+    let revoked = revocations.load().await?;
+    if revoked > 0 {
+        tracing::info!(revocations = revoked, "loaded the revoked tokens");
+    }
     let durable = config.checkpoint.enabled;
     let mut watermarks: HashMap<SourceName, Arc<Watermarks>> = HashMap::new();
     let mut origins: HashMap<SourceName, String> = HashMap::new();
@@ -192,6 +205,7 @@ pub async fn serve_on(
     let health_kpis = kpi_hub.clone();
     let kpis = KpiService { hub: kpi_hub, store: store.clone(), policy: policy.clone(), earlier: Default::default() };
     let graphql = GraphqlState::new(auth.clone(), policy.clone(), registry.clone(), versions.clone())
+        .with_limits(config.limits.clone())
         .with_live(hub, cancel.clone())
         .with_kpis(kpis)
         .with_alerts(alerts)
@@ -199,7 +213,10 @@ pub async fn serve_on(
         .with_notifications(crate::api::graphql::notifications::NotifyService {
             notifier: notifier.clone(),
             policy: policy.clone(),
-        });
+        })
+        .with_revocations(revocations.clone());
+    tokio::spawn(revocations.follow(cancel.clone()));
+    let admission = graphql.admission.stats.clone();
     let source_stats: Vec<(SourceName, Arc<SourceStats>)> =
         views.iter().map(|v| (v.name.clone(), v.stats.clone())).collect();
     let ops = OpsState {
@@ -213,6 +230,7 @@ pub async fn serve_on(
         policy,
         live: Some(live_stats),
         notify: Some(notifier.stats()),
+        admission: Some(admission),
     };
     tracing::info!(addr = %listener.addr, "listening");
     let mut router = crate::api::router(ops, extra_metrics, web_dir.as_deref(), config.auth.clone())
@@ -285,6 +303,12 @@ pub async fn serve_on(
             failure = Some(e);
             cancel.cancel();
         }
+    }
+    // Sources end when cancelled; a server with none (only the app database's KPIs, alerts and
+    // workspaces, or the operations endpoints) serves until it is stopped, not until its empty
+    // set of sources has "ended".
+    if failure.is_none() {
+        cancel.cancelled().await;
     }
     cancel.cancel();
     let replica = applier.await.ok();

@@ -111,7 +111,8 @@ async fn the_demo_prints_a_token_per_role_and_each_sees_its_share() {
     ];
     let mut admin = tables(&everything);
     admin.extend(support::graphql::NOTIFICATION_QUERY_FIELDS.map(String::from));
-    assert_eq!(root("admin").await, admin, "notifications only for the role that manages them");
+    admin.extend(support::graphql::REVOCATION_QUERY_FIELDS.map(String::from));
+    assert_eq!(root("admin").await, admin, "notifications and revocations only for the role that manages them");
     assert_eq!(root("analyst").await, tables(&everything));
     assert_eq!(root("support_lead").await, tables(&["tickets", "agents"]));
     assert_eq!(root("finance").await, tables(&["reconciliationBatches", "reconciliationExceptions", "orders"]));

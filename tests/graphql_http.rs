@@ -34,10 +34,16 @@ fn expired_token() -> String {
 /// Asserts a refusal: the status, one error with `code`, and no data at all.
 fn refused(reply: &support::graphql::Reply, status: u16, code: &str) {
     assert_eq!(reply.status, status, "{}", reply.text);
-    assert!(reply.content_type.starts_with("application/json"), "{}", reply.content_type);
+    // `post` accepts the GraphQL response type; a plain `request` gets application/json.
+    assert!(
+        ["application/graphql-response+json; charset=utf-8", "application/json; charset=utf-8"]
+            .contains(&reply.content_type.as_str()),
+        "{}",
+        reply.content_type
+    );
     assert_eq!(reply.codes(), [code], "{}", reply.text);
     let body = reply.json();
-    assert!(body.get("data").is_none_or(Json::is_null), "no data with a refusal: {}", reply.text);
+    assert!(body.get("data").is_none(), "no data key with a refusal: {}", reply.text);
     assert!(!body["errors"][0]["message"].as_str().unwrap_or("").is_empty());
 }
 
@@ -82,6 +88,8 @@ async fn transport_tokens_and_errors() {
     let json_type = ("Content-Type", "application/json");
     refused(&request(addr, "POST", "/graphql", &[auth, json_type], "{ not json").await, 400, "BAD_REQUEST");
     refused(&request(addr, "POST", "/graphql", &[auth, json_type], "[1, 2]").await, 400, "BAD_REQUEST");
+    let typo = r#"{"qeury": "{ __typename }"}"#;
+    refused(&request(addr, "POST", "/graphql", &[auth, json_type], typo).await, 400, "BAD_REQUEST");
     refused(
         &request(addr, "POST", "/graphql", &[auth, ("Content-Type", "text/plain")], "{}").await,
         415,
@@ -94,6 +102,35 @@ async fn transport_tokens_and_errors() {
         400,
         "GRAPHQL_VALIDATION_FAILED",
     );
+
+    // Clients of the older `application/json` (and those that send no Accept) get every GraphQL
+    // response as a 200, request errors still without data; failures before GraphQL keep their
+    // status. A mutation is never run by GET; an Accept of neither type is a 406.
+    let legacy = ("Accept", "application/json");
+    for (query, code) in [
+        ("{ orders { id ", "GRAPHQL_PARSE_FAILED"),
+        ("{ ordres { id } }", "GRAPHQL_VALIDATION_FAILED"),
+        ("query($n: Int!) { orders(limit: $n) { id } }", "GRAPHQL_VALIDATION_FAILED"),
+    ] {
+        let body = json!({ "query": query, "variables": {} }).to_string();
+        for accept in [&[legacy][..], &[]] {
+            let headers = [&[auth, json_type][..], accept].concat();
+            let reply = request(addr, "POST", "/graphql", &headers, &body).await;
+            assert_eq!(
+                (reply.status, reply.content_type.as_str()),
+                (200, "application/json; charset=utf-8"),
+                "{query}"
+            );
+            assert_eq!(reply.codes(), [code], "{}", reply.text);
+            assert!(reply.json().get("data").is_none(), "{}", reply.text);
+        }
+    }
+    refused(&request(addr, "POST", "/graphql", &[auth, json_type, legacy], "{ not json").await, 400, "BAD_REQUEST");
+    let mutation = encode(&[("query", "mutation { deleteSavedQuery(id: \"1\") }")]);
+    let reply = request(addr, "GET", &format!("/graphql?{mutation}"), &[auth], "").await;
+    refused(&reply, 405, "BAD_REQUEST");
+    let unacceptable = request(addr, "POST", "/graphql", &[auth, json_type, ("Accept", "text/plain")], "{}").await;
+    refused(&unacceptable, 406, "BAD_REQUEST");
 
     // Executed requests with unusable arguments: 200, errors with BAD_USER_INPUT, the rest answered.
     let reply =
@@ -280,4 +317,35 @@ async fn the_policy_reloads_without_a_restart() {
     std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap();
     let reloaded = shop.serve.wait_log("policy reloaded", |_| {}).await;
     assert!(reloaded["fields"]["generation"].as_u64().unwrap() >= 3, "{reloaded}");
+}
+
+/// The GraphQL-over-HTTP spec's server audits, from its reference implementation
+/// (`graphql-http`, tests/clients/audit.mjs): every one passes, none with a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_graphql_over_http_audits_pass_without_a_warning() {
+    let clients = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
+    assert!(clients.join("node_modules/graphql-http").is_dir(), "run `npm ci --prefix tests/clients`");
+    let shop = Shop::start(DATA, &fixture_policy()).await;
+    let admin = token("admin", json!({}));
+    let out = tokio::process::Command::new("node")
+        .arg(clients.join("audit.mjs"))
+        .arg(format!("http://{}/graphql", shop.addr))
+        .arg(&admin)
+        .output()
+        .await
+        .expect("node runs (`.ci/run` installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let results: Vec<Json> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let failing: Vec<String> = results
+        .iter()
+        .filter(|r| r["status"] != "ok")
+        .map(|r| format!("{} {} {}: {}", r["status"], r["id"], r["name"], r["reason"]))
+        .collect();
+    println!("{} audits, {} not ok", results.len(), failing.len());
+    assert!(results.len() >= 50, "the audits ran: {results:?}");
+    assert!(failing.is_empty(), "audits not passed:\n{}", failing.join("\n"));
 }

@@ -351,6 +351,7 @@ async fn every_role_gets_exactly_its_share() {
             support::graphql::PRODUCT_QUERY_FIELDS.into_iter().map(String::from).collect();
         if role == "admin" {
             expected_root.extend(support::graphql::NOTIFICATION_QUERY_FIELDS.map(String::from));
+            expected_root.extend(support::graphql::REVOCATION_QUERY_FIELDS.map(String::from));
         }
         for grant in &grants {
             let columns = catalog(&client, grant.sql_table).await;

@@ -254,6 +254,25 @@ impl Collector for FlowCollector {
             }
         }
 
+        if let Some(a) = &state.admission {
+            Family::new(&mut enc, "live_connections", "Live (WebSocket) connections open", MetricType::Gauge)?
+                .sample(&vec![], a.connections.load(Relaxed) as f64)?;
+            let mut refused = Family::new(
+                &mut enc,
+                "live_refused",
+                "Live connections and subscribes refused by [limits], by the limit reached",
+                MetricType::Counter,
+            )?;
+            for (limit, count) in [
+                ("connections_per_address", &a.refused_address),
+                ("connections_per_subject", &a.refused_subject),
+                ("subscriptions_per_connection", &a.refused_subscriptions),
+                ("subscribes_per_second", &a.refused_rate),
+            ] {
+                refused.sample(&vec![("limit", limit.to_string())], count.load(Relaxed) as f64)?;
+            }
+        }
+
         if let Some(n) = &state.notify {
             use crate::notify::contact::ChannelKind;
             use crate::notify::outbox::ChannelCounters;

@@ -58,6 +58,8 @@ pub struct OpsState {
     pub live: Option<Arc<crate::live::LiveStats>>,
     /// The notification lanes' counters.
     pub notify: Option<Arc<crate::notify::outbox::NotifyStats>>,
+    /// Live connections open and refused by `[limits]`.
+    pub admission: Option<Arc<graphql::admission::AdmissionStats>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +140,8 @@ impl Listener {
                 tracing::debug!(%error, "TCP_NODELAY could not be set");
             }
         });
-        axum::serve(listener, router)
+        // The peer's address is what `[limits] connections_per_address` counts.
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { cancel.cancelled().await })
             .await
             .map_err(ApiError::Serve)

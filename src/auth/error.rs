@@ -52,6 +52,8 @@ pub enum AuthError {
     NoSigningSecret,
     #[error("cannot mint a token: {0}")]
     Mint(String),
+    #[error("the token was revoked: sign in again for a new one")]
+    Revoked,
 }
 
 impl AuthError {
@@ -60,6 +62,7 @@ impl AuthError {
         match self {
             AuthError::Missing | AuthError::NotConfigured => "UNAUTHENTICATED",
             AuthError::Expired { .. } => "TOKEN_EXPIRED",
+            AuthError::Revoked => "TOKEN_REVOKED",
             AuthError::KeysUnavailable { .. } => "AUTH_UNAVAILABLE",
             AuthError::NoSigningSecret | AuthError::Mint(_) => "MINT_FAILED",
             AuthError::NotBearer

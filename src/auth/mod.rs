@@ -22,6 +22,7 @@ mod error;
 mod header;
 mod jwks;
 mod mint;
+mod revocation;
 mod secret;
 pub mod settings;
 
@@ -35,6 +36,7 @@ use serde_json::{Map, Value};
 
 pub use error::{AuthConfigError, AuthError};
 pub use mint::{mint_for, mint_hs256, parse_claim};
+pub use revocation::Revocations;
 pub use secret::Secret;
 
 use crate::config::AuthConfig;
@@ -70,6 +72,7 @@ struct Inner {
     hs256: Option<Arc<DecodingKey>>,
     jwks: Option<Arc<Jwks>>,
     rules: ClaimRules,
+    revoked: Arc<Revocations>,
 }
 
 /// HS256 keys shorter than the hash output are refused (RFC 7518 §3.2).
@@ -114,7 +117,7 @@ impl Authenticator {
             leeway_seconds: cfg.leeway_seconds,
             role_claim: cfg.role_claim.clone(),
         };
-        Ok(Authenticator { inner: Arc::new(Inner { hs256, jwks, rules }) })
+        Ok(Authenticator { inner: Arc::new(Inner { hs256, jwks, rules, revoked: Arc::default() }) })
     }
 
     /// Verifies a raw JWT (no `Bearer `).
@@ -149,7 +152,20 @@ impl Authenticator {
         validation.required_spec_claims.clear();
         validation.leeway = 0;
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation).map_err(refusal)?;
-        inner.rules.principal(data.claims, now())
+        let principal = inner.rules.principal(data.claims, now())?;
+        inner.revoked.check(&principal.claims)?;
+        Ok(principal)
+    }
+
+    /// The tokens this authenticator refuses before they expire.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.inner.revoked
+    }
+
+    /// Whether `principal`'s token has been revoked since it was verified (connections ask
+    /// again whenever [`Revocations::watch`] changes).
+    pub fn still_valid(&self, principal: &Principal) -> Result<(), AuthError> {
+        self.inner.revoked.check(&principal.claims)
     }
 
     /// Verifies the token of an `Authorization` header value (`Bearer …`); `Ok(None)` when

@@ -104,6 +104,8 @@ pub struct BenchOptions {
 /// deliveries, client errors), which the caller decides how to treat.
 pub async fn run(options: BenchOptions, cancel: CancellationToken) -> Result<Report, BenchError> {
     check(&options)?;
+    // Thousands of client sockets, and the server started below inherits the limit.
+    crate::open_files::raise_to_hard_limit();
     match options.target.clone() {
         Target::Local { exe, pg_bin } => run_local(&options, exe, pg_bin, cancel).await,
         Target::External { server, database, token, server_pid } => {
@@ -199,13 +201,18 @@ async fn with_database(
 }
 
 /// The example configuration on `shop`, listening on a port of the kernel's choice, with the
-/// replica in memory only (a checkpoint every few seconds is not what a latency run measures).
+/// replica in memory only (a checkpoint every few seconds is not what a latency run measures),
+/// and no limit on live connections per subject or address: every bench client is one token on
+/// loopback.
 fn server_config(shop: &str, data_dir: &std::path::Path) -> String {
     let example = demo::demo_config(shop, SocketAddr::from(([127, 0, 0, 1], 0)));
     let data_dir_line = "data_dir = \"./data\"";
     assert!(example.contains(data_dir_line), "the example configuration sets data_dir");
     let quoted = serde_json::to_string(&data_dir.display().to_string()).expect("strings serialise");
-    format!("{}\n[checkpoint]\nenabled = false\n", example.replace(data_dir_line, &format!("data_dir = {quoted}")))
+    format!(
+        "{}\n[checkpoint]\nenabled = false\n[limits]\nconnections_per_subject = 0\nconnections_per_address = 0\n",
+        example.replace(data_dir_line, &format!("data_dir = {quoted}"))
+    )
 }
 
 /// The server whose usage is measured, and (when the run started it) its process.

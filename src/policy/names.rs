@@ -83,7 +83,7 @@ pub fn is_graphql_name(s: &str) -> bool {
 /// Root fields of the product itself (KPIs, alerts, the user's workspace), in every role's
 /// schema beside the tables' own: a watched table whose fields would collide is refused at
 /// start, so a later release cannot change what an existing query means.
-pub const RESERVED_ROOT_FIELDS: [&str; 33] = [
+pub const RESERVED_ROOT_FIELDS: [&str; 36] = [
     "kpi",
     "kpis",
     "kpiHistory",
@@ -98,7 +98,10 @@ pub const RESERVED_ROOT_FIELDS: [&str; 33] = [
     "notificationPolicy",
     "muteTimings",
     "notifications",
+    "tokenRevocations",
     // Mutations.
+    "revokeToken",
+    "revokeSubject",
     "createKpi",
     "updateKpi",
     "deleteKpi",
@@ -121,8 +124,9 @@ pub const RESERVED_ROOT_FIELDS: [&str; 33] = [
 ];
 
 /// Type names of the product's own GraphQL types.
-pub const RESERVED_TYPES: [&str; 39] = [
+pub const RESERVED_TYPES: [&str; 40] = [
     "Kpi",
+    "TokenRevocation",
     "KpiGroup",
     "KpiInput",
     "KpiAggregate",

@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod kpi_history;
 mod kpis;
 pub mod notifications;
+pub mod revocations;
 mod watermarks;
 pub mod workspace;
 

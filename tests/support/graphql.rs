@@ -24,6 +24,10 @@ pub const PRODUCT_QUERY_FIELDS: [&str; 9] =
 pub const NOTIFICATION_QUERY_FIELDS: [&str; 4] =
     ["contactPoints", "notificationPolicy", "muteTimings", "notifications"];
 
+/// The revocation root query field: only in the schema of a role with `revoke_tokens` (in the
+/// fixture policy, `admin`).
+pub const REVOCATION_QUERY_FIELDS: [&str; 1] = ["tokenRevocations"];
+
 pub fn fixture_policy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/policy.toml")
 }
@@ -68,11 +72,12 @@ pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&st
     Reply { status: r.status, content_type: r.content_type, location: r.location, text: r.body }
 }
 
-/// POSTs a GraphQL request with `token`.
+/// POSTs a GraphQL request with `token`, accepting `application/graphql-response+json` (so a
+/// request error is a 400, as current clients get).
 pub async fn post(addr: SocketAddr, token: Option<&str>, query: &str, variables: Json) -> Reply {
     let body = json!({ "query": query, "variables": variables }).to_string();
     let bearer = token.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![("Content-Type", "application/json")];
+    let mut headers = vec![("Content-Type", "application/json"), ("Accept", "application/graphql-response+json")];
     if let Some(b) = &bearer {
         headers.push(("Authorization", b.as_str()));
     }

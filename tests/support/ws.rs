@@ -34,12 +34,20 @@ pub struct Closed {
 impl WsClient {
     /// Opens `/graphql` with `protocol` (its name is offered as the subprotocol).
     pub async fn open(addr: SocketAddr, protocol: &'static str) -> WsClient {
+        WsClient::try_open(addr, protocol).await.expect("websocket connect")
+    }
+
+    /// Like [`WsClient::open`], returning a refused upgrade (an HTTP answer) as the error.
+    pub async fn try_open(
+        addr: SocketAddr,
+        protocol: &'static str,
+    ) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
         let mut request = format!("ws://{addr}/graphql").into_client_request().expect("request");
         request.headers_mut().insert("Sec-WebSocket-Protocol", protocol.parse().expect("header"));
-        let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("websocket connect");
+        let (socket, response) = tokio_tungstenite::connect_async(request).await?;
         let chosen = response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok());
         assert_eq!(chosen, Some(protocol), "the server picks the offered subprotocol");
-        WsClient { socket, protocol }
+        Ok(WsClient { socket, protocol })
     }
 
     /// Opens and initialises with `Authorization: Bearer <token>` in the payload.

@@ -63,6 +63,7 @@ impl SchemaCache {
         // the dashboard offers them no Notifications page).
         let mut features = self.features;
         features.notifications &= policy.policy.may(role, crate::policy::Permission::ManageNotifications);
+        features.revocations &= policy.policy.may(role, crate::policy::Permission::RevokeTokens);
         let schema = schema::build_with(&views(role, policy, &tables), features)?;
         let entry = Entry { generation: policy.generation, tables, schema: schema.clone() };
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).insert(role.to_string(), entry);

@@ -23,6 +23,8 @@ pub enum Code {
     ValidationFailed,
     /// The HTTP request is not a GraphQL request (bad JSON, bad query string).
     BadRequest,
+    /// A `[limits]` rate or count is reached: wait, or close something, and ask again.
+    RateLimited,
     Internal,
 }
 
@@ -36,6 +38,7 @@ impl Code {
             Code::ParseFailed => "GRAPHQL_PARSE_FAILED",
             Code::ValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             Code::BadRequest => "BAD_REQUEST",
+            Code::RateLimited => "RATE_LIMITED",
             Code::Internal => "INTERNAL_SERVER_ERROR",
         }
     }

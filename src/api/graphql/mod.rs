@@ -20,6 +20,7 @@
 //! Every root field is a pure function of (view, arguments, replica version), which is what
 //! the live queries of the next step need to maintain them as subscriptions from deltas.
 
+pub mod admission;
 mod aggregates;
 pub mod alerts;
 mod arguments;
@@ -29,9 +30,11 @@ mod http;
 pub mod kpis;
 pub mod live;
 pub(crate) mod loading;
+mod media;
 pub mod notifications;
 mod output;
 mod resolve;
+pub mod revocations;
 mod scalars;
 pub mod schema;
 mod types;
@@ -75,8 +78,12 @@ pub struct GraphqlState {
     pub workspace: Option<workspace::WorkspaceStore>,
     /// Contact points, routing and the outbox's log (none: the schema has no such fields).
     pub notify: Option<Arc<notifications::NotifyService>>,
+    /// Token revocation (none: the schema has no such fields).
+    pub revocations: Option<Arc<revocations::RevocationService>>,
     /// What the schemas hold beside the tables.
     features: schema::Features,
+    /// Live connections and their limits.
+    pub admission: Arc<admission::Admission>,
     /// Closes WebSocket connections when the server stops.
     pub shutdown: CancellationToken,
 }
@@ -99,6 +106,8 @@ impl GraphqlState {
             alerts: None,
             workspace: None,
             notify: None,
+            revocations: None,
+            admission: Arc::default(),
             features: schema::Features::default(),
             shutdown: CancellationToken::new(),
         }
@@ -136,6 +145,22 @@ impl GraphqlState {
         self
     }
 
+    /// With `limits` instead of the defaults.
+    pub fn with_limits(mut self, limits: crate::config::LimitsConfig) -> GraphqlState {
+        self.features.document = schema::DocumentLimits { depth: limits.max_depth, fields: limits.max_fields };
+        self.cache = SchemaCache::with_features(self.features);
+        self.admission = Arc::new(admission::Admission::new(limits));
+        self
+    }
+
+    /// With token revocation, recorded in `service.store` and enforced by `service.revoked`.
+    pub fn with_revocations(mut self, service: revocations::RevocationService) -> GraphqlState {
+        self.revocations = Some(Arc::new(service));
+        self.features.revocations = true;
+        self.cache = SchemaCache::with_features(self.features);
+        self
+    }
+
     /// A request with what resolvers read beside its `Scope`.
     pub(crate) fn with_data(&self, request: async_graphql::Request) -> async_graphql::Request {
         let request = request.data(self.registry.clone());
@@ -149,6 +174,10 @@ impl GraphqlState {
         };
         let request = match &self.notify {
             Some(notify) => request.data(notify.clone()),
+            None => request,
+        };
+        let request = match &self.revocations {
+            Some(revocations) => request.data(revocations.clone()),
             None => request,
         };
         match &self.workspace {

@@ -17,12 +17,22 @@ use super::types::{self, Shared};
 use super::view::TableView;
 use super::{live, resolve};
 
-/// Deepest selection accepted. Data queries are at most four levels deep
-/// (`ordersAggregate { sum { total } }` plus a fragment); GraphiQL's introspection query
-/// needs 13.
-pub const MAX_DEPTH: usize = 16;
-/// Most fields one document may select (each alias counts).
-pub const MAX_COMPLEXITY: usize = 2_000;
+/// How large a document may be (`[limits]`): its depth and the fields it selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DocumentLimits {
+    /// Deepest selection accepted. Data queries are at most four levels deep
+    /// (`ordersAggregate { sum { total } }` plus a fragment); GraphiQL's introspection query
+    /// needs 13.
+    pub depth: usize,
+    /// Most fields one document may select (each alias counts).
+    pub fields: usize,
+}
+
+impl Default for DocumentLimits {
+    fn default() -> Self {
+        DocumentLimits { depth: 16, fields: 2_000 }
+    }
+}
 
 /// What the server runs beside the tables' fields: each adds its fields to every role's schema.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -38,6 +48,11 @@ pub struct Features {
     /// Contact points, the routing policy and the notification log (`contactPoints`,
     /// `notificationPolicy`, `notifications`, their mutations), for roles that may manage them.
     pub notifications: bool,
+    /// Token revocation (`tokenRevocations`, `revokeToken`, `revokeSubject`), for roles that may
+    /// revoke tokens.
+    pub revocations: bool,
+    /// Depth and size caps of every document.
+    pub document: DocumentLimits,
 }
 
 /// Builds the schema of a role that sees `views` (sorted by table name for a stable SDL).
@@ -172,6 +187,14 @@ pub fn build_with(views: &[Arc<TableView>], features: Features) -> Result<Schema
         shared.scalars.insert("JSON");
         shared.scalars.insert("Timestamptz");
     }
+    if features.revocations {
+        query = super::revocations::query_fields(query);
+        let root =
+            mutation.take().unwrap_or_else(|| Object::new("Mutation").description("Changes to opslive's own state."));
+        mutation = Some(super::revocations::mutation_fields(root));
+        objects.extend(super::revocations::types());
+        shared.scalars.insert("Timestamptz");
+    }
     if !live_types.is_empty() || features.kpis {
         live_types.push(live::schema::as_of());
         shared.scalars.insert("Timestamptz");
@@ -190,8 +213,8 @@ pub fn build_with(views: &[Arc<TableView>], features: Features) -> Result<Schema
     let live_fields = live_fields || features.kpis;
     let root = live_fields.then_some("Subscription");
     let mut builder = Schema::build("Query", mutation.as_ref().map(|_| "Mutation"), root)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
+        .limit_depth(features.document.depth)
+        .limit_complexity(features.document.fields)
         .register(query);
     if live_fields {
         builder = builder.register(subscription);

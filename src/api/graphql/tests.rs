@@ -318,7 +318,14 @@ async fn a_granted_table_not_loaded_yet_is_not_ready() {
 fn every_type_and_root_field_of_the_product_is_reserved_for_it() {
     use crate::policy::names::{RESERVED_ROOT_FIELDS, RESERVED_TYPES};
     // With no table at all, whatever the schema holds beside GraphQL's own is the product's.
-    let features = schema::Features { kpis: true, alerts: true, workspace: true, notifications: true };
+    let features = schema::Features {
+        kpis: true,
+        alerts: true,
+        workspace: true,
+        notifications: true,
+        revocations: true,
+        ..Default::default()
+    };
     let schema = schema::build_with(&[], features).expect("a schema");
     let sdl = schema::sdl(&schema);
     let mut unreserved = Vec::new();

@@ -12,6 +12,7 @@ import { TokenPasteForm } from "./TokenPasteForm";
 
 const REASONS: Record<string, string> = {
   expired: "Your session expired: sign in again.",
+  revoked: "Your session was revoked by an administrator: sign in again.",
   refused: "The server refused your token: sign in again.",
   "signed-out": "Sign in to see the dashboard.",
 };

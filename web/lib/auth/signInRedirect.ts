@@ -3,7 +3,7 @@
 
 import { clearToken } from "./token";
 
-export type SignInReason = "expired" | "refused" | "signed-out";
+export type SignInReason = "expired" | "revoked" | "refused" | "signed-out";
 
 export type Navigate = (url: string) => void;
 

@@ -24,13 +24,17 @@ export async function graphqlRequest<D extends TadaDocumentNode<ResultOf<D>, Var
 ): Promise<ResultOf<D>> {
   const response = await fetch("/graphql", {
     method: "POST",
-    headers: { "Content-Type": "application/json", Accept: "application/json", Authorization: `Bearer ${token}` },
+    headers: {
+      "Content-Type": "application/json",
+      Accept: "application/graphql-response+json, application/json",
+      Authorization: `Bearer ${token}`,
+    },
     body: JSON.stringify({ query: queryText(document), variables: variables ?? {} }),
   });
   const body = (await response.json().catch(() => ({}))) as { data?: ResultOf<D> | null; errors?: GraphQLErrorLike[] };
   const code = body.errors?.[0]?.extensions?.code;
-  if (response.status === 401 || code === "TOKEN_EXPIRED" || code === "INVALID_TOKEN") {
-    redirectToSignIn(code === "TOKEN_EXPIRED" ? "expired" : "refused");
+  if (response.status === 401 || code === "TOKEN_EXPIRED" || code === "TOKEN_REVOKED" || code === "INVALID_TOKEN") {
+    redirectToSignIn(code === "TOKEN_EXPIRED" ? "expired" : code === "TOKEN_REVOKED" ? "revoked" : "refused");
     throw new GraphQLRequestError("signed out", body.errors ?? []);
   }
   if (body.errors && body.errors.length > 0) throw new GraphQLRequestError(body.errors.map((e) => e.message).join("; "), body.errors);

@@ -103,6 +103,18 @@ describe("LiveClient", () => {
     release();
   });
 
+  it("tells a revoked session from a refused one by the close reason", async () => {
+    server = await FakeGraphqlServer.start();
+    const { store, lost } = connect(server.url);
+    const release = store.rows<Row>({ query: QUERY }, "ordersPatches", ["id"]).retain();
+    await server.waitForSubscriptions(1);
+    server.closeAll(4403, "Forbidden: the token was revoked: sign in again for a new one");
+    await until(() => lost.length > 0);
+    expect(lost).toEqual(["revoked"]);
+    expect(client?.connection.get().state).toBe("offline");
+    release();
+  });
+
   it("routes an expired session to the sign-in page, remembering where the user was", async () => {
     const visited: string[] = [];
     setNavigate((url) => visited.push(url));

@@ -49,7 +49,7 @@ export interface LiveTransport {
   onDisconnect(listener: () => void): () => void;
 }
 
-export type AuthLoss = "expired" | "refused";
+export type AuthLoss = "expired" | "revoked" | "refused";
 
 export interface LiveClientOptions {
   readonly url: string;
@@ -125,7 +125,8 @@ export class LiveClient implements LiveTransport {
         closed: (event) => {
           for (const listener of [...this.disconnectListeners]) listener();
           if (isCloseLike(event) && AUTH_CLOSE_CODES.has(event.code)) {
-            this.loseAuth("refused");
+            // The server says why in the close reason ("Forbidden: the token was revoked: …").
+            this.loseAuth(/revoked/i.test(event.reason ?? "") ? "revoked" : "refused");
             return;
           }
           // A lazy close with nothing subscribed is not a loss of connection.

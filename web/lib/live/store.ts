@@ -134,7 +134,7 @@ abstract class Entry<S> implements LiveHandle<S> {
     const first = errors[0];
     const code = first?.extensions?.code ?? "";
     this.onError(first ? `${first.message}${code ? ` (${code})` : ""}` : "the subscription failed");
-    if (code === "UNAUTHENTICATED" || code === "INVALID_TOKEN" || code === "TOKEN_EXPIRED") return;
+    if (code === "UNAUTHENTICATED" || code === "INVALID_TOKEN" || code === "TOKEN_EXPIRED" || code === "TOKEN_REVOKED") return;
     if (RETRYABLE_CODES.has(code)) this.scheduleRetry();
   }
 

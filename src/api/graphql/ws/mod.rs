@@ -14,13 +14,16 @@
 //!
 //! Refusals follow graphql-transport-ws's close codes: 4400 bad message, 4401 subscribe before
 //! the ack, 4403 refused token or role, 4408 no `connection_init` in time, 4409 a duplicate
-//! operation id; the legacy protocol gets `connection_error` before its close. Frames larger
+//! operation id, 4429 a second `connection_init` or a subject over `[limits]
+//! connections_per_subject`; the legacy protocol gets `connection_error` before its close. A token that
+//! expires or is revoked while the connection is open closes it with 4403. Frames larger
 //! than [`MAX_MESSAGE_BYTES`] close the connection with 1009.
 
 pub mod protocol;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use async_graphql::parser::types::OperationType;
@@ -33,6 +36,7 @@ use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::GraphqlState;
+use super::admission::{SubscribeRate, Ticket};
 use super::errors;
 use super::live::outbox::{Kind, Pushed};
 use super::live::{Delivery, LiveSlot, Outbox};
@@ -48,11 +52,9 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Between keepalives (`ping`, or the legacy `ka`).
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
-/// Operations one connection may have open at once.
-pub const MAX_OPERATIONS: usize = 200;
-
-/// Upgrades the request and serves the connection.
-pub fn upgrade(state: Arc<GraphqlState>, ws: WebSocketUpgrade) -> Response {
+/// Upgrades the request and serves the connection, which holds `ticket` (its place in the
+/// per-address count) until it ends.
+pub fn upgrade(state: Arc<GraphqlState>, ws: WebSocketUpgrade, ticket: Option<Ticket>) -> Response {
     let protocol = ws
         .requested_protocols()
         .filter_map(|p| p.to_str().ok())
@@ -73,9 +75,21 @@ pub fn upgrade(state: Arc<GraphqlState>, ws: WebSocketUpgrade) -> Response {
             tokio::spawn(read(stream, tx));
             let frames = Frames(protocol);
             let outbox = Outbox::new();
-            Connection { state, socket, incoming, frames, outbox, open: HashSet::new(), streams: HashMap::new() }
-                .serve(cancel)
-                .await
+            let rate = SubscribeRate::new(&state.admission.limits, std::time::Instant::now());
+            let tickets = ticket.into_iter().collect();
+            Connection {
+                state,
+                socket,
+                incoming,
+                frames,
+                outbox,
+                open: HashSet::new(),
+                streams: HashMap::new(),
+                rate,
+                _tickets: tickets,
+            }
+            .serve(cancel)
+            .await
         })
 }
 
@@ -113,6 +127,10 @@ struct Connection {
     open: HashSet<Arc<str>>,
     /// The forwarding tasks of the open operations answered by a stream.
     streams: HashMap<Arc<str>, AbortHandle>,
+    /// Paces subscribes (`[limits] subscribes_per_second`).
+    rate: SubscribeRate,
+    /// The connection's places in the per-address and per-subject counts, given back when it ends.
+    _tickets: Vec<Ticket>,
 }
 
 impl Connection {
@@ -148,6 +166,11 @@ impl Connection {
             }
         };
         tokio::pin!(expiry);
+        // Subscribed before the check, so a revocation made since the handshake is not missed.
+        let mut revoked = self.state.auth.revocations().watch();
+        if let Err(e) = self.state.auth.still_valid(&principal) {
+            return Err(Close(4403, format!("Forbidden: {e}")));
+        }
         let mut policy = self.state.policy.subscribe();
         // The rules this connection's subscriptions were compiled under.
         let mut rules = policy.borrow_and_update().policy.clone();
@@ -166,6 +189,11 @@ impl Connection {
                 _ = outbox.ready() => self.write_waiting().await?,
                 _ = keepalive.tick() => self.send(self.frames.keepalive()).await?,
                 _ = &mut expiry => return Err(Close(4403, "the token expired: connect again with a new one".into())),
+                Ok(()) = revoked.changed() => {
+                    if let Err(e) = self.state.auth.still_valid(&principal) {
+                        return Err(Close(4403, format!("Forbidden: {e}")));
+                    }
+                }
                 changed = policy.changed() => {
                     if changed.is_err() {
                         return Ok(());
@@ -215,6 +243,10 @@ impl Connection {
         if !self.state.policy.current().policy.has_role(&principal.role) {
             return Err(Close(4403, format!("Forbidden: role `{}` is not in the policy", principal.role)));
         }
+        if let Some(sub) = principal.subject.as_deref() {
+            let ticket = self.state.admission.subject(sub).map_err(|message| Close(4429, message))?;
+            self._tickets.push(ticket);
+        }
         self.send(self.frames.ack()).await?;
         Ok(principal)
     }
@@ -242,10 +274,27 @@ impl Connection {
                 if self.open.contains(&id) {
                     return Err(Close(4409, format!("Subscriber for {id} already exists")));
                 }
-                if self.open.len() >= MAX_OPERATIONS {
+                let limits = &self.state.admission.limits;
+                if self.open.len() >= limits.subscriptions_per_connection {
+                    let most = limits.subscriptions_per_connection;
+                    self.state.admission.stats.refused_subscriptions.fetch_add(1, Relaxed);
                     let e = errors_json(
-                        errors::Code::BadRequest,
-                        &format!("at most {MAX_OPERATIONS} operations per connection"),
+                        errors::Code::RateLimited,
+                        &format!(
+                            "at most {most} operations per connection (limits.subscriptions_per_connection): complete one first"
+                        ),
+                    );
+                    return self.send_all(self.frames.error(&id, &e)).await;
+                }
+                if !self.rate.try_take(std::time::Instant::now()) {
+                    let per_second = limits.subscribes_per_second;
+                    self.state.admission.stats.refused_rate.fetch_add(1, Relaxed);
+                    let e = errors_json(
+                        errors::Code::RateLimited,
+                        &format!(
+                            "more than {per_second} subscribes per second on this connection \
+                             (limits.subscribes_per_second): subscribe again shortly"
+                        ),
                     );
                     return self.send_all(self.frames.error(&id, &e)).await;
                 }
