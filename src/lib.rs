@@ -29,6 +29,8 @@ pub mod config;
 pub mod demo;
 pub mod duration;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kpi;
 pub mod live;
 pub mod notify;

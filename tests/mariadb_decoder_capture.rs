@@ -20,7 +20,6 @@ use opslive::source::mariadb::{ReplayCatalog, capture_frames, registry_for, repl
 use support::capture::{Change, parse_line};
 
 const CAPTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mariadb/kinds.capture");
-const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mariadb/kinds.catalog");
 /// The binlog event header's length; a checksum follows each event's data.
 const HEADER: usize = 19;
 const CHECKSUM: usize = 4;
@@ -30,16 +29,7 @@ fn capture() -> Vec<u8> {
 }
 
 fn catalog() -> ReplayCatalog {
-    let text = std::fs::read_to_string(CATALOG).expect("fixtures/mariadb/kinds.catalog");
-    let rows = text
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            let charset = (f[3] != "NULL").then(|| f[3].to_string());
-            (f[0].to_string(), f[1].to_string(), f[2].to_string(), charset, f[4].to_string(), f[5].to_string())
-        })
-        .collect();
-    ReplayCatalog::from([("kinds".to_string(), (rows, vec!["id".to_string()]))])
+    support::capture::mariadb_kinds_catalog()
 }
 
 fn replay(bytes: &[u8]) -> Result<Vec<String>, String> {

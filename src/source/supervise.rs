@@ -17,6 +17,15 @@ use crate::change::SourceEvent;
 use crate::error::SourceError;
 
 /// Runs `source` until `cancel`, or until it fails for good.
+/// What a caught panic said.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
 pub async fn supervise(
     name: String,
     source: Arc<dyn Source>,
@@ -29,12 +38,7 @@ pub async fn supervise(
         let started = std::time::Instant::now();
         let session = std::panic::AssertUnwindSafe(source.run(out.clone(), cancel.child_token()));
         let result = session.catch_unwind().await.unwrap_or_else(|panic| {
-            let detail = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(no message)".into());
-            Err(SourceError::Panicked { source_name: name.clone(), detail })
+            Err(SourceError::Panicked { source_name: name.clone(), detail: panic_message(panic.as_ref()) })
         });
         if cancel.is_cancelled() {
             return Ok(());

@@ -26,3 +26,19 @@ pub fn parse_line(line: &str) -> Change {
     let raw = |v: Vec<Box<RawValue>>| v.into_iter().map(|c| c.get().to_string()).collect::<Vec<_>>();
     Change { op: l.op, key: raw(l.key), before: l.before.map(raw), after: l.after.map(raw) }
 }
+
+/// The catalog of `fixtures/mariadb/kinds.capture`'s table, as a live session read it
+/// (`fixtures/mariadb/kinds.catalog`, tab-separated `information_schema` rows).
+pub fn mariadb_kinds_catalog() -> opslive::source::mariadb::ReplayCatalog {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mariadb/kinds.catalog");
+    let text = std::fs::read_to_string(path).expect("fixtures/mariadb/kinds.catalog");
+    let rows = text
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let charset = (f[3] != "NULL").then(|| f[3].to_string());
+            (f[0].to_string(), f[1].to_string(), f[2].to_string(), charset, f[4].to_string(), f[5].to_string())
+        })
+        .collect();
+    opslive::source::mariadb::ReplayCatalog::from([("kinds".to_string(), (rows, vec!["id".to_string()]))])
+}

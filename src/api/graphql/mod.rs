@@ -40,7 +40,7 @@ pub mod schema;
 mod types;
 mod view;
 pub mod workspace;
-mod ws;
+pub(crate) mod ws;
 
 use std::sync::Arc;
 

@@ -42,6 +42,21 @@ pub fn changes(
     rows: &RowsEventData<'_>,
     tme: &TableMapEvent<'_>,
 ) -> Result<Vec<Change>, String> {
+    // mysql_common decodes some values with unchecked arithmetic (a DECIMAL's last digit group
+    // is scaled by a plain multiplication), so bytes no server writes can make it panic (found
+    // by tests/fuzz.rs; release builds check its overflows too, see Cargo.toml). Such an event
+    // is malformed, and is reported like any other, not as a crashed session.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(id, table, rows, tme))).unwrap_or_else(|panic| {
+        Err(format!("a rows event cannot be decoded ({})", crate::source::supervise::panic_message(panic.as_ref())))
+    })
+}
+
+fn decode(
+    id: TableId,
+    table: &MyTable,
+    rows: &RowsEventData<'_>,
+    tme: &TableMapEvent<'_>,
+) -> Result<Vec<Change>, String> {
     if tme.columns_count() as usize != table.columns.len() {
         return Err(format!(
             "the binlog has {} columns where the table had {} (changed without DDL opslive saw)",

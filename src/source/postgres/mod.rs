@@ -513,6 +513,11 @@ fn going_away(e: &tokio_postgres::Error) -> bool {
         })
 }
 
+/// Parses one pgoutput message (for the fuzzers: an error or a message, never a panic).
+pub(crate) fn parse_pgoutput(bytes: &[u8]) -> Result<(), String> {
+    pgoutput::parse(bytes::Bytes::copy_from_slice(bytes)).map(|_| ()).map_err(|e| e.to_string())
+}
+
 /// Decodes a captured stream against table shapes derived from its Relation messages, for
 /// tests of the decoder on real bytes. Returns the changes as canonical JSON lines.
 pub fn decode_capture_for_test(source: &str, registry: Arc<Registry>, bytes: &[u8]) -> Result<Vec<String>, String> {
