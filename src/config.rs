@@ -182,6 +182,18 @@ pub struct LimitsConfig {
     pub subscribes_per_second: f64,
     /// …and at once (a page that opens with its twenty tiles).
     pub subscribe_burst: u32,
+    /// Result bytes that may wait for one connection whose client stopped reading; past it
+    /// the connection is closed (1008) and what waited is freed.
+    pub max_pending_bytes: usize,
+    /// Longest a write to one client may wait for its socket (the kernel's buffers full: the
+    /// client stopped reading); past it the connection is closed (1008).
+    pub write_timeout_seconds: f64,
+}
+
+impl LimitsConfig {
+    pub fn write_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.write_timeout_seconds)
+    }
 }
 
 impl Default for LimitsConfig {
@@ -194,6 +206,8 @@ impl Default for LimitsConfig {
             subscriptions_per_connection: 200,
             subscribes_per_second: 20.0,
             subscribe_burst: 100,
+            max_pending_bytes: 32 * 1024 * 1024,
+            write_timeout_seconds: 10.0,
         }
     }
 }
@@ -483,6 +497,12 @@ impl Config {
         }
         if self.limits.subscribe_burst == 0 {
             return Err(limit("subscribe_burst", "at least 1"));
+        }
+        if !(self.limits.write_timeout_seconds.is_finite() && self.limits.write_timeout_seconds > 0.0) {
+            return Err(limit("write_timeout_seconds", "a number of seconds above 0"));
+        }
+        if self.limits.max_pending_bytes < 64 * 1024 {
+            return Err(limit("max_pending_bytes", "at least 65536: one result must fit"));
         }
         for (name, source) in &self.sources {
             let key = |k: &str| format!("sources.{name}.{k}");

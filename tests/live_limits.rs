@@ -182,3 +182,58 @@ fn a_limit_that_cannot_work_is_refused_at_start_with_its_key() {
     let fine = opslive::config::Config::from_toml("[limits]\nconnections_per_subject = 0\n").unwrap();
     assert_eq!(fine.limits.connections_per_subject, 0);
 }
+
+/// One client stops reading while another is served and the source keeps writing: the reader
+/// gets every transaction, in order, as if nothing happened; the frozen one is closed once a
+/// write to it waits past `write_timeout_seconds` (kernel buffers full), with a 1008 it sees
+/// when it reads again, and `/metrics` counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_closed_and_slows_no_one() {
+    // 400 orders with 1 KB notes: each result below is about 400 KB.
+    let data = "
+        INSERT INTO warehouses VALUES ('WH-BER', 'Berlin', 'eu', 'Europe/Berlin');
+        INSERT INTO customers (name, email, phone, region) VALUES ('Ada', 'ada@example.com', NULL, 'eu');
+        INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count, notes)
+          SELECT 'web', 1, 'paid', g, 'EUR', 'WH-BER', 'eu', 1, repeat('n', 1000) FROM generate_series(1, 400) g;
+    ";
+    let limits = "\n[limits]\nwrite_timeout_seconds = 1\n";
+    let shop = Shop::start_with(data, &fixture_policy(), "", limits).await;
+    let admin = token("admin", json!({ "sub": "root" }));
+    let mut frozen = WsClient::connect(shop.addr, TRANSPORT_WS, &admin).await;
+    for (id, order) in [("up", "ASC"), ("down", "DESC")] {
+        let query = format!("subscription {{ orders(orderBy: {{ id: {order} }}, limit: 400) {{ id notes }} }}");
+        frozen.subscribe(id, &query, json!({})).await;
+        frozen.next(id).await;
+    }
+    let mut reader = WsClient::connect(shop.addr, TRANSPORT_WS, &admin).await;
+    reader.subscribe("count", "subscription { ordersAggregate { count } }", json!({})).await;
+    assert_eq!(reader.next("count").await["data"]["ordersAggregate"][0]["count"], 400);
+
+    // From here `frozen` reads nothing. Each transaction changes both of its results (about
+    // 800 KB to send) and the reader's count; the reader must see each one.
+    let pg = shop.pg.connect("shop").await;
+    let mut n = 400;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(shop.addr, "opslive_live_refused_total{limit=\"write_timeout_seconds\"}").await < 1.0 {
+        assert!(Instant::now() < deadline, "the frozen client was never closed");
+        n += 1;
+        pg.batch_execute(&format!(
+            "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count, notes) \
+             VALUES ('web', 1, 'paid', 1, 'EUR', 'WH-BER', 'eu', 1, repeat('m', 1000)); \
+             UPDATE orders SET notes = repeat('{}', 1000) WHERE id = 1",
+            (b'a' + (n % 26) as u8) as char
+        ))
+        .await
+        .unwrap();
+        let count = reader.next("count").await;
+        assert_eq!(count["data"]["ordersAggregate"][0]["count"], n, "the reader saw every transaction in order");
+    }
+    println!("the frozen client was closed after {} transactions", n - 400);
+
+    // Reading again, the frozen client finds what its buffers held, then the close.
+    let closed = frozen.closed().await;
+    println!("the frozen client read its close: {closed:?}");
+    assert_eq!(closed.code, 1008, "{closed:?}");
+    assert!(closed.reason.contains("write_timeout_seconds"), "{closed:?}");
+    assert_eq!(metric(shop.addr, "opslive_live_connections").await, 1.0, "only the reader is left");
+}

@@ -260,10 +260,12 @@ impl Collector for FlowCollector {
             let mut refused = Family::new(
                 &mut enc,
                 "live_refused",
-                "Live connections and subscribes refused by [limits], by the limit reached",
+                "Live connections and subscribes refused, and connections closed, by [limits], by the limit reached",
                 MetricType::Counter,
             )?;
             for (limit, count) in [
+                ("max_pending_bytes", &a.closed_frozen),
+                ("write_timeout_seconds", &a.closed_stalled),
                 ("connections_per_address", &a.refused_address),
                 ("connections_per_subject", &a.refused_subject),
                 ("subscriptions_per_connection", &a.refused_subscriptions),

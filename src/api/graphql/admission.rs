@@ -34,6 +34,10 @@ pub struct AdmissionStats {
     pub refused_subject: AtomicU64,
     pub refused_subscriptions: AtomicU64,
     pub refused_rate: AtomicU64,
+    /// Connections closed because their client stopped reading (`max_pending_bytes`).
+    pub closed_frozen: AtomicU64,
+    /// Connections closed because a write waited past `write_timeout_seconds`.
+    pub closed_stalled: AtomicU64,
 }
 
 #[derive(Debug)]

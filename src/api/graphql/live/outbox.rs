@@ -7,12 +7,19 @@
 //! its subscriptions (and the queued payloads are shared with every other subscriber); one
 //! that is briefly behind catches up on small patches, one that stays behind gets the latest
 //! state, never an endless backlog — and it never slows the hub, the replica or other clients.
+//!
+//! A client that stops reading altogether (its socket's buffers full, the writer stuck) would
+//! still pin one result per subscription, and results can be large; so the bytes waiting are
+//! also capped (`[limits] max_pending_bytes`). Past the cap the outbox drops everything, takes
+//! no more, and says so ([`Outbox::overflowed`]): the connection closes, and the client comes
+//! back with a fresh result.
 
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// A message for one subscription. Payloads are shared by every subscriber of a query.
 #[derive(Clone, Debug)]
@@ -54,22 +61,81 @@ pub struct Outbox {
     notify: Notify,
     /// Messages replaced before they were sent (slow client).
     pub coalesced: AtomicU64,
+    /// The most payload bytes that may wait.
+    cap: usize,
+    /// Cancelled when the cap was passed.
+    overflow: CancellationToken,
 }
 
 #[derive(Debug, Default)]
 struct Waiting {
     items: Vec<(Arc<str>, Delivery)>,
+    /// Payload bytes in `items`.
+    bytes: usize,
     closed: bool,
 }
 
+fn size(delivery: &Delivery) -> usize {
+    match delivery {
+        Delivery::Next { payload, .. } => payload.len(),
+        Delivery::Error(errors) => errors.len(),
+    }
+}
+
+impl Waiting {
+    fn retain(&mut self, keep: impl Fn(&Arc<str>, &Delivery) -> bool) -> usize {
+        let before = self.items.len();
+        let mut dropped = 0;
+        self.items.retain(|(s, d)| {
+            let kept = keep(s, d);
+            if !kept {
+                dropped += size(d);
+            }
+            kept
+        });
+        self.bytes -= dropped;
+        before - self.items.len()
+    }
+
+    fn add(&mut self, sub: &Arc<str>, delivery: Delivery) {
+        self.bytes += size(&delivery);
+        self.items.push((sub.clone(), delivery));
+    }
+}
+
 impl Outbox {
+    /// An outbox with no cap on the bytes waiting.
     pub fn new() -> Arc<Outbox> {
+        Outbox::with_cap(usize::MAX)
+    }
+
+    /// An outbox that overflows when more than `cap` payload bytes wait.
+    pub fn with_cap(cap: usize) -> Arc<Outbox> {
         Arc::new(Outbox {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             waiting: Mutex::new(Waiting::default()),
             notify: Notify::new(),
             coalesced: AtomicU64::new(0),
+            cap,
+            overflow: CancellationToken::new(),
         })
+    }
+
+    /// Resolves once more than the cap waited: the client stopped reading.
+    pub async fn overflowed(&self) {
+        self.overflow.cancelled().await
+    }
+
+    /// Past the cap: drops what waits and closes (the caller then answers `Closed`).
+    fn check_cap(&self, w: &mut Waiting) -> bool {
+        if w.bytes <= self.cap {
+            return false;
+        }
+        w.items.clear();
+        w.bytes = 0;
+        w.closed = true;
+        self.overflow.cancel();
+        true
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
@@ -91,11 +157,14 @@ impl Outbox {
                 if waiting >= MAX_WAITING_PATCHES {
                     return Pushed::NeedsReset;
                 }
-                w.items.push((sub.clone(), delivery));
+                w.add(sub, delivery);
             }
             // A full result or a reset stands for everything before it.
             Delivery::Next { .. } => self.supersede(&mut w, sub, delivery),
-            Delivery::Error(_) => w.items.push((sub.clone(), delivery)),
+            Delivery::Error(_) => w.add(sub, delivery),
+        }
+        if self.check_cap(&mut w) {
+            return Pushed::Closed;
         }
         drop(w);
         self.notify.notify_one();
@@ -109,15 +178,17 @@ impl Outbox {
             return;
         }
         self.supersede(&mut w, sub, delivery);
+        if self.check_cap(&mut w) {
+            return;
+        }
         drop(w);
         self.notify.notify_one();
     }
 
     fn supersede(&self, w: &mut Waiting, sub: &Arc<str>, delivery: Delivery) {
-        let before = w.items.len();
-        w.items.retain(|(s, d)| !(s == sub && matches!(d, Delivery::Next { .. })));
-        self.coalesced.fetch_add((before - w.items.len()) as u64, Ordering::Relaxed);
-        w.items.push((sub.clone(), delivery));
+        let replaced = w.retain(|s, d| !(s == sub && matches!(d, Delivery::Next { .. })));
+        self.coalesced.fetch_add(replaced as u64, Ordering::Relaxed);
+        w.add(sub, delivery);
     }
 
     /// Waits until something is waiting.
@@ -132,12 +203,14 @@ impl Outbox {
 
     /// Takes everything waiting, oldest first.
     pub fn take(&self) -> Vec<(Arc<str>, Delivery)> {
-        std::mem::take(&mut self.lock().items)
+        let mut w = self.lock();
+        w.bytes = 0;
+        std::mem::take(&mut w.items)
     }
 
     /// Drops a subscription's waiting messages (the client stopped it).
     pub fn forget(&self, sub: &str) {
-        self.lock().items.retain(|(s, _)| &**s != sub);
+        self.lock().retain(|s, _| &**s != sub);
     }
 
     /// The connection is gone: nothing more is taken.
@@ -145,6 +218,7 @@ impl Outbox {
         let mut w = self.lock();
         w.closed = true;
         w.items.clear();
+        w.bytes = 0;
     }
 }
 
@@ -185,6 +259,26 @@ mod tests {
         assert_eq!(outbox.push(&b, Delivery::Error(Arc::from("[]"))), Pushed::Queued);
         assert_eq!(waiting(&outbox), ["b:reset 2", "b:error []"]);
         outbox.close();
+        assert_eq!(outbox.push(&a, next("late", Kind::Full)), Pushed::Closed);
+    }
+
+    #[test]
+    fn more_bytes_waiting_than_the_cap_close_the_outbox_and_free_them() {
+        let outbox = Outbox::with_cap(10);
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        assert_eq!(outbox.push(&a, next("123456", Kind::Full)), Pushed::Queued);
+        // A newer result replaces the older one's bytes: still 6 waiting.
+        assert_eq!(outbox.push(&a, next("abcdef", Kind::Full)), Pushed::Queued);
+        assert_eq!(outbox.push(&b, next("1234", Kind::Reset)), Pushed::Queued);
+        assert!(!outbox.overflow.is_cancelled());
+        outbox.forget("b");
+        assert_eq!(outbox.push(&b, next("wxyz", Kind::Reset)), Pushed::Queued);
+        // Taken, the bytes no longer count.
+        assert_eq!(waiting(&outbox), ["a:abcdef", "b:wxyz"]);
+        assert_eq!(outbox.push(&a, next("0123456789", Kind::Full)), Pushed::Queued);
+        assert_eq!(outbox.push(&b, next("!", Kind::Patch)), Pushed::Closed);
+        assert!(outbox.overflow.is_cancelled());
+        assert!(outbox.take().is_empty(), "what waited is dropped");
         assert_eq!(outbox.push(&a, next("late", Kind::Full)), Pushed::Closed);
     }
 }

@@ -50,6 +50,8 @@ use protocol::{ClientMessage, Frames, Protocol};
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Time a client has to send `connection_init`.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing connection waits for its last frames to be taken.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Between keepalives (`ping`, or the legacy `ka`).
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
 /// Upgrades the request and serves the connection, which holds `ticket` (its place in the
@@ -74,7 +76,7 @@ pub fn upgrade(state: Arc<GraphqlState>, ws: WebSocketUpgrade, ticket: Option<Ti
             let (tx, incoming) = mpsc::channel(INCOMING_CAPACITY);
             tokio::spawn(read(stream, tx));
             let frames = Frames(protocol);
-            let outbox = Outbox::new();
+            let outbox = Outbox::with_cap(state.admission.limits.max_pending_bytes);
             let rate = SubscribeRate::new(&state.admission.limits, std::time::Instant::now());
             let tickets = ticket.into_iter().collect();
             Connection {
@@ -144,12 +146,18 @@ impl Connection {
         }
         self.outbox.close();
         if let Some(Close(code, reason)) = close {
-            if self.frames.0 == Protocol::Legacy && code == 4403 {
-                let _ = self.socket.send(text(self.frames.connection_error(&reason))).await;
-            }
-            // Close reasons are limited to 123 bytes.
-            let reason: String = reason.chars().take(120).collect();
-            let _ = self.socket.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))).await;
+            // A client that stopped reading may never take these: they wait a little, behind
+            // what its buffers hold, then the socket is dropped.
+            let goodbye = async {
+                if self.frames.0 == Protocol::Legacy && code == 4403 {
+                    let _ = self.socket.send(text(self.frames.connection_error(&reason))).await;
+                }
+                // Close reasons are limited to 123 bytes.
+                let reason: String = reason.chars().take(120).collect();
+                let _ =
+                    self.socket.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))).await;
+            };
+            let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
         }
     }
 
@@ -186,7 +194,19 @@ impl Connection {
                     Some(Ok(Message::Close(_))) => return Ok(()),
                     Some(Ok(_)) => {}
                 },
-                _ = outbox.ready() => self.write_waiting().await?,
+                _ = outbox.ready() => {
+                    // A client that stops reading leaves this write pending: the cap on what
+                    // waits meanwhile, and the server's stop, end it.
+                    let timeout = self.state.admission.limits.write_timeout();
+                    tokio::select! {
+                        written = tokio::time::timeout(timeout, self.write_waiting()) => {
+                            written.map_err(|_| self.stalled())??
+                        }
+                        () = outbox.overflowed() => return Err(self.frozen()),
+                        _ = cancel.cancelled() => return Err(Close(1001, "the server is shutting down".into())),
+                    }
+                }
+                () = outbox.overflowed() => return Err(self.frozen()),
                 _ = keepalive.tick() => self.send(self.frames.keepalive()).await?,
                 _ = &mut expiry => return Err(Close(4403, "the token expired: connect again with a new one".into())),
                 Ok(()) = revoked.changed() => {
@@ -392,6 +412,23 @@ impl Connection {
     }
 
     /// Writes everything the outbox holds, then flushes once.
+    /// The close of a connection whose socket took no write for the write timeout.
+    fn stalled(&self) -> Close {
+        self.state.admission.stats.closed_stalled.fetch_add(1, Relaxed);
+        let seconds = self.state.admission.limits.write_timeout_seconds;
+        Close(
+            1008,
+            format!("you stopped reading: a write waited {seconds} s (limits.write_timeout_seconds); reconnect"),
+        )
+    }
+
+    /// The close of a connection whose client stopped reading while results piled up.
+    fn frozen(&self) -> Close {
+        self.state.admission.stats.closed_frozen.fetch_add(1, Relaxed);
+        let cap = self.state.admission.limits.max_pending_bytes;
+        Close(1008, format!("you stopped reading: over {cap} bytes waited (limits.max_pending_bytes); reconnect"))
+    }
+
     async fn write_waiting(&mut self) -> Result<(), Close> {
         let waiting = self.outbox.take();
         for (id, delivery) in waiting {
@@ -432,8 +469,20 @@ impl Connection {
         self.socket.flush().await.map_err(|e| socket_error(&e))
     }
 
+    /// Sends one frame (an ack, a pong, a keepalive); one that waits on a client that stopped
+    /// reading ends when its outbox overflows.
     async fn send(&mut self, frame: String) -> Result<(), Close> {
-        self.socket.send(text(frame)).await.map_err(|e| socket_error(&e))
+        let outbox = self.outbox.clone();
+        let timeout = self.state.admission.limits.write_timeout();
+        let sent = tokio::select! {
+            sent = tokio::time::timeout(timeout, self.socket.send(text(frame))) => Some(sent),
+            () = outbox.overflowed() => None,
+        };
+        match sent {
+            Some(Ok(sent)) => sent.map_err(|e| socket_error(&e)),
+            Some(Err(_)) => Err(self.stalled()),
+            None => Err(self.frozen()),
+        }
     }
 
     async fn send_all(&mut self, frames: Vec<String>) -> Result<(), Close> {
