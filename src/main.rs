@@ -204,6 +204,10 @@ struct BenchArgs {
     /// server that limits connections per address.
     #[arg(long, default_value_t = 1)]
     source_ips: usize,
+    /// Also run the scenario with this many more clients that subscribe and then stop reading,
+    /// and report both runs (the same numbers without and with them).
+    #[arg(long, default_value_t = 0)]
+    frozen: usize,
     /// Random seed of the writer's plan (default: random).
     #[arg(long)]
     seed: Option<u64>,
@@ -254,6 +258,7 @@ impl BenchArgs {
             writers: self.writers,
             drain: self.drain,
             source_ips: self.source_ips,
+            frozen: self.frozen,
             seed: self.seed.unwrap_or_else(rand::random),
             target,
         })
@@ -458,13 +463,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(args) => {
             let json = args.json;
-            let report = opslive::bench::run(args.options()?, shutdown_token()).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{report}");
+            let options = args.options()?;
+            // With frozen clients: the same run without them first, for the comparison.
+            let mut runs = Vec::new();
+            if options.frozen > 0 {
+                let baseline = opslive::bench::BenchOptions { frozen: 0, ..options.clone() };
+                runs.push(opslive::bench::run(baseline, shutdown_token()).await?);
             }
-            let failures = report.failures();
+            runs.push(opslive::bench::run(options, shutdown_token()).await?);
+            if json {
+                let value = match runs.as_slice() {
+                    [only] => serde_json::to_value(only)?,
+                    [without, with] => serde_json::json!({ "without_frozen": without, "with_frozen": with }),
+                    _ => unreachable!("one or two runs"),
+                };
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                for report in &runs {
+                    println!("{report}");
+                }
+                if let [without, with] = runs.as_slice() {
+                    println!("{}", opslive::bench::report::frozen_comparison(without, with));
+                }
+            }
+            let failures: Vec<String> = runs.iter().flat_map(|r| r.failures()).collect();
             if !failures.is_empty() {
                 bail!("the run failed: {}", failures.join("; "));
             }

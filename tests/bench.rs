@@ -71,3 +71,15 @@ async fn hot_full_results_reach_every_subscriber() {
     assert_eq!(report["queries"], 1);
     assert_every_delivery_arrived(&report, 20, 20);
 }
+
+#[tokio::test]
+async fn frozen_clients_run_beside_the_same_run_without_them_and_cost_no_delivery() {
+    // The run twice: without, then with 5 more clients that stop reading after their first
+    // result; the 20 readers get every delivery both times.
+    let args = [TINY, &["--queries", "4", "--limit", "10", "--form", "patches", "--frozen", "5"]].concat();
+    let report = bench(&args).await;
+    let (without, with) = (&report["without_frozen"], &report["with_frozen"]);
+    assert_eq!((without["frozen"].as_u64(), with["frozen"].as_u64()), (Some(0), Some(5)), "{report}");
+    assert_every_delivery_arrived(without, 20, 5);
+    assert_every_delivery_arrived(with, 20, 5);
+}

@@ -62,6 +62,8 @@ pub struct Tally {
     /// Patches whose `seq` was not the previous message's + 1: a patch was lost on the way (a
     /// client that falls behind must get a reset instead).
     pub seq_gaps: AtomicU64,
+    /// Frozen clients the server closed with 1008 (they stopped reading).
+    pub frozen_closed: AtomicU64,
     /// Whole results in the patch form after the first: the server coalesced patches a client
     /// had not taken yet, or the table was reset.
     pub resets: AtomicU64,
@@ -106,6 +108,8 @@ pub struct Subscriber {
     pub query: usize,
     pub document: Arc<str>,
     pub limit: usize,
+    /// Stops reading after its first result (`--frozen`).
+    pub frozen: bool,
 }
 
 type Socket = WebSocketStream<TcpStream>;
@@ -137,6 +141,9 @@ pub async fn run(
         },
     };
     let _ = ready.send(Ok(sub.query));
+    if sub.frozen {
+        return frozen(ws, &shared, cancel).await;
+    }
     let mut latencies = Vec::new();
     loop {
         let message = tokio::select! {
@@ -238,6 +245,25 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let _ = ws.send(text_message(&format!(r#"{{"id":"{SUBSCRIPTION_ID}","type":"complete"}}"#))).await;
         let _ = ws.close(None).await;
+    })
+    .await;
+}
+
+/// A client that reads nothing more until the run ends; then it reads what its buffers hold, to
+/// learn whether the server closed it.
+async fn frozen(mut ws: Socket, shared: &Shared, cancel: CancellationToken) {
+    cancel.cancelled().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(message) = ws.next().await {
+            match message {
+                Ok(Message::Close(Some(close))) if u16::from(close.code) == 1008 => {
+                    shared.tally.frozen_closed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Ok(Message::Close(_)) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
     })
     .await;
 }
@@ -423,7 +449,7 @@ mod tests {
         let shared = shared_on(addr, ledger.clone(), Form::Patches);
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
         let cancel = CancellationToken::new();
-        let sub = Subscriber { index: 0, query: 3, document: Arc::from("subscription { x }"), limit: 2 };
+        let sub = Subscriber { index: 0, query: 3, document: Arc::from("subscription { x }"), limit: 2, frozen: false };
         let client = tokio::spawn(run(sub, shared.clone(), ready_tx, cancel.clone()));
         assert_eq!(ready_rx.recv().await, Some(Ok(3)));
         handled.await.unwrap();
@@ -461,7 +487,7 @@ mod tests {
         });
         let shared = shared_on(addr, Arc::new(Ledger::new(Instant::now(), 0, 1, 0)), Form::Full);
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
-        let sub = Subscriber { index: 0, query: 0, document: Arc::from("subscription { x }"), limit: 2 };
+        let sub = Subscriber { index: 0, query: 0, document: Arc::from("subscription { x }"), limit: 2, frozen: false };
         tokio::spawn(run(sub, shared, ready_tx, CancellationToken::new()));
         let answer = ready_rx.recv().await.unwrap().unwrap_err();
         assert!(answer.contains("FORBIDDEN"), "{answer}");

@@ -96,6 +96,9 @@ pub struct BenchOptions {
     /// Clients connect from this many loopback addresses (127.0.0.1, .2, …), for servers that
     /// limit connections per address; 0 or 1: the system's choice.
     pub source_ips: usize,
+    /// Clients beside `shape.clients` that subscribe like them and then stop reading: what a
+    /// stuck tab or a client on a dead network costs the others.
+    pub frozen: usize,
     pub seed: u64,
     pub target: Target,
 }

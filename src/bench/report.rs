@@ -47,6 +47,10 @@ pub struct Report {
     pub error_messages: Vec<(String, u64)>,
     /// Cores of the machine, and its 1-minute load average at the end of the window (anything
     /// else running competes with the server, the database and the clients).
+    /// Clients that subscribed and then stopped reading, beside `clients`.
+    pub frozen: usize,
+    /// Of those, the ones the server closed (1008) during the run.
+    pub frozen_closed: u64,
     pub cores: usize,
     pub load_average: Option<f64>,
 }
@@ -246,6 +250,16 @@ impl fmt::Display for Report {
                 self.load_average.map_or("unknown".into(), |l| format!("{l:.2}"))
             ),
         )?;
+        if self.frozen > 0 {
+            row(
+                f,
+                "frozen clients",
+                format!(
+                    "{} stopped reading after their first result; the server closed {}",
+                    self.frozen, self.frozen_closed
+                ),
+            )?;
+        }
         row(f, "client errors", self.client_errors.to_string())?;
         for (message, count) in &self.error_messages {
             row(f, "", format!("{count} × {message}"))?;
@@ -255,6 +269,22 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
+}
+
+/// The line comparing a run without frozen clients and the same run with them.
+pub fn frozen_comparison(without: &Report, with: &Report) -> String {
+    let ratio = |a: f64, b: f64| if a > 0.0 { format!("{:.2}×", b / a) } else { "n/a".into() };
+    format!(
+        "frozen clients: p50 {:.1} → {:.1} ms ({}), p99 {:.1} → {:.1} ms ({}) with {} of {} frozen clients closed by the server",
+        without.latency.p50_ms,
+        with.latency.p50_ms,
+        ratio(without.latency.p50_ms, with.latency.p50_ms),
+        without.latency.p99_ms,
+        with.latency.p99_ms,
+        ratio(without.latency.p99_ms, with.latency.p99_ms),
+        with.frozen_closed,
+        with.frozen,
+    )
 }
 
 #[cfg(test)]
@@ -282,6 +312,8 @@ mod tests {
             received: Traffic::default(),
             server: None,
             bench: Usage::default(),
+            frozen: 0,
+            frozen_closed: 0,
             client_errors: 0,
             error_messages: vec![],
             cores: 2,

@@ -67,8 +67,14 @@ impl Run<'_> {
 
         eprintln!("subscribing {} clients to {} live queries ({:?}) …", shape.clients, queries.len(), options.form);
         let clients_cancel = cancel.child_token();
-        let (subscribers, clients) =
-            subscribe_all(&queries, options.form, shape.clients, &shared, &clients_cancel).await;
+        let (subscribers, mut clients) =
+            subscribe_all(&queries, options.form, (0, shape.clients), &shared, &clients_cancel).await;
+        if options.frozen > 0 && !cancel.is_cancelled() {
+            eprintln!("subscribing {} more clients that then stop reading …", options.frozen);
+            let span = (shape.clients, shape.clients + options.frozen);
+            let (_, frozen) = subscribe_all(&queries, options.form, span, &shared, &clients_cancel).await;
+            clients.extend(frozen);
+        }
         let ready: usize = subscribers.iter().map(|&s| s as usize).sum();
         let stop_clients = async |clients: Vec<tokio::task::JoinHandle<()>>| {
             clients_cancel.cancel();
@@ -220,6 +226,8 @@ impl Run<'_> {
             ),
             client_errors: tally.errors.load(Ordering::Relaxed),
             error_messages: tally.error_messages(),
+            frozen: options.frozen,
+            frozen_closed: tally.frozen_closed.load(Ordering::Relaxed),
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
             load_average: at_end.load_average,
         })
@@ -251,13 +259,17 @@ impl Snapshot {
 
 /// Starts every client and waits until each has its first result or has failed; returns the
 /// subscribers of each query and the clients' tasks.
+/// Subscribes the clients numbered `from..to`; those from `shape.clients` on are frozen (they stop
+/// reading after their first result, and are not counted among a query's subscribers).
 async fn subscribe_all(
     queries: &[LiveQuery],
     form: Form,
-    clients: usize,
+    (from, to): (usize, usize),
     shared: &Arc<Shared>,
     cancel: &CancellationToken,
 ) -> (Vec<u32>, Vec<tokio::task::JoinHandle<()>>) {
+    let frozen = from > 0;
+    let clients = to - from;
     let documents: Vec<Arc<str>> = queries.iter().map(|q| Arc::from(q.document(form))).collect();
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let connecting = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
@@ -268,13 +280,13 @@ async fn subscribe_all(
         Ok(q) => subscribers[q] += 1,
         Err(e) => shared.tally.error(e),
     };
-    for index in 0..clients {
+    for index in from..to {
         let permit = tokio::select! {
             p = connecting.clone().acquire_owned() => p.expect("the semaphore is never closed"),
             () = cancel.cancelled() => break,
         };
         let query = scenario::query_of_client(index, queries.len());
-        let sub = Subscriber { index, query, document: documents[query].clone(), limit: queries[query].limit };
+        let sub = Subscriber { index, query, document: documents[query].clone(), limit: queries[query].limit, frozen };
         let (shared, ready_tx, cancel) = (shared.clone(), ready_tx.clone(), cancel.clone());
         // The permit is released when the client reports, so only handshakes count against it.
         let (report_tx, mut report_rx) = mpsc::unbounded_channel();
