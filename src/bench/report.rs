@@ -275,7 +275,7 @@ impl fmt::Display for Report {
 pub fn frozen_comparison(without: &Report, with: &Report) -> String {
     let ratio = |a: f64, b: f64| if a > 0.0 { format!("{:.2}×", b / a) } else { "n/a".into() };
     format!(
-        "frozen clients: p50 {:.1} → {:.1} ms ({}), p99 {:.1} → {:.1} ms ({}) with {} of {} frozen clients closed by the server",
+        "frozen clients: p50 {:.3} → {:.3} ms ({}), p99 {:.3} → {:.3} ms ({}) with {} of {} frozen clients closed by the server",
         without.latency.p50_ms,
         with.latency.p50_ms,
         ratio(without.latency.p50_ms, with.latency.p50_ms),
