@@ -129,6 +129,9 @@ async fn transport_tokens_and_errors() {
     let mutation = encode(&[("query", "mutation { deleteSavedQuery(id: \"1\") }")]);
     let reply = request(addr, "GET", &format!("/graphql?{mutation}"), &[auth], "").await;
     refused(&reply, 405, "BAD_REQUEST");
+    // A named mutation, the document's only operation, runs without `operationName`: refused too.
+    let named = encode(&[("query", "mutation Forget { deleteSavedQuery(id: \"1\") }")]);
+    refused(&request(addr, "GET", &format!("/graphql?{named}"), &[auth], "").await, 405, "BAD_REQUEST");
     let unacceptable = request(addr, "POST", "/graphql", &[auth, json_type, ("Accept", "text/plain")], "{}").await;
     refused(&unacceptable, 406, "BAD_REQUEST");
 

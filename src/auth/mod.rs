@@ -153,7 +153,7 @@ impl Authenticator {
         validation.leeway = 0;
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation).map_err(refusal)?;
         let principal = inner.rules.principal(data.claims, now())?;
-        inner.revoked.check(&principal.claims)?;
+        inner.revoked.check(&principal)?;
         Ok(principal)
     }
 
@@ -165,7 +165,7 @@ impl Authenticator {
     /// Whether `principal`'s token has been revoked since it was verified (connections ask
     /// again whenever [`Revocations::watch`] changes).
     pub fn still_valid(&self, principal: &Principal) -> Result<(), AuthError> {
-        self.inner.revoked.check(&principal.claims)
+        self.inner.revoked.check(principal)
     }
 
     /// Verifies the token of an `Authorization` header value (`Bearer …`); `Ok(None)` when

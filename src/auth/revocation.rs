@@ -13,10 +13,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::sync::watch;
 
-use super::AuthError;
+use super::{AuthError, Principal};
 
 /// The revoked tokens and subjects; shared by every request and connection.
 #[derive(Debug)]
@@ -60,23 +60,19 @@ impl Revocations {
         }
     }
 
-    /// Whether a token with these verified claims is revoked, and why.
-    pub fn check(&self, claims: &Map<String, Value>) -> Result<(), AuthError> {
+    /// Whether the verified token of `principal` is revoked, and why.
+    pub fn check(&self, principal: &Principal) -> Result<(), AuthError> {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         if state.tokens.is_empty() && state.subjects.is_empty() {
             return Ok(());
         }
+        let claims = &principal.claims;
         if let Some(Value::String(jti)) = claims.get("jti")
             && state.tokens.contains(jti)
         {
             return Err(AuthError::Revoked);
         }
-        let subject = match claims.get("sub") {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        };
-        if let Some(cutoff) = subject.and_then(|s| state.subjects.get(&s)) {
+        if let Some(cutoff) = principal.subject.as_ref().and_then(|s| state.subjects.get(s)) {
             // Seconds, possibly fractional (RFC 7519 §2); absent or unreadable: not provably later.
             let issued = claims.get("iat").and_then(Value::as_f64).filter(|t| t.is_finite());
             let after = issued.is_some_and(|iat| iat * 1e6 > *cutoff as f64);
@@ -103,8 +99,15 @@ mod tests {
 
     use super::*;
 
-    fn claims(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap()
+    /// A principal as the claim rules make one: `sub` (a string or a number) is its subject.
+    fn claims(v: Value) -> Principal {
+        let claims = v.as_object().cloned().unwrap();
+        let subject = match claims.get("sub") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        Principal { role: "r".into(), subject, claims, expires_at: None }
     }
 
     #[test]

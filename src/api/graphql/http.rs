@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_graphql::dynamic::Schema;
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::parser::types::OperationType;
 use async_graphql::{Request, Response};
 use axum::Extension;
 use axum::body::Bytes;
@@ -33,12 +33,18 @@ type Answer = axum::response::Response;
 /// A GraphQL response as `media`; without its `data` key when the request failed before
 /// execution (the spec: a request error has no `data`, not even null).
 fn write(media: Media, status: StatusCode, response: &Response, executed: bool) -> Answer {
-    let body = serde_json::to_value(response).and_then(|mut body| {
-        if !executed && let Some(object) = body.as_object_mut() {
-            object.remove("data");
-        }
-        serde_json::to_vec(&body)
-    });
+    // An executed answer (it can be large) is written as it is; a refusal, small, goes through
+    // a JSON value to lose its `data`.
+    let body = if executed {
+        serde_json::to_vec(response)
+    } else {
+        serde_json::to_value(response).and_then(|mut body| {
+            if let Some(object) = body.as_object_mut() {
+                object.remove("data");
+            }
+            serde_json::to_vec(&body)
+        })
+    };
     match body {
         Ok(body) => (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response(),
         Err(e) => {
@@ -170,17 +176,23 @@ enum Method {
     Post,
 }
 
-async fn execute(state: &GraphqlState, principal: Principal, request: Request, media: Media, method: Method) -> Answer {
-    // The cheap check first: a document that does not parse gets its own code.
-    let document = match async_graphql::parser::parse_query(&request.query) {
-        Ok(document) => document,
-        Err(e) => return refuse(media, media.request_error(StatusCode::BAD_REQUEST), Code::ParseFailed, e.to_string()),
+async fn execute(
+    state: &GraphqlState,
+    principal: Principal,
+    mut request: Request,
+    media: Media,
+    method: Method,
+) -> Answer {
+    // The cheap check first: a document that does not parse gets its own code. The request
+    // keeps the parsed document, so execution does not parse it again.
+    let name = request.operation_name.clone();
+    let operation = match request.parsed_query() {
+        Ok(document) => super::operation_type(document, name.as_deref()),
+        Err(e) => return refuse(media, media.request_error(StatusCode::BAD_REQUEST), Code::ParseFailed, e.message),
     };
     // GET must be safe to repeat and to prefetch (the spec, and HTTP): a mutation is refused
     // before anything is resolved.
-    if method == Method::Get
-        && operation_type(&document, request.operation_name.as_deref()) == Some(OperationType::Mutation)
-    {
+    if method == Method::Get && operation == Some(OperationType::Mutation) {
         let mut answer =
             refuse(media, StatusCode::METHOD_NOT_ALLOWED, Code::BadRequest, "mutations are sent with POST, not GET");
         answer.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("POST"));
@@ -204,15 +216,6 @@ async fn execute(state: &GraphqlState, principal: Principal, request: Request, m
             StatusCode::BAD_REQUEST
         };
     write(media, media.request_error(status), &response, false)
-}
-
-/// The type of the operation a request runs: the one named, or the document's only one.
-fn operation_type(document: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
-    match (&document.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(_), None) => None,
-    }
 }
 
 /// Why a request is refused before execution.

@@ -44,6 +44,7 @@ pub(crate) mod ws;
 
 use std::sync::Arc;
 
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use axum::Router;
 use axum::routing::get;
 use tokio::sync::watch;
@@ -147,7 +148,7 @@ impl GraphqlState {
 
     /// With `limits` instead of the defaults.
     pub fn with_limits(mut self, limits: crate::config::LimitsConfig) -> GraphqlState {
-        self.features.document = schema::DocumentLimits { depth: limits.max_depth, fields: limits.max_fields };
+        self.features.document = schema::DocumentLimits::from(&limits);
         self.cache = SchemaCache::with_features(self.features);
         self.admission = Arc::new(admission::Admission::new(limits));
         self
@@ -191,6 +192,18 @@ impl GraphqlState {
         self.live = Some(hub);
         self.shutdown = shutdown;
         self
+    }
+}
+
+/// The type of the operation a request runs, chosen as async-graphql chooses it: the one
+/// `name`d, or the document's only one (named or not); `None` when there is no such operation
+/// (execution then refuses the request).
+fn operation_type(document: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
+        (DocumentOperations::Multiple(_), None) => None,
     }
 }
 

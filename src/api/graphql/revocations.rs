@@ -53,7 +53,8 @@ impl RevocationService {
     /// instance sharing it closes this instance's connections too (within that interval). A
     /// read that fails is logged and tried again at the next tick; what is known stays.
     pub async fn follow(self, cancel: tokio_util::sync::CancellationToken) {
-        let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
+        // The first read is the one at start (`load`), not a tick now.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + FOLLOW_INTERVAL, FOLLOW_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failing = false;
         loop {
@@ -139,7 +140,7 @@ pub fn mutation_fields(mutation: Object) -> Object {
     mutation
         .field(
             Field::new("revokeToken", TypeRef::named_nn(REVOCATION), |ctx| {
-                FieldFuture::new(async move { revoke(&ctx, "jti").await })
+                FieldFuture::new(async move { revoke(&ctx, "jti", |t| RevokeRequest::Token(t)).await })
             })
             .argument(InputValue::new("jti", TypeRef::named_nn(TypeRef::STRING)))
             .argument(InputValue::new("reason", TypeRef::named(TypeRef::STRING)))
@@ -150,7 +151,7 @@ pub fn mutation_fields(mutation: Object) -> Object {
         )
         .field(
             Field::new("revokeSubject", TypeRef::named_nn(REVOCATION), |ctx| {
-                FieldFuture::new(async move { revoke(&ctx, "sub").await })
+                FieldFuture::new(async move { revoke(&ctx, "sub", |t| RevokeRequest::Subject(t)).await })
             })
             .argument(InputValue::new("sub", TypeRef::named_nn(TypeRef::STRING)))
             .argument(InputValue::new("reason", TypeRef::named(TypeRef::STRING)))
@@ -162,17 +163,21 @@ pub fn mutation_fields(mutation: Object) -> Object {
         )
 }
 
-async fn revoke<'a>(ctx: &ResolverContext<'a>, argument: &str) -> async_graphql::Result<Option<FieldValue<'a>>> {
+/// Revokes what `kind` makes of the text argument `argument`.
+async fn revoke<'a>(
+    ctx: &ResolverContext<'a>,
+    argument: &str,
+    kind: for<'t> fn(&'t str) -> RevokeRequest<'t>,
+) -> async_graphql::Result<Option<FieldValue<'a>>> {
     let (service, scope) = authorised(ctx)?;
     let target =
         checked_text(ctx, argument)?.ok_or_else(|| error(Code::BadUserInput, format!("`{argument}` is empty")))?;
     let reason = checked_text(ctx, "reason")?;
-    let request = if argument == "jti" { RevokeRequest::Token(&target) } else { RevokeRequest::Subject(&target) };
+    let request = kind(&target);
     let by = scope.principal.subject.clone().unwrap_or_else(|| format!("role {}", scope.principal.role));
     let record = service.store.revoke(request, reason.as_deref(), &by).await.map_err(stored)?;
     remember(&service.revoked, &record);
-    tracing::info!(by = %by, jti = ?matches!(request, RevokeRequest::Token(_)).then_some(&target),
-        sub = ?matches!(request, RevokeRequest::Subject(_)).then_some(&target), "revoked tokens");
+    tracing::info!(by = %by, revoked = ?request, "revoked tokens");
     Ok(Some(FieldValue::owned_any(record)))
 }
 

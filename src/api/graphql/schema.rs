@@ -28,9 +28,16 @@ pub struct DocumentLimits {
     pub fields: usize,
 }
 
+impl From<&crate::config::LimitsConfig> for DocumentLimits {
+    fn from(limits: &crate::config::LimitsConfig) -> Self {
+        DocumentLimits { depth: limits.max_depth, fields: limits.max_fields }
+    }
+}
+
+/// `[limits]`'s defaults.
 impl Default for DocumentLimits {
     fn default() -> Self {
-        DocumentLimits { depth: 16, fields: 2_000 }
+        DocumentLimits::from(&crate::config::LimitsConfig::default())
     }
 }
 

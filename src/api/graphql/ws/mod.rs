@@ -329,25 +329,19 @@ impl Connection {
         &mut self,
         principal: &Principal,
         id: Arc<str>,
-        request: async_graphql::Request,
+        mut request: async_graphql::Request,
     ) -> Result<(), Close> {
-        let document = match async_graphql::parser::parse_query(&request.query) {
-            Ok(d) => d,
+        // Parsed once: the request keeps the document for its execution.
+        let name = request.operation_name.clone();
+        let operation = match request.parsed_query() {
+            Ok(document) => super::operation_type(document, name.as_deref()),
             Err(e) => {
                 return self
-                    .send_all(self.frames.error(&id, &errors_json(errors::Code::ParseFailed, &e.to_string())))
+                    .send_all(self.frames.error(&id, &errors_json(errors::Code::ParseFailed, &e.message)))
                     .await;
             }
         };
-        let is_subscription = document
-            .operations
-            .iter()
-            .find(|(name, _)| match (&request.operation_name, name) {
-                (Some(wanted), Some(name)) => name.as_str() == wanted,
-                (None, _) => true,
-                _ => false,
-            })
-            .is_some_and(|(_, op)| op.node.ty == OperationType::Subscription);
+        let is_subscription = operation == Some(OperationType::Subscription);
         let (schema, replica) = match self.state.role_schema(principal) {
             Ok(found) => found,
             Err((_, code, message)) => {
