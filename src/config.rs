@@ -53,6 +53,9 @@ pub struct Config {
     /// subject and address, subscriptions per connection and their rate.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Change streams (`…Changes`): how much of the past is kept for clients that resume.
+    #[serde(default)]
+    pub changes: ChangesConfig,
     /// The role policy file (see fixtures/policy.toml), relative to the working directory. It is
     /// reloaded when it changes. Without one, no role may read anything.
     #[serde(default)]
@@ -209,6 +212,30 @@ impl Default for LimitsConfig {
             max_pending_bytes: 32 * 1024 * 1024,
             write_timeout_seconds: 10.0,
         }
+    }
+}
+
+/// `[changes]`: the change log that `…Changes` subscriptions read and resume from. A client
+/// away for longer than the log reaches back (by rows or by time, whichever is shorter) gets
+/// `CURSOR_EXPIRED` and reads the table again.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChangesConfig {
+    /// Row changes kept, across every table.
+    pub retain_rows: usize,
+    /// Seconds a transaction is kept.
+    pub retain_seconds: f64,
+}
+
+impl Default for ChangesConfig {
+    fn default() -> Self {
+        ChangesConfig { retain_rows: 100_000, retain_seconds: 3600.0 }
+    }
+}
+
+impl ChangesConfig {
+    pub fn retention(&self) -> crate::changes::Retention {
+        crate::changes::Retention { rows: self.retain_rows, age_micros: (self.retain_seconds * 1e6) as i64 }
     }
 }
 
@@ -503,6 +530,14 @@ impl Config {
         }
         if self.limits.max_pending_bytes < 64 * 1024 {
             return Err(limit("max_pending_bytes", "at least 65536: one result must fit"));
+        }
+        let changes =
+            |key: &str, message: &str| ConfigError::Key { key: format!("changes.{key}"), message: message.into() };
+        if self.changes.retain_rows == 0 {
+            return Err(changes("retain_rows", "at least 1"));
+        }
+        if !(self.changes.retain_seconds.is_finite() && self.changes.retain_seconds > 0.0) {
+            return Err(changes("retain_seconds", "a number of seconds above 0"));
         }
         for (name, source) in &self.sources {
             let key = |k: &str| format!("sources.{name}.{k}");

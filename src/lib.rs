@@ -24,6 +24,7 @@ pub mod as_of;
 pub mod auth;
 pub mod bench;
 pub mod change;
+pub mod changes;
 pub mod checkpoint;
 pub mod config;
 pub mod demo;

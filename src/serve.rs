@@ -158,6 +158,9 @@ pub async fn serve_on(
     let (live_tx, live_rx) = Consumer::channel("live");
     let hub = LiveHub::start(versions.borrow().clone(), live_rx, cancel.clone());
     let live_stats = hub.stats.clone();
+    // Change streams read a log of the same batches, kept for clients that resume.
+    let (changes_tx, changes_rx) = Consumer::channel("changes");
+    let feed = crate::changes::ChangeFeed::start(changes_rx, config.changes.retention(), cancel.clone());
     // KPIs beside it, from the definitions stored in the app database; each of their steps
     // goes on to the alert runtime and the history recorder, whose writes bound what the
     // sources may acknowledge (a restart delivers the rest again).
@@ -207,6 +210,7 @@ pub async fn serve_on(
     let graphql = GraphqlState::new(auth.clone(), policy.clone(), registry.clone(), versions.clone())
         .with_limits(config.limits.clone())
         .with_live(hub, cancel.clone())
+        .with_changes(feed.clone())
         .with_kpis(kpis)
         .with_alerts(alerts)
         .with_workspace(store.clone())
@@ -231,6 +235,7 @@ pub async fn serve_on(
         live: Some(live_stats),
         notify: Some(notifier.stats()),
         admission: Some(admission),
+        changes: Some(feed),
     };
     tracing::info!(addr = %listener.addr, "listening");
     let mut router = crate::api::router(ops, extra_metrics, web_dir.as_deref(), config.auth.clone())
@@ -240,7 +245,7 @@ pub async fn serve_on(
     }
     let http = tokio::spawn(listener.serve(router, cancel.clone()));
     let (snap_tx, mut snap_rx) = mpsc::unbounded_channel();
-    let applier = tokio::spawn(apply.run(rx, vec![live_tx, kpi_tx], move |event, _| {
+    let applier = tokio::spawn(apply.run(rx, vec![live_tx, changes_tx, kpi_tx], move |event, _| {
         if let SourceEvent::Consistent { source, position } = event {
             let _ = snap_tx.send((source.clone(), *position));
         }

@@ -254,6 +254,48 @@ impl Collector for FlowCollector {
             }
         }
 
+        if let Some(feed) = &state.changes {
+            let (log, retention) = feed.figures();
+            let stats = &feed.stats;
+            for (name, help, kind, value) in [
+                (
+                    "changes_log_transactions",
+                    "Transactions the change log holds",
+                    MetricType::Gauge,
+                    log.transactions as f64,
+                ),
+                ("changes_log_rows", "Row changes the change log holds", MetricType::Gauge, log.rows as f64),
+                (
+                    "changes_log_age_seconds",
+                    "Age of the oldest transaction in the change log: how far back a cursor can resume",
+                    MetricType::Gauge,
+                    log.oldest_age_micros as f64 / 1e6,
+                ),
+                ("changes_log_retain_rows", "[changes] retain_rows", MetricType::Gauge, retention.rows as f64),
+                (
+                    "changes_log_retain_seconds",
+                    "[changes] retain_seconds",
+                    MetricType::Gauge,
+                    retention.age_micros as f64 / 1e6,
+                ),
+                ("changes_streams", "Change streams open", MetricType::Gauge, stats.streams.load(Relaxed) as f64),
+                (
+                    "changes_messages",
+                    "Change-stream messages sent (one per transaction with news for a subscriber)",
+                    MetricType::Counter,
+                    stats.messages.load(Relaxed) as f64,
+                ),
+                (
+                    "changes_expired",
+                    "Change streams refused or ended with CURSOR_EXPIRED",
+                    MetricType::Counter,
+                    stats.expired.load(Relaxed) as f64,
+                ),
+            ] {
+                Family::new(&mut enc, name, help, kind)?.sample(&vec![], value)?;
+            }
+        }
+
         if let Some(a) = &state.admission {
             Family::new(&mut enc, "live_connections", "Live (WebSocket) connections open", MetricType::Gauge)?
                 .sample(&vec![], a.connections.load(Relaxed) as f64)?;

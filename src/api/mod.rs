@@ -60,6 +60,8 @@ pub struct OpsState {
     pub notify: Option<Arc<crate::notify::outbox::NotifyStats>>,
     /// Live connections open and refused by `[limits]`.
     pub admission: Option<Arc<graphql::admission::AdmissionStats>>,
+    /// The change log and its streams.
+    pub changes: Option<crate::changes::ChangeFeed>,
 }
 
 #[derive(Debug, thiserror::Error)]

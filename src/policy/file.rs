@@ -67,4 +67,6 @@ pub enum OperationFile {
     ByKey,
     /// `ordersAggregate(where, groupBy)`
     Aggregate,
+    /// `ordersChanges(where, after)` (a subscription)
+    Changes,
 }

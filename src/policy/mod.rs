@@ -68,10 +68,12 @@ pub struct Operations {
     pub rows: bool,
     pub by_key: bool,
     pub aggregate: bool,
+    /// The row changes themselves (`…Changes`), as they commit.
+    pub changes: bool,
 }
 
 impl Operations {
-    pub const ALL: Operations = Operations { rows: true, by_key: true, aggregate: true };
+    pub const ALL: Operations = Operations { rows: true, by_key: true, aggregate: true, changes: true };
 }
 
 /// What one role may do with one table (of one schema version).
@@ -264,6 +266,7 @@ fn table_rule(tf: TableFile) -> Result<TableRule, String> {
             rows: list.contains(&OperationFile::Rows),
             by_key: list.contains(&OperationFile::ByKey),
             aggregate: list.contains(&OperationFile::Aggregate),
+            changes: list.contains(&OperationFile::Changes),
         },
     };
     Ok(TableRule { columns, filter, operations })

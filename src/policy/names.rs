@@ -124,8 +124,10 @@ pub const RESERVED_ROOT_FIELDS: [&str; 36] = [
 ];
 
 /// Type names of the product's own GraphQL types.
-pub const RESERVED_TYPES: [&str; 40] = [
+pub const RESERVED_TYPES: [&str; 42] = [
     "Kpi",
+    "ChangeKind",
+    "ChangeOp",
     "TokenRevocation",
     "KpiGroup",
     "KpiInput",

@@ -61,7 +61,7 @@ fn the_fixture_loads_and_fits_its_tables() {
     let analyst = p.grant("analyst", &customers).unwrap().unwrap();
     assert_eq!(analyst.columns, [0, 2, 3], "name hidden; email and phone never entered memory");
     let ops = p.grant("ops_manager", &inventory).unwrap().unwrap();
-    assert_eq!(ops.operations, Operations { rows: false, by_key: false, aggregate: true });
+    assert_eq!(ops.operations, Operations { rows: false, by_key: false, aggregate: true, changes: false });
     assert_eq!(ops.columns, [0, 1, 2, 3, 4]);
     let admin = p.grant("admin", &customers).unwrap().unwrap();
     assert_eq!(admin.columns, [0, 1, 2, 3]);

@@ -25,6 +25,10 @@ pub enum Code {
     BadRequest,
     /// A `[limits]` rate or count is reached: wait, or close something, and ask again.
     RateLimited,
+    /// A change stream cannot go on from the client's cursor (older than the change log, from
+    /// before a restart, or before the table was truncated or copied again): read the table
+    /// again, then subscribe without `after`.
+    CursorExpired,
     Internal,
 }
 
@@ -39,6 +43,7 @@ impl Code {
             Code::ValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             Code::BadRequest => "BAD_REQUEST",
             Code::RateLimited => "RATE_LIMITED",
+            Code::CursorExpired => "CURSOR_EXPIRED",
             Code::Internal => "INTERNAL_SERVER_ERROR",
         }
     }

@@ -54,7 +54,7 @@ fn write(media: Media, status: StatusCode, response: &Response, executed: bool) 
     }
 }
 
-fn refuse(media: Media, status: StatusCode, code: Code, message: impl Into<String>) -> Answer {
+pub(super) fn refuse(media: Media, status: StatusCode, code: Code, message: impl Into<String>) -> Answer {
     write(media, status, &errors::response(code, message), false)
 }
 
@@ -73,7 +73,7 @@ fn not_acceptable() -> Answer {
 }
 
 /// The caller, or the answer that refuses it.
-async fn authenticate(state: &GraphqlState, headers: &HeaderMap, media: Media) -> Result<Principal, Answer> {
+pub(super) async fn authenticate(state: &GraphqlState, headers: &HeaderMap, media: Media) -> Result<Principal, Answer> {
     let value = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
     state.auth.require(value).await.map_err(|e| {
         let mut response = Response::from_errors(vec![async_graphql::ServerError::new(e.to_string(), None)]);

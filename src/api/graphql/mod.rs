@@ -25,6 +25,7 @@ mod aggregates;
 pub mod alerts;
 mod arguments;
 mod cache;
+pub mod changes;
 pub mod errors;
 mod http;
 pub mod kpis;
@@ -37,6 +38,8 @@ mod resolve;
 pub mod revocations;
 mod scalars;
 pub mod schema;
+mod session;
+mod sse;
 mod types;
 mod view;
 pub mod workspace;
@@ -71,6 +74,8 @@ pub struct GraphqlState {
     pub cache: SchemaCache,
     /// The live runtime subscriptions register with (none: subscriptions are refused).
     pub live: Option<LiveHub>,
+    /// The change log `…Changes` subscriptions read (none: the schema has no such fields).
+    pub changes: Option<crate::changes::ChangeFeed>,
     /// KPIs (none: the schema has no KPI fields).
     pub kpis: Option<Arc<KpiService>>,
     /// Alerts (none: the schema has no alert fields).
@@ -87,6 +92,8 @@ pub struct GraphqlState {
     pub admission: Arc<admission::Admission>,
     /// Closes WebSocket connections when the server stops.
     pub shutdown: CancellationToken,
+    /// Reserved and open single-connection SSE streams.
+    sse: sse::Streams,
 }
 
 impl GraphqlState {
@@ -103,6 +110,8 @@ impl GraphqlState {
             replica,
             cache: SchemaCache::default(),
             live: None,
+            changes: None,
+            sse: sse::Streams::default(),
             kpis: None,
             alerts: None,
             workspace: None,
@@ -181,10 +190,22 @@ impl GraphqlState {
             Some(revocations) => request.data(revocations.clone()),
             None => request,
         };
+        let request = match &self.changes {
+            Some(feed) => request.data(feed.clone()),
+            None => request,
+        };
         match &self.workspace {
             Some(store) => request.data(store.clone()),
             None => request,
         }
+    }
+
+    /// With change streams read from `feed`.
+    pub fn with_changes(mut self, feed: crate::changes::ChangeFeed) -> GraphqlState {
+        self.changes = Some(feed);
+        self.features.changes = true;
+        self.cache = SchemaCache::with_features(self.features);
+        self
     }
 
     /// With live queries served by `hub`, and connections closed when `shutdown` fires.
@@ -207,12 +228,13 @@ fn operation_type(document: &ExecutableDocument, name: Option<&str>) -> Option<O
     }
 }
 
-/// `/graphql` (POST, GET, WebSocket; a browser is sent to the web app's Explorer) and
-/// `/graphql/schema.graphql`.
+/// `/graphql` (POST, GET, WebSocket; a browser is sent to the web app's Explorer),
+/// `/graphql/stream` (Server-Sent Events) and `/graphql/schema.graphql`.
 pub fn router(state: GraphqlState) -> Router {
     Router::new()
         .route("/graphql", get(http::get).post(http::post))
         .route("/graphql/schema.graphql", get(http::sdl))
+        .route("/graphql/stream", get(sse::get).post(sse::post).put(sse::reserve).delete(sse::delete))
         .with_state(Arc::new(state))
 }
 

@@ -58,6 +58,8 @@ pub struct Features {
     /// Token revocation (`tokenRevocations`, `revokeToken`, `revokeSubject`), for roles that may
     /// revoke tokens.
     pub revocations: bool,
+    /// Change streams (`…Changes`) of the tables whose policy allows them.
+    pub changes: bool,
     /// Depth and size caps of every document.
     pub document: DocumentLimits,
 }
@@ -77,7 +79,8 @@ pub fn build_with(views: &[Arc<TableView>], features: Features) -> Result<Schema
     let mut enums = Vec::new();
     for view in views {
         let ops = view.operations();
-        if ops.rows || ops.by_key {
+        let changes = features.changes && super::changes::schema::offered(view);
+        if ops.rows || ops.by_key || changes {
             objects.push(types::row_object(view, &mut shared));
         }
         inputs.push(types::bool_exp(view, &mut shared));
@@ -147,13 +150,23 @@ pub fn build_with(views: &[Arc<TableView>], features: Features) -> Result<Schema
          answer. Served over WebSocket at /graphql (graphql-transport-ws, or the legacy graphql-ws).",
     );
     let mut live_types = Vec::new();
+    let mut streams = false;
     for view in views {
         subscription = live::schema::fields(subscription, view);
-        if view.operations().rows
-            && let Some(types) = live::schema::patch_types(view)
-        {
+        let patches = view.operations().rows && view.key_columns().is_some();
+        if patches && let Some(types) = live::schema::patch_types(view) {
             live_types.extend(types);
         }
+        if features.changes && super::changes::schema::offered(view) {
+            subscription = super::changes::schema::field(subscription, view);
+            live_types.extend(super::changes::schema::types(view, !patches));
+            streams = true;
+        }
+    }
+    if streams {
+        enums.extend(super::changes::schema::enums());
+        shared.scalars.insert("BigInt");
+        shared.scalars.insert("Timestamptz");
     }
     let mut mutation = None;
     if features.kpis {
@@ -216,7 +229,7 @@ pub fn build_with(views: &[Arc<TableView>], features: Features) -> Result<Schema
     let live_fields = views.iter().any(|v| {
         let ops = v.operations();
         ops.rows || ops.aggregate || (ops.by_key && v.key_columns().is_some())
-    });
+    }) || streams;
     let live_fields = live_fields || features.kpis;
     let root = live_fields.then_some("Subscription");
     let mut builder = Schema::build("Query", mutation.as_ref().map(|_| "Mutation"), root)

@@ -59,30 +59,48 @@ impl LiveRequest {
     }
 }
 
+/// What a subscription's resolver hands the transport.
+#[derive(Debug)]
+pub enum Handover {
+    /// A live query, for the live runtime.
+    Live(LiveRequest),
+    /// A change stream, read from the change log at the client's pace.
+    Changes(Box<super::super::changes::ChangesRequest>),
+}
+
 /// Where the resolver leaves the compiled subscription for the transport.
 #[derive(Debug, Default)]
-pub struct LiveSlot(Mutex<Option<LiveRequest>>);
+pub struct LiveSlot(Mutex<Option<Handover>>);
 
 impl LiveSlot {
-    pub fn take(&self) -> Option<LiveRequest> {
+    pub fn take(&self) -> Option<Handover> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
-    fn put(&self, request: LiveRequest) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(request);
+    fn put(&self, handover: Handover) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(handover);
     }
 }
 
-type Updates = stream::Empty<async_graphql::Result<FieldValue<'static>>>;
+pub(in crate::api::graphql) type Updates = stream::Empty<async_graphql::Result<FieldValue<'static>>>;
 
 fn hand_over(ctx: &ResolverContext<'_>, request: LiveRequest) -> async_graphql::Result<Updates> {
+    hand_over_any(ctx, Handover::Live(request))
+}
+
+/// Leaves `handover` for the transport; over plain HTTP there is none, and subscriptions are
+/// refused with where to find them.
+pub(in crate::api::graphql) fn hand_over_any(
+    ctx: &ResolverContext<'_>,
+    handover: Handover,
+) -> async_graphql::Result<Updates> {
     let slot = ctx.data::<std::sync::Arc<LiveSlot>>().map_err(|_| {
         error(
             Code::BadRequest,
             "subscriptions are served over WebSocket at /graphql (graphql-transport-ws or graphql-ws)",
         )
     })?;
-    slot.put(request);
+    slot.put(handover);
     Ok(stream::empty())
 }
 

@@ -19,6 +19,6 @@ pub mod projection;
 pub mod render;
 pub mod schema;
 
-pub use compile::{LiveRequest, LiveSlot};
+pub use compile::{Handover, LiveRequest, LiveSlot};
 pub use frames::LiveHub;
 pub use outbox::{Delivery, Outbox};

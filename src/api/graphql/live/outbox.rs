@@ -28,15 +28,19 @@ pub enum Delivery {
     Next { payload: Arc<str>, kind: Kind },
     /// The subscription failed or ended: a JSON array of GraphQL errors, then `complete`.
     Error(Arc<str>),
+    /// The operation's results are all sent: `complete`.
+    Complete,
 }
 
 /// What a result is, for coalescing: a newer full result or reset stands for everything
-/// before it; a patch only for itself.
+/// before it; a patch only for itself; an event (a change stream's message) is never dropped
+/// nor replaced: its sender paces itself by [`Outbox::room`] instead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Full,
     Reset,
     Patch,
+    Event,
 }
 
 /// What happened to a pushed message.
@@ -59,6 +63,9 @@ pub struct Outbox {
     pub id: u64,
     waiting: Mutex<Waiting>,
     notify: Notify,
+    /// Woken when the writer takes what waits (or the outbox closes): senders that pace
+    /// themselves wait on it.
+    taken: Notify,
     /// Messages replaced before they were sent (slow client).
     pub coalesced: AtomicU64,
     /// The most payload bytes that may wait.
@@ -79,6 +86,7 @@ fn size(delivery: &Delivery) -> usize {
     match delivery {
         Delivery::Next { payload, .. } => payload.len(),
         Delivery::Error(errors) => errors.len(),
+        Delivery::Complete => 0,
     }
 }
 
@@ -115,6 +123,7 @@ impl Outbox {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             waiting: Mutex::new(Waiting::default()),
             notify: Notify::new(),
+            taken: Notify::new(),
             coalesced: AtomicU64::new(0),
             cap,
             overflow: CancellationToken::new(),
@@ -135,6 +144,7 @@ impl Outbox {
         w.bytes = 0;
         w.closed = true;
         self.overflow.cancel();
+        self.taken.notify_waiters();
         true
     }
 
@@ -159,9 +169,10 @@ impl Outbox {
                 }
                 w.add(sub, delivery);
             }
+            Delivery::Next { kind: Kind::Event, .. } => w.add(sub, delivery),
             // A full result or a reset stands for everything before it.
             Delivery::Next { .. } => self.supersede(&mut w, sub, delivery),
-            Delivery::Error(_) => w.add(sub, delivery),
+            Delivery::Error(_) | Delivery::Complete => w.add(sub, delivery),
         }
         if self.check_cap(&mut w) {
             return Pushed::Closed;
@@ -205,7 +216,32 @@ impl Outbox {
     pub fn take(&self) -> Vec<(Arc<str>, Delivery)> {
         let mut w = self.lock();
         w.bytes = 0;
-        std::mem::take(&mut w.items)
+        let items = std::mem::take(&mut w.items);
+        drop(w);
+        self.taken.notify_waiters();
+        items
+    }
+
+    /// Waits until at most `bytes` wait (or the outbox is closed): a sender that must not
+    /// drop anything sends its next message only once the client has taken the last ones.
+    pub async fn room(&self, bytes: usize) {
+        loop {
+            let taken = self.taken.notified();
+            tokio::pin!(taken);
+            // Registered before the check, so a take between the two is not missed.
+            taken.as_mut().enable();
+            {
+                let w = self.lock();
+                if w.closed || w.bytes <= bytes {
+                    return;
+                }
+            }
+            taken.await;
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 
     /// Drops a subscription's waiting messages (the client stopped it).
@@ -219,6 +255,8 @@ impl Outbox {
         w.closed = true;
         w.items.clear();
         w.bytes = 0;
+        drop(w);
+        self.taken.notify_waiters();
     }
 }
 
@@ -237,6 +275,7 @@ mod tests {
             .map(|(s, d)| match d {
                 Delivery::Next { payload, .. } => format!("{s}:{payload}"),
                 Delivery::Error(e) => format!("{s}:error {e}"),
+                Delivery::Complete => format!("{s}:complete"),
             })
             .collect()
     }
@@ -260,6 +299,34 @@ mod tests {
         assert_eq!(waiting(&outbox), ["b:reset 2", "b:error []"]);
         outbox.close();
         assert_eq!(outbox.push(&a, next("late", Kind::Full)), Pushed::Closed);
+    }
+
+    #[tokio::test]
+    async fn events_queue_unreplaced_and_a_sender_waits_for_room() {
+        let outbox = Outbox::new();
+        let a: Arc<str> = Arc::from("a");
+        for n in 0..(MAX_WAITING_PATCHES + 5) {
+            assert_eq!(outbox.push(&a, next(&format!("e{n}"), Kind::Event)), Pushed::Queued);
+        }
+        let bytes = outbox.lock().bytes;
+        assert_eq!(outbox.lock().items.len(), MAX_WAITING_PATCHES + 5, "none replaced, none refused");
+        // Room for more only once the writer took them.
+        let waiter = {
+            let outbox = outbox.clone();
+            tokio::spawn(async move { outbox.room(0).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "{bytes} bytes wait: no room yet");
+        assert_eq!(outbox.take().len(), MAX_WAITING_PATCHES + 5);
+        waiter.await.unwrap();
+        outbox.room(0).await;
+        outbox.push(&a, next("x", Kind::Event));
+        let waiter = {
+            let outbox = outbox.clone();
+            tokio::spawn(async move { outbox.room(0).await })
+        };
+        outbox.close();
+        waiter.await.unwrap();
     }
 
     #[test]

@@ -99,7 +99,7 @@ fn included(field: &SelectionField<'_>) -> Result<bool> {
 
 /// Builds the fields of one object from merged selections: `read(name, selections)` reads a
 /// field by its schema name.
-fn object<T>(
+pub(in crate::api::graphql) fn object<T>(
     field: &SelectionField<'_>,
     mut read: impl FnMut(&str, &[SelectionField<'_>]) -> Result<T>,
 ) -> Result<Fields<T>> {
@@ -107,7 +107,7 @@ fn object<T>(
 }
 
 /// A pseudo-field merging several selections of one response key (their sub-selections add up).
-fn merged<'a, T>(
+pub(in crate::api::graphql) fn merged<'a, T>(
     same: &[SelectionField<'a>],
     mut each: impl FnMut(&SelectionField<'a>) -> Result<Fields<T>>,
 ) -> Result<Fields<T>>
@@ -125,7 +125,7 @@ where
     Ok(out)
 }
 
-fn unexpected(name: &str) -> async_graphql::Error {
+pub(in crate::api::graphql) fn unexpected(name: &str) -> async_graphql::Error {
     error(Code::Internal, format!("the live path does not know the field `{name}`"))
 }
 
@@ -142,12 +142,16 @@ pub fn row(view: &TableView, field: &SelectionField<'_>) -> Result<Fields<RowFie
     })
 }
 
-fn rows_merged(view: &TableView, same: &[SelectionField<'_>]) -> Result<Fields<RowField>> {
+pub(in crate::api::graphql) fn rows_merged(view: &TableView, same: &[SelectionField<'_>]) -> Result<Fields<RowField>> {
     merged(same, |s| row(view, s))
 }
 
 /// A key object (`removedKeys { id }`, an aggregate group's `key { status }`).
-fn key_object(view: &TableView, type_name: String, same: &[SelectionField<'_>]) -> Result<Fields<RowField>> {
+pub(in crate::api::graphql) fn key_object(
+    view: &TableView,
+    type_name: String,
+    same: &[SelectionField<'_>],
+) -> Result<Fields<RowField>> {
     merged(same, |s| {
         object(s, |name, _| {
             if name == "__typename" {

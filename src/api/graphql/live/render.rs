@@ -39,7 +39,7 @@ impl Json {
     }
 
     /// `{"key": …, …}`: one field per selected field, each written by `write`.
-    fn object<T>(&mut self, fields: &Fields<T>, mut write: impl FnMut(&mut Json, &T)) {
+    pub fn object<T>(&mut self, fields: &Fields<T>, mut write: impl FnMut(&mut Json, &T)) {
         self.0.push('{');
         for (i, (key, field)) in fields.iter().enumerate() {
             if i > 0 {
@@ -53,7 +53,7 @@ impl Json {
     }
 
     /// `[…]`, each item written by `write`.
-    fn list<I: IntoIterator>(&mut self, items: I, mut write: impl FnMut(&mut Json, I::Item)) {
+    pub fn list<I: IntoIterator>(&mut self, items: I, mut write: impl FnMut(&mut Json, I::Item)) {
         self.0.push('[');
         for (i, item) in items.into_iter().enumerate() {
             if i > 0 {
@@ -78,7 +78,7 @@ impl Json {
     }
 
     /// An object of columns, each value read by `value` from the column's position.
-    fn columns<'v>(&mut self, fields: &Fields<RowField>, value: impl Fn(usize) -> Option<&'v Value>) {
+    pub fn columns<'v>(&mut self, fields: &Fields<RowField>, value: impl Fn(usize) -> Option<&'v Value>) {
         self.object(fields, |out, field| match field {
             RowField::Column(i) => out.value(value(*i)),
             RowField::Typename(t) => {

@@ -41,7 +41,7 @@ impl Names {
 }
 
 /// A field whose value only the live runtime writes.
-fn written_by_hub(name: &str, ty: TypeRef) -> Field {
+pub(in crate::api::graphql) fn written_by_hub(name: &str, ty: TypeRef) -> Field {
     Field::new(name, ty, |_| {
         FieldFuture::new(async {
             Err::<Option<async_graphql::dynamic::FieldValue>, _>(error(
@@ -83,12 +83,8 @@ pub fn as_of() -> Object {
 /// The incremental form's types for one table, when its key is visible (removals are told by
 /// key).
 pub fn patch_types(view: &TableView) -> Option<Vec<Object>> {
-    let key = view.key_columns()?;
+    let key_object = key_object(view)?;
     let names = Names::of(view);
-    let mut key_object = Object::new(&names.key).description(format!("The primary key of a `{}` row.", view.field));
-    for column in key {
-        key_object = key_object.field(written_by_hub(&column.name, output_type(&column.ty, false)));
-    }
     let upsert = Object::new(&names.upsert)
         .description("A row that entered the result or changed, and its index in the new result.")
         .field(written_by_hub("index", TypeRef::named_nn(TypeRef::INT)))
@@ -111,6 +107,17 @@ pub fn patch_types(view: &TableView) -> Option<Vec<Object>> {
         .field(written_by_hub("reset", TypeRef::named_nn_list(&view.type_name)))
         .field(written_by_hub("patch", TypeRef::named(&names.patch)));
     Some(vec![key_object, upsert, patch, update])
+}
+
+/// The table's key object (`OrdersKey`), when its key is visible.
+pub fn key_object(view: &TableView) -> Option<Object> {
+    let key = view.key_columns()?;
+    let names = Names::of(view);
+    let mut key_object = Object::new(&names.key).description(format!("The primary key of a `{}` row.", view.field));
+    for column in key {
+        key_object = key_object.field(written_by_hub(&column.name, output_type(&column.ty, false)));
+    }
+    Some(key_object)
 }
 
 /// Adds the live fields of one table to the subscription root.

@@ -21,28 +21,23 @@
 
 pub mod protocol;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use async_graphql::parser::types::OperationType;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use futures_util::stream::{BoxStream, SplitSink, SplitStream};
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::GraphqlState;
-use super::admission::{SubscribeRate, Ticket};
+use super::admission::Ticket;
 use super::errors;
-use super::live::outbox::{Kind, Pushed};
-use super::live::{Delivery, LiveSlot, Outbox};
-use super::resolve::Scope;
+use super::live::Delivery;
+use super::session::{Answer, Session, errors_json};
 use crate::auth::Principal;
-use crate::live::LiveError;
 use protocol::{ClientMessage, Frames, Protocol};
 
 /// The largest client message accepted: GraphQL documents are small; anything bigger is a
@@ -76,22 +71,8 @@ pub fn upgrade(state: Arc<GraphqlState>, ws: WebSocketUpgrade, ticket: Option<Ti
             let (tx, incoming) = mpsc::channel(INCOMING_CAPACITY);
             tokio::spawn(read(stream, tx));
             let frames = Frames(protocol);
-            let outbox = Outbox::with_cap(state.admission.limits.max_pending_bytes);
-            let rate = SubscribeRate::new(&state.admission.limits, std::time::Instant::now());
             let tickets = ticket.into_iter().collect();
-            Connection {
-                state,
-                socket,
-                incoming,
-                frames,
-                outbox,
-                open: HashSet::new(),
-                streams: HashMap::new(),
-                rate,
-                _tickets: tickets,
-            }
-            .serve(cancel)
-            .await
+            Connection { session: Session::new(state), socket, incoming, frames, _tickets: tickets }.serve(cancel).await
         })
 }
 
@@ -120,17 +101,11 @@ async fn read(mut stream: SplitStream<WebSocket>, tx: mpsc::Sender<Result<Messag
 struct Close(u16, String);
 
 struct Connection {
-    state: Arc<GraphqlState>,
+    /// The client's operations, and where their results wait.
+    session: Session,
     socket: SplitSink<WebSocket, Message>,
     incoming: mpsc::Receiver<Result<Message, axum::Error>>,
     frames: Frames,
-    outbox: Arc<Outbox>,
-    /// Ids of the operations that are open.
-    open: HashSet<Arc<str>>,
-    /// The forwarding tasks of the open operations answered by a stream.
-    streams: HashMap<Arc<str>, AbortHandle>,
-    /// Paces subscribes (`[limits] subscribes_per_second`).
-    rate: SubscribeRate,
     /// The connection's places in the per-address and per-subject counts, given back when it ends.
     _tickets: Vec<Ticket>,
 }
@@ -138,13 +113,7 @@ struct Connection {
 impl Connection {
     async fn serve(mut self, cancel: CancellationToken) {
         let close = self.run(&cancel).await.err();
-        for (_, task) in self.streams.drain() {
-            task.abort();
-        }
-        if let Some(hub) = &self.state.live {
-            hub.gone(&self.outbox);
-        }
-        self.outbox.close();
+        self.session.close();
         if let Some(Close(code, reason)) = close {
             // A client that stopped reading may never take these: they wait a little, behind
             // what its buffers hold, then the socket is dropped.
@@ -175,15 +144,16 @@ impl Connection {
         };
         tokio::pin!(expiry);
         // Subscribed before the check, so a revocation made since the handshake is not missed.
-        let mut revoked = self.state.auth.revocations().watch();
-        if let Err(e) = self.state.auth.still_valid(&principal) {
+        let state = self.session.state.clone();
+        let mut revoked = state.auth.revocations().watch();
+        if let Err(e) = state.auth.still_valid(&principal) {
             return Err(Close(4403, format!("Forbidden: {e}")));
         }
-        let mut policy = self.state.policy.subscribe();
+        let mut policy = state.policy.subscribe();
         // The rules this connection's subscriptions were compiled under.
         let mut rules = policy.borrow_and_update().policy.clone();
         let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
-        let outbox = self.outbox.clone();
+        let outbox = self.session.outbox.clone();
         loop {
             tokio::select! {
                 message = self.incoming.recv() => match message {
@@ -197,7 +167,7 @@ impl Connection {
                 _ = outbox.ready() => {
                     // A client that stops reading leaves this write pending: the cap on what
                     // waits meanwhile, and the server's stop, end it.
-                    let timeout = self.state.admission.limits.write_timeout();
+                    let timeout = state.admission.limits.write_timeout();
                     tokio::select! {
                         written = tokio::time::timeout(timeout, self.write_waiting()) => {
                             written.map_err(|_| self.stalled())??
@@ -210,7 +180,7 @@ impl Connection {
                 _ = keepalive.tick() => self.send(self.frames.keepalive()).await?,
                 _ = &mut expiry => return Err(Close(4403, "the token expired: connect again with a new one".into())),
                 Ok(()) = revoked.changed() => {
-                    if let Err(e) = self.state.auth.still_valid(&principal) {
+                    if let Err(e) = state.auth.still_valid(&principal) {
                         return Err(Close(4403, format!("Forbidden: {e}")));
                     }
                 }
@@ -250,7 +220,8 @@ impl Connection {
             Ok(_) => return Err(Close(4400, "expected connection_init".into())),
             Err(e) => return Err(Close(4400, e.0)),
         };
-        let principal = match self.state.auth.from_init_payload(payload.as_ref()).await {
+        let state = self.session.state.clone();
+        let principal = match state.auth.from_init_payload(payload.as_ref()).await {
             Ok(Some(p)) => p,
             Ok(None) => {
                 return Err(Close(
@@ -260,11 +231,11 @@ impl Connection {
             }
             Err(e) => return Err(Close(4403, format!("Forbidden: {e}"))),
         };
-        if !self.state.policy.current().policy.has_role(&principal.role) {
+        if !state.policy.current().policy.has_role(&principal.role) {
             return Err(Close(4403, format!("Forbidden: role `{}` is not in the policy", principal.role)));
         }
         if let Some(sub) = principal.subject.as_deref() {
-            let ticket = self.state.admission.subject(sub).map_err(|message| Close(4429, message))?;
+            let ticket = state.admission.subject(sub).map_err(|message| Close(4429, message))?;
             self._tickets.push(ticket);
         }
         self.send(self.frames.ack()).await?;
@@ -278,129 +249,25 @@ impl Connection {
             ClientMessage::Pong => Ok(()),
             ClientMessage::Terminate => Err(Close(1000, String::new())),
             ClientMessage::Stop { id } => {
-                if let Some(id) = self.open.take(id.as_str()) {
-                    if let Some(task) = self.streams.remove(&id) {
-                        task.abort();
-                    }
-                    if let Some(hub) = &self.state.live {
-                        hub.stop(&self.outbox, id.clone());
-                    }
-                    self.outbox.forget(&id);
-                }
+                self.session.stop(&id);
                 Ok(())
             }
             ClientMessage::Subscribe { id, request } => {
                 let id: Arc<str> = Arc::from(id);
-                if self.open.contains(&id) {
+                if self.session.is_open(&id) {
                     return Err(Close(4409, format!("Subscriber for {id} already exists")));
                 }
-                let limits = &self.state.admission.limits;
-                if self.open.len() >= limits.subscriptions_per_connection {
-                    let most = limits.subscriptions_per_connection;
-                    self.state.admission.stats.refused_subscriptions.fetch_add(1, Relaxed);
-                    let e = errors_json(
-                        errors::Code::RateLimited,
-                        &format!(
-                            "at most {most} operations per connection (limits.subscriptions_per_connection): complete one first"
-                        ),
-                    );
+                if let Err(e) = self.session.admit() {
                     return self.send_all(self.frames.error(&id, &e)).await;
                 }
-                if !self.rate.try_take(std::time::Instant::now()) {
-                    let per_second = limits.subscribes_per_second;
-                    self.state.admission.stats.refused_rate.fetch_add(1, Relaxed);
-                    let e = errors_json(
-                        errors::Code::RateLimited,
-                        &format!(
-                            "more than {per_second} subscribes per second on this connection \
-                             (limits.subscribes_per_second): subscribe again shortly"
-                        ),
-                    );
-                    return self.send_all(self.frames.error(&id, &e)).await;
+                match self.session.run(principal, id.clone(), *request).await {
+                    Answer::Open => Ok(()),
+                    Answer::Once(payload) => {
+                        self.send(self.frames.next(&id, &payload)).await?;
+                        self.send(self.frames.complete(&id)).await
+                    }
+                    Answer::Refused(errors) => self.send_all(self.frames.error(&id, &errors)).await,
                 }
-                self.operation(principal, id, *request).await
-            }
-        }
-    }
-
-    /// Runs one operation: a subscription is registered with the hub; anything else is
-    /// executed and answered once.
-    async fn operation(
-        &mut self,
-        principal: &Principal,
-        id: Arc<str>,
-        mut request: async_graphql::Request,
-    ) -> Result<(), Close> {
-        // Parsed once: the request keeps the document for its execution.
-        let name = request.operation_name.clone();
-        let operation = match request.parsed_query() {
-            Ok(document) => super::operation_type(document, name.as_deref()),
-            Err(e) => {
-                return self
-                    .send_all(self.frames.error(&id, &errors_json(errors::Code::ParseFailed, &e.message)))
-                    .await;
-            }
-        };
-        let is_subscription = operation == Some(OperationType::Subscription);
-        let (schema, replica) = match self.state.role_schema(principal) {
-            Ok(found) => found,
-            Err((_, code, message)) => {
-                return self.send_all(self.frames.error(&id, &errors_json(code, &message))).await;
-            }
-        };
-        let scope = Scope::new(principal.clone(), replica.clone());
-        let request = self.state.with_data(request.data(scope));
-        if !is_subscription {
-            let mut response = schema.execute(request).await;
-            errors::label(&mut response);
-            let payload = serde_json::to_string(&response).unwrap_or_else(|_| "{}".into());
-            self.send(self.frames.next(&id, &payload)).await?;
-            return self.send(self.frames.complete(&id)).await;
-        }
-        let slot = Arc::new(LiveSlot::default());
-        let mut stream = schema.execute_stream(request.data(slot.clone()));
-        // A live field hands its query over and ends its stream at once (no result); a
-        // streaming field answers its first result; either may fail instead.
-        let mut failure = None;
-        match stream.next().await {
-            Some(mut response) if !response.errors.is_empty() => {
-                errors::label(&mut response);
-                failure = Some(response);
-            }
-            Some(first) => {
-                self.open.insert(id.clone());
-                let task = tokio::spawn(forward(first, stream, self.outbox.clone(), id.clone()));
-                self.streams.insert(id, task.abort_handle());
-                return Ok(());
-            }
-            None => {}
-        }
-        drop(stream);
-        let Some(hub) = self.state.live.clone() else {
-            let e = errors_json(errors::Code::Internal, "live queries are not running on this server");
-            return self.send_all(self.frames.error(&id, &e)).await;
-        };
-        let live = match (failure, slot.take()) {
-            (Some(response), _) => {
-                let e = serde_json::to_string(&response.errors).unwrap_or_else(|_| "[]".into());
-                return self.send_all(self.frames.error(&id, &e)).await;
-            }
-            (None, Some(live)) => live,
-            (None, None) => {
-                let e = errors_json(errors::Code::BadRequest, "the subscription selects no live field");
-                return self.send_all(self.frames.error(&id, &e)).await;
-            }
-        };
-        match hub.subscribe(live, &self.outbox, id.clone()).await {
-            Ok(()) => {
-                self.open.insert(id);
-                Ok(())
-            }
-            Err(LiveError::NotReady(reason)) => {
-                self.send_all(self.frames.error(&id, &errors_json(errors::Code::NotReady, &reason))).await
-            }
-            Err(LiveError::Invalid(reason)) => {
-                self.send_all(self.frames.error(&id, &errors_json(errors::Code::BadUserInput, &reason))).await
             }
         }
     }
@@ -408,8 +275,9 @@ impl Connection {
     /// Writes everything the outbox holds, then flushes once.
     /// The close of a connection whose socket took no write for the write timeout.
     fn stalled(&self) -> Close {
-        self.state.admission.stats.closed_stalled.fetch_add(1, Relaxed);
-        let seconds = self.state.admission.limits.write_timeout_seconds;
+        let admission = &self.session.state.admission;
+        admission.stats.closed_stalled.fetch_add(1, Relaxed);
+        let seconds = admission.limits.write_timeout_seconds;
         Close(
             1008,
             format!("you stopped reading: a write waited {seconds} s (limits.write_timeout_seconds); reconnect"),
@@ -418,16 +286,17 @@ impl Connection {
 
     /// The close of a connection whose client stopped reading while results piled up.
     fn frozen(&self) -> Close {
-        self.state.admission.stats.closed_frozen.fetch_add(1, Relaxed);
-        let cap = self.state.admission.limits.max_pending_bytes;
+        let admission = &self.session.state.admission;
+        admission.stats.closed_frozen.fetch_add(1, Relaxed);
+        let cap = admission.limits.max_pending_bytes;
         Close(1008, format!("you stopped reading: over {cap} bytes waited (limits.max_pending_bytes); reconnect"))
     }
 
     async fn write_waiting(&mut self) -> Result<(), Close> {
-        let waiting = self.outbox.take();
+        let waiting = self.session.outbox.take();
         for (id, delivery) in waiting {
             // A message for an operation the client has stopped meanwhile is dropped.
-            if !self.open.contains(&id) {
+            if !self.session.is_open(&id) {
                 continue;
             }
             match delivery {
@@ -435,10 +304,14 @@ impl Connection {
                     self.socket.feed(text(self.frames.next(&id, &payload))).await.map_err(|e| socket_error(&e))?
                 }
                 Delivery::Error(errors) => {
-                    self.open.remove(&id);
+                    self.session.ended(&id);
                     for frame in self.frames.error(&id, &errors) {
                         self.socket.feed(text(frame)).await.map_err(|e| socket_error(&e))?;
                     }
+                }
+                Delivery::Complete => {
+                    self.session.ended(&id);
+                    self.socket.feed(text(self.frames.complete(&id))).await.map_err(|e| socket_error(&e))?;
                 }
             }
         }
@@ -446,16 +319,8 @@ impl Connection {
     }
 
     async fn end_all(&mut self, reason: &str) -> Result<(), Close> {
-        let open: Vec<Arc<str>> = self.open.drain().collect();
         let e = errors_json(errors::Code::Forbidden, reason);
-        for id in open {
-            if let Some(task) = self.streams.remove(&id) {
-                task.abort();
-            }
-            if let Some(hub) = &self.state.live {
-                hub.stop(&self.outbox, id.clone());
-            }
-            self.outbox.forget(&id);
+        for id in self.session.stop_all() {
             for frame in self.frames.error(&id, &e) {
                 self.socket.feed(text(frame)).await.map_err(|e| socket_error(&e))?;
             }
@@ -466,8 +331,8 @@ impl Connection {
     /// Sends one frame (an ack, a pong, a keepalive); one that waits on a client that stopped
     /// reading ends when its outbox overflows.
     async fn send(&mut self, frame: String) -> Result<(), Close> {
-        let outbox = self.outbox.clone();
-        let timeout = self.state.admission.limits.write_timeout();
+        let outbox = self.session.outbox.clone();
+        let timeout = self.session.state.admission.limits.write_timeout();
         let sent = tokio::select! {
             sent = tokio::time::timeout(timeout, self.socket.send(text(frame))) => Some(sent),
             () = outbox.overflowed() => None,
@@ -487,41 +352,8 @@ impl Connection {
     }
 }
 
-/// Forwards a streaming subscription's results to the outbox, each a full result that
-/// replaces an unsent older one, numbered in `extensions.seq` (from 1) so a client can tell
-/// that it skipped some. Ends with the stream or the connection.
-async fn forward(
-    first: async_graphql::Response,
-    mut rest: BoxStream<'static, async_graphql::Response>,
-    outbox: Arc<Outbox>,
-    id: Arc<str>,
-) {
-    let mut next = Some(first);
-    let mut seq: u64 = 0;
-    while let Some(mut response) = next {
-        seq += 1;
-        errors::label(&mut response);
-        response.extensions.insert("seq".into(), async_graphql::Value::from(seq));
-        let payload = match serde_json::to_string(&response) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serialise a subscription result");
-                return;
-            }
-        };
-        if outbox.push(&id, Delivery::Next { payload: Arc::from(payload), kind: Kind::Full }) == Pushed::Closed {
-            return;
-        }
-        next = rest.next().await;
-    }
-}
-
 fn text(frame: String) -> Message {
     Message::Text(Utf8Bytes::from(frame))
-}
-
-fn errors_json(code: errors::Code, message: &str) -> String {
-    super::live::frames::errors(message, code.as_str()).to_string()
 }
 
 /// A read or write failed: an oversized frame gets 1009 and a reason; anything else means the
