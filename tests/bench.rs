@@ -1,7 +1,8 @@
 //! `opslive bench` end to end, as a user runs it: the binary starts its own PostgreSQL and
 //! `opslive serve`, subscribes its clients, writes, and reports. A tiny run (20 clients, 50
 //! changes/s, 3 s) checks the tool's plumbing and the server's promise together: every change
-//! reaches every subscriber whose live query it enters, in both forms of live query.
+//! reaches every subscriber whose live query it enters, in both forms of live query and as a
+//! change stream.
 //!
 //! Latency figures are not asserted: on a shared two-core machine they measure the machine.
 
@@ -60,6 +61,15 @@ async fn spread_patches_reach_every_subscriber() {
     let args = [TINY, &["--queries", "4", "--limit", "10", "--form", "patches"]].concat();
     let report = bench(&args).await;
     assert_eq!(report["queries"], 4);
+    assert_every_delivery_arrived(&report, 20, 5);
+}
+
+#[tokio::test]
+async fn change_streams_reach_every_subscriber() {
+    // The same spread, as change streams: every insert an ENTER for the 5 whose filter it fits.
+    let args = [TINY, &["--queries", "4", "--limit", "10", "--form", "changes"]].concat();
+    let report = bench(&args).await;
+    assert_eq!(report["form"], "changes");
     assert_every_delivery_arrived(&report, 20, 5);
 }
 

@@ -8,14 +8,9 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
-
-use serde_json::{Value as Json, json};
+use serde_json::json;
 use support::graphql::{Shop, data, fixture_policy, token};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use support::node::{Script, node_missing};
 
 const DATA: &str = "
     INSERT INTO warehouses VALUES ('WH-BER', 'Berlin', 'eu', 'Europe/Berlin');
@@ -23,59 +18,6 @@ const DATA: &str = "
     INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count, notes)
       SELECT 'web', 1, 'paid', g, 'EUR', 'WH-BER', 'eu', 1, 'seed ' || g FROM generate_series(1, 5) g;
 ";
-
-/// Why these tests cannot run here (no `node`), printed and returned so a test can end early.
-fn node_missing(test: &str) -> bool {
-    let runs = std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !runs {
-        eprintln!("skipped {test}: Node.js is not installed (`node --version` failed); `.ci/run` installs it");
-    }
-    !runs
-}
-
-fn clients_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
-}
-
-/// A Node script of tests/clients, printing one JSON value per line.
-struct Script {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Script {
-    fn start(script: &str, args: &[&str]) -> Script {
-        assert!(
-            clients_dir().join("node_modules").is_dir(),
-            "the client libraries are missing: run `npm ci --prefix tests/clients`"
-        );
-        let mut child = Command::new("node")
-            .arg(clients_dir().join(script))
-            .args(args)
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node runs");
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Script { child, lines }
-    }
-
-    /// The next line, as JSON.
-    async fn next(&mut self) -> Json {
-        let line = tokio::time::timeout(Duration::from_secs(30), self.lines.next_line())
-            .await
-            .expect("the client printed within 30 s")
-            .expect("reading the client")
-            .unwrap_or_else(|| panic!("the client exited"));
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
-    }
-}
-
-impl Drop for Script {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
 
 const LATEST: &str = "subscription { orders(orderBy: {id: DESC}, limit: 3) { id notes } }";
 

@@ -307,7 +307,9 @@ async fn subscribe(sub: &Subscriber, shared: &Shared) -> Result<(Socket, Mirror,
             }
             ServerMessage::Pong => {}
             ServerMessage::Next { payload, .. } if acked => {
-                let mut mirror = Mirror::new(sub.limit);
+                // A change stream has no page: its copy holds every row the filter let in.
+                let limit = if shared.form == Form::Changes { usize::MAX } else { sub.limit };
+                let mut mirror = Mirror::new(limit);
                 let (update, seq) = frame::update(shared.form, payload).map_err(|e| format!("first result: {e}"))?;
                 match update {
                     Update::Whole(keys) => mirror.replace(keys),

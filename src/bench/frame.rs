@@ -22,6 +22,9 @@ pub enum Form {
     Full,
     /// `reset` (the whole result) first, then `patch { upserts, removedKeys }`.
     Patches,
+    /// The change stream (`ordersChanges`): one message per transaction, each row that entered
+    /// or changed and each that left.
+    Changes,
 }
 
 /// One message from the server.
@@ -114,7 +117,43 @@ pub fn update(form: Form, payload: &RawValue) -> Result<(Update, Option<u64>), F
             };
             Ok((update, patches.seq))
         }
+        Form::Changes => {
+            let p: Payload<Changes> = from_raw(payload)?;
+            let events = p.into_data()?.events;
+            // Only a stream's first message has no events: where it starts, an empty mirror.
+            if events.is_empty() {
+                return Ok((Update::Whole(Vec::new()), None));
+            }
+            let (mut upserts, mut removed) = (Vec::new(), Vec::new());
+            for event in events {
+                match (event.kind.as_str(), event.after, event.key) {
+                    ("ENTER" | "UPDATE", Some(row), _) => upserts.push(row.id.0),
+                    ("LEAVE", _, Some(key)) => removed.push(key.id.0),
+                    // A truncate: every row left; the tool writes none.
+                    ("LEAVE", _, None) => {}
+                    (kind, ..) => {
+                        return Err(FrameError::Malformed(format!("a change event `{kind}` without its row")));
+                    }
+                }
+            }
+            Ok((Update::Patch { upserts, removed }, None))
+        }
     }
+}
+
+/// A change-stream message: only the events' kinds and keys are read.
+#[derive(Deserialize)]
+struct Changes {
+    events: Vec<ChangeEvent>,
+}
+
+#[derive(Deserialize)]
+struct ChangeEvent {
+    kind: String,
+    #[serde(default)]
+    key: Option<Row>,
+    #[serde(default)]
+    after: Option<Row>,
 }
 
 /// The first error's message and code from an `error` message's payload.
@@ -333,5 +372,22 @@ mod tests {
         assert!(matches!(update(Form::Full, next(text)), Err(FrameError::Malformed(_))));
         let missing = r#"{"id":"1","type":"next","payload":{"data":{"orders":[{"status":"paid"}]}}}"#;
         assert!(matches!(update(Form::Full, next(missing)), Err(FrameError::Malformed(_))));
+    }
+
+    #[test]
+    fn change_events_are_read_as_rows_that_entered_or_left() {
+        let text = r#"{"type":"next","id":"1","payload":{"data":{"ordersChanges":{"cursor":"c","events":[
+            {"kind":"ENTER","op":"INSERT","key":{"id":"7"},"after":{"id":"7","status":"paid"}},
+            {"kind":"UPDATE","op":"UPDATE","key":{"id":"3"},"after":{"id":"3"}},
+            {"kind":"LEAVE","op":"DELETE","key":{"id":"2"},"after":null},
+            {"kind":"LEAVE","op":"TRUNCATE","key":null,"after":null}]}}}}"#;
+        assert_eq!(
+            update(Form::Changes, next(text)).unwrap(),
+            (Update::Patch { upserts: vec![7, 3], removed: vec![2] }, None)
+        );
+        let start = r#"{"type":"next","id":"1","payload":{"data":{"ordersChanges":{"cursor":"c","events":[]}}}}"#;
+        assert_eq!(update(Form::Changes, next(start)).unwrap(), (Update::Whole(vec![]), None));
+        let broken = r#"{"type":"next","id":"1","payload":{"data":{"ordersChanges":{"events":[{"kind":"ENTER","key":{"id":"1"}}]}}}}"#;
+        assert!(matches!(update(Form::Changes, next(broken)), Err(FrameError::Malformed(_))));
     }
 }

@@ -29,7 +29,7 @@ pub struct Entered {
 
 impl Mirror {
     pub fn new(limit: usize) -> Mirror {
-        Mirror { keys: Vec::with_capacity(limit), limit, inconsistencies: 0 }
+        Mirror { keys: Vec::with_capacity(limit.min(1024)), limit, inconsistencies: 0 }
     }
 
     pub fn len(&self) -> usize {

@@ -143,6 +143,7 @@ impl fmt::Display for Report {
         let form = match self.form {
             Form::Full => "full results",
             Form::Patches => "patches",
+            Form::Changes => "change streams",
         };
         writeln!(f, "opslive bench — {:?} scenario, {form}, against {}", self.scenario, self.target)?;
         let w = &self.writer;

@@ -100,6 +100,14 @@ impl LiveQuery {
                 quote(status)
             ));
         }
+        if form == Form::Changes {
+            // A change stream has no order or page: every change the filter lets through.
+            let args = args.trim_end_matches(", ");
+            let args = if args.is_empty() { String::new() } else { format!("({args})") };
+            return format!(
+                "subscription {{ ordersChanges{args} {{ cursor events {{ kind op key {{ id }} after {{ {COLUMNS} }} }} }} }}"
+            );
+        }
         args.push_str(&format!("orderBy: {{createdAt: DESC}}, limit: {}", self.limit));
         match form {
             Form::Full => format!("subscription {{ orders({args}) {{ {COLUMNS} }} }}"),
@@ -107,6 +115,7 @@ impl LiveQuery {
                 "subscription {{ ordersPatches({args}) {{ seq asOf {{ position commitTs }} reset {{ {COLUMNS} }} \
                  patch {{ upserts {{ index row {{ {COLUMNS} }} }} removedKeys {{ id }} }} }} }}"
             ),
+            Form::Changes => unreachable!("answered above"),
         }
     }
 

@@ -49,6 +49,7 @@ pub mod capture;
 pub mod graphql;
 pub mod http;
 pub mod mariadb;
+pub mod node;
 pub mod pipeline;
 pub mod serve;
 pub mod smtp;

@@ -161,7 +161,7 @@ impl Session {
         let Some(hub) = self.state.live.clone() else {
             return Answer::Refused(errors_json(errors::Code::Internal, "live queries are not running on this server"));
         };
-        match hub.subscribe(live, &self.outbox, id.clone()).await {
+        match hub.subscribe(*live, &self.outbox, id.clone()).await {
             Ok(()) => {
                 self.opened(id, None);
                 Answer::Open
@@ -169,6 +169,12 @@ impl Session {
             Err(LiveError::NotReady(reason)) => Answer::Refused(errors_json(errors::Code::NotReady, &reason)),
             Err(LiveError::Invalid(reason)) => Answer::Refused(errors_json(errors::Code::BadUserInput, &reason)),
         }
+    }
+
+    /// Holds `id` open for an answer left in the outbox (a query over an SSE stream), until the
+    /// transport writes its `complete`.
+    pub fn hold(&mut self, id: Arc<str>) {
+        self.opened(id, None);
     }
 
     fn opened(&mut self, id: Arc<str>, task: Option<AbortHandle>) {

@@ -62,7 +62,8 @@ pub struct Streams {
 #[derive(Debug)]
 struct Reservation {
     principal: Principal,
-    /// The client's operations; taken by the stream's task while it runs.
+    /// The client's operations: run by the `POST`s, written out by the stream's task (each
+    /// holds the lock only for its step).
     session: tokio::sync::Mutex<Session>,
     made: Instant,
     connected: std::sync::atomic::AtomicBool,
@@ -143,7 +144,7 @@ pub async fn get(
 ) -> Response {
     let address = match admit_address(&state, peer) {
         Ok(ticket) => ticket,
-        Err(answer) => return answer,
+        Err(message) => return too_many(message),
     };
     let Some(token) = stream_token(&headers, query.as_deref()) else {
         let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or("")) {
@@ -166,10 +167,8 @@ pub async fn get(
     let (tx, rx) = mpsc::channel::<Bytes>(CHUNKS);
     let streams = state.clone();
     tokio::spawn(async move {
-        let mut session = reservation.session.lock().await;
-        pump(&mut session, &reservation.principal, &tx, Framing::Single, &streams.shutdown).await;
-        session.close();
-        drop(session);
+        pump(&reservation.session, &reservation.principal, &tx, Framing::Single, &streams.shutdown).await;
+        reservation.session.lock().await.close();
         streams.sse.lock().remove(&token);
         drop(address);
     });
@@ -201,7 +200,7 @@ pub async fn post(
     let Some(token) = stream_token(&headers, query.as_deref()) else {
         let address = match admit_address(&state, peer) {
             Ok(ticket) => ticket,
-            Err(answer) => return answer,
+            Err(message) => return too_many(message),
         };
         return distinct(state, &headers, request, address).await;
     };
@@ -234,6 +233,7 @@ pub async fn post(
         Answer::Open => StatusCode::ACCEPTED.into_response(),
         Answer::Once(payload) => {
             // A query's one result goes the way of every result: on the stream.
+            session.hold(id.clone());
             session
                 .outbox
                 .push(&id, Delivery::Next { payload: Arc::from(payload), kind: super::live::outbox::Kind::Event });
@@ -262,20 +262,20 @@ pub async fn delete(State(state): State<Arc<GraphqlState>>, headers: HeaderMap, 
     let Some(id) = id else { return plain(StatusCode::BAD_REQUEST, "DELETE needs `?operationId=`") };
     let mut session = reservation.session.lock().await;
     if session.stop(&id) {
-        session.outbox.push(&Arc::from(id.as_str()), Delivery::Complete);
+        // Held open until the stream has said `complete`.
+        let id: Arc<str> = Arc::from(id.as_str());
+        session.hold(id.clone());
+        session.outbox.push(&id, Delivery::Complete);
     }
     StatusCode::OK.into_response()
 }
 
+/// The client address's place in `[limits] connections_per_address`, or the refusal's message.
 fn admit_address(
     state: &Arc<GraphqlState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-) -> Result<Option<Ticket>, Response> {
-    match peer.map(|Extension(ConnectInfo(addr))| state.admission.address(addr.ip())) {
-        Some(Err(message)) => Err(too_many(message)),
-        Some(Ok(ticket)) => Ok(Some(ticket)),
-        None => Ok(None),
-    }
+) -> Result<Option<Ticket>, String> {
+    peer.map(|Extension(ConnectInfo(addr))| state.admission.address(addr.ip())).transpose()
 }
 
 /// One operation whose response is its own event stream.
@@ -296,11 +296,11 @@ async fn distinct(
     };
     let (tx, rx) = mpsc::channel::<Bytes>(CHUNKS);
     tokio::spawn(async move {
-        let mut session = Session::new(state.clone());
+        let session = tokio::sync::Mutex::new(Session::new(state.clone()));
         let id: Arc<str> = Arc::from("");
-        let _ = session.admit();
-        match session.run(&principal, id.clone(), request).await {
-            Answer::Open => pump(&mut session, &principal, &tx, Framing::Distinct, &state.shutdown).await,
+        let answer = session.lock().await.run(&principal, id.clone(), request).await;
+        match answer {
+            Answer::Open => pump(&session, &principal, &tx, Framing::Distinct, &state.shutdown).await,
             Answer::Once(payload) => {
                 let _ = tx.send(Framing::Distinct.next(&id, &payload)).await;
                 let _ = tx.send(Framing::Distinct.complete(&id)).await;
@@ -311,7 +311,7 @@ async fn distinct(
                 let _ = tx.send(Framing::Distinct.complete(&id)).await;
             }
         }
-        session.close();
+        session.lock().await.close();
         drop((address, subject));
     });
     event_stream(rx)
@@ -368,14 +368,16 @@ impl Framing {
 /// Writes what the session's outbox holds as events until the client goes, the token expires
 /// or is revoked, the client stops reading, or (distinct mode) the operation ends.
 async fn pump(
-    session: &mut Session,
+    session: &tokio::sync::Mutex<Session>,
     principal: &Principal,
     tx: &mpsc::Sender<Bytes>,
     framing: Framing,
     cancel: &CancellationToken,
 ) {
-    let state = session.state.clone();
-    let outbox = session.outbox.clone();
+    let (state, outbox) = {
+        let s = session.lock().await;
+        (s.state.clone(), s.outbox.clone())
+    };
     let timeout = state.admission.limits.write_timeout();
     let send = |chunk: Bytes| async move { matches!(tokio::time::timeout(timeout, tx.send(chunk)).await, Ok(Ok(()))) };
     let expires = principal.expires_at.map(|at| {
@@ -406,6 +408,7 @@ async fn pump(
             _ = outbox.ready() => {
                 let mut chunk = Vec::new();
                 let mut done = false;
+                let mut session = session.lock().await;
                 for (id, delivery) in outbox.take() {
                     if !session.is_open(&id) {
                         continue;
@@ -426,6 +429,7 @@ async fn pump(
                         }
                     }
                 }
+                drop(session);
                 if !chunk.is_empty() && !send(Bytes::from(chunk)).await {
                     // The client stopped reading for the write timeout, or is gone.
                     state.admission.stats.closed_stalled.fetch_add(1, Relaxed);
@@ -447,10 +451,12 @@ async fn pump(
                 continue;
             }
             () = tx.closed() => return,
-            _ = &mut expiry => end_all(session, Code::Unauthenticated, "the token expired: connect again with a new one"),
+            _ = &mut expiry => {
+                end_all(&mut *session.lock().await, Code::Unauthenticated, "the token expired: connect again with a new one")
+            }
             Ok(()) = revoked.changed() => match state.auth.still_valid(principal) {
                 Ok(()) => continue,
-                Err(e) => end_all(session, Code::Forbidden, &format!("Forbidden: {e}")),
+                Err(e) => end_all(&mut *session.lock().await, Code::Forbidden, &format!("Forbidden: {e}")),
             },
             changed = policy.changed() => {
                 if changed.is_err() {
@@ -462,7 +468,7 @@ async fn pump(
                 if same {
                     continue;
                 }
-                let parts = end_all(session, Code::Forbidden, "the role policy changed: subscribe again");
+                let parts = end_all(&mut *session.lock().await, Code::Forbidden, "the role policy changed: subscribe again");
                 for part in parts {
                     if !send(part).await {
                         return;
@@ -470,7 +476,7 @@ async fn pump(
                 }
                 continue;
             }
-            _ = cancel.cancelled() => end_all(session, Code::NotReady, "the server is shutting down"),
+            _ = cancel.cancelled() => end_all(&mut *session.lock().await, Code::NotReady, "the server is shutting down"),
         };
         for part in goodbye {
             let _ = send(part).await;

@@ -63,7 +63,7 @@ impl LiveRequest {
 #[derive(Debug)]
 pub enum Handover {
     /// A live query, for the live runtime.
-    Live(LiveRequest),
+    Live(Box<LiveRequest>),
     /// A change stream, read from the change log at the client's pace.
     Changes(Box<super::super::changes::ChangesRequest>),
 }
@@ -85,7 +85,7 @@ impl LiveSlot {
 pub(in crate::api::graphql) type Updates = stream::Empty<async_graphql::Result<FieldValue<'static>>>;
 
 fn hand_over(ctx: &ResolverContext<'_>, request: LiveRequest) -> async_graphql::Result<Updates> {
-    hand_over_any(ctx, Handover::Live(request))
+    hand_over_any(ctx, Handover::Live(Box::new(request)))
 }
 
 /// Leaves `handover` for the transport; over plain HTTP there is none, and subscriptions are
