@@ -188,12 +188,7 @@ async fn a_client_away_for_five_seconds_resumes_with_exactly_what_it_missed() {
     let after_truncate = seen.last().unwrap()["cursor"].as_str().unwrap().to_string();
 
     // A restart: the log starts afresh, and a cursor of the old process is refused.
-    let Shop { pg, serve, dir, .. } = shop;
-    serve.terminate().await;
-    let mut serve = support::serve::Serve::start(&dir.path().join("opslive.toml"));
-    let addr = serve.wait_listening().await;
-    shop = Shop { pg, serve, addr, dir };
-    shop.wait_ready().await;
+    shop = shop.restart().await;
     let (code, message) = refused(shop.addr, &admin, &after_truncate).await;
     assert_eq!(code, "CURSOR_EXPIRED", "{message}");
     assert!(message.contains("before this server started"), "{message}");

@@ -170,12 +170,7 @@ async fn revoking_a_subject_closes_its_thousand_sockets_within_a_second_and_outl
     // After a restart, from the app database: the same refusals; a token issued after the
     // revocation (a new sign-in) is accepted.
     let cutoff = chrono::DateTime::parse_from_rfc3339(record["issuedBefore"].as_str().unwrap()).unwrap().timestamp();
-    let Shop { pg, serve, dir, .. } = shop;
-    serve.terminate().await;
-    let mut serve = support::serve::Serve::start(&dir.path().join("opslive.toml"));
-    let addr = serve.wait_listening().await;
-    shop = Shop { pg, serve, addr, dir };
-    shop.wait_ready().await;
+    shop = shop.restart().await;
     for t in [&alice_one, &alice_two, &bob] {
         let reply = post(shop.addr, Some(t), "{ ordersAggregate { count } }", json!({})).await;
         assert_eq!(code(&reply), "TOKEN_REVOKED", "{}", reply.text);

@@ -150,6 +150,17 @@ impl Shop {
         Shop { pg, serve, addr, dir }
     }
 
+    /// Stops the server and starts it again on the same configuration and database, ready.
+    pub async fn restart(self) -> Shop {
+        let Shop { pg, serve, dir, .. } = self;
+        serve.terminate().await;
+        let mut serve = Serve::start(&dir.path().join("opslive.toml"));
+        let addr = serve.wait_listening().await;
+        let mut shop = Shop { pg, serve, addr, dir };
+        shop.wait_ready().await;
+        shop
+    }
+
     /// Waits until the replica is consistent and `/readyz` says so.
     pub async fn wait_ready(&mut self) {
         self.serve.wait_log("replica consistent", |_| {}).await;

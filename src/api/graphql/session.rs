@@ -261,6 +261,19 @@ async fn forward(
     }
 }
 
+/// Resolves when `principal`'s token expires (never, for a token without `exp`): live
+/// connections and streams end then.
+pub async fn expiry(principal: &Principal) {
+    let at = principal.expires_at.map(|at| {
+        let now = chrono::Utc::now().timestamp();
+        tokio::time::Instant::now() + std::time::Duration::from_secs(at.saturating_sub(now).max(0) as u64)
+    });
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// A JSON array of one GraphQL error with `code`.
 pub fn errors_json(code: errors::Code, message: &str) -> String {
     super::live::frames::errors(message, code.as_str()).to_string()

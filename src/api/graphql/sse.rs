@@ -93,13 +93,15 @@ fn stream_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned())
 }
 
-/// The caller, with its role checked against the policy.
-async fn caller(state: &GraphqlState, headers: &HeaderMap) -> Result<Principal, Response> {
+/// The caller, with its role checked against the policy, and its subject's place in
+/// `[limits] connections_per_subject`.
+async fn caller(state: &Arc<GraphqlState>, headers: &HeaderMap) -> Result<(Principal, Option<Ticket>), Response> {
     let principal = authenticate(state, headers, Media::Json).await?;
     if let Err((status, code, message)) = state.role_schema(&principal) {
         return Err(refuse(Media::Json, status, code, message));
     }
-    Ok(principal)
+    let ticket = principal.subject.as_deref().map(|sub| state.admission.subject(sub)).transpose().map_err(too_many)?;
+    Ok((principal, ticket))
 }
 
 fn too_many(message: String) -> Response {
@@ -110,14 +112,9 @@ fn too_many(message: String) -> Response {
 
 /// `PUT`: reserves a single-connection stream.
 pub async fn reserve(State(state): State<Arc<GraphqlState>>, headers: HeaderMap) -> Response {
-    let principal = match caller(&state, &headers).await {
-        Ok(p) => p,
+    let (principal, subject) = match caller(&state, &headers).await {
+        Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let subject = match principal.subject.as_deref().map(|sub| state.admission.subject(sub)) {
-        Some(Err(message)) => return too_many(message),
-        Some(Ok(ticket)) => Some(ticket),
-        None => None,
     };
     let token = format!("{:032x}", rand::random::<u128>());
     let reservation = Arc::new(Reservation {
@@ -285,14 +282,9 @@ async fn distinct(
     request: Request,
     address: Option<Ticket>,
 ) -> Response {
-    let principal = match caller(&state, headers).await {
-        Ok(p) => p,
+    let (principal, subject) = match caller(&state, headers).await {
+        Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let subject = match principal.subject.as_deref().map(|sub| state.admission.subject(sub)) {
-        Some(Err(message)) => return too_many(message),
-        Some(Ok(ticket)) => Some(ticket),
-        None => None,
     };
     let (tx, rx) = mpsc::channel::<Bytes>(CHUNKS);
     tokio::spawn(async move {
@@ -380,16 +372,7 @@ async fn pump(
     };
     let timeout = state.admission.limits.write_timeout();
     let send = |chunk: Bytes| async move { matches!(tokio::time::timeout(timeout, tx.send(chunk)).await, Ok(Ok(()))) };
-    let expires = principal.expires_at.map(|at| {
-        let now = chrono::Utc::now().timestamp();
-        tokio::time::Instant::now() + Duration::from_secs(at.saturating_sub(now).max(0) as u64)
-    });
-    let expiry = async move {
-        match expires {
-            Some(at) => tokio::time::sleep_until(at).await,
-            None => std::future::pending().await,
-        }
-    };
+    let expiry = super::session::expiry(principal);
     tokio::pin!(expiry);
     let mut revoked = state.auth.revocations().watch();
     let mut policy = state.policy.subscribe();

@@ -132,16 +132,7 @@ impl Connection {
 
     async fn run(&mut self, cancel: &CancellationToken) -> Result<(), Close> {
         let principal = self.handshake().await?;
-        let expires = principal.expires_at.map(|at| {
-            let now = chrono::Utc::now().timestamp();
-            tokio::time::Instant::now() + Duration::from_secs(at.saturating_sub(now).max(0) as u64)
-        });
-        let expiry = async move {
-            match expires {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let expiry = super::session::expiry(&principal);
         tokio::pin!(expiry);
         // Subscribed before the check, so a revocation made since the handshake is not missed.
         let state = self.session.state.clone();
