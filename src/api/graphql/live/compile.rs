@@ -97,7 +97,7 @@ pub(in crate::api::graphql) fn hand_over_any(
     let slot = ctx.data::<std::sync::Arc<LiveSlot>>().map_err(|_| {
         error(
             Code::BadRequest,
-            "subscriptions are served over WebSocket at /graphql (graphql-transport-ws or graphql-ws)",
+            "subscriptions are served over WebSocket at /graphql (graphql-transport-ws or graphql-ws) and over Server-Sent Events at /graphql/stream (graphql-sse)",
         )
     })?;
     slot.put(handover);

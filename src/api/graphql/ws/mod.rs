@@ -1,16 +1,13 @@
 //! `/graphql` over WebSocket: `graphql-transport-ws` and the legacy `graphql-ws`.
 //!
 //! One task per connection. It waits for `connection_init` (token in its payload), then reads
-//! client messages and writes what its [`Outbox`] holds, until either side closes, the token
-//! expires, or the server stops. Subscriptions are compiled by async-graphql (parse, validate,
-//! bind variables) through the role's schema and registered with the live runtime; queries and
-//! other operations sent over the socket are executed as over HTTP and answered once.
-//!
-//! A subscription field may instead answer with a real stream (the KPI subscriptions): its
-//! results are forwarded by a task of their own ([`forward`]), each as a full result through
-//! the outbox (so a slow client gets the newest, not a backlog) with `extensions.seq`
-//! counting them; the task is aborted when the client completes the operation or the
-//! connection ends.
+//! client messages and writes what its outbox holds, until either side closes, the token
+//! expires, or the server stops. Operations run in a [`Session`], as over SSE: subscriptions
+//! compiled by async-graphql (parse, validate, bind variables) through the role's schema and
+//! handed to the live runtime, the change log or a forwarding task (the KPI subscriptions,
+//! each result a full one through the outbox, so a slow client gets the newest, with
+//! `extensions.seq` counting them); queries and other operations sent over the socket are
+//! executed as over HTTP and answered once. This module only frames and writes.
 //!
 //! Refusals follow graphql-transport-ws's close codes: 4400 bad message, 4401 subscribe before
 //! the ack, 4403 refused token or role, 4408 no `connection_init` in time, 4409 a duplicate
