@@ -32,6 +32,8 @@ pub struct FeedStats {
 #[derive(Clone, Debug)]
 pub struct ChangeFeed {
     log: Arc<RwLock<ChangeLog>>,
+    /// The log's epoch, fixed at start: cursors are written without the lock.
+    epoch: u64,
     head: watch::Receiver<u64>,
     pub stats: Arc<FeedStats>,
 }
@@ -40,10 +42,11 @@ impl ChangeFeed {
     /// Starts logging the batches of an apply loop, keeping `retention`.
     pub fn start(batches: mpsc::Receiver<Arc<Batch>>, retention: Retention, cancel: CancellationToken) -> ChangeFeed {
         // A process's cursors must not be mistaken for another's: the epoch is drawn afresh.
-        let log = Arc::new(RwLock::new(ChangeLog::new(rand::random(), retention)));
+        let epoch = rand::random();
+        let log = Arc::new(RwLock::new(ChangeLog::new(epoch, retention)));
         let (tx, head) = watch::channel(0);
         tokio::spawn(run(log.clone(), batches, tx, cancel));
-        ChangeFeed { log, head, stats: Arc::default() }
+        ChangeFeed { log, epoch, head, stats: Arc::default() }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, ChangeLog> {
@@ -55,7 +58,7 @@ impl ChangeFeed {
     }
 
     pub fn cursor(&self, seq: u64) -> Cursor {
-        self.read().cursor(seq)
+        Cursor { epoch: self.epoch, seq }
     }
 
     /// Where a reader of `table` resuming after `cursor` starts.

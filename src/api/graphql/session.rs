@@ -68,28 +68,23 @@ impl Session {
         }
     }
 
-    /// Whether a new operation may start now; `Err` holds the errors to answer it with.
+    /// Whether a new operation may start now; `Err` says which limit refuses it (an error
+    /// with code `RATE_LIMITED`, in each transport's terms).
     pub fn admit(&mut self) -> Result<(), String> {
         let limits = &self.state.admission.limits;
         if self.open.len() >= limits.subscriptions_per_connection {
             let most = limits.subscriptions_per_connection;
             self.state.admission.stats.refused_subscriptions.fetch_add(1, Relaxed);
-            return Err(errors_json(
-                errors::Code::RateLimited,
-                &format!(
-                    "at most {most} operations per connection (limits.subscriptions_per_connection): complete one first"
-                ),
+            return Err(format!(
+                "at most {most} operations per connection (limits.subscriptions_per_connection): complete one first"
             ));
         }
         if !self.rate.try_take(std::time::Instant::now()) {
             let per_second = limits.subscribes_per_second;
             self.state.admission.stats.refused_rate.fetch_add(1, Relaxed);
-            return Err(errors_json(
-                errors::Code::RateLimited,
-                &format!(
-                    "more than {per_second} subscribes per second on this connection \
-                     (limits.subscribes_per_second): subscribe again shortly"
-                ),
+            return Err(format!(
+                "more than {per_second} subscribes per second on this connection \
+                 (limits.subscribes_per_second): subscribe again shortly"
             ));
         }
         Ok(())
@@ -261,10 +256,75 @@ async fn forward(
     }
 }
 
-/// Resolves when `principal`'s token expires (never, for a token without `exp`): live
-/// connections and streams end then.
-pub async fn expiry(principal: &Principal) {
-    let at = principal.expires_at.map(|at| {
+/// Why a live connection or stream must end, or its operations be dropped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The token's `exp` passed.
+    Expired,
+    /// The token, or its subject, was revoked: why.
+    Revoked(String),
+    /// The role's rules changed: its operations were compiled under the old ones.
+    PolicyChanged,
+    /// The policy store is gone: the server is stopping.
+    Closed,
+}
+
+/// Watches what ends a client's live work, whatever carries it: its token's expiry, a
+/// revocation that covers it, and a policy reload that changes its role's rules (another
+/// role's edit, or a table added, ends nothing).
+pub struct Vigil {
+    state: Arc<GraphqlState>,
+    principal: Principal,
+    expiry: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    revoked: tokio::sync::watch::Receiver<u64>,
+    policy: tokio::sync::watch::Receiver<crate::policy::store::Current>,
+    /// The rules the client's operations were compiled under.
+    rules: Arc<crate::policy::Policy>,
+}
+
+impl Vigil {
+    /// Starts watching; `Err` says why the token is already revoked.
+    pub fn new(state: Arc<GraphqlState>, principal: &Principal) -> Result<Vigil, String> {
+        // Subscribed before the check, so a revocation made since authentication is not missed.
+        let revoked = state.auth.revocations().watch();
+        if let Err(e) = state.auth.still_valid(principal) {
+            return Err(e.to_string());
+        }
+        let mut policy = state.policy.subscribe();
+        let rules = policy.borrow_and_update().policy.clone();
+        let expiry = Box::pin(expiry(principal.expires_at));
+        Ok(Vigil { state, principal: principal.clone(), expiry, revoked, policy, rules })
+    }
+
+    /// Resolves with the next reason to end; changes that concern someone else are skipped.
+    pub async fn ending(&mut self) -> Ending {
+        loop {
+            tokio::select! {
+                () = &mut self.expiry => return Ending::Expired,
+                Ok(()) = self.revoked.changed() => {
+                    if let Err(e) = self.state.auth.still_valid(&self.principal) {
+                        return Ending::Revoked(e.to_string());
+                    }
+                }
+                changed = self.policy.changed() => {
+                    if changed.is_err() {
+                        return Ending::Closed;
+                    }
+                    let now = self.policy.borrow_and_update().policy.clone();
+                    let same = now.same_rules(&self.rules, &self.principal.role);
+                    self.rules = now;
+                    if !same {
+                        return Ending::PolicyChanged;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Resolves when a token whose `exp` is `expires_at` expires (never, without one).
+async fn expiry(expires_at: Option<i64>) {
+    let at = expires_at.map(|at| {
         let now = chrono::Utc::now().timestamp();
         tokio::time::Instant::now() + std::time::Duration::from_secs(at.saturating_sub(now).max(0) as u64)
     });

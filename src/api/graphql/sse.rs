@@ -41,7 +41,7 @@ use super::errors::Code;
 use super::http::{authenticate, refuse};
 use super::live::Delivery;
 use super::media::Media;
-use super::session::{Answer, Session, errors_json};
+use super::session::{Answer, Ending, Session, Vigil, errors_json};
 use crate::auth::Principal;
 
 /// The header that carries a reservation's token.
@@ -223,8 +223,8 @@ pub async fn post(
     if session.is_open(&id) {
         return plain(StatusCode::CONFLICT, format!("operation {id} is already running on this stream"));
     }
-    if let Err(errors) = session.admit() {
-        return too_many(first_message(&errors));
+    if let Err(message) = session.admit() {
+        return too_many(message);
     }
     match session.run(&reservation.principal, id.clone(), request).await {
         Answer::Open => StatusCode::ACCEPTED.into_response(),
@@ -303,7 +303,8 @@ async fn distinct(
                 let _ = tx.send(Framing::Distinct.complete(&id)).await;
             }
         }
-        session.lock().await.close();
+        // The session closes as it drops; the places are given back after it.
+        drop(session);
         drop((address, subject));
     });
     event_stream(rx)
@@ -372,11 +373,6 @@ async fn pump(
     };
     let timeout = state.admission.limits.write_timeout();
     let send = |chunk: Bytes| async move { matches!(tokio::time::timeout(timeout, tx.send(chunk)).await, Ok(Ok(()))) };
-    let expiry = super::session::expiry(principal);
-    tokio::pin!(expiry);
-    let mut revoked = state.auth.revocations().watch();
-    let mut policy = state.policy.subscribe();
-    let mut rules = policy.borrow_and_update().policy.clone();
     let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
     // Opening bytes: some clients wait for the first chunk before they call the stream open.
     if !send(Bytes::from_static(b":\n\n")).await {
@@ -385,6 +381,15 @@ async fn pump(
     let end_all = |session: &mut Session, code: Code, reason: &str| {
         let errors = errors_json(code, reason);
         session.stop_all().into_iter().flat_map(|id| framing.error(&id, &errors)).collect::<Vec<_>>()
+    };
+    let mut vigil = match Vigil::new(state.clone(), principal) {
+        Ok(vigil) => vigil,
+        Err(e) => {
+            for part in end_all(&mut *session.lock().await, Code::Forbidden, &format!("Forbidden: {e}")) {
+                let _ = send(part).await;
+            }
+            return;
+        }
     };
     loop {
         let goodbye = tokio::select! {
@@ -434,31 +439,22 @@ async fn pump(
                 continue;
             }
             () = tx.closed() => return,
-            _ = &mut expiry => {
-                end_all(&mut *session.lock().await, Code::Unauthenticated, "the token expired: connect again with a new one")
-            }
-            Ok(()) = revoked.changed() => match state.auth.still_valid(principal) {
-                Ok(()) => continue,
-                Err(e) => end_all(&mut *session.lock().await, Code::Forbidden, &format!("Forbidden: {e}")),
-            },
-            changed = policy.changed() => {
-                if changed.is_err() {
-                    return;
+            ending = vigil.ending() => match ending {
+                Ending::Expired => {
+                    end_all(&mut *session.lock().await, Code::Unauthenticated, "the token expired: connect again with a new one")
                 }
-                let now = policy.borrow_and_update().policy.clone();
-                let same = now.same_rules(&rules, &principal.role);
-                rules = now;
-                if same {
+                Ending::Revoked(e) => end_all(&mut *session.lock().await, Code::Forbidden, &format!("Forbidden: {e}")),
+                Ending::PolicyChanged => {
+                    let parts = end_all(&mut *session.lock().await, Code::Forbidden, "the role policy changed: subscribe again");
+                    for part in parts {
+                        if !send(part).await {
+                            return;
+                        }
+                    }
                     continue;
                 }
-                let parts = end_all(&mut *session.lock().await, Code::Forbidden, "the role policy changed: subscribe again");
-                for part in parts {
-                    if !send(part).await {
-                        return;
-                    }
-                }
-                continue;
-            }
+                Ending::Closed => return,
+            },
             _ = cancel.cancelled() => end_all(&mut *session.lock().await, Code::NotReady, "the server is shutting down"),
         };
         for part in goodbye {
@@ -466,11 +462,4 @@ async fn pump(
         }
         return;
     }
-}
-
-fn first_message(errors: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(errors)
-        .ok()
-        .and_then(|v| v[0]["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| errors.to_string())
 }

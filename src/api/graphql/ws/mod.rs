@@ -33,7 +33,7 @@ use super::GraphqlState;
 use super::admission::Ticket;
 use super::errors;
 use super::live::Delivery;
-use super::session::{Answer, Session, errors_json};
+use super::session::{Answer, Ending, Session, Vigil, errors_json};
 use crate::auth::Principal;
 use protocol::{ClientMessage, Frames, Protocol};
 
@@ -129,17 +129,8 @@ impl Connection {
 
     async fn run(&mut self, cancel: &CancellationToken) -> Result<(), Close> {
         let principal = self.handshake().await?;
-        let expiry = super::session::expiry(&principal);
-        tokio::pin!(expiry);
-        // Subscribed before the check, so a revocation made since the handshake is not missed.
         let state = self.session.state.clone();
-        let mut revoked = state.auth.revocations().watch();
-        if let Err(e) = state.auth.still_valid(&principal) {
-            return Err(Close(4403, format!("Forbidden: {e}")));
-        }
-        let mut policy = state.policy.subscribe();
-        // The rules this connection's subscriptions were compiled under.
-        let mut rules = policy.borrow_and_update().policy.clone();
+        let mut vigil = Vigil::new(state.clone(), &principal).map_err(|e| Close(4403, format!("Forbidden: {e}")))?;
         let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
         let outbox = self.session.outbox.clone();
         loop {
@@ -166,26 +157,14 @@ impl Connection {
                 }
                 () = outbox.overflowed() => return Err(self.frozen()),
                 _ = keepalive.tick() => self.send(self.frames.keepalive()).await?,
-                _ = &mut expiry => return Err(Close(4403, "the token expired: connect again with a new one".into())),
-                Ok(()) = revoked.changed() => {
-                    if let Err(e) = state.auth.still_valid(&principal) {
-                        return Err(Close(4403, format!("Forbidden: {e}")));
-                    }
-                }
-                changed = policy.changed() => {
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                    let now = policy.borrow_and_update().policy.clone();
-                    let same = now.same_rules(&rules, &principal.role);
-                    rules = now;
-                    // Row filters and columns were compiled under the old rules: when the
-                    // role's changed, end the subscriptions rather than keep sending what it
-                    // may no longer see. Another role's edit (or a table added) ends nothing.
-                    if !same {
-                        self.end_all("the role policy changed: subscribe again").await?;
-                    }
-                }
+                ending = vigil.ending() => match ending {
+                    Ending::Expired => return Err(Close(4403, "the token expired: connect again with a new one".into())),
+                    Ending::Revoked(e) => return Err(Close(4403, format!("Forbidden: {e}"))),
+                    // Row filters and columns were compiled under the old rules: the
+                    // subscriptions end rather than keep sending what the role may no longer see.
+                    Ending::PolicyChanged => self.end_all("the role policy changed: subscribe again").await?,
+                    Ending::Closed => return Ok(()),
+                },
                 _ = cancel.cancelled() => return Err(Close(1001, "the server is shutting down".into())),
             }
         }
@@ -245,7 +224,8 @@ impl Connection {
                 if self.session.is_open(&id) {
                     return Err(Close(4409, format!("Subscriber for {id} already exists")));
                 }
-                if let Err(e) = self.session.admit() {
+                if let Err(message) = self.session.admit() {
+                    let e = errors_json(errors::Code::RateLimited, &message);
                     return self.send_all(self.frames.error(&id, &e)).await;
                 }
                 match self.session.run(principal, id.clone(), *request).await {
