@@ -165,6 +165,18 @@ enum Command {
     /// this binary are started for the run and stopped after it. Exits non-zero when an expected
     /// delivery is missing or a client failed.
     Bench(Box<BenchArgs>),
+    /// The do-nothing fan-out server `opslive bench --floor` measures (see `bench::floor`).
+    #[command(hide = true)]
+    FanoutFloor {
+        /// The database whose `orders` inserts are forwarded (a trigger is added to it).
+        #[arg(long)]
+        database: String,
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Keys in the clients' result.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 #[derive(clap::Args)]
@@ -229,6 +241,11 @@ struct BenchArgs {
     /// Directory of PostgreSQL's server binaries for the private database.
     #[arg(long, conflicts_with = "server")]
     pg_bin: Option<PathBuf>,
+    /// Measure the fan-out floor instead of opslive: the same clients, writer and database
+    /// against a server that only forwards each insert (PostgreSQL's NOTIFY) to every client,
+    /// on the same stack; what this machine's loopback and scheduler cost (`--queries 1`).
+    #[arg(long, conflicts_with = "server")]
+    floor: bool,
 }
 
 impl BenchArgs {
@@ -247,6 +264,7 @@ impl BenchArgs {
             _ => opslive::bench::Target::Local {
                 exe: std::env::current_exe().context("cannot find this executable to run `serve` from")?,
                 pg_bin: self.pg_bin,
+                floor: self.floor,
             },
         };
         Ok(opslive::bench::BenchOptions {
@@ -459,6 +477,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 sim: if no_sim { None } else { Some(traffic.options()?) },
             };
             opslive::demo::run(options, shutdown_token()).await?;
+            Ok(())
+        }
+        Command::FanoutFloor { database, listen, limit } => {
+            // The line the bench's server process waits for, in `serve`'s JSON log form.
+            let listening = |addr: std::net::SocketAddr| {
+                eprintln!("{}", serde_json::json!({ "fields": { "message": "listening", "addr": addr.to_string() } }));
+            };
+            opslive::bench::floor::serve(&database, listen, limit, shutdown_token(), listening).await?;
             Ok(())
         }
         Command::Bench(args) => {

@@ -93,3 +93,14 @@ async fn frozen_clients_run_beside_the_same_run_without_them_and_cost_no_deliver
     assert_every_delivery_arrived(without, 20, 5);
     assert_every_delivery_arrived(with, 20, 5);
 }
+
+#[tokio::test]
+async fn the_fanout_floor_takes_the_same_run_and_every_insert_reaches_every_client() {
+    // `--floor` swaps `opslive serve` for the do-nothing fan-out server: the same clients,
+    // writer and checks, every insert entering all 20 results through PostgreSQL's NOTIFY.
+    let args = [TINY, &["--queries", "1", "--limit", "10", "--floor"]].concat();
+    let report = bench(&args).await;
+    assert!(report["target"].as_str().unwrap().starts_with("the fan-out floor"), "{report}");
+    assert_every_delivery_arrived(&report, 20, 20);
+    assert_eq!(report["seq_gaps"], 0, "{report}");
+}

@@ -6,7 +6,9 @@
 //!   gets `BAD_USER_INPUT`;
 //! - random transactions watched by five roles (different row filters, columns and `where`s):
 //!   each role's events are exactly the rows SQL says entered, stayed in or left its filter,
-//!   transaction by transaction, and nothing about rows it may not see.
+//!   transaction by transaction, and nothing about rows it may not see;
+//! - a change-stream client that stops reading is closed by the write timeout while a client
+//!   beside it gets every transaction.
 
 mod support;
 
@@ -434,4 +436,53 @@ async fn visible_sets(db: &tokio_postgres::Client) -> Vec<BTreeSet<i64>> {
         out.push(rows.iter().map(|r| r.get(0)).collect());
     }
     out
+}
+
+/// A change-stream client that stops reading holds its place in the log, not a backlog: its
+/// stream waits for room in its outbox, the one write to it waits on full kernel buffers, and
+/// past `write_timeout_seconds` the connection is closed with 1008, which the client finds when
+/// it reads again. A client beside it gets each transaction's message meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_stream_client_that_stops_reading_is_closed_and_slows_no_one() {
+    let limits = "\n[limits]\nwrite_timeout_seconds = 1\n";
+    let shop = Shop::start_with(DATA, &support::graphql::fixture_policy(), "", limits).await;
+    let admin = token("admin", json!({}));
+    let mut frozen = WsClient::connect(shop.addr, TRANSPORT_WS, &admin).await;
+    frozen.subscribe("all", "subscription { ordersChanges { cursor events { after { id notes } } } }", json!({})).await;
+    frozen.next("all").await;
+    let mut reader = WsClient::connect(shop.addr, TRANSPORT_WS, &admin).await;
+    reader.subscribe("eu", STREAM, json!({})).await;
+    reader.next("eu").await;
+
+    // From here `frozen` reads nothing: each transaction is 100 eu orders with 2 KB notes, a
+    // 200 KB message for it and 100 ENTER events for the reader.
+    let mut db = shop.pg.connect("shop").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stalled =
+        || support::http::metric(shop.addr, "opslive_live_refused_total", &[("limit", "write_timeout_seconds")]);
+    let mut transactions = 0;
+    while stalled().await.unwrap_or(0.0) < 1.0 {
+        assert!(Instant::now() < deadline, "the frozen client was never closed");
+        transactions += 1;
+        let xid = transaction(
+            &mut db,
+            "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count, notes)
+               SELECT 'web', 1, 'paid', g, 'EUR', 'WH-BER', 'eu', 1, repeat('n', 2000) FROM generate_series(1, 100) g",
+        )
+        .await;
+        let got = until_xid(&mut reader, "eu", &xid).await;
+        assert_eq!(got.len(), 1, "one message per transaction for the reader");
+        assert_eq!(got[0]["events"].as_array().unwrap().len(), 100, "the reader got the whole transaction");
+    }
+    println!("the frozen client was closed after {transactions} transactions");
+
+    let closed = frozen.closed().await;
+    assert_eq!(closed.code, 1008, "{closed:?}");
+    assert!(closed.reason.contains("write_timeout_seconds"), "{closed:?}");
+    // The closed connection's stream task ends as it is next scheduled.
+    let streams = || support::http::metric(shop.addr, "opslive_changes_streams", &[]);
+    while streams().await != Some(1.0) {
+        assert!(Instant::now() < deadline, "the frozen client's stream is still counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -18,6 +18,7 @@
 
 pub mod client;
 pub mod database;
+pub mod floor;
 pub mod frame;
 pub mod latency;
 pub mod ledger;
@@ -69,6 +70,8 @@ pub enum Target {
         exe: PathBuf,
         /// PostgreSQL's server binaries (default: found on this machine).
         pg_bin: Option<PathBuf>,
+        /// Run against the fan-out floor ([`floor`], `exe fanout-floor`) instead of `exe serve`.
+        floor: bool,
     },
     /// A server and database that are already running.
     External {
@@ -110,7 +113,7 @@ pub async fn run(options: BenchOptions, cancel: CancellationToken) -> Result<Rep
     // Thousands of client sockets, and the server started below inherits the limit.
     crate::open_files::raise_to_hard_limit();
     match options.target.clone() {
-        Target::Local { exe, pg_bin } => run_local(&options, exe, pg_bin, cancel).await,
+        Target::Local { exe, pg_bin, floor } => run_local(&options, exe, pg_bin, floor, cancel).await,
         Target::External { server, database, token, server_pid } => {
             let (url, addr) = endpoint_of(&server).await?;
             let readyz = format!("http://{addr}/readyz");
@@ -129,6 +132,11 @@ fn check(o: &BenchOptions) -> Result<(), BenchError> {
     if s.clients == 0 || s.queries == 0 || s.limit == 0 || !(s.rate > 0.0 && s.rate.is_finite()) {
         return Err(BenchError::Options("clients, queries, limit and rate must be above 0".into()));
     }
+    if matches!(o.target, Target::Local { floor: true, .. }) && (o.form != Form::Patches || s.queries != 1) {
+        return Err(BenchError::Options(
+            "--floor measures the unfiltered live query in the patch form: use --queries 1 --form patches".into(),
+        ));
+    }
     if s.limit > 10_000 {
         return Err(BenchError::Options("limit is at most 10,000 (the server's)".into()));
     }
@@ -145,6 +153,7 @@ async fn run_local(
     options: &BenchOptions,
     exe: PathBuf,
     pg_bin: Option<PathBuf>,
+    floor: bool,
     cancel: CancellationToken,
 ) -> Result<Report, BenchError> {
     let bin = match &pg_bin {
@@ -159,7 +168,11 @@ async fn run_local(
         demo::fixture_database(bin, root.clone(), port, &[("fsync", "off"), ("max_connections", "200")]).await;
     let outcome = match started {
         Ok(pg) => {
-            let outcome = with_database(options, &pg, &root, exe, cancel).await;
+            let outcome = if floor {
+                with_floor(options, &pg, exe, cancel).await
+            } else {
+                with_database(options, &pg, &root, exe, cancel).await
+            };
             tokio::task::spawn_blocking(move || drop(pg)).await.expect("stopping the database does not panic");
             outcome
         }
@@ -183,24 +196,68 @@ async fn with_database(
     // The scenario's warehouses go in before the server starts, so they are in its snapshot.
     let prepared = prepared(options, &shop).await?;
     eprintln!("starting opslive serve …");
-    let mut process = ServerProcess::start(&exe, &files.config, Duration::from_secs(60)).await?;
+    let args = ["serve", "--log", "info", "--log-format", "json", "--config"].map(std::ffi::OsStr::new);
+    let args = args.into_iter().chain([files.config.as_os_str()]);
+    let process = start_ready(&exe, args, Duration::from_secs(300), &cancel).await?;
+    let ttl = options.warmup + options.duration + Duration::from_secs(3600);
+    let token = crate::auth::mint_hs256(&files.secret, "admin", serde_json::Map::new(), ttl)
+        .map_err(|e| BenchError::Options(format!("minting a token: {e}")))?;
+    let target = format!("opslive serve (pid {}) on a private PostgreSQL", process.pid);
+    measure_on(process, options, &shop, token, target, prepared, cancel).await
+}
+
+/// Starts `exe args…` and waits until it answers `/readyz` (stopping it if it does not).
+async fn start_ready<'a>(
+    exe: &std::path::Path,
+    args: impl IntoIterator<Item = &'a std::ffi::OsStr>,
+    ready_within: Duration,
+    cancel: &CancellationToken,
+) -> Result<ServerProcess, BenchError> {
+    let mut process = ServerProcess::start(exe, args, Duration::from_secs(60)).await?;
     let ready = tokio::select! {
-        r = process.wait_ready(Duration::from_secs(300)) => r,
+        r = process.wait_ready(ready_within) => r,
         () = cancel.cancelled() => Err(BenchError::Interrupted),
     };
     if let Err(e) = ready {
         let _ = process.stop(Duration::from_secs(30)).await;
         return Err(e);
     }
+    Ok(process)
+}
+
+/// The run proper against a server process the run started, which it stops after.
+async fn measure_on(
+    process: ServerProcess,
+    options: &BenchOptions,
+    database: &str,
+    token: String,
+    target: String,
+    prepared: database::Prepared,
+    cancel: CancellationToken,
+) -> Result<Report, BenchError> {
     let addr = process.addr;
     let url = format!("ws://{addr}/graphql");
-    let ttl = options.warmup + options.duration + Duration::from_secs(3600);
-    let token = crate::auth::mint_hs256(&files.secret, "admin", serde_json::Map::new(), ttl)
-        .map_err(|e| BenchError::Options(format!("minting a token: {e}")))?;
-    let target = format!("opslive serve (pid {}) on a private PostgreSQL", process.pid);
     let server = Measured { pid: Some(process.pid), process: Some(process) };
-    let run = Run { options, database: &shop, url, addr, token, target, cancel };
+    let run = Run { options, database, url, addr, token, target, cancel };
     measure_prepared(run, prepared, server).await
+}
+
+/// The same run against the fan-out floor (`exe fanout-floor`) on the same database: no
+/// configuration and no token, as it checks none.
+async fn with_floor(
+    options: &BenchOptions,
+    pg: &LocalPostgres,
+    exe: PathBuf,
+    cancel: CancellationToken,
+) -> Result<Report, BenchError> {
+    let shop = pg.url("shop");
+    let prepared = prepared(options, &shop).await?;
+    eprintln!("starting the fan-out floor …");
+    let limit = options.shape.limit.to_string();
+    let args = ["fanout-floor", "--database", shop.as_str(), "--limit", limit.as_str()].map(std::ffi::OsStr::new);
+    let process = start_ready(&exe, args, Duration::from_secs(60), &cancel).await?;
+    let target = format!("the fan-out floor (pid {}) on a private PostgreSQL", process.pid);
+    measure_on(process, options, &shop, "none".into(), target, prepared, cancel).await
 }
 
 /// The example configuration on `shop`, listening on a port of the kernel's choice, with the
@@ -241,7 +298,7 @@ async fn measure_prepared(
 ) -> Result<Report, BenchError> {
     let outcome = run.measure(prepared, &mut server).await;
     if let Some(process) = server.process.take() {
-        eprintln!("stopping opslive serve …");
+        eprintln!("stopping the server …");
         let stopped = process.stop(Duration::from_secs(30)).await;
         if let (Ok(_), Err(e)) = (&outcome, stopped) {
             return Err(e);

@@ -8,6 +8,7 @@
 //! SIGTERM, as an operator would, and killed only if that does not end it.
 
 use std::collections::VecDeque;
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
@@ -31,10 +32,15 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `exe serve --config config` and waits (up to `timeout`) for it to listen.
-    pub async fn start(exe: &Path, config: &Path, timeout: Duration) -> Result<ServerProcess, BenchError> {
+    /// Starts `exe args…` (`serve` with JSON logs, or `fanout-floor`) and waits (up to
+    /// `timeout`) for its `listening` log line.
+    pub async fn start<'a>(
+        exe: &Path,
+        args: impl IntoIterator<Item = &'a OsStr>,
+        timeout: Duration,
+    ) -> Result<ServerProcess, BenchError> {
         let mut cmd = Command::new(exe);
-        cmd.args(["serve", "--log", "info", "--log-format", "json", "--config"]).arg(config);
+        cmd.args(args);
         // `serve` reads OPSLIVE_* variables as configuration keys and RUST_LOG over --log: the
         // bench's caller's environment must not change the server it measures.
         for (key, _) in std::env::vars_os() {
@@ -49,7 +55,7 @@ impl ServerProcess {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| BenchError::Server(format!("cannot start {} serve: {e}", exe.display())))?;
+            .map_err(|e| BenchError::Server(format!("cannot start {}: {e}", exe.display())))?;
         let pid = child.id().ok_or_else(|| BenchError::Server("the server exited at once".into()))?;
         let logs = Arc::new(Mutex::new(VecDeque::new()));
         let (listening_tx, listening_rx) = oneshot::channel();

@@ -296,6 +296,15 @@ impl Vigil {
         Ok(Vigil { state, principal: principal.clone(), expiry, revoked, policy, rules })
     }
 
+    /// The reasons to end as they come, as a stream that keeps its waits registered between
+    /// polls (a connection's loop polls it once per message it writes).
+    pub fn endings(self) -> impl futures_util::Stream<Item = Ending> {
+        futures_util::stream::unfold(self, |mut vigil| async move {
+            let ending = vigil.ending().await;
+            Some((ending, vigil))
+        })
+    }
+
     /// Resolves with the next reason to end; changes that concern someone else are skipped.
     pub async fn ending(&mut self) -> Ending {
         loop {

@@ -15,18 +15,27 @@
 //! connections_per_subject`; the legacy protocol gets `connection_error` before its close. A token that
 //! expires or is revoked while the connection is open closes it with 4403. Frames larger
 //! than [`MAX_MESSAGE_BYTES`] close the connection with 1009.
+//!
+//! Tens of thousands of connections sit idle most of the time, so what one holds while it
+//! waits is kept small (about 8 KB each at 10,000, measured with `opslive bench`): one task
+//! both reads and writes; its loop's state is about 2 KB, because the handshake and each
+//! client message (async-graphql's execution, 4–5 KB of state) run boxed and only while they
+//! last; its read buffer is [`READ_BUFFER_BYTES`]. Its waits on the server's stop, on
+//! revocations and on policy reloads stay registered across turns of the loop (made anew for
+//! each message, they were linked into and out of lists shared by every connection, per
+//! message per connection), and a write arms its timer only when it does not complete at once.
 
 pub mod protocol;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::GraphqlState;
@@ -40,6 +49,13 @@ use protocol::{ClientMessage, Frames, Protocol};
 /// The largest client message accepted: GraphQL documents are small; anything bigger is a
 /// mistake or an attack, and closes the connection rather than being buffered.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// What one read from a client's socket takes in. tungstenite zeroes this much before every
+/// read attempt, so each idle connection holds it resident: at 4 KiB it was a third of what a
+/// connection cost at 10,000 of them. Client messages are a few hundred bytes (a token, a
+/// document); a longer one takes more reads, and the buffer grows to it.
+pub const READ_BUFFER_BYTES: usize = 1024;
+/// Frames gathered before a write to the socket; the buffer grows only to what is written.
+pub const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// Time a client has to send `connection_init`.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection waits for its last frames to be taken.
@@ -57,41 +73,16 @@ pub fn upgrade(state: Arc<GraphqlState>, ws: WebSocketUpgrade, ticket: Option<Ti
         // A client that names no subprotocol gets the current one.
         .unwrap_or(Protocol::TransportWs);
     ws.protocols(Protocol::NAMES)
-        // Small buffers: thousands of mostly idle sockets should not each hold 128 KiB.
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(16 * 1024)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| async move {
             let cancel = state.shutdown.clone();
-            let (socket, stream) = socket.split();
-            let (tx, incoming) = mpsc::channel(INCOMING_CAPACITY);
-            tokio::spawn(read(stream, tx));
             let frames = Frames(protocol);
             let tickets = ticket.into_iter().collect();
-            Connection { session: Session::new(state), socket, incoming, frames, _tickets: tickets }.serve(cancel).await
+            Connection { session: Session::new(state), socket, frames, _tickets: tickets }.serve(cancel).await
         })
-}
-
-/// Client messages read ahead of the connection task.
-const INCOMING_CAPACITY: usize = 8;
-
-/// Reads the client's messages on their own task, so the connection task is woken for its
-/// outbox without polling the socket's reader each time: a tungstenite read attempt zeroes its
-/// 4 KiB buffer, which the hot bench showed as the server's largest user-space cost. Ends when
-/// the client's stream ends or the connection task is gone.
-async fn read(mut stream: SplitStream<WebSocket>, tx: mpsc::Sender<Result<Message, axum::Error>>) {
-    loop {
-        let message = tokio::select! {
-            message = stream.next() => message,
-            () = tx.closed() => return,
-        };
-        let Some(message) = message else { return };
-        let last = matches!(message, Err(_) | Ok(Message::Close(_)));
-        if tx.send(message).await.is_err() || last {
-            return;
-        }
-    }
 }
 
 /// How a connection ends.
@@ -100,8 +91,7 @@ struct Close(u16, String);
 struct Connection {
     /// The client's operations, and where their results wait.
     session: Session,
-    socket: SplitSink<WebSocket, Message>,
-    incoming: mpsc::Receiver<Result<Message, axum::Error>>,
+    socket: WebSocket,
     frames: Frames,
     /// The connection's places in the per-address and per-subject counts, given back when it ends.
     _tickets: Vec<Ticket>,
@@ -123,41 +113,42 @@ impl Connection {
                 let _ =
                     self.socket.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))).await;
             };
-            let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
+            // Boxed, as the handshake and messages are: a connection's task holds only its loop.
+            let _ = tokio::time::timeout(CLOSE_GRACE, Box::pin(goodbye)).await;
         }
     }
 
     async fn run(&mut self, cancel: &CancellationToken) -> Result<(), Close> {
-        let principal = self.handshake().await?;
+        // Boxed: the handshake's and a message's states are large (async-graphql's execution)
+        // and short-lived; inline, every idle connection's task would carry their size.
+        let principal = Box::pin(self.handshake()).await?;
         let state = self.session.state.clone();
-        let mut vigil = Vigil::new(state.clone(), &principal).map_err(|e| Close(4403, format!("Forbidden: {e}")))?;
-        let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+        let vigil = Vigil::new(state.clone(), &principal).map_err(|e| Close(4403, format!("Forbidden: {e}")))?;
+        // What ends the connection stays registered across turns of the loop: made anew for
+        // every message, the waits on the server's stop and on revocations and policy reloads
+        // (lists shared by every connection) would be locked and unlinked per message.
+        let mut endings = std::pin::pin!(vigil.endings());
+        let shutdown = cancel.cancelled();
+        tokio::pin!(shutdown);
         let outbox = self.session.outbox.clone();
+        let overflow = outbox.overflowed();
+        tokio::pin!(overflow);
+        let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+        let stopping = || Close(1001, "the server is shutting down".into());
         loop {
             tokio::select! {
-                message = self.incoming.recv() => match message {
+                // In this order, so a connection kept busy by its client or its results still
+                // sees a revocation or the server's stop; polling a registered wait is cheap.
+                biased;
+                message = self.socket.recv() => match message {
                     None => return Ok(()),
                     Some(Err(e)) => return Err(socket_error(&e)),
-                    Some(Ok(Message::Text(text))) => self.message(&principal, text.as_str()).await?,
+                    Some(Ok(Message::Text(text))) => Box::pin(self.message(&principal, text.as_str())).await?,
                     Some(Ok(Message::Binary(_))) => return Err(Close(4400, "send text frames".into())),
                     Some(Ok(Message::Close(_))) => return Ok(()),
                     Some(Ok(_)) => {}
                 },
-                _ = outbox.ready() => {
-                    // A client that stops reading leaves this write pending: the cap on what
-                    // waits meanwhile, and the server's stop, end it.
-                    let timeout = state.admission.limits.write_timeout();
-                    tokio::select! {
-                        written = tokio::time::timeout(timeout, self.write_waiting()) => {
-                            written.map_err(|_| self.stalled())??
-                        }
-                        () = outbox.overflowed() => return Err(self.frozen()),
-                        _ = cancel.cancelled() => return Err(Close(1001, "the server is shutting down".into())),
-                    }
-                }
-                () = outbox.overflowed() => return Err(self.frozen()),
-                _ = keepalive.tick() => self.send(self.frames.keepalive()).await?,
-                ending = vigil.ending() => match ending {
+                Some(ending) = endings.next() => match ending {
                     Ending::Expired => return Err(Close(4403, "the token expired: connect again with a new one".into())),
                     Ending::Revoked(e) => return Err(Close(4403, format!("Forbidden: {e}"))),
                     // Row filters and columns were compiled under the old rules: the
@@ -165,14 +156,34 @@ impl Connection {
                     Ending::PolicyChanged => self.end_all("the role policy changed: subscribe again").await?,
                     Ending::Closed => return Ok(()),
                 },
-                _ = cancel.cancelled() => return Err(Close(1001, "the server is shutting down".into())),
+                () = &mut shutdown => return Err(stopping()),
+                () = &mut overflow => return Err(frozen(&state)),
+                _ = outbox.ready() => {
+                    let mut write = std::pin::pin!(self.write_waiting());
+                    // Most writes complete at once: the timer is armed only for one that waits
+                    // (a client that stopped reading), which the cap and the server's stop end too.
+                    let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+                    match first {
+                        Poll::Ready(written) => written?,
+                        Poll::Pending => {
+                            let timeout = state.admission.limits.write_timeout();
+                            tokio::select! {
+                                biased;
+                                written = tokio::time::timeout(timeout, write) => written.map_err(|_| stalled(&state))??,
+                                () = &mut overflow => return Err(frozen(&state)),
+                                () = &mut shutdown => return Err(stopping()),
+                            }
+                        }
+                    }
+                }
+                _ = keepalive.tick() => self.send(self.frames.keepalive()).await?,
             }
         }
     }
 
     /// Waits for `connection_init`, authenticates it and acknowledges.
     async fn handshake(&mut self) -> Result<Principal, Close> {
-        let first = tokio::time::timeout(INIT_TIMEOUT, self.incoming.recv())
+        let first = tokio::time::timeout(INIT_TIMEOUT, self.socket.recv())
             .await
             .map_err(|_| Close(4408, "connection initialisation timeout".into()))?;
         let text = match first {
@@ -241,25 +252,6 @@ impl Connection {
     }
 
     /// Writes everything the outbox holds, then flushes once.
-    /// The close of a connection whose socket took no write for the write timeout.
-    fn stalled(&self) -> Close {
-        let admission = &self.session.state.admission;
-        admission.stats.closed_stalled.fetch_add(1, Relaxed);
-        let seconds = admission.limits.write_timeout_seconds;
-        Close(
-            1008,
-            format!("you stopped reading: a write waited {seconds} s (limits.write_timeout_seconds); reconnect"),
-        )
-    }
-
-    /// The close of a connection whose client stopped reading while results piled up.
-    fn frozen(&self) -> Close {
-        let admission = &self.session.state.admission;
-        admission.stats.closed_frozen.fetch_add(1, Relaxed);
-        let cap = admission.limits.max_pending_bytes;
-        Close(1008, format!("you stopped reading: over {cap} bytes waited (limits.max_pending_bytes); reconnect"))
-    }
-
     async fn write_waiting(&mut self) -> Result<(), Close> {
         let waiting = self.session.outbox.take();
         for (id, delivery) in waiting {
@@ -307,8 +299,8 @@ impl Connection {
         };
         match sent {
             Some(Ok(sent)) => sent.map_err(|e| socket_error(&e)),
-            Some(Err(_)) => Err(self.stalled()),
-            None => Err(self.frozen()),
+            Some(Err(_)) => Err(stalled(&self.session.state)),
+            None => Err(frozen(&self.session.state)),
         }
     }
 
@@ -318,6 +310,22 @@ impl Connection {
         }
         self.socket.flush().await.map_err(|e| socket_error(&e))
     }
+}
+
+/// The close of a connection whose socket took no write for the write timeout.
+fn stalled(state: &GraphqlState) -> Close {
+    let admission = &state.admission;
+    admission.stats.closed_stalled.fetch_add(1, Relaxed);
+    let seconds = admission.limits.write_timeout_seconds;
+    Close(1008, format!("you stopped reading: a write waited {seconds} s (limits.write_timeout_seconds); reconnect"))
+}
+
+/// The close of a connection whose client stopped reading while results piled up.
+fn frozen(state: &GraphqlState) -> Close {
+    let admission = &state.admission;
+    admission.stats.closed_frozen.fetch_add(1, Relaxed);
+    let cap = admission.limits.max_pending_bytes;
+    Close(1008, format!("you stopped reading: over {cap} bytes waited (limits.max_pending_bytes); reconnect"))
 }
 
 fn text(frame: String) -> Message {
@@ -332,5 +340,23 @@ fn socket_error(e: &axum::Error) -> Close {
         Close(1009, format!("message larger than {MAX_MESSAGE_BYTES} bytes"))
     } else {
         Close(1011, String::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future `f` returns, without making one.
+    fn future_size<A, B, F: std::future::Future>(_: impl Fn(A, B) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    #[test]
+    fn an_idle_connection_holds_only_its_loop() {
+        // Each connection's task is this future: with a message's handling inline (async-graphql's
+        // execution) it was over 6 KB, held by every idle connection.
+        let size = future_size(Connection::serve);
+        assert!(size < 4096, "a connection's task state is {size} bytes");
     }
 }
