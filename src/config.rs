@@ -225,17 +225,25 @@ pub struct ChangesConfig {
     pub retain_rows: usize,
     /// Seconds a transaction is kept.
     pub retain_seconds: f64,
+    /// Seconds a change stream with no news for its subscriber goes without a cursor while
+    /// the log moves on: a quiet subscriber that reconnects resumes from near the head instead
+    /// of from a cursor the log has evicted meanwhile.
+    pub heartbeat_seconds: f64,
 }
 
 impl Default for ChangesConfig {
     fn default() -> Self {
-        ChangesConfig { retain_rows: 100_000, retain_seconds: 3600.0 }
+        ChangesConfig { retain_rows: 100_000, retain_seconds: 3600.0, heartbeat_seconds: 10.0 }
     }
 }
 
 impl ChangesConfig {
     pub fn retention(&self) -> crate::changes::Retention {
         crate::changes::Retention { rows: self.retain_rows, age_micros: (self.retain_seconds * 1e6) as i64 }
+    }
+
+    pub fn heartbeat(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.heartbeat_seconds)
     }
 }
 
@@ -538,6 +546,9 @@ impl Config {
         }
         if !(self.changes.retain_seconds.is_finite() && self.changes.retain_seconds > 0.0) {
             return Err(changes("retain_seconds", "a number of seconds above 0"));
+        }
+        if !(self.changes.heartbeat_seconds.is_finite() && self.changes.heartbeat_seconds >= 0.1) {
+            return Err(changes("heartbeat_seconds", "a number of seconds, at least 0.1"));
         }
         for (name, source) in &self.sources {
             let key = |k: &str| format!("sources.{name}.{k}");

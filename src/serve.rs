@@ -160,7 +160,8 @@ pub async fn serve_on(
     let live_stats = hub.stats.clone();
     // Change streams read a log of the same batches, kept for clients that resume.
     let (changes_tx, changes_rx) = Consumer::channel("changes");
-    let feed = crate::changes::ChangeFeed::start(changes_rx, config.changes.retention(), cancel.clone());
+    let heartbeat = config.changes.heartbeat();
+    let feed = crate::changes::ChangeFeed::start(changes_rx, config.changes.retention(), heartbeat, cancel.clone());
     // KPIs beside it, from the definitions stored in the app database; each of their steps
     // goes on to the alert runtime and the history recorder, whose writes bound what the
     // sources may acknowledge (a restart delivers the rest again).

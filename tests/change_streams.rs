@@ -8,7 +8,9 @@
 //!   each role's events are exactly the rows SQL says entered, stayed in or left its filter,
 //!   transaction by transaction, and nothing about rows it may not see;
 //! - a change-stream client that stops reading is closed by the write timeout while a client
-//!   beside it gets every transaction.
+//!   beside it gets every transaction;
+//! - a subscriber with no news gets cursor-only heartbeats while the log moves on, and resumes
+//!   from them after the log has evicted its first cursor.
 
 mod support;
 
@@ -485,4 +487,54 @@ async fn a_change_stream_client_that_stops_reading_is_closed_and_slows_no_one() 
         assert!(Instant::now() < deadline, "the frozen client's stream is still counted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A subscriber whose filter nothing matches gets a cursor with no events once the log has
+/// moved past its last one and `heartbeat_seconds` have passed: after the log has evicted its
+/// first cursor (2,100 rows through a 2,000-row log), it resumes from the heartbeat's and gets
+/// exactly the next transaction that concerns it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_subscriber_gets_heartbeat_cursors_that_outlive_the_log() {
+    let top = "changes.retain_rows = 2000\nchanges.heartbeat_seconds = 1";
+    let shop = Shop::start_with(DATA, &support::graphql::fixture_policy(), top, "").await;
+    let admin = token("admin", json!({}));
+    let quiet_stream = "subscription($after: String) { ordersChanges(where: { status: { eq: \"refunded\" } }, after: $after) { \
+                        cursor position xid commitTs events { kind key { id } } } }";
+    let mut quiet = WsClient::connect(shop.addr, TRANSPORT_WS, &admin).await;
+    quiet.subscribe("q", quiet_stream, json!({})).await;
+    let first = quiet.next("q").await["data"]["ordersChanges"].clone();
+    let subscribed = Instant::now();
+
+    // 2,100 paid orders in 7 transactions: nothing for the subscriber, and the first cursor's
+    // successors are evicted.
+    let mut db = shop.pg.connect("shop").await;
+    for _ in 0..7 {
+        transaction(
+            &mut db,
+            "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count)
+               SELECT 'web', 1, 'paid', g, 'EUR', 'WH-BER', 'eu', 1 FROM generate_series(1, 300) g",
+        )
+        .await;
+    }
+    let beat = quiet.next("q").await["data"]["ordersChanges"].clone();
+    assert!(subscribed.elapsed() >= Duration::from_millis(900), "a heartbeat waits heartbeat_seconds: {beat}");
+    assert_eq!(beat["events"], json!([]), "{beat}");
+    assert!(beat["xid"].is_null() && beat["commitTs"].is_null(), "{beat}");
+    assert_ne!(beat["cursor"], first["cursor"], "{beat}");
+    assert_ne!(beat["position"], first["position"], "the position moved with the table's transactions: {beat}");
+    drop(quiet);
+
+    let (code, _) = refused(shop.addr, &admin, first["cursor"].as_str().unwrap()).await;
+    assert_eq!(code, "CURSOR_EXPIRED", "the first cursor is older than the log");
+    let refunded = transaction(
+        &mut db,
+        "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count)
+           VALUES ('web', 1, 'refunded', 5, 'EUR', 'WH-BER', 'eu', 1)",
+    )
+    .await;
+    let mut back = WsClient::connect(shop.addr, TRANSPORT_WS, &admin).await;
+    back.subscribe("q", quiet_stream, json!({ "after": beat["cursor"] })).await;
+    let next = back.next("q").await["data"]["ordersChanges"].clone();
+    assert_eq!(next["xid"], refunded, "resumed from the heartbeat, the next message is the refund: {next}");
+    assert_eq!(next["events"][0]["kind"], "ENTER", "{next}");
 }

@@ -313,6 +313,12 @@ async fn subscribe(sub: &Subscriber, shared: &Shared) -> Result<(Socket, Mirror,
                 let (update, seq) = frame::update(shared.form, payload).map_err(|e| format!("first result: {e}"))?;
                 match update {
                     Update::Whole(keys) => mirror.replace(keys),
+                    // A change stream starts with its cursor and no events: an empty copy.
+                    Update::Patch { upserts, removed }
+                        if shared.form == Form::Changes && upserts.is_empty() && removed.is_empty() =>
+                    {
+                        mirror.patch(&[], &[])
+                    }
                     Update::Patch { .. } => return Err("the first message is a patch, not the whole result".into()),
                 };
                 return Ok((ws, mirror, seq));

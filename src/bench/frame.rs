@@ -120,10 +120,7 @@ pub fn update(form: Form, payload: &RawValue) -> Result<(Update, Option<u64>), F
         Form::Changes => {
             let p: Payload<Changes> = from_raw(payload)?;
             let events = p.into_data()?.events;
-            // Only a stream's first message has no events: where it starts, an empty mirror.
-            if events.is_empty() {
-                return Ok((Update::Whole(Vec::new()), None));
-            }
+            // A message without events (where the stream starts, or a heartbeat) changes nothing.
             let (mut upserts, mut removed) = (Vec::new(), Vec::new());
             for event in events {
                 match (event.kind.as_str(), event.after, event.key) {
@@ -386,7 +383,8 @@ mod tests {
             (Update::Patch { upserts: vec![7, 3], removed: vec![2] }, None)
         );
         let start = r#"{"type":"next","id":"1","payload":{"data":{"ordersChanges":{"cursor":"c","events":[]}}}}"#;
-        assert_eq!(update(Form::Changes, next(start)).unwrap(), (Update::Whole(vec![]), None));
+        let nothing = Update::Patch { upserts: vec![], removed: vec![] };
+        assert_eq!(update(Form::Changes, next(start)).unwrap(), (nothing, None), "a start or a heartbeat");
         let broken = r#"{"type":"next","id":"1","payload":{"data":{"ordersChanges":{"events":[{"kind":"ENTER","key":{"id":"1"}}]}}}}"#;
         assert!(matches!(update(Form::Changes, next(broken)), Err(FrameError::Malformed(_))));
     }

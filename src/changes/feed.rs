@@ -36,17 +36,25 @@ pub struct ChangeFeed {
     epoch: u64,
     head: watch::Receiver<u64>,
     pub stats: Arc<FeedStats>,
+    /// How long a stream whose subscriber has had no news may go without a cursor while the
+    /// log moves on (`[changes] heartbeat_seconds`).
+    pub heartbeat: Duration,
 }
 
 impl ChangeFeed {
     /// Starts logging the batches of an apply loop, keeping `retention`.
-    pub fn start(batches: mpsc::Receiver<Arc<Batch>>, retention: Retention, cancel: CancellationToken) -> ChangeFeed {
+    pub fn start(
+        batches: mpsc::Receiver<Arc<Batch>>,
+        retention: Retention,
+        heartbeat: Duration,
+        cancel: CancellationToken,
+    ) -> ChangeFeed {
         // A process's cursors must not be mistaken for another's: the epoch is drawn afresh.
         let epoch = rand::random();
         let log = Arc::new(RwLock::new(ChangeLog::new(epoch, retention)));
         let (tx, head) = watch::channel(0);
         tokio::spawn(run(log.clone(), batches, tx, cancel));
-        ChangeFeed { log, epoch, head, stats: Arc::default() }
+        ChangeFeed { log, epoch, head, stats: Arc::default(), heartbeat }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, ChangeLog> {

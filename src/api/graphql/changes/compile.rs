@@ -49,7 +49,10 @@ pub struct ChangesRequest {
     pub start: u64,
     /// Whether the client came without a cursor: its first message is then the cursor to
     /// resume from, with no events, at `position`.
-    pub announce: Option<Position>,
+    pub announce: bool,
+    /// Where the table's source stood when the stream started: the position of cursor-only
+    /// messages until the stream reads a transaction of the table.
+    pub position: Position,
     pub fields: Fields<BatchField>,
     /// The response key of the root field.
     pub field: String,
@@ -82,10 +85,11 @@ pub fn changes(view: &TableView, ctx: &ResolverContext<'_>) -> async_graphql::Re
                     e => error(Code::CursorExpired, e.to_string()),
                 }
             })?;
-            (start, None)
+            (start, false)
         }
-        None => (feed.head().seq, Some(scope.replica.applied_position(&view.schema.spec.source))),
+        None => (feed.head().seq, true),
     };
+    let position = scope.replica.applied_position(&view.schema.spec.source);
     let field = ctx.ctx.field();
     let request = ChangesRequest {
         table: view.id(),
@@ -93,6 +97,7 @@ pub fn changes(view: &TableView, ctx: &ResolverContext<'_>) -> async_graphql::Re
         filter,
         start,
         announce,
+        position,
         fields: batch_fields(view, &field)?,
         field: field.alias().unwrap_or(field.name()).to_string(),
     };

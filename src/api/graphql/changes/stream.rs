@@ -5,6 +5,13 @@
 //! waits for room instead of piling messages up, so a client that stops reading holds only its
 //! place in the shared log, is closed by the connection's write timeout, and comes back with its
 //! cursor — or, if it was away for longer than the log reaches, gets `CURSOR_EXPIRED`.
+//!
+//! A subscriber whose filter nothing matches would otherwise keep the cursor of its first
+//! message while the log moves on and evicts it: back after a short blip, it would be told to
+//! re-read although it missed nothing. So once the log has moved past the last cursor sent and
+//! `[changes] heartbeat_seconds` have passed since, the stream sends a cursor with no events
+//! (`xid` and `commitTs` null; `position` that of the last transaction of the table read, or
+//! where its source stood when the stream started).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -35,14 +42,12 @@ pub async fn follow(request: ChangesRequest, feed: ChangeFeed, outbox: Arc<Outbo
         }
     }
     let _open = Open(&feed);
-    let ChangesRequest { table, key, filter, start, announce, fields, field } = request;
+    let ChangesRequest { table, key, filter, start, announce, mut position, fields, field } = request;
     let send = |payload: String| {
         feed.stats.messages.fetch_add(1, Relaxed);
         outbox.push(&id, Delivery::Next { payload: Arc::from(payload), kind: Kind::Event }) != Pushed::Closed
     };
-    if let Some(position) = announce
-        && !send(render::message(&field, &fields, &key, feed.cursor(start), At::Start(position), &[]))
-    {
+    if announce && !send(render::message(&field, &fields, &key, feed.cursor(start), At::Start(position), &[])) {
         return;
     }
     let fail = |message: String| {
@@ -51,6 +56,8 @@ pub async fn follow(request: ChangesRequest, feed: ChangeFeed, outbox: Arc<Outbo
     };
     let mut head = feed.watch();
     let mut seq = start;
+    // The sequence number of the last cursor sent, and when.
+    let mut sent = (start, tokio::time::Instant::now());
     loop {
         // Marked seen before reading, so an entry appended meanwhile wakes the wait below.
         head.borrow_and_update();
@@ -63,6 +70,9 @@ pub async fn follow(request: ChangesRequest, feed: ChangeFeed, outbox: Arc<Outbo
         };
         let full = entries.len() == READ_AT_ONCE;
         for entry in &entries {
+            if let Some(tx) = &entry.tx {
+                position = tx.position;
+            }
             match events(entry, table, &filter) {
                 Err(broke) => {
                     return fail(format!("the table {broke}: read it again, then subscribe without `after`"));
@@ -74,16 +84,31 @@ pub async fn follow(request: ChangesRequest, feed: ChangeFeed, outbox: Arc<Outbo
                     if !send(render::message(&field, &fields, &key, cursor, At::Tx(tx), &found)) {
                         return;
                     }
+                    sent = (entry.seq, tokio::time::Instant::now());
                 }
             }
         }
         seq = through;
+        if seq > sent.0 && sent.1.elapsed() >= feed.heartbeat {
+            if !send(render::message(&field, &fields, &key, feed.cursor(seq), At::Start(position), &[])) {
+                return;
+            }
+            sent = (seq, tokio::time::Instant::now());
+        }
         outbox.room(ROOM).await;
         if outbox.is_closed() {
             return;
         }
-        if !full && head.changed().await.is_err() {
-            return;
+        if full {
+            continue;
+        }
+        // The log moving on, or the heartbeat falling due on what was read without news.
+        let due = (seq > sent.0).then_some(sent.1 + feed.heartbeat);
+        tokio::select! {
+            changed = head.changed() => if changed.is_err() {
+                return;
+            },
+            () = tokio::time::sleep_until(due.unwrap_or(sent.1)), if due.is_some() => {}
         }
     }
 }
