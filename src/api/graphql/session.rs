@@ -297,7 +297,7 @@ impl Vigil {
     }
 
     /// The reasons to end as they come, as a stream that keeps its waits registered between
-    /// polls (a connection's loop polls it once per message it writes).
+    /// polls (a transport's loop polls it once per message it writes).
     pub fn endings(self) -> impl futures_util::Stream<Item = Ending> {
         futures_util::stream::unfold(self, |mut vigil| async move {
             let ending = vigil.ending().await;
@@ -306,7 +306,7 @@ impl Vigil {
     }
 
     /// Resolves with the next reason to end; changes that concern someone else are skipped.
-    pub async fn ending(&mut self) -> Ending {
+    async fn ending(&mut self) -> Ending {
         loop {
             tokio::select! {
                 () = &mut self.expiry => return Ending::Expired,

@@ -32,6 +32,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -382,7 +383,7 @@ async fn pump(
         let errors = errors_json(code, reason);
         session.stop_all().into_iter().flat_map(|id| framing.error(&id, &errors)).collect::<Vec<_>>()
     };
-    let mut vigil = match Vigil::new(state.clone(), principal) {
+    let vigil = match Vigil::new(state.clone(), principal) {
         Ok(vigil) => vigil,
         Err(e) => {
             for part in end_all(&mut *session.lock().await, Code::Forbidden, &format!("Forbidden: {e}")) {
@@ -391,6 +392,11 @@ async fn pump(
             return;
         }
     };
+    // Registered once, as over WebSocket: made anew per message, these waits would be linked
+    // into and out of lists every stream shares.
+    let mut endings = std::pin::pin!(vigil.endings());
+    let shutdown = cancel.cancelled();
+    tokio::pin!(shutdown);
     loop {
         let goodbye = tokio::select! {
             _ = outbox.ready() => {
@@ -439,7 +445,7 @@ async fn pump(
                 continue;
             }
             () = tx.closed() => return,
-            ending = vigil.ending() => match ending {
+            Some(ending) = endings.next() => match ending {
                 Ending::Expired => {
                     end_all(&mut *session.lock().await, Code::Unauthenticated, "the token expired: connect again with a new one")
                 }
@@ -455,7 +461,7 @@ async fn pump(
                 }
                 Ending::Closed => return,
             },
-            _ = cancel.cancelled() => end_all(&mut *session.lock().await, Code::NotReady, "the server is shutting down"),
+            () = &mut shutdown => end_all(&mut *session.lock().await, Code::NotReady, "the server is shutting down"),
         };
         for part in goodbye {
             let _ = send(part).await;
