@@ -137,6 +137,10 @@ pub struct AppDatabase {
     /// Default: the first PostgreSQL source's server, database `opslive`. Required when no
     /// source is PostgreSQL.
     pub url: Option<SecretUrl>,
+    /// TLS: the CA certificate (PEM) the server's certificate must chain to, as `sslrootcert`
+    /// in the URL; alone it means `sslmode=verify-full`. Default: the source's, when the URL is
+    /// the first PostgreSQL source's.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 /// `[kpi]`.
@@ -358,6 +362,10 @@ pub struct PostgresConfig {
     /// slot advances while the watched tables are quiet; 0 turns them off.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_seconds: f64,
+    /// TLS to the server: the CA certificate (PEM) the server's certificate must chain to, as
+    /// `sslrootcert` in the URL. Alone it means `sslmode=verify-full`; the URL's `sslmode` (libpq's
+    /// `disable`, `prefer` (the default), `require`, `verify-ca`, `verify-full`) can say otherwise.
+    pub tls_ca_file: Option<std::path::PathBuf>,
     /// `schema.table`, or `table` in `public`.
     pub tables: Vec<TableConfig>,
 }
@@ -690,6 +698,19 @@ impl Config {
         let mut url = self.postgres_sources().next()?.1.url.0.clone();
         url.set_path("/opslive");
         Some(SecretUrl(url))
+    }
+
+    /// The app database's root certificate: configured, or the first PostgreSQL source's when
+    /// the app database is on that source's server.
+    pub fn app_database_ca_file(&self) -> Option<&std::path::Path> {
+        match &self.app_database.url {
+            Some(_) => self.app_database.tls_ca_file.as_deref(),
+            None => self
+                .app_database
+                .tls_ca_file
+                .as_deref()
+                .or_else(|| self.postgres_sources().next().and_then(|(_, pg)| pg.tls_ca_file.as_deref())),
+        }
     }
 
     /// The PostgreSQL sources, in name order.

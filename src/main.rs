@@ -165,6 +165,26 @@ enum Command {
     /// this binary are started for the run and stopped after it. Exits non-zero when an expected
     /// delivery is missing or a client failed.
     Bench(Box<BenchArgs>),
+    /// How fast PostgreSQL CDC drains a backlog: opslive's source and replica beside a consumer
+    /// that reads the same WAL over the same transport and discards it (the floor), and
+    /// PostgreSQL's own decoding in a backend (the ceiling), on a private PostgreSQL started for
+    /// the run. Prints rows/s of each and opslive/floor per round and their medians.
+    CdcBench {
+        /// Rows in each round's backlog.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Rows per source transaction (1 for single-row transactions).
+        #[arg(long, default_value_t = 100)]
+        tx_rows: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// PostgreSQL's server binaries (default: found on this machine).
+        #[arg(long)]
+        pg_bin: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The do-nothing fan-out server `opslive bench --floor` measures (see `bench::floor`).
     #[command(hide = true)]
     FanoutFloor {
@@ -437,7 +457,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             let config = Config::load(cli.config.as_deref())?;
             let url = config.app_database_url().context("set app_database.url (or configure a source)")?;
-            Store::open(&url).await?;
+            Store::open(&url, config.app_database_ca_file()).await?;
             eprintln!("app database {url} is up to date");
             Ok(())
         }
@@ -477,6 +497,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 sim: if no_sim { None } else { Some(traffic.options()?) },
             };
             opslive::demo::run(options, shutdown_token()).await?;
+            Ok(())
+        }
+        Command::CdcBench { rows, tx_rows, rounds, pg_bin, json } => {
+            let options = opslive::bench::cdc::CdcOptions { rows, tx_rows, rounds, pg_bin };
+            let report = opslive::bench::cdc::run(options, shutdown_token()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
             Ok(())
         }
         Command::FanoutFloor { database, listen, limit } => {
@@ -606,7 +636,10 @@ async fn tail(
         });
     }
     drop(tx);
-    let (apply, _versions) = ApplyLoop::new(watermarks);
+    // Without a snapshot the tables start empty: changes to rows never copied are expected.
+    let replica =
+        if snapshot { opslive::replica::Replica::new() } else { opslive::replica::Replica::new().loaded_mid_stream() };
+    let (apply, _versions) = ApplyLoop::starting_from(replica, watermarks);
     let mut writer = TailWriter::new(std::io::stdout().lock(), filter, !snapshot);
     let stop = cancel.clone();
     let mut broken = None;

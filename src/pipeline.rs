@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, watch};
 
-use crate::change::{Op, SourceEvent, SourceName, TableEvent};
+use crate::change::{Op, ResetReason, SourceEvent, SourceName, TableEvent};
 use crate::registry::TableId;
 use crate::replica::{Applied, Delta, Replica};
 use crate::watermark::{DurableMarks, Watermarks};
@@ -233,6 +233,13 @@ impl ApplyLoop {
             for a in &applied.anomalies {
                 // Fields only: keys and rows are business data and stay out of logs.
                 tracing::warn!(table = a.table.0, kind = ?a.kind, "replica and stream disagree");
+            }
+            for delta in &applied.deltas {
+                if let Delta::Reset { table, reason: ResetReason::Quarantine } = delta {
+                    let position = applied.tx.as_ref().map(|tx| tx.position.to_string()).unwrap_or_default();
+                    let name = self.replica.table(*table).map(|t| t.schema.spec.to_string()).unwrap_or_default();
+                    tracing::warn!(table = %name, position = %position, "the stream contradicted the replica; the table is quarantined until it is resynced");
+                }
             }
         }
         match event {

@@ -84,7 +84,7 @@ pub async fn serve_on(
     let app_url = config
         .app_database_url()
         .ok_or_else(|| ConfigError::Invalid("no sources and no app_database.url: nothing to serve".into()))?;
-    let store = Store::open(&app_url).await?;
+    let store = Store::open(&app_url, config.app_database_ca_file()).await?;
     // Revoked tokens are refused from the first request on, not once the sources are up.
     let revocations = crate::api::graphql::revocations::RevocationService {
         store: store.clone(),

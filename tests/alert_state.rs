@@ -36,7 +36,7 @@ fn tx(position: u64) -> Cause {
 }
 
 async fn store(pg: &PgServer) -> Store {
-    Store::open(&SecretUrl::parse(&pg.url("opslive")).unwrap()).await.unwrap()
+    Store::open(&SecretUrl::parse(&pg.url("opslive")).unwrap(), None).await.unwrap()
 }
 
 async fn rule(store: &Store, name: &str) -> opslive::alert::rule::RuleId {

@@ -104,3 +104,31 @@ async fn the_fanout_floor_takes_the_same_run_and_every_insert_reaches_every_clie
     assert_every_delivery_arrived(&report, 20, 20);
     assert_eq!(report["seq_gaps"], 0, "{report}");
 }
+
+#[tokio::test]
+async fn the_cdc_bench_drains_one_backlog_three_ways_and_every_row_arrives() {
+    // Two rounds (the floor first, then opslive first) of 3,000 rows in transactions of 100.
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_opslive"));
+    cmd.args(["cdc-bench", "--rows", "3000", "--tx-rows", "100", "--rounds", "2", "--json"]);
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).spawn().unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())
+        .await
+        .expect("the CDC bench ends within 4 minutes")
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "opslive cdc-bench failed ({}):\n{stdout}\n{stderr}", out.status);
+    let report: Json = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"));
+    let rounds = report["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "{report}");
+    assert_eq!(rounds[0]["first"], "floor");
+    assert_eq!(rounds[1]["first"], "opslive");
+    for r in rounds {
+        assert_eq!(r["transactions"], 30, "{r}");
+        assert_eq!(r["floor_rows"], 3000, "the floor read every row: {r}");
+        assert_eq!(r["opslive_rows"], 3000, "opslive's replica holds every row: {r}");
+        for key in ["ceiling_seconds", "floor_seconds", "opslive_seconds"] {
+            assert!(r[key].as_f64().is_some_and(|s| s > 0.0), "{key}: {r}");
+        }
+        assert!(r["wal_bytes"].as_u64().unwrap() > 3000 * 50, "{r}");
+    }
+}

@@ -57,7 +57,9 @@ fn random_writer(url: String, pause: Arc<RwLock<()>>) -> tokio::task::JoinHandle
                             _ => format!("UPDATE items SET n = n + 1, v = 'u{}' WHERE id = {id}", rng.random::<u32>()),
                         });
                     }
-                    format!("BEGIN; {}; COMMIT;", stmts.join("; "))
+                    // Row 0 counts the writer's commits, so none is empty and the source says how
+                    // many were made.
+                    format!("BEGIN; {}; UPDATE items SET n = n + 1 WHERE id = 0; COMMIT;", stmts.join("; "))
                 };
                 let _held = pause.read().await;
                 if client.batch_execute(&sql).await.is_err() {
@@ -80,7 +82,7 @@ async fn setup(rows: i64) -> (PgServer, String, tempfile::TempDir, PathBuf) {
     let sql = pg.connect("shop").await;
     sql.batch_execute(SCHEMA).await.unwrap();
     sql.batch_execute(&format!(
-        "INSERT INTO items SELECT g, 0, 'row ' || g, g * 1.5 FROM generate_series(1, {rows}) g"
+        "INSERT INTO items SELECT g, 0, 'row ' || g, g * 1.5 FROM generate_series(0, {rows}) g"
     ))
     .await
     .unwrap();
@@ -98,6 +100,19 @@ async fn current_lsn(sql: &tokio_postgres::Client) -> Position {
 
 async fn caught_up(addr: std::net::SocketAddr, target: Position) {
     support::http::applied_up_to(addr, "shop", target).await
+}
+
+/// The writer's commits the checkpoint holds: the counter row's `n`.
+fn commits_in_checkpoint(config: &Path) -> i32 {
+    let config = Config::load(Some(config)).unwrap();
+    let registry = config.registry().unwrap();
+    let loaded = opslive::checkpoint::load(&config.data_dir, &registry).unwrap();
+    let items = registry.by_name("items").unwrap().id;
+    let zero = opslive::change::Key(vec![opslive::value::Value::Int8(0)].into());
+    match loaded.replica.table(items).and_then(|t| t.get(&zero)).map(|row| row[1].clone()) {
+        Some(opslive::value::Value::Int4(n)) => n,
+        other => panic!("the counter row in the checkpoint: {other:?}"),
+    }
 }
 
 /// Stops the server cleanly and compares its final checkpoint with the source table.
@@ -135,6 +150,7 @@ async fn sigkill_at_random_points_loses_and_repeats_nothing() {
     let checkpoint = dir.path().join("data").join(opslive::checkpoint::FILE_NAME);
     let mut resumed_runs = 0;
     let mut mid_checkpoint = 0;
+    let mut resent = 0;
     for round in 0..10 {
         // A kill mid-snapshot (the first rounds, before any checkpoint exists, kill early),
         // mid-stream, or while a checkpoint is written (every 0.5 s here).
@@ -164,15 +180,29 @@ async fn sigkill_at_random_points_loses_and_repeats_nothing() {
         }
         serve.child.kill().await.unwrap();
 
-        // Restart, catch up with the writes so far, check, and stop cleanly.
+        // Restart, catch up with the writes so far, check, and stop cleanly. From a checkpoint,
+        // the restarted server must apply exactly the commits the checkpoint does not hold: the
+        // writer's counter row says how many were made.
+        let resumed_from = checkpoint.exists().then(|| commits_in_checkpoint(&config));
         let mut serve = Serve::start(&config);
         let addr = serve.wait_listening().await;
         let paused = pause.write().await;
         let target = current_lsn(&sql).await;
         caught_up(addr, target).await;
         assert_eq!(metric(addr, "opslive_replica_anomalies_total", &[]).await, Some(0.0), "round {round}");
-        if had_checkpoint {
+        if let Some(before) = resumed_from {
             assert_eq!(metric(addr, "opslive_source_full_snapshots_total", &[("source", "shop")]).await, Some(0.0));
+            assert_eq!(metric(addr, "opslive_source_resumes_total", &[("source", "shop")]).await, Some(1.0));
+            let after: i32 = sql.query_one("SELECT n FROM items WHERE id = 0", &[]).await.unwrap().get(0);
+            let applied = metric(addr, "opslive_transactions_applied_total", &[]).await.unwrap();
+            let skipped = metric(addr, "opslive_transactions_skipped_total", &[]).await.unwrap();
+            assert_eq!(
+                applied,
+                f64::from(after - before),
+                "round {round}: the checkpoint held {before} commits, the source has {after}, the restart applied \
+                 {applied} (and skipped {skipped} delivered again)"
+            );
+            resent += skipped as u64;
         }
         let position = stop_and_compare(serve, &config, &sql).await;
         assert!(position >= target, "round {round}: checkpoint at {position}, writes up to {target}");
@@ -180,6 +210,8 @@ async fn sigkill_at_random_points_loses_and_repeats_nothing() {
     }
     assert!(resumed_runs >= 5, "only {resumed_runs} of the killed runs resumed from a checkpoint");
     assert!(mid_checkpoint >= 1, "no kill landed while a checkpoint was written");
+    // Observed, not asserted: whether the slot sent again what a checkpoint already held.
+    eprintln!("transactions delivered again and skipped by position, over all restarts: {resent}");
     writer.abort();
 }
 
@@ -192,7 +224,7 @@ async fn the_database_restarting_under_a_running_server_loses_nothing() {
     // database, which lives on the same server (the default). A fast shutdown waits for the
     // slot's client to confirm the last WAL; confirming must not wait for that server.
     let app = opslive::config::SecretUrl::parse(&pg.url("opslive")).unwrap();
-    let store = opslive::store::Store::open(&app).await.unwrap();
+    let store = opslive::store::Store::open(&app, None).await.unwrap();
     let def =
         serde_json::from_value(serde_json::json!({ "name": "items", "table": "items", "aggregate": "COUNT" })).unwrap();
     store.insert_kpi(&def, None).await.unwrap();
@@ -250,6 +282,88 @@ async fn a_corrupt_checkpoint_or_a_dropped_slot_means_a_clean_resnapshot() {
     assert!(why["fields"]["reason"].as_str().unwrap().contains("slot is gone"), "{why}");
     serve.wait_log("table copied", |_| {}).await;
     serve.wait_log("replica consistent", |_| {}).await;
+    stop_and_compare(serve, &config, &sql).await;
+}
+
+/// A slot PostgreSQL invalidated while opslive was stopped (`wal_status = lost`: more WAL than
+/// `max_slot_wal_keep_size` went by) cannot be resumed: the restart says so and takes a fresh
+/// snapshot on a new slot, and the replica is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidated_slot_means_a_fresh_snapshot_with_the_reason_logged() {
+    let pg = PgServer::start_with(&[("max_slot_wal_keep_size", "1MB")]).await;
+    let url = pg.create_database("shop").await;
+    let sql = pg.connect("shop").await;
+    sql.batch_execute(SCHEMA).await.unwrap();
+    sql.batch_execute("INSERT INTO items SELECT g, 0, 'row ' || g, g FROM generate_series(1, 2000) g").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &url, &["items"]);
+    let mut serve = Serve::start(&config);
+    serve.wait_log("replica consistent", |_| {}).await;
+    stop_and_compare(serve, &config, &sql).await;
+
+    // Changes to the watched table, then WAL past the limit, then the checkpoint that removes it.
+    sql.batch_execute("UPDATE items SET n = n + 1 WHERE id % 3 = 0; DELETE FROM items WHERE id % 5 = 0").await.unwrap();
+    let mut status = String::new();
+    for _ in 0..20 {
+        sql.batch_execute(
+            "INSERT INTO other (v) SELECT repeat('x', 500) FROM generate_series(1, 2000); SELECT pg_switch_wal(); CHECKPOINT;",
+        )
+        .await
+        .unwrap();
+        status = sql
+            .query_one("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'opslive_shop'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if status == "lost" {
+            break;
+        }
+    }
+    assert_eq!(status, "lost", "the slot was not invalidated");
+
+    let mut serve = Serve::start(&config);
+    let addr = serve.wait_listening().await;
+    let why = serve.wait_log("cannot resume", |_| {}).await;
+    assert!(why["fields"]["reason"].as_str().unwrap().contains("invalidated"), "{why}");
+    serve.wait_log("replica consistent", |_| {}).await;
+    assert_eq!(metric(addr, "opslive_source_full_snapshots_total", &[("source", "shop")]).await, Some(1.0));
+    stop_and_compare(serve, &config, &sql).await;
+}
+
+/// SIGKILL while the initial snapshot is under way (asserted: part of the table's rows were
+/// applied, not all, and no checkpoint exists yet): the restart takes a fresh snapshot, the slot
+/// the killed run created is not in its way, and the replica is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_the_initial_snapshot_recovers_with_a_fresh_one() {
+    const ROWS: f64 = 200_000.0;
+    let (pg, _url, dir, config) = setup(ROWS as i64 - 1).await;
+    let sql = pg.connect("shop").await;
+    let mut serve = Serve::start(&config);
+    let addr = serve.wait_listening().await;
+    let items = [("table", "items")];
+    let copied = loop {
+        let s = samples(&get(addr, "/metrics").await.body);
+        let copied = value(&s, "opslive_snapshot_rows", &items).unwrap_or(0.0);
+        if copied > 0.0 {
+            break copied;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    serve.child.kill().await.unwrap();
+    serve.child.wait().await.unwrap();
+    assert!(copied < ROWS, "the snapshot was done ({copied} rows) before the kill");
+    assert!(!dir.path().join("data").join(opslive::checkpoint::FILE_NAME).exists(), "a checkpoint before the snapshot");
+
+    // Changes while it is down.
+    sql.batch_execute("UPDATE items SET n = 9 WHERE id < 100; DELETE FROM items WHERE id % 4 = 0; INSERT INTO items VALUES (900000, 1, 'late', 2)")
+        .await
+        .unwrap();
+    let mut serve = Serve::start(&config);
+    let addr = serve.wait_listening().await;
+    serve.wait_log("replica consistent", |_| {}).await;
+    assert_eq!(metric(addr, "opslive_source_full_snapshots_total", &[("source", "shop")]).await, Some(1.0));
+    sql.batch_execute("UPDATE items SET v = 'after' WHERE id = 1").await.unwrap();
+    caught_up(addr, current_lsn(&sql).await).await;
     stop_and_compare(serve, &config, &sql).await;
 }
 

@@ -55,11 +55,13 @@ async fn a_quarantined_table_does_not_stop_the_others() {
     let addr = serve.wait_listening().await;
     serve.wait_log("replica consistent", |_| {}).await;
 
-    // The delete's old tuple now holds `code`, not `id`; in a transaction that also writes the
-    // good table.
+    // A change that contradicts the replica: an update of a row the stream never carried (it
+    // was inserted while the table was out of the publication), in a transaction that also
+    // writes the good table. The table is set aside, not only counted as an anomaly.
     sql.batch_execute(
-        "ALTER TABLE bad REPLICA IDENTITY USING INDEX bad_code_key;
-         BEGIN; DELETE FROM bad WHERE id = 3; INSERT INTO good VALUES (11, 'g'); COMMIT;",
+        "ALTER PUBLICATION opslive_shop DROP TABLE bad; INSERT INTO bad VALUES (100, 'c100', 'hidden');
+         ALTER PUBLICATION opslive_shop ADD TABLE bad;
+         BEGIN; DELETE FROM bad WHERE id = 3; UPDATE bad SET v = 'seen' WHERE id = 100; INSERT INTO good VALUES (11, 'g'); COMMIT;",
     )
     .await
     .unwrap();
@@ -67,7 +69,7 @@ async fn a_quarantined_table_does_not_stop_the_others() {
     assert!(logged["fields"]["table"].as_str().unwrap().contains("bad"), "{logged}");
     assert!(logged["fields"]["position"].as_str().is_some_and(|p| p.contains('/')), "{logged}");
     let bad = wait_state(addr, "bad", "quarantined").await;
-    assert!(bad["reason"].as_str().unwrap().contains("was not sent"), "{bad}");
+    assert!(bad["reason"].as_str().unwrap().contains("an update of a row it does not hold"), "{bad}");
 
     // The others go on: the good table's rows keep arriving.
     sql.batch_execute(
@@ -84,6 +86,23 @@ async fn a_quarantined_table_does_not_stop_the_others() {
     let s = samples(&get(addr, "/metrics").await.body);
     assert_eq!(value(&s, "opslive_table_state", &[("table", "bad"), ("state", "quarantined")]), Some(1.0));
     assert_eq!(value(&s, "opslive_ready", &[]), Some(1.0), "the source as a whole still serves");
+    assert_eq!(value(&s, "opslive_replica_anomalies_total", &[]), Some(1.0));
+
+    // The quarantine outlives a restart (the checkpoint holds it): the table stays set aside,
+    // with its reason, until it is resynced.
+    serve.terminate().await;
+    let mut serve = Serve::start(&config);
+    let addr = serve.wait_listening().await;
+    serve.wait_log("resuming the slot; no snapshot needed", |_| {}).await;
+    sql.batch_execute("INSERT INTO good VALUES (51, 'g')").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while rows(addr, "good").await < 51 {
+        assert!(tokio::time::Instant::now() < deadline, "the good table does not stream after the restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let bad = table_state(addr, "bad").await;
+    assert_eq!(bad["state"], "quarantined", "{bad}");
+    assert!(bad["reason"].as_str().unwrap().contains("an update of a row it does not hold"), "{bad}");
 
     // A resync while the table cannot be followed at all (no replica identity) fails a
     // bounded number of times and leaves it quarantined, saying why.
@@ -103,10 +122,10 @@ async fn a_quarantined_table_does_not_stop_the_others() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let bad_position = wait_state(addr, "bad", "ready").await["position"].clone();
-    assert_eq!(rows(addr, "bad").await, 10, "1–10 without 3, and 12");
+    assert_eq!(rows(addr, "bad").await, 11, "1–10 without 3, 12 and 100");
     sql.batch_execute("INSERT INTO bad VALUES (13, 'c13', 'after'); DELETE FROM bad WHERE id = 1").await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while rows(addr, "bad").await != 10 || table_state(addr, "bad").await["position"] == bad_position {
+    while rows(addr, "bad").await != 11 || table_state(addr, "bad").await["position"] == bad_position {
         assert!(tokio::time::Instant::now() < deadline, "the resynced table does not stream");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -152,4 +171,52 @@ async fn a_fresh_snapshot_after_a_lost_slot_follows_a_table_that_was_quarantined
         .await;
     assert_same(&replica, items, &source_rows(&sql, &replica, items).await);
     run.stop().await;
+}
+
+/// A table's replica identity changing (its old tuples now carry another unique index's
+/// columns, not the key its rows are held by) copies the table again keyed by the new identity,
+/// rather than quarantining it; deletes then find their rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_identity_change_resyncs_the_table_keyed_by_the_new_identity() {
+    let pg = PgServer::start().await;
+    let url = pg.create_database("shop").await;
+    let sql = pg.connect("shop").await;
+    sql.batch_execute(
+        "CREATE TABLE good (id bigint PRIMARY KEY, v text);
+         CREATE TABLE moved (id bigint PRIMARY KEY, code text NOT NULL UNIQUE, v text);
+         INSERT INTO good SELECT g, 'g' FROM generate_series(1, 10) g;
+         INSERT INTO moved SELECT g, 'c' || g, 'm' FROM generate_series(1, 10) g;",
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &url, &["good", "moved"]);
+    let mut serve = Serve::start(&config);
+    let addr = serve.wait_listening().await;
+    serve.wait_log("replica consistent", |_| {}).await;
+
+    sql.batch_execute(
+        "ALTER TABLE moved REPLICA IDENTITY USING INDEX moved_code_key;
+         BEGIN; DELETE FROM moved WHERE id = 3; INSERT INTO good VALUES (11, 'g'); COMMIT;",
+    )
+    .await
+    .unwrap();
+    let logged = serve.wait_log("replica identity changed", |_| {}).await;
+    assert!(logged["fields"]["reason"].as_str().unwrap().contains("(code)"), "{logged}");
+    serve.wait_log("table resynced", |_| {}).await;
+    sql.batch_execute(
+        "DELETE FROM moved WHERE id = 4; UPDATE moved SET v = 'u' WHERE id = 5; INSERT INTO good VALUES (12, 'g')",
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while rows(addr, "moved").await != 8 || rows(addr, "good").await != 12 {
+        assert!(tokio::time::Instant::now() < deadline, "moved: {}", table_state(addr, "moved").await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(table_state(addr, "moved").await["state"], "ready");
+    let s = samples(&get(addr, "/metrics").await.body);
+    assert_eq!(value(&s, "opslive_replica_anomalies_total", &[]), Some(0.0));
+    assert_eq!(value(&s, "opslive_table_state", &[("table", "moved"), ("state", "quarantined")]), Some(0.0));
+    serve.terminate().await;
 }

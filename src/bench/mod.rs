@@ -16,6 +16,7 @@
 //! server process and its CPU and memory), [`database`] (the source database's preparation),
 //! [`report`].
 
+pub mod cdc;
 pub mod client;
 pub mod database;
 pub mod floor;

@@ -134,7 +134,7 @@ pub async fn run(options: DemoOptions, cancel: CancellationToken) -> Result<(), 
     // The app database is new with the database: it gets the demo's KPIs and alert rules.
     let app = config.app_database_url().ok_or_else(|| DemoError::Io("the demo has no app database".into()))?;
     // One connection pool for the seeding (it creates and migrates the app database).
-    let store = crate::store::Store::open(&app)
+    let store = crate::store::Store::open(&app, config.app_database_ca_file())
         .await
         .map_err(|e| DemoError::Fixtures(format!("the demo's app database: {e}")))?;
     let (kpis, rules) = monitoring::seed(&store).await?;

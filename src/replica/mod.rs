@@ -31,11 +31,20 @@ pub struct Replica {
     /// cannot be copied): why, so `/tables` and the metrics can say so. Not checkpointed: a
     /// restart tries them again.
     never_loaded: HashMap<TableId, String>,
+    /// Tables start empty in the middle of the stream (`tail --no-snapshot`): changes to rows
+    /// never seen are expected, so they are counted but do not quarantine the table.
+    mid_stream: bool,
 }
 
 impl Replica {
     pub fn new() -> Replica {
         Replica::default()
+    }
+
+    /// This replica, for tables loaded empty at the stream's current position instead of
+    /// copied: they do not hold the source's rows exactly (see `mid_stream`).
+    pub fn loaded_mid_stream(self) -> Replica {
+        Replica { mid_stream: true, ..self }
     }
 
     pub fn table(&self, id: TableId) -> Option<&Table> {
@@ -78,6 +87,7 @@ impl Replica {
             tables: tables.into_iter().map(|t| (t.schema.id(), t)).collect(),
             applied,
             never_loaded: HashMap::new(),
+            mid_stream: false,
         }
     }
 
@@ -185,7 +195,11 @@ impl Replica {
             }
             if self.follows(change.table, tx.position) {
                 any = true;
+                let seen = applied.anomalies.len();
                 self.apply_change(ordinal as u32, change, &mut applied);
+                if let Some(anomaly) = applied.anomalies.get(seen).map(|a| a.kind) {
+                    self.quarantine_contradicted(change.table, anomaly, tx.position, &mut applied);
+                }
             }
         }
         for (_, ev) in events {
@@ -226,6 +240,40 @@ impl Replica {
         let mut out = self.apply_table_event(ev);
         applied.deltas.append(&mut out.deltas);
         true
+    }
+
+    /// A change that contradicts a table the replica holds exactly (an update or delete of a row
+    /// it does not hold, an insert of one it does) means its rows can no longer be trusted: the
+    /// table is set aside, as when a change cannot be decoded, until a resync reloads it; the
+    /// rest of its transaction's changes to it are not applied.
+    fn quarantine_contradicted(
+        &mut self,
+        table: TableId,
+        anomaly: AnomalyKind,
+        position: Position,
+        applied: &mut Applied,
+    ) {
+        if self.mid_stream {
+            return;
+        }
+        let Some(t) = self.tables.get_mut(&table) else { return };
+        if matches!(t.state, TableState::Quarantined { .. } | TableState::Loading) {
+            return;
+        }
+        let what = match anomaly {
+            AnomalyKind::InsertExisting => "an insert of a row it already holds",
+            AnomalyKind::UpdateMissing => "an update of a row it does not hold",
+            AnomalyKind::DeleteMissing => "a delete of a row it does not hold",
+            AnomalyKind::UnsentValueForMissingRow => "an update with unsent values of a row it does not hold",
+            AnomalyKind::UnknownTable => return,
+        };
+        t.state = TableState::Quarantined {
+            reason: format!(
+                "the stream contradicted the replica at {position}: {what}; its rows cannot be trusted until the table is resynced"
+            ),
+            position,
+        };
+        applied.deltas.push(Delta::Reset { table, reason: ResetReason::Quarantine });
     }
 
     fn apply_change(&mut self, ordinal: u32, change: &Change, applied: &mut Applied) {

@@ -43,6 +43,12 @@ fn change(op: Op, k: i64, before: Option<Vec<Option<Value>>>, after: Option<Vec<
 
 fn loaded() -> Replica {
     let mut r = Replica::new();
+    load_into(&mut r);
+    r
+}
+
+/// Copies one row into `r` and makes it consistent at 10.
+fn load_into(r: &mut Replica) {
     let s = schema();
     r.apply(&SourceEvent::Table(TableEvent::SnapshotBegin { schema: s, estimated_rows: None }));
     let rows = vec![Row::from(vec![Value::Int8(1), Value::text("open"), Value::text("x".repeat(3000).as_str())])];
@@ -50,7 +56,6 @@ fn loaded() -> Replica {
     assert!(out.anomalies.is_empty());
     r.apply(&SourceEvent::Table(TableEvent::SnapshotEnd { table: TableId(0), position: Position(10), rows: 1 }));
     r.apply(&SourceEvent::Consistent { source: "s".into(), position: Position(10) });
-    r
 }
 
 #[test]
@@ -104,7 +109,9 @@ fn key_updates_move_the_row_and_its_index_entries() {
 
 #[test]
 fn anomalies_are_reported() {
-    let mut r = loaded();
+    // Tables loaded empty mid-stream expect changes to rows they never saw: counted, applied.
+    let mut r = Replica::new().loaded_mid_stream();
+    load_into(&mut r);
     let out = r.apply(&tx(
         11,
         vec![
@@ -115,6 +122,40 @@ fn anomalies_are_reported() {
     ));
     let kinds: Vec<_> = out.anomalies.iter().map(|a| a.kind).collect();
     assert_eq!(kinds, vec![AnomalyKind::InsertExisting, AnomalyKind::DeleteMissing, AnomalyKind::UpdateMissing]);
+    assert!(r.table(TableId(0)).unwrap().state.is_ready());
+}
+
+#[test]
+fn a_change_that_contradicts_an_exact_table_quarantines_it_until_a_resync() {
+    for (op, k) in [(Op::Update, 8), (Op::Delete, 9), (Op::Insert, 1)] {
+        let mut r = loaded();
+        let image = match op {
+            Op::Delete => None,
+            _ => Some(v(k, "new", "b")),
+        };
+        let before = (op == Op::Delete).then(|| vec![Some(Value::Int8(k)), None, None]);
+        let out = r.apply(&tx(
+            11,
+            vec![change(op, k, before, image), change(Op::Insert, 20, None, Some(v(20, "after", "b")))],
+        ));
+        assert_eq!(out.anomalies.len(), 1, "{op:?}: {:?}", out.anomalies);
+        assert!(
+            out.deltas.iter().any(|d| matches!(d, Delta::Reset { reason: ResetReason::Quarantine, .. })),
+            "{op:?}: the engines are told to set the table aside"
+        );
+        let t = r.table(TableId(0)).unwrap();
+        let TableState::Quarantined { reason, position } = &t.state else { panic!("{op:?}: {:?}", t.state) };
+        assert_eq!(*position, Position(11));
+        assert!(reason.contains("contradicted the replica at 0/B"), "{reason}");
+        assert!(t.get(&key(20)).is_none(), "{op:?}: the rest of the transaction was applied to it");
+        // Later changes are not followed; a resync makes it ready again.
+        r.apply(&tx(12, vec![change(Op::Insert, 21, None, Some(v(21, "later", "b")))]));
+        assert!(r.table(TableId(0)).unwrap().get(&key(21)).is_none());
+        r.apply(&SourceEvent::Table(TableEvent::ResyncBegin { table: TableId(0), reason: "asked".into() }));
+        r.apply(&SourceEvent::Table(TableEvent::SnapshotBegin { schema: schema(), estimated_rows: None }));
+        r.apply(&SourceEvent::Table(TableEvent::SnapshotEnd { table: TableId(0), position: Position(13), rows: 0 }));
+        assert!(r.table(TableId(0)).unwrap().state.is_ready());
+    }
 }
 
 #[test]

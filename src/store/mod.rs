@@ -12,9 +12,10 @@ pub mod revocations;
 mod watermarks;
 pub mod workspace;
 
-use sqlx::migrate::MigrateDatabase;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool, Postgres};
+use std::path::Path;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
+use sqlx::{ConnectOptions, Connection, PgPool};
 
 pub use watermarks::SourceRecord;
 
@@ -50,15 +51,21 @@ pub struct Store {
 }
 
 impl Store {
-    /// Creates the database when missing, connects and applies pending migrations.
-    pub async fn open(url: &SecretUrl) -> Result<Store, StoreError> {
+    /// Creates the database when missing, connects and applies pending migrations. The URL's
+    /// `sslmode` and `sslrootcert` mean what they mean to libpq; `ca_file` (the config's
+    /// `tls_ca_file`) is a root certificate that, with no `sslmode` in the URL, asks for
+    /// verify-full.
+    pub async fn open(url: &SecretUrl, ca_file: Option<&Path>) -> Result<Store, StoreError> {
         let connect_err = |error| StoreError::Connect { url: url.to_string(), error };
-        if !Postgres::database_exists(url.expose()).await.map_err(connect_err)? {
-            Postgres::create_database(url.expose()).await.map_err(connect_err)?;
-            tracing::info!(url = %url, "created the app database");
+        let mut options: PgConnectOptions = url.expose().parse().map_err(connect_err)?;
+        if let Some(ca) = ca_file {
+            options = options.ssl_root_cert(ca);
+            if !url.0.query_pairs().any(|(k, _)| k == "sslmode") {
+                options = options.ssl_mode(PgSslMode::VerifyFull);
+            }
         }
-        let options: PgConnectOptions = url.expose().parse().map_err(connect_err)?;
         let options = options.application_name("opslive").log_statements(tracing::log::LevelFilter::Debug);
+        create_if_missing(&options).await.map_err(connect_err)?;
         let pool = PgPoolOptions::new().max_connections(4).connect_with(options).await.map_err(connect_err)?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Store { pool })
@@ -67,4 +74,27 @@ impl Store {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// Creates the app database when it is missing, through the server's `postgres` database with
+/// the same options (TLS included) the pool then uses.
+async fn create_if_missing(options: &PgConnectOptions) -> Result<(), sqlx::Error> {
+    let name = options.get_database().unwrap_or("opslive").to_string();
+    let mut maintenance = options.clone().database("postgres").connect().await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut maintenance)
+        .await?;
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        // Two instances starting together may both see it missing: the loser's error says so.
+        // The name is quoted as an identifier (its quotes doubled), so it cannot end the statement.
+        let create = sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}"));
+        match sqlx::query(create).execute(&mut maintenance).await {
+            Ok(_) => tracing::info!(database = %name, "created the app database"),
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    maintenance.close().await
 }

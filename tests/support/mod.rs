@@ -694,6 +694,31 @@ impl PgServer {
     fn log_tail(&self) -> String {
         log_tail(&self.log_file, 0, LOG_TAIL_LINES)
     }
+
+    /// Turns TLS on (`ssl = on`, by reload) with this certificate and key (PEM), and returns once
+    /// a new session reports it on. Plain connections are still accepted, as pg_hba's `host`
+    /// lines allow both.
+    #[allow(dead_code)]
+    pub async fn enable_tls(&self, cert_pem: &str, key_pem: &str) {
+        let cert = self.data_dir.join("server.crt");
+        let key = self.data_dir.join("server.key");
+        fs::write(&cert, cert_pem).unwrap();
+        fs::write(&key, key_pem).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        self.run_as.chown(&[&cert, &key]).await;
+        let admin = self.connect("postgres").await;
+        admin.batch_execute("ALTER SYSTEM SET ssl = on").await.unwrap();
+        admin.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+        for _ in 0..200 {
+            let on: String = self.connect("postgres").await.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+            if on == "on" {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("ssl did not turn on:\n{}", self.log_tail());
+    }
 }
 
 impl Drop for PgServer {

@@ -28,6 +28,8 @@ pub struct Seen {
     pub by_table: HashMap<opslive::registry::TableId, Vec<Position>>,
     pub skipped: usize,
     pub consistent_at: Option<Position>,
+    /// How many times each table's rows were copied (initial snapshots and resyncs).
+    pub copies: HashMap<opslive::registry::TableId, usize>,
 }
 
 pub struct Running {
@@ -213,6 +215,9 @@ fn spawn_applier(apply: ApplyLoop, rx: mpsc::Receiver<SourceEvent>, seen: Arc<Mu
                 }
             }
             SourceEvent::Consistent { position, .. } => s.consistent_at = Some(*position),
+            SourceEvent::Table(opslive::change::TableEvent::SnapshotBegin { schema, .. }) => {
+                *s.copies.entry(schema.id()).or_default() += 1;
+            }
             _ => {}
         }
     }))

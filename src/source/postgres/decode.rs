@@ -47,6 +47,12 @@ pub struct Decoder {
 pub enum Decoded {
     Change(Change),
     Table(TableEvent),
+    /// The table's replica identity (the columns old tuples carry) no longer matches the key
+    /// its rows are held by: a resync copies it again keyed by the new identity.
+    IdentityChanged {
+        table: TableId,
+        reason: String,
+    },
     Nothing,
 }
 
@@ -210,7 +216,12 @@ impl Decoder {
         let expected: Vec<(&str, u32)> =
             known.schema.columns.iter().zip(&known.column_type_oids).map(|(c, oid)| (&*c.name, *oid)).collect();
         let changed = sent != expected;
+        let identity_changed = identity_change(&rel, &known.schema);
         self.relations.insert(rel.oid, Some(RelationMap { table, source_column }));
+        if !changed && let Some(reason) = identity_changed {
+            tracing::warn!(source = %self.source, table = %spec, reason = %reason, "the table's replica identity changed at the source; it is copied again");
+            return Decoded::IdentityChanged { table, reason };
+        }
         if changed {
             tracing::warn!(source = %self.source, table = %spec, "the table's columns changed at the source; it needs a resync");
             Decoded::Table(TableEvent::SchemaChanged {
@@ -274,4 +285,21 @@ impl Decoder {
         let name = self.tables.get(&table).map(|t| t.schema.spec.to_string()).unwrap_or_default();
         DecodeError::Table { table: name, id: table, detail }
     }
+}
+
+/// Why a Relation message's replica identity differs from the key the table is held by, if it
+/// does. With `DEFAULT` or `USING INDEX`, the flagged columns are the identity, which is the
+/// key (the catalog picks the identity index, else the primary key); `FULL` flags every column
+/// and its old tuples carry the key anyway; `NOTHING` publishes no updates or deletes.
+fn identity_change(rel: &Relation, schema: &crate::registry::TableSchema) -> Option<String> {
+    if !matches!(rel.replica_identity, b'd' | b'i') {
+        return None;
+    }
+    let mut flagged: Vec<&str> = rel.columns.iter().filter(|c| c.flags & 1 == 1).map(|c| c.name.as_str()).collect();
+    let mut key: Vec<&str> = schema.key.iter().map(|&i| &*schema.columns[i].name).collect();
+    flagged.sort_unstable();
+    key.sort_unstable();
+    (flagged != key).then(|| {
+        format!("its replica identity is now ({}), its rows are keyed by ({})", flagged.join(", "), key.join(", "))
+    })
 }

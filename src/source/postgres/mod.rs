@@ -11,6 +11,7 @@ mod connection;
 mod copy_text;
 mod decode;
 mod error;
+pub mod floor;
 mod held;
 mod pgoutput;
 mod preflight;
@@ -19,6 +20,7 @@ mod slot;
 mod snapshot;
 mod stream;
 pub mod text;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -78,7 +80,7 @@ impl PostgresSource {
     ) -> Result<PostgresSource, SourceError> {
         Ok(PostgresSource {
             name: Arc::from(name),
-            endpoint: Endpoint::new(name, url)?,
+            endpoint: Endpoint::new(name, url, None)?,
             slot,
             publication,
             temporary: false,
@@ -361,7 +363,7 @@ impl Configured {
         Ok(Configured {
             name: name.to_string(),
             url: config.url.clone(),
-            endpoint: Endpoint::new(name, &config.url)?,
+            endpoint: Endpoint::new(name, &config.url, config.tls_ca_file.as_deref())?,
             slot,
             publication: config.publication_name(name),
             chunk_rows: config.snapshot_chunk_rows,
@@ -380,6 +382,7 @@ impl Configured {
             w.registry.clone(),
             w.watermarks.clone(),
         )?;
+        s.endpoint = self.endpoint.clone();
         s.chunk_rows = self.chunk_rows;
         s.stats = w.stats.clone();
         s.keep_slot = w.durable;

@@ -147,9 +147,8 @@ impl Stream {
                                 if !in_tx {
                                     target.changes.clear();
                                 }
-                                for table in changed {
-                                    self.start_resync(table, "the table's columns changed at the source".into(), &out)
-                                        .await?;
+                                for (table, reason) in changed {
+                                    self.start_resync(table, reason, &out).await?;
                                 }
                             }
                         }
@@ -248,8 +247,14 @@ impl Stream {
     }
 
     /// Decodes one message into `tx`; a table whose rows cannot be read is quarantined there.
-    /// Returns the tables whose columns changed (they need a resync).
-    fn decode_into(&mut self, msg: Message, tx: &mut Open, position: Position) -> Result<Vec<TableId>, SourceError> {
+    /// Returns the tables whose columns or replica identity changed, each with why (they need
+    /// a resync).
+    fn decode_into(
+        &mut self,
+        msg: Message,
+        tx: &mut Open,
+        position: Position,
+    ) -> Result<Vec<(TableId, String)>, SourceError> {
         let mut decoded = std::mem::take(&mut self.decoded);
         let mut changed = Vec::new();
         match self.decoder.decode(msg, &mut decoded) {
@@ -277,10 +282,11 @@ impl Stream {
                 Decoded::Change(c) => tx.changes.push(c),
                 Decoded::Table(ev) => {
                     if let TableEvent::SchemaChanged { table, .. } = &ev {
-                        changed.push(*table);
+                        changed.push((*table, "the table's columns changed at the source".to_string()));
                     }
                     tx.table_events.push((tx.changes.len(), ev));
                 }
+                Decoded::IdentityChanged { table, reason } => changed.push((table, reason)),
                 Decoded::Nothing => {}
             }
         }

@@ -1,0 +1,398 @@
+//! `opslive cdc-bench`: how fast opslive's PostgreSQL CDC drains a backlog, measured beside what
+//! bounds it, on the same WAL of a private PostgreSQL:
+//!
+//! - the **floor**: a consumer of a second slot over the same transport, options and acks,
+//!   that reads every message and discards it ([`crate::source::postgres::floor`]);
+//! - **opslive**: the source and the replica, as `serve` runs them (decode, apply, publish a
+//!   replica version per transaction), resumed from where it stood when the backlog began;
+//! - the **ceiling**: PostgreSQL decoding the same WAL in a backend with
+//!   `pg_logical_slot_peek_binary_changes`, no network and no client.
+//!
+//! The backlog is written while neither consumer runs, so each one drains exactly the same
+//! transactions from a warm page cache; rounds alternate which of the two goes first.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::BenchError;
+use crate::change::Position;
+use crate::config::{Config, SecretUrl};
+use crate::demo::{LocalPgError, LocalPostgres};
+use crate::pipeline::{ApplyLoop, CHANNEL_CAPACITY};
+use crate::replica::Replica;
+use crate::source::postgres::floor::FloorDrain;
+use crate::source::{Resume, SessionKind, SourceStats, Wiring};
+use crate::watermark::Watermarks;
+
+const SOURCE: &str = "cdc";
+const FLOOR_SLOT: &str = "cdc_floor";
+
+#[derive(Debug, Clone)]
+pub struct CdcOptions {
+    /// Rows in each round's backlog.
+    pub rows: u64,
+    /// Rows per source transaction.
+    pub tx_rows: u64,
+    pub rounds: usize,
+    /// PostgreSQL's server binaries (default: found on this machine).
+    pub pg_bin: Option<std::path::PathBuf>,
+}
+
+/// One round: the same backlog drained three ways.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Round {
+    pub rows: u64,
+    pub transactions: u64,
+    /// WAL bytes the backlog took.
+    pub wal_bytes: u64,
+    pub ceiling_seconds: f64,
+    pub floor_seconds: f64,
+    pub opslive_seconds: f64,
+    /// Which consumer drained first.
+    pub first: &'static str,
+    /// Row messages the floor read, and rows opslive's replica held once drained: both the
+    /// backlog's size when every row arrived.
+    pub floor_rows: u64,
+    pub opslive_rows: u64,
+}
+
+impl Round {
+    pub fn rate(&self, seconds: f64) -> f64 {
+        self.rows as f64 / seconds
+    }
+
+    /// opslive's drain rate over the floor's.
+    pub fn ratio(&self) -> f64 {
+        self.floor_seconds / self.opslive_seconds
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CdcReport {
+    pub rows: u64,
+    pub tx_rows: u64,
+    pub rounds: Vec<Round>,
+}
+
+impl CdcReport {
+    fn median(&self, f: impl Fn(&Round) -> f64) -> f64 {
+        let mut v: Vec<f64> = self.rounds.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "backlog drain: {} rows in transactions of {} rows, {} round(s) (rows/s; median of rounds)\n",
+            self.rows,
+            self.tx_rows,
+            self.rounds.len()
+        );
+        out.push_str("  round  first    ceiling (backend)  floor (discard)  opslive   opslive/floor\n");
+        for (i, r) in self.rounds.iter().enumerate() {
+            out.push_str(&format!(
+                "  {:>5}  {:<7}  {:>17.0}  {:>15.0}  {:>7.0}  {:>13.2}\n",
+                i + 1,
+                r.first,
+                r.rate(r.ceiling_seconds),
+                r.rate(r.floor_seconds),
+                r.rate(r.opslive_seconds),
+                r.ratio()
+            ));
+        }
+        out.push_str(&format!(
+            "  median          {:>17.0}  {:>15.0}  {:>7.0}  {:>13.2}\n",
+            self.median(|r| r.rate(r.ceiling_seconds)),
+            self.median(|r| r.rate(r.floor_seconds)),
+            self.median(|r| r.rate(r.opslive_seconds)),
+            self.median(Round::ratio)
+        ));
+        let wal = self.median(|r| r.wal_bytes as f64 / r.rows as f64);
+        out.push_str(&format!("  WAL per row: {wal:.0} bytes\n"));
+        out
+    }
+}
+
+fn db(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Database(e.to_string())
+}
+
+/// Runs the rounds on a private PostgreSQL, started and stopped here.
+pub async fn run(options: CdcOptions, cancel: CancellationToken) -> Result<CdcReport, BenchError> {
+    if options.rows == 0 || options.tx_rows == 0 || options.rounds == 0 {
+        return Err(BenchError::Options("rows, tx-rows and rounds must be above 0".into()));
+    }
+    let bin = match &options.pg_bin {
+        Some(dir) => LocalPostgres::binaries_in(dir).map_err(crate::demo::DemoError::from)?,
+        None => LocalPostgres::find_binaries().map_err(crate::demo::DemoError::from)?,
+    };
+    let root = std::env::temp_dir().join(format!("opslive-cdc-bench-{}", std::process::id()));
+    let port = crate::demo::free_or_any(0);
+    eprintln!("starting a private PostgreSQL on port {port} in {} …", root.display());
+    let started = tokio::task::spawn_blocking({
+        let root = root.clone();
+        move || {
+            let mut pg = LocalPostgres::create(bin, &root, port)?;
+            // fsync off: the run measures decoding and transport, not this machine's disk.
+            pg.start_with(&[("fsync", "off"), ("max_wal_size", "4GB")])?;
+            Ok::<_, LocalPgError>(pg)
+        }
+    })
+    .await
+    .expect("the database setup does not panic")
+    .map_err(crate::demo::DemoError::from)?;
+    let outcome = tokio::select! {
+        r = rounds(&options, &started) => r,
+        () = cancel.cancelled() => Err(BenchError::Interrupted),
+    };
+    tokio::task::spawn_blocking(move || drop(started)).await.expect("stopping the database does not panic");
+    let _ = std::fs::remove_dir_all(&root);
+    outcome
+}
+
+async fn rounds(options: &CdcOptions, pg: &LocalPostgres) -> Result<CdcReport, BenchError> {
+    let admin = connect(&pg.url("postgres")).await?;
+    admin.batch_execute("CREATE DATABASE cdc").await.map_err(db)?;
+    let url = pg.url("cdc");
+    let sql = connect(&url).await?;
+    sql.batch_execute(
+        "CREATE TABLE bench_rows (id bigint PRIMARY KEY, account int NOT NULL, status text NOT NULL, \
+         amount numeric(12,2) NOT NULL, note text, created_at timestamptz NOT NULL)",
+    )
+    .await
+    .map_err(db)?;
+    let config = Config::from_toml(&format!(
+        "[app_database]\nurl = \"postgres://unused@127.0.0.1:1/opslive\"\n\
+         [sources.{SOURCE}]\nkind = \"postgres\"\nurl = \"{url}\"\nheartbeat_seconds = 0\n\
+         [[sources.{SOURCE}.tables]]\ntable = \"bench_rows\"\n"
+    ))
+    .map_err(|e| BenchError::Options(e.to_string()))?;
+    let config = Arc::new(config);
+    let publication = format!("opslive_{SOURCE}");
+    let opslive_slot = format!("opslive_{SOURCE}");
+
+    // opslive's slot and snapshot first (the table is empty), then the floor's slot beside it.
+    let mut replica = Replica::new();
+    let (r, _) = drain(&config, replica, None).await?;
+    replica = r;
+    settle(&sql, &opslive_slot, replica.applied_position(SOURCE)).await?;
+    sql.batch_execute(&format!("SELECT pg_create_logical_replication_slot('{FLOOR_SLOT}', 'pgoutput')"))
+        .await
+        .map_err(db)?;
+
+    let mut report = CdcReport { rows: options.rows, tx_rows: options.tx_rows, rounds: Vec::new() };
+    let mut next_id = 1i64;
+    for round in 0..options.rounds {
+        let before = wal_lsn(&sql).await?;
+        eprintln!("round {}: writing {} rows …", round + 1, options.rows);
+        let transactions = write_backlog(&sql, &mut next_id, options.rows, options.tx_rows).await?;
+        let target = wal_lsn(&sql).await?;
+        // Emptied in the same way each round, outside the measured WAL, so the replica stays small.
+        let ceiling = ceiling(&sql, &publication).await?;
+        let floor_first = round % 2 == 0;
+        let secure = SecretUrl::parse(&url).map_err(|e| BenchError::Options(e.to_string()))?;
+        let mut floor_drain = None;
+        if floor_first {
+            floor_drain = Some(floor(&secure, &publication, target).await?);
+            settle(&sql, FLOOR_SLOT, target).await?;
+        }
+        eprintln!("round {}: opslive draining …", round + 1);
+        let (r, opslive) = drain(&config, replica, Some(target)).await?;
+        replica = r;
+        settle(&sql, &opslive_slot, target).await?;
+        let floor_drain = match floor_drain {
+            Some(d) => d,
+            None => {
+                let d = floor(&secure, &publication, target).await?;
+                settle(&sql, FLOOR_SLOT, target).await?;
+                d
+            }
+        };
+        let opslive_rows = config
+            .registry()
+            .ok()
+            .and_then(|reg| reg.by_name("bench_rows").map(|spec| spec.id))
+            .and_then(|id| replica.table(id))
+            .map_or(0, |t| t.len() as u64);
+        report.rounds.push(Round {
+            rows: options.rows,
+            transactions,
+            wal_bytes: target.0 - before.0,
+            ceiling_seconds: ceiling,
+            floor_seconds: floor_drain.elapsed.as_secs_f64(),
+            opslive_seconds: opslive.as_secs_f64(),
+            first: if floor_first { "floor" } else { "opslive" },
+            floor_rows: floor_drain.rows,
+            opslive_rows,
+        });
+        // The rows go again (not measured: both consumers drain the deletes before the next
+        // backlog's clock starts), so every round drains into a replica of the same size.
+        sql.batch_execute("DELETE FROM bench_rows").await.map_err(db)?;
+        let cleared = wal_lsn(&sql).await?;
+        let (r, _) = drain(&config, replica, Some(cleared)).await?;
+        replica = r;
+        settle(&sql, &opslive_slot, cleared).await?;
+        floor(&secure, &publication, cleared).await?;
+        settle(&sql, FLOOR_SLOT, cleared).await?;
+        eprint!("{}", report.render());
+    }
+    Ok(report)
+}
+
+async fn connect(url: &str) -> Result<tokio_postgres::Client, BenchError> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.map_err(db)?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+async fn wal_lsn(sql: &tokio_postgres::Client) -> Result<Position, BenchError> {
+    let lsn: String = sql.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).await.map_err(db)?.get(0);
+    Position::parse(&lsn).ok_or_else(|| db(format!("not an LSN: {lsn}")))
+}
+
+/// Inserts `rows` rows in transactions of `tx_rows`, sent many transactions per round trip.
+async fn write_backlog(
+    sql: &tokio_postgres::Client,
+    next_id: &mut i64,
+    rows: u64,
+    tx_rows: u64,
+) -> Result<u64, BenchError> {
+    let mut left = rows;
+    let mut transactions = 0;
+    while left > 0 {
+        let mut batch = String::new();
+        // About 20,000 rows per round trip, whatever the transaction size.
+        let mut in_batch = 0;
+        while left > 0 && in_batch < 20_000 {
+            let n = tx_rows.min(left) as i64;
+            let (from, to) = (*next_id, *next_id + n - 1);
+            batch.push_str(&format!(
+                "BEGIN; INSERT INTO bench_rows SELECT g, g % 5000, 'open', (g % 100000) * 0.01, 'order ' || g, now() \
+                 FROM generate_series({from}, {to}) g; COMMIT;"
+            ));
+            *next_id += n;
+            left -= n as u64;
+            in_batch += n;
+            transactions += 1;
+        }
+        sql.batch_execute(&batch).await.map_err(db)?;
+    }
+    Ok(transactions)
+}
+
+/// PostgreSQL's own decoding of the floor slot's pending WAL, in a backend (peeked: the slot
+/// does not move).
+async fn ceiling(sql: &tokio_postgres::Client, publication: &str) -> Result<f64, BenchError> {
+    let started = Instant::now();
+    sql.query_one(
+        &format!(
+            "SELECT count(*) FROM pg_logical_slot_peek_binary_changes('{FLOOR_SLOT}', NULL, NULL, \
+             'proto_version', '1', 'publication_names', '{publication}')"
+        ),
+        &[],
+    )
+    .await
+    .map_err(db)?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+async fn floor(url: &SecretUrl, publication: &str, until: Position) -> Result<FloorDrain, BenchError> {
+    crate::source::postgres::floor::drain(url, FLOOR_SLOT, publication, until)
+        .await
+        .map_err(|e| BenchError::Database(e.to_string()))
+}
+
+/// Moves `slot` to `to` once its session has let go of it: a consumer's last acknowledgement
+/// may not reach the server before it stops, and the next round must not read (or skip) this
+/// round's transactions again.
+async fn settle(sql: &tokio_postgres::Client, slot: &str, to: Position) -> Result<(), BenchError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = sql
+            .query_one(
+                "SELECT active, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .map_err(db)?;
+        let (active, confirmed): (bool, String) = (row.get(0), row.get(1));
+        if Position::parse(&confirmed).is_some_and(|c| c >= to) {
+            return Ok(());
+        }
+        if !active {
+            sql.execute("SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)", &[&slot, &to.to_string()])
+                .await
+                .map_err(db)?;
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(db(format!("slot {slot} is still in use 30 s after its consumer stopped")));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs opslive's source and replica from `replica` until it has applied `until` (until it is
+/// consistent, with `None`), and stops it; returns the replica and the time from start.
+async fn drain(
+    config: &Arc<Config>,
+    replica: Replica,
+    until: Option<Position>,
+) -> Result<(Replica, Duration), BenchError> {
+    let registry = Arc::new(config.registry().map_err(|e| BenchError::Options(e.to_string()))?);
+    let watermarks = Arc::new(Watermarks::default());
+    let marks = std::collections::HashMap::from([(Arc::from(SOURCE), watermarks.clone())]);
+    let (apply, mut versions) = ApplyLoop::starting_from(replica, marks);
+    let stats = Arc::new(SourceStats::default());
+    let resume = {
+        let (versions, registry) = (versions.clone(), registry.clone());
+        Arc::new(move || Resume::from_replica(&versions.borrow(), &registry, SOURCE))
+    };
+    let wiring = Wiring {
+        registry: registry.clone(),
+        watermarks,
+        stats: stats.clone(),
+        requests: Arc::default(),
+        durable: true,
+        resume,
+        session: SessionKind::Serving,
+    };
+    let started = Instant::now();
+    let source = crate::source::open(SOURCE, &config.sources[SOURCE], wiring)
+        .map_err(|e| BenchError::Database(e.to_string()))?;
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let cancel = CancellationToken::new();
+    let supervised = tokio::spawn(crate::source::supervise(SOURCE.into(), source, stats, tx, cancel.clone()));
+    let applier = tokio::spawn(apply.run(rx, Vec::new(), |_, _| {}));
+    let reached = |r: &Replica| match until {
+        Some(target) => r.applied_position(SOURCE) >= target,
+        None => r.applied_position(SOURCE) > Position::ZERO,
+    };
+    let outcome = loop {
+        if reached(&versions.borrow_and_update()) {
+            break Ok(started.elapsed());
+        }
+        if supervised.is_finished() {
+            break Err(BenchError::Database("the source stopped before the backlog was drained".into()));
+        }
+        tokio::select! {
+            changed = versions.changed() => if changed.is_err() {
+                break Err(BenchError::Database("the apply loop ended".into()));
+            },
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    };
+    cancel.cancel();
+    let source_result = supervised.await.expect("the source task does not panic");
+    let replica = applier.await.expect("the apply loop does not panic");
+    let elapsed = outcome?;
+    source_result.map_err(|e| BenchError::Database(e.to_string()))?;
+    Ok((replica, elapsed))
+}
