@@ -290,7 +290,7 @@ async fn a_corrupt_checkpoint_or_a_dropped_slot_means_a_clean_resnapshot() {
 /// snapshot on a new slot, and the replica is exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalidated_slot_means_a_fresh_snapshot_with_the_reason_logged() {
-    let pg = PgServer::start_with(&[("max_slot_wal_keep_size", "1MB")]).await;
+    let pg = PgServer::start().await;
     let url = pg.create_database("shop").await;
     let sql = pg.connect("shop").await;
     sql.batch_execute(SCHEMA).await.unwrap();
@@ -298,10 +298,16 @@ async fn an_invalidated_slot_means_a_fresh_snapshot_with_the_reason_logged() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &url, &["items"]);
     let mut serve = Serve::start(&config);
-    serve.wait_log("replica consistent", |_| {}).await;
+    tokio::time::timeout(Duration::from_secs(120), serve.wait_log("replica consistent", |_| {}))
+        .await
+        .expect("consistent within 2 minutes");
     stop_and_compare(serve, &config, &sql).await;
 
-    // Changes to the watched table, then WAL past the limit, then the checkpoint that removes it.
+    // Changes to the watched table, then WAL past a limit set for this moment only (set from the
+    // start, the app database's own writes could invalidate a slot while opslive runs), then the
+    // checkpoint that removes it.
+    sql.batch_execute("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'").await.unwrap();
+    sql.batch_execute("SELECT pg_reload_conf()").await.unwrap();
     sql.batch_execute("UPDATE items SET n = n + 1 WHERE id % 3 = 0; DELETE FROM items WHERE id % 5 = 0").await.unwrap();
     let mut status = String::new();
     for _ in 0..20 {
@@ -320,12 +326,21 @@ async fn an_invalidated_slot_means_a_fresh_snapshot_with_the_reason_logged() {
         }
     }
     assert_eq!(status, "lost", "the slot was not invalidated");
+    sql.batch_execute("ALTER SYSTEM RESET max_slot_wal_keep_size").await.unwrap();
+    sql.batch_execute("SELECT pg_reload_conf()").await.unwrap();
 
     let mut serve = Serve::start(&config);
-    let addr = serve.wait_listening().await;
-    let why = serve.wait_log("cannot resume", |_| {}).await;
-    assert!(why["fields"]["reason"].as_str().unwrap().contains("invalidated"), "{why}");
-    serve.wait_log("replica consistent", |_| {}).await;
+    // Said before it listens: the slot is looked at as the source starts. A server that keeps
+    // logging would keep `wait_log` waiting, so the whole restart has a bound.
+    let addr = tokio::time::timeout(Duration::from_secs(120), async {
+        let why = serve.wait_log("cannot resume", |_| {}).await;
+        assert!(why["fields"]["reason"].as_str().unwrap().contains("invalidated"), "{why}");
+        let addr = serve.wait_listening().await;
+        serve.wait_log("replica consistent", |_| {}).await;
+        addr
+    })
+    .await
+    .expect("the restart took a fresh snapshot within 2 minutes");
     assert_eq!(metric(addr, "opslive_source_full_snapshots_total", &[("source", "shop")]).await, Some(1.0));
     stop_and_compare(serve, &config, &sql).await;
 }

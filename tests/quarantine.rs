@@ -217,6 +217,6 @@ async fn a_replica_identity_change_resyncs_the_table_keyed_by_the_new_identity()
     assert_eq!(table_state(addr, "moved").await["state"], "ready");
     let s = samples(&get(addr, "/metrics").await.body);
     assert_eq!(value(&s, "opslive_replica_anomalies_total", &[]), Some(0.0));
-    assert_eq!(value(&s, "opslive_table_state", &[("table", "moved"), ("state", "quarantined")]), Some(0.0));
+    assert_eq!(value(&s, "opslive_table_state", &[("table", "moved"), ("state", "ready")]), Some(1.0));
     serve.terminate().await;
 }
