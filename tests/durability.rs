@@ -330,12 +330,10 @@ async fn an_invalidated_slot_means_a_fresh_snapshot_with_the_reason_logged() {
     sql.batch_execute("SELECT pg_reload_conf()").await.unwrap();
 
     let mut serve = Serve::start(&config);
-    // Said before it listens: the slot is looked at as the source starts. A server that keeps
-    // logging would keep `wait_log` waiting, so the whole restart has a bound.
+    // A server that keeps logging would keep `wait_log` waiting, so the restart has a bound.
     let addr = tokio::time::timeout(Duration::from_secs(120), async {
-        let why = serve.wait_log("cannot resume", |_| {}).await;
+        let (why, addr) = serve.wait_start_log("cannot resume").await;
         assert!(why["fields"]["reason"].as_str().unwrap().contains("invalidated"), "{why}");
-        let addr = serve.wait_listening().await;
         serve.wait_log("replica consistent", |_| {}).await;
         addr
     })

@@ -36,24 +36,40 @@ async fn rows(addr: std::net::SocketAddr, name: &str) -> u64 {
     table_state(addr, name).await["rows"].as_u64().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_quarantined_table_does_not_stop_the_others() {
+/// A server with two watched tables of ten rows each, `good` and `other` (which also has a
+/// unique `code`), served until consistent.
+struct TwoTables {
+    _pg: PgServer,
+    sql: tokio_postgres::Client,
+    _dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    serve: Serve,
+    addr: std::net::SocketAddr,
+}
+
+async fn two_tables(other: &str) -> TwoTables {
     let pg = PgServer::start().await;
     let url = pg.create_database("shop").await;
     let sql = pg.connect("shop").await;
-    sql.batch_execute(
+    sql.batch_execute(&format!(
         "CREATE TABLE good (id bigint PRIMARY KEY, v text);
-         CREATE TABLE bad (id bigint PRIMARY KEY, code text NOT NULL UNIQUE, v text);
+         CREATE TABLE {other} (id bigint PRIMARY KEY, code text NOT NULL UNIQUE, v text);
          INSERT INTO good SELECT g, 'g' FROM generate_series(1, 10) g;
-         INSERT INTO bad SELECT g, 'c' || g, 'b' FROM generate_series(1, 10) g;",
-    )
+         INSERT INTO {other} SELECT g, 'c' || g, 'b' FROM generate_series(1, 10) g;"
+    ))
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &url, &["good", "bad"]);
+    let config = write_config(dir.path(), &url, &["good", other]);
     let mut serve = Serve::start(&config);
     let addr = serve.wait_listening().await;
     serve.wait_log("replica consistent", |_| {}).await;
+    TwoTables { _pg: pg, sql, _dir: dir, config, serve, addr }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_table_does_not_stop_the_others() {
+    let TwoTables { _pg, sql, _dir, config, mut serve, addr } = two_tables("bad").await;
 
     // A change that contradicts the replica: an update of a row the stream never carried (it
     // was inserted while the table was out of the publication), in a transaction that also
@@ -92,8 +108,7 @@ async fn a_quarantined_table_does_not_stop_the_others() {
     // with its reason, until it is resynced.
     serve.terminate().await;
     let mut serve = Serve::start(&config);
-    let addr = serve.wait_listening().await;
-    serve.wait_log("resuming the slot; no snapshot needed", |_| {}).await;
+    let (_, addr) = serve.wait_start_log("resuming the slot; no snapshot needed").await;
     sql.batch_execute("INSERT INTO good VALUES (51, 'g')").await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while rows(addr, "good").await < 51 {
@@ -178,22 +193,7 @@ async fn a_fresh_snapshot_after_a_lost_slot_follows_a_table_that_was_quarantined
 /// rather than quarantining it; deletes then find their rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_identity_change_resyncs_the_table_keyed_by_the_new_identity() {
-    let pg = PgServer::start().await;
-    let url = pg.create_database("shop").await;
-    let sql = pg.connect("shop").await;
-    sql.batch_execute(
-        "CREATE TABLE good (id bigint PRIMARY KEY, v text);
-         CREATE TABLE moved (id bigint PRIMARY KEY, code text NOT NULL UNIQUE, v text);
-         INSERT INTO good SELECT g, 'g' FROM generate_series(1, 10) g;
-         INSERT INTO moved SELECT g, 'c' || g, 'm' FROM generate_series(1, 10) g;",
-    )
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &url, &["good", "moved"]);
-    let mut serve = Serve::start(&config);
-    let addr = serve.wait_listening().await;
-    serve.wait_log("replica consistent", |_| {}).await;
+    let TwoTables { _pg, sql, _dir, config: _, mut serve, addr } = two_tables("moved").await;
 
     sql.batch_execute(
         "ALTER TABLE moved REPLICA IDENTITY USING INDEX moved_code_key;

@@ -94,6 +94,27 @@ impl Serve {
         v["fields"]["addr"].as_str().unwrap().parse().unwrap()
     }
 
+    /// Waits for a line with `what` that a source logs as it starts, and for "listening",
+    /// in whichever order they come (the source starts beside the server); returns both.
+    #[allow(dead_code)]
+    pub async fn wait_start_log(&mut self, what: &str) -> (serde_json::Value, std::net::SocketAddr) {
+        let addr = std::cell::Cell::new(None);
+        let found = self
+            .wait_log(what, |line| {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+                    && v["fields"]["message"] == "listening"
+                {
+                    addr.set(v["fields"]["addr"].as_str().and_then(|a| a.parse().ok()));
+                }
+            })
+            .await;
+        let addr = match addr.get() {
+            Some(addr) => addr,
+            None => self.wait_listening().await,
+        };
+        (found, addr)
+    }
+
     /// Sends SIGTERM and asserts a clean exit.
     pub async fn terminate(mut self) {
         let pid = self.child.id().unwrap().to_string();
