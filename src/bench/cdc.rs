@@ -192,26 +192,26 @@ async fn rounds(options: &CdcOptions, pg: &LocalPostgres) -> Result<CdcReport, B
     for round in 0..options.rounds {
         let before = wal_lsn(&sql).await?;
         eprintln!("round {}: writing {} rows …", round + 1, options.rows);
-        let transactions = write_backlog(&sql, &mut next_id, options.rows, options.tx_rows).await?;
-        let target = wal_lsn(&sql).await?;
+        let (transactions, target) = write_backlog(&sql, &mut next_id, options.rows, options.tx_rows).await?;
         // Emptied in the same way each round, outside the measured WAL, so the replica stays small.
         let ceiling = ceiling(&sql, &publication).await?;
         let floor_first = round % 2 == 0;
         let secure = SecretUrl::parse(&url).map_err(|e| BenchError::Options(e.to_string()))?;
         let mut floor_drain = None;
         if floor_first {
-            floor_drain = Some(floor(&secure, &publication, target).await?);
-            settle(&sql, FLOOR_SLOT, target).await?;
+            let drained = floor(&secure, &publication, target).await?;
+            settle(&sql, FLOOR_SLOT, drained.end).await?;
+            floor_drain = Some(drained);
         }
         eprintln!("round {}: opslive draining …", round + 1);
         let (r, opslive) = drain(&config, replica, Some(target)).await?;
         replica = r;
-        settle(&sql, &opslive_slot, target).await?;
+        settle(&sql, &opslive_slot, replica.applied_position(SOURCE)).await?;
         let floor_drain = match floor_drain {
             Some(d) => d,
             None => {
                 let d = floor(&secure, &publication, target).await?;
-                settle(&sql, FLOOR_SLOT, target).await?;
+                settle(&sql, FLOOR_SLOT, d.end).await?;
                 d
             }
         };
@@ -234,13 +234,12 @@ async fn rounds(options: &CdcOptions, pg: &LocalPostgres) -> Result<CdcReport, B
         });
         // The rows go again (not measured: both consumers drain the deletes before the next
         // backlog's clock starts), so every round drains into a replica of the same size.
-        sql.batch_execute("DELETE FROM bench_rows").await.map_err(db)?;
-        let cleared = wal_lsn(&sql).await?;
+        let cleared = last_commit(&sql, "DELETE FROM bench_rows").await?;
         let (r, _) = drain(&config, replica, Some(cleared)).await?;
         replica = r;
-        settle(&sql, &opslive_slot, cleared).await?;
-        floor(&secure, &publication, cleared).await?;
-        settle(&sql, FLOOR_SLOT, cleared).await?;
+        settle(&sql, &opslive_slot, replica.applied_position(SOURCE)).await?;
+        let drained = floor(&secure, &publication, cleared).await?;
+        settle(&sql, FLOOR_SLOT, drained.end).await?;
         eprint!("{}", report.render());
     }
     Ok(report)
@@ -257,34 +256,48 @@ async fn wal_lsn(sql: &tokio_postgres::Client) -> Result<Position, BenchError> {
     Position::parse(&lsn).ok_or_else(|| db(format!("not an LSN: {lsn}")))
 }
 
-/// Inserts `rows` rows in transactions of `tx_rows`, sent many transactions per round trip.
+/// Inserts `rows` rows in transactions of `tx_rows`, sent many transactions per round trip;
+/// returns the transactions and a position inside the last one (see [`last_commit`]).
 async fn write_backlog(
     sql: &tokio_postgres::Client,
     next_id: &mut i64,
     rows: u64,
     tx_rows: u64,
-) -> Result<u64, BenchError> {
+) -> Result<(u64, Position), BenchError> {
     let mut left = rows;
     let mut transactions = 0;
-    while left > 0 {
+    let insert = |n: u64, next_id: &mut i64| {
+        let (from, to) = (*next_id, *next_id + n as i64 - 1);
+        *next_id += n as i64;
+        format!(
+            "INSERT INTO bench_rows SELECT g, g % 5000, 'open', (g % 100000) * 0.01, 'order ' || g, now() \
+             FROM generate_series({from}, {to}) g"
+        )
+    };
+    while left > tx_rows {
         let mut batch = String::new();
         // About 20,000 rows per round trip, whatever the transaction size.
         let mut in_batch = 0;
-        while left > 0 && in_batch < 20_000 {
-            let n = tx_rows.min(left) as i64;
-            let (from, to) = (*next_id, *next_id + n - 1);
-            batch.push_str(&format!(
-                "BEGIN; INSERT INTO bench_rows SELECT g, g % 5000, 'open', (g % 100000) * 0.01, 'order ' || g, now() \
-                 FROM generate_series({from}, {to}) g; COMMIT;"
-            ));
-            *next_id += n;
-            left -= n as u64;
-            in_batch += n;
+        while left > tx_rows && in_batch < 20_000 {
+            batch.push_str(&format!("BEGIN; {}; COMMIT;", insert(tx_rows, next_id)));
+            left -= tx_rows;
+            in_batch += tx_rows;
             transactions += 1;
         }
         sql.batch_execute(&batch).await.map_err(db)?;
     }
-    Ok(transactions)
+    let target = last_commit(sql, &insert(left, next_id)).await?;
+    Ok((transactions + 1, target))
+}
+
+/// Runs `statement` in a transaction and returns a WAL position read inside it, before its
+/// commit: a consumer has read the transaction exactly when it has read past this position
+/// (a position read after the commit may lie beyond the last commit, where no commit comes).
+async fn last_commit(sql: &tokio_postgres::Client, statement: &str) -> Result<Position, BenchError> {
+    sql.batch_execute(&format!("BEGIN; {statement}")).await.map_err(db)?;
+    let inside = wal_lsn(sql).await;
+    sql.batch_execute("COMMIT").await.map_err(db)?;
+    inside
 }
 
 /// PostgreSQL's own decoding of the floor slot's pending WAL, in a backend (peeked: the slot

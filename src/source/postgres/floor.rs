@@ -22,6 +22,8 @@ pub struct FloorDrain {
     pub transactions: u64,
     /// From the connect to the commit at or past the target.
     pub elapsed: Duration,
+    /// Where that commit ends.
+    pub end: Position,
 }
 
 /// Reads `slot` of `publication` from where it stands until a commit ends at or past `until`.
@@ -32,7 +34,7 @@ pub async fn drain(url: &SecretUrl, slot: &str, publication: &str, until: Positi
     let started = Instant::now();
     let mut client = ReplicationClient::connect(config).await.map_err(replication)?;
     let (mut rows, mut transactions) = (0u64, 0u64);
-    loop {
+    let end = loop {
         match client.recv().await.map_err(replication)? {
             Some(ReplicationEvent::XLogData { data, .. }) => {
                 rows += u64::from(matches!(data.first(), Some(b'I' | b'U' | b'D')));
@@ -42,7 +44,7 @@ pub async fn drain(url: &SecretUrl, slot: &str, publication: &str, until: Positi
                 // Acknowledged as a source does, so the walsender sees the same feedback.
                 client.update_applied_lsn(end_lsn);
                 if end_lsn.0 >= until.0 {
-                    break;
+                    break Position(end_lsn.0);
                 }
             }
             Some(_) => {}
@@ -54,8 +56,8 @@ pub async fn drain(url: &SecretUrl, slot: &str, publication: &str, until: Positi
                 });
             }
         }
-    }
+    };
     let elapsed = started.elapsed();
     client.stop();
-    Ok(FloorDrain { rows, transactions, elapsed })
+    Ok(FloorDrain { rows, transactions, elapsed, end })
 }
