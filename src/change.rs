@@ -51,7 +51,7 @@ pub type Row = Arc<[Value]>;
 
 /// A primary-key value, in key-column order.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Key(pub Arc<[Value]>);
+pub struct Key(pub KeyValues);
 
 impl Key {
     pub fn of(row: &[Value], key_columns: &[usize]) -> Key {
@@ -60,9 +60,75 @@ impl Key {
 
     /// The empty key, used by table-wide operations (truncate).
     pub fn none() -> Key {
-        Key(Arc::from(Vec::new()))
+        Key(KeyValues::Many(Arc::from(Vec::new())))
     }
 }
+
+/// A key's values. Most keys are one column: that value is held inline, so a key costs no
+/// allocation of its own (the replica holds one per row, and one more per index entry); a
+/// wider key shares one allocation. Compared, ordered and hashed as the slice of values, so
+/// the two forms of the same values are equal.
+#[derive(Clone, Debug)]
+pub enum KeyValues {
+    One(Value),
+    Many(Arc<[Value]>),
+}
+
+impl std::ops::Deref for KeyValues {
+    type Target = [Value];
+
+    fn deref(&self) -> &[Value] {
+        match self {
+            KeyValues::One(value) => std::slice::from_ref(value),
+            KeyValues::Many(values) => values,
+        }
+    }
+}
+
+impl FromIterator<Value> for KeyValues {
+    fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> KeyValues {
+        let mut iter = iter.into_iter();
+        match (iter.next(), iter.next()) {
+            (Some(one), None) => KeyValues::One(one),
+            (first, second) => KeyValues::Many(first.into_iter().chain(second).chain(iter).collect()),
+        }
+    }
+}
+
+impl From<Vec<Value>> for KeyValues {
+    fn from(values: Vec<Value>) -> KeyValues {
+        values.into_iter().collect()
+    }
+}
+
+impl PartialEq for KeyValues {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for KeyValues {}
+
+impl PartialOrd for KeyValues {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for KeyValues {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl std::hash::Hash for KeyValues {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state)
+    }
+}
+
+// Held inline, a one-column key is no wider than a value: map and index entries stay small.
+const _: () = assert!(std::mem::size_of::<KeyValues>() == std::mem::size_of::<Value>());
 
 /// A tuple as the source sent it: `None` marks a value the source did not send (an unchanged
 /// TOAST column, a column outside a key-only before-image). That is not NULL, and the replica

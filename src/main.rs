@@ -176,8 +176,22 @@ enum Command {
         /// Rows per source transaction (1 for single-row transactions).
         #[arg(long, default_value_t = 100)]
         tx_rows: u64,
+        /// Backlog drains (0: none).
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Seconds of each step of the paced-rate search (0: no search): the rate rises by half
+        /// each step until the commit-to-consumer lag's p99 passes one second.
+        #[arg(long, default_value_t = 0.0)]
+        paced_seconds: f64,
+        /// Rows per second of the paced search's first step.
+        #[arg(long, default_value_t = 5_000.0)]
+        paced_start: f64,
+        /// Most steps of the paced search per consumer.
+        #[arg(long, default_value_t = 12)]
+        paced_steps: usize,
+        /// Rows of a burst written while each consumer follows (0: none): its catch-up time.
+        #[arg(long, default_value_t = 0)]
+        burst_rows: u64,
         /// PostgreSQL's server binaries (default: found on this machine).
         #[arg(long)]
         pg_bin: Option<PathBuf>,
@@ -499,8 +513,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             opslive::demo::run(options, shutdown_token()).await?;
             Ok(())
         }
-        Command::CdcBench { rows, tx_rows, rounds, pg_bin, json } => {
-            let options = opslive::bench::cdc::CdcOptions { rows, tx_rows, rounds, pg_bin };
+        Command::CdcBench {
+            rows,
+            tx_rows,
+            rounds,
+            paced_seconds,
+            paced_start,
+            paced_steps,
+            burst_rows,
+            pg_bin,
+            json,
+        } => {
+            let options = opslive::bench::cdc::CdcOptions {
+                rows,
+                tx_rows,
+                rounds,
+                paced_seconds,
+                paced_start,
+                paced_steps,
+                burst_rows,
+                pg_bin,
+            };
             let report = opslive::bench::cdc::run(options, shutdown_token()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

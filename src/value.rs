@@ -11,6 +11,8 @@ use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use ecow::EcoString;
+
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 
 /// Microseconds between 1970-01-01 and 2000-01-01 (PostgreSQL's epoch).
@@ -28,8 +30,10 @@ pub enum Value {
     Float4(f32),
     Float8(f64),
     /// Exact decimal text as the source printed it (`-12.50`, `NaN`, `Infinity`, `-Infinity`).
-    Numeric(Arc<str>),
-    Text(Arc<str>),
+    Numeric(EcoString),
+    /// Up to 15 bytes inline, longer shared behind a pointer: most column text (a status, a
+    /// code, a short name) costs no allocation of its own.
+    Text(EcoString),
     Uuid(uuid::Uuid),
     /// Days since 1970-01-01; `i32::MIN`/`i32::MAX` stand for -infinity/infinity.
     Date(i32),
@@ -41,14 +45,23 @@ pub enum Value {
     TimestampTz(i64),
     Interval(Interval),
     /// JSON text, validated; kept as text so numbers keep their exact digits.
-    Json(Arc<str>),
+    Json(EcoString),
     Bytes(Arc<[u8]>),
     Array(Arc<[Value]>),
-    /// A type opslive does not know, with its type name and the source's text for it.
-    Other {
-        type_name: Arc<str>,
-        text: Arc<str>,
-    },
+    /// A type opslive does not know, with its type name and the source's text for it. Behind
+    /// one pointer: it is rare, and every other value would pay for its two names' width.
+    Other(Arc<OtherValue>),
+}
+
+// The replica holds one `Value` per column per row, and one per index entry: its width is
+// most of a row's memory. Wider payloads go behind a pointer.
+const _: () = assert!(std::mem::size_of::<Value>() == 24, "Value grew past 24 bytes");
+
+/// A value of a type opslive does not interpret.
+#[derive(Clone, Debug)]
+pub struct OtherValue {
+    pub type_name: Arc<str>,
+    pub text: Arc<str>,
 }
 
 /// A PostgreSQL-style interval: months and days are kept apart from time because their length
@@ -62,7 +75,11 @@ pub struct Interval {
 
 impl Value {
     pub fn text(s: &str) -> Value {
-        Value::Text(Arc::from(s))
+        Value::Text(s.into())
+    }
+
+    pub fn other(type_name: Arc<str>, text: &str) -> Value {
+        Value::Other(Arc::new(OtherValue { type_name, text: Arc::from(text) }))
     }
 
     pub fn is_null(&self) -> bool {
@@ -87,7 +104,7 @@ impl Value {
             Value::Json(_) => 12,
             Value::Bytes(_) => 13,
             Value::Array(_) => 14,
-            Value::Other { .. } => 15,
+            Value::Other(_) => 15,
         }
     }
 
@@ -171,7 +188,7 @@ impl Ord for Value {
             (Json(a), Json(b)) => a.cmp(b),
             (Bytes(a), Bytes(b)) => a.cmp(b),
             (Array(a), Array(b)) => a.iter().cmp(b.iter()),
-            (Other { type_name: ta, text: a }, Other { type_name: tb, text: b }) => ta.cmp(tb).then_with(|| a.cmp(b)),
+            (Other(a), Other(b)) => a.type_name.cmp(&b.type_name).then_with(|| a.text.cmp(&b.text)),
             (a, b) => a.rank().cmp(&b.rank()),
         }
     }
@@ -205,9 +222,9 @@ impl Hash for Value {
             Interval(i) => interval_span(i).hash(state),
             Bytes(b) => b.hash(state),
             Array(a) => a.hash(state),
-            Other { type_name, text } => {
-                type_name.hash(state);
-                text.hash(state)
+            Other(other) => {
+                other.type_name.hash(state);
+                other.text.hash(state)
             }
         }
     }
@@ -309,7 +326,7 @@ impl Serialize for Value {
                 }
                 seq.end()
             }
-            Value::Other { text, .. } => s.serialize_str(text),
+            Value::Other(other) => s.serialize_str(&other.text),
         }
     }
 }
@@ -337,7 +354,7 @@ impl Value {
             Value::Float4(v) => out.push_str(&v.to_string()),
             Value::Float8(v) => out.push_str(&v.to_string()),
             Value::Numeric(t) | Value::Text(t) | Value::Json(t) => out.push_str(t),
-            Value::Other { text, .. } => out.push_str(text),
+            Value::Other(other) => out.push_str(&other.text),
             Value::Uuid(u) => out.push_str(&u.to_string()),
             Value::Date(d) => write_date(&mut out, *d),
             Value::Time(t) => write_time(&mut out, *t),
@@ -481,7 +498,7 @@ mod tests {
 
     #[test]
     fn numeric_orders_by_value_not_text() {
-        let n = |s: &str| Value::Numeric(Arc::from(s));
+        let n = |s: &str| Value::Numeric(s.into());
         assert!(n("9.5") < n("10"));
         assert!(n("-10") < n("-9.5"));
         assert_eq!(n("1.50"), n("1.5"));
@@ -507,8 +524,8 @@ mod tests {
         assert_eq!(json(&Value::Float8(f64::NEG_INFINITY)), "\"-Infinity\"");
         assert_eq!(json(&Value::Float8(0.1)), "0.1");
         assert_eq!(json(&Value::Float4(1.1)), "1.1", "no digits from widening to f64");
-        assert_eq!(json(&Value::Numeric(Arc::from("12.50"))), "\"12.50\"");
-        assert_eq!(json(&Value::Json(Arc::from("{\"a\": 1.000000000000000001}"))), "{\"a\": 1.000000000000000001}");
+        assert_eq!(json(&Value::Numeric("12.50".into())), "\"12.50\"");
+        assert_eq!(json(&Value::Json("{\"a\": 1.000000000000000001}".into())), "{\"a\": 1.000000000000000001}");
         assert_eq!(json(&Value::Date(0)), "\"1970-01-01\"");
         assert_eq!(json(&Value::Date(i32::MAX)), "\"infinity\"");
         assert_eq!(json(&Value::TimestampTz(1_500_000)), "\"1970-01-01T00:00:01.5Z\"");

@@ -15,7 +15,6 @@
 mod support;
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use opslive::aggregate::{AggFn, Aggregate, AggregateSpec, Input, Span};
 use opslive::registry::{Column, ColumnType, Registry, TableSchema};
@@ -130,7 +129,7 @@ fn random_row(rng: &mut StdRng, id: i64) -> (Vec<Value>, String) {
             }
         };
         sql.push(format!("'{text}'::numeric"));
-        values.push(Value::Numeric(Arc::from(text)));
+        values.push(Value::Numeric(text.into()));
     }
     if null(rng) {
         values.push(Value::Null);

@@ -109,7 +109,9 @@ async fn the_fanout_floor_takes_the_same_run_and_every_insert_reaches_every_clie
 async fn the_cdc_bench_drains_one_backlog_three_ways_and_every_row_arrives() {
     // Two rounds (the floor first, then opslive first) of 3,000 rows in transactions of 100.
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_opslive"));
+    // Then a short paced search (two steps each) and a catch-up burst.
     cmd.args(["cdc-bench", "--rows", "3000", "--tx-rows", "100", "--rounds", "2", "--json"]);
+    cmd.args(["--paced-seconds", "2", "--paced-start", "1000", "--paced-steps", "2", "--burst-rows", "5000"]);
     let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).spawn().unwrap();
     let out = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())
         .await
@@ -130,5 +132,32 @@ async fn the_cdc_bench_drains_one_backlog_three_ways_and_every_row_arrives() {
             assert!(r[key].as_f64().is_some_and(|s| s > 0.0), "{key}: {r}");
         }
         assert!(r["wal_bytes"].as_u64().unwrap() > 3000 * 50, "{r}");
+        // What the rows take in opslive and in PostgreSQL, for bytes per row.
+        assert!(r["replica_bytes"].as_u64().unwrap() > 3000 * 50, "{r}");
+        assert!(r["heap_bytes"].as_u64().unwrap() > 3000 * 50, "{r}");
+        assert!(r["index_bytes"].as_u64().unwrap() > 0, "{r}");
+    }
+
+    // Each consumer followed each paced step: lags of the commits after the first second.
+    let steps = report["paced"]["steps"].as_array().unwrap();
+    for consumer in ["floor", "opslive"] {
+        let mine: Vec<&Json> = steps.iter().filter(|s| s["consumer"] == consumer).collect();
+        assert!(!mine.is_empty() && mine.len() <= 2, "{consumer}: {steps:?}");
+        assert_eq!(mine[0]["asked"], 1000.0, "{consumer}");
+        for step in mine {
+            // Transactions of 100 rows for two seconds, the first second left out.
+            let expected = step["asked"].as_f64().unwrap() / 100.0;
+            let samples = step["lag"]["samples"].as_u64().unwrap() as f64;
+            assert!(samples >= expected * 0.5 && samples <= expected * 1.5 + 1.0, "{consumer}: {step}");
+            assert!(step["achieved"].as_f64().unwrap() > 500.0, "{consumer}: {step}");
+        }
+    }
+    let catch_up = &report["catch_up"];
+    assert_eq!(catch_up["rows"], 5000);
+    for key in ["floor_seconds", "opslive_seconds"] {
+        // The time runs from the burst's first write, so it is at least the write.
+        let took = catch_up[key].as_f64().unwrap();
+        let wrote = catch_up[key.replace("_seconds", "_write_seconds")].as_f64().unwrap();
+        assert!(took > 0.0 && took + 0.05 >= wrote, "{key}: {catch_up}");
     }
 }

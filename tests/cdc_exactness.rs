@@ -226,7 +226,7 @@ async fn replica_equals_source_after_concurrent_writes_during_snapshot() {
         .batch_execute("INSERT INTO items (id, grp) VALUES (-1, 0); INSERT INTO ledger VALUES (-1, 'marker', 0, NULL)")
         .await
         .unwrap();
-    let marker = Key(Arc::from(vec![Value::Int8(-1)]));
+    let marker = Key(vec![Value::Int8(-1)].into());
     let (items, ledger) = (running.table_id("items"), running.table_id("ledger"));
     let replica = running
         .wait_for("the marker rows", |r| {
@@ -312,7 +312,7 @@ async fn a_truncate_between_slot_and_read_retakes_the_snapshot() {
     };
     setup.batch_execute("INSERT INTO ledger VALUES (-1, 'marker', 0, NULL)").await.unwrap();
     let id = running.table_id("ledger");
-    let marker = Key(Arc::from(vec![Value::Int8(-1)]));
+    let marker = Key(vec![Value::Int8(-1)].into());
     let replica = running.wait_for("the marker", |r| r.table(id).is_some_and(|t| t.get(&marker).is_some())).await;
     let expected = source_rows(&setup, &replica, id).await;
     assert_same(&replica, id, &expected);

@@ -12,7 +12,7 @@ use support::PgServer;
 use support::pipeline::{assert_same, source_rows, start};
 
 fn key(id: i64) -> Key {
-    Key(Arc::from(vec![Value::Int8(id)]))
+    Key(vec![Value::Int8(id)].into())
 }
 
 async fn confirmed_flush(client: &tokio_postgres::Client, slot: &str) -> Option<Position> {

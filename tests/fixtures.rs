@@ -54,7 +54,7 @@ async fn fixture_tables_snapshot_and_stream_exactly() {
         .unwrap();
     let marker: i64 = client.query_one("SELECT max(id) FROM orders", &[]).await.unwrap().get(0);
     let orders = running.table_id("orders");
-    let key = opslive::change::Key(Arc::from(vec![opslive::value::Value::Int8(marker)]));
+    let key = opslive::change::Key(vec![opslive::value::Value::Int8(marker)].into());
     let replica = running.wait_for("the last order", |r| r.table(orders).is_some_and(|t| t.get(&key).is_some())).await;
     for table in [
         "orders",

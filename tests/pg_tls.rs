@@ -53,6 +53,35 @@ async fn encrypted_sessions(pg: &PgServer, application: &str) -> Vec<(String, St
     rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
 }
 
+/// Starts `opslive tail` on `url` and waits until its replication session is encrypted (it
+/// runs until stopped; the SQL session came first, for the snapshot).
+async fn streams_encrypted(pg: &PgServer, url: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opslive"))
+        .args(["tail", "--url", url, "--table", "t"])
+        .env_remove("OPSLIVE_CONFIG")
+        .env("OPSLIVE_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let sessions = encrypted_sessions(pg, "opslive%").await;
+        if sessions.iter().any(|(_, kind, ssl)| kind == "walsender" && *ssl) {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().await.unwrap();
+            panic!("tail over {url} ended ({status}): {}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert!(tokio::time::Instant::now() < deadline, "tail over {url} never streamed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().await.unwrap();
+    child.wait().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_source_over_verify_full_snapshots_and_streams_with_both_connections_encrypted() {
     let dir = tempfile::tempdir().unwrap();
@@ -85,31 +114,10 @@ async fn verify_full_refuses_a_host_the_certificate_does_not_name_and_an_unknown
     // The certificate names `localhost`, not the address.
     let by_address = format!("postgres://postgres@127.0.0.1:{}/shop?sslmode=verify-full&sslrootcert={ca}", pg.port());
     assert_refused(&tail(&by_address).await, &["not issued for the host name `127.0.0.1`", "verify-ca"]);
-    // verify-ca checks the chain only, so the same address is accepted: the tail runs until stopped.
-    let chain_only = by_address.replace("verify-full", "verify-ca");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_opslive"))
-        .args(["tail", "--url", &chain_only, "--table", "t"])
-        .env_remove("OPSLIVE_CONFIG")
-        .env("OPSLIVE_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let walsenders = encrypted_sessions(&pg, "opslive%").await;
-        if walsenders.iter().any(|(_, kind, ssl)| kind == "walsender" && *ssl) {
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().await.unwrap();
-            panic!("verify-ca tail ended ({status}): {}", String::from_utf8_lossy(&out.stderr));
-        }
-        assert!(tokio::time::Instant::now() < deadline, "verify-ca tail never streamed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    child.kill().await.unwrap();
+    // verify-ca checks the chain only, so the same address is accepted.
+    streams_encrypted(&pg, &by_address.replace("verify-full", "verify-ca")).await;
+    // require without a root certificate encrypts and takes the certificate as it comes.
+    streams_encrypted(&pg, &format!("postgres://postgres@127.0.0.1:{}/shop?sslmode=require", pg.port())).await;
 
     // A CA that did not sign the server's certificate.
     let stranger = issue(&["localhost"]);
@@ -149,4 +157,13 @@ async fn the_app_database_opens_over_verify_full_and_refuses_an_unknown_ca() {
     let refused = opslive::store::Store::open(&url, Some(&other_ca)).await.err().expect("an unknown CA was accepted");
     // The stranger CA has the same name as the real one: its signature is what fails.
     assert!(refused.to_string().contains("invalid peer certificate"), "{refused}");
+
+    // The URL's sslmode and sslrootcert mean what they mean to a source: require, unverified.
+    let require = opslive::config::SecretUrl::parse(&format!("{}?sslmode=require", url.expose())).unwrap();
+    drop(opslive::store::Store::open(&require, None).await.expect("require opens without a root certificate"));
+    // One root certificate, not two that could disagree.
+    let both = opslive::config::SecretUrl::parse(&format!("{}?sslrootcert={ca}", url.expose())).unwrap();
+    let refused =
+        opslive::store::Store::open(&both, Some(Path::new(&ca))).await.err().expect("two roots were accepted");
+    assert!(refused.to_string().contains("keep one"), "{refused}");
 }

@@ -35,13 +35,12 @@ impl Distinct {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
 
     #[test]
     fn equal_values_count_once_until_their_last_holder_leaves() {
-        let n = |s: &str| Value::Numeric(Arc::from(s));
+        let n = |s: &str| Value::Numeric(s.into());
         let mut d = Distinct::default();
         for v in [n("1.5"), n("1.50"), n("2"), Value::Float8(0.0)] {
             d.add(&v);

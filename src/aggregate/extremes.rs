@@ -91,12 +91,11 @@ impl Extremes {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
 
     fn n(s: &str) -> Value {
-        Value::Numeric(Arc::from(s))
+        Value::Numeric(s.into())
     }
 
     fn text(v: &Value) -> String {

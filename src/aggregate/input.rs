@@ -10,7 +10,6 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
-use std::sync::Arc;
 
 use bigdecimal::BigDecimal;
 use bigdecimal::num_bigint::BigInt;
@@ -164,7 +163,7 @@ fn arithmetic(a: &ColumnType, b: &ColumnType) -> Option<(Arithmetic, ColumnType)
 /// Exact seconds from microseconds: the text `extract(epoch from interval)` prints (PostgreSQL
 /// 14 and later divide the microseconds by 10^6 keeping scale 6: `90.000000`, `-0.500000`).
 pub(crate) fn seconds(micros: i128) -> Value {
-    Value::Numeric(Arc::from(decimal_text(&BigInt::from(micros), 6)))
+    Value::Numeric(decimal_text(&BigInt::from(micros), 6).into())
 }
 
 /// `a - b` as PostgreSQL computes it. Where PostgreSQL raises an error for the whole query
@@ -247,7 +246,7 @@ fn numeric_difference(a: &str, b: &str) -> Value {
             }
         }
     };
-    Value::Numeric(Arc::from(text))
+    Value::Numeric(text.into())
 }
 
 #[cfg(test)]
@@ -255,7 +254,7 @@ mod tests {
     use super::*;
 
     fn n(s: &str) -> Value {
-        Value::Numeric(Arc::from(s))
+        Value::Numeric(s.into())
     }
 
     #[test]

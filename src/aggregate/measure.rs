@@ -10,8 +10,6 @@
 //! turned into ages only when read at a `now`: `sum(now - t) = n·now - sum(t)`, the smallest
 //! age is `now - max(t)`, and percentiles read the timestamps at the mirrored rank.
 
-use std::sync::Arc;
-
 use bigdecimal::num_bigint::BigInt;
 
 use super::distinct::Distinct;
@@ -223,7 +221,7 @@ impl Accumulator {
     /// taken in (except the counts, which are then 0). Ages are read at `now`, and are NULL
     /// without one.
     pub(crate) fn value(&self, kind: Kind, now: Option<i64>) -> Value {
-        let numeric = |text: String| Value::Numeric(Arc::from(text));
+        let numeric = |text: String| Value::Numeric(text.into());
         let age = |t: &Value| match (now, t) {
             (Some(now), Value::Timestamp(t) | Value::TimestampTz(t)) => seconds(i128::from(now) - i128::from(*t)),
             _ => Value::Null,

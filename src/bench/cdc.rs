@@ -14,11 +14,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::BenchError;
+use super::keep_up::{Bench, CatchUp, Paced, Setting};
 use crate::change::Position;
+use crate::change::SourceEvent;
 use crate::config::{Config, SecretUrl};
 use crate::demo::{LocalPgError, LocalPostgres};
 use crate::pipeline::{ApplyLoop, CHANNEL_CAPACITY};
@@ -27,8 +29,8 @@ use crate::source::postgres::floor::FloorDrain;
 use crate::source::{Resume, SessionKind, SourceStats, Wiring};
 use crate::watermark::Watermarks;
 
-const SOURCE: &str = "cdc";
-const FLOOR_SLOT: &str = "cdc_floor";
+pub(super) const SOURCE: &str = "cdc";
+pub(super) const FLOOR_SLOT: &str = "cdc_floor";
 
 #[derive(Debug, Clone)]
 pub struct CdcOptions {
@@ -37,6 +39,13 @@ pub struct CdcOptions {
     /// Rows per source transaction.
     pub tx_rows: u64,
     pub rounds: usize,
+    /// Seconds of each paced step (0: no paced search); the first step's rows per second.
+    pub paced_seconds: f64,
+    pub paced_start: f64,
+    /// Most steps per consumer.
+    pub paced_steps: usize,
+    /// Rows of the catch-up burst (0: none).
+    pub burst_rows: u64,
     /// PostgreSQL's server binaries (default: found on this machine).
     pub pg_bin: Option<std::path::PathBuf>,
 }
@@ -57,6 +66,15 @@ pub struct Round {
     /// backlog's size when every row arrived.
     pub floor_rows: u64,
     pub opslive_rows: u64,
+    /// This process's resident memory before opslive's drain and after it, with the backlog's
+    /// rows held by the replica.
+    pub rss_before: u64,
+    pub rss_after: u64,
+    /// The replica's own estimate of what its rows take.
+    pub replica_bytes: u64,
+    /// What PostgreSQL holds the same rows in: the table's heap and its primary key index.
+    pub heap_bytes: u64,
+    pub index_bytes: u64,
 }
 
 impl Round {
@@ -75,6 +93,8 @@ pub struct CdcReport {
     pub rows: u64,
     pub tx_rows: u64,
     pub rounds: Vec<Round>,
+    pub paced: Option<Paced>,
+    pub catch_up: Option<CatchUp>,
 }
 
 impl CdcReport {
@@ -116,18 +136,53 @@ impl CdcReport {
         ));
         let wal = self.median(|r| r.wal_bytes as f64 / r.rows as f64);
         out.push_str(&format!("  WAL per row: {wal:.0} bytes\n"));
+        // The first round fills a fresh table and a replica that never held rows: later rounds
+        // reuse memory the allocator kept and a heap that has dead tuples in it.
+        if let Some(first) = self.rounds.first() {
+            let per_row = |bytes: f64| bytes / first.opslive_rows.max(1) as f64;
+            out.push_str(&format!(
+                "  memory per row held (round 1): opslive RSS growth {:.0} B, replica estimate {:.0} B; \
+                 PostgreSQL heap {:.0} B, heap + primary key {:.0} B\n",
+                per_row(first.rss_after as f64 - first.rss_before as f64),
+                per_row(first.replica_bytes as f64),
+                per_row(first.heap_bytes as f64),
+                per_row((first.heap_bytes + first.index_bytes) as f64),
+            ));
+        }
+        if let Some(paced) = &self.paced {
+            out.push_str(&paced.render(self.tx_rows));
+        }
+        if let Some(c) = &self.catch_up {
+            out.push_str(&format!(
+                "catch-up: a burst of {} rows in transactions of {}, from its first write to the consumer having its last commit\n\
+                 \x20 floor {:.2} s (burst written in {:.2} s), opslive {:.2} s (written in {:.2} s): opslive/floor {:.2}\n",
+                c.rows,
+                self.tx_rows,
+                c.floor_seconds,
+                c.floor_write_seconds,
+                c.opslive_seconds,
+                c.opslive_write_seconds,
+                c.ratio()
+            ));
+        }
+        if let Ok(memory) = super::usage::memory(None) {
+            out.push_str(&format!("  peak RSS of this process: {:.0} MiB\n", memory.hwm as f64 / 1048576.0));
+        }
         out
     }
 }
 
-fn db(e: impl std::fmt::Display) -> BenchError {
+pub(super) fn db(e: impl std::fmt::Display) -> BenchError {
     BenchError::Database(e.to_string())
 }
 
 /// Runs the rounds on a private PostgreSQL, started and stopped here.
 pub async fn run(options: CdcOptions, cancel: CancellationToken) -> Result<CdcReport, BenchError> {
-    if options.rows == 0 || options.tx_rows == 0 || options.rounds == 0 {
-        return Err(BenchError::Options("rows, tx-rows and rounds must be above 0".into()));
+    if options.rows == 0 || options.tx_rows == 0 {
+        return Err(BenchError::Options("rows and tx-rows must be above 0".into()));
+    }
+    if options.rounds == 0 && options.paced_seconds <= 0.0 && options.burst_rows == 0 {
+        return Err(BenchError::Options("nothing to run: rounds, paced seconds and burst rows are all 0".into()));
     }
     let bin = match &options.pg_bin {
         Some(dir) => LocalPostgres::binaries_in(dir).map_err(crate::demo::DemoError::from)?,
@@ -187,7 +242,8 @@ async fn rounds(options: &CdcOptions, pg: &LocalPostgres) -> Result<CdcReport, B
         .await
         .map_err(db)?;
 
-    let mut report = CdcReport { rows: options.rows, tx_rows: options.tx_rows, rounds: Vec::new() };
+    let mut report =
+        CdcReport { rows: options.rows, tx_rows: options.tx_rows, rounds: Vec::new(), paced: None, catch_up: None };
     let mut next_id = 1i64;
     for round in 0..options.rounds {
         let before = wal_lsn(&sql).await?;
@@ -204,8 +260,11 @@ async fn rounds(options: &CdcOptions, pg: &LocalPostgres) -> Result<CdcReport, B
             floor_drain = Some(drained);
         }
         eprintln!("round {}: opslive draining …", round + 1);
+        let rss_before = resident();
         let (r, opslive) = drain(&config, replica, Some(target)).await?;
         replica = r;
+        let rss_after = resident();
+        let (heap_bytes, index_bytes) = relation_sizes(&sql).await?;
         settle(&sql, &opslive_slot, replica.applied_position(SOURCE)).await?;
         let floor_drain = match floor_drain {
             Some(d) => d,
@@ -231,6 +290,11 @@ async fn rounds(options: &CdcOptions, pg: &LocalPostgres) -> Result<CdcReport, B
             first: if floor_first { "floor" } else { "opslive" },
             floor_rows: floor_drain.rows,
             opslive_rows,
+            rss_before,
+            rss_after,
+            replica_bytes: replica.tables().map(|t| t.approx_bytes() as u64).sum(),
+            heap_bytes,
+            index_bytes,
         });
         // The rows go again (not measured: both consumers drain the deletes before the next
         // backlog's clock starts), so every round drains into a replica of the same size.
@@ -242,6 +306,17 @@ async fn rounds(options: &CdcOptions, pg: &LocalPostgres) -> Result<CdcReport, B
         settle(&sql, FLOOR_SLOT, drained.end).await?;
         eprint!("{}", report.render());
     }
+    let secure = SecretUrl::parse(&url).map_err(|e| BenchError::Options(e.to_string()))?;
+    let setting =
+        Setting { sql: &sql, url: &secure, publication: &publication, opslive_slot: &opslive_slot, config: &config };
+    let mut bench = Bench { setting, replica, next_id };
+    if options.paced_seconds > 0.0 {
+        report.paced =
+            Some(bench.paced(options.tx_rows, options.paced_seconds, options.paced_start, options.paced_steps).await?);
+    }
+    if options.burst_rows > 0 {
+        report.catch_up = Some(bench.catch_up(options.burst_rows, options.tx_rows).await?);
+    }
     Ok(report)
 }
 
@@ -251,6 +326,17 @@ async fn connect(url: &str) -> Result<tokio_postgres::Client, BenchError> {
     Ok(client)
 }
 
+fn resident() -> u64 {
+    super::usage::memory(None).map_or(0, |m| m.rss)
+}
+
+/// The bench table's heap and index sizes, in bytes.
+async fn relation_sizes(sql: &tokio_postgres::Client) -> Result<(u64, u64), BenchError> {
+    let row =
+        sql.query_one("SELECT pg_relation_size('bench_rows'), pg_indexes_size('bench_rows')", &[]).await.map_err(db)?;
+    Ok((row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64))
+}
+
 async fn wal_lsn(sql: &tokio_postgres::Client) -> Result<Position, BenchError> {
     let lsn: String = sql.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).await.map_err(db)?.get(0);
     Position::parse(&lsn).ok_or_else(|| db(format!("not an LSN: {lsn}")))
@@ -258,7 +344,7 @@ async fn wal_lsn(sql: &tokio_postgres::Client) -> Result<Position, BenchError> {
 
 /// Inserts `rows` rows in transactions of `tx_rows`, sent many transactions per round trip;
 /// returns the transactions and a position inside the last one (see [`last_commit`]).
-async fn write_backlog(
+pub(super) async fn write_backlog(
     sql: &tokio_postgres::Client,
     next_id: &mut i64,
     rows: u64,
@@ -266,34 +352,36 @@ async fn write_backlog(
 ) -> Result<(u64, Position), BenchError> {
     let mut left = rows;
     let mut transactions = 0;
-    let insert = |n: u64, next_id: &mut i64| {
-        let (from, to) = (*next_id, *next_id + n as i64 - 1);
-        *next_id += n as i64;
-        format!(
-            "INSERT INTO bench_rows SELECT g, g % 5000, 'open', (g % 100000) * 0.01, 'order ' || g, now() \
-             FROM generate_series({from}, {to}) g"
-        )
-    };
     while left > tx_rows {
         let mut batch = String::new();
         // About 20,000 rows per round trip, whatever the transaction size.
         let mut in_batch = 0;
         while left > tx_rows && in_batch < 20_000 {
-            batch.push_str(&format!("BEGIN; {}; COMMIT;", insert(tx_rows, next_id)));
+            batch.push_str(&format!("BEGIN; {}; COMMIT;", insert_rows(next_id, tx_rows)));
             left -= tx_rows;
             in_batch += tx_rows;
             transactions += 1;
         }
         sql.batch_execute(&batch).await.map_err(db)?;
     }
-    let target = last_commit(sql, &insert(left, next_id)).await?;
+    let target = last_commit(sql, &insert_rows(next_id, left)).await?;
     Ok((transactions + 1, target))
+}
+
+/// An insert of `n` rows from `next_id` on (which it moves past them).
+pub(super) fn insert_rows(next_id: &mut i64, n: u64) -> String {
+    let (from, to) = (*next_id, *next_id + n as i64 - 1);
+    *next_id += n as i64;
+    format!(
+        "INSERT INTO bench_rows SELECT g, g % 5000, 'open', (g % 100000) * 0.01, 'order ' || g, now() \
+         FROM generate_series({from}, {to}) g"
+    )
 }
 
 /// Runs `statement` in a transaction and returns a WAL position read inside it, before its
 /// commit: a consumer has read the transaction exactly when it has read past this position
 /// (a position read after the commit may lie beyond the last commit, where no commit comes).
-async fn last_commit(sql: &tokio_postgres::Client, statement: &str) -> Result<Position, BenchError> {
+pub(super) async fn last_commit(sql: &tokio_postgres::Client, statement: &str) -> Result<Position, BenchError> {
     sql.batch_execute(&format!("BEGIN; {statement}")).await.map_err(db)?;
     let inside = wal_lsn(sql).await;
     sql.batch_execute("COMMIT").await.map_err(db)?;
@@ -325,7 +413,7 @@ async fn floor(url: &SecretUrl, publication: &str, until: Position) -> Result<Fl
 /// Moves `slot` to `to` once its session has let go of it: a consumer's last acknowledgement
 /// may not reach the server before it stops, and the next round must not read (or skip) this
 /// round's transactions again.
-async fn settle(sql: &tokio_postgres::Client, slot: &str, to: Position) -> Result<(), BenchError> {
+pub(super) async fn settle(sql: &tokio_postgres::Client, slot: &str, to: Position) -> Result<(), BenchError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let row = sql
@@ -359,6 +447,35 @@ async fn drain(
     replica: Replica,
     until: Option<Position>,
 ) -> Result<(Replica, Duration), BenchError> {
+    let until = match until {
+        Some(target) => Until::At(watch::channel(Some(target)).1),
+        None => Until::Consistent,
+    };
+    let consumed = consume(config, replica, until).await?;
+    Ok((consumed.replica, consumed.elapsed))
+}
+
+/// Where a run of opslive's source stops.
+pub(super) enum Until {
+    /// Once the initial snapshot is in.
+    Consistent,
+    /// Once a commit at or past the position is applied; `None` while the position is not
+    /// known yet (the load is still being written).
+    At(watch::Receiver<Option<Position>>),
+}
+
+/// What a run of opslive's source did.
+pub(super) struct Consumed {
+    pub replica: Replica,
+    /// From start to the target.
+    pub elapsed: Duration,
+    pub reached_at: Instant,
+    /// Each applied transaction's commit time (µs since 1970) and lag: commit to applied.
+    pub lags_micros: Vec<(i64, i64)>,
+}
+
+/// Runs opslive's source and replica from `replica` until `until`, and stops it.
+pub(super) async fn consume(config: &Arc<Config>, replica: Replica, mut until: Until) -> Result<Consumed, BenchError> {
     let registry = Arc::new(config.registry().map_err(|e| BenchError::Options(e.to_string()))?);
     let watermarks = Arc::new(Watermarks::default());
     let marks = std::collections::HashMap::from([(Arc::from(SOURCE), watermarks.clone())]);
@@ -383,21 +500,47 @@ async fn drain(
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let cancel = CancellationToken::new();
     let supervised = tokio::spawn(crate::source::supervise(SOURCE.into(), source, stats, tx, cancel.clone()));
-    let applier = tokio::spawn(apply.run(rx, Vec::new(), |_, _| {}));
-    let reached = |r: &Replica| match until {
-        Some(target) => r.applied_position(SOURCE) >= target,
-        None => r.applied_position(SOURCE) > Position::ZERO,
+    let lags = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let applier = tokio::spawn(apply.run(rx, Vec::new(), {
+        let lags = lags.clone();
+        move |event, applied| {
+            if let SourceEvent::Transaction(tx) = event
+                && !applied.skipped
+            {
+                let lag = (chrono::Utc::now().timestamp_micros() - tx.commit_ts).max(0);
+                lags.lock().unwrap_or_else(|p| p.into_inner()).push((tx.commit_ts, lag));
+            }
+        }
+    }));
+    let reached = |r: &Replica, until: &Until| match until {
+        Until::At(target) => target.borrow().is_some_and(|target| r.applied_position(SOURCE) >= target),
+        Until::Consistent => r.applied_position(SOURCE) > Position::ZERO,
     };
     let outcome = loop {
-        if reached(&versions.borrow_and_update()) {
-            break Ok(started.elapsed());
+        if reached(&versions.borrow_and_update(), &until) {
+            break Ok((started.elapsed(), Instant::now()));
         }
         if supervised.is_finished() {
             break Err(BenchError::Database("the source stopped before the backlog was drained".into()));
         }
+        // A target given once, its sender gone, is final: nothing more to wait for. Gone
+        // without one, the load was never written.
+        let target_known = async {
+            match &mut until {
+                Until::At(target) => match target.changed().await {
+                    Ok(()) => true,
+                    Err(_) if target.borrow().is_none() => false,
+                    Err(_) => std::future::pending().await,
+                },
+                Until::Consistent => std::future::pending().await,
+            }
+        };
         tokio::select! {
             changed = versions.changed() => if changed.is_err() {
                 break Err(BenchError::Database("the apply loop ended".into()));
+            },
+            known = target_known => if !known {
+                break Err(BenchError::Database("the load stopped before its last commit".into()));
             },
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
@@ -405,7 +548,8 @@ async fn drain(
     cancel.cancel();
     let source_result = supervised.await.expect("the source task does not panic");
     let replica = applier.await.expect("the apply loop does not panic");
-    let elapsed = outcome?;
+    let (elapsed, reached_at) = outcome?;
     source_result.map_err(|e| BenchError::Database(e.to_string()))?;
-    Ok((replica, elapsed))
+    let lags_micros = std::mem::take(&mut *lags.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok(Consumed { replica, elapsed, reached_at, lags_micros })
 }

@@ -21,6 +21,7 @@ pub mod client;
 pub mod database;
 pub mod floor;
 pub mod frame;
+pub mod keep_up;
 pub mod latency;
 pub mod ledger;
 pub mod mirror;

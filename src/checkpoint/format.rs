@@ -207,7 +207,7 @@ impl<'a> From<&'a Value> for ValueRef<'a> {
             Value::Json(s) => ValueRef::Json(s),
             Value::Bytes(b) => ValueRef::Bytes(b),
             Value::Array(items) => ValueRef::Array(items.iter().map(ValueRef::from).collect()),
-            Value::Other { type_name, text } => ValueRef::Other(type_name, text),
+            Value::Other(other) => ValueRef::Other(&other.type_name, &other.text),
         }
     }
 }
@@ -233,7 +233,7 @@ impl From<ValueOwned> for Value {
             ValueOwned::Json(s) => Value::Json(s.into()),
             ValueOwned::Bytes(b) => Value::Bytes(b.into()),
             ValueOwned::Array(items) => Value::Array(items.into_iter().map(Value::from).collect::<Arc<[Value]>>()),
-            ValueOwned::Other(type_name, text) => Value::Other { type_name: type_name.into(), text: text.into() },
+            ValueOwned::Other(type_name, text) => Value::other(type_name.into(), &text),
         }
     }
 }

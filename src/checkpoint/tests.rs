@@ -29,7 +29,7 @@ fn every_kind(i: i64) -> Row {
         Value::Json(r#"{"a": 1.000}"#.into()),
         Value::Bytes(vec![0u8, 255, 7].into()),
         Value::Array(vec![Value::Int4(1), Value::Null].into()),
-        Value::Other { type_name: "mood".into(), text: "happy".into() },
+        Value::other("mood".into(), "happy"),
     ];
     values.into()
 }

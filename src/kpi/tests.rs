@@ -83,7 +83,7 @@ fn transaction(replica: &Replica, schema: &TableSchema, writes: &[Write], positi
                     Value::Int8(*id),
                     qty.map_or(Value::Null, Value::Int4),
                     status.map_or(Value::Null, Value::text),
-                    price.map_or(Value::Null, |p| Value::Numeric(Arc::from(format!("{}.{:02}", p / 100, p % 100)))),
+                    price.map_or(Value::Null, |p| Value::Numeric(format!("{}.{:02}", p / 100, p % 100).into())),
                 ];
                 let op = if present.insert(*id) { Op::Insert } else { Op::Update };
                 let key = Key(vec![Value::Int8(*id)].into());

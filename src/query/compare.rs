@@ -159,12 +159,11 @@ pub(crate) fn index_compatible(ty: &ColumnType, literal: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
 
     fn n(s: &str) -> Value {
-        Value::Numeric(Arc::from(s))
+        Value::Numeric(s.into())
     }
 
     #[test]

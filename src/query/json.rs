@@ -39,7 +39,6 @@ pub fn parse_json_filter(schema: &TableSchema, json: &Json) -> Result<Filter, Fi
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use serde_json::json;
 
@@ -75,7 +74,7 @@ mod tests {
         .expect("valid");
         assert!(f.is_time_relative());
         assert_eq!(f.conjuncts()[0], Filter::CompareWith { column: 1, op: CompareOp::Lt, operand: Operand::Column(2) });
-        let row = [Value::text("A1"), Value::Int4(3), Value::Numeric(Arc::from("3.5")), Value::TimestampTz(0)];
+        let row = [Value::text("A1"), Value::Int4(3), Value::Numeric("3.5".into()), Value::TimestampTz(0)];
         assert!(f.matches_at(&row, 600_000_000));
         assert!(!f.matches_at(&row, 600_000_001));
     }

@@ -103,7 +103,6 @@ pub fn compare_rows(order: &[OrderBy], key: &[usize], a: &[Value], b: &[Value]) 
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
 
@@ -146,7 +145,7 @@ mod tests {
 
     #[test]
     fn numeric_orders_by_value_and_nan_last() {
-        let n = |s: &str| Value::Numeric(Arc::from(s));
+        let n = |s: &str| Value::Numeric(s.into());
         let rows = vec![
             vec![Value::Int4(1), n("10")],
             vec![Value::Int4(2), n("9.99")],

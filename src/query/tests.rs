@@ -70,7 +70,7 @@ fn score() -> impl Strategy<Value = Value> {
 
 fn amount() -> impl Strategy<Value = Value> {
     null_or(prop::sample::select(vec!["-1.5", "0", "0.00", "1.50", "1.5", "10", "NaN", "Infinity"]), |s| {
-        Value::Numeric(Arc::from(s))
+        Value::Numeric(s.into())
     })
 }
 

@@ -23,7 +23,7 @@ fn v(id: i64, status: &str, body: &str) -> Vec<Option<Value>> {
 }
 
 fn key(id: i64) -> Key {
-    Key(Arc::from(vec![Value::Int8(id)]))
+    Key(vec![Value::Int8(id)].into())
 }
 
 fn tx(pos: u64, changes: Vec<Change>) -> SourceEvent {

@@ -289,7 +289,7 @@ pub(crate) fn capture_line(c: &crate::change::Change) -> String {
     format!(
         "{{\"op\":{},\"key\":{},\"before\":{},\"after\":{}}}",
         json(&c.op),
-        json(&c.key.0),
+        json(&c.key.0[..]),
         image(&c.before),
         image(&c.after)
     )

@@ -20,6 +20,7 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 pub use watermarks::SourceRecord;
 
 use crate::config::SecretUrl;
+use crate::source::postgres::tls::{Mode, Roots, Tls};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,6 +30,9 @@ pub enum StoreError {
         #[source]
         error: sqlx::Error,
     },
+    /// TLS settings that cannot be honoured (sslmode=allow, client certificates, two roots).
+    #[error("app database {url}: {reason}")]
+    Settings { url: String, reason: String },
     #[error("app database: applying migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("app database: {0}")]
@@ -57,12 +61,19 @@ impl Store {
     /// verify-full.
     pub async fn open(url: &SecretUrl, ca_file: Option<&Path>) -> Result<Store, StoreError> {
         let connect_err = |error| StoreError::Connect { url: url.to_string(), error };
-        let mut options: PgConnectOptions = url.expose().parse().map_err(connect_err)?;
-        if let Some(ca) = ca_file {
+        // The same libpq rules as a source's connections, so one URL means one thing everywhere.
+        let (stripped, tls) =
+            Tls::from_url(&url.0, ca_file).map_err(|reason| StoreError::Settings { url: url.to_string(), reason })?;
+        let mut options: PgConnectOptions = stripped.as_str().parse().map_err(connect_err)?;
+        options = options.ssl_mode(match tls.mode {
+            Mode::Disable => PgSslMode::Disable,
+            Mode::Prefer => PgSslMode::Prefer,
+            Mode::Require => PgSslMode::Require,
+            Mode::VerifyCa => PgSslMode::VerifyCa,
+            Mode::VerifyFull => PgSslMode::VerifyFull,
+        });
+        if let Roots::File(ca) = &tls.roots {
             options = options.ssl_root_cert(ca);
-            if !url.0.query_pairs().any(|(k, _)| k == "sslmode") {
-                options = options.ssl_mode(PgSslMode::VerifyFull);
-            }
         }
         let options = options.application_name("opslive").log_statements(tracing::log::LevelFilter::Debug);
         create_if_missing(&options).await.map_err(connect_err)?;

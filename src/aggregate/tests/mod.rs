@@ -4,8 +4,6 @@
 mod oracle;
 mod window;
 
-use std::sync::Arc;
-
 use proptest::prelude::*;
 
 use super::*;
@@ -72,7 +70,7 @@ fn columns(measures: &[(AggFn, usize)]) -> Vec<(AggFn, Input)> {
 }
 
 pub(super) fn n(s: &str) -> Value {
-    Value::Numeric(Arc::from(s))
+    Value::Numeric(s.into())
 }
 
 pub(super) fn value_row() -> impl Strategy<Value = Vec<Value>> {
@@ -96,7 +94,7 @@ pub(super) fn value_row() -> impl Strategy<Value = Vec<Value>> {
                 }),
                 prop::sample::select(vec!["NaN".to_string(), "Infinity".to_string(), "-Infinity".to_string()]),
             ],
-            |s| Value::Numeric(Arc::from(s)),
+            |s| Value::Numeric(s.into()),
         ),
         nullable(
             prop_oneof![any::<f64>(), prop::sample::select(vec![0.1, -0.0, 1e300, -1e300, 5e-324])],

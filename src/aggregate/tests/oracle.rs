@@ -3,8 +3,6 @@
 //! sorting and PostgreSQL's rank rule, and ages — derived at read time from accumulated
 //! timestamps — against per-row differences with a column that holds `now`.
 
-use std::sync::Arc;
-
 use proptest::prelude::*;
 
 use super::{run, schema, script, timestamp};
@@ -142,7 +140,7 @@ fn ages_of_a_known_table() {
         a.add(&row(t));
     }
     let now = 12 * second;
-    let n = |s: &str| Value::Numeric(Arc::from(s));
+    let n = |s: &str| Value::Numeric(s.into());
     let texts = |values: &[Value]| values.iter().map(Value::to_canonical_string).collect::<Vec<_>>();
     // Ages 2, 2 and 4.5 seconds; the NULL and the infinite timestamp have none.
     assert_eq!(

@@ -95,7 +95,7 @@ pub fn to_graphql(value: &Value) -> Gql {
         Value::Json(text) => raw_json(text),
         Value::Array(items) => Gql::List(items.iter().map(to_graphql).collect()),
         Value::Numeric(s) | Value::Text(s) => Gql::String(s.to_string()),
-        Value::Other { text, .. } => Gql::String(text.to_string()),
+        Value::Other(other) => Gql::String(other.text.to_string()),
         other => Gql::String(other.to_canonical_string()),
     }
 }
@@ -142,8 +142,8 @@ mod tests {
             Value::Float4(1.1),
             Value::Float8(f64::NAN),
             Value::Float8(f64::NEG_INFINITY),
-            Value::Numeric(Arc::from("12.50")),
-            Value::Json(Arc::from("{\"a\": 1.000000000000000001}")),
+            Value::Numeric("12.50".into()),
+            Value::Json("{\"a\": 1.000000000000000001}".into()),
             Value::TimestampTz(1_500_000),
             Value::Bytes(Arc::from(&b"\x01\xff"[..])),
             Value::Array(Arc::from(vec![Value::Int4(1), Value::Null])),

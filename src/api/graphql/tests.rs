@@ -61,7 +61,7 @@ fn row(id: i64, status: &str, total: &str, warehouse: &str, items: i32, notes: O
         Value::Int4(items),
         notes.map(Value::text).unwrap_or(Value::Null),
         // A NULL custom scalar is a null field, not an error.
-        if id == 2 { Value::Null } else { Value::Json(Arc::from("{\"gift\": true, \"n\": 1.000000000000000001}")) },
+        if id == 2 { Value::Null } else { Value::Json("{\"gift\": true, \"n\": 1.000000000000000001}".into()) },
         // Row n was created n minutes before the test ran.
         Value::TimestampTz(crate::query::wall_micros() - id * 60_000_000),
     ])

@@ -5,7 +5,6 @@
 //! Zero dates (`0000-00-00`, and dates with a zero month or day) have no calendar meaning:
 //! they become NULL and are counted, as Debezium does.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mysql_async::Value as My;
@@ -43,9 +42,10 @@ pub fn from_binlog(kind: &Kind, v: My) -> Result<Value, String> {
         (Kind::Enum(members), My::Int(i)) => match i {
             // 0 is the empty string MariaDB stores for a value that was not a member.
             0 => Value::text(""),
-            i => {
-                Value::Text(members.get(i as usize - 1).cloned().ok_or_else(|| format!("enum index {i} out of range"))?)
-            }
+            i => members
+                .get(i as usize - 1)
+                .map(|m| Value::text(m))
+                .ok_or_else(|| format!("enum index {i} out of range"))?,
         },
         (Kind::Set(members), My::Bytes(b)) => {
             let mut bits = 0u64;
@@ -189,7 +189,7 @@ fn text(b: Vec<u8>, latin1: bool) -> Result<String, String> {
 
 fn json(t: String) -> Result<Value, String> {
     serde_json::from_str::<&serde_json::value::RawValue>(&t).map_err(|e| format!("invalid JSON: {e}"))?;
-    Ok(Value::Json(Arc::from(t)))
+    Ok(Value::Json(t.into()))
 }
 
 /// MariaDB's `latin1` is Windows-1252, with the five bytes it leaves undefined passed through.
@@ -206,6 +206,8 @@ fn cp1252(c: u8) -> char {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]

@@ -39,10 +39,6 @@ impl Endpoint {
         config.connect_timeout(Duration::from_secs(10));
         config.ssl_mode(tls.driver_mode());
         let connector = MakeRustlsConnect::new(tls.client_config().map_err(invalid)?);
-        // The replication crate builds its rustls config from the process's default provider.
-        if tls.mode != super::tls::Mode::Disable && rustls::crypto::CryptoProvider::get_default().is_none() {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
         Ok(Endpoint { source_name: source_name.into(), url: url.clone(), config, tls, connector })
     }
 

@@ -20,7 +20,7 @@ mod slot;
 mod snapshot;
 mod stream;
 pub mod text;
-mod tls;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -4,8 +4,6 @@
 //! The connections pin `DateStyle=ISO`, `IntervalStyle=iso_8601`, `TimeZone=UTC`,
 //! `extra_float_digits=3` and `bytea_output=hex`, so each type has exactly one text form here.
 
-use std::sync::Arc;
-
 use crate::registry::ColumnType;
 use crate::value::{Interval, Value, days_from_civil};
 
@@ -67,12 +65,12 @@ pub fn parse(ty: &ColumnType, text: &str) -> Result<Value, ValueError> {
         ColumnType::Float8 => Value::Float8(parse_float(text).ok_or_else(bad)?),
         ColumnType::Numeric => {
             if is_numeric(text) {
-                Value::Numeric(Arc::from(text))
+                Value::Numeric(text.into())
             } else {
                 return Err(bad());
             }
         }
-        ColumnType::Text => Value::Text(Arc::from(text)),
+        ColumnType::Text => Value::Text(text.into()),
         ColumnType::Uuid => Value::Uuid(text.parse().map_err(|_| bad())?),
         ColumnType::Date => Value::Date(parse_date(text).ok_or_else(bad)?),
         ColumnType::Time => Value::Time(parse_time(text).ok_or_else(bad)?),
@@ -81,14 +79,14 @@ pub fn parse(ty: &ColumnType, text: &str) -> Result<Value, ValueError> {
         ColumnType::Interval => Value::Interval(parse_interval(text).ok_or_else(bad)?),
         ColumnType::Json => {
             serde_json::from_str::<&serde_json::value::RawValue>(text).map_err(|_| bad())?;
-            Value::Json(Arc::from(text))
+            Value::Json(text.into())
         }
         ColumnType::Bytes => {
             let hex = text.strip_prefix("\\x").ok_or_else(bad)?;
             Value::Bytes(hex::decode(hex).map_err(|_| bad())?.into())
         }
         ColumnType::Array(element) => parse_array(element, text).ok_or_else(bad)??,
-        ColumnType::Other(name) => Value::Other { type_name: name.clone(), text: Arc::from(text) },
+        ColumnType::Other(name) => Value::other(name.clone(), text),
     })
 }
 
@@ -410,6 +408,6 @@ mod tests {
     #[test]
     fn unknown_types_keep_name_and_text() {
         let v = p(ColumnType::Other("public.mood".into()), "happy");
-        assert_eq!(v, Value::Other { type_name: "public.mood".into(), text: "happy".into() });
+        assert_eq!(v, Value::other("public.mood".into(), "happy"));
     }
 }
