@@ -181,6 +181,9 @@ enum Command {
         /// PostgreSQL's server binaries (default: found on this machine).
         #[arg(long)]
         pg_bin: Option<PathBuf>,
+        /// Both consumers ask for binary tuples (`binary 'true'`) instead of text.
+        #[arg(long)]
+        binary: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -499,8 +502,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             opslive::demo::run(options, shutdown_token()).await?;
             Ok(())
         }
-        Command::CdcBench { rows, tx_rows, rounds, pg_bin, json } => {
-            let options = opslive::bench::cdc::CdcOptions { rows, tx_rows, rounds, pg_bin };
+        Command::CdcBench { rows, tx_rows, rounds, pg_bin, binary, json } => {
+            let options = opslive::bench::cdc::CdcOptions { rows, tx_rows, rounds, pg_bin, binary };
             let report = opslive::bench::cdc::run(options, shutdown_token()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

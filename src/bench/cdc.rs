@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::BenchError;
+use super::walsender::{WalsenderCpu, own_cpu_seconds};
 use crate::change::Position;
 use crate::config::{Config, SecretUrl};
 use crate::demo::{LocalPgError, LocalPostgres};
@@ -39,6 +40,8 @@ pub struct CdcOptions {
     pub rounds: usize,
     /// PostgreSQL's server binaries (default: found on this machine).
     pub pg_bin: Option<std::path::PathBuf>,
+    /// Both consumers ask for binary tuples (`binary 'true'`) instead of text.
+    pub binary: bool,
 }
 
 /// One round: the same backlog drained three ways.
@@ -57,6 +60,12 @@ pub struct Round {
     /// backlog's size when every row arrived.
     pub floor_rows: u64,
     pub opslive_rows: u64,
+    /// CPU seconds (user + system) of each drain: the bench process's (the floor's or
+    /// opslive's work) and the walsender's that served it.
+    pub floor_cpu_seconds: f64,
+    pub floor_walsender_cpu_seconds: f64,
+    pub opslive_cpu_seconds: f64,
+    pub opslive_walsender_cpu_seconds: f64,
 }
 
 impl Round {
@@ -74,6 +83,7 @@ impl Round {
 pub struct CdcReport {
     pub rows: u64,
     pub tx_rows: u64,
+    pub binary: bool,
     pub rounds: Vec<Round>,
 }
 
@@ -116,6 +126,15 @@ impl CdcReport {
         ));
         let wal = self.median(|r| r.wal_bytes as f64 / r.rows as f64);
         out.push_str(&format!("  WAL per row: {wal:.0} bytes\n"));
+        let per_row = |f: fn(&Round) -> f64| self.median(|r| f(r) / r.rows as f64 * 1e6);
+        out.push_str(&format!(
+            "  CPU per row ({} tuples; µs, median): floor {:.2} + its walsender {:.2}; opslive {:.2} + its walsender {:.2}\n",
+            if self.binary { "binary" } else { "text" },
+            per_row(|r| r.floor_cpu_seconds),
+            per_row(|r| r.floor_walsender_cpu_seconds),
+            per_row(|r| r.opslive_cpu_seconds),
+            per_row(|r| r.opslive_walsender_cpu_seconds),
+        ));
         out
     }
 }
@@ -170,8 +189,9 @@ async fn rounds(options: &CdcOptions, pg: &LocalPostgres) -> Result<CdcReport, B
     .map_err(db)?;
     let config = Config::from_toml(&format!(
         "[app_database]\nurl = \"postgres://unused@127.0.0.1:1/opslive\"\n\
-         [sources.{SOURCE}]\nkind = \"postgres\"\nurl = \"{url}\"\nheartbeat_seconds = 0\n\
-         [[sources.{SOURCE}.tables]]\ntable = \"bench_rows\"\n"
+         [sources.{SOURCE}]\nkind = \"postgres\"\nurl = \"{url}\"\nheartbeat_seconds = 0\nbinary = {}\n\
+         [[sources.{SOURCE}.tables]]\ntable = \"bench_rows\"\n",
+        options.binary
     ))
     .map_err(|e| BenchError::Options(e.to_string()))?;
     let config = Arc::new(config);
@@ -187,7 +207,8 @@ async fn rounds(options: &CdcOptions, pg: &LocalPostgres) -> Result<CdcReport, B
         .await
         .map_err(db)?;
 
-    let mut report = CdcReport { rows: options.rows, tx_rows: options.tx_rows, rounds: Vec::new() };
+    let mut report =
+        CdcReport { rows: options.rows, tx_rows: options.tx_rows, binary: options.binary, rounds: Vec::new() };
     let mut next_id = 1i64;
     for round in 0..options.rounds {
         let before = wal_lsn(&sql).await?;
@@ -199,19 +220,20 @@ async fn rounds(options: &CdcOptions, pg: &LocalPostgres) -> Result<CdcReport, B
         let secure = SecretUrl::parse(&url).map_err(|e| BenchError::Options(e.to_string()))?;
         let mut floor_drain = None;
         if floor_first {
-            let drained = floor(&secure, &publication, target).await?;
-            settle(&sql, FLOOR_SLOT, drained.end).await?;
+            let drained = with_cpu(&url, FLOOR_SLOT, floor(&secure, &publication, target, options.binary)).await?;
+            settle(&sql, FLOOR_SLOT, drained.0.end).await?;
             floor_drain = Some(drained);
         }
         eprintln!("round {}: opslive draining …", round + 1);
-        let (r, opslive) = drain(&config, replica, Some(target)).await?;
+        let ((r, opslive), opslive_cpu, opslive_walsender_cpu) =
+            with_cpu(&url, &opslive_slot, drain(&config, replica, Some(target))).await?;
         replica = r;
         settle(&sql, &opslive_slot, replica.applied_position(SOURCE)).await?;
-        let floor_drain = match floor_drain {
+        let (floor_drain, floor_cpu, floor_walsender_cpu) = match floor_drain {
             Some(d) => d,
             None => {
-                let d = floor(&secure, &publication, target).await?;
-                settle(&sql, FLOOR_SLOT, d.end).await?;
+                let d = with_cpu(&url, FLOOR_SLOT, floor(&secure, &publication, target, options.binary)).await?;
+                settle(&sql, FLOOR_SLOT, d.0.end).await?;
                 d
             }
         };
@@ -231,6 +253,10 @@ async fn rounds(options: &CdcOptions, pg: &LocalPostgres) -> Result<CdcReport, B
             first: if floor_first { "floor" } else { "opslive" },
             floor_rows: floor_drain.rows,
             opslive_rows,
+            floor_cpu_seconds: floor_cpu,
+            floor_walsender_cpu_seconds: floor_walsender_cpu,
+            opslive_cpu_seconds: opslive_cpu,
+            opslive_walsender_cpu_seconds: opslive_walsender_cpu,
         });
         // The rows go again (not measured: both consumers drain the deletes before the next
         // backlog's clock starts), so every round drains into a replica of the same size.
@@ -238,7 +264,7 @@ async fn rounds(options: &CdcOptions, pg: &LocalPostgres) -> Result<CdcReport, B
         let (r, _) = drain(&config, replica, Some(cleared)).await?;
         replica = r;
         settle(&sql, &opslive_slot, replica.applied_position(SOURCE)).await?;
-        let drained = floor(&secure, &publication, cleared).await?;
+        let drained = floor(&secure, &publication, cleared, options.binary).await?;
         settle(&sql, FLOOR_SLOT, drained.end).await?;
         eprint!("{}", report.render());
     }
@@ -316,10 +342,25 @@ async fn ceiling(sql: &tokio_postgres::Client, publication: &str) -> Result<f64,
     Ok(started.elapsed().as_secs_f64())
 }
 
-async fn floor(url: &SecretUrl, publication: &str, until: Position) -> Result<FloorDrain, BenchError> {
-    crate::source::postgres::floor::drain(url, FLOOR_SLOT, publication, until)
+async fn floor(url: &SecretUrl, publication: &str, until: Position, binary: bool) -> Result<FloorDrain, BenchError> {
+    crate::source::postgres::floor::drain(url, FLOOR_SLOT, publication, until, binary)
         .await
         .map_err(|e| BenchError::Database(e.to_string()))
+}
+
+/// Runs one drain of `slot`, and says what it cost in CPU seconds: this process (the consumer)
+/// and the walsender that served it.
+async fn with_cpu<T>(
+    url: &str,
+    slot: &str,
+    drain: impl std::future::Future<Output = Result<T, BenchError>>,
+) -> Result<(T, f64, f64), BenchError> {
+    let walsender = WalsenderCpu::watch(url, slot).await.map_err(db)?;
+    let before = own_cpu_seconds();
+    let drained = drain.await;
+    let own = own_cpu_seconds() - before;
+    let walsender = walsender.finish().await.unwrap_or(f64::NAN);
+    Ok((drained?, own, walsender))
 }
 
 /// Moves `slot` to `to` once its session has let go of it: a consumer's last acknowledgement

@@ -29,6 +29,7 @@ mod run;
 pub mod scenario;
 pub mod server;
 pub mod usage;
+pub mod walsender;
 pub mod writer;
 
 use std::net::SocketAddr;

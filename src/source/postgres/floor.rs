@@ -26,10 +26,17 @@ pub struct FloorDrain {
     pub end: Position,
 }
 
-/// Reads `slot` of `publication` from where it stands until a commit ends at or past `until`.
-pub async fn drain(url: &SecretUrl, slot: &str, publication: &str, until: Position) -> Result<FloorDrain, SourceError> {
+/// Reads `slot` of `publication` from where it stands until a commit ends at or past `until`,
+/// with column values in binary form when `binary`.
+pub async fn drain(
+    url: &SecretUrl,
+    slot: &str,
+    publication: &str,
+    until: Position,
+    binary: bool,
+) -> Result<FloorDrain, SourceError> {
     let endpoint = Endpoint::new("floor", url, None)?;
-    let config = endpoint.replication(slot, publication, Lsn(0))?;
+    let config = endpoint.replication(slot, publication, Lsn(0))?.with_binary(binary);
     let replication = |error| SourceError::from(PgError::Replication { source_name: "floor".into(), error });
     let started = Instant::now();
     let mut client = ReplicationClient::connect(config).await.map_err(replication)?;
