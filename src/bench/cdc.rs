@@ -215,7 +215,7 @@ async fn rounds(options: &CdcOptions, pg: &LocalPostgres) -> Result<CdcReport, B
         eprintln!("round {}: writing {} rows …", round + 1, options.rows);
         let (transactions, target) = write_backlog(&sql, &mut next_id, options.rows, options.tx_rows).await?;
         // Emptied in the same way each round, outside the measured WAL, so the replica stays small.
-        let ceiling = ceiling(&sql, &publication).await?;
+        let ceiling = ceiling(&sql, &publication, options.binary).await?;
         let floor_first = round % 2 == 0;
         let secure = SecretUrl::parse(&url).map_err(|e| BenchError::Options(e.to_string()))?;
         let mut floor_drain = None;
@@ -327,13 +327,13 @@ async fn last_commit(sql: &tokio_postgres::Client, statement: &str) -> Result<Po
 }
 
 /// PostgreSQL's own decoding of the floor slot's pending WAL, in a backend (peeked: the slot
-/// does not move).
-async fn ceiling(sql: &tokio_postgres::Client, publication: &str) -> Result<f64, BenchError> {
+/// does not move), with the consumers' tuple form: what the walsender's side costs alone.
+async fn ceiling(sql: &tokio_postgres::Client, publication: &str, binary: bool) -> Result<f64, BenchError> {
     let started = Instant::now();
     sql.query_one(
         &format!(
             "SELECT count(*) FROM pg_logical_slot_peek_binary_changes('{FLOOR_SLOT}', NULL, NULL, \
-             'proto_version', '1', 'publication_names', '{publication}')"
+             'proto_version', '1', 'publication_names', '{publication}', 'binary', '{binary}')"
         ),
         &[],
     )
