@@ -250,4 +250,25 @@ mod tests {
         assert_eq!(Position::parse("0/0"), Some(Position::ZERO));
         assert_eq!(Position::parse("nonsense"), None);
     }
+
+    fn hash_of(key: &Key) -> u64 {
+        use std::hash::{BuildHasher, RandomState};
+        thread_local!(static STATE: RandomState = RandomState::new());
+        STATE.with(|s| s.hash_one(key))
+    }
+
+    #[test]
+    fn a_key_held_inline_and_the_same_values_shared_are_one_key() {
+        let inline = Key(vec![Value::Int8(7)].into());
+        assert!(matches!(inline.0, KeyValues::One(_)), "one column is held inline");
+        let shared = Key(KeyValues::Many(Arc::from(vec![Value::Int8(7)])));
+        assert_eq!(inline, shared);
+        assert_eq!(inline.cmp(&shared), std::cmp::Ordering::Equal);
+        assert_eq!(hash_of(&inline), hash_of(&shared));
+        // Ordered as value slices: a one-column key before a longer key it starts, keys by value.
+        let wider = Key(vec![Value::Int8(7), Value::text("a")].into());
+        assert!(matches!(wider.0, KeyValues::Many(_)));
+        assert!(inline < wider && Key(vec![Value::Int8(6)].into()) < inline && Key::none() < inline);
+        assert_eq!(Key::of(&[Value::text("x"), Value::Int8(7)], &[1]), inline);
+    }
 }

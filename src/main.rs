@@ -195,6 +195,9 @@ enum Command {
         /// PostgreSQL's server binaries (default: found on this machine).
         #[arg(long)]
         pg_bin: Option<PathBuf>,
+        /// Both consumers ask for binary tuples (`binary 'true'`) instead of text.
+        #[arg(long)]
+        binary: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -522,6 +525,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             paced_steps,
             burst_rows,
             pg_bin,
+            binary,
             json,
         } => {
             let options = opslive::bench::cdc::CdcOptions {
@@ -533,6 +537,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 paced_steps,
                 burst_rows,
                 pg_bin,
+                binary,
             };
             let report = opslive::bench::cdc::run(options, shutdown_token()).await?;
             if json {

@@ -11,7 +11,7 @@ use opslive::change::Key;
 use opslive::value::Value;
 use rand::Rng;
 use support::PgServer;
-use support::pipeline::{assert_same, source_rows, start};
+use support::pipeline::{assert_same, assert_same_spelling, source_rows, start, start_with_binary};
 
 const SCHEMA: &str = "
 CREATE TABLE items (
@@ -152,6 +152,16 @@ async fn random_tx(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replica_equals_source_after_concurrent_writes_during_snapshot() {
+    concurrent_writes_during_snapshot(false).await;
+}
+
+/// The same with binary tuples: every type of these tables is read from its binary form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replica_equals_source_after_concurrent_writes_during_snapshot_binary() {
+    concurrent_writes_during_snapshot(true).await;
+}
+
+async fn concurrent_writes_during_snapshot(binary: bool) {
     let pg = PgServer::start().await;
     let url = pg.create_database("shop").await;
     let setup = pg.connect("shop").await;
@@ -202,8 +212,9 @@ async fn replica_equals_source_after_concurrent_writes_during_snapshot() {
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let mut running = start(&url, "exact", &["items", "ledger", "pairs", "coded"]);
+    let mut running = start_with_binary(&url, "exact", &["items", "ledger", "pairs", "coded"], binary);
     running.wait_for("the snapshot", |r| r.applied_position("src").0 > 0).await;
+    assert_eq!(running.stats.binary_tuples.load(Ordering::Relaxed), binary, "the tuples' form");
     let at_snapshot = committed.load(Ordering::Relaxed);
     // Keep writing after the snapshot until plenty of streamed transactions were applied.
     let streamed = {
@@ -211,7 +222,10 @@ async fn replica_equals_source_after_concurrent_writes_during_snapshot() {
         move || seen.lock().unwrap().positions.len()
     };
     while streamed() < 400 {
-        running.versions.changed().await.unwrap();
+        if running.versions.changed().await.is_err() {
+            // The apply loop ends only when the source does: say why it did.
+            panic!("the source stopped: {:?}", (&mut running.source).await);
+        }
     }
     stop.store(true, Ordering::Relaxed);
     for w in writers {
@@ -241,6 +255,7 @@ async fn replica_equals_source_after_concurrent_writes_during_snapshot() {
         let expected = source_rows(&setup, &replica, id).await;
         assert!(!expected.is_empty());
         assert_same(&replica, id, &expected);
+        assert_same_spelling(&replica, id, &expected);
     }
     {
         let seen = running.seen.lock().unwrap();

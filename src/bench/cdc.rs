@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::BenchError;
 use super::keep_up::{Bench, CatchUp, Paced, Setting};
+use super::walsender::{WalsenderCpu, own_cpu_seconds};
 use crate::change::Position;
 use crate::change::SourceEvent;
 use crate::config::{Config, SecretUrl};
@@ -48,6 +49,8 @@ pub struct CdcOptions {
     pub burst_rows: u64,
     /// PostgreSQL's server binaries (default: found on this machine).
     pub pg_bin: Option<std::path::PathBuf>,
+    /// Both consumers ask for binary tuples (`binary 'true'`) instead of text.
+    pub binary: bool,
 }
 
 /// One round: the same backlog drained three ways.
@@ -75,6 +78,12 @@ pub struct Round {
     /// What PostgreSQL holds the same rows in: the table's heap and its primary key index.
     pub heap_bytes: u64,
     pub index_bytes: u64,
+    /// CPU seconds (user + system) of each drain: the bench process's (the floor's or
+    /// opslive's work) and the walsender's that served it.
+    pub floor_cpu_seconds: f64,
+    pub floor_walsender_cpu_seconds: f64,
+    pub opslive_cpu_seconds: f64,
+    pub opslive_walsender_cpu_seconds: f64,
 }
 
 impl Round {
@@ -92,6 +101,7 @@ impl Round {
 pub struct CdcReport {
     pub rows: u64,
     pub tx_rows: u64,
+    pub binary: bool,
     pub rounds: Vec<Round>,
     pub paced: Option<Paced>,
     pub catch_up: Option<CatchUp>,
@@ -136,6 +146,15 @@ impl CdcReport {
         ));
         let wal = self.median(|r| r.wal_bytes as f64 / r.rows as f64);
         out.push_str(&format!("  WAL per row: {wal:.0} bytes\n"));
+        let per_row = |f: fn(&Round) -> f64| self.median(|r| f(r) / r.rows as f64 * 1e6);
+        out.push_str(&format!(
+            "  CPU per row ({} tuples; µs, median): floor {:.2} + its walsender {:.2}; opslive {:.2} + its walsender {:.2}\n",
+            if self.binary { "binary" } else { "text" },
+            per_row(|r| r.floor_cpu_seconds),
+            per_row(|r| r.floor_walsender_cpu_seconds),
+            per_row(|r| r.opslive_cpu_seconds),
+            per_row(|r| r.opslive_walsender_cpu_seconds),
+        ));
         // The first round fills a fresh table and a replica that never held rows: later rounds
         // reuse memory the allocator kept and a heap that has dead tuples in it.
         if let Some(first) = self.rounds.first() {
@@ -225,8 +244,9 @@ async fn rounds(options: &CdcOptions, pg: &LocalPostgres) -> Result<CdcReport, B
     .map_err(db)?;
     let config = Config::from_toml(&format!(
         "[app_database]\nurl = \"postgres://unused@127.0.0.1:1/opslive\"\n\
-         [sources.{SOURCE}]\nkind = \"postgres\"\nurl = \"{url}\"\nheartbeat_seconds = 0\n\
-         [[sources.{SOURCE}.tables]]\ntable = \"bench_rows\"\n"
+         [sources.{SOURCE}]\nkind = \"postgres\"\nurl = \"{url}\"\nheartbeat_seconds = 0\nbinary = {}\n\
+         [[sources.{SOURCE}.tables]]\ntable = \"bench_rows\"\n",
+        options.binary
     ))
     .map_err(|e| BenchError::Options(e.to_string()))?;
     let config = Arc::new(config);
@@ -242,35 +262,42 @@ async fn rounds(options: &CdcOptions, pg: &LocalPostgres) -> Result<CdcReport, B
         .await
         .map_err(db)?;
 
-    let mut report =
-        CdcReport { rows: options.rows, tx_rows: options.tx_rows, rounds: Vec::new(), paced: None, catch_up: None };
+    let mut report = CdcReport {
+        rows: options.rows,
+        tx_rows: options.tx_rows,
+        binary: options.binary,
+        rounds: Vec::new(),
+        paced: None,
+        catch_up: None,
+    };
     let mut next_id = 1i64;
     for round in 0..options.rounds {
         let before = wal_lsn(&sql).await?;
         eprintln!("round {}: writing {} rows …", round + 1, options.rows);
         let (transactions, target) = write_backlog(&sql, &mut next_id, options.rows, options.tx_rows).await?;
         // Emptied in the same way each round, outside the measured WAL, so the replica stays small.
-        let ceiling = ceiling(&sql, &publication).await?;
+        let ceiling = ceiling(&sql, &publication, options.binary).await?;
         let floor_first = round % 2 == 0;
         let secure = SecretUrl::parse(&url).map_err(|e| BenchError::Options(e.to_string()))?;
         let mut floor_drain = None;
         if floor_first {
-            let drained = floor(&secure, &publication, target).await?;
-            settle(&sql, FLOOR_SLOT, drained.end).await?;
+            let drained = with_cpu(&url, FLOOR_SLOT, floor(&secure, &publication, target, options.binary)).await?;
+            settle(&sql, FLOOR_SLOT, drained.0.end).await?;
             floor_drain = Some(drained);
         }
         eprintln!("round {}: opslive draining …", round + 1);
         let rss_before = resident();
-        let (r, opslive) = drain(&config, replica, Some(target)).await?;
+        let ((r, opslive), opslive_cpu, opslive_walsender_cpu) =
+            with_cpu(&url, &opslive_slot, drain(&config, replica, Some(target))).await?;
         replica = r;
         let rss_after = resident();
         let (heap_bytes, index_bytes) = relation_sizes(&sql).await?;
         settle(&sql, &opslive_slot, replica.applied_position(SOURCE)).await?;
-        let floor_drain = match floor_drain {
+        let (floor_drain, floor_cpu, floor_walsender_cpu) = match floor_drain {
             Some(d) => d,
             None => {
-                let d = floor(&secure, &publication, target).await?;
-                settle(&sql, FLOOR_SLOT, d.end).await?;
+                let d = with_cpu(&url, FLOOR_SLOT, floor(&secure, &publication, target, options.binary)).await?;
+                settle(&sql, FLOOR_SLOT, d.0.end).await?;
                 d
             }
         };
@@ -295,6 +322,10 @@ async fn rounds(options: &CdcOptions, pg: &LocalPostgres) -> Result<CdcReport, B
             replica_bytes: replica.tables().map(|t| t.approx_bytes() as u64).sum(),
             heap_bytes,
             index_bytes,
+            floor_cpu_seconds: floor_cpu,
+            floor_walsender_cpu_seconds: floor_walsender_cpu,
+            opslive_cpu_seconds: opslive_cpu,
+            opslive_walsender_cpu_seconds: opslive_walsender_cpu,
         });
         // The rows go again (not measured: both consumers drain the deletes before the next
         // backlog's clock starts), so every round drains into a replica of the same size.
@@ -302,13 +333,19 @@ async fn rounds(options: &CdcOptions, pg: &LocalPostgres) -> Result<CdcReport, B
         let (r, _) = drain(&config, replica, Some(cleared)).await?;
         replica = r;
         settle(&sql, &opslive_slot, replica.applied_position(SOURCE)).await?;
-        let drained = floor(&secure, &publication, cleared).await?;
+        let drained = floor(&secure, &publication, cleared, options.binary).await?;
         settle(&sql, FLOOR_SLOT, drained.end).await?;
         eprint!("{}", report.render());
     }
     let secure = SecretUrl::parse(&url).map_err(|e| BenchError::Options(e.to_string()))?;
-    let setting =
-        Setting { sql: &sql, url: &secure, publication: &publication, opslive_slot: &opslive_slot, config: &config };
+    let setting = Setting {
+        sql: &sql,
+        url: &secure,
+        publication: &publication,
+        opslive_slot: &opslive_slot,
+        config: &config,
+        binary: options.binary,
+    };
     let mut bench = Bench { setting, replica, next_id };
     if options.paced_seconds > 0.0 {
         report.paced =
@@ -389,13 +426,13 @@ pub(super) async fn last_commit(sql: &tokio_postgres::Client, statement: &str) -
 }
 
 /// PostgreSQL's own decoding of the floor slot's pending WAL, in a backend (peeked: the slot
-/// does not move).
-async fn ceiling(sql: &tokio_postgres::Client, publication: &str) -> Result<f64, BenchError> {
+/// does not move), with the consumers' tuple form: what the walsender's side costs alone.
+async fn ceiling(sql: &tokio_postgres::Client, publication: &str, binary: bool) -> Result<f64, BenchError> {
     let started = Instant::now();
     sql.query_one(
         &format!(
             "SELECT count(*) FROM pg_logical_slot_peek_binary_changes('{FLOOR_SLOT}', NULL, NULL, \
-             'proto_version', '1', 'publication_names', '{publication}')"
+             'proto_version', '1', 'publication_names', '{publication}', 'binary', '{binary}')"
         ),
         &[],
     )
@@ -404,10 +441,25 @@ async fn ceiling(sql: &tokio_postgres::Client, publication: &str) -> Result<f64,
     Ok(started.elapsed().as_secs_f64())
 }
 
-async fn floor(url: &SecretUrl, publication: &str, until: Position) -> Result<FloorDrain, BenchError> {
-    crate::source::postgres::floor::drain(url, FLOOR_SLOT, publication, until)
+async fn floor(url: &SecretUrl, publication: &str, until: Position, binary: bool) -> Result<FloorDrain, BenchError> {
+    crate::source::postgres::floor::drain(url, FLOOR_SLOT, publication, until, binary)
         .await
         .map_err(|e| BenchError::Database(e.to_string()))
+}
+
+/// Runs one drain of `slot`, and says what it cost in CPU seconds: this process (the consumer)
+/// and the walsender that served it.
+async fn with_cpu<T>(
+    url: &str,
+    slot: &str,
+    drain: impl std::future::Future<Output = Result<T, BenchError>>,
+) -> Result<(T, f64, f64), BenchError> {
+    let walsender = WalsenderCpu::watch(url, slot).await.map_err(db)?;
+    let before = own_cpu_seconds();
+    let drained = drain.await;
+    let own = own_cpu_seconds() - before;
+    let walsender = walsender.finish().await.unwrap_or(f64::NAN);
+    Ok((drained?, own, walsender))
 }
 
 /// Moves `slot` to `to` once its session has let go of it: a consumer's last acknowledgement

@@ -146,6 +146,8 @@ pub(super) struct Setting<'a> {
     pub publication: &'a str,
     pub opslive_slot: &'a str,
     pub config: &'a std::sync::Arc<crate::config::Config>,
+    /// Whether the floor asks for binary tuples (opslive's config says it for opslive).
+    pub binary: bool,
 }
 
 /// The bench's state across steps: opslive's replica and the next row id.
@@ -270,6 +272,20 @@ impl Bench<'_> {
         self.replica = cdc::consume(s.config, std::mem::take(&mut self.replica), until).await?.replica;
         cdc::settle(s.sql, s.opslive_slot, self.replica.applied_position(cdc::SOURCE)).await?;
         cdc::settle(s.sql, cdc::FLOOR_SLOT, cleared).await?;
+        // A slot's session starts decoding at its restart point, which stays behind the last
+        // large transaction until a snapshot of running transactions comes after it: without
+        // this, the next step's consumer would first decode the DELETE again, unseen, and its
+        // first commits would wait for it. A checkpoint logs that snapshot; moving both slots
+        // past it moves their restart points there.
+        s.sql.batch_execute("CHECKPOINT").await.map_err(cdc::db)?;
+        s.sql
+            .execute("SELECT pg_replication_slot_advance($1, pg_current_wal_insert_lsn())", &[&s.opslive_slot])
+            .await
+            .map_err(cdc::db)?;
+        s.sql
+            .execute("SELECT pg_replication_slot_advance($1, pg_current_wal_insert_lsn())", &[&cdc::FLOOR_SLOT])
+            .await
+            .map_err(cdc::db)?;
         Ok(())
     }
 }
@@ -284,7 +300,7 @@ async fn follow(
     match consumer {
         Consumer::Floor => {
             let FloorDrain { reached_at, lags_micros, end, .. } =
-                crate::source::postgres::floor::follow(s.url, cdc::FLOOR_SLOT, s.publication, until)
+                crate::source::postgres::floor::follow(s.url, cdc::FLOOR_SLOT, s.publication, until, s.binary)
                     .await
                     .map_err(|e| BenchError::Database(e.to_string()))?;
             cdc::settle(s.sql, cdc::FLOOR_SLOT, end).await?;

@@ -30,6 +30,7 @@ mod run;
 pub mod scenario;
 pub mod server;
 pub mod usage;
+pub mod walsender;
 pub mod writer;
 
 use std::net::SocketAddr;

@@ -165,6 +165,8 @@ pub struct SourceStats {
     pub connected: AtomicBool,
     /// Sessions that ended in a failure (retried, or fatal).
     pub failures: AtomicU64,
+    /// The current session reads column values in binary form (PostgreSQL's `binary 'true'`).
+    pub binary_tuples: AtomicBool,
     /// Sessions that resumed the slot from the replica's position (no snapshot).
     pub resumes: AtomicU64,
     /// Sessions that copied every table (a first start, or the slot or checkpoint was unusable).

@@ -41,10 +41,17 @@ pub struct Running {
     pub applier: JoinHandle<Replica>,
     pub registry: Arc<Registry>,
     pub stats: Arc<opslive::source::SourceStats>,
+    /// Resyncs asked of the source (as the API and reconfiguration ask).
+    pub requests: Arc<opslive::source::ResyncRequests>,
 }
 
 /// Starts source + replica for `tables` (`schema.table` names, GraphQL name = table name).
 pub fn start(url: &str, slot: &str, tables: &[&str]) -> Running {
+    start_with_binary(url, slot, tables, opslive::config::DEFAULT_POSTGRES_BINARY)
+}
+
+/// Like [`start`], asking for binary tuples or not.
+pub fn start_with_binary(url: &str, slot: &str, tables: &[&str], binary: bool) -> Running {
     let registry = Registry::default();
     for t in tables {
         let (schema, table) = t.split_once('.').unwrap_or(("public", t));
@@ -53,17 +60,19 @@ pub fn start(url: &str, slot: &str, tables: &[&str]) -> Running {
     let registry = Arc::new(registry);
     let watermarks = Arc::new(Watermarks::default());
     let url = SecretUrl::parse(url).unwrap();
-    let source =
+    let mut source =
         PostgresSource::new("src", &url, slot.into(), format!("{slot}_pub"), registry.clone(), watermarks.clone())
             .unwrap();
+    source.binary = binary;
     let stats = source.stats.clone();
+    let requests = source.requests.clone();
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let cancel = CancellationToken::new();
     let source = tokio::spawn(source.run(tx, cancel.clone()));
     let (apply, versions) = ApplyLoop::new(HashMap::from([(Arc::from("src"), watermarks.clone())]));
     let seen = Arc::new(Mutex::new(Seen::default()));
     let applier = spawn_applier(apply, rx, seen.clone());
-    Running { versions, seen, watermarks, cancel, source, applier, registry, stats }
+    Running { versions, seen, watermarks, cancel, source, applier, registry, stats, requests }
 }
 
 impl Running {
@@ -156,6 +165,33 @@ pub fn assert_same(replica: &Replica, table: TableId, expected: &[(Key, Vec<Valu
     );
 }
 
+/// Asserts the replica's table holds `expected` spelled alike too: numerics with the same
+/// digits, floats with the same bits ([`Value::same_spelling`]), which `==` does not tell apart.
+#[allow(dead_code)]
+pub fn assert_same_spelling(replica: &Replica, table: TableId, expected: &[(Key, Vec<Value>)]) {
+    let t = replica.table(table).unwrap();
+    assert_eq!(t.len(), expected.len(), "{}: row count", t.schema.spec);
+    for ((key, row), (_, want)) in t.rows().zip(expected) {
+        for ((got, want), column) in row.iter().zip(want).zip(&t.schema.columns) {
+            assert!(
+                same_spelling_deep(got, want),
+                "{} key {key:?} column `{}`: {got:?} is not spelled as {want:?}",
+                t.schema.spec,
+                column.name
+            );
+        }
+    }
+}
+
+fn same_spelling_deep(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(a, b)| same_spelling_deep(a, b))
+        }
+        _ => a.same_spelling(b),
+    }
+}
+
 /// Starts a source of any kind through the contract (`source::open` and `supervise`, as
 /// `serve` runs it) from its `[sources.src]` TOML, resuming from `from` (a replica an earlier
 /// run left) when given. Tables are the configuration's.
@@ -173,6 +209,7 @@ pub fn start_configured(source_toml: &str, from: Option<Replica>) -> Running {
         None => ApplyLoop::new(marks),
     };
     let stats = Arc::new(opslive::source::SourceStats::default());
+    let requests = Arc::new(opslive::source::ResyncRequests::default());
     let resume = {
         let (versions, registry) = (versions.clone(), registry.clone());
         Arc::new(move || Resume::from_replica(&versions.borrow(), &registry, "src"))
@@ -181,7 +218,7 @@ pub fn start_configured(source_toml: &str, from: Option<Replica>) -> Running {
         registry: registry.clone(),
         watermarks: watermarks.clone(),
         stats: stats.clone(),
-        requests: Arc::default(),
+        requests: requests.clone(),
         durable: true,
         resume,
         session: SessionKind::Serving,
@@ -192,7 +229,7 @@ pub fn start_configured(source_toml: &str, from: Option<Replica>) -> Running {
     let source = tokio::spawn(opslive::source::supervise("src".into(), source, stats.clone(), tx, cancel.clone()));
     let seen = Arc::new(Mutex::new(Seen::default()));
     let applier = spawn_applier(apply, rx, seen.clone());
-    Running { versions, seen, watermarks, cancel, source, applier, registry, stats }
+    Running { versions, seen, watermarks, cancel, source, applier, registry, stats, requests }
 }
 
 /// Runs the apply loop, noting what it saw in `seen`.

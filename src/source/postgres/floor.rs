@@ -31,9 +31,16 @@ pub struct FloorDrain {
     pub lags_micros: Vec<(i64, i64)>,
 }
 
-/// Reads `slot` of `publication` from where it stands until a commit ends at or past `until`.
-pub async fn drain(url: &SecretUrl, slot: &str, publication: &str, until: Position) -> Result<FloorDrain, SourceError> {
-    follow(url, slot, publication, watch::channel(Some(until)).1).await
+/// Reads `slot` of `publication` from where it stands until a commit ends at or past `until`,
+/// with column values in binary form when `binary`.
+pub async fn drain(
+    url: &SecretUrl,
+    slot: &str,
+    publication: &str,
+    until: Position,
+    binary: bool,
+) -> Result<FloorDrain, SourceError> {
+    follow(url, slot, publication, watch::channel(Some(until)).1, binary).await
 }
 
 /// Like [`drain`], for a target that is not known yet: the consumer follows a live stream, and
@@ -44,9 +51,10 @@ pub async fn follow(
     slot: &str,
     publication: &str,
     mut until: watch::Receiver<Option<Position>>,
+    binary: bool,
 ) -> Result<FloorDrain, SourceError> {
     let endpoint = Endpoint::new("floor", url, None)?;
-    let config = endpoint.replication(slot, publication, Lsn(0))?;
+    let config = endpoint.replication(slot, publication, Lsn(0))?.with_binary(binary);
     let replication = |error| SourceError::from(PgError::Replication { source_name: "floor".into(), error });
     let started = Instant::now();
     let mut client = ReplicationClient::connect(config).await.map_err(replication)?;

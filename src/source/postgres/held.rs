@@ -54,6 +54,8 @@ pub struct Jobs {
     pub chunk_rows: usize,
     pub registry: Arc<Registry>,
     pub out: mpsc::Sender<SourceEvent>,
+    /// The stream reads binary tuples: a table copied again must be readable in binary.
+    pub binary: bool,
 }
 
 pub struct Held {
@@ -138,6 +140,7 @@ impl Held {
             version,
             chunk_rows: self.jobs.chunk_rows,
             out: self.jobs.out.clone(),
+            binary: self.jobs.binary,
         };
         self.running.spawn(async move {
             tokio::time::sleep(pause).await;

@@ -5,6 +5,7 @@
 //! watched table inside that snapshot, and then streams from the slot's consistent point.
 //! Protocol types stay in this module: it emits [`SourceEvent`]s only.
 
+pub mod binary;
 mod capture;
 mod catalog;
 mod connection;
@@ -21,6 +22,7 @@ mod snapshot;
 mod stream;
 pub mod text;
 pub mod tls;
+mod tuple_format;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -67,6 +69,8 @@ pub struct PostgresSource {
     pub heartbeat: Option<std::time::Duration>,
     /// Resyncs asked for from outside.
     pub requests: Arc<super::ResyncRequests>,
+    /// Ask for binary tuples (used when the server and every watched type allow it).
+    pub binary: bool,
 }
 
 impl PostgresSource {
@@ -94,6 +98,7 @@ impl PostgresSource {
             keep_slot: false,
             heartbeat: None,
             requests: Arc::default(),
+            binary: crate::config::DEFAULT_POSTGRES_BINARY,
         })
     }
 
@@ -113,7 +118,7 @@ impl PostgresSource {
     async fn session(self, out: mpsc::Sender<SourceEvent>, cancel: CancellationToken) -> Result<(), SourceError> {
         let name = self.name.to_string();
         let sql = self.endpoint.connect().await?;
-        preflight::check_server(&sql, &name, &self.slot).await?;
+        let server_version = preflight::check_server(&sql, &name, &self.slot).await?;
         let specs = self.specs();
         // Report every table problem before touching publication or slot.
         let mut problems = Vec::new();
@@ -133,11 +138,21 @@ impl PostgresSource {
             return Err(SourceError::Preflight { source_name: name, problems: preflight::bullet(&problems) });
         }
         preflight::ensure_publication(&sql, &name, &self.publication, &specs).await?;
+        let binary = match tuple_format::choose(self.binary, server_version, &now) {
+            Ok(binary) => binary,
+            Err(why) => {
+                tracing::warn!(source = %name, reason = %why, "binary tuples were asked for; streaming text instead");
+                false
+            }
+        };
+        // Before the snapshot's first event: whoever sees the tables loaded sees the form too.
+        self.stats.binary_tuples.store(binary, std::sync::atomic::Ordering::Relaxed);
 
         if let Some(resume) = self.resume.clone().filter(|_| !self.temporary)
             && let Some((tables, resync)) = self.resumable(&sql, &resume, now).await?
         {
-            let config = self.endpoint.replication(&self.slot, &self.publication, Lsn(resume.position.0))?;
+            let config =
+                self.endpoint.replication(&self.slot, &self.publication, Lsn(resume.position.0))?.with_binary(binary);
             let repl = ReplicationClient::connect(config)
                 .await
                 .map_err(|error| PgError::Replication { source_name: name.clone(), error })?;
@@ -146,14 +161,14 @@ impl PostgresSource {
             send(&out, SourceEvent::Consistent { source: self.name.clone(), position: resume.position }, &name).await?;
             self.stats.set_connected(true);
             let quarantined = resume.quarantined.clone();
-            let started = Started { repl, tables, position: resume.position, resync, quarantined };
+            let started = Started { repl, tables, position: resume.position, resync, quarantined, binary };
             return self.stream(sql, started, out, cancel).await;
         }
 
         if !self.temporary {
             slot::drop_if_exists(&sql, &name, &self.slot).await?;
         }
-        let config = self.endpoint.replication(&self.slot, &self.publication, Lsn(0))?;
+        let config = self.endpoint.replication(&self.slot, &self.publication, Lsn(0))?.with_binary(binary);
         let mut repl = ReplicationClient::connect_gated(config)
             .await
             .map_err(|error| PgError::Replication { source_name: name.clone(), error })?;
@@ -201,7 +216,8 @@ impl PostgresSource {
         send(&out, SourceEvent::Consistent { source: self.name.clone(), position }, &name).await?;
         self.stats.set_connected(true);
         repl.wait_started().await.map_err(|error| PgError::Replication { source_name: name.clone(), error })?;
-        self.stream(sql, Started { repl, tables, position, resync, quarantined: Vec::new() }, out, cancel).await
+        let started = Started { repl, tables, position, resync, quarantined: Vec::new(), binary };
+        self.stream(sql, started, out, cancel).await
     }
 
     /// Whether the slot can be resumed from `resume` (the replica's position): it exists, is not
@@ -272,7 +288,8 @@ impl PostgresSource {
         out: mpsc::Sender<SourceEvent>,
         cancel: CancellationToken,
     ) -> Result<(), SourceError> {
-        let Started { repl, tables, position, resync, quarantined } = started;
+        let Started { repl, tables, position, resync, quarantined, binary } = started;
+        tracing::info!(source = %self.name, tuples = if binary { "binary" } else { "text" }, "streaming changes");
         let name = self.name.to_string();
         let held = held::Held::new(
             held::Jobs {
@@ -283,6 +300,7 @@ impl PostgresSource {
                 chunk_rows: self.chunk_rows,
                 registry: self.registry.clone(),
                 out: out.clone(),
+                binary,
             },
             quarantined,
         );
@@ -336,6 +354,8 @@ struct Started {
     /// Tables set aside: the replica's quarantine when resuming, none after a fresh snapshot
     /// (it copies them too).
     quarantined: Vec<TableId>,
+    /// Column values come in binary form.
+    binary: bool,
 }
 
 pub use super::Resume;
@@ -350,6 +370,7 @@ pub struct Configured {
     publication: String,
     chunk_rows: usize,
     heartbeat: Option<std::time::Duration>,
+    binary: bool,
     wiring: super::Wiring,
 }
 
@@ -368,6 +389,7 @@ impl Configured {
             publication: config.publication_name(name),
             chunk_rows: config.snapshot_chunk_rows,
             heartbeat: config.heartbeat(),
+            binary: config.binary,
             wiring,
         })
     }
@@ -387,6 +409,7 @@ impl Configured {
         s.stats = w.stats.clone();
         s.keep_slot = w.durable;
         s.heartbeat = self.heartbeat;
+        s.binary = self.binary;
         s.resume = (w.resume)();
         s.requests = w.requests.clone();
         if let super::SessionKind::OneOff { snapshot, capture } = &w.session {

@@ -12,8 +12,9 @@ use crate::error::SourceError;
 use crate::error::describe_pg_error;
 use crate::registry::{TableSpec, quote_ident};
 
-/// Server-level checks: `wal_level`, replication privilege, free slots.
-pub async fn check_server(client: &Client, source_name: &str, user_slot: &str) -> Result<(), SourceError> {
+/// Server-level checks: `wal_level`, replication privilege, free slots. Returns the server's
+/// version (`server_version_num`).
+pub async fn check_server(client: &Client, source_name: &str, user_slot: &str) -> Result<i32, SourceError> {
     let sql = |error, context: &str| PgError::Sql { source_name: source_name.into(), context: context.into(), error };
     let row = client
         .query_one(
@@ -61,7 +62,7 @@ pub async fn check_server(client: &Client, source_name: &str, user_slot: &str) -
         ));
     }
     if problems.is_empty() {
-        Ok(())
+        Ok(version)
     } else {
         Err(SourceError::Preflight { source_name: source_name.into(), problems: bullet(&problems) })
     }

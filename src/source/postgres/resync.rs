@@ -40,6 +40,8 @@ pub struct Job {
     pub version: u32,
     pub chunk_rows: usize,
     pub out: mpsc::Sender<SourceEvent>,
+    /// The stream reads binary tuples.
+    pub binary: bool,
 }
 
 /// A table copied again: its new shape, consistent as of `position`.
@@ -67,6 +69,15 @@ pub async fn run(job: Job) -> Result<Resynced, SourceError> {
     snap.begin_and_lock(new_slot.snapshot_name.as_deref(), &specs).await?;
     let mut tables = snap.shapes(&specs, job.version).await?;
     let table = tables.pop().expect("one shape per table");
+    // A binary stream would carry this table's values in a form opslive cannot read: nothing
+    // is copied, and the session starts again in text (the table, not ready since its
+    // ResyncBegin, is copied by the next session, so no change of it is lost or doubled).
+    if job.binary
+        && let Some(why) = super::tuple_format::unsupported(&table)
+    {
+        snap.rollback().await;
+        return Err(PgError::TextNeeded { source_name: name.into(), reason: why }.into());
+    }
     if table.rewritten() {
         snap.rollback().await;
         return Err(SourceError::SnapshotUnstable {

@@ -336,6 +336,8 @@ impl Stream {
         let done = match result {
             Ok(done) => done,
             Err(SourceError::Closed(s)) => return Err(SourceError::Closed(s)),
+            // The session ends; the next one streams text and copies the table.
+            Err(e @ SourceError::Postgres(PgError::TextNeeded { .. })) => return Err(e),
             Err(e) => {
                 if self.held.retry(table, &e) {
                     tracing::warn!(source = %name, table = %self.held.label(table), error = %e, "resync failed; trying again");
