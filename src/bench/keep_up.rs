@@ -77,9 +77,10 @@ pub struct Paced {
 }
 
 impl Paced {
-    /// The highest asked rate at which `consumer` kept p99 lag under a second.
+    /// The highest rate written at which `consumer` kept p99 lag under a second: what was
+    /// written, not asked, since a consumer that takes more of the machine slows the writer.
     pub fn best(&self, consumer: Consumer) -> Option<f64> {
-        self.steps.iter().filter(|s| s.consumer == consumer && s.kept_up()).map(|s| s.asked).reduce(f64::max)
+        self.steps.iter().filter(|s| s.consumer == consumer && s.kept_up()).map(|s| s.achieved).reduce(f64::max)
     }
 
     pub fn render(&self, tx_rows: u64) -> String {
@@ -272,22 +273,25 @@ impl Bench<'_> {
         self.replica = cdc::consume(s.config, std::mem::take(&mut self.replica), until).await?.replica;
         cdc::settle(s.sql, s.opslive_slot, self.replica.applied_position(cdc::SOURCE)).await?;
         cdc::settle(s.sql, cdc::FLOOR_SLOT, cleared).await?;
-        // A slot's session starts decoding at its restart point, which stays behind the last
-        // large transaction until a snapshot of running transactions comes after it: without
-        // this, the next step's consumer would first decode the DELETE again, unseen, and its
-        // first commits would wait for it. A checkpoint logs that snapshot; moving both slots
-        // past it moves their restart points there.
-        s.sql.batch_execute("CHECKPOINT").await.map_err(cdc::db)?;
-        s.sql
-            .execute("SELECT pg_replication_slot_advance($1, pg_current_wal_insert_lsn())", &[&s.opslive_slot])
-            .await
-            .map_err(cdc::db)?;
-        s.sql
-            .execute("SELECT pg_replication_slot_advance($1, pg_current_wal_insert_lsn())", &[&cdc::FLOOR_SLOT])
-            .await
-            .map_err(cdc::db)?;
-        Ok(())
+        fresh_restart_points(s).await
     }
+}
+
+/// Moves both (idle) slots' restart points to the present.
+pub(super) async fn fresh_restart_points(s: &Setting<'_>) -> Result<(), BenchError> {
+    // A slot's session starts decoding at its restart point, which stays behind the last large
+    // transaction until a snapshot of running transactions comes after it: without this, the
+    // next step's consumer would first decode the DELETE again, unseen, and its first commits
+    // would wait for it. A checkpoint logs that snapshot; moving both slots past it moves their
+    // restart points there.
+    s.sql.batch_execute("CHECKPOINT").await.map_err(cdc::db)?;
+    for slot in [s.opslive_slot, cdc::FLOOR_SLOT] {
+        s.sql
+            .execute("SELECT pg_replication_slot_advance($1, pg_current_wal_insert_lsn())", &[&slot])
+            .await
+            .map_err(cdc::db)?;
+    }
+    Ok(())
 }
 
 /// Runs `consumer` until `until`; returns when it reached it and each commit's time and lag.
