@@ -209,7 +209,7 @@ impl Bench<'_> {
             written
         };
         let (followed, written) = tokio::join!(following, writing);
-        let ((rows, last), (_, lags)) = (written?, followed?);
+        let ((rows, _), (_, lags)) = (written?, followed?);
         self.next_id += rows as i64;
         let started = lags.first().map_or(0, |(committed, _)| *committed);
         let kept: Vec<u64> = lags
@@ -219,7 +219,7 @@ impl Bench<'_> {
             .collect();
         let recorder = LatencyRecorder::new(1);
         recorder.record(0, &kept);
-        self.clear(consumer, last).await?;
+        self.clear().await?;
         Ok(PacedStep { consumer, asked: rate, achieved: rows as f64 / seconds, lag: recorder.summary() })
     }
 
@@ -241,12 +241,12 @@ impl Bench<'_> {
                 if let Ok((_, last)) = &written {
                     target.send_replace(Some(*last));
                 }
-                written.map(|(_, last)| (began, began.elapsed(), last))
+                written.map(|_| (began, began.elapsed()))
             };
             let (followed, written) = tokio::join!(following, writing);
-            let ((began, write_time, last), (reached_at, _)) = (written?, followed?);
+            let ((began, write_time), (reached_at, _)) = (written?, followed?);
             self.next_id += rows as i64;
-            self.clear(consumer, last).await?;
+            self.clear().await?;
             times.push((write_time.as_secs_f64(), reached_at.saturating_duration_since(began).as_secs_f64()));
         }
         Ok(CatchUp {
@@ -258,21 +258,16 @@ impl Bench<'_> {
         })
     }
 
-    /// Deletes the step's rows and moves both slots past them, unmeasured: the next step starts
-    /// from an empty table and two slots with nothing pending.
-    async fn clear(&mut self, followed: Consumer, last: Position) -> Result<(), BenchError> {
+    /// Deletes the step's rows, unmeasured: opslive's replica applies the DELETE, and both
+    /// slots are moved past it (and past the step's WAL the idle one did not read), so the next
+    /// step starts from an empty table and two slots with nothing pending.
+    async fn clear(&mut self) -> Result<(), BenchError> {
         let s = &self.setting;
-        // The consumer that did not follow has the step's WAL pending: skipped, not read.
-        let idle = match followed {
-            Consumer::Floor => s.opslive_slot,
-            Consumer::Opslive => cdc::FLOOR_SLOT,
-        };
-        cdc::settle(s.sql, idle, last).await?;
         let cleared = cdc::last_commit(s.sql, "DELETE FROM bench_rows").await?;
         let until = Until::At(watch::channel(Some(cleared)).1);
         self.replica = cdc::consume(s.config, std::mem::take(&mut self.replica), until).await?.replica;
+        // Released by its session before the slots are moved.
         cdc::settle(s.sql, s.opslive_slot, self.replica.applied_position(cdc::SOURCE)).await?;
-        cdc::settle(s.sql, cdc::FLOOR_SLOT, cleared).await?;
         fresh_restart_points(s).await
     }
 }

@@ -24,6 +24,32 @@ pub struct PgTable {
     pub estimated_rows: Option<u64>,
 }
 
+#[cfg(test)]
+impl PgTable {
+    /// `public.t` of source `s` in `registry`, keyed by its first column, with these columns
+    /// and type OIDs: the decoder's and the tuple form's unit tests build tables alike.
+    pub fn for_test(
+        registry: &crate::registry::Registry,
+        columns: Vec<crate::registry::Column>,
+        column_type_oids: Vec<u32>,
+    ) -> PgTable {
+        let id = registry.add("s".into(), "public", "t", "t", vec![], vec![]).expect("registers");
+        PgTable {
+            schema: Arc::new(TableSchema {
+                spec: registry.get(id).expect("spec"),
+                columns,
+                key: vec![0],
+                indexed: vec![],
+                version: 1,
+            }),
+            column_type_oids,
+            relfilenode_in_snapshot: 0,
+            relfilenode_now: 0,
+            estimated_rows: None,
+        }
+    }
+}
+
 impl PgTable {
     /// The table was truncated or rewritten after the snapshot was exported: inside the
     /// snapshot its rows would read as empty (TRUNCATE is not MVCC-safe), so it must be copied

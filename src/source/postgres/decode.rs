@@ -323,30 +323,17 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::registry::{Column, ColumnType, TableSchema};
+    use crate::registry::{Column, ColumnType};
     use crate::source::postgres::pgoutput::RelationColumn;
 
     /// `public.t (id int4 key, v <ty>)` registered and decoded, its Relation message seen.
     fn decoder(ty: ColumnType, type_oid: u32) -> Decoder {
         let registry = Arc::new(Registry::default());
-        let id = registry.add("s".into(), "public", "t", "t", vec![], vec![]).expect("registers");
         let columns = vec![
             Column { name: "id".into(), ty: ColumnType::Int4, nullable: false },
             Column { name: "v".into(), ty, nullable: true },
         ];
-        let table = PgTable {
-            schema: Arc::new(TableSchema {
-                spec: registry.get(id).expect("spec"),
-                columns,
-                key: vec![0],
-                indexed: vec![],
-                version: 1,
-            }),
-            column_type_oids: vec![23, type_oid],
-            relfilenode_in_snapshot: 0,
-            relfilenode_now: 0,
-            estimated_rows: None,
-        };
+        let table = PgTable::for_test(&registry, columns, vec![23, type_oid]);
         let mut decoder = Decoder::new("s".into(), registry, [table]);
         let column =
             |flags, name: &str, type_oid| RelationColumn { flags, name: name.into(), type_oid, type_modifier: -1 };

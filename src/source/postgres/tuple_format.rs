@@ -62,32 +62,16 @@ fn version_label(v: i32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::registry::{Column, ColumnType, Registry, TableSchema};
+    use crate::registry::{Column, ColumnType, Registry};
 
     fn table(types: &[ColumnType]) -> PgTable {
-        let reg = Registry::default();
-        let id = reg.add("s".into(), "public", "t", "t", vec![], vec![]).expect("registers");
         let columns: Vec<Column> = types
             .iter()
             .enumerate()
             .map(|(i, ty)| Column { name: format!("c{i}").into(), ty: ty.clone(), nullable: true })
             .collect();
-        PgTable {
-            schema: Arc::new(TableSchema {
-                spec: reg.get(id).expect("spec"),
-                columns,
-                key: vec![0],
-                indexed: vec![],
-                version: 1,
-            }),
-            column_type_oids: vec![],
-            relfilenode_in_snapshot: 0,
-            relfilenode_now: 0,
-            estimated_rows: None,
-        }
+        PgTable::for_test(&Registry::default(), columns, vec![])
     }
 
     #[test]
