@@ -166,6 +166,19 @@ pub struct Change {
     pub after: Option<Image>,
 }
 
+impl Change {
+    /// Bytes the change holds (an estimate), what a transaction's memory budget counts.
+    pub fn approx_bytes(&self) -> usize {
+        let image = |i: &Option<Image>| {
+            i.as_ref().map_or(0, |i| i.0.iter().map(|v| v.as_ref().map_or(1, Value::approx_bytes)).sum::<usize>())
+        };
+        std::mem::size_of::<Change>()
+            + self.key.0.iter().map(Value::approx_bytes).sum::<usize>()
+            + image(&self.before)
+            + image(&self.after)
+    }
+}
+
 /// Why a table's contents were reset or need to be.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -173,6 +186,9 @@ pub enum ResetReason {
     Truncate,
     Resync,
     Quarantine,
+    /// A transaction whose row changes outgrew the memory kept for them: the engines read the
+    /// table afresh from the replica as of its commit instead of following each row.
+    LargeTransaction,
 }
 
 /// Events about a whole table, carried through the seam so that the engines reset instead of
@@ -213,6 +229,23 @@ pub struct Transaction {
     pub table_events: Vec<(usize, TableEvent)>,
 }
 
+/// One part of a transaction too large to hold whole: a source passes it on in parts, in
+/// order, as it reads it, and the replica applies each without showing any of it to readers
+/// until the last (see [`crate::replica`]). Parts of one transaction are numbered from 0; a
+/// source that starts again mid-way sends the transaction again from part 0. Only committed
+/// transactions are sent in parts, so no part is ever taken back by its source.
+#[derive(Clone, Debug)]
+pub struct TxPart {
+    /// The changes and table events of this part. Its position is the commit's only in the
+    /// last part; before it, one past where the commit record starts (no position a table may
+    /// be consistent at lies between the two).
+    pub tx: Transaction,
+    pub index: u32,
+    pub last: bool,
+    /// What the part counts against the transaction memory until it is applied.
+    pub bytes: usize,
+}
+
 /// What a source emits, in order.
 #[derive(Clone, Debug)]
 pub enum SourceEvent {
@@ -229,6 +262,8 @@ pub enum SourceEvent {
         position: Position,
     },
     Transaction(Transaction),
+    /// A part of a large transaction.
+    Part(TxPart),
     /// Nothing watched happened at the source up to `position` (a quiet stream, a heartbeat,
     /// writes to other tables): the replica is current as of it, so it may be checkpointed
     /// and acknowledged, and the slot does not hold WAL for nothing.
@@ -236,6 +271,18 @@ pub enum SourceEvent {
         source: SourceName,
         position: Position,
     },
+}
+
+impl SourceEvent {
+    /// The source an event names, where it names one (other table events name a table only).
+    pub fn source(&self) -> Option<&SourceName> {
+        match self {
+            SourceEvent::Transaction(tx) | SourceEvent::Part(TxPart { tx, .. }) => Some(&tx.source),
+            SourceEvent::Progress { source, .. } | SourceEvent::Consistent { source, .. } => Some(source),
+            SourceEvent::Table(TableEvent::SnapshotBegin { schema, .. }) => Some(&schema.spec.source),
+            SourceEvent::Table(_) | SourceEvent::SnapshotRows { .. } => None,
+        }
+    }
 }
 
 #[cfg(test)]

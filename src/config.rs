@@ -56,6 +56,9 @@ pub struct Config {
     /// Change streams (`…Changes`): how much of the past is kept for clients that resume.
     #[serde(default)]
     pub changes: ChangesConfig,
+    /// Large transactions: the memory one may take on its way through (see `crate::tx_memory`).
+    #[serde(default)]
+    pub transactions: TransactionsConfig,
     /// The role policy file (see fixtures/policy.toml), relative to the working directory. It is
     /// reloaded when it changes. Without one, no role may read anything.
     #[serde(default)]
@@ -248,6 +251,22 @@ impl ChangesConfig {
 
     pub fn heartbeat(&self) -> std::time::Duration {
         std::time::Duration::from_secs_f64(self.heartbeat_seconds)
+    }
+}
+
+/// `[transactions]`: memory kept for transactions on their way from a source to the engines.
+/// A transaction larger than a quarter of it streams through in parts, and one whose row
+/// changes outgrow a quarter reaches the live queries, KPIs, alerts and change streams as a
+/// reload of each table it touched; readers see it whole at its commit either way.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransactionsConfig {
+    pub buffer_bytes: usize,
+}
+
+impl Default for TransactionsConfig {
+    fn default() -> Self {
+        TransactionsConfig { buffer_bytes: crate::tx_memory::DEFAULT_BUFFER_BYTES }
     }
 }
 

@@ -47,6 +47,7 @@ pub mod sim;
 pub mod source;
 pub mod store;
 pub mod tail;
+pub mod tx_memory;
 pub mod value;
 pub mod watched_file;
 pub mod watermark;

@@ -649,6 +649,7 @@ async fn tail(
     }
     let cancel = shutdown_token();
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let memory = Arc::new(opslive::tx_memory::TxMemory::new(config.transactions.buffer_bytes));
     let mut watermarks = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     for (name, sc) in sources {
@@ -662,6 +663,7 @@ async fn tail(
             durable: false,
             resume: Arc::new(|| None),
             session: SessionKind::OneOff { snapshot, capture: capture.clone() },
+            memory: memory.clone(),
         };
         let source = opslive::source::open(name, sc, wiring)?;
         watermarks.insert(Arc::from(name.as_str()), marks);
@@ -677,7 +679,8 @@ async fn tail(
     // Without a snapshot the tables start empty: changes to rows never copied are expected.
     let replica =
         if snapshot { opslive::replica::Replica::new() } else { opslive::replica::Replica::new().loaded_mid_stream() };
-    let (apply, _versions) = ApplyLoop::starting_from(replica, watermarks);
+    let (mut apply, _versions) = ApplyLoop::starting_from(replica, watermarks);
+    apply.memory = memory;
     let mut writer = TailWriter::new(std::io::stdout().lock(), filter, !snapshot);
     let stop = cancel.clone();
     let mut broken = None;

@@ -6,6 +6,11 @@
 //! its named [`Consumer`]s (live queries, KPIs and alerts, …) in order, over bounded channels:
 //! a consumer that falls far behind makes the loop wait, which is backpressure to the source,
 //! never a dropped or reordered batch.
+//!
+//! A large transaction arrives in parts: each is applied as it comes, but its row changes wait
+//! here for the last part, and neither readers nor consumers see anything of it before then.
+//! Changes that outgrow their share of the transaction memory are let go, and the consumers
+//! get, at the commit, each table the transaction touched to read afresh from the replica.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,9 +19,10 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, watch};
 
-use crate::change::{Op, ResetReason, SourceEvent, SourceName, TableEvent};
+use crate::change::{Change, Op, ResetReason, SourceEvent, SourceName, TableEvent, TxPart};
 use crate::registry::TableId;
-use crate::replica::{Applied, Delta, Replica};
+use crate::replica::{Applied, Delta, Replica, row_bytes};
+use crate::tx_memory::TxMemory;
 use crate::watermark::{DurableMarks, Watermarks};
 
 /// Events buffered between a source and the replica. Large enough to carry a burst of small
@@ -153,7 +159,86 @@ pub struct ApplyLoop {
     /// Every version of the replica, for readers that need a consistent view.
     pub published: watch::Sender<Arc<Replica>>,
     pub stats: Arc<ApplyStats>,
+    /// What large transactions may hold (shared with the sources).
+    pub memory: Arc<TxMemory>,
     counters: Counters,
+    /// What the parts of each source's open transaction did, for the consumers at its commit.
+    pending: HashMap<SourceName, Pending>,
+}
+
+/// The row changes of a transaction applied in parts, waiting for its last part.
+#[derive(Debug, Default)]
+struct Pending {
+    applied: Applied,
+    /// Estimated bytes of the row deltas kept (counted in the transaction memory).
+    bytes: usize,
+    /// Past their share of memory the row deltas are let go: the tables they touched.
+    dropped: Option<Vec<TableId>>,
+}
+
+impl Pending {
+    fn add(&mut self, part: Applied, memory: &TxMemory) {
+        self.applied.tx = part.tx;
+        self.applied.skipped = part.skipped;
+        self.applied.anomalies.extend(part.anomalies);
+        for delta in part.deltas {
+            let Delta::Row(row) = &delta else {
+                self.applied.deltas.push(delta);
+                continue;
+            };
+            if let Some(tables) = &mut self.dropped {
+                if !tables.contains(&row.table) {
+                    tables.push(row.table);
+                }
+                continue;
+            }
+            let bytes = std::mem::size_of::<Delta>()
+                + row.before.as_ref().map_or(0, row_bytes)
+                + row.after.as_ref().map_or(0, row_bytes);
+            if self.bytes + bytes > memory.delta_bytes() {
+                self.drop_rows(memory);
+                let tables = self.dropped.as_mut().expect("just dropped");
+                if !tables.contains(&row.table) {
+                    tables.push(row.table);
+                }
+                continue;
+            }
+            self.bytes += bytes;
+            memory.hold(bytes);
+            self.applied.deltas.push(delta);
+        }
+    }
+
+    /// Lets the row deltas go, keeping the tables they touched.
+    fn drop_rows(&mut self, memory: &TxMemory) {
+        let mut tables = Vec::new();
+        self.applied.deltas.retain(|d| match d {
+            Delta::Row(row) => {
+                if !tables.contains(&row.table) {
+                    tables.push(row.table);
+                }
+                false
+            }
+            _ => true,
+        });
+        self.applied.deltas.shrink_to_fit();
+        self.dropped = Some(tables);
+        self.release(memory);
+    }
+
+    fn release(&mut self, memory: &TxMemory) {
+        memory.release(std::mem::take(&mut self.bytes));
+    }
+
+    /// What the consumers get at the commit.
+    fn finish(mut self, memory: &TxMemory) -> Applied {
+        self.release(memory);
+        if let Some(tables) = self.dropped.take() {
+            let reason = ResetReason::LargeTransaction;
+            self.applied.deltas.extend(tables.into_iter().map(|table| Delta::Reset { table, reason: reason.clone() }));
+        }
+        self.applied
+    }
 }
 
 impl ApplyLoop {
@@ -167,7 +252,16 @@ impl ApplyLoop {
         watermarks: HashMap<SourceName, Arc<Watermarks>>,
     ) -> (ApplyLoop, watch::Receiver<Arc<Replica>>) {
         let (published, rx) = watch::channel(Arc::new(replica.clone()));
-        (ApplyLoop { replica, watermarks, published, stats: Arc::default(), counters: Counters::default() }, rx)
+        let apply = ApplyLoop {
+            replica,
+            watermarks,
+            published,
+            stats: Arc::default(),
+            memory: Arc::default(),
+            counters: Counters::default(),
+            pending: HashMap::new(),
+        };
+        (apply, rx)
     }
 
     /// Applies events until every sender is gone; `sink` sees each result in order, and so
@@ -180,11 +274,18 @@ impl ApplyLoop {
         mut sink: impl FnMut(&SourceEvent, &Applied),
     ) -> Replica {
         while let Some(event) = rx.recv().await {
-            let applied = self.apply(&event);
+            let mut applied = self.apply(&event);
             sink(&event, &applied);
+            if let SourceEvent::Part(part) = &event {
+                match self.gather(part, applied) {
+                    Some(whole) => applied = whole,
+                    // Nothing of it is shown before its last part.
+                    None => continue,
+                }
+            }
             let mut published = false;
             if !consumers.is_empty() && Batch::wanted(&applied) {
-                let replica = Arc::new(self.replica.clone());
+                let replica = Arc::new(self.replica.visible());
                 // Readers see this version before any consumer acts on it: a query sent after
                 // a subscriber's frame (or an alert) never answers from an older replica.
                 self.published.send_replace(replica.clone());
@@ -212,17 +313,44 @@ impl ApplyLoop {
             }
             // Other events: publish once per burst, readers want the newest version.
             if rx.is_empty() && !published {
-                self.published.send_replace(Arc::new(self.replica.clone()));
+                self.published.send_replace(Arc::new(self.replica.visible()));
             }
         }
-        self.published.send_replace(Arc::new(self.replica.clone()));
-        self.replica
+        // A transaction whose last part never came is not shown.
+        let replica = self.replica.visible();
+        self.published.send_replace(Arc::new(replica.clone()));
+        replica
     }
 
     pub fn apply(&mut self, event: &SourceEvent) -> Applied {
         let applied = self.replica.apply(event);
+        // The replica took back a transaction its source is sending again or moved past.
+        if let Some(source) = event.source()
+            && !self.replica.in_transaction(source)
+            && !matches!(event, SourceEvent::Part(p) if p.last)
+            && let Some(mut gone) = self.pending.remove(source)
+        {
+            gone.release(&self.memory);
+        }
         self.count(event, &applied);
         applied
+    }
+
+    /// Keeps what a part did until its transaction's last part, and returns it whole then.
+    fn gather(&mut self, part: &TxPart, applied: Applied) -> Option<Applied> {
+        self.memory.part_applied(part.bytes);
+        let source = &part.tx.source;
+        let mut pending = self.pending.remove(source).unwrap_or_default();
+        if part.index == 0 {
+            pending.release(&self.memory);
+            pending = Pending::default();
+        }
+        pending.add(applied, &self.memory);
+        if part.last {
+            return Some(pending.finish(&self.memory));
+        }
+        self.pending.insert(source.clone(), pending);
+        None
     }
 
     fn count(&mut self, event: &SourceEvent, applied: &Applied) {
@@ -242,23 +370,21 @@ impl ApplyLoop {
                 }
             }
         }
-        match event {
-            SourceEvent::Transaction(tx) => {
+        let (tx, last) = match event {
+            SourceEvent::Transaction(tx) => (Some(tx), true),
+            SourceEvent::Part(part) => (Some(&part.tx), part.last),
+            _ => (None, false),
+        };
+        if let Some(tx) = tx {
+            // A part's changes count as it is applied, the transaction at its last part.
+            if !applied.skipped {
+                count_changes(s, c, &tx.changes);
+            }
+            if last {
                 if applied.skipped {
                     s.skipped.fetch_add(1, Ordering::Relaxed);
                 } else {
                     s.transactions.fetch_add(1, Ordering::Relaxed);
-                    s.row_changes.fetch_add(tx.changes.len() as u64, Ordering::Relaxed);
-                    for change in &tx.changes {
-                        let t = c.table(s, change.table);
-                        match change.op {
-                            Op::Insert => &t.inserts,
-                            Op::Update => &t.updates,
-                            Op::Delete => &t.deletes,
-                            Op::Truncate => &t.truncates,
-                        }
-                        .fetch_add(1, Ordering::Relaxed);
-                    }
                     let now = chrono::Utc::now().timestamp_micros();
                     c.delay(s, &tx.source).observe((now - tx.commit_ts).max(0) as f64 / 1e6);
                 }
@@ -267,6 +393,9 @@ impl ApplyLoop {
                     w.applied_commit(tx.commit_ts);
                 }
             }
+        }
+        match event {
+            SourceEvent::Transaction(_) | SourceEvent::Part(_) => {}
             SourceEvent::SnapshotRows { table, rows } => {
                 s.snapshot_rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
                 c.table(s, *table).snapshot_rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
@@ -301,5 +430,146 @@ impl ApplyLoop {
                 TableEvent::SchemaChanged { .. } | TableEvent::Quarantined { .. } | TableEvent::ResyncBegin { .. },
             ) => {}
         }
+    }
+}
+
+/// Counts a transaction's (or a part's) row changes, in all and per table.
+fn count_changes(s: &ApplyStats, c: &mut Counters, changes: &[Change]) {
+    s.row_changes.fetch_add(changes.len() as u64, Ordering::Relaxed);
+    for change in changes {
+        let t = c.table(s, change.table);
+        match change.op {
+            Op::Insert => &t.inserts,
+            Op::Update => &t.updates,
+            Op::Delete => &t.deletes,
+            Op::Truncate => &t.truncates,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::change::{Change, Image, Key, Position, Row, Transaction};
+    use crate::registry::{Column, ColumnType, Registry, TableSchema};
+    use crate::value::Value;
+
+    fn schema() -> Arc<TableSchema> {
+        let reg = Registry::default();
+        let id = reg.add("s".into(), "public", "t", "t", vec![], vec![]).unwrap();
+        let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
+        Arc::new(TableSchema {
+            spec: reg.get(id).unwrap().clone(),
+            columns: vec![col("id", ColumnType::Int8), col("status", ColumnType::Text)],
+            key: vec![0],
+            indexed: vec![],
+            version: 1,
+        })
+    }
+
+    fn row(id: i64, status: &str) -> Vec<Value> {
+        vec![Value::Int8(id), Value::text(status)]
+    }
+
+    fn part(index: u32, last: bool, changes: Vec<Change>) -> SourceEvent {
+        let tx = Transaction {
+            source: "s".into(),
+            position: Position(if last { 20 } else { 13 }),
+            commit_ts: 0,
+            xid: 7,
+            changes,
+            table_events: vec![],
+        };
+        let bytes = tx.changes.iter().map(Change::approx_bytes).sum();
+        SourceEvent::Part(TxPart { tx, index, last, bytes })
+    }
+
+    fn insert(id: i64) -> Change {
+        let key = Key(vec![Value::Int8(id)].into());
+        Change { table: TableId(0), op: Op::Insert, key, before: None, after: Some(Image::full(row(id, "bulk"))) }
+    }
+
+    fn delete(id: i64) -> Change {
+        Change { table: TableId(0), op: Op::Delete, key: Key(vec![Value::Int8(id)].into()), before: None, after: None }
+    }
+
+    /// Runs a transaction of 2,000 inserts and their deletes in three parts, and an update of
+    /// the one row held, through an apply loop with `budget`: what its consumer got for it, and
+    /// the rows readers saw between its parts.
+    async fn large_transaction(budget: usize) -> (Batch, usize, Arc<TxMemory>) {
+        let (mut apply, versions) = ApplyLoop::new(HashMap::new());
+        apply.memory = Arc::new(TxMemory::new(budget));
+        let memory = apply.memory.clone();
+        let (consumer, mut batches) = Consumer::channel("test");
+        let (tx, rx) = mpsc::channel(16);
+        let (seen_tx, mut seen) = mpsc::unbounded_channel();
+        let run = tokio::spawn(apply.run(rx, vec![consumer], move |event, _| {
+            if let SourceEvent::Progress { .. } = event {
+                seen_tx.send(()).unwrap();
+            }
+        }));
+        let s = schema();
+        tx.send(SourceEvent::Table(TableEvent::SnapshotBegin { schema: s, estimated_rows: None })).await.unwrap();
+        tx.send(SourceEvent::SnapshotRows { table: TableId(0), rows: vec![Row::from(row(1, "open"))] }).await.unwrap();
+        let end = TableEvent::SnapshotEnd { table: TableId(0), position: Position(10), rows: 1 };
+        tx.send(SourceEvent::Table(end)).await.unwrap();
+        tx.send(SourceEvent::Consistent { source: "s".into(), position: Position(10) }).await.unwrap();
+        tx.send(part(0, false, (2..1000).map(insert).collect())).await.unwrap();
+        tx.send(part(1, false, (1000..2002).map(insert).collect())).await.unwrap();
+        // Another source's event between the parts: the loop publishes after it.
+        tx.send(SourceEvent::Progress { source: "other".into(), position: Position(5) }).await.unwrap();
+        seen.recv().await.unwrap();
+        let between = versions.borrow().table(TableId(0)).unwrap().len();
+        let update = Change {
+            table: TableId(0),
+            op: Op::Update,
+            key: Key(vec![Value::Int8(1)].into()),
+            before: None,
+            after: Some(Image::full(row(1, "shipped"))),
+        };
+        let last: Vec<Change> = (2..2002).map(delete).chain([update]).collect();
+        tx.send(part(2, true, last)).await.unwrap();
+        drop(tx);
+        let mut got = Vec::new();
+        while let Some(batch) = batches.recv().await {
+            if batch.applied.tx.is_some() {
+                got.push(batch);
+            }
+        }
+        let replica = run.await.unwrap();
+        assert_eq!(got.len(), 1, "consumers get the transaction once, at its last part");
+        let batch = Arc::try_unwrap(got.pop().unwrap()).unwrap();
+        assert_eq!(batch.replica.table(TableId(0)).unwrap().len(), 1);
+        assert_eq!(
+            replica.table(TableId(0)).unwrap().get(&Key(vec![Value::Int8(1)].into())).unwrap()[1],
+            Value::text("shipped")
+        );
+        assert_eq!(memory.held(), 0, "nothing is held after the commit");
+        (batch, between, memory)
+    }
+
+    #[tokio::test]
+    async fn a_transaction_in_parts_reaches_consumers_once_with_every_row_change_when_they_fit() {
+        let (batch, between, _) = large_transaction(64 * 1024 * 1024).await;
+        assert_eq!(between, 1, "readers saw none of the transaction between its parts");
+        let rows = batch.applied.deltas.iter().filter(|d| matches!(d, Delta::Row(_))).count();
+        assert_eq!(rows, 2000 + 2000 + 1, "every row change, in order");
+    }
+
+    #[tokio::test]
+    async fn row_changes_past_their_budget_reach_consumers_as_a_reload_of_the_table() {
+        let budget = 64 * 1024;
+        let (batch, between, memory) = large_transaction(budget).await;
+        assert_eq!(between, 1, "readers saw none of the transaction between its parts");
+        assert!(
+            matches!(
+                &batch.applied.deltas[..],
+                [Delta::Reset { table: TableId(0), reason: ResetReason::LargeTransaction }]
+            ),
+            "{:?}",
+            batch.applied.deltas
+        );
+        assert!(memory.peak() <= memory.delta_bytes(), "peak {}", memory.peak());
     }
 }

@@ -105,7 +105,8 @@ pub async fn serve_on(
         origins.insert(Arc::from(name.as_str()), sc.origin(name));
     }
     let replica = if durable { restore(&config, &registry, &origins, &watermarks) } else { Replica::new() };
-    let (apply, versions) = ApplyLoop::starting_from(replica, watermarks.clone());
+    let (mut apply, versions) = ApplyLoop::starting_from(replica, watermarks.clone());
+    apply.memory = Arc::new(crate::tx_memory::TxMemory::new(config.transactions.buffer_bytes));
     let checkpointer = Checkpointer {
         data_dir: config.data_dir.clone(),
         origins: origins.clone(),
@@ -137,6 +138,7 @@ pub async fn serve_on(
             durable,
             resume,
             session: crate::source::SessionKind::Serving,
+            memory: apply.memory.clone(),
         };
         let source = crate::source::open(name, sc, wiring)?;
         store.register_source(&source.record()).await?;
@@ -146,6 +148,7 @@ pub async fn serve_on(
     drop(tx);
 
     let stats = apply.stats.clone();
+    let memory = apply.memory.clone();
     if let Some(path) = &config.path {
         tokio::spawn(crate::reconfigure::watch(path.clone(), registry.clone(), resync.clone(), cancel.clone()));
     }
@@ -228,6 +231,7 @@ pub async fn serve_on(
         registry: registry.clone(),
         sources: views,
         apply: stats.clone(),
+        transactions: memory.clone(),
         replica: versions.clone(),
         checkpoints: durable.then(|| checkpointer.stats.clone()),
         resync,

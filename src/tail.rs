@@ -45,7 +45,7 @@ impl<W: Write> TailWriter<W> {
             }
         }
         if self.raw
-            && let SourceEvent::Transaction(tx) = event
+            && let SourceEvent::Transaction(tx) | SourceEvent::Part(crate::change::TxPart { tx, .. }) = event
         {
             if applied.skipped {
                 return Ok(());
@@ -115,6 +115,8 @@ impl<W: Write> TailWriter<W> {
                             crate::change::ResetReason::Truncate => "truncate",
                             crate::change::ResetReason::Resync => "resync",
                             crate::change::ResetReason::Quarantine => "quarantine",
+                            // Its rows were each printed with their part.
+                            crate::change::ResetReason::LargeTransaction => continue,
                         },
                         key: None,
                         before: None,

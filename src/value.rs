@@ -74,6 +74,24 @@ pub struct Interval {
 }
 
 impl Value {
+    /// Bytes the value takes, its own and what it points to (an estimate: allocator overhead
+    /// is not counted). What the replica's and a transaction's memory figures add up.
+    pub fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Value>()
+            + match self {
+                // Inline up to its limit; past it, a shared buffer behind a 16-byte header.
+                Value::Numeric(s) | Value::Text(s) if s.len() <= EcoString::INLINE_LIMIT => 0,
+                Value::Numeric(s) | Value::Text(s) => s.len() + 16,
+                Value::Json(s) => s.len() + 16,
+                Value::Other(other) => other.type_name.len() + other.text.len() + 64,
+                Value::Bytes(b) => b.len() + 16,
+                Value::Array(items) => items.iter().map(Value::approx_bytes).sum::<usize>() + 16,
+                _ => 0,
+            }
+    }
+}
+
+impl Value {
     pub fn text(s: &str) -> Value {
         Value::Text(s.into())
     }

@@ -445,6 +445,16 @@ impl Collector for FlowCollector {
             MetricType::Counter,
         )?;
         f.sample(&vec![], state.apply.anomalies.load(Relaxed) as f64)?;
+        let memory = &state.transactions;
+        let mut f = Family::new(
+            &mut enc,
+            "transaction_buffer_bytes",
+            "Bytes large transactions hold on their way to the replica now (now), at most since start (peak), and may hold ([transactions] buffer_bytes: limit)",
+            MetricType::Gauge,
+        )?;
+        for (which, bytes) in [("now", memory.held()), ("peak", memory.peak()), ("limit", memory.limit())] {
+            f.sample(&vec![("which", which.to_string())], bytes as f64)?;
+        }
 
         let mut f = Family::new(
             &mut enc,

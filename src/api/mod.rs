@@ -45,6 +45,8 @@ pub struct OpsState {
     pub registry: Arc<Registry>,
     pub sources: Vec<SourceView>,
     pub apply: Arc<ApplyStats>,
+    /// What large transactions hold on their way to the replica.
+    pub transactions: Arc<crate::tx_memory::TxMemory>,
     pub replica: watch::Receiver<Arc<Replica>>,
     /// The checkpoint writer's counters, when checkpoints are on.
     pub checkpoints: Option<Arc<crate::checkpoint::writer::CheckpointStats>>,

@@ -533,7 +533,8 @@ pub(super) async fn consume(config: &Arc<Config>, replica: Replica, mut until: U
     let registry = Arc::new(config.registry().map_err(|e| BenchError::Options(e.to_string()))?);
     let watermarks = Arc::new(Watermarks::default());
     let marks = std::collections::HashMap::from([(Arc::from(SOURCE), watermarks.clone())]);
-    let (apply, mut versions) = ApplyLoop::starting_from(replica, marks);
+    let (mut apply, mut versions) = ApplyLoop::starting_from(replica, marks);
+    apply.memory = Arc::new(crate::tx_memory::TxMemory::new(config.transactions.buffer_bytes));
     let stats = Arc::new(SourceStats::default());
     let resume = {
         let (versions, registry) = (versions.clone(), registry.clone());
@@ -547,6 +548,7 @@ pub(super) async fn consume(config: &Arc<Config>, replica: Replica, mut until: U
         durable: true,
         resume,
         session: SessionKind::Serving,
+        memory: apply.memory.clone(),
     };
     let started = Instant::now();
     let source = crate::source::open(SOURCE, &config.sources[SOURCE], wiring)
@@ -558,7 +560,12 @@ pub(super) async fn consume(config: &Arc<Config>, replica: Replica, mut until: U
     let applier = tokio::spawn(apply.run(rx, Vec::new(), {
         let lags = lags.clone();
         move |event, applied| {
-            if let SourceEvent::Transaction(tx) = event
+            let tx = match event {
+                SourceEvent::Transaction(tx) => Some(tx),
+                SourceEvent::Part(part) if part.last => Some(&part.tx),
+                _ => None,
+            };
+            if let Some(tx) = tx
                 && !applied.skipped
             {
                 let lag = (chrono::Utc::now().timestamp_micros() - tx.commit_ts).max(0);

@@ -67,6 +67,8 @@ pub enum Break {
     Quarantined,
     /// Its columns changed at the source.
     Reshaped,
+    /// A transaction changed more of its rows than are kept to pass on one by one.
+    LargeTransaction,
 }
 
 impl fmt::Display for Break {
@@ -76,6 +78,7 @@ impl fmt::Display for Break {
             Break::Reloaded => "was copied again (resync)",
             Break::Quarantined => "was quarantined",
             Break::Reshaped => "changed columns",
+            Break::LargeTransaction => "changed in a transaction too large to pass on row by row",
         })
     }
 }
@@ -163,6 +166,9 @@ impl ChangeLog {
                 }
                 Delta::Reset { table, reason: ResetReason::Quarantine } => {
                     items.push(Item::Broken(*table, Break::Quarantined))
+                }
+                Delta::Reset { table, reason: ResetReason::LargeTransaction } => {
+                    items.push(Item::Broken(*table, Break::LargeTransaction))
                 }
                 Delta::SnapshotBegin { schema } => items.push(Item::Broken(schema.id(), Break::Reloaded)),
                 Delta::SchemaChanged { table, .. } => items.push(Item::Broken(*table, Break::Reshaped)),

@@ -5,6 +5,12 @@
 //! skipped, so a source may re-deliver after a reconnect or a restart without effect, and one
 //! table can be reloaded at its own consistent point while the others stream. Values the
 //! source did not send (unchanged TOAST) are filled from the row the replica holds.
+//!
+//! A large transaction comes in parts ([`TxPart`]), applied as they come so that none is held
+//! whole; the tables it touches keep their version from before it, and [`Replica::visible`],
+//! the version readers get, shows those until its last part. A source that starts the
+//! transaction again (it reconnected mid-way) or moves past it takes it back: the tables are
+//! put back as they were.
 
 mod delta;
 mod table;
@@ -13,10 +19,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use delta::{Anomaly, AnomalyKind, Applied, Delta, RowDelta, TxInfo};
+pub(crate) use table::row_bytes;
 pub use table::{Index, Table, TableState};
 
 use crate::change::{
-    Change, Image, Key, Op, Position, ResetReason, Row, SourceEvent, SourceName, TableEvent, Transaction,
+    Change, Image, Key, Op, Position, ResetReason, Row, SourceEvent, SourceName, TableEvent, Transaction, TxPart,
 };
 use crate::registry::TableId;
 use crate::value::Value;
@@ -34,6 +41,21 @@ pub struct Replica {
     /// Tables start empty in the middle of the stream (`tail --no-snapshot`): changes to rows
     /// never seen are expected, so they are counted but do not quarantine the table.
     mid_stream: bool,
+    /// Large transactions being applied in parts, by source.
+    open: HashMap<SourceName, OpenTx>,
+}
+
+/// A transaction whose parts are being applied.
+#[derive(Clone, Debug, Default)]
+struct OpenTx {
+    /// The index the next part must have to continue it.
+    next: u32,
+    /// The tables it touched, as they were before it.
+    before: HashMap<TableId, Table>,
+    /// Tables with row changes in it: their positions advance at its commit.
+    changed: Vec<TableId>,
+    /// Whether any part changed anything.
+    any: bool,
 }
 
 impl Replica {
@@ -88,11 +110,46 @@ impl Replica {
             applied,
             never_loaded: HashMap::new(),
             mid_stream: false,
+            open: HashMap::new(),
+        }
+    }
+
+    /// The version readers see: every table a transaction still being applied in parts has
+    /// touched as it was before that transaction.
+    pub fn visible(&self) -> Replica {
+        let mut version = self.clone();
+        for (_, open) in std::mem::take(&mut version.open) {
+            version.tables.extend(open.before);
+        }
+        version
+    }
+
+    /// Whether a transaction of `source` is being applied in parts.
+    pub fn in_transaction(&self, source: &str) -> bool {
+        self.open.contains_key(source)
+    }
+
+    /// Takes back the parts applied of `source`'s open transaction, if it has one.
+    fn abandon(&mut self, source: &str) {
+        if let Some(open) = self.open.remove(source) {
+            tracing::debug!(source = %source, tables = open.before.len(), "a transaction applied in part is taken back; its source sends it again");
+            self.tables.extend(open.before);
         }
     }
 
     pub fn apply(&mut self, event: &SourceEvent) -> Applied {
+        if let Some(source) = event.source()
+            && self.open.contains_key(source)
+        {
+            let continues = matches!(event, SourceEvent::Part(p)
+                if p.index > 0 && self.open.get(source).is_some_and(|o| o.next == p.index));
+            if !continues {
+                let source = source.clone();
+                self.abandon(&source);
+            }
+        }
         match event {
+            SourceEvent::Part(part) => self.apply_part(part),
             SourceEvent::Table(ev) => self.apply_table_event(ev),
             SourceEvent::SnapshotRows { table, rows } => self.apply_snapshot_rows(*table, rows),
             SourceEvent::Consistent { source, position } => {
@@ -187,34 +244,86 @@ impl Replica {
             deltas: Vec::with_capacity(tx.changes.len()),
             ..Applied::default()
         };
-        let mut events = tx.table_events.iter().peekable();
-        let mut any = false;
-        for (ordinal, change) in tx.changes.iter().enumerate() {
-            while let Some((_, ev)) = events.next_if(|(at, _)| *at <= ordinal) {
-                any |= self.apply_table_event_at(tx.position, ev, &mut applied);
-            }
-            if self.follows(change.table, tx.position) {
-                any = true;
-                let seen = applied.anomalies.len();
-                self.apply_change(ordinal as u32, change, &mut applied);
-                if let Some(anomaly) = applied.anomalies.get(seen).map(|a| a.kind) {
-                    self.quarantine_contradicted(change.table, anomaly, tx.position, &mut applied);
-                }
-            }
-        }
-        for (_, ev) in events {
-            any |= self.apply_table_event_at(tx.position, ev, &mut applied);
-        }
+        let any = self.apply_changes(tx, &mut applied);
         // Positions only advance once every change of a transaction is applied.
         for change in &tx.changes {
             if let Some(t) = self.tables.get_mut(&change.table) {
                 t.since = t.since.max(tx.position);
             }
         }
-        let source_applied = self.applied.entry(tx.source.clone()).or_default();
-        applied.skipped = !any && tx.position <= *source_applied;
-        *source_applied = (*source_applied).max(tx.position);
+        self.commit(&tx.source, tx.position, any, &mut applied);
         applied
+    }
+
+    /// Applies one part of a large transaction. The tables it touches keep their version from
+    /// before it for readers; at the last part its positions advance as a whole transaction's.
+    fn apply_part(&mut self, part: &TxPart) -> Applied {
+        let tx = &part.tx;
+        let mut applied = Applied {
+            tx: Some(TxInfo { source: tx.source.clone(), position: tx.position, commit_ts: tx.commit_ts, xid: tx.xid }),
+            deltas: Vec::with_capacity(tx.changes.len()),
+            ..Applied::default()
+        };
+        let open = self.open.entry(tx.source.clone()).or_default();
+        open.next = part.index + 1;
+        let events = tx.table_events.iter().map(|(_, ev)| event_table(ev));
+        for table in tx.changes.iter().map(|c| c.table).chain(events) {
+            if !open.before.contains_key(&table)
+                && let Some(t) = self.tables.get(&table)
+            {
+                open.before.insert(table, t.clone());
+            }
+        }
+        for change in &tx.changes {
+            if !open.changed.contains(&change.table) {
+                open.changed.push(change.table);
+            }
+        }
+        let any = self.apply_changes(tx, &mut applied);
+        let open = self.open.get_mut(&tx.source).expect("opened above");
+        open.any |= any;
+        // Nothing new in this part (it was applied before this restart, or its table is set aside).
+        applied.skipped = !any;
+        if part.last {
+            let open = self.open.remove(&tx.source).expect("opened above");
+            for table in &open.changed {
+                if let Some(t) = self.tables.get_mut(table) {
+                    t.since = t.since.max(tx.position);
+                }
+            }
+            self.commit(&tx.source, tx.position, open.any, &mut applied);
+        }
+        applied
+    }
+
+    /// Applies a transaction's changes and table events in order; whether any was new.
+    fn apply_changes(&mut self, tx: &Transaction, applied: &mut Applied) -> bool {
+        let mut events = tx.table_events.iter().peekable();
+        let mut any = false;
+        for (ordinal, change) in tx.changes.iter().enumerate() {
+            while let Some((_, ev)) = events.next_if(|(at, _)| *at <= ordinal) {
+                any |= self.apply_table_event_at(tx.position, ev, applied);
+            }
+            if self.follows(change.table, tx.position) {
+                any = true;
+                let seen = applied.anomalies.len();
+                self.apply_change(ordinal as u32, change, applied);
+                if let Some(anomaly) = applied.anomalies.get(seen).map(|a| a.kind) {
+                    self.quarantine_contradicted(change.table, anomaly, tx.position, applied);
+                }
+            }
+        }
+        for (_, ev) in events {
+            any |= self.apply_table_event_at(tx.position, ev, applied);
+        }
+        any
+    }
+
+    /// Moves the source's applied position to a committed transaction's.
+    fn commit(&mut self, source: &SourceName, position: Position, any: bool, applied: &mut Applied) {
+        let source_applied = self.applied.entry(source.clone()).or_default();
+        applied.skipped = !any && position <= *source_applied;
+        *source_applied = (*source_applied).max(position);
     }
 
     /// Whether a change at `position` is new for the table: not already in its rows, and the
@@ -227,14 +336,7 @@ impl Replica {
     }
 
     fn apply_table_event_at(&mut self, position: Position, ev: &TableEvent, applied: &mut Applied) -> bool {
-        let table = match ev {
-            TableEvent::SnapshotBegin { schema, .. } => schema.id(),
-            TableEvent::SnapshotEnd { table, .. }
-            | TableEvent::SchemaChanged { table, .. }
-            | TableEvent::ResyncBegin { table, .. }
-            | TableEvent::Quarantined { table, .. } => *table,
-        };
-        if !self.follows(table, position) {
+        if !self.follows(event_table(ev), position) {
             return false;
         }
         let mut out = self.apply_table_event(ev);
@@ -333,6 +435,17 @@ impl Replica {
                 None => applied.anomalies.push(anomaly(AnomalyKind::DeleteMissing, &change.key)),
             },
         }
+    }
+}
+
+/// The table a table event is about.
+fn event_table(ev: &TableEvent) -> TableId {
+    match ev {
+        TableEvent::SnapshotBegin { schema, .. } => schema.id(),
+        TableEvent::SnapshotEnd { table, .. }
+        | TableEvent::SchemaChanged { table, .. }
+        | TableEvent::ResyncBegin { table, .. }
+        | TableEvent::Quarantined { table, .. } => *table,
     }
 }
 

@@ -6,7 +6,6 @@
 use std::ops::RangeBounds;
 use std::sync::Arc;
 
-use ecow::EcoString;
 use imbl::{OrdMap, OrdSet};
 
 use crate::change::{Key, KeyValues, Position, Row};
@@ -237,25 +236,11 @@ impl Table {
 fn key_bytes(key: &Key) -> usize {
     match &key.0 {
         // Inline in the map's entry: only what the value points to is extra.
-        KeyValues::One(value) => value_bytes(value) - std::mem::size_of::<Value>(),
-        KeyValues::Many(values) => values.iter().map(value_bytes).sum::<usize>() + 16,
+        KeyValues::One(value) => value.approx_bytes() - std::mem::size_of::<Value>(),
+        KeyValues::Many(values) => values.iter().map(Value::approx_bytes).sum::<usize>() + 16,
     }
 }
 
-fn row_bytes(row: &Row) -> usize {
-    row.iter().map(value_bytes).sum::<usize>() + 16
-}
-
-fn value_bytes(v: &Value) -> usize {
-    std::mem::size_of::<Value>()
-        + match v {
-            // Inline up to its limit; past it, a shared buffer behind a 16-byte header.
-            Value::Numeric(s) | Value::Text(s) if s.len() <= EcoString::INLINE_LIMIT => 0,
-            Value::Numeric(s) | Value::Text(s) => s.len() + 16,
-            Value::Json(s) => s.len() + 16,
-            Value::Other(other) => other.type_name.len() + other.text.len() + 64,
-            Value::Bytes(b) => b.len() + 16,
-            Value::Array(items) => items.iter().map(value_bytes).sum::<usize>() + 16,
-            _ => 0,
-        }
+pub(crate) fn row_bytes(row: &Row) -> usize {
+    row.iter().map(Value::approx_bytes).sum::<usize>() + 16
 }

@@ -230,3 +230,52 @@ fn a_table_set_aside_before_it_ever_loaded_says_why_until_it_is_copied() {
     r.apply(&SourceEvent::Table(TableEvent::ResyncBegin { table: never, reason: "asked".into() }));
     assert!(r.never_loaded(never).is_none(), "tried again: loading, no longer set aside");
 }
+
+fn part(pos: u64, index: u32, last: bool, changes: Vec<Change>) -> SourceEvent {
+    let SourceEvent::Transaction(tx) = tx(pos, changes) else { unreachable!() };
+    SourceEvent::Part(TxPart { tx, index, last, bytes: 0 })
+}
+
+fn inserts(ids: std::ops::Range<i64>) -> Vec<Change> {
+    ids.map(|i| change(Op::Insert, i, None, Some(v(i, "bulk", "b")))).collect()
+}
+
+#[test]
+fn a_transaction_in_parts_is_hidden_from_readers_until_its_last_part() {
+    let mut r = loaded();
+    r.apply(&part(12, 0, false, inserts(2..50)));
+    r.apply(&part(12, 1, false, inserts(50..100)));
+    // Applied as they come, shown at the end.
+    assert_eq!(r.table(TableId(0)).unwrap().len(), 99);
+    let seen = r.visible();
+    assert_eq!(seen.table(TableId(0)).unwrap().len(), 1, "readers see the table as before the transaction");
+    assert_eq!(r.applied_position("s"), Position(10));
+    let deletes = (2..100).map(|i| change(Op::Delete, i, None, None)).collect();
+    let out = r.apply(&part(20, 2, true, deletes));
+    assert!(out.anomalies.is_empty() && !out.skipped);
+    assert_eq!(r.visible().table(TableId(0)).unwrap().len(), 1);
+    assert_eq!(r.applied_position("s"), Position(20));
+    assert_eq!(r.table(TableId(0)).unwrap().since, Position(20), "the table's position moves at the commit");
+    assert!(!r.in_transaction("s"));
+}
+
+#[test]
+fn a_transaction_sent_again_from_its_first_part_replaces_the_parts_applied() {
+    let mut r = loaded();
+    r.apply(&part(12, 0, false, inserts(2..50)));
+    // The source reconnected mid-way and sends it again: without taking back the first
+    // attempt, every insert would contradict the replica.
+    let out = r.apply(&part(12, 0, false, inserts(2..50)));
+    assert!(out.anomalies.is_empty(), "{:?}", out.anomalies);
+    let out = r.apply(&part(20, 1, true, inserts(50..60)));
+    assert!(out.anomalies.is_empty());
+    assert_eq!(r.visible().table(TableId(0)).unwrap().len(), 59);
+    // A source that moves on (progress past it) takes back a transaction it left open.
+    r.apply(&part(25, 0, false, inserts(100..110)));
+    r.apply(&SourceEvent::Progress { source: "s".into(), position: Position(30) });
+    assert!(!r.in_transaction("s"));
+    assert_eq!(r.table(TableId(0)).unwrap().len(), 59, "the parts of the abandoned transaction are gone");
+    // A re-delivered transaction in parts is skipped as a whole one is.
+    let out = r.apply(&part(12, 0, false, inserts(2..50)));
+    assert!(out.skipped && out.deltas.is_empty());
+}

@@ -57,6 +57,8 @@ pub struct Wiring {
     /// Where a session may resume, read when it starts (the newest replica's view).
     pub resume: Arc<dyn Fn() -> Option<Resume> + Send + Sync>,
     pub session: SessionKind,
+    /// What a large transaction may hold on its way to the replica (shared with the apply loop).
+    pub memory: Arc<crate::tx_memory::TxMemory>,
 }
 
 /// What the sessions are for.

@@ -204,10 +204,11 @@ pub fn start_configured(source_toml: &str, from: Option<Replica>) -> Running {
     let registry = Arc::new(config.registry().unwrap());
     let watermarks = Arc::new(Watermarks::default());
     let marks = HashMap::from([(Arc::from("src"), watermarks.clone())]);
-    let (apply, versions) = match from {
+    let (mut apply, versions) = match from {
         Some(replica) => ApplyLoop::starting_from(replica, marks),
         None => ApplyLoop::new(marks),
     };
+    apply.memory = Arc::new(opslive::tx_memory::TxMemory::new(config.transactions.buffer_bytes));
     let stats = Arc::new(opslive::source::SourceStats::default());
     let requests = Arc::new(opslive::source::ResyncRequests::default());
     let resume = {
@@ -222,6 +223,7 @@ pub fn start_configured(source_toml: &str, from: Option<Replica>) -> Running {
         durable: true,
         resume,
         session: SessionKind::Serving,
+        memory: apply.memory.clone(),
     };
     let source = opslive::source::open("src", &config.sources["src"], wiring).unwrap();
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);

@@ -71,6 +71,8 @@ pub struct PostgresSource {
     pub requests: Arc<super::ResyncRequests>,
     /// Ask for binary tuples (used when the server and every watched type allow it).
     pub binary: bool,
+    /// What a large transaction may hold before it is passed on in parts.
+    pub memory: Arc<crate::tx_memory::TxMemory>,
 }
 
 impl PostgresSource {
@@ -99,6 +101,7 @@ impl PostgresSource {
             heartbeat: None,
             requests: Arc::default(),
             binary: crate::config::DEFAULT_POSTGRES_BINARY,
+            memory: Arc::default(),
         })
     }
 
@@ -323,6 +326,7 @@ impl PostgresSource {
             held,
             requests: self.requests.clone(),
             decoded: Vec::new(),
+            memory: self.memory.clone(),
         };
         let monitor = Monitor {
             source_name: &name,
@@ -412,6 +416,7 @@ impl Configured {
         s.binary = self.binary;
         s.resume = (w.resume)();
         s.requests = w.requests.clone();
+        s.memory = w.memory.clone();
         if let super::SessionKind::OneOff { snapshot, capture } = &w.session {
             s.temporary = true;
             s.snapshot = *snapshot;

@@ -1,7 +1,10 @@
 //! Streaming: replication events → one [`Transaction`] per source transaction.
 //!
 //! Relation and row messages between Begin and Commit are decoded into the transaction, which is
-//! sent downstream whole at Commit with the commit's `end_lsn` as its position. Between
+//! sent downstream whole at Commit with the commit's `end_lsn` as its position. A transaction
+//! that outgrows its share of the transaction memory is sent on in parts as it is read (the
+//! server sends only committed transactions, so a part is never taken back); the replica shows
+//! it to readers at its last part (see [`crate::tx_memory`]). Between
 //! transactions, keepalives and heartbeat messages tell how far the server has gone with nothing
 //! watched to send: that becomes a `Progress` event, so a quiet slot still advances. The slot is
 //! acknowledged up to what the watermarks say is durable, never further.
@@ -23,10 +26,11 @@ use super::decode::{DecodeError, Decoded, Decoder};
 use super::held::{Held, HeldTx, Route};
 use super::pgoutput::{self, Message};
 use super::resync::Resynced;
-use crate::change::{Position, SourceEvent, TableEvent, Transaction};
+use crate::change::{Position, SourceEvent, TableEvent, Transaction, TxPart};
 use crate::error::SourceError;
 use crate::registry::TableId;
 use crate::source::send;
+use crate::tx_memory::TxMemory;
 use crate::value::PG_EPOCH_OFFSET_MICROS;
 use crate::watermark::Watermarks;
 
@@ -45,6 +49,7 @@ pub struct Stream {
     pub requests: Arc<crate::source::ResyncRequests>,
     /// What the decoder made of the current message; kept to reuse its allocation.
     pub decoded: Vec<Decoded>,
+    pub memory: Arc<TxMemory>,
 }
 
 /// The prefix of opslive's heartbeat messages (`pg_logical_emit_message`).
@@ -58,6 +63,25 @@ struct Open {
     table_events: Vec<(usize, TableEvent)>,
     /// Messages of tables being resynced, held back.
     held: Vec<(TableId, Message)>,
+    /// Estimated bytes of `changes`.
+    bytes: usize,
+    /// Parts already sent on.
+    parts: u32,
+}
+
+impl Open {
+    fn new(xid: u64, commit_ts: i64, final_lsn: u64) -> Open {
+        Open {
+            xid,
+            commit_ts,
+            final_lsn,
+            changes: Vec::new(),
+            table_events: Vec::new(),
+            held: Vec::new(),
+            bytes: 0,
+            parts: 0,
+        }
+    }
 }
 
 impl Stream {
@@ -89,7 +113,8 @@ impl Stream {
                     self.resynced(table, result, &out).await?;
                     continue;
                 }
-                _ = requests.wait() => {
+                // Between transactions too: a transaction sent in parts is not cut by a table event.
+                _ = requests.wait(), if open.is_none() => {
                     for (table, reason) in requests.take() {
                         self.start_resync(table, reason, &out).await?;
                     }
@@ -107,14 +132,7 @@ impl Stream {
                     if let Some(c) = self.capture.as_mut() {
                         c.begin(final_lsn.0, commit_time_micros, xid);
                     }
-                    open = Some(Open {
-                        xid: xid.into(),
-                        commit_ts: commit_time_micros + PG_EPOCH_OFFSET_MICROS,
-                        final_lsn: final_lsn.0,
-                        changes: Vec::new(),
-                        table_events: Vec::new(),
-                        held: Vec::new(),
-                    });
+                    open = Some(Open::new(xid.into(), commit_time_micros + PG_EPOCH_OFFSET_MICROS, final_lsn.0));
                 }
                 ReplicationEvent::XLogData { data, .. } => {
                     if let Some(c) = self.capture.as_mut() {
@@ -133,22 +151,22 @@ impl Stream {
                             // A Relation outside a transaction only primes the cache (done).
                             (Route::Hold(_), None) => {}
                             (Route::Decode, tx) => {
-                                let mut scratch = Open {
-                                    xid: 0,
-                                    commit_ts: 0,
-                                    final_lsn: 0,
-                                    changes: Vec::new(),
-                                    table_events: Vec::new(),
-                                    held: Vec::new(),
-                                };
+                                let mut scratch = Open::new(0, 0, 0);
                                 let in_tx = tx.is_some();
                                 let target = tx.unwrap_or(&mut scratch);
                                 let changed = self.decode_into(msg, target, position)?;
-                                if !in_tx {
-                                    target.changes.clear();
-                                }
                                 for (table, reason) in changed {
                                     self.start_resync(table, reason, &out).await?;
+                                }
+                                if !in_tx {
+                                    continue;
+                                }
+                                if let Some(tx) = open.as_mut()
+                                    && tx.bytes >= self.memory.part_bytes()
+                                {
+                                    // Not yet committed here, so one past where the commit record starts.
+                                    let at = Position(tx.final_lsn + 1);
+                                    self.send_part(tx, at, false, &out).await?;
                                 }
                             }
                         }
@@ -158,10 +176,20 @@ impl Stream {
                     if let Some(c) = self.capture.as_mut() {
                         c.commit(lsn.0, end_lsn.0, commit_time_micros);
                     }
-                    let Some(tx) = open.take() else { continue };
+                    let Some(mut tx) = open.take() else { continue };
                     let position = Position(end_lsn.0);
                     last_position = position;
-                    self.hold(tx.held, position, tx.commit_ts, tx.xid);
+                    self.hold(std::mem::take(&mut tx.held), position, tx.commit_ts, tx.xid);
+                    if tx.parts > 0 {
+                        self.watermarks.received(position);
+                        self.idle_at = self.idle_at.max(position);
+                        self.send_part(&mut tx, position, true, &out).await?;
+                        self.ack();
+                        continue;
+                    }
+                    // Counted as it is sent (a transaction this small is not held long).
+                    self.memory.hold(tx.bytes);
+                    self.memory.release(tx.bytes);
                     // A transaction with nothing to apply now (held back, or nothing watched)
                     // is passed on as progress only.
                     if tx.changes.is_empty() && tx.table_events.is_empty() {
@@ -279,7 +307,10 @@ impl Stream {
         }
         for d in decoded.drain(..) {
             match d {
-                Decoded::Change(c) => tx.changes.push(c),
+                Decoded::Change(c) => {
+                    tx.bytes += c.approx_bytes();
+                    tx.changes.push(c);
+                }
                 Decoded::Table(ev) => {
                     if let TableEvent::SchemaChanged { table, .. } = &ev {
                         changed.push((*table, "the table's columns changed at the source".to_string()));
@@ -292,6 +323,35 @@ impl Stream {
         }
         self.decoded = decoded;
         Ok(changed)
+    }
+
+    /// Sends what `tx` holds on as its next part (the last at its commit) once the parts in
+    /// flight leave room for it.
+    async fn send_part(
+        &mut self,
+        tx: &mut Open,
+        position: Position,
+        last: bool,
+        out: &mpsc::Sender<SourceEvent>,
+    ) -> Result<(), SourceError> {
+        let bytes = std::mem::take(&mut tx.bytes);
+        self.memory.hold(bytes);
+        self.memory.send_part(bytes).await;
+        let part = TxPart {
+            tx: Transaction {
+                source: self.source_name.clone(),
+                position,
+                commit_ts: tx.commit_ts,
+                xid: tx.xid,
+                changes: std::mem::take(&mut tx.changes),
+                table_events: std::mem::take(&mut tx.table_events),
+            },
+            index: tx.parts,
+            last,
+            bytes,
+        };
+        tx.parts += 1;
+        send(out, SourceEvent::Part(part), &self.source_name).await
     }
 
     /// Keeps a committed transaction's held messages with their table's resync.
@@ -358,14 +418,7 @@ impl Stream {
             if held.position <= done.position {
                 continue;
             }
-            let mut tx = Open {
-                xid: held.xid,
-                commit_ts: held.commit_ts,
-                final_lsn: held.position.0,
-                changes: Vec::new(),
-                table_events: Vec::new(),
-                held: Vec::new(),
-            };
+            let mut tx = Open::new(held.xid, held.commit_ts, held.position.0);
             let mut again = false;
             for msg in held.messages {
                 again |= !self.decode_into(msg, &mut tx, held.position)?.is_empty();
