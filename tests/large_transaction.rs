@@ -29,8 +29,8 @@ fn seq(payload: &Json) -> u64 {
     payload["extensions"]["seq"].as_u64().unwrap_or_else(|| panic!("no seq in {payload}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transaction_larger_than_the_budget_streams_through_bounded_and_shows_whole() {
+/// `opslive serve` with a 4 MiB budget on a server whose decoding spills past 64 kB.
+async fn start() -> (Shop, tokio_postgres::Client, String) {
     let pg = PgServer::start_with(&[("logical_decoding_work_mem", "64kB")]).await;
     pg.create_database("shop").await;
     let db = pg.connect("shop").await;
@@ -39,13 +39,45 @@ async fn a_transaction_larger_than_the_budget_streams_through_bounded_and_shows_
     let top = format!("transactions = {{ buffer_bytes = {BUDGET} }}");
     let mut shop = Shop::serve_on(pg, &fixture_policy(), &top, "").await;
     shop.wait_ready().await;
-    let admin = token("admin", json!({}));
     assert_eq!(
         metric(shop.addr, "opslive_transaction_buffer_bytes", &[("which", "limit")]).await,
         Some(BUDGET as f64),
         "the configured budget is the one in force"
     );
+    (shop, db, token("admin", json!({})))
+}
 
+fn insert(rows: usize) -> String {
+    format!(
+        "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count, notes, created_at)
+         SELECT 'web', 1, 'pending', g * 0.5, 'EUR', 'WH-BER', 'eu', g, 'bulk ' || g, '2026-02-01'::timestamptz + g * interval '1 second'
+         FROM generate_series(1, {rows}) g;"
+    )
+}
+
+/// `rows` inserts, one update of a row subscribers show, then the inserted rows deleted again.
+fn large(rows: usize) -> String {
+    format!(
+        "BEGIN; {} UPDATE orders SET status = 'shipped' WHERE id = 2; DELETE FROM orders WHERE notes LIKE 'bulk %'; COMMIT;",
+        insert(rows)
+    )
+}
+
+/// The replica holds what the table holds.
+async fn assert_exact(shop: &Shop, db: &tokio_postgres::Client, admin: &str) {
+    let rows = db.query("SELECT id, status FROM orders ORDER BY id DESC", &[]).await.unwrap();
+    let expected: Vec<Json> =
+        rows.iter().map(|r| json!({"id": r.get::<_, i64>(0).to_string(), "status": r.get::<_, String>(1)})).collect();
+    let all = data(shop.addr, admin, "{ orders(orderBy: {id: DESC}) { id status } }", json!({})).await;
+    assert_eq!(all["orders"], Json::Array(expected));
+    assert!(all["orders"].as_array().unwrap().iter().any(|r| r["id"] == "2" && r["status"] == "shipped"));
+    let anomalies = metric(shop.addr, "opslive_replica_anomalies_total", &[]).await.unwrap();
+    assert_eq!(anomalies, 0.0, "no change contradicted the replica");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_larger_than_the_budget_streams_through_bounded_and_shows_whole() {
+    let (mut shop, db, admin) = start().await;
     let list = "subscription { orders(orderBy: {id: DESC}, limit: 5) { id status } }";
     let groups = "subscription { ordersAggregate(groupBy: [STATUS]) { key { status } count } }";
     let mut ws = WsClient::connect(shop.addr, TRANSPORT_WS, &admin).await;
@@ -71,20 +103,9 @@ async fn a_transaction_larger_than_the_budget_streams_through_bounded_and_shows_
         }
     });
 
-    let insert = format!(
-        "INSERT INTO orders (channel, customer_id, status, total, currency, warehouse_id, region, item_count, notes, created_at)
-         SELECT 'web', 1, 'pending', g * 0.5, 'EUR', 'WH-BER', 'eu', g, 'bulk ' || g, '2026-02-01'::timestamptz + g * interval '1 second'
-         FROM generate_series(1, {ROWS}) g;"
-    );
     // Aborted: the server never decodes it for opslive, so nothing reaches anyone.
-    db.batch_execute(&format!("BEGIN; {insert} ROLLBACK;")).await.unwrap();
-    // Committed: half a million inserts, one update of a row subscribers show, then the
-    // inserted rows deleted again.
-    db.batch_execute(&format!(
-        "BEGIN; {insert} UPDATE orders SET status = 'shipped' WHERE id = 2; DELETE FROM orders WHERE notes LIKE 'bulk %'; COMMIT;"
-    ))
-    .await
-    .unwrap();
+    db.batch_execute(&format!("BEGIN; {} ROLLBACK;", insert(ROWS))).await.unwrap();
+    db.batch_execute(&large(ROWS)).await.unwrap();
     let end: String = db.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.unwrap().get(0);
     let end = opslive::change::Position::parse(&end).unwrap();
 
@@ -109,13 +130,7 @@ async fn a_transaction_larger_than_the_budget_streams_through_bounded_and_shows_
     assert!(counts.len() > 5, "the reader polled while the transaction streamed: {counts:?}");
     assert!(counts.iter().all(|&c| c == 30), "a reader saw part of a transaction: {counts:?}");
 
-    // Exact: every row as the database has it.
-    let rows = db.query("SELECT id, status FROM orders ORDER BY id DESC", &[]).await.unwrap();
-    let expected: Vec<Json> =
-        rows.iter().map(|r| json!({"id": r.get::<_, i64>(0).to_string(), "status": r.get::<_, String>(1)})).collect();
-    let all = data(shop.addr, &admin, "{ orders(orderBy: {id: DESC}) { id status } }", json!({})).await;
-    assert_eq!(all["orders"], Json::Array(expected));
-    assert!(all["orders"].as_array().unwrap().iter().any(|r| r["id"] == "2" && r["status"] == "shipped"));
+    assert_exact(&shop, &db, &admin).await;
 
     // Bounded: the transaction's 1,000,001 changes (hundreds of MB decoded) never held more
     // than the budget, and they did pass through it (in parts, not skipped).
@@ -125,7 +140,36 @@ async fn a_transaction_larger_than_the_budget_streams_through_bounded_and_shows_
     assert!(peak >= (BUDGET / 4) as f64, "the transaction passed through in parts (peak {peak})");
     let held = metric(shop.addr, "opslive_transaction_buffer_bytes", &[("which", "now")]).await.unwrap();
     assert_eq!(held, 0.0, "nothing is held once it is applied");
-    let applied = metric(shop.addr, "opslive_replica_anomalies_total", &[]).await.unwrap();
-    assert_eq!(applied, 0.0, "no change contradicted the replica");
+    shop.serve.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_cut_off_mid_transaction_sends_it_again_and_its_applied_parts_are_taken_back() {
+    let (mut shop, db, admin) = start().await;
+    let list = "subscription { orders(orderBy: {id: DESC}, limit: 5) { id status } }";
+    let mut ws = WsClient::connect(shop.addr, TRANSPORT_WS, &admin).await;
+    ws.subscribe("list", list, json!({})).await;
+    let first = seq(&ws.next("list").await);
+
+    db.batch_execute(&large(200_000)).await.unwrap();
+    // Parts are on their way: end the replication connection under them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while metric(shop.addr, "opslive_transaction_buffer_bytes", &[("which", "now")]).await.unwrap_or(0.0) == 0.0 {
+        assert!(tokio::time::Instant::now() < deadline, "no part of the transaction was ever in flight");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let ended = db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_replication", &[]).await.unwrap();
+    assert_eq!(ended.len(), 1, "one walsender was serving opslive");
+    tokio::time::timeout(Duration::from_secs(120), shop.serve.wait_log("taken back", |_| {}))
+        .await
+        .expect("the parts applied before the cut are taken back");
+
+    // Sent again whole: one message, its end state.
+    let message = tokio::time::timeout(Duration::from_secs(300), ws.message()).await.unwrap().expect("an update");
+    assert_eq!(message["id"], "list");
+    assert_eq!(seq(&message["payload"]), first + 1, "one message for the transaction");
+    let query = list.replacen("subscription", "query", 1);
+    assert_eq!(message["payload"]["data"], data(shop.addr, &admin, &query, json!({})).await);
+    assert_exact(&shop, &db, &admin).await;
     shop.serve.terminate().await;
 }

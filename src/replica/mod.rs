@@ -132,7 +132,7 @@ impl Replica {
     /// Takes back the parts applied of `source`'s open transaction, if it has one.
     fn abandon(&mut self, source: &str) {
         if let Some(open) = self.open.remove(source) {
-            tracing::debug!(source = %source, tables = open.before.len(), "a transaction applied in part is taken back; its source sends it again");
+            tracing::info!(source = %source, tables = open.before.len(), "a transaction applied in part is taken back; its source sends it again");
             self.tables.extend(open.before);
         }
     }
