@@ -242,8 +242,9 @@ pub struct TxPart {
     pub tx: Transaction,
     pub index: u32,
     pub last: bool,
-    /// What the part counts against the transaction memory until it is applied.
-    pub bytes: usize,
+    /// What the part counts against the transaction memory, given back when the part (every
+    /// copy of it) is dropped: once it is applied.
+    pub claim: Option<Arc<crate::tx_memory::InFlight>>,
 }
 
 /// What a source emits, in order.

@@ -338,7 +338,6 @@ impl ApplyLoop {
 
     /// Keeps what a part did until its transaction's last part, and returns it whole then.
     fn gather(&mut self, part: &TxPart, applied: Applied) -> Option<Applied> {
-        self.memory.part_applied(part.bytes);
         let source = &part.tx.source;
         let mut pending = self.pending.remove(source).unwrap_or_default();
         if part.index == 0 {
@@ -481,8 +480,7 @@ mod tests {
             changes,
             table_events: vec![],
         };
-        let bytes = tx.changes.iter().map(Change::approx_bytes).sum();
-        SourceEvent::Part(TxPart { tx, index, last, bytes })
+        SourceEvent::Part(TxPart { tx, index, last, claim: None })
     }
 
     fn insert(id: i64) -> Change {

@@ -8,6 +8,7 @@
 //! apply loop hands them each table the transaction touched to read afresh instead. So a
 //! transaction of any size holds at most the budget here, and `held` says how much it holds.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::Semaphore;
@@ -56,19 +57,16 @@ impl TxMemory {
         let _ = self.held.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| Some(h.saturating_sub(bytes)));
     }
 
-    /// Waits until a part of `bytes` may be sent: parts in flight stay within half the budget.
-    pub async fn send_part(&self, bytes: usize) {
+    /// Counts a part of `bytes` as held, once parts in flight leave room for it (they stay
+    /// within half the budget): the claim gives both back when the part is dropped.
+    pub async fn send_part(self: &Arc<Self>, bytes: usize) -> InFlight {
+        self.hold(bytes);
         let permits = self.permits(bytes);
         if permits > 0 {
             // The semaphore is never closed.
             self.in_flight.acquire_many(permits).await.expect("the part semaphore stays open").forget();
         }
-    }
-
-    /// A part of `bytes` was applied: its room in flight is free again, and so are its bytes.
-    pub fn part_applied(&self, bytes: usize) {
-        self.in_flight.add_permits(self.permits(bytes) as usize);
-        self.release(bytes);
+        InFlight { memory: self.clone(), bytes }
     }
 
     fn permits(&self, bytes: usize) -> u32 {
@@ -86,6 +84,21 @@ impl TxMemory {
     }
 }
 
+/// A part's claim on the transaction memory: its bytes and its room in flight, given back when
+/// the part is dropped — once it is applied, or with a pipeline that closed before it was.
+#[derive(Debug)]
+pub struct InFlight {
+    memory: Arc<TxMemory>,
+    bytes: usize,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.memory.in_flight.add_permits(self.memory.permits(self.bytes) as usize);
+        self.memory.release(self.bytes);
+    }
+}
+
 impl Default for TxMemory {
     fn default() -> TxMemory {
         TxMemory::new(DEFAULT_BUFFER_BYTES)
@@ -98,24 +111,23 @@ mod tests {
 
     #[tokio::test]
     async fn parts_in_flight_wait_past_half_the_budget_and_the_peak_is_kept() {
-        let m = std::sync::Arc::new(TxMemory::new(64 * 1024));
-        m.hold(20_000);
-        m.send_part(20_000).await;
+        let m = Arc::new(TxMemory::new(64 * 1024));
+        let first = m.send_part(20_000).await;
         // A second part would pass half the budget (32 KiB) in flight: it waits for the first.
         let second = tokio::spawn({
             let m = m.clone();
-            async move {
-                m.hold(20_000);
-                m.send_part(20_000).await;
-            }
+            async move { m.send_part(20_000).await }
         });
-        tokio::task::yield_now().await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
         assert!(!second.is_finished(), "the second part waits while the first is in flight");
-        m.part_applied(20_000);
-        second.await.unwrap();
+        assert_eq!(m.held(), 40_000, "both are counted, the second as it waits");
+        drop(first);
+        let second = second.await.unwrap();
         assert_eq!(m.held(), 20_000);
         assert_eq!(m.peak(), 40_000);
-        m.part_applied(20_000);
+        drop(second);
         assert_eq!(m.held(), 0);
     }
 }

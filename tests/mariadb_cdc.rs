@@ -541,3 +541,35 @@ async fn a_source_reads_over_tls_checked_against_its_ca() {
         run.cancel.cancel();
     }
 }
+
+#[tokio::test]
+async fn a_group_larger_than_the_budget_streams_through_in_parts_and_applies_whole() {
+    let server = MariaDbServer::start().await;
+    let url = server.create_database("shop").await;
+    let mut conn = server.connect("shop").await;
+    seed_shop(&mut conn, 100).await;
+    let budget = 1 << 20;
+    let toml = format!("{}[transactions]\nbuffer_bytes = {budget}\n", source_toml(&url, &["items"]));
+    let mut run = start_configured(&toml, None);
+    caught_up(&mut run, &mut conn).await;
+    // 100,000 inserts, an update, and the inserts deleted: about 80 MB of changes decoded.
+    conn.query_drop("START TRANSACTION").await.unwrap();
+    conn.query_drop(
+        "INSERT INTO items SELECT seq, seq % 10, seq, seq * 1.25, seq / 7, CONCAT('bulk ', seq), 'new', \
+         JSON_OBJECT('g', seq), TIMESTAMP'2026-02-01 00:00:00' + INTERVAL seq SECOND, DATE'2026-02-01' \
+         FROM seq_1000_to_100999",
+    )
+    .await
+    .unwrap();
+    conn.query_drop("UPDATE items SET note = 'shipped' WHERE id = 5").await.unwrap();
+    conn.query_drop("DELETE FROM items WHERE id >= 1000").await.unwrap();
+    conn.query_drop("COMMIT").await.unwrap();
+    let replica = caught_up(&mut run, &mut conn).await;
+    let id = run.table_id("items");
+    assert_same(&replica, id, &source_rows(&mut conn, &replica, id).await);
+    let seen = run.seen.lock().unwrap();
+    assert!(seen.anomalies.is_empty(), "anomalies: {:?}", seen.anomalies);
+    assert_eq!(seen.parted, 1, "the group came in parts");
+    let peak = run.memory.peak();
+    assert!(peak <= budget && peak >= budget / 4, "held at most {peak} bytes of {budget}");
+}

@@ -233,7 +233,7 @@ fn a_table_set_aside_before_it_ever_loaded_says_why_until_it_is_copied() {
 
 fn part(pos: u64, index: u32, last: bool, changes: Vec<Change>) -> SourceEvent {
     let SourceEvent::Transaction(tx) = tx(pos, changes) else { unreachable!() };
-    SourceEvent::Part(TxPart { tx, index, last, bytes: 0 })
+    SourceEvent::Part(TxPart { tx, index, last, claim: None })
 }
 
 fn inserts(ids: std::ops::Range<i64>) -> Vec<Change> {

@@ -27,6 +27,8 @@ pub struct Seen {
     /// changes after others have moved on, so order holds table by table.
     pub by_table: HashMap<opslive::registry::TableId, Vec<Position>>,
     pub skipped: usize,
+    /// Transactions that came in parts (counted at their first).
+    pub parted: usize,
     pub consistent_at: Option<Position>,
     /// How many times each table's rows were copied (initial snapshots and resyncs).
     pub copies: HashMap<opslive::registry::TableId, usize>,
@@ -43,6 +45,8 @@ pub struct Running {
     pub stats: Arc<opslive::source::SourceStats>,
     /// Resyncs asked of the source (as the API and reconfiguration ask).
     pub requests: Arc<opslive::source::ResyncRequests>,
+    /// What large transactions held on their way (shared by the source and the apply loop).
+    pub memory: Arc<opslive::tx_memory::TxMemory>,
 }
 
 /// Starts source + replica for `tables` (`schema.table` names, GraphQL name = table name).
@@ -68,11 +72,13 @@ pub fn start_with_binary(url: &str, slot: &str, tables: &[&str], binary: bool) -
     let requests = source.requests.clone();
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let cancel = CancellationToken::new();
+    let memory = source.memory.clone();
     let source = tokio::spawn(source.run(tx, cancel.clone()));
-    let (apply, versions) = ApplyLoop::new(HashMap::from([(Arc::from("src"), watermarks.clone())]));
+    let (mut apply, versions) = ApplyLoop::new(HashMap::from([(Arc::from("src"), watermarks.clone())]));
+    apply.memory = memory.clone();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let applier = spawn_applier(apply, rx, seen.clone());
-    Running { versions, seen, watermarks, cancel, source, applier, registry, stats, requests }
+    Running { versions, seen, watermarks, cancel, source, applier, registry, stats, requests, memory }
 }
 
 impl Running {
@@ -230,8 +236,9 @@ pub fn start_configured(source_toml: &str, from: Option<Replica>) -> Running {
     let cancel = CancellationToken::new();
     let source = tokio::spawn(opslive::source::supervise("src".into(), source, stats.clone(), tx, cancel.clone()));
     let seen = Arc::new(Mutex::new(Seen::default()));
+    let memory = apply.memory.clone();
     let applier = spawn_applier(apply, rx, seen.clone());
-    Running { versions, seen, watermarks, cancel, source, applier, registry, stats, requests }
+    Running { versions, seen, watermarks, cancel, source, applier, registry, stats, requests, memory }
 }
 
 /// Runs the apply loop, noting what it saw in `seen`.
@@ -242,7 +249,9 @@ fn spawn_applier(apply: ApplyLoop, rx: mpsc::Receiver<SourceEvent>, seen: Arc<Mu
         s.anomalies.extend(applied.anomalies.iter().cloned());
         match event {
             SourceEvent::Transaction(_) if applied.skipped => s.skipped += 1,
-            SourceEvent::Transaction(tx) => {
+            SourceEvent::Part(part) if part.last && applied.skipped => s.skipped += 1,
+            SourceEvent::Part(part) if part.index == 0 => s.parted += 1,
+            SourceEvent::Transaction(tx) | SourceEvent::Part(opslive::change::TxPart { tx, last: true, .. }) => {
                 s.positions.push(tx.position);
                 let mut tables: Vec<_> = tx.changes.iter().map(|c| c.table).collect();
                 tables.dedup();

@@ -155,6 +155,7 @@ impl Configured {
             checksums: checksum.is_some_and(|c| !c.eq_ignore_ascii_case("NONE")),
             at: position,
             heartbeat: self.heartbeat_table.clone(),
+            memory: w.memory.clone(),
             capture: match &w.session {
                 super::SessionKind::OneOff { capture: Some(path), .. } => {
                     Some(capture::Capture::create(path).map_err(|e| SourceError::Protocol {

@@ -2,7 +2,8 @@
 //!
 //! A group opens at MariaDB's GTID event (or a `BEGIN` query from a server that sends none),
 //! collects the row events of watched tables, and is sent downstream at its XID (or `COMMIT`)
-//! with the position just after that event. A standalone group (DDL, TRUNCATE) ends with its
+//! with the position just after that event (a group that outgrows its share of the transaction
+//! memory goes on in parts as it is read, the last at its commit; see [`crate::tx_memory`]). A standalone group (DDL, TRUNCATE) ends with its
 //! statement: a TRUNCATE of a watched table is a table-wide change in its own transaction; DDL
 //! on one copies that table again (resync) right after, while the others wait in the server's
 //! send buffer. Between groups, the server's heartbeats and groups that touch nothing watched
@@ -28,10 +29,11 @@ use super::catalog::MyTable;
 use super::connection::Endpoint;
 use super::ddl::{Statement, classify};
 use super::rows;
-use crate::change::{Change, Key, Op, Position, SourceEvent, TableEvent, Transaction};
+use crate::change::{Change, Key, Op, Position, SourceEvent, TableEvent, Transaction, TxPart};
 use crate::error::SourceError;
 use crate::registry::{Registry, TableId};
 use crate::source::send;
+use crate::tx_memory::TxMemory;
 use crate::watermark::Watermarks;
 
 /// MariaDB's own event types, which mysql_common does not read.
@@ -67,6 +69,7 @@ pub struct Stream {
     pub heartbeat: Option<super::heartbeat::HeartbeatTable>,
     /// Where `tail --capture` records every event.
     pub capture: Option<super::capture::Capture>,
+    pub memory: Arc<TxMemory>,
 }
 
 /// An event group being read.
@@ -78,11 +81,24 @@ struct Open {
     table_events: Vec<(usize, TableEvent)>,
     /// Tables whose DDL was in the group: copied again once it ends.
     resync: Vec<TableId>,
+    /// Estimated bytes of `changes`.
+    bytes: usize,
+    /// Parts already sent on.
+    parts: u32,
 }
 
 impl Open {
     fn new(xid: u64, commit_ts: i64, standalone: bool) -> Open {
-        Open { xid, commit_ts, standalone, changes: Vec::new(), table_events: Vec::new(), resync: Vec::new() }
+        Open {
+            xid,
+            commit_ts,
+            standalone,
+            changes: Vec::new(),
+            table_events: Vec::new(),
+            resync: Vec::new(),
+            bytes: 0,
+            parts: 0,
+        }
     }
 }
 
@@ -258,7 +274,14 @@ impl Stream {
                     }
                     let decoded = rows::changes(id, &self.tables[&id], &rows, tme);
                     match decoded {
-                        Ok(changes) => tx.changes.extend(changes),
+                        Ok(changes) => {
+                            tx.bytes += changes.iter().map(Change::approx_bytes).sum::<usize>();
+                            tx.changes.extend(changes);
+                            if tx.bytes >= self.memory.part_bytes() {
+                                // Inside the group: before its commit, after everything before it.
+                                self.send_part(tx, here, false, &out).await?;
+                            }
+                        }
                         Err(reason) => {
                             let spec = self.registry.get(id).map(|s| s.to_string()).unwrap_or_default();
                             tracing::error!(source = %self.source_name, table = %spec, position = %here, reason = %reason, "cannot decode a row; the table is quarantined until a resync");
@@ -271,6 +294,33 @@ impl Stream {
                 }
             }
         }
+    }
+
+    /// Sends what `tx` holds on as its next part (the last at its commit) once the parts in
+    /// flight leave room for it.
+    async fn send_part(
+        &self,
+        tx: &mut Open,
+        position: Position,
+        last: bool,
+        out: &mpsc::Sender<SourceEvent>,
+    ) -> Result<(), SourceError> {
+        let claim = self.memory.send_part(std::mem::take(&mut tx.bytes)).await;
+        let part = TxPart {
+            tx: Transaction {
+                source: self.source_name.clone(),
+                position,
+                commit_ts: tx.commit_ts,
+                xid: tx.xid,
+                changes: std::mem::take(&mut tx.changes),
+                table_events: std::mem::take(&mut tx.table_events),
+            },
+            index: tx.parts,
+            last,
+            claim: Some(Arc::new(claim)),
+        };
+        tx.parts += 1;
+        send(out, SourceEvent::Part(part), &self.endpoint.source_name).await
     }
 
     /// The error for an event that cannot be read at `position`.
@@ -290,6 +340,13 @@ impl Stream {
         position: Position,
         out: &mpsc::Sender<SourceEvent>,
     ) -> Result<(), SourceError> {
+        let mut tx = tx;
+        if tx.parts > 0 {
+            self.send_part(&mut tx, position, true, out).await?;
+        }
+        // Counted as it is sent (a group this small is not held long).
+        self.memory.hold(tx.bytes);
+        self.memory.release(tx.bytes);
         let Open { xid, commit_ts, changes, table_events, resync, .. } = tx;
         if !changes.is_empty() || !table_events.is_empty() {
             let transaction =

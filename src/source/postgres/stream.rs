@@ -334,9 +334,7 @@ impl Stream {
         last: bool,
         out: &mpsc::Sender<SourceEvent>,
     ) -> Result<(), SourceError> {
-        let bytes = std::mem::take(&mut tx.bytes);
-        self.memory.hold(bytes);
-        self.memory.send_part(bytes).await;
+        let claim = self.memory.send_part(std::mem::take(&mut tx.bytes)).await;
         let part = TxPart {
             tx: Transaction {
                 source: self.source_name.clone(),
@@ -348,7 +346,7 @@ impl Stream {
             },
             index: tx.parts,
             last,
-            bytes,
+            claim: Some(Arc::new(claim)),
         };
         tx.parts += 1;
         send(out, SourceEvent::Part(part), &self.source_name).await
