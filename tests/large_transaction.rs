@@ -77,7 +77,7 @@ async fn assert_exact(shop: &Shop, db: &tokio_postgres::Client, admin: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_larger_than_the_budget_streams_through_bounded_and_shows_whole() {
-    let (mut shop, db, admin) = start().await;
+    let (shop, db, admin) = start().await;
     let list = "subscription { orders(orderBy: {id: DESC}, limit: 5) { id status } }";
     let groups = "subscription { ordersAggregate(groupBy: [STATUS]) { key { status } count } }";
     let mut ws = WsClient::connect(shop.addr, TRANSPORT_WS, &admin).await;
