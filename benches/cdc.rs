@@ -2,7 +2,9 @@
 //!
 //! `cargo bench --bench cdc` (release). Options through the environment:
 //! `OPSLIVE_BENCH_ROWS` (default 1,000,000), `OPSLIVE_BENCH_TX_ROWS` (rows per transaction in
-//! the backlog, default 1,000), `OPSLIVE_BENCH_RUNS` (default 3; the median is reported).
+//! the backlog, default 1,000), `OPSLIVE_BENCH_RUNS` (default 3; the median is reported),
+//! `OPSLIVE_BENCH_BINARY=0` (text tuples and a text COPY instead of binary ones),
+//! `OPSLIVE_BENCH_PHASES` (a comma-separated subset of the phases below).
 //!
 //! - snapshot: the table holds N rows; time from the source's start until the replica is
 //!   consistent (slot creation, COPY, decode, apply).
@@ -69,6 +71,8 @@ fn source(url: &str, slot: &str, capacity: usize) -> Pipeline {
     )
     .unwrap();
     src.chunk_rows = 1024;
+    // Binary tuples (and, for the snapshot, binary COPY) unless `OPSLIVE_BENCH_BINARY=0`.
+    src.binary = std::env::var("OPSLIVE_BENCH_BINARY").map_or(true, |v| v != "0");
     let (tx, rx) = mpsc::channel(capacity);
     let cancel = CancellationToken::new();
     let source = tokio::spawn(src.run(tx, cancel.clone()));

@@ -9,6 +9,7 @@ pub mod binary;
 mod capture;
 mod catalog;
 mod connection;
+mod copy_binary;
 mod copy_text;
 mod decode;
 mod error;
@@ -192,8 +193,9 @@ impl PostgresSource {
         if self.snapshot {
             for table in &tables {
                 let started = std::time::Instant::now();
-                let rows = snap.copy_table(table, position, self.chunk_rows, &out).await?;
-                tracing::info!(source = %name, table = %table.schema.spec, rows, ms = started.elapsed().as_millis() as u64, "table copied");
+                let rows = snap.copy_table(table, position, self.chunk_rows, binary, &out).await?;
+                let format = if binary { "binary" } else { "text" };
+                tracing::info!(source = %name, table = %table.schema.spec, rows, format, ms = started.elapsed().as_millis() as u64, "table copied");
             }
         } else {
             for table in &tables {

@@ -88,7 +88,7 @@ pub async fn run(job: Job) -> Result<Resynced, SourceError> {
     }
     let position = new_slot.consistent_point;
     let started = std::time::Instant::now();
-    let rows = snap.copy_table(&table, position, job.chunk_rows, &job.out).await?;
+    let rows = snap.copy_table(&table, position, job.chunk_rows, job.binary, &job.out).await?;
     snap.commit().await?;
     drop(repl);
     tracing::info!(source = name, table = %job.spec, rows, position = %position, ms = started.elapsed().as_millis() as u64, "table resynced");

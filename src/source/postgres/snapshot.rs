@@ -9,7 +9,9 @@ use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
 use super::PgError;
+use super::binary;
 use super::catalog::{PgTable, TableProblems, read_table};
+use super::copy_binary::TupleBuffer;
 use super::copy_text::{CopyError, LineBuffer, split_fields};
 use super::text;
 use crate::change::{Position, Row, SourceEvent, TableEvent};
@@ -73,12 +75,15 @@ impl SnapshotTx<'_> {
         Ok(tables)
     }
 
-    /// Copies one table into `out` in chunks, between SnapshotBegin and SnapshotEnd.
+    /// Copies one table into `out` in chunks, between SnapshotBegin and SnapshotEnd; in COPY's
+    /// binary format when `binary` (every column's type has a binary reader: see
+    /// [`super::tuple_format`]), else in its text format.
     pub async fn copy_table(
         &self,
         table: &PgTable,
         position: Position,
         chunk_rows: usize,
+        binary: bool,
         out: &mpsc::Sender<SourceEvent>,
     ) -> Result<u64, SourceError> {
         let schema = &table.schema;
@@ -93,10 +98,12 @@ impl SnapshotTx<'_> {
         )
         .await?;
         let columns = schema.columns.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
-        let copy = format!("COPY (SELECT {columns} FROM {}) TO STDOUT", schema.spec.qualified_sql());
+        let options = if binary { " (FORMAT binary)" } else { "" };
+        let copy = format!("COPY (SELECT {columns} FROM {}) TO STDOUT{options}", schema.spec.qualified_sql());
         let stream = self.client.copy_out(&copy).await.map_err(self.sql(format!("copying {}", schema.spec)))?;
         pin_mut!(stream);
         let mut lines = LineBuffer::default();
+        let mut tuples = TupleBuffer::default();
         let width = schema.columns.len();
         let mut chunk: Vec<Row> = Vec::with_capacity(chunk_rows);
         let mut total = 0u64;
@@ -106,29 +113,50 @@ impl SnapshotTx<'_> {
             position,
             detail,
         };
+        let field_count = |found: usize| CopyError::FieldCount { expected: width, found }.to_string();
+        let mut ready = Vec::new();
         while let Some(data) = stream.next().await {
             let data = data.map_err(self.sql(format!("copying {}", schema.spec)))?;
-            let mut ready = Vec::new();
-            lines.feed(&data, |line| {
-                let mut fields = Vec::with_capacity(width);
-                split_fields(line, &mut fields).map_err(|e| decode_error(e.to_string()))?;
-                if fields.len() != schema.columns.len() {
-                    return Err(decode_error(
-                        CopyError::FieldCount { expected: width, found: fields.len() }.to_string(),
-                    ));
-                }
-                let row = fields
-                    .iter()
-                    .zip(&schema.columns)
-                    .map(|(f, c)| match f {
-                        None => Ok(Value::Null),
-                        Some(t) => text::parse(&c.ty, t).map_err(|e| decode_error(format!("column `{}`: {e}", c.name))),
+            if binary {
+                tuples
+                    .feed(&data, |fields| {
+                        if fields.len() != width {
+                            return Err(field_count(fields.len()));
+                        }
+                        let row = fields
+                            .iter()
+                            .zip(&schema.columns)
+                            .map(|(f, c)| match f {
+                                None => Ok(Value::Null),
+                                Some(b) => binary::parse(&c.ty, b).map_err(|e| format!("column `{}`: {e}", c.name)),
+                            })
+                            .collect::<Result<Vec<Value>, _>>()?;
+                        ready.push(Row::from(row));
+                        Ok(())
                     })
-                    .collect::<Result<Vec<Value>, _>>()?;
-                ready.push(Row::from(row));
-                Ok(())
-            })?;
-            for row in ready {
+                    .map_err(decode_error)?;
+            } else {
+                lines.feed(&data, |line| {
+                    let mut fields = Vec::with_capacity(width);
+                    split_fields(line, &mut fields).map_err(|e| decode_error(e.to_string()))?;
+                    if fields.len() != width {
+                        return Err(decode_error(field_count(fields.len())));
+                    }
+                    let row = fields
+                        .iter()
+                        .zip(&schema.columns)
+                        .map(|(f, c)| match f {
+                            None => Ok(Value::Null),
+                            Some(t) => {
+                                text::parse(&c.ty, t).map_err(|e| decode_error(format!("column `{}`: {e}", c.name)))
+                            }
+                        })
+                        .collect::<Result<Vec<Value>, _>>()?;
+                    ready.push(Row::from(row));
+                    Ok(())
+                })?;
+            }
+            for row in ready.drain(..) {
                 chunk.push(row);
                 total += 1;
                 if chunk.len() == chunk_rows {
@@ -137,7 +165,11 @@ impl SnapshotTx<'_> {
                 }
             }
         }
-        lines.finish().map_err(|e| decode_error(e.to_string()))?;
+        if binary {
+            tuples.finish().map_err(decode_error)?;
+        } else {
+            lines.finish().map_err(|e| decode_error(e.to_string()))?;
+        }
         if !chunk.is_empty() {
             send(out, SourceEvent::SnapshotRows { table: id, rows: chunk }, self.source_name).await?;
         }
