@@ -275,12 +275,12 @@ pub enum SourceEvent {
 }
 
 impl SourceEvent {
-    /// The source an event names, where it names one (other table events name a table only).
-    pub fn source(&self) -> Option<&SourceName> {
+    /// The source whose stream position the event moves (a transaction, a part, progress, a
+    /// consistent point); table events and snapshot rows move none.
+    pub fn positioned_source(&self) -> Option<&SourceName> {
         match self {
             SourceEvent::Transaction(tx) | SourceEvent::Part(TxPart { tx, .. }) => Some(&tx.source),
             SourceEvent::Progress { source, .. } | SourceEvent::Consistent { source, .. } => Some(source),
-            SourceEvent::Table(TableEvent::SnapshotBegin { schema, .. }) => Some(&schema.spec.source),
             SourceEvent::Table(_) | SourceEvent::SnapshotRows { .. } => None,
         }
     }

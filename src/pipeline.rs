@@ -325,7 +325,7 @@ impl ApplyLoop {
     pub fn apply(&mut self, event: &SourceEvent) -> Applied {
         let applied = self.replica.apply(event);
         // The replica took back a transaction its source is sending again or moved past.
-        if let Some(source) = event.source()
+        if let Some(source) = event.positioned_source()
             && !self.replica.in_transaction(source)
             && !matches!(event, SourceEvent::Part(p) if p.last)
             && let Some(mut gone) = self.pending.remove(source)

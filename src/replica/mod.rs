@@ -10,7 +10,7 @@
 //! whole; the tables it touches keep their version from before it, and [`Replica::visible`],
 //! the version readers get, shows those until its last part. A source that starts the
 //! transaction again (it reconnected mid-way) or moves past it takes it back: the tables are
-//! put back as they were.
+//! put back as they were, except one copied anew meanwhile (a resync beside the stream).
 
 mod delta;
 mod table;
@@ -138,7 +138,8 @@ impl Replica {
     }
 
     pub fn apply(&mut self, event: &SourceEvent) -> Applied {
-        if let Some(source) = event.source()
+        // A table copied again (a resync beside the stream) is not a restart of the source.
+        if let Some(source) = event.positioned_source()
             && self.open.contains_key(source)
         {
             let continues = matches!(event, SourceEvent::Part(p)
@@ -173,6 +174,10 @@ impl Replica {
     fn apply_table_event(&mut self, ev: &TableEvent) -> Applied {
         let delta = match ev {
             TableEvent::SnapshotBegin { schema, .. } => {
+                // Copied anew: what an open transaction kept of it is no longer the table.
+                for open in self.open.values_mut() {
+                    open.before.remove(&schema.id());
+                }
                 self.never_loaded.remove(&schema.id());
                 self.tables.insert(schema.id(), Table::new(schema.clone()));
                 Delta::SnapshotBegin { schema: schema.clone() }

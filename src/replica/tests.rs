@@ -279,3 +279,44 @@ fn a_transaction_sent_again_from_its_first_part_replaces_the_parts_applied() {
     let out = r.apply(&part(12, 0, false, inserts(2..50)));
     assert!(out.skipped && out.deltas.is_empty());
 }
+
+#[test]
+fn a_table_copied_again_between_the_parts_of_a_transaction_does_not_take_it_back() {
+    // Two tables of one source; the second is copied again (a resync runs beside the stream)
+    // while a transaction touching both comes in parts.
+    let reg = Registry::default();
+    let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
+    let mut r = Replica::new();
+    let mut schemas = Vec::new();
+    for name in ["a", "b"] {
+        let id = reg.add("s".into(), "public", name, name, vec![], vec![]).unwrap();
+        let s = Arc::new(TableSchema {
+            spec: reg.get(id).unwrap().clone(),
+            columns: vec![col("id", ColumnType::Int8), col("status", ColumnType::Text), col("body", ColumnType::Text)],
+            key: vec![0],
+            indexed: vec![],
+            version: 1,
+        });
+        r.apply(&SourceEvent::Table(TableEvent::SnapshotBegin { schema: s.clone(), estimated_rows: None }));
+        r.apply(&SourceEvent::Table(TableEvent::SnapshotEnd { table: id, position: Position(10), rows: 0 }));
+        schemas.push(s);
+    }
+    r.apply(&SourceEvent::Consistent { source: "s".into(), position: Position(10) });
+    let on = |table: u32, mut c: Vec<Change>| {
+        c.iter_mut().for_each(|c| c.table = TableId(table));
+        c
+    };
+    r.apply(&part(12, 0, false, [on(0, inserts(1..5)), on(1, inserts(1..5))].concat()));
+    let b = TableId(1);
+    r.apply(&SourceEvent::Table(TableEvent::SnapshotBegin { schema: schemas[1].clone(), estimated_rows: None }));
+    let copied = vec![Row::from(vec![Value::Int8(7), Value::text("copied"), Value::text("c")])];
+    r.apply(&SourceEvent::SnapshotRows { table: b, rows: copied });
+    r.apply(&SourceEvent::Table(TableEvent::SnapshotEnd { table: b, position: Position(25), rows: 1 }));
+    assert!(r.in_transaction("s"), "the copy does not end the transaction");
+    assert_eq!(r.visible().table(b).unwrap().len(), 1, "readers see the new copy of the table");
+    let out = r.apply(&part(20, 1, true, [on(0, inserts(5..8)), on(1, inserts(5..8))].concat()));
+    assert!(out.anomalies.is_empty(), "{:?}", out.anomalies);
+    let seen = r.visible();
+    assert_eq!(seen.table(TableId(0)).unwrap().len(), 7, "every part applied to the table not copied");
+    assert_eq!(seen.table(b).unwrap().len(), 1, "the copy, consistent after the transaction, holds it");
+}
