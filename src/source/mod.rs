@@ -82,6 +82,38 @@ pub(crate) async fn send(
     out.send(ev).await.map_err(|_| SourceError::Closed(source_name.into()))
 }
 
+/// How far an open transaction has gone on in parts (see [`crate::tx_memory`]).
+#[derive(Debug, Default)]
+pub(crate) struct Parting {
+    /// Estimated bytes of the changes read and not yet sent.
+    pub bytes: usize,
+    /// Parts already sent.
+    pub parts: u32,
+}
+
+impl Parting {
+    pub fn add(&mut self, change: &crate::change::Change) {
+        self.bytes += change.approx_bytes();
+    }
+
+    /// Sends `tx`, what the open transaction read since its last part, on as its next part
+    /// (the last at its commit) once the parts in flight leave room for it.
+    pub async fn send(
+        &mut self,
+        tx: crate::change::Transaction,
+        last: bool,
+        memory: &Arc<crate::tx_memory::TxMemory>,
+        out: &mpsc::Sender<SourceEvent>,
+    ) -> Result<(), SourceError> {
+        let claim = memory.send_part(std::mem::take(&mut self.bytes)).await;
+        let index = self.parts;
+        self.parts += 1;
+        let source = tx.source.clone();
+        let part = crate::change::TxPart { tx, index, last, claim: Some(Arc::new(claim)) };
+        send(out, SourceEvent::Part(part), &source).await
+    }
+}
+
 /// Source values with no meaning in opslive's types that were read as NULL since start
 /// (MariaDB's zero dates), for `/metrics`.
 pub fn values_read_as_null() -> u64 {

@@ -29,10 +29,10 @@ use super::catalog::MyTable;
 use super::connection::Endpoint;
 use super::ddl::{Statement, classify};
 use super::rows;
-use crate::change::{Change, Key, Op, Position, SourceEvent, TableEvent, Transaction, TxPart};
+use crate::change::{Change, Key, Op, Position, SourceEvent, TableEvent, Transaction};
 use crate::error::SourceError;
 use crate::registry::{Registry, TableId};
-use crate::source::send;
+use crate::source::{Parting, send};
 use crate::tx_memory::TxMemory;
 use crate::watermark::Watermarks;
 
@@ -81,10 +81,7 @@ struct Open {
     table_events: Vec<(usize, TableEvent)>,
     /// Tables whose DDL was in the group: copied again once it ends.
     resync: Vec<TableId>,
-    /// Estimated bytes of `changes`.
-    bytes: usize,
-    /// Parts already sent on.
-    parts: u32,
+    parting: Parting,
 }
 
 impl Open {
@@ -96,8 +93,19 @@ impl Open {
             changes: Vec::new(),
             table_events: Vec::new(),
             resync: Vec::new(),
-            bytes: 0,
-            parts: 0,
+            parting: Parting::default(),
+        }
+    }
+
+    /// What it read since its last part (all of it, without parts), as a transaction at `position`.
+    fn take(&mut self, source: &Arc<str>, position: Position) -> Transaction {
+        Transaction {
+            source: source.clone(),
+            position,
+            commit_ts: self.commit_ts,
+            xid: self.xid,
+            changes: std::mem::take(&mut self.changes),
+            table_events: std::mem::take(&mut self.table_events),
         }
     }
 }
@@ -275,11 +283,12 @@ impl Stream {
                     let decoded = rows::changes(id, &self.tables[&id], &rows, tme);
                     match decoded {
                         Ok(changes) => {
-                            tx.bytes += changes.iter().map(Change::approx_bytes).sum::<usize>();
+                            changes.iter().for_each(|c| tx.parting.add(c));
                             tx.changes.extend(changes);
-                            if tx.bytes >= self.memory.part_bytes() {
+                            if tx.parting.bytes >= self.memory.part_bytes() {
                                 // Inside the group: before its commit, after everything before it.
-                                self.send_part(tx, here, false, &out).await?;
+                                let part = tx.take(&self.source_name, here);
+                                tx.parting.send(part, false, &self.memory, &out).await?;
                             }
                         }
                         Err(reason) => {
@@ -296,33 +305,6 @@ impl Stream {
         }
     }
 
-    /// Sends what `tx` holds on as its next part (the last at its commit) once the parts in
-    /// flight leave room for it.
-    async fn send_part(
-        &self,
-        tx: &mut Open,
-        position: Position,
-        last: bool,
-        out: &mpsc::Sender<SourceEvent>,
-    ) -> Result<(), SourceError> {
-        let claim = self.memory.send_part(std::mem::take(&mut tx.bytes)).await;
-        let part = TxPart {
-            tx: Transaction {
-                source: self.source_name.clone(),
-                position,
-                commit_ts: tx.commit_ts,
-                xid: tx.xid,
-                changes: std::mem::take(&mut tx.changes),
-                table_events: std::mem::take(&mut tx.table_events),
-            },
-            index: tx.parts,
-            last,
-            claim: Some(Arc::new(claim)),
-        };
-        tx.parts += 1;
-        send(out, SourceEvent::Part(part), &self.endpoint.source_name).await
-    }
-
     /// The error for an event that cannot be read at `position`.
     fn unreadable(&self, position: Position, detail: String) -> SourceError {
         SourceError::Protocol { source_name: self.source_name.to_string(), position, detail }
@@ -336,23 +318,20 @@ impl Stream {
     /// then the resyncs its DDL asked for.
     async fn commit(
         &mut self,
-        tx: Open,
+        mut tx: Open,
         position: Position,
         out: &mpsc::Sender<SourceEvent>,
     ) -> Result<(), SourceError> {
-        let mut tx = tx;
-        if tx.parts > 0 {
-            self.send_part(&mut tx, position, true, out).await?;
-        }
-        // Counted as it is sent (a group this small is not held long).
-        self.memory.hold(tx.bytes);
-        self.memory.release(tx.bytes);
-        let Open { xid, commit_ts, changes, table_events, resync, .. } = tx;
-        if !changes.is_empty() || !table_events.is_empty() {
-            let transaction =
-                Transaction { source: self.source_name.clone(), position, commit_ts, xid, changes, table_events };
+        let transaction = tx.take(&self.source_name, position);
+        if tx.parting.parts > 0 {
+            tx.parting.send(transaction, true, &self.memory, out).await?;
+        } else if !transaction.changes.is_empty() || !transaction.table_events.is_empty() {
+            // Counted as it is sent (a group this small is not held long).
+            self.memory.hold(tx.parting.bytes);
+            self.memory.release(tx.parting.bytes);
             send(out, SourceEvent::Transaction(transaction), &self.endpoint.source_name).await?;
         }
+        let resync = std::mem::take(&mut tx.resync);
         self.at = self.at.max(position);
         self.watermarks.received(self.at);
         for table in resync {

@@ -26,10 +26,10 @@ use super::decode::{DecodeError, Decoded, Decoder};
 use super::held::{Held, HeldTx, Route};
 use super::pgoutput::{self, Message};
 use super::resync::Resynced;
-use crate::change::{Position, SourceEvent, TableEvent, Transaction, TxPart};
+use crate::change::{Position, SourceEvent, TableEvent, Transaction};
 use crate::error::SourceError;
 use crate::registry::TableId;
-use crate::source::send;
+use crate::source::{Parting, send};
 use crate::tx_memory::TxMemory;
 use crate::value::PG_EPOCH_OFFSET_MICROS;
 use crate::watermark::Watermarks;
@@ -63,10 +63,7 @@ struct Open {
     table_events: Vec<(usize, TableEvent)>,
     /// Messages of tables being resynced, held back.
     held: Vec<(TableId, Message)>,
-    /// Estimated bytes of `changes`.
-    bytes: usize,
-    /// Parts already sent on.
-    parts: u32,
+    parting: Parting,
 }
 
 impl Open {
@@ -78,8 +75,19 @@ impl Open {
             changes: Vec::new(),
             table_events: Vec::new(),
             held: Vec::new(),
-            bytes: 0,
-            parts: 0,
+            parting: Parting::default(),
+        }
+    }
+
+    /// What it read since its last part (all of it, without parts), as a transaction at `position`.
+    fn take(&mut self, source: &Arc<str>, position: Position) -> Transaction {
+        Transaction {
+            source: source.clone(),
+            position,
+            commit_ts: self.commit_ts,
+            xid: self.xid,
+            changes: std::mem::take(&mut self.changes),
+            table_events: std::mem::take(&mut self.table_events),
         }
     }
 }
@@ -162,11 +170,11 @@ impl Stream {
                                     continue;
                                 }
                                 if let Some(tx) = open.as_mut()
-                                    && tx.bytes >= self.memory.part_bytes()
+                                    && tx.parting.bytes >= self.memory.part_bytes()
                                 {
                                     // Not yet committed here, so one past where the commit record starts.
-                                    let at = Position(tx.final_lsn + 1);
-                                    self.send_part(tx, at, false, &out).await?;
+                                    let part = tx.take(&name, Position(tx.final_lsn + 1));
+                                    tx.parting.send(part, false, &self.memory, &out).await?;
                                 }
                             }
                         }
@@ -180,16 +188,17 @@ impl Stream {
                     let position = Position(end_lsn.0);
                     last_position = position;
                     self.hold(std::mem::take(&mut tx.held), position, tx.commit_ts, tx.xid);
-                    if tx.parts > 0 {
+                    if tx.parting.parts > 0 {
                         self.watermarks.received(position);
                         self.idle_at = self.idle_at.max(position);
-                        self.send_part(&mut tx, position, true, &out).await?;
+                        let part = tx.take(&name, position);
+                        tx.parting.send(part, true, &self.memory, &out).await?;
                         self.ack();
                         continue;
                     }
                     // Counted as it is sent (a transaction this small is not held long).
-                    self.memory.hold(tx.bytes);
-                    self.memory.release(tx.bytes);
+                    self.memory.hold(tx.parting.bytes);
+                    self.memory.release(tx.parting.bytes);
                     // A transaction with nothing to apply now (held back, or nothing watched)
                     // is passed on as progress only.
                     if tx.changes.is_empty() && tx.table_events.is_empty() {
@@ -198,15 +207,7 @@ impl Stream {
                     }
                     self.watermarks.received(position);
                     self.idle_at = self.idle_at.max(position);
-                    let tx = Transaction {
-                        source: name.clone(),
-                        position,
-                        commit_ts: tx.commit_ts,
-                        xid: tx.xid,
-                        changes: tx.changes,
-                        table_events: tx.table_events,
-                    };
-                    send(&out, SourceEvent::Transaction(tx), &name).await?;
+                    send(&out, SourceEvent::Transaction(tx.take(&name, position)), &name).await?;
                     self.ack();
                 }
                 ReplicationEvent::KeepAlive { wal_end, .. } => {
@@ -308,7 +309,7 @@ impl Stream {
         for d in decoded.drain(..) {
             match d {
                 Decoded::Change(c) => {
-                    tx.bytes += c.approx_bytes();
+                    tx.parting.add(&c);
                     tx.changes.push(c);
                 }
                 Decoded::Table(ev) => {
@@ -323,33 +324,6 @@ impl Stream {
         }
         self.decoded = decoded;
         Ok(changed)
-    }
-
-    /// Sends what `tx` holds on as its next part (the last at its commit) once the parts in
-    /// flight leave room for it.
-    async fn send_part(
-        &mut self,
-        tx: &mut Open,
-        position: Position,
-        last: bool,
-        out: &mpsc::Sender<SourceEvent>,
-    ) -> Result<(), SourceError> {
-        let claim = self.memory.send_part(std::mem::take(&mut tx.bytes)).await;
-        let part = TxPart {
-            tx: Transaction {
-                source: self.source_name.clone(),
-                position,
-                commit_ts: tx.commit_ts,
-                xid: tx.xid,
-                changes: std::mem::take(&mut tx.changes),
-                table_events: std::mem::take(&mut tx.table_events),
-            },
-            index: tx.parts,
-            last,
-            claim: Some(Arc::new(claim)),
-        };
-        tx.parts += 1;
-        send(out, SourceEvent::Part(part), &self.source_name).await
     }
 
     /// Keeps a committed transaction's held messages with their table's resync.
@@ -422,15 +396,7 @@ impl Stream {
                 again |= !self.decode_into(msg, &mut tx, held.position)?.is_empty();
             }
             if !tx.changes.is_empty() || !tx.table_events.is_empty() {
-                let tx = Transaction {
-                    source: name.clone(),
-                    position: held.position,
-                    commit_ts: tx.commit_ts,
-                    xid: tx.xid,
-                    changes: tx.changes,
-                    table_events: tx.table_events,
-                };
-                send(out, SourceEvent::Transaction(tx), &name).await?;
+                send(out, SourceEvent::Transaction(tx.take(&name, held.position)), &name).await?;
             }
             if again {
                 // The columns changed again while it was copied: copy it once more (what is
