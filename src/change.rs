@@ -229,6 +229,19 @@ pub struct Transaction {
     pub table_events: Vec<(usize, TableEvent)>,
 }
 
+impl Transaction {
+    /// A transaction of `source` at `position`, committed at `commit_ts` as `xid`, of the
+    /// changes and table events a source gathered (taken, leaving them empty for more).
+    pub fn taking(
+        (source, position, commit_ts, xid): (SourceName, Position, i64, u64),
+        changes: &mut Vec<Change>,
+        table_events: &mut Vec<(usize, TableEvent)>,
+    ) -> Transaction {
+        let (changes, table_events) = (std::mem::take(changes), std::mem::take(table_events));
+        Transaction { source, position, commit_ts, xid, changes, table_events }
+    }
+}
+
 /// One part of a transaction too large to hold whole: a source passes it on in parts, in
 /// order, as it reads it, and the replica applies each without showing any of it to readers
 /// until the last (see [`crate::replica`]). Parts of one transaction are numbered from 0; a

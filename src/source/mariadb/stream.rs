@@ -99,14 +99,8 @@ impl Open {
 
     /// What it read since its last part (all of it, without parts), as a transaction at `position`.
     fn take(&mut self, source: &Arc<str>, position: Position) -> Transaction {
-        Transaction {
-            source: source.clone(),
-            position,
-            commit_ts: self.commit_ts,
-            xid: self.xid,
-            changes: std::mem::take(&mut self.changes),
-            table_events: std::mem::take(&mut self.table_events),
-        }
+        let at = (source.clone(), position, self.commit_ts, self.xid);
+        Transaction::taking(at, &mut self.changes, &mut self.table_events)
     }
 }
 
