@@ -1,8 +1,9 @@
 //! A transaction far larger than the memory kept for transactions (`[transactions]
 //! buffer_bytes`), through `opslive serve` on a PostgreSQL whose own decoding spills it
 //! (`logical_decoding_work_mem = 64kB`): opslive holds no more than the budget of it at any
-//! time, readers never see part of it, subscribers get one message for it, and the replica is
-//! exact after it; an aborted one leaves no trace.
+//! time, readers never see part of it, subscribers get one message for it (a change stream is
+//! told to read the table again), and the replica is exact after it; an aborted one leaves no
+//! trace.
 
 mod support;
 
@@ -86,6 +87,10 @@ async fn a_transaction_larger_than_the_budget_streams_through_bounded_and_shows_
         ws.subscribe(id, doc, json!({})).await;
         seqs.push(seq(&ws.next(id).await));
     }
+    // A change stream cannot follow a transaction whose row changes were let go: it is told to
+    // read the table again.
+    ws.subscribe("changes", "subscription { ordersChanges { cursor events { kind } } }", json!({})).await;
+    ws.next("changes").await;
 
     // Readers poll the count while the transactions stream through: any version that showed
     // part of one would count its inserted rows.
@@ -111,12 +116,20 @@ async fn a_transaction_larger_than_the_budget_streams_through_bounded_and_shows_
 
     // One message per subscription, the transaction's end state, and nothing from the aborted
     // one before it.
-    for _ in 0..2 {
+    let mut told = false;
+    for _ in 0..3 {
         let message = tokio::time::timeout(Duration::from_secs(300), ws.message())
             .await
             .expect("the transaction reaches subscribers")
             .expect("an update");
         let id = message["id"].as_str().unwrap_or_default();
+        if id == "changes" {
+            assert_eq!(message["type"], "error", "{message}");
+            let text = message["payload"][0]["message"].as_str().unwrap_or_default();
+            assert!(text.contains("too large to pass on row by row") && text.contains("read it again"), "{message}");
+            told = !told;
+            continue;
+        }
         let i = ["list", "groups"].iter().position(|s| *s == id).unwrap_or_else(|| panic!("unexpected {message}"));
         let payload = &message["payload"];
         assert_eq!(seq(payload), seqs[i] + 1, "one message for the transaction: {payload}");
@@ -124,6 +137,7 @@ async fn a_transaction_larger_than_the_budget_streams_through_bounded_and_shows_
         let query = [list, groups][i].replacen("subscription", "query", 1);
         assert_eq!(payload["data"], data(shop.addr, &admin, &query, json!({})).await, "{id} equals a fresh query");
     }
+    assert!(told, "the change stream was told once");
     support::http::applied_up_to(shop.addr, "shop", end).await;
     reading.cancel();
     let counts = reader.await.unwrap();
