@@ -2,11 +2,12 @@
 //! buffer_bytes`), through `opslive serve` on a PostgreSQL whose own decoding spills it
 //! (`logical_decoding_work_mem = 64kB`): opslive holds no more than the budget of it at any
 //! time, readers never see part of it, subscribers get one message for it (a change stream is
-//! told to read the table again), and the replica is exact after it; an aborted one leaves no
-//! trace.
+//! told to read the table again, a KPI is read afresh), and the replica is exact after it; an
+//! aborted one leaves no trace.
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
@@ -91,6 +92,10 @@ async fn a_transaction_larger_than_the_budget_streams_through_bounded_and_shows_
     // read the table again.
     ws.subscribe("changes", "subscription { ordersChanges { cursor events { kind } } }", json!({})).await;
     ws.next("changes").await;
+    // A KPI on the table, kept by the KPI engine from the same batches.
+    let kpi = json!({ "name": "Orders by status", "table": "orders", "aggregate": "COUNT", "groupBy": ["status"] });
+    let create = "mutation($input: KpiInput!) { createKpi(input: $input) { id } }";
+    data(shop.addr, &admin, create, json!({ "input": kpi })).await;
 
     // Readers poll the count while the transactions stream through: any version that showed
     // part of one would count its inserted rows.
@@ -145,6 +150,24 @@ async fn a_transaction_larger_than_the_budget_streams_through_bounded_and_shows_
     assert!(counts.iter().all(|&c| c == 30), "a reader saw part of a transaction: {counts:?}");
 
     assert_exact(&shop, &db, &admin).await;
+    // The KPI, read afresh from the replica at the commit, equals SQL.
+    let sql = "SELECT status, count(*)::text FROM orders GROUP BY status";
+    let expected: BTreeMap<String, String> =
+        db.query(sql, &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let d = data(shop.addr, &admin, "{ kpis(builtin: false) { groups { key value } } }", json!({})).await;
+        let groups = d["kpis"][0]["groups"].as_array().cloned().unwrap_or_default();
+        let served: BTreeMap<String, String> = groups
+            .iter()
+            .map(|g| (g["key"]["status"].as_str().unwrap().into(), g["value"].as_str().unwrap().into()))
+            .collect();
+        if served == expected {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the KPI {served:?} is not SQL's {expected:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Bounded: the transaction's 1,000,001 changes (hundreds of MB decoded) never held more
     // than the budget, and they did pass through it (in parts, not skipped).
