@@ -51,6 +51,12 @@ impl TxMemory {
         self.peak.fetch_max(now, Ordering::Relaxed);
     }
 
+    /// Counts bytes that pass through at once, held only while they are sent (a transaction
+    /// small enough to go whole): they count toward the peak, never toward what is held.
+    pub fn passed(&self, bytes: usize) {
+        self.peak.fetch_max(self.held.load(Ordering::Relaxed) + bytes, Ordering::Relaxed);
+    }
+
     /// Counts bytes no longer held.
     pub fn release(&self, bytes: usize) {
         // Saturating: a miscount must not wrap into a huge figure.

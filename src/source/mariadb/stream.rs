@@ -320,9 +320,7 @@ impl Stream {
         if tx.parting.parts > 0 {
             tx.parting.send(transaction, true, &self.memory, out).await?;
         } else if !transaction.changes.is_empty() || !transaction.table_events.is_empty() {
-            // Counted as it is sent (a group this small is not held long).
-            self.memory.hold(tx.parting.bytes);
-            self.memory.release(tx.parting.bytes);
+            self.memory.passed(tx.parting.bytes);
             send(out, SourceEvent::Transaction(transaction), &self.endpoint.source_name).await?;
         }
         let resync = std::mem::take(&mut tx.resync);

@@ -190,9 +190,7 @@ impl Stream {
                         self.ack();
                         continue;
                     }
-                    // Counted as it is sent (a transaction this small is not held long).
-                    self.memory.hold(tx.parting.bytes);
-                    self.memory.release(tx.parting.bytes);
+                    self.memory.passed(tx.parting.bytes);
                     // A transaction with nothing to apply now (held back, or nothing watched)
                     // is passed on as progress only.
                     if tx.changes.is_empty() && tx.table_events.is_empty() {
