@@ -1,9 +1,9 @@
 /** @vitest-environment jsdom */
 // The live table's flashes: a new row flashes as a whole, an updated row flashes only the cells
 // that changed, and nothing flashes once the change is older than the flash.
-import { beforeAll, describe, expect, it } from "vitest";
-import { render } from "@testing-library/react";
-import { LiveTable } from "./LiveTable";
+import { beforeAll, describe, expect, it, vi } from "vitest";
+import { act, render } from "@testing-library/react";
+import { FLASH_MS, FLASH_STEPS, LiveTable } from "./LiveTable";
 import type { RowChange } from "@/lib/live/patches";
 
 type Row = { id: string; status: string; total: string };
@@ -49,5 +49,49 @@ describe("LiveTable", () => {
     const { container } = table(changes, 1_000 + 5_000);
     expect(container.querySelectorAll(".flash")).toHaveLength(0);
     expect(container.querySelectorAll('[role="row"][data-key]')).toHaveLength(3);
+  });
+
+  it("renders only the new row when one arrives at the top: the rows below keep their elements and are not rendered again", () => {
+    const renderTotal = vi.fn((row: Row) => `${row.total} EUR`);
+    const priced = [...columns.slice(0, 2), { field: "total", label: "Total", render: renderTotal }];
+    const changes = new Map<string, RowChange>();
+    const view = (shown: Row[]) => <LiveTable label="t" columns={priced} rows={shown} changes={changes} keyFields={["id"]} now={0} height={200} />;
+    const { container, rerender } = render(view(rows));
+    expect(renderTotal).toHaveBeenCalledTimes(3);
+    const before = container.querySelector('[role="row"][data-key="3"]');
+
+    const arrived: Row = { id: "4", status: "pending", total: "40" };
+    changes.set("4", { fields: null, stamp: 2, at: 0 });
+    renderTotal.mockClear();
+    rerender(view([arrived, ...rows]));
+    expect(renderTotal).toHaveBeenCalledTimes(1);
+    expect(renderTotal).toHaveBeenCalledWith(arrived);
+    expect(container.querySelector('[role="row"][data-key="3"]')).toBe(before);
+    expect([...container.querySelectorAll('[role="row"][data-key]')].map((r) => r.getAttribute("data-key"))).toEqual(["4", "1", "2", "3"]);
+  });
+
+  it("fades a flash in steps as time passes without an update, then ends it", () => {
+    vi.useFakeTimers();
+    try {
+      const changes = new Map<string, RowChange>([
+        ["1", { fields: null, stamp: 1, at: 1_000 }],
+        ["2", { fields: new Set(["status"]), stamp: 1, at: 1_000 }],
+      ]);
+      const { container } = table(changes, 1_000);
+      const row = (id: string) => container.querySelector(`[role="row"][data-key="${id}"]`) as HTMLElement;
+      const status = () => row("2").querySelector('[data-field="status"]') as HTMLElement;
+      expect(row("1").dataset.flash).toBe("0");
+      expect(status().dataset.flash).toBe("0");
+      act(() => vi.advanceTimersByTime(FLASH_MS / FLASH_STEPS));
+      expect(row("1").dataset.flash).toBe("1");
+      expect(status().dataset.flash).toBe("1");
+      act(() => vi.advanceTimersByTime(FLASH_MS / FLASH_STEPS));
+      expect(row("1").dataset.flash).toBe("2");
+      act(() => vi.advanceTimersByTime(FLASH_MS / FLASH_STEPS));
+      expect(container.querySelectorAll(".flash")).toHaveLength(0);
+      expect(row("1").dataset.flash).toBeUndefined();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -136,12 +136,12 @@ export function sql(database, statement) {
     .map((line) => line.split("\t"));
 }
 
-export async function browser() {
+export async function browser({ args = [] } = {}) {
   const profile = mkdtempSync(join(tmpdir(), "opslive-e2e-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", ...args],
   });
   return {
     context,

@@ -31,7 +31,7 @@ export function StatusFunnel({ store, schema, where, selected, onSelect }: { sto
               {status}
             </button>
             <div className="bar-track">
-              <div className="bar-fill" style={{ width: `${(100 * count) / max}%` }} />
+              <div className="bar-fill" style={{ transform: `scaleX(${count / max})` }} />
             </div>
             <span className="num">{result.data ? count : "…"}</span>
           </div>

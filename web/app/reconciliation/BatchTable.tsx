@@ -30,7 +30,7 @@ export function BatchTable({ rows, changes, now, openExceptions, onOpen }: { row
       width: "minmax(160px, 2fr)",
       render: (row) => (
         <span className="progress" title={`${row.matchedAmount} of ${row.expectedAmount}`}>
-          <span className="progress-fill" style={{ width: `${matchedShare(row) * 100}%` }} />
+          <span className="progress-fill" style={{ transform: `scaleX(${matchedShare(row)})` }} />
           <span className="progress-text">
             {row.matchedCount} / {row.expectedCount}
           </span>

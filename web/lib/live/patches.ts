@@ -54,6 +54,8 @@ export class KeyedRows<Row extends LiveRow> {
   awaitingReset = true;
   readonly changes = new Map<string, RowChange>();
   private byKey = new Map<string, Row>();
+  /** `keys[i]` is the key of `rows[i]`: a patch finds the rows it replaces without re-deriving every key. */
+  private keys: string[] = [];
   private stamp = 0;
 
   constructor(readonly keyFields: readonly string[]) {}
@@ -103,6 +105,7 @@ export class KeyedRows<Row extends LiveRow> {
       }
     }
     this.rows = rows.slice();
+    this.keys = rows.map((row) => keyOf(this.keyFields, row));
     this.changes.clear();
     for (const [key, change] of changes) this.changes.set(key, change);
     this.resets += 1;
@@ -116,19 +119,44 @@ export class KeyedRows<Row extends LiveRow> {
   ): boolean {
     const gone = new Set<string>();
     for (const key of removedKeys) gone.add(keyOf(this.keyFields, key));
-    for (const upsert of upserts) gone.add(keyOf(this.keyFields, upsert.row));
-    const kept = gone.size === 0 ? this.rows.slice() : this.rows.filter((row) => !gone.has(keyOf(this.keyFields, row)));
-    const ordered = isAscending(upserts) ? upserts : upserts.slice().sort((a, b) => a.index - b.index);
+    const upsertKeys = upserts.map((upsert) => keyOf(this.keyFields, upsert.row));
+    for (const key of upsertKeys) gone.add(key);
+    let kept = this.rows;
+    let keptKeys = this.keys;
+    if (gone.size > 0) {
+      const rows: Row[] = [];
+      const keys: string[] = [];
+      for (let i = 0; i < keptKeys.length; i++) {
+        const key = keptKeys[i] as string;
+        if (gone.has(key)) continue;
+        rows.push(kept[i] as Row);
+        keys.push(key);
+      }
+      kept = rows;
+      keptKeys = keys;
+    }
+    const order = upserts.map((_, i) => i);
+    if (!isAscending(upserts)) order.sort((a, b) => (upserts[a] as { index: number }).index - (upserts[b] as { index: number }).index);
     // Inserting each upsert at its index, lowest first, is a merge of `kept` with the upserts.
-    const next: Row[] = new Array<Row>(kept.length + ordered.length);
+    const total = kept.length + upserts.length;
+    const next: Row[] = new Array<Row>(total);
+    const nextKeys: string[] = new Array<string>(total);
     let from = 0;
     let at = 0;
-    for (const upsert of ordered) {
+    for (const u of order) {
+      const upsert = upserts[u] as { readonly index: number; readonly row: Row };
       if (upsert.index > kept.length - from + at || upsert.index < at) return false;
-      while (at < upsert.index) next[at++] = kept[from++] as Row;
+      while (at < upsert.index) {
+        nextKeys[at] = keptKeys[from] as string;
+        next[at++] = kept[from++] as Row;
+      }
+      nextKeys[at] = upsertKeys[u] as string;
       next[at++] = upsert.row;
     }
-    while (from < kept.length) next[at++] = kept[from++] as Row;
+    while (from < kept.length) {
+      nextKeys[at] = keptKeys[from] as string;
+      next[at++] = kept[from++] as Row;
+    }
 
     this.stamp += 1;
     for (const key of removedKeys) {
@@ -136,13 +164,14 @@ export class KeyedRows<Row extends LiveRow> {
       this.byKey.delete(id);
       this.changes.delete(id);
     }
-    for (const { row } of ordered) {
-      const key = keyOf(this.keyFields, row);
+    upserts.forEach(({ row }, u) => {
+      const key = upsertKeys[u] as string;
       const before = this.byKey.get(key);
       this.byKey.set(key, row);
       this.changes.set(key, { fields: before ? changedFields(before, row) : null, stamp: this.stamp, at: now });
-    }
+    });
     this.rows = next;
+    this.keys = nextKeys;
     return true;
   }
 }
