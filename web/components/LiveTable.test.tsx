@@ -70,26 +70,35 @@ describe("LiveTable", () => {
     expect([...container.querySelectorAll('[role="row"][data-key]')].map((r) => r.getAttribute("data-key"))).toEqual(["4", "1", "2", "3"]);
   });
 
-  it("fades a flash in steps as time passes without an update, then ends it", () => {
+  it("fades a flash in steps as time passes without an update, then ends it, without rendering the cells again", () => {
     vi.useFakeTimers();
     try {
       const changes = new Map<string, RowChange>([
         ["1", { fields: null, stamp: 1, at: 1_000 }],
         ["2", { fields: new Set(["status"]), stamp: 1, at: 1_000 }],
       ]);
-      const { container } = table(changes, 1_000);
+      const renderTotal = vi.fn((r: Row) => r.total);
+      const priced = [...columns.slice(0, 2), { field: "total", label: "Total", render: renderTotal }];
+      const { container } = render(<LiveTable label="t" columns={priced} rows={rows} changes={changes} keyFields={["id"]} now={1_000} height={200} />);
+      expect(renderTotal).toHaveBeenCalledTimes(3);
       const row = (id: string) => container.querySelector(`[role="row"][data-key="${id}"]`) as HTMLElement;
       const status = () => row("2").querySelector('[data-field="status"]') as HTMLElement;
       expect(row("1").dataset.flash).toBe("0");
-      expect(status().dataset.flash).toBe("0");
+      expect(row("2").dataset.flash).toBe("0");
+      expect(status().className).toMatch(/\bflash\b/);
       act(() => vi.advanceTimersByTime(FLASH_MS / FLASH_STEPS));
       expect(row("1").dataset.flash).toBe("1");
-      expect(status().dataset.flash).toBe("1");
+      expect(row("2").dataset.flash).toBe("1");
+      expect(status().className).toMatch(/\bflash\b/);
       act(() => vi.advanceTimersByTime(FLASH_MS / FLASH_STEPS));
       expect(row("1").dataset.flash).toBe("2");
+      expect(renderTotal, "a flash's steps render no cell again").toHaveBeenCalledTimes(3);
       act(() => vi.advanceTimersByTime(FLASH_MS / FLASH_STEPS));
       expect(container.querySelectorAll(".flash")).toHaveLength(0);
       expect(row("1").dataset.flash).toBeUndefined();
+      expect(row("2").dataset.flash).toBeUndefined();
+      // Only the end of row 2's flash renders its cells again (the status cell drops `flash`).
+      expect(renderTotal).toHaveBeenCalledTimes(4);
     } finally {
       vi.useRealTimers();
     }

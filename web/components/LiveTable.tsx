@@ -72,11 +72,14 @@ export function LiveTable<Row extends LiveRow>({
     if (change !== undefined && step !== null) nextStepAt = Math.min(nextStepAt, change.at + ((step + 1) * FLASH_MS) / FLASH_STEPS);
     return { key, row, change: step === null ? null : (change ?? null), step };
   });
+  // Armed again only when the next step moves (not on every snapshot).
+  const clockRef = useRef(clock);
+  clockRef.current = clock;
   useEffect(() => {
     if (nextStepAt === Infinity) return;
-    const timer = setTimeout(() => setTicked((t) => Math.max(t, nextStepAt)), Math.max(0, nextStepAt - clock));
+    const timer = setTimeout(() => setTicked((t) => Math.max(t, nextStepAt)), Math.max(0, nextStepAt - clockRef.current));
     return () => clearTimeout(timer);
-  }, [nextStepAt, clock]);
+  }, [nextStepAt]);
   // The rows in view sit in normal flow inside one block moved to the first one's offset: a row
   // arriving at the top inserts one element and drops one at the bottom, and the rows between
   // keep their props (no per-row offsets to rewrite), so React skips them (`TableRow` is memo).
@@ -115,22 +118,25 @@ interface TableRowProps<Row extends LiveRow> {
 }
 
 // Memoised on identities the store keeps stable: a row object is replaced only when the row
-// changes, a change record only when a new update touches the row.
+// changes, a change record only when a new update touches the row. The flash's step is an
+// attribute of the row (the stylesheet shades the row or its flashing cells by it), so a step
+// passing re-renders the row element and not its cells.
 const TableRow = memo(function TableRow<Row extends LiveRow>({ rowKey, row, change, step, columns, template }: TableRowProps<Row>) {
   const newRow = change !== null && change.fields === null;
   return (
-    <div role="row" data-key={rowKey} className={`live-table-row${newRow ? " flash" : ""}`} data-flash={newRow ? step : undefined} style={{ gridTemplateColumns: template, height: ROW_HEIGHT }}>
-      {columns.map((c) => {
-        const flashing = change !== null && change.fields !== null && change.fields.has(c.field);
-        return (
-          <span key={c.field} role="cell" data-field={c.field} className={`${c.numeric ? "num" : ""}${flashing ? " flash" : ""}`} data-flash={flashing ? step : undefined}>
-            {c.render ? c.render(row) : formatCell(row[c.field])}
-          </span>
-        );
-      })}
+    <div role="row" data-key={rowKey} className={`live-table-row${newRow ? " flash" : ""}`} data-flash={step ?? undefined} style={{ gridTemplateColumns: template, height: ROW_HEIGHT }}>
+      <RowCells row={row} changed={change?.fields ?? null} columns={columns} />
     </div>
   );
 }) as <Row extends LiveRow>(props: TableRowProps<Row> & { key?: string }) => ReactNode;
+
+const RowCells = memo(function RowCells<Row extends LiveRow>({ row, changed, columns }: { row: Row; changed: ReadonlySet<string> | null; columns: readonly LiveColumn<Row>[] }) {
+  return columns.map((c) => (
+    <span key={c.field} role="cell" data-field={c.field} className={`${c.numeric ? "num" : ""}${changed?.has(c.field) ? " flash" : ""}`}>
+      {c.render ? c.render(row) : formatCell(row[c.field])}
+    </span>
+  ));
+}) as <Row extends LiveRow>(props: { row: Row; changed: ReadonlySet<string> | null; columns: readonly LiveColumn<Row>[] }) => ReactNode;
 
 export function formatCell(value: unknown): string {
   if (value === null || value === undefined) return "—";
