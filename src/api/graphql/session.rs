@@ -92,7 +92,16 @@ impl Session {
 
     /// Runs one operation: a subscription is registered (its results come through the outbox);
     /// anything else is executed and answered once.
-    pub async fn run(&mut self, principal: &Principal, id: Arc<str>, mut request: async_graphql::Request) -> Answer {
+    pub async fn run(&mut self, principal: &Principal, id: Arc<str>, request: async_graphql::Request) -> Answer {
+        let answer = self.start(principal, id.clone(), request).await;
+        if !matches!(answer, Answer::Open) {
+            // A pace is kept only for an operation that is open.
+            self.outbox.pace(&id, None);
+        }
+        answer
+    }
+
+    async fn start(&mut self, principal: &Principal, id: Arc<str>, mut request: async_graphql::Request) -> Answer {
         // Parsed once: the request keeps the document for its execution.
         let name = request.operation_name.clone();
         let operation = match request.parsed_query() {
@@ -100,6 +109,10 @@ impl Session {
             Err(e) => return Answer::Refused(errors_json(errors::Code::ParseFailed, &e.message)),
         };
         let is_subscription = operation == Some(OperationType::Subscription);
+        let pace = match pace_of(&request) {
+            Ok(pace) => pace,
+            Err(message) => return Answer::Refused(errors_json(errors::Code::BadUserInput, &message)),
+        };
         let (schema, replica) = match self.state.role_schema(principal) {
             Ok(found) => found,
             Err((_, code, message)) => return Answer::Refused(errors_json(code, &message)),
@@ -111,6 +124,8 @@ impl Session {
             errors::label(&mut response);
             return Answer::Once(serde_json::to_string(&response).unwrap_or_else(|_| "{}".into()));
         }
+        // Set before anything can be pushed for `id` (and cleared for an id used again).
+        self.outbox.pace(&id, pace);
         let slot = Arc::new(LiveSlot::default());
         let mut stream = schema.execute_stream(request.data(slot.clone()));
         // A live field hands its query over and ends its stream at once (no result); a
@@ -346,4 +361,22 @@ async fn expiry(expires_at: Option<i64>) {
 /// A JSON array of one GraphQL error with `code`.
 pub fn errors_json(code: errors::Code, message: &str) -> String {
     super::live::frames::errors(message, code.as_str()).to_string()
+}
+
+/// `extensions.minIntervalMs` of a subscription: the least time between two of its results
+/// (see [`Outbox::pace`]); absent or 0, every result goes at once.
+fn pace_of(request: &async_graphql::Request) -> Result<Option<std::time::Duration>, String> {
+    let Some(value) = request.extensions.get("minIntervalMs") else {
+        return Ok(None);
+    };
+    let max = super::live::outbox::MAX_PACE;
+    match value {
+        async_graphql::Value::Number(n) if n.as_u64().is_some_and(|ms| u128::from(ms) <= max.as_millis()) => {
+            Ok(n.as_u64().map(std::time::Duration::from_millis))
+        }
+        other => Err(format!(
+            "extensions.minIntervalMs must be a whole number of milliseconds from 0 to {}, not {other}",
+            max.as_millis()
+        )),
+    }
 }

@@ -9,13 +9,16 @@ import type { RoleSchema } from "@/lib/schema/roleSchema";
 import { usePrunedDocument } from "@/lib/schema/usePrunedDocument";
 import { OrdersByStatus, type OrdersWhere } from "./documents";
 
+/** The funnel moves at most ten times a second: under a burst every transaction moves a count. */
+const FUNNEL_PACE_MS = 100;
+
 export const FUNNEL_STEPS = ["pending", "paid", "picking", "shipped", "delivered"] as const;
 const ASIDE = ["cancelled", "refunded"];
 
 export function StatusFunnel({ store, schema, where, selected, onSelect }: { store: LiveStore | null; schema: RoleSchema | null; where: OrdersWhere; selected: string | null; onSelect: (status: string | null) => void }) {
   const { document } = usePrunedDocument(OrdersByStatus, schema);
   const variables = useMemo(() => ({ where: { ...where, createdAt: { gtAgo: "PT24H" } } }), [where]);
-  const result = useLiveResult(store, document, variables);
+  const result = useLiveResult(store, document, variables, FUNNEL_PACE_MS);
   if (schema && !document) return <p className="panel-note">Your role cannot count orders by status.</p>;
   const counts = new Map((result.data?.ordersAggregate ?? []).map((g) => [g.key.status ?? "(none)", g.count]));
   const others = [...counts.keys()].filter((s) => !(FUNNEL_STEPS as readonly string[]).includes(s) && !ASIDE.includes(s)).sort();

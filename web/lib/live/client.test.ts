@@ -40,6 +40,19 @@ function connect(url: string, options: { expiresAt?: number; onAuthLost?: (reaso
 }
 
 describe("LiveClient", () => {
+  it("asks the server to pace a result subscription with minIntervalMs, and leaves others unpaced", async () => {
+    server = await FakeGraphqlServer.start();
+    const { store } = connect(server.url);
+    const COUNT = "subscription { ordersAggregate { count } }";
+    const paced = store.result({ query: COUNT, minIntervalMs: 100 }).retain();
+    const unpaced = store.result({ query: COUNT }).retain();
+    await server.waitForSubscriptions(2);
+    // Two subscriptions: the same query paced and unpaced are different results.
+    expect(server.subscriptions.map((s) => s.extensions)).toEqual([{ minIntervalMs: 100 }, null]);
+    paced();
+    unpaced();
+  });
+
   it("reconnects after a dropped connection and replaces the stale result with the fresh reset", async () => {
     server = await FakeGraphqlServer.start();
     const { client, store, frames } = connect(server.url);

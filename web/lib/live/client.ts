@@ -22,6 +22,12 @@ export interface ConnectionSnapshot {
 export interface SubscriptionRequest {
   readonly query: string;
   readonly variables?: Readonly<Record<string, unknown>>;
+  /**
+   * At most one result per this many ms (the server's `extensions.minIntervalMs`): a result goes
+   * at once when none went in the interval, quicker ones wait and the newest stands for them.
+   * For panels that show a count, not every transaction (a chart, a funnel); unset for tables.
+   */
+  readonly minIntervalMs?: number;
 }
 
 export interface GraphQLErrorLike {
@@ -153,7 +159,8 @@ export class LiveClient implements LiveTransport {
       error: (error: unknown) => sink.error(toErrors(error)),
       complete: () => sink.complete(),
     };
-    return this.client.subscribe({ query: request.query, variables: request.variables ? { ...request.variables } : {} }, wsSink);
+    const payload = { query: request.query, variables: request.variables ? { ...request.variables } : {} };
+    return this.client.subscribe(request.minIntervalMs ? { ...payload, extensions: { minIntervalMs: request.minIntervalMs } } : payload, wsSink);
   }
 
   onDisconnect(listener: () => void): () => void {

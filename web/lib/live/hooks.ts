@@ -32,17 +32,21 @@ function useHandle<S>(handle: LiveHandle<S> | null, fallback: S): S {
 
 const IDLE_RESULT: ResultSnapshot<never> = { status: "loading", data: null, error: null, asOf: null, receivedAt: null };
 
-/** A plain live query (whole result per message); `store` null renders the loading state. */
+/**
+ * A plain live query (whole result per message); `store` null renders the loading state.
+ * `minIntervalMs` paces it (see `SubscriptionRequest`).
+ */
 export function useLiveResult<D extends TadaDocumentNode<ResultOf<D>, VariablesOf<D>>>(
   store: LiveStore | null,
   document: D | null,
   variables?: VariablesOf<D>,
+  minIntervalMs?: number,
 ): ResultSnapshot<ResultOf<D>> {
   const varsKey = JSON.stringify(variables ?? {});
   const handle = useMemo(
-    () => (store && document ? store.result<ResultOf<D>>(request(document, varsKey)) : null),
+    () => (store && document ? store.result<ResultOf<D>>({ ...request(document, varsKey), ...(minIntervalMs ? { minIntervalMs } : {}) }) : null),
     // eslint-disable-next-line react-hooks/exhaustive-deps -- variables compared by value
-    [store, document, varsKey],
+    [store, document, varsKey, minIntervalMs],
   );
   return useHandle<ResultSnapshot<ResultOf<D>>>(handle, IDLE_RESULT);
 }

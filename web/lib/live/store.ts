@@ -239,7 +239,7 @@ function readAsOf(value: unknown): AsOf | null {
 }
 
 function requestKey(request: SubscriptionRequest): string {
-  return `${request.query}\n${JSON.stringify(request.variables ?? {})}`;
+  return `${request.query}\n${JSON.stringify(request.variables ?? {})}\n${request.minIntervalMs ?? 0}`;
 }
 
 export class LiveStore {

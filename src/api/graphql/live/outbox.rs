@@ -8,17 +8,27 @@
 //! that is briefly behind catches up on small patches, one that stays behind gets the latest
 //! state, never an endless backlog — and it never slows the hub, the replica or other clients.
 //!
+//! A client may also ask for a subscription to be **paced** (`extensions.minIntervalMs` on the
+//! subscribe): a result goes at once when none went in the last interval, and results that
+//! come quicker wait until the interval has passed, the newest standing for those before it
+//! (patches queue as above). A dashboard's chart of per-status counts needs its exact latest
+//! value, not three hundred values a second that the screen shows sixty of; each message the
+//! browser skips is a parse and a render its main thread does not pay.
+//!
 //! A client that stops reading altogether (its socket's buffers full, the writer stuck) would
 //! still pin one result per subscription, and results can be large; so the bytes waiting are
 //! also capped (`[limits] max_pending_bytes`). Past the cap the outbox drops everything, takes
 //! no more, and says so ([`Outbox::overflowed`]): the connection closes, and the client comes
 //! back with a fresh result.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// A message for one subscription. Payloads are shared by every subscriber of a query.
@@ -56,6 +66,16 @@ pub enum Pushed {
 /// Patches one subscription may have waiting before they are replaced by a reset.
 pub const MAX_WAITING_PATCHES: usize = 32;
 
+/// The longest interval a client may ask a subscription to be paced at.
+pub const MAX_PACE: Duration = Duration::from_secs(60);
+
+/// A paced subscription's interval and the earliest time its next result may go.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    every: Duration,
+    next_at: Instant,
+}
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Debug)]
@@ -80,6 +100,7 @@ struct Waiting {
     /// Payload bytes in `items`.
     bytes: usize,
     closed: bool,
+    paced: HashMap<Arc<str>, Pace>,
 }
 
 fn size(delivery: &Delivery) -> usize {
@@ -91,6 +112,28 @@ fn size(delivery: &Delivery) -> usize {
 }
 
 impl Waiting {
+    /// When `sub`'s waiting messages may go: now, unless it is paced and its interval has not
+    /// passed. An error or `complete` waiting behind a held result lets both go (its end must
+    /// not wait, and must not overtake the result).
+    fn due_at(&self, sub: &Arc<str>) -> Option<Instant> {
+        let pace = self.paced.get(sub)?;
+        let ends = self.items.iter().any(|(s, d)| s == sub && !matches!(d, Delivery::Next { .. }));
+        (!ends).then_some(pace.next_at)
+    }
+
+    /// The earliest time something waiting may go (`None`: nothing waits).
+    fn next_due(&self, now: Instant) -> Option<Instant> {
+        let mut earliest: Option<Instant> = None;
+        for (sub, _) in &self.items {
+            let at = self.due_at(sub).map_or(now, |at| at.max(now));
+            earliest = Some(earliest.map_or(at, |e| e.min(at)));
+            if at == now {
+                break;
+            }
+        }
+        earliest
+    }
+
     fn retain(&mut self, keep: impl Fn(&Arc<str>, &Delivery) -> bool) -> usize {
         let before = self.items.len();
         let mut dropped = 0;
@@ -202,21 +245,66 @@ impl Outbox {
         w.add(sub, delivery);
     }
 
-    /// Waits until something is waiting.
-    pub async fn ready(&self) {
-        loop {
-            if !self.lock().items.is_empty() {
-                return;
+    /// Paces subscription `sub`: at most one result per `every` (`None`: every result at once).
+    pub fn pace(&self, sub: &Arc<str>, every: Option<Duration>) {
+        let mut w = self.lock();
+        match every {
+            Some(every) if !every.is_zero() => {
+                w.paced.insert(sub.clone(), Pace { every, next_at: Instant::now() });
             }
-            self.notify.notified().await;
+            _ => {
+                w.paced.remove(sub);
+            }
         }
     }
 
-    /// Takes everything waiting, oldest first.
+    /// Waits until something waiting may go (a paced subscription's results wait out its interval).
+    pub async fn ready(&self) {
+        loop {
+            let notified = self.notify.notified();
+            let due = self.lock().next_due(Instant::now());
+            match due {
+                Some(at) if at <= Instant::now() => return,
+                Some(at) => {
+                    tokio::select! {
+                        () = notified => {}
+                        () = tokio::time::sleep_until(at) => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Takes everything that may go now, oldest first; a paced subscription's results that came
+    /// within its interval stay until it has passed.
     pub fn take(&self) -> Vec<(Arc<str>, Delivery)> {
         let mut w = self.lock();
-        w.bytes = 0;
-        let items = std::mem::take(&mut w.items);
+        let now = Instant::now();
+        let items = if w.paced.is_empty() {
+            w.bytes = 0;
+            std::mem::take(&mut w.items)
+        } else {
+            let mut due: HashMap<Arc<str>, bool> = HashMap::new();
+            for (sub, _) in &w.items {
+                if !due.contains_key(sub) {
+                    let at = w.due_at(sub);
+                    due.insert(sub.clone(), at.is_none_or(|at| at <= now));
+                }
+            }
+            let (taken, held): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut w.items).into_iter().partition(|(sub, _)| due[sub]);
+            w.items = held;
+            w.bytes = w.items.iter().map(|(_, d)| size(d)).sum();
+            for (sub, delivery) in &taken {
+                if matches!(delivery, Delivery::Next { .. })
+                    && let Some(pace) = w.paced.get_mut(sub)
+                {
+                    pace.next_at = now + pace.every;
+                }
+            }
+            taken
+        };
         drop(w);
         self.taken.notify_waiters();
         items
@@ -244,9 +332,11 @@ impl Outbox {
         self.lock().closed
     }
 
-    /// Drops a subscription's waiting messages (the client stopped it).
+    /// Drops a subscription's waiting messages and its pace (the client stopped it).
     pub fn forget(&self, sub: &str) {
-        self.lock().retain(|s, _| &**s != sub);
+        let mut w = self.lock();
+        w.retain(|s, _| &**s != sub);
+        w.paced.remove(sub);
     }
 
     /// The connection is gone: nothing more is taken.
@@ -347,5 +437,50 @@ mod tests {
         assert!(outbox.overflow.is_cancelled());
         assert!(outbox.take().is_empty(), "what waited is dropped");
         assert_eq!(outbox.push(&a, next("late", Kind::Full)), Pushed::Closed);
+    }
+
+    #[tokio::test]
+    async fn a_paced_subscription_sends_at_once_then_its_newest_result_once_the_interval_has_passed() {
+        let outbox = Outbox::new();
+        let (paced, other): (Arc<str>, Arc<str>) = (Arc::from("paced"), Arc::from("other"));
+        outbox.pace(&paced, Some(Duration::from_secs(3600)));
+        // The first result goes at once: none went in the last interval.
+        outbox.push(&paced, next("1", Kind::Full));
+        outbox.ready().await;
+        assert_eq!(waiting(&outbox), ["paced:1"]);
+        // Within the interval results wait, the newest standing for the others; another
+        // subscription's results do not wait for them.
+        outbox.push(&paced, next("2", Kind::Full));
+        outbox.push(&paced, next("3", Kind::Full));
+        outbox.push(&other, next("x", Kind::Full));
+        outbox.ready().await;
+        assert_eq!(waiting(&outbox), ["other:x"]);
+        assert_eq!(outbox.lock().bytes, 1, "the held result's bytes still count");
+        // Its end does not wait, and does not overtake the held result.
+        outbox.push(&paced, Delivery::Complete);
+        outbox.ready().await;
+        assert_eq!(waiting(&outbox), ["paced:3", "paced:complete"]);
+
+        // A short interval: the held result goes once it has passed, not before.
+        let quick: Arc<str> = Arc::from("quick");
+        let every = Duration::from_millis(50);
+        outbox.pace(&quick, Some(every));
+        outbox.push(&quick, next("1", Kind::Full));
+        outbox.ready().await;
+        let sent = Instant::now();
+        assert_eq!(waiting(&outbox), ["quick:1"]);
+        outbox.push(&quick, next("2", Kind::Full));
+        outbox.ready().await;
+        assert!(sent.elapsed() >= every, "ready after {:?}", sent.elapsed());
+        assert_eq!(waiting(&outbox), ["quick:2"]);
+
+        // Unpaced again (or forgotten), results go at once.
+        outbox.pace(&quick, None);
+        outbox.push(&quick, next("3", Kind::Full));
+        assert_eq!(waiting(&outbox), ["quick:3"]);
+        outbox.pace(&quick, Some(Duration::from_secs(3600)));
+        outbox.forget(&quick);
+        outbox.push(&quick, next("4", Kind::Full));
+        assert_eq!(waiting(&outbox), ["quick:4"]);
     }
 }

@@ -7,6 +7,8 @@ import type { AddressInfo } from "node:net";
 export interface ServerSubscription {
   readonly id: string;
   readonly query: string;
+  /** The subscribe payload's `extensions` (null when it had none). */
+  readonly extensions: Record<string, unknown> | null;
   readonly socket: WebSocket;
 }
 
@@ -22,12 +24,12 @@ export class FakeGraphqlServer {
     this.server = server;
     server.on("connection", (socket) => {
       socket.on("message", (data) => {
-        const message = JSON.parse(String(data)) as { type: string; id?: string; payload?: { query?: string } };
+        const message = JSON.parse(String(data)) as { type: string; id?: string; payload?: { query?: string; extensions?: Record<string, unknown> } };
         if (message.type === "connection_init") {
           this.inits.push(message.payload);
           socket.send(JSON.stringify({ type: "connection_ack" }));
         } else if (message.type === "subscribe" && message.id) {
-          const subscription = { id: message.id, query: message.payload?.query ?? "", socket };
+          const subscription = { id: message.id, query: message.payload?.query ?? "", extensions: message.payload?.extensions ?? null, socket };
           this.subscriptions.push(subscription);
           this.onSubscribe(subscription);
           this.wake();
