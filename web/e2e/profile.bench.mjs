@@ -67,17 +67,15 @@ const KINDS = {
 const complete = onMain.filter((e) => e.ph === "X" && typeof e.dur === "number").sort((a, b) => a.ts - b.ts || b.dur - a.dur);
 const selfEntries = [];
 let busy = 0;
-{
-  const s = [];
-  for (const e of complete) {
-    while (s.length && s[s.length - 1].end <= e.ts) s.pop();
-    const parent = s[s.length - 1];
-    const entry = { name: e.name, end: e.ts + e.dur, self: e.dur };
-    if (parent) parent.self -= e.dur;
-    else busy += e.dur;
-    s.push(entry);
-    selfEntries.push(entry);
-  }
+const open = [];
+for (const e of complete) {
+  while (open.length && open[open.length - 1].end <= e.ts) open.pop();
+  const parent = open[open.length - 1];
+  const entry = { name: e.name, end: e.ts + e.dur, self: e.dur };
+  if (parent) parent.self -= e.dur;
+  else busy += e.dur;
+  open.push(entry);
+  selfEntries.push(entry);
 }
 const byKind = new Map();
 for (const entry of selfEntries) {
@@ -85,22 +83,19 @@ for (const entry of selfEntries) {
   byKind.set(kind, (byKind.get(kind) ?? 0) + entry.self);
 }
 
-// The sampling profiler's self time per function.
+// The sampling profiler's self time per function and per script.
 const nodes = new Map(profile.nodes.map((node) => [node.id, node.callFrame]));
 const selfByFunction = new Map();
-profile.samples.forEach((id, i) => {
-  const frame = nodes.get(id);
-  if (!frame) return;
-  const url = (frame.url ?? "").split("/").pop();
-  const name = `${frame.functionName || "(anonymous)"}${url ? ` ${url}:${frame.lineNumber + 1}:${frame.columnNumber + 1}` : ""}`;
-  selfByFunction.set(name, (selfByFunction.get(name) ?? 0) + (profile.timeDeltas[i] ?? 0));
-});
-
 const selfByScript = new Map();
 profile.samples.forEach((id, i) => {
   const frame = nodes.get(id);
-  const script = frame?.url ? frame.url.split("/").pop() : frame?.functionName?.startsWith("(") ? frame.functionName : "(native)";
-  selfByScript.set(script, (selfByScript.get(script) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  if (!frame) return;
+  const delta = profile.timeDeltas[i] ?? 0;
+  const url = (frame.url ?? "").split("/").pop();
+  const name = `${frame.functionName || "(anonymous)"}${url ? ` ${url}:${frame.lineNumber + 1}:${frame.columnNumber + 1}` : ""}`;
+  selfByFunction.set(name, (selfByFunction.get(name) ?? 0) + delta);
+  const script = url || (frame.functionName.startsWith("(") ? frame.functionName : "(native)");
+  selfByScript.set(script, (selfByScript.get(script) ?? 0) + delta);
 });
 
 const ms = (us) => +(us / 1000).toFixed(1);

@@ -370,12 +370,14 @@ fn pace_of(request: &async_graphql::Request) -> Result<Option<std::time::Duratio
         return Ok(None);
     };
     let max = super::live::outbox::MAX_PACE;
-    match value {
-        async_graphql::Value::Number(n) if n.as_u64().is_some_and(|ms| u128::from(ms) <= max.as_millis()) => {
-            Ok(n.as_u64().map(std::time::Duration::from_millis))
-        }
-        other => Err(format!(
-            "extensions.minIntervalMs must be a whole number of milliseconds from 0 to {}, not {other}",
+    let pace = match value {
+        async_graphql::Value::Number(n) => n.as_u64().map(std::time::Duration::from_millis),
+        _ => None,
+    };
+    match pace {
+        Some(pace) if pace <= max => Ok(Some(pace)),
+        _ => Err(format!(
+            "extensions.minIntervalMs must be a whole number of milliseconds from 0 to {}, not {value}",
             max.as_millis()
         )),
     }

@@ -94,8 +94,10 @@ export class KeyedRows<Row extends LiveRow> {
     this.byKey = new Map();
     this.stamp += 1;
     const changes = new Map<string, RowChange>();
+    const keys: string[] = [];
     for (const row of rows) {
       const key = keyOf(this.keyFields, row);
+      keys.push(key);
       this.byKey.set(key, row);
       // After the first reset, a reset (reconnect, slow client) flashes what really changed.
       if (this.resets > 0) {
@@ -105,7 +107,7 @@ export class KeyedRows<Row extends LiveRow> {
       }
     }
     this.rows = rows.slice();
-    this.keys = rows.map((row) => keyOf(this.keyFields, row));
+    this.keys = keys;
     this.changes.clear();
     for (const [key, change] of changes) this.changes.set(key, change);
     this.resets += 1;
@@ -118,7 +120,8 @@ export class KeyedRows<Row extends LiveRow> {
     now: number,
   ): boolean {
     const gone = new Set<string>();
-    for (const key of removedKeys) gone.add(keyOf(this.keyFields, key));
+    const removedIds = removedKeys.map((key) => keyOf(this.keyFields, key));
+    for (const id of removedIds) gone.add(id);
     const upsertKeys = upserts.map((upsert) => keyOf(this.keyFields, upsert.row));
     for (const key of upsertKeys) gone.add(key);
     let kept = this.rows;
@@ -159,8 +162,7 @@ export class KeyedRows<Row extends LiveRow> {
     }
 
     this.stamp += 1;
-    for (const key of removedKeys) {
-      const id = keyOf(this.keyFields, key);
+    for (const id of removedIds) {
       this.byKey.delete(id);
       this.changes.delete(id);
     }
