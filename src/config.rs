@@ -66,6 +66,10 @@ pub struct Config {
     /// The built web app (`web/out`), served at `/`; without it `/` only says how to get one.
     #[serde(default)]
     pub web_dir: Option<PathBuf>,
+    /// Several instances sharing the work through Redis (see `crate::cluster`); without it,
+    /// this instance reads the sources itself.
+    #[serde(default)]
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// The file this was read from: the server reads it again for tables added at run time.
     #[serde(skip)]
     pub path: Option<PathBuf>,

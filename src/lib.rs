@@ -26,6 +26,7 @@ pub mod bench;
 pub mod change;
 pub mod changes;
 pub mod checkpoint;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod duration;

@@ -164,6 +164,11 @@ pub struct ApplyLoop {
     counters: Counters,
     /// What the parts of each source's open transaction did, for the consumers at its commit.
     pending: HashMap<SourceName, Pending>,
+    /// The cluster bus's publisher: every event, in order, after it is applied.
+    pub tap: Option<crate::cluster::bus::Tap>,
+    /// A follower asked for the replica: handed to the tap at the next point where no table is
+    /// loading and no transaction is half applied.
+    replica_wanted: bool,
 }
 
 /// The row changes of a transaction applied in parts, waiting for its last part.
@@ -260,6 +265,8 @@ impl ApplyLoop {
             memory: Arc::default(),
             counters: Counters::default(),
             pending: HashMap::new(),
+            tap: None,
+            replica_wanted: false,
         };
         (apply, rx)
     }
@@ -273,18 +280,38 @@ impl ApplyLoop {
         mut consumers: Vec<Consumer>,
         mut sink: impl FnMut(&SourceEvent, &Applied),
     ) -> Replica {
-        while let Some(event) = rx.recv().await {
-            let mut applied = self.apply(&event);
-            sink(&event, &applied);
-            if let SourceEvent::Part(part) = &event {
-                match self.gather(part, applied) {
-                    Some(whole) => applied = whole,
-                    // Nothing of it is shown before its last part.
-                    None => continue,
+        let wanted = self.tap.as_ref().map(|t| t.wanted.clone());
+        loop {
+            let event = tokio::select! {
+                biased;
+                () = async {
+                    match &wanted {
+                        Some(w) => w.notified().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.replica_wanted = true;
+                    self.offer_replica().await;
+                    continue;
                 }
-            }
+                event = rx.recv() => match event {
+                    Some(event) => event,
+                    None => break,
+                },
+            };
+            let applied = self.apply(&event);
+            sink(&event, &applied);
+            let skipped = applied.skipped;
+            let whole = match &event {
+                SourceEvent::Part(part) => self.gather(part, applied),
+                _ => Some(applied),
+            };
+            // Nothing of a transaction in parts is shown before its last part.
             let mut published = false;
-            if !consumers.is_empty() && Batch::wanted(&applied) {
+            if let Some(applied) = whole
+                && !consumers.is_empty()
+                && Batch::wanted(&applied)
+            {
                 let replica = Arc::new(self.replica.visible());
                 // Readers see this version before any consumer acts on it: a query sent after
                 // a subscriber's frame (or an alert) never answers from an older replica.
@@ -311,6 +338,9 @@ impl ApplyLoop {
                     consumers.remove(i);
                 }
             }
+            if self.tap.is_some() {
+                self.to_bus(event, skipped).await;
+            }
             // Other events: publish once per burst, readers want the newest version.
             if rx.is_empty() && !published {
                 self.published.send_replace(Arc::new(self.replica.visible()));
@@ -334,6 +364,58 @@ impl ApplyLoop {
         }
         self.count(event, &applied);
         applied
+    }
+
+    /// Hands an applied event to the bus, marked in hand first (acknowledgement cannot pass it
+    /// before the bus has it), then the replica if a follower waits for it.
+    async fn to_bus(&mut self, event: SourceEvent, skipped: bool) {
+        let Some(tap) = &self.tap else { return };
+        let source = self.source_of(&event);
+        if let (Some(source), Some(position), false) = (&source, crate::cluster::bus::position_of(&event), skipped) {
+            tap.marks.handed(source, position);
+        }
+        if tap.events.send(crate::cluster::bus::Tapped::Event { event, source, skipped }).await.is_err() {
+            tracing::debug!("the bus publisher stopped");
+            self.tap = None;
+            return;
+        }
+        if self.replica_wanted {
+            self.offer_replica().await;
+        }
+    }
+
+    /// The source an event belongs to (table events and snapshot rows by their table).
+    fn source_of(&self, event: &SourceEvent) -> Option<SourceName> {
+        let table = match event {
+            SourceEvent::Table(TableEvent::SnapshotBegin { schema, .. }) => return Some(schema.spec.source.clone()),
+            SourceEvent::Table(
+                TableEvent::SnapshotEnd { table, .. }
+                | TableEvent::SchemaChanged { table, .. }
+                | TableEvent::Quarantined { table, .. }
+                | TableEvent::ResyncBegin { table, .. },
+            )
+            | SourceEvent::SnapshotRows { table, .. } => *table,
+            _ => return event.positioned_source().cloned(),
+        };
+        self.replica.table(table).map(|t| t.schema.spec.source.clone())
+    }
+
+    /// Hands the bus the replica as of the last event it was handed, once no table is loading
+    /// and no transaction is half applied: a follower starts from it and reads the bus from
+    /// the next entry on.
+    async fn offer_replica(&mut self) {
+        let settled = self.pending.is_empty()
+            && !self.replica.tables().any(|t| t.state == crate::replica::TableState::Loading)
+            && !self.replica.applied_positions().any(|(s, _)| self.replica.in_transaction(s));
+        let Some(tap) = &self.tap else { return };
+        if !settled {
+            return;
+        }
+        self.replica_wanted = false;
+        let replica = Arc::new(self.replica.visible());
+        if tap.events.send(crate::cluster::bus::Tapped::Replica(replica)).await.is_err() {
+            self.tap = None;
+        }
     }
 
     /// Keeps what a part did until its transaction's last part, and returns it whole then.

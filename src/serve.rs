@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +18,8 @@ use crate::api::{ApiError, Listener, OpsState, SourceView};
 use crate::auth::{AuthConfigError, Authenticator};
 use crate::change::{Position, SourceEvent, SourceName};
 use crate::checkpoint::{self, CheckpointError, writer::Checkpointer};
+use crate::cluster::bus::{Activation, Publisher, Tap};
+use crate::cluster::{Cluster, Start};
 use crate::config::{Config, ConfigError};
 use crate::error::SourceError;
 use crate::kpi::recorder::Recorder;
@@ -47,6 +49,8 @@ pub enum ServeError {
     Auth(#[from] AuthConfigError),
     #[error(transparent)]
     Notify(#[from] crate::notify::NotifyError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 pub async fn serve(config: Config, cancel: CancellationToken) -> Result<(), ServeError> {
@@ -58,7 +62,7 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> Result<(), Serv
 /// Like [`serve`], on a listener the caller has bound (and may have told people about), with
 /// more metrics on `/metrics`.
 pub async fn serve_on(
-    config: Config,
+    mut config: Config,
     listener: Listener,
     extra_metrics: Vec<Box<dyn prometheus_client::collector::Collector>>,
     cancel: CancellationToken,
@@ -104,7 +108,28 @@ pub async fn serve_on(
         watermarks.insert(Arc::from(name.as_str()), w);
         origins.insert(Arc::from(name.as_str()), sc.origin(name));
     }
-    let replica = if durable { restore(&config, &registry, &origins, &watermarks) } else { Replica::new() };
+    // In a cluster: lead (and read the sources) or follow (start from the leader's replica).
+    let cluster = match &config.cluster {
+        Some(c) => Some(Cluster::connect(c.clone(), listener.addr).await?),
+        None => None,
+    };
+    let start = match &cluster {
+        Some(c) => match c.join(&registry, &cancel).await? {
+            Some(start) => Some(start),
+            None => return Ok(()),
+        },
+        None => None,
+    };
+    let (replica, role) = match start {
+        None => (if durable { restore(&config, &registry, &origins, &watermarks) } else { Replica::new() }, Role::Alone),
+        Some(Start::Leader(us)) => {
+            (if durable { restore(&config, &registry, &origins, &watermarks) } else { Replica::new() }, Role::Leader(us))
+        }
+        Some(Start::Follower { fetched, .. }) => {
+            let replica = adopt(fetched.loaded, &origins, &watermarks);
+            (replica, Role::Follower { streams: fetched.streams })
+        }
+    };
     let (mut apply, versions) = ApplyLoop::starting_from(replica, watermarks.clone());
     apply.memory = Arc::new(crate::tx_memory::TxMemory::new(config.transactions.buffer_bytes));
     let checkpointer = Checkpointer {
@@ -115,11 +140,10 @@ pub async fn serve_on(
     };
 
     let (tx, rx) = mpsc::channel::<SourceEvent>(CHANNEL_CAPACITY);
-    let mut sources = JoinSet::new();
     let mut views = Vec::new();
-    let mut running: Vec<(SourceName, Arc<dyn Source>)> = Vec::new();
+    let mut planned = Vec::new();
     let mut resync = HashMap::new();
-    for (name, sc) in &config.sources {
+    for (name, sc) in std::mem::take(&mut config.sources) {
         let source_name: SourceName = Arc::from(name.as_str());
         let w = watermarks[&source_name].clone();
         let stats = Arc::new(SourceStats::default());
@@ -140,12 +164,48 @@ pub async fn serve_on(
             session: crate::source::SessionKind::Serving,
             memory: apply.memory.clone(),
         };
-        let source = crate::source::open(name, sc, wiring)?;
-        store.register_source(&source.record()).await?;
-        running.push((source_name.clone(), source.clone()));
-        sources.spawn(crate::source::supervise(name.clone(), source, stats, tx.clone(), cancel.clone()));
+        planned.push(Planned { name, config: sc, wiring, stats });
     }
-    drop(tx);
+    let running: Running = Arc::default();
+    let views_for_bus: Vec<(SourceName, Arc<SourceStats>)> =
+        views.iter().map(|v| (v.name.clone(), v.stats.clone())).collect();
+    let registry_for_bus = registry.clone();
+    let sources = SourcePlan { planned, store: store.clone(), tx, running: running.clone(), cancel: cancel.clone() };
+    // The bus: every applied event goes to the publisher, which writes it once this instance
+    // leads. A leader from the start continues each stream from its last entry, known before
+    // the first event is handed on.
+    let first_activation = match (&cluster, &role) {
+        (Some(c), Role::Leader(us)) => {
+            let names = views_for_bus.iter().map(|(name, _)| name.clone());
+            let streams = crate::cluster::bus::stream_marks(&c.redis, &c.keys, names)
+                .await
+                .map_err(crate::cluster::ClusterError::from)?;
+            Some(Activation { after_events: 0, epoch: us.epoch, streams })
+        }
+        _ => None,
+    };
+    // Sending notifications is the leader's (or a lone instance's) work, never twice.
+    let (leading, leading_rx) = watch::channel(first_activation.is_some() || cluster.is_none());
+    let bus = cluster.as_ref().map(|c| {
+        let marks = DurableMarks::register("bus", &watermarks);
+        let (events, tapped) = mpsc::channel(crate::pipeline::BATCH_CAPACITY);
+        let wanted = Arc::new(tokio::sync::Notify::new());
+        apply.tap = Some(Tap { events, wanted: wanted.clone(), marks: marks.clone() });
+        let (activate, activation) = watch::channel(first_activation);
+        let (requests, bootstraps) = mpsc::channel(16);
+        let publisher = Publisher {
+            redis: c.redis.clone(),
+            keys: c.keys.clone(),
+            max_len: c.config.stream_max_len,
+            marks,
+            activation,
+            bootstraps,
+            wanted,
+            stats: c.stats.clone(),
+        };
+        let publishing = tokio::spawn(publisher.run(tapped));
+        (activate, requests, publishing)
+    });
 
     let stats = apply.stats.clone();
     let memory = apply.memory.clone();
@@ -179,7 +239,7 @@ pub async fn serve_on(
     let kpi_hub = KpiHub::start(start.clone(), config.kpi.time_zone, policy.clone(), records, kpi_rx, Some(steps_tx));
     let (alert_steps, history_steps) = tee(steps_rx);
     let positions: Vec<(String, Position)> = start.applied_positions().map(|(s, p)| (s.to_string(), p)).collect();
-    let notifier = crate::notify::Notifier::start(store.clone(), &config.notifications, cancel.clone()).await?;
+    let notifier = crate::notify::Notifier::start(store.clone(), &config.notifications, leading_rx, cancel.clone()).await?;
     let alert_start = AlertStart {
         replica: start.clone(),
         kpis: kpi_hub.current(),
@@ -241,12 +301,21 @@ pub async fn serve_on(
         notify: Some(notifier.stats()),
         admission: Some(admission),
         changes: Some(feed),
+        cluster: cluster.as_ref().map(|c| c.stats.clone()),
     };
     tracing::info!(addr = %listener.addr, "listening");
     let mut router = crate::api::router(ops, extra_metrics, web_dir.as_deref(), config.auth.clone())
         .merge(crate::api::graphql::router(graphql));
     if let Some(ack) = ack {
         router = router.merge(crate::api::ack::router(ack));
+    }
+    if let (Some(c), Some((_, requests, _))) = (&cluster, &bus) {
+        router = router.merge(crate::cluster::bootstrap::router(crate::cluster::bootstrap::BootstrapApi {
+            secret: c.config.secret.clone(),
+            requests: Some(requests.clone()),
+            origins: origins.clone(),
+            registry: registry.clone(),
+        }));
     }
     let http = tokio::spawn(listener.serve(router, cancel.clone()));
     let (snap_tx, mut snap_rx) = mpsc::unbounded_channel();
@@ -305,15 +374,49 @@ pub async fn serve_on(
         })
     };
 
-    let mut failure = None;
-    while let Some(done) = sources.join_next().await {
-        if let Ok(Err(e)) = done
-            && failure.is_none()
-        {
-            failure = Some(e);
-            cancel.cancel();
+    // Alone or leading: read the sources now. Following: apply the bus until this instance
+    // takes the lead, then read the sources from where the bus ended.
+    let source_views: Vec<_> = views_for_bus;
+    let role = tokio::spawn(async move {
+        let Some(cluster) = cluster else { return sources.start().await?.finish().await };
+        let (activate, _, publishing) = bus.expect("a cluster has a bus");
+        let us = match role {
+            Role::Alone => unreachable!("a cluster member leads or follows"),
+            Role::Leader(us) => us,
+            Role::Follower { streams } => {
+                let followed = cluster
+                    .follow(registry_for_bus, streams, source_views, sources.tx.clone(), sources.cancel.clone())
+                    .await?;
+                let Some((us, activation)) = followed else { return Ok(()) };
+                let _ = activate.send(Some(activation));
+                let _ = leading.send(true);
+                us
+            }
+        };
+        let started = sources.start().await?;
+        let cancel = started.cancel.clone();
+        tokio::select! {
+            done = started.finish() => done,
+            kept = cluster.clone().keep_lead(us, cancel.clone()) => {
+                cancel.cancel();
+                kept.map_err(ServeError::from)
+            }
+            published = publishing => {
+                cancel.cancel();
+                match published {
+                    Ok(Err(e)) => Err(crate::cluster::ClusterError::LostLead(e.to_string()).into()),
+                    _ => Ok(()),
+                }
+            }
         }
-    }
+    });
+    let failure = match role.await {
+        Ok(Err(e)) => {
+            cancel.cancel();
+            Some(e)
+        }
+        _ => None,
+    };
     // Sources end when cancelled; a server with none (only the app database's KPIs, alerts and
     // workspaces, or the operations endpoints) serves until it is stopped, not until its empty
     // set of sources has "ended".
@@ -325,6 +428,7 @@ pub async fn serve_on(
     if let Some(writer) = writer {
         let _ = writer.await;
         if let Some(replica) = replica.filter(|r| r.applied_positions().next().is_some()) {
+            let running = running.lock().expect("running lock").clone();
             final_checkpoint(&checkpointer, replica, &running).await;
         }
     }
@@ -334,9 +438,98 @@ pub async fn serve_on(
         _ => {}
     }
     match failure {
-        Some(e) => Err(e.into()),
+        Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// How this instance takes part.
+enum Role {
+    /// No cluster: it reads its sources.
+    Alone,
+    Leader(crate::cluster::lease::Holder),
+    Follower { streams: HashMap<SourceName, crate::cluster::bus::StreamMark> },
+}
+
+/// The sources that are running, for the last acknowledgement at shutdown.
+type Running = Arc<std::sync::Mutex<Vec<(SourceName, Arc<dyn Source>)>>>;
+
+/// A source ready to start: what it is and what it is wired to.
+struct Planned {
+    name: String,
+    config: crate::config::SourceConfig,
+    wiring: Wiring,
+    stats: Arc<SourceStats>,
+}
+
+/// Every configured source, started when this instance is to read them (at once, or when it
+/// takes the lead of its cluster).
+struct SourcePlan {
+    planned: Vec<Planned>,
+    store: Store,
+    tx: mpsc::Sender<SourceEvent>,
+    running: Running,
+    cancel: CancellationToken,
+}
+
+struct Started {
+    sources: JoinSet<Result<(), SourceError>>,
+    cancel: CancellationToken,
+}
+
+impl SourcePlan {
+    async fn start(self) -> Result<Started, ServeError> {
+        let mut sources = JoinSet::new();
+        for p in self.planned {
+            let source = crate::source::open(&p.name, &p.config, p.wiring)?;
+            self.store.register_source(&source.record()).await?;
+            let name: SourceName = Arc::from(p.name.as_str());
+            self.running.lock().expect("running lock").push((name, source.clone()));
+            sources.spawn(crate::source::supervise(p.name, source, p.stats, self.tx.clone(), self.cancel.clone()));
+        }
+        Ok(Started { sources, cancel: self.cancel })
+    }
+}
+
+impl Started {
+    /// Waits for every source to end (they end when cancelled); the first to fail stops the
+    /// server with its error.
+    async fn finish(mut self) -> Result<(), ServeError> {
+        let mut failure = None;
+        while let Some(done) = self.sources.join_next().await {
+            if let Ok(Err(e)) = done
+                && failure.is_none()
+            {
+                failure = Some(e);
+                self.cancel.cancel();
+            }
+        }
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A follower's start: the leader's replica, with each source's watermarks set to where it
+/// stands in it.
+fn adopt(
+    loaded: checkpoint::Loaded,
+    origins: &HashMap<SourceName, String>,
+    watermarks: &HashMap<SourceName, Arc<Watermarks>>,
+) -> Replica {
+    for (source, mark) in &loaded.sources {
+        if origins.get(source) != Some(&mark.origin) {
+            tracing::warn!(source = %source, origin = %mark.origin, "the leader reads this source from another slot or server than this configuration names");
+        }
+        if let Some(w) = watermarks.get(source) {
+            w.received(mark.position);
+            w.applied(mark.position);
+            w.set_consistent(true);
+        }
+    }
+    tracing::info!(rows = loaded.rows, ms = loaded.elapsed.as_millis() as u64, "started from the leader's replica");
+    loaded.replica
 }
 
 /// The replica from the data directory's checkpoint, with each source's watermarks set to

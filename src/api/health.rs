@@ -48,7 +48,10 @@ impl Readiness {
                 last_error: s.stats.last_error(),
             })
             .collect();
-        Readiness { ready: sources.iter().all(|s| s.connected && s.consistent), sources }
+        // Cut off from the cluster's bus, an instance would serve a replica that may have
+        // stopped moving as if it were live.
+        let bus = state.cluster.as_ref().is_none_or(|c| !c.redis_down.load(std::sync::atomic::Ordering::Relaxed));
+        Readiness { ready: bus && sources.iter().all(|s| s.connected && s.consistent), sources }
     }
 }
 

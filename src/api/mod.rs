@@ -64,6 +64,8 @@ pub struct OpsState {
     pub admission: Option<Arc<graphql::admission::AdmissionStats>>,
     /// The change log and its streams.
     pub changes: Option<crate::changes::ChangeFeed>,
+    /// The cluster bus's counters, when this instance is one of several.
+    pub cluster: Option<Arc<crate::cluster::bus::BusStats>>,
 }
 
 #[derive(Debug, thiserror::Error)]

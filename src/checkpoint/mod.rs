@@ -10,7 +10,7 @@
 //! corrupt or incompatible file is reported with its reason, and the caller takes a fresh
 //! snapshot.
 
-mod format;
+pub(crate) mod format;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -94,6 +94,34 @@ pub fn write(
     let path = path_in(data_dir);
     let io_err = |action, error| CheckpointError::Io { action, path: path.clone(), error };
     fs::create_dir_all(data_dir).map_err(|e| io_err("create the directory of", e))?;
+    let tmp = path.with_extension("tmp");
+    let file = File::create(&tmp).map_err(|e| io_err("create", e))?;
+    let (out, encoded) =
+        encode(replica, origins, BufWriter::with_capacity(1 << 20, file)).map_err(|e| io_err("write", e))?;
+    let file = out.into_inner().map_err(|e| io_err("write", e.into_error()))?;
+    file.sync_all().map_err(|e| io_err("sync", e))?;
+    drop(file);
+    fs::rename(&tmp, &path).map_err(|e| io_err("replace", e))?;
+    // The rename is durable only once the directory is.
+    File::open(data_dir).and_then(|d| d.sync_all()).map_err(|e| io_err("sync the directory of", e))?;
+    Ok(Written { bytes: encoded.bytes, rows: encoded.rows, elapsed: started.elapsed(), sources: encoded.sources })
+}
+
+/// What [`encode`] wrote.
+#[derive(Clone, Debug)]
+pub struct Encoded {
+    pub bytes: u64,
+    pub rows: u64,
+    pub sources: Vec<(SourceName, Position)>,
+}
+
+/// Encodes `replica` as a checkpoint into `out` (a file, or the body a follower bootstraps
+/// from): the sources that reached their consistent point, with their tables that are loaded.
+pub fn encode<W: Write>(
+    replica: &Replica,
+    origins: &HashMap<SourceName, String>,
+    mut out: W,
+) -> io::Result<(W, Encoded)> {
     let sources: Vec<(SourceName, Position)> = replica
         .applied_positions()
         .filter(|(name, p)| *p > Position::ZERO && origins.contains_key(*name))
@@ -115,32 +143,24 @@ pub fn write(
             .collect(),
         tables: tables.len() as u32,
     };
-    let tmp = path.with_extension("tmp");
-    let file = File::create(&tmp).map_err(|e| io_err("create", e))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    out.write_all(MAGIC).and_then(|()| out.write_all(&FORMAT.to_le_bytes())).map_err(|e| io_err("write", e))?;
+    out.write_all(MAGIC)?;
+    out.write_all(&FORMAT.to_le_bytes())?;
     let mut body = Summing::new(out);
     let mut rows = 0u64;
-    body.record(&header).map_err(|e| io_err("write", e))?;
+    body.record(&header)?;
     let mut cells: Vec<format::ValueRef> = Vec::new();
     for t in tables {
-        body.record(&stored_table(t)).map_err(|e| io_err("write", e))?;
+        body.record(&stored_table(t))?;
         for (_, row) in t.rows() {
             cells.clear();
             cells.extend(row.iter().map(format::ValueRef::from));
-            body.record(&cells).map_err(|e| io_err("write", e))?;
+            body.record(&cells)?;
             rows += 1;
         }
     }
     let bytes = body.len + (MAGIC.len() + 4 + TRAILER_LEN) as u64;
-    let out = body.finish().map_err(|e| io_err("write", e))?;
-    let file = out.into_inner().map_err(|e| io_err("write", e.into_error()))?;
-    file.sync_all().map_err(|e| io_err("sync", e))?;
-    drop(file);
-    fs::rename(&tmp, &path).map_err(|e| io_err("replace", e))?;
-    // The rename is durable only once the directory is.
-    File::open(data_dir).and_then(|d| d.sync_all()).map_err(|e| io_err("sync the directory of", e))?;
-    Ok(Written { bytes, rows, elapsed: started.elapsed(), sources })
+    let out = body.finish()?;
+    Ok((out, Encoded { bytes, rows, sources }))
 }
 
 fn stored_table(t: &Table) -> StoredTable {
@@ -178,6 +198,12 @@ pub fn load(data_dir: &Path, registry: &Registry) -> Result<Loaded, CheckpointEr
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(CheckpointError::Missing(path)),
         Err(error) => return Err(CheckpointError::Io { action: "read", path, error }),
     };
+    decode(&bytes, path, registry, started)
+}
+
+/// Reads a checkpoint's bytes (`path` names where they came from, for errors) and matches it
+/// with the configured tables.
+pub fn decode(bytes: &[u8], path: PathBuf, registry: &Registry, started: Instant) -> Result<Loaded, CheckpointError> {
     let corrupt = |detail: String| CheckpointError::Corrupt { path: path.clone(), detail };
     let prefix = MAGIC.len() + 4;
     if bytes.len() < prefix + TRAILER_LEN || &bytes[..MAGIC.len()] != MAGIC {
@@ -280,7 +306,7 @@ pub fn load(data_dir: &Path, registry: &Registry) -> Result<Loaded, CheckpointEr
 
 /// A stored table's shape under the table's current configuration (its id, name and indexes
 /// may have changed since the checkpoint was written).
-fn schema_of(spec: &Arc<TableSpec>, columns: Vec<StoredColumn>, key: Vec<u32>, version: u32) -> TableSchema {
+pub(crate) fn schema_of(spec: &Arc<TableSpec>, columns: Vec<StoredColumn>, key: Vec<u32>, version: u32) -> TableSchema {
     let columns: Vec<Column> =
         columns.into_iter().map(|c| Column { name: c.name.into(), ty: c.ty.into(), nullable: c.nullable }).collect();
     let indexed = spec.indexes.iter().filter_map(|name| columns.iter().position(|c| c.name == *name)).collect();

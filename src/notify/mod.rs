@@ -100,10 +100,12 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Reads the stored policy and starts the lanes.
+    /// Reads the stored policy and starts the lanes once `sending` is true (at once for a lone
+    /// instance; in a cluster, when this instance leads: one sender for the cluster).
     pub async fn start(
         store: Store,
         config: &NotificationsConfig,
+        sending: watch::Receiver<bool>,
         cancel: CancellationToken,
     ) -> Result<Notifier, NotifyError> {
         let secrets = config.secret_key.as_deref().map(SecretBox::from_base64).transpose()?;
@@ -129,7 +131,7 @@ impl Notifier {
             max_backoff: Duration::from_secs_f64(config.max_backoff_seconds.max(0.01)),
             stats: Arc::new(NotifyStats::default()),
         };
-        outbox::start(delivery.clone(), wake_rx, cancel);
+        outbox::start(delivery.clone(), wake_rx, sending, cancel);
         Ok(Notifier { delivery, routing, wake: Arc::new(wake) })
     }
 

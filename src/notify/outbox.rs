@@ -90,8 +90,18 @@ impl Delivery {
 
 /// Starts the lanes: first puts sends a crash left in flight back in line (counted), then
 /// keeps one lane per contact point, woken by `wake` when notifications are written.
-pub fn start(delivery: Delivery, wake: watch::Receiver<u64>, cancel: CancellationToken) -> JoinHandle<()> {
+pub fn start(
+    delivery: Delivery,
+    wake: watch::Receiver<u64>,
+    mut sending: watch::Receiver<bool>,
+    cancel: CancellationToken,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
+        // A follower's outbox is the leader's to send: what is "in flight" is in flight there.
+        tokio::select! {
+            ok = sending.wait_for(|s| *s) => if ok.is_err() { return },
+            _ = cancel.cancelled() => return,
+        }
         loop {
             match delivery.store.requeue_in_flight().await {
                 Ok(repeated) => {

@@ -1,0 +1,72 @@
+//! A private Redis for a test: the machine's `redis-server` on a free port, in its own
+//! directory, nothing kept on disk; stopped when dropped (and by a watchdog if the test
+//! process is killed first).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{Watchdog, free_port, private_tempdir};
+
+pub struct RedisServer {
+    child: Child,
+    port: u16,
+    watchdog: Option<Watchdog>,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts one and returns once it accepts connections (its own log says so).
+    pub fn start() -> RedisServer {
+        for _ in 0..5 {
+            let dir = private_tempdir("opslive-redis-");
+            let port = free_port();
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--dir", dir.path().to_str().unwrap()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server (Debian's redis-server package) must be installed");
+            let stop = {
+                let mut c = Command::new("kill");
+                c.args(["-9", &child.id().to_string()]);
+                c
+            };
+            let watchdog = Watchdog::spawn(dir.path(), &stop);
+            // Its log is read to the end, so the server never blocks on a full pipe.
+            let (said, ready) = std::sync::mpsc::channel();
+            let out = child.stdout.take().unwrap();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines() {
+                    let Ok(line) = line else { break };
+                    if line.contains("Ready to accept connections") {
+                        let _ = said.send(());
+                    }
+                }
+            });
+            if ready.recv_timeout(Duration::from_secs(20)).is_ok() {
+                return RedisServer { child, port, watchdog: Some(watchdog), _dir: dir };
+            }
+            // The port was taken between choosing it and binding it: try another.
+            let _ = child.kill();
+            let _ = child.wait();
+            watchdog.disarm();
+        }
+        panic!("redis-server did not start");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(w) = self.watchdog.take() {
+            w.disarm();
+        }
+    }
+}
