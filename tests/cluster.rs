@@ -153,3 +153,117 @@ async fn followers_apply_the_leaders_events_and_one_takes_over_when_the_leader_i
     stop_and_compare(a, &config_a, &sql, "a").await;
     stop_and_compare(b, &config_b, &sql, "b").await;
 }
+
+fn cluster_config(redis: &str, instance: &str, lease_ms: u64) -> opslive::cluster::ClusterConfig {
+    opslive::cluster::ClusterConfig {
+        redis_url: redis.into(),
+        name: "fencing".into(),
+        instance: Some(instance.into()),
+        advertise_url: Some(format!("http://{instance}.invalid")),
+        secret: opslive::auth::Secret::new(SECRET),
+        lease_ms,
+        stream_max_len: 1000,
+    }
+}
+
+/// Publishes `events` (progress events of `shop` at the given positions) as the leader of
+/// `epoch`, continuing the stream from `streams`: what the publisher ended with.
+async fn publish(
+    cluster: &opslive::cluster::Cluster,
+    epoch: u64,
+    positions: &[u64],
+) -> Result<(), opslive::cluster::bus::BusError> {
+    use opslive::change::SourceEvent;
+    use opslive::cluster::bus::{Activation, Publisher, Tapped, stream_marks};
+    let streams = stream_marks(&cluster.redis, &cluster.keys, ["shop".into()].into_iter()).await.unwrap();
+    let (_, bootstraps) = tokio::sync::mpsc::channel(1);
+    let publisher = Publisher {
+        redis: cluster.redis.clone(),
+        keys: cluster.keys.clone(),
+        max_len: 1000,
+        marks: Default::default(),
+        activation: tokio::sync::watch::channel(Some(Activation { after_events: 0, epoch, streams })).1,
+        bootstraps,
+        wanted: Default::default(),
+        stats: Default::default(),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    for &p in positions {
+        let event = SourceEvent::Progress { source: "shop".into(), position: Position(p) };
+        tx.send(Tapped::Event { event, source: Some("shop".into()), skipped: false }).await.unwrap();
+    }
+    drop(tx);
+    publisher.run(rx).await
+}
+
+/// What a follower reads from the start of `shop`'s stream: the positions, or its error.
+async fn read_all(cluster: &opslive::cluster::Cluster) -> Result<Vec<u64>, opslive::cluster::bus::BusError> {
+    use opslive::change::SourceEvent;
+    let registry = Arc::new(opslive::registry::Registry::default());
+    let reader = opslive::cluster::bus::Reader {
+        client: cluster.client.clone(),
+        key: cluster.keys.stream("shop"),
+        registry,
+        from: Default::default(),
+        stats: Default::default(),
+        source: Default::default(),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    // Draining from the start: it reads what the stream holds and stops.
+    let (_drain, draining) = tokio::sync::watch::channel(true);
+    let result = reader.run(tx, draining, Default::default()).await;
+    let mut positions = Vec::new();
+    while let Ok(SourceEvent::Progress { position, .. }) = rx.try_recv() {
+        positions.push(position.0);
+    }
+    result.map(|_| positions)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_lease_was_taken_is_fenced_and_a_gap_in_the_bus_is_refused() {
+    let redis = RedisServer::start();
+    let addr: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let a = opslive::cluster::Cluster::connect(cluster_config(&redis.url(), "a", 60_000), addr).await.unwrap();
+    let b = opslive::cluster::Cluster::connect(cluster_config(&redis.url(), "b", 60_000), addr).await.unwrap();
+    let lead_a = a.lease.try_acquire().await.unwrap().expect("a takes the free lease");
+    assert_eq!(lead_a.epoch, 1);
+    assert_eq!(b.lease.try_acquire().await.unwrap(), None, "one leader at a time");
+    assert_eq!(b.lease.holder().await.unwrap(), Some(lead_a.clone()));
+    publish(&a, lead_a.epoch, &[10, 20]).await.unwrap();
+
+    // A stalls past its lease (its key lapses: removed here instead of waited for); B takes it.
+    let mut con = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = redis::cmd("DEL").arg(&a.keys.leader).query_async(&mut con).await.unwrap();
+    let lead_b = b.lease.try_acquire().await.unwrap().expect("b takes the lapsed lease");
+    assert_eq!(lead_b.epoch, 2, "every lead has a new epoch");
+
+    // A wakes up believing it leads: its renewal fails and its writes are refused inside Redis.
+    assert!(!a.lease.renew(&lead_a).await.unwrap());
+    let fenced = publish(&a, lead_a.epoch, &[30]).await;
+    assert!(matches!(fenced, Err(opslive::cluster::bus::BusError::Fenced(1))), "{fenced:?}");
+    publish(&b, lead_b.epoch, &[25, 30]).await.unwrap();
+    assert!(b.lease.renew(&lead_b).await.unwrap());
+    assert_eq!(read_all(&b).await.unwrap(), vec![10, 20, 25, 30], "the stale leader's entry never landed");
+
+    // An entry missing from the stream (Redis lost it, or it was trimmed away under a reader).
+    let stream = a.keys.stream("shop");
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("epoch")
+        .arg(2)
+        .arg("seq")
+        .arg(6)
+        .arg("position")
+        .arg("")
+        .arg("event")
+        .arg(b"x".as_slice())
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let gap = read_all(&b).await;
+    assert!(
+        matches!(gap, Err(opslive::cluster::bus::BusError::Gap { expected: 5, found: 6, .. })),
+        "{gap:?}"
+    );
+}
