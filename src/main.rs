@@ -664,6 +664,7 @@ async fn tail(
             resume: Arc::new(|| None),
             session: SessionKind::OneOff { snapshot, capture: capture.clone() },
             memory: memory.clone(),
+            take_over: false,
         };
         let source = opslive::source::open(name, sc, wiring)?;
         watermarks.insert(Arc::from(name.as_str()), marks);

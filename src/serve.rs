@@ -163,6 +163,7 @@ pub async fn serve_on(
             resume,
             session: crate::source::SessionKind::Serving,
             memory: apply.memory.clone(),
+            take_over: cluster.is_some(),
         };
         planned.push(Planned { name, config: sc, wiring, stats });
     }

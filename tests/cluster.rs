@@ -267,3 +267,50 @@ async fn a_leader_whose_lease_was_taken_is_fenced_and_a_gap_in_the_bus_is_refuse
         "{gap:?}"
     );
 }
+
+/// The leader is paused (SIGSTOP), not killed: its replication session keeps the slot and its
+/// process keeps believing it leads. A follower takes the lapsed lease, ends the old session
+/// on the slot and streams; when the old leader wakes, its renewal fails and it stops instead
+/// of publishing — and the new leader's replica equals the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_is_replaced_and_stops_when_it_wakes() {
+    let redis = RedisServer::start();
+    let pg = PgServer::start_with(&[("synchronous_commit", "on")]).await;
+    let url = pg.create_database("shop").await;
+    let sql = pg.connect("shop").await;
+    sql.batch_execute(
+        "CREATE TABLE items (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0, v text);
+         INSERT INTO items SELECT g, 0, 'row ' || g FROM generate_series(0, 5000) g;",
+    )
+    .await
+    .unwrap();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (config_a, config_b) =
+        (config(dir_a.path(), &url, &redis.url(), "a"), config(dir_b.path(), &url, &redis.url(), "b"));
+    let mut a = Serve::start(&config_a);
+    a.wait_log("replica consistent; streaming", |_| {}).await;
+    let pause = Arc::new(RwLock::new(()));
+    let writes = writer(url.clone(), pause.clone());
+    let mut b = Serve::start(&config_b);
+    b.wait_log("following the cluster's leader", |_| {}).await;
+    let addr_b = b.wait_listening().await;
+
+    let pid_a = a.child.id().unwrap().to_string();
+    std::process::Command::new("kill").args(["-STOP", &pid_a]).status().unwrap();
+    b.wait_log("ending the session of the previous leader on the slot", |_| {}).await;
+    b.wait_log("streaming changes", |_| {}).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    std::process::Command::new("kill").args(["-CONT", &pid_a]).status().unwrap();
+    let said = a.wait_text("lost the lead of the cluster").await;
+    assert!(said.starts_with("error:"), "{said}");
+    let status = tokio::time::timeout(Duration::from_secs(30), a.child.wait()).await.unwrap().unwrap();
+    assert!(!status.success(), "the stale leader stops with an error, for its supervisor to start it again");
+
+    writes.abort();
+    let _ = writes.await;
+    let target = current_lsn(&sql).await;
+    support::http::applied_up_to(addr_b, "shop", target).await;
+    assert_eq!(metric(addr_b, "opslive_replica_anomalies_total", &[]).await, Some(0.0));
+    assert_eq!(metric(addr_b, "opslive_cluster_epoch", &[]).await, Some(2.0));
+    stop_and_compare(b, &config_b, &sql, "b").await;
+}

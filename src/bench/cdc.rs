@@ -549,6 +549,7 @@ pub(super) async fn consume(config: &Arc<Config>, replica: Replica, mut until: U
         resume,
         session: SessionKind::Serving,
         memory: apply.memory.clone(),
+        take_over: false,
     };
     let started = Instant::now();
     let source = crate::source::open(SOURCE, &config.sources[SOURCE], wiring)

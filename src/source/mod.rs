@@ -59,6 +59,9 @@ pub struct Wiring {
     pub session: SessionKind,
     /// What a large transaction may hold on its way to the replica (shared with the apply loop).
     pub memory: Arc<crate::tx_memory::TxMemory>,
+    /// This instance leads a cluster: a session that still holds the source's slot belongs to
+    /// a leader that lost its lease (paused, not dead), and is ended rather than waited for.
+    pub take_over: bool,
 }
 
 /// What the sessions are for.

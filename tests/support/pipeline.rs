@@ -230,6 +230,7 @@ pub fn start_configured(source_toml: &str, from: Option<Replica>) -> Running {
         resume,
         session: SessionKind::Serving,
         memory: apply.memory.clone(),
+        take_over: false,
     };
     let source = opslive::source::open("src", &config.sources["src"], wiring).unwrap();
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);

@@ -88,6 +88,20 @@ impl Serve {
         }
     }
 
+    /// Reads lines until one that contains `what`, JSON or not (the last words of a server
+    /// that stops with an error are plain text).
+    pub async fn wait_text(&mut self, what: &str) -> String {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(60), self.logs.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no line with {what:?} within 60 s"))
+                .unwrap_or_else(|| panic!("serve exited before writing {what:?}"));
+            if line.contains(what) {
+                return line;
+            }
+        }
+    }
+
     /// Waits for the HTTP server's address.
     pub async fn wait_listening(&mut self) -> std::net::SocketAddr {
         let v = self.wait_log("listening", |_| {}).await;

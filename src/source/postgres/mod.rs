@@ -74,6 +74,9 @@ pub struct PostgresSource {
     pub binary: bool,
     /// What a large transaction may hold before it is passed on in parts.
     pub memory: Arc<crate::tx_memory::TxMemory>,
+    /// End a session that still holds the slot (a cluster leader taking over from one that
+    /// lost its lease) instead of waiting for it.
+    pub take_over: bool,
 }
 
 impl PostgresSource {
@@ -99,6 +102,7 @@ impl PostgresSource {
             capture: None,
             resume: None,
             keep_slot: false,
+            take_over: false,
             heartbeat: None,
             requests: Arc::default(),
             binary: crate::config::DEFAULT_POSTGRES_BINARY,
@@ -239,6 +243,14 @@ impl PostgresSource {
         let name = &*self.name;
         // After a crash the server may not have noticed yet that the old session is gone.
         let mut state = slot::state(sql, name, &self.slot).await?;
+        if self.take_over
+            && let Some(pid) = state.as_ref().and_then(|s| s.active_pid)
+        {
+            // The cluster's lease says this instance leads: whoever streams from the slot is a
+            // leader that lost its lease (its writes to the bus are already refused).
+            tracing::warn!(source = %name, slot = %self.slot, pid, "ending the session of the previous leader on the slot");
+            slot::terminate(sql, name, pid).await?;
+        }
         for _ in 0..100 {
             if state.as_ref().is_none_or(|s| s.active_pid.is_none()) {
                 break;
@@ -419,6 +431,7 @@ impl Configured {
         s.resume = (w.resume)();
         s.requests = w.requests.clone();
         s.memory = w.memory.clone();
+        s.take_over = w.take_over;
         if let super::SessionKind::OneOff { snapshot, capture } = &w.session {
             s.temporary = true;
             s.snapshot = *snapshot;

@@ -39,6 +39,15 @@ async fn holder(client: &Client, source_name: &str, slot: &str) -> Result<Holder
     })
 }
 
+/// Ends the server process streaming from a slot.
+pub async fn terminate(client: &Client, source_name: &str, pid: i32) -> Result<(), SourceError> {
+    client
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .map_err(|error| sql_error(source_name, "ending the previous leader's replication session", error))?;
+    Ok(())
+}
+
 async fn drop(client: &Client, source_name: &str, slot: &str) -> Result<(), SourceError> {
     client
         .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
