@@ -255,7 +255,12 @@ pub async fn serve_on(
     let alert_hub = AlertHub::start(alert_start, alert_steps, cancel.clone());
     notifier.start_reminders(alert_hub.board.clone(), cancel.clone());
     let history =
-        Recorder { store: store.clone(), marks: history_marks, retention: config.kpi.history_retention_micros() };
+        Recorder {
+        store: store.clone(),
+        marks: history_marks,
+        retention: config.kpi.history_retention_micros(),
+        writing: leading.subscribe(),
+    };
     tokio::spawn(history.run(history_steps, cancel.clone()));
     let ack = notifier.ack_key().map(|key| crate::api::ack::AckApi {
         key,

@@ -119,15 +119,53 @@ fn mariadb_writes_a_full_row_binlog() {
 }
 
 #[test]
-fn redis_is_there_for_the_instances() {
+fn redis_is_there_for_the_instances_and_keeps_what_it_acknowledged() {
     let doc = compose();
-    assert!(service(&doc, "redis")["image"].as_str().unwrap().starts_with("redis:7"));
+    let redis = service(&doc, "redis");
+    assert!(redis["image"].as_str().unwrap().starts_with("redis:7"));
+    // The bus counts as durable once Redis answers: it must have fsynced by then.
+    // redis-server takes `--name value` pairs.
+    let args = strings(&redis["command"]);
+    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str);
+    assert_eq!(value("--appendonly"), Some("yes"));
+    assert_eq!(value("--appendfsync"), Some("always"));
 }
 
 #[test]
-fn opslive_service_runs_a_configuration_opslive_accepts() {
+fn the_load_balancer_sends_clients_only_to_ready_instances() {
     let doc = compose();
-    let ops = service(&doc, "opslive");
+    let lb = service(&doc, "lb");
+    let (host, _) = bind_mounts(lb).into_iter().next().expect("the HAProxy configuration is mounted");
+    let cfg = std::fs::read_to_string(&host).unwrap();
+    assert!(cfg.contains("option httpchk GET /readyz") && cfg.contains("http-check expect status 200"), "{cfg}");
+    assert!(cfg.contains("timeout tunnel"), "WebSockets outlive the default timeouts");
+    for instance in INSTANCES {
+        assert!(cfg.contains(&format!("server {instance} {instance}:8080 check")), "{instance} is balanced");
+    }
+    assert!(strings(&lb["ports"]).iter().any(|p| p == "8080:8080"));
+}
+
+const INSTANCES: [&str; 2] = ["opslive-a", "opslive-b"];
+
+#[test]
+fn both_instances_run_a_configuration_opslive_accepts_in_one_cluster() {
+    let doc = compose();
+    let mut members = Vec::new();
+    for name in INSTANCES {
+        let cluster = instance_config(&doc, name);
+        assert_eq!(cluster.advertise_url.as_deref(), Some(format!("http://{name}:8080").as_str()));
+        assert!(cluster.redis_url.starts_with("redis://redis:"), "the compose Redis");
+        members.push(cluster);
+    }
+    let (a, b) = (&members[0], &members[1]);
+    assert_ne!(a.instance, b.instance);
+    assert_eq!((&a.name, &a.redis_url, &a.secret), (&b.name, &b.redis_url, &b.secret), "one cluster");
+}
+
+/// Loads the configuration instance `name` runs with, as its container would; checks its
+/// sources and app database, and returns its `[cluster]`.
+fn instance_config(doc: &Yaml, name: &str) -> opslive::cluster::ClusterConfig {
+    let ops = service(doc, name);
     assert_eq!(strings(&ops["command"]), ["serve"]);
     for db in ["postgres", "mariadb", "redis"] {
         assert_eq!(
@@ -151,8 +189,11 @@ fn opslive_service_runs_a_configuration_opslive_accepts() {
         unsafe { std::env::set_var(k, v) };
     }
     let config = opslive::config::Config::load(Some(std::path::Path::new(host_config))).unwrap();
-    let published = strings(&ops["ports"]);
-    assert!(published.iter().any(|p| p.ends_with(&format!(":{}", config.listen.port()))), "{published:?}");
+    for k in env.keys() {
+        // SAFETY: as above.
+        unsafe { std::env::remove_var(k) };
+    }
+    assert_eq!(config.listen.port(), 8080, "the port the load balancer sends to");
     assert!(config.listen.ip().is_unspecified(), "reachable from outside the container");
     let url = &config.sources["shop"].url().0;
     assert_eq!(url.host_str(), Some("postgres"), "the source is the compose PostgreSQL");
@@ -167,4 +208,7 @@ fn opslive_service_runs_a_configuration_opslive_accepts() {
     let app = config.app_database_url().unwrap();
     assert_eq!(app.0.host_str(), Some("postgres"));
     assert_ne!(app.0.path(), "/shop", "the app database is not the source");
+    let cluster = config.cluster.expect("a cluster member");
+    cluster.check().unwrap();
+    cluster
 }

@@ -30,6 +30,9 @@ pub struct Recorder {
     pub marks: DurableMarks,
     /// History older than this is pruned (µs).
     pub retention: i64,
+    /// Whether this instance writes the history: always alone; in a cluster, only while it
+    /// leads (every instance computes the same rollups; one writes them).
+    pub writing: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What one write holds, apart by what they depend on: the rollups transactions touched since
@@ -61,7 +64,8 @@ impl Recorder {
         // it: the benchmark showed the pipeline stalling once a second). One write at a time;
         // while one runs, the next flush's rollups keep accumulating here.
         let (writes, queue) = mpsc::channel::<Flush>(1);
-        let writer = tokio::spawn(write_rollups(self.store.clone(), self.marks.clone(), queue, cancel.clone()));
+        let writer =
+            tokio::spawn(write_rollups(self.store.clone(), self.marks.clone(), self.writing.clone(), queue, cancel.clone()));
         loop {
             tokio::select! {
                 step = steps.recv() => {
@@ -123,10 +127,23 @@ impl Recorder {
 /// Writes each flush in order: what transactions brought is retried while the database is
 /// away, and its positions are marked durable once written (at once when there is none);
 /// samples that cannot be written go with the next flush.
-async fn write_rollups(store: Store, marks: DurableMarks, mut queue: mpsc::Receiver<Flush>, cancel: CancellationToken) {
+async fn write_rollups(
+    store: Store,
+    marks: DurableMarks,
+    writing: tokio::sync::watch::Receiver<bool>,
+    mut queue: mpsc::Receiver<Flush>,
+    cancel: CancellationToken,
+) {
     // Samples not yet written; merged again with the next ones (merging is idempotent).
     let mut carried = Vec::new();
     while let Some(Flush { derived, positions, sampled }) = queue.recv().await {
+        if !*writing.borrow() {
+            // A follower: the leader writes these; nothing here holds a position back.
+            for (source, position) in positions {
+                marks.durable(&source, position);
+            }
+            continue;
+        }
         let mut delay = Duration::from_millis(200);
         loop {
             match store.record_rollups(&derived).await {
