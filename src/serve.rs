@@ -121,10 +121,13 @@ pub async fn serve_on(
         None => None,
     };
     let (replica, role) = match start {
-        None => (if durable { restore(&config, &registry, &origins, &watermarks) } else { Replica::new() }, Role::Alone),
-        Some(Start::Leader(us)) => {
-            (if durable { restore(&config, &registry, &origins, &watermarks) } else { Replica::new() }, Role::Leader(us))
+        None => {
+            (if durable { restore(&config, &registry, &origins, &watermarks) } else { Replica::new() }, Role::Alone)
         }
+        Some(Start::Leader(us)) => (
+            if durable { restore(&config, &registry, &origins, &watermarks) } else { Replica::new() },
+            Role::Leader(us),
+        ),
         Some(Start::Follower { fetched, .. }) => {
             let replica = adopt(fetched.loaded, &origins, &watermarks);
             (replica, Role::Follower { streams: fetched.streams })
@@ -225,7 +228,9 @@ pub async fn serve_on(
     // Change streams read a log of the same batches, kept for clients that resume.
     let (changes_tx, changes_rx) = Consumer::channel("changes");
     let heartbeat = config.changes.heartbeat();
-    let feed = crate::changes::ChangeFeed::start(changes_rx, config.changes.retention(), heartbeat, cancel.clone());
+    let starts = versions.borrow().applied_positions().map(|(s, p)| (s.clone(), p)).collect();
+    let feed =
+        crate::changes::ChangeFeed::start(changes_rx, config.changes.retention(), heartbeat, starts, cancel.clone());
     // KPIs beside it, from the definitions stored in the app database; each of their steps
     // goes on to the alert runtime and the history recorder, whose writes bound what the
     // sources may acknowledge (a restart delivers the rest again).
@@ -240,7 +245,8 @@ pub async fn serve_on(
     let kpi_hub = KpiHub::start(start.clone(), config.kpi.time_zone, policy.clone(), records, kpi_rx, Some(steps_tx));
     let (alert_steps, history_steps) = tee(steps_rx);
     let positions: Vec<(String, Position)> = start.applied_positions().map(|(s, p)| (s.to_string(), p)).collect();
-    let notifier = crate::notify::Notifier::start(store.clone(), &config.notifications, leading_rx, cancel.clone()).await?;
+    let notifier =
+        crate::notify::Notifier::start(store.clone(), &config.notifications, leading_rx, cancel.clone()).await?;
     let alert_start = AlertStart {
         replica: start.clone(),
         kpis: kpi_hub.current(),
@@ -254,8 +260,7 @@ pub async fn serve_on(
     tracing::info!(rules = alert_start.rules.len(), open = alert_start.instances.len(), "alert rules loaded");
     let alert_hub = AlertHub::start(alert_start, alert_steps, cancel.clone());
     notifier.start_reminders(alert_hub.board.clone(), cancel.clone());
-    let history =
-        Recorder {
+    let history = Recorder {
         store: store.clone(),
         marks: history_marks,
         retention: config.kpi.history_retention_micros(),
@@ -454,7 +459,9 @@ enum Role {
     /// No cluster: it reads its sources.
     Alone,
     Leader(crate::cluster::lease::Holder),
-    Follower { streams: HashMap<SourceName, crate::cluster::bus::StreamMark> },
+    Follower {
+        streams: HashMap<SourceName, crate::cluster::bus::StreamMark>,
+    },
 }
 
 /// The sources that are running, for the last acknowledgement at shutdown.

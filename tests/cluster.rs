@@ -262,10 +262,7 @@ async fn a_leader_whose_lease_was_taken_is_fenced_and_a_gap_in_the_bus_is_refuse
         .await
         .unwrap();
     let gap = read_all(&b).await;
-    assert!(
-        matches!(gap, Err(opslive::cluster::bus::BusError::Gap { expected: 5, found: 6, .. })),
-        "{gap:?}"
-    );
+    assert!(matches!(gap, Err(opslive::cluster::bus::BusError::Gap { expected: 5, found: 6, .. })), "{gap:?}");
 }
 
 /// The leader is paused (SIGSTOP), not killed: its replication session keeps the slot and its
@@ -313,4 +310,128 @@ async fn a_paused_leader_is_replaced_and_stops_when_it_wakes() {
     assert_eq!(metric(addr_b, "opslive_replica_anomalies_total", &[]).await, Some(0.0));
     assert_eq!(metric(addr_b, "opslive_cluster_epoch", &[]).await, Some(2.0));
     stop_and_compare(b, &config_b, &sql, "b").await;
+}
+
+const CHANGES: &str =
+    "subscription($after: String) { itemsChanges(after: $after) { cursor events { kind key { id } } } }";
+
+/// A config like [`config`] whose GraphQL API an `admin` token may read.
+fn config_with_api(dir: &Path, url: &str, redis: &str, name: &str) -> PathBuf {
+    let path = config(dir, url, redis, name);
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, "[roles.admin]\nall_tables = true\n").unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text =
+        format!("policy = \"{}\"\n{text}[auth]\nhs256_secret = \"{}\"\n", policy.display(), support::graphql::SECRET);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Inserts rows 1,000,000, 1,000,001, … one transaction each until aborted.
+fn inserter(url: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        for id in 1_000_000i64.. {
+            if client.execute("INSERT INTO items (id, v) VALUES ($1, 'new')", &[&id]).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Reads a change stream's messages until `last` was inserted: the inserted ids in order,
+/// and the cursor of the last message read. Returns early, with what it got, if the
+/// connection closes.
+async fn inserted_until(client: &mut support::ws::WsClient, last: Option<i64>, ids: &mut Vec<i64>) -> Option<String> {
+    let mut cursor = None;
+    loop {
+        let message = match client.message().await {
+            Ok(m) => m,
+            Err(_) => return cursor,
+        };
+        assert_eq!(message["type"], "next", "{message}");
+        let changes = &message["payload"]["data"]["itemsChanges"];
+        cursor = changes["cursor"].as_str().map(str::to_string);
+        for event in changes["events"].as_array().unwrap() {
+            assert_eq!(event["kind"], "ENTER", "{event}");
+            ids.push(event["key"]["id"].as_str().unwrap().parse().unwrap());
+        }
+        if last.is_some_and(|l| ids.last() == Some(&l)) {
+            return cursor;
+        }
+    }
+}
+
+/// Every id once, consecutive: nothing missed, nothing twice.
+fn assert_consecutive(ids: &[i64], who: &str) {
+    assert!(ids.len() > 10, "{who}: only {} inserts", ids.len());
+    for pair in ids.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "{who}: after {} came {}", pair[0], pair[1]);
+    }
+}
+
+/// Change streams across a failover: a client of the follower sees every insert once across
+/// it; a client of the killed leader reconnects to the new leader with its last cursor and
+/// goes on from exactly there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_stream_clients_see_no_gap_across_a_failover_and_move_with_their_cursor() {
+    use support::ws::{TRANSPORT_WS, WsClient};
+    let redis = RedisServer::start();
+    let pg = PgServer::start_with(&[("synchronous_commit", "on")]).await;
+    let url = pg.create_database("shop").await;
+    let sql = pg.connect("shop").await;
+    sql.batch_execute("CREATE TABLE items (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0, v text)").await.unwrap();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config_a = config_with_api(dir_a.path(), &url, &redis.url(), "a");
+    let config_b = config_with_api(dir_b.path(), &url, &redis.url(), "b");
+    let mut a = Serve::start(&config_a);
+    let (_, addr_a) = a.wait_start_log("replica consistent; streaming").await;
+    let mut b = Serve::start(&config_b);
+    b.wait_log("following the cluster's leader", |_| {}).await;
+    let addr_b = b.wait_listening().await;
+
+    let admin = support::graphql::token("admin", serde_json::json!({}));
+    let mut on_a = WsClient::connect(addr_a, TRANSPORT_WS, &admin).await;
+    let mut on_b = WsClient::connect(addr_b, TRANSPORT_WS, &admin).await;
+    on_a.subscribe("x", CHANGES, serde_json::json!({})).await;
+    on_b.subscribe("y", CHANGES, serde_json::json!({})).await;
+    // Each stream first says where it starts.
+    for client in [&mut on_a, &mut on_b] {
+        let first = client.message().await.unwrap();
+        assert!(first["payload"]["data"]["itemsChanges"]["events"].as_array().unwrap().is_empty(), "{first}");
+    }
+    let writes = inserter(url.clone());
+    let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+    // A while of inserts, then the leader dies under both clients.
+    let mut cursor_a = None;
+    while seen_a.len() < 50 {
+        let changes = on_a.next("x").await["data"]["itemsChanges"].clone();
+        cursor_a = changes["cursor"].as_str().map(str::to_string);
+        for event in changes["events"].as_array().unwrap() {
+            seen_a.push(event["key"]["id"].as_str().unwrap().parse::<i64>().unwrap());
+        }
+    }
+    a.child.kill().await.unwrap();
+    // What A's client got before its connection went.
+    if let Some(c) = inserted_until(&mut on_a, None, &mut seen_a).await {
+        cursor_a = Some(c);
+    }
+    let cursor_a = cursor_a.expect("A's client had a cursor");
+    b.wait_log("this instance leads the cluster", |_| {}).await;
+
+    // A's client comes back on B with its cursor.
+    let mut moved = WsClient::connect(addr_b, TRANSPORT_WS, &admin).await;
+    moved.subscribe("x", CHANGES, serde_json::json!({ "after": cursor_a })).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    writes.abort();
+    let _ = writes.await;
+    let last: i64 = sql.query_one("SELECT max(id) FROM items", &[]).await.unwrap().get(0);
+    inserted_until(&mut moved, Some(last), &mut seen_a).await.expect("A's client reaches the last insert on B");
+    inserted_until(&mut on_b, Some(last), &mut seen_b).await.expect("B's client reaches the last insert");
+    assert_consecutive(&seen_a, "the client that moved from A to B");
+    assert_consecutive(&seen_b, "the client of B");
+    assert_eq!(*seen_b.first().unwrap(), 1_000_000, "B's client saw every insert");
+    assert_eq!(*seen_a.first().unwrap(), 1_000_000, "A's client saw every insert");
+    b.terminate().await;
 }

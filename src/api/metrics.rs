@@ -218,11 +218,36 @@ impl Collector for FlowCollector {
 
         if let Some(c) = &state.cluster {
             for (name, help, kind, value) in [
-                ("cluster_leader", "1 while this instance leads its cluster (reads the sources)", MetricType::Gauge, c.leader.load(Relaxed) as u64),
-                ("cluster_epoch", "The epoch of this instance's lead (0 before it first led)", MetricType::Gauge, c.epoch.load(Relaxed)),
-                ("cluster_redis_up", "0 while Redis cannot be reached (the instance is then not ready)", MetricType::Gauge, !c.redis_down.load(Relaxed) as u64),
-                ("bus_published", "Events this instance published to the bus", MetricType::Counter, c.published.load(Relaxed)),
-                ("bus_read", "Events this instance read from the bus and applied", MetricType::Counter, c.read.load(Relaxed)),
+                (
+                    "cluster_leader",
+                    "1 while this instance leads its cluster (reads the sources)",
+                    MetricType::Gauge,
+                    c.leader.load(Relaxed) as u64,
+                ),
+                (
+                    "cluster_epoch",
+                    "The epoch of this instance's lead (0 before it first led)",
+                    MetricType::Gauge,
+                    c.epoch.load(Relaxed),
+                ),
+                (
+                    "cluster_redis_up",
+                    "0 while Redis cannot be reached (the instance is then not ready)",
+                    MetricType::Gauge,
+                    !c.redis_down.load(Relaxed) as u64,
+                ),
+                (
+                    "bus_published",
+                    "Events this instance published to the bus",
+                    MetricType::Counter,
+                    c.published.load(Relaxed),
+                ),
+                (
+                    "bus_read",
+                    "Events this instance read from the bus and applied",
+                    MetricType::Counter,
+                    c.read.load(Relaxed),
+                ),
             ] {
                 Family::new(&mut enc, name, help, kind)?.sample(&vec![], value as f64)?;
             }

@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::cursor::Cursor;
-use super::log::{ChangeLog, Entry, Expired, LogFigures, Retention};
+use super::log::{ChangeLog, Entry, Expired, LogFigures, Resumed, Retention};
+use crate::change::{Position, SourceName};
 use crate::pipeline::Batch;
 use crate::query::wall_micros;
 use crate::registry::TableId;
@@ -42,16 +43,18 @@ pub struct ChangeFeed {
 }
 
 impl ChangeFeed {
-    /// Starts logging the batches of an apply loop, keeping `retention`.
+    /// Starts logging the batches of an apply loop whose replica stands at `starts`, keeping
+    /// `retention`.
     pub fn start(
         batches: mpsc::Receiver<Arc<Batch>>,
         retention: Retention,
         heartbeat: Duration,
+        starts: std::collections::HashMap<SourceName, Position>,
         cancel: CancellationToken,
     ) -> ChangeFeed {
         // A process's cursors must not be mistaken for another's: the epoch is drawn afresh.
         let epoch = rand::random();
-        let log = Arc::new(RwLock::new(ChangeLog::new(epoch, retention)));
+        let log = Arc::new(RwLock::new(ChangeLog::starting_at(epoch, retention, starts)));
         let (tx, head) = watch::channel(0);
         tokio::spawn(run(log.clone(), batches, tx, cancel));
         ChangeFeed { log, epoch, head, stats: Arc::default(), heartbeat }
@@ -65,13 +68,18 @@ impl ChangeFeed {
         self.read().head()
     }
 
-    pub fn cursor(&self, seq: u64) -> Cursor {
-        Cursor { epoch: self.epoch, seq }
+    pub fn cursor(&self, seq: u64, position: Position) -> Cursor {
+        Cursor { epoch: self.epoch, seq, position }
     }
 
-    /// Where a reader of `table` resuming after `cursor` starts.
-    pub fn resume(&self, cursor: Cursor, table: TableId) -> Result<u64, Expired> {
-        self.read().resume(cursor, table)
+    /// See [`ChangeLog::cursor_at`].
+    pub fn cursor_at(&self, seq: u64, source: &str) -> Cursor {
+        self.read().cursor_at(seq, source)
+    }
+
+    /// Where a reader of `table` (of `source`) resuming after `cursor` starts.
+    pub fn resume(&self, cursor: Cursor, table: TableId, source: &str) -> Result<Resumed, Expired> {
+        self.read().resume_from(cursor, table, source)
     }
 
     /// See [`ChangeLog::after`].

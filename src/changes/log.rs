@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::cursor::Cursor;
-use crate::change::{Op, ResetReason};
+use crate::change::{Op, Position, ResetReason, SourceName};
 use crate::registry::TableId;
 use crate::replica::{Applied, Delta, RowDelta, TxInfo};
 
@@ -97,6 +97,10 @@ pub enum Expired {
     Broke(Break),
     #[error("the cursor is ahead of this server's change log: pass a cursor this server gave you")]
     Ahead,
+    #[error(
+        "the cursor is from before this server's change log begins (at {start}): read the table again, then subscribe without `after`"
+    )]
+    Before { start: Position },
 }
 
 /// The log's size, for `/metrics`.
@@ -121,6 +125,18 @@ pub struct ChangeLog {
     rows: usize,
     /// Per table: the last entry that broke its history, and why.
     breaks: HashMap<TableId, (u64, Break)>,
+    /// Per source: where its history in this log begins (the replica's position when the log
+    /// began), and the newest position evicted since.
+    starts: HashMap<SourceName, Position>,
+    evicted: HashMap<SourceName, Position>,
+}
+
+/// Where a resumed reader starts: after `seq`, skipping transactions at or below `through`
+/// (a cursor of another log, whose position this one may not have reached yet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resumed {
+    pub seq: u64,
+    pub through: Option<Position>,
 }
 
 impl ChangeLog {
@@ -133,7 +149,15 @@ impl ChangeLog {
             evicted_through: 0,
             rows: 0,
             breaks: HashMap::new(),
+            starts: HashMap::new(),
+            evicted: HashMap::new(),
         }
+    }
+
+    /// A log whose history of each source begins at the given position (the replica's, as
+    /// the log starts).
+    pub fn starting_at(epoch: u64, retention: Retention, starts: HashMap<SourceName, Position>) -> ChangeLog {
+        ChangeLog { starts, ..ChangeLog::new(epoch, retention) }
     }
 
     pub fn retention(&self) -> Retention {
@@ -142,11 +166,11 @@ impl ChangeLog {
 
     /// Where a reader starting now stands: after everything logged so far.
     pub fn head(&self) -> Cursor {
-        Cursor { epoch: self.epoch, seq: self.head }
+        Cursor { epoch: self.epoch, seq: self.head, position: Position::ZERO }
     }
 
-    pub fn cursor(&self, seq: u64) -> Cursor {
-        Cursor { epoch: self.epoch, seq }
+    pub fn cursor(&self, seq: u64, position: Position) -> Cursor {
+        Cursor { epoch: self.epoch, seq, position }
     }
 
     /// Logs what one applied event did, if it did anything to a table's rows or history, and
@@ -216,8 +240,63 @@ impl ChangeLog {
             }
             self.rows -= oldest.rows();
             self.evicted_through = oldest.seq;
+            if let Some(tx) = &oldest.tx {
+                self.evicted.insert(tx.source.clone(), tx.position);
+            }
             self.entries.pop_front();
         }
+    }
+
+    /// The cursor of a reader of a table of `source` that has read through `seq`: its position
+    /// is that of the source's last transaction logged at or before `seq` (where the log began,
+    /// if none), the same whenever it is asked.
+    pub fn cursor_at(&self, seq: u64, source: &str) -> Cursor {
+        let logged = self
+            .entries
+            .iter()
+            .rev()
+            .filter(|e| e.seq <= seq)
+            .find_map(|e| e.tx.as_ref().filter(|tx| *tx.source == *source).map(|tx| tx.position));
+        let floor = |m: &HashMap<SourceName, Position>| m.get(source).copied().unwrap_or(Position::ZERO);
+        let position = logged.unwrap_or_else(|| floor(&self.starts).max(floor(&self.evicted)));
+        self.cursor(seq, position)
+    }
+
+    /// Where a reader of `table` (of `source`) resuming after `cursor` starts: in this log by
+    /// its sequence number; from another log (another instance, an earlier process) by its
+    /// position in the source's history, if this log holds the history from there on.
+    pub fn resume_from(&self, cursor: Cursor, table: TableId, source: &str) -> Result<Resumed, Expired> {
+        if cursor.epoch == self.epoch {
+            return self.resume(cursor, table).map(|seq| Resumed { seq, through: None });
+        }
+        let at = cursor.position;
+        if at == Position::ZERO {
+            return Err(Expired::OtherProcess);
+        }
+        let start = self.starts.get(source).copied().unwrap_or(Position::ZERO);
+        let evicted = self.evicted.get(source).copied().unwrap_or(Position::ZERO);
+        if at < start {
+            return Err(Expired::Before { start });
+        }
+        if at < evicted {
+            return Err(self.too_old());
+        }
+        // After the last transaction of the source at or below the cursor: a table's entries
+        // come in its source's order, whatever other sources did in between.
+        let mut seq = self.evicted_through;
+        for entry in &self.entries {
+            match &entry.tx {
+                Some(tx) if *tx.source == *source && tx.position > at => break,
+                Some(tx) if *tx.source == *source => seq = entry.seq,
+                _ => {}
+            }
+        }
+        if let Some((broke, why)) = self.breaks.get(&table)
+            && *broke > seq
+        {
+            return Err(Expired::Broke(why.clone()));
+        }
+        Ok(Resumed { seq, through: Some(at) })
     }
 
     /// Checks that `cursor` can be resumed by a reader of `table`: it is this log's, not ahead

@@ -22,7 +22,7 @@ mod log;
 pub use cursor::{Cursor, CursorError};
 pub use event::{Event, Kind, events};
 pub use feed::{ChangeFeed, FeedStats};
-pub use log::{Break, ChangeLog, Entry, Expired, Item, LogFigures, Retention};
+pub use log::{Break, ChangeLog, Entry, Expired, Item, LogFigures, Resumed, Retention};
 
 #[cfg(test)]
 mod tests;

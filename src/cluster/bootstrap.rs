@@ -116,17 +116,19 @@ pub async fn fetch(url: &str, secret: &Secret, registry: &Registry) -> Result<Fe
     // reqwest is built without a default TLS provider; the process uses ring's.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().timeout(SETTLE + Duration::from_secs(60)).build().map_err(unreachable)?;
-    let response =
-        client.get(&target).bearer_auth(secret.expose()).send().await.map_err(unreachable)?;
+    let response = client.get(&target).bearer_auth(secret.expose()).send().await.map_err(unreachable)?;
     let status = response.status();
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();
         return Err(BootstrapError::Refused { url: target, status: status.as_u16(), body: body.trim().to_string() });
     }
     let header = |name: &str| {
-        response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string).ok_or_else(|| {
-            BootstrapError::Replica(format!("no {name} header"))
-        })
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| BootstrapError::Replica(format!("no {name} header")))
     };
     let epoch: u64 = header(EPOCH)?.parse().map_err(|_| BootstrapError::Replica("a bad epoch".into()))?;
     let streams: HashMap<String, StreamMark> =

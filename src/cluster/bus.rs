@@ -50,7 +50,9 @@ impl Default for StreamMark {
 pub enum BusError {
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
-    #[error("this instance's epoch {0} is no longer the cluster's: another instance leads, so this one stops publishing")]
+    #[error(
+        "this instance's epoch {0} is no longer the cluster's: another instance leads, so this one stops publishing"
+    )]
     Fenced(u64),
     #[error(
         "the bus stream {stream} skips from entry {expected} to {found}: it no longer holds what this follower needs (trimmed, or Redis lost data); the follower must be rebuilt from the leader"
@@ -362,8 +364,11 @@ impl Reader {
             }
             let c = con.as_mut().expect("connected");
             // Blocks for a while when following; when draining, one look at what is left.
-            let options =
-                if draining { StreamReadOptions::default().count(512) } else { StreamReadOptions::default().count(512).block(500) };
+            let options = if draining {
+                StreamReadOptions::default().count(512)
+            } else {
+                StreamReadOptions::default().count(512).block(500)
+            };
             let (keys, ids) = ([self.key.as_str()], [mark.id.as_str()]);
             let read = tokio::select! {
                 read = redis::AsyncCommands::xread_options::<_, _, Option<StreamReadReply>>(c, &keys, &ids, &options) => read,
@@ -403,10 +408,9 @@ impl Reader {
                     return Err(BusError::Gap { stream: self.key.clone(), expected: mark.seq + 1, found: seq });
                 }
                 epoch = entry_epoch;
-                let bytes: Vec<u8> = entry.get("event").ok_or_else(|| BusError::Entry {
-                    stream: self.key.clone(),
-                    detail: "no event".into(),
-                })?;
+                let bytes: Vec<u8> = entry
+                    .get("event")
+                    .ok_or_else(|| BusError::Entry { stream: self.key.clone(), detail: "no event".into() })?;
                 let event = codec::decode(&bytes, &self.registry)?;
                 mark = StreamMark { id: entry.id.clone(), seq };
                 if tx.send(event).await.is_err() {

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::change::{Change, Image, Key, Op, Position, SourceEvent, SourceName, Transaction, TxPart};
 use crate::change::TableEvent;
+use crate::change::{Change, Image, Key, Op, Position, SourceEvent, SourceName, Transaction, TxPart};
 use crate::checkpoint::format::{StoredColumn, ValueOwned, ValueRef};
 use crate::registry::{Registry, TableId};
 use crate::value::Value;
@@ -28,7 +28,9 @@ pub enum CodecError {
     Malformed(String),
     #[error("a bus entry is of wire version {0}; this build reads {WIRE_VERSION}")]
     Version(u8),
-    #[error("a bus entry names table #{0}, which this instance does not watch: run every instance with the same configuration")]
+    #[error(
+        "a bus entry names table #{0}, which this instance does not watch: run every instance with the same configuration"
+    )]
     UnknownTable(u32),
 }
 
@@ -83,7 +85,9 @@ pub fn encode(event: &SourceEvent) -> Vec<u8> {
         }
         SourceEvent::Transaction(tx) => Wire::Transaction(wire_tx(tx)),
         SourceEvent::Part(part) => Wire::Part { tx: wire_tx(&part.tx), index: part.index, last: part.last },
-        SourceEvent::Progress { source, position } => Wire::Progress { source: source.to_string(), position: position.0 },
+        SourceEvent::Progress { source, position } => {
+            Wire::Progress { source: source.to_string(), position: position.0 }
+        }
     };
     let mut out = vec![WIRE_VERSION];
     postcard::to_io(&wire, &mut out).expect("encoding into memory cannot fail");
@@ -201,7 +205,8 @@ fn wire_tx(tx: &Transaction) -> WireTx<ValueRef<'_>> {
 }
 
 fn read_tx(tx: WireTx<ValueOwned>, registry: &Registry) -> Result<Transaction, CodecError> {
-    let image = |i: Option<Vec<Option<ValueOwned>>>| i.map(|i| Image(i.into_iter().map(|v| v.map(Value::from)).collect()));
+    let image =
+        |i: Option<Vec<Option<ValueOwned>>>| i.map(|i| Image(i.into_iter().map(|v| v.map(Value::from)).collect()));
     let mut changes = Vec::with_capacity(tx.changes.len());
     // Most transactions touch one or two tables: remember the last one checked.
     let mut known = None;
@@ -320,8 +325,20 @@ mod tests {
             commit_ts: 1_700_000_000_000_001,
             xid: 901,
             changes: vec![
-                Change { table, op: Op::Insert, key: Key::of(&row(3), &[0]), before: None, after: Some(Image::full(row(3))) },
-                Change { table, op: Op::Update, key: Key::of(&row(3), &[0]), before: Some(Image(vec![Some(Value::Int8(2))])), after: Some(Image(partial)) },
+                Change {
+                    table,
+                    op: Op::Insert,
+                    key: Key::of(&row(3), &[0]),
+                    before: None,
+                    after: Some(Image::full(row(3))),
+                },
+                Change {
+                    table,
+                    op: Op::Update,
+                    key: Key::of(&row(3), &[0]),
+                    before: Some(Image(vec![Some(Value::Int8(2))])),
+                    after: Some(Image(partial)),
+                },
                 Change { table, op: Op::Delete, key: Key::of(&row(1), &[0]), before: None, after: None },
                 Change { table, op: Op::Truncate, key: Key::none(), before: None, after: None },
             ],

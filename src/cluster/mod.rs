@@ -170,7 +170,9 @@ impl Cluster {
                     Err(e @ bootstrap::BootstrapError::Tables { .. }) => {
                         return Err(ClusterError::Config(e.to_string()));
                     }
-                    Err(e) => tracing::warn!(error = %e, leader = %leader.instance, "cannot start from the leader yet; retrying"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, leader = %leader.instance, "cannot start from the leader yet; retrying")
+                    }
                 }
             }
             tokio::select! {

@@ -64,8 +64,13 @@ impl Recorder {
         // it: the benchmark showed the pipeline stalling once a second). One write at a time;
         // while one runs, the next flush's rollups keep accumulating here.
         let (writes, queue) = mpsc::channel::<Flush>(1);
-        let writer =
-            tokio::spawn(write_rollups(self.store.clone(), self.marks.clone(), self.writing.clone(), queue, cancel.clone()));
+        let writer = tokio::spawn(write_rollups(
+            self.store.clone(),
+            self.marks.clone(),
+            self.writing.clone(),
+            queue,
+            cancel.clone(),
+        ));
         loop {
             tokio::select! {
                 step = steps.recv() => {

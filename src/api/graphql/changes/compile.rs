@@ -43,6 +43,8 @@ pub enum EventField {
 #[derive(Debug)]
 pub struct ChangesRequest {
     pub table: TableId,
+    /// The table's source: cursors carry its position.
+    pub source: crate::change::SourceName,
     pub key: Vec<usize>,
     pub filter: Filter,
     /// The last log entry the client has: the stream sends what comes after it.
@@ -53,6 +55,9 @@ pub struct ChangesRequest {
     /// Where the table's source stood when the stream started: the position of cursor-only
     /// messages until the stream reads a transaction of the table.
     pub position: Position,
+    /// A cursor of another log (another instance, an earlier process): transactions at or
+    /// below this position are the client's already, should this log reach them only now.
+    pub through: Option<Position>,
     pub fields: Fields<BatchField>,
     /// The response key of the root field.
     pub field: String,
@@ -75,29 +80,31 @@ pub fn changes(view: &TableView, ctx: &ResolverContext<'_>) -> async_graphql::Re
         Some(v) if !v.is_null() => Some(v.string()?.to_string()),
         _ => None,
     };
-    let (start, announce) = match after {
+    let (start, through, announce) = match after {
         Some(text) => {
             let cursor = Cursor::parse(&text).map_err(|e| error(Code::BadUserInput, e.to_string()))?;
-            let start = feed.resume(cursor, view.id()).map_err(|e| {
+            let resumed = feed.resume(cursor, view.id(), &view.schema.spec.source).map_err(|e| {
                 feed.stats.expired.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 match e {
                     crate::changes::Expired::Ahead => error(Code::BadUserInput, e.to_string()),
                     e => error(Code::CursorExpired, e.to_string()),
                 }
             })?;
-            (start, false)
+            (resumed.seq, resumed.through, false)
         }
-        None => (feed.head().seq, true),
+        None => (feed.head().seq, None, true),
     };
-    let position = scope.replica.applied_position(&view.schema.spec.source);
+    let position = scope.replica.applied_position(&view.schema.spec.source).max(through.unwrap_or_default());
     let field = ctx.ctx.field();
     let request = ChangesRequest {
         table: view.id(),
+        source: view.schema.spec.source.clone(),
         key: view.schema.key.clone(),
         filter,
         start,
         announce,
         position,
+        through,
         fields: batch_fields(view, &field)?,
         field: field.alias().unwrap_or(field.name()).to_string(),
     };

@@ -42,12 +42,15 @@ pub async fn follow(request: ChangesRequest, feed: ChangeFeed, outbox: Arc<Outbo
         }
     }
     let _open = Open(&feed);
-    let ChangesRequest { table, key, filter, start, announce, mut position, fields, field } = request;
+    let ChangesRequest { table, source, key, filter, start, announce, mut position, through: had, fields, field } =
+        request;
     let send = |payload: String| {
         feed.stats.messages.fetch_add(1, Relaxed);
         outbox.push(&id, Delivery::Next { payload: Arc::from(payload), kind: Kind::Event }) != Pushed::Closed
     };
-    if announce && !send(render::message(&field, &fields, &key, feed.cursor(start), At::Start(position), &[])) {
+    if announce
+        && !send(render::message(&field, &fields, &key, feed.cursor_at(start, &source), At::Start(position), &[]))
+    {
         return;
     }
     let fail = |message: String| {
@@ -71,6 +74,10 @@ pub async fn follow(request: ChangesRequest, feed: ChangeFeed, outbox: Arc<Outbo
         let full = entries.len() == READ_AT_ONCE;
         for entry in &entries {
             if let Some(tx) = &entry.tx {
+                // Resumed from another log: what the client had may arrive here only now.
+                if had.is_some_and(|t| tx.position <= t) {
+                    continue;
+                }
                 position = tx.position;
             }
             match events(entry, table, &filter) {
@@ -80,7 +87,7 @@ pub async fn follow(request: ChangesRequest, feed: ChangeFeed, outbox: Arc<Outbo
                 Ok(found) if found.is_empty() => {}
                 Ok(found) => {
                     let Some(tx) = &entry.tx else { continue };
-                    let cursor = feed.cursor(entry.seq);
+                    let cursor = feed.cursor(entry.seq, tx.position);
                     if !send(render::message(&field, &fields, &key, cursor, At::Tx(tx), &found)) {
                         return;
                     }
@@ -90,7 +97,7 @@ pub async fn follow(request: ChangesRequest, feed: ChangeFeed, outbox: Arc<Outbo
         }
         seq = through;
         if seq > sent.0 && sent.1.elapsed() >= feed.heartbeat {
-            if !send(render::message(&field, &fields, &key, feed.cursor(seq), At::Start(position), &[])) {
+            if !send(render::message(&field, &fields, &key, feed.cursor_at(seq, &source), At::Start(position), &[])) {
                 return;
             }
             sent = (seq, tokio::time::Instant::now());
