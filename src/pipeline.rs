@@ -339,7 +339,7 @@ impl ApplyLoop {
                 }
             }
             if self.tap.is_some() {
-                self.to_bus(event, skipped).await;
+                self.hand_to_bus(event, skipped).await;
             }
             // Other events: publish once per burst, readers want the newest version.
             if rx.is_empty() && !published {
@@ -368,7 +368,7 @@ impl ApplyLoop {
 
     /// Hands an applied event to the bus, marked in hand first (acknowledgement cannot pass it
     /// before the bus has it), then the replica if a follower waits for it.
-    async fn to_bus(&mut self, event: SourceEvent, skipped: bool) {
+    async fn hand_to_bus(&mut self, event: SourceEvent, skipped: bool) {
         let Some(tap) = &self.tap else { return };
         let source = self.source_of(&event);
         if let (Some(source), Some(position), false) = (&source, crate::cluster::bus::position_of(&event), skipped) {

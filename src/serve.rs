@@ -129,6 +129,7 @@ pub async fn serve_on(
             Role::Leader(us),
         ),
         Some(Start::Follower { fetched, .. }) => {
+            let fetched = *fetched;
             let replica = adopt(fetched.loaded, &origins, &watermarks);
             (replica, Role::Follower { streams: fetched.streams })
         }

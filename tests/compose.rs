@@ -198,13 +198,13 @@ fn instance_config(doc: &Yaml, name: &str) -> opslive::cluster::ClusterConfig {
     let url = &config.sources["shop"].url().0;
     assert_eq!(url.host_str(), Some("postgres"), "the source is the compose PostgreSQL");
     assert_eq!(url.path(), "/shop");
-    assert_eq!(url.password(), environment(service(&doc, "postgres")).get("POSTGRES_PASSWORD").map(String::as_str));
+    assert_eq!(url.password(), environment(service(doc, "postgres")).get("POSTGRES_PASSWORD").map(String::as_str));
     let helpdesk = &config.sources["helpdesk"];
     assert_eq!(helpdesk.kind(), opslive::config::SourceKind::Mariadb);
     let url = &helpdesk.url().0;
     assert_eq!(url.host_str(), Some("mariadb"), "the helpdesk is the compose MariaDB");
     assert_eq!(url.path(), "/helpdesk");
-    assert_eq!(url.password(), environment(service(&doc, "mariadb")).get("MARIADB_ROOT_PASSWORD").map(String::as_str));
+    assert_eq!(url.password(), environment(service(doc, "mariadb")).get("MARIADB_ROOT_PASSWORD").map(String::as_str));
     let app = config.app_database_url().unwrap();
     assert_eq!(app.0.host_str(), Some("postgres"));
     assert_ne!(app.0.path(), "/shop", "the app database is not the source");

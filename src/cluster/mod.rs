@@ -123,7 +123,7 @@ pub enum Start {
     /// It took the lead: it reads the sources, from its own checkpoint.
     Leader(Holder),
     /// Another instance leads: this one starts from the leader's replica and follows the bus.
-    Follower { leader: Holder, fetched: bootstrap::Fetched },
+    Follower { leader: Holder, fetched: Box<bootstrap::Fetched> },
 }
 
 impl Cluster {
@@ -165,7 +165,7 @@ impl Cluster {
                 match bootstrap::fetch(&leader.url, &self.config.secret, registry).await {
                     Ok(fetched) => {
                         tracing::info!(leader = %leader.instance, epoch = leader.epoch, rows = fetched.loaded.rows, "following the cluster's leader");
-                        return Ok(Some(Start::Follower { leader, fetched }));
+                        return Ok(Some(Start::Follower { leader, fetched: Box::new(fetched) }));
                     }
                     Err(e @ bootstrap::BootstrapError::Tables { .. }) => {
                         return Err(ClusterError::Config(e.to_string()));
