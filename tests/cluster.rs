@@ -32,6 +32,35 @@ fn config(dir: &Path, url: &str, redis: &str, name: &str) -> PathBuf {
     path
 }
 
+/// A private Redis and PostgreSQL with `items` (rows 0 to `rows`; none for -1), and the
+/// configurations of instances `a` and `b` of one cluster, each in its own directory.
+struct Cluster {
+    redis: RedisServer,
+    pg: PgServer,
+    url: String,
+    sql: tokio_postgres::Client,
+    dirs: [tempfile::TempDir; 2],
+    configs: [PathBuf; 2],
+}
+
+impl Cluster {
+    async fn new(rows: i64, write: fn(&Path, &str, &str, &str) -> PathBuf) -> Cluster {
+        let redis = RedisServer::start();
+        let pg = PgServer::start_with(&[("synchronous_commit", "on")]).await;
+        let url = pg.create_database("shop").await;
+        let sql = pg.connect("shop").await;
+        sql.batch_execute(&format!(
+            "CREATE TABLE items (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0, v text);
+             INSERT INTO items SELECT g, 0, 'row ' || g FROM generate_series(0, {rows}) g;"
+        ))
+        .await
+        .unwrap();
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let configs = [write(dirs[0].path(), &url, &redis.url(), "a"), write(dirs[1].path(), &url, &redis.url(), "b")];
+        Cluster { redis, pg, url, sql, dirs, configs }
+    }
+}
+
 /// Random transactions on `items` until aborted; each holds the read side of `pause`.
 fn writer(url: String, pause: Arc<RwLock<()>>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -83,19 +112,8 @@ async fn stop_and_compare(serve: Serve, config: &Path, sql: &tokio_postgres::Cli
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_apply_the_leaders_events_and_one_takes_over_when_the_leader_is_killed() {
-    let redis = RedisServer::start();
-    let pg = PgServer::start_with(&[("synchronous_commit", "on")]).await;
-    let url = pg.create_database("shop").await;
-    let sql = pg.connect("shop").await;
-    sql.batch_execute(
-        "CREATE TABLE items (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0, v text);
-         INSERT INTO items SELECT g, 0, 'row ' || g FROM generate_series(0, 5000) g;",
-    )
-    .await
-    .unwrap();
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (config_a, config_b) =
-        (config(dir_a.path(), &url, &redis.url(), "a"), config(dir_b.path(), &url, &redis.url(), "b"));
+    let Cluster { redis: _redis, pg: _pg, url, sql, dirs: _dirs, configs: [config_a, config_b] } =
+        Cluster::new(5000, config).await;
 
     // A starts first and leads: it copies the table and streams.
     let mut a = Serve::start(&config_a);
@@ -271,19 +289,8 @@ async fn a_leader_whose_lease_was_taken_is_fenced_and_a_gap_in_the_bus_is_refuse
 /// of publishing — and the new leader's replica equals the source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_leader_is_replaced_and_stops_when_it_wakes() {
-    let redis = RedisServer::start();
-    let pg = PgServer::start_with(&[("synchronous_commit", "on")]).await;
-    let url = pg.create_database("shop").await;
-    let sql = pg.connect("shop").await;
-    sql.batch_execute(
-        "CREATE TABLE items (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0, v text);
-         INSERT INTO items SELECT g, 0, 'row ' || g FROM generate_series(0, 5000) g;",
-    )
-    .await
-    .unwrap();
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (config_a, config_b) =
-        (config(dir_a.path(), &url, &redis.url(), "a"), config(dir_b.path(), &url, &redis.url(), "b"));
+    let Cluster { redis: _redis, pg: _pg, url, sql, dirs: _dirs, configs: [config_a, config_b] } =
+        Cluster::new(5000, config).await;
     let mut a = Serve::start(&config_a);
     a.wait_log("replica consistent; streaming", |_| {}).await;
     let pause = Arc::new(RwLock::new(()));
@@ -377,14 +384,8 @@ fn assert_consecutive(ids: &[i64], who: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_stream_clients_see_no_gap_across_a_failover_and_move_with_their_cursor() {
     use support::ws::{TRANSPORT_WS, WsClient};
-    let redis = RedisServer::start();
-    let pg = PgServer::start_with(&[("synchronous_commit", "on")]).await;
-    let url = pg.create_database("shop").await;
-    let sql = pg.connect("shop").await;
-    sql.batch_execute("CREATE TABLE items (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0, v text)").await.unwrap();
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let config_a = config_with_api(dir_a.path(), &url, &redis.url(), "a");
-    let config_b = config_with_api(dir_b.path(), &url, &redis.url(), "b");
+    let Cluster { redis: _redis, pg: _pg, url, sql, dirs: _dirs, configs: [config_a, config_b] } =
+        Cluster::new(-1, config_with_api).await;
     let mut a = Serve::start(&config_a);
     let (_, addr_a) = a.wait_start_log("replica consistent; streaming").await;
     let mut b = Serve::start(&config_b);
