@@ -120,14 +120,10 @@ pub async fn serve_on(
         },
         None => None,
     };
+    let own = || if durable { restore(&config, &registry, &origins, &watermarks) } else { Replica::new() };
     let (replica, role) = match start {
-        None => {
-            (if durable { restore(&config, &registry, &origins, &watermarks) } else { Replica::new() }, Role::Alone)
-        }
-        Some(Start::Leader(us)) => (
-            if durable { restore(&config, &registry, &origins, &watermarks) } else { Replica::new() },
-            Role::Leader(us),
-        ),
+        None => (own(), Role::Alone),
+        Some(Start::Leader(us)) => (own(), Role::Leader(us)),
         Some(Start::Follower { fetched, .. }) => {
             let fetched = *fetched;
             let replica = adopt(fetched.loaded, &origins, &watermarks);
@@ -388,7 +384,6 @@ pub async fn serve_on(
 
     // Alone or leading: read the sources now. Following: apply the bus until this instance
     // takes the lead, then read the sources from where the bus ended.
-    let source_views: Vec<_> = views_for_bus;
     let role = tokio::spawn(async move {
         let Some(cluster) = cluster else { return sources.start().await?.finish().await };
         let (activate, _, publishing) = bus.expect("a cluster has a bus");
@@ -397,7 +392,7 @@ pub async fn serve_on(
             Role::Leader(us) => us,
             Role::Follower { streams } => {
                 let followed = cluster
-                    .follow(registry_for_bus, streams, source_views, sources.tx.clone(), sources.cancel.clone())
+                    .follow(registry_for_bus, streams, views_for_bus, sources.tx.clone(), sources.cancel.clone())
                     .await?;
                 let Some((us, activation)) = followed else { return Ok(()) };
                 let _ = activate.send(Some(activation));

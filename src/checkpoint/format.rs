@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::registry::ColumnType;
+use crate::registry::{Column, ColumnType};
 use crate::value::{Interval, Value};
 
 pub const MAGIC: &[u8; 8] = b"OPSLCKPT";
@@ -55,6 +55,16 @@ pub struct StoredColumn {
     pub name: String,
     pub ty: StoredType,
     pub nullable: bool,
+}
+
+impl StoredColumn {
+    /// A table's columns in their stored form (the checkpoint's tables, the bus's snapshots).
+    pub fn all(columns: &[Column]) -> Vec<StoredColumn> {
+        columns
+            .iter()
+            .map(|c| StoredColumn { name: c.name.to_string(), ty: (&c.ty).into(), nullable: c.nullable })
+            .collect()
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -170,11 +170,7 @@ fn stored_table(t: &Table) -> StoredTable {
         schema: s.spec.schema.to_string(),
         table: s.spec.table.to_string(),
         exclude: s.spec.exclude.iter().map(|e| e.to_string()).collect(),
-        columns: s
-            .columns
-            .iter()
-            .map(|c| StoredColumn { name: c.name.to_string(), ty: (&c.ty).into(), nullable: c.nullable })
-            .collect(),
+        columns: StoredColumn::all(&s.columns),
         key: s.key.iter().map(|&k| k as u32).collect(),
         version: s.version,
         state: match &t.state {

@@ -101,7 +101,7 @@ pub fn decode(bytes: &[u8], registry: &Registry) -> Result<SourceEvent, CodecErr
         return Err(CodecError::Version(version));
     }
     let wire: Wire<ValueOwned> = postcard::from_bytes(body).map_err(|e| CodecError::Malformed(e.to_string()))?;
-    let table = |id: u32| registry.get(TableId(id)).map(|_| TableId(id)).ok_or(CodecError::UnknownTable(id));
+    let table = |id| watched(registry, id);
     Ok(match wire {
         Wire::Table(e) => SourceEvent::Table(read_table_event(e, registry)?),
         Wire::SnapshotRows { table: id, rows } => SourceEvent::SnapshotRows {
@@ -125,11 +125,7 @@ fn table_event(e: &TableEvent) -> WireTableEvent {
     match e {
         TableEvent::SnapshotBegin { schema, estimated_rows } => WireTableEvent::SnapshotBegin {
             table: schema.id().0,
-            columns: schema
-                .columns
-                .iter()
-                .map(|c| StoredColumn { name: c.name.to_string(), ty: (&c.ty).into(), nullable: c.nullable })
-                .collect(),
+            columns: StoredColumn::all(&schema.columns),
             key: schema.key.iter().map(|&k| k as u32).collect(),
             version: schema.version,
             estimated_rows: *estimated_rows,
@@ -149,8 +145,13 @@ fn table_event(e: &TableEvent) -> WireTableEvent {
     }
 }
 
+/// Table `id`, if this instance watches it.
+fn watched(registry: &Registry, id: u32) -> Result<TableId, CodecError> {
+    registry.get(TableId(id)).map(|_| TableId(id)).ok_or(CodecError::UnknownTable(id))
+}
+
 fn read_table_event(e: WireTableEvent, registry: &Registry) -> Result<TableEvent, CodecError> {
-    let table = |id: u32| registry.get(TableId(id)).map(|_| TableId(id)).ok_or(CodecError::UnknownTable(id));
+    let table = |id| watched(registry, id);
     Ok(match e {
         WireTableEvent::SnapshotBegin { table: id, columns, key, version, estimated_rows } => {
             let spec = registry.get(TableId(id)).ok_or(CodecError::UnknownTable(id))?;
@@ -212,7 +213,7 @@ fn read_tx(tx: WireTx<ValueOwned>, registry: &Registry) -> Result<Transaction, C
     let mut known = None;
     for c in tx.changes {
         if known != Some(c.table) {
-            registry.get(TableId(c.table)).ok_or(CodecError::UnknownTable(c.table))?;
+            watched(registry, c.table)?;
             known = Some(c.table);
         }
         let op = match c.op {
