@@ -19,6 +19,7 @@
 
 pub mod aggregate;
 pub mod alert;
+pub mod announce;
 pub mod api;
 pub mod as_of;
 pub mod auth;

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::{AlertHub, AlertStart};
+use crate::announce::Announcer;
 use crate::api::graphql::{AlertService, GraphqlState, KpiService, LiveHub};
 use crate::api::{ApiError, Listener, OpsState, SourceView};
 use crate::auth::{AuthConfigError, Authenticator};
@@ -112,6 +113,14 @@ pub async fn serve_on(
     let cluster = match &config.cluster {
         Some(c) => Some(Cluster::connect(c.clone(), listener.addr).await?),
         None => None,
+    };
+    // What is changed here through the API reaches the cluster's other instances.
+    let (announcer, announcements) = match &cluster {
+        Some(_) => {
+            let (announcer, rx) = Announcer::channel();
+            (announcer, Some(rx))
+        }
+        None => (Announcer::default(), None),
     };
     let start = match &cluster {
         Some(c) => match c.join(&registry, &cancel).await? {
@@ -239,11 +248,13 @@ pub async fn serve_on(
     records.extend(store.builtin_kpis(&SourceKpi::all(views.iter().map(|v| &v.name))).await?);
     let (steps_tx, steps_rx) = mpsc::channel(crate::pipeline::BATCH_CAPACITY);
     let start = versions.borrow().clone();
-    let kpi_hub = KpiHub::start(start.clone(), config.kpi.time_zone, policy.clone(), records, kpi_rx, Some(steps_tx));
+    let kpi_hub = KpiHub::start(start.clone(), config.kpi.time_zone, policy.clone(), records, kpi_rx, Some(steps_tx))
+        .announcing(announcer.clone());
     let (alert_steps, history_steps) = tee(steps_rx);
     let positions: Vec<(String, Position)> = start.applied_positions().map(|(s, p)| (s.to_string(), p)).collect();
-    let notifier =
-        crate::notify::Notifier::start(store.clone(), &config.notifications, leading_rx, cancel.clone()).await?;
+    let notifier = crate::notify::Notifier::start(store.clone(), &config.notifications, leading_rx, cancel.clone())
+        .await?
+        .announcing(announcer.clone());
     let alert_start = AlertStart {
         replica: start.clone(),
         kpis: kpi_hub.current(),
@@ -255,7 +266,7 @@ pub async fn serve_on(
         notify: Some(notifier.link()),
     };
     tracing::info!(rules = alert_start.rules.len(), open = alert_start.instances.len(), "alert rules loaded");
-    let alert_hub = AlertHub::start(alert_start, alert_steps, cancel.clone());
+    let alert_hub = AlertHub::start(alert_start, alert_steps, cancel.clone()).announcing(announcer.clone());
     notifier.start_reminders(alert_hub.board.clone(), cancel.clone());
     let history = Recorder {
         store: store.clone(),
@@ -271,12 +282,33 @@ pub async fn serve_on(
         store: store.clone(),
     });
     let alerts = AlertService {
-        hub: alert_hub,
+        hub: alert_hub.clone(),
         kpis: kpi_hub.clone(),
         store: store.clone(),
         policy: policy.clone(),
         replica: versions.clone(),
     };
+    if let (Some(c), Some(announcements)) = (&cluster, announcements) {
+        let key = c.keys.state();
+        tokio::spawn(crate::cluster::state::publish(
+            c.redis.clone(),
+            key.clone(),
+            c.instance.clone(),
+            announcements,
+            cancel.clone(),
+        ));
+        let targets = crate::cluster::state::Targets {
+            store: store.clone(),
+            kpis: kpi_hub.quiet(),
+            alerts: alert_hub.quiet(),
+            notifier: notifier.quiet(),
+            registry: registry.clone(),
+            resync: resync.clone(),
+            leading: leading.subscribe(),
+        };
+        let (client, instance, from) = (c.client.clone(), c.instance.clone(), c.state_from.clone());
+        tokio::spawn(crate::cluster::state::follow(client, key, instance, from, targets, cancel.clone()));
+    }
     let health_kpis = kpi_hub.clone();
     let kpis = KpiService { hub: kpi_hub, store: store.clone(), policy: policy.clone(), earlier: Default::default() };
     let graphql = GraphqlState::new(auth.clone(), policy.clone(), registry.clone(), versions.clone())
@@ -310,6 +342,9 @@ pub async fn serve_on(
         admission: Some(admission),
         changes: Some(feed),
         cluster: cluster.as_ref().map(|c| c.stats.clone()),
+        leader: cluster
+            .is_some()
+            .then(|| crate::api::tables::LeaderLink { leading: leading.subscribe(), announcer: announcer.clone() }),
     };
     tracing::info!(addr = %listener.addr, "listening");
     let mut router = crate::api::router(ops, extra_metrics, web_dir.as_deref(), config.auth.clone())

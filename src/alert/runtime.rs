@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::engine::{Ack, AlertSet, Cause, Instance, Transition};
 use super::rule::{RuleId, Target, bind, bind_rows};
 use super::silence::Silence;
+use crate::announce::{Announcement, Announcer};
 use crate::change::{Position, SourceName};
 use crate::kpi::{DefinitionError, KpiBoard, KpiStep};
 use crate::notify::{NotifyLink, RuleFacts, notices};
@@ -65,6 +66,8 @@ enum Command {
 pub struct AlertHub {
     commands: mpsc::UnboundedSender<Command>,
     pub board: watch::Receiver<Arc<AlertBoard>>,
+    /// Tells the cluster's other instances of a rule, acknowledgement or silence made here.
+    announcer: Announcer,
 }
 
 impl std::fmt::Debug for Command {
@@ -124,26 +127,50 @@ impl AlertHub {
             runtime.record(startup, None).await;
             runtime.run(rx, steps).await
         });
-        AlertHub { commands, board }
+        AlertHub { commands, board, announcer: Announcer::default() }
+    }
+
+    /// The same hub, telling `announcer` of every change made through it.
+    pub fn announcing(self, announcer: Announcer) -> AlertHub {
+        AlertHub { announcer, ..self }
+    }
+
+    /// The same hub, telling nobody: for changes another instance made and announced.
+    pub fn quiet(&self) -> AlertHub {
+        AlertHub { announcer: Announcer::default(), ..self.clone() }
     }
 
     /// Adds or replaces a rule; it is evaluated (and on the board) when this returns `Ok`.
     pub async fn set_rule(&self, record: AlertRuleRecord) -> Result<(), DefinitionError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || DefinitionError::new("rule", "the server is shutting down");
+        let id = record.id;
         self.commands.send(Command::SetRule { record: Arc::new(record), reply }).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        let result = answer.await.map_err(|_| stopped())?;
+        // Stored either way: a rule that does not bind here is on every board with why.
+        self.announcer.announce(Announcement::AlertRule { id: id.0 });
+        result
     }
 
     pub fn remove_rule(&self, id: RuleId) {
         let _ = self.commands.send(Command::RemoveRule { id });
+        self.announcer.announce(Announcement::AlertRule { id: id.0 });
     }
 
     pub async fn acknowledge(&self, rule: RuleId, instance: String, ack: Ack) -> Result<Instance, String> {
         let (reply, answer) = oneshot::channel();
         let stopped = || "the server is shutting down".to_string();
+        let announced = Announcement::Acknowledged {
+            rule: rule.0,
+            instance: instance.clone(),
+            by: ack.by.clone(),
+            at: ack.at,
+            note: ack.note.clone(),
+        };
         self.commands.send(Command::Acknowledge { rule, instance, ack, reply }).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        let acknowledged = answer.await.map_err(|_| stopped())??;
+        self.announcer.announce(announced);
+        Ok(acknowledged)
     }
 
     /// The silences now in force (after one was created or expired); on the board when this
@@ -153,6 +180,7 @@ impl AlertHub {
         if self.commands.send(Command::Silences { silences, reply }).is_ok() {
             let _ = done.await;
         }
+        self.announcer.announce(Announcement::Silences);
     }
 
     pub fn current(&self) -> Arc<AlertBoard> {

@@ -8,7 +8,7 @@ pub mod ack;
 pub mod graphql;
 mod health;
 mod metrics;
-mod tables;
+pub mod tables;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -66,6 +66,8 @@ pub struct OpsState {
     pub changes: Option<crate::changes::ChangeFeed>,
     /// The cluster bus's counters, when this instance is one of several.
     pub cluster: Option<Arc<crate::cluster::bus::BusStats>>,
+    /// In a cluster: whether this instance reads the sources, and how to ask the one that does.
+    pub leader: Option<tables::LeaderLink>,
 }
 
 #[derive(Debug, thiserror::Error)]

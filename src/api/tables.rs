@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 
 use super::OpsState;
+use crate::announce::{Announcement, Announcer};
 use crate::policy::Permission;
 use crate::replica::TableState;
 
@@ -61,6 +62,13 @@ pub async fn list(State(state): State<Arc<OpsState>>) -> Json<Vec<TableView>> {
     Json(views)
 }
 
+/// How a follower passes a resync on to the cluster's leader.
+#[derive(Clone, Debug)]
+pub struct LeaderLink {
+    pub leading: tokio::sync::watch::Receiver<bool>,
+    pub announcer: Announcer,
+}
+
 pub async fn resync(
     State(state): State<Arc<OpsState>>,
     Path(name): Path<String>,
@@ -85,6 +93,13 @@ pub async fn resync(
             Json(serde_json::json!({ "error": format!("no watched table is named `{name}`") })),
         );
     };
+    // A follower does not read the sources: the leader hears the request and acts on it.
+    if let Some(link) = state.leader.as_ref().filter(|l| !*l.leading.borrow()) {
+        let reason = "asked for through the API of another instance".to_string();
+        link.announcer.announce(Announcement::Resync { table: name.clone(), reason });
+        tracing::info!(table = %spec, "resync requested; passed on to the cluster's leader");
+        return (StatusCode::ACCEPTED, Json(serde_json::json!({ "table": name, "resync": "requested" })));
+    }
     let Some(requests) = state.resync.get(&spec.source) else {
         return (
             StatusCode::NOT_FOUND,

@@ -27,6 +27,11 @@ impl Keys {
         Keys { leader: format!("{prefix}:leader"), epoch: format!("{prefix}:epoch"), prefix }
     }
 
+    /// The stream of the instances' announcements ([`super::state`]).
+    pub fn state(&self) -> String {
+        format!("{}:state", self.prefix)
+    }
+
     /// The bus stream of one source.
     pub fn stream(&self, source: &str) -> String {
         format!("{}:bus:{source}", self.prefix)

@@ -15,6 +15,7 @@ pub mod bootstrap;
 pub mod bus;
 pub mod codec;
 pub mod lease;
+pub mod state;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -116,6 +117,11 @@ pub struct Cluster {
     pub client: redis::Client,
     pub redis: redis::aio::ConnectionManager,
     pub stats: Arc<BusStats>,
+    /// This instance's name in the cluster.
+    pub instance: String,
+    /// The last entry of the announcements' stream when this instance connected: it hears
+    /// every change made after that, including while it reads the app database.
+    pub state_from: String,
 }
 
 /// How an instance starts.
@@ -141,8 +147,10 @@ impl Cluster {
         let keys = Keys::new(&config.name);
         let advertise = config.advertise_url.clone().unwrap_or_else(|| format!("http://{listen}"));
         let ttl = Duration::from_millis(config.lease_ms);
-        let lease = Lease::new(redis.clone(), keys.clone(), config.instance(), advertise, ttl);
-        Ok(Cluster { config, keys, lease, client, redis, stats: Arc::default() })
+        let instance = config.instance();
+        let lease = Lease::new(redis.clone(), keys.clone(), instance.clone(), advertise, ttl);
+        let state_from = state::last_id(&mut redis.clone(), &keys.state()).await.map_err(err)?;
+        Ok(Cluster { config, keys, lease, client, redis, stats: Arc::default(), instance, state_from })
     }
 
     /// Takes the lead if nobody holds it; otherwise fetches the leader's replica, retrying

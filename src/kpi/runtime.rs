@@ -22,6 +22,7 @@ use super::compile::{CompiledKpi, compile_kpi};
 use super::definition::{DefinitionError, KpiDefinition};
 use super::engine::{KpiId, KpiSet, KpiValue};
 use super::health::{SourceHealth, SourceKpi};
+use crate::announce::{Announcement, Announcer};
 use crate::as_of::{AsOf, AsOfs};
 use crate::change::SourceName;
 use crate::pipeline::Batch;
@@ -98,6 +99,8 @@ enum Command {
 pub struct KpiHub {
     commands: mpsc::UnboundedSender<Command>,
     pub board: watch::Receiver<Arc<KpiBoard>>,
+    /// Tells the cluster's other instances of a definition made here.
+    announcer: Announcer,
 }
 
 impl std::fmt::Debug for Command {
@@ -136,16 +139,29 @@ impl KpiHub {
         runtime.publish();
         let board = runtime.published.subscribe();
         tokio::spawn(runtime.run(rx, batches, steps));
-        KpiHub { commands, board }
+        KpiHub { commands, board, announcer: Announcer::default() }
+    }
+
+    /// The same hub, telling `announcer` of every definition made through it.
+    pub fn announcing(self, announcer: Announcer) -> KpiHub {
+        KpiHub { announcer, ..self }
+    }
+
+    /// The same hub, telling nobody: for changes another instance made and announced.
+    pub fn quiet(&self) -> KpiHub {
+        KpiHub { announcer: Announcer::default(), ..self.clone() }
     }
 
     /// Defines or redefines a KPI; its first value is on the board when this returns `Ok`.
     pub async fn define(&self, record: KpiRecord) -> Result<(), DefinitionError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || DefinitionError::new("kpi", "the server is shutting down");
+        let id = record.id;
         self.commands.send(Command::Define { record: Arc::new(record), reply }).map_err(|_| stopped())?;
         let mut board = self.board.clone();
         let result = answer.await.map_err(|_| stopped())?;
+        // Stored either way: a definition that does not bind here is on every board with why.
+        self.announcer.announce(Announcement::Kpi { id: id.0 });
         // The board is published before the reply; mark it seen so callers read the new one.
         board.borrow_and_update();
         result
@@ -153,6 +169,7 @@ impl KpiHub {
 
     pub fn remove(&self, id: KpiId) {
         let _ = self.commands.send(Command::Remove { id });
+        self.announcer.announce(Announcement::Kpi { id: id.0 });
     }
 
     /// The sources' health now: the built-in KPIs take it as their new values.

@@ -36,6 +36,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use crate::announce::{Announcement, Announcer};
 use crate::config::NotificationsConfig;
 use crate::store::notifications::Outgoing;
 use crate::store::{Store, StoreError};
@@ -79,6 +80,18 @@ impl NotifyLink {
     }
 }
 
+/// The policy stored in the app database; the default (route nothing) when none was set or
+/// the stored one does not parse.
+async fn stored_policy(store: &Store) -> Result<Policy, StoreError> {
+    Ok(match store.notification_policy().await? {
+        Some(routes) => serde_json::from_value(routes).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the stored notification policy does not parse; nothing is routed until it is set again");
+            Policy::default()
+        }),
+        None => Policy::default(),
+    })
+}
+
 /// Tells the lanes that the outbox has new rows (they read it again).
 fn wake(lanes: &watch::Sender<u64>) {
     lanes.send_modify(|n| *n = n.wrapping_add(1));
@@ -97,6 +110,8 @@ pub struct Notifier {
     pub delivery: Delivery,
     routing: Arc<watch::Sender<Arc<Routing>>>,
     wake: Arc<watch::Sender<u64>>,
+    /// Tells the cluster's other instances of a policy or contact point changed here.
+    announcer: Announcer,
 }
 
 impl Notifier {
@@ -110,13 +125,7 @@ impl Notifier {
     ) -> Result<Notifier, NotifyError> {
         let secrets = config.secret_key.as_deref().map(SecretBox::from_base64).transpose()?;
         let ack = config.secret_key.as_deref().map(secret::key_bytes).transpose()?.map(|k| AckKey::derive(&k));
-        let policy = match store.notification_policy().await? {
-            Some(routes) => serde_json::from_value(routes).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "the stored notification policy does not parse; nothing is routed until it is set again");
-                Policy::default()
-            }),
-            None => Policy::default(),
-        };
+        let policy = stored_policy(&store).await?;
         let routing =
             Arc::new(watch::Sender::new(Arc::new(Routing { policy, public_url: config.public_url.clone(), ack })));
         let (wake, wake_rx) = watch::channel(0u64);
@@ -132,7 +141,7 @@ impl Notifier {
             stats: Arc::new(NotifyStats::default()),
         };
         outbox::start(delivery.clone(), wake_rx, sending, cancel);
-        Ok(Notifier { delivery, routing, wake: Arc::new(wake) })
+        Ok(Notifier { delivery, routing, wake: Arc::new(wake), announcer: Announcer::default() })
     }
 
     /// Writes reminders as they come due, following the alert board; stops with `cancel`.
@@ -189,14 +198,33 @@ impl Notifier {
         self.routing.borrow().policy.clone()
     }
 
+    /// The same notifier, telling `announcer` of every policy and contact point changed here.
+    pub fn announcing(self, announcer: Announcer) -> Notifier {
+        Notifier { announcer, ..self }
+    }
+
+    /// The same notifier, telling nobody: for changes another instance made and announced.
+    pub fn quiet(&self) -> Notifier {
+        Notifier { announcer: Announcer::default(), ..self.clone() }
+    }
+
     /// A policy just stored is in force for the next transition.
     pub fn set_policy(&self, policy: Policy) {
         self.routing.send_modify(|r| *r = Arc::new(Routing { policy, ..Routing::clone(r) }));
+        self.announcer.announce(Announcement::NotificationPolicy);
     }
 
-    /// A contact point was added: its lane starts.
+    /// Reads the stored policy again (another instance replaced it).
+    pub async fn reload_policy(&self) -> Result<(), StoreError> {
+        let policy = stored_policy(&self.delivery.store).await?;
+        self.routing.send_modify(|r| *r = Arc::new(Routing { policy, ..Routing::clone(r) }));
+        Ok(())
+    }
+
+    /// A contact point was added or changed: its lane starts (on the instance that sends).
     pub fn wake(&self) {
         wake(&self.wake);
+        self.announcer.announce(Announcement::ContactPoints);
     }
 
     pub fn stats(&self) -> Arc<NotifyStats> {
