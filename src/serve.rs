@@ -185,12 +185,12 @@ pub async fn serve_on(
     // leads. A leader from the start continues each stream from its last entry, known before
     // the first event is handed on.
     let first_activation = match (&cluster, &role) {
-        (Some(c), Role::Leader(us)) => {
+        (Some(c), Role::Leader(held)) => {
             let names = views_for_bus.iter().map(|(name, _)| name.clone());
             let streams = crate::cluster::bus::stream_marks(&c.redis, &c.keys, names)
                 .await
                 .map_err(crate::cluster::ClusterError::from)?;
-            Some(Activation { after_events: 0, epoch: us.epoch, streams })
+            Some(Activation { after_events: 0, epoch: held.epoch, streams })
         }
         _ => None,
     };
@@ -212,6 +212,7 @@ pub async fn serve_on(
             bootstraps,
             wanted,
             stats: c.stats.clone(),
+            stop: cancel.clone(),
         };
         let publishing = tokio::spawn(publisher.run(tapped));
         (activate, requests, publishing)
@@ -422,24 +423,24 @@ pub async fn serve_on(
     let role = tokio::spawn(async move {
         let Some(cluster) = cluster else { return sources.start().await?.finish().await };
         let (activate, _, publishing) = bus.expect("a cluster has a bus");
-        let us = match role {
+        let held = match role {
             Role::Alone => unreachable!("a cluster member leads or follows"),
-            Role::Leader(us) => us,
+            Role::Leader(held) => held,
             Role::Follower { streams } => {
                 let followed = cluster
                     .follow(registry_for_bus, streams, views_for_bus, sources.tx.clone(), sources.cancel.clone())
                     .await?;
-                let Some((us, activation)) = followed else { return Ok(()) };
+                let Some((held, activation)) = followed else { return Ok(()) };
                 let _ = activate.send(Some(activation));
                 let _ = leading.send(true);
-                us
+                held
             }
         };
         let started = sources.start().await?;
         let cancel = started.cancel.clone();
         tokio::select! {
             done = started.finish() => done,
-            kept = cluster.clone().keep_lead(us, cancel.clone()) => {
+            kept = held.lost() => {
                 cancel.cancel();
                 kept.map_err(ServeError::from)
             }
@@ -467,9 +468,12 @@ pub async fn serve_on(
     }
     cancel.cancel();
     let replica = applier.await.ok();
+    // An instance that lost the lead starts again as a follower, from the new leader's replica:
+    // its own holds events the bus never took, so it is neither checkpointed nor acknowledged.
+    let lost_lead = matches!(failure, Some(ServeError::Cluster(crate::cluster::ClusterError::LostLead(_))));
     if let Some(writer) = writer {
         let _ = writer.await;
-        if let Some(replica) = replica.filter(|r| r.applied_positions().next().is_some()) {
+        if let Some(replica) = replica.filter(|r| !lost_lead && r.applied_positions().next().is_some()) {
             let running = running.lock().expect("running lock").clone();
             final_checkpoint(&checkpointer, replica, &running).await;
         }
@@ -489,7 +493,7 @@ pub async fn serve_on(
 enum Role {
     /// No cluster: it reads its sources.
     Alone,
-    Leader(crate::cluster::lease::Holder),
+    Leader(crate::cluster::Held),
     Follower {
         streams: HashMap<SourceName, crate::cluster::bus::StreamMark>,
     },

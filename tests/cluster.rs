@@ -204,6 +204,7 @@ async fn publish(
         bootstraps,
         wanted: Default::default(),
         stats: Default::default(),
+        stop: Default::default(),
     };
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     for &p in positions {
@@ -624,4 +625,132 @@ async fn changes_made_through_one_instance_are_in_force_on_the_others() {
     // Deleted on the follower: gone from the leader.
     data(addr_b, &admin, "mutation($id: ID!) { deleteKpi(id: $id) }", json!({ "id": kpi })).await;
     until(addr_a, &admin, kpis, |d| !d["kpis"].as_array().unwrap().iter().any(|k| k["id"] == kpi.as_str())).await;
+}
+
+/// Waits (up to `within`) until `/readyz` of `addr` answers `status`; how long it took.
+async fn readiness(addr: std::net::SocketAddr, status: u16, within: Duration) -> Duration {
+    let started = tokio::time::Instant::now();
+    loop {
+        let ready = support::http::get(addr, "/readyz").await;
+        if ready.status == status {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < within, "{addr}: /readyz still {} after {within:?}: {}", ready.status, ready.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Redis crashes (SIGKILL) under a stream of inserts and comes back from its append-only file:
+/// the follower goes not ready while it is away, the leader cannot renew its lease and stops;
+/// once Redis is back the follower takes the lead, the old leader starts again as a follower,
+/// and the follower's change-stream client saw every insert once, in order: no silent gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_under_writes_makes_instances_not_ready_and_they_recover_without_a_gap() {
+    let Cluster { mut redis, pg: _pg, url, sql, dirs: _dirs, configs } = Cluster::new(5000, config_with_api).await;
+    let mut a = Serve::start(&configs[0]);
+    a.wait_start_log("replica consistent; streaming").await;
+    let mut b = Serve::start(&configs[1]);
+    b.wait_log("following the cluster's leader", |_| {}).await;
+    let addr_b = b.wait_listening().await;
+    let admin = support::graphql::token("admin", serde_json::json!({}));
+    let mut client = Follower::connect(addr_b, &admin, None).await;
+    let writes = inserter(url.clone());
+    let now = max_id(&sql).await;
+    assert!(client.read_past(Some(now)).await);
+    readiness(addr_b, 200, Duration::from_secs(10)).await;
+
+    redis.kill();
+    let took = readiness(addr_b, 503, Duration::from_secs(10)).await;
+    eprintln!("the follower was not ready {took:?} after Redis died");
+    assert_eq!(metric(addr_b, "opslive_cluster_redis_up", &[]).await, Some(0.0));
+    let said = a.wait_text("lost the lead of the cluster").await;
+    assert!(said.starts_with("error:"), "{said}");
+    let _ = tokio::time::timeout(Duration::from_secs(30), a.child.wait()).await.unwrap();
+
+    redis.start_again();
+    b.wait_log("this instance leads the cluster", |_| {}).await;
+    readiness(addr_b, 200, Duration::from_secs(20)).await;
+    // The old leader, started again by its supervisor, follows.
+    let mut a = Serve::start(&configs[0]);
+    a.wait_log("following the cluster's leader", |_| {}).await;
+    let addr_a = a.wait_listening().await;
+    let now = max_id(&sql).await;
+    assert!(client.read_past(Some(now)).await, "the follower's client goes on after Redis came back");
+    writes.abort();
+    let _ = writes.await;
+    let last = max_id(&sql).await;
+    assert!(client.read_past(Some(last - 1)).await);
+    assert_eq!(*client.seen.first().unwrap(), 1_000_000);
+    assert_consecutive(&client.seen, "the follower's client");
+    let target = current_lsn(&sql).await;
+    for (serve, addr, config, who) in [(a, addr_a, &configs[0], "a"), (b, addr_b, &configs[1], "b")] {
+        support::http::applied_up_to(addr, "shop", target).await;
+        assert_eq!(metric(addr, "opslive_replica_anomalies_total", &[]).await, Some(0.0), "{who}");
+        stop_and_compare(serve, config, &sql, who).await;
+    }
+}
+
+/// One instance at a time is cut off from Redis (a proxy that stops forwarding without closing
+/// anything, as a partition does) while the other still reaches it. A cut-off follower goes not
+/// ready within seconds and is ready again, caught up, once healed; a cut-off leader stops when
+/// its lease runs out, before the other instance leads, so its writes to the bus are fenced and
+/// two leaders never read the source at once. The follower's client sees every insert once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_cut_off_from_redis_goes_not_ready_and_a_cut_off_leader_stops() {
+    use support::proxy::Proxy;
+    let Cluster { redis, pg: _pg, url, sql, dirs: _dirs, configs } = Cluster::new(5000, config_with_api).await;
+    let proxies = [Proxy::start(redis.addr()).await, Proxy::start(redis.addr()).await];
+    for (config, proxy) in configs.iter().zip(&proxies) {
+        let text = std::fs::read_to_string(config).unwrap().replace(&redis.url(), &proxy.redis_url());
+        std::fs::write(config, text).unwrap();
+    }
+    let mut a = Serve::start(&configs[0]);
+    a.wait_start_log("replica consistent; streaming").await;
+    let mut b = Serve::start(&configs[1]);
+    b.wait_log("following the cluster's leader", |_| {}).await;
+    let addr_b = b.wait_listening().await;
+    let admin = support::graphql::token("admin", serde_json::json!({}));
+    let mut client = Follower::connect(addr_b, &admin, None).await;
+    let writes = inserter(url.clone());
+    let now = max_id(&sql).await;
+    assert!(client.read_past(Some(now)).await);
+
+    // The follower is cut off: not ready within seconds, then ready again and caught up.
+    proxies[1].cut();
+    let took = readiness(addr_b, 503, Duration::from_secs(8)).await;
+    eprintln!("the cut-off follower was not ready after {took:?}");
+    assert_eq!(metric(addr_b, "opslive_cluster_redis_up", &[]).await, Some(0.0));
+    proxies[1].heal();
+    readiness(addr_b, 200, Duration::from_secs(20)).await;
+    let now = max_id(&sql).await;
+    assert!(client.read_past(Some(now)).await, "the follower's client goes on once it is healed");
+
+    // The leader is cut off: it stops when its lease runs out; the follower leads.
+    proxies[0].cut();
+    let cut = tokio::time::Instant::now();
+    let said = a.wait_text("lost the lead of the cluster").await;
+    let stopped = cut.elapsed();
+    assert!(said.starts_with("error:"), "{said}");
+    b.wait_log("this instance leads the cluster", |_| {}).await;
+    let led = cut.elapsed();
+    eprintln!("the cut-off leader stopped after {stopped:?}; the follower led after {led:?}");
+    assert!(stopped < Duration::from_secs(3), "a leader cut off for {stopped:?} still ran (lease 1 s)");
+    let _ = tokio::time::timeout(Duration::from_secs(30), a.child.wait()).await.unwrap();
+    proxies[0].heal();
+    let mut a = Serve::start(&configs[0]);
+    a.wait_log("following the cluster's leader", |_| {}).await;
+    let addr_a = a.wait_listening().await;
+
+    writes.abort();
+    let _ = writes.await;
+    let last = max_id(&sql).await;
+    assert!(client.read_past(Some(last - 1)).await);
+    assert_eq!(*client.seen.first().unwrap(), 1_000_000);
+    assert_consecutive(&client.seen, "the follower's client");
+    let target = current_lsn(&sql).await;
+    for (serve, addr, config, who) in [(a, addr_a, &configs[0], "a"), (b, addr_b, &configs[1], "b")] {
+        support::http::applied_up_to(addr, "shop", target).await;
+        assert_eq!(metric(addr, "opslive_replica_anomalies_total", &[]).await, Some(0.0), "{who}");
+        stop_and_compare(serve, config, &sql, who).await;
+    }
 }

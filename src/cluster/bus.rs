@@ -124,6 +124,9 @@ pub struct Publisher {
     pub bootstraps: mpsc::Receiver<oneshot::Sender<Bootstrap>>,
     pub wanted: Arc<Notify>,
     pub stats: Arc<BusStats>,
+    /// The instance stops: a publish that waits for Redis is given up (what it held is not
+    /// durable, so no source was acknowledged for it).
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 /// Counters of the bus, read by the metrics endpoint.
@@ -156,6 +159,7 @@ impl Publisher {
         loop {
             let item = tokio::select! {
                 biased;
+                _ = self.stop.cancelled() => return Ok(()),
                 Some(reply) = self.bootstraps.recv() => {
                     self.activate(&mut active, seen);
                     // Only a leader hands out its replica; a follower's answer is no answer.
@@ -240,6 +244,7 @@ impl Publisher {
             }
         }
         let mut delay = Duration::from_millis(50);
+        let stop = self.stop.clone();
         loop {
             let publish = redis::Script::new(PUBLISH);
             let mut script = publish.prepare_invoke();
@@ -259,7 +264,11 @@ impl Publisher {
                 script.arg(index).arg(*seq).arg(p.position.map(|p| p.to_string()).unwrap_or_default()).arg(&p.bytes);
             }
             let mut con = self.redis.clone();
-            match script.invoke_async::<Vec<String>>(&mut con).await {
+            let published = tokio::select! {
+                published = script.invoke_async::<Vec<String>>(&mut con) => published,
+                _ = stop.cancelled() => return Ok(()),
+            };
+            match published {
                 Ok(ids) => {
                     for ((p, seq), id) in batch.iter().zip(assigned).zip(ids) {
                         active.streams.insert(p.source.clone(), StreamMark { id, seq });
@@ -278,7 +287,10 @@ impl Publisher {
                 Err(e) => {
                     self.stats.redis_down.store(true, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(error = %e, retry_ms = delay.as_millis() as u64, "cannot publish to the bus; retrying");
-                    tokio::time::sleep(delay).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.cancelled() => return Ok(()),
+                    }
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }
             }
@@ -335,6 +347,9 @@ pub struct Reader {
     pub source: Arc<crate::source::SourceStats>,
 }
 
+/// How long a follower waits for an answer to a blocking read of the bus.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl Reader {
     pub async fn run(
         self,
@@ -349,8 +364,9 @@ impl Reader {
         loop {
             let draining = *drain.borrow();
             if con.is_none() {
-                // Longer than the block of a read, which the default (half a second) is not.
-                let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+                // Longer than the block of a read (half a second), short enough that a Redis
+                // that stopped answering (a partition) makes this instance not ready in seconds.
+                let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(READ_TIMEOUT));
                 match self.client.get_multiplexed_async_connection_with_config(&config).await {
                     Ok(c) => con = Some(c),
                     Err(e) => {

@@ -124,10 +124,26 @@ pub struct Cluster {
     pub state_from: String,
 }
 
+/// The lead of the cluster, renewed by a task of its own from the moment it was taken.
+pub struct Held {
+    pub epoch: u64,
+    keeper: tokio::task::JoinHandle<Result<(), ClusterError>>,
+}
+
+impl Held {
+    /// Returns when the lead is lost (an error) or released at a clean stop.
+    pub async fn lost(self) -> Result<(), ClusterError> {
+        match self.keeper.await {
+            Ok(kept) => kept,
+            Err(e) => Err(ClusterError::LostLead(format!("the lease keeper failed: {e}"))),
+        }
+    }
+}
+
 /// How an instance starts.
 pub enum Start {
     /// It took the lead: it reads the sources, from its own checkpoint.
-    Leader(Holder),
+    Leader(Held),
     /// Another instance leads: this one starts from the leader's replica and follows the bus.
     Follower { leader: Holder, fetched: Box<bootstrap::Fetched> },
 }
@@ -166,7 +182,7 @@ impl Cluster {
                 self.lease.try_acquire().await.map_err(|error| ClusterError::Redis { url: url.clone(), error })?
             {
                 self.became_leader(&us);
-                return Ok(Some(Start::Leader(us)));
+                return Ok(Some(Start::Leader(self.hold(us, cancel.clone()))));
             }
             let holder = self.lease.holder().await.map_err(|error| ClusterError::Redis { url: url.clone(), error })?;
             if let Some(leader) = holder {
@@ -197,9 +213,15 @@ impl Cluster {
         tracing::info!(instance = %us.instance, epoch = us.epoch, "this instance leads the cluster: it reads the sources");
     }
 
+    /// Renews the lease from now on, while this instance loads and starts its sources too.
+    fn hold(&self, us: Holder, cancel: CancellationToken) -> Held {
+        let epoch = us.epoch;
+        Held { epoch, keeper: tokio::spawn(self.clone().keep_lead(us, cancel)) }
+    }
+
     /// Renews the lease until it is lost (taken, or not renewed in time) or the instance stops;
     /// releases it on a clean stop so another instance takes over at once.
-    pub async fn keep_lead(self, us: Holder, cancel: CancellationToken) -> Result<(), ClusterError> {
+    async fn keep_lead(self, us: Holder, cancel: CancellationToken) -> Result<(), ClusterError> {
         let mut last_renewed = Instant::now();
         loop {
             tokio::select! {
@@ -211,13 +233,23 @@ impl Cluster {
                     return Ok(());
                 }
             }
-            match self.lease.renew(&us).await {
-                Ok(true) => last_renewed = Instant::now(),
-                Ok(false) => return Err(ClusterError::LostLead("the lease was taken or lapsed".into())),
-                Err(e) if last_renewed.elapsed() >= self.lease.ttl => {
+            // Redis counts the lease from when it got the renewal, so this instance counts it
+            // from before it sent it; and a Redis that does not answer (a partition) is not
+            // waited for past the lease's end: by then another instance may lead.
+            let sent = Instant::now();
+            let left = self.lease.ttl.saturating_sub(last_renewed.elapsed());
+            match tokio::time::timeout(left, self.lease.renew(&us)).await {
+                Ok(Ok(true)) => last_renewed = sent,
+                Ok(Ok(false)) => return Err(ClusterError::LostLead("the lease was taken or lapsed".into())),
+                Err(_) => {
+                    return Err(ClusterError::LostLead(
+                        "the lease could not be renewed in time: Redis did not answer".into(),
+                    ));
+                }
+                Ok(Err(e)) if last_renewed.elapsed() >= self.lease.ttl => {
                     return Err(ClusterError::LostLead(format!("the lease could not be renewed in time: {e}")));
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot renew the lease; retrying"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot renew the lease; retrying"),
             }
         }
     }
@@ -233,7 +265,7 @@ impl Cluster {
         sources: Vec<(SourceName, Arc<crate::source::SourceStats>)>,
         tx: mpsc::Sender<SourceEvent>,
         cancel: CancellationToken,
-    ) -> Result<Option<(Holder, bus::Activation)>, ClusterError> {
+    ) -> Result<Option<(Held, bus::Activation)>, ClusterError> {
         let (drain, draining) = watch::channel(false);
         let sent = Arc::new(AtomicU64::new(0));
         let mut readers = JoinSet::new();
@@ -269,6 +301,7 @@ impl Cluster {
             }
         };
         tracing::info!(epoch = us.epoch, "took the lead of the cluster; reading what is left on the bus");
+        let held = self.hold(us.clone(), cancel.clone());
         let _ = drain.send(true);
         let mut streams = HashMap::new();
         while let Some(done) = readers.join_next().await {
@@ -282,6 +315,6 @@ impl Cluster {
         }
         self.became_leader(&us);
         let activation = bus::Activation { after_events: sent.load(Ordering::SeqCst), epoch: us.epoch, streams };
-        Ok(Some((us, activation)))
+        Ok(Some((held, activation)))
     }
 }

@@ -117,7 +117,7 @@ pub async fn follow(
     let mut check_trimmed = false;
     loop {
         if con.is_none() {
-            let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+            let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(super::bus::READ_TIMEOUT));
             let connected = tokio::select! {
                 c = client.get_multiplexed_async_connection_with_config(&config) => c,
                 _ = cancel.cancelled() => return,

@@ -51,6 +51,7 @@ pub mod http;
 pub mod mariadb;
 pub mod node;
 pub mod pipeline;
+pub mod proxy;
 pub mod redis;
 pub mod serve;
 pub mod smtp;

@@ -1,6 +1,7 @@
 //! A private Redis for a test: the machine's `redis-server` on a free port, in its own
-//! directory, nothing kept on disk; stopped when dropped (and by a watchdog if the test
-//! process is killed first).
+//! directory, durable as the README asks (`appendonly yes`, `appendfsync always`), so that it
+//! can be killed and started again with what it acknowledged; stopped when dropped (and by a
+//! watchdog if the test process is killed first).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -21,44 +22,79 @@ impl RedisServer {
         for _ in 0..5 {
             let dir = private_tempdir("opslive-redis-");
             let port = free_port();
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .args(["--dir", dir.path().to_str().unwrap()])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server (Debian's redis-server package) must be installed");
-            let stop = {
-                let mut c = Command::new("kill");
-                c.args(["-9", &child.id().to_string()]);
-                c
-            };
-            let watchdog = Watchdog::spawn(dir.path(), &stop);
-            // Its log is read to the end, so the server never blocks on a full pipe.
-            let (said, ready) = std::sync::mpsc::channel();
-            let out = child.stdout.take().unwrap();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    if line.contains("Ready to accept connections") {
-                        let _ = said.send(());
-                    }
-                }
-            });
-            if ready.recv_timeout(Duration::from_secs(20)).is_ok() {
+            if let Some((child, watchdog)) = spawn(dir.path(), port) {
                 return RedisServer { child, port, watchdog: Some(watchdog), _dir: dir };
             }
             // The port was taken between choosing it and binding it: try another.
-            let _ = child.kill();
-            let _ = child.wait();
-            watchdog.disarm();
         }
         panic!("redis-server did not start");
+    }
+
+    /// Kills it (SIGKILL: a crash) and returns once it is gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(w) = self.watchdog.take() {
+            w.disarm();
+        }
+    }
+
+    /// Starts it again on the same port, from its append-only file.
+    pub fn start_again(&mut self) {
+        for _ in 0..50 {
+            if let Some((child, watchdog)) = spawn(self._dir.path(), self.port) {
+                self.child = child;
+                self.watchdog = Some(watchdog);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("redis-server did not start again on port {}", self.port);
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
+}
+
+/// Starts `redis-server` in `dir` on `port`; `None` if it does not get ready (the port is taken).
+fn spawn(dir: &std::path::Path, port: u16) -> Option<(Child, Watchdog)> {
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args(["--appendonly", "yes", "--appendfsync", "always"])
+        .args(["--dir", dir.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server (Debian's redis-server package) must be installed");
+    let stop = {
+        let mut c = Command::new("kill");
+        c.args(["-9", &child.id().to_string()]);
+        c
+    };
+    let watchdog = Watchdog::spawn(dir, &stop);
+    // Its log is read to the end, so the server never blocks on a full pipe.
+    let (said, ready) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("Ready to accept connections") {
+                let _ = said.send(());
+            }
+        }
+    });
+    if ready.recv_timeout(Duration::from_secs(20)).is_ok() {
+        return Some((child, watchdog));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    watchdog.disarm();
+    None
 }
 
 impl Drop for RedisServer {
