@@ -754,3 +754,49 @@ async fn an_instance_cut_off_from_redis_goes_not_ready_and_a_cut_off_leader_stop
         stop_and_compare(serve, config, &sql, who).await;
     }
 }
+
+/// A follower paused (SIGSTOP) while the leader writes more than its streams keep
+/// (`stream_max_len = 100`): when it wakes, the entries it needs are gone, and it stops with
+/// the reason instead of skipping them; started again it rebuilds from the leader and its
+/// replica equals the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_fell_behind_the_stream_stops_and_rebuilds_exactly() {
+    let Cluster { redis: _redis, pg: _pg, url, sql, dirs: _dirs, configs } = Cluster::new(5000, config).await;
+    for config in &configs {
+        let text = std::fs::read_to_string(config).unwrap();
+        std::fs::write(config, format!("{text}stream_max_len = 100\n")).unwrap();
+    }
+    let mut a = Serve::start(&configs[0]);
+    let (_, addr_a) = a.wait_start_log("replica consistent; streaming").await;
+    let mut b = Serve::start(&configs[1]);
+    b.wait_log("following the cluster's leader", |_| {}).await;
+    let pid_b = b.child.id().unwrap().to_string();
+    std::process::Command::new("kill").args(["-STOP", &pid_b]).status().unwrap();
+    let published = metric(addr_a, "opslive_bus_published_total", &[]).await.unwrap_or(0.0);
+    let pause = Arc::new(RwLock::new(()));
+    let writes = writer(url.clone(), pause.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while metric(addr_a, "opslive_bus_published_total", &[]).await.unwrap_or(0.0) < published + 1000.0 {
+        assert!(tokio::time::Instant::now() < deadline, "the leader never published 1,000 entries");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::process::Command::new("kill").args(["-CONT", &pid_b]).status().unwrap();
+    let said = b.wait_text("skips from entry").await;
+    assert!(said.starts_with("error:") && said.contains("rebuilt from the leader"), "{said}");
+    let status = tokio::time::timeout(Duration::from_secs(30), b.child.wait()).await.unwrap().unwrap();
+    assert!(!status.success());
+
+    let mut b = Serve::start(&configs[1]);
+    b.wait_log("following the cluster's leader", |_| {}).await;
+    let addr_b = b.wait_listening().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    writes.abort();
+    let _ = writes.await;
+    let target = current_lsn(&sql).await;
+    for addr in [addr_a, addr_b] {
+        support::http::applied_up_to(addr, "shop", target).await;
+        assert_eq!(metric(addr, "opslive_replica_anomalies_total", &[]).await, Some(0.0));
+    }
+    stop_and_compare(b, &configs[1], &sql, "b").await;
+    stop_and_compare(a, &configs[0], &sql, "a").await;
+}
