@@ -283,6 +283,11 @@ struct BenchArgs {
     /// on the same stack; what this machine's loopback and scheduler cost (`--queries 1`).
     #[arg(long, conflicts_with = "server")]
     floor: bool,
+    /// Run this many `serve` instances in one cluster (through a Redis the bench starts, from
+    /// `redis-server` on this machine) and spread the clients over them, round robin; the report
+    /// gives the leader's usage and each follower's.
+    #[arg(long, default_value_t = 1, conflicts_with_all = ["server", "floor"])]
+    instances: usize,
 }
 
 impl BenchArgs {
@@ -302,6 +307,7 @@ impl BenchArgs {
                 exe: std::env::current_exe().context("cannot find this executable to run `serve` from")?,
                 pg_bin: self.pg_bin,
                 floor: self.floor,
+                instances: self.instances,
             },
         };
         Ok(opslive::bench::BenchOptions {

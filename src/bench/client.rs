@@ -38,6 +38,9 @@ pub struct Endpoint {
     /// `ws://host:port/graphql`.
     pub url: String,
     pub addr: SocketAddr,
+    /// More instances of one cluster: client `i` connects to the `i mod n`-th of the first and
+    /// these.
+    pub also: Vec<(String, SocketAddr)>,
     pub token: String,
     /// Local addresses to connect from, round robin by client (empty: the system's choice).
     pub source_ips: Vec<IpAddr>,
@@ -331,17 +334,28 @@ async fn subscribe(sub: &Subscriber, shared: &Shared) -> Result<(Socket, Mirror,
     }
 }
 
+impl Endpoint {
+    /// The instance client `index` connects to.
+    fn instance(&self, index: usize) -> (&str, SocketAddr) {
+        match index % (1 + self.also.len()) {
+            0 => (&self.url, self.addr),
+            k => (&self.also[k - 1].0, self.also[k - 1].1),
+        }
+    }
+}
+
 async fn connect(endpoint: &Endpoint, index: usize) -> Result<Socket, String> {
-    let socket = if endpoint.addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
-        .map_err(|e| format!("a socket: {e}"))?;
+    let (url, addr) = endpoint.instance(index);
+    let socket =
+        if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(|e| format!("a socket: {e}"))?;
     if !endpoint.source_ips.is_empty() {
         let ip = endpoint.source_ips[index % endpoint.source_ips.len()];
         socket.bind(SocketAddr::new(ip, 0)).map_err(|e| format!("binding to {ip}: {e}"))?;
     }
-    let stream = socket.connect(endpoint.addr).await.map_err(|e| format!("connecting to {}: {e}", endpoint.addr))?;
+    let stream = socket.connect(addr).await.map_err(|e| format!("connecting to {addr}: {e}"))?;
     // Frames are small and latency is what is measured: no Nagle delay on pongs and subscribes.
     stream.set_nodelay(true).map_err(|e| format!("TCP_NODELAY: {e}"))?;
-    let mut request = endpoint.url.as_str().into_client_request().map_err(|e| format!("{}: {e}", endpoint.url))?;
+    let mut request = url.into_client_request().map_err(|e| format!("{url}: {e}"))?;
     request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("graphql-transport-ws"));
     let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
     let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
@@ -422,6 +436,7 @@ mod tests {
             endpoint: Endpoint {
                 url: format!("ws://{addr}/graphql"),
                 addr,
+                also: vec![],
                 token: "T".into(),
                 source_ips: vec![],
                 setup_timeout: Duration::from_secs(10),

@@ -25,6 +25,7 @@ pub mod keep_up;
 pub mod latency;
 pub mod ledger;
 pub mod mirror;
+mod redis;
 pub mod report;
 mod run;
 pub mod scenario;
@@ -75,6 +76,9 @@ pub enum Target {
         pg_bin: Option<PathBuf>,
         /// Run against the fan-out floor ([`floor`], `exe fanout-floor`) instead of `exe serve`.
         floor: bool,
+        /// `exe serve` instances in one cluster (through a Redis the run starts); the clients
+        /// are spread over them, round robin. 1: a lone instance, no Redis.
+        instances: usize,
     },
     /// A server and database that are already running.
     External {
@@ -116,15 +120,18 @@ pub async fn run(options: BenchOptions, cancel: CancellationToken) -> Result<Rep
     // Thousands of client sockets, and the server started below inherits the limit.
     crate::open_files::raise_to_hard_limit();
     match options.target.clone() {
-        Target::Local { exe, pg_bin, floor } => run_local(&options, exe, pg_bin, floor, cancel).await,
+        Target::Local { exe, pg_bin, floor, instances } => {
+            run_local(&options, exe, pg_bin, floor, instances, cancel).await
+        }
         Target::External { server, database, token, server_pid } => {
             let (url, addr) = endpoint_of(&server).await?;
             let readyz = format!("http://{addr}/readyz");
             wait_external_ready(&readyz, &cancel).await?;
-            let server = Measured { pid: server_pid, process: None };
+            let server = Measured { pid: server_pid, process: None, followers: Vec::new() };
             let prepared = prepared(&options, &database).await?;
             let target = "a running server".to_string();
-            let run = Run { options: &options, database: &database, url, addr, token, target, cancel };
+            let also = Vec::new();
+            let run = Run { options: &options, database: &database, url, addr, also, token, target, cancel };
             measure_prepared(run, prepared, server).await
         }
     }
@@ -157,6 +164,7 @@ async fn run_local(
     exe: PathBuf,
     pg_bin: Option<PathBuf>,
     floor: bool,
+    instances: usize,
     cancel: CancellationToken,
 ) -> Result<Report, BenchError> {
     let bin = match &pg_bin {
@@ -174,7 +182,7 @@ async fn run_local(
             let outcome = if floor {
                 with_floor(options, &pg, exe, cancel).await
             } else {
-                with_database(options, &pg, &root, exe, cancel).await
+                with_database(options, &pg, &root, exe, instances.max(1), cancel).await
             };
             tokio::task::spawn_blocking(move || drop(pg)).await.expect("stopping the database does not panic");
             outcome
@@ -190,23 +198,70 @@ async fn with_database(
     pg: &LocalPostgres,
     root: &std::path::Path,
     exe: PathBuf,
+    instances: usize,
     cancel: CancellationToken,
 ) -> Result<Report, BenchError> {
     let shop = pg.url("shop");
     let text = server_config(&shop, &root.join("opslive"));
-    let (files, _) = demo::access::write(&root.join("opslive"), &text)
+    let (files, text) = demo::access::write(&root.join("opslive"), &text)
         .map_err(|e| BenchError::Io(format!("writing the server's configuration in {}: {e}", root.display())))?;
+    // Several instances: one cluster through a Redis of the run's own, each instance with its
+    // own directory and the same token secret.
+    let redis = (instances > 1).then(|| redis::LocalRedis::start(&root.join("redis"))).transpose()?;
+    let mut configs = vec![files.config.clone()];
+    if let Some(redis) = &redis {
+        let secret = hex::encode(rand::random::<[u8; 32]>());
+        let data_dir = serde_json::to_string(&root.join("opslive").display().to_string()).expect("strings serialise");
+        for i in 0..instances {
+            let dir = root.join(format!("opslive-{i}"));
+            let own = serde_json::to_string(&dir.display().to_string()).expect("strings serialise");
+            let cluster = format!(
+                "\n[cluster]\nredis_url = \"{}\"\nname = \"bench\"\ninstance = \"i{i}\"\nsecret = \"{secret}\"\n",
+                redis.url
+            );
+            let config = dir.join("opslive.toml");
+            std::fs::create_dir_all(&dir)
+                .and_then(|_| std::fs::write(&config, format!("{}{cluster}", text.replace(&data_dir, &own))))
+                .map_err(|e| BenchError::Io(format!("writing {}: {e}", config.display())))?;
+            configs.push(config);
+        }
+        configs.remove(0);
+    }
     // The scenario's warehouses go in before the server starts, so they are in its snapshot.
     let prepared = prepared(options, &shop).await?;
-    eprintln!("starting opslive serve …");
-    let args = ["serve", "--log", "info", "--log-format", "json", "--config"].map(std::ffi::OsStr::new);
-    let args = args.into_iter().chain([files.config.as_os_str()]);
-    let process = start_ready(&exe, args, Duration::from_secs(300), &cancel).await?;
+    let mut processes = Vec::new();
+    for (i, config) in configs.iter().enumerate() {
+        // The first leads (it reads the source); the others start from its replica.
+        eprintln!(
+            "starting opslive serve{} …",
+            if instances > 1 { format!(" (instance {} of {instances})", i + 1) } else { String::new() }
+        );
+        let args = ["serve", "--log", "info", "--log-format", "json", "--config"].map(std::ffi::OsStr::new);
+        let args = args.into_iter().chain([config.as_os_str()]);
+        match start_ready(&exe, args, Duration::from_secs(300), &cancel).await {
+            Ok(p) => processes.push(p),
+            Err(e) => {
+                for p in processes {
+                    let _ = p.stop(Duration::from_secs(30)).await;
+                }
+                return Err(e);
+            }
+        }
+    }
     let ttl = options.warmup + options.duration + Duration::from_secs(3600);
     let token = crate::auth::mint_hs256(&files.secret, "admin", serde_json::Map::new(), ttl)
         .map_err(|e| BenchError::Options(format!("minting a token: {e}")))?;
-    let target = format!("opslive serve (pid {}) on a private PostgreSQL", process.pid);
-    measure_on(process, options, &shop, token, target, prepared, cancel).await
+    let process = processes.remove(0);
+    let target = match instances {
+        1 => format!("opslive serve (pid {}) on a private PostgreSQL", process.pid),
+        n => format!(
+            "{n} opslive serve instances in one cluster (leader pid {}) on a private PostgreSQL and Redis",
+            process.pid
+        ),
+    };
+    let outcome = measure_on(process, processes, options, &shop, token, target, prepared, cancel).await;
+    drop(redis);
+    outcome
 }
 
 /// Starts `exe args…` and waits until it answers `/readyz` (stopping it if it does not).
@@ -228,9 +283,12 @@ async fn start_ready<'a>(
     Ok(process)
 }
 
-/// The run proper against a server process the run started, which it stops after.
+/// The run proper against a server process the run started (and the other instances of its
+/// cluster), which it stops after.
+#[allow(clippy::too_many_arguments)]
 async fn measure_on(
     process: ServerProcess,
+    followers: Vec<ServerProcess>,
     options: &BenchOptions,
     database: &str,
     token: String,
@@ -240,8 +298,9 @@ async fn measure_on(
 ) -> Result<Report, BenchError> {
     let addr = process.addr;
     let url = format!("ws://{addr}/graphql");
-    let server = Measured { pid: Some(process.pid), process: Some(process) };
-    let run = Run { options, database, url, addr, token, target, cancel };
+    let also = followers.iter().map(|p| (format!("ws://{}/graphql", p.addr), p.addr)).collect();
+    let server = Measured { pid: Some(process.pid), process: Some(process), followers };
+    let run = Run { options, database, url, addr, also, token, target, cancel };
     measure_prepared(run, prepared, server).await
 }
 
@@ -260,7 +319,7 @@ async fn with_floor(
     let args = ["fanout-floor", "--database", shop.as_str(), "--limit", limit.as_str()].map(std::ffi::OsStr::new);
     let process = start_ready(&exe, args, Duration::from_secs(60), &cancel).await?;
     let target = format!("the fan-out floor (pid {}) on a private PostgreSQL", process.pid);
-    measure_on(process, options, &shop, "none".into(), target, prepared, cancel).await
+    measure_on(process, Vec::new(), options, &shop, "none".into(), target, prepared, cancel).await
 }
 
 /// The example configuration on `shop`, listening on a port of the kernel's choice, with the
@@ -282,6 +341,8 @@ fn server_config(shop: &str, data_dir: &std::path::Path) -> String {
 pub(crate) struct Measured {
     pid: Option<u32>,
     process: Option<ServerProcess>,
+    /// The other instances of a cluster the run started.
+    followers: Vec<ServerProcess>,
 }
 
 pub(crate) async fn prepared(options: &BenchOptions, database: &str) -> Result<database::Prepared, BenchError> {
@@ -300,6 +361,9 @@ async fn measure_prepared(
     mut server: Measured,
 ) -> Result<Report, BenchError> {
     let outcome = run.measure(prepared, &mut server).await;
+    for follower in std::mem::take(&mut server.followers) {
+        let _ = follower.stop(Duration::from_secs(30)).await;
+    }
     if let Some(process) = server.process.take() {
         eprintln!("stopping the server …");
         let stopped = process.stop(Duration::from_secs(30)).await;

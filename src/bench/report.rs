@@ -41,6 +41,8 @@ pub struct Report {
     pub resets: u64,
     pub received: Traffic,
     pub server: Option<Usage>,
+    /// The other instances of a cluster, when the run has several (`server` is the leader).
+    pub followers: Vec<Usage>,
     /// The bench process itself: clients and writer, on the same cores.
     pub bench: Usage,
     pub client_errors: u64,
@@ -220,6 +222,16 @@ impl fmt::Display for Report {
             )?,
             None => row(f, "server", "not measured (pass --server-pid)".into())?,
         }
+        for (i, s) in self.followers.iter().enumerate() {
+            row(
+                f,
+                &format!("follower {}", i + 1),
+                format!(
+                    "pid {}: CPU {:.0} % of one core; RSS {:.0} MB at the end",
+                    s.pid, s.cpu_percent, s.rss_peak_mb
+                ),
+            )?;
+        }
         let b = &self.bench;
         row(
             f,
@@ -312,6 +324,7 @@ mod tests {
             resets: 0,
             received: Traffic::default(),
             server: None,
+            followers: Vec::new(),
             bench: Usage::default(),
             frozen: 0,
             frozen_closed: 0,

@@ -31,6 +31,8 @@ pub(crate) struct Run<'a> {
     /// `ws://host:port/graphql`.
     pub url: String,
     pub addr: SocketAddr,
+    /// The other instances of a cluster, when the run has several.
+    pub also: Vec<(String, SocketAddr)>,
     pub token: String,
     pub target: String,
     pub cancel: CancellationToken,
@@ -38,7 +40,7 @@ pub(crate) struct Run<'a> {
 
 impl Run<'_> {
     pub async fn measure(self, prepared: database::Prepared, server: &mut Measured) -> Result<Report, BenchError> {
-        let Run { options, database, url, addr, token, target, cancel } = self;
+        let Run { options, database, url, addr, also, token, target, cancel } = self;
         let shape = options.shape;
         let queries = scenario::live_queries(shape.queries, shape.limit, &prepared.warehouses);
         if queries.len() < shape.queries {
@@ -58,7 +60,7 @@ impl Run<'_> {
             .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + i as u8)))
             .collect();
         let shared = Arc::new(Shared {
-            endpoint: Endpoint { url, addr, token, source_ips, setup_timeout: Duration::from_secs(60) },
+            endpoint: Endpoint { url, addr, also, token, source_ips, setup_timeout: Duration::from_secs(60) },
             ledger: ledger.clone(),
             latency: LatencyRecorder::new(16),
             tally: Tally::default(),
@@ -123,7 +125,8 @@ impl Run<'_> {
         };
         let window_start = pacer.due(measured_from);
         tokio::time::sleep_until(window_start.into()).await;
-        let at_start = Snapshot::take(&shared.tally, server.pid);
+        let followers: Vec<u32> = server.followers.iter().map(|p| p.pid).collect();
+        let at_start = Snapshot::take(&shared.tally, server.pid, &followers);
         let written = tokio::select! {
             w = writer => w,
             () = cancel.cancelled() => {
@@ -132,7 +135,7 @@ impl Run<'_> {
                 return Err(BenchError::Interrupted);
             }
         };
-        let at_end = Snapshot::take(&shared.tally, server.pid);
+        let at_end = Snapshot::take(&shared.tally, server.pid, &followers);
         let writer_stats = match written {
             Ok(Ok(stats)) => stats,
             Ok(Err(e)) => {
@@ -153,7 +156,11 @@ impl Run<'_> {
             deliveries = ledger.count(expected);
         }
         stop_clients(clients).await;
-        let server_exited = server.process.as_mut().and_then(|p| p.exited());
+        let server_exited = server
+            .process
+            .as_mut()
+            .and_then(|p| p.exited())
+            .or_else(|| server.followers.iter_mut().find_map(|p| p.exited()));
         let rss_peak = match rss {
             Some(s) => s.finish().await,
             None => 0,
@@ -177,6 +184,18 @@ impl Run<'_> {
             };
             Usage::new(pid, cpu, rss_start.rss, rss_peak, hwm)
         });
+        let follower_usage = followers
+            .iter()
+            .zip(at_start.followers_cpu.iter().zip(&at_end.followers_cpu))
+            .map(|(&pid, cpu)| {
+                let cpu = match cpu {
+                    (Some(a), Some(b)) => usage::cpu_percent(*a, *b),
+                    _ => 0.0,
+                };
+                let memory = usage::memory(Some(pid)).unwrap_or_default();
+                Usage::new(pid, cpu, 0, memory.rss, memory.hwm)
+            })
+            .collect();
         let own_cpu = match (at_start.own_cpu, at_end.own_cpu) {
             (Some(a), Some(b)) => usage::cpu_percent(a, b),
             _ => 0.0,
@@ -217,6 +236,7 @@ impl Run<'_> {
                 bytes_per_s: bytes as f64 / window,
             },
             server: server_usage,
+            followers: follower_usage,
             bench: Usage::new(
                 std::process::id(),
                 own_cpu,
@@ -240,17 +260,19 @@ struct Snapshot {
     messages: u64,
     bytes: u64,
     server_cpu: Option<usage::CpuReading>,
+    followers_cpu: Vec<Option<usage::CpuReading>>,
     own_cpu: Option<usage::CpuReading>,
     load_average: Option<f64>,
 }
 
 impl Snapshot {
-    fn take(tally: &Tally, server: Option<u32>) -> Snapshot {
+    fn take(tally: &Tally, server: Option<u32>, followers: &[u32]) -> Snapshot {
         Snapshot {
             at: Instant::now(),
             messages: tally.messages.load(Ordering::Relaxed),
             bytes: tally.bytes.load(Ordering::Relaxed),
             server_cpu: server.and_then(|pid| usage::cpu(Some(pid)).ok()),
+            followers_cpu: followers.iter().map(|&pid| usage::cpu(Some(pid)).ok()).collect(),
             own_cpu: usage::cpu(None).ok(),
             load_average: usage::load_average(),
         }
