@@ -50,9 +50,4 @@ impl Announcer {
             let _ = tx.send(announcement);
         }
     }
-
-    /// Whether announcements go anywhere (this instance is one of a cluster).
-    pub fn is_connected(&self) -> bool {
-        self.0.is_some()
-    }
 }
