@@ -475,14 +475,6 @@ async fn the_leader_killed_round_after_round_loses_and_repeats_nothing_for_any_c
         clients[leader].move_to(addr_back, &admin).await;
         leader = survivor;
     }
-    writes.abort();
-    let _ = writes.await;
-    let last = max_id(&sql).await;
-    for (i, client) in clients.iter_mut().enumerate() {
-        assert!(client.read_past(Some(last - 1)).await, "client {i} reaches the last insert");
-        assert_eq!(*client.seen.first().unwrap(), 1_000_000, "client {i} saw every insert");
-        assert_consecutive(&client.seen, &format!("client {i}"));
-    }
     let mut sorted = failovers.clone();
     sorted.sort();
     eprintln!(
@@ -492,12 +484,32 @@ async fn the_leader_killed_round_after_round_loses_and_repeats_nothing_for_any_c
         sorted.last().unwrap(),
         failovers
     );
-    let target = current_lsn(&sql).await;
-    let [(a, addr_a), (b, addr_b)] = instances;
-    for (serve, addr, config, who) in [(a, addr_a, &configs[0], "a"), (b, addr_b, &configs[1], "b")] {
+    end_checks(writes, &mut clients, &sql, instances, &configs).await;
+}
+
+/// The end of a run of inserts: the writer stops; each client reaches the last insert having
+/// seen every one exactly once, in order; both instances apply everything, without an anomaly,
+/// and their replicas equal the source.
+async fn end_checks(
+    writes: tokio::task::JoinHandle<()>,
+    clients: &mut [Follower],
+    sql: &tokio_postgres::Client,
+    instances: [(Serve, std::net::SocketAddr); 2],
+    configs: &[PathBuf; 2],
+) {
+    writes.abort();
+    let _ = writes.await;
+    let last = max_id(sql).await;
+    for (i, client) in clients.iter_mut().enumerate() {
+        assert!(client.read_past(Some(last - 1)).await, "client {i} reaches the last insert");
+        assert_eq!(*client.seen.first().unwrap(), 1_000_000, "client {i} saw every insert");
+        assert_consecutive(&client.seen, &format!("client {i}"));
+    }
+    let target = current_lsn(sql).await;
+    for ((serve, addr), (config, who)) in instances.into_iter().zip(configs.iter().zip(["a", "b"])) {
         support::http::applied_up_to(addr, "shop", target).await;
         assert_eq!(metric(addr, "opslive_replica_anomalies_total", &[]).await, Some(0.0), "{who}");
-        stop_and_compare(serve, config, &sql, who).await;
+        stop_and_compare(serve, config, sql, who).await;
     }
 }
 
@@ -676,18 +688,7 @@ async fn redis_killed_under_writes_makes_instances_not_ready_and_they_recover_wi
     let addr_a = a.wait_listening().await;
     let now = max_id(&sql).await;
     assert!(client.read_past(Some(now)).await, "the follower's client goes on after Redis came back");
-    writes.abort();
-    let _ = writes.await;
-    let last = max_id(&sql).await;
-    assert!(client.read_past(Some(last - 1)).await);
-    assert_eq!(*client.seen.first().unwrap(), 1_000_000);
-    assert_consecutive(&client.seen, "the follower's client");
-    let target = current_lsn(&sql).await;
-    for (serve, addr, config, who) in [(a, addr_a, &configs[0], "a"), (b, addr_b, &configs[1], "b")] {
-        support::http::applied_up_to(addr, "shop", target).await;
-        assert_eq!(metric(addr, "opslive_replica_anomalies_total", &[]).await, Some(0.0), "{who}");
-        stop_and_compare(serve, config, &sql, who).await;
-    }
+    end_checks(writes, std::slice::from_mut(&mut client), &sql, [(a, addr_a), (b, addr_b)], &configs).await;
 }
 
 /// One instance at a time is cut off from Redis (a proxy that stops forwarding without closing
@@ -741,18 +742,7 @@ async fn an_instance_cut_off_from_redis_goes_not_ready_and_a_cut_off_leader_stop
     a.wait_log("following the cluster's leader", |_| {}).await;
     let addr_a = a.wait_listening().await;
 
-    writes.abort();
-    let _ = writes.await;
-    let last = max_id(&sql).await;
-    assert!(client.read_past(Some(last - 1)).await);
-    assert_eq!(*client.seen.first().unwrap(), 1_000_000);
-    assert_consecutive(&client.seen, "the follower's client");
-    let target = current_lsn(&sql).await;
-    for (serve, addr, config, who) in [(a, addr_a, &configs[0], "a"), (b, addr_b, &configs[1], "b")] {
-        support::http::applied_up_to(addr, "shop", target).await;
-        assert_eq!(metric(addr, "opslive_replica_anomalies_total", &[]).await, Some(0.0), "{who}");
-        stop_and_compare(serve, config, &sql, who).await;
-    }
+    end_checks(writes, std::slice::from_mut(&mut client), &sql, [(a, addr_a), (b, addr_b)], &configs).await;
 }
 
 /// A follower paused (SIGSTOP) while the leader writes more than its streams keep

@@ -67,7 +67,10 @@ fn default_name() -> String {
 }
 
 fn default_lease_ms() -> u64 {
-    5_000
+    // A dead leader is replaced after this and up to a third more (a follower tries every
+    // third of it): 3–4 s, "within seconds", without a leader losing its lease to one slow
+    // Redis round trip.
+    3_000
 }
 
 fn default_stream_max_len() -> u64 {
