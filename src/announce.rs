@@ -30,6 +30,8 @@ pub enum Announcement {
     NotificationPolicy,
     /// A contact point was added or changed: the sending instance starts or restarts its lane.
     ContactPoints,
+    /// A token or a subject's tokens were revoked.
+    Revocations,
     /// A table's resync was asked of an instance that does not read the sources.
     Resync { table: String, reason: String },
 }

@@ -95,6 +95,7 @@ pub async fn serve_on(
         store: store.clone(),
         policy: policy.clone(),
         revoked: auth.revocations().clone(),
+        announcer: Announcer::default(),
     };
     let revoked = revocations.load().await?;
     if revoked > 0 {
@@ -122,6 +123,8 @@ pub async fn serve_on(
         }
         None => (Announcer::default(), None),
     };
+    let revocations =
+        crate::api::graphql::revocations::RevocationService { announcer: announcer.clone(), ..revocations };
     let start = match &cluster {
         Some(c) => match c.join(&registry, &cancel).await? {
             Some(start) => Some(start),
@@ -303,6 +306,10 @@ pub async fn serve_on(
             kpis: kpi_hub.quiet(),
             alerts: alert_hub.quiet(),
             notifier: notifier.quiet(),
+            revocations: crate::api::graphql::revocations::RevocationService {
+                announcer: Announcer::default(),
+                ..revocations.clone()
+            },
             registry: registry.clone(),
             resync: resync.clone(),
             leading: leading.subscribe(),

@@ -538,7 +538,7 @@ fn config_with_permissions(dir: &Path, url: &str, redis: &str, name: &str) -> Pa
     let path = config_with_api(dir, url, redis, name);
     std::fs::write(
         dir.join("policy.toml"),
-        "[roles.admin]\nall_tables = true\npermissions = [\"manage_kpis\", \"manage_alerts\", \"resync\"]\n",
+        "[roles.admin]\nall_tables = true\npermissions = [\"manage_kpis\", \"manage_alerts\", \"resync\", \"revoke_tokens\"]\n",
     )
     .unwrap();
     path
@@ -637,6 +637,14 @@ async fn changes_made_through_one_instance_are_in_force_on_the_others() {
     // Deleted on the follower: gone from the leader.
     data(addr_b, &admin, "mutation($id: ID!) { deleteKpi(id: $id) }", json!({ "id": kpi })).await;
     until(addr_a, &admin, kpis, |d| !d["kpis"].as_array().unwrap().iter().any(|k| k["id"] == kpi.as_str())).await;
+
+    // A token revoked on the leader: its live connection to the follower is closed.
+    let doomed = support::graphql::token("admin", json!({ "sub": "eve@example.com", "jti": "t-1" }));
+    let mut live = support::ws::WsClient::connect(addr_b, support::ws::TRANSPORT_WS, &doomed).await;
+    live.subscribe("k", kpis, json!({})).await;
+    live.next("k").await;
+    data(addr_a, &admin, "mutation { revokeToken(jti: \"t-1\") { id } }", json!({})).await;
+    assert_eq!(live.closed().await.code, 4403);
 }
 
 /// Waits (up to `within`) until `/readyz` of `addr` answers `status`; how long it took.

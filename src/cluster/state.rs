@@ -12,7 +12,8 @@
 //! database, so a change made while it was loading reaches it too. An announcement names what
 //! to read again, so hearing one twice does no harm. The stream keeps the last
 //! [`MAX_LEN`] entries; an instance that was away longer than that reads every definition,
-//! rule and silence again (acknowledgements made meanwhile reach it at its next restart).
+//! rule, silence, revocation and the policy again (acknowledgements made meanwhile reach it at
+//! its next restart).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::alert::AlertHub;
 use crate::alert::engine::Ack;
 use crate::alert::rule::RuleId;
 use crate::announce::Announcement;
+use crate::api::graphql::revocations::RevocationService;
 use crate::change::SourceName;
 use crate::kpi::KpiHub;
 use crate::notify::Notifier;
@@ -95,6 +97,7 @@ pub struct Targets {
     pub kpis: KpiHub,
     pub alerts: AlertHub,
     pub notifier: Notifier,
+    pub revocations: RevocationService,
     pub registry: Arc<Registry>,
     pub resync: HashMap<SourceName, Arc<ResyncRequests>>,
     /// Whether this instance reads the sources (only the leader acts on a resync).
@@ -137,7 +140,7 @@ pub async fn follow(
             match trimmed_past(c, &key, &from).await {
                 Ok(true) => {
                     tracing::warn!(
-                        "this instance was away longer than the cluster's change stream reaches: reading every KPI, rule, silence and the policy again"
+                        "this instance was away longer than the cluster's change stream reaches: reading every KPI, rule, silence, revocation and the policy again"
                     );
                     if let Err(e) = targets.reload_all().await {
                         tracing::warn!(error = %e, "cannot read the cluster's state again; it is read at the next change");
@@ -229,6 +232,7 @@ impl Targets {
                 Ok(())
             }
             Announcement::NotificationPolicy => self.notifier.reload_policy().await,
+            Announcement::Revocations => self.revocations.load().await.map(|_| ()),
             Announcement::ContactPoints => {
                 self.notifier.wake();
                 Ok(())
@@ -297,6 +301,7 @@ impl Targets {
         self.reload_kpis().await?;
         self.reload_rules().await?;
         self.alerts.set_silences(self.store.load_silences().await?).await;
+        self.revocations.load().await?;
         self.notifier.reload_policy().await
     }
 }

@@ -31,6 +31,9 @@ pub struct RevocationService {
     pub store: Store,
     pub policy: PolicyStore,
     pub revoked: Arc<Revocations>,
+    /// Tells the cluster's other instances at once (they also read the app database every
+    /// [`FOLLOW_INTERVAL`]).
+    pub announcer: crate::announce::Announcer,
 }
 
 impl std::fmt::Debug for RevocationService {
@@ -177,6 +180,7 @@ async fn revoke<'a>(
     let by = scope.principal.subject.clone().unwrap_or_else(|| format!("role {}", scope.principal.role));
     let record = service.store.revoke(request, reason.as_deref(), &by).await.map_err(stored)?;
     remember(&service.revoked, &record);
+    service.announcer.announce(crate::announce::Announcement::Revocations);
     tracing::info!(by = %by, revoked = ?request, "revoked tokens");
     Ok(Some(FieldValue::owned_any(record)))
 }
