@@ -61,9 +61,30 @@ impl Cluster {
     }
 }
 
-/// Random transactions on `items` until aborted; each holds the read side of `pause`.
-fn writer(url: String, pause: Arc<RwLock<()>>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+/// Writes running in a task; each transaction holds the read side of `pause`, so taking its
+/// write side waits for the one in flight.
+struct Writes {
+    task: tokio::task::JoinHandle<()>,
+    pause: Arc<RwLock<()>>,
+}
+
+impl Writes {
+    /// Stops them between two transactions: none is left in flight to commit after the caller
+    /// reads where the source is (aborting the task alone would leave its last statement
+    /// running on the server).
+    async fn stop(self) {
+        let _paused = self.pause.write().await;
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// Random transactions on `items` until stopped.
+fn writer(url: String) -> Writes {
+    let pause = Arc::new(RwLock::new(()));
+    let held = pause.clone();
+    let task = tokio::spawn(async move {
+        let pause = held;
         let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(conn);
         let mut next_id: i64 = 1_000_000;
@@ -89,7 +110,8 @@ fn writer(url: String, pause: Arc<RwLock<()>>) -> tokio::task::JoinHandle<()> {
                 return;
             }
         }
-    })
+    });
+    Writes { task, pause }
 }
 
 async fn current_lsn(sql: &tokio_postgres::Client) -> Position {
@@ -119,8 +141,7 @@ async fn followers_apply_the_leaders_events_and_one_takes_over_when_the_leader_i
     let mut a = Serve::start(&config_a);
     a.wait_log("this instance leads the cluster", |_| {}).await;
     a.wait_log("replica consistent; streaming", |_| {}).await;
-    let pause = Arc::new(RwLock::new(()));
-    let writes = writer(url.clone(), pause.clone());
+    let writes = writer(url.clone());
 
     // B starts while A writes: it follows, from A's replica and the bus.
     let mut b = Serve::start(&config_b);
@@ -131,7 +152,7 @@ async fn followers_apply_the_leaders_events_and_one_takes_over_when_the_leader_i
     let addr_b = b.wait_listening().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     {
-        let _paused = pause.write().await;
+        let _paused = writes.pause.write().await;
         let target = current_lsn(&sql).await;
         support::http::applied_up_to(addr_b, "shop", target).await;
         assert_eq!(metric(addr_b, "opslive_cluster_leader", &[]).await, Some(0.0));
@@ -158,8 +179,7 @@ async fn followers_apply_the_leaders_events_and_one_takes_over_when_the_leader_i
     .await;
     let addr_a = a.wait_listening().await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    writes.abort();
-    let _ = writes.await;
+    writes.stop().await;
     let target = current_lsn(&sql).await;
     for (who, addr) in [("b, the new leader", addr_b), ("a, now a follower", addr_a)] {
         support::http::applied_up_to(addr, "shop", target).await;
@@ -294,8 +314,7 @@ async fn a_paused_leader_is_replaced_and_stops_when_it_wakes() {
         Cluster::new(5000, config).await;
     let mut a = Serve::start(&config_a);
     a.wait_log("replica consistent; streaming", |_| {}).await;
-    let pause = Arc::new(RwLock::new(()));
-    let writes = writer(url.clone(), pause.clone());
+    let writes = writer(url.clone());
     let mut b = Serve::start(&config_b);
     b.wait_log("following the cluster's leader", |_| {}).await;
     let addr_b = b.wait_listening().await;
@@ -311,8 +330,7 @@ async fn a_paused_leader_is_replaced_and_stops_when_it_wakes() {
     let status = tokio::time::timeout(Duration::from_secs(30), a.child.wait()).await.unwrap().unwrap();
     assert!(!status.success(), "the stale leader stops with an error, for its supervisor to start it again");
 
-    writes.abort();
-    let _ = writes.await;
+    writes.stop().await;
     let target = current_lsn(&sql).await;
     support::http::applied_up_to(addr_b, "shop", target).await;
     assert_eq!(metric(addr_b, "opslive_replica_anomalies_total", &[]).await, Some(0.0));
@@ -335,17 +353,21 @@ fn config_with_api(dir: &Path, url: &str, redis: &str, name: &str) -> PathBuf {
     path
 }
 
-/// Inserts rows 1,000,000, 1,000,001, … one transaction each until aborted.
-fn inserter(url: String) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+/// Inserts rows 1,000,000, 1,000,001, … one transaction each until stopped.
+fn inserter(url: String) -> Writes {
+    let pause = Arc::new(RwLock::new(()));
+    let held = pause.clone();
+    let task = tokio::spawn(async move {
         let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(conn);
         for id in 1_000_000i64.. {
+            let _held = held.read().await;
             if client.execute("INSERT INTO items (id, v) VALUES ($1, 'new')", &[&id]).await.is_err() {
                 return;
             }
         }
-    })
+    });
+    Writes { task, pause }
 }
 
 /// Every id once, consecutive: nothing missed, nothing twice.
@@ -371,6 +393,11 @@ impl Follower {
             None => serde_json::json!({}),
         };
         client.subscribe("x", CHANGES, variables).await;
+        if cursor.is_none() {
+            // A new stream first says where it starts: from then on nothing is missed.
+            let start = client.message().await.unwrap();
+            assert!(start["payload"]["data"]["itemsChanges"]["events"].as_array().unwrap().is_empty(), "{start}");
+        }
         Follower { client, seen: Vec::new(), cursor }
     }
 
@@ -427,11 +454,6 @@ async fn the_leader_killed_round_after_round_loses_and_repeats_nothing_for_any_c
     let admin = support::graphql::token("admin", serde_json::json!({}));
     let mut clients =
         [Follower::connect(addr_first, &admin, None).await, Follower::connect(addr_second, &admin, None).await];
-    for client in &mut clients {
-        // Each stream first says where it starts.
-        let start = client.client.message().await.unwrap();
-        assert!(start["payload"]["data"]["itemsChanges"]["events"].as_array().unwrap().is_empty(), "{start}");
-    }
     let writes = inserter(url.clone());
     let mut failovers = Vec::new();
     let mut leader = 0;
@@ -491,14 +513,13 @@ async fn the_leader_killed_round_after_round_loses_and_repeats_nothing_for_any_c
 /// seen every one exactly once, in order; both instances apply everything, without an anomaly,
 /// and their replicas equal the source.
 async fn end_checks(
-    writes: tokio::task::JoinHandle<()>,
+    writes: Writes,
     clients: &mut [Follower],
     sql: &tokio_postgres::Client,
     instances: [(Serve, std::net::SocketAddr); 2],
     configs: &[PathBuf; 2],
 ) {
-    writes.abort();
-    let _ = writes.await;
+    writes.stop().await;
     let last = max_id(sql).await;
     for (i, client) in clients.iter_mut().enumerate() {
         assert!(client.read_past(Some(last - 1)).await, "client {i} reaches the last insert");
@@ -771,8 +792,7 @@ async fn a_follower_that_fell_behind_the_stream_stops_and_rebuilds_exactly() {
     let pid_b = b.child.id().unwrap().to_string();
     std::process::Command::new("kill").args(["-STOP", &pid_b]).status().unwrap();
     let published = metric(addr_a, "opslive_bus_published_total", &[]).await.unwrap_or(0.0);
-    let pause = Arc::new(RwLock::new(()));
-    let writes = writer(url.clone(), pause.clone());
+    let writes = writer(url.clone());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while metric(addr_a, "opslive_bus_published_total", &[]).await.unwrap_or(0.0) < published + 1000.0 {
         assert!(tokio::time::Instant::now() < deadline, "the leader never published 1,000 entries");
@@ -784,12 +804,12 @@ async fn a_follower_that_fell_behind_the_stream_stops_and_rebuilds_exactly() {
     let status = tokio::time::timeout(Duration::from_secs(30), b.child.wait()).await.unwrap().unwrap();
     assert!(!status.success());
 
+    // Started again once the writes stop (a stream that keeps 100 entries is outrun by this
+    // writer in a tenth of a second, faster than a start).
+    writes.stop().await;
     let mut b = Serve::start(&configs[1]);
     b.wait_log("following the cluster's leader", |_| {}).await;
     let addr_b = b.wait_listening().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    writes.abort();
-    let _ = writes.await;
     let target = current_lsn(&sql).await;
     for addr in [addr_a, addr_b] {
         support::http::applied_up_to(addr, "shop", target).await;
