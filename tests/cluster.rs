@@ -681,13 +681,13 @@ async fn readiness(addr: std::net::SocketAddr, status: u16, within: Duration) ->
     }
 }
 
-/// Redis crashes (SIGKILL) under a stream of inserts and comes back from its append-only file:
-/// the follower goes not ready while it is away, the leader cannot renew its lease and stops;
-/// once Redis is back the follower takes the lead, the old leader starts again as a follower,
-/// and the follower's change-stream client saw every insert once, in order: no silent gap.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_killed_under_writes_makes_instances_not_ready_and_they_recover_without_a_gap() {
-    let Cluster { mut redis, pg: _pg, url, sql, dirs: _dirs, configs } = Cluster::new(5000, config_with_api).await;
+/// Starts `a` (it leads) and `b` (it follows), a change-stream client on `b`, and inserts one
+/// row per transaction; returns once the client has seen inserts flow.
+async fn leader_follower_and_client(
+    configs: &[PathBuf; 2],
+    url: &str,
+    sql: &tokio_postgres::Client,
+) -> (Serve, Serve, std::net::SocketAddr, Follower, Writes) {
     let mut a = Serve::start(&configs[0]);
     a.wait_start_log("replica consistent; streaming").await;
     let mut b = Serve::start(&configs[1]);
@@ -695,9 +695,20 @@ async fn redis_killed_under_writes_makes_instances_not_ready_and_they_recover_wi
     let addr_b = b.wait_listening().await;
     let admin = support::graphql::token("admin", serde_json::json!({}));
     let mut client = Follower::connect(addr_b, &admin, None).await;
-    let writes = inserter(url.clone());
-    let now = max_id(&sql).await;
+    let writes = inserter(url.to_string());
+    let now = max_id(sql).await;
     assert!(client.read_past(Some(now)).await);
+    (a, b, addr_b, client, writes)
+}
+
+/// Redis crashes (SIGKILL) under a stream of inserts and comes back from its append-only file:
+/// the follower goes not ready while it is away, the leader cannot renew its lease and stops;
+/// once Redis is back the follower takes the lead, the old leader starts again as a follower,
+/// and the follower's change-stream client saw every insert once, in order: no silent gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_under_writes_makes_instances_not_ready_and_they_recover_without_a_gap() {
+    let Cluster { mut redis, pg: _pg, url, sql, dirs: _dirs, configs } = Cluster::new(5000, config_with_api).await;
+    let (mut a, mut b, addr_b, mut client, writes) = leader_follower_and_client(&configs, &url, &sql).await;
     readiness(addr_b, 200, Duration::from_secs(10)).await;
 
     redis.kill();
@@ -734,16 +745,7 @@ async fn an_instance_cut_off_from_redis_goes_not_ready_and_a_cut_off_leader_stop
         let text = std::fs::read_to_string(config).unwrap().replace(&redis.url(), &proxy.redis_url());
         std::fs::write(config, text).unwrap();
     }
-    let mut a = Serve::start(&configs[0]);
-    a.wait_start_log("replica consistent; streaming").await;
-    let mut b = Serve::start(&configs[1]);
-    b.wait_log("following the cluster's leader", |_| {}).await;
-    let addr_b = b.wait_listening().await;
-    let admin = support::graphql::token("admin", serde_json::json!({}));
-    let mut client = Follower::connect(addr_b, &admin, None).await;
-    let writes = inserter(url.clone());
-    let now = max_id(&sql).await;
-    assert!(client.read_past(Some(now)).await);
+    let (mut a, mut b, addr_b, mut client, writes) = leader_follower_and_client(&configs, &url, &sql).await;
 
     // The follower is cut off: not ready within seconds, then ready again and caught up.
     proxies[1].cut();
