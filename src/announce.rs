@@ -13,6 +13,8 @@
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::store::fence::Fence;
+
 /// One change an instance made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -34,6 +36,36 @@ pub enum Announcement {
     Revocations,
     /// A table's resync was asked of an instance that does not read the sources.
     Resync { table: String, reason: String },
+    /// What the leader's alert runtime decided and recorded: the instances it changed (their
+    /// new state, or none: back to Normal) and the rules' overflow counts. Unlike the others
+    /// this carries values, at the pace of transactions: the app database records transitions,
+    /// not every move of a firing instance's value, and followers show what the leader shows.
+    AlertResults { epoch: u64, results: serde_json::Value },
+}
+
+/// What an instance does with what its engines decide.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Duty {
+    /// Decides alert state as transactions and time pass, records it, writes KPI history and
+    /// sends notifications: a lone instance (no fence) or a cluster's leader, whose writes
+    /// carry its epoch and are refused once a newer leader has claimed the cluster.
+    Lead { fence: Option<Fence> },
+    /// Shows what the leader decided (told through [`Announcement::AlertResults`]) and records
+    /// none of it.
+    Follow,
+}
+
+impl Duty {
+    pub fn leads(&self) -> bool {
+        matches!(self, Duty::Lead { .. })
+    }
+
+    pub fn fence(&self) -> Option<&Fence> {
+        match self {
+            Duty::Lead { fence } => fence.as_ref(),
+            Duty::Follow => None,
+        }
+    }
 }
 
 /// Where a runtime tells of its changes; cheap to clone.
@@ -45,6 +77,11 @@ impl Announcer {
     pub fn channel() -> (Announcer, mpsc::UnboundedReceiver<Announcement>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Announcer(Some(tx)), rx)
+    }
+
+    /// Whether anybody hears: an instance in a cluster.
+    pub fn tells(&self) -> bool {
+        self.0.is_some()
     }
 
     pub fn announce(&self, announcement: Announcement) {

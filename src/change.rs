@@ -45,6 +45,13 @@ impl Serialize for Position {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Position {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Position, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Position::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not a position (X/Y)")))
+    }
+}
+
 /// A row of a watched table: values in the table's column order (see [`crate::registry`]).
 /// Immutable and shared: the replica, deltas and results hold the same allocation.
 pub type Row = Arc<[Value]>;

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::{AlertHub, AlertStart};
-use crate::announce::Announcer;
+use crate::announce::{Announcer, Duty};
 use crate::api::graphql::{AlertService, GraphqlState, KpiService, LiveHub};
 use crate::api::{ApiError, Listener, OpsState, SourceView};
 use crate::auth::{AuthConfigError, Authenticator};
@@ -31,6 +31,7 @@ use crate::registry::Registry;
 use crate::replica::Replica;
 use crate::source::SourceStats;
 use crate::source::{Resume, Source, Wiring};
+use crate::store::fence::Fence;
 use crate::store::{Store, StoreError};
 use crate::watermark::{DurableMarks, Watermarks};
 
@@ -197,8 +198,22 @@ pub async fn serve_on(
         }
         _ => None,
     };
-    // Sending notifications is the leader's (or a lone instance's) work, never twice.
-    let (leading, leading_rx) = watch::channel(first_activation.is_some() || cluster.is_none());
+    // Deciding alert state, writing KPI history and sending notifications are the leader's
+    // (or a lone instance's) work, never twice; a leader's writes carry its epoch, claimed in
+    // the app database before the first.
+    let fence_of = |c: &Cluster, epoch: u64| Fence { cluster: c.config.name.clone(), epoch };
+    let duty = match (&cluster, &role) {
+        (None, _) => Duty::Lead { fence: None },
+        (Some(c), Role::Leader(held)) => {
+            let fence = fence_of(c, held.epoch);
+            store.claim_epoch(&fence).await?;
+            Duty::Lead { fence: Some(fence) }
+        }
+        (Some(_), _) => Duty::Follow,
+    };
+    let following = duty == Duty::Follow;
+    let (leading, leading_rx) = watch::channel(duty);
+    let fenced = CancellationToken::new();
     let bus = cluster.as_ref().map(|c| {
         let marks = DurableMarks::register("bus", &watermarks);
         let (events, tapped) = mpsc::channel(crate::pipeline::BATCH_CAPACITY);
@@ -263,20 +278,28 @@ pub async fn serve_on(
         replica: start.clone(),
         kpis: kpi_hub.current(),
         rules: store.load_alert_rules().await?,
-        instances: store.load_alert_state(&positions).await?,
+        // A follower changes nothing it did not decide: the leader's record stands as it is.
+        instances: match following {
+            true => store.read_alert_state().await?,
+            false => store.load_alert_state(&positions).await?,
+        },
         silences: store.load_silences().await?,
         store: store.clone(),
         marks: alert_marks,
         notify: Some(notifier.link()),
+        duty: leading.subscribe(),
+        announcer: announcer.clone(),
+        fenced: fenced.clone(),
     };
     tracing::info!(rules = alert_start.rules.len(), open = alert_start.instances.len(), "alert rules loaded");
-    let alert_hub = AlertHub::start(alert_start, alert_steps, cancel.clone()).announcing(announcer.clone());
+    let alert_hub = AlertHub::start(alert_start, alert_steps, cancel.clone());
     notifier.start_reminders(alert_hub.board.clone(), cancel.clone());
     let history = Recorder {
         store: store.clone(),
         marks: history_marks,
         retention: config.kpi.history_retention_micros(),
-        writing: leading.subscribe(),
+        duty: leading.subscribe(),
+        fenced: fenced.clone(),
     };
     tokio::spawn(history.run(history_steps, cancel.clone()));
     let ack = notifier.ack_key().map(|key| crate::api::ack::AckApi {
@@ -312,7 +335,7 @@ pub async fn serve_on(
             },
             registry: registry.clone(),
             resync: resync.clone(),
-            leading: leading.subscribe(),
+            duty: leading.subscribe(),
         };
         let (client, instance, from) = (c.client.clone(), c.instance.clone(), c.state_from.clone());
         tokio::spawn(crate::cluster::state::follow(client, key, instance, from, targets, cancel.clone()));
@@ -352,7 +375,7 @@ pub async fn serve_on(
         cluster: cluster.as_ref().map(|c| c.stats.clone()),
         leader: cluster
             .is_some()
-            .then(|| crate::api::tables::LeaderLink { leading: leading.subscribe(), announcer: announcer.clone() }),
+            .then(|| crate::api::tables::LeaderLink { duty: leading.subscribe(), announcer: announcer.clone() }),
     };
     tracing::info!(addr = %listener.addr, "listening");
     let mut router = crate::api::router(ops, extra_metrics, web_dir.as_deref(), config.auth.clone())
@@ -427,6 +450,7 @@ pub async fn serve_on(
 
     // Alone or leading: read the sources now. Following: apply the bus until this instance
     // takes the lead, then read the sources from where the bus ended.
+    let store_for_lead = store.clone();
     let role = tokio::spawn(async move {
         let Some(cluster) = cluster else { return sources.start().await?.finish().await };
         let (activate, _, publishing) = bus.expect("a cluster has a bus");
@@ -438,8 +462,10 @@ pub async fn serve_on(
                     .follow(registry_for_bus, streams, views_for_bus, sources.tx.clone(), sources.cancel.clone())
                     .await?;
                 let Some((held, activation)) = followed else { return Ok(()) };
+                let fence = Fence { cluster: cluster.config.name.clone(), epoch: held.epoch };
+                store_for_lead.claim_epoch(&fence).await?;
                 let _ = activate.send(Some(activation));
-                let _ = leading.send(true);
+                let _ = leading.send(Duty::Lead { fence: Some(fence) });
                 held
             }
         };
@@ -450,6 +476,10 @@ pub async fn serve_on(
             kept = held.lost() => {
                 cancel.cancel();
                 kept.map_err(ServeError::from)
+            }
+            _ = fenced.cancelled() => {
+                cancel.cancel();
+                Err(crate::cluster::ClusterError::LostLead("a newer leader claimed the app database".into()).into())
             }
             published = publishing => {
                 cancel.cancel();

@@ -48,7 +48,7 @@ impl AlertState {
 }
 
 /// Why a transition happened.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Cause {
     /// A committed transaction changed what the rule reads.
     Transaction { source: SourceName, position: Position, commit_ts: i64 },
@@ -75,15 +75,16 @@ impl Cause {
 }
 
 /// Who acknowledged an instance, when, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ack {
     pub by: Option<String>,
     pub at: i64,
     pub note: Option<String>,
 }
 
-/// One instance of a rule that is not Normal.
-#[derive(Clone, Debug, PartialEq)]
+/// One instance of a rule that is not Normal (serialised: a cluster's leader tells its
+/// followers of each one it changed).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Instance {
     pub rule: RuleId,
     /// `""` for an ungrouped KPI; the JSON of the group key or of the row key.
@@ -177,9 +178,9 @@ pub struct AlertSet {
     timelines: BTreeMap<RuleId, Timeline>,
     /// Crossing and change rules: each group's recent values, by (rule, group key).
     past: BTreeMap<(RuleId, String), Past>,
-    /// An open instance's value, row or summary moved without a transition since the last
+    /// Open instances whose value, row or summary moved without a transition since the last
     /// [`AlertSet::take_moved`]: readers want the new value.
-    moved: bool,
+    moved: Vec<(RuleId, String)>,
     /// No instance is due before this (it may be lower than the earliest): `advance` runs on
     /// every transaction and scans the instances only when one may have come due.
     due_floor: i64,
@@ -234,7 +235,7 @@ impl AlertSet {
             overflow: BTreeMap::new(),
             timelines: BTreeMap::new(),
             past: BTreeMap::new(),
-            moved: false,
+            moved: Vec::new(),
             due_floor: i64::MIN,
         }
     }
@@ -387,9 +388,26 @@ impl AlertSet {
         self.instances.range((id, String::new())..).take_while(|((r, _), _)| *r == id).map(|(k, _)| k.clone()).collect()
     }
 
-    /// Whether an open instance's value, row or summary moved since the last call.
-    pub fn take_moved(&mut self) -> bool {
+    /// The open instances whose value, row or summary moved since the last call.
+    pub fn take_moved(&mut self) -> Vec<(RuleId, String)> {
         std::mem::take(&mut self.moved)
+    }
+
+    /// Takes an instance as another instance decided it (`None`: it is Normal again), for a
+    /// set that follows a cluster's leader instead of evaluating.
+    pub fn mirror(&mut self, rule: RuleId, key: String, instance: Option<Instance>) {
+        match instance {
+            Some(i) => self.open_instance((rule, key), i),
+            None => self.close_instance(&(rule, key)),
+        }
+    }
+
+    /// A set holding only these instances, as the leader left them, with no rules: what a
+    /// follower that takes the lead starts from before it binds its rules again.
+    pub fn taking_over(&self) -> AlertSet {
+        let mut set = AlertSet::new();
+        set.restore(self.instances.values().map(|i| (**i).clone()));
+        set
     }
 
     /// How many breaching instances of a rule are not open because of its cap.
@@ -827,7 +845,9 @@ impl AlertSet {
                         moved = true;
                     }
                 }
-                self.moved |= moved;
+                if moved {
+                    self.moved.push(slot.clone());
+                }
                 match (inst.state, o.condition) {
                     (AlertState::Pending, true) => None,
                     (AlertState::Pending, false) => {

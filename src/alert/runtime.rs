@@ -11,6 +11,13 @@
 //! writes them in one database transaction each and only then marks the step's position
 //! durable, so a source is never acknowledged past a transition that is not yet recorded.
 //! A write that fails is retried until it succeeds (the acknowledgement waits meanwhile).
+//!
+//! In a cluster only the leader decides ([`Duty`]): it evaluates on transactions and as time
+//! passes, records under its epoch (a write refused because a newer leader claimed the cluster
+//! stops it), and once a write is committed tells the followers what it changed
+//! ([`AlertResults`]). A follower evaluates nothing and records nothing: it shows the leader's
+//! instances, and when it takes the lead it binds its rules again on its own replica and
+//! carries on from the instances the old leader left, as a restart does.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,13 +30,13 @@ use tokio_util::sync::CancellationToken;
 use super::engine::{Ack, AlertSet, Cause, Instance, Transition};
 use super::rule::{RuleId, Target, bind, bind_rows};
 use super::silence::Silence;
-use crate::announce::{Announcement, Announcer};
+use crate::announce::{Announcement, Announcer, Duty};
 use crate::change::{Position, SourceName};
 use crate::kpi::{DefinitionError, KpiBoard, KpiStep};
 use crate::notify::{NotifyLink, RuleFacts, notices};
 use crate::replica::Replica;
-use crate::store::Store;
 use crate::store::alerts::AlertRuleRecord;
+use crate::store::{Store, StoreError};
 use crate::store::notifications::Outgoing;
 use crate::watermark::DurableMarks;
 
@@ -59,6 +66,36 @@ enum Command {
     RemoveRule { id: RuleId },
     Acknowledge { rule: RuleId, instance: String, ack: Ack, reply: oneshot::Sender<Result<Instance, String>> },
     Silences { silences: Vec<Silence>, reply: oneshot::Sender<()> },
+    /// What the leader decided (ignored while this instance decides itself).
+    Mirror { epoch: u64, results: AlertResults },
+    /// Every open instance as recorded (a follower that missed the leader's word).
+    MirrorAll { instances: Vec<Instance> },
+}
+
+/// What a leader's alert runtime changed in one recorded write: each instance's new state
+/// (`None`: Normal again) and the overflow counts that moved.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AlertResults {
+    pub instances: Vec<(RuleId, String, Option<Instance>)>,
+    pub overflow: Vec<(RuleId, usize)>,
+}
+
+impl AlertResults {
+    /// Later results after these: an instance's newer state replaces its older one.
+    fn extend(&mut self, later: AlertResults) {
+        for (rule, key, instance) in later.instances {
+            match self.instances.iter_mut().find(|(r, k, _)| *r == rule && *k == key) {
+                Some(slot) => slot.2 = instance,
+                None => self.instances.push((rule, key, instance)),
+            }
+        }
+        for (rule, n) in later.overflow {
+            match self.overflow.iter_mut().find(|(r, _)| *r == rule) {
+                Some(slot) => slot.1 = n,
+                None => self.overflow.push((rule, n)),
+            }
+        }
+    }
 }
 
 /// The handle GraphQL and the server use.
@@ -87,6 +124,13 @@ pub struct AlertStart {
     pub marks: DurableMarks,
     /// Routing of transitions to contact points (none: nothing is notified).
     pub notify: Option<NotifyLink>,
+    /// Whether this instance decides alert state (alone, or leading) or follows the leader.
+    pub duty: watch::Receiver<Duty>,
+    /// Tells the cluster's other instances of rules, acknowledgements and silences made here,
+    /// and, while leading, of what the runtime decided.
+    pub announcer: Announcer,
+    /// Cancelled when a write is refused because a newer leader claimed the cluster.
+    pub fenced: CancellationToken,
 }
 
 /// A write for the writer task: transitions, the instances they left, and the position it
@@ -97,6 +141,8 @@ struct Write {
     /// Notifications the transitions cause, written with them.
     outgoing: Vec<Outgoing>,
     durable: Option<(SourceName, Position)>,
+    /// For the followers, once written (leading in a cluster only).
+    results: Option<AlertResults>,
 }
 
 impl AlertHub {
@@ -106,6 +152,8 @@ impl AlertHub {
         let (writes, writes_rx) = mpsc::channel(256);
         let mut set = AlertSet::new();
         set.restore(start.instances);
+        let mut duty = start.duty;
+        duty.borrow_and_update();
         let mut runtime = Runtime {
             set,
             replica: start.replica,
@@ -114,6 +162,11 @@ impl AlertHub {
             published: watch::Sender::new(Arc::new(AlertBoard::default())),
             writes,
             notify: start.notify.clone(),
+            telling: start.announcer.tells(),
+            duty: duty.clone(),
+            store: start.store.clone(),
+            overflow_moved: Vec::new(),
+            leader_epoch: 0,
         };
         let now = chrono::Utc::now().timestamp_micros();
         let mut startup = Vec::new();
@@ -122,17 +175,20 @@ impl AlertHub {
         }
         runtime.publish();
         let board = runtime.published.subscribe();
-        tokio::spawn(writer(start.store, start.marks, start.notify, writes_rx, cancel.clone()));
+        let writer = Writer {
+            store: start.store,
+            marks: start.marks,
+            notify: start.notify,
+            duty,
+            announcer: start.announcer.clone(),
+            fenced: start.fenced,
+        };
+        tokio::spawn(writer.run(writes_rx, cancel.clone()));
         tokio::spawn(async move {
             runtime.record(startup, None).await;
             runtime.run(rx, steps).await
         });
-        AlertHub { commands, board, announcer: Announcer::default() }
-    }
-
-    /// The same hub, telling `announcer` of every change made through it.
-    pub fn announcing(self, announcer: Announcer) -> AlertHub {
-        AlertHub { announcer, ..self }
+        AlertHub { commands, board, announcer: start.announcer }
     }
 
     /// The same hub, telling nobody: for changes another instance made and announced.
@@ -186,6 +242,16 @@ impl AlertHub {
     pub fn current(&self) -> Arc<AlertBoard> {
         self.board.borrow().clone()
     }
+
+    /// What the leader of epoch `epoch` decided; shown here while this instance follows.
+    pub fn mirror(&self, epoch: u64, results: AlertResults) {
+        let _ = self.commands.send(Command::Mirror { epoch, results });
+    }
+
+    /// Every open instance as recorded, replacing what this follower shows.
+    pub fn mirror_all(&self, instances: Vec<Instance>) {
+        let _ = self.commands.send(Command::MirrorAll { instances });
+    }
 }
 
 struct Runtime {
@@ -196,13 +262,42 @@ struct Runtime {
     published: watch::Sender<Arc<AlertBoard>>,
     writes: mpsc::Sender<Write>,
     notify: Option<NotifyLink>,
+    /// In a cluster: what is decided here is told to the followers.
+    telling: bool,
+    duty: watch::Receiver<Duty>,
+    /// For acknowledgements made while following (the leader records the instance).
+    store: Store,
+    /// Rules whose overflow count moved since the last write.
+    overflow_moved: Vec<(RuleId, usize)>,
+    /// The newest leader's epoch whose results were applied: an older one's are stale.
+    leader_epoch: u64,
 }
 
 impl Runtime {
+    fn leads(&self) -> bool {
+        self.duty.borrow().leads()
+    }
+
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut steps: mpsc::Receiver<KpiStep>) {
         // Ends when the KPI runtime's steps end (it drains the apply loop at shutdown), so
         // every transition reaches the writer.
         loop {
+            if !self.leads() {
+                tokio::select! {
+                    biased;
+                    changed = self.duty.changed() => {
+                        if changed.is_ok() && self.duty.borrow_and_update().leads() {
+                            self.take_over().await;
+                        }
+                    }
+                    step = steps.recv() => match step {
+                        Some(step) => self.follow(step).await,
+                        None => break,
+                    },
+                    Some(command) = commands.recv() => self.command(command).await,
+                }
+                continue;
+            }
             // Steps waiting (a backlog): take them without working out the next due time
             // (a scan of every instance); each step moves time up to its own cause first.
             if let Ok(step) = steps.try_recv() {
@@ -228,6 +323,40 @@ impl Runtime {
                 }
             }
         }
+    }
+
+    /// A step while following: the replica and KPIs move on, nothing is evaluated; the
+    /// position still reaches the writer, which marks it durable (it records nothing).
+    async fn follow(&mut self, step: KpiStep) {
+        self.kpis = step.board.clone();
+        let Some(batch) = &step.batch else { return };
+        self.replica = batch.replica.clone();
+        if !batch.applied.deltas.iter().all(|d| matches!(d, crate::replica::Delta::Row(_))) {
+            // A table was reloaded: a rule that could not bind may now (shown, not evaluated).
+            self.rebind_waiting(&Cause::Due { at: batch.at });
+            self.publish();
+        }
+        let durable = batch.applied.tx.as_ref().map(|tx| (tx.source.clone(), tx.position));
+        if durable.is_some() {
+            let write = Write { transitions: Vec::new(), instances: Vec::new(), outgoing: Vec::new(), durable, results: None };
+            let _ = self.writes.send(write).await;
+        }
+    }
+
+    /// This follower now leads: from the instances the old leader left, every rule is bound
+    /// and evaluated on this replica, as after a restart (a firing instance whose condition
+    /// still holds does not fire again); from here on it decides.
+    async fn take_over(&mut self) {
+        self.set = self.set.taking_over();
+        let now = chrono::Utc::now().timestamp_micros();
+        let records: Vec<Arc<AlertRuleRecord>> = self.board.rules.values().map(|r| r.record.clone()).collect();
+        let mut transitions = Vec::new();
+        for record in records {
+            transitions.extend(self.set_rule(record, &Cause::Due { at: now }).1);
+        }
+        tracing::info!(rules = self.board.rules.len(), open = self.set.instance_map().len(), "alert evaluation taken over from the old leader");
+        self.publish();
+        self.record(transitions, None).await;
     }
 
     async fn step(&mut self, step: KpiStep) {
@@ -275,8 +404,9 @@ impl Runtime {
                 let writes = self.writes.clone();
                 let instances = self.instances_of(&transitions);
                 let outgoing = self.notices(&transitions);
+                let results = self.telling.then(|| AlertResults { instances: instances.clone(), overflow: Vec::new() });
                 tokio::spawn(async move {
-                    let _ = writes.send(Write { transitions, instances, outgoing, durable: None }).await;
+                    let _ = writes.send(Write { transitions, instances, outgoing, durable: None, results }).await;
                 });
             }
         }
@@ -312,8 +442,13 @@ impl Runtime {
                     }
                     _ => None,
                 };
-                let transitions = self.set.set_rule(rule, &self.kpis, &self.replica, cause);
-                self.board.rules.insert(record.id, RuleEntry { record, problem, overflow: 0 });
+                // A follower binds only to show why a rule would not work; the leader evaluates.
+                let transitions = match self.leads() {
+                    true => self.set.set_rule(rule, &self.kpis, &self.replica, cause),
+                    false => Vec::new(),
+                };
+                let overflow = self.board.rules.get(&record.id).map_or(0, |r| r.overflow);
+                self.board.rules.insert(record.id, RuleEntry { record, problem, overflow });
                 (Ok(()), transitions)
             }
             Err(e) => {
@@ -344,18 +479,46 @@ impl Runtime {
                 let _ = reply.send(());
             }
             Command::Acknowledge { rule, instance, ack, reply } => {
-                let result = self.set.acknowledge(rule, &instance, ack).cloned();
+                let result = self.set.acknowledge(rule, &instance, ack.clone()).cloned();
                 if let Ok(inst) = &result {
-                    let write = Write {
-                        transitions: Vec::new(),
-                        instances: vec![(rule, instance, Some(inst.clone()))],
-                        outgoing: Vec::new(),
-                        durable: None,
-                    };
-                    let _ = self.writes.send(write).await;
+                    if self.leads() {
+                        let instances = vec![(rule, instance, Some(inst.clone()))];
+                        let results = self.telling.then(|| AlertResults { instances: instances.clone(), overflow: Vec::new() });
+                        let write =
+                            Write { transitions: Vec::new(), instances, outgoing: Vec::new(), durable: None, results };
+                        let _ = self.writes.send(write).await;
+                    } else {
+                        // Who, when and why; the leader, told of it, records the instance.
+                        if let Err(e) = self.store.record_acknowledgement(rule, &instance, &ack).await {
+                            tracing::warn!(error = %e, "cannot record an acknowledgement; the leader records it when told");
+                        }
+                    }
                     self.publish();
                 }
                 let _ = reply.send(result);
+            }
+            Command::Mirror { epoch, results } => {
+                if self.leads() || epoch < self.leader_epoch {
+                    return;
+                }
+                self.leader_epoch = epoch;
+                for (rule, key, instance) in results.instances {
+                    self.set.mirror(rule, key, instance);
+                }
+                for (rule, n) in results.overflow {
+                    if let Some(entry) = self.board.rules.get_mut(&rule) {
+                        entry.overflow = n;
+                    }
+                }
+                self.publish();
+            }
+            Command::MirrorAll { instances } => {
+                if self.leads() {
+                    return;
+                }
+                self.set = AlertSet::new();
+                self.set.restore(instances);
+                self.publish();
             }
         }
     }
@@ -378,7 +541,8 @@ impl Runtime {
         for t in &transitions {
             tracing::info!(rule = t.rule.0, from = t.from.name(), to = t.to.name(), cause = %t.cause.key(), "alert transition");
         }
-        let changed = !transitions.is_empty() | self.set.take_moved();
+        let moved = self.set.take_moved();
+        let changed = !transitions.is_empty() || !moved.is_empty();
         // Shown at once; recorded behind. A crash before the write is harmless: the source
         // is acknowledged only once it is written, and delivers the transaction again.
         if changed {
@@ -387,7 +551,16 @@ impl Runtime {
         if changed || durable.is_some() {
             let instances = self.instances_of(&transitions);
             let outgoing = self.notices(&transitions);
-            if self.writes.send(Write { transitions, instances, outgoing, durable }).await.is_err() {
+            let results = self.telling.then(|| {
+                let mut told = AlertResults { instances: instances.clone(), overflow: std::mem::take(&mut self.overflow_moved) };
+                let moved = moved.into_iter().map(|(rule, key)| {
+                    let now = self.set.instance(rule, &key).cloned();
+                    (rule, key, now)
+                });
+                told.extend(AlertResults { instances: moved.collect(), overflow: Vec::new() });
+                told
+            });
+            if self.writes.send(Write { transitions, instances, outgoing, durable, results }).await.is_err() {
                 tracing::debug!("alert writer stopped");
             }
         }
@@ -410,13 +583,15 @@ impl Runtime {
     }
 
     fn publish(&mut self) {
-        let ids: Vec<RuleId> = self.board.rules.keys().copied().collect();
+        // A follower's overflow counts are the leader's, as told.
+        let ids: Vec<RuleId> = if self.leads() { self.board.rules.keys().copied().collect() } else { Vec::new() };
         for id in ids {
             let overflow = self.set.overflow(id);
             if let Some(entry) = self.board.rules.get_mut(&id)
                 && entry.overflow != overflow
             {
                 entry.overflow = overflow;
+                self.overflow_moved.push((id, overflow));
             }
         }
         self.board.instances = self.set.instance_map().clone();
@@ -433,64 +608,97 @@ fn decided_on(transitions: &mut [Transition], replica: &Replica) {
     }
 }
 
-/// Writes in order; marks each write's position durable once it is committed. Writes that
-/// queued up while one was being committed go together in the next database transaction
-/// (group commit): a burst of transactions costs a few commits, not one each.
-async fn writer(
+/// The alert writer's side: the app database, the positions it makes durable, and whom it
+/// tells once a write is committed.
+struct Writer {
     store: Store,
     marks: DurableMarks,
     notify: Option<NotifyLink>,
-    mut writes: mpsc::Receiver<Write>,
-    cancel: CancellationToken,
-) {
-    const MOST_AT_ONCE: usize = 512;
-    while let Some(first) = writes.recv().await {
-        let mut group = vec![first];
-        while group.len() < MOST_AT_ONCE
-            && let Ok(more) = writes.try_recv()
-        {
-            group.push(more);
-        }
-        let (transitions, instances, outgoing, durable) = merge(group);
-        if !transitions.is_empty() || !instances.is_empty() {
-            let mut delay = Duration::from_millis(100);
-            loop {
-                match store.record_alerts(&transitions, &instances, &outgoing).await {
-                    Ok(()) => {
-                        if let Some(link) = notify.as_ref().filter(|_| !outgoing.is_empty()) {
-                            link.wake();
+    duty: watch::Receiver<Duty>,
+    announcer: Announcer,
+    fenced: CancellationToken,
+}
+
+impl Writer {
+    /// Writes in order; marks each write's position durable once it is committed. Writes that
+    /// queued up while one was being committed go together in the next database transaction
+    /// (group commit): a burst of transactions costs a few commits, not one each. A leader's
+    /// write carries its epoch; refused (a newer leader claimed the cluster), nothing more is
+    /// written or marked and the instance is told it no longer leads.
+    async fn run(self, mut writes: mpsc::Receiver<Write>, cancel: CancellationToken) {
+        const MOST_AT_ONCE: usize = 512;
+        while let Some(first) = writes.recv().await {
+            let mut group = vec![first];
+            while group.len() < MOST_AT_ONCE
+                && let Ok(more) = writes.try_recv()
+            {
+                group.push(more);
+            }
+            let Merged { transitions, instances, outgoing, durable, results } = merge(group);
+            let fence = self.duty.borrow().fence().cloned();
+            if !transitions.is_empty() || !instances.is_empty() {
+                let mut delay = Duration::from_millis(100);
+                loop {
+                    match self.store.record_alerts(&transitions, &instances, &outgoing, fence.as_ref()).await {
+                        Ok(()) => {
+                            if let Some(link) = self.notify.as_ref().filter(|_| !outgoing.is_empty()) {
+                                link.wake();
+                            }
+                            break;
                         }
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot record alert transitions; retrying (the source is not acknowledged meanwhile)");
-                        tokio::select! {
-                            _ = tokio::time::sleep(delay) => {}
-                            _ = cancel.cancelled() => return,
+                        Err(e @ StoreError::Fenced { .. }) => {
+                            tracing::error!(error = %e, "alert transitions not recorded: another instance leads the cluster now");
+                            self.fenced.cancel();
+                            return;
                         }
-                        delay = (delay * 2).min(Duration::from_secs(10));
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot record alert transitions; retrying (the source is not acknowledged meanwhile)");
+                            tokio::select! {
+                                _ = tokio::time::sleep(delay) => {}
+                                _ = cancel.cancelled() => return,
+                            }
+                            delay = (delay * 2).min(Duration::from_secs(10));
+                        }
                     }
                 }
             }
-        }
-        for (source, position) in durable {
-            marks.durable(&source, position);
+            // Told once recorded: a follower that starts reads the app database after the
+            // last announcement it skips, so it misses nothing that was told before.
+            if let (Some(results), Some(fence)) = (results, &fence)
+                && (!results.instances.is_empty() || !results.overflow.is_empty())
+            {
+                let results = serde_json::to_value(&results).expect("alert results serialise");
+                self.announcer.announce(Announcement::AlertResults { epoch: fence.epoch, results });
+            }
+            for (source, position) in durable {
+                self.marks.durable(&source, position);
+            }
         }
     }
 }
 
+/// A group of writes as one.
+struct Merged {
+    transitions: Vec<Transition>,
+    instances: Vec<(RuleId, String, Option<Instance>)>,
+    outgoing: Vec<Outgoing>,
+    durable: Vec<(SourceName, Position)>,
+    results: Option<AlertResults>,
+}
+
 /// Writes in order as one: every transition, each instance's last state, every notification,
-/// and the last position per source.
-#[allow(clippy::type_complexity)]
-fn merge(
-    group: Vec<Write>,
-) -> (Vec<Transition>, Vec<(RuleId, String, Option<Instance>)>, Vec<Outgoing>, Vec<(SourceName, Position)>) {
+/// the last position per source, and what to tell.
+fn merge(group: Vec<Write>) -> Merged {
+    let mut results: Option<AlertResults> = None;
     let mut transitions = Vec::new();
     let mut outgoing = Vec::new();
     let mut instances: Vec<(RuleId, String, Option<Instance>)> = Vec::new();
     let mut at: HashMap<(RuleId, String), usize> = HashMap::new();
     let mut durable: Vec<(SourceName, Position)> = Vec::new();
     for write in group {
+        if let Some(later) = write.results {
+            results.get_or_insert_with(AlertResults::default).extend(later);
+        }
         transitions.extend(write.transitions);
         outgoing.extend(write.outgoing);
         for (rule, key, instance) in write.instances {
@@ -509,5 +717,5 @@ fn merge(
             }
         }
     }
-    (transitions, instances, outgoing, durable)
+    Merged { transitions, instances, outgoing, durable, results }
 }

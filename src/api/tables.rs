@@ -65,7 +65,7 @@ pub async fn list(State(state): State<Arc<OpsState>>) -> Json<Vec<TableView>> {
 /// How a follower passes a resync on to the cluster's leader.
 #[derive(Clone, Debug)]
 pub struct LeaderLink {
-    pub leading: tokio::sync::watch::Receiver<bool>,
+    pub duty: tokio::sync::watch::Receiver<crate::announce::Duty>,
     pub announcer: Announcer,
 }
 
@@ -94,7 +94,7 @@ pub async fn resync(
         );
     };
     // A follower does not read the sources: the leader hears the request and acts on it.
-    if let Some(link) = state.leader.as_ref().filter(|l| !*l.leading.borrow()) {
+    if let Some(link) = state.leader.as_ref().filter(|l| !l.duty.borrow().leads()) {
         let reason = "asked for through the API of another instance".to_string();
         link.announcer.announce(Announcement::Resync { table: name.clone(), reason });
         tracing::info!(table = %spec, "resync requested; passed on to the cluster's leader");

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::AlertHub;
+use crate::alert::runtime::AlertResults;
 use crate::alert::engine::Ack;
 use crate::alert::rule::RuleId;
 use crate::announce::Announcement;
@@ -101,7 +102,7 @@ pub struct Targets {
     pub registry: Arc<Registry>,
     pub resync: HashMap<SourceName, Arc<ResyncRequests>>,
     /// Whether this instance reads the sources (only the leader acts on a resync).
-    pub leading: watch::Receiver<bool>,
+    pub duty: watch::Receiver<crate::announce::Duty>,
 }
 
 /// Reads the other instances' announcements from `from` on and applies each, until the
@@ -237,8 +238,15 @@ impl Targets {
                 self.notifier.wake();
                 Ok(())
             }
+            Announcement::AlertResults { epoch, results } => {
+                match serde_json::from_value::<AlertResults>(results.clone()) {
+                    Ok(results) => self.alerts.mirror(*epoch, results),
+                    Err(e) => tracing::warn!(error = %e, "ignored alert results this version cannot read"),
+                }
+                Ok(())
+            }
             Announcement::Resync { table, reason } => {
-                if *self.leading.borrow() {
+                if self.duty.borrow().leads() {
                     match self.registry.by_name(table).and_then(|spec| Some((self.resync.get(&spec.source)?, spec))) {
                         Some((requests, spec)) => {
                             tracing::info!(table = %spec, "resync requested through another instance");
@@ -301,6 +309,8 @@ impl Targets {
         self.reload_kpis().await?;
         self.reload_rules().await?;
         self.alerts.set_silences(self.store.load_silences().await?).await;
+        // The leader's results told meanwhile are gone with the trimmed entries.
+        self.alerts.mirror_all(self.store.read_alert_state().await?);
         self.revocations.load().await?;
         self.notifier.reload_policy().await
     }

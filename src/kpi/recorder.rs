@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use super::history::{MINUTE, Rollup, Rollups, merged};
 use super::runtime::{KpiBoard, KpiStep};
 use crate::change::{Position, SourceName};
-use crate::store::Store;
+use crate::announce::Duty;
+use crate::store::{Store, StoreError};
 use crate::watermark::DurableMarks;
 
 /// How often rollups are written: a chart's newest point lags at most this much in the
@@ -31,8 +32,10 @@ pub struct Recorder {
     /// History older than this is pruned (µs).
     pub retention: i64,
     /// Whether this instance writes the history: always alone; in a cluster, only while it
-    /// leads (every instance computes the same rollups; one writes them).
-    pub writing: tokio::sync::watch::Receiver<bool>,
+    /// leads (every instance computes the same rollups; one writes them, fenced by its epoch).
+    pub duty: tokio::sync::watch::Receiver<Duty>,
+    /// Cancelled when a write is refused because a newer leader claimed the cluster.
+    pub fenced: CancellationToken,
 }
 
 /// What one write holds, apart by what they depend on: the rollups transactions touched since
@@ -67,7 +70,8 @@ impl Recorder {
         let writer = tokio::spawn(write_rollups(
             self.store.clone(),
             self.marks.clone(),
-            self.writing.clone(),
+            self.duty.clone(),
+            self.fenced.clone(),
             queue,
             cancel.clone(),
         ));
@@ -135,24 +139,30 @@ impl Recorder {
 async fn write_rollups(
     store: Store,
     marks: DurableMarks,
-    writing: tokio::sync::watch::Receiver<bool>,
+    duty: tokio::sync::watch::Receiver<Duty>,
+    fenced: CancellationToken,
     mut queue: mpsc::Receiver<Flush>,
     cancel: CancellationToken,
 ) {
     // Samples not yet written; merged again with the next ones (merging is idempotent).
     let mut carried = Vec::new();
     while let Some(Flush { derived, positions, sampled }) = queue.recv().await {
-        if !*writing.borrow() {
+        let Duty::Lead { fence } = duty.borrow().clone() else {
             // A follower: the leader writes these; nothing here holds a position back.
             for (source, position) in positions {
                 marks.durable(&source, position);
             }
             continue;
-        }
+        };
         let mut delay = Duration::from_millis(200);
         loop {
-            match store.record_rollups(&derived).await {
+            match store.record_rollups(&derived, fence.as_ref()).await {
                 Ok(()) => break,
+                Err(e @ StoreError::Fenced { .. }) => {
+                    tracing::error!(error = %e, "KPI history not written: another instance leads the cluster now");
+                    fenced.cancel();
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot write KPI history; retrying (the source is not acknowledged meanwhile)");
                     tokio::select! {
@@ -167,7 +177,7 @@ async fn write_rollups(
             marks.durable(&source, position);
         }
         let samples = merged(std::mem::take(&mut carried), sampled);
-        if let Err(e) = store.record_rollups(&samples).await {
+        if let Err(e) = store.record_rollups(&samples, fence.as_ref()).await {
             tracing::warn!(error = %e, "cannot write sampled KPI history; trying again with the next");
             carried = samples;
         }

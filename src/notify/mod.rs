@@ -120,7 +120,7 @@ impl Notifier {
     pub async fn start(
         store: Store,
         config: &NotificationsConfig,
-        sending: watch::Receiver<bool>,
+        sending: watch::Receiver<crate::announce::Duty>,
         cancel: CancellationToken,
     ) -> Result<Notifier, NotifyError> {
         let secrets = config.secret_key.as_deref().map(SecretBox::from_base64).transpose()?;

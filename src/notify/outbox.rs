@@ -93,13 +93,13 @@ impl Delivery {
 pub fn start(
     delivery: Delivery,
     wake: watch::Receiver<u64>,
-    mut sending: watch::Receiver<bool>,
+    mut sending: watch::Receiver<crate::announce::Duty>,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         // A follower's outbox is the leader's to send: what is "in flight" is in flight there.
         tokio::select! {
-            ok = sending.wait_for(|s| *s) => if ok.is_err() { return },
+            ok = sending.wait_for(|s| s.leads()) => if ok.is_err() { return },
             _ = cancel.cancelled() => return,
         }
         loop {

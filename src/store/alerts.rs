@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use super::fence::Fence;
 use super::{Store, StoreError};
 use crate::alert::engine::{Ack, AlertState, Cause, Instance, Transition};
 use crate::alert::rule::{AlertRuleDefinition, RuleId};
@@ -40,6 +41,51 @@ pub struct HistoryFilter {
     pub from: Option<i64>,
     pub to: Option<i64>,
     pub limit: i64,
+}
+
+/// Each open instance: its last transition, with its acknowledgement.
+const OPEN_STATE: &str = "WITH state AS ( \
+               SELECT DISTINCT ON (t.rule_id, t.instance) t.rule_id, t.instance, t.labels, t.to_state, t.at, t.value, \
+                 t.summary, t.row_after FROM alert_transitions t ORDER BY t.rule_id, t.instance, t.id DESC) \
+             SELECT s.rule_id, s.instance, s.labels::text AS labels, s.to_state, s.at, s.value, s.summary, \
+               s.row_after::text AS row_image, \
+               i.acknowledged_by, i.acknowledged_at, i.ack_note, i.active_since \
+             FROM state s JOIN alert_rules r ON r.id = s.rule_id \
+             LEFT JOIN alert_instances i ON i.rule_id = s.rule_id AND i.instance = s.instance \
+             WHERE s.to_state IN ('PENDING', 'FIRING')";
+
+/// Instances from rows of [`OPEN_STATE`].
+fn open_instances(rows: Vec<sqlx::postgres::PgRow>) -> Vec<Instance> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let state: String = row.get("to_state");
+        let Some(state) = AlertState::parse(&state) else { continue };
+        let labels: String = row.get("labels");
+        let image: Option<String> = row.get("row_image");
+        let since = micros(row.get("at"));
+        let acknowledged_at: Option<DateTime<Utc>> = row.get("acknowledged_at");
+        out.push(Instance {
+            rule: RuleId(row.get("rule_id")),
+            key: row.get("instance"),
+            labels: serde_json::from_str(&labels).unwrap_or_default(),
+            state,
+            since,
+            active_since: row.get::<Option<DateTime<Utc>>, _>("active_since").map_or(since, micros),
+            // Re-derived from the rule on the first evaluation.
+            due: None,
+            condition: true,
+            value: row.get("value"),
+            row: image.and_then(|t| serde_json::from_str(&t).ok()),
+            acknowledged: acknowledged_at.map(|at| Ack {
+                by: row.get("acknowledged_by"),
+                at: micros(at),
+                note: row.get("ack_note"),
+            }),
+            cause: None,
+            summary: row.get::<Option<String>, _>("summary").unwrap_or_default(),
+        });
+    }
+    out
 }
 
 fn time(micros: i64) -> DateTime<Utc> {
@@ -172,16 +218,7 @@ impl Store {
         if dropped > 0 {
             tracing::info!(transitions = dropped, "alert transitions beyond the checkpoint are decided again");
         }
-        let state = "WITH state AS ( \
-               SELECT DISTINCT ON (t.rule_id, t.instance) t.rule_id, t.instance, t.labels, t.to_state, t.at, t.value, \
-                 t.summary, t.row_after FROM alert_transitions t ORDER BY t.rule_id, t.instance, t.id DESC) \
-             SELECT s.rule_id, s.instance, s.labels::text AS labels, s.to_state, s.at, s.value, s.summary, \
-               s.row_after::text AS row_image, \
-               i.acknowledged_by, i.acknowledged_at, i.ack_note, i.active_since \
-             FROM state s JOIN alert_rules r ON r.id = s.rule_id \
-             LEFT JOIN alert_instances i ON i.rule_id = s.rule_id AND i.instance = s.instance \
-             WHERE s.to_state IN ('PENDING', 'FIRING')";
-        let rows = sqlx::query(state).fetch_all(&mut *tx).await?;
+        let rows = sqlx::query(OPEN_STATE).fetch_all(&mut *tx).await?;
         let open: (Vec<i64>, Vec<String>) =
             rows.iter().map(|r| (r.get::<i64, _>("rule_id"), r.get::<String, _>("instance"))).unzip();
         sqlx::query(
@@ -194,36 +231,13 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let state: String = row.get("to_state");
-            let Some(state) = AlertState::parse(&state) else { continue };
-            let labels: String = row.get("labels");
-            let image: Option<String> = row.get("row_image");
-            let since = micros(row.get("at"));
-            let acknowledged_at: Option<DateTime<Utc>> = row.get("acknowledged_at");
-            out.push(Instance {
-                rule: RuleId(row.get("rule_id")),
-                key: row.get("instance"),
-                labels: serde_json::from_str(&labels).unwrap_or_default(),
-                state,
-                since,
-                active_since: row.get::<Option<DateTime<Utc>>, _>("active_since").map_or(since, micros),
-                // Re-derived from the rule on the first evaluation.
-                due: None,
-                condition: true,
-                value: row.get("value"),
-                row: image.and_then(|t| serde_json::from_str(&t).ok()),
-                acknowledged: acknowledged_at.map(|at| Ack {
-                    by: row.get("acknowledged_by"),
-                    at: micros(at),
-                    note: row.get("ack_note"),
-                }),
-                cause: None,
-                summary: row.get::<Option<String>, _>("summary").unwrap_or_default(),
-            });
-        }
-        Ok(out)
+        Ok(open_instances(rows))
+    }
+
+    /// The open instances as recorded, changing nothing: what an instance that does not
+    /// decide alert state (a cluster's follower) shows until the leader tells it more.
+    pub async fn read_alert_state(&self) -> Result<Vec<Instance>, StoreError> {
+        Ok(open_instances(sqlx::query(OPEN_STATE).fetch_all(&self.pool).await?))
     }
 
     /// Records transitions, the instances they leave and the notifications they cause, in one
@@ -235,10 +249,12 @@ impl Store {
         transitions: &[Transition],
         instances: &[(RuleId, String, Option<Instance>)],
         outgoing: &[crate::store::notifications::Outgoing],
+        fence: Option<&Fence>,
     ) -> Result<(), StoreError> {
         // One statement per kind of write, the rows passed as arrays: a backlog's thousands of
         // transitions cost three round trips, not one each.
         let mut tx = self.pool.begin().await?;
+        let epoch = Store::check_fence(&mut tx, fence).await?;
         if !transitions.is_empty() {
             let mut c = TransitionColumns::default();
             for t in transitions {
@@ -246,9 +262,9 @@ impl Store {
             }
             sqlx::query(
                 "INSERT INTO alert_transitions (rule_id, instance, labels, from_state, to_state, at, cause, source, \
-                 position, commit_ts, value, row_before, row_after, summary, position_num, basis) \
+                 position, commit_ts, value, row_before, row_after, summary, position_num, basis, epoch) \
                  SELECT rule_id, instance, labels::jsonb, from_state, to_state, at, cause, source, position, commit_ts, \
-                   value, row_before::jsonb, row_after::jsonb, summary, position_num, basis::jsonb \
+                   value, row_before::jsonb, row_after::jsonb, summary, position_num, basis::jsonb, $17::bigint \
                  FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], \
                    $8::text[], $9::text[], $10::timestamptz[], $11::text[], $12::text[], $13::text[], $14::text[], \
                    $15::bigint[], $16::text[]) WITH ORDINALITY \
@@ -273,6 +289,7 @@ impl Store {
             .bind(c.summary)
             .bind(c.position_num)
             .bind(c.basis)
+            .bind(epoch)
             .execute(&mut *tx)
             .await?;
         }
@@ -326,8 +343,26 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        Store::enqueue_in(&mut tx, outgoing).await?;
+        Store::enqueue_in(&mut tx, outgoing, epoch).await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records an acknowledgement made on an instance that does not decide alert state (a
+    /// cluster's follower): only who, when and why, on the instance's row if it is still
+    /// open. The leader, told of it, records the instance whole.
+    pub async fn record_acknowledgement(&self, rule: RuleId, instance: &str, ack: &Ack) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE alert_instances SET acknowledged_by = $3, acknowledged_at = $4, ack_note = $5, updated_at = now() \
+             WHERE rule_id = $1 AND instance = $2",
+        )
+        .bind(rule.0)
+        .bind(instance)
+        .bind(&ack.by)
+        .bind(time(ack.at))
+        .bind(&ack.note)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

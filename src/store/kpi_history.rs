@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use super::fence::Fence;
 use super::{Store, StoreError};
 use crate::kpi::KpiId;
 use crate::kpi::history::Rollup;
@@ -40,10 +41,12 @@ fn point(row: &sqlx::postgres::PgRow, at: &str) -> HistoryPoint {
 impl Store {
     /// Merges rollups: min of mins, max of maxes, the last of the higher order. Writing the
     /// same rollup twice changes nothing; rollups of a KPI deleted meanwhile are dropped.
-    pub async fn record_rollups(&self, rollups: &[Rollup]) -> Result<(), StoreError> {
+    pub async fn record_rollups(&self, rollups: &[Rollup], fence: Option<&Fence>) -> Result<(), StoreError> {
         if rollups.is_empty() {
             return Ok(());
         }
+        let mut tx = self.pool.begin().await?;
+        let epoch = Store::check_fence(&mut tx, fence).await?;
         // One statement for the whole batch (a rollup per KPI, group and minute: none twice).
         let kpis: Vec<i64> = rollups.iter().map(|r| r.kpi.0).collect();
         let groups: Vec<&str> = rollups.iter().map(|r| r.group.as_str()).collect();
@@ -54,8 +57,8 @@ impl Store {
         let maxes: Vec<Option<f64>> = rollups.iter().map(|r| r.max).collect();
         let orders: Vec<i64> = rollups.iter().map(|r| i64::try_from(r.order).unwrap_or(i64::MAX)).collect();
         sqlx::query(
-            "INSERT INTO kpi_history (kpi_id, group_key, minute, last, last_value, min, max, last_position) \
-             SELECT r.* FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::float8[], \
+            "INSERT INTO kpi_history (kpi_id, group_key, minute, last, last_value, min, max, last_position, epoch) \
+             SELECT r.*, $9::bigint FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::float8[], \
                $6::float8[], $7::float8[], $8::bigint[]) AS r(kpi_id, group_key, minute, last, last_value, min, max, \
                last_position) \
              WHERE EXISTS (SELECT 1 FROM kpis WHERE id = r.kpi_id) \
@@ -64,7 +67,7 @@ impl Store {
              last = CASE WHEN EXCLUDED.last_position >= kpi_history.last_position THEN EXCLUDED.last ELSE kpi_history.last END, \
              last_value = CASE WHEN EXCLUDED.last_position >= kpi_history.last_position \
              THEN EXCLUDED.last_value ELSE kpi_history.last_value END, \
-             last_position = GREATEST(kpi_history.last_position, EXCLUDED.last_position)",
+             last_position = GREATEST(kpi_history.last_position, EXCLUDED.last_position), epoch = EXCLUDED.epoch",
         )
         .bind(kpis)
         .bind(groups)
@@ -74,8 +77,10 @@ impl Store {
         .bind(mins)
         .bind(maxes)
         .bind(orders)
-        .execute(&self.pool)
+        .bind(epoch)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 //! `opslive migrate`.
 
 pub mod alerts;
+pub mod fence;
 pub mod kpi_history;
 mod kpis;
 pub mod notifications;
@@ -46,6 +47,9 @@ pub enum StoreError {
     /// KPI names are unique: they label charts and alerts.
     #[error("a KPI named `{0}` exists")]
     KpiNameTaken(String),
+    /// A newer leader has claimed the cluster: this instance's writes are refused.
+    #[error("epoch {ours} no longer leads the cluster (epoch {current} has claimed it): the write is refused")]
+    Fenced { ours: u64, current: u64 },
 }
 
 /// Handle on the app database.

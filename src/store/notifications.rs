@@ -255,6 +255,7 @@ impl Store {
     pub(super) async fn enqueue_in(
         tx: &mut Transaction<'_, Postgres>,
         outgoing: &[Outgoing],
+        epoch: Option<i64>,
     ) -> Result<(), StoreError> {
         if outgoing.is_empty() {
             return Ok(());
@@ -290,9 +291,9 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO notifications (contact_point_id, rule_id, instance, kind, cause, content, status, \
-               idempotency_key, group_key, next_attempt_at, note) \
+               idempotency_key, group_key, next_attempt_at, note, epoch) \
              SELECT u.cp, u.rule, u.instance, u.kind, u.cause, u.content::jsonb, u.status, u.key, u.grp, \
-               greatest(u.not_before, now()), u.note \
+               greatest(u.not_before, now()), u.note, $12::bigint \
              FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
                $8::text[], $9::text[], $10::timestamptz[], $11::text[]) WITH ORDINALITY \
                AS u(cp, rule, instance, kind, cause, content, status, key, grp, not_before, note, n) \
@@ -311,6 +312,7 @@ impl Store {
         .bind(group)
         .bind(not_before)
         .bind(note)
+        .bind(epoch)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -319,7 +321,7 @@ impl Store {
     /// Writes notifications in a transaction of their own (reminders).
     pub async fn enqueue_all(&self, outgoing: &[Outgoing]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        Store::enqueue_in(&mut tx, outgoing).await?;
+        Store::enqueue_in(&mut tx, outgoing, None).await?;
         tx.commit().await?;
         Ok(())
     }
