@@ -820,3 +820,96 @@ async fn a_follower_that_fell_behind_the_stream_stops_and_rebuilds_exactly() {
     stop_and_compare(b, &configs[1], &sql, "b").await;
     stop_and_compare(a, &configs[0], &sql, "a").await;
 }
+
+/// Each recorded transition as (instance, new state, epoch), oldest first.
+async fn recorded(app: &tokio_postgres::Client) -> Vec<(String, String, Option<i64>)> {
+    let rows = app.query("SELECT instance, to_state, epoch FROM alert_transitions ORDER BY id", &[]).await.unwrap();
+    rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
+}
+
+async fn claimed_epoch(app: &tokio_postgres::Client) -> i64 {
+    app.query_one("SELECT epoch FROM leader_epochs", &[]).await.unwrap().get(0)
+}
+
+/// Alert state is the leader's to decide, on transactions and as time passes, and to record
+/// under its epoch; a follower shows what the leader decided — starting from what is recorded,
+/// changing none of it — and evaluates nothing itself. When the leader is killed, the follower
+/// that takes over claims a newer epoch, carries the firing instances on without firing them
+/// again, and records what happens next under its own epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_alone_decides_alerts_and_the_next_leader_carries_them_on() {
+    use serde_json::json;
+    use support::graphql::data;
+    let Cluster { redis: _redis, pg, url: _, sql, dirs: _dirs, configs: [config_a, config_b] } =
+        Cluster::new(100, config_with_permissions).await;
+    let mut a = Serve::start(&config_a);
+    let (_, addr_a) = a.wait_start_log("replica consistent; streaming").await;
+    let app = pg.connect("opslive").await;
+    let admin = support::graphql::token("admin", json!({ "sub": "ada@example.com" }));
+    // Pending on the transaction that makes an item busy; firing once time alone has passed.
+    data(
+        addr_a,
+        &admin,
+        "mutation($input: AlertRuleInput!) { createAlertRule(input: $input) { id } }",
+        json!({ "input": { "name": "Busy item", "for": "PT1S", "rows": { "table": "items", "filter": { "n": { "gt": 5 } } } } }),
+    )
+    .await;
+    let alerts = "{ alerts { instance state since } }";
+    let state_of = |d: &serde_json::Value, id: &str| {
+        let instance = format!("[\"{id}\"]");
+        d["alerts"].as_array().unwrap().iter().find(|a| a["instance"] == instance.as_str()).cloned()
+    };
+    let firing = |id: &'static str| move |d: &serde_json::Value| state_of(d, id).is_some_and(|a| a["state"] == "FIRING");
+    sql.batch_execute("UPDATE items SET n = 10 WHERE id = 7").await.unwrap();
+    until(addr_a, &admin, alerts, firing("7")).await;
+    let first = claimed_epoch(&app).await;
+    let fired = vec![
+        ("[\"7\"]".to_string(), "PENDING".to_string(), Some(first)),
+        ("[\"7\"]".to_string(), "FIRING".to_string(), Some(first)),
+    ];
+    assert_eq!(recorded(&app).await, fired);
+
+    // A follower starting now shows the firing instance as recorded, and drops none of it.
+    let mut b = Serve::start(&config_b);
+    b.wait_log("following the cluster's leader", |_| {}).await;
+    let addr_b = b.wait_listening().await;
+    until(addr_b, &admin, alerts, firing("7")).await;
+    assert_eq!(recorded(&app).await, fired);
+
+    // Decided by the leader (the Pending → Firing by time too), shown by the follower as the
+    // leader shows it.
+    sql.batch_execute("UPDATE items SET n = 10 WHERE id = 8").await.unwrap();
+    let on_a = until(addr_a, &admin, alerts, firing("8")).await;
+    let on_b = until(addr_b, &admin, alerts, firing("8")).await;
+    assert_eq!(state_of(&on_a, "8"), state_of(&on_b, "8"));
+
+    // The leader killed: the follower takes over having decided nothing itself so far.
+    a.child.start_kill().unwrap();
+    a.child.wait().await.unwrap();
+    b.wait_log("alert evaluation taken over from the old leader", |line| {
+        assert!(!line.contains("\"alert transition\""), "a follower decided alert state: {line}");
+    })
+    .await;
+    let second = claimed_epoch(&app).await;
+    assert!(second > first, "the new leader claims a newer epoch: {second} after {first}");
+    for id in ["7", "8"] {
+        until(addr_b, &admin, alerts, firing(id)).await;
+    }
+    sql.batch_execute("UPDATE items SET n = 0 WHERE id = 7").await.unwrap();
+    until(addr_b, &admin, alerts, |d| state_of(d, "7").is_none()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let all = loop {
+        let all = recorded(&app).await;
+        if all.iter().any(|(_, to, _)| to == "RESOLVED") || tokio::time::Instant::now() > deadline {
+            break all;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut expected = fired.clone();
+    expected.extend([
+        ("[\"8\"]".to_string(), "PENDING".to_string(), Some(first)),
+        ("[\"8\"]".to_string(), "FIRING".to_string(), Some(first)),
+        ("[\"7\"]".to_string(), "RESOLVED".to_string(), Some(second)),
+    ]);
+    assert_eq!(all, expected, "every transition once, each under the epoch of the leader that decided it");
+}
