@@ -8,7 +8,8 @@
 //! acknowledgement as it was made). A lone instance's announcer sends nowhere.
 //!
 //! An announcement names what changed, not its new value: the app database stays the one
-//! place that says what is true, and hearing one twice does no harm.
+//! place that says what is true, and hearing one twice does no harm. The one exception is
+//! [`Announcement::AlertResults`], the leader's decisions, which followers show as told.
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;

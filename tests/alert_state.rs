@@ -168,6 +168,8 @@ async fn a_write_from_an_epoch_a_newer_leader_claimed_is_refused_and_stores_noth
     assert!(matches!(refused, Err(StoreError::Fenced { .. })), "{refused:?}");
     let rows: i64 = sql.query_one("SELECT count(*) FROM kpi_history", &[]).await.unwrap().get(0);
     assert_eq!(rows, 0);
+    let claim = store.mark_sending(&[1], Some(&first)).await;
+    assert!(matches!(claim, Err(StoreError::Fenced { .. })), "a send claimed under epoch 1: {claim:?}");
     let stale = store.claim_epoch(&first).await;
     assert!(matches!(stale, Err(StoreError::Fenced { ours: 1, current: 2 })), "a claim never goes back: {stale:?}");
 

@@ -10,10 +10,11 @@
 //! entry it saw once Redis is back, so no acknowledgement or definition made meanwhile is
 //! missed; and a starting instance reads from the entry that was last before it read the app
 //! database, so a change made while it was loading reaches it too. An announcement names what
-//! to read again, so hearing one twice does no harm. The stream keeps the last
+//! to read again, so hearing one twice does no harm — except the leader's alert results, which
+//! carry the instances it changed (the app database records transitions, not every move of a
+//! firing instance's value). The stream keeps the last
 //! [`MAX_LEN`] entries; an instance that was away longer than that reads every definition,
-//! rule, silence, revocation and the policy again (acknowledgements made meanwhile reach it at
-//! its next restart).
+//! rule, silence, revocation, the policy and the recorded alert state again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

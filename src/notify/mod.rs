@@ -139,6 +139,7 @@ impl Notifier {
             backoff: Duration::from_secs_f64(config.retry_backoff_seconds.max(0.01)),
             max_backoff: Duration::from_secs_f64(config.max_backoff_seconds.max(0.01)),
             stats: Arc::new(NotifyStats::default()),
+            duty: sending.clone(),
         };
         outbox::start(delivery.clone(), wake_rx, sending, cancel);
         Ok(Notifier { delivery, routing, wake: Arc::new(wake), announcer: Announcer::default() })

@@ -65,6 +65,8 @@ pub struct Delivery {
     pub backoff: Duration,
     pub max_backoff: Duration,
     pub stats: Arc<NotifyStats>,
+    /// Whether this instance sends, and the epoch its claims of a send carry in a cluster.
+    pub duty: watch::Receiver<crate::announce::Duty>,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -165,6 +167,10 @@ async fn lane(delivery: Delivery, id: ContactPointId, mut wake: watch::Receiver<
             Ok(Step::Idle) => None,
             Ok(Step::Until(at)) => Some(Duration::from_micros((at - now()).max(0) as u64)),
             Ok(Step::Gone) => return,
+            Err(e @ StoreError::Fenced { .. }) => {
+                tracing::error!(contact_point = id.0, error = %e, "notifications not sent: another instance leads the cluster now");
+                return;
+            }
             Err(e) => {
                 tracing::warn!(contact_point = id.0, error = %e, "cannot read the notification outbox");
                 Some(Duration::from_secs(1))
@@ -214,7 +220,9 @@ async fn step(delivery: &Delivery, id: ContactPointId) -> Result<Step, StoreErro
             return Ok(Step::Sent);
         }
     };
-    delivery.store.mark_sending(&ids).await?;
+    // Claimed under this leader's epoch: a leader that a newer one replaced sends nothing.
+    let fence = delivery.duty.borrow().fence().cloned();
+    delivery.store.mark_sending(&ids, fence.as_ref()).await?;
     let first = &batch[0];
     // A member that joined the group since the last attempt has been sent to nobody.
     let before = batch.iter().map(|n| n.delivered_to.max(0) as usize).min().unwrap_or(0);

@@ -375,11 +375,16 @@ impl Store {
     }
 
     /// Committed before the send starts: a crash after this is a send in flight.
-    pub async fn mark_sending(&self, ids: &[i64]) -> Result<(), StoreError> {
+    /// Claims notifications for a send (refused, `Fenced`, when `fence` is a leader a newer
+    /// one replaced).
+    pub async fn mark_sending(&self, ids: &[i64], fence: Option<&super::fence::Fence>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Store::check_fence(&mut tx, fence).await?;
         sqlx::query("UPDATE notifications SET status = 'sending', attempts = attempts + 1 WHERE id = ANY($1)")
             .bind(ids)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
