@@ -214,7 +214,20 @@ pub async fn serve_on(
     let following = duty == Duty::Follow;
     let (leading, leading_rx) = watch::channel(duty);
     let fenced = CancellationToken::new();
+    // A `WAIT` blocks its connection: with replicas to wait for, the publisher has its own, so
+    // that lease renewals never queue behind it.
+    let publishing_con = match &cluster {
+        Some(c) if c.config.wait_replicas > 0 => Some(
+            c.client
+                .get_connection_manager()
+                .await
+                .map_err(|error| crate::cluster::ClusterError::Redis { url: c.config.redis_url.clone(), error })?,
+        ),
+        Some(c) => Some(c.redis.clone()),
+        None => None,
+    };
     let bus = cluster.as_ref().map(|c| {
+        let publishing_con = publishing_con.clone().expect("a cluster has a connection to publish on");
         let marks = DurableMarks::register("bus", &watermarks);
         let (events, tapped) = mpsc::channel(crate::pipeline::BATCH_CAPACITY);
         let wanted = Arc::new(tokio::sync::Notify::new());
@@ -222,7 +235,7 @@ pub async fn serve_on(
         let (activate, activation) = watch::channel(first_activation);
         let (requests, bootstraps) = mpsc::channel(16);
         let publisher = Publisher {
-            redis: c.redis.clone(),
+            redis: publishing_con.clone(),
             keys: c.keys.clone(),
             max_len: c.config.stream_max_len,
             marks,
@@ -231,6 +244,10 @@ pub async fn serve_on(
             wanted,
             stats: c.stats.clone(),
             stop: cancel.clone(),
+            replicas: (c.config.wait_replicas > 0).then_some(crate::cluster::bus::Replicas {
+                count: c.config.wait_replicas,
+                timeout_ms: c.config.wait_timeout_ms,
+            }),
         };
         let publishing = tokio::spawn(publisher.run(tapped));
         (activate, requests, publishing)

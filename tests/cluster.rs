@@ -201,6 +201,8 @@ fn cluster_config(redis: &str, instance: &str, lease_ms: u64) -> opslive::cluste
         secret: opslive::auth::Secret::new(SECRET),
         lease_ms,
         stream_max_len: 1000,
+        wait_replicas: 0,
+        wait_timeout_ms: 1000,
     }
 }
 
@@ -225,6 +227,7 @@ async fn publish(
         wanted: Default::default(),
         stats: Default::default(),
         stop: Default::default(),
+        replicas: None,
     };
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     for &p in positions {
@@ -912,4 +915,52 @@ async fn the_leader_alone_decides_alerts_and_the_next_leader_carries_them_on() {
         ("[\"7\"]".to_string(), "RESOLVED".to_string(), Some(second)),
     ]);
     assert_eq!(all, expected, "every transition once, each under the epoch of the leader that decided it");
+}
+
+/// Where the source's slot is confirmed up to.
+async fn confirmed(sql: &tokio_postgres::Client) -> Position {
+    let row = sql.query_one("SELECT confirmed_flush_lsn::text FROM pg_replication_slots", &[]).await.unwrap();
+    Position::parse(&row.get::<_, String>(0)).unwrap()
+}
+
+async fn until_confirmed(sql: &tokio_postgres::Client, past: Position) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while confirmed(sql).await < past {
+        assert!(tokio::time::Instant::now() < deadline, "the slot was never confirmed past {past}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// With `wait_replicas = 1` the bus is durable only once a Redis replica has it too (`WAIT`):
+/// while the replica is paused the leader goes on writing to the stream, but the source is not
+/// acknowledged past what the replica has; resumed, the acknowledgement catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_replicas_to_wait_for_the_source_is_acknowledged_only_past_what_they_have() {
+    let Cluster { redis, pg: _pg, url: _, sql, dirs: _dirs, configs: [config_a, _] } = Cluster::new(10, config).await;
+    let replica = RedisServer::replica_of(&redis);
+    let text = std::fs::read_to_string(&config_a).unwrap() + "wait_replicas = 1\nwait_timeout_ms = 200\n";
+    std::fs::write(&config_a, text).unwrap();
+    let mut a = Serve::start(&config_a);
+    a.wait_start_log("replica consistent; streaming").await;
+    sql.batch_execute("INSERT INTO items VALUES (1000, 0, 'replicated')").await.unwrap();
+    until_confirmed(&sql, current_lsn(&sql).await).await;
+
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill").args([sig, &replica.pid().to_string()]).status().unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    let redis_client = redis::Client::open(redis.url()).unwrap();
+    let mut con = redis_client.get_multiplexed_async_connection().await.unwrap();
+    let stream = "opslive:opslive:bus:shop";
+    let before: u64 = redis::cmd("XLEN").arg(stream).query_async(&mut con).await.unwrap();
+    sql.batch_execute("INSERT INTO items VALUES (1001, 0, 'not on the replica')").await.unwrap();
+    let written = current_lsn(&sql).await;
+    a.wait_log("too few Redis replicas have the bus's last entries", |_| {}).await;
+    let after: u64 = redis::cmd("XLEN").arg(stream).query_async(&mut con).await.unwrap();
+    assert!(after > before, "the leader goes on writing to the stream ({before} → {after} entries)");
+    assert!(confirmed(&sql).await < written, "acknowledged past what no replica has");
+
+    signal("-CONT");
+    until_confirmed(&sql, written).await;
 }

@@ -127,6 +127,15 @@ pub struct Publisher {
     /// The instance stops: a publish that waits for Redis is given up (what it held is not
     /// durable, so no source was acknowledged for it).
     pub stop: tokio_util::sync::CancellationToken,
+    /// Replicas that must have each publish (`WAIT`) before its positions are durable.
+    pub replicas: Option<Replicas>,
+}
+
+/// `WAIT numreplicas timeout`, asked after each publish on the publisher's own connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Replicas {
+    pub count: u32,
+    pub timeout_ms: u64,
 }
 
 /// Counters of the bus, read by the metrics endpoint.
@@ -227,6 +236,33 @@ impl Publisher {
         }
     }
 
+    /// Once `replicas` of Redis's replicas have every write this connection made (at once
+    /// without replicas configured); asked again until they do. `false`: the instance stops.
+    async fn replicated(&self, stop: &tokio_util::sync::CancellationToken) -> bool {
+        let Some(replicas) = self.replicas else { return true };
+        loop {
+            let mut con = self.redis.clone();
+            let wait = redis::cmd("WAIT").arg(replicas.count).arg(replicas.timeout_ms).to_owned();
+            let acknowledged: redis::RedisResult<u32> = tokio::select! {
+                n = wait.query_async(&mut con) => n,
+                _ = stop.cancelled() => return false,
+            };
+            match acknowledged {
+                Ok(n) if n >= replicas.count => return true,
+                Ok(n) => tracing::warn!(
+                    replicas = n,
+                    wanted = replicas.count,
+                    "too few Redis replicas have the bus's last entries; the sources are not acknowledged past them until enough do"
+                ),
+                Err(e) => tracing::warn!(error = %e, "cannot ask Redis how many replicas have the bus's entries; asking again"),
+            }
+            if stop.is_cancelled() {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Writes the batch, retrying while Redis cannot be reached; each entry's position is then
     /// durable on the bus.
     async fn flush(&mut self, batch: &mut Vec<Pending>, active: Option<&mut Activation>) -> Result<(), BusError> {
@@ -272,6 +308,13 @@ impl Publisher {
                 Ok(ids) => {
                     for ((p, seq), id) in batch.iter().zip(assigned).zip(ids) {
                         active.streams.insert(p.source.clone(), StreamMark { id, seq });
+                    }
+                    // In the stream, not yet durable when replicas must have it too: the
+                    // entries stay (never written twice), the positions wait.
+                    if !self.replicated(&stop).await {
+                        return Ok(());
+                    }
+                    for p in batch.iter() {
                         if let Some(position) = p.position {
                             self.marks.durable(&p.source, position);
                         }

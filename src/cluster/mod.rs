@@ -60,6 +60,19 @@ pub struct ClusterConfig {
     /// than this is rebuilt from the leader.
     #[serde(default = "default_stream_max_len")]
     pub stream_max_len: u64,
+    /// With Redis replicas: how many must have the bus's entries (Redis's `WAIT`) before the
+    /// positions they carry count as durable and the sources are acknowledged past them.
+    /// 0 (the default): the primary's own fsync (`appendfsync always`) is what durable means.
+    #[serde(default)]
+    pub wait_replicas: u32,
+    /// How long one `WAIT` may take before it is asked again (the leader's other Redis work
+    /// goes on its own connection meanwhile).
+    #[serde(default = "default_wait_timeout_ms")]
+    pub wait_timeout_ms: u64,
+}
+
+fn default_wait_timeout_ms() -> u64 {
+    1_000
 }
 
 fn default_name() -> String {

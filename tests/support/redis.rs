@@ -19,10 +19,20 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts one and returns once it accepts connections (its own log says so).
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// Starts a replica of `primary` (its own append-only file too).
+    #[allow(dead_code)]
+    pub fn replica_of(primary: &RedisServer) -> RedisServer {
+        RedisServer::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()])
+    }
+
+    fn start_with(args: &[&str]) -> RedisServer {
         for _ in 0..5 {
             let dir = private_tempdir("opslive-redis-");
             let port = free_port();
-            if let Some((child, watchdog)) = spawn(dir.path(), port) {
+            if let Some((child, watchdog)) = spawn(dir.path(), port, args) {
                 return RedisServer { child, port, watchdog: Some(watchdog), _dir: dir };
             }
             // The port was taken between choosing it and binding it: try another.
@@ -42,7 +52,7 @@ impl RedisServer {
     /// Starts it again on the same port, from its append-only file.
     pub fn start_again(&mut self) {
         for _ in 0..50 {
-            if let Some((child, watchdog)) = spawn(self._dir.path(), self.port) {
+            if let Some((child, watchdog)) = spawn(self._dir.path(), self.port, &[]) {
                 self.child = child;
                 self.watchdog = Some(watchdog);
                 return;
@@ -50,6 +60,12 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("redis-server did not start again on port {}", self.port);
+    }
+
+    /// Its process id (to pause it with SIGSTOP).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn addr(&self) -> std::net::SocketAddr {
@@ -62,10 +78,11 @@ impl RedisServer {
 }
 
 /// Starts `redis-server` in `dir` on `port`; `None` if it does not get ready (the port is taken).
-fn spawn(dir: &std::path::Path, port: u16) -> Option<(Child, Watchdog)> {
+fn spawn(dir: &std::path::Path, port: u16, args: &[&str]) -> Option<(Child, Watchdog)> {
     let mut child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
         .args(["--appendonly", "yes", "--appendfsync", "always"])
+        .args(args)
         .args(["--dir", dir.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
