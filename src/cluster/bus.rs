@@ -352,6 +352,16 @@ pub fn position_of(event: &SourceEvent) -> Option<Position> {
     }
 }
 
+/// A stream's last entry, if it has one.
+pub async fn last_entry(
+    con: &mut impl redis::aio::ConnectionLike,
+    key: &str,
+) -> redis::RedisResult<Option<redis::streams::StreamId>> {
+    let reply: redis::streams::StreamRangeReply =
+        redis::cmd("XREVRANGE").arg(key).arg("+").arg("-").arg("COUNT").arg(1).query_async(con).await?;
+    Ok(reply.ids.into_iter().next())
+}
+
 /// The last entry of each source's stream: where a new leader continues.
 pub async fn stream_marks(
     redis: &ConnectionManager,
@@ -362,10 +372,8 @@ pub async fn stream_marks(
     let mut con = redis.clone();
     for source in sources {
         let key = keys.stream(&source);
-        let reply: redis::streams::StreamRangeReply =
-            redis::cmd("XREVRANGE").arg(&key).arg("+").arg("-").arg("COUNT").arg(1).query_async(&mut con).await?;
-        let mark = match reply.ids.first() {
-            Some(entry) => StreamMark { id: entry.id.clone(), seq: field_u64(&key, entry, "seq")? },
+        let mark = match last_entry(&mut con, &key).await? {
+            Some(entry) => StreamMark { id: entry.id.clone(), seq: field_u64(&key, &entry, "seq")? },
             None => StreamMark::default(),
         };
         marks.insert(source, mark);
@@ -375,6 +383,53 @@ pub async fn stream_marks(
 
 fn field_u64(stream: &str, entry: &redis::streams::StreamId, field: &str) -> Result<u64, BusError> {
     entry.get::<u64>(field).ok_or_else(|| BusError::Entry { stream: stream.to_string(), detail: format!("no {field}") })
+}
+
+/// A connection of its own for blocking reads of a stream (a blocking `XREAD` holds its
+/// connection): opened when first needed and again after a failure, each retry after a
+/// doubling pause (50 ms up to 2 s) so that a Redis that is away is not hammered.
+pub struct StreamConnection {
+    client: redis::Client,
+    con: Option<redis::aio::MultiplexedConnection>,
+    delay: Duration,
+}
+
+impl StreamConnection {
+    pub fn new(client: redis::Client) -> StreamConnection {
+        StreamConnection { client, con: None, delay: Duration::from_millis(50) }
+    }
+
+    /// The connection, and whether it is new (opened since the last failure).
+    pub async fn get(&mut self) -> redis::RedisResult<(&mut redis::aio::MultiplexedConnection, bool)> {
+        let fresh = self.con.is_none();
+        if fresh {
+            // Longer than a read's block, short enough that a Redis that stopped answering
+            // (a partition) makes the instance not ready in seconds.
+            let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(READ_TIMEOUT));
+            self.con = Some(self.client.get_multiplexed_async_connection_with_config(&config).await?);
+        }
+        Ok((self.con.as_mut().expect("connected"), fresh))
+    }
+
+    /// One `XREAD` of `key` after `from`.
+    pub async fn read(
+        &mut self,
+        key: &str,
+        from: &str,
+        options: &StreamReadOptions,
+    ) -> redis::RedisResult<Option<StreamReadReply>> {
+        let (con, _) = self.get().await?;
+        let reply = redis::AsyncCommands::xread_options(con, &[key], &[from], options).await?;
+        self.delay = Duration::from_millis(50);
+        Ok(reply)
+    }
+
+    /// After a failure: drops the connection and waits before the next try.
+    pub async fn failed(&mut self) {
+        self.con = None;
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(Duration::from_secs(2));
+    }
 }
 
 /// A follower's reader of one source's stream: hands each entry's event to the apply loop, in
@@ -402,35 +457,17 @@ impl Reader {
     ) -> Result<StreamMark, BusError> {
         let mut mark = self.from.clone();
         let mut epoch = 0u64;
-        let mut con = None;
-        let mut delay = Duration::from_millis(50);
+        let mut con = StreamConnection::new(self.client.clone());
         loop {
             let draining = *drain.borrow();
-            if con.is_none() {
-                // Longer than the block of a read (half a second), short enough that a Redis
-                // that stopped answering (a partition) makes this instance not ready in seconds.
-                let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(READ_TIMEOUT));
-                match self.client.get_multiplexed_async_connection_with_config(&config).await {
-                    Ok(c) => con = Some(c),
-                    Err(e) => {
-                        self.lost(&e);
-                        tracing::warn!(error = %e, stream = %self.key, "cannot reach Redis to follow the bus; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(2));
-                        continue;
-                    }
-                }
-            }
-            let c = con.as_mut().expect("connected");
             // Blocks for a while when following; when draining, one look at what is left.
             let options = if draining {
                 StreamReadOptions::default().count(512)
             } else {
                 StreamReadOptions::default().count(512).block(500)
             };
-            let (keys, ids) = ([self.key.as_str()], [mark.id.as_str()]);
             let read = tokio::select! {
-                read = redis::AsyncCommands::xread_options::<_, _, Option<StreamReadReply>>(c, &keys, &ids, &options) => read,
+                read = con.read(&self.key, &mark.id, &options) => read,
                 _ = drain.changed(), if !draining => continue,
             };
             let reply = match read {
@@ -438,13 +475,10 @@ impl Reader {
                 Err(e) => {
                     self.lost(&e);
                     tracing::warn!(error = %e, stream = %self.key, "lost Redis while following the bus; reconnecting");
-                    con = None;
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
+                    con.failed().await;
                     continue;
                 }
             };
-            delay = Duration::from_millis(50);
             self.source.set_connected(true);
             self.stats.redis_down.store(false, std::sync::atomic::Ordering::Relaxed);
             let entries: Vec<redis::streams::StreamId> =

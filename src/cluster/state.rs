@@ -21,10 +21,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
+use redis::streams::StreamReadOptions;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::bus::StreamConnection;
 use crate::alert::AlertHub;
 use crate::alert::runtime::AlertResults;
 use crate::alert::engine::Ack;
@@ -44,9 +45,7 @@ pub const MAX_LEN: usize = 10_000;
 /// The id of the stream's last entry, `0-0` when it has none: a starting instance reads what
 /// comes after it, taken before it reads the app database.
 pub async fn last_id(redis: &mut ConnectionManager, key: &str) -> redis::RedisResult<String> {
-    let last: StreamRangeReply =
-        redis::cmd("XREVRANGE").arg(key).arg("+").arg("-").arg("COUNT").arg(1).query_async(redis).await?;
-    Ok(last.ids.into_iter().next().map(|e| e.id).unwrap_or_else(|| "0-0".into()))
+    Ok(super::bus::last_entry(redis, key).await?.map(|e| e.id).unwrap_or_else(|| "0-0".into()))
 }
 
 /// Writes this instance's announcements to the stream, in order; one that cannot be written
@@ -116,33 +115,19 @@ pub async fn follow(
     targets: Targets,
     cancel: CancellationToken,
 ) {
-    let mut con = None;
-    let mut delay = Duration::from_millis(50);
+    let mut con = StreamConnection::new(client);
     // Checked when (re)connected: the entries after `from` may have been trimmed meanwhile.
     let mut check_trimmed = false;
     loop {
-        if con.is_none() {
-            let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(super::bus::READ_TIMEOUT));
-            let connected = tokio::select! {
-                c = client.get_multiplexed_async_connection_with_config(&config) => c,
+        if check_trimmed {
+            let trimmed = tokio::select! {
+                t = async { trimmed_past(con.get().await?.0, &key, &from).await } => t,
                 _ = cancel.cancelled() => return,
             };
-            match connected {
-                Ok(c) => con = Some(c),
-                Err(e) => {
-                    tracing::debug!(error = %e, "cannot reach Redis for the cluster's changes; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                    continue;
-                }
-            }
-        }
-        let c = con.as_mut().expect("connected");
-        if check_trimmed {
-            match trimmed_past(c, &key, &from).await {
+            match trimmed {
                 Ok(true) => {
                     tracing::warn!(
-                        "this instance was away longer than the cluster's change stream reaches: reading every KPI, rule, silence, revocation and the policy again"
+                        "this instance was away longer than the cluster's change stream reaches: reading every KPI, rule, silence, revocation, the policy and the alert state again"
                     );
                     if let Err(e) = targets.reload_all().await {
                         tracing::warn!(error = %e, "cannot read the cluster's state again; it is read at the next change");
@@ -150,30 +135,26 @@ pub async fn follow(
                 }
                 Ok(false) => {}
                 Err(_) => {
-                    con = None;
+                    con.failed().await;
                     continue;
                 }
             }
             check_trimmed = false;
         }
         let options = StreamReadOptions::default().count(100).block(1000);
-        let (keys, ids) = ([key.as_str()], [from.as_str()]);
         let read = tokio::select! {
-            read = redis::AsyncCommands::xread_options::<_, _, Option<StreamReadReply>>(c, &keys, &ids, &options) => read,
+            read = con.read(&key, &from, &options) => read,
             _ = cancel.cancelled() => return,
         };
         let reply = match read {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::debug!(error = %e, "lost Redis while reading the cluster's changes; reconnecting");
-                con = None;
                 check_trimmed = true;
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
+                con.failed().await;
                 continue;
             }
         };
-        delay = Duration::from_millis(50);
         for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
             from = entry.id.clone();
             if entry.get::<String>("from").as_deref() == Some(instance.as_str()) {
