@@ -469,22 +469,22 @@ pub async fn serve_on(
     // takes the lead, then read the sources from where the bus ended.
     let store_for_lead = store.clone();
     let role = tokio::spawn(async move {
-        let Some(cluster) = cluster else { return sources.start().await?.finish().await };
-        let (activate, _, publishing) = bus.expect("a cluster has a bus");
-        let held = match role {
-            Role::Alone => unreachable!("a cluster member leads or follows"),
-            Role::Leader(held) => held,
-            Role::Follower { streams } => {
+        // The cluster and the publisher's activation are kept for as long as this instance leads.
+        let (_cluster, (_activate, _, publishing), held) = match (cluster, role, bus) {
+            (Some(cluster), Role::Leader(held), Some(bus)) => (cluster, bus, held),
+            (Some(cluster), Role::Follower { streams }, Some(bus)) => {
                 let followed = cluster
                     .follow(registry_for_bus, streams, views_for_bus, sources.tx.clone(), sources.cancel.clone())
                     .await?;
                 let Some((held, activation)) = followed else { return Ok(()) };
                 let fence = Fence { cluster: cluster.config.name.clone(), epoch: held.epoch };
                 store_for_lead.claim_epoch(&fence).await?;
-                let _ = activate.send(Some(activation));
+                let _ = bus.0.send(Some(activation));
                 let _ = leading.send(Duty::Lead { fence: Some(fence) });
-                held
+                (cluster, bus, held)
             }
+            // Alone: read the sources until they end.
+            _ => return sources.start().await?.finish().await,
         };
         let started = sources.start().await?;
         let cancel = started.cancel.clone();

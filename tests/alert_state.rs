@@ -149,11 +149,8 @@ async fn a_write_from_an_epoch_a_newer_leader_claimed_is_refused_and_stores_noth
     let refused = store.record_alerts(std::slice::from_ref(&resolved), &[], &[], Some(&first)).await;
     assert!(matches!(refused, Err(StoreError::Fenced { ours: 1, current: 2 })), "{refused:?}");
     assert_eq!(chain(&store, rule).await, vec![(AlertState::Normal, AlertState::Firing)], "nothing of epoch 1 stored");
-    let kpi: i64 = sql
-        .query_one("INSERT INTO kpis (name, definition) VALUES ('k', '{}') RETURNING id", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let kpi: i64 =
+        sql.query_one("INSERT INTO kpis (name, definition) VALUES ('k', '{}') RETURNING id", &[]).await.unwrap().get(0);
     let rollup = opslive::kpi::history::Rollup {
         kpi: opslive::kpi::KpiId(kpi),
         group: String::new(),

@@ -862,7 +862,8 @@ async fn the_leader_alone_decides_alerts_and_the_next_leader_carries_them_on() {
         let instance = format!("[\"{id}\"]");
         d["alerts"].as_array().unwrap().iter().find(|a| a["instance"] == instance.as_str()).cloned()
     };
-    let firing = |id: &'static str| move |d: &serde_json::Value| state_of(d, id).is_some_and(|a| a["state"] == "FIRING");
+    let firing =
+        |id: &'static str| move |d: &serde_json::Value| state_of(d, id).is_some_and(|a| a["state"] == "FIRING");
     sql.batch_execute("UPDATE items SET n = 10 WHERE id = 7").await.unwrap();
     until(addr_a, &admin, alerts, firing("7")).await;
     let first = claimed_epoch(&app).await;

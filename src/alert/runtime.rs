@@ -36,8 +36,8 @@ use crate::kpi::{DefinitionError, KpiBoard, KpiStep};
 use crate::notify::{NotifyLink, RuleFacts, notices};
 use crate::replica::Replica;
 use crate::store::alerts::AlertRuleRecord;
-use crate::store::{Store, StoreError};
 use crate::store::notifications::Outgoing;
+use crate::store::{Store, StoreError};
 use crate::watermark::DurableMarks;
 
 /// One rule on the board.
@@ -62,14 +62,32 @@ pub struct AlertBoard {
 }
 
 enum Command {
-    SetRule { record: Arc<AlertRuleRecord>, reply: oneshot::Sender<Result<(), DefinitionError>> },
-    RemoveRule { id: RuleId },
-    Acknowledge { rule: RuleId, instance: String, ack: Ack, reply: oneshot::Sender<Result<Instance, String>> },
-    Silences { silences: Vec<Silence>, reply: oneshot::Sender<()> },
+    SetRule {
+        record: Arc<AlertRuleRecord>,
+        reply: oneshot::Sender<Result<(), DefinitionError>>,
+    },
+    RemoveRule {
+        id: RuleId,
+    },
+    Acknowledge {
+        rule: RuleId,
+        instance: String,
+        ack: Ack,
+        reply: oneshot::Sender<Result<Instance, String>>,
+    },
+    Silences {
+        silences: Vec<Silence>,
+        reply: oneshot::Sender<()>,
+    },
     /// What the leader decided (ignored while this instance decides itself).
-    Mirror { epoch: u64, results: AlertResults },
+    Mirror {
+        epoch: u64,
+        results: AlertResults,
+    },
     /// Every open instance as recorded (a follower that missed the leader's word).
-    MirrorAll { instances: Vec<Instance> },
+    MirrorAll {
+        instances: Vec<Instance>,
+    },
 }
 
 /// What a leader's alert runtime changed in one recorded write: each instance's new state
@@ -338,7 +356,8 @@ impl Runtime {
         }
         let durable = batch.applied.tx.as_ref().map(|tx| (tx.source.clone(), tx.position));
         if durable.is_some() {
-            let write = Write { transitions: Vec::new(), instances: Vec::new(), outgoing: Vec::new(), durable, results: None };
+            let write =
+                Write { transitions: Vec::new(), instances: Vec::new(), outgoing: Vec::new(), durable, results: None };
             let _ = self.writes.send(write).await;
         }
     }
@@ -354,7 +373,11 @@ impl Runtime {
         for record in records {
             transitions.extend(self.set_rule(record, &Cause::Due { at: now }).1);
         }
-        tracing::info!(rules = self.board.rules.len(), open = self.set.instance_map().len(), "alert evaluation taken over from the old leader");
+        tracing::info!(
+            rules = self.board.rules.len(),
+            open = self.set.instance_map().len(),
+            "alert evaluation taken over from the old leader"
+        );
         self.publish();
         self.record(transitions, None).await;
     }
@@ -483,7 +506,8 @@ impl Runtime {
                 if let Ok(inst) = &result {
                     if self.leads() {
                         let instances = vec![(rule, instance, Some(inst.clone()))];
-                        let results = self.telling.then(|| AlertResults { instances: instances.clone(), overflow: Vec::new() });
+                        let results =
+                            self.telling.then(|| AlertResults { instances: instances.clone(), overflow: Vec::new() });
                         let write =
                             Write { transitions: Vec::new(), instances, outgoing: Vec::new(), durable: None, results };
                         let _ = self.writes.send(write).await;
@@ -552,7 +576,8 @@ impl Runtime {
             let instances = self.instances_of(&transitions);
             let outgoing = self.notices(&transitions);
             let results = self.telling.then(|| {
-                let mut told = AlertResults { instances: instances.clone(), overflow: std::mem::take(&mut self.overflow_moved) };
+                let mut told =
+                    AlertResults { instances: instances.clone(), overflow: std::mem::take(&mut self.overflow_moved) };
                 let moved = moved.into_iter().map(|(rule, key)| {
                     let now = self.set.instance(rule, &key).cloned();
                     (rule, key, now)

@@ -254,7 +254,9 @@ impl Publisher {
                     wanted = replicas.count,
                     "too few Redis replicas have the bus's last entries; the sources are not acknowledged past them until enough do"
                 ),
-                Err(e) => tracing::warn!(error = %e, "cannot ask Redis how many replicas have the bus's entries; asking again"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot ask Redis how many replicas have the bus's entries; asking again")
+                }
             }
             if stop.is_cancelled() {
                 return false;

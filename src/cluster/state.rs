@@ -27,9 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::bus::StreamConnection;
 use crate::alert::AlertHub;
-use crate::alert::runtime::AlertResults;
 use crate::alert::engine::Ack;
 use crate::alert::rule::RuleId;
+use crate::alert::runtime::AlertResults;
 use crate::announce::Announcement;
 use crate::api::graphql::revocations::RevocationService;
 use crate::change::SourceName;

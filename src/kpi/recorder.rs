@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::history::{MINUTE, Rollup, Rollups, merged};
 use super::runtime::{KpiBoard, KpiStep};
-use crate::change::{Position, SourceName};
 use crate::announce::Duty;
+use crate::change::{Position, SourceName};
 use crate::store::{Store, StoreError};
 use crate::watermark::DurableMarks;
 
