@@ -99,20 +99,24 @@ pub struct AlertResults {
 }
 
 impl AlertResults {
-    /// Later results after these: an instance's newer state replaces its older one.
+    /// Later results after these (see [`AlertResults::latest`]).
     fn extend(&mut self, later: AlertResults) {
-        for (rule, key, instance) in later.instances {
-            match self.instances.iter_mut().find(|(r, k, _)| *r == rule && *k == key) {
-                Some(slot) => slot.2 = instance,
-                None => self.instances.push((rule, key, instance)),
-            }
-        }
-        for (rule, n) in later.overflow {
-            match self.overflow.iter_mut().find(|(r, _)| *r == rule) {
-                Some(slot) => slot.1 = n,
-                None => self.overflow.push((rule, n)),
-            }
-        }
+        self.instances.extend(later.instances);
+        self.overflow.extend(later.overflow);
+    }
+
+    /// Only the newest state of each instance and the newest count of each rule, in the
+    /// order they last changed: a group of writes (a backlog's thousands) is told once.
+    fn latest(mut self) -> AlertResults {
+        let mut seen = std::collections::HashSet::new();
+        self.instances.reverse();
+        self.instances.retain(|(rule, key, _)| seen.insert((*rule, key.clone())));
+        self.instances.reverse();
+        let mut counted = std::collections::HashSet::new();
+        self.overflow.reverse();
+        self.overflow.retain(|(rule, _)| counted.insert(*rule));
+        self.overflow.reverse();
+        self
     }
 }
 
@@ -583,7 +587,7 @@ impl Runtime {
                     (rule, key, now)
                 });
                 told.extend(AlertResults { instances: moved.collect(), overflow: Vec::new() });
-                told
+                told.latest()
             });
             if self.writes.send(Write { transitions, instances, outgoing, durable, results }).await.is_err() {
                 tracing::debug!("alert writer stopped");
@@ -742,5 +746,55 @@ fn merge(group: Vec<Write>) -> Merged {
             }
         }
     }
-    Merged { transitions, instances, outgoing, durable, results }
+    Merged { transitions, instances, outgoing, durable, results: results.map(AlertResults::latest) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(rule: i64, key: &str, value: &str) -> Instance {
+        Instance {
+            rule: RuleId(rule),
+            key: key.into(),
+            labels: Default::default(),
+            state: super::super::AlertState::Firing,
+            since: 1,
+            active_since: 1,
+            due: None,
+            condition: true,
+            value: Some(value.into()),
+            row: None,
+            acknowledged: None,
+            cause: Some(Cause::Transaction { source: Arc::from("shop"), position: Position(7), commit_ts: 5 }),
+            summary: String::new(),
+        }
+    }
+
+    #[test]
+    fn results_told_hold_each_instances_newest_state_once_and_read_back_as_written() {
+        let mut told = AlertResults {
+            instances: vec![
+                (RuleId(1), "a".into(), Some(instance(1, "a", "1"))),
+                (RuleId(1), "b".into(), Some(instance(1, "b", "1"))),
+            ],
+            overflow: vec![(RuleId(1), 3)],
+        };
+        told.extend(AlertResults {
+            instances: vec![(RuleId(1), "a".into(), Some(instance(1, "a", "2"))), (RuleId(1), "b".into(), None)],
+            overflow: vec![(RuleId(1), 4), (RuleId(2), 1)],
+        });
+        let told = told.latest();
+        let expected = AlertResults {
+            instances: vec![(RuleId(1), "a".into(), Some(instance(1, "a", "2"))), (RuleId(1), "b".into(), None)],
+            overflow: vec![(RuleId(1), 4), (RuleId(2), 1)],
+        };
+        assert_eq!(told, expected);
+        let wire = serde_json::to_value(&told).unwrap();
+        assert_eq!(
+            serde_json::from_value::<AlertResults>(wire).unwrap(),
+            told,
+            "the followers read what the leader told"
+        );
+    }
 }
