@@ -35,9 +35,10 @@ use crate::change::{Position, SourceName};
 use crate::kpi::{DefinitionError, KpiBoard, KpiStep};
 use crate::notify::{NotifyLink, RuleFacts, notices};
 use crate::replica::Replica;
+use crate::store::Store;
 use crate::store::alerts::AlertRuleRecord;
+use crate::store::fence::until_written;
 use crate::store::notifications::Outgoing;
-use crate::store::{Store, StoreError};
 use crate::watermark::DurableMarks;
 
 /// One rule on the board.
@@ -666,29 +667,13 @@ impl Writer {
             let Merged { transitions, instances, outgoing, durable, results } = merge(group);
             let fence = self.duty.borrow().fence().cloned();
             if !transitions.is_empty() || !instances.is_empty() {
-                let mut delay = Duration::from_millis(100);
-                loop {
-                    match self.store.record_alerts(&transitions, &instances, &outgoing, fence.as_ref()).await {
-                        Ok(()) => {
-                            if let Some(link) = self.notify.as_ref().filter(|_| !outgoing.is_empty()) {
-                                link.wake();
-                            }
-                            break;
-                        }
-                        Err(e @ StoreError::Fenced { .. }) => {
-                            tracing::error!(error = %e, "alert transitions not recorded: another instance leads the cluster now");
-                            self.fenced.cancel();
-                            return;
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot record alert transitions; retrying (the source is not acknowledged meanwhile)");
-                            tokio::select! {
-                                _ = tokio::time::sleep(delay) => {}
-                                _ = cancel.cancelled() => return,
-                            }
-                            delay = (delay * 2).min(Duration::from_secs(10));
-                        }
-                    }
+                let write = || self.store.record_alerts(&transitions, &instances, &outgoing, fence.as_ref());
+                let retry = Duration::from_millis(100);
+                if !until_written("alert transitions", retry, &cancel, &self.fenced, write).await {
+                    return;
+                }
+                if let Some(link) = self.notify.as_ref().filter(|_| !outgoing.is_empty()) {
+                    link.wake();
                 }
             }
             // Told once recorded: a follower that starts reads the app database after the

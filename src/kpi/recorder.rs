@@ -18,7 +18,8 @@ use super::history::{MINUTE, Rollup, Rollups, merged};
 use super::runtime::{KpiBoard, KpiStep};
 use crate::announce::Duty;
 use crate::change::{Position, SourceName};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
+use crate::store::fence::until_written;
 use crate::watermark::DurableMarks;
 
 /// How often rollups are written: a chart's newest point lags at most this much in the
@@ -154,24 +155,9 @@ async fn write_rollups(
             }
             continue;
         };
-        let mut delay = Duration::from_millis(200);
-        loop {
-            match store.record_rollups(&derived, fence.as_ref()).await {
-                Ok(()) => break,
-                Err(e @ StoreError::Fenced { .. }) => {
-                    tracing::error!(error = %e, "KPI history not written: another instance leads the cluster now");
-                    fenced.cancel();
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot write KPI history; retrying (the source is not acknowledged meanwhile)");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = cancel.cancelled() => return,
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
-            }
+        let write = || store.record_rollups(&derived, fence.as_ref());
+        if !until_written("KPI history", Duration::from_millis(200), &cancel, &fenced, write).await {
+            return;
         }
         for (source, position) in positions {
             marks.durable(&source, position);

@@ -9,7 +9,11 @@
 //! writer's own. A claim takes the row for update, so it waits for a write in flight and every
 //! write after it sees the new epoch: the old leader's next write is refused, not interleaved.
 
+use std::future::Future;
+use std::time::Duration;
+
 use sqlx::{Postgres, Row, Transaction};
+use tokio_util::sync::CancellationToken;
 
 use super::{Store, StoreError};
 
@@ -61,6 +65,42 @@ impl Store {
         match current {
             Some(c) if c > fence.epoch() => Err(StoreError::Fenced { ours: fence.epoch, current: c as u64 }),
             _ => Ok(Some(fence.epoch())),
+        }
+    }
+}
+
+/// Runs a write the sources' acknowledgement waits for until it is done: tried again after a
+/// doubling pause (from `retry`, up to 10 s) while the database is away. Refused because a
+/// newer leader claimed the cluster, it tells the instance (`fenced`) and gives up; `false`
+/// when it gave up or the instance stops.
+pub async fn until_written<F, W>(
+    what: &str,
+    retry: Duration,
+    cancel: &CancellationToken,
+    fenced: &CancellationToken,
+    mut write: W,
+) -> bool
+where
+    W: FnMut() -> F,
+    F: Future<Output = Result<(), StoreError>>,
+{
+    let mut delay = retry;
+    loop {
+        match write().await {
+            Ok(()) => return true,
+            Err(e @ StoreError::Fenced { .. }) => {
+                tracing::error!(error = %e, "{what} not written: another instance leads the cluster now");
+                fenced.cancel();
+                return false;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write {what}; retrying (the source is not acknowledged meanwhile)");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = cancel.cancelled() => return false,
+                }
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
         }
     }
 }
