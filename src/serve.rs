@@ -201,33 +201,19 @@ pub async fn serve_on(
     // Deciding alert state, writing KPI history and sending notifications are the leader's
     // (or a lone instance's) work, never twice; a leader's writes carry its epoch, claimed in
     // the app database before the first.
-    let fence_of = |c: &Cluster, epoch: u64| Fence { cluster: c.config.name.clone(), epoch };
     let duty = match (&cluster, &role) {
         (None, _) => Duty::Lead { fence: None },
-        (Some(c), Role::Leader(held)) => {
-            let fence = fence_of(c, held.epoch);
-            store.claim_epoch(&fence).await?;
-            Duty::Lead { fence: Some(fence) }
-        }
+        (Some(c), Role::Leader(held)) => claim_lead(&store, c, held.epoch).await?,
         (Some(_), _) => Duty::Follow,
     };
     let following = duty == Duty::Follow;
     let (leading, leading_rx) = watch::channel(duty);
     let fenced = CancellationToken::new();
-    // A `WAIT` blocks its connection: with replicas to wait for, the publisher has its own, so
-    // that lease renewals never queue behind it.
     let publishing_con = match &cluster {
-        Some(c) if c.config.wait_replicas > 0 => Some(
-            c.client
-                .get_connection_manager()
-                .await
-                .map_err(|error| crate::cluster::ClusterError::Redis { url: c.config.redis_url.clone(), error })?,
-        ),
-        Some(c) => Some(c.redis.clone()),
+        Some(c) => Some(c.publishing_connection().await?),
         None => None,
     };
-    let bus = cluster.as_ref().map(|c| {
-        let publishing_con = publishing_con.clone().expect("a cluster has a connection to publish on");
+    let bus = cluster.as_ref().zip(publishing_con).map(|(c, publishing_con)| {
         let marks = DurableMarks::register("bus", &watermarks);
         let (events, tapped) = mpsc::channel(crate::pipeline::BATCH_CAPACITY);
         let wanted = Arc::new(tokio::sync::Notify::new());
@@ -235,7 +221,7 @@ pub async fn serve_on(
         let (activate, activation) = watch::channel(first_activation);
         let (requests, bootstraps) = mpsc::channel(16);
         let publisher = Publisher {
-            redis: publishing_con.clone(),
+            redis: publishing_con,
             keys: c.keys.clone(),
             max_len: c.config.stream_max_len,
             marks,
@@ -477,10 +463,9 @@ pub async fn serve_on(
                     .follow(registry_for_bus, streams, views_for_bus, sources.tx.clone(), sources.cancel.clone())
                     .await?;
                 let Some((held, activation)) = followed else { return Ok(()) };
-                let fence = Fence { cluster: cluster.config.name.clone(), epoch: held.epoch };
-                store_for_lead.claim_epoch(&fence).await?;
+                let duty = claim_lead(&store_for_lead, &cluster, held.epoch).await?;
                 let _ = bus.0.send(Some(activation));
-                let _ = leading.send(Duty::Lead { fence: Some(fence) });
+                let _ = leading.send(duty);
                 (cluster, bus, held)
             }
             // Alone: read the sources until they end.
@@ -544,6 +529,14 @@ pub async fn serve_on(
 }
 
 /// How this instance takes part.
+/// This instance leads the cluster under `epoch`: claimed in the app database before any of
+/// its writes, so that every write from an older leader is refused from then on.
+async fn claim_lead(store: &Store, cluster: &Cluster, epoch: u64) -> Result<Duty, StoreError> {
+    let fence = Fence { cluster: cluster.config.name.clone(), epoch };
+    store.claim_epoch(&fence).await?;
+    Ok(Duty::Lead { fence: Some(fence) })
+}
+
 enum Role {
     /// No cluster: it reads its sources.
     Alone,

@@ -432,7 +432,7 @@ impl Runtime {
                 let writes = self.writes.clone();
                 let instances = self.instances_of(&transitions);
                 let outgoing = self.notices(&transitions);
-                let results = self.telling.then(|| AlertResults { instances: instances.clone(), overflow: Vec::new() });
+                let results = self.told(&instances, Vec::new());
                 tokio::spawn(async move {
                     let _ = writes.send(Write { transitions, instances, outgoing, durable: None, results }).await;
                 });
@@ -511,8 +511,7 @@ impl Runtime {
                 if let Ok(inst) = &result {
                     if self.leads() {
                         let instances = vec![(rule, instance, Some(inst.clone()))];
-                        let results =
-                            self.telling.then(|| AlertResults { instances: instances.clone(), overflow: Vec::new() });
+                        let results = self.told(&instances, Vec::new());
                         let write =
                             Write { transitions: Vec::new(), instances, outgoing: Vec::new(), durable: None, results };
                         let _ = self.writes.send(write).await;
@@ -580,20 +579,30 @@ impl Runtime {
         if changed || durable.is_some() {
             let instances = self.instances_of(&transitions);
             let outgoing = self.notices(&transitions);
-            let results = self.telling.then(|| {
-                let mut told =
-                    AlertResults { instances: instances.clone(), overflow: std::mem::take(&mut self.overflow_moved) };
-                let moved = moved.into_iter().map(|(rule, key)| {
-                    let now = self.set.instance(rule, &key).cloned();
-                    (rule, key, now)
-                });
-                told.extend(AlertResults { instances: moved.collect(), overflow: Vec::new() });
-                told.latest()
-            });
+            let results = self.told(&instances, moved);
             if self.writes.send(Write { transitions, instances, outgoing, durable, results }).await.is_err() {
                 tracing::debug!("alert writer stopped");
             }
         }
+    }
+
+    /// What a write tells the followers, in a cluster: the instances it records, those that
+    /// moved without a transition, and the overflow counts that moved since the last write.
+    fn told(
+        &mut self,
+        instances: &[(RuleId, String, Option<Instance>)],
+        moved: Vec<(RuleId, String)>,
+    ) -> Option<AlertResults> {
+        if !self.telling {
+            return None;
+        }
+        let mut told =
+            AlertResults { instances: instances.to_vec(), overflow: std::mem::take(&mut self.overflow_moved) };
+        told.instances.extend(moved.into_iter().map(|(rule, key)| {
+            let now = self.set.instance(rule, &key).cloned();
+            (rule, key, now)
+        }));
+        Some(told.latest())
     }
 
     /// The notifications the transitions cause, routed as the policy says now.

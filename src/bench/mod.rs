@@ -208,25 +208,29 @@ async fn with_database(
     // Several instances: one cluster through a Redis of the run's own, each instance with its
     // own directory and the same token secret.
     let redis = (instances > 1).then(|| redis::LocalRedis::start(&root.join("redis"))).transpose()?;
-    let mut configs = vec![files.config.clone()];
-    if let Some(redis) = &redis {
-        let secret = hex::encode(rand::random::<[u8; 32]>());
-        let data_dir = serde_json::to_string(&root.join("opslive").display().to_string()).expect("strings serialise");
-        for i in 0..instances {
-            let dir = root.join(format!("opslive-{i}"));
-            let own = serde_json::to_string(&dir.display().to_string()).expect("strings serialise");
-            let cluster = format!(
-                "\n[cluster]\nredis_url = \"{}\"\nname = \"bench\"\ninstance = \"i{i}\"\nsecret = \"{secret}\"\n",
-                redis.url
-            );
-            let config = dir.join("opslive.toml");
-            std::fs::create_dir_all(&dir)
-                .and_then(|_| std::fs::write(&config, format!("{}{cluster}", text.replace(&data_dir, &own))))
-                .map_err(|e| BenchError::Io(format!("writing {}: {e}", config.display())))?;
-            configs.push(config);
+    let configs = match &redis {
+        None => vec![files.config.clone()],
+        Some(redis) => {
+            let secret = hex::encode(rand::random::<[u8; 32]>());
+            let data_dir =
+                serde_json::to_string(&root.join("opslive").display().to_string()).expect("strings serialise");
+            let mut configs = Vec::with_capacity(instances);
+            for i in 0..instances {
+                let dir = root.join(format!("opslive-{i}"));
+                let own = serde_json::to_string(&dir.display().to_string()).expect("strings serialise");
+                let cluster = format!(
+                    "\n[cluster]\nredis_url = \"{}\"\nname = \"bench\"\ninstance = \"i{i}\"\nsecret = \"{secret}\"\n",
+                    redis.url
+                );
+                let config = dir.join("opslive.toml");
+                std::fs::create_dir_all(&dir)
+                    .and_then(|_| std::fs::write(&config, format!("{}{cluster}", text.replace(&data_dir, &own))))
+                    .map_err(|e| BenchError::Io(format!("writing {}: {e}", config.display())))?;
+                configs.push(config);
+            }
+            configs
         }
-        configs.remove(0);
-    }
+    };
     // The scenario's warehouses go in before the server starts, so they are in its snapshot.
     let prepared = prepared(options, &shop).await?;
     let mut processes = Vec::new();

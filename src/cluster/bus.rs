@@ -401,16 +401,15 @@ impl StreamConnection {
         StreamConnection { client, con: None, delay: Duration::from_millis(50) }
     }
 
-    /// The connection, and whether it is new (opened since the last failure).
-    pub async fn get(&mut self) -> redis::RedisResult<(&mut redis::aio::MultiplexedConnection, bool)> {
-        let fresh = self.con.is_none();
-        if fresh {
+    /// The connection, opened if it is not.
+    pub async fn get(&mut self) -> redis::RedisResult<&mut redis::aio::MultiplexedConnection> {
+        if self.con.is_none() {
             // Longer than a read's block, short enough that a Redis that stopped answering
             // (a partition) makes the instance not ready in seconds.
             let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(READ_TIMEOUT));
             self.con = Some(self.client.get_multiplexed_async_connection_with_config(&config).await?);
         }
-        Ok((self.con.as_mut().expect("connected"), fresh))
+        Ok(self.con.as_mut().expect("connected"))
     }
 
     /// One `XREAD` of `key` after `from`.
@@ -420,7 +419,7 @@ impl StreamConnection {
         from: &str,
         options: &StreamReadOptions,
     ) -> redis::RedisResult<Option<StreamReadReply>> {
-        let (con, _) = self.get().await?;
+        let con = self.get().await?;
         let reply = redis::AsyncCommands::xread_options(con, &[key], &[from], options).await?;
         self.delay = Duration::from_millis(50);
         Ok(reply)

@@ -229,6 +229,17 @@ impl Cluster {
         tracing::info!(instance = %us.instance, epoch = us.epoch, "this instance leads the cluster: it reads the sources");
     }
 
+    /// The connection the bus's publisher writes on: one of its own when it waits for Redis
+    /// replicas (a `WAIT` blocks its connection, and lease renewals must not queue behind it),
+    /// else the shared one.
+    pub async fn publishing_connection(&self) -> Result<redis::aio::ConnectionManager, ClusterError> {
+        if self.config.wait_replicas == 0 {
+            return Ok(self.redis.clone());
+        }
+        let url = self.config.redis_url.clone();
+        self.client.get_connection_manager().await.map_err(|error| ClusterError::Redis { url, error })
+    }
+
     /// Renews the lease from now on, while this instance loads and starts its sources too.
     fn hold(&self, us: Holder, cancel: CancellationToken) -> Held {
         let epoch = us.epoch;

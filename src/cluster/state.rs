@@ -121,7 +121,7 @@ pub async fn follow(
     loop {
         if check_trimmed {
             let trimmed = tokio::select! {
-                t = async { trimmed_past(con.get().await?.0, &key, &from).await } => t,
+                t = async { trimmed_past(con.get().await?, &key, &from).await } => t,
                 _ = cancel.cancelled() => return,
             };
             match trimmed {
