@@ -16,7 +16,7 @@ use serde_json::{Map, Value as Json};
 use super::rule::{BoundRule, KpiTest, RuleId, Target};
 use crate::change::{Key, Position, Row, SourceName};
 use crate::kpi::{KpiBoard, KpiId, KpiValue};
-use crate::query::Timeline;
+use crate::query::{Dispatch, Filter, Timeline};
 use crate::replica::{Applied, Delta, Replica};
 use crate::value::Value;
 
@@ -196,24 +196,36 @@ struct RuleIndex {
     quiet_by_kpi: HashMap<KpiId, Vec<RuleId>>,
     /// Row rules by their table.
     rows_by_table: HashMap<crate::registry::TableId, Arc<[RuleId]>>,
+    /// The same rules by the equality in their filter: a change is judged only by the rules
+    /// it may meet (a rule per warehouse costs a lookup, not an evaluation, per other one).
+    rows_dispatch: HashMap<crate::registry::TableId, Arc<Dispatch<RuleId>>>,
 }
 
 impl RuleIndex {
     fn of(rules: &BTreeMap<RuleId, Arc<BoundRule>>) -> RuleIndex {
         let mut by_kpi: HashMap<KpiId, Vec<(RuleId, KpiTest)>> = HashMap::new();
         let mut quiet_by_kpi: HashMap<KpiId, Vec<RuleId>> = HashMap::new();
-        let mut rows_by_table: HashMap<crate::registry::TableId, Vec<RuleId>> = HashMap::new();
+        let mut rows_by_table: HashMap<crate::registry::TableId, Vec<(RuleId, &Filter)>> = HashMap::new();
         for r in rules.values() {
             match &r.target {
                 Target::Kpi { kpi, test } => by_kpi.entry(*kpi).or_default().push((r.id, *test)),
                 Target::NoData { kpi, .. } => quiet_by_kpi.entry(*kpi).or_default().push(r.id),
-                Target::Rows { schema, .. } => rows_by_table.entry(schema.id()).or_default().push(r.id),
+                Target::Rows { schema, filter, .. } => {
+                    rows_by_table.entry(schema.id()).or_default().push((r.id, filter))
+                }
             }
         }
         RuleIndex {
             by_kpi: by_kpi.into_iter().map(|(k, v)| (k, v.into())).collect(),
             quiet_by_kpi,
-            rows_by_table: rows_by_table.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            rows_dispatch: rows_by_table
+                .iter()
+                .map(|(k, v)| (*k, Arc::new(Dispatch::new(v.iter().copied()))))
+                .collect(),
+            rows_by_table: rows_by_table
+                .into_iter()
+                .map(|(k, v)| (k, v.into_iter().map(|(id, _)| id).collect()))
+                .collect(),
         }
     }
 }
@@ -494,7 +506,11 @@ impl AlertSet {
         for delta in &applied.deltas {
             match delta {
                 Delta::Row(d) => {
-                    let Some(row_rules) = self.index.rows_by_table.get(&d.table).cloned() else { continue };
+                    let Some(dispatch) = self.index.rows_dispatch.get(&d.table) else { continue };
+                    // Rules neither image can meet are skipped. Their timelines hold such a row
+                    // only from a version that could not pass either (a NULL where they want a
+                    // value): judged again when due, it changes nothing and is unfiled then.
+                    let row_rules = dispatch.candidates(d.before.as_deref(), d.after.as_deref());
                     for id in row_rules.iter() {
                         let rule = self.rules[id].clone();
                         let Target::Rows { schema, filter, labels, columns } = &rule.target else { continue };

@@ -236,6 +236,43 @@ fn row_rules_fire_and_resolve_per_row_with_the_row_as_provenance() {
     assert_eq!(states(&t), vec![(AlertState::Firing, AlertState::Resolved)], "a deleted row resolves");
 }
 
+/// Rules per value of a column (a rule per warehouse, per queue) are found through their
+/// equality: each judges only the rows of its value, and a row that moves from one value to
+/// another leaves one rule's condition and meets the other's in the same transaction.
+#[test]
+fn rules_per_value_judge_only_their_rows_and_follow_a_row_from_one_value_to_another() {
+    let mut w = World::new();
+    let rule = |status: serde_json::Value| json!({ "name": "per status", "rows": { "table": "orders", "filter": { "status": status } } });
+    w.rule(1, rule(json!({ "eq": "new" })), 0);
+    w.rule(2, rule(json!({ "eq": "open" })), 0);
+    w.rule(3, rule(json!({ "in": ["new", "open"] })), 0);
+    w.rule(4, rule(json!({ "neq": "done" })), 0);
+    let fired = |t: &[Transition]| {
+        let mut v: Vec<(i64, AlertState, AlertState)> = t.iter().map(|t| (t.rule.0, t.from, t.to)).collect();
+        v.sort_by_key(|(r, ..)| *r);
+        v
+    };
+    use AlertState::{Firing, Normal, Resolved};
+    let (t, _) = w.commit(10, &[(1, Some((0, "new"))), (2, Some((0, "done")))]);
+    assert_eq!(fired(&t), vec![(1, Normal, Firing), (3, Normal, Firing), (4, Normal, Firing)]);
+    let (t, _) = w.commit(20, &[(1, Some((0, "open")))]);
+    assert_eq!(fired(&t), vec![(1, Firing, Resolved), (2, Normal, Firing)], "rules 3 and 4 still hold for the row");
+    let (t, _) = w.commit(30, &[(2, Some((0, "open"))), (1, Some((0, "done")))]);
+    assert_eq!(
+        fired(&t),
+        vec![
+            (2, Normal, Firing),
+            (2, Firing, Resolved),
+            (3, Normal, Firing),
+            (3, Firing, Resolved),
+            (4, Normal, Firing),
+            (4, Firing, Resolved)
+        ]
+    );
+    let (t, _) = w.commit(40, &[(2, None)]);
+    assert_eq!(fired(&t), vec![(2, Firing, Resolved), (3, Firing, Resolved), (4, Firing, Resolved)]);
+}
+
 #[test]
 fn acknowledgement_is_kept_until_the_instance_resolves_and_restored_state_does_not_fire_again() {
     let mut w = World::new();

@@ -21,7 +21,7 @@ use super::compile::{CompiledKpi, Reading, Span};
 use crate::aggregate::{self, Aggregate, GroupResult, TimeWindow, WindowedAggregate};
 use crate::change::Key;
 use crate::live::not_ready;
-use crate::query::{Timeline, matching_rows};
+use crate::query::{Dispatch, Timeline, matching_rows};
 use crate::replica::{Applied, Delta, Replica};
 use crate::value::Value;
 
@@ -134,6 +134,9 @@ pub struct KpiSet {
     kpis: HashMap<KpiId, (CompiledKpi, Shared)>,
     entries: HashMap<Shared, Entry>,
     by_table: HashMap<crate::registry::TableId, Vec<Shared>>,
+    /// The same computations by the equality in their filter: a change steps only those it
+    /// may meet (KPIs per channel or warehouse cost a lookup, not a filter each).
+    dispatch: HashMap<crate::registry::TableId, Dispatch<Shared>>,
     next: Shared,
     /// Where "today" begins.
     time_zone: chrono_tz::Tz,
@@ -152,7 +155,14 @@ impl KpiSet {
 
     /// KPIs whose `today` windows begin at midnight in `time_zone`.
     pub fn with_time_zone(time_zone: chrono_tz::Tz) -> KpiSet {
-        KpiSet { kpis: HashMap::new(), entries: HashMap::new(), by_table: HashMap::new(), next: 0, time_zone }
+        KpiSet {
+            kpis: HashMap::new(),
+            entries: HashMap::new(),
+            by_table: HashMap::new(),
+            dispatch: HashMap::new(),
+            next: 0,
+            time_zone,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -195,10 +205,18 @@ impl KpiSet {
                 let value = read(&kpi, &state, now);
                 let entry = Entry { kpi: kpi.clone(), members: vec![id], state, value, dirty: Dirty::Clean, timeline };
                 self.entries.insert(shared, entry);
+                self.index_table(kpi.table);
                 shared
             }
         };
         self.kpis.insert(id, (kpi, shared));
+    }
+
+    /// Indexes the computations of a table again, after one came or went.
+    fn index_table(&mut self, table: crate::registry::TableId) {
+        let shared = self.by_table.get(&table).into_iter().flatten();
+        let dispatch = Dispatch::new(shared.map(|s| (*s, &self.entries[s].kpi.filter)));
+        self.dispatch.insert(table, dispatch);
     }
 
     pub fn remove(&mut self, id: KpiId) {
@@ -210,6 +228,7 @@ impl KpiSet {
             if let Some(shared_of_table) = self.by_table.get_mut(&kpi.table) {
                 shared_of_table.retain(|s| *s != shared);
             }
+            self.index_table(kpi.table);
         }
     }
 
@@ -278,8 +297,11 @@ impl KpiSet {
         for delta in &applied.deltas {
             match delta {
                 Delta::Row(d) => {
-                    let Some(ids) = self.by_table.get(&d.table) else { continue };
-                    for id in ids {
+                    let Some(dispatch) = self.dispatch.get(&d.table) else { continue };
+                    // Computations neither image can meet are skipped, as they would be below;
+                    // their timelines can hold such a row only from a version that could not
+                    // pass either (a NULL where they want a value), harmless when it comes due.
+                    for id in &dispatch.candidates(d.before.as_deref(), d.after.as_deref()) {
                         let entry = self.entries.get_mut(id).expect("indexed computations exist");
                         let filter = &entry.kpi.filter;
                         // Whether the old row passed when it was last judged, for a row whose

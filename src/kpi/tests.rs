@@ -40,6 +40,12 @@ fn definitions() -> Vec<serde_json::Value> {
         json!({ "name": "p90 qty", "table": "orders", "aggregate": "P90", "column": "qty", "groupBy": ["status"] }),
         json!({ "name": "p50 price", "table": "orders", "aggregate": "P50", "column": "price" }),
         json!({ "name": "statuses", "table": "orders", "aggregate": "COUNT_DISTINCT", "column": "status" }),
+        json!({ "name": "not shipped", "table": "orders", "aggregate": "SUM", "column": "qty",
+                "filter": { "status": { "in": ["pending", "paid"] } } }),
+        json!({ "name": "paid pairs", "table": "orders", "aggregate": "COUNT",
+                "filter": { "qty": { "eq": 2 }, "status": { "eq": "paid" } } }),
+        json!({ "name": "paid price", "table": "orders", "aggregate": "MAX", "column": "price",
+                "filter": { "status": { "eq": "paid" } }, "groupBy": ["qty"] }),
         json!({ "name": "spread", "table": "orders", "aggregate": "MAX",
                 "expression": { "difference": { "later": "price", "earlier": "price" } } }),
     ]

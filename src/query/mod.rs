@@ -18,6 +18,7 @@
 
 mod clock;
 mod compare;
+mod dispatch;
 mod filter;
 mod json;
 mod like;
@@ -31,6 +32,7 @@ mod validate;
 pub use crate::duration::{DurationError, parse_iso as parse_duration};
 pub use clock::{Clock, ManualClock, SystemClock, wall_micros};
 pub use compare::{Capabilities, capabilities, sql_cmp};
+pub use dispatch::Dispatch;
 pub use filter::{CompareOp, Filter, Truth};
 pub use json::{FilterError, parse_json_filter};
 pub use like::{PatternError, check_pattern, like_matches};
