@@ -13,6 +13,10 @@
 //!   consistent (resumed from its checkpoint) until the marker is in its replica — and, for
 //!   `engines`, in its KPIs. Both drain the same backlog; `ALERTS_BENCH_ROUNDS` rounds (default
 //!   3), alternating which goes first; the median ratio is reported.
+//!   `ALERTS_BENCH_BASELINE_BIN=<an opslive binary>` adds a third server, `baseline`: the same
+//!   KPIs and rules (its app database is a copy of `engines`'s) run by that build, draining the
+//!   same backlogs in the same rounds — a before/after comparison of two builds in one run,
+//!   which this machine's swings from run to run would otherwise hide.
 //! - commit → alert frame: on the `engines` server with the simulator running beside it
 //!   (`ALERTS_BENCH_SIM_RATE` events/s, default 100), `ALERTS_BENCH_ALERTS` times (default 200)
 //!   a test order is inserted (firing a row rule and a KPI rule) and then paid (resolving
@@ -38,7 +42,7 @@ fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
 }
 
-const VARIANTS: [&str; 2] = ["plain", "engines"];
+const VARIANTS: [&str; 3] = ["plain", "engines", "baseline"];
 
 /// The configuration of one variant: its own slot, publication, app database and checkpoint.
 fn write_config(root: &Path, url: &str, app_url: &str, variant: &str) -> PathBuf {
@@ -60,13 +64,20 @@ fn write_config(root: &Path, url: &str, app_url: &str, variant: &str) -> PathBuf
     path
 }
 
-/// Starts a server and waits until its replica is consistent; returns it, its address and
-/// the instant it became consistent.
-async fn start(config: &Path) -> (Serve, std::net::SocketAddr, Instant) {
-    let mut serve = Serve::start(config);
+/// Starts a server (of `binary`, or of this build) and waits until its replica is consistent;
+/// returns it, its address and the instant it became consistent.
+async fn start_of(binary: Option<&Path>, config: &Path) -> (Serve, std::net::SocketAddr, Instant) {
+    let mut serve = match binary {
+        Some(binary) => Serve::start_binary(binary, config),
+        None => Serve::start(config),
+    };
     let addr = serve.wait_listening().await;
     serve.wait_log("replica consistent", |_| {}).await;
     (serve, addr, Instant::now())
+}
+
+async fn start(config: &Path) -> (Serve, std::net::SocketAddr, Instant) {
+    start_of(None, config).await
 }
 
 /// Polls `query` (every 2 ms) until `done` holds for its data.
@@ -261,8 +272,10 @@ async fn main() {
     sql.batch_execute("ANALYZE").await.unwrap();
     let root = tempfile::tempdir().unwrap();
     let admin = token("admin", json!({ "sub": "bench@opslive" }));
+    let baseline = std::env::var_os("ALERTS_BENCH_BASELINE_BIN").map(PathBuf::from);
+    let variants = if baseline.is_some() { 3 } else { 2 };
     let mut configs = Vec::new();
-    for v in VARIANTS {
+    for v in &VARIANTS[..2] {
         let app = pg.create_database(&format!("app_{v}")).await;
         configs.push(write_config(root.path(), &url, &app, v));
     }
@@ -335,29 +348,39 @@ async fn main() {
     let kpi_count = kpi_ids.len() + 2;
     engines.terminate().await;
     eprintln!("defined {kpi_count} KPIs (with the marker's: {}) and {rule_count} rules", kpi_count + 1);
+    if let Some(binary) = &baseline {
+        // The same definitions, in its own app database; its own slot, snapshot and checkpoint.
+        pg.connect("postgres").await.batch_execute("CREATE DATABASE app_baseline TEMPLATE app_engines").await.unwrap();
+        configs.push(write_config(root.path(), &url, &pg.url("app_baseline"), "baseline"));
+        let (serve, _, _) = start_of(Some(binary), &configs[2]).await;
+        serve.terminate().await;
+    }
 
     // Drains of the same backlog.
     let mut ratios = Vec::new();
-    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut against_baseline = Vec::new();
+    let mut rates: [Vec<f64>; 3] = Default::default();
     // CPU per transaction during the drain (µs): opslive's, and PostgreSQL's WAL sender's.
-    let mut cpu: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-    let mut sender_cpu: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut cpu: [Vec<f64>; 3] = Default::default();
+    let mut sender_cpu: [Vec<f64>; 3] = Default::default();
     for round in 0..rounds {
         let transactions = write_backlog(&url, &sql, backlog_secs).await;
         let marker = format!("marker {round}");
         sql.batch_execute(&format!("UPDATE warehouses SET name = '{marker}' WHERE id = '{}'", warehouses[0]))
             .await
             .unwrap();
-        let order: Vec<usize> = if round % 2 == 0 { vec![0, 1] } else { vec![1, 0] };
-        let mut secs = [0.0f64; 2];
+        // Each variant goes first in turn.
+        let order: Vec<usize> = (0..variants).map(|i| (i + round) % variants).collect();
+        let mut secs = [0.0f64; 3];
         for &v in &order {
-            let (serve, addr, consistent) = start(&configs[v]).await;
+            let binary = if VARIANTS[v] == "baseline" { baseline.as_deref() } else { None };
+            let (serve, addr, consistent) = start_of(binary, &configs[v]).await;
             let pid = serve.child.id().expect("a running server");
             let sender = walsender(&sql, VARIANTS[v]).await;
             let (cpu0, sender0) = (cpu_seconds(pid), sender.map_or(0.0, cpu_seconds));
             let query = format!("{{ warehouses(where: {{name: {{eq: \"{marker}\"}}}}) {{ id }} }}");
             until(addr, &admin, &query, |d| d["warehouses"].as_array().is_some_and(|a| !a.is_empty())).await;
-            if VARIANTS[v] == "engines" {
+            if VARIANTS[v] != "plain" {
                 let kpi = format!("{{ kpi(id: \"{marker_kpi}\") {{ value }} }}");
                 until(addr, &admin, &kpi, |d| d["kpi"]["value"] == "1").await;
             }
@@ -384,6 +407,16 @@ async fn main() {
             ratio * 100.0
         );
         ratios.push(ratio);
+        if baseline.is_some() {
+            eprintln!(
+                "round {round}: baseline {:.2} s ({:.0} tx/s, {:.0} µs CPU/tx); this build's drain in {:.0} % of the baseline's time",
+                secs[2],
+                transactions as f64 / secs[2],
+                cpu[2].last().copied().unwrap_or_default(),
+                secs[1] / secs[2] * 100.0
+            );
+            against_baseline.push(secs[1] / secs[2]);
+        }
     }
 
     // Commit → alert frame, on the engines server with traffic beside it.
@@ -483,6 +516,18 @@ async fn main() {
         ratios.iter().map(|r| format!("{:.0} %", r * 100.0)).collect::<Vec<_>>().join(", "),
         median(ratios.clone()) * 100.0
     );
+    if baseline.is_some() {
+        println!(
+            "| baseline build with the same KPIs and rules: drain (median), CPU per transaction (median) | {:.0} tx/s, {:.0} µs |",
+            median(rates[2].clone()),
+            median(cpu[2].clone())
+        );
+        println!(
+            "| this build's drain time / the baseline's (median of rounds: {}) | **{:.0} %** |",
+            against_baseline.iter().map(|r| format!("{:.0} %", r * 100.0)).collect::<Vec<_>>().join(", "),
+            median(against_baseline.clone()) * 100.0
+        );
+    }
     for (name, mut v) in [
         ("commit → live query frame (the same insert; for comparison)", live),
         ("commit → row alert FIRING frame", fire_rows),

@@ -58,7 +58,12 @@ fn pump(mut lines: Lines<BufReader<ChildStderr>>, pid: u32) -> tokio::sync::mpsc
 
 impl Serve {
     pub fn start(config: &Path) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_opslive"))
+        Serve::start_binary(Path::new(env!("CARGO_BIN_EXE_opslive")), config)
+    }
+
+    /// A server of another build (a benchmark comparing two builds in one run).
+    pub fn start_binary(binary: &Path, config: &Path) -> Serve {
+        let mut child = Command::new(binary)
             .args(["serve", "--config", config.to_str().unwrap(), "--log-format", "json"])
             .env("OPSLIVE_LOG", std::env::var("SERVE_TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into()))
             // Tests run in parallel: each server takes a free port and logs it.
