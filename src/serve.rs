@@ -528,7 +528,6 @@ pub async fn serve_on(
     }
 }
 
-/// How this instance takes part.
 /// This instance leads the cluster under `epoch`: claimed in the app database before any of
 /// its writes, so that every write from an older leader is refused from then on.
 async fn claim_lead(store: &Store, cluster: &Cluster, epoch: u64) -> Result<Duty, StoreError> {
@@ -537,6 +536,7 @@ async fn claim_lead(store: &Store, cluster: &Cluster, epoch: u64) -> Result<Duty
     Ok(Duty::Lead { fence: Some(fence) })
 }
 
+/// How this instance takes part.
 enum Role {
     /// No cluster: it reads its sources.
     Alone,

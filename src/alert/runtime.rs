@@ -588,6 +588,7 @@ impl Runtime {
 
     /// What a write tells the followers, in a cluster: the instances it records, those that
     /// moved without a transition, and the overflow counts that moved since the last write.
+    /// Repeats are left in: the writer keeps each instance's newest once per group it writes.
     fn told(
         &mut self,
         instances: &[(RuleId, String, Option<Instance>)],
@@ -602,7 +603,7 @@ impl Runtime {
             let now = self.set.instance(rule, &key).cloned();
             (rule, key, now)
         }));
-        Some(told.latest())
+        Some(told)
     }
 
     /// The notifications the transitions cause, routed as the policy says now.
