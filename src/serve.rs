@@ -24,7 +24,7 @@ use crate::cluster::{Cluster, Start};
 use crate::config::{Config, ConfigError};
 use crate::error::SourceError;
 use crate::kpi::recorder::Recorder;
-use crate::kpi::{KpiHub, KpiStep, SourceHealth, SourceKpi};
+use crate::kpi::{KpiHub, SourceHealth, SourceKpi};
 use crate::pipeline::{ApplyLoop, CHANNEL_CAPACITY, Consumer};
 use crate::policy::{Policy, PolicyError, PolicyStore};
 use crate::registry::Registry;
@@ -268,11 +268,12 @@ pub async fn serve_on(
     let mut records = store.load_kpis().await?;
     tracing::info!(kpis = records.len(), "KPIs loaded");
     records.extend(store.builtin_kpis(&SourceKpi::all(views.iter().map(|v| &v.name))).await?);
-    let (steps_tx, steps_rx) = mpsc::channel(crate::pipeline::BATCH_CAPACITY);
+    let (alert_tx, alert_steps) = mpsc::channel(crate::pipeline::BATCH_CAPACITY);
+    let (history_tx, history_steps) = mpsc::channel(crate::pipeline::BATCH_CAPACITY);
     let start = versions.borrow().clone();
-    let kpi_hub = KpiHub::start(start.clone(), config.kpi.time_zone, policy.clone(), records, kpi_rx, Some(steps_tx))
+    let steps = vec![alert_tx, history_tx];
+    let kpi_hub = KpiHub::start(start.clone(), config.kpi.time_zone, policy.clone(), records, kpi_rx, steps)
         .announcing(announcer.clone());
-    let (alert_steps, history_steps) = tee(steps_rx);
     let positions: Vec<(String, Position)> = start.applied_positions().map(|(s, p)| (s.to_string(), p)).collect();
     let notifier = crate::notify::Notifier::start(store.clone(), &config.notifications, leading_rx, cancel.clone())
         .await?
@@ -761,20 +762,4 @@ async fn final_checkpoint(checkpointer: &Checkpointer, replica: Replica, sources
         }
         Err(e) => tracing::error!(error = %e, "the final checkpoint failed"),
     }
-}
-
-/// Hands each KPI step to both the alert runtime and the history recorder, in order; waits for
-/// the slower (backpressure up the chain to the apply loop).
-fn tee(mut steps: mpsc::Receiver<KpiStep>) -> (mpsc::Receiver<KpiStep>, mpsc::Receiver<KpiStep>) {
-    let (a_tx, a_rx) = mpsc::channel(crate::pipeline::BATCH_CAPACITY);
-    let (b_tx, b_rx) = mpsc::channel(crate::pipeline::BATCH_CAPACITY);
-    tokio::spawn(async move {
-        while let Some(step) = steps.recv().await {
-            let (a, b) = tokio::join!(a_tx.send(step.clone()), b_tx.send(step));
-            if a.is_err() && b.is_err() {
-                break;
-            }
-        }
-    });
-    (a_rx, b_rx)
 }

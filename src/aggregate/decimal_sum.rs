@@ -106,6 +106,12 @@ impl DecimalSum {
         self.fast_scale = 0;
     }
 
+    /// The exact total as `unscaled × 10^-scale`, when nothing ever spilled out of the fast
+    /// part (or what did cancelled out).
+    pub(crate) fn small_total(&self) -> Option<(i128, u32)> {
+        (self.slow == BigDecimal::default()).then_some((self.fast, self.fast_scale))
+    }
+
     /// The exact total.
     pub(crate) fn total(&self) -> BigDecimal {
         &self.slow + BigDecimal::new(BigInt::from(self.fast), i64::from(self.fast_scale))

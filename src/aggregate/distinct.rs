@@ -4,7 +4,7 @@
 //! Values are equal as PostgreSQL's equality says ([`Value`]'s `Eq` and `Hash` agree with it):
 //! numeric `1.5` and `1.50` are one value, float `0` and `-0` too, and NaN equals NaN.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use crate::value::Value;
 

@@ -12,10 +12,9 @@ use std::borrow::Cow;
 use std::str::FromStr;
 
 use bigdecimal::BigDecimal;
-use bigdecimal::num_bigint::BigInt;
 
 use super::AggregateError;
-use super::numeric::{NumericInput, decimal_text};
+use super::numeric::{NumericInput, decimal_text, small_decimal_text};
 use crate::query::type_label;
 use crate::registry::{ColumnType, TableSchema};
 use crate::value::Value;
@@ -163,7 +162,7 @@ fn arithmetic(a: &ColumnType, b: &ColumnType) -> Option<(Arithmetic, ColumnType)
 /// Exact seconds from microseconds: the text `extract(epoch from interval)` prints (PostgreSQL
 /// 14 and later divide the microseconds by 10^6 keeping scale 6: `90.000000`, `-0.500000`).
 pub(crate) fn seconds(micros: i128) -> Value {
-    Value::Numeric(decimal_text(&BigInt::from(micros), 6).into())
+    Value::Numeric(small_decimal_text(micros, 6).into())
 }
 
 /// `a - b` as PostgreSQL computes it. Where PostgreSQL raises an error for the whole query

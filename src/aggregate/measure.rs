@@ -16,7 +16,7 @@ use super::distinct::Distinct;
 use super::extremes::Extremes;
 use super::float_sum::FloatSum;
 use super::input::seconds;
-use super::numeric::{NumericSum, pg_div_text};
+use super::numeric::{NumericSum, pg_div_text, small_decimal_text, small_pg_div_text};
 use super::percentile::Ranked;
 use super::{AggFn, AggregateError};
 use crate::query::{capabilities, type_label};
@@ -234,11 +234,17 @@ impl Accumulator {
                 let Some(now) = now else { return Value::Null };
                 // The exact sum of the ages, in microseconds: what PostgreSQL sums (numerics of
                 // scale 6) and then divides for the average.
-                let total = BigInt::from(now) * BigInt::from(*count) - BigInt::from(*sum);
-                if kind == Kind::AgeSum {
-                    numeric(super::numeric::decimal_text(&total, 6))
-                } else {
-                    numeric(pg_div_text(&total, 6, *count))
+                let small = i128::from(now).checked_mul(i128::from(*count)).and_then(|t| t.checked_sub(*sum));
+                match (small, kind == Kind::AgeSum) {
+                    (Some(total), true) => numeric(small_decimal_text(total, 6)),
+                    (Some(total), false) => numeric(small_pg_div_text(total, 6, *count)),
+                    (None, sum_of_ages) => {
+                        let total = BigInt::from(now) * BigInt::from(*count) - BigInt::from(*sum);
+                        match sum_of_ages {
+                            true => numeric(super::numeric::decimal_text(&total, 6)),
+                            false => numeric(pg_div_text(&total, 6, *count)),
+                        }
+                    }
                 }
             }
             // PostgreSQL would fail with "bigint out of range" past i64; the exact value is
@@ -247,7 +253,7 @@ impl Accumulator {
                 Ok(v) => Value::Int8(v),
                 Err(_) => numeric(sum.to_string()),
             },
-            (Accumulator::Int { sum, count }, Kind::AvgInt) => numeric(pg_div_text(&BigInt::from(*sum), 0, *count)),
+            (Accumulator::Int { sum, count }, Kind::AvgInt) => numeric(small_pg_div_text(*sum, 0, *count)),
             (Accumulator::Int { sum, .. }, _) => numeric(sum.to_string()),
             (Accumulator::Numeric(s), Kind::AvgNumeric) => s.avg_text().map_or(Value::Null, numeric),
             (Accumulator::Numeric(s), _) => s.sum_text().map_or(Value::Null, numeric),

@@ -8,9 +8,10 @@
 //! times and due times, never "now", so a transaction delivered again after a restart yields
 //! the same transitions with the same causes, which the store records once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use foldhash::{HashMap, HashMapExt};
 use serde_json::{Map, Value as Json};
 
 use super::rule::{BoundRule, KpiTest, RuleId, Target};

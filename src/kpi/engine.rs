@@ -14,7 +14,7 @@
 //! different name or view that filters alike) share one computation: a change is applied to it
 //! once, and every KPI it serves takes the one value.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use super::compile::{CompiledKpi, Reading, Span};

@@ -6,9 +6,11 @@
 //! is idempotent (min of mins, max of maxes, the last of the higher position), so a
 //! transaction delivered again after a restart changes nothing.
 
+use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use super::engine::{GroupValue, KpiId, KpiValue};
 use crate::alert::engine::as_f64;

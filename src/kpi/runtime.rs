@@ -118,7 +118,7 @@ impl KpiHub {
         policy: PolicyStore,
         records: Vec<KpiRecord>,
         batches: mpsc::Receiver<Arc<Batch>>,
-        steps: Option<mpsc::Sender<KpiStep>>,
+        steps: Vec<mpsc::Sender<KpiStep>>,
     ) -> KpiHub {
         let (commands, rx) = mpsc::unbounded_channel();
         let mut runtime = Runtime {
@@ -182,6 +182,26 @@ impl KpiHub {
     }
 }
 
+/// Hands a step to each of the runtimes after this one (the alerts, the history), in order.
+/// Waits while one is full: backpressure up to the apply loop. Sent from here rather than
+/// through a task of its own in between, which cost a wake-up per transaction.
+async fn hand_on(receivers: &mut Vec<mpsc::Sender<KpiStep>>, step: KpiStep) {
+    let mut stopped = Vec::new();
+    let last = receivers.len().saturating_sub(1);
+    let mut step = Some(step);
+    for (i, receiver) in receivers.iter().enumerate() {
+        let this = if i == last { step.take() } else { step.clone() };
+        let Some(this) = this else { break };
+        if receiver.send(this).await.is_err() {
+            stopped.push(i);
+        }
+    }
+    for i in stopped.into_iter().rev() {
+        tracing::debug!("a runtime after the KPIs stopped");
+        receivers.remove(i);
+    }
+}
+
 struct Runtime {
     set: KpiSet,
     replica: Arc<Replica>,
@@ -196,7 +216,7 @@ impl Runtime {
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut batches: mpsc::Receiver<Arc<Batch>>,
-        steps: Option<mpsc::Sender<KpiStep>>,
+        mut steps: Vec<mpsc::Sender<KpiStep>>,
     ) {
         // No cancellation arm: the loop ends when the apply loop's batches end (after it has
         // drained the sources at shutdown), so every batch reaches the writers downstream and
@@ -205,11 +225,8 @@ impl Runtime {
             // Batches waiting (a backlog): take them without working out the next wake-up (a
             // scan of every KPI); `apply` moves windows to each batch's time anyway.
             if let Ok(batch) = batches.try_recv() {
-                let step = self.batch(batch);
-                if let (Some(steps), Some(step)) = (&steps, step)
-                    && steps.send(step).await.is_err()
-                {
-                    tracing::debug!("alert runtime stopped");
+                if let Some(step) = self.batch(batch) {
+                    hand_on(&mut steps, step).await;
                 }
                 continue;
             }
@@ -223,11 +240,8 @@ impl Runtime {
                 Some(command) = commands.recv() => self.command(command),
                 _ = tokio::time::sleep(wait.unwrap_or(std::time::Duration::ZERO)), if wait.is_some() => self.tick(),
             };
-            if let (Some(steps), Some(step)) = (&steps, step) {
-                // Waits when alerts fall behind: backpressure up to the apply loop.
-                if steps.send(step).await.is_err() {
-                    tracing::debug!("alert runtime stopped");
-                }
+            if let Some(step) = step {
+                hand_on(&mut steps, step).await;
             }
         }
     }

@@ -8,7 +8,9 @@
 //! evaluated (built with the query, updated with each delta), and a time step takes exactly
 //! the rows that are due. Rows whose truth can no longer change are not held at all.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::HashMap;
 
 use crate::change::{Key, Row};
 use crate::query::Filter;
