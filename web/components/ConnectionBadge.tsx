@@ -3,11 +3,11 @@
 // the age of the data while it is not live. It also marks <body> so stale values grey out.
 "use client";
 import { useEffect, useRef, useState } from "react";
-import type { LiveClient } from "@/lib/live/client";
+import type { LiveConnection } from "@/lib/live/client";
 import { useConnection } from "@/lib/live/hooks";
 import { refreshRoleSchemas } from "@/lib/schema/useRoleSchema";
 
-export function ConnectionBadge({ client }: { client: LiveClient | null }) {
+export function ConnectionBadge({ client }: { client: LiveConnection | null }) {
   const connection = useConnection(client);
   const [now, setNow] = useState(() => Date.now());
   const live = connection.state === "live" || connection.state === "idle";

@@ -1,29 +1,45 @@
 // The real client against a scripted graphql-transport-ws server: the token travels in
 // connection_init; after a dropped connection it reconnects with backoff, subscribes again, and
 // the result held is replaced by the fresh reset (never the stale rows merged with patches);
-// an expired token or a 4403 close ends the session and routes to the sign-in page.
+// an expired token or a 4403 close ends the session and routes to the sign-in page. Every case
+// runs twice: with the socket in the page, and as the dashboard runs it, in a worker whose relay
+// hands the page batches over a message channel (structured clones, as between threads).
 import { afterEach, describe, expect, it } from "vitest";
+import { MessageChannel, type MessagePort } from "node:worker_threads";
 import WebSocket from "ws";
-import { LiveClient, type AuthLoss, type ConnectionState } from "./client";
+import { LiveClient, type AuthLoss, type ConnectionState, type LiveConnection } from "./client";
+import { Relay, type RelayBatch, type ToRelay } from "./relay";
 import { LiveStore, type RowsSnapshot } from "./store";
 import { ManualFrames } from "./testing/manualFrames";
 import { FakeGraphqlServer, until } from "./testing/fakeServer";
+import { WorkerConnection, type RelayPort } from "./workerConnection";
 import { redirectToSignIn, setNavigate } from "@/lib/auth/signInRedirect";
 
 type Row = { id: string; status: string };
 const QUERY = "subscription { ordersPatches(limit: 5) { seq asOf { position commitTs } reset { id status } patch { upserts { index row { id status } } removedKeys { id } } } }";
 const asOf = { position: "0/1", commitTs: null };
+const BACKOFF = { baseMs: 20, maxMs: 100 };
 
 let server: FakeGraphqlServer | null = null;
-let client: LiveClient | null = null;
+let client: LiveConnection | null = null;
+let ports: MessagePort[] = [];
 afterEach(async () => {
   client?.dispose();
   await server?.stop();
+  for (const port of ports) port.close();
   client = null;
   server = null;
+  ports = [];
 });
 
-function connect(url: string, options: { expiresAt?: number; onAuthLost?: (reason: AuthLoss) => void } = {}) {
+interface ConnectOptions {
+  expiresAt?: number;
+  onAuthLost?: (reason: AuthLoss) => void;
+}
+
+type Connect = (url: string, options?: ConnectOptions) => { client: LiveConnection; store: LiveStore; frames: ManualFrames; lost: AuthLoss[] };
+
+const inThePage: Connect = (url, options = {}) => {
   const frames = new ManualFrames();
   const lost: AuthLoss[] = [];
   client = new LiveClient({
@@ -32,14 +48,45 @@ function connect(url: string, options: { expiresAt?: number; onAuthLost?: (reaso
     expiresAt: options.expiresAt ?? Date.now() + 60_000,
     frames,
     webSocketImpl: WebSocket,
-    backoff: { baseMs: 20, maxMs: 100 },
+    backoff: BACKOFF,
     onAuthLost: options.onAuthLost ?? ((reason) => lost.push(reason)),
   });
   const store = new LiveStore(client, { frames, lingerMs: 0 });
   return { client, store, frames, lost };
-}
+};
 
-describe("LiveClient", () => {
+const throughARelay: Connect = (url, options = {}) => {
+  const frames = new ManualFrames();
+  const lost: AuthLoss[] = [];
+  const { port1: page, port2: worker } = new MessageChannel();
+  ports = [page, worker];
+  const immediate = { request: (callback: () => void) => callback() };
+  const relay = new Relay(
+    (batch) => worker.postMessage(batch),
+    (opened, onAuthLost) => new LiveClient({ ...opened, frames: immediate, webSocketImpl: WebSocket, backoff: BACKOFF, onAuthLost }),
+  );
+  worker.on("message", (message: ToRelay) => relay.receive(message));
+  const port: RelayPort = {
+    postMessage: (message) => page.postMessage(message),
+    addEventListener: (type: "message" | "error", listener: (event: MessageEvent<RelayBatch>) => void) => {
+      if (type === "message") page.on("message", (data: RelayBatch) => listener({ data } as MessageEvent<RelayBatch>));
+    },
+  };
+  client = new WorkerConnection(port, {
+    url,
+    token: "header.payload.signature",
+    expiresAt: options.expiresAt ?? Date.now() + 60_000,
+    frames,
+    onAuthLost: options.onAuthLost ?? ((reason) => lost.push(reason)),
+  });
+  const store = new LiveStore(client, { frames, lingerMs: 0 });
+  return { client, store, frames, lost };
+};
+
+describe.each([
+  ["in the page", inThePage],
+  ["in a worker, through its relay", throughARelay],
+] as const)("LiveClient %s", (_, connect: Connect) => {
   it("asks the server to pace a result subscription with minIntervalMs, and leaves others unpaced", async () => {
     server = await FakeGraphqlServer.start();
     const { store } = connect(server.url);

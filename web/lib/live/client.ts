@@ -57,6 +57,16 @@ export interface LiveTransport {
 
 export type AuthLoss = "expired" | "revoked" | "refused";
 
+/** The tab's connection as pages see it: subscriptions, its state for the badge, the data's age. */
+export interface LiveConnection extends LiveTransport {
+  readonly connection: Readable<ConnectionSnapshot>;
+  /** When the last message from the server arrived (ms since the epoch): the age of the data. */
+  readonly lastMessageAt: number | null;
+  /** Marks the browser offline/online (window events), which the socket may notice late. */
+  setBrowserOnline(online: boolean): void;
+  dispose(): void;
+}
+
 export interface LiveClientOptions {
   readonly url: string;
   readonly token: string;
@@ -84,7 +94,7 @@ function isCloseLike(value: unknown): value is CloseLike {
   return typeof value === "object" && value !== null && typeof (value as { code?: unknown }).code === "number";
 }
 
-export class LiveClient implements LiveTransport {
+export class LiveClient implements LiveConnection {
   readonly connection: Readable<ConnectionSnapshot>;
   /** When the last message from the server arrived (ms since the epoch): the age of the data. */
   lastMessageAt: number | null = null;

@@ -6,7 +6,7 @@ import { useEffect, useMemo, useSyncExternalStore } from "react";
 import { print } from "@0no-co/graphql.web";
 import type { DocumentNode } from "@0no-co/graphql.web";
 import type { ResultOf, TadaDocumentNode, VariablesOf } from "gql.tada";
-import type { ConnectionSnapshot, LiveClient, SubscriptionRequest } from "./client";
+import type { ConnectionSnapshot, LiveConnection, SubscriptionRequest } from "./client";
 import type { LiveRow } from "./patches";
 import { loadingRows } from "./store";
 import type { LiveHandle, LiveStore, ResultSnapshot, RowsSnapshot } from "./store";
@@ -77,7 +77,7 @@ function request(document: DocumentNode, varsKey: string): SubscriptionRequest {
 const CONNECTING: ConnectionSnapshot = { state: "idle", since: 0, attempts: 0 };
 
 /** The connection's state for the badge. */
-export function useConnection(client: LiveClient | null): ConnectionSnapshot {
+export function useConnection(client: LiveConnection | null): ConnectionSnapshot {
   const subscribe = useMemo(() => (client ? client.connection.subscribe : () => () => {}), [client]);
   return useSyncExternalStore(subscribe, client ? client.connection.get : () => CONNECTING, () => CONNECTING);
 }

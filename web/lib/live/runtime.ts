@@ -1,14 +1,17 @@
 // The tab's one live connection and store, created for the signed-in session on first use and
 // replaced when the token changes. Pages never create clients: they ask for `liveRuntime()`.
+// The socket itself runs in a dedicated worker (`socket.worker.ts`), which hands the page its
+// messages in per-frame batches; the store and the pages see the same `LiveConnection` either way.
 import { loadSession, type Session } from "@/lib/auth/token";
 import { redirectToSignIn } from "@/lib/auth/signInRedirect";
-import { LiveClient } from "./client";
+import type { LiveConnection } from "./client";
 import { animationFrameScheduler } from "./frames";
 import { LiveStore } from "./store";
+import { WorkerConnection } from "./workerConnection";
 
 export interface LiveRuntime {
   readonly session: Session;
-  readonly client: LiveClient;
+  readonly client: LiveConnection;
   readonly store: LiveStore;
 }
 
@@ -31,7 +34,8 @@ export function liveRuntime(): LiveRuntime | null {
   current?.client.dispose();
   current?.store.dispose();
   const frames = animationFrameScheduler();
-  const client = new LiveClient({
+  const worker = new Worker(new URL("./socket.worker.ts", import.meta.url), { type: "module", name: "opslive-live" });
+  const client = new WorkerConnection(worker, {
     url: socketUrl(),
     token: session.token,
     expiresAt: session.expiresAt,
