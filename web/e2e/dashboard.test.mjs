@@ -7,7 +7,8 @@
 // Explorer (GraphiQL) runs a live query; a query saved in the Explorer and an arranged overview
 // stay the user's own across reloads, and an arrangement whose save fails (the server killed) is
 // kept and saved once it is back; an expired token leads back to sign-in; a server killed under
-// the page shows "reconnecting", then live data again without a reload or stale rows.
+// the page shows "reconnecting", then live data again without a reload or stale rows. The
+// committed order and the restart are tried with the live socket in the page and in a worker.
 //
 //   npm run e2e          (needs `npm run build` and the opslive binary; E2E_OPSLIVE_BIN to choose it)
 import { after, before, describe, it } from "node:test";
@@ -45,6 +46,21 @@ async function eventually(read, expected, what, timeoutMs = 20_000) {
     if (Date.now() > deadline) assert.fail(`${what}: the page shows ${JSON.stringify(last.got)}, SQL says ${JSON.stringify(last.want)}`);
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/**
+ * Where the live socket runs (web/lib/live/runtime.ts): in the page, or in a worker that hands
+ * the page batches. The app picks by the number of cores; these tests take each in turn.
+ */
+const SOCKET_PLACES = ["page", "worker"];
+
+async function placeSocket(page, socket) {
+  await page.addInitScript((where) => window.localStorage.setItem("opslive.liveSocket", where), socket);
+}
+
+/** The Orders page starts no worker of its own: a worker there is the live socket's. */
+function assertSocketPlace(page, socket) {
+  assert.equal(page.workers().length, socket === "worker" ? 1 : 0, `the live socket should run in the ${socket}`);
 }
 
 /** Inserts an order the way the shop would; returns its id and when the statement was sent. */
@@ -183,12 +199,15 @@ describe("the dashboard", () => {
     await page.close();
   });
 
-  it("shows an order committed to the database in the orders table within a second", async () => {
+  for (const socket of SOCKET_PLACES)
+  it(`shows an order committed to the database in the orders table within a second (socket in the ${socket})`, async () => {
     const page = await chromium.context.newPage();
+    await placeSocket(page, socket);
     await signIn(page, demo.dashboard, OPS_MANAGER);
     await page.goto(new URL("/orders/", demo.dashboard).toString());
     await page.locator('[aria-label="Latest orders"] [role="row"][data-key]').first().waitFor({ timeout: 60_000 });
     await page.locator('.connection[data-state="live"]').waitFor();
+    assertSocketPlace(page, socket);
     // Several commits, each timed from before the INSERT was sent to the row on screen.
     for (let i = 0; i < 3; i++) {
       const { id, sentAt } = commitOrder(demo.database);
@@ -463,14 +482,17 @@ describe("the dashboard", () => {
     }
   });
 
-  it("shows reconnecting while the server is down, then live data again without a reload", async () => {
+  for (const socket of SOCKET_PLACES)
+  it(`shows reconnecting while the server is down, then live data again without a reload (socket in the ${socket})`, async () => {
     const port = await freePort();
     let { server, url } = await startServer(demo, port);
     const page = await chromium.context.newPage();
+    await placeSocket(page, socket);
     await signIn(page, url, OPS_MANAGER);
     await page.goto(new URL("/orders/", url).toString());
     await page.locator('[aria-label="Latest orders"] [role="row"][data-key]').first().waitFor({ timeout: 60_000 });
     await page.locator('.connection[data-state="live"]').waitFor();
+    assertSocketPlace(page, socket);
     await page.evaluate(() => {
       window.__sameDocument = true;
     });
@@ -502,5 +524,7 @@ describe("the dashboard", () => {
       "the latest orders",
     );
     await page.close();
+    // The next round starts a server on the same slot.
+    await kill9(server);
   });
 });

@@ -68,12 +68,21 @@ const complete = onMain.filter((e) => e.ph === "X" && typeof e.dur === "number")
 const selfEntries = [];
 let busy = 0;
 const open = [];
+// Tasks over 50 ms (what the Long Tasks API reports), each with what it was made of.
+const longTasks = [];
 for (const e of complete) {
   while (open.length && open[open.length - 1].end <= e.ts) open.pop();
   const parent = open[open.length - 1];
-  const entry = { name: e.name, end: e.ts + e.dur, self: e.dur };
+  const entry = { name: e.name, end: e.ts + e.dur, self: e.dur, root: parent ? parent.root : null, depth: open.length };
   if (parent) parent.self -= e.dur;
-  else busy += e.dur;
+  else {
+    busy += e.dur;
+    if (e.dur > 50_000) {
+      entry.root = { dur: e.dur, entries: [] };
+      longTasks.push(entry.root);
+    }
+  }
+  entry.root?.entries.push(entry);
   open.push(entry);
   selfEntries.push(entry);
 }
@@ -103,6 +112,26 @@ const frames = onMain.filter((e) => e.name === "FireAnimationFrame").length;
 console.log(JSON.stringify({ path, cpuThrottling: throttling, seconds, animationFrames: frames, mainThreadBusyMs: ms(busy) }));
 console.log("main thread self time by kind (ms):");
 for (const [kind, us] of [...byKind].sort((a, b) => b[1] - a[1]).slice(0, 20)) console.log(`  ${String(ms(us)).padStart(8)}  ${kind}`);
+// What kind of task each was: an animation frame (rendering), a message, a timer, …
+const taskKind = (task) => {
+  const names = new Set(task.entries.filter((e) => e.depth > 0 && e.depth <= 2).map((e) => e.name));
+  for (const kind of ["FireAnimationFrame", "UpdateLayoutTree", "Layout", "Paint", "HandlePostMessage", "TimerFire", "EventDispatch", "FunctionCall"]) if (names.has(kind)) return kind === "UpdateLayoutTree" || kind === "Layout" || kind === "Paint" ? "FireAnimationFrame" : kind;
+  return [...names][0] ?? "other";
+};
+const longByKind = new Map();
+for (const task of longTasks) longByKind.set(taskKind(task), (longByKind.get(taskKind(task)) ?? 0) + 1);
+console.log(`tasks over 50 ms: ${longTasks.length} (${[...longByKind].map(([k, n]) => `${k} ${n}`).join(", ")}); the longest, by kind (ms):`);
+for (const task of longTasks.sort((a, b) => b.dur - a.dur).slice(0, 5)) {
+  const kinds = new Map();
+  for (const entry of task.entries) {
+    const kind = KINDS[entry.name] ?? entry.name;
+    kinds.set(kind, (kinds.get(kind) ?? 0) + entry.self);
+  }
+  const parts = [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([kind, us]) => `${kind} ${ms(us)}`);
+  // What the task ran (its first two levels): a message, a timer, an animation frame, …
+  const ran = [...new Set(task.entries.filter((e) => e.depth > 0 && e.depth <= 2).map((e) => e.name))].slice(0, 6);
+  console.log(`  ${String(ms(task.dur)).padStart(8)}  ${parts.join(", ")}  [${ran.join(", ")}]`);
+}
 console.log("self time by script (ms, sampled):");
 for (const [name, us] of [...selfByScript].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`  ${String(ms(us)).padStart(8)}  ${name}`);
 console.log("JavaScript self time by function (ms, sampled):");

@@ -1,10 +1,11 @@
 // The tab's one live connection and store, created for the signed-in session on first use and
 // replaced when the token changes. Pages never create clients: they ask for `liveRuntime()`.
-// The socket itself runs in a dedicated worker (`socket.worker.ts`), which hands the page its
-// messages in per-frame batches; the store and the pages see the same `LiveConnection` either way.
+// Where a core is free for it, the socket runs in a dedicated worker (`socket.worker.ts`), which
+// parses the messages and hands the page per-frame batches; the store and the pages see the same
+// `LiveConnection` either way.
 import { loadSession, type Session } from "@/lib/auth/token";
 import { redirectToSignIn } from "@/lib/auth/signInRedirect";
-import type { LiveConnection } from "./client";
+import { LiveClient, type AuthLoss, type LiveConnection } from "./client";
 import { animationFrameScheduler } from "./frames";
 import { LiveStore } from "./store";
 import { WorkerConnection } from "./workerConnection";
@@ -16,6 +17,21 @@ export interface LiveRuntime {
 }
 
 let current: LiveRuntime | null = null;
+
+/** Overrides where the socket runs (`"worker"` or `"page"`), for tests and comparisons. */
+export const LIVE_SOCKET_KEY = "opslive.liveSocket";
+
+/**
+ * Whether the socket goes to a worker. It takes the parsing off the main thread, but it then
+ * runs beside the page's frames: with two cores (measured: the dashboard beside the demo's
+ * databases and server) that contention made frames longer than the parsing it saved, so the
+ * worker is used from four cores up.
+ */
+function socketInWorker(): boolean {
+  const forced = window.localStorage.getItem(LIVE_SOCKET_KEY);
+  if (forced === "worker" || forced === "page") return forced === "worker";
+  return typeof Worker === "function" && (navigator.hardwareConcurrency ?? 1) >= 4;
+}
 
 function socketUrl(): string {
   const { protocol, host } = window.location;
@@ -34,14 +50,16 @@ export function liveRuntime(): LiveRuntime | null {
   current?.client.dispose();
   current?.store.dispose();
   const frames = animationFrameScheduler();
-  const worker = new Worker(new URL("./socket.worker.ts", import.meta.url), { type: "module", name: "opslive-live" });
-  const client = new WorkerConnection(worker, {
+  const options = {
     url: socketUrl(),
     token: session.token,
     expiresAt: session.expiresAt,
     frames,
-    onAuthLost: (reason) => redirectToSignIn(reason),
-  });
+    onAuthLost: (reason: AuthLoss) => redirectToSignIn(reason),
+  };
+  const client: LiveConnection = socketInWorker()
+    ? new WorkerConnection(new Worker(new URL("./socket.worker.ts", import.meta.url), { type: "module", name: "opslive-live" }), options)
+    : new LiveClient(options);
   window.addEventListener("offline", () => client.setBrowserOnline(false));
   current = { session, client, store: new LiveStore(client, { frames }) };
   return current;
