@@ -112,14 +112,17 @@ const frames = onMain.filter((e) => e.name === "FireAnimationFrame").length;
 console.log(JSON.stringify({ path, cpuThrottling: throttling, seconds, animationFrames: frames, mainThreadBusyMs: ms(busy) }));
 console.log("main thread self time by kind (ms):");
 for (const [kind, us] of [...byKind].sort((a, b) => b[1] - a[1]).slice(0, 20)) console.log(`  ${String(ms(us)).padStart(8)}  ${kind}`);
-// What kind of task each was: an animation frame (rendering), a message, a timer, …
-const taskKind = (task) => {
-  const names = new Set(task.entries.filter((e) => e.depth > 0 && e.depth <= 2).map((e) => e.name));
-  for (const kind of ["FireAnimationFrame", "UpdateLayoutTree", "Layout", "Paint", "HandlePostMessage", "TimerFire", "EventDispatch", "FunctionCall"]) if (names.has(kind)) return kind === "UpdateLayoutTree" || kind === "Layout" || kind === "Paint" ? "FireAnimationFrame" : kind;
-  return [...names][0] ?? "other";
-};
+// What each long task ran (its first two levels), and so what kind of task it was: a rendering
+// frame (an animation frame, or style, layout and paint without one), a message, a timer, …
+const RENDERING = new Set(["FireAnimationFrame", "UpdateLayoutTree", "Layout", "Paint"]);
 const longByKind = new Map();
-for (const task of longTasks) longByKind.set(taskKind(task), (longByKind.get(taskKind(task)) ?? 0) + 1);
+for (const task of longTasks) {
+  task.ran = [...new Set(task.entries.filter((e) => e.depth > 0 && e.depth <= 2).map((e) => e.name))];
+  const kind = task.ran.some((name) => RENDERING.has(name))
+    ? "rendering frame"
+    : (["HandlePostMessage", "TimerFire", "EventDispatch", "FunctionCall"].find((name) => task.ran.includes(name)) ?? task.ran[0] ?? "other");
+  longByKind.set(kind, (longByKind.get(kind) ?? 0) + 1);
+}
 console.log(`tasks over 50 ms: ${longTasks.length} (${[...longByKind].map(([k, n]) => `${k} ${n}`).join(", ")}); the longest, by kind (ms):`);
 for (const task of longTasks.sort((a, b) => b.dur - a.dur).slice(0, 5)) {
   const kinds = new Map();
@@ -128,9 +131,7 @@ for (const task of longTasks.sort((a, b) => b.dur - a.dur).slice(0, 5)) {
     kinds.set(kind, (kinds.get(kind) ?? 0) + entry.self);
   }
   const parts = [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([kind, us]) => `${kind} ${ms(us)}`);
-  // What the task ran (its first two levels): a message, a timer, an animation frame, …
-  const ran = [...new Set(task.entries.filter((e) => e.depth > 0 && e.depth <= 2).map((e) => e.name))].slice(0, 6);
-  console.log(`  ${String(ms(task.dur)).padStart(8)}  ${parts.join(", ")}  [${ran.join(", ")}]`);
+  console.log(`  ${String(ms(task.dur)).padStart(8)}  ${parts.join(", ")}  [${task.ran.slice(0, 6).join(", ")}]`);
 }
 console.log("self time by script (ms, sampled):");
 for (const [name, us] of [...selfByScript].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`  ${String(ms(us)).padStart(8)}  ${name}`);

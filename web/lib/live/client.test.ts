@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { MessageChannel, type MessagePort } from "node:worker_threads";
 import WebSocket from "ws";
 import { LiveClient, type AuthLoss, type ConnectionState, type LiveConnection } from "./client";
+import { immediateScheduler } from "./frames";
 import { Relay, type RelayBatch, type ToRelay } from "./relay";
 import { LiveStore, type RowsSnapshot } from "./store";
 import { ManualFrames } from "./testing/manualFrames";
@@ -60,10 +61,9 @@ const throughARelay: Connect = (url, options = {}) => {
   const lost: AuthLoss[] = [];
   const { port1: page, port2: worker } = new MessageChannel();
   ports = [page, worker];
-  const immediate = { request: (callback: () => void) => callback() };
   const relay = new Relay(
     (batch) => worker.postMessage(batch),
-    (opened, onAuthLost) => new LiveClient({ ...opened, frames: immediate, webSocketImpl: WebSocket, backoff: BACKOFF, onAuthLost }),
+    (opened, onAuthLost) => new LiveClient({ ...opened, frames: immediateScheduler, webSocketImpl: WebSocket, backoff: BACKOFF, onAuthLost }),
   );
   worker.on("message", (message: ToRelay) => relay.receive(message));
   const port: RelayPort = {

@@ -82,6 +82,16 @@ export interface LiveClientOptions {
   readonly offlineAfter?: number;
 }
 
+/**
+ * Answers a subscription made on a connection that has ended (signed out, token refused or
+ * expired): an error, never a socket. Returns its (no-op) unsubscribe.
+ */
+export function refuseEnded(sink: SubscriptionSink, authLost: boolean): () => void {
+  const code = authLost ? "UNAUTHENTICATED" : "CLIENT_DISPOSED";
+  queueMicrotask(() => sink.error([{ message: "the live connection has ended", extensions: { code } }]));
+  return () => {};
+}
+
 /** Close codes after which the token, not the network, is the problem. */
 export const AUTH_CLOSE_CODES: ReadonlySet<number> = new Set([4401, 4403]);
 
@@ -159,11 +169,7 @@ export class LiveClient implements LiveConnection {
     // A disposed client (signed out, token refused or expired) must not open a socket again:
     // graphql-ws would reconnect for a subscription made after dispose (a store retrying a
     // completed subscription did that, after a 4403).
-    if (this.disposed) {
-      const code = this.authLost ? "UNAUTHENTICATED" : "CLIENT_DISPOSED";
-      queueMicrotask(() => sink.error([{ message: "the live connection has ended", extensions: { code } }]));
-      return () => {};
-    }
+    if (this.disposed) return refuseEnded(sink, this.authLost);
     const wsSink: Sink<ExecutionResultLike> = {
       next: (result) => sink.next(result),
       error: (error: unknown) => sink.error(toErrors(error)),

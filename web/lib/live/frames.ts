@@ -7,6 +7,9 @@ export interface FrameScheduler {
   request(callback: () => void): void;
 }
 
+/** Runs each callback at once: for a client whose states are passed on as they change (the worker's). */
+export const immediateScheduler: FrameScheduler = { request: (callback) => callback() };
+
 /** The browser's scheduler; falls back to a 16 ms timer where there is no `requestAnimationFrame` (tests, SSR). */
 export function animationFrameScheduler(): FrameScheduler {
   let pending: (() => void)[] = [];

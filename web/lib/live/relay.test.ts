@@ -4,16 +4,15 @@
 // already sent for a subscription it ended.
 import { describe, expect, it } from "vitest";
 import type { ConnectionSnapshot, LiveConnection } from "./client";
+import { immediateScheduler } from "./frames";
 import { FrameBatchedValue } from "./observable";
 import { Relay, type RelayBatch, type RelayEvent } from "./relay";
 import { FakeTransport } from "./testing/fakeTransport";
 import { ManualFrames } from "./testing/manualFrames";
 import { WorkerConnection, type RelayPort } from "./workerConnection";
 
-const immediate = { request: (callback: () => void) => callback() };
-
 class FakeConnection extends FakeTransport implements LiveConnection {
-  readonly state = new FrameBatchedValue<ConnectionSnapshot>({ state: "idle", since: 0, attempts: 0 }, immediate);
+  readonly state = new FrameBatchedValue<ConnectionSnapshot>({ state: "idle", since: 0, attempts: 0 }, immediateScheduler);
   readonly connection = this.state;
   lastMessageAt: number | null = null;
   disposed = false;

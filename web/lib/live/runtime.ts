@@ -19,13 +19,13 @@ export interface LiveRuntime {
 let current: LiveRuntime | null = null;
 
 /** Overrides where the socket runs (`"worker"` or `"page"`), for tests and comparisons. */
-export const LIVE_SOCKET_KEY = "opslive.liveSocket";
+const LIVE_SOCKET_KEY = "opslive.liveSocket";
 
 /**
  * Whether the socket goes to a worker. It takes the parsing off the main thread, but it then
- * runs beside the page's frames: with two cores (measured: the dashboard beside the demo's
- * databases and server) that contention made frames longer than the parsing it saved, so the
- * worker is used from four cores up.
+ * runs beside the page's frames: on two cores (the dashboard beside the demo's databases and
+ * server) it brought more long frames and, at 1,000 cell updates a second, no better frame times
+ * (README, "Re-measured"), so the worker is used from four cores up.
  */
 function socketInWorker(): boolean {
   const forced = window.localStorage.getItem(LIVE_SOCKET_KEY);

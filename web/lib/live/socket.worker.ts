@@ -3,16 +3,16 @@
 // to the worker's message port. Connection states are passed on as they change (the page batches
 // its own redraws per frame), so the client here needs no frame scheduler of its own.
 import { LiveClient } from "./client";
+import { immediateScheduler } from "./frames";
 import { Relay, type RelayBatch, type ToRelay } from "./relay";
 
 // Typed against the DOM library, which shares `postMessage(message)`, `addEventListener` and
 // `close()` with a dedicated worker's global scope.
 const scope = self;
-const immediate = { request: (callback: () => void) => callback() };
 
 const relay = new Relay(
   (batch: RelayBatch) => scope.postMessage(batch),
-  (options, onAuthLost) => new LiveClient({ ...options, frames: immediate, onAuthLost }),
+  (options, onAuthLost) => new LiveClient({ ...options, frames: immediateScheduler, onAuthLost }),
 );
 
 scope.addEventListener("message", (event: MessageEvent<ToRelay>) => {

@@ -4,13 +4,7 @@
 // order into the subscriptions' sinks, so the store patches, invalidates and redraws per frame
 // exactly as it does with the socket in the page. A subscription ended here drops whatever the
 // relay had already sent for it.
-import type {
-  AuthLoss,
-  ConnectionSnapshot,
-  LiveConnection,
-  SubscriptionRequest,
-  SubscriptionSink,
-} from "./client";
+import { refuseEnded, type AuthLoss, type ConnectionSnapshot, type LiveConnection, type SubscriptionRequest, type SubscriptionSink } from "./client";
 import type { FrameScheduler } from "./frames";
 import { FrameBatchedValue, type Readable } from "./observable";
 import type { RelayBatch, RelayOpenOptions, ToRelay } from "./relay";
@@ -57,11 +51,7 @@ export class WorkerConnection implements LiveConnection {
   }
 
   subscribe(request: SubscriptionRequest, sink: SubscriptionSink): () => void {
-    if (this.disposed) {
-      const code = this.authLost ? "UNAUTHENTICATED" : "CLIENT_DISPOSED";
-      queueMicrotask(() => sink.error([{ message: "the live connection has ended", extensions: { code } }]));
-      return () => {};
-    }
+    if (this.disposed) return refuseEnded(sink, this.authLost);
     const id = this.nextId++;
     this.sinks.set(id, sink);
     this.port.postMessage({ type: "subscribe", id, request });
@@ -88,6 +78,13 @@ export class WorkerConnection implements LiveConnection {
     this.port.postMessage({ type: "dispose" });
   }
 
+  /** The sink of a subscription the relay ended: it hears this last event and nothing after. */
+  private take(id: number): SubscriptionSink | undefined {
+    const sink = this.sinks.get(id);
+    this.sinks.delete(id);
+    return sink;
+  }
+
   private receive(batch: RelayBatch): void {
     if (batch.type !== "events") return;
     this.lastMessageAt = batch.lastMessageAt;
@@ -96,18 +93,12 @@ export class WorkerConnection implements LiveConnection {
         case "next":
           this.sinks.get(event.id)?.next(event.result);
           break;
-        case "error": {
-          const sink = this.sinks.get(event.id);
-          this.sinks.delete(event.id);
-          sink?.error(event.errors);
+        case "error":
+          this.take(event.id)?.error(event.errors);
           break;
-        }
-        case "complete": {
-          const sink = this.sinks.get(event.id);
-          this.sinks.delete(event.id);
-          sink?.complete();
+        case "complete":
+          this.take(event.id)?.complete();
           break;
-        }
         case "disconnect":
           for (const listener of [...this.disconnectListeners]) listener();
           break;
