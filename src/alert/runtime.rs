@@ -32,7 +32,7 @@ use super::rule::{RuleId, Target, bind, bind_rows};
 use super::silence::Silence;
 use crate::announce::{Announcement, Announcer, Duty};
 use crate::change::{Position, SourceName};
-use crate::kpi::{DefinitionError, KpiBoard, KpiStep};
+use crate::kpi::{DefinitionError, KpiBoard, KpiId, KpiStep, KpiValue};
 use crate::notify::{NotifyLink, RuleFacts, notices};
 use crate::replica::Replica;
 use crate::store::Store;
@@ -181,6 +181,7 @@ impl AlertHub {
             set,
             replica: start.replica,
             kpis: start.kpis,
+            newer: foldhash::HashMap::default(),
             board: AlertBoard { silences: Arc::new(start.silences), ..AlertBoard::default() },
             published: watch::Sender::new(Arc::new(AlertBoard::default())),
             writes,
@@ -280,7 +281,10 @@ impl AlertHub {
 struct Runtime {
     set: AlertSet,
     replica: Arc<Replica>,
+    /// The last KPI board handed on with a step, and the values newer than it (the KPI
+    /// runtime publishes a backlog's boards once per burst; the steps between carry values).
     kpis: Arc<KpiBoard>,
+    newer: foldhash::HashMap<KpiId, KpiValue>,
     board: AlertBoard,
     published: watch::Sender<Arc<AlertBoard>>,
     writes: mpsc::Sender<Write>,
@@ -351,7 +355,7 @@ impl Runtime {
     /// A step while following: the replica and KPIs move on, nothing is evaluated; the
     /// position still reaches the writer, which marks it durable (it records nothing).
     async fn follow(&mut self, step: KpiStep) {
-        self.kpis = step.board.clone();
+        self.follow_kpis(&step);
         let Some(batch) = &step.batch else { return };
         self.replica = batch.replica.clone();
         if !batch.applied.deltas.iter().all(|d| matches!(d, crate::replica::Delta::Row(_))) {
@@ -388,7 +392,7 @@ impl Runtime {
     }
 
     async fn step(&mut self, step: KpiStep) {
-        self.kpis = step.board.clone();
+        self.follow_kpis(&step);
         let Some(batch) = &step.batch else {
             // A KPI defined or removed: its rules see the new value now.
             let now = chrono::Utc::now().timestamp_micros();
@@ -418,6 +422,32 @@ impl Runtime {
             self.rebind_waiting(&cause);
         }
         self.record(transitions, durable).await;
+    }
+
+    /// Takes a step's board, or its new values when it has none. A step without a board
+    /// changed only values: what `on_kpis` reads from the board (which KPIs exist, their
+    /// groups' names) is as the last board says.
+    fn follow_kpis(&mut self, step: &KpiStep) {
+        match &step.board {
+            Some(board) => {
+                self.kpis = board.clone();
+                self.newer.clear();
+            }
+            None => {
+                for (id, value) in &step.changed {
+                    self.newer.insert(*id, value.clone());
+                }
+            }
+        }
+    }
+
+    /// The KPI board with every value up to the last step: what a rule bound now is judged on.
+    fn kpis_now(&mut self) -> Arc<KpiBoard> {
+        if !self.newer.is_empty() {
+            self.kpis = Arc::new(self.kpis.with_values(&self.newer));
+            self.newer.clear();
+        }
+        self.kpis.clone()
     }
 
     fn rebind_waiting(&mut self, cause: &Cause) {
@@ -472,7 +502,10 @@ impl Runtime {
                 };
                 // A follower binds only to show why a rule would not work; the leader evaluates.
                 let transitions = match self.leads() {
-                    true => self.set.set_rule(rule, &self.kpis, &self.replica, cause),
+                    true => {
+                        let kpis = self.kpis_now();
+                        self.set.set_rule(rule, &kpis, &self.replica, cause)
+                    }
                     false => Vec::new(),
                 };
                 let overflow = self.board.rules.get(&record.id).map_or(0, |r| r.overflow);

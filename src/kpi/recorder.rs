@@ -106,13 +106,17 @@ impl Recorder {
                     for id in &step.removed {
                         last.remove(id);
                     }
-                    board = Some(step.board);
+                    if let Some(published) = step.board {
+                        board = Some(published);
+                    }
                 }
                 _ = sample.tick() => {
                     if let Some(board) = &board {
                         let now = chrono::Utc::now().timestamp_micros();
+                        // The board may be a backlog's last published one: the values since
+                        // are in `last`.
                         for (id, entry) in board.kpis.iter() {
-                            sampled.observe(*id, &entry.value, now, 0);
+                            sampled.observe(*id, last.get(id).unwrap_or(&entry.value), now, 0);
                         }
                     }
                 }

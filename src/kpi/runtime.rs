@@ -59,9 +59,14 @@ pub struct KpiEntry {
 }
 
 impl KpiEntry {
-    /// The next version of this entry: a new value as of a position.
-    fn with_value(&self, value: KpiValue, as_of: AsOf) -> KpiEntry {
-        KpiEntry { record: self.record.clone(), compiled: self.compiled.clone(), value, seq: self.seq + 1, as_of }
+    /// Moves this entry to its next version: a new value, as of a new position if given.
+    /// Changed in place when no published board holds the entry (a backlog between publishes).
+    fn set_value(&mut self, value: KpiValue, as_of: Option<AsOf>) {
+        self.value = value;
+        self.seq += 1;
+        if let Some(as_of) = as_of {
+            self.as_of = as_of;
+        }
     }
 }
 
@@ -71,6 +76,20 @@ pub struct KpiBoard {
     /// Entries behind `Arc`s: publishing copies the map's touched nodes, and those copies
     /// then cost a pointer per entry, not the entry's groups (the benchmark's largest cost).
     pub kpis: OrdMap<KpiId, Arc<KpiEntry>>,
+}
+
+impl KpiBoard {
+    /// This board with newer values of some of its KPIs (a KPI not on it is left out): what
+    /// a reader of steps without boards holds as the board after the last of them.
+    pub fn with_values<'a>(&self, values: impl IntoIterator<Item = (&'a KpiId, &'a KpiValue)>) -> KpiBoard {
+        let mut board = self.clone();
+        for (id, value) in values {
+            if let Some(entry) = board.kpis.get_mut(id) {
+                Arc::make_mut(entry).value = value.clone();
+            }
+        }
+        board
+    }
 }
 
 /// One batch's effect on the KPIs, for the alert runtime.
@@ -84,9 +103,17 @@ pub struct KpiStep {
     pub touched: Vec<KpiId>,
     /// KPIs that were removed.
     pub removed: Vec<KpiId>,
-    /// The board after the step.
-    pub board: Arc<KpiBoard>,
+    /// The board after the step, when the step published one. In a backlog the board is
+    /// published once per burst (see [`PUBLISH_AT_LEAST_EVERY`]), not per transaction: the
+    /// steps in between carry their new values in `changed` and no board.
+    pub board: Option<Arc<KpiBoard>>,
 }
+
+/// How stale the published board may grow while the runtime works through a backlog of
+/// batches. Readers only ever see the newest board (a watch), so publishing each of a burst's
+/// transactions cost a copy of the board's touched nodes and an allocation per changed KPI
+/// that nobody could see; caught up, every batch that changes a value is published at once.
+const PUBLISH_AT_LEAST_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
 
 enum Command {
     Define { record: Arc<KpiRecord>, reply: oneshot::Sender<Result<(), DefinitionError>> },
@@ -127,6 +154,7 @@ impl KpiHub {
             policy,
             board: KpiBoard::default(),
             published: watch::Sender::new(Arc::new(KpiBoard::default())),
+            held_since: None,
             as_of: AsOfs::default(),
         };
         for record in records {
@@ -208,6 +236,9 @@ struct Runtime {
     policy: PolicyStore,
     board: KpiBoard,
     published: watch::Sender<Arc<KpiBoard>>,
+    /// When the board was last published, if it has changed since (a backlog's values held
+    /// back, at most [`PUBLISH_AT_LEAST_EVERY`]).
+    held_since: Option<std::time::Instant>,
     as_of: AsOfs,
 }
 
@@ -225,16 +256,15 @@ impl Runtime {
             // Batches waiting (a backlog): take them without working out the next wake-up (a
             // scan of every KPI); `apply` moves windows to each batch's time anyway.
             if let Ok(batch) = batches.try_recv() {
-                if let Some(step) = self.batch(batch) {
-                    hand_on(&mut steps, step).await;
-                }
+                let step = self.batch(batch, !batches.is_empty());
+                hand_on(&mut steps, step).await;
                 continue;
             }
             let wait = self.next_wake();
             let step = tokio::select! {
                 biased;
                 batch = batches.recv() => match batch {
-                    Some(batch) => self.batch(batch),
+                    Some(batch) => Some(self.batch(batch, !batches.is_empty())),
                     None => break,
                 },
                 Some(command) = commands.recv() => self.command(command),
@@ -266,12 +296,11 @@ impl Runtime {
         let mut changed = Vec::with_capacity(ids.len());
         for id in ids {
             let Some(value) = self.set.value(id).cloned() else { continue };
-            let Some(old) = self.board.kpis.get(&id) else { continue };
-            let entry = old.with_value(value.clone(), old.as_of);
-            self.board.kpis.insert(id, Arc::new(entry));
+            let Some(entry) = self.board.kpis.get_mut(&id) else { continue };
+            Arc::make_mut(entry).set_value(value.clone(), None);
             changed.push((id, value));
         }
-        let board = self.publish();
+        let board = Some(self.publish());
         Some(KpiStep { batch: None, changed, touched: Vec::new(), removed: Vec::new(), board })
     }
 
@@ -316,9 +345,10 @@ impl Runtime {
         self.as_of.of(source, &self.replica)
     }
 
-    fn publish(&self) -> Arc<KpiBoard> {
+    fn publish(&mut self) -> Arc<KpiBoard> {
         let board = Arc::new(self.board.clone());
         self.published.send_replace(board.clone());
+        self.held_since = None;
         board
     }
 
@@ -330,6 +360,7 @@ impl Runtime {
                 let board = self.publish();
                 let _ = reply.send(result);
                 let value = board.kpis.get(&id).map(|e| e.value.clone())?;
+                let board = Some(board);
                 Some(KpiStep {
                     batch: None,
                     changed: vec![(id, value)],
@@ -341,7 +372,7 @@ impl Runtime {
             Command::Remove { id } => {
                 self.set.remove(id);
                 self.board.kpis.remove(&id);
-                let board = self.publish();
+                let board = Some(self.publish());
                 Some(KpiStep { batch: None, changed: Vec::new(), touched: Vec::new(), removed: vec![id], board })
             }
             Command::Sample { health } => self.sample(&health),
@@ -356,22 +387,23 @@ impl Runtime {
         for (id, kpi) in builtins {
             let Some((_, h)) = health.iter().find(|(s, _)| *s == kpi.source) else { continue };
             let value = h.value(kpi.measure);
-            let Some(old) = self.board.kpis.get(&id) else { continue };
-            if old.value == value {
+            if self.board.kpis.get(&id).is_none_or(|old| old.value == value) {
                 continue;
             }
-            let entry = old.with_value(value.clone(), self.as_of_for(&kpi.source));
-            self.board.kpis.insert(id, Arc::new(entry));
+            let as_of = self.as_of_for(&kpi.source);
+            let Some(entry) = self.board.kpis.get_mut(&id) else { continue };
+            Arc::make_mut(entry).set_value(value.clone(), Some(as_of));
             changed.push((id, value));
         }
         if changed.is_empty() {
             return None;
         }
-        let board = self.publish();
+        let board = Some(self.publish());
         Some(KpiStep { batch: None, changed, touched: Vec::new(), removed: Vec::new(), board })
     }
 
-    fn batch(&mut self, batch: Arc<Batch>) -> Option<KpiStep> {
+    /// Follows one batch; `more` says whether others are already waiting (a backlog).
+    fn batch(&mut self, batch: Arc<Batch>, more: bool) -> KpiStep {
         self.replica = batch.replica.clone();
         self.as_of.follow(&batch);
         let outcome = self.set.apply(&batch.applied, &self.replica, batch.at);
@@ -379,14 +411,15 @@ impl Runtime {
         for id in outcome.changed {
             let Some(value) = self.set.value(id).cloned() else { continue };
             let Some(old) = self.board.kpis.get(&id) else { continue };
-            let as_of = old.compiled.as_ref().map_or(old.as_of, |c| self.as_of_for(&c.schema.spec.source));
-            let entry = old.with_value(value.clone(), as_of);
-            self.board.kpis.insert(id, Arc::new(entry));
+            let as_of = old.compiled.as_ref().map(|c| self.as_of_for(&c.schema.spec.source));
+            let Some(entry) = self.board.kpis.get_mut(&id) else { continue };
+            Arc::make_mut(entry).set_value(value.clone(), as_of);
             changed.push((id, value));
         }
         // Also KPIs whose definition did not bind before: their table may have just loaded.
         let table_events = batch.applied.tx.is_none();
-        if table_events || !outcome.reshaped.is_empty() {
+        let rebinds = table_events || !outcome.reshaped.is_empty();
+        if rebinds {
             let unbound: Vec<Arc<KpiRecord>> = self
                 .board
                 .kpis
@@ -410,7 +443,13 @@ impl Runtime {
         // Every batch goes on, changes or not: the alert runtime follows the replica through
         // these steps (a table that finished loading is one), and durable writers mark
         // positions from them.
-        let board = if changed.is_empty() { self.published.borrow().clone() } else { self.publish() };
-        Some(KpiStep { batch: Some(batch), changed, touched: outcome.touched, removed: Vec::new(), board })
+        if !changed.is_empty() && self.held_since.is_none() {
+            self.held_since = Some(std::time::Instant::now());
+        }
+        // Published when caught up, when held back long enough, and whenever definitions were
+        // bound again (the alerts read a KPI's groups' names from the board they are handed).
+        let due = self.held_since.is_some_and(|since| !more || since.elapsed() >= PUBLISH_AT_LEAST_EVERY);
+        let board = (due || rebinds).then(|| self.publish());
+        KpiStep { batch: Some(batch), changed, touched: outcome.touched, removed: Vec::new(), board }
     }
 }

@@ -376,3 +376,82 @@ fn a_kpi_with_a_filter_relative_to_now_counts_rows_as_they_age() {
     assert_eq!(count(&set), Some(Value::Int8(10)));
     assert_eq!(set.next_due(), None);
 }
+
+/// A backlog (every batch queued before the runtime reads the first) is published as one
+/// board per burst, not one per transaction; each step still carries its new values, and
+/// those folded in order onto the last board handed on give every board published after
+/// them, down to the last, which equals recomputation.
+#[tokio::test]
+async fn a_backlog_is_published_once_per_burst_and_its_steps_carry_every_value() {
+    use crate::pipeline::Batch;
+    use crate::policy::PolicyStore;
+    use tokio::sync::mpsc;
+
+    let schema = schema();
+    let mut replica = fixture::replica(&schema);
+    let mut compiled = Vec::new();
+    let mut records = Vec::new();
+    for (i, def) in definitions().into_iter().enumerate() {
+        let definition: KpiDefinition = serde_json::from_value(def).expect("definition");
+        compiled.push(compile_kpi(&definition, std::slice::from_ref(&schema), &Policy::deny_all()).expect("binds"));
+        let id = KpiId(i as i64);
+        records.push(KpiRecord {
+            id,
+            definition,
+            created_by: None,
+            updated_by: None,
+            created_at: 0,
+            updated_at: 0,
+            builtin: None,
+        });
+    }
+    let start = Arc::new(replica.visible());
+    let n = 200;
+    let (batches, queue) = mpsc::channel(n);
+    for i in 0..n as u64 {
+        let statuses = ["pending", "paid", "shipped"];
+        let writes = [
+            Write::Upsert {
+                id: (i * 7 % 30) as i64,
+                qty: Some((i % 5) as i32),
+                status: Some(statuses[i as usize % 3]),
+                price: Some((i * 37 % 5000) as u32),
+            },
+            Write::Delete { id: (i * 11 % 30) as i64 },
+        ];
+        let tx = transaction(&replica, &schema, &writes, 10 + i * 10);
+        let applied = replica.apply(&SourceEvent::Transaction(tx));
+        batches.send(Arc::new(Batch { applied, replica: Arc::new(replica.visible()), at: 0 })).await.unwrap();
+    }
+    drop(batches);
+    let (steps, mut taken) = mpsc::channel(n);
+    let hub = KpiHub::start(start, chrono_tz::UTC, PolicyStore::new(Policy::deny_all()), records, queue, vec![steps]);
+    let mut board = hub.current();
+    let (mut with_values, mut published) = (0, 0);
+    let mut last = None;
+    while let Some(step) = taken.recv().await {
+        assert!(step.batch.is_some(), "every step follows a batch here");
+        with_values += usize::from(!step.changed.is_empty());
+        let folded = board.with_values(step.changed.iter().map(|(id, v)| (id, v)));
+        last = Some(step.board.is_some());
+        match step.board {
+            Some(b) => {
+                published += 1;
+                for (id, entry) in &b.kpis {
+                    assert_eq!(
+                        entry.value, folded.kpis[id].value,
+                        "KPI {id:?}: the board published equals the values handed on"
+                    );
+                }
+                board = b;
+            }
+            None => board = Arc::new(folded),
+        }
+    }
+    assert_eq!(last, Some(true), "the burst's last step publishes its board");
+    assert!(published < with_values, "{published} boards for {with_values} steps that changed values: one per step");
+    let current = hub.current();
+    for (i, kpi) in compiled.iter().enumerate() {
+        assert_eq!(current.kpis[&KpiId(i as i64)].value, recomputed(kpi, &replica), "KPI {i} after the backlog");
+    }
+}
