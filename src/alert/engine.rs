@@ -568,6 +568,19 @@ impl AlertSet {
         instances.chain(self.quiet_due().map(|(_, at)| at)).chain(rows).chain(changes).min()
     }
 
+    /// When the runtime must next call [`AlertSet::advance`]: never after
+    /// [`AlertSet::next_due`], and cheaper to work out. Its instances' part is the bound kept as
+    /// due times are set (`due_floor`), not a scan of every open instance (a row rule's
+    /// thousands, each time the runtime's queue ran empty). Once a due time was cancelled the
+    /// bound may be earlier than any instance is due: `advance` at it then moves nothing and
+    /// tightens the bound to the next due instance.
+    pub fn wake_at(&self) -> Option<i64> {
+        let instances = (self.due_floor != i64::MAX).then_some(self.due_floor);
+        let rows = self.timelines.values().filter_map(Timeline::next_due);
+        let changes = self.past.keys().filter_map(|k| self.window_moves(k));
+        instances.into_iter().chain(self.quiet_due().map(|(_, at)| at)).chain(rows).chain(changes).min()
+    }
+
     /// When the start of a change rule's window next passes one of the group's values (which
     /// moves the value the change is measured from).
     fn window_moves(&self, key: &(RuleId, String)) -> Option<i64> {

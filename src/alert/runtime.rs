@@ -325,13 +325,13 @@ impl Runtime {
                 }
                 continue;
             }
-            // Steps waiting (a backlog): take them without working out the next due time
-            // (a scan of every instance); each step moves time up to its own cause first.
+            // Steps waiting (a backlog): take them without working out the next wake-up;
+            // each step moves time up to its own cause first.
             if let Ok(step) = steps.try_recv() {
                 self.step(step).await;
                 continue;
             }
-            let due = self.set.next_due();
+            let due = self.set.wake_at();
             let wait = due.map(|d| {
                 let now = chrono::Utc::now().timestamp_micros();
                 Duration::from_micros((d - now).max(0) as u64)

@@ -119,6 +119,9 @@ impl World {
         out.extend(self.alerts.on_touched(&touched, &cause));
         out.extend(self.alerts.on_kpis(&changed, &self.board, &cause));
         out.extend(self.alerts.on_rows(&applied, &self.replica, &cause));
+        // The runtime sleeps until `wake_at`: never past anything due.
+        let (wake, due) = (self.alerts.wake_at(), self.alerts.next_due());
+        assert!(due.is_none_or(|d| wake.is_some_and(|w| w <= d)), "wakes at {wake:?}, after {due:?} is due");
         (out, position)
     }
 }
@@ -172,6 +175,11 @@ fn for_holds_a_breach_pending_until_it_has_lasted_and_a_short_one_never_fires() 
     let (t, _) = w.commit(90_000_000, &[(1, Some((2, "x")))]);
     assert_eq!(states(&t), vec![(AlertState::Pending, AlertState::Normal)]);
     assert_eq!(w.alerts.next_due(), None);
+    // The cancelled due time still bounds the runtime's wake-up: one early wake-up, which
+    // moves nothing and leaves nothing to wake for.
+    assert_eq!(w.alerts.wake_at(), Some(140_000_000));
+    assert!(w.alerts.advance(140_000_000, &w.replica).is_empty());
+    assert_eq!(w.alerts.wake_at(), None);
 }
 
 #[test]
