@@ -573,7 +573,8 @@ impl AlertSet {
     /// due times are set (`due_floor`), not a scan of every open instance (a row rule's
     /// thousands, each time the runtime's queue ran empty). Once a due time was cancelled the
     /// bound may be earlier than any instance is due: `advance` at it then moves nothing and
-    /// tightens the bound to the next due instance.
+    /// tightens the bound to the next due instance. After instances were restored it is
+    /// `i64::MIN` (at once) until that first `advance`.
     pub fn wake_at(&self) -> Option<i64> {
         let instances = (self.due_floor != i64::MAX).then_some(self.due_floor);
         let rows = self.timelines.values().filter_map(Timeline::next_due);
