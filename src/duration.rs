@@ -181,9 +181,24 @@ fn seconds(number: &str) -> Result<i64, DurationError> {
     whole(int)?.checked_mul(SECOND).and_then(|s| s.checked_add(frac)).ok_or(DurationError::Overflow)
 }
 
+/// How long from `now` until `at` (µs since the Unix epoch), nothing when it has passed. `at`
+/// may be far in the past (`i64::MIN` for "at once") without overflowing.
+pub fn until(at: i64, now: i64) -> Duration {
+    Duration::from_micros(at.saturating_sub(now).max(0) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wake_up_due_at_once_waits_for_nothing() {
+        // After an alert set is restored its wake-up bound is `i64::MIN`: at once (a plain
+        // subtraction overflowed here).
+        assert_eq!(until(i64::MIN, 1_765_000_000_000_000), Duration::ZERO);
+        assert_eq!(until(5, 7), Duration::ZERO);
+        assert_eq!(until(7_000_005, 5), Duration::from_secs(7));
+    }
 
     #[test]
     fn short_forms() {

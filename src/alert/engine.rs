@@ -562,10 +562,8 @@ impl AlertSet {
 
     /// When time alone next moves an instance.
     pub fn next_due(&self) -> Option<i64> {
-        let instances = self.instances.values().filter_map(|i| i.due);
-        let rows = self.timelines.values().filter_map(Timeline::next_due);
-        let changes = self.past.keys().filter_map(|k| self.window_moves(k));
-        instances.chain(self.quiet_due().map(|(_, at)| at)).chain(rows).chain(changes).min()
+        let instances = self.instances.values().filter_map(|i| i.due).min();
+        instances.into_iter().chain(self.next_due_besides_instances()).min()
     }
 
     /// When the runtime must next call [`AlertSet::advance`]: never after
@@ -577,9 +575,15 @@ impl AlertSet {
     /// `i64::MIN` (at once) until that first `advance`.
     pub fn wake_at(&self) -> Option<i64> {
         let instances = (self.due_floor != i64::MAX).then_some(self.due_floor);
+        instances.into_iter().chain(self.next_due_besides_instances()).min()
+    }
+
+    /// When time alone next moves something other than an open instance: a no-data rule goes
+    /// off, a row of a time-relative row rule comes due, a change rule's window moves.
+    fn next_due_besides_instances(&self) -> Option<i64> {
         let rows = self.timelines.values().filter_map(Timeline::next_due);
         let changes = self.past.keys().filter_map(|k| self.window_moves(k));
-        instances.into_iter().chain(self.quiet_due().map(|(_, at)| at)).chain(rows).chain(changes).min()
+        self.quiet_due().map(|(_, at)| at).chain(rows).chain(changes).min()
     }
 
     /// When the start of a change rule's window next passes one of the group's values (which

@@ -283,7 +283,7 @@ impl Runtime {
         let ages = self.board.kpis.values().any(|e| e.compiled.as_ref().is_some_and(|c| c.time_dependent));
         let second = ages.then(|| (now / 1_000_000 + 1) * 1_000_000);
         let due = [self.set.next_due(), second].into_iter().flatten().min()?;
-        Some(std::time::Duration::from_micros((due - now).max(0) as u64))
+        Some(crate::duration::until(due, now))
     }
 
     /// Time passed with no transaction: windows expire rows, ages grow.
@@ -410,9 +410,8 @@ impl Runtime {
         let mut changed = Vec::with_capacity(outcome.changed.len());
         for id in outcome.changed {
             let Some(value) = self.set.value(id).cloned() else { continue };
-            let Some(old) = self.board.kpis.get(&id) else { continue };
-            let as_of = old.compiled.as_ref().map(|c| self.as_of_for(&c.schema.spec.source));
             let Some(entry) = self.board.kpis.get_mut(&id) else { continue };
+            let as_of = entry.compiled.as_ref().map(|c| self.as_of.of(&c.schema.spec.source, &self.replica));
             Arc::make_mut(entry).set_value(value.clone(), as_of);
             changed.push((id, value));
         }

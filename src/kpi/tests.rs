@@ -117,6 +117,18 @@ fn transaction(replica: &Replica, schema: &TableSchema, writes: &[Write], positi
     }
 }
 
+/// [`definitions`] parsed and compiled against [`schema`].
+fn compiled_definitions(schema: &Arc<TableSchema>) -> Vec<(KpiDefinition, CompiledKpi)> {
+    definitions()
+        .into_iter()
+        .map(|def| {
+            let def: KpiDefinition = serde_json::from_value(def).expect("definition");
+            let kpi = compile_kpi(&def, std::slice::from_ref(schema), &Policy::deny_all()).expect("binds");
+            (def, kpi)
+        })
+        .collect()
+}
+
 /// The value recomputed from scratch.
 fn recomputed(kpi: &CompiledKpi, replica: &Replica) -> KpiValue {
     let table = replica.table(kpi.table).expect("table");
@@ -149,12 +161,9 @@ proptest! {
         let schema = schema();
         let mut replica = fixture::replica(&schema);
         let mut set = KpiSet::new();
-        let mut compiled = Vec::new();
-        for (i, def) in definitions().into_iter().enumerate() {
-            let def: KpiDefinition = serde_json::from_value(def).expect("definition");
-            let kpi = compile_kpi(&def, std::slice::from_ref(&schema), &Policy::deny_all()).expect("binds");
+        let compiled: Vec<CompiledKpi> = compiled_definitions(&schema).into_iter().map(|(_, kpi)| kpi).collect();
+        for (i, kpi) in compiled.iter().enumerate() {
             set.insert(KpiId(i as i64), kpi.clone(), &replica, 0);
-            compiled.push(kpi);
         }
         let computations = set.computations();
         let twin = |i: usize| KpiId(1000 + i as i64);
@@ -389,22 +398,21 @@ async fn a_backlog_is_published_once_per_burst_and_its_steps_carry_every_value()
 
     let schema = schema();
     let mut replica = fixture::replica(&schema);
-    let mut compiled = Vec::new();
-    let mut records = Vec::new();
-    for (i, def) in definitions().into_iter().enumerate() {
-        let definition: KpiDefinition = serde_json::from_value(def).expect("definition");
-        compiled.push(compile_kpi(&definition, std::slice::from_ref(&schema), &Policy::deny_all()).expect("binds"));
-        let id = KpiId(i as i64);
-        records.push(KpiRecord {
-            id,
+    let (definitions, compiled): (Vec<KpiDefinition>, Vec<CompiledKpi>) =
+        compiled_definitions(&schema).into_iter().unzip();
+    let records = definitions
+        .into_iter()
+        .enumerate()
+        .map(|(i, definition)| KpiRecord {
+            id: KpiId(i as i64),
             definition,
             created_by: None,
             updated_by: None,
             created_at: 0,
             updated_at: 0,
             builtin: None,
-        });
-    }
+        })
+        .collect();
     let start = Arc::new(replica.visible());
     let n = 200;
     let (batches, queue) = mpsc::channel(n);
