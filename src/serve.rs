@@ -116,6 +116,10 @@ pub async fn serve_on(
         Some(c) => Some(Cluster::connect(c.clone(), listener.addr).await?),
         None => None,
     };
+    // A leader hands the lead back once its last events are on the bus and its final
+    // checkpoint is written (below); on any other way out, as it returns.
+    let release = cluster.as_ref().map(|c| c.release.clone());
+    let _release_on_return = release.clone().map(|r| r.drop_guard());
     // What is changed here through the API reaches the cluster's other instances.
     let (announcer, announcements) = match &cluster {
         Some(_) => {
@@ -209,6 +213,8 @@ pub async fn serve_on(
     let following = duty == Duty::Follow;
     let (leading, leading_rx) = watch::channel(duty);
     let fenced = CancellationToken::new();
+    // This instance lost the lead: its publisher gives up on what it still holds at once.
+    let lost = CancellationToken::new();
     let publishing_con = match &cluster {
         Some(c) => Some(c.publishing_connection().await?),
         None => None,
@@ -230,6 +236,7 @@ pub async fn serve_on(
             wanted,
             stats: c.stats.clone(),
             stop: cancel.clone(),
+            lost: lost.clone(),
             replicas: (c.config.wait_replicas > 0).then_some(crate::cluster::bus::Replicas {
                 count: c.config.wait_replicas,
                 timeout_ms: c.config.wait_timeout_ms,
@@ -457,48 +464,64 @@ pub async fn serve_on(
     let store_for_lead = store.clone();
     let role = tokio::spawn(async move {
         // The cluster and the publisher's activation are kept for as long as this instance leads.
-        let (_cluster, (_activate, _, publishing), held) = match (cluster, role, bus) {
+        let (cluster, bus, held) = match (cluster, role, bus) {
             (Some(cluster), Role::Leader(held), Some(bus)) => (cluster, bus, held),
             (Some(cluster), Role::Follower { streams }, Some(bus)) => {
                 let followed = cluster
                     .follow(registry_for_bus, streams, views_for_bus, sources.tx.clone(), sources.cancel.clone())
                     .await?;
-                let Some((held, activation)) = followed else { return Ok(()) };
+                let Some((held, activation)) = followed else { return Ok(None) };
                 let duty = claim_lead(&store_for_lead, &cluster, held.epoch).await?;
                 let _ = bus.0.send(Some(activation));
                 let _ = leading.send(duty);
                 (cluster, bus, held)
             }
             // Alone: read the sources until they end.
-            _ => return sources.start().await?.finish().await,
+            _ => return sources.start().await?.finish().await.map(|()| None),
         };
+        let (_cluster, (_activate, _, mut publishing), mut held) = (cluster, bus, held);
         let started = sources.start().await?;
         let cancel = started.cancel.clone();
         tokio::select! {
-            done = started.finish() => done,
+            done = started.finish() => {
+                // The sources stopped; the apply loop applies what they sent before, and the
+                // publisher publishes it. The lead is kept until then (and until the final
+                // checkpoint: the caller hands it back).
+                tokio::select! {
+                    published = &mut publishing => match published {
+                        Ok(Err(e)) => Err(crate::cluster::ClusterError::LostLead(e.to_string()).into()),
+                        _ => done.map(|()| Some(held)),
+                    },
+                    kept = held.lost() => {
+                        let reason = || crate::cluster::ClusterError::LostLead("the lease keeper ended".into());
+                        Err(kept.err().unwrap_or_else(reason).into())
+                    }
+                }
+            }
             kept = held.lost() => {
                 cancel.cancel();
-                kept.map_err(ServeError::from)
+                kept.map(|()| None).map_err(ServeError::from)
             }
             _ = fenced.cancelled() => {
                 cancel.cancel();
                 Err(crate::cluster::ClusterError::LostLead("a newer leader claimed the app database".into()).into())
             }
-            published = publishing => {
+            published = &mut publishing => {
                 cancel.cancel();
                 match published {
                     Ok(Err(e)) => Err(crate::cluster::ClusterError::LostLead(e.to_string()).into()),
-                    _ => Ok(()),
+                    _ => Ok(None),
                 }
             }
         }
     });
-    let failure = match role.await {
+    let (failure, held) = match role.await {
         Ok(Err(e)) => {
             cancel.cancel();
-            Some(e)
+            (Some(e), None)
         }
-        _ => None,
+        Ok(Ok(held)) => (None, held),
+        Err(_) => (None, None),
     };
     // Sources end when cancelled; a server with none (only the app database's KPIs, alerts and
     // workspaces, or the operations endpoints) serves until it is stopped, not until its empty
@@ -507,15 +530,24 @@ pub async fn serve_on(
         cancel.cancelled().await;
     }
     cancel.cancel();
-    let replica = applier.await.ok();
     // An instance that lost the lead starts again as a follower, from the new leader's replica:
     // its own holds events the bus never took, so it is neither checkpointed nor acknowledged.
     let lost_lead = matches!(failure, Some(ServeError::Cluster(crate::cluster::ClusterError::LostLead(_))));
+    if lost_lead {
+        lost.cancel();
+    }
+    let replica = applier.await.ok();
     if let Some(writer) = writer {
         let _ = writer.await;
         if let Some(replica) = replica.filter(|r| !lost_lead && r.applied_positions().next().is_some()) {
             let running = running.lock().expect("running lock").clone();
             final_checkpoint(&checkpointer, replica, &running).await;
+        }
+    }
+    if let (Some(mut held), Some(release)) = (held, &release) {
+        release.cancel();
+        if let Err(e) = held.lost().await {
+            tracing::warn!(error = %e, "the lead was lost before it could be handed back");
         }
     }
     let _ = recorder.await;

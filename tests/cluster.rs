@@ -206,33 +206,48 @@ fn cluster_config(redis: &str, instance: &str, lease_ms: u64) -> opslive::cluste
     }
 }
 
-/// Publishes `events` (progress events of `shop` at the given positions) as the leader of
-/// `epoch`, continuing the stream from `streams`: what the publisher ended with.
+/// A publisher leading under `epoch`, continuing `shop`'s stream from its last entry.
+async fn publisher(
+    cluster: &opslive::cluster::Cluster,
+    epoch: u64,
+    marks: opslive::watermark::DurableMarks,
+    stop: tokio_util::sync::CancellationToken,
+) -> opslive::cluster::bus::Publisher {
+    use opslive::cluster::bus::{Activation, Publisher, stream_marks};
+    let streams = stream_marks(&cluster.redis, &cluster.keys, ["shop".into()].into_iter()).await.unwrap();
+    let (_, bootstraps) = tokio::sync::mpsc::channel(1);
+    Publisher {
+        redis: cluster.redis.clone(),
+        keys: cluster.keys.clone(),
+        max_len: 1000,
+        marks,
+        activation: tokio::sync::watch::channel(Some(Activation { after_events: 0, epoch, streams })).1,
+        bootstraps,
+        wanted: Default::default(),
+        stats: Default::default(),
+        stop,
+        lost: Default::default(),
+        replicas: None,
+    }
+}
+
+/// A progress event of `shop` at `position`, as the apply loop hands it to the bus.
+fn tapped(position: u64) -> opslive::cluster::bus::Tapped {
+    let event = opslive::change::SourceEvent::Progress { source: "shop".into(), position: Position(position) };
+    opslive::cluster::bus::Tapped::Event { event, source: Some("shop".into()), skipped: false }
+}
+
+/// Publishes progress events of `shop` at `positions` as the leader of `epoch`, continuing the
+/// stream: what the publisher ended with.
 async fn publish(
     cluster: &opslive::cluster::Cluster,
     epoch: u64,
     positions: &[u64],
 ) -> Result<(), opslive::cluster::bus::BusError> {
-    use opslive::change::SourceEvent;
-    use opslive::cluster::bus::{Activation, Publisher, Tapped, stream_marks};
-    let streams = stream_marks(&cluster.redis, &cluster.keys, ["shop".into()].into_iter()).await.unwrap();
-    let (_, bootstraps) = tokio::sync::mpsc::channel(1);
-    let publisher = Publisher {
-        redis: cluster.redis.clone(),
-        keys: cluster.keys.clone(),
-        max_len: 1000,
-        marks: Default::default(),
-        activation: tokio::sync::watch::channel(Some(Activation { after_events: 0, epoch, streams })).1,
-        bootstraps,
-        wanted: Default::default(),
-        stats: Default::default(),
-        stop: Default::default(),
-        replicas: None,
-    };
+    let publisher = publisher(cluster, epoch, Default::default(), Default::default()).await;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     for &p in positions {
-        let event = SourceEvent::Progress { source: "shop".into(), position: Position(p) };
-        tx.send(Tapped::Event { event, source: Some("shop".into()), skipped: false }).await.unwrap();
+        tx.send(tapped(p)).await.unwrap();
     }
     drop(tx);
     publisher.run(rx).await
@@ -305,6 +320,91 @@ async fn a_leader_whose_lease_was_taken_is_fenced_and_a_gap_in_the_bus_is_refuse
         .unwrap();
     let gap = read_all(&b).await;
     assert!(matches!(gap, Err(opslive::cluster::bus::BusError::Gap { expected: 5, found: 6, .. })), "{gap:?}");
+}
+
+/// At a stop the apply loop still applies what the sources sent before they stopped, and hands
+/// each event to the bus: the publisher publishes all of it (the positions become durable, so
+/// the final checkpoint may cover them) and ends only when the apply loop has. A Redis gone at
+/// the stop is waited for only [`SHUTDOWN_GRACE`], and nothing it did not take counts as durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_leader_publishes_what_it_is_still_handed_and_gives_up_on_a_redis_that_is_gone() {
+    use opslive::cluster::bus::SHUTDOWN_GRACE;
+    let mut redis = RedisServer::start();
+    let addr: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let a = opslive::cluster::Cluster::connect(cluster_config(&redis.url(), "a", 60_000), addr).await.unwrap();
+    let lead = a.lease.try_acquire().await.unwrap().expect("a takes the free lease");
+    let shop = Arc::new(opslive::watermark::Watermarks::default());
+    let watermarks = std::collections::HashMap::from([(opslive::change::SourceName::from("shop"), shop.clone())]);
+    let marks = opslive::watermark::DurableMarks::register("bus", &watermarks);
+    let stopped = tokio_util::sync::CancellationToken::new();
+    stopped.cancel();
+
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let run = tokio::spawn(publisher(&a, lead.epoch, marks.clone(), stopped.clone()).await.run(rx));
+    for p in [10, 20, 30] {
+        marks.handed("shop", Position(p));
+        tx.send(tapped(p)).await.expect("the publisher still takes events after the stop");
+    }
+    drop(tx);
+    tokio::time::timeout(Duration::from_secs(10), run).await.expect("it ends with the apply loop").unwrap().unwrap();
+    assert!(shop.consumers_durable_through(Position(30)), "{:?}", shop.consumers()[0].values());
+    assert_eq!(read_all(&a).await.unwrap(), vec![10, 20, 30]);
+
+    let next = publisher(&a, lead.epoch, marks.clone(), stopped.clone()).await;
+    redis.kill();
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let run = tokio::spawn(next.run(rx));
+    marks.handed("shop", Position(40));
+    tx.send(tapped(40)).await.unwrap();
+    // The apply loop goes on (its sender is kept): the publisher ends on its own.
+    let ended = tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(10), run).await;
+    ended.expect("it gives up on Redis after the grace").unwrap().unwrap();
+    assert!(!shop.consumers_durable_through(Position(40)), "what Redis never took is not durable");
+    drop(tx);
+}
+
+/// A leader stopped cleanly under writes (a rolling restart): what it drains after the stop
+/// reaches the bus, its final checkpoint is written without waiting on the bus, and only then
+/// does it hand the lead back, so the follower takes over from a bus holding everything the old
+/// leader applied, and the old leader is never fenced on its way out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_under_writes_publishes_its_last_events_then_hands_over() {
+    // Rows enough that the final checkpoint takes a while: a lease released at the stop
+    // (before it) would be taken by the follower meanwhile.
+    let Cluster { redis: _redis, pg: _pg, url, sql, dirs: _dirs, configs: [config_a, config_b] } =
+        Cluster::new(200_000, config).await;
+    let mut a = Serve::start(&config_a);
+    a.wait_log("replica consistent; streaming", |_| {}).await;
+    let writes = writer(url.clone());
+    let mut b = Serve::start(&config_b);
+    b.wait_log("following the cluster's leader", |_| {}).await;
+    let addr_b = b.wait_listening().await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    let log_a = a.terminate_with_log().await;
+    let said = |what: &str| log_a.iter().find(|line| line.contains(what));
+    for wrong in ["did not finish in time", "gave up publishing", "no longer the cluster's", "lost the lead"] {
+        assert_eq!(said(wrong), None, "the old leader's stop");
+    }
+    let written = said("final checkpoint written").expect("the old leader wrote its final checkpoint");
+    let took = b.wait_log("took the lead of the cluster", |_| {}).await;
+    let at = |line: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(line["timestamp"].as_str().unwrap()).expect("an RFC 3339 timestamp")
+    };
+    let written: serde_json::Value = serde_json::from_str(written).unwrap();
+    assert!(
+        at(&took) > at(&written),
+        "b took the lead at {} before a's final checkpoint at {}",
+        at(&took),
+        at(&written)
+    );
+
+    writes.stop().await;
+    let target = current_lsn(&sql).await;
+    support::http::applied_up_to(addr_b, "shop", target).await;
+    assert_eq!(metric(addr_b, "opslive_replica_anomalies_total", &[]).await, Some(0.0));
+    assert_eq!(metric(addr_b, "opslive_cluster_epoch", &[]).await, Some(2.0));
+    stop_and_compare(b, &config_b, &sql, "b").await;
 }
 
 /// The leader is paused (SIGSTOP), not killed: its replication session keeps the slot and its

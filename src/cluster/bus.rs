@@ -32,6 +32,11 @@ use crate::watermark::DurableMarks;
 /// Entries published in one round trip at most.
 const PUBLISH_BATCH: usize = 256;
 
+/// How long after the instance stops the publisher still waits for Redis: what the apply loop
+/// drains at a stop is published (so the final checkpoint may acknowledge it), but a Redis that
+/// does not answer is not waited for past this.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// Where a stream stands: its last entry's id and sequence number (`"0-0"` and 0 for a stream
 /// with no entry yet).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -124,9 +129,13 @@ pub struct Publisher {
     pub bootstraps: mpsc::Receiver<oneshot::Sender<Bootstrap>>,
     pub wanted: Arc<Notify>,
     pub stats: Arc<BusStats>,
-    /// The instance stops: a publish that waits for Redis is given up (what it held is not
+    /// The instance stops: the publisher goes on until the apply loop has handed it everything,
+    /// but gives up waiting for Redis [`SHUTDOWN_GRACE`] later (what it then held is not
     /// durable, so no source was acknowledged for it).
     pub stop: tokio_util::sync::CancellationToken,
+    /// This instance lost the lead: whatever it publishes now would be refused, so a publish
+    /// waiting for Redis is given up at once, stop or not.
+    pub lost: tokio_util::sync::CancellationToken,
     /// Replicas that must have each publish (`WAIT`) before its positions are durable.
     pub replicas: Option<Replicas>,
 }
@@ -157,18 +166,28 @@ struct Pending {
 }
 
 impl Publisher {
-    /// Runs until the apply loop stops (`Ok`) or another instance took the lead (`Fenced`).
-    /// A Redis that cannot be reached is retried: events wait, and with them the sources'
-    /// acknowledgement.
+    /// Runs until the apply loop has stopped and everything it handed is published (`Ok`), or
+    /// another instance took the lead (`Fenced`). A Redis that cannot be reached is retried:
+    /// events wait, and with them the sources' acknowledgement; after a stop, only for
+    /// [`SHUTDOWN_GRACE`].
+    ///
+    /// A stop does not end it by itself: the apply loop still applies what the sources sent
+    /// before they stopped and hands each event on, marked as waiting for the bus. Left
+    /// unpublished, those marks would hold back the final checkpoint, and a follower taking
+    /// over would not have them.
     pub async fn run(mut self, mut events: mpsc::Receiver<Tapped>) -> Result<(), BusError> {
+        let give_up = give_up_after_grace(&self.stop, &self.lost);
+        let _give_up_when_done = give_up.clone().drop_guard();
         let mut seen = 0u64;
         let mut active: Option<Activation> = None;
         let mut waiting: Vec<oneshot::Sender<Bootstrap>> = Vec::new();
         let mut batch: Vec<Pending> = Vec::new();
         loop {
+            if give_up.is_cancelled() {
+                return Ok(());
+            }
             let item = tokio::select! {
                 biased;
-                _ = self.stop.cancelled() => return Ok(()),
                 Some(reply) = self.bootstraps.recv() => {
                     self.activate(&mut active, seen);
                     // Only a leader hands out its replica; a follower's answer is no answer.
@@ -201,7 +220,7 @@ impl Publisher {
                         }
                     }
                     Tapped::Replica(replica) => {
-                        self.flush(&mut batch, active.as_mut()).await?;
+                        self.flush(&mut batch, active.as_mut(), &give_up).await?;
                         if let Some(a) = &active {
                             for reply in waiting.drain(..) {
                                 let _ = reply.send(Bootstrap {
@@ -221,9 +240,9 @@ impl Publisher {
                     Err(_) => break,
                 }
             }
-            self.flush(&mut batch, active.as_mut()).await?;
+            self.flush(&mut batch, active.as_mut(), &give_up).await?;
         }
-        self.flush(&mut batch, active.as_mut()).await
+        self.flush(&mut batch, active.as_mut(), &give_up).await
     }
 
     /// Starts publishing once the activation is set and every event before it has passed.
@@ -237,7 +256,7 @@ impl Publisher {
     }
 
     /// Once `replicas` of Redis's replicas have every write this connection made (at once
-    /// without replicas configured); asked again until they do. `false`: the instance stops.
+    /// without replicas configured); asked again until they do. `false`: given up at a stop.
     async fn replicated(&self, stop: &tokio_util::sync::CancellationToken) -> bool {
         let Some(replicas) = self.replicas else { return true };
         loop {
@@ -265,9 +284,14 @@ impl Publisher {
         }
     }
 
-    /// Writes the batch, retrying while Redis cannot be reached; each entry's position is then
-    /// durable on the bus.
-    async fn flush(&mut self, batch: &mut Vec<Pending>, active: Option<&mut Activation>) -> Result<(), BusError> {
+    /// Writes the batch, retrying while Redis cannot be reached until `give_up`; each entry's
+    /// position is then durable on the bus.
+    async fn flush(
+        &mut self,
+        batch: &mut Vec<Pending>,
+        active: Option<&mut Activation>,
+        give_up: &tokio_util::sync::CancellationToken,
+    ) -> Result<(), BusError> {
         let Some(active) = active else {
             batch.clear();
             return Ok(());
@@ -282,7 +306,6 @@ impl Publisher {
             }
         }
         let mut delay = Duration::from_millis(50);
-        let stop = self.stop.clone();
         loop {
             let publish = redis::Script::new(PUBLISH);
             let mut script = publish.prepare_invoke();
@@ -304,7 +327,10 @@ impl Publisher {
             let mut con = self.redis.clone();
             let published = tokio::select! {
                 published = script.invoke_async::<Vec<String>>(&mut con) => published,
-                _ = stop.cancelled() => return Ok(()),
+                _ = give_up.cancelled() => {
+                    gave_up(batch.len());
+                    return Ok(());
+                }
             };
             match published {
                 Ok(ids) => {
@@ -313,7 +339,8 @@ impl Publisher {
                     }
                     // In the stream, not yet durable when replicas must have it too: the
                     // entries stay (never written twice), the positions wait.
-                    if !self.replicated(&stop).await {
+                    if !self.replicated(give_up).await {
+                        gave_up(batch.len());
                         return Ok(());
                     }
                     for p in batch.iter() {
@@ -334,13 +361,44 @@ impl Publisher {
                     tracing::warn!(error = %e, retry_ms = delay.as_millis() as u64, "cannot publish to the bus; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        _ = stop.cancelled() => return Ok(()),
+                        _ = give_up.cancelled() => {
+                            gave_up(batch.len());
+                            return Ok(());
+                        }
                     }
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }
             }
         }
     }
+}
+
+fn gave_up(events: usize) {
+    tracing::warn!(
+        events,
+        "gave up publishing to the bus after the stop: Redis did not take the last events, so the sources are not acknowledged past them"
+    );
+}
+
+/// A token cancelled [`SHUTDOWN_GRACE`] after `stop`, at once when the lead is `lost` (or by
+/// the caller, when it is done).
+fn give_up_after_grace(
+    stop: &tokio_util::sync::CancellationToken,
+    lost: &tokio_util::sync::CancellationToken,
+) -> tokio_util::sync::CancellationToken {
+    let give_up = lost.child_token();
+    let (stop, cancel) = (stop.clone(), give_up.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = cancel.cancelled() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(SHUTDOWN_GRACE) => cancel.cancel(),
+            _ = cancel.cancelled() => {}
+        }
+    });
+    give_up
 }
 
 /// The position an event moves its source to on the bus: its transaction's (the last part's:

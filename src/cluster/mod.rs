@@ -138,6 +138,11 @@ pub struct Cluster {
     /// The last entry of the announcements' stream when this instance connected: it hears
     /// every change made after that, including while it reads the app database.
     pub state_from: String,
+    /// Cancelled when this instance hands the lead back at a clean stop: after its last
+    /// publish and its final checkpoint, so that the next leader continues from a bus that
+    /// holds everything this one applied, and this one's final acknowledgement is not refused
+    /// by a slot the next leader already streams from.
+    pub release: CancellationToken,
 }
 
 /// The lead of the cluster, renewed by a task of its own from the moment it was taken.
@@ -147,9 +152,9 @@ pub struct Held {
 }
 
 impl Held {
-    /// Returns when the lead is lost (an error) or released at a clean stop.
-    pub async fn lost(self) -> Result<(), ClusterError> {
-        match self.keeper.await {
+    /// Returns when the lead is lost (an error) or released (see [`Cluster::release`]).
+    pub async fn lost(&mut self) -> Result<(), ClusterError> {
+        match (&mut self.keeper).await {
             Ok(kept) => kept,
             Err(e) => Err(ClusterError::LostLead(format!("the lease keeper failed: {e}"))),
         }
@@ -182,7 +187,8 @@ impl Cluster {
         let instance = config.instance();
         let lease = Lease::new(redis.clone(), keys.clone(), instance.clone(), advertise, ttl);
         let state_from = state::last_id(&mut redis.clone(), &keys.state()).await.map_err(err)?;
-        Ok(Cluster { config, keys, lease, client, redis, stats: Arc::default(), instance, state_from })
+        let release = CancellationToken::new();
+        Ok(Cluster { config, keys, lease, client, redis, stats: Arc::default(), instance, state_from, release })
     }
 
     /// Takes the lead if nobody holds it; otherwise fetches the leader's replica, retrying
@@ -198,7 +204,7 @@ impl Cluster {
                 self.lease.try_acquire().await.map_err(|error| ClusterError::Redis { url: url.clone(), error })?
             {
                 self.became_leader(&us);
-                return Ok(Some(Start::Leader(self.hold(us, cancel.clone()))));
+                return Ok(Some(Start::Leader(self.hold(us))));
             }
             let holder = self.lease.holder().await.map_err(|error| ClusterError::Redis { url: url.clone(), error })?;
             if let Some(leader) = holder {
@@ -241,19 +247,19 @@ impl Cluster {
     }
 
     /// Renews the lease from now on, while this instance loads and starts its sources too.
-    fn hold(&self, us: Holder, cancel: CancellationToken) -> Held {
+    fn hold(&self, us: Holder) -> Held {
         let epoch = us.epoch;
-        Held { epoch, keeper: tokio::spawn(self.clone().keep_lead(us, cancel)) }
+        Held { epoch, keeper: tokio::spawn(self.clone().keep_lead(us)) }
     }
 
-    /// Renews the lease until it is lost (taken, or not renewed in time) or the instance stops;
-    /// releases it on a clean stop so another instance takes over at once.
-    async fn keep_lead(self, us: Holder, cancel: CancellationToken) -> Result<(), ClusterError> {
+    /// Renews the lease until it is lost (taken, or not renewed in time) or handed back
+    /// ([`Cluster::release`]), which releases it so another instance takes over at once.
+    async fn keep_lead(self, us: Holder) -> Result<(), ClusterError> {
         let mut last_renewed = Instant::now();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(self.lease.renew_every()) => {}
-                _ = cancel.cancelled() => {
+                _ = self.release.cancelled() => {
                     if let Err(e) = self.lease.release(&us).await {
                         tracing::warn!(error = %e, "cannot release the lease; it lapses on its own");
                     }
@@ -328,7 +334,7 @@ impl Cluster {
             }
         };
         tracing::info!(epoch = us.epoch, "took the lead of the cluster; reading what is left on the bus");
-        let held = self.hold(us.clone(), cancel.clone());
+        let held = self.hold(us.clone());
         let _ = drain.send(true);
         let mut streams = HashMap::new();
         while let Some(done) = readers.join_next().await {

@@ -141,4 +141,21 @@ impl Serve {
         let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.unwrap().unwrap();
         assert!(status.success(), "serve exited with {status}");
     }
+
+    /// Sends SIGTERM, asserts a clean exit and returns every log line written from then on.
+    #[allow(dead_code)]
+    pub async fn terminate_with_log(mut self) -> Vec<String> {
+        let pid = self.child.id().unwrap().to_string();
+        std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let mut lines = Vec::new();
+        let read = async {
+            while let Some(line) = self.logs.recv().await {
+                lines.push(line);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), read).await.expect("serve's log ends within 30 s");
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.unwrap().unwrap();
+        assert!(status.success(), "serve exited with {status}: {lines:#?}");
+        lines
+    }
 }
