@@ -363,6 +363,38 @@ async fn a_stopping_leader_publishes_what_it_is_still_handed_and_gives_up_on_a_r
     drop(tx);
 }
 
+/// A leads and streams under writes; B follows it: (A, B, B's address, the writes).
+async fn leader_under_writes_and_follower(
+    url: &str,
+    config_a: &Path,
+    config_b: &Path,
+) -> (Serve, Serve, std::net::SocketAddr, Writes) {
+    let mut a = Serve::start(config_a);
+    a.wait_log("replica consistent; streaming", |_| {}).await;
+    let writes = writer(url.to_string());
+    let mut b = Serve::start(config_b);
+    b.wait_log("following the cluster's leader", |_| {}).await;
+    let addr_b = b.wait_listening().await;
+    (a, b, addr_b, writes)
+}
+
+/// Once the writes stop, B (leading at epoch 2) has applied everything without an anomaly, and
+/// stopped, its final checkpoint equals the source.
+async fn the_new_leader_ends_exact(
+    writes: Writes,
+    b: Serve,
+    addr_b: std::net::SocketAddr,
+    config_b: &Path,
+    sql: &tokio_postgres::Client,
+) {
+    writes.stop().await;
+    let target = current_lsn(sql).await;
+    support::http::applied_up_to(addr_b, "shop", target).await;
+    assert_eq!(metric(addr_b, "opslive_replica_anomalies_total", &[]).await, Some(0.0));
+    assert_eq!(metric(addr_b, "opslive_cluster_epoch", &[]).await, Some(2.0));
+    stop_and_compare(b, config_b, sql, "b").await;
+}
+
 /// A leader stopped cleanly under writes (a rolling restart): what it drains after the stop
 /// reaches the bus, its final checkpoint is written without waiting on the bus, and only then
 /// does it hand the lead back, so the follower takes over from a bus holding everything the old
@@ -373,12 +405,7 @@ async fn a_leader_stopped_under_writes_publishes_its_last_events_then_hands_over
     // (before it) would be taken by the follower meanwhile.
     let Cluster { redis: _redis, pg: _pg, url, sql, dirs: _dirs, configs: [config_a, config_b] } =
         Cluster::new(200_000, config).await;
-    let mut a = Serve::start(&config_a);
-    a.wait_log("replica consistent; streaming", |_| {}).await;
-    let writes = writer(url.clone());
-    let mut b = Serve::start(&config_b);
-    b.wait_log("following the cluster's leader", |_| {}).await;
-    let addr_b = b.wait_listening().await;
+    let (a, mut b, addr_b, writes) = leader_under_writes_and_follower(&url, &config_a, &config_b).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
 
     let log_a = a.terminate_with_log().await;
@@ -399,12 +426,7 @@ async fn a_leader_stopped_under_writes_publishes_its_last_events_then_hands_over
         at(&written)
     );
 
-    writes.stop().await;
-    let target = current_lsn(&sql).await;
-    support::http::applied_up_to(addr_b, "shop", target).await;
-    assert_eq!(metric(addr_b, "opslive_replica_anomalies_total", &[]).await, Some(0.0));
-    assert_eq!(metric(addr_b, "opslive_cluster_epoch", &[]).await, Some(2.0));
-    stop_and_compare(b, &config_b, &sql, "b").await;
+    the_new_leader_ends_exact(writes, b, addr_b, &config_b, &sql).await;
 }
 
 /// The leader is paused (SIGSTOP), not killed: its replication session keeps the slot and its
@@ -415,12 +437,7 @@ async fn a_leader_stopped_under_writes_publishes_its_last_events_then_hands_over
 async fn a_paused_leader_is_replaced_and_stops_when_it_wakes() {
     let Cluster { redis: _redis, pg: _pg, url, sql, dirs: _dirs, configs: [config_a, config_b] } =
         Cluster::new(5000, config).await;
-    let mut a = Serve::start(&config_a);
-    a.wait_log("replica consistent; streaming", |_| {}).await;
-    let writes = writer(url.clone());
-    let mut b = Serve::start(&config_b);
-    b.wait_log("following the cluster's leader", |_| {}).await;
-    let addr_b = b.wait_listening().await;
+    let (mut a, mut b, addr_b, writes) = leader_under_writes_and_follower(&url, &config_a, &config_b).await;
 
     let pid_a = a.child.id().unwrap().to_string();
     std::process::Command::new("kill").args(["-STOP", &pid_a]).status().unwrap();
@@ -433,12 +450,7 @@ async fn a_paused_leader_is_replaced_and_stops_when_it_wakes() {
     let status = tokio::time::timeout(Duration::from_secs(30), a.child.wait()).await.unwrap().unwrap();
     assert!(!status.success(), "the stale leader stops with an error, for its supervisor to start it again");
 
-    writes.stop().await;
-    let target = current_lsn(&sql).await;
-    support::http::applied_up_to(addr_b, "shop", target).await;
-    assert_eq!(metric(addr_b, "opslive_replica_anomalies_total", &[]).await, Some(0.0));
-    assert_eq!(metric(addr_b, "opslive_cluster_epoch", &[]).await, Some(2.0));
-    stop_and_compare(b, &config_b, &sql, "b").await;
+    the_new_leader_ends_exact(writes, b, addr_b, &config_b, &sql).await;
 }
 
 const CHANGES: &str =

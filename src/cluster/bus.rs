@@ -376,7 +376,7 @@ impl Publisher {
 fn gave_up(events: usize) {
     tracing::warn!(
         events,
-        "gave up publishing to the bus after the stop: Redis did not take the last events, so the sources are not acknowledged past them"
+        "gave up publishing to the bus (the instance stops, or lost the lead): Redis did not take the last events, so the sources are not acknowledged past them"
     );
 }
 
