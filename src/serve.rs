@@ -464,7 +464,7 @@ pub async fn serve_on(
     let store_for_lead = store.clone();
     let role = tokio::spawn(async move {
         // The cluster and the publisher's activation are kept for as long as this instance leads.
-        let (cluster, bus, held) = match (cluster, role, bus) {
+        let (_cluster, (_activate, _, mut publishing), mut held) = match (cluster, role, bus) {
             (Some(cluster), Role::Leader(held), Some(bus)) => (cluster, bus, held),
             (Some(cluster), Role::Follower { streams }, Some(bus)) => {
                 let followed = cluster
@@ -479,7 +479,6 @@ pub async fn serve_on(
             // Alone: read the sources until they end.
             _ => return sources.start().await?.finish().await.map(|()| None),
         };
-        let (_cluster, (_activate, _, mut publishing), mut held) = (cluster, bus, held);
         let started = sources.start().await?;
         let cancel = started.cancel.clone();
         tokio::select! {
@@ -488,9 +487,9 @@ pub async fn serve_on(
                 // publisher publishes it. The lead is kept until then (and until the final
                 // checkpoint: the caller hands it back).
                 tokio::select! {
-                    published = &mut publishing => match published {
-                        Ok(Err(e)) => Err(crate::cluster::ClusterError::LostLead(e.to_string()).into()),
-                        _ => done.map(|()| Some(held)),
+                    published = &mut publishing => match fenced_publisher(published) {
+                        Some(e) => Err(e),
+                        None => done.map(|()| Some(held)),
                     },
                     kept = held.lost() => {
                         let reason = || crate::cluster::ClusterError::LostLead("the lease keeper ended".into());
@@ -508,10 +507,7 @@ pub async fn serve_on(
             }
             published = &mut publishing => {
                 cancel.cancel();
-                match published {
-                    Ok(Err(e)) => Err(crate::cluster::ClusterError::LostLead(e.to_string()).into()),
-                    _ => Ok(None),
-                }
+                fenced_publisher(published).map_or(Ok(None), Err)
             }
         }
     });
@@ -558,6 +554,17 @@ pub async fn serve_on(
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// How the bus's publisher ended, as the instance's failure: refused (another instance leads)
+/// is a lost lead; having published everything is none.
+fn fenced_publisher(
+    published: Result<Result<(), crate::cluster::bus::BusError>, tokio::task::JoinError>,
+) -> Option<ServeError> {
+    match published {
+        Ok(Err(e)) => Some(crate::cluster::ClusterError::LostLead(e.to_string()).into()),
+        _ => None,
     }
 }
 

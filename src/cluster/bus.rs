@@ -257,14 +257,14 @@ impl Publisher {
 
     /// Once `replicas` of Redis's replicas have every write this connection made (at once
     /// without replicas configured); asked again until they do. `false`: given up at a stop.
-    async fn replicated(&self, stop: &tokio_util::sync::CancellationToken) -> bool {
+    async fn replicated(&self, give_up: &tokio_util::sync::CancellationToken) -> bool {
         let Some(replicas) = self.replicas else { return true };
         loop {
             let mut con = self.redis.clone();
             let wait = redis::cmd("WAIT").arg(replicas.count).arg(replicas.timeout_ms).to_owned();
             let acknowledged: redis::RedisResult<u32> = tokio::select! {
                 n = wait.query_async(&mut con) => n,
-                _ = stop.cancelled() => return false,
+                _ = give_up.cancelled() => return false,
             };
             match acknowledged {
                 Ok(n) if n >= replicas.count => return true,
@@ -277,7 +277,7 @@ impl Publisher {
                     tracing::warn!(error = %e, "cannot ask Redis how many replicas have the bus's entries; asking again")
                 }
             }
-            if stop.is_cancelled() {
+            if give_up.is_cancelled() {
                 return false;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
